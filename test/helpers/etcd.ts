@@ -1,0 +1,131 @@
+// A private etcd per test file: the Debian binary on free loopback ports, a temporary data
+// directory, stopped (and the directory removed) when the test file ends, even on failure.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Etcd3 } from 'etcd3';
+
+export interface EtcdServer {
+  readonly endpoint: string;
+  readonly dataDir: string;
+  /** A fresh client; closed by stop(). */
+  client(): Etcd3;
+  /** Stop the process, keeping the data directory (for restart tests). */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Start again on the same ports and data directory. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+export async function startEtcd(): Promise<EtcdServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'sm-etcd-'));
+  let clientPort = 0;
+  let peerPort = 0;
+  let proc: ChildProcess | undefined;
+  const clients: Etcd3[] = [];
+
+  const launch = async (): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      if (clientPort === 0) {
+        clientPort = await freePort();
+        peerPort = await freePort();
+      }
+      const c = `http://127.0.0.1:${clientPort}`;
+      const p = `http://127.0.0.1:${peerPort}`;
+      const child = spawn(
+        process.env.ETCD_BIN ?? 'etcd',
+        [
+          '--name', 't', '--data-dir', dataDir,
+          '--listen-client-urls', c, '--advertise-client-urls', c,
+          '--listen-peer-urls', p, '--initial-advertise-peer-urls', p,
+          '--initial-cluster', `t=${p}`, '--logger=zap', '--log-level=error',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      let stderr = '';
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-4000);
+      });
+      live.add(child);
+      child.on('exit', () => live.delete(child));
+      if (await waitReady(c, child)) {
+        proc = child;
+        return;
+      }
+      child.kill('SIGKILL');
+      // A port taken between probe and bind: pick new ports, unless this was a restart.
+      if (attempt >= 3) throw new Error(`etcd did not start: ${stderr}`);
+      clientPort = 0;
+    }
+  };
+
+  await launch();
+  const endpoint = `http://127.0.0.1:${clientPort}`;
+
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const p = proc;
+    proc = undefined;
+    if (!p || p.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      p.once('exit', () => resolve());
+      p.kill(signal);
+    });
+  };
+
+  return {
+    endpoint,
+    dataDir,
+    client() {
+      const c = new Etcd3({ hosts: endpoint });
+      clients.push(c);
+      return c;
+    },
+    kill,
+    async restart() {
+      await kill();
+      const before = clientPort;
+      await launch();
+      if (clientPort !== before) throw new Error('etcd restarted on another port');
+    },
+    async stop() {
+      for (const c of clients) c.close();
+      await kill();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitReady(endpoint: string, child: ChildProcess): Promise<boolean> {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) return false;
+    try {
+      const res = await fetch(`${endpoint}/health`);
+      if (res.ok) return true;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
+}
