@@ -1,0 +1,278 @@
+// List a prefix, then watch it from the listed revision + 1, keeping an indexed cache and
+// telling handlers what changed. A dropped watch resumes from the last revision seen; when that
+// revision has been compacted away the informer lists again and reports, as synthetic events,
+// whatever changed or disappeared in between — so no change is ever lost, only coalesced.
+import { IndexedCache, type CacheEntry } from './indexed-cache.js';
+import type { KeyValue, ListerWatcher, WatchEvent, WatchHandle } from './lister-watcher.js';
+import { silentLogger, type Logger } from './logger.js';
+
+export type InformerEvent<T> =
+  | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean }
+  | { type: 'updated'; key: string; old: CacheEntry<T>; new: CacheEntry<T>; synthetic: boolean }
+  | { type: 'deleted'; key: string; old: CacheEntry<T>; synthetic: boolean };
+
+export type InformerHandler<T> = (event: InformerEvent<T>) => void;
+
+export type WatchRestartReason = 'compacted' | 'error' | 'disconnected';
+
+export interface InformerMetrics {
+  watchRestart(informer: string, reason: WatchRestartReason): void;
+  lastRevision(informer: string, revision: number): void;
+}
+
+export interface InformerOptions<T> {
+  name: string;
+  prefix: string;
+  lw: ListerWatcher;
+  /** Decode a stored value; undefined means "treat the key as absent" (bad input). */
+  parse(key: string, value: string): T | undefined;
+  logger?: Logger;
+  metrics?: InformerMetrics;
+  retryBaseMs?: number;
+  retryCapMs?: number;
+}
+
+export class Informer<T> {
+  readonly cache = new IndexedCache<T>();
+  readonly name: string;
+  private readonly handlers: InformerHandler<T>[] = [];
+  private readonly log: Logger;
+  /** Deletions we made ourselves, by revision, until the watch has passed them. */
+  private readonly tombstones = new Map<string, number>();
+  private revision = 0;
+  private synced = false;
+  private stopped = false;
+  private running: Promise<void> | undefined;
+  private watch: WatchHandle | undefined;
+  private wake: (() => void) | undefined;
+  private readonly syncWaiters: (() => void)[] = [];
+
+  constructor(private readonly opts: InformerOptions<T>) {
+    this.name = opts.name;
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  addHandler(handler: InformerHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get lastRevision(): number {
+    return this.revision;
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  waitForSync(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.watch?.close().catch(() => undefined);
+    await this.running;
+  }
+
+  /**
+   * Apply a write this process made and knows the commit revision of, before the watch
+   * delivers it, so the next reconcile reads its own write (client-go's MutationCache).
+   * The watch event for the same revision is then recognised and skipped.
+   */
+  assume(kv: KeyValue | { key: string; deletedAt: number }): void {
+    if ('deletedAt' in kv) {
+      if (kv.deletedAt <= this.revision) return;
+      this.tombstones.set(kv.key, kv.deletedAt);
+      this.applyDelete(kv.key, false);
+      return;
+    }
+    this.applyPut(kv, false);
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        const list = await this.opts.lw.list(this.opts.prefix);
+        if (this.stopped) return;
+        this.replace(list.items, list.revision);
+        failures = 0;
+        if (!this.synced) {
+          this.synced = true;
+          this.log.info('informer synced', { informer: this.name, keys: this.cache.size, revision: list.revision });
+          for (const w of this.syncWaiters.splice(0)) w();
+        }
+        await this.watchUntilCompacted();
+      } catch (err) {
+        if (this.stopped) return;
+        failures++;
+        this.log.warn('informer list failed, retrying', {
+          informer: this.name,
+          attempt: failures,
+          error: errorMessage(err),
+        });
+        await this.sleep(this.backoff(failures));
+      }
+    }
+  }
+
+  /** Watch from the current revision; on errors resume; return when a relist is needed. */
+  private async watchUntilCompacted(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      const err = await this.watchOnce();
+      if (this.stopped) return;
+      let compacted: boolean;
+      try {
+        compacted = await this.opts.lw.isCompacted(this.revision + 1);
+      } catch {
+        compacted = false;
+      }
+      if (compacted) {
+        this.opts.metrics?.watchRestart(this.name, 'compacted');
+        this.log.warn('watch revision compacted, listing again', { informer: this.name, revision: this.revision });
+        return;
+      }
+      failures++;
+      this.opts.metrics?.watchRestart(this.name, 'error');
+      this.log.warn('watch ended, resuming', { informer: this.name, revision: this.revision, error: err.message });
+      await this.sleep(this.backoff(failures));
+    }
+  }
+
+  private watchOnce(): Promise<Error> {
+    return new Promise<Error>((resolve) => {
+      let ended = false;
+      const end = (err: Error): void => {
+        if (ended) return;
+        ended = true;
+        this.wake = undefined;
+        const w = this.watch;
+        this.watch = undefined;
+        void w?.close().catch(() => undefined);
+        resolve(err);
+      };
+      this.wake = () => end(new Error('stopped'));
+      this.watch = this.opts.lw.watch(this.opts.prefix, this.revision + 1, {
+        onEvents: (events, headerRevision) => {
+          if (!ended) this.applyEvents(events, headerRevision);
+        },
+        onError: end,
+        onDisconnected: (e) => {
+          this.opts.metrics?.watchRestart(this.name, 'disconnected');
+          this.log.warn('watch disconnected, it resumes by itself', { informer: this.name, error: e.message });
+        },
+      });
+    });
+  }
+
+  private applyEvents(events: WatchEvent[], headerRevision: number): void {
+    for (const ev of events) {
+      if (ev.type === 'put') this.applyPut(ev.kv, false);
+      else if (this.tombstoneCovers(ev.kv.key, ev.kv.modRevision)) continue;
+      else this.applyDelete(ev.kv.key, false);
+      if (ev.kv.modRevision > this.revision) this.revision = ev.kv.modRevision;
+    }
+    if (headerRevision > this.revision && events.length > 0) this.revision = headerRevision;
+    if (this.tombstones.size > 0) {
+      for (const [key, rev] of this.tombstones) if (rev <= this.revision) this.tombstones.delete(key);
+    }
+    this.opts.metrics?.lastRevision(this.name, this.revision);
+  }
+
+  private tombstoneCovers(key: string, revision: number): boolean {
+    const t = this.tombstones.get(key);
+    return t !== undefined && revision <= t;
+  }
+
+  private applyPut(kv: KeyValue, synthetic: boolean): void {
+    const old = this.cache.get(kv.key);
+    if (old && old.modRevision >= kv.modRevision) return; // already assumed or stale
+    if (this.tombstoneCovers(kv.key, kv.modRevision)) return;
+    const value = this.decode(kv);
+    if (value === undefined) {
+      if (old) this.applyDelete(kv.key, synthetic);
+      return;
+    }
+    const entry: CacheEntry<T> = {
+      key: kv.key,
+      value,
+      modRevision: kv.modRevision,
+      createRevision: kv.createRevision,
+      version: kv.version,
+    };
+    this.cache.set(entry);
+    this.emit(old ? { type: 'updated', key: kv.key, old, new: entry, synthetic } : { type: 'added', key: kv.key, new: entry, synthetic });
+  }
+
+  private applyDelete(key: string, synthetic: boolean): void {
+    const old = this.cache.delete(key);
+    if (old) this.emit({ type: 'deleted', key, old, synthetic });
+  }
+
+  /** Make the cache equal to a fresh list, reporting the differences as synthetic events. */
+  private replace(items: KeyValue[], revision: number): void {
+    const seen = new Set<string>();
+    const relist = this.synced;
+    for (const kv of items) {
+      seen.add(kv.key);
+      this.applyPut(kv, relist);
+    }
+    for (const key of [...this.cache.keys()]) {
+      if (!seen.has(key) && this.cache.get(key)!.modRevision <= revision) this.applyDelete(key, relist);
+    }
+    this.revision = Math.max(this.revision, revision);
+    for (const [key, rev] of this.tombstones) if (rev <= this.revision) this.tombstones.delete(key);
+    this.opts.metrics?.lastRevision(this.name, this.revision);
+  }
+
+  private decode(kv: KeyValue): T | undefined {
+    try {
+      return this.opts.parse(kv.key, kv.value);
+    } catch (err) {
+      this.log.warn('cannot decode value, treating key as absent', { informer: this.name, key: kv.key, error: errorMessage(err) });
+      return undefined;
+    }
+  }
+
+  private emit(event: InformerEvent<T>): void {
+    for (const h of this.handlers) {
+      try {
+        h(event);
+      } catch (err) {
+        this.log.error('informer handler failed', { informer: this.name, key: event.key, error: errorMessage(err) });
+      }
+    }
+  }
+
+  private backoff(failures: number): number {
+    const base = this.opts.retryBaseMs ?? 200;
+    const cap = this.opts.retryCapMs ?? 10_000;
+    return Math.min(cap, base * 2 ** Math.min(failures - 1, 20));
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.wake = undefined;
+        resolve();
+      }, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+    });
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

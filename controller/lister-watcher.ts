@@ -1,0 +1,43 @@
+// The storage boundary of an informer, as client-go's ListerWatcher: a consistent list of a
+// prefix at one revision, and a watch of that prefix from a given revision on.
+
+export interface KeyValue {
+  key: string;
+  value: string;
+  modRevision: number;
+  createRevision: number;
+  version: number;
+}
+
+export interface ListResult {
+  items: KeyValue[];
+  /** The store revision the list was taken at. */
+  revision: number;
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  /** For a delete, value is empty and modRevision is the revision of the deletion. */
+  kv: KeyValue;
+}
+
+export interface WatchCallbacks {
+  /** Events of one watch response, in revision order. */
+  onEvents(events: WatchEvent[], headerRevision: number): void;
+  /** The watch ended and will not resume by itself (canceled, compacted, closed by the server). */
+  onError(err: Error): void;
+  /** The connection dropped; the watch resumes by itself from the last revision it saw. */
+  onDisconnected?(err: Error): void;
+  onConnected?(): void;
+}
+
+export interface WatchHandle {
+  close(): Promise<void>;
+}
+
+export interface ListerWatcher {
+  list(prefix: string): Promise<ListResult>;
+  watch(prefix: string, fromRevision: number, callbacks: WatchCallbacks): WatchHandle;
+  /** True when `revision` has been compacted away, so a watch cannot resume from it. */
+  isCompacted(revision: number): Promise<boolean>;
+}

@@ -1,0 +1,177 @@
+// Reading the inputs of contract section 1 that describe containers and nodes: the node agent's
+// ContainerInfo JSON under /container/{node}/{id}, and /node/{node}/status. Pure functions: no
+// I/O, no logging. Whatever was wrong with an input is returned so the caller can log and count.
+import type { ContainerStatus } from './states.js';
+
+/** The node agent's container JSON, as written to `/container/{node}/{id}`. Every field may be missing. */
+export interface ContainerInfo {
+  id?: string;
+  names?: string[];
+  image?: string;
+  state?: Record<string, string>;
+  config?: Record<string, string>;
+  annotation?: Record<string, string>;
+}
+
+/**
+ * What the controller keeps of a container (it may hold 100,000 of them): its id, its model and
+ * its own status (the node's readiness is applied later, by `effectiveStatus`).
+ */
+export interface ParsedContainer {
+  id: string;
+  model: string;
+  status: ContainerStatus;
+  /** The `state["Status"]` string, kept only when it was not recognised (so it can be logged). */
+  rawStatus?: string;
+}
+
+export type ContainerParseFailure = 'malformed_json' | 'not_an_object' | 'no_model';
+
+export type ContainerParseResult =
+  | {
+      ok: true;
+      container: ParsedContainer;
+      /**
+       * `state["Status"]` was present but not one of the contract's spellings. The container is
+       * still valid (its status is `unknown`, a rule input); the caller counts it as invalid input.
+       */
+      unknownStatus: boolean;
+    }
+  | { ok: false; reason: ContainerParseFailure; detail: string };
+
+/** Annotation keys naming the model, in precedence order; `config["model"]` comes after all of them. */
+export const MODEL_ANNOTATIONS = ['io.pullpiri.annotations.model', 'pullpiri.model', 'model'] as const;
+export const MODEL_CONFIG_KEY = 'model';
+
+// Lower-cased `state["Status"]` → status (contract section 1).
+const STATUS_MAP: ReadonlyMap<string, ContainerStatus> = new Map<string, ContainerStatus>([
+  ['created', 'created'],
+  ['initialized', 'created'],
+  ['running', 'running'],
+  ['restarting', 'running'],
+  ['stopping', 'running'],
+  ['paused', 'paused'],
+  ['exited', 'exited'],
+  ['stopped', 'exited'],
+  ['removing', 'exited'],
+  ['dead', 'dead'],
+]);
+
+/** A plain JSON object (not null, not an array). */
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** `map[key]` when `map` is an object and the entry is an own, non-empty string; otherwise undefined. */
+function entry(map: unknown, key: string): string | undefined {
+  if (!isRecord(map) || !Object.hasOwn(map, key)) return undefined;
+  const v = map[key];
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+/**
+ * The model a container belongs to: the first non-empty string among
+ * annotation["io.pullpiri.annotations.model"], annotation["pullpiri.model"], annotation["model"],
+ * config["model"]. Non-string entries (and non-object maps) are ignored. The name is taken as is
+ * (not trimmed): it must match the name in the package definition exactly.
+ */
+export function modelOfContainer(info: ContainerInfo | Record<string, unknown>): string | undefined {
+  const annotation: unknown = info.annotation;
+  for (const key of MODEL_ANNOTATIONS) {
+    const v = entry(annotation, key);
+    if (v !== undefined) return v;
+  }
+  return entry(info.config, MODEL_CONFIG_KEY);
+}
+
+/**
+ * The status of a container from its `state` map; `raw` is set only when a `Status` string was
+ * present (non-blank) but is not one the contract lists.
+ */
+function classify(state: unknown): { status: ContainerStatus; raw: string | undefined } {
+  const raw = entry(state, 'Status');
+  if (raw !== undefined) {
+    const key = raw.trim().toLowerCase();
+    if (key.length > 0) {
+      const s = STATUS_MAP.get(key);
+      return s !== undefined ? { status: s, raw: undefined } : { status: 'unknown', raw };
+    }
+  }
+  // No Status (absent, not a string, or blank): the Running flag, "true" in any case, trimmed.
+  const running = entry(state, 'Running');
+  return { status: running !== undefined && running.trim().toLowerCase() === 'true' ? 'running' : 'unknown', raw: undefined };
+}
+
+/**
+ * Contract section 1, "Container status": `state["Status"]`, trimmed and case-insensitive
+ * (created/initialized → created; running/restarting/stopping → running; paused → paused;
+ * exited/stopped/removing → exited; dead → dead; anything else → unknown).
+ * With no Status (absent, not a string, empty or blank): `state["Running"]` equal to "true",
+ * compared trimmed and case-insensitively ("true", "True", "TRUE"), → running; else unknown.
+ */
+export function containerStatus(info: ContainerInfo | Record<string, unknown>): ContainerStatus {
+  return classify(info.state).status;
+}
+
+/**
+ * Parse the value of `/container/{node}/{id}`. Only the id, model and status are kept. `id` is
+ * the JSON's `id` when it is a non-empty string, else `fallbackId` (the id from the key).
+ */
+export function parseContainer(value: string, fallbackId = ''): ContainerParseResult {
+  let json: unknown;
+  try {
+    json = JSON.parse(value);
+  } catch (e) {
+    return { ok: false, reason: 'malformed_json', detail: e instanceof Error ? e.message : String(e) };
+  }
+  if (!isRecord(json)) {
+    const what = json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`;
+    return { ok: false, reason: 'not_an_object', detail: `container value is ${what}, not a JSON object` };
+  }
+  const id = typeof json.id === 'string' && json.id.length > 0 ? json.id : fallbackId;
+  const model = modelOfContainer(json);
+  if (model === undefined) {
+    return {
+      ok: false,
+      reason: 'no_model',
+      detail: `container ${id === '' ? '(no id)' : id} has no model annotation (${MODEL_ANNOTATIONS.join(', ')}) or config["model"]`,
+    };
+  }
+  const { status, raw } = classify(json.state);
+  const container: ParsedContainer = raw === undefined ? { id, model, status } : { id, model, status, rawStatus: raw };
+  return { ok: true, container, unknownStatus: raw !== undefined };
+}
+
+/** Contract section 1: every container on a NotReady node counts as `unknown`. */
+export function effectiveStatus(status: ContainerStatus, nodeReady: boolean): ContainerStatus {
+  return nodeReady ? status : 'unknown';
+}
+
+export interface NodeStatus {
+  readonly ready: boolean;
+  /** False when the value is none of the contract's spellings (it then counts as Ready). */
+  readonly valid: boolean;
+}
+
+const READY: NodeStatus = Object.freeze({ ready: true, valid: true });
+const NOT_READY: NodeStatus = Object.freeze({ ready: false, valid: true });
+const INVALID: NodeStatus = Object.freeze({ ready: true, valid: false });
+
+/**
+ * The value of `/node/{node}/status`, trimmed and case-insensitive: `Ready`/`NODE_ALIVE` → ready;
+ * `NotReady`/`NODE_DISCONNECTED` → not ready; anything else → ready, invalid. An absent key
+ * (`undefined`) means Ready and is valid. The returned objects are shared and frozen.
+ */
+export function parseNodeStatus(value: string | undefined): NodeStatus {
+  if (value === undefined) return READY;
+  switch (value.trim().toLowerCase()) {
+    case 'ready':
+    case 'node_alive':
+      return READY;
+    case 'notready':
+    case 'node_disconnected':
+      return NOT_READY;
+    default:
+      return INVALID;
+  }
+}

@@ -1,0 +1,126 @@
+// Reading the API server's definitions (contract section 1): `Package/{name}` lists its models in
+// `spec.models[].name`; `Scenario/{name}` names its package in `spec.target`. YAML, of which JSON
+// is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
+import { parseDocument } from 'yaml';
+
+export type DefinitionFailure = 'malformed' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target';
+
+export interface DefinitionError {
+  ok: false;
+  reason: DefinitionFailure;
+  detail: string;
+}
+
+export type PackageDefinitionResult =
+  | {
+      ok: true;
+      /** Model names in order of first appearance, without duplicates. */
+      models: string[];
+      /** `spec.models` entries skipped because they had no non-empty string `name`. */
+      skipped: number;
+      /** Names listed more than once (each counted once here), for the caller to report. */
+      duplicates: string[];
+    }
+  | DefinitionError;
+
+export type ScenarioDefinitionResult = { ok: true; target: string } | DefinitionError;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+type Parsed = { ok: true; value: unknown } | DefinitionError;
+
+/**
+ * YAML (or JSON) text to plain data. A value starting with `{` is tried as JSON first; if that
+ * fails it is read as YAML (a flow mapping such as `{spec: {target: x}}` is YAML, not JSON).
+ * Several YAML documents in one value, duplicate keys or alias bombs make it malformed.
+ * YAML warnings are ignored (nothing is logged or emitted).
+ */
+function parseText(value: string): Parsed {
+  if (value.trimStart().startsWith('{')) {
+    try {
+      return { ok: true, value: JSON.parse(value) };
+    } catch {
+      // not JSON: fall through to YAML
+    }
+  }
+  try {
+    // 'error', not 'silent': 'silent' would also drop the "several documents" error. Nothing
+    // below 'warn' is ever printed or emitted.
+    const doc = parseDocument(value, { logLevel: 'error' });
+    const err = doc.errors[0];
+    if (err !== undefined) return { ok: false, reason: 'malformed', detail: err.message };
+    return { ok: true, value: doc.toJS({ maxAliasCount: 100 }) };
+  } catch (e) {
+    return { ok: false, reason: 'malformed', detail: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+/** The definition's `spec` mapping, or why there is none. */
+function specOf(value: string, what: string): { ok: true; spec: Record<string, unknown> } | DefinitionError {
+  const parsed = parseText(value);
+  if (!parsed.ok) return parsed;
+  if (!isRecord(parsed.value)) {
+    const v = parsed.value;
+    const kind = v === null || v === undefined ? 'empty' : Array.isArray(v) ? 'a list' : `a ${typeof v}`;
+    return { ok: false, reason: 'not_an_object', detail: `${what} definition is ${kind}, not a mapping` };
+  }
+  const spec = parsed.value.spec;
+  if (!isRecord(spec)) {
+    return { ok: false, reason: 'no_spec', detail: `${what} definition has no spec mapping` };
+  }
+  return { ok: true, spec };
+}
+
+/**
+ * A package definition's models: `spec.models[].name`, deduplicated, in order. Invalid when the
+ * text does not parse, is not a mapping, or `spec` / `spec.models` is missing or not a mapping /
+ * list (`models:` with no value is null: invalid). An empty list is valid. Entries without a
+ * non-empty string `name` are skipped and counted in `skipped`.
+ */
+export function parsePackageDefinition(value: string): PackageDefinitionResult {
+  const s = specOf(value, 'package');
+  if (!s.ok) return s;
+  const list = s.spec.models;
+  if (!Array.isArray(list)) {
+    return {
+      ok: false,
+      reason: 'no_models',
+      detail: list === undefined ? 'package spec has no models list' : 'package spec.models is not a list',
+    };
+  }
+  const models: string[] = [];
+  const duplicates: string[] = [];
+  const seen = new Set<string>();
+  let skipped = 0;
+  for (const item of list as unknown[]) {
+    const name = isRecord(item) ? item.name : undefined;
+    if (typeof name !== 'string' || name.length === 0) {
+      skipped++;
+      continue;
+    }
+    if (seen.has(name)) {
+      if (!duplicates.includes(name)) duplicates.push(name);
+      continue;
+    }
+    seen.add(name);
+    models.push(name);
+  }
+  return { ok: true, models, skipped, duplicates };
+}
+
+/** A scenario definition's package: `spec.target`, a non-empty string; otherwise invalid. */
+export function parseScenarioDefinition(value: string): ScenarioDefinitionResult {
+  const s = specOf(value, 'scenario');
+  if (!s.ok) return s;
+  const target = s.spec.target;
+  if (typeof target !== 'string' || target.length === 0) {
+    return {
+      ok: false,
+      reason: 'no_target',
+      detail: target === undefined ? 'scenario spec has no target' : 'scenario spec.target is not a non-empty string',
+    };
+  }
+  return { ok: true, target };
+}

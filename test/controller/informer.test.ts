@@ -1,0 +1,226 @@
+import test from 'ava';
+import { Informer, type InformerEvent } from '../../controller/informer.js';
+import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
+
+let etcd: EtcdServer;
+
+test.before(async () => {
+  etcd = await startEtcd();
+});
+
+const started: Informer<string>[] = [];
+
+test.after.always(async () => {
+  await Promise.all(started.map((i) => i.stop()));
+  await etcd?.stop();
+});
+
+function informerOn(prefix: string, pageSize = 5000): { informer: Informer<string>; events: InformerEvent<string>[] } {
+  const lw = new EtcdListerWatcher(etcd.client(), pageSize);
+  const informer = new Informer<string>({
+    name: prefix,
+    prefix,
+    lw,
+    parse: (_k, v) => (v === 'bad' ? undefined : v),
+    retryBaseMs: 50,
+    retryCapMs: 500,
+  });
+  const events: InformerEvent<string>[] = [];
+  informer.addHandler((e) => events.push(e));
+  started.push(informer);
+  return { informer, events };
+}
+
+function snapshot(informer: Informer<string>): Map<string, string> {
+  return new Map([...informer.cache.values()].map((e) => [e.key, e.value] as const).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+async function etcdSnapshot(prefix: string): Promise<Map<string, string>> {
+  const all = await etcd.client().getAll().prefix(prefix).strings();
+  return new Map(Object.entries(all).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+test.serial('list then watch loses nothing written concurrently, across pages', async (t) => {
+  const client = etcd.client();
+  const prefix = '/gap/';
+  for (let i = 0; i < 250; i++) await client.put(`${prefix}k${i}`).value(`v${i}-0`);
+
+  // Writers run while the informer lists (in small pages) and starts watching.
+  let stop = false;
+  const writers = [0, 1, 2, 3].map(async (w) => {
+    let n = 0;
+    while (!stop) {
+      const i = (n * 4 + w) % 300;
+      if (n % 7 === 3) await client.delete().key(`${prefix}k${i}`);
+      else await client.put(`${prefix}k${i}`).value(`v${i}-${n}`);
+      n++;
+    }
+  });
+  const { informer } = informerOn(prefix, 17);
+  informer.start();
+  await informer.waitForSync();
+  await new Promise((r) => setTimeout(r, 300));
+  stop = true;
+  await Promise.all(writers);
+
+  const expected = await etcdSnapshot(prefix);
+  await eventually(() => {
+    assert.deepStrictEqual(snapshot(informer), expected);
+  });
+  t.deepEqual(snapshot(informer), expected);
+  t.true(informer.lastRevision > 0);
+  await informer.stop();
+});
+
+test.serial('bad values count as absent until valid again', async (t) => {
+  const client = etcd.client();
+  const { informer, events } = informerOn('/bad/');
+  await client.put('/bad/a').value('good');
+  informer.start();
+  await informer.waitForSync();
+  await client.put('/bad/a').value('bad');
+  await eventually(() => assert.ok(!informer.cache.has('/bad/a')));
+  await client.put('/bad/a').value('good again');
+  await eventually(() => assert.strictEqual(informer.cache.get('/bad/a')?.value, 'good again'));
+  t.deepEqual(
+    events.map((e) => e.type),
+    ['added', 'deleted', 'added'],
+  );
+  await informer.stop();
+});
+
+test.serial('assumed writes are applied once, and the watch echo is skipped', async (t) => {
+  const client = etcd.client();
+  const { informer, events } = informerOn('/assume/');
+  informer.start();
+  await informer.waitForSync();
+  const res = await client.put('/assume/x').value('1').exec();
+  const rev = Number(res.header.revision);
+  informer.assume({ key: '/assume/x', value: '1', modRevision: rev, createRevision: rev, version: 1 });
+  t.is(informer.cache.get('/assume/x')?.value, '1');
+  const del = await client.delete().key('/assume/x').exec();
+  informer.assume({ key: '/assume/x', deletedAt: Number(del.header.revision) });
+  t.false(informer.cache.has('/assume/x'));
+  await client.put('/assume/y').value('sentinel');
+  await eventually(() => assert.ok(informer.cache.has('/assume/y')));
+  // The late watch events for x (put at rev, delete) must not resurrect or re-report it.
+  t.false(informer.cache.has('/assume/x'));
+  t.deepEqual(
+    events.filter((e) => e.key === '/assume/x').map((e) => e.type),
+    ['added', 'deleted'],
+  );
+  await informer.stop();
+});
+
+test.serial('resumes after an etcd restart without losing events', async (t) => {
+  const { informer } = informerOn('/restart/');
+  const client = etcd.client();
+  await client.put('/restart/a').value('1');
+  informer.start();
+  await informer.waitForSync();
+  await etcd.kill();
+  await etcd.restart();
+  const writer = etcd.client();
+  await writer.put('/restart/a').value('2');
+  await writer.put('/restart/b').value('1');
+  await writer.delete().key('/restart/a');
+  await eventually(
+    () => {
+      assert.deepStrictEqual(snapshot(informer), new Map([['/restart/b', '1']]));
+    },
+    { timeoutMs: 20_000 },
+  );
+  t.deepEqual(snapshot(informer), new Map([['/restart/b', '1']]));
+  await informer.stop();
+});
+
+test.serial('after etcd restarts and compacts past its revision, it converges and reports deletions', async (t) => {
+  const client = etcd.client();
+  const prefix = '/compact/';
+  for (const k of ['a', 'b', 'c']) await client.put(prefix + k).value('1');
+  const { informer, events } = informerOn(prefix);
+  informer.start();
+  await informer.waitForSync();
+  await etcd.kill();
+  await etcd.restart();
+  const writer = etcd.client();
+  await writer.delete().key(prefix + 'a');
+  await writer.put(prefix + 'b').value('2');
+  await writer.put(prefix + 'd').value('1');
+  const head = await writer.put('/other').value('x').exec();
+  await writer.kv.compact({ revision: head.header.revision, physical: true });
+  await eventually(
+    () => {
+      assert.deepStrictEqual(
+        snapshot(informer),
+        new Map([
+          [prefix + 'b', '2'],
+          [prefix + 'c', '1'],
+          [prefix + 'd', '1'],
+        ]),
+      );
+    },
+    { timeoutMs: 20_000 },
+  );
+  t.true(events.some((e) => e.type === 'deleted' && e.key === prefix + 'a'));
+  await informer.stop();
+});
+
+test.serial('a watch canceled by compaction lists again and emits synthetic deletes', async (t) => {
+  const client = etcd.client();
+  const prefix = '/compact2/';
+  for (const k of ['a', 'b']) await client.put(prefix + k).value('1');
+
+  // A ListerWatcher whose watch starts "late": it holds back events until after compaction,
+  // as a watch would after a long disconnection.
+  const real = new EtcdListerWatcher(etcd.client());
+  let gate!: () => void;
+  const opened = new Promise<void>((r) => (gate = r));
+  let watches = 0;
+  const informer = new Informer<string>({
+    name: 'compact2',
+    prefix,
+    parse: (_k, v) => v,
+    retryBaseMs: 20,
+    lw: {
+      list: (p) => real.list(p),
+      isCompacted: (r) => real.isCompacted(r),
+      watch: (p, from, cb) => {
+        watches++;
+        if (watches > 1) return real.watch(p, from, cb);
+        let handle: { close(): Promise<void> } | undefined;
+        void opened.then(() => {
+          handle = real.watch(p, from, cb);
+        });
+        return { close: async () => handle?.close() };
+      },
+    },
+  });
+  const events: InformerEvent<string>[] = [];
+  informer.addHandler((e) => events.push(e));
+  informer.start();
+  await informer.waitForSync();
+
+  await client.delete().key(prefix + 'a');
+  await client.put(prefix + 'c').value('1');
+  const head = await client.put('/other2').value('x').exec();
+  await client.kv.compact({ revision: head.header.revision, physical: true });
+  gate();
+
+  await eventually(() => {
+    assert.deepStrictEqual(
+      snapshot(informer),
+      new Map([
+        [prefix + 'b', '1'],
+        [prefix + 'c', '1'],
+      ]),
+    );
+  });
+  const deleteOfA = events.find((e) => e.key === prefix + 'a' && e.type === 'deleted');
+  t.truthy(deleteOfA);
+  t.true(deleteOfA!.synthetic);
+  t.true(watches >= 2);
+  await informer.stop();
+});

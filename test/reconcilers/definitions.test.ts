@@ -1,0 +1,153 @@
+// Contract section 1: package definitions list their models in spec.models[].name; scenario
+// definitions name their package in spec.target. YAML or JSON.
+import test from 'ava';
+import { parsePackageDefinition, parseScenarioDefinition, type DefinitionFailure } from '../../reconcilers/definitions.js';
+
+const PULLPIRI_PACKAGE = `apiVersion: v1
+kind: Package
+metadata:
+  name: helloworld
+spec:
+  pattern:
+    - type: plain
+  models:
+    - name: helloworld-core
+      node: HPC
+      resources:
+        volume:
+        network:
+    - name: helloworld-ui
+      node: ZONE
+      resources: {volume: , network: }
+`;
+
+test('package definition: Pullpiri YAML', (t) => {
+  t.deepEqual(parsePackageDefinition(PULLPIRI_PACKAGE), {
+    ok: true,
+    models: ['helloworld-core', 'helloworld-ui'],
+    skipped: 0,
+    duplicates: [],
+  });
+});
+
+test('package definition: JSON, compact and with leading whitespace', (t) => {
+  const json = JSON.stringify({ apiVersion: 'v1', kind: 'Package', spec: { models: [{ name: 'a' }, { name: 'b', node: 'n' }] } });
+  t.deepEqual(parsePackageDefinition(json), { ok: true, models: ['a', 'b'], skipped: 0, duplicates: [] });
+  t.deepEqual(parsePackageDefinition(`\n  ${json}\n`), { ok: true, models: ['a', 'b'], skipped: 0, duplicates: [] });
+});
+
+test('package definition: YAML flow mapping starting with { that is not JSON', (t) => {
+  t.deepEqual(parsePackageDefinition('{spec: {models: [{name: a}, {name: b}]}}'), {
+    ok: true,
+    models: ['a', 'b'],
+    skipped: 0,
+    duplicates: [],
+  });
+});
+
+test('package definition: duplicate model names are deduplicated in order and reported', (t) => {
+  const yaml = 'spec:\n  models:\n    - name: b\n    - name: a\n    - name: b\n    - name: c\n    - name: a\n    - name: b\n';
+  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['b', 'a', 'c'], skipped: 0, duplicates: ['b', 'a'] });
+});
+
+test('package definition: entries without a string name are skipped and counted', (t) => {
+  const yaml = [
+    'spec:',
+    '  models:',
+    '    - name: a',
+    '    - node: n1', // no name
+    '    - name: 42', // not a string
+    '    - name: ""', // empty
+    '    - name:', // null
+    '    - just-a-string',
+    '    - name: "7"', // quoted: a string
+  ].join('\n');
+  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['a', '7'], skipped: 5, duplicates: [] });
+});
+
+test('package definition: an empty models list is valid', (t) => {
+  t.deepEqual(parsePackageDefinition('spec:\n  models: []\n'), { ok: true, models: [], skipped: 0, duplicates: [] });
+  t.deepEqual(parsePackageDefinition('{"spec":{"models":[]}}'), { ok: true, models: [], skipped: 0, duplicates: [] });
+});
+
+const BAD_PACKAGES: [string, string, DefinitionFailure][] = [
+  ['unparseable YAML', 'spec:\n  models: [a, b\n', 'malformed'],
+  ['bad indentation', 'spec:\n  models:\n    - name: a\n   bad: x\n', 'malformed'],
+  ['duplicate keys', 'spec:\n  models: []\nspec:\n  models: []\n', 'malformed'],
+  ['several documents', 'spec:\n  models: []\n---\nspec:\n  models: []\n', 'malformed'],
+  ['broken JSON-looking text', '{"spec": {"models": [}', 'malformed'],
+  ['empty value', '', 'not_an_object'],
+  ['a scalar', 'hello', 'not_an_object'],
+  ['a list', '- name: a\n', 'not_an_object'],
+  ['JSON array', '[{"name":"a"}]', 'not_an_object'],
+  ['missing spec', 'apiVersion: v1\nkind: Package\nmetadata:\n  name: x\n', 'no_spec'],
+  ['spec not a mapping', 'spec: [1, 2]\n', 'no_spec'],
+  ['spec null', 'spec:\n', 'no_spec'],
+  ['missing models', 'spec:\n  pattern:\n    - type: plain\n', 'no_models'],
+  ['models null', 'spec:\n  models:\n', 'no_models'],
+  ['models a mapping', 'spec:\n  models:\n    name: a\n', 'no_models'],
+  ['models a string', '{"spec":{"models":"a,b"}}', 'no_models'],
+];
+
+for (const [title, value, reason] of BAD_PACKAGES) {
+  test(`package definition invalid: ${title} → ${reason}`, (t) => {
+    const r = parsePackageDefinition(value);
+    t.false(r.ok);
+    if (!r.ok) {
+      t.is(r.reason, reason);
+      t.true(r.detail.length > 0);
+    }
+  });
+}
+
+test('package definition: alias bombs are refused, not expanded', (t) => {
+  const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+  for (let i = 1; i < 12; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+  lines.push('spec:\n  models: *a11');
+  const r = parsePackageDefinition(lines.join('\n'));
+  t.false(r.ok);
+  if (!r.ok) t.is(r.reason, 'malformed');
+});
+
+const PULLPIRI_SCENARIO = `apiVersion: v1
+kind: Scenario
+metadata:
+  name: helloworld
+spec:
+  condition:
+  action: update
+  target: helloworld
+`;
+
+test('scenario definition: Pullpiri YAML', (t) => {
+  t.deepEqual(parseScenarioDefinition(PULLPIRI_SCENARIO), { ok: true, target: 'helloworld' });
+});
+
+test('scenario definition: JSON', (t) => {
+  t.deepEqual(parseScenarioDefinition('{"kind":"Scenario","spec":{"target":"pkg-1","action":"launch"}}'), {
+    ok: true,
+    target: 'pkg-1',
+  });
+});
+
+const BAD_SCENARIOS: [string, string, DefinitionFailure][] = [
+  ['unparseable', 'spec: {target: [x\n', 'malformed'],
+  ['not a mapping', '"just text"', 'not_an_object'],
+  ['missing spec', 'kind: Scenario\n', 'no_spec'],
+  ['missing target', 'spec:\n  action: update\n', 'no_target'],
+  ['null target', 'spec:\n  target:\n', 'no_target'],
+  ['empty target', 'spec:\n  target: ""\n', 'no_target'],
+  ['numeric target', 'spec:\n  target: 12\n', 'no_target'],
+  ['list target', '{"spec":{"target":["a"]}}', 'no_target'],
+];
+
+for (const [title, value, reason] of BAD_SCENARIOS) {
+  test(`scenario definition invalid: ${title} → ${reason}`, (t) => {
+    const r = parseScenarioDefinition(value);
+    t.false(r.ok);
+    if (!r.ok) {
+      t.is(r.reason, reason);
+      t.true(r.detail.length > 0);
+    }
+  });
+}
