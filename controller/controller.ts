@@ -1,0 +1,209 @@
+// The worker loop of a controller (controller-runtime's internal controller): take keys from a
+// WorkQueue, reconcile them with bounded concurrency, and turn the outcome into the next
+// queue operation (forget, retry with backoff, or requeue after a delay). It knows nothing
+// about what a key means; that is the Reconciler's business.
+import { inspect } from 'node:util';
+import PQueue from 'p-queue';
+import type { Logger } from './logger.js';
+import { noopControllerMetrics, type ControllerMetrics, type ReconcileOutcome } from './metrics.js';
+import type { Priority, WorkQueue } from './workqueue.js';
+
+export interface ReconcileResult {
+  /** Retry with the queue's rate-limited backoff, without counting as an error. */
+  requeue?: boolean;
+  /** Reconcile again after this many ms (takes precedence over `requeue`); resets the backoff. */
+  requeueAfterMs?: number;
+}
+
+export interface Reconciler {
+  /** Bring the world in line for `key`. Throwing retries the key with backoff. */
+  reconcile(key: string): Promise<ReconcileResult | void>;
+}
+
+export interface ControllerOptions {
+  name: string;
+  reconciler: Reconciler;
+  queue: WorkQueue;
+  /** Keys reconciled in parallel; one key is never reconciled twice at once. Default 4. */
+  workers?: number;
+  logger: Logger;
+  metrics?: ControllerMetrics;
+  /** Clock in ms for the reconcile-time metric. */
+  now?: () => number;
+}
+
+export class Controller {
+  readonly name: string;
+  private readonly reconciler: Reconciler;
+  private readonly queue: WorkQueue;
+  private readonly workers: number;
+  private readonly logger: Logger;
+  private readonly metrics: ControllerMetrics;
+  private readonly now: () => number;
+  private readonly pool: PQueue;
+
+  private started = false;
+  private paused = false;
+  private stopping = false;
+  private stopped: Promise<void> | undefined;
+  private unsubscribe: (() => void) | undefined;
+  /** Tasks handed to the pool and not finished; never more than `workers`. */
+  private outstanding = 0;
+  /** Tasks in the pool that have not taken their key yet. */
+  private unclaimed = 0;
+  private pumpScheduled = false;
+
+  constructor(options: ControllerOptions) {
+    const workers = options.workers ?? 4;
+    if (!Number.isInteger(workers) || workers < 1) {
+      throw new RangeError(`controller ${options.name}: workers must be a positive integer`);
+    }
+    this.name = options.name;
+    this.reconciler = options.reconciler;
+    this.queue = options.queue;
+    this.workers = workers;
+    this.logger = options.logger;
+    this.metrics = options.metrics ?? noopControllerMetrics;
+    this.now = options.now ?? (() => performance.now());
+    this.pool = new PQueue({ concurrency: workers });
+  }
+
+  /** Queue `key` for reconciliation; before start() it simply waits. */
+  enqueue(key: string, priority: Priority = 'high'): void {
+    this.queue.add(key, priority);
+  }
+
+  /** Begin taking work. Call once caches are synced; keys queued earlier are picked up now. */
+  start(): void {
+    if (this.stopping) throw new Error(`controller ${this.name}: cannot start after stop`);
+    if (this.started) return;
+    this.started = true;
+    this.unsubscribe = this.queue.onReady(() => this.schedulePump());
+    this.schedulePump();
+  }
+
+  /**
+   * Stop taking keys (the queue keeps collecting them), e.g. while not leader. Resolves once
+   * reconciles already in flight have finished.
+   */
+  pause(): Promise<void> {
+    this.paused = true;
+    return this.pool.onIdle();
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.schedulePump();
+  }
+
+  isPaused(): boolean {
+    return this.paused;
+  }
+
+  /**
+   * Take no more keys, shut the queue down (new adds and pending retries are dropped, as in
+   * controller-runtime) and resolve once in-flight reconciles have finished. Idempotent.
+   */
+  stop(): Promise<void> {
+    if (!this.stopped) {
+      this.stopping = true;
+      this.unsubscribe?.();
+      this.unsubscribe = undefined;
+      this.stopped = Promise.all([this.queue.shutDownWithDrain(), this.pool.onIdle()]).then(() => undefined);
+    }
+    return this.stopped;
+  }
+
+  private canTake(): boolean {
+    return this.started && !this.paused && !this.stopping;
+  }
+
+  // Many adds in one tick (a resync of 100k keys) collapse into a single pump, and the
+  // caller of queue.add() never runs reconcile code synchronously.
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  // Keep at most `workers` tasks in the pool and no more unclaimed tasks than ready keys.
+  // A task picks its key only when it runs, so lane priority applies at that moment.
+  private pump(): void {
+    while (this.canTake() && this.outstanding < this.workers && this.unclaimed < this.queue.len()) {
+      this.outstanding++;
+      this.unclaimed++;
+      this.pool
+        .add(() => this.work())
+        .catch((error: unknown) => {
+          // work() handles reconcile failures itself; this only catches a throwing logger or
+          // metrics sink, so it can never become an unhandled rejection.
+          try {
+            this.logger.error('controller worker failed', { controller: this.name, error: describe(error) });
+          } catch {
+            // Nothing left to report to.
+          }
+        });
+    }
+  }
+
+  private async work(): Promise<void> {
+    this.unclaimed--;
+    try {
+      if (!this.canTake()) return;
+      const key = this.queue.get();
+      if (key === undefined) return;
+      await this.process(key);
+    } finally {
+      this.outstanding--;
+      this.schedulePump();
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const startedAt = this.now();
+    this.metrics.activeWorkers(1);
+    try {
+      let result: ReconcileResult | void;
+      try {
+        result = await this.reconciler.reconcile(key);
+      } catch (error) {
+        // Requeue first: a failing logger or metrics sink must not lose the retry.
+        this.queue.addRateLimited(key);
+        this.metrics.reconcileError();
+        this.metrics.reconcileTotal('error');
+        this.logger.error('reconcile failed', { controller: this.name, key, error: describe(error) });
+        return;
+      }
+      this.metrics.reconcileTotal(this.requeue(key, result));
+    } finally {
+      this.metrics.reconcileTime((this.now() - startedAt) / 1000);
+      this.metrics.activeWorkers(-1);
+      this.queue.done(key);
+    }
+  }
+
+  private requeue(key: string, result: ReconcileResult | void): ReconcileOutcome {
+    const after = result?.requeueAfterMs;
+    if (after !== undefined && after > 0) {
+      this.queue.forget(key);
+      this.queue.addAfter(key, after);
+      return 'requeue_after';
+    }
+    if (result?.requeue) {
+      this.queue.addRateLimited(key);
+      return 'requeue';
+    }
+    this.queue.forget(key);
+    return 'success';
+  }
+}
+
+// Reconcilers may throw anything (strings, plain objects, null); the log still needs text.
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  if (typeof error === 'string') return error;
+  return inspect(error);
+}

@@ -1,0 +1,97 @@
+// Which keys a change affects. Handlers only enqueue names; the reconcilers read the level.
+import type { InformerEvent } from '../controller/informer.js';
+import type { ContainerEntry, Fleet, StoredState } from './fleet.js';
+
+export type Priority = 'high' | 'low';
+
+export interface Enqueue {
+  model(name: string, priority?: Priority): void;
+  package(name: string, priority?: Priority): void;
+  request(pkg: string, priority?: Priority): void;
+}
+
+function before<T>(e: InformerEvent<T>): T | undefined {
+  return e.type === 'added' ? undefined : e.old.value;
+}
+
+function after<T>(e: InformerEvent<T>): T | undefined {
+  return e.type === 'deleted' ? undefined : e.new.value;
+}
+
+export function wireEventMapping(fleet: Fleet, q: Enqueue): void {
+  const { keys } = fleet;
+
+  fleet.containers.addHandler((e) => {
+    const o = before<ContainerEntry>(e);
+    const n = after<ContainerEntry>(e);
+    if (o && n && o.model === n.model && o.status === n.status && o.node === n.node) return;
+    if (o) q.model(o.model);
+    if (n && n.model !== o?.model) q.model(n.model);
+  });
+
+  fleet.nodes.addHandler((e) => {
+    const wasReady = before(e) ?? true;
+    const isReady = after(e) ?? true;
+    if (wasReady === isReady) return;
+    const node = keys.parseNodeStatusKey(e.key);
+    if (node === undefined) return;
+    const models = new Set<string>();
+    for (const c of fleet.containers.cache.keysByIndex('node', node)) {
+      const entry = fleet.containers.cache.get(c);
+      if (entry) models.add(entry.value.model);
+    }
+    for (const m of models) q.model(m);
+  });
+
+  fleet.packageDefs.addHandler((e) => {
+    const name = keys.parsePackageDefKey(e.key);
+    if (name === undefined) return;
+    q.package(name);
+    const o = new Set(before(e) ?? []);
+    const n = new Set(after(e) ?? []);
+    // A model whose listing changed may gain or lose its state key.
+    for (const m of o) if (!n.has(m)) q.model(m);
+    for (const m of n) if (!o.has(m)) q.model(m);
+  });
+
+  fleet.scenarioDefs.addHandler((e) => {
+    const o = before(e);
+    const n = after(e);
+    if (o !== undefined) q.request(o);
+    if (n !== undefined && n !== o) q.request(n);
+  });
+
+  fleet.modelStates.addHandler((e) => {
+    const name = keys.parseStateKey('model', e.key);
+    if (name === undefined) return;
+    q.model(name); // a foreign or bad value is repaired by recomputation
+    if (stateOf(before(e)) !== stateOf(after(e))) for (const p of fleet.packagesOfModel(name)) q.package(p);
+  });
+
+  fleet.packageStates.addHandler((e) => {
+    const name = keys.parseStateKey('package', e.key);
+    if (name === undefined) return;
+    q.package(name);
+    if (stateOf(before(e)) !== stateOf(after(e))) q.request(name);
+  });
+
+  fleet.requests.addHandler((e) => {
+    const name = keys.parseReconcileRequestKey(e.key);
+    if (name !== undefined) q.request(name);
+  });
+}
+
+function stateOf<S>(s: StoredState<S> | undefined): S | undefined {
+  return s?.state;
+}
+
+/** Every model, package and reconcile request, for a resync. */
+export function enqueueAll(fleet: Fleet, q: Enqueue, priority: Priority): { models: number; packages: number; requests: number } {
+  const models = fleet.allNames('model');
+  const packages = fleet.allNames('package');
+  const requests = fleet.allNames('request');
+  for (const m of models) q.model(m, priority);
+  for (const p of packages) q.package(p, priority);
+  for (const r of requests) q.request(r, priority);
+  return { models: models.size, packages: packages.size, requests: requests.size };
+}

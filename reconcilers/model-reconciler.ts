@@ -1,0 +1,61 @@
+// A model's state from its containers (and their nodes), written only when it changes.
+import type { Reconciler } from '../controller/controller.js';
+import { effectiveStatus } from './container.js';
+import { ConflictError } from './errors.js';
+import type { Fleet } from './fleet.js';
+import type { DomainObserver } from './observer.js';
+import type { Clock, StateStore } from './ports.js';
+import { isDiagramEdge, nextModelState } from './rules.js';
+import type { ContainerStatus } from './states.js';
+import { countBy } from './summary.js';
+
+export interface ModelReconcilerDeps {
+  fleet: Fleet;
+  store: StateStore;
+  observer: DomainObserver;
+  clock: Clock;
+}
+
+export class ModelReconciler implements Reconciler {
+  constructor(private readonly d: ModelReconcilerDeps) {}
+
+  async reconcile(name: string): Promise<void> {
+    const { fleet, store, observer } = this.d;
+    const stored = fleet.storedModelState(name);
+    const key = fleet.keys.stateKey('model', name);
+
+    if (fleet.packageDefs.cache.keysByIndex('model', name).size === 0) {
+      if (!stored) return;
+      const res = await store.deleteState({ kind: 'model', name, expected: stored });
+      if (!res.committed) throw new ConflictError(key);
+      observer.transition('model', name, stored.value.state ?? null, null, 'no package lists the model');
+      return;
+    }
+
+    const statuses: ContainerStatus[] = [];
+    for (const c of fleet.containersOfModel(name)) statuses.push(effectiveStatus(c.status, fleet.nodeReady(c.node)));
+    const prev = stored?.value.state;
+    const next = nextModelState(prev, statuses);
+    if (prev === next) return;
+
+    const reason = `containers: ${countBy(statuses)}`;
+    const res = await store.writeState({
+      kind: 'model',
+      name,
+      to: next,
+      expected: stored,
+      history: {
+        kind: 'model',
+        name,
+        from: prev ?? null,
+        to: next,
+        at: new Date(this.d.clock.now()).toISOString(),
+        reason,
+        source: 'controller',
+        drawn: isDiagramEdge('model', prev, next),
+      },
+    });
+    if (!res.committed) throw new ConflictError(key);
+    observer.transition('model', name, prev ?? null, next, reason);
+  }
+}

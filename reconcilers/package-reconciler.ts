@@ -1,0 +1,74 @@
+// A package's state from its models; entering a trigger state (Error by default) writes a
+// durable reconcile request in the same transaction, leaving one removes it.
+import type { Reconciler } from '../controller/controller.js';
+import { ConflictError } from './errors.js';
+import type { Fleet } from './fleet.js';
+import type { DomainObserver } from './observer.js';
+import type { Clock, ReconcileRequestRecord, StateStore } from './ports.js';
+import { isDiagramEdge, nextPackageState } from './rules.js';
+import type { ModelState, PackageState } from './states.js';
+import { countBy } from './summary.js';
+
+export interface PackageReconcilerDeps {
+  fleet: Fleet;
+  store: StateStore;
+  observer: DomainObserver;
+  clock: Clock;
+  triggerStates: ReadonlySet<PackageState>;
+}
+
+export class PackageReconciler implements Reconciler {
+  constructor(private readonly d: PackageReconcilerDeps) {}
+
+  async reconcile(name: string): Promise<void> {
+    const { fleet, store, observer, triggerStates } = this.d;
+    const stored = fleet.storedPackageState(name);
+    const key = fleet.keys.stateKey('package', name);
+    const models = fleet.modelsOfPackage(name);
+    const hasRequest = fleet.requests.cache.has(fleet.keys.reconcileRequestKey(name));
+
+    if (models === undefined) {
+      if (!stored) return;
+      const res = await store.deleteState({ kind: 'package', name, expected: stored, deleteReconcileRequest: hasRequest });
+      if (!res.committed) throw new ConflictError(key);
+      observer.transition('package', name, stored.value.state ?? null, null, 'package definition removed');
+      if (hasRequest) observer.reconcileRequest('cleared', name, 'package removed');
+      return;
+    }
+
+    const states: ModelState[] = [];
+    for (const m of models) states.push(fleet.storedModelState(m)?.value.state ?? 'Created');
+    const prev = stored?.value.state;
+    const next = nextPackageState(prev, states);
+    if (prev === next) return;
+
+    const now = new Date(this.d.clock.now()).toISOString();
+    const reason = `models: ${countBy(states)}`;
+    const entering = triggerStates.has(next) && (prev === undefined || !triggerStates.has(prev));
+    const leaving = !triggerStates.has(next) && hasRequest;
+    const request: ReconcileRequestRecord | undefined = entering
+      ? { package: name, state: next, requestedAt: now, deliveries: 0 }
+      : undefined;
+    const res = await store.writeState({
+      kind: 'package',
+      name,
+      to: next,
+      expected: stored,
+      history: {
+        kind: 'package',
+        name,
+        from: prev ?? null,
+        to: next,
+        at: now,
+        reason,
+        source: 'controller',
+        drawn: isDiagramEdge('package', prev, next),
+      },
+      ...(request ? { reconcileRequest: { put: request } } : leaving ? { reconcileRequest: { delete: true } } : {}),
+    });
+    if (!res.committed) throw new ConflictError(key);
+    observer.transition('package', name, prev ?? null, next, reason);
+    if (request) observer.reconcileRequest('created', name);
+    if (leaving) observer.reconcileRequest('cleared', name, `package is ${next}`);
+  }
+}
