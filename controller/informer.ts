@@ -35,6 +35,7 @@ export interface InformerOptions<T> {
 export class Informer<T> {
   readonly cache = new IndexedCache<T>();
   readonly name: string;
+  readonly prefix: string;
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly log: Logger;
   /** Deletions we made ourselves, by revision, until the watch has passed them. */
@@ -49,6 +50,7 @@ export class Informer<T> {
 
   constructor(private readonly opts: InformerOptions<T>) {
     this.name = opts.name;
+    this.prefix = opts.prefix;
     this.log = opts.logger ?? silentLogger;
   }
 

@@ -1,0 +1,97 @@
+// Delivers durable reconcile requests to the ActionController: at least once (a request
+// pending at a crash is sent after restart), retried with the queue's backoff while the
+// ActionController is unreachable, and repeated with growing intervals while the package stays
+// in a trigger state. A request whose package left that state is dropped, never sent.
+import type { Reconciler, ReconcileResult } from '../controller/controller.js';
+import { ConflictError } from './errors.js';
+import type { Fleet } from './fleet.js';
+import type { DomainObserver } from './observer.js';
+import { POD_STATUS, type ActionControllerClient, type Clock, type StateStore } from './ports.js';
+import type { PackageState } from './states.js';
+
+export interface RepeatPolicy {
+  /** Delay before the first repeat after a delivery; 0 disables repeats. */
+  initialMs: number;
+  capMs: number;
+}
+
+export interface ReconcileRequestReconcilerDeps {
+  fleet: Fleet;
+  store: StateStore;
+  actionController: ActionControllerClient;
+  observer: DomainObserver;
+  clock: Clock;
+  triggerStates: ReadonlySet<PackageState>;
+  repeat: RepeatPolicy;
+}
+
+export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number {
+  if (policy.initialMs <= 0 || deliveries <= 0) return 0;
+  return Math.min(policy.capMs, policy.initialMs * 2 ** Math.min(deliveries - 1, 30));
+}
+
+export class ReconcileRequestReconciler implements Reconciler {
+  /** Pending requests (never delivered), for the gauge. */
+  readonly pending = new Set<string>();
+
+  constructor(private readonly d: ReconcileRequestReconcilerDeps) {}
+
+  async reconcile(pkg: string): Promise<ReconcileResult | void> {
+    const { fleet, store, observer, triggerStates, repeat } = this.d;
+    const key = fleet.keys.reconcileRequestKey(pkg);
+    const entry = fleet.requests.cache.get(key);
+    if (!entry) {
+      this.pending.delete(pkg);
+      return;
+    }
+    const state = fleet.storedPackageState(pkg)?.value.state;
+    if (state === undefined || !triggerStates.has(state)) {
+      const res = await store.deleteReconcileRequest(pkg, entry);
+      if (!res.committed) throw new ConflictError(key);
+      this.pending.delete(pkg);
+      observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
+      return;
+    }
+
+    const now = this.d.clock.now();
+    // An unreadable record is treated as a fresh request: the package is in a trigger state.
+    const record = entry.value.record ?? { package: pkg, state, requestedAt: new Date(now).toISOString(), deliveries: 0 };
+    if (record.deliveries > 0) {
+      this.pending.delete(pkg);
+      const delay = repeatDelayMs(repeat, record.deliveries);
+      if (delay === 0) return;
+      const last = Date.parse(record.lastDeliveredAt ?? '') || 0;
+      const due = last + delay;
+      if (now < due) return { requeueAfterMs: due - now };
+    } else {
+      this.pending.add(pkg);
+    }
+
+    const scenarioName = fleet.scenarioFor(pkg);
+    try {
+      await this.d.actionController.reconcile({
+        scenarioName,
+        current: POD_STATUS.FAILED,
+        desired: POD_STATUS.RUNNING,
+      });
+    } catch (err) {
+      observer.reconcileRequest('failed', pkg, `${scenarioName}: ${(err as Error).message}`);
+      throw err;
+    }
+    this.pending.delete(pkg);
+    observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}`);
+    const delivered = {
+      ...record,
+      state,
+      deliveries: record.deliveries + 1,
+      lastDeliveredAt: new Date(this.d.clock.now()).toISOString(),
+      scenario: scenarioName,
+    };
+    const res = await store.updateReconcileRequest(delivered, entry);
+    // Lost race (the package left Error meanwhile): the next pass decides; a duplicate call is
+    // the price of at-least-once.
+    if (!res.committed) throw new ConflictError(key);
+    const next = repeatDelayMs(repeat, delivered.deliveries);
+    return next > 0 ? { requeueAfterMs: next } : undefined;
+  }
+}

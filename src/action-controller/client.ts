@@ -1,0 +1,56 @@
+// The ActionController's Reconcile over gRPC, with a deadline on every call so a hung peer
+// cannot hold a worker.
+import * as grpc from '@grpc/grpc-js';
+import { readFileSync } from 'node:fs';
+import type { ProtoGrpcType } from '../generated/actioncontroller.js';
+import type { ActionControllerConnectionClient } from '../generated/actioncontroller/ActionControllerConnection.js';
+import type { PodStatus } from '../generated/actioncontroller/PodStatus.js';
+import type { ActionControllerClient, ReconcileCall } from '../../reconcilers/ports.js';
+import { loadProto } from '../protos.js';
+
+const POD_STATUS_NAMES = ['NONE', 'INIT', 'READY', 'RUNNING', 'DONE', 'FAILED', 'UNKNOWN'] as const;
+
+export interface GrpcActionControllerOptions {
+  addr: string;
+  timeoutMs: number;
+  tls?: { caFile: string; certFile: string; keyFile: string };
+}
+
+export class GrpcActionControllerClient implements ActionControllerClient {
+  private readonly client: ActionControllerConnectionClient;
+
+  constructor(private readonly o: GrpcActionControllerOptions) {
+    const proto = loadProto<ProtoGrpcType>('actioncontroller.proto');
+    const tls = o.tls;
+    const credentials =
+      tls && (tls.caFile || tls.certFile)
+        ? grpc.credentials.createSsl(
+            tls.caFile ? readFileSync(tls.caFile) : null,
+            tls.keyFile ? readFileSync(tls.keyFile) : null,
+            tls.certFile ? readFileSync(tls.certFile) : null,
+          )
+        : grpc.credentials.createInsecure();
+    this.client = new proto.actioncontroller.ActionControllerConnection(o.addr, credentials);
+  }
+
+  reconcile(call: ReconcileCall): Promise<{ status: number; desc: string }> {
+    return new Promise((resolve, reject) => {
+      this.client.Reconcile(
+        {
+          scenario_name: call.scenarioName,
+          current: POD_STATUS_NAMES[call.current] as PodStatus,
+          desired: POD_STATUS_NAMES[call.desired] as PodStatus,
+        },
+        { deadline: Date.now() + this.o.timeoutMs },
+        (err, res) => {
+          if (err) reject(new Error(`ActionController ${this.o.addr}: ${err.details || err.message}`));
+          else resolve({ status: res?.status ?? 0, desc: res?.desc ?? '' });
+        },
+      );
+    });
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

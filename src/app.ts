@@ -1,0 +1,233 @@
+// Wires the domain (reconcilers/) into the machinery (controller/) over etcd and gRPC:
+// informers → event mapping → work queues → reconcilers → guarded etcd writes.
+import type { Etcd3 } from 'etcd3';
+import { Controller, type Reconciler } from '../controller/controller.js';
+import type { Logger } from '../controller/logger.js';
+import { ExponentialRateLimiter } from '../controller/rate-limiter.js';
+import { WorkQueue } from '../controller/workqueue.js';
+import { enqueueAll, wireEventMapping, type Enqueue, type Priority } from '../reconcilers/event-mapping.js';
+import { Fleet } from '../reconcilers/fleet.js';
+import { KeyLayout } from '../reconcilers/keys.js';
+import { ModelReconciler } from '../reconcilers/model-reconciler.js';
+import { PackageReconciler } from '../reconcilers/package-reconciler.js';
+import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
+import { ReconcileRequestReconciler } from '../reconcilers/reconcile-request-reconciler.js';
+import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
+import { GrpcActionControllerClient } from './action-controller/client.js';
+import type { Config } from './config.js';
+import { createEtcdClient } from './etcd/client.js';
+import { EtcdListerWatcher } from './etcd/lister-watcher.js';
+import { EtcdStateStore, type CommittedChange, type WriteGuard } from './etcd/state-store.js';
+import { Metrics } from './metrics.js';
+import { LoggingObserver } from './observer.js';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  metrics?: Metrics;
+  etcd?: Etcd3;
+  actionController?: ActionControllerClient;
+  clock?: Clock;
+  guard?: WriteGuard;
+}
+
+export interface ReadyCheck {
+  ok: boolean;
+  failing: string[];
+}
+
+type Kind = 'model' | 'package' | 'request';
+
+export class StateManagerApp {
+  readonly keys: KeyLayout;
+  readonly etcd: Etcd3;
+  readonly fleet: Fleet;
+  readonly metrics: Metrics;
+  readonly store: EtcdStateStore;
+  private readonly controllers: Record<Kind, Controller>;
+  private readonly requestReconciler: ReconcileRequestReconciler;
+  private readonly ownsEtcd: boolean;
+  private readonly ownedActionController: GrpcActionControllerClient | undefined;
+  private readonly log: Logger;
+  private resyncTimer: NodeJS.Timeout | undefined;
+  private etcdProbeTimer: NodeJS.Timeout | undefined;
+  private etcdReachable = false;
+  private workersRunning = false;
+  private stopped = false;
+  private startup: Promise<void> | undefined;
+
+  constructor(private readonly deps: AppDeps) {
+    const { config, logger } = deps;
+    this.log = logger;
+    this.keys = new KeyLayout(config.keyPrefix);
+    this.ownsEtcd = !deps.etcd;
+    this.etcd = deps.etcd ?? createEtcdClient(config.etcd);
+    this.metrics = deps.metrics ?? new Metrics();
+    const clock = deps.clock ?? systemClock;
+    const observer = new LoggingObserver(logger, this.metrics);
+
+    this.fleet = new Fleet({
+      keys: this.keys,
+      lw: new EtcdListerWatcher(this.etcd),
+      observer,
+      logger,
+      metrics: this.metrics.informers(),
+    });
+    this.store = new EtcdStateStore({
+      client: this.etcd,
+      keys: this.keys,
+      historyLength: config.history.length,
+      requestTimeoutMs: config.etcd.requestTimeout,
+      ...(deps.guard ? { guard: deps.guard } : {}),
+      onCommit: (changes) => this.assume(changes),
+    });
+
+    const triggerStates = new Set(config.reconcile.triggerStates);
+    if (deps.actionController) {
+      this.ownedActionController = undefined;
+    } else {
+      this.ownedActionController = new GrpcActionControllerClient({
+        addr: config.actionController.addr,
+        timeoutMs: config.actionController.timeout,
+        tls: config.actionController.tls,
+      });
+    }
+    const actionController = deps.actionController ?? this.ownedActionController!;
+    this.requestReconciler = new ReconcileRequestReconciler({
+      fleet: this.fleet,
+      store: this.store,
+      actionController,
+      observer,
+      clock,
+      triggerStates,
+      repeat: { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap },
+    });
+
+    const make = (name: Kind, reconciler: Reconciler, baseMs: number, capMs: number): Controller =>
+      new Controller({
+        name,
+        reconciler,
+        queue: new WorkQueue({
+          name,
+          rateLimiter: new ExponentialRateLimiter({ baseMs, capMs }),
+          metrics: this.metrics.queue(name),
+        }),
+        workers: config.controller.workers,
+        logger,
+        metrics: this.metrics.controller(name),
+      });
+    const { backoffBase, backoffCap } = config.controller;
+    this.controllers = {
+      model: make('model', new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock }), backoffBase, backoffCap),
+      package: make(
+        'package',
+        new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates }),
+        backoffBase,
+        backoffCap,
+      ),
+      request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap),
+    };
+    wireEventMapping(this.fleet, this.enqueuer());
+  }
+
+  enqueuer(): Enqueue {
+    const c = this.controllers;
+    return {
+      model: (name: string, p: Priority = 'high') => c.model.enqueue(name, p),
+      package: (name: string, p: Priority = 'high') => c.package.enqueue(name, p),
+      request: (name: string, p: Priority = 'high') => c.request.enqueue(name, p),
+    };
+  }
+
+  /** Start watching at once; workers start once every informer has synced. */
+  start(): Promise<void> {
+    if (!this.startup) {
+      this.fleet.start();
+      this.probeEtcd();
+      this.startup = this.fleet.waitForSync().then(() => {
+        if (this.stopped) return;
+        this.startWorkers();
+      });
+    }
+    return this.startup;
+  }
+
+  /** Recompute everything from what is in etcd; live events go ahead of this work. */
+  resync(reason: string): void {
+    const counts = enqueueAll(this.fleet, this.enqueuer(), 'low');
+    this.log.info('resync', { reason, ...counts });
+  }
+
+  ready(): ReadyCheck {
+    const failing: string[] = [];
+    if (!this.etcdReachable) failing.push('etcd');
+    if (!this.fleet.hasSynced()) failing.push('informers-synced');
+    if (!this.workersRunning) failing.push('workers');
+    return { ok: failing.length === 0, failing };
+  }
+
+  isEtcdReachable(): boolean {
+    return this.etcdReachable;
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearInterval(this.resyncTimer);
+    clearTimeout(this.etcdProbeTimer);
+    this.workersRunning = false;
+    await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
+    await this.fleet.stop();
+    this.ownedActionController?.close();
+    if (this.ownsEtcd) this.etcd.close();
+  }
+
+  private startWorkers(): void {
+    this.resync('start');
+    for (const c of Object.values(this.controllers)) c.start();
+    this.workersRunning = true;
+    const period = this.deps.config.controller.resyncPeriod;
+    if (period > 0) {
+      this.resyncTimer = setInterval(() => this.resync('periodic'), period);
+      this.resyncTimer.unref();
+    }
+  }
+
+  private assume(changes: CommittedChange[]): void {
+    for (const change of changes) {
+      const informer = this.fleet.informers().find((i) => change.key.startsWith(i.prefix));
+      informer?.assume(change);
+    }
+  }
+
+  private probeEtcd(): void {
+    const tick = async (): Promise<void> => {
+      try {
+        await this.etcd.kv.range({ key: Buffer.from(this.keys.own), limit: 1, count_only: true }, { deadline: Date.now() + 2000 });
+        if (!this.etcdReachable) this.log.info('etcd reachable');
+        this.etcdReachable = true;
+      } catch (err) {
+        if (this.etcdReachable) this.log.warn('etcd unreachable', { error: (err as Error).message });
+        this.etcdReachable = false;
+      }
+      if (!this.stopped) {
+        this.etcdProbeTimer = setTimeout(() => void tick(), this.etcdReachable ? 5000 : 1000);
+        this.etcdProbeTimer.unref();
+      }
+    };
+    void tick();
+  }
+
+  /** Refresh the gauges computed from the caches (called before each scrape: no hot-path cost). */
+  collectGauges(): void {
+    const gauge = this.metrics.resources;
+    const count = (kind: 'model' | 'package', names: readonly string[], values: Iterable<{ value: { state: string | undefined } }>): void => {
+      const counts = new Map<string, number>(names.map((n) => [n, 0]));
+      for (const e of values) if (e.value.state) counts.set(e.value.state, (counts.get(e.value.state) ?? 0) + 1);
+      for (const [state, n] of counts) gauge.set({ kind, state }, n);
+    };
+    count('model', MODEL_STATES, this.fleet.modelStates.cache.values());
+    count('package', PACKAGE_STATES, this.fleet.packageStates.cache.values());
+    this.metrics.reconcileRequestsPending.set(this.requestReconciler.pending.size);
+  }
+}

@@ -1,0 +1,193 @@
+// Configuration: a YAML file (optional) overlaid by environment variables (contract §4),
+// validated once at start so a mistake stops start-up with one readable line.
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { PACKAGE_STATES } from '../reconcilers/states.js';
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "30s", "5m", "1h", or a number of milliseconds. */
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === 'number') return v;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(v);
+  if (!m) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 500ms, 30s, 5m, 1h)` });
+    return z.NEVER;
+  }
+  return Number(m[1]) * UNITS[m[2]!]!;
+});
+
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:47006');
+
+const endpointUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}, 'expected an http:// or https:// URL, e.g. http://127.0.0.1:2379');
+
+const tlsFiles = z
+  .object({
+    caFile: z.string().default(''),
+    certFile: z.string().default(''),
+    keyFile: z.string().default(''),
+  })
+  .strict()
+  .default({ caFile: '', certFile: '', keyFile: '' });
+
+export const configSchema = z
+  .object({
+    keyPrefix: z.string().default(''),
+    etcd: z
+      .object({
+        endpoints: z.array(endpointUrl).min(1).default(['http://127.0.0.1:2379']),
+        username: z.string().default(''),
+        password: z.string().default(''),
+        passwordFile: z.string().default(''),
+        tls: tlsFiles,
+        requestTimeout: duration.default(5000),
+      })
+      .strict()
+      .prefault({}),
+    grpc: z
+      .object({
+        enabled: z.boolean().default(true),
+        addr: hostPort.default('0.0.0.0:47006'),
+      })
+      .passthrough()
+      .prefault({}),
+    http: z
+      .object({ addr: hostPort.default('0.0.0.0:47086') })
+      .strict()
+      .prefault({}),
+    actionController: z
+      .object({
+        addr: hostPort.default('127.0.0.1:47001'),
+        timeout: duration.default(5000),
+        tls: tlsFiles,
+      })
+      .strict()
+      .prefault({}),
+    controller: z
+      .object({
+        workers: z.number().int().min(1).max(256).default(4),
+        resyncPeriod: duration.default(600_000),
+        backoffBase: duration.default(5),
+        backoffCap: duration.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    reconcile: z
+      .object({
+        triggerStates: z.array(z.enum(PACKAGE_STATES)).min(1).default(['Error']),
+        repeatInitial: duration.default(30_000),
+        repeatCap: duration.default(300_000),
+        retryBase: duration.default(500),
+        retryCap: duration.default(30_000),
+      })
+      .strict()
+      .prefault({}),
+    history: z
+      .object({ length: z.number().int().min(0).max(10_000).default(50) })
+      .strict()
+      .prefault({}),
+    leaderElection: z
+      .object({
+        enabled: z.boolean().default(true),
+        leaseDuration: duration.default(15_000),
+        identity: z.string().default(''),
+        onLost: z.enum(['follow', 'exit']).default('follow'),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
+        format: z.enum(['json', 'text']).default('json'),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Environment variables win over the file (contract §4). */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out = structuredClone(raw);
+  const section = (name: string): Record<string, unknown> => {
+    const s = out[name];
+    if (s && typeof s === 'object' && !Array.isArray(s)) return s as Record<string, unknown>;
+    const fresh: Record<string, unknown> = {};
+    out[name] = fresh;
+    return fresh;
+  };
+  if (env.ETCD_ENDPOINTS !== undefined) {
+    section('etcd').endpoints = env.ETCD_ENDPOINTS.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  }
+  if (env.ETCD_USERNAME !== undefined) section('etcd').username = env.ETCD_USERNAME;
+  if (env.ETCD_PASSWORD !== undefined) section('etcd').password = env.ETCD_PASSWORD;
+  if (env.STATEMANAGER_GRPC_ADDR !== undefined) section('grpc').addr = env.STATEMANAGER_GRPC_ADDR;
+  if (env.ACTION_CONTROLLER_ADDR !== undefined) section('actionController').addr = env.ACTION_CONTROLLER_ADDR;
+  if (env.STATEMANAGER_HTTP_ADDR !== undefined) section('http').addr = env.STATEMANAGER_HTTP_ADDR;
+  if (env.STATEMANAGER_KEY_PREFIX !== undefined) out.keyPrefix = env.STATEMANAGER_KEY_PREFIX;
+  if (env.STATEMANAGER_LOG_LEVEL !== undefined) section('log').level = env.STATEMANAGER_LOG_LEVEL;
+  if (env.STATEMANAGER_LOG_FORMAT !== undefined) section('log').format = env.STATEMANAGER_LOG_FORMAT;
+  if (env.STATEMANAGER_WORKERS !== undefined) section('controller').workers = Number(env.STATEMANAGER_WORKERS);
+  if (env.POD_NAME !== undefined && env.POD_NAME !== '') {
+    const le = section('leaderElection');
+    if (!le.identity) le.identity = env.POD_NAME;
+  }
+  return out;
+}
+
+export function parseConfig(raw: unknown): Config {
+  const res = configSchema.safeParse(raw ?? {});
+  if (!res.success) {
+    const issue = res.error.issues[0]!;
+    const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+    const more = res.error.issues.length > 1 ? ` (and ${res.error.issues.length - 1} more)` : '';
+    throw new ConfigError(`invalid configuration at ${where}: ${issue.message}${more}`);
+  }
+  return res.data;
+}
+
+/** The file named by --config or STATEMANAGER_CONFIG (if any), then the environment. */
+export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`cannot read configuration file ${file}: ${(err as Error).message}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text) ?? {};
+    } catch (err) {
+      throw new ConfigError(`configuration file ${file} is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) {
+      throw new ConfigError(`configuration file ${file} must hold a mapping`);
+    }
+    raw = doc as Record<string, unknown>;
+  }
+  const config = parseConfig(applyEnv(raw, env));
+  if (config.etcd.passwordFile && !config.etcd.password) {
+    try {
+      config.etcd.password = readFileSync(config.etcd.passwordFile, 'utf8').trim();
+    } catch (err) {
+      throw new ConfigError(`cannot read etcd.passwordFile: ${(err as Error).message}`);
+    }
+  }
+  return config;
+}

@@ -1,0 +1,87 @@
+// Probes and metrics over plain HTTP: /healthz (alive, event loop not stalled), /readyz
+// (200, or 503 naming the failing checks), /metrics (Prometheus text format).
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+
+export interface ProbeSource {
+  ready(): { ok: boolean; failing: string[] };
+  /** Refresh gauges computed on demand. */
+  beforeScrape?(): void;
+}
+
+export interface HttpServerOptions {
+  addr: string;
+  registry: Registry;
+  probes: ProbeSource;
+  /** The event loop counts as stalled when a 1 s timer is this late. */
+  stallThresholdMs?: number;
+}
+
+export class HttpServer {
+  private server: Server | undefined;
+  private lastTick = Date.now();
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: HttpServerOptions) {}
+
+  async start(): Promise<number> {
+    const { host, port } = splitHostPort(this.o.addr);
+    this.ticker = setInterval(() => (this.lastTick = Date.now()), 1000);
+    this.ticker.unref();
+    const server = (this.server = createServer((req, res) => {
+      void this.handle(req.url ?? '/', req.method ?? 'GET').then(
+        ({ status, type, body }) => {
+          res.writeHead(status, { 'content-type': type });
+          res.end(body);
+        },
+        (err: unknown) => {
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`internal error: ${(err as Error).message}\n`);
+        },
+      );
+    }));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    return (server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.ticker);
+    const server = this.server;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private async handle(url: string, method: string): Promise<{ status: number; type: string; body: string }> {
+    const path = url.split('?')[0];
+    if (method !== 'GET' && method !== 'HEAD') return text(405, 'method not allowed');
+    if (path === '/healthz' || path === '/livez') {
+      const late = Date.now() - this.lastTick;
+      const limit = this.o.stallThresholdMs ?? 10_000;
+      return late > limit ? text(503, `event-loop: stalled for ${late} ms\n`) : text(200, 'ok\n');
+    }
+    if (path === '/readyz') {
+      const r = this.o.probes.ready();
+      return r.ok ? text(200, 'ok\n') : text(503, `not ready: ${r.failing.join(', ')}\n`);
+    }
+    if (path === '/metrics') {
+      this.o.probes.beforeScrape?.();
+      return { status: 200, type: this.o.registry.contentType, body: await this.o.registry.metrics() };
+    }
+    return text(404, 'not found\n');
+  }
+}
+
+function text(status: number, body: string): { status: number; type: string; body: string } {
+  return { status, type: 'text/plain; charset=utf-8', body };
+}
+
+export function splitHostPort(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(addr.slice(i + 1)) };
+}

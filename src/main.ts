@@ -1,0 +1,64 @@
+// statemanager's entry point: configuration, logging, the controller app, the gRPC and HTTP
+// servers, and a clean stop on SIGTERM/SIGINT (stop taking work, finish in-flight keys,
+// close clients).
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config.js';
+import { HttpServer } from './http/server.js';
+import { createLogger } from './logging.js';
+import { StateManagerApp } from './app.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
+  let config: Config;
+  try {
+    config = loadConfig(values.config ?? process.env.STATEMANAGER_CONFIG);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`statemanager: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger(config.log.level, config.log.format);
+  const app = new StateManagerApp({ config, logger });
+  const http = new HttpServer({
+    addr: config.http.addr,
+    registry: app.metrics.registry,
+    probes: { ready: () => app.ready(), beforeScrape: () => app.collectGauges() },
+  });
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    const force = setTimeout(() => {
+      logger.error('stop took too long, exiting');
+      process.exit(1);
+    }, 25_000);
+    force.unref();
+    await app.stop();
+    await http.stop();
+    logger.info('stopped');
+    logger.end();
+    process.exitCode = 0;
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+
+  const port = await http.start();
+  logger.info('statemanager starting', {
+    etcd: config.etcd.endpoints,
+    keyPrefix: config.keyPrefix,
+    http: `${config.http.addr.replace(/:\d+$/, '')}:${port}`,
+    actionController: config.actionController.addr,
+    workers: config.controller.workers,
+  });
+  await app.start();
+  logger.info('statemanager ready');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`statemanager: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

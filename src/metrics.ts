@@ -1,0 +1,196 @@
+// Prometheus metrics with the names operators know from client-go and controller-runtime,
+// plus statemanager's own. One Registry per process (injected, never global), so tests can
+// run several instances side by side.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { InformerMetrics, WatchRestartReason } from '../controller/informer.js';
+import type { ControllerMetrics, QueueMetricsProvider, ReconcileOutcome } from '../controller/metrics.js';
+
+const QUEUE_BUCKETS = [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
+const RECONCILE_BUCKETS = [5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+
+export class Metrics {
+  readonly registry: Registry;
+  private readonly q: {
+    depth: Gauge<'name'>;
+    adds: Counter<'name'>;
+    latency: Histogram<'name'>;
+    work: Histogram<'name'>;
+    unfinished: Gauge<'name'>;
+    longest: Gauge<'name'>;
+    retries: Counter<'name'>;
+  };
+  private readonly c: {
+    total: Counter<'controller' | 'result'>;
+    errors: Counter<'controller'>;
+    time: Histogram<'controller'>;
+    workers: Gauge<'controller'>;
+  };
+  readonly transitions: Counter<'kind' | 'from' | 'to'>;
+  readonly reconcileRequests: Counter<'result'>;
+  readonly reconcileRequestsPending: Gauge;
+  readonly invalidInput: Counter<'reason'>;
+  readonly watchRestarts: Counter<'informer' | 'reason'>;
+  readonly lastRevision: Gauge<'informer'>;
+  readonly leader: Gauge<'name'>;
+  readonly grpcRequests: Counter<'method' | 'code'>;
+  readonly lag: Histogram;
+  readonly resources: Gauge<'kind' | 'state'>;
+
+  constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
+    const registry = (this.registry = options.registry ?? new Registry());
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+    const r = [registry];
+    this.q = {
+      depth: new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers: r }),
+      adds: new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers: r }),
+      latency: new Histogram({
+        name: 'workqueue_queue_duration_seconds',
+        help: 'How long in seconds an item stays in workqueue before being requested',
+        labelNames: ['name'],
+        buckets: QUEUE_BUCKETS,
+        registers: r,
+      }),
+      work: new Histogram({
+        name: 'workqueue_work_duration_seconds',
+        help: 'How long in seconds processing an item from workqueue takes',
+        labelNames: ['name'],
+        buckets: QUEUE_BUCKETS,
+        registers: r,
+      }),
+      unfinished: new Gauge({
+        name: 'workqueue_unfinished_work_seconds',
+        help: 'How many seconds of work has been done that is in progress and has not been observed by work_duration',
+        labelNames: ['name'],
+        registers: r,
+      }),
+      longest: new Gauge({
+        name: 'workqueue_longest_running_processor_seconds',
+        help: 'How many seconds has the longest running processor for workqueue been running',
+        labelNames: ['name'],
+        registers: r,
+      }),
+      retries: new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers: r }),
+    };
+    this.c = {
+      total: new Counter({
+        name: 'controller_runtime_reconcile_total',
+        help: 'Total number of reconciliations per controller',
+        labelNames: ['controller', 'result'],
+        registers: r,
+      }),
+      errors: new Counter({
+        name: 'controller_runtime_reconcile_errors_total',
+        help: 'Total number of reconciliation errors per controller',
+        labelNames: ['controller'],
+        registers: r,
+      }),
+      time: new Histogram({
+        name: 'controller_runtime_reconcile_time_seconds',
+        help: 'Length of time per reconciliation per controller',
+        labelNames: ['controller'],
+        buckets: RECONCILE_BUCKETS,
+        registers: r,
+      }),
+      workers: new Gauge({
+        name: 'controller_runtime_active_workers',
+        help: 'Number of currently used workers per controller',
+        labelNames: ['controller'],
+        registers: r,
+      }),
+    };
+    this.transitions = new Counter({
+      name: 'statemanager_state_transitions_total',
+      help: 'State changes written, by kind and from/to state ("none" for a new or deleted state)',
+      labelNames: ['kind', 'from', 'to'],
+      registers: r,
+    });
+    this.reconcileRequests = new Counter({
+      name: 'statemanager_reconcile_requests_total',
+      help: 'Reconcile requests to the ActionController by result (created, delivered, failed, cleared)',
+      labelNames: ['result'],
+      registers: r,
+    });
+    this.reconcileRequestsPending = new Gauge({
+      name: 'statemanager_reconcile_requests_pending',
+      help: 'Reconcile requests written but not yet delivered to the ActionController',
+      registers: r,
+    });
+    this.invalidInput = new Counter({
+      name: 'statemanager_invalid_input_total',
+      help: 'Bad input skipped (malformed values, unknown statuses, unexpected keys), by reason',
+      labelNames: ['reason'],
+      registers: r,
+    });
+    this.watchRestarts = new Counter({
+      name: 'statemanager_watch_restarts_total',
+      help: 'Watch interruptions by informer and reason (compacted, error, disconnected)',
+      labelNames: ['informer', 'reason'],
+      registers: r,
+    });
+    this.lastRevision = new Gauge({
+      name: 'statemanager_informer_last_revision',
+      help: 'The last etcd revision each informer has applied',
+      labelNames: ['informer'],
+      registers: r,
+    });
+    this.leader = new Gauge({
+      name: 'leader_election_master_status',
+      help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
+      labelNames: ['name'],
+      registers: r,
+    });
+    this.grpcRequests = new Counter({
+      name: 'statemanager_grpc_requests_total',
+      help: 'gRPC requests served, by method and code',
+      labelNames: ['method', 'code'],
+      registers: r,
+    });
+    this.lag = new Histogram({
+      name: 'statemanager_container_to_package_lag_seconds',
+      help: 'Time from seeing a container change to writing the package state it caused',
+      buckets: [1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: r,
+    });
+    this.resources = new Gauge({
+      name: 'statemanager_resources',
+      help: 'Resources by kind and current state',
+      labelNames: ['kind', 'state'],
+      registers: r,
+    });
+  }
+
+  queue(name: string): QueueMetricsProvider {
+    const l = { name };
+    return {
+      depth: this.q.depth.labels(l),
+      adds: this.q.adds.labels(l),
+      latency: this.q.latency.labels(l),
+      workDuration: this.q.work.labels(l),
+      unfinishedWorkSeconds: this.q.unfinished.labels(l),
+      longestRunningProcessorSeconds: this.q.longest.labels(l),
+      retries: this.q.retries.labels(l),
+    };
+  }
+
+  controller(name: string): ControllerMetrics {
+    const total = (result: ReconcileOutcome) => this.c.total.labels({ controller: name, result });
+    // Pre-create the series so dashboards see zeros rather than gaps.
+    for (const res of ['success', 'error', 'requeue', 'requeue_after'] as const) total(res);
+    this.c.errors.labels({ controller: name });
+    const workers = this.c.workers.labels({ controller: name });
+    workers.set(0);
+    return {
+      reconcileTotal: (result) => total(result).inc(),
+      reconcileError: () => this.c.errors.labels({ controller: name }).inc(),
+      reconcileTime: (s) => this.c.time.labels({ controller: name }).observe(s),
+      activeWorkers: (d) => workers.inc(d),
+    };
+  }
+
+  informers(): InformerMetrics {
+    return {
+      watchRestart: (informer: string, reason: WatchRestartReason) => this.watchRestarts.labels({ informer, reason }).inc(),
+      lastRevision: (informer: string, revision: number) => this.lastRevision.labels({ informer }).set(revision),
+    };
+  }
+}

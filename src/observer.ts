@@ -1,0 +1,30 @@
+// The domain's reports as log lines and metrics: every state change logged once as
+// {kind, name, from, to, reason}; bad input logged with its key and counted by reason.
+import type { Logger } from '../controller/logger.js';
+import type { DomainObserver, ReconcileRequestResult } from '../reconcilers/observer.js';
+import type { ResourceKind } from '../reconcilers/states.js';
+import type { Metrics } from './metrics.js';
+
+export class LoggingObserver implements DomainObserver {
+  constructor(
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  invalidInput(reason: string, key: string, detail: string): void {
+    this.metrics.invalidInput.labels({ reason }).inc();
+    this.logger.warn('invalid input skipped', { reason, key, detail });
+  }
+
+  transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string): void {
+    this.metrics.transitions.labels({ kind, from: from ?? 'none', to: to ?? 'none' }).inc();
+    this.logger.info('state changed', { kind, name, from, to, reason });
+  }
+
+  reconcileRequest(result: ReconcileRequestResult, pkg: string, detail?: string): void {
+    this.metrics.reconcileRequests.labels({ result }).inc();
+    const meta = { package: pkg, result, ...(detail ? { detail } : {}) };
+    if (result === 'failed') this.logger.warn('reconcile request not delivered, will retry', meta);
+    else this.logger.info(`reconcile request ${result}`, meta);
+  }
+}
