@@ -1,7 +1,9 @@
 // Wires the domain (reconcilers/) into the machinery (controller/) over etcd and gRPC:
 // informers → event mapping → work queues → reconcilers → guarded etcd writes.
 import type { Etcd3 } from 'etcd3';
+import { hostname } from 'node:os';
 import { Controller, type Reconciler } from '../controller/controller.js';
+import { LeaderElector } from '../controller/leader-election.js';
 import type { Logger } from '../controller/logger.js';
 import { ExponentialRateLimiter } from '../controller/rate-limiter.js';
 import { WorkQueue } from '../controller/workqueue.js';
@@ -16,6 +18,7 @@ import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
 import { GrpcActionControllerClient } from './action-controller/client.js';
 import type { Config } from './config.js';
 import { createEtcdClient } from './etcd/client.js';
+import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdStateStore, type CommittedChange, type WriteGuard } from './etcd/state-store.js';
 import { Metrics } from './metrics.js';
@@ -28,7 +31,6 @@ export interface AppDeps {
   etcd?: Etcd3;
   actionController?: ActionControllerClient;
   clock?: Clock;
-  guard?: WriteGuard;
 }
 
 export interface ReadyCheck {
@@ -55,6 +57,10 @@ export class StateManagerApp {
   private workersRunning = false;
   private stopped = false;
   private startup: Promise<void> | undefined;
+  private controllersStarted = false;
+  readonly identity: string;
+  readonly leaderLock: EtcdLeaderLock | undefined;
+  readonly elector: LeaderElector | undefined;
 
   constructor(private readonly deps: AppDeps) {
     const { config, logger } = deps;
@@ -65,6 +71,18 @@ export class StateManagerApp {
     this.metrics = deps.metrics ?? new Metrics();
     const clock = deps.clock ?? systemClock;
     const observer = new LoggingObserver(logger, this.metrics);
+    const le = config.leaderElection;
+    this.identity = le.identity || `${hostname()}-${process.pid}`;
+    this.leaderLock = le.enabled
+      ? new EtcdLeaderLock({
+          client: this.etcd,
+          key: this.keys.leader,
+          identity: this.identity,
+          leaseSeconds: Math.max(1, Math.round(le.leaseDuration / 1000)),
+          requestTimeoutMs: config.etcd.requestTimeout,
+          logger,
+        })
+      : undefined;
 
     this.fleet = new Fleet({
       keys: this.keys,
@@ -78,7 +96,7 @@ export class StateManagerApp {
       keys: this.keys,
       historyLength: config.history.length,
       requestTimeoutMs: config.etcd.requestTimeout,
-      ...(deps.guard ? { guard: deps.guard } : {}),
+      ...(this.leaderLock ? { guard: this.leaderLock } : {}),
       onCommit: (changes) => this.assume(changes),
     });
 
@@ -128,6 +146,22 @@ export class StateManagerApp {
       request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap),
     };
     wireEventMapping(this.fleet, this.enqueuer());
+    const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
+    leaderGauge.set(0);
+    this.elector = this.leaderLock
+      ? new LeaderElector({
+          identity: this.identity,
+          lock: this.leaderLock,
+          retryPeriodMs: Math.max(200, le.leaseDuration / 5),
+          onLost: le.onLost,
+          logger,
+          onLeaderChange: (leading) => leaderGauge.set(leading ? 1 : 0),
+          callbacks: {
+            onStartedLeading: () => this.startWorkers('became leader'),
+            onStoppedLeading: () => this.pauseWorkers(),
+          },
+        })
+      : undefined;
   }
 
   enqueuer(): Enqueue {
@@ -146,7 +180,9 @@ export class StateManagerApp {
       this.probeEtcd();
       this.startup = this.fleet.waitForSync().then(() => {
         if (this.stopped) return;
-        this.startWorkers();
+        // Followers keep their informers warm; only the leader runs workers.
+        if (this.elector) this.elector.start();
+        else this.startWorkers('start');
       });
     }
     return this.startup;
@@ -162,7 +198,8 @@ export class StateManagerApp {
     const failing: string[] = [];
     if (!this.etcdReachable) failing.push('etcd');
     if (!this.fleet.hasSynced()) failing.push('informers-synced');
-    if (!this.workersRunning) failing.push('workers');
+    // A follower is ready: it serves gRPC and stands by with warm caches.
+    if (!this.workersRunning && (!this.elector || this.elector.isLeader())) failing.push('workers');
     return { ok: failing.length === 0, failing };
   }
 
@@ -175,6 +212,8 @@ export class StateManagerApp {
     this.stopped = true;
     clearInterval(this.resyncTimer);
     clearTimeout(this.etcdProbeTimer);
+    // Finish in-flight keys, then hand leadership over without waiting for the lease to expire.
+    await this.elector?.stop();
     this.workersRunning = false;
     await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
     await this.fleet.stop();
@@ -182,15 +221,32 @@ export class StateManagerApp {
     if (this.ownsEtcd) this.etcd.close();
   }
 
-  private startWorkers(): void {
-    this.resync('start');
-    for (const c of Object.values(this.controllers)) c.start();
+  isLeader(): boolean {
+    return this.elector ? this.elector.isLeader() : true;
+  }
+
+  /** A new leader resyncs before it works: whatever changed while it was not leading is seen. */
+  private startWorkers(reason: string): void {
+    if (this.stopped) return;
+    this.resync(reason);
+    for (const c of Object.values(this.controllers)) {
+      if (this.controllersStarted) c.resume();
+      else c.start();
+    }
+    this.controllersStarted = true;
     this.workersRunning = true;
     const period = this.deps.config.controller.resyncPeriod;
+    clearInterval(this.resyncTimer);
     if (period > 0) {
       this.resyncTimer = setInterval(() => this.resync('periodic'), period);
       this.resyncTimer.unref();
     }
+  }
+
+  private async pauseWorkers(): Promise<void> {
+    this.workersRunning = false;
+    clearInterval(this.resyncTimer);
+    await Promise.all(Object.values(this.controllers).map((c) => c.pause()));
   }
 
   private assume(changes: CommittedChange[]): void {

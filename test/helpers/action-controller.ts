@@ -1,8 +1,7 @@
 // A real gRPC ActionController on 127.0.0.1 that records the Reconcile calls it receives.
-import * as grpc from '@grpc/grpc-js';
-import type { ProtoGrpcType } from '../../src/generated/actioncontroller.js';
+import type * as grpc from '@grpc/grpc-js';
 import type { ReconcileRequest__Output } from '../../src/generated/actioncontroller/ReconcileRequest.js';
-import { loadProto } from '../../src/protos.js';
+import { startStandInActionController } from '../../src/demo/action-controller.js';
 
 export interface FakeActionController {
   readonly addr: string;
@@ -14,34 +13,18 @@ export interface FakeActionController {
   restart(): Promise<void>;
 }
 
-export async function startActionController(port = 0): Promise<FakeActionController> {
-  const proto = loadProto<ProtoGrpcType>('actioncontroller.proto');
+export async function startActionController(): Promise<FakeActionController> {
   const calls: ReconcileRequest__Output[] = [];
-  let server: grpc.Server | undefined;
   const state = { failing: false };
-
-  const listen = async (p: number): Promise<number> => {
-    const s = new grpc.Server();
-    s.addService(proto.actioncontroller.ActionControllerConnection.service, {
-      Reconcile: (call: grpc.ServerUnaryCall<ReconcileRequest__Output, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-        if (state.failing) {
-          cb({ code: grpc.status.UNAVAILABLE, details: 'test: failing on purpose' });
-          return;
-        }
-        calls.push(call.request);
-        cb(null, { status: 0, desc: 'ok' });
-      },
-    });
-    const bound = await new Promise<number>((resolve, reject) =>
-      s.bindAsync(`127.0.0.1:${p}`, grpc.ServerCredentials.createInsecure(), (err, got) => (err ? reject(err) : resolve(got))),
-    );
-    server = s;
-    return bound;
+  let server: grpc.Server | undefined;
+  const listen = async (port: number): Promise<number> => {
+    const started = await startStandInActionController({ port, onCall: (r) => calls.push(r), failing: () => state.failing });
+    server = started.server;
+    return started.port;
   };
-
-  const bound = await listen(port);
+  const port = await listen(0);
   return {
-    addr: `127.0.0.1:${bound}`,
+    addr: `127.0.0.1:${port}`,
     calls,
     get failing() {
       return state.failing;
@@ -55,7 +38,7 @@ export async function startActionController(port = 0): Promise<FakeActionControl
       if (s) await new Promise<void>((resolve) => s.tryShutdown(() => resolve()));
     },
     async restart() {
-      await listen(bound);
+      await listen(port);
     },
   };
 }

@@ -9,7 +9,7 @@ export function testConfig(etcd: EtcdServer, acAddr: string, overrides: ConfigIn
   return parseConfig({
     ...overrides,
     etcd: { endpoints: [etcd.endpoint], requestTimeout: '3s', ...overrides.etcd },
-    actionController: { addr: acAddr, timeout: '2s', ...overrides.actionController },
+    actionController: { addr: acAddr, timeout: '10s', ...overrides.actionController },
     reconcile: { retryBase: '50ms', retryCap: '500ms', ...overrides.reconcile },
     leaderElection: { enabled: false, ...overrides.leaderElection },
   });

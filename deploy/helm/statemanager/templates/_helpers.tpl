@@ -1,0 +1,190 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "statemanager.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name, truncated to 63 characters. The release name alone is used when
+it already contains the chart name.
+*/}}
+{{- define "statemanager.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, as used by the helm.sh/chart label.
+*/}}
+{{- define "statemanager.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Standard labels for every resource of the release.
+*/}}
+{{- define "statemanager.labels" -}}
+helm.sh/chart: {{ include "statemanager.chart" . }}
+app.kubernetes.io/name: {{ include "statemanager.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: statemanager
+{{- end }}
+
+{{/*
+Selector labels of the statemanager pods. The component label keeps the bundled etcd and
+the test pod out of the statemanager Service, PDB and NetworkPolicy.
+*/}}
+{{- define "statemanager.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "statemanager.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/*
+Selector labels of the bundled etcd pod.
+*/}}
+{{- define "statemanager.etcd.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "statemanager.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: etcd
+{{- end }}
+
+{{/*
+Name of the bundled etcd StatefulSet and its headless Service.
+*/}}
+{{- define "statemanager.etcd.fullname" -}}
+{{- printf "%s-etcd" (include "statemanager.fullname" . | trunc 58 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount to use.
+*/}}
+{{- define "statemanager.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "statemanager.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Container image reference: repository@digest, or repository:tag (tag defaults to appVersion).
+*/}}
+{{- define "statemanager.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+etcd endpoints as a JSON list: the bundled etcd when enabled, etcd.endpoints otherwise.
+*/}}
+{{- define "statemanager.etcdEndpoints" -}}
+{{- if .Values.etcd.bundled.enabled }}
+{{- list (printf "http://%s:%d" (include "statemanager.etcd.fullname" .) (int .Values.etcd.bundled.clientPort)) | toJson }}
+{{- else }}
+{{- .Values.etcd.endpoints | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Secrets are mounted inside the container. */}}
+{{- define "statemanager.etcdTlsDir" -}}/etc/statemanager/etcd-tls{{- end }}
+{{- define "statemanager.grpcTlsDir" -}}/etc/statemanager/grpc-tls{{- end }}
+{{- define "statemanager.configDir" -}}/etc/statemanager{{- end }}
+
+{{/*
+Path of a file from a mounted Secret, or "" when the key is empty.
+Usage: include "statemanager.secretPath" (list DIR KEY)
+*/}}
+{{- define "statemanager.secretPath" -}}
+{{- $dir := index . 0 }}{{- $key := index . 1 }}
+{{- if $key }}{{ printf "%s/%s" $dir $key }}{{ end }}
+{{- end }}
+
+{{/*
+The program's configuration file (config.yaml), as YAML.
+*/}}
+{{- define "statemanager.config" -}}
+{{- $v := .Values }}
+{{- $etcdTls := dict "caFile" "" "certFile" "" "keyFile" "" }}
+{{- if $v.etcd.tls.enabled }}
+{{- $dir := include "statemanager.etcdTlsDir" . }}
+{{- $etcdTls = dict
+      "caFile" (include "statemanager.secretPath" (list $dir $v.etcd.tls.caKey))
+      "certFile" (include "statemanager.secretPath" (list $dir $v.etcd.tls.certKey))
+      "keyFile" (include "statemanager.secretPath" (list $dir $v.etcd.tls.keyKey)) }}
+{{- end }}
+{{- $grpcTls := dict "certFile" "" "keyFile" "" "caFile" "" "requireClientCert" false }}
+{{- if $v.grpc.tls.enabled }}
+{{- $dir := include "statemanager.grpcTlsDir" . }}
+{{- $grpcTls = dict
+      "certFile" (include "statemanager.secretPath" (list $dir $v.grpc.tls.certKey))
+      "keyFile" (include "statemanager.secretPath" (list $dir $v.grpc.tls.keyKey))
+      "caFile" (include "statemanager.secretPath" (list $dir $v.grpc.tls.caKey))
+      "requireClientCert" $v.grpc.tls.requireClientCert }}
+{{- end }}
+{{- $config := dict
+  "keyPrefix" $v.keyPrefix
+  "etcd" (dict
+    "endpoints" (include "statemanager.etcdEndpoints" . | fromJsonArray)
+    "username" $v.etcd.username
+    "passwordFile" ""
+    "tls" $etcdTls
+    "requestTimeout" $v.etcd.requestTimeout)
+  "grpc" (dict
+    "addr" (printf "0.0.0.0:%d" (int $v.grpc.port))
+    "maxContainersPerList" (int $v.grpc.maxContainersPerList)
+    "tls" $grpcTls)
+  "http" (dict "addr" (printf "0.0.0.0:%d" (int $v.http.port)))
+  "actionController" (dict "addr" $v.actionController.addr "timeout" $v.actionController.timeout)
+  "controller" (dict "workers" (int $v.controller.workers) "resyncPeriod" $v.controller.resyncPeriod)
+  "reconcile" (dict "triggerStates" $v.reconcile.triggerStates "repeatCap" $v.reconcile.repeatCap)
+  "history" (dict "length" (int $v.history.length))
+  "leaderElection" (dict "enabled" $v.leaderElection.enabled "leaseDuration" $v.leaderElection.leaseDuration)
+  "log" (dict "level" $v.log.level "format" $v.log.format) }}
+{{- mergeOverwrite $config (deepCopy $v.extraConfig) | toYaml }}
+{{- end }}
+
+{{/*
+Checks that cannot be expressed in values.schema.json.
+*/}}
+{{- define "statemanager.validate" -}}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}
+{{- fail "replicaCount > 1 requires leaderElection.enabled=true: replicas without leader election would all write states" }}
+{{- end }}
+{{- if and .Values.etcd.tls.enabled (not .Values.etcd.tls.existingSecret) }}
+{{- fail "etcd.tls.enabled=true requires etcd.tls.existingSecret (a Secret with the CA and the client certificate)" }}
+{{- end }}
+{{- if .Values.etcd.tls.enabled }}
+{{- range .Values.etcd.endpoints }}
+{{- if not (hasPrefix "https://" .) }}
+{{- fail (printf "etcd.tls.enabled=true but endpoint %q is not https://" .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.grpc.tls.enabled (not .Values.grpc.tls.existingSecret) }}
+{{- fail "grpc.tls.enabled=true requires grpc.tls.existingSecret (a kubernetes.io/tls Secret)" }}
+{{- end }}
+{{- if and .Values.grpc.tls.requireClientCert (not .Values.grpc.tls.caKey) }}
+{{- fail "grpc.tls.requireClientCert=true requires grpc.tls.caKey (the CA that signs client certificates)" }}
+{{- end }}
+{{- if and .Values.etcd.bundled.enabled .Values.etcd.tls.enabled }}
+{{- fail "etcd.bundled serves plain HTTP; disable etcd.tls or point etcd.endpoints at a TLS-enabled etcd" }}
+{{- end }}
+{{- if and (not .Values.etcd.bundled.enabled) (eq (len .Values.etcd.endpoints) 0) }}
+{{- fail "set etcd.endpoints to your etcd cluster, or etcd.bundled.enabled=true to try statemanager out" }}
+{{- end }}
+{{- end }}

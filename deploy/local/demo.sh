@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The demo: a local etcd (data under .etcd/demo), statemanager, and a simulated node agent
+# that changes container states every few seconds. The terminal shows the state changes.
+# Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/local/ensure-tools.sh
+npm run --silent build
+
+CLIENT_PORT=${DEMO_ETCD_PORT:-23791}
+PEER_PORT=$((CLIENT_PORT + 1))
+ENDPOINT="http://127.0.0.1:${CLIENT_PORT}"
+DATA=.etcd/demo
+mkdir -p "$DATA"
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "demo stopped (etcd data kept in $DATA; remove it for a fresh start)"
+}
+trap cleanup EXIT INT TERM
+
+echo "==> etcd on $ENDPOINT"
+etcd --name demo --data-dir "$DATA" \
+  --listen-client-urls "$ENDPOINT" --advertise-client-urls "$ENDPOINT" \
+  --listen-peer-urls "http://127.0.0.1:${PEER_PORT}" --initial-advertise-peer-urls "http://127.0.0.1:${PEER_PORT}" \
+  --initial-cluster "demo=http://127.0.0.1:${PEER_PORT}" --logger=zap --log-level=error >"$DATA.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do
+  curl -fs "$ENDPOINT/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+export ETCD_ENDPOINTS="$ENDPOINT"
+export STATEMANAGER_HTTP_ADDR=127.0.0.1:${DEMO_HTTP_PORT:-47086}
+export STATEMANAGER_GRPC_ADDR=127.0.0.1:${DEMO_GRPC_PORT:-47006}
+export STATEMANAGER_CONFIG=deploy/local/demo-config.yaml
+
+export ACTION_CONTROLLER_ADDR=127.0.0.1:${DEMO_AC_PORT:-47001}
+echo "==> stand-in ActionController on $ACTION_CONTROLLER_ADDR"
+node dist/src/demo/action-controller.js &
+pids+=($!)
+
+echo "==> statemanager (metrics and probes on http://$STATEMANAGER_HTTP_ADDR)"
+node dist/src/main.js 2>&1 | grep --line-buffered -E 'state changed|reconcile request|ready|error|warn' &
+pids+=($!)
+
+echo "==> simulated node agent (a change every ${DEMO_INTERVAL_MS:-3000} ms)"
+node dist/src/demo/node-agent.js --interval "${DEMO_INTERVAL_MS:-3000}" --steps "${DEMO_STEPS:-0}" &
+pids+=($!)
+wait "${pids[3]}"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian machine with Node 20 lacks for statemanager: npm dependencies
+# (when node_modules is missing or older than the lock file) and etcd (Debian's etcd-server).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+if ! command -v node >/dev/null 2>&1; then
+  echo "statemanager needs Node.js 20 or newer on PATH" >&2
+  exit 1
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> installing npm dependencies (npm ci)"
+  npm ci --no-audit --no-fund
+fi
+
+if ! command -v etcd >/dev/null 2>&1; then
+  echo "==> installing etcd from Debian (etcd-server, etcd-client)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server etcd-client >/dev/null
+  # The package may start a system etcd on 2379; ours run on their own ports, so leave it be.
+fi
+etcd --version | head -1

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The whole check, as CI runs it: install what is missing, lint and type-check, build, run
+# every test against real etcd and gRPC, run the quick benchmark, and end with a plain
+# "N passed, N failed" line.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+bash deploy/local/ensure-tools.sh || exit 1
+
+status=0
+step() {
+  echo "==> $*"
+  "$@" || status=1
+}
+
+step npm run --silent lint
+step npm run --silent build
+# Generated protobuf types must match the .proto files.
+if [ -d .git ]; then
+  npm run --silent gen:proto >/dev/null 2>&1 && git diff --quiet -- src/generated || { echo "src/generated is stale: run npm run gen:proto"; status=1; }
+fi
+
+echo "==> npm test"
+tap=$(mktemp)
+npx ava --tap 2>&1 | tee "$tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+passed=$(grep -Ec '^ok [0-9]+' "$tap" | tr -d ' ')
+skipped=$(grep -Ec '^ok [0-9]+.*# SKIP' "$tap" | tr -d ' ')
+failed=$(grep -Ec '^not ok [0-9]+' "$tap" | tr -d ' ')
+passed=$((passed - skipped))
+rm -f "$tap"
+
+if [ -f test/bench/run.ts ] && [ "${SKIP_BENCH:-}" = "" ]; then
+  step npm run --silent bench -- --quick
+fi
+
+[ "$passed" -gt 0 ] || { echo "no tests ran"; status=1; }
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+exit $status

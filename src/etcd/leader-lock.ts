@@ -1,0 +1,157 @@
+// The leader lock in etcd: one key under /statemanager/ attached to this replica's lease,
+// created only if absent. Every state write is guarded by "that key still carries my lease",
+// so a deposed leader's in-flight write fails instead of overwriting the new leader's.
+import type { Etcd3, ICompare, Lease } from 'etcd3';
+import type { LeaderLock } from '../../controller/leader-election.js';
+import type { Logger } from '../../controller/logger.js';
+import type { WriteGuard } from './state-store.js';
+
+export class NotLeaderError extends Error {
+  constructor(reason: string) {
+    super(`not the leader: ${reason}`);
+    this.name = 'NotLeaderError';
+  }
+}
+
+export interface EtcdLeaderLockOptions {
+  client: Etcd3;
+  key: string;
+  identity: string;
+  leaseSeconds: number;
+  requestTimeoutMs: number;
+  logger: Logger;
+}
+
+export class EtcdLeaderLock implements LeaderLock, WriteGuard {
+  private lease: Lease | undefined;
+  private leaseId: string | undefined;
+  private held = false;
+  private lastRenewAt = 0;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private lostResolve: ((reason: string) => void) | undefined;
+
+  constructor(private readonly o: EtcdLeaderLockOptions) {}
+
+  /** Step down when renewals have failed for 2/3 of the lease: before others can take over. */
+  private get renewDeadlineMs(): number {
+    return (this.o.leaseSeconds * 1000 * 2) / 3;
+  }
+
+  async tryAcquire(): Promise<boolean> {
+    const { client, key, identity } = this.o;
+    if (!this.lease) await this.newLease();
+    const k = Buffer.from(key);
+    const res = await client.kv.txn(
+      {
+        compare: [{ key: k, result: 'Equal', target: 'Create', create_revision: 0 }],
+        success: [{ request_put: { key: k, value: Buffer.from(identity), lease: this.leaseId } }],
+        failure: [{ request_range: { key: k } }],
+      },
+      { deadline: this.deadline() },
+    );
+    if (!res.succeeded) {
+      const kv = res.responses[0]?.response_range.kvs[0];
+      if (!kv || kv.lease !== this.leaseId) return false; // someone else holds it
+    }
+    this.held = true;
+    this.lastRenewAt = Date.now();
+    this.watchRenewDeadline();
+    return true;
+  }
+
+  async waitForChange(timeoutMs: number): Promise<void> {
+    const watcher = await this.o.client.watch().key(this.o.key).create();
+    try {
+      // The holder may have gone between our attempt and the watch start.
+      if ((await this.holder()) === undefined) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        watcher.on('delete', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    } finally {
+      await watcher.cancel().catch(() => undefined);
+    }
+  }
+
+  lost(): Promise<string> {
+    return new Promise((resolve) => (this.lostResolve = resolve));
+  }
+
+  async release(): Promise<void> {
+    const lease = this.lease;
+    const wasHeld = this.held;
+    this.drop();
+    if (lease) {
+      // Revoking deletes the key at once: a follower takes over without waiting for the TTL.
+      await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
+    }
+    if (wasHeld) this.o.logger.debug('leader lock released', { key: this.o.key });
+  }
+
+  async holder(): Promise<string | undefined> {
+    const v = await this.o.client.get(this.o.key).options({ deadline: this.deadline() }).string();
+    return v ?? undefined;
+  }
+
+  isHeld(): boolean {
+    return this.held;
+  }
+
+  // --- WriteGuard ---
+
+  compares(): ICompare[] {
+    if (!this.held || !this.leaseId) throw new NotLeaderError('this replica does not hold the leader lock');
+    return [{ key: Buffer.from(this.o.key), result: 'Equal', target: 'Lease', lease: this.leaseId }];
+  }
+
+  async verify(): Promise<void> {
+    const res = await this.o.client.kv.range({ key: Buffer.from(this.o.key) }, { deadline: this.deadline() });
+    const kv = res.kvs[0];
+    if (!kv || kv.lease !== this.leaseId) {
+      this.markLost(kv ? 'leader key is held by another lease' : 'leader key is gone');
+      throw new NotLeaderError('the leader lock was lost; write refused');
+    }
+  }
+
+  private async newLease(): Promise<void> {
+    const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true });
+    lease.on('keepaliveSucceeded', () => (this.lastRenewAt = Date.now()));
+    lease.on('lost', (err) => this.markLost(`lease lost: ${err.message}`));
+    this.leaseId = await lease.grant();
+    this.lease = lease;
+  }
+
+  private watchRenewDeadline(): void {
+    clearInterval(this.deadlineTimer);
+    this.deadlineTimer = setInterval(() => {
+      if (this.held && Date.now() - this.lastRenewAt > this.renewDeadlineMs) {
+        this.markLost(`lease not renewed for ${Date.now() - this.lastRenewAt} ms`);
+      }
+    }, 250);
+    this.deadlineTimer.unref();
+  }
+
+  private markLost(reason: string): void {
+    if (!this.held && !this.lease) return;
+    const lease = this.lease;
+    this.drop();
+    lease?.release();
+    const resolve = this.lostResolve;
+    this.lostResolve = undefined;
+    resolve?.(reason);
+  }
+
+  private drop(): void {
+    this.held = false;
+    this.lease = undefined;
+    this.leaseId = undefined;
+    clearInterval(this.deadlineTimer);
+  }
+
+  private deadline(): number {
+    return Date.now() + this.o.requestTimeoutMs;
+  }
+}

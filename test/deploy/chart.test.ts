@@ -1,0 +1,477 @@
+// The Helm chart, checked with real Helm: lint, render with interesting value combinations,
+// validate every object against the Kubernetes schemas, and assert the properties that
+// matter in production. Helm is installed into .tools/helm by deploy/scripts/install-helm.sh
+// when it is missing; if that fails, the tests are registered as skipped and say why.
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, parseDocument, isMap, isScalar, LineCounter, type YAMLMap, type Node as YamlNode } from 'yaml';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import {
+  assertNoNamespace,
+  assertPdbMatchesReplicas,
+  assertRestricted,
+  assertSelectors,
+  assertStatemanagerPod,
+  byKind,
+  chartDir,
+  container,
+  findHelm,
+  helmEnv,
+  keyPaths,
+  kustomizeDir,
+  one,
+  parseManifests,
+  podSpec,
+  podTemplate,
+  programRejects,
+  run,
+  sha256,
+  tempDir,
+  toolsRequired,
+  validateAll,
+  workloads,
+  type K8sObject,
+} from './_support.js';
+
+const helm = findHelm();
+const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { version: string; appVersion: string; name: string };
+const release = 'sm';
+
+type Args = string[];
+
+async function template(args: Args = [], namespace = 'statemanager'): Promise<K8sObject[]> {
+  if (!helm.ok) throw new Error('helm unavailable');
+  const r = await run(helm.bin, ['template', release, chartDir, '--namespace', namespace, ...args], helmEnv);
+  if (r.code !== 0) throw new Error(`helm template ${args.join(' ')} failed:\n${r.stderr}`);
+  return parseManifests(r.stdout);
+}
+
+async function templateFails(args: Args): Promise<string> {
+  if (!helm.ok) throw new Error('helm unavailable');
+  const r = await run(helm.bin, ['template', release, chartDir, ...args], helmEnv);
+  if (r.code === 0) throw new Error(`helm template ${args.join(' ')} succeeded, expected a failure`);
+  return r.stderr;
+}
+
+function deployment(t: ExecutionContext, objs: K8sObject[]): K8sObject {
+  return one(t, objs, 'Deployment');
+}
+
+function smContainer(objs: K8sObject[]): IContainer {
+  const dep = objs.find((o) => o.kind === 'Deployment');
+  if (!dep) throw new Error('no Deployment');
+  return container(podSpec(dep), 'statemanager');
+}
+
+function configOf(t: ExecutionContext, objs: K8sObject[]): Record<string, unknown> {
+  const cm = one(t, objs, 'ConfigMap');
+  const text = cm.data?.['config.yaml'];
+  if (text === undefined) throw new Error('ConfigMap has no config.yaml');
+  return parse(text) as Record<string, unknown>;
+}
+
+function checksum(objs: K8sObject[]): string | undefined {
+  const dep = objs.find((o) => o.kind === 'Deployment');
+  return dep ? podTemplate(dep).metadata?.annotations?.['checksum/config'] : undefined;
+}
+
+/** The value combinations every check runs on, besides the defaults. */
+const combos: Record<string, Args> = {
+  defaults: [],
+  'one replica': ['--set', 'replicaCount=1'],
+  'three replicas, hard anti-affinity': ['--set', 'replicaCount=3', '--set', 'podAntiAffinityPreset=hard'],
+  'everything on': [
+    '--set', 'etcd.bundled.enabled=true',
+    '--set', 'etcd.bundled.persistence.enabled=true',
+    '--set', 'metrics.serviceMonitor.enabled=true',
+    '--set', 'networkPolicy.enabled=true',
+    '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
+    '--set', 'grpc.tls.caKey=ca.crt', '--set', 'grpc.tls.requireClientCert=true',
+    '--set', 'etcd.username=statemanager', '--set', 'etcd.auth.existingSecret=sm-etcd-auth',
+  ],
+  'production TLS': [
+    '--set', 'replicaCount=3',
+    '--set', 'etcd.endpoints={https://etcd-0.etcd:2379,https://etcd-1.etcd:2379}',
+    '--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=sm-etcd-tls',
+    '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
+    '--set', 'networkPolicy.enabled=true',
+    '--set', 'image.digest=sha256:' + 'a'.repeat(64),
+  ],
+  'leader election off, one replica': ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false'],
+};
+
+if (!helm.ok) {
+  const msg = `SKIPPED: Helm chart checks — ${helm.reason}`;
+  console.warn(msg);
+  if (toolsRequired) {
+    test('helm is available (STATEMANAGER_REQUIRE_DEPLOY_TOOLS=1)', (t) => t.fail(msg));
+  }
+  test.skip(`helm chart checks (${helm.reason})`, () => undefined);
+} else {
+  const h = helm;
+
+  test('helm is Helm 3', (t) => {
+    t.log(`using ${h.bin} ${h.version}`);
+    t.regex(h.version, /^v3\./);
+  });
+
+  test('Chart.yaml: apiVersion v2, SemVer version, appVersion', (t) => {
+    const c = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as Record<string, unknown>;
+    t.is(c.apiVersion, 'v2');
+    t.is(c.name, 'statemanager');
+    t.regex(String(c.version), /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/);
+    t.is(typeof c.appVersion, 'string');
+    const pkg = JSON.parse(readFileSync(join(chartDir, '../../../package.json'), 'utf8')) as { version: string };
+    t.is(c.appVersion, pkg.version, 'appVersion follows package.json version');
+  });
+
+  test('helm lint --strict passes with the defaults and with every option on', async (t) => {
+    for (const [name, args] of Object.entries(combos)) {
+      const r = await run(h.bin, ['lint', '--strict', chartDir, ...args], helmEnv);
+      t.is(r.code, 0, `lint (${name}) failed:\n${r.stdout}\n${r.stderr}`);
+    }
+  });
+
+  for (const [name, args] of Object.entries(combos)) {
+    test(`render (${name}): every object is valid, restricted, labelled and namespace-free`, async (t) => {
+      const objs = await template(args);
+      t.deepEqual(await validateAll(objs), [], 'schema validation');
+      assertNoNamespace(t, objs);
+      assertSelectors(t, objs);
+      assertPdbMatchesReplicas(t, objs);
+      for (const w of workloads(objs)) assertRestricted(t, w);
+      const dep = deployment(t, objs);
+      assertStatemanagerPod(t, dep, { configMapName: one(t, objs, 'ConfigMap').metadata.name ?? '' });
+      const cm = one(t, objs, 'ConfigMap');
+      t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts the rendered config');
+      const expected = {
+        'helm.sh/chart': `${chart.name}-${chart.version}`,
+        'app.kubernetes.io/name': 'statemanager',
+        'app.kubernetes.io/instance': release,
+        'app.kubernetes.io/version': chart.appVersion,
+        'app.kubernetes.io/managed-by': 'Helm',
+      };
+      for (const o of objs) {
+        for (const [k, v] of Object.entries(expected)) {
+          t.is(o.metadata.labels?.[k], v, `${o.kind}/${o.metadata.name} label ${k}`);
+        }
+      }
+      for (const w of workloads(objs)) {
+        if (w.kind === 'Pod') continue;
+        const labels = podTemplate(w).metadata?.labels ?? {};
+        for (const [k, v] of Object.entries(expected)) t.is(labels[k], v, `${w.kind}/${w.metadata.name} pod template label ${k}`);
+      }
+    });
+  }
+
+  test('defaults: the expected objects, two replicas, image tag = appVersion', async (t) => {
+    const objs = await template();
+    t.deepEqual(
+      objs.map((o) => o.kind).sort(),
+      ['ConfigMap', 'Deployment', 'Pod', 'PodDisruptionBudget', 'Service', 'ServiceAccount'],
+    );
+    const dep = deployment(t, objs);
+    t.is((dep.spec as { replicas: number }).replicas, 2);
+    t.is(smContainer(objs).image, `ghcr.io/statemanager/statemanager:${chart.appVersion}`);
+    const svc = one(t, objs, 'Service');
+    const ports = (svc.spec as { ports: { name: string; port: number }[] }).ports.map((p) => `${p.name}:${p.port}`);
+    t.deepEqual(ports, ['grpc:47006', 'http:47086']);
+    const cfg = configOf(t, objs) as { leaderElection: { enabled: boolean } };
+    t.true(cfg.leaderElection.enabled, 'leader election on with 2 replicas');
+    // Rolling updates never take the only ready pod away.
+    const strategy = (dep.spec as { strategy: { rollingUpdate: { maxUnavailable: number } } }).strategy;
+    t.is(strategy.rollingUpdate.maxUnavailable, 0);
+    t.truthy(podSpec(dep).affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution, 'soft anti-affinity by default');
+  });
+
+  test('helm test hook: a restricted pod that GETs /readyz through the Service', async (t) => {
+    const objs = await template();
+    const pod = one(t, objs, 'Pod');
+    t.is(pod.metadata.annotations?.['helm.sh/hook'], 'test');
+    const svc = one(t, objs, 'Service');
+    const cmd = (podSpec(pod).containers[0]?.command ?? []).join(' ');
+    t.true(cmd.includes(`http://${svc.metadata.name}:47086/readyz`), cmd);
+    t.is(podSpec(pod).restartPolicy, 'Never');
+  });
+
+  test('no namespace is baked in: rendering into two namespaces gives the same objects', async (t) => {
+    const [a, b] = await Promise.all([template([], 'ns-a'), template([], 'ns-b')]);
+    t.deepEqual(a, b);
+    t.false(JSON.stringify(a).includes('ns-a'));
+  });
+
+  test('ConfigMap holds the full program configuration, like the kustomize base and the local example', async (t) => {
+    const cfg = configOf(t, await template());
+    const base = parse(readFileSync(join(kustomizeDir, 'base/config.yaml'), 'utf8')) as unknown;
+    t.deepEqual(cfg, base, 'chart defaults render the same config.yaml as deploy/kustomize/base/config.yaml');
+    const local = parse(readFileSync(join(chartDir, '../../local/config.example.yaml'), 'utf8')) as unknown;
+    t.deepEqual(keyPaths(cfg), keyPaths(local), 'deploy/local/config.example.yaml has the same settings');
+  });
+
+  test('values reach the configuration file', async (t) => {
+    const objs = await template([
+      '--set', 'etcd.endpoints={http://a:2379,http://b:2379}',
+      '--set', 'keyPrefix=/edge',
+      '--set', 'log.level=debug',
+      '--set', 'actionController.addr=actioncontroller:47001',
+      '--set', 'grpc.port=50051',
+      '--set', 'extraConfig.history.length=7',
+    ]);
+    const cfg = configOf(t, objs) as {
+      etcd: { endpoints: string[] };
+      keyPrefix: string;
+      log: { level: string };
+      actionController: { addr: string };
+      grpc: { addr: string };
+      history: { length: number };
+    };
+    t.deepEqual(cfg.etcd.endpoints, ['http://a:2379', 'http://b:2379']);
+    t.is(cfg.keyPrefix, '/edge');
+    t.is(cfg.log.level, 'debug');
+    t.is(cfg.actionController.addr, 'actioncontroller:47001');
+    t.is(cfg.grpc.addr, '0.0.0.0:50051');
+    t.is(cfg.history.length, 7, 'extraConfig is merged over the generated config');
+    t.is(smContainer(objs).ports?.find((p) => p.name === 'grpc')?.containerPort, 50051);
+  });
+
+  test('config checksum annotation: hash of the mounted config, changes with it and only with it', async (t) => {
+    const base = await template();
+    const sum = checksum(base);
+    t.regex(sum ?? '', /^[0-9a-f]{64}$/);
+    const text = one(t, base, 'ConfigMap').data?.['config.yaml'] ?? '';
+    t.is(sum, sha256(text.replace(/\n$/, '')), 'annotation is the sha256 of config.yaml');
+    const changed: Args[] = [
+      ['--set', 'log.level=debug'],
+      ['--set', 'etcd.endpoints={http://other:2379}'],
+      ['--set', 'keyPrefix=/x'],
+      ['--set', 'extraConfig.controller.workers=8'],
+      ['--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=s', '--set', 'etcd.endpoints={https://e:2379}'],
+    ];
+    const unchanged: Args[] = [['--set', 'replicaCount=3'], ['--set', 'podAnnotations.x=y'], ['--set', 'resources.limits.memory=1Gi']];
+    const sums = await Promise.all([...changed, ...unchanged].map(async (a) => checksum(await template(a))));
+    changed.forEach((a, i) => t.not(sums[i], sum, `checksum must change with ${a.join(' ')}`));
+    unchanged.forEach((a, i) => t.is(sums[changed.length + i], sum, `checksum must not change with ${a.join(' ')}`));
+  });
+
+  test('PodDisruptionBudget: present when replicas > 1, absent at 1, configurable', async (t) => {
+    const count = async (a: Args) => byKind(await template(a), 'PodDisruptionBudget');
+    t.is((await count(['--set', 'replicaCount=1'])).length, 0);
+    t.is((await count(['--set', 'replicaCount=0'])).length, 0);
+    const two = await count([]);
+    t.is(two.length, 1);
+    t.is((two[0]?.spec as { maxUnavailable?: number }).maxUnavailable, 1);
+    t.is((await count(['--set', 'replicaCount=3'])).length, 1);
+    t.is((await count(['--set', 'replicaCount=3', '--set', 'podDisruptionBudget.enabled=false'])).length, 0);
+    const min = await count(['--set', 'replicaCount=3', '--set', 'podDisruptionBudget.minAvailable=2']);
+    t.deepEqual(min[0]?.spec, {
+      minAvailable: 2,
+      selector: (two[0]?.spec as { selector: unknown }).selector,
+    });
+  });
+
+  test('ServiceMonitor, NetworkPolicy and bundled etcd appear only when enabled', async (t) => {
+    const kinds = async (a: Args) => (await template(a)).map((o) => o.kind);
+    const off = await kinds([]);
+    for (const k of ['ServiceMonitor', 'NetworkPolicy', 'StatefulSet']) t.false(off.includes(k), `${k} off by default`);
+    t.true((await kinds(['--set', 'metrics.serviceMonitor.enabled=true'])).includes('ServiceMonitor'));
+    t.true((await kinds(['--set', 'networkPolicy.enabled=true'])).includes('NetworkPolicy'));
+    const etcd = await template(['--set', 'etcd.bundled.enabled=true']);
+    t.is(byKind(etcd, 'StatefulSet').length, 1);
+    t.is(byKind(etcd, 'Service').length, 2);
+    t.false(etcd.some((o) => o.kind === 'ServiceMonitor' || o.kind === 'NetworkPolicy'));
+  });
+
+  test('bundled etcd: one member, statemanager pointed at its Service', async (t) => {
+    const objs = await template(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.endpoints={http://ignored:2379}']);
+    const sts = one(t, objs, 'StatefulSet');
+    t.is((sts.spec as { replicas: number }).replicas, 1);
+    const etcdSvc = one(t, objs, 'Service', (sts.spec as { serviceName: string }).serviceName);
+    const port = (etcdSvc.spec as { ports: { port: number }[] }).ports[0]?.port;
+    const cfg = configOf(t, objs) as { etcd: { endpoints: string[] } };
+    t.deepEqual(cfg.etcd.endpoints, [`http://${etcdSvc.metadata.name}:${port}`]);
+    const etcd = container(podSpec(sts), 'etcd');
+    t.truthy(etcd.livenessProbe && etcd.readinessProbe, 'etcd probes');
+    const data = podSpec(sts).volumes?.find((v) => v.name === 'data');
+    t.truthy(data?.emptyDir, 'emptyDir without persistence');
+    const persisted = await template(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.bundled.persistence.enabled=true']);
+    const pst = one(t, persisted, 'StatefulSet');
+    t.is((pst.spec as { volumeClaimTemplates?: unknown[] }).volumeClaimTemplates?.length, 1, 'a PVC with persistence');
+  });
+
+  test('TLS and password Secrets are referenced, mounted and named in the configuration', async (t) => {
+    const objs = await template(combos['production TLS'] ?? []);
+    const dep = deployment(t, objs);
+    const spec = podSpec(dep);
+    const c = container(spec, 'statemanager');
+    const cfg = configOf(t, objs) as {
+      etcd: { tls: Record<string, string> };
+      grpc: { tls: Record<string, string | boolean> };
+    };
+    const mountFor = (secret: string) => {
+      const vol = spec.volumes?.find((v) => v.secret?.secretName === secret);
+      t.truthy(vol, `a volume for Secret ${secret}`);
+      const m = c.volumeMounts?.find((x) => x.name === vol?.name);
+      t.is(m?.readOnly, true, `${secret} mounted read-only`);
+      return m?.mountPath ?? '<none>';
+    };
+    const etcdDir = mountFor('sm-etcd-tls');
+    t.deepEqual(cfg.etcd.tls, { caFile: `${etcdDir}/ca.crt`, certFile: `${etcdDir}/tls.crt`, keyFile: `${etcdDir}/tls.key` });
+    const grpcDir = mountFor('sm-grpc-tls');
+    t.is(cfg.grpc.tls.certFile, `${grpcDir}/tls.crt`);
+    t.is(cfg.grpc.tls.keyFile, `${grpcDir}/tls.key`);
+    t.is(cfg.grpc.tls.caFile, '');
+    t.is(c.image, `ghcr.io/statemanager/statemanager@sha256:${'a'.repeat(64)}`, 'digest pins the image');
+
+    const pw = await template(combos['everything on'] ?? []);
+    const env = smContainer(pw).env?.find((e) => e.name === 'ETCD_PASSWORD');
+    t.deepEqual(env?.valueFrom?.secretKeyRef, { name: 'sm-etcd-auth', key: 'password' });
+    const pcfg = configOf(t, pw) as { grpc: { tls: Record<string, string | boolean> } };
+    t.is(pcfg.grpc.tls.requireClientCert, true);
+    t.regex(String(pcfg.grpc.tls.caFile), /\/ca\.crt$/);
+    t.is(smContainer(await template()).env?.find((e) => e.name === 'ETCD_PASSWORD'), undefined, 'no password by default');
+  });
+
+  test('NetworkPolicy: ingress on the gRPC and HTTP ports, egress to DNS, etcd and the ActionController', async (t) => {
+    const objs = await template([
+      '--set', 'networkPolicy.enabled=true',
+      '--set', 'etcd.endpoints={http://e1:2379,https://e2:12379}',
+      '--set', 'actionController.addr=ac:47001',
+      '--set', 'networkPolicy.grpcFrom[0].podSelector.matchLabels.role=agent',
+    ]);
+    const np = one(t, objs, 'NetworkPolicy');
+    const spec = np.spec as {
+      policyTypes: string[];
+      ingress: { ports: { port: string | number }[]; from?: unknown[] }[];
+      egress: { ports: { port: number; protocol: string }[] }[];
+    };
+    t.deepEqual(spec.policyTypes, ['Ingress', 'Egress']);
+    const ingress = spec.ingress.flatMap((r) => r.ports.map((p) => p.port));
+    t.deepEqual(ingress.sort(), ['grpc', 'http']);
+    t.deepEqual(spec.ingress.find((r) => r.ports.some((p) => p.port === 'grpc'))?.from, [{ podSelector: { matchLabels: { role: 'agent' } } }]);
+    const egress = spec.egress.flatMap((r) => r.ports.map((p) => `${p.port}/${p.protocol}`));
+    for (const p of ['53/UDP', '53/TCP', '2379/TCP', '12379/TCP', '47001/TCP']) t.true(egress.includes(p), `egress ${p} in ${egress.join(',')}`);
+    const open = await template(['--set', 'networkPolicy.enabled=true', '--set', 'networkPolicy.restrictEgress=false']);
+    t.deepEqual((one(t, open, 'NetworkPolicy').spec as { policyTypes: string[] }).policyTypes, ['Ingress']);
+  });
+
+  test('hard anti-affinity preset and names follow the release', async (t) => {
+    const objs = await template(['--set', 'podAntiAffinityPreset=hard', '--set', 'fullnameOverride=edge-sm']);
+    const dep = deployment(t, objs);
+    t.is(dep.metadata.name, 'edge-sm');
+    const req = podSpec(dep).affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.[0];
+    t.is(req?.topologyKey, 'kubernetes.io/hostname');
+    t.deepEqual(req?.labelSelector?.matchLabels, (dep.spec as { selector: { matchLabels: unknown } }).selector.matchLabels);
+  });
+
+  test('values.schema.json rejects wrong types and unknown keys', async (t) => {
+    t.regex(await templateFails(['--set', 'replicaCount=two']), /replicaCount/);
+    const dir = tempDir('sm-values-');
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'replicaCount: "two"\n');
+    t.regex(await templateFails(['-f', bad]), /replicaCount.*(Invalid type|expected integer|integer)/is);
+    t.regex(await templateFails(['--set', 'replicaCout=2']), /replicaCout/);
+    t.regex(await templateFails(['--set', 'log.level=verbose']), /log\.level/);
+    t.regex(await templateFails(['--set', 'grpc.port=70000']), /grpc\.port/);
+    t.regex(await templateFails(['--set', 'etcd.endpoints={etcd:2379}']), /endpoints/);
+    t.regex(await templateFails(['--set', 'podDisruptionBudget.maxUnavailable=-1']), /maxUnavailable/);
+    const lint = await run(h.bin, ['lint', '--strict', chartDir, '--set', 'replicaCount=two'], helmEnv);
+    t.not(lint.code, 0, 'helm lint also rejects it');
+  });
+
+  test('inconsistent values fail with a clear message', async (t) => {
+    t.regex(await templateFails(['--set', 'replicaCount=2', '--set', 'leaderElection.enabled=false']), /requires leaderElection\.enabled=true/);
+    t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.endpoints={https://e:2379}']), /etcd\.tls\.existingSecret/);
+    t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=s']), /not https/);
+    t.regex(await templateFails(['--set', 'grpc.tls.enabled=true']), /grpc\.tls\.existingSecret/);
+    const dir = tempDir('sm-values-');
+    const noEtcd = join(dir, 'no-etcd.yaml');
+    writeFileSync(noEtcd, 'etcd:\n  endpoints: []\n');
+    t.regex(await templateFails(['-f', noEtcd]), /set etcd\.endpoints/);
+    const bundled = await template(['-f', noEtcd, '--set', 'etcd.bundled.enabled=true']);
+    t.is(byKind(bundled, 'StatefulSet').length, 1, 'no endpoints needed with the bundled etcd');
+  });
+
+  test('NOTES.txt renders and warns about the bundled etcd and plain-text etcd only when it applies', async (t) => {
+    // helm template does not render NOTES.txt: a copy of the chart wraps it in a ConfigMap.
+    const dir = tempDir('sm-notes-');
+    cpSync(chartDir, dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'templates/zz-notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n{{ include (print $.Template.BasePath "/NOTES.txt") . | indent 4 }}\n',
+    );
+    const notes = async (args: Args) => {
+      const r = await run(h.bin, ['template', release, dir, '--namespace', 'ns1', '--show-only', 'templates/zz-notes.yaml', ...args], helmEnv);
+      t.is(r.code, 0, r.stderr);
+      return parseManifests(r.stdout)[0]?.data?.notes ?? '';
+    };
+    const defaults = await notes([]);
+    t.true(defaults.includes('helm test sm --namespace ns1'));
+    t.true(defaults.includes('http://etcd:2379'));
+    t.true(defaults.includes('not encrypted'));
+    t.false(defaults.includes('single-member'));
+    const bundled = await notes(['--set', 'etcd.bundled.enabled=true', '--set', 'replicaCount=1']);
+    t.true(bundled.includes('single-member etcd'));
+    t.true(bundled.includes('no PodDisruptionBudget'));
+    const tls = await notes(combos['production TLS'] ?? []);
+    t.false(tls.includes('not encrypted'));
+    t.true(tls.includes('TLS, Secret sm-etcd-tls'));
+  });
+
+  test('extra volumes and mounts reach the pod', async (t) => {
+    const objs = await template([
+      '--set', 'extraVolumes[0].name=ac-tls', '--set', 'extraVolumes[0].secret.secretName=ac-tls',
+      '--set', 'extraVolumeMounts[0].name=ac-tls', '--set', 'extraVolumeMounts[0].mountPath=/etc/statemanager/ac-tls',
+      '--set', 'extraConfig.actionController.tls.caFile=/etc/statemanager/ac-tls/ca.crt',
+    ]);
+    t.deepEqual(await validateAll(objs), []);
+    const spec = podSpec(deployment(t, objs));
+    t.is(spec.volumes?.find((v) => v.name === 'ac-tls')?.secret?.secretName, 'ac-tls');
+    t.is(container(spec, 'statemanager').volumeMounts?.find((m) => m.name === 'ac-tls')?.mountPath, '/etc/statemanager/ac-tls');
+    const cm = one(t, objs, 'ConfigMap');
+    t.is(programRejects(cm.data?.['config.yaml'] ?? ''), undefined, 'actionController.tls is a setting the program knows');
+  });
+
+  test('values.yaml: every value is commented and described in values.schema.json', (t) => {
+    const text = readFileSync(join(chartDir, 'values.yaml'), 'utf8');
+    const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8')) as SchemaNode;
+    const lineCounter = new LineCounter();
+    const doc = parseDocument(text, { lineCounter });
+    const lines = text.split('\n');
+    const missing: string[] = [];
+    const undocumented: string[] = [];
+    const walk = (map: YAMLMap, node: SchemaNode, path: string) => {
+      for (const pair of map.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : '?';
+        const p = path ? `${path}.${key}` : key;
+        const child = node.properties?.[key];
+        if (!child) {
+          missing.push(p);
+          continue;
+        }
+        if (!child.description && !child.properties) undocumented.push(p);
+        const value = pair.value as YamlNode | null;
+        if (isMap(value) && child.properties) {
+          walk(value, child, p);
+          continue;
+        }
+        // A leaf (scalar, list or free-form map): needs a comment line above it or a trailing one.
+        const line = lineCounter.linePos((pair.key as YamlNode).range?.[0] ?? 0).line - 1;
+        const above = lines[line - 1]?.trim() ?? '';
+        const same = lines[line] ?? '';
+        if (!above.startsWith('#') && !/\s#\s/.test(same)) missing.push(`${p} (no comment)`);
+      }
+    };
+    const root = doc.contents;
+    if (!isMap(root)) throw new Error('values.yaml is not a map');
+    walk(root, schema, '');
+    t.deepEqual(missing, [], 'values without a comment or not in the schema');
+    t.deepEqual(undocumented, [], 'schema properties without a description');
+  });
+}
+
+interface SchemaNode {
+  description?: string;
+  properties?: Record<string, SchemaNode>;
+}
