@@ -14,6 +14,8 @@ export interface ModelReconcilerDeps {
   store: StateStore;
   observer: DomainObserver;
   clock: Clock;
+  /** Recorded in history: which replica decided. */
+  source: string;
 }
 
 export class ModelReconciler implements Reconciler {
@@ -51,7 +53,7 @@ export class ModelReconciler implements Reconciler {
         to: next,
         at: new Date(this.d.clock.now()).toISOString(),
         reason,
-        source: 'controller',
+        source: this.d.source,
         drawn: isDiagramEdge('model', prev, next),
       },
     });

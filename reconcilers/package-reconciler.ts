@@ -14,6 +14,8 @@ export interface PackageReconcilerDeps {
   store: StateStore;
   observer: DomainObserver;
   clock: Clock;
+  /** Recorded in history: which replica decided. */
+  source: string;
   triggerStates: ReadonlySet<PackageState>;
 }
 
@@ -61,7 +63,7 @@ export class PackageReconciler implements Reconciler {
         to: next,
         at: now,
         reason,
-        source: 'controller',
+        source: this.d.source,
         drawn: isDiagramEdge('package', prev, next),
       },
       ...(request ? { reconcileRequest: { put: request } } : leaving ? { reconcileRequest: { delete: true } } : {}),

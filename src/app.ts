@@ -135,11 +135,12 @@ export class StateManagerApp {
         metrics: this.metrics.controller(name),
       });
     const { backoffBase, backoffCap } = config.controller;
+    const source = `controller/${this.identity}`;
     this.controllers = {
-      model: make('model', new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock }), backoffBase, backoffCap),
+      model: make('model', new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock, source }), backoffBase, backoffCap),
       package: make(
         'package',
-        new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates }),
+        new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates, source }),
         backoffBase,
         backoffCap,
       ),

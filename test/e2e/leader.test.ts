@@ -1,0 +1,123 @@
+// Several replicas on one real etcd: one leader writes, a killed leader is replaced within the
+// lease, SIGTERM hands over faster, and a deposed leader's write is refused by the guard.
+import test from 'ava';
+import { EtcdLeaderLock, NotLeaderError } from '../../src/etcd/leader-lock.js';
+import { EtcdStateStore } from '../../src/etcd/state-store.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { silentLogger } from '../../controller/logger.js';
+import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
+import { FleetWriter } from '../helpers/fleet-writer.js';
+import { startReplica, type Replica } from '../helpers/replica.js';
+
+let etcd: EtcdServer;
+let ac: FakeActionController;
+const replicas: Replica[] = [];
+
+test.before(async () => {
+  etcd = await startEtcd();
+  ac = await startActionController();
+});
+
+test.after.always(async () => {
+  await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
+  await ac?.stop();
+  await etcd?.stop();
+});
+
+const LEASE_S = 4;
+
+async function pair(prefix: string): Promise<[Replica, Replica]> {
+  const config = { keyPrefix: prefix, leaderElection: { enabled: true, leaseDuration: `${LEASE_S}s` } };
+  const a = await startReplica({ identity: `${prefix}-a`, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config });
+  const b = await startReplica({ identity: `${prefix}-b`, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config });
+  replicas.push(a, b);
+  return [a, b];
+}
+
+async function holder(w: FleetWriter): Promise<string | null> {
+  return w.client.get(w.keys.leader).string();
+}
+
+async function writers(w: FleetWriter, kind: 'model' | 'package', name: string): Promise<Set<string>> {
+  const entries = await w.client.getAll().prefix(w.keys.historyPrefix(kind, name)).strings();
+  return new Set(Object.values(entries).map((v) => (JSON.parse(v) as { source: string }).source));
+}
+
+test.serial('exactly one replica leads and writes; SIGKILL of the leader hands over within the lease', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/ha1');
+  await w.packageDef('p', ['m']);
+  await w.container('n1', 'c1', 'm', 'running');
+  const [a, b] = await pair('/ha1');
+  await eventually(async () => assert.strictEqual(await w.state('package', 'p'), 'Running'), { timeoutMs: 20_000 });
+  const leaderId = await holder(w);
+  const [leader, follower] = leaderId === a.identity ? [a, b] : [b, a];
+  t.is(leaderId, leader.identity);
+  t.is(await leader.metric('leader_election_master_status', 'name="statemanager"'), 1);
+  t.is(await follower.metric('leader_election_master_status', 'name="statemanager"'), 0);
+  t.is((await follower.get('/readyz')).status, 200, 'a follower is ready');
+  t.deepEqual(await writers(w, 'model', 'm'), new Set([`controller/${leader.identity}`]));
+
+  await leader.kill('SIGKILL');
+  const killedAt = Date.now();
+  // Changed while nobody leads: the new leader must converge it.
+  await w.container('n1', 'c1', 'm', 'exited');
+  await eventually(async () => assert.strictEqual(await holder(w), follower.identity), { timeoutMs: (LEASE_S + 6) * 1000, intervalMs: 50 });
+  const takeover = Date.now() - killedAt;
+  t.log(`takeover after SIGKILL: ${takeover} ms (lease ${LEASE_S} s)`);
+  t.true(takeover <= (LEASE_S + 2) * 1000, `takeover took ${takeover} ms`);
+  await eventually(async () => assert.strictEqual(await w.state('package', 'p'), 'Exited'), { timeoutMs: 10_000 });
+  t.deepEqual(await writers(w, 'package', 'p'), new Set([`controller/${leader.identity}`, `controller/${follower.identity}`]));
+  t.is(await follower.metric('leader_election_master_status', 'name="statemanager"'), 1);
+});
+
+test.serial('SIGTERM of the leader hands over faster than the lease', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/ha2');
+  await w.packageDef('p', ['m']);
+  await w.container('n1', 'c1', 'm', 'running');
+  const [a, b] = await pair('/ha2');
+  await eventually(async () => assert.ok((await holder(w)) !== null), { timeoutMs: 20_000 });
+  const leaderId = await holder(w);
+  const [leader, follower] = leaderId === a.identity ? [a, b] : [b, a];
+  const sentAt = Date.now();
+  const exit = leader.kill('SIGTERM');
+  await eventually(async () => assert.strictEqual(await holder(w), follower.identity), { timeoutMs: LEASE_S * 3000, intervalMs: 20 });
+  const takeover = Date.now() - sentAt;
+  t.log(`takeover after SIGTERM: ${takeover} ms (lease ${LEASE_S} s)`);
+  t.true(takeover < LEASE_S * 1000, `handover took ${takeover} ms`);
+  t.is(await exit, 0, 'SIGTERM exits cleanly');
+  await w.container('n1', 'c1', 'm', 'paused');
+  await eventually(async () => assert.strictEqual(await w.state('package', 'p'), 'Paused'), { timeoutMs: 10_000 });
+});
+
+test.serial("a deposed leader's write is refused by the guard", async (t) => {
+  const keys = new KeyLayout('/ha3');
+  const client = etcd.client();
+  const lockA = new EtcdLeaderLock({ client, key: keys.leader, identity: 'a', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
+  t.true(await lockA.tryAcquire());
+  const lost = lockA.lost();
+  const storeA = new EtcdStateStore({ client, keys, historyLength: 10, requestTimeoutMs: 3000, guard: lockA });
+  const entry = { kind: 'model' as const, name: 'm', from: null, to: 'Running', at: new Date().toISOString(), reason: 't', source: 'a', drawn: true };
+  t.true((await storeA.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry })).committed);
+
+  // A's lease ends behind its back (as after a partition), and B takes the lock.
+  const other = etcd.client();
+  const kv = (await other.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]!;
+  await other.leaseClient.leaseRevoke({ ID: kv.lease });
+  const lockB = new EtcdLeaderLock({ client: other, key: keys.leader, identity: 'b', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
+  t.true(await lockB.tryAcquire());
+
+  const stored = (await client.kv.range({ key: Buffer.from(keys.stateKey('model', 'm')) })).kvs[0]!;
+  const expected = { modRevision: Number(stored.mod_revision), version: Number(stored.version) };
+  await t.throwsAsync(
+    storeA.writeState({ kind: 'model', name: 'm', to: 'Dead', expected, history: { ...entry, from: 'Running', to: 'Dead' } }),
+    { instanceOf: NotLeaderError },
+  );
+  t.is(await client.get(keys.stateKey('model', 'm')).string(), 'Running');
+  t.regex(await lost, /another lease|gone|lease/);
+  t.false(lockA.isHeld());
+  // Once it knows, it does not even try.
+  t.throws(() => lockA.compares(), { instanceOf: NotLeaderError });
+  await lockB.release();
+});

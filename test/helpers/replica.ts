@@ -1,0 +1,96 @@
+// statemanager as a separate process (the real entry point), for tests that kill it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './etcd.js';
+
+export interface Replica {
+  readonly identity: string;
+  readonly httpPort: number;
+  readonly grpcPort: number;
+  readonly process: ChildProcess;
+  readonly output: string[];
+  get(path: string): Promise<{ status: number; body: string }>;
+  metric(name: string, labels?: string): Promise<number | undefined>;
+  kill(signal: NodeJS.Signals): Promise<number | null>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+export async function startReplica(opts: {
+  identity: string;
+  etcdEndpoint: string;
+  acAddr: string;
+  config?: Record<string, unknown>;
+  env?: Record<string, string>;
+}): Promise<Replica> {
+  const httpPort = await freePort();
+  const grpcPort = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'sm-replica-'));
+  const configFile = join(dir, 'config.yaml');
+  writeFileSync(configFile, JSON.stringify({ log: { level: 'debug' }, ...opts.config }));
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: new URL('../..', import.meta.url).pathname,
+    env: {
+      ...process.env,
+      ETCD_ENDPOINTS: opts.etcdEndpoint,
+      ACTION_CONTROLLER_ADDR: opts.acAddr,
+      STATEMANAGER_HTTP_ADDR: `127.0.0.1:${httpPort}`,
+      STATEMANAGER_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
+      STATEMANAGER_CONFIG: configFile,
+      POD_NAME: opts.identity,
+      ...opts.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  child.on('exit', () => live.delete(child));
+  const output: string[] = [];
+  const collect = (d: Buffer): void => {
+    output.push(...d.toString().split('\n').filter((l) => l !== ''));
+    if (output.length > 2000) output.splice(0, output.length - 2000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+
+  const get = async (path: string): Promise<{ status: number; body: string }> => {
+    const res = await fetch(`http://127.0.0.1:${httpPort}${path}`);
+    return { status: res.status, body: await res.text() };
+  };
+  const replica: Replica = {
+    identity: opts.identity,
+    httpPort,
+    grpcPort,
+    process: child,
+    output,
+    get,
+    async metric(name, labels = '') {
+      const { body } = await get('/metrics');
+      const line = body.split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}}` : `${name} `) || (!labels && l.startsWith(`${name}{`)));
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+    },
+    kill(signal) {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+      return new Promise((resolve) => {
+        child.once('exit', (code) => resolve(code));
+        child.kill(signal);
+      });
+    },
+  };
+  // Wait until the HTTP server answers.
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`replica ${opts.identity} exited: ${output.slice(-20).join('\n')}`);
+    try {
+      await get('/healthz');
+      return replica;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`replica ${opts.identity} did not start: ${output.slice(-20).join('\n')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
