@@ -10,6 +10,7 @@ import { parsePackageDefinition, parseScenarioDefinition } from './definitions.j
 import type { KeyLayout } from './keys.js';
 import type { DomainObserver } from './observer.js';
 import type { ReconcileRequestRecord } from './ports.js';
+import { parseResyncRequest, type ResyncRequest } from './resync-requests.js';
 import { parseState, type ModelState, type PackageState, type ResourceKind, type StateOf } from './states.js';
 
 export interface ContainerEntry extends ParsedContainer {
@@ -48,6 +49,7 @@ export class Fleet {
   readonly modelStates: Informer<StoredState<ModelState>>;
   readonly packageStates: Informer<StoredState<PackageState>>;
   readonly requests: Informer<StoredRequest>;
+  readonly resyncRequests: Informer<ResyncRequest>;
   private readonly noModelReported = new Set<string>();
 
   constructor(o: FleetOptions) {
@@ -166,10 +168,23 @@ export class Fleet {
         }
       },
     });
+
+    this.resyncRequests = new Informer<ResyncRequest>({
+      ...common,
+      name: 'resync-requests',
+      prefix: keys.resyncRequests,
+      parse: (key, value) => {
+        const req = parseResyncRequest(value);
+        if (!req) obs.invalidInput('bad_resync_request', key, 'expected {"kind":"all"} or {"kind":"model"|"package","name":...}');
+        // An unreadable request still resyncs everything: the operator asked for something.
+        return req ?? { kind: 'all' };
+      },
+    });
   }
 
   informers(): Informer<unknown>[] {
     return [
+      this.resyncRequests,
       this.containers,
       this.nodes,
       this.packageDefs,

@@ -14,6 +14,7 @@ import { ModelReconciler } from '../reconcilers/model-reconciler.js';
 import { PackageReconciler } from '../reconcilers/package-reconciler.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
 import { ReconcileRequestReconciler } from '../reconcilers/reconcile-request-reconciler.js';
+import { applyResyncRequest } from '../reconcilers/resync-requests.js';
 import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
 import { GrpcActionControllerClient } from './action-controller/client.js';
 import type { Config } from './config.js';
@@ -147,6 +148,9 @@ export class StateManagerApp {
       request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap),
     };
     wireEventMapping(this.fleet, this.enqueuer());
+    this.fleet.resyncRequests.addHandler((e) => {
+      if (e.type !== 'deleted' && this.workersRunning) void this.handleResyncRequest(e.key);
+    });
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
     leaderGauge.set(0);
     this.elector = this.leaderLock
@@ -236,11 +240,32 @@ export class StateManagerApp {
     }
     this.controllersStarted = true;
     this.workersRunning = true;
+    for (const key of [...this.fleet.resyncRequests.cache.keys()]) void this.handleResyncRequest(key);
     const period = this.deps.config.controller.resyncPeriod;
     clearInterval(this.resyncTimer);
     if (period > 0) {
       this.resyncTimer = setInterval(() => this.resync('periodic'), period);
       this.resyncTimer.unref();
+    }
+  }
+
+  /** Operator-requested resync: queue the work, then delete the request (only the leader). */
+  private async handleResyncRequest(key: string): Promise<void> {
+    const entry = this.fleet.resyncRequests.cache.get(key);
+    if (!entry) return;
+    const what = applyResyncRequest(this.fleet, this.enqueuer(), entry.value);
+    this.log.info('resync requested', { key, what });
+    try {
+      await this.etcd.kv.txn(
+        {
+          compare: [{ key: Buffer.from(key), result: 'Equal', target: 'Mod', mod_revision: entry.modRevision }],
+          success: [{ request_delete_range: { key: Buffer.from(key) } }],
+          failure: [],
+        },
+        { deadline: Date.now() + this.deps.config.etcd.requestTimeout },
+      );
+    } catch (err) {
+      this.log.warn('cannot delete resync request; it will be applied again', { key, error: (err as Error).message });
     }
   }
 
@@ -268,7 +293,7 @@ export class StateManagerApp {
         this.etcdReachable = false;
       }
       if (!this.stopped) {
-        this.etcdProbeTimer = setTimeout(() => void tick(), this.etcdReachable ? 5000 : 1000);
+        this.etcdProbeTimer = setTimeout(() => void tick(), this.etcdReachable ? 2000 : 1000);
         this.etcdProbeTimer.unref();
       }
     };
