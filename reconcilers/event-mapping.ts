@@ -1,6 +1,7 @@
 // Which keys a change affects. Handlers only enqueue names; the reconcilers read the level.
 import type { InformerEvent } from '../controller/informer.js';
 import type { ContainerEntry, Fleet, StoredState } from './fleet.js';
+import type { LagTracker } from './lag-tracker.js';
 
 export type Priority = 'high' | 'low';
 
@@ -18,15 +19,21 @@ function after<T>(e: InformerEvent<T>): T | undefined {
   return e.type === 'deleted' ? undefined : e.new.value;
 }
 
-export function wireEventMapping(fleet: Fleet, q: Enqueue): void {
+export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): void {
   const { keys } = fleet;
 
   fleet.containers.addHandler((e) => {
     const o = before<ContainerEntry>(e);
     const n = after<ContainerEntry>(e);
     if (o && n && o.model === n.model && o.status === n.status && o.node === n.node) return;
-    if (o) q.model(o.model);
-    if (n && n.model !== o?.model) q.model(n.model);
+    if (o) {
+      lag?.containerChanged(o.model);
+      q.model(o.model);
+    }
+    if (n && n.model !== o?.model) {
+      lag?.containerChanged(n.model);
+      q.model(n.model);
+    }
   });
 
   fleet.nodes.addHandler((e) => {

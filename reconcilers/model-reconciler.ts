@@ -4,6 +4,7 @@ import { effectiveStatus } from './container.js';
 import { ConflictError } from './errors.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
+import type { LagTracker } from './lag-tracker.js';
 import type { Clock, StateStore } from './ports.js';
 import { isDiagramEdge, nextModelState } from './rules.js';
 import type { ContainerStatus } from './states.js';
@@ -16,6 +17,7 @@ export interface ModelReconcilerDeps {
   clock: Clock;
   /** Recorded in history: which replica decided. */
   source: string;
+  lag?: LagTracker;
 }
 
 export class ModelReconciler implements Reconciler {
@@ -27,6 +29,7 @@ export class ModelReconciler implements Reconciler {
     const key = fleet.keys.stateKey('model', name);
 
     if (fleet.packageDefs.cache.keysByIndex('model', name).size === 0) {
+      this.d.lag?.modelSettled(name, false, []);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'model', name, expected: stored });
       if (!res.committed) throw new ConflictError(key);
@@ -38,7 +41,10 @@ export class ModelReconciler implements Reconciler {
     for (const c of fleet.containersOfModel(name)) statuses.push(effectiveStatus(c.status, fleet.nodeReady(c.node)));
     const prev = stored?.value.state;
     const next = nextModelState(prev, statuses);
-    if (prev === next) return;
+    if (prev === next) {
+      this.d.lag?.modelSettled(name, false, []);
+      return;
+    }
 
     const reason = `containers: ${countBy(statuses)}`;
     const res = await store.writeState({
@@ -59,5 +65,6 @@ export class ModelReconciler implements Reconciler {
     });
     if (!res.committed) throw new ConflictError(key);
     observer.transition('model', name, prev ?? null, next, reason);
+    this.d.lag?.modelSettled(name, true, fleet.packagesOfModel(name));
   }
 }

@@ -4,6 +4,7 @@ import type { Reconciler } from '../controller/controller.js';
 import { ConflictError } from './errors.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
+import type { LagTracker } from './lag-tracker.js';
 import type { Clock, ReconcileRequestRecord, StateStore } from './ports.js';
 import { isDiagramEdge, nextPackageState } from './rules.js';
 import type { ModelState, PackageState } from './states.js';
@@ -17,6 +18,7 @@ export interface PackageReconcilerDeps {
   /** Recorded in history: which replica decided. */
   source: string;
   triggerStates: ReadonlySet<PackageState>;
+  lag?: LagTracker;
 }
 
 export class PackageReconciler implements Reconciler {
@@ -30,6 +32,7 @@ export class PackageReconciler implements Reconciler {
     const hasRequest = fleet.requests.cache.has(fleet.keys.reconcileRequestKey(name));
 
     if (models === undefined) {
+      this.d.lag?.packageSettled(name, false);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'package', name, expected: stored, deleteReconcileRequest: hasRequest });
       if (!res.committed) throw new ConflictError(key);
@@ -42,7 +45,10 @@ export class PackageReconciler implements Reconciler {
     for (const m of models) states.push(fleet.storedModelState(m)?.value.state ?? 'Created');
     const prev = stored?.value.state;
     const next = nextPackageState(prev, states);
-    if (prev === next) return;
+    if (prev === next) {
+      this.d.lag?.packageSettled(name, false);
+      return;
+    }
 
     const now = new Date(this.d.clock.now()).toISOString();
     const reason = `models: ${countBy(states)}`;
@@ -70,6 +76,7 @@ export class PackageReconciler implements Reconciler {
     });
     if (!res.committed) throw new ConflictError(key);
     observer.transition('package', name, prev ?? null, next, reason);
+    this.d.lag?.packageSettled(name, true);
     if (request) observer.reconcileRequest('created', name);
     if (leaving) observer.reconcileRequest('cleared', name, `package is ${next}`);
   }

@@ -10,6 +10,7 @@ import { WorkQueue } from '../controller/workqueue.js';
 import { enqueueAll, wireEventMapping, type Enqueue, type Priority } from '../reconcilers/event-mapping.js';
 import { Fleet } from '../reconcilers/fleet.js';
 import { KeyLayout } from '../reconcilers/keys.js';
+import { LagTracker } from '../reconcilers/lag-tracker.js';
 import { ModelReconciler } from '../reconcilers/model-reconciler.js';
 import { PackageReconciler } from '../reconcilers/package-reconciler.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
@@ -137,17 +138,18 @@ export class StateManagerApp {
       });
     const { backoffBase, backoffCap } = config.controller;
     const source = `controller/${this.identity}`;
+    const lag = new LagTracker(() => performance.now(), (s) => this.metrics.lag.observe(s));
     this.controllers = {
-      model: make('model', new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock, source }), backoffBase, backoffCap),
+      model: make('model', new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock, source, lag }), backoffBase, backoffCap),
       package: make(
         'package',
-        new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates, source }),
+        new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates, source, lag }),
         backoffBase,
         backoffCap,
       ),
       request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap),
     };
-    wireEventMapping(this.fleet, this.enqueuer());
+    wireEventMapping(this.fleet, this.enqueuer(), lag);
     this.fleet.resyncRequests.addHandler((e) => {
       if (e.type !== 'deleted' && this.workersRunning) void this.handleResyncRequest(e.key);
     });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_STATES } from '../reconcilers/states.js';
+import { grpcServerConfigSchema } from './grpc/config.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -52,13 +53,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    grpc: z
-      .object({
-        enabled: z.boolean().default(true),
-        addr: hostPort.default('0.0.0.0:47006'),
-      })
-      .passthrough()
-      .prefault({}),
+    // A tls block with an empty certFile (as Helm and examples render it) means plaintext.
+    grpc: z.preprocess(dropEmptyTls, grpcServerConfigSchema.prefault({})),
     http: z
       .object({ addr: hostPort.default('0.0.0.0:47086') })
       .strict()
@@ -112,6 +108,21 @@ export const configSchema = z
       .prefault({}),
   })
   .strict();
+
+function dropEmptyTls(v: unknown): unknown {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
+  const grpc = v as Record<string, unknown>;
+  const tls = grpc.tls as Record<string, unknown> | undefined | null;
+  if (tls === null || (typeof tls === 'object' && !tls.certFile)) {
+    const { tls: _ignored, ...rest } = grpc;
+    return rest;
+  }
+  if (tls && typeof tls === 'object' && tls.caFile === '') {
+    const { caFile: _none, ...withoutCa } = tls;
+    return { ...grpc, tls: withoutCa };
+  }
+  return v;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

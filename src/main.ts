@@ -3,6 +3,8 @@
 // close clients).
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { EtcdStateStore } from './etcd/state-store.js';
+import { createStateManagerServer } from './grpc/server.js';
 import { HttpServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import { StateManagerApp } from './app.js';
@@ -27,6 +29,22 @@ async function main(): Promise<void> {
     probes: { ready: () => app.ready(), beforeScrape: () => app.collectGauges() },
   });
 
+  // Every replica serves gRPC; scenario writes are compare-and-swap, so they need no leader guard.
+  const grpcServer = createStateManagerServer({
+    client: app.etcd,
+    keys: app.keys,
+    store: new EtcdStateStore({
+      client: app.etcd,
+      keys: app.keys,
+      historyLength: config.history.length,
+      requestTimeoutMs: config.etcd.requestTimeout,
+    }),
+    logger,
+    config: config.grpc,
+    requestTimeoutMs: config.etcd.requestTimeout,
+    metrics: { request: (method, code) => app.metrics.grpcRequests.labels({ method, code }).inc() },
+  });
+
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -37,6 +55,7 @@ async function main(): Promise<void> {
       process.exit(1);
     }, 25_000);
     force.unref();
+    await grpcServer.stop();
     await app.stop();
     await http.stop();
     logger.info('stopped');
@@ -47,10 +66,12 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   const port = await http.start();
+  const grpc = await grpcServer.start();
   logger.info('statemanager starting', {
     etcd: config.etcd.endpoints,
     keyPrefix: config.keyPrefix,
     http: `${config.http.addr.replace(/:\d+$/, '')}:${port}`,
+    grpc: `${config.grpc.addr.replace(/:\d+$/, '')}:${grpc.port}`,
     actionController: config.actionController.addr,
     workers: config.controller.workers,
   });

@@ -6,7 +6,7 @@ import type { ProtoGrpcType } from '../generated/actioncontroller.js';
 import type { ActionControllerConnectionClient } from '../generated/actioncontroller/ActionControllerConnection.js';
 import type { PodStatus } from '../generated/actioncontroller/PodStatus.js';
 import type { ActionControllerClient, ReconcileCall } from '../../reconcilers/ports.js';
-import { loadProto } from '../protos.js';
+import { loadProto } from '../grpc/proto.js';
 
 const POD_STATUS_NAMES = ['NONE', 'INIT', 'READY', 'RUNNING', 'DONE', 'FAILED', 'UNKNOWN'] as const;
 

@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { ProtoGrpcType } from '../generated/actioncontroller.js';
 import type { ReconcileRequest__Output } from '../generated/actioncontroller/ReconcileRequest.js';
 import type { ReconcileResponse } from '../generated/actioncontroller/ReconcileResponse.js';
-import { loadProto } from '../protos.js';
+import { loadProto } from '../grpc/proto.js';
 
 export interface StandInOptions {
   host?: string;

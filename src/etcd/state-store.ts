@@ -1,6 +1,13 @@
 // State writes as single etcd transactions: the state key guarded by the revision the writer
 // saw (so two writers never lose an update), its history entry, its reconcile request, and the
 // leader guard when one is configured — all or nothing.
+//
+// Group commit: while `maxInFlight` transactions are outstanding, further writes wait and then
+// go to etcd together, as one transaction holding every waiting write's compares and operations
+// (never two writes touching the same key). When that transaction's compares do not all hold,
+// each write is sent again on its own, so each still commits or fails exactly as it would have
+// alone. Under light load every write goes out at once, alone; under heavy load etcd sees a
+// few large transactions instead of many small ones, which is what it handles well.
 import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import type { KeyValue } from '../../controller/lister-watcher.js';
 import type { KeyLayout } from '../../reconcilers/keys.js';
@@ -31,10 +38,37 @@ export interface EtcdStateStoreOptions {
   guard?: WriteGuard;
   /** Told about every committed change so caches can read their own writes at once. */
   onCommit?: (changes: CommittedChange[]) => void;
+  /** Transactions outstanding at once before writes are grouped (default 2). */
+  maxInFlight?: number;
 }
 
+interface TxnOutcome {
+  succeeded: boolean;
+  revision: number;
+}
+
+interface PendingWrite {
+  compare: ICompare[];
+  success: IRequestOp[];
+  /** Keys this write touches; two writes touching one key never share a transaction. */
+  keys: string[];
+  resolve(outcome: TxnOutcome): void;
+  reject(err: unknown): void;
+}
+
+// etcd's default --max-txn-ops is 128 (per list); stay below it, guard compares included.
+const MAX_BATCH_COMPARES = 100;
+const MAX_BATCH_OPS = 120;
+
 export class EtcdStateStore implements StateStore {
-  constructor(private readonly o: EtcdStateStoreOptions) {}
+  private readonly pending: PendingWrite[] = [];
+  private inFlight = 0;
+  private flushScheduled = false;
+  private readonly maxInFlight: number;
+
+  constructor(private readonly o: EtcdStateStoreOptions) {
+    this.maxInFlight = Math.max(1, o.maxInFlight ?? 2);
+  }
 
   async writeState(t: StateTransition): Promise<CommitOutcome> {
     const { keys, historyLength } = this.o;
@@ -52,9 +86,9 @@ export class EtcdStateStore implements StateStore {
     } else if (t.reconcileRequest) {
       success.push(delKey(requestKey));
     }
-    const res = await this.commit(compare, success);
+    const res = await this.commit(compare, success, t.reconcileRequest ? [stateKey, requestKey] : [stateKey]);
     if (!res.succeeded) return { committed: false };
-    const revision = Number(res.header.revision);
+    const revision = res.revision;
     const changes: CommittedChange[] = [
       { key: stateKey, value: t.to, modRevision: revision, createRevision: t.expected ? 0 : revision, version },
     ];
@@ -77,9 +111,9 @@ export class EtcdStateStore implements StateStore {
     ];
     const requestKey = keys.reconcileRequestKey(d.name);
     if (d.deleteReconcileRequest) success.push(delKey(requestKey));
-    const res = await this.commit([guardOn(stateKey, d.expected)], success);
+    const res = await this.commit([guardOn(stateKey, d.expected)], success, d.deleteReconcileRequest ? [stateKey, requestKey] : [stateKey]);
     if (!res.succeeded) return { committed: false };
-    const revision = Number(res.header.revision);
+    const revision = res.revision;
     const changes: CommittedChange[] = [{ key: stateKey, deletedAt: revision }];
     if (d.deleteReconcileRequest) changes.push({ key: requestKey, deletedAt: revision });
     this.o.onCommit?.(changes);
@@ -89,30 +123,109 @@ export class EtcdStateStore implements StateStore {
   async updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome> {
     const key = this.o.keys.reconcileRequestKey(record.package);
     const value = JSON.stringify(record);
-    const res = await this.commit([guardOn(key, expected)], [put(key, value)]);
+    const res = await this.commit([guardOn(key, expected)], [put(key, value)], [key]);
     if (!res.succeeded) return { committed: false };
-    const revision = Number(res.header.revision);
+    const revision = res.revision;
     this.o.onCommit?.([kvAt(key, value, revision, expected.version + 1)]);
     return { committed: true, revision };
   }
 
   async deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome> {
     const key = this.o.keys.reconcileRequestKey(pkg);
-    const res = await this.commit([guardOn(key, expected)], [delKey(key)]);
+    const res = await this.commit([guardOn(key, expected)], [delKey(key)], [key]);
     if (!res.succeeded) return { committed: false };
-    const revision = Number(res.header.revision);
+    const revision = res.revision;
     this.o.onCommit?.([{ key, deletedAt: revision }]);
     return { committed: true, revision };
   }
 
-  private async commit(compare: ICompare[], success: IRequestOp[]): Promise<ITxnResponse> {
+  /** Queue one write; it goes to etcd alone or grouped with others waiting at the same time. */
+  private commit(compare: ICompare[], success: IRequestOp[], keys: string[]): Promise<TxnOutcome> {
+    return new Promise<TxnOutcome>((resolve, reject) => {
+      this.pending.push({ compare, success, keys, resolve, reject });
+      if (!this.flushScheduled) {
+        // Writes made in the same tick (several workers finishing together) share a flush.
+        this.flushScheduled = true;
+        queueMicrotask(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
+      }
+    });
+  }
+
+  private flush(): void {
+    while (this.inFlight < this.maxInFlight && this.pending.length > 0) {
+      const batch = this.takeBatch();
+      this.inFlight++;
+      void this.send(batch).finally(() => {
+        this.inFlight--;
+        this.flush();
+      });
+    }
+  }
+
+  /** The oldest waiting writes that fit in one transaction without touching a key twice. */
+  private takeBatch(): PendingWrite[] {
+    const batch: PendingWrite[] = [];
+    const rest: PendingWrite[] = [];
+    const keys = new Set<string>();
+    let compares = 0;
+    let ops = 0;
+    for (const w of this.pending) {
+      const fits = compares + w.compare.length <= MAX_BATCH_COMPARES && ops + w.success.length <= MAX_BATCH_OPS;
+      if (batch.length === 0 || (fits && !w.keys.some((k) => keys.has(k)))) {
+        batch.push(w);
+        for (const k of w.keys) keys.add(k);
+        compares += w.compare.length;
+        ops += w.success.length;
+      } else {
+        rest.push(w);
+      }
+    }
+    this.pending.length = 0;
+    this.pending.push(...rest);
+    return batch;
+  }
+
+  private async send(batch: PendingWrite[]): Promise<void> {
+    if (batch.length === 1) {
+      const w = batch[0]!;
+      await this.sendAlone(w.compare, w.success).then(w.resolve, w.reject);
+      return;
+    }
+    let res: ITxnResponse;
+    try {
+      res = await this.txn(
+        batch.flatMap((w) => w.compare),
+        batch.flatMap((w) => w.success),
+      );
+    } catch (err) {
+      for (const w of batch) w.reject(err);
+      return;
+    }
+    if (res.succeeded) {
+      const outcome = { succeeded: true, revision: Number(res.header.revision) };
+      for (const w of batch) w.resolve(outcome);
+      return;
+    }
+    // Some compare failed (a lost race, or the leader guard): every write on its own, so each
+    // gets the outcome it would have had alone.
+    await Promise.all(batch.map((w) => this.sendAlone(w.compare, w.success).then(w.resolve, w.reject)));
+  }
+
+  private async sendAlone(compare: ICompare[], success: IRequestOp[]): Promise<TxnOutcome> {
+    const res = await this.txn(compare, success);
+    if (!res.succeeded && this.o.guard) await this.o.guard.verify();
+    return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+  }
+
+  private txn(compare: ICompare[], success: IRequestOp[]): Promise<ITxnResponse> {
     const guard = this.o.guard;
-    const res = await this.o.client.kv.txn(
+    return this.o.client.kv.txn(
       { compare: guard ? [...compare, ...guard.compares()] : compare, success, failure: [] },
       { deadline: Date.now() + this.o.requestTimeoutMs },
     );
-    if (!res.succeeded && guard) await guard.verify();
-    return res;
   }
 }
 

@@ -71,6 +71,7 @@ test.serial('/metrics exposes queue, reconcile and domain series with sensible v
   t.is(value(body, 'statemanager_resources{kind="model",state="Dead"}'), 1);
   t.is(value(body, 'statemanager_state_transitions_total{kind="package",from="Running",to="Error"}'), 1);
   t.is(value(body, 'workqueue_depth{name="package"}'), 0);
+  t.true((value(body, 'statemanager_container_to_package_lag_seconds_count') ?? 0) >= 1);
   t.true((value(body, 'controller_runtime_reconcile_total{controller="model",result="success"}') ?? 0) > 0);
   t.true((value(body, 'statemanager_informer_last_revision{informer="containers"}') ?? 0) > 0);
   for (const name of [

@@ -1,0 +1,113 @@
+// The `auth` section of the gRPC server configuration: where caller identities come from
+// (bearer tokens; client certificates are configured under `tls`) and what each identity may
+// do. Documented with examples in docs/grpc.md.
+import { z } from 'zod';
+import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+
+/** The methods a permission can name; `*` is every method. */
+export const AUTHORIZED_METHODS = ['SendChangedContainerList', 'SendStateChange'] as const;
+export type AuthorizedMethod = (typeof AUTHORIZED_METHODS)[number];
+
+/** Placeholders a `nodeName` template may use. */
+export const TEMPLATE_VARIABLES = ['match', 'identity'] as const;
+
+const KINDS: readonly ResourceKind[] = ['scenario', 'model', 'package'];
+
+/** An identity or name pattern: literal text with at most one `*` (one or more characters). */
+const pattern = z
+  .string()
+  .min(1)
+  .refine((s) => s.split('*').length <= 2, { message: 'a pattern has at most one *' });
+
+const template = z
+  .string()
+  .min(1)
+  .superRefine((s, ctx) => {
+    for (const m of s.matchAll(/\$\{([^}]*)\}/g)) {
+      if (!(TEMPLATE_VARIABLES as readonly string[]).includes(m[1] ?? '')) {
+        ctx.addIssue({ code: 'custom', message: `unknown placeholder \${${m[1]}} (use \${match} or \${identity})` });
+      }
+    }
+  });
+
+const isKnownState = (s: string): boolean => KINDS.some((k) => parseState(k, s) !== undefined);
+
+const toState = z.string().refine(isKnownState, { message: 'not a model, package or scenario state' });
+const fromState = z
+  .string()
+  .refine((s) => s.trim().toLowerCase() === 'absent' || isKnownState(s), {
+    message: 'not a model, package or scenario state, nor "absent"',
+  });
+
+const containerListPermission = z
+  .object({
+    method: z.literal('SendChangedContainerList'),
+    /** Only this node (after placeholder substitution); any node when omitted. */
+    nodeName: template.optional(),
+  })
+  .strict();
+
+const stateChangePermission = z
+  .object({
+    method: z.literal('SendStateChange'),
+    /** Any kind when omitted (model and package requests are refused anyway: derived states). */
+    kind: z.enum(['scenario', 'model', 'package']).optional(),
+    /** Resource name patterns; any name when omitted. */
+    names: z.array(pattern).min(1).optional(),
+    /** Allowed stored states before the change ("absent" for none); any when omitted. */
+    from: z.array(fromState).min(1).optional(),
+    /** Allowed target states; any when omitted. */
+    to: z.array(toState).min(1).optional(),
+  })
+  .strict();
+
+const everythingPermission = z.object({ method: z.literal('*') }).strict();
+
+export const permissionSchema = z.discriminatedUnion('method', [
+  containerListPermission,
+  stateChangePermission,
+  everythingPermission,
+]);
+export type Permission = z.output<typeof permissionSchema>;
+
+export const authRuleSchema = z
+  .object({
+    /** Identity patterns the rule applies to, e.g. `node:*` or `policymanager`. */
+    identities: z.array(pattern).min(1),
+    allow: z.array(permissionSchema).min(1),
+  })
+  .strict()
+  .superRefine((rule, ctx) => {
+    const usesMatch = rule.allow.some((p) => p.method === 'SendChangedContainerList' && p.nodeName?.includes('${match}'));
+    if (usesMatch && rule.identities.some((p) => !p.includes('*'))) {
+      ctx.addIssue({ code: 'custom', path: ['identities'], message: '${match} needs every identity pattern of the rule to contain *' });
+    }
+  });
+export type AuthRule = z.output<typeof authRuleSchema>;
+
+export const tokenSchema = z
+  .object({
+    identity: z.string().min(1),
+    token: z.string().min(1).optional(),
+    tokenFile: z.string().min(1).optional(),
+  })
+  .strict()
+  .refine((t) => (t.token === undefined) !== (t.tokenFile === undefined), {
+    message: 'give exactly one of token or tokenFile',
+  });
+export type TokenConfig = z.output<typeof tokenSchema>;
+
+export const authConfigSchema = z
+  .object({
+    /** Bearer tokens (`authorization: Bearer <token>` metadata) and the identities they stand for. */
+    tokens: z.array(tokenSchema).default([]),
+    /**
+     * Whether callers with neither a client certificate nor a token are served. Default: only
+     * when no identity source is configured (no tokens, no required client certificate).
+     */
+    allowAnonymous: z.boolean().optional(),
+    /** Omitted: every authenticated caller may do everything. Given (even empty): deny by default. */
+    rules: z.array(authRuleSchema).optional(),
+  })
+  .strict();
+export type AuthConfig = z.output<typeof authConfigSchema>;

@@ -1,0 +1,81 @@
+// Authorization: does any rule whose identity pattern matches one of the caller's names allow
+// this request? Without rules every authenticated caller may do everything; with rules (even an
+// empty list) whatever no rule allows is denied.
+import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import type { AuthRule, Permission } from './config.js';
+import type { Caller } from './identity.js';
+
+export type AuthzRequest =
+  | { method: 'SendChangedContainerList'; nodeName: string }
+  | {
+      method: 'SendStateChange';
+      kind: ResourceKind;
+      name: string;
+      /** Canonical stored state before the change; undefined when absent. */
+      from: string | undefined;
+      to: string;
+    };
+
+export type AuthzDecision = { allowed: true; rule?: number } | { allowed: false };
+
+export class Authorizer {
+  constructor(private readonly rules: readonly AuthRule[] | undefined) {}
+
+  get enforcing(): boolean {
+    return this.rules !== undefined;
+  }
+
+  authorize(caller: Caller, req: AuthzRequest): AuthzDecision {
+    if (this.rules === undefined) return { allowed: true };
+    for (let i = 0; i < this.rules.length; i++) {
+      const rule = this.rules[i]!;
+      for (const name of caller.names) {
+        for (const p of rule.identities) {
+          const match = matchPattern(p, name);
+          if (match === undefined) continue;
+          if (rule.allow.some((perm) => permits(perm, req, { match, identity: name }))) return { allowed: true, rule: i };
+        }
+      }
+    }
+    return { allowed: false };
+  }
+}
+
+/**
+ * `pattern` against `text`: undefined when it does not match, else what `*` stood for ('' for a
+ * literal pattern). `*` stands for one or more characters.
+ */
+export function matchPattern(pattern: string, text: string): string | undefined {
+  const star = pattern.indexOf('*');
+  if (star < 0) return pattern === text ? '' : undefined;
+  const head = pattern.slice(0, star);
+  const tail = pattern.slice(star + 1);
+  if (text.length <= head.length + tail.length || !text.startsWith(head) || !text.endsWith(tail)) return undefined;
+  return text.slice(head.length, text.length - tail.length);
+}
+
+/** Replaces `${match}` and `${identity}`; the values are taken literally. */
+export function expandTemplate(template: string, vars: { match: string; identity: string }): string {
+  return template.replace(/\$\{(match|identity)\}/g, (_, v: 'match' | 'identity') => vars[v]);
+}
+
+function permits(perm: Permission, req: AuthzRequest, vars: { match: string; identity: string }): boolean {
+  if (perm.method === '*') return true;
+  if (perm.method !== req.method) return false;
+  if (perm.method === 'SendChangedContainerList' && req.method === 'SendChangedContainerList') {
+    return perm.nodeName === undefined || expandTemplate(perm.nodeName, vars) === req.nodeName;
+  }
+  if (perm.method === 'SendStateChange' && req.method === 'SendStateChange') {
+    if (perm.kind !== undefined && perm.kind !== req.kind) return false;
+    if (perm.names !== undefined && !perm.names.some((n) => matchPattern(n, req.name) !== undefined)) return false;
+    if (perm.from !== undefined && !perm.from.some((s) => sameState(req.kind, s, req.from))) return false;
+    if (perm.to !== undefined && !perm.to.some((s) => sameState(req.kind, s, req.to))) return false;
+    return true;
+  }
+  return false;
+}
+
+function sameState(kind: ResourceKind, configured: string, actual: string | undefined): boolean {
+  if (actual === undefined) return configured.trim().toLowerCase() === 'absent';
+  return parseState(kind, configured) === actual;
+}

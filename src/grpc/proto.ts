@@ -1,0 +1,44 @@
+// Loads the project's .proto files at run time with the same options the generated types in
+// src/generated were made with (npm run gen:proto), so values have the generated shapes.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { ProtoGrpcType } from '../generated/statemanager.js';
+
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: true,
+  longs: String,
+  enums: String,
+  defaults: true,
+  arrays: true,
+  oneofs: true,
+};
+
+/**
+ * src/proto next to this module when run from sources (src/grpc/), or the checkout's / image's
+ * src/proto when run compiled (dist/src/grpc/).
+ */
+export function findProtoDir(): string {
+  const candidates = ['../proto/', '../../../src/proto/'].map((rel) => fileURLToPath(new URL(rel, import.meta.url)));
+  for (const dir of candidates) if (existsSync(`${dir}statemanager.proto`)) return dir;
+  throw new Error(`statemanager.proto not found in ${candidates.join(' or ')}`);
+}
+
+const cache = new Map<string, ProtoGrpcType>();
+
+export function loadStateManagerProto(protoDir = findProtoDir()): ProtoGrpcType {
+  let proto = cache.get(protoDir);
+  if (proto === undefined) {
+    const def = protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] });
+    proto = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
+    cache.set(protoDir, proto);
+  }
+  return proto;
+}
+
+/** Any of the project's protos (the ActionController's, for its client and stand-in). */
+export function loadProto<T>(file: string, protoDir = findProtoDir()): T {
+  const def = protoLoader.loadSync(file, { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] });
+  return grpc.loadPackageDefinition(def) as unknown as T;
+}

@@ -1,0 +1,231 @@
+// The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
+// caller authentication and the three handlers, with a metric and a log line per refusal.
+import { readFile } from 'node:fs/promises';
+import * as grpc from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
+import type { StateManagerConnectionHandlers } from '../generated/statemanager/StateManagerConnection.js';
+import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { StateStore } from '../../reconcilers/ports.js';
+import type { Logger } from '../../controller/logger.js';
+import { Authenticator, type Caller, type CallCredentials } from '../auth/identity.js';
+import { Authorizer } from '../auth/policy.js';
+import { TokenTable } from '../auth/tokens.js';
+import { allowsAnonymous, requiresClientCert, type GrpcServerConfig } from './config.js';
+import { handleContainerList } from './container-list.js';
+import { callerDeadlineMs } from './etcd-errors.js';
+import { loadStateManagerProto } from './proto.js';
+import { handleStateChange } from './state-change.js';
+import { quote } from './validation.js';
+
+/** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
+export interface GrpcMetrics {
+  request(method: string, code: string): void;
+}
+
+export interface StateManagerServerOptions {
+  client: Etcd3;
+  keys: KeyLayout;
+  /**
+   * Writes scenario states. It must not be guarded by leadership: any replica serves gRPC
+   * (the compare-and-swap on the state key is what keeps writers apart).
+   */
+  store: StateStore;
+  logger: Logger;
+  config: GrpcServerConfig;
+  metrics?: GrpcMetrics;
+  /** Deadline of each etcd call. Default 5000. */
+  requestTimeoutMs?: number;
+  /** stop(): wait this long for calls in flight, then cut them. Default 5000. */
+  shutdownTimeoutMs?: number;
+  /** Where statemanager.proto is; found next to the sources or the build by default. */
+  protoDir?: string;
+}
+
+export interface StateManagerServer {
+  /** Reads certificates and token files, binds and serves; resolves with the bound port. */
+  start(): Promise<{ port: number }>;
+  /** Graceful shutdown bounded by shutdownTimeoutMs, then forced. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export function createStateManagerServer(o: StateManagerServerOptions): StateManagerServer {
+  const { config, logger } = o;
+  const requestTimeoutMs = o.requestTimeoutMs ?? 5000;
+  let server: grpc.Server | undefined;
+
+  const start = async (): Promise<{ port: number }> => {
+    if (server) throw new Error('gRPC server already started');
+    const proto = loadStateManagerProto(o.protoDir);
+    const credentials = await serverCredentials(config);
+    const tokens = await TokenTable.load(config.auth.tokens);
+    const authenticator = new Authenticator({ tokens, allowAnonymous: allowsAnonymous(config) });
+    const authorizer = new Authorizer(config.auth.rules);
+    warnAboutExposure(config, logger);
+
+    const record = (method: string, code: string): void => o.metrics?.request(method, code);
+    const refuse = (method: string, code: grpc.status, details: string): Partial<grpc.StatusObject> => {
+      record(method, grpc.status[code]);
+      return { code, details };
+    };
+    const authenticate = (method: string, call: CallCredentials & { getPeer(): string }): Caller | Partial<grpc.StatusObject> => {
+      const a = authenticator.authenticate(call);
+      if (a.ok) return a.caller;
+      logger.warn('gRPC call unauthenticated', { method, peer: call.getPeer(), reason: a.reason });
+      return refuse(method, grpc.status.UNAUTHENTICATED, a.reason);
+    };
+    const failed = (method: string, err: unknown): Partial<grpc.StatusObject> => {
+      logger.error('gRPC handler failed', { method, error: err instanceof Error ? err.stack ?? err.message : String(err) });
+      return refuse(method, grpc.status.INTERNAL, 'internal error');
+    };
+
+    const handlers: StateManagerConnectionHandlers = {
+      SendAction(_call, callback) {
+        callback(refuse('SendAction', grpc.status.UNIMPLEMENTED, 'SendAction is not implemented by statemanager'));
+      },
+
+      SendChangedContainerList(call, callback) {
+        const method = 'SendChangedContainerList';
+        const caller = authenticate(method, call);
+        if (!('identity' in caller)) return callback(caller);
+        handleContainerList(
+          {
+            client: o.client,
+            keys: o.keys,
+            authorizer,
+            logger,
+            requestTimeoutMs,
+            maxAttempts: config.conflictRetries,
+            maxContainersPerList: config.maxContainersPerList,
+            maxTxnOps: config.etcdMaxTxnOps,
+          },
+          { caller, request: call.request, ...deadlineOf(call) },
+        ).then(
+          (outcome) => {
+            if (!outcome.ok) {
+              logger.debug('SendChangedContainerList refused', { identity: caller.identity, code: grpc.status[outcome.code], details: outcome.message });
+              return callback(refuse(method, outcome.code, outcome.message));
+            }
+            record(method, 'OK');
+            callback(null, { resp: outcome.resp });
+          },
+          (err: unknown) => callback(failed(method, err)),
+        );
+      },
+
+      SendStateChange(call, callback) {
+        const method = 'SendStateChange';
+        const caller = authenticate(method, call);
+        if (!('identity' in caller)) return callback(caller);
+        handleStateChange(
+          {
+            client: o.client,
+            keys: o.keys,
+            store: o.store,
+            authorizer,
+            logger,
+            requestTimeoutMs,
+            maxAttempts: config.conflictRetries,
+          },
+          { caller, request: call.request, ...deadlineOf(call) },
+        ).then(
+          (response) => {
+            record(method, String(response.error_code));
+            if (response.error_code !== 'ERROR_CODE_SUCCESS') {
+              logger.debug('SendStateChange refused', {
+                identity: caller.identity,
+                name: quote(call.request.resource_name),
+                code: response.error_code,
+                details: response.error_details,
+                transitionId: response.transition_id,
+              });
+            }
+            callback(null, response);
+          },
+          (err: unknown) => callback(failed(method, err)),
+        );
+      },
+    };
+
+    const s = new grpc.Server({ 'grpc.max_receive_message_length': config.maxMessageBytes });
+    s.addService(proto.statemanager.StateManagerConnection.service, handlers);
+    const port = await new Promise<number>((resolve, reject) => {
+      s.bindAsync(config.addr, credentials, (err, p) => (err ? reject(err) : resolve(p)));
+    }).catch((err: unknown) => {
+      s.forceShutdown();
+      throw new Error(`cannot listen for gRPC on ${config.addr}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    });
+    server = s;
+    logger.info('gRPC server listening', {
+      addr: config.addr,
+      port,
+      tls: config.tls !== undefined,
+      mutualTls: requiresClientCert(config),
+      tokens: tokens.size,
+      authorizationRules: config.auth.rules?.length ?? 'none (every authenticated caller may do everything)',
+    });
+    return { port };
+  };
+
+  const stop = async (): Promise<void> => {
+    const s = server;
+    server = undefined;
+    if (!s) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        logger.warn('gRPC calls still running at shutdown: cancelled');
+        s.forceShutdown();
+        resolve();
+      }, o.shutdownTimeoutMs ?? 5000);
+      s.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  };
+
+  return { start, stop };
+}
+
+function deadlineOf(call: { getDeadline(): grpc.Deadline }): { callerDeadline?: number } {
+  const ms = callerDeadlineMs(call.getDeadline());
+  return ms === undefined ? {} : { callerDeadline: ms };
+}
+
+async function serverCredentials(config: GrpcServerConfig): Promise<grpc.ServerCredentials> {
+  const tls = config.tls;
+  if (!tls) return grpc.ServerCredentials.createInsecure();
+  const read = async (what: string, file: string): Promise<Buffer> => {
+    try {
+      return await readFile(file);
+    } catch (err) {
+      throw new Error(`cannot read gRPC TLS ${what} ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const cert = await read('certificate', tls.certFile);
+  const key = await read('key', tls.keyFile);
+  const mutual = requiresClientCert(config);
+  const ca = mutual && tls.caFile !== undefined ? await read('CA', tls.caFile) : null;
+  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], mutual);
+}
+
+function warnAboutExposure(config: GrpcServerConfig, logger: Logger): void {
+  const host = hostOf(config.addr);
+  const loopback = isLoopback(host);
+  if (!config.tls && !loopback) {
+    logger.warn('gRPC server listens beyond loopback without TLS: anyone who can reach it can change states', { addr: config.addr });
+    if (config.auth.tokens.length > 0) logger.warn('bearer tokens travel in clear text without TLS', { addr: config.addr });
+  }
+  if (config.tls?.caFile !== undefined && !requiresClientCert(config)) {
+    logger.warn('tls.caFile is ignored: tls.requireClientCert is false, client certificates are not requested');
+  }
+}
+
+export function hostOf(addr: string): string {
+  const i = addr.lastIndexOf(':');
+  const host = i < 0 ? addr : addr.slice(0, i);
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}

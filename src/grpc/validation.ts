@@ -1,0 +1,153 @@
+// Request validation for both services: every refusal names the offending field. grpc-js
+// decodes strings leniently (invalid UTF-8 becomes U+FFFD), so U+FFFD in a name is read as
+// "not valid UTF-8" and refused.
+import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
+import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
+import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import { containerJson, toStoredContainer } from './container-record.js';
+
+export const LIMITS = {
+  nodeNameBytes: 253,
+  containerIdBytes: 512,
+  /** The stored JSON of one container. */
+  containerBytes: 64 * 1024,
+  resourceNameBytes: 253,
+  transitionIdBytes: 256,
+  sourceBytes: 256,
+} as const;
+
+export type Validation<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const REPLACEMENT = '\uFFFD';
+// C0 controls and DEL.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+interface TextRules {
+  maxBytes?: number;
+  required?: boolean;
+  noSlash?: boolean;
+  noControl?: boolean;
+}
+
+/** What is wrong with a string field, as a phrase completing "<field> ...", or undefined. */
+export function textProblem(s: string, r: TextRules): string | undefined {
+  if (r.required && s.length === 0) return 'is empty';
+  if (s.includes(REPLACEMENT)) return 'is not valid UTF-8';
+  if (r.maxBytes !== undefined) {
+    const n = Buffer.byteLength(s, 'utf8');
+    if (n > r.maxBytes) return `is ${n} bytes long, more than ${r.maxBytes}`;
+  }
+  if (r.noSlash && s.includes('/')) return "contains '/'";
+  if (r.noControl && CONTROL.test(s)) return 'contains control characters';
+  return undefined;
+}
+
+const nameRules = (maxBytes: number): TextRules => ({ required: true, maxBytes, noSlash: true, noControl: true });
+
+export interface ValidContainerList {
+  nodeName: string;
+  containers: { id: string; json: string }[];
+}
+
+export function validateContainerList(list: ContainerList__Output, maxContainers: number): Validation<ValidContainerList> {
+  const fail = (message: string): Validation<ValidContainerList> => ({ ok: false, message });
+  const nodeProblem = textProblem(list.node_name, nameRules(LIMITS.nodeNameBytes));
+  if (nodeProblem) return fail(`node_name ${nodeProblem}`);
+  if (list.containers.length > maxContainers) {
+    return fail(`containers has ${list.containers.length} entries, more than the maximum of ${maxContainers}`);
+  }
+  const firstIndex = new Map<string, number>();
+  const containers: ValidContainerList['containers'] = [];
+  for (let i = 0; i < list.containers.length; i++) {
+    const c = list.containers[i]!;
+    const at = `containers[${i}]`;
+    const idProblem = textProblem(c.id, { required: true, maxBytes: LIMITS.containerIdBytes, noControl: true });
+    if (idProblem) return fail(`${at}.id ${idProblem}`);
+    const first = firstIndex.get(c.id);
+    if (first !== undefined) return fail(`${at}.id repeats containers[${first}].id`);
+    firstIndex.set(c.id, i);
+    const utf8 = firstInvalidUtf8(c, at);
+    if (utf8) return fail(`${utf8} is not valid UTF-8`);
+    const json = containerJson(toStoredContainer(c));
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > LIMITS.containerBytes) return fail(`${at} is ${bytes} bytes as JSON, more than ${LIMITS.containerBytes}`);
+    containers.push({ id: c.id, json });
+  }
+  return { ok: true, value: { nodeName: list.node_name, containers } };
+}
+
+/** The path of the first stored string field holding U+FFFD (stats are not stored: not checked). */
+function firstInvalidUtf8(c: ContainerList__Output['containers'][number], at: string): string | undefined {
+  const bad = (s: string): boolean => s.includes(REPLACEMENT);
+  for (let j = 0; j < c.names.length; j++) if (bad(c.names[j]!)) return `${at}.names[${j}]`;
+  if (bad(c.image)) return `${at}.image`;
+  for (const field of ['state', 'config', 'annotation'] as const) {
+    for (const [k, v] of Object.entries(c[field])) {
+      if (bad(k) || bad(v)) return `${at}.${field}[${JSON.stringify(k)}]`;
+    }
+  }
+  return undefined;
+}
+
+export interface ValidStateChange {
+  kind: ResourceKind;
+  name: string;
+  /** Canonical state the caller expects to be stored; undefined: whatever is stored. */
+  current: string | undefined;
+  /** Canonical target state. */
+  target: string;
+  transitionId: string | undefined;
+  source: string | undefined;
+}
+
+const KIND_OF: Record<string, ResourceKind | 'unmanaged' | undefined> = {
+  RESOURCE_TYPE_SCENARIO: 'scenario',
+  RESOURCE_TYPE_PACKAGE: 'package',
+  RESOURCE_TYPE_MODEL: 'model',
+  RESOURCE_TYPE_VOLUME: 'unmanaged',
+  RESOURCE_TYPE_NETWORK: 'unmanaged',
+  RESOURCE_TYPE_NODE: 'unmanaged',
+};
+
+/** Required fields, in the order of contract section 3; every failure is ERROR_CODE_INVALID_REQUEST. */
+export function validateStateChange(req: StateChange__Output): Validation<ValidStateChange> {
+  const fail = (message: string): Validation<ValidStateChange> => ({ ok: false, message });
+  // With enums=String an unknown enum number stays a number.
+  const type: unknown = req.resource_type;
+  if (type === 'RESOURCE_TYPE_UNSPECIFIED') return fail('resource_type is unspecified');
+  const kind = typeof type === 'string' && Object.hasOwn(KIND_OF, type) ? KIND_OF[type] : undefined;
+  if (kind === undefined) return fail(`resource_type ${String(type)} is not a known ResourceType`);
+  const nameProblem = textProblem(req.resource_name, nameRules(LIMITS.resourceNameBytes));
+  if (nameProblem) return fail(`resource_name ${nameProblem}`);
+  if (req.resource_name.trim() !== req.resource_name) return fail('resource_name has leading or trailing spaces');
+  if (req.target_state.trim().length === 0) return fail('target_state is empty');
+  if (kind === 'unmanaged') return fail(`resource_type ${String(type)} is not managed by statemanager`);
+  const target = parseState(kind, req.target_state);
+  if (target === undefined) return fail(`target_state ${quote(req.target_state)} is not a ${kind} state`);
+  let current: string | undefined;
+  if (req.current_state.trim().length > 0) {
+    current = parseState(kind, req.current_state);
+    if (current === undefined) return fail(`current_state ${quote(req.current_state)} is not a ${kind} state`);
+  }
+  const idProblem = textProblem(req.transition_id, { maxBytes: LIMITS.transitionIdBytes, noControl: true });
+  if (idProblem) return fail(`transition_id ${idProblem}`);
+  const sourceProblem = textProblem(req.source, { maxBytes: LIMITS.sourceBytes, noControl: true });
+  if (sourceProblem) return fail(`source ${sourceProblem}`);
+  return {
+    ok: true,
+    value: {
+      kind,
+      name: req.resource_name,
+      current,
+      target,
+      transitionId: req.transition_id.length > 0 ? req.transition_id : undefined,
+      source: req.source.length > 0 ? req.source : undefined,
+    },
+  };
+}
+
+/** A client-supplied string for a message: JSON-quoted, cut to 64 characters. */
+export function quote(s: string): string {
+  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
+}

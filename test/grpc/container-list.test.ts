@@ -1,0 +1,295 @@
+// SendChangedContainerList over real gRPC against a real etcd: the node's prefix becomes the
+// list, in one transaction, without rewriting unchanged containers.
+import test from 'ava';
+import { status } from '@grpc/grpc-js';
+import { Etcd3 } from 'etcd3';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { ContainerSyncConflictError, syncContainerList } from '../../src/grpc/container-sync.js';
+import { containerJson } from '../../src/grpc/container-record.js';
+import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import {
+  getString,
+  modRevision,
+  sendAction,
+  sendContainerList,
+  snapshot,
+  startTestServer,
+  stopAll,
+  uniquePrefix,
+  grpcError,
+} from './_support.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+
+test.before(async () => {
+  etcd = await startEtcd();
+  client = etcd.client();
+});
+
+test.after.always(async () => {
+  await stopAll();
+  await etcd?.stop();
+});
+
+const nginx = {
+  id: 'c1',
+  names: ['nginx'],
+  image: 'docker.io/nginx:1.27',
+  state: { Status: 'running', Running: 'true' },
+  config: { Hostname: 'web' },
+  annotation: { 'io.pullpiri.annotations.model': 'web', 'a.first': 'x' },
+  stats: { cpu: '12' },
+};
+
+test('keys appear with the contract JSON, without stats', async (t) => {
+  const s = await startTestServer(client);
+  const c = s.client();
+  const resp = await sendContainerList(c, {
+    node_name: 'n1',
+    containers: [nginx, { id: 'c2', names: [], image: 'busybox' }],
+  });
+  t.is(resp, 'node n1: 2 put, 0 deleted, 0 unchanged');
+  t.is(
+    await getString(client, s.keys.containerKey('n1', 'c1')),
+    '{"id":"c1","names":["nginx"],"image":"docker.io/nginx:1.27","state":{"Running":"true","Status":"running"},' +
+      '"config":{"Hostname":"web"},"annotation":{"a.first":"x","io.pullpiri.annotations.model":"web"}}',
+  );
+  t.deepEqual(JSON.parse((await getString(client, s.keys.containerKey('n1', 'c2')))!), {
+    id: 'c2',
+    names: [],
+    image: 'busybox',
+    state: {},
+    config: {},
+    annotation: {},
+  });
+  const all = await snapshot(client, s.keys.prefix);
+  t.deepEqual([...all.kvs.keys()].sort(), [s.keys.containerKey('n1', 'c1'), s.keys.containerKey('n1', 'c2')]);
+  t.deepEqual(s.metrics.calls, [['SendChangedContainerList', 'OK']]);
+});
+
+test('a shorter list deletes the missing containers; unchanged ones keep their mod revision', async (t) => {
+  const s = await startTestServer(client);
+  const c = s.client();
+  const k = (id: string): string => s.keys.containerKey('n1', id);
+  t.is(
+    await sendContainerList(c, {
+      node_name: 'n1',
+      containers: [nginx, { id: 'c2', image: 'busybox' }, { id: 'c3', image: 'redis' }],
+    }),
+    'node n1: 3 put, 0 deleted, 0 unchanged',
+  );
+  const rev1 = await modRevision(client, k('c1'));
+  const rev2 = await modRevision(client, k('c2'));
+
+  // Same c1 with its maps in another order and other stats: unchanged. c2 changed, c3 gone.
+  const reordered = {
+    ...nginx,
+    state: { Running: 'true', Status: 'running' },
+    annotation: { 'a.first': 'x', 'io.pullpiri.annotations.model': 'web' },
+    stats: { cpu: '99' },
+  };
+  t.is(
+    await sendContainerList(c, { node_name: 'n1', containers: [reordered, { id: 'c2', image: 'busybox:2' }] }),
+    'node n1: 1 put, 1 deleted, 1 unchanged',
+  );
+  t.is(await modRevision(client, k('c1')), rev1);
+  t.not(await modRevision(client, k('c2')), rev2);
+  t.is(JSON.parse((await getString(client, k('c2')))!).image, 'busybox:2');
+  t.is(await getString(client, k('c3')), null);
+
+  // The same list again writes nothing at all.
+  const before = await snapshot(client, s.keys.prefix);
+  t.is(
+    await sendContainerList(c, { node_name: 'n1', containers: [reordered, { id: 'c2', image: 'busybox:2' }] }),
+    'node n1: 0 put, 0 deleted, 2 unchanged',
+  );
+  t.deepEqual((await snapshot(client, s.keys.prefix)).kvs, before.kvs);
+});
+
+test('an empty list clears the node and leaves other nodes (even n10 next to n1) alone', async (t) => {
+  const s = await startTestServer(client);
+  const c = s.client();
+  await sendContainerList(c, { node_name: 'n1', containers: [{ id: 'a' }, { id: 'b' }] });
+  await sendContainerList(c, { node_name: 'n10', containers: [{ id: 'a' }] });
+  const n10 = await snapshot(client, s.keys.containerPrefix('n10'));
+  t.is(await sendContainerList(c, { node_name: 'n1', containers: [] }), 'node n1: 0 put, 2 deleted, 0 unchanged');
+  t.is((await snapshot(client, s.keys.containerPrefix('n1'))).kvs.size, 0);
+  t.deepEqual((await snapshot(client, s.keys.containerPrefix('n10'))).kvs, n10.kvs);
+});
+
+test('a value another writer stored in another format is equal, not rewritten', async (t) => {
+  const s = await startTestServer(client);
+  const key = s.keys.containerKey('n2', 'c1');
+  // A node agent writing directly: pretty-printed, other key order, with stats.
+  await client.put(key).value(JSON.stringify({ ...nginx, names: ['nginx'] }, null, 2));
+  const rev = await modRevision(client, key);
+  t.is(await sendContainerList(s.client(), { node_name: 'n2', containers: [nginx] }), 'node n2: 0 put, 0 deleted, 1 unchanged');
+  t.is(await modRevision(client, key), rev);
+  // A malformed stored value is replaced.
+  await client.put(key).value('{not json');
+  t.is(await sendContainerList(s.client(), { node_name: 'n2', containers: [nginx] }), 'node n2: 1 put, 0 deleted, 0 unchanged');
+});
+
+test('ids may hold slashes and non-ASCII text', async (t) => {
+  const s = await startTestServer(client);
+  await sendContainerList(s.client(), { node_name: 'nöde', containers: [{ id: 'pod/a', names: ['ünïcode'] }] });
+  t.is(JSON.parse((await getString(client, s.keys.containerKey('nöde', 'pod/a')))!).names[0], 'ünïcode');
+});
+
+test('SendAction answers UNIMPLEMENTED', async (t) => {
+  const s = await startTestServer(client);
+  const err = await grpcError(sendAction(s.client(), 'launch'));
+  t.is(err.code, status.UNIMPLEMENTED);
+  t.deepEqual(s.metrics.calls, [['SendAction', 'UNIMPLEMENTED']]);
+});
+
+// ---- the transaction guard, driven directly with a client that lets a rival write between
+// the read and the transaction.
+
+function interfering(real: Etcd3, rival: (attempt: number) => Promise<void>): Etcd3 {
+  let reads = 0;
+  return {
+    kv: {
+      range: async (...args: Parameters<Etcd3['kv']['range']>) => {
+        const res = await real.kv.range(...args);
+        await rival(++reads);
+        return res;
+      },
+      txn: (...args: Parameters<Etcd3['kv']['txn']>) => real.kv.txn(...args),
+    },
+  } as unknown as Etcd3;
+}
+
+const list = (ids: string[]): { id: string; json: string }[] =>
+  ids.map((id) => ({ id, json: containerJson({ id, names: [], image: 'img', state: {}, config: {}, annotation: {} }) }));
+
+test('a key created by a rival after the read makes the transaction retry, and it is removed', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const rivalKey = keys.containerKey('n1', 'rival');
+  const r = await syncContainerList(
+    {
+      client: interfering(real, async (n) => {
+        if (n === 1) await real.put(rivalKey).value('{}');
+      }),
+      keys,
+      requestTimeoutMs: 2000,
+      maxAttempts: 3,
+    },
+    'n1',
+    list(['a', 'b']),
+  );
+  t.is(r.attempts, 2);
+  t.deepEqual({ put: r.put, deleted: r.deleted, unchanged: r.unchanged }, { put: 2, deleted: 1, unchanged: 0 });
+  t.deepEqual([...(await snapshot(real, keys.containerPrefix('n1'))).kvs.keys()].sort(), [keys.containerKey('n1', 'a'), keys.containerKey('n1', 'b')]);
+});
+
+test('an unchanged key deleted by a rival after the read makes the transaction retry, and it is put back', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const o = { keys, requestTimeoutMs: 2000, maxAttempts: 3 };
+  await syncContainerList({ ...o, client: real }, 'n1', list(['a', 'b']));
+  const r = await syncContainerList(
+    {
+      ...o,
+      client: interfering(real, async (n) => {
+        if (n === 1) await real.delete().key(keys.containerKey('n1', 'a'));
+      }),
+    },
+    'n1',
+    list(['a', 'c']),
+  );
+  t.is(r.attempts, 2);
+  t.deepEqual({ put: r.put, deleted: r.deleted, unchanged: r.unchanged }, { put: 2, deleted: 1, unchanged: 0 });
+  t.deepEqual([...(await snapshot(real, keys.containerPrefix('n1'))).kvs.keys()].sort(), [keys.containerKey('n1', 'a'), keys.containerKey('n1', 'c')]);
+});
+
+test('a rival that always wins exhausts the attempts: nothing of ours is written', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const err = await t.throwsAsync(
+    syncContainerList(
+      {
+        client: interfering(real, async (n) => {
+          await real.put(keys.containerKey('n1', `rival${n}`)).value('{}');
+        }),
+        keys,
+        requestTimeoutMs: 2000,
+        maxAttempts: 3,
+      },
+      'n1',
+      list(['a']),
+    ),
+  );
+  t.true(err instanceof ContainerSyncConflictError);
+  t.is(await getString(real, keys.containerKey('n1', 'a')), null);
+});
+
+test('with etcd unreachable the call ends within its deadline as UNAVAILABLE or DEADLINE_EXCEEDED', async (t) => {
+  const dead = new Etcd3({ hosts: `http://127.0.0.1:${await freePort()}` });
+  t.teardown(() => dead.close());
+  const s = await startTestServer(dead, {}, { requestTimeoutMs: 300 });
+  const started = Date.now();
+  const err = await grpcError(sendContainerList(s.client(), { node_name: 'n1', containers: [{ id: 'a' }] }));
+  t.true([status.UNAVAILABLE, status.DEADLINE_EXCEEDED].includes(err.code), `code ${err.code}: ${err.details}`);
+  t.true(Date.now() - started < 5000);
+});
+
+test('listening beyond loopback without TLS is warned about', async (t) => {
+  const s = await startTestServer(client, { addr: '0.0.0.0:0' });
+  t.true(s.logger.lines.some((l) => l.level === 'warn' && /without TLS/.test(l.message)));
+  const local = await startTestServer(client);
+  t.false(local.logger.lines.some((l) => l.level === 'warn'));
+});
+
+test('stop is graceful and idempotent; a stopped server refuses connections', async (t) => {
+  const s = await startTestServer(client);
+  const c = s.client();
+  await sendContainerList(c, { node_name: 'n1', containers: [] });
+  await s.server.stop();
+  await s.server.stop();
+  const err = await grpcError(sendContainerList(c, { node_name: 'n1', containers: [] }));
+  t.is(err.code, status.UNAVAILABLE);
+});
+
+test('more unchanged containers than compares fit: a count guards instead, and a rival deletion is repaired', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const o = { keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 3 };
+  await syncContainerList({ ...o, client: real }, 'n1', list(['a', 'b', 'c', 'd', 'e']));
+  const r = await syncContainerList(
+    {
+      ...o,
+      client: interfering(real, async (n) => {
+        if (n === 1) await real.delete().key(keys.containerKey('n1', 'a'));
+      }),
+    },
+    'n1',
+    list(['a', 'b', 'c', 'd', 'e', 'f']),
+  );
+  t.is(r.attempts, 2);
+  t.deepEqual({ put: r.put, deleted: r.deleted, unchanged: r.unchanged }, { put: 1, deleted: 0, unchanged: 5 });
+  t.is((await snapshot(real, keys.containerPrefix('n1'))).kvs.size, 6);
+});
+
+test("a node past etcd's --max-txn-ops (128) still gets small changes through", async (t) => {
+  const s = await startTestServer(client);
+  const ids = Array.from({ length: 140 }, (_, i) => `c${String(i).padStart(3, '0')}`);
+  // Grown one container at a time (as by a node agent writing directly).
+  for (const id of ids) {
+    await client.put(s.keys.containerKey('big', id)).value(containerJson({ id, names: [], image: 'img', state: {}, config: {}, annotation: {} }));
+  }
+  const containers = [...ids, 'new'].map((id) => ({ id, image: 'img' }));
+  t.is(await sendContainerList(s.client(), { node_name: 'big', containers }), 'node big: 1 put, 0 deleted, 140 unchanged');
+  t.is((await snapshot(client, s.keys.containerPrefix('big'))).kvs.size, 141);
+});
+
+test("a change with more writes than etcd's --max-txn-ops: RESOURCE_EXHAUSTED, nothing written", async (t) => {
+  const s = await startTestServer(client);
+  const containers = Array.from({ length: 200 }, (_, i) => ({ id: `c${i}`, image: 'img' }));
+  const err = await grpcError(sendContainerList(s.client(), { node_name: 'huge', containers }));
+  t.is(err.code, status.RESOURCE_EXHAUSTED, err.details);
+  t.regex(err.details, /max-txn-ops/);
+  t.is((await snapshot(client, s.keys.prefix)).kvs.size, 0);
+});

@@ -1,0 +1,183 @@
+// Malformed requests, including what well-behaved clients cannot send (invalid UTF-8, unknown
+// enum numbers: raw protobuf bytes): refused with the right code, and etcd — every key, and the
+// store revision — is unchanged. Serial: each test compares the whole etcd before and after.
+import test, { type ExecutionContext } from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
+import type { ContainerList } from '../../src/generated/monitoringserver/ContainerList.js';
+import type { SendContainerListResponse__Output } from '../../src/generated/monitoringserver/SendContainerListResponse.js';
+import type { StateChange } from '../../src/generated/statemanager/StateChange.js';
+import type { StateChangeResponse__Output } from '../../src/generated/statemanager/StateChangeResponse.js';
+import type { StateManagerConnectionClient } from '../../src/generated/statemanager/StateManagerConnection.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import {
+  encodeContainerList,
+  encodeStateChange,
+  grpcError,
+  sendContainerList,
+  sendRaw,
+  sendStateChange,
+  snapshot,
+  startTestServer,
+  stopAll,
+  type RawStateChange,
+  type TestServer,
+} from './_support.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+let s: TestServer;
+let c: StateManagerConnectionClient;
+
+const INVALID_UTF8 = Buffer.from([0x6e, 0xff, 0xfe, 0x31]); // "n", two bytes that are never UTF-8, "1"
+
+test.before(async () => {
+  etcd = await startEtcd();
+  client = etcd.client();
+  s = await startTestServer(client, { maxContainersPerList: 5, maxMessageBytes: 256 * 1024 });
+  c = s.client();
+  // Something to leave alone: a node with containers and a scenario with a state.
+  await sendContainerList(c, { node_name: 'n1', containers: [{ id: 'a' }, { id: 'b' }] });
+  await sendStateChange(c, { resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 's1', target_state: 'Idle' });
+});
+
+test.after.always(async () => {
+  await stopAll();
+  await etcd?.stop();
+});
+
+async function unchanged<T>(t: ExecutionContext, call: () => Promise<T>): Promise<T> {
+  const before = await snapshot(client);
+  const out = await call();
+  const after = await snapshot(client);
+  t.is(after.revision, before.revision, 'etcd revision moved');
+  t.deepEqual(after.kvs, before.kvs);
+  return out;
+}
+
+async function listRefused(t: ExecutionContext, list: ContainerList, pattern: RegExp): Promise<void> {
+  const err = await unchanged(t, () => grpcError(sendContainerList(c, list)));
+  t.is(err.code, grpc.status.INVALID_ARGUMENT, err.details);
+  t.regex(err.details, pattern);
+}
+
+async function rawListRefused(t: ExecutionContext, body: Buffer, pattern: RegExp): Promise<void> {
+  const err = await unchanged(t, () => grpcError(sendRaw<SendContainerListResponse__Output>(c, 'SendChangedContainerList', body)));
+  t.is(err.code, grpc.status.INVALID_ARGUMENT, err.details);
+  t.regex(err.details, pattern);
+}
+
+async function changeRefused(t: ExecutionContext, change: StateChange, pattern: RegExp): Promise<void> {
+  const res = await unchanged(t, () => sendStateChange(c, change));
+  t.is(res.error_code, 'ERROR_CODE_INVALID_REQUEST', res.error_details);
+  t.regex(res.error_details, pattern);
+}
+
+async function rawChangeRefused(t: ExecutionContext, m: RawStateChange, pattern: RegExp): Promise<void> {
+  const res = await unchanged(t, () => sendRaw<StateChangeResponse__Output>(c, 'SendStateChange', encodeStateChange(m)));
+  t.is(res.error_code, 'ERROR_CODE_INVALID_REQUEST', res.error_details);
+  t.regex(res.error_details, pattern);
+}
+
+const scenario = (name: string, target = 'Waiting'): StateChange => ({
+  resource_type: 'RESOURCE_TYPE_SCENARIO',
+  resource_name: name,
+  target_state: target,
+});
+
+// ---- SendChangedContainerList
+
+test.serial('container list: missing or empty node_name', async (t) => {
+  await listRefused(t, { containers: [{ id: 'a' }] }, /^node_name is empty$/);
+});
+
+test.serial('container list: an empty container id names its index', async (t) => {
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a' }, { id: '' }] }, /^containers\[1\]\.id is empty$/);
+});
+
+test.serial('container list: a repeated container id', async (t) => {
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a' }, { id: 'b' }, { id: 'a' }] }, /^containers\[2\]\.id repeats containers\[0\]\.id$/);
+});
+
+test.serial('container list: huge node name and id, node name with a slash', async (t) => {
+  await listRefused(t, { node_name: 'n'.repeat(254), containers: [] }, /^node_name is 254 bytes long, more than 253$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'x'.repeat(513) }] }, /^containers\[0\]\.id is 513 bytes long/);
+  await listRefused(t, { node_name: 'n1/../n2', containers: [] }, /^node_name contains '\/'$/);
+  await listRefused(t, { node_name: 'n1\n', containers: [] }, /^node_name contains control characters$/);
+});
+
+test.serial('container list: more containers than maxContainersPerList', async (t) => {
+  const containers = Array.from({ length: 6 }, (_, i) => ({ id: `c${i}` }));
+  await listRefused(t, { node_name: 'n1', containers }, /^containers has 6 entries, more than the maximum of 5$/);
+});
+
+test.serial('container list: a container too large to store', async (t) => {
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', image: 'i'.repeat(70_000) }] }, /^containers\[0\] is \d+ bytes as JSON/);
+});
+
+test.serial('container list: a message over maxMessageBytes is refused by grpc-js (RESOURCE_EXHAUSTED)', async (t) => {
+  const err = await unchanged(t, () =>
+    grpcError(sendContainerList(c, { node_name: 'n1', containers: [{ id: 'a', image: 'i'.repeat(300_000) }] })),
+  );
+  t.is(err.code, grpc.status.RESOURCE_EXHAUSTED);
+});
+
+test.serial('container list: invalid UTF-8 in node_name, id, names and annotations', async (t) => {
+  await rawListRefused(t, encodeContainerList(INVALID_UTF8, [{ id: 'a' }]), /^node_name is not valid UTF-8$/);
+  await rawListRefused(t, encodeContainerList('n1', [{ id: 'a' }, { id: INVALID_UTF8 }]), /^containers\[1\]\.id is not valid UTF-8$/);
+  await rawListRefused(t, encodeContainerList('n1', [{ id: 'a', names: ['ok', INVALID_UTF8] }]), /^containers\[0\]\.names\[1\] is not valid UTF-8$/);
+  await rawListRefused(
+    t,
+    encodeContainerList('n1', [{ id: 'a', annotation: [['model', INVALID_UTF8]] }]),
+    /^containers\[0\]\.annotation\["model"\] is not valid UTF-8$/,
+  );
+});
+
+test.serial('container list: the raw encoder is faithful (a valid raw list is applied)', async (t) => {
+  // Guards the tests above: they fail for the reason named, not for a bad encoding.
+  const res = await sendRaw<SendContainerListResponse__Output>(c, 'SendChangedContainerList', encodeContainerList('n9', [{ id: 'z', names: ['zed'] }]));
+  t.is(res.resp, 'node n9: 1 put, 0 deleted, 0 unchanged');
+  t.is(JSON.parse((await client.get(s.keys.containerKey('n9', 'z')).string())!).names[0], 'zed');
+  await sendContainerList(c, { node_name: 'n9', containers: [] });
+});
+
+// ---- SendStateChange
+
+test.serial('state change: missing fields', async (t) => {
+  await changeRefused(t, {}, /^resource_type is unspecified$/);
+  await changeRefused(t, { resource_type: 'RESOURCE_TYPE_SCENARIO', target_state: 'Waiting' }, /^resource_name is empty$/);
+  await changeRefused(t, { resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 's1' }, /^target_state is empty$/);
+});
+
+test.serial('state change: huge, slashed, padded or control-character names', async (t) => {
+  await changeRefused(t, scenario('s'.repeat(254)), /^resource_name is 254 bytes long, more than 253$/);
+  await changeRefused(t, scenario('a/b'), /^resource_name contains '\/'$/);
+  await changeRefused(t, scenario('s1\u0000'), /^resource_name contains control characters$/);
+  await changeRefused(t, scenario(' s1'), /^resource_name has leading or trailing spaces$/);
+  await changeRefused(t, { ...scenario('s1'), transition_id: 't'.repeat(300) }, /^transition_id is 300 bytes long/);
+  await changeRefused(t, { ...scenario('s1'), source: 'x'.repeat(300) }, /^source is 300 bytes long/);
+});
+
+test.serial('state change: unknown states', async (t) => {
+  await changeRefused(t, scenario('s1', 'Sleeping'), /^target_state "Sleeping" is not a scenario state$/);
+  await changeRefused(t, { ...scenario('s1'), current_state: 'Sleeping' }, /^current_state "Sleeping" is not a scenario state$/);
+});
+
+test.serial('state change: unknown enum values', async (t) => {
+  await rawChangeRefused(t, { resource_type: 99, resource_name: 's1', target_state: 'Waiting' }, /^resource_type 99 is not a known ResourceType$/);
+  await rawChangeRefused(t, { resource_type: -1, resource_name: 's1', target_state: 'Waiting' }, /^resource_type -1 is not a known ResourceType$/);
+});
+
+test.serial('state change: invalid UTF-8 in names and states', async (t) => {
+  await rawChangeRefused(t, { resource_type: 1, resource_name: INVALID_UTF8, target_state: 'Waiting' }, /^resource_name is not valid UTF-8$/);
+  await rawChangeRefused(t, { resource_type: 1, resource_name: 's1', target_state: Buffer.concat([Buffer.from('Waiting'), INVALID_UTF8]) }, /^target_state .* is not a scenario state$/);
+  await rawChangeRefused(t, { resource_type: 1, resource_name: 's1', target_state: 'Waiting', source: INVALID_UTF8 }, /^source is not valid UTF-8$/);
+  await rawChangeRefused(t, { resource_type: 1, resource_name: 's1', target_state: 'Waiting', transition_id: INVALID_UTF8 }, /^transition_id is not valid UTF-8$/);
+});
+
+test.serial('state change: the raw encoder is faithful (a valid raw request is applied)', async (t) => {
+  const res = await sendRaw<StateChangeResponse__Output>(c, 'SendStateChange', encodeStateChange({ resource_type: 1, resource_name: 's1', current_state: 'Idle', target_state: 'Waiting', transition_id: 'raw-1' }));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+  t.is(res.transition_id, 'raw-1');
+  t.is(await client.get(s.keys.stateKey('scenario', 's1')).string(), 'Waiting');
+});

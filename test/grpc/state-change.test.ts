@@ -1,0 +1,323 @@
+// SendStateChange over real gRPC against a real etcd: every outcome of contract section 3, the
+// history entry of an accepted change, and compare-and-swap under concurrent requests.
+import { createServer, type Socket } from 'node:net';
+import test, { type ExecutionContext } from 'ava';
+import { Etcd3 } from 'etcd3';
+import type { StateChange } from '../../src/generated/statemanager/StateChange.js';
+import type { HistoryEntry } from '../../reconcilers/ports.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import type { ErrorCode__Output } from '../../src/generated/statemanager/ErrorCode.js';
+import type { StateChange__Output } from '../../src/generated/statemanager/StateChange.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { EtcdStateStore } from '../../src/etcd/state-store.js';
+import { ANONYMOUS } from '../../src/auth/identity.js';
+import { Authorizer } from '../../src/auth/policy.js';
+import { handleStateChange } from '../../src/grpc/state-change.js';
+import {
+  captureLogger,
+  getString,
+  sendStateChange,
+  snapshot,
+  startTestServer,
+  stopAll,
+  uniquePrefix,
+  type TestServer,
+} from './_support.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+
+test.before(async () => {
+  etcd = await startEtcd();
+  client = etcd.client();
+});
+
+test.after.always(async () => {
+  await stopAll();
+  await etcd?.stop();
+});
+
+const scenario = (name: string, target: string, more: Partial<StateChange> = {}): StateChange => ({
+  resource_type: 'RESOURCE_TYPE_SCENARIO',
+  resource_name: name,
+  target_state: target,
+  ...more,
+});
+
+async function history(s: TestServer, name: string): Promise<HistoryEntry[]> {
+  const snap = await snapshot(client, s.keys.historyPrefix('scenario', name));
+  return [...snap.kvs.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([, v]) => JSON.parse(v.value) as HistoryEntry);
+}
+
+test('absent -> Idle succeeds: state, history entry, echoed transition id, timestamp, log line', async (t) => {
+  const s = await startTestServer(client);
+  const before = BigInt(Date.now()) * 1_000_000n;
+  const res = await sendStateChange(
+    s.client(),
+    scenario('s1', 'Idle', { transition_id: 'tx-1', source: 'apiserver', timestamp_ns: '12345' }),
+  );
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS');
+  t.is(res.transition_id, 'tx-1');
+  t.is(res.error_details, '');
+  t.regex(res.timestamp_ns, /^\d+$/);
+  t.true(BigInt(res.timestamp_ns) >= before && BigInt(res.timestamp_ns) <= BigInt(Date.now() + 1) * 1_000_000n);
+  t.is(await getString(client, s.keys.stateKey('scenario', 's1')), 'Idle');
+  const [entry, ...rest] = await history(s, 's1');
+  t.deepEqual(rest, []);
+  t.like(entry, { kind: 'scenario', name: 's1', from: null, to: 'Idle', reason: 'requested', source: 'apiserver', transitionId: 'tx-1', drawn: true });
+  t.is(await getString(client, s.keys.historyKey('scenario', 's1', 1)) !== null, true);
+  const log = s.logger.lines.find((l) => l.message === 'scenario state changed');
+  t.like(log?.meta, { kind: 'scenario', name: 's1', from: null, to: 'Idle', reason: 'requested', source: 'apiserver', transitionId: 'tx-1' });
+  t.deepEqual(s.metrics.calls, [['SendStateChange', 'ERROR_CODE_SUCCESS']]);
+});
+
+test('a transition id is generated when absent; the source defaults to the caller identity', async (t) => {
+  const s = await startTestServer(client);
+  const res = await sendStateChange(s.client(), scenario('s1', 'Idle'));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS');
+  t.regex(res.transition_id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  const [entry] = await history(s, 's1');
+  t.is(entry?.transitionId, res.transition_id);
+  t.is(entry?.source, 'anonymous');
+});
+
+test('the whole table, in every accepted spelling, with one history entry per step', async (t) => {
+  const s = await startTestServer(client);
+  const c = s.client();
+  const steps: [string, string, string][] = [
+    ['', 'Idle', 'Idle'],
+    ['idle', 'waiting', 'Waiting'],
+    ['SCENARIO_STATE_WAITING', 'SCENARIO_STATE_SATISFIED', 'Satisfied'],
+    ['Satisfied', 'ALLOWED', 'Allowed'],
+    ['', 'scenario_state_completed', 'Completed'],
+  ];
+  for (const [current, target, stored] of steps) {
+    const res = await sendStateChange(c, scenario('s1', target, { current_state: current }));
+    t.is(res.error_code, 'ERROR_CODE_SUCCESS', `${current} -> ${target}: ${res.error_details}`);
+    t.is(await getString(client, s.keys.stateKey('scenario', 's1')), stored);
+  }
+  t.deepEqual(
+    (await history(s, 's1')).map((h) => [h.from, h.to]),
+    [[null, 'Idle'], ['Idle', 'Waiting'], ['Waiting', 'Satisfied'], ['Satisfied', 'Allowed'], ['Allowed', 'Completed']],
+  );
+  // Satisfied -> Denied is the other branch.
+  await client.put(s.keys.stateKey('scenario', 's2')).value('Satisfied');
+  t.is((await sendStateChange(c, scenario('s2', 'Denied'))).error_code, 'ERROR_CODE_SUCCESS');
+});
+
+/** Sends a request expected to be refused and checks that nothing under the server's prefix changed. */
+async function refused(t: ExecutionContext, s: TestServer, change: StateChange, code: ErrorCode__Output): Promise<string> {
+  const before = await snapshot(client, s.keys.prefix);
+  const res = await sendStateChange(s.client(), change);
+  t.is(res.error_code, code, res.error_details);
+  t.deepEqual((await snapshot(client, s.keys.prefix)).kvs, before.kvs);
+  t.false(s.logger.lines.some((l) => l.message === 'scenario state changed' && l.meta.name === change.resource_name));
+  return res.error_details;
+}
+
+test('a given current_state that differs from the stored state: PRECONDITION_FAILED', async (t) => {
+  const s = await startTestServer(client);
+  await client.put(s.keys.stateKey('scenario', 's1')).value('Waiting');
+  const details = await refused(t, s, scenario('s1', 'Allowed', { current_state: 'Satisfied' }), 'ERROR_CODE_PRECONDITION_FAILED');
+  t.regex(details, /Satisfied.*Waiting/);
+  // current_state given for a scenario without a state.
+  await refused(t, s, scenario('s2', 'Waiting', { current_state: 'Idle' }), 'ERROR_CODE_PRECONDITION_FAILED');
+});
+
+test('current_state is compared by canonical name, whatever the stored spelling', async (t) => {
+  const s = await startTestServer(client);
+  await client.put(s.keys.stateKey('scenario', 's1')).value('SCENARIO_STATE_WAITING');
+  const res = await sendStateChange(s.client(), scenario('s1', 'satisfied', { current_state: 'waiting' }));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+  t.is(await getString(client, s.keys.stateKey('scenario', 's1')), 'Satisfied');
+});
+
+test('a transition not in the table: INVALID_STATE_TRANSITION', async (t) => {
+  const s = await startTestServer(client);
+  await client.put(s.keys.stateKey('scenario', 'idle')).value('Idle');
+  await client.put(s.keys.stateKey('scenario', 'denied')).value('Denied');
+  await client.put(s.keys.stateKey('scenario', 'completed')).value('Completed');
+  t.regex(await refused(t, s, scenario('idle', 'Allowed'), 'ERROR_CODE_INVALID_STATE_TRANSITION'), /Idle -> Allowed/);
+  t.regex(await refused(t, s, scenario('idle', 'Idle'), 'ERROR_CODE_INVALID_STATE_TRANSITION'), /already Idle/);
+  t.regex(
+    await refused(t, s, scenario('idle', 'idle', { current_state: 'IDLE' }), 'ERROR_CODE_INVALID_STATE_TRANSITION'),
+    /already Idle/,
+  );
+  // Final states.
+  await refused(t, s, scenario('denied', 'Allowed'), 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  await refused(t, s, scenario('completed', 'Idle'), 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  // An absent scenario can only become Idle.
+  await refused(t, s, scenario('new', 'Waiting'), 'ERROR_CODE_INVALID_STATE_TRANSITION');
+});
+
+test('a stored value that is not a scenario state counts as absent', async (t) => {
+  const s = await startTestServer(client);
+  await client.put(s.keys.stateKey('scenario', 's1')).value('bogus');
+  await refused(t, s, scenario('s1', 'Waiting'), 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  await refused(t, s, scenario('s1', 'Waiting', { current_state: 'bogus' }), 'ERROR_CODE_INVALID_REQUEST');
+  const res = await sendStateChange(s.client(), scenario('s1', 'Idle'));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+  t.is(await getString(client, s.keys.stateKey('scenario', 's1')), 'Idle');
+  t.like((await history(s, 's1'))[0], { from: null, to: 'Idle' });
+});
+
+test('MODEL and PACKAGE: PRECONDITION_FAILED (derived states), nothing written', async (t) => {
+  const s = await startTestServer(client);
+  await client.put(s.keys.stateKey('model', 'm1')).value('Running');
+  t.regex(
+    await refused(t, s, { resource_type: 'RESOURCE_TYPE_MODEL', resource_name: 'm1', target_state: 'Paused' }, 'ERROR_CODE_PRECONDITION_FAILED'),
+    /derived from its containers/,
+  );
+  t.regex(
+    await refused(t, s, { resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p1', target_state: 'Running' }, 'ERROR_CODE_PRECONDITION_FAILED'),
+    /derived from its models/,
+  );
+  // A state name of another kind is not a known state for that kind.
+  await refused(t, s, { resource_type: 'RESOURCE_TYPE_MODEL', resource_name: 'm1', target_state: 'Waiting' }, 'ERROR_CODE_INVALID_REQUEST');
+});
+
+test('VOLUME, NETWORK and NODE are not managed: INVALID_REQUEST', async (t) => {
+  const s = await startTestServer(client);
+  for (const type of ['RESOURCE_TYPE_VOLUME', 'RESOURCE_TYPE_NETWORK', 'RESOURCE_TYPE_NODE'] as const) {
+    t.regex(await refused(t, s, { resource_type: type, resource_name: 'x', target_state: 'Running' }, 'ERROR_CODE_INVALID_REQUEST'), /not managed/);
+  }
+});
+
+test('required fields: INVALID_REQUEST naming the field', async (t) => {
+  const s = await startTestServer(client);
+  t.regex(await refused(t, s, { resource_name: 's1', target_state: 'Idle' }, 'ERROR_CODE_INVALID_REQUEST'), /resource_type is unspecified/);
+  t.regex(await refused(t, s, scenario('', 'Idle'), 'ERROR_CODE_INVALID_REQUEST'), /resource_name is empty/);
+  t.regex(await refused(t, s, scenario('s1', ''), 'ERROR_CODE_INVALID_REQUEST'), /target_state is empty/);
+  t.regex(await refused(t, s, scenario('s1', 'Running'), 'ERROR_CODE_INVALID_REQUEST'), /target_state "Running" is not a scenario state/);
+  t.regex(await refused(t, s, scenario('s1', 'Idle', { current_state: 'nope' }), 'ERROR_CODE_INVALID_REQUEST'), /current_state/);
+});
+
+test('two concurrent identical requests: exactly one succeeds, one history entry', async (t) => {
+  const s = await startTestServer(client);
+  const names = Array.from({ length: 8 }, (_, i) => `race${i}`);
+  for (const n of names) await client.put(s.keys.stateKey('scenario', n)).value('Waiting');
+  const c1 = s.client();
+  const c2 = s.client();
+  for (const [i, n] of names.entries()) {
+    // Half the pairs name the current state, half leave it to "whatever is stored".
+    const change = scenario(n, 'Satisfied', i % 2 === 0 ? { current_state: 'Waiting' } : {});
+    const results = await Promise.all([sendStateChange(c1, change), sendStateChange(c2, change)]);
+    const codes = results.map((r) => r.error_code).sort();
+    const loser = i % 2 === 0 ? 'ERROR_CODE_PRECONDITION_FAILED' : 'ERROR_CODE_INVALID_STATE_TRANSITION';
+    t.deepEqual(codes, [loser, 'ERROR_CODE_SUCCESS'].sort(), n);
+    const h = await history(s, n);
+    t.is(h.length, 1, n);
+    t.like(h[0], { from: 'Waiting', to: 'Satisfied' });
+  }
+});
+
+test('many concurrent requests for the two branches of Satisfied: exactly one wins', async (t) => {
+  const s = await startTestServer(client);
+  await client.put(s.keys.stateKey('scenario', 'fork')).value('Satisfied');
+  const clients = Array.from({ length: 6 }, () => s.client());
+  const results = await Promise.all(
+    clients.map((c, i) => sendStateChange(c, scenario('fork', i % 2 === 0 ? 'Allowed' : 'Denied', { current_state: 'Satisfied' }))),
+  );
+  const winners = results.filter((r) => r.error_code === 'ERROR_CODE_SUCCESS');
+  t.is(winners.length, 1);
+  t.true(results.every((r) => ['ERROR_CODE_SUCCESS', 'ERROR_CODE_PRECONDITION_FAILED'].includes(r.error_code)));
+  const stored = await getString(client, s.keys.stateKey('scenario', 'fork'));
+  t.true(stored === 'Allowed' || stored === 'Denied');
+  t.is((await history(s, 'fork')).length, 1);
+});
+
+test('with etcd not answering, the call ends within its deadline as ERROR_CODE_TIMEOUT', async (t) => {
+  // A peer that accepts connections and never answers.
+  const sockets: Socket[] = [];
+  const hole = createServer((sock) => void sockets.push(sock));
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+  const addr = hole.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const dead = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
+  t.teardown(() => {
+    dead.close();
+    for (const s of sockets) s.destroy();
+    hole.close();
+  });
+  const s = await startTestServer(dead, {}, { requestTimeoutMs: 300 });
+  const started = Date.now();
+  const res = await sendStateChange(s.client(), scenario('s1', 'Idle'));
+  t.true(['ERROR_CODE_TIMEOUT', 'ERROR_CODE_RESOURCE_UNAVAILABLE'].includes(res.error_code), `${res.error_code}: ${res.message}`);
+  t.true(Date.now() - started < 5000);
+});
+
+// ---- compare-and-swap, driven directly with a client that lets a rival write between the read
+// and the write.
+
+function interfering(real: Etcd3, rival: (read: number) => Promise<void>): Etcd3 {
+  let reads = 0;
+  return {
+    kv: {
+      range: async (...args: Parameters<Etcd3['kv']['range']>) => {
+        const res = await real.kv.range(...args);
+        await rival(++reads);
+        return res;
+      },
+    },
+  } as unknown as Etcd3;
+}
+
+async function direct(rival: (read: number, key: string) => Promise<void>, change: StateChange, stored: string) {
+  const keys = new KeyLayout(uniquePrefix());
+  const key = keys.stateKey('scenario', 's1');
+  await client.put(key).value(stored);
+  const logger = captureLogger();
+  const res = await handleStateChange(
+    {
+      client: interfering(client, (n) => rival(n, key)),
+      keys,
+      store: new EtcdStateStore({ client, keys, historyLength: 10, requestTimeoutMs: 2000 }),
+      authorizer: new Authorizer(undefined),
+      logger,
+      requestTimeoutMs: 2000,
+      maxAttempts: 3,
+    },
+    { caller: ANONYMOUS, request: { current_state: '', transition_id: '', timestamp_ns: '0', source: '', ...change } as StateChange__Output },
+  );
+  const hist = await snapshot(client, keys.historyPrefix('scenario', 's1'));
+  return { res, stored: await getString(client, key), history: hist.kvs.size };
+}
+
+test('a rival change between read and write: re-read and re-checked (INVALID_STATE_TRANSITION)', async (t) => {
+  const { res, stored, history: h } = await direct(
+    async (n, key) => {
+      if (n === 1) await client.put(key).value('Satisfied');
+    },
+    scenario('s1', 'Satisfied'),
+    'Waiting',
+  );
+  t.is(res.error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION', res.error_details);
+  t.is(stored, 'Satisfied');
+  t.is(h, 0);
+});
+
+test('a rival rewrite of the same state between read and write: retried and applied', async (t) => {
+  const { res, stored, history: h } = await direct(
+    async (n, key) => {
+      if (n === 1) await client.put(key).value('waiting');
+    },
+    scenario('s1', 'Satisfied', { current_state: 'Waiting' }),
+    'Waiting',
+  );
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+  t.is(stored, 'Satisfied');
+  t.is(h, 1);
+});
+
+test('a rival that keeps rewriting exhausts the attempts: PRECONDITION_FAILED, nothing written', async (t) => {
+  const { res, stored, history: h } = await direct(
+    async (n, key) => {
+      await client.put(key).value(n % 2 === 0 ? 'Waiting' : 'waiting');
+    },
+    scenario('s1', 'Satisfied'),
+    'Waiting',
+  );
+  t.is(res.error_code, 'ERROR_CODE_PRECONDITION_FAILED', res.error_details);
+  t.regex(stored ?? '', /^waiting$/i);
+  t.is(h, 0);
+});
