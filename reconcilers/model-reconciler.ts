@@ -1,7 +1,7 @@
 // A model's state from its containers (and their nodes), written only when it changes.
-import type { Reconciler } from '../controller/controller.js';
+import type { Reconciler, ReconcileResult } from '../controller/controller.js';
 import { effectiveStatus } from './container.js';
-import { ConflictError } from './errors.js';
+import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
 import type { LagTracker } from './lag-tracker.js';
@@ -23,16 +23,15 @@ export interface ModelReconcilerDeps {
 export class ModelReconciler implements Reconciler {
   constructor(private readonly d: ModelReconcilerDeps) {}
 
-  async reconcile(name: string): Promise<void> {
+  async reconcile(name: string): Promise<ReconcileResult | void> {
     const { fleet, store, observer } = this.d;
     const stored = fleet.storedModelState(name);
-    const key = fleet.keys.stateKey('model', name);
 
     if (fleet.packageDefs.cache.keysByIndex('model', name).size === 0) {
       this.d.lag?.modelSettled(name, false, []);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'model', name, expected: stored });
-      if (!res.committed) throw new ConflictError(key);
+      if (!res.committed) return CONFLICT;
       observer.transition('model', name, stored.value.state ?? null, null, 'no package lists the model');
       return;
     }
@@ -63,7 +62,7 @@ export class ModelReconciler implements Reconciler {
         drawn: isDiagramEdge('model', prev, next),
       },
     });
-    if (!res.committed) throw new ConflictError(key);
+    if (!res.committed) return CONFLICT;
     observer.transition('model', name, prev ?? null, next, reason);
     this.d.lag?.modelSettled(name, true, fleet.packagesOfModel(name));
   }

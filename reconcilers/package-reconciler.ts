@@ -1,7 +1,7 @@
 // A package's state from its models; entering a trigger state (Error by default) writes a
 // durable reconcile request in the same transaction, leaving one removes it.
-import type { Reconciler } from '../controller/controller.js';
-import { ConflictError } from './errors.js';
+import type { Reconciler, ReconcileResult } from '../controller/controller.js';
+import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
 import type { LagTracker } from './lag-tracker.js';
@@ -24,10 +24,9 @@ export interface PackageReconcilerDeps {
 export class PackageReconciler implements Reconciler {
   constructor(private readonly d: PackageReconcilerDeps) {}
 
-  async reconcile(name: string): Promise<void> {
+  async reconcile(name: string): Promise<ReconcileResult | void> {
     const { fleet, store, observer, triggerStates } = this.d;
     const stored = fleet.storedPackageState(name);
-    const key = fleet.keys.stateKey('package', name);
     const models = fleet.modelsOfPackage(name);
     const hasRequest = fleet.requests.cache.has(fleet.keys.reconcileRequestKey(name));
 
@@ -35,7 +34,7 @@ export class PackageReconciler implements Reconciler {
       this.d.lag?.packageSettled(name, false);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'package', name, expected: stored, deleteReconcileRequest: hasRequest });
-      if (!res.committed) throw new ConflictError(key);
+      if (!res.committed) return CONFLICT;
       observer.transition('package', name, stored.value.state ?? null, null, 'package definition removed');
       if (hasRequest) observer.reconcileRequest('cleared', name, 'package removed');
       return;
@@ -74,7 +73,7 @@ export class PackageReconciler implements Reconciler {
       },
       ...(request ? { reconcileRequest: { put: request } } : leaving ? { reconcileRequest: { delete: true } } : {}),
     });
-    if (!res.committed) throw new ConflictError(key);
+    if (!res.committed) return CONFLICT;
     observer.transition('package', name, prev ?? null, next, reason);
     this.d.lag?.packageSettled(name, true);
     if (request) observer.reconcileRequest('created', name);

@@ -3,7 +3,7 @@
 // ActionController is unreachable, and repeated with growing intervals while the package stays
 // in a trigger state. A request whose package left that state is dropped, never sent.
 import type { Reconciler, ReconcileResult } from '../controller/controller.js';
-import { ConflictError } from './errors.js';
+import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
 import { POD_STATUS, type ActionControllerClient, type Clock, type StateStore } from './ports.js';
@@ -47,7 +47,7 @@ export class ReconcileRequestReconciler implements Reconciler {
     const state = fleet.storedPackageState(pkg)?.value.state;
     if (state === undefined || !triggerStates.has(state)) {
       const res = await store.deleteReconcileRequest(pkg, entry);
-      if (!res.committed) throw new ConflictError(key);
+      if (!res.committed) return CONFLICT;
       this.pending.delete(pkg);
       observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
       return;
@@ -90,7 +90,7 @@ export class ReconcileRequestReconciler implements Reconciler {
     const res = await store.updateReconcileRequest(delivered, entry);
     // Lost race (the package left Error meanwhile): the next pass decides; a duplicate call is
     // the price of at-least-once.
-    if (!res.committed) throw new ConflictError(key);
+    if (!res.committed) return CONFLICT;
     const next = repeatDelayMs(repeat, delivered.deliveries);
     return next > 0 ? { requeueAfterMs: next } : undefined;
   }
