@@ -22,7 +22,7 @@ import type { Config } from './config.js';
 import { createEtcdClient } from './etcd/client.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
-import { EtcdStateStore, type CommittedChange, type WriteGuard } from './etcd/state-store.js';
+import { EtcdStateStore, type CommittedChange } from './etcd/state-store.js';
 import { Metrics } from './metrics.js';
 import { LoggingObserver } from './observer.js';
 
