@@ -60,15 +60,20 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   async waitForChange(timeoutMs: number): Promise<void> {
-    const watcher = await this.o.client.watch().key(this.o.key).create();
+    // watcher() does not wait for etcd: with etcd down this still returns after the timeout.
+    const watcher = this.o.client.watch().key(this.o.key).watcher();
     try {
-      // The holder may have gone between our attempt and the watch start.
-      if ((await this.holder()) === undefined) return;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
-        watcher.on('delete', () => {
+        const done = (): void => {
           clearTimeout(timer);
           resolve();
+        };
+        watcher.on('delete', done);
+        watcher.on('error', () => undefined);
+        // The holder may have gone between our attempt and the watch start.
+        watcher.on('connected', () => {
+          this.holder().then((h) => h === undefined && done(), () => undefined);
         });
       });
     } finally {

@@ -76,7 +76,8 @@ export class EtcdStateStore implements StateStore {
     const version = (t.expected?.version ?? 0) + 1;
     const historyKey = keys.historyKey(t.kind, t.name, version);
     const compare: ICompare[] = [guardOn(stateKey, t.expected)];
-    const success: IRequestOp[] = [put(stateKey, t.to), put(historyKey, JSON.stringify(t.history))];
+    const success: IRequestOp[] = [put(stateKey, t.to)];
+    if (historyLength > 0) success.push(put(historyKey, JSON.stringify(t.history)));
     if (historyLength > 0 && version > historyLength) {
       success.push(delRange(keys.historyKey(t.kind, t.name, 0), keys.historyKey(t.kind, t.name, version - historyLength + 1)));
     }
