@@ -1,0 +1,280 @@
+// What every command shares: the global options turned into the controller's configuration, one
+// lazily created etcd client, etcd calls with a deadline whose failures become one readable
+// line, and printing a result as a table, JSON or YAML.
+import type { Command } from 'commander';
+import type { Etcd3, IRangeRequest, WatchBuilder, Watcher } from 'etcd3';
+import { stringify as toYaml } from 'yaml';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { ConfigError, loadConfig, type Config } from '../config.js';
+import { createEtcdClient } from '../etcd/client.js';
+import { prefixEnd, toKeyValue } from '../etcd/lister-watcher.js';
+import { formatDuration, parseDuration, shouldColour, type OutputFormat } from './format.js';
+
+/** Where a command writes; `process.stdout` and `process.stderr` fit. */
+export interface OutStream {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+}
+
+export interface CliIO {
+  stdout: OutStream;
+  stderr: OutStream;
+  /** Environment for configuration and NO_COLOR; process.env when absent. */
+  env?: NodeJS.ProcessEnv;
+  /** The clock for relative times ("2m ago"); Date.now when absent. */
+  now?: () => number;
+  /** Aborted on SIGINT/SIGTERM: `watch` stops cleanly, other commands give up. */
+  signal?: AbortSignal;
+}
+
+/** A failure the user should read as one line; `exitCode` 1 for runtime failures, 2 for usage. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export class UsageError extends CliError {
+  constructor(message: string) {
+    super(message, 2);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit code of a command interrupted by SIGINT/SIGTERM (other than `watch`, which exits 0). */
+export const INTERRUPTED = 130;
+
+export interface GlobalOptions {
+  config?: string;
+  endpoints?: string;
+  prefix?: string;
+  timeout: string;
+  output: OutputFormat;
+}
+
+export const DEFAULT_TIMEOUT = '3s';
+
+export interface KV {
+  key: string;
+  value: string;
+  modRevision: number;
+  version: number;
+}
+
+const PAGE = 5000;
+
+export class Context {
+  readonly config: Config;
+  readonly keys: KeyLayout;
+  readonly output: OutputFormat;
+  /** Deadline for each etcd call. */
+  readonly timeoutMs: number;
+  /**
+   * For commands that wait (watch, resync --wait): how long, when --timeout was given. Their etcd
+   * calls then keep the default deadline, so a short bound does not fail a slow first call.
+   */
+  readonly boundMs: number | undefined;
+  readonly colour: boolean;
+  readonly env: NodeJS.ProcessEnv;
+  private client: Etcd3 | undefined;
+  /** The revision of the first read: later reads see the same snapshot. */
+  private revision: number | undefined;
+
+  constructor(
+    readonly io: CliIO,
+    opts: GlobalOptions,
+    timeoutSource: string | undefined,
+    /** The command waits, and --timeout bounds the wait rather than each etcd call. */
+    timeoutIsBound = false,
+  ) {
+    this.env = io.env ?? process.env;
+    const timeout = parseDuration(opts.timeout);
+    if (timeout === undefined || timeout <= 0) {
+      throw new UsageError(`--timeout "${opts.timeout}" is not a duration (use e.g. 500ms, 3s, 1m)`);
+    }
+    const given = timeoutSource === 'cli';
+    this.boundMs = timeoutIsBound && given ? timeout : undefined;
+    this.timeoutMs = timeoutIsBound ? parseDuration(DEFAULT_TIMEOUT)! : timeout;
+    this.output = opts.output;
+    // The flags go through the same validation as the controller's environment variables.
+    const env: NodeJS.ProcessEnv = { ...this.env };
+    if (opts.endpoints !== undefined) env.ETCD_ENDPOINTS = opts.endpoints;
+    if (opts.prefix !== undefined) env.STATEMANAGER_KEY_PREFIX = opts.prefix;
+    try {
+      this.config = loadConfig(opts.config ?? (env.STATEMANAGER_CONFIG || undefined), env);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+    this.keys = new KeyLayout(this.config.keyPrefix);
+    this.colour = this.output === 'table' && shouldColour(io.stdout.isTTY, this.env);
+  }
+
+  static of(cmd: Command, io: CliIO, timeoutIsBound = false): Context {
+    return new Context(io, cmd.optsWithGlobals<GlobalOptions>(), cmd.getOptionValueSourceWithGlobals('timeout'), timeoutIsBound);
+  }
+
+  now(): number {
+    return (this.io.now ?? Date.now)();
+  }
+
+  get endpoints(): string {
+    return this.config.etcd.endpoints.join(',');
+  }
+
+  etcd(): Etcd3 {
+    this.client ??= createEtcdClient({ ...this.config.etcd, requestTimeout: this.timeoutMs });
+    return this.client;
+  }
+
+  close(): void {
+    this.client?.close();
+    this.client = undefined;
+  }
+
+  /** Call options with this command's deadline. */
+  deadline(): { deadline: number } {
+    return { deadline: Date.now() + this.timeoutMs };
+  }
+
+  /**
+   * One etcd operation, bounded by the deadline even if the client library retries, and given
+   * up when the command is interrupted. Failures become a CliError naming the endpoints.
+   */
+  async call<T>(fn: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    const signal = this.io.signal;
+    if (signal?.aborted) throw new CliError('interrupted', INTERRUPTED);
+    let timer: NodeJS.Timeout | undefined;
+    let onAbort: (() => void) | undefined;
+    const bound = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineError()), timeoutMs + 250);
+      onAbort = () => reject(new CliError('interrupted', INTERRUPTED));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      return await Promise.race([fn(), bound]);
+    } catch (err) {
+      throw this.translate(err);
+    } finally {
+      clearTimeout(timer);
+      if (onAbort) signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Every key under a prefix, in key order, page by page, at one snapshot revision. */
+  async range(prefix: string): Promise<KV[]> {
+    const out: KV[] = [];
+    const end = prefixEnd(Buffer.from(prefix));
+    let from = Buffer.from(prefix);
+    for (;;) {
+      const req: IRangeRequest = { key: from, range_end: end, limit: PAGE };
+      if (this.revision !== undefined) req.revision = this.revision;
+      const res = await this.call(() => this.etcd().kv.range(req, this.deadline()));
+      this.revision ??= Number(res.header.revision);
+      for (const kv of res.kvs) out.push(toKeyValue(kv));
+      const last = res.kvs[res.kvs.length - 1];
+      if (!res.more || last === undefined) return out;
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+    }
+  }
+
+  /** The newest key under a prefix (history keys sort by sequence), or undefined. */
+  async lastUnder(prefix: string): Promise<KV | undefined> {
+    const req: IRangeRequest = {
+      key: Buffer.from(prefix),
+      range_end: prefixEnd(Buffer.from(prefix)),
+      limit: 1,
+      sort_order: 'Descend',
+      sort_target: 'Key',
+    };
+    if (this.revision !== undefined) req.revision = this.revision;
+    const res = await this.call(() => this.etcd().kv.range(req, this.deadline()));
+    this.revision ??= Number(res.header.revision);
+    const kv = res.kvs[0];
+    return kv ? toKeyValue(kv) : undefined;
+  }
+
+  async get(key: string): Promise<KV | undefined> {
+    const req: IRangeRequest = { key: Buffer.from(key) };
+    if (this.revision !== undefined) req.revision = this.revision;
+    const res = await this.call(() => this.etcd().kv.range(req, this.deadline()));
+    this.revision ??= Number(res.header.revision);
+    const kv = res.kvs[0];
+    return kv ? toKeyValue(kv) : undefined;
+  }
+
+  /** The current etcd revision (also proves etcd answers). */
+  async currentRevision(): Promise<number> {
+    const res = await this.call(() => this.etcd().kv.range({ key: Buffer.from(this.keys.leader), keys_only: true }, this.deadline()));
+    return Number(res.header.revision);
+  }
+
+  /**
+   * A watcher with its handlers attached before it connects (events from the start revision
+   * can arrive in the same read as the confirmation, before an awaited create() returns).
+   * Resolves once etcd confirmed the watch.
+   */
+  async watch(build: (b: WatchBuilder) => WatchBuilder, attach: (w: Watcher) => void): Promise<Watcher> {
+    const watcher = build(this.etcd().watch()).watcher();
+    attach(watcher);
+    try {
+      await this.call(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            watcher.once('connected', () => resolve());
+            watcher.once('error', reject);
+          }),
+      );
+    } catch (err) {
+      await watcher.cancel().catch(() => undefined);
+      throw err;
+    }
+    return watcher;
+  }
+
+  /** Print a result: the data as JSON or YAML, or the table built from it. */
+  emit(data: unknown, table: () => string): void {
+    if (this.output === 'json') this.io.stdout.write(JSON.stringify(data, null, 2) + '\n');
+    else if (this.output === 'yaml') this.io.stdout.write(toYaml(data));
+    else this.io.stdout.write(table());
+  }
+
+  /** A failure from etcd (or our own deadline) as one line the operator can act on. */
+  translate(err: unknown): unknown {
+    if (err instanceof CliError) return err;
+    const where = `etcd at ${this.endpoints}`;
+    const name = err instanceof Error ? err.constructor.name : '';
+    const message = err instanceof Error ? err.message : String(err);
+    if (err instanceof DeadlineError || /deadline/i.test(message) || name === 'GRPCDeadlineExceededError') {
+      return new CliError(`cannot reach ${where}: no answer within ${formatDuration(this.timeoutMs)}`);
+    }
+    if (/unauthenticated|authentication|permission denied|invalid auth token/i.test(message + name)) {
+      return new CliError(`${where} refused the request: ${firstLine(message)}`);
+    }
+    if (
+      /Unavailable|BrokenCircuit|ConnectFailed|ClientClosed|Cancelled/.test(name) ||
+      /UNAVAILABLE|ECONNREFUSED|ECONNRESET|EHOSTUNREACH|ENOTFOUND|No connection|circuit breaker/i.test(message)
+    ) {
+      const cause = /Last error: (?:Error: )?(.*?)\.?(?: Resolution note:|$)/.exec(message)?.[1];
+      const reason = cause ?? (/circuit breaker/i.test(message) ? 'connection failed repeatedly' : firstLine(message));
+      return new CliError(`cannot reach ${where}: ${reason.trim()}`);
+    }
+    return new CliError(`etcd request failed (${where}): ${firstLine(message)}`);
+  }
+}
+
+class DeadlineError extends Error {
+  constructor() {
+    super('deadline');
+    this.name = 'DeadlineError';
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+

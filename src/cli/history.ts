@@ -1,0 +1,44 @@
+// `statemanager history KIND NAME`: the recorded transitions of one resource, oldest first.
+import { Argument, type Command } from 'commander';
+import type { HistoryEntry } from '../../reconcilers/ports.js';
+import { Context, type CliIO } from './context.js';
+import { formatTable, formatTransition, relativeTime } from './format.js';
+import { parseKind, Reader } from './read.js';
+
+export function register(program: Command, io: CliIO): void {
+  program
+    .command('history')
+    .description('the recorded state transitions of a package, model or scenario, oldest first')
+    .addArgument(
+      new Argument('<kind>', 'package, model or scenario').choices(['package', 'packages', 'pkg', 'model', 'models', 'scenario', 'scenarios']),
+    )
+    .argument('<name>', 'the resource')
+    .action(async (kindArg: string, name: string, _opts: unknown, cmd: Command) => {
+      const ctx = Context.of(cmd, io);
+      try {
+        const kind = parseKind(kindArg)!;
+        const reader = new Reader(ctx);
+        const entries = await reader.history(kind, name);
+        if (entries.length === 0) await reader.mustExist(kind, name);
+        ctx.emit(entries, () => historyTable(entries, ctx.now(), ctx.colour));
+        if (entries.length === 0 && ctx.output === 'table') io.stderr.write(`no recorded transitions for ${kind}/${name}\n`);
+      } finally {
+        ctx.close();
+      }
+    });
+}
+
+/** TIME (ISO and age), FROM → TO, REASON, SOURCE; empty when there is nothing recorded. */
+export function historyTable(entries: HistoryEntry[], now: number, colour: boolean): string {
+  if (entries.length === 0) return '';
+  return formatTable(
+    ['TIME', 'AGE', 'TRANSITION', 'REASON', 'SOURCE'],
+    entries.map((e) => [
+      e.at,
+      relativeTime(e.at, now),
+      formatTransition(e.from, e.to, colour),
+      e.drawn ? e.reason : `${e.reason} (not a drawn edge)`,
+      e.source,
+    ]),
+  );
+}
