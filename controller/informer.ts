@@ -6,10 +6,11 @@ import { IndexedCache, type CacheEntry } from './indexed-cache.js';
 import type { KeyValue, ListerWatcher, WatchEvent, WatchHandle } from './lister-watcher.js';
 import { silentLogger, type Logger } from './logger.js';
 
+// `assumed` is set (true) only on events from assume(): this process's own committed write.
 export type InformerEvent<T> =
-  | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean }
-  | { type: 'updated'; key: string; old: CacheEntry<T>; new: CacheEntry<T>; synthetic: boolean }
-  | { type: 'deleted'; key: string; old: CacheEntry<T>; synthetic: boolean };
+  | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean; assumed?: true }
+  | { type: 'updated'; key: string; old: CacheEntry<T>; new: CacheEntry<T>; synthetic: boolean; assumed?: true }
+  | { type: 'deleted'; key: string; old: CacheEntry<T>; synthetic: boolean; assumed?: true };
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
@@ -89,26 +90,27 @@ export class Informer<T> {
    * The watch event for the same revision is then recognised and skipped.
    */
   assume(kv: KeyValue | { key: string; deletedAt: number }): void {
+    // The watch may already have delivered this revision, or later ones (a delete by someone
+    // else): then the cache is already as new as the write, and applying it would go back.
+    const revision = 'deletedAt' in kv ? kv.deletedAt : kv.modRevision;
+    if (revision <= this.revision) return;
     if ('deletedAt' in kv) {
-      if (kv.deletedAt <= this.revision) return;
       this.tombstones.set(kv.key, kv.deletedAt);
-      this.applyDelete(kv.key, false);
+      this.applyDelete(kv.key, false, true);
       return;
     }
-    this.applyPut(kv, false);
+    this.applyPut(kv, false, true);
   }
 
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
       try {
-        const list = await this.opts.lw.list(this.opts.prefix);
-        if (this.stopped) return;
-        this.replace(list.items, list.revision);
+        if (!(await this.listAndReplace())) return;
         failures = 0;
         if (!this.synced) {
           this.synced = true;
-          this.log.info('informer synced', { informer: this.name, keys: this.cache.size, revision: list.revision });
+          this.log.info('informer synced', { informer: this.name, keys: this.cache.size, revision: this.revision });
           for (const w of this.syncWaiters.splice(0)) w();
         }
         await this.watchUntilCompacted();
@@ -123,6 +125,17 @@ export class Informer<T> {
         await this.sleep(this.backoff(failures));
       }
     }
+  }
+
+  /**
+   * List and apply, in a frame of its own: the list (every raw value under the prefix) must not
+   * stay reachable from run()'s frame while it waits on the watch for hours. False when stopped.
+   */
+  private async listAndReplace(): Promise<boolean> {
+    const list = await this.opts.lw.list(this.opts.prefix);
+    if (this.stopped) return false;
+    this.replace(list.items, list.revision);
+    return true;
   }
 
   /** Watch from the current revision; on errors resume; return when a relist is needed. */
@@ -194,13 +207,13 @@ export class Informer<T> {
     return t !== undefined && revision <= t;
   }
 
-  private applyPut(kv: KeyValue, synthetic: boolean): void {
+  private applyPut(kv: KeyValue, synthetic: boolean, assumed = false): void {
     const old = this.cache.get(kv.key);
     if (old && old.modRevision >= kv.modRevision) return; // already assumed or stale
     if (this.tombstoneCovers(kv.key, kv.modRevision)) return;
     const value = this.decode(kv);
     if (value === undefined) {
-      if (old) this.applyDelete(kv.key, synthetic);
+      if (old) this.applyDelete(kv.key, synthetic, assumed);
       return;
     }
     const entry: CacheEntry<T> = {
@@ -211,12 +224,17 @@ export class Informer<T> {
       version: kv.version,
     };
     this.cache.set(entry);
-    this.emit(old ? { type: 'updated', key: kv.key, old, new: entry, synthetic } : { type: 'added', key: kv.key, new: entry, synthetic });
+    const event: InformerEvent<T> = old ? { type: 'updated', key: kv.key, old, new: entry, synthetic } : { type: 'added', key: kv.key, new: entry, synthetic };
+    if (assumed) event.assumed = true;
+    this.emit(event);
   }
 
-  private applyDelete(key: string, synthetic: boolean): void {
+  private applyDelete(key: string, synthetic: boolean, assumed = false): void {
     const old = this.cache.delete(key);
-    if (old) this.emit({ type: 'deleted', key, old, synthetic });
+    if (!old) return;
+    const event: InformerEvent<T> = { type: 'deleted', key, old, synthetic };
+    if (assumed) event.assumed = true;
+    this.emit(event);
   }
 
   /** Make the cache equal to a fresh list, reporting the differences as synthetic events. */

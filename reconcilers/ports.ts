@@ -6,6 +6,7 @@ import type { ResourceKind } from './states.js';
 export interface StoredRevision {
   modRevision: number;
   version: number;
+  createRevision?: number;
 }
 
 export interface HistoryEntry {

@@ -25,6 +25,9 @@ export interface ReconcileRequestReconcilerDeps {
   repeat: RepeatPolicy;
 }
 
+/** How soon to look again when the package-state watch is behind the request's. */
+const CATCH_UP_MS = 20;
+
 export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number {
   if (policy.initialMs <= 0 || deliveries <= 0) return 0;
   return Math.min(policy.capMs, policy.initialMs * 2 ** Math.min(deliveries - 1, 30));
@@ -44,7 +47,12 @@ export class ReconcileRequestReconciler implements Reconciler {
       this.pending.delete(pkg);
       return;
     }
-    const state = fleet.storedPackageState(pkg)?.value.state;
+    const stateEntry = fleet.storedPackageState(pkg);
+    // A request is created in the same transaction as the state that triggered it, but the two
+    // arrive through different watches: decide only on a package state at least that new.
+    const stateSeenUpTo = Math.max(stateEntry?.modRevision ?? 0, fleet.packageStates.lastRevision);
+    if (stateSeenUpTo < entry.createRevision) return { requeueAfterMs: CATCH_UP_MS };
+    const state = stateEntry?.value.state;
     if (state === undefined || !triggerStates.has(state)) {
       const res = await store.deleteReconcileRequest(pkg, entry);
       if (!res.committed) return CONFLICT;
@@ -75,8 +83,9 @@ export class ReconcileRequestReconciler implements Reconciler {
         desired: POD_STATUS.RUNNING,
       });
     } catch (err) {
+      // Reported (log line, metric) here; a quiet rate-limited retry rather than an error.
       observer.reconcileRequest('failed', pkg, `${scenarioName}: ${(err as Error).message}`);
-      throw err;
+      return { requeue: true };
     }
     this.pending.delete(pkg);
     observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}`);

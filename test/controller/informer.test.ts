@@ -224,3 +224,18 @@ test.serial('a watch canceled by compaction lists again and emits synthetic dele
   t.true(watches >= 2);
   await informer.stop();
 });
+
+test.serial('an assumed write older than what the watch already delivered is ignored', async (t) => {
+  const client = etcd.client();
+  const { informer } = informerOn('/late/');
+  informer.start();
+  await informer.waitForSync();
+  const put = await client.put('/late/x').value('mine').exec();
+  await client.delete().key('/late/x');
+  await client.put('/late/sentinel').value('1');
+  await eventually(() => assert.ok(informer.cache.has('/late/sentinel')));
+  // Our own write's confirmation arrives after the watch saw someone delete the key.
+  const rev = Number(put.header.revision);
+  informer.assume({ key: '/late/x', value: 'mine', modRevision: rev, createRevision: rev, version: 1 });
+  t.false(informer.cache.has('/late/x'));
+});

@@ -106,6 +106,7 @@ test('state changes cascade from containers to models to packages, and history i
   // Containers removed after running: the model is Exited.
   await w.removeContainer('n1', 'c1');
   await expectStates(w, 'model', { m1: 'Exited', m2: 'Paused' });
+  await expectStates(w, 'package', { p: 'Running' });
 
   const history = await w.client.getAll().prefix(w.keys.historyPrefix('package', 'p')).strings();
   const entries = Object.values(history).map((v) => JSON.parse(v) as { from: string | null; to: string; reason: string });
@@ -147,7 +148,8 @@ test('a package entering Error produces exactly one Reconcile with the scenario 
   t.true(app.ready().ok);
 });
 
-test('with the ActionController down, the request is delivered once it comes back', async (t) => {
+// Serial: the stopped ActionController's port must not be reused by another test's server.
+test.serial('with the ActionController down, the request is delivered once it comes back', async (t) => {
   const own = await startActionController();
   await own.stop();
   const w = fresh();
@@ -164,7 +166,7 @@ test('with the ActionController down, the request is delivered once it comes bac
   await own.stop();
 });
 
-test('a request pending when the process stopped is delivered after restart', async (t) => {
+test.serial('a request pending when the process stopped is delivered after restart', async (t) => {
   const own = await startActionController();
   own.failing = true;
   const w = fresh();
