@@ -62,6 +62,12 @@ async function main(): Promise<void> {
     logger.end();
     process.exitCode = 0;
   };
+  // leaderElection.onLost: exit — leave it to the supervisor (Kubernetes, systemd) to restart us.
+  void app.elector?.exited.then(async (reason) => {
+    logger.error('leadership lost, exiting as configured', { reason });
+    await stop('leadership lost');
+    process.exitCode = 1;
+  });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
 

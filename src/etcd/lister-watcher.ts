@@ -17,6 +17,8 @@ export class EtcdListerWatcher implements ListerWatcher {
   constructor(
     private readonly client: Etcd3,
     private readonly pageSize = PAGE_SIZE,
+    /** Deadline of each page (a page of 5,000 keys is a few MB). */
+    private readonly pageTimeoutMs = 30_000,
   ) {}
 
   async list(prefix: string): Promise<ListResult> {
@@ -25,12 +27,10 @@ export class EtcdListerWatcher implements ListerWatcher {
     let revision = 0;
     let from = Buffer.from(prefix);
     for (;;) {
-      const res: IRangeResponse = await this.client.kv.range({
-        key: from,
-        range_end: end,
-        limit: this.pageSize,
-        ...(revision > 0 ? { revision } : {}),
-      });
+      const res: IRangeResponse = await this.client.kv.range(
+        { key: from, range_end: end, limit: this.pageSize, ...(revision > 0 ? { revision } : {}) },
+        { deadline: Date.now() + this.pageTimeoutMs },
+      );
       if (revision === 0) revision = Number(res.header.revision);
       for (const kv of res.kvs) items.push(toKeyValue(kv));
       if (!res.more || res.kvs.length === 0) break;
@@ -63,7 +63,10 @@ export class EtcdListerWatcher implements ListerWatcher {
 
   async isCompacted(revision: number): Promise<boolean> {
     try {
-      await this.client.kv.range({ key: Buffer.from([0]), limit: 1, revision, count_only: true });
+      await this.client.kv.range(
+        { key: Buffer.from([0]), limit: 1, revision, count_only: true },
+        { deadline: Date.now() + this.pageTimeoutMs },
+      );
       return false;
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
