@@ -71,14 +71,15 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
   fleet.modelStates.addHandler((e) => {
     const name = keys.parseStateKey('model', e.key);
     if (name === undefined) return;
-    q.model(name); // a foreign or bad value is repaired by recomputation
+    // A foreign or bad value is repaired by recomputation; our own write (assumed) needs none.
+    if (!e.assumed) q.model(name);
     if (stateOf(before(e)) !== stateOf(after(e))) for (const p of fleet.packagesOfModel(name)) q.package(p);
   });
 
   fleet.packageStates.addHandler((e) => {
     const name = keys.parseStateKey('package', e.key);
     if (name === undefined) return;
-    q.package(name);
+    if (!e.assumed) q.package(name);
     if (stateOf(before(e)) !== stateOf(after(e))) q.request(name);
   });
 

@@ -81,7 +81,12 @@ export class Fleet {
         }
         this.noModelReported.delete(key);
         if (parsed.unknownStatus) obs.invalidInput('unknown_status', key, `status ${parsed.container.rawStatus ?? ''}`);
-        return { ...parsed.container, node: where.node };
+        // Built field by field, not by spread: a spread copy plus one more property gives every
+        // entry its own hidden class in V8 (about 200 bytes each, 20 MB at 100k containers).
+        const c = parsed.container;
+        const entry: ContainerEntry = { id: c.id, model: c.model, status: c.status, node: where.node };
+        if (c.rawStatus !== undefined) entry.rawStatus = c.rawStatus;
+        return entry;
       },
     });
     this.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);

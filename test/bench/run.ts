@@ -1,0 +1,212 @@
+// statemanager's performance benchmark (issue 3): `npm run bench` for the large fleet,
+// `npm run bench -- --quick` for a small one in about a minute (CI). Scenarios: ceiling, storm,
+// latency, coldstart, baseline. Each prints a table and goes into a JSON file under
+// test/bench/results/. The exit code is non-zero when a correctness check fails (a state in
+// etcd differs from what the rules give) or a scenario cannot run; missed performance targets
+// are reported, not fatal.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { startActionController } from '../helpers/action-controller.js';
+import { log, monoMs } from './lib/common.js';
+import { type Ctx, type RunOptions, type ScenarioResult } from './lib/context.js';
+import { Fleet, LARGE_FLEET, QUICK_FLEET, type FleetShape } from './lib/fleet.js';
+import { baseline } from './scenarios/baseline.js';
+import { ceiling } from './scenarios/ceiling.js';
+import { coldstart } from './scenarios/coldstart.js';
+import { latency } from './scenarios/latency.js';
+import { storm } from './scenarios/storm.js';
+import { oracleSelfTest } from './lib/selftest.js';
+import { markdown } from './lib/report.js';
+
+const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ceiling, storm, latency, coldstart, baseline };
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+
+function usage(): string {
+  return `usage: npm run bench -- [--quick] [--only ceiling,storm,latency,coldstart,baseline]
+  [--containers N] [--models N] [--packages N] [--nodes N] [--storm-seconds S] [--storm-concurrency N]
+  [--inject-fault (pretend a state is wrong: the run must fail)]
+  [--latency-seconds S] [--latency-rates 100,1000,half-ceiling] [--cpu-prof] [--no-build]
+  [--sm-config 'yaml lines added to statemanager's configuration file']
+  [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]`;
+}
+
+function options(): { opts: RunOptions; only: string[]; build: boolean } {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      containers: { type: 'string' },
+      models: { type: 'string' },
+      packages: { type: 'string' },
+      nodes: { type: 'string' },
+      'storm-seconds': { type: 'string' },
+      'storm-concurrency': { type: 'string' },
+      'latency-seconds': { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      'inject-fault': { type: 'boolean', default: false },
+      'sm-config': { type: 'string' },
+      'sm-root': { type: 'string' },
+      'latency-rates': { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    allowPositionals: false,
+  });
+  if (values.help) {
+    process.stdout.write(usage() + '\n');
+    process.exit(0);
+  }
+  const quick = values.quick;
+  const base = quick ? QUICK_FLEET : LARGE_FLEET;
+  const num = (v: string | undefined, d: number): number => {
+    if (v === undefined) return d;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < 0) throw new Error(`not a number: ${v}\n${usage()}`);
+    return n;
+  };
+  const shape: FleetShape = {
+    ...base,
+    containers: num(values.containers, base.containers),
+    models: num(values.models, base.models),
+    packages: num(values.packages, base.packages),
+    nodes: num(values.nodes, base.nodes),
+  };
+  if (values['inject-fault']) process.env.BENCH_INJECT_FAULT = '1';
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : Object.keys(SCENARIOS);
+  for (const s of only) if (!SCENARIOS[s]) throw new Error(`unknown scenario ${s}\n${usage()}`);
+  return {
+    only,
+    build: !values['no-build'],
+    opts: {
+      quick,
+      shape,
+      ceilingLevels: quick ? [1, 16, 64] : [1, 8, 32, 64, 128, 256],
+      ceilingSeconds: quick ? 1 : 4,
+      stormSeconds: num(values['storm-seconds'], quick ? 5 : 60),
+      stormConcurrency: num(values['storm-concurrency'], 0),
+      latencyRates: values['latency-rates']
+        ? values['latency-rates'].split(',').map((r) => (r.trim() === 'half-ceiling' ? 'half-ceiling' : num(r.trim(), 0)))
+        : [100, 1000, 'half-ceiling'],
+      latencySeconds: num(values['latency-seconds'], quick ? 2 : 10),
+      restartFraction: 0.1,
+      baselineStormSeconds: quick ? 0.5 : 5,
+      cpuProf: values['cpu-prof'],
+      smConfig: values['sm-config'] ?? '',
+      smRoot: values['sm-root'] ?? root,
+    },
+  };
+}
+
+function machine(): Record<string, unknown> {
+  const etcd = spawnSync(process.env.ETCD_BIN ?? 'etcd', ['--version'], { encoding: 'utf8' });
+  const etcdVersion = /etcd Version: (\S+)/.exec(etcd.stdout ?? '')?.[1] ?? 'unknown';
+  let memTotal = 'unknown';
+  try {
+    memTotal = /MemTotal:\s+(\d+ kB)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 'unknown';
+  } catch {
+    // not Linux
+  }
+  return { cpuModel: cpus()[0]?.model ?? 'unknown', cores: cpus().length, memTotal, etcdVersion, node: process.version, platform: `${process.platform}/${process.arch}` };
+}
+
+function build(): void {
+  log('building (tsc -p tsconfig.build.json)');
+  const r = spawnSync(join(root, 'node_modules/.bin/tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, encoding: 'utf8' });
+  if (r.status !== 0) {
+    // tsc still emits JavaScript on type errors; the run goes on if the entry point exists, but says so.
+    process.stderr.write(r.stdout + r.stderr);
+    if (!existsSync(join(root, 'dist/src/main.js'))) throw new Error('build failed and dist/src/main.js does not exist');
+    log('WARNING: the build reported type errors (above); benchmarking the JavaScript it emitted anyway');
+  }
+}
+
+function printTable(r: ScenarioResult): void {
+  const width = Math.max(...r.table.map(([k]) => k.length), 10);
+  process.stdout.write(`\n== ${r.name} ==\n`);
+  for (const [k, v] of r.table) process.stdout.write(`  ${k.padEnd(width)}  ${v}\n`);
+}
+
+async function main(): Promise<number> {
+  const { opts, only, build: doBuild } = options();
+  if (!existsSync(join(opts.smRoot, 'dist/src/main.js')) && opts.smRoot !== root) throw new Error(`no build in ${opts.smRoot}/dist`);
+  const t0 = monoMs();
+  // Every run stops by itself: the whole benchmark has a time limit.
+  const limitMs = (opts.quick ? 5 : 90) * 60_000;
+  setTimeout(() => {
+    process.stderr.write(`bench: time limit of ${limitMs / 60_000} min reached, stopping\n`);
+    process.exit(2);
+  }, limitMs).unref();
+
+  const selfTest = oracleSelfTest();
+  if (selfTest.length > 0) throw new Error(`the correctness oracle failed its self-test: ${selfTest.join('; ')}`);
+  if (doBuild && opts.smRoot === root) build();
+  const mach = machine();
+  const startedIso = new Date().toISOString();
+  const stamp = startedIso.replace(/[:.]/g, '-');
+  const resultsDir = join(root, 'test/bench/results');
+  const workDir = join(resultsDir, `run-${stamp}`);
+  mkdirSync(workDir, { recursive: true });
+  const fleet = new Fleet(opts.shape);
+  const ac = await startActionController();
+  const ctx: Ctx = { root, workDir, opts, fleet, ac };
+  process.stdout.write(
+    `statemanager benchmark (${opts.quick ? 'quick' : 'full'}): ${fleet.containers.toLocaleString()} containers, ${fleet.models.toLocaleString()} models, ${fleet.packages.toLocaleString()} packages, ${opts.shape.nodes} nodes\n` +
+      `machine: ${String(mach.cpuModel)}, ${String(mach.cores)} cores, etcd ${String(mach.etcdVersion)}, node ${String(mach.node)} — etcd, statemanager and the generator share these cores\n`,
+  );
+  const results: ScenarioResult[] = [];
+  const failures: string[] = [];
+  for (const name of only) {
+    const started = monoMs();
+    log(`scenario ${name}`);
+    try {
+      const r = await SCENARIOS[name]!(ctx);
+      r.figures.wallSeconds = (monoMs() - started) / 1000;
+      results.push(r);
+      printTable(r);
+      if (r.correctness && !r.correctness.ok) {
+        failures.push(`${name}: states in etcd differ from the rules`);
+        process.stdout.write(`  CORRECTNESS FAILURE:\n${r.correctness.detail.map((d) => `    ${d}`).join('\n')}\n`);
+      }
+    } catch (err) {
+      const msg = err instanceof Error ? (err.stack ?? err.message) : String(err);
+      failures.push(`${name}: ${msg.split('\n')[0]}`);
+      process.stdout.write(`\n== ${name} ==\n  FAILED TO RUN: ${msg}\n`);
+      results.push({ name, figures: { error: msg }, table: [], targets: [], correctness: { ok: false, detail: [msg] } });
+    }
+  }
+  await ac.stop();
+
+  const targets = results.flatMap((r) => r.targets);
+  process.stdout.write('\n== targets ==\n');
+  const tw = Math.max(...targets.map((t) => t.name.length), 10);
+  for (const t of targets) {
+    const mark = t.met === null ? 'n/a ' : t.met ? 'MET ' : 'MISS';
+    process.stdout.write(`  ${mark}  ${t.name.padEnd(tw)}  ${t.value}  (target ${t.target})\n`);
+  }
+  if (opts.quick) process.stdout.write('  (quick fleet: the targets are defined for the large fleet; shown for orientation)\n');
+  const totalSeconds = (monoMs() - t0) / 1000;
+  const out = { kind: opts.quick ? 'quick' : 'full', startedAt: stamp, totalSeconds, machine: mach, options: opts, results, targets, failures };
+  writeFileSync(join(resultsDir, `latest-${opts.quick ? 'quick' : 'full'}.md`), markdown(out.kind, startedIso, mach, opts, results, targets, totalSeconds));
+  const file = join(resultsDir, `${opts.quick ? 'quick' : 'full'}-${stamp}.json`);
+  writeFileSync(file, JSON.stringify(out, null, 2));
+  writeFileSync(join(resultsDir, `latest-${opts.quick ? 'quick' : 'full'}.json`), JSON.stringify(out, null, 2));
+  process.stdout.write(`\nresults: ${file} (${totalSeconds.toFixed(0)} s)\n`);
+  if (failures.length > 0) {
+    process.stdout.write(`\nBENCH FAILED:\n${failures.map((f) => `  ${f}`).join('\n')}\n`);
+    return 1;
+  }
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,167 @@
+// 3. latency: at fixed rates, the time from a container put's commit to the write of its
+// package's new state. Both keys are watched by the harness; a package write is matched to the
+// put that caused it by commit revision (the earliest unmatched put of that package below the
+// write's revision whose expected package state is the one written).
+import type { RateResult } from '../generator.js';
+import { log, sleep, summary, waitFor } from '../lib/common.js';
+import { closeEnv, fmt, freshEtcd, generator, type Ctx, type Env, type ScenarioResult, type Target } from '../lib/context.js';
+import { startAndConverge } from '../lib/converge.js';
+import { currentRevision } from '../lib/etcdio.js';
+import type { GeneratorProcess } from '../lib/generator-client.js';
+import { canonicalState, verify } from '../lib/oracle.js';
+import { histogramQuantile, metric, type StateManagerProcess } from '../lib/statemanager.js';
+import { PrefixWatch, type SeenEvent } from '../lib/watch.js';
+import { cpuWindow, etcdPid, formatShares, waitQuiet, type CpuShares } from '../lib/cpu.js';
+
+interface RateFigures {
+  rate: number;
+  achievedRate: number;
+  puts: number;
+  matched: number;
+  coalesced: number;
+  unmatchedPuts: number;
+  unexplainedWrites: number;
+  /** Watch-observed commit of the container put → watch-observed package state write. */
+  latency: ReturnType<typeof summary>;
+  /** The generator's acknowledgement of the put → watch-observed package write. */
+  latencyFromAck: ReturnType<typeof summary>;
+  cpu: CpuShares;
+  /** statemanager's own view (statemanager_container_to_package_lag_seconds): bucket upper bounds, ms. */
+  internalLag: { p50: number; p99: number; count: number };
+}
+
+async function measureRate(ctx: Ctx, env: Env, gen: GeneratorProcess, sm: StateManagerProcess, rate: number, seconds: number): Promise<RateFigures> {
+  const containerSeen = new Map<number, number>();
+  const pkgEvents = new Map<string, SeenEvent[]>();
+  const cw = new PrefixWatch(env.client, '/container/', (e) => containerSeen.set(e.modRevision, e.t));
+  const pw = new PrefixWatch(env.client, '/package/', (e) => {
+    if (!e.key.endsWith('/state') || e.type !== 'put') return;
+    const name = e.key.slice('/package/'.length, -'/state'.length);
+    let l = pkgEvents.get(name);
+    if (!l) pkgEvents.set(name, (l = []));
+    l.push(e);
+  });
+  const from = (await currentRevision(env.client)) + 1;
+  await cw.start(from);
+  await pw.start(from);
+  log(`latency: ${fmt.n(rate)} puts/s for ${seconds} s`);
+  await waitQuiet({ statemanager: sm.pid, etcd: etcdPid(env.etcd.dataDir), generator: gen.pid }, ctx.opts.quick ? 0 : 60_000);
+  const scrapeBefore = await sm.scrape();
+  const cpu = cpuWindow({ statemanager: sm.pid, etcd: etcdPid(env.etcd.dataDir), generator: gen.pid });
+  const res = await gen.call<RateResult>({ cmd: 'rate', rate, seconds }, (seconds + 60) * 1000);
+  const cpuShares = cpu.end();
+  // Wait for statemanager to finish, then for the watch to deliver the last writes.
+  let lastRev = 0;
+  for (const r of res.rev) if (r > lastRev) lastRev = r;
+  await waitFor(async () => {
+    const m = await sm.scrape();
+    return metric(m, 'statemanager_informer_last_revision', { informer: 'containers' }) >= lastRev && metric(m, 'workqueue_depth', { name: 'model' }) + metric(m, 'workqueue_depth', { name: 'package' }) === 0;
+  }, 60_000, 50);
+  const scrapeAfter = await sm.scrape();
+  const lagName = 'statemanager_container_to_package_lag_seconds';
+  const l50 = histogramQuantile(scrapeBefore, scrapeAfter, lagName, 0.5);
+  const l99 = histogramQuantile(scrapeBefore, scrapeAfter, lagName, 0.99);
+  const settled = await currentRevision(env.client);
+  await waitFor(() => pw.lastRevision >= settled || cw.lastRevision >= settled, 5000, 20);
+  await sleep(200);
+  await cw.stop();
+  await pw.stop();
+
+  // Puts by package, in revision order.
+  const byPkg = new Map<string, number[]>();
+  for (let i = 0; i < res.puts; i++) {
+    if (res.rev[i]! <= 0) continue;
+    const name = ctx.fleet.packageName(res.pkg[i]!);
+    let l = byPkg.get(name);
+    if (!l) byPkg.set(name, (l = []));
+    l.push(i);
+  }
+  const lat: number[] = [];
+  const latAck: number[] = [];
+  let coalesced = 0;
+  let unexplained = 0;
+  let matched = 0;
+  let unmatched = 0;
+  for (const [name, idx] of byPkg) {
+    idx.sort((a, b) => res.rev[a]! - res.rev[b]!);
+    const events = (pkgEvents.get(name) ?? []).sort((a, b) => a.modRevision - b.modRevision);
+    let next = 0;
+    for (const e of events) {
+      const value = canonicalState('package', e.value);
+      let j = next;
+      while (j < idx.length && res.rev[idx[j]!]! < e.modRevision && (res.toDead[idx[j]!] ? 'Degraded' : 'Running') !== value) j++;
+      if (j >= idx.length || res.rev[idx[j]!]! >= e.modRevision) {
+        unexplained++;
+        continue;
+      }
+      coalesced += j - next;
+      const i = idx[j]!;
+      const commitSeen = containerSeen.get(res.rev[i]!);
+      if (commitSeen !== undefined) lat.push(e.t - commitSeen);
+      latAck.push(e.t - res.ackT[i]!);
+      matched++;
+      next = j + 1;
+    }
+    unmatched += idx.length - next;
+  }
+  return {
+    rate,
+    achievedRate: res.achievedRate,
+    puts: res.puts,
+    matched,
+    coalesced,
+    unmatchedPuts: unmatched,
+    unexplainedWrites: unexplained,
+    latency: summary(lat),
+    latencyFromAck: summary(latAck),
+    cpu: cpuShares,
+    internalLag: { p50: l50.value * 1000, p99: l99.value * 1000, count: l50.count },
+  };
+}
+
+export async function latency(ctx: Ctx): Promise<ScenarioResult> {
+  let env: Env | undefined;
+  let gen: GeneratorProcess | undefined;
+  let sm: StateManagerProcess | undefined;
+  try {
+    env = await freshEtcd(ctx);
+    const conv = await startAndConverge(ctx, env, 'latency');
+    sm = conv.sm;
+    if (!conv.converged) throw new Error(`statemanager did not converge before the latency runs (${conv.remaining} wrong)`);
+    gen = await generator(ctx, env);
+    await sleep(500);
+    const ceilingRate = ctx.ceiling?.rate ?? 3600;
+    const rows: RateFigures[] = [];
+    for (const r of ctx.opts.latencyRates) {
+      const rate = r === 'half-ceiling' ? Math.round(ceilingRate / 2) : r;
+      rows.push(await measureRate(ctx, env, gen, sm, rate, ctx.opts.latencySeconds));
+      await sleep(300);
+    }
+    const check = await verify(env.client);
+    const table: [string, string][] = rows.map((x) => [
+      `${fmt.n(x.rate)} puts/s`,
+      `p50 ${fmt.ms(x.latency.p50)}, p99 ${fmt.ms(x.latency.p99)}, max ${fmt.ms(x.latency.max)} (from the put's acknowledgement: p99 ${fmt.ms(x.latencyFromAck.p99)}; ${fmt.n(x.matched)} of ${fmt.n(x.puts)} puts matched, achieved ${fmt.n(x.achievedRate)}/s${x.coalesced ? `, ${x.coalesced} coalesced` : ''}${x.unexplainedWrites ? `, ${x.unexplainedWrites} unexplained writes` : ''})`,
+    ]);
+    for (const x of rows) table.push([`  CPU at ${fmt.n(x.rate)}/s`, formatShares(x.cpu)]);
+    for (const x of rows) {
+      table.push([`  inside statemanager at ${fmt.n(x.rate)}/s`, `container event seen → package state committed: p50 ≤ ${fmt.ms(x.internalLag.p50)}, p99 ≤ ${fmt.ms(x.internalLag.p99)} (histogram buckets)`]);
+    }
+    table.push(['correctness', check.ok ? `ok (${check.checked.models} models, ${check.checked.packages} packages)` : `FAILED: ${check.mismatchCount} wrong`]);
+    const targets: Target[] = [];
+    const at1000 = rows.find((x) => x.rate === 1000);
+    if (at1000) targets.push({ name: 'latency p99 at 1,000/s', target: '≤ 20 ms', value: fmt.ms(at1000.latency.p99), met: at1000.latency.p99 <= 20 });
+    const half = ctx.opts.latencyRates.indexOf('half-ceiling');
+    if (half >= 0) {
+      const x = rows[half]!;
+      targets.push({ name: `latency p99 at 50 % of ceiling (${fmt.n(x.rate)}/s)`, target: '≤ 100 ms', value: fmt.ms(x.latency.p99), met: x.latency.p99 <= 100 });
+    }
+    for (const x of rows) {
+      if (x.matched < x.puts * 0.95) targets.push({ name: `latency matching at ${x.rate}/s`, target: '≥ 95 % of puts matched', value: `${x.matched}/${x.puts}`, met: false });
+    }
+    return { name: 'latency', figures: { rates: rows, ceilingUsed: ceilingRate }, table, targets, correctness: { ok: check.ok, detail: check.mismatches } };
+  } finally {
+    await gen?.stop();
+    await sm?.stop();
+    await closeEnv(env);
+  }
+}
