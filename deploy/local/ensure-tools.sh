@@ -22,4 +22,6 @@ if ! command -v etcd >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq etcd-server etcd-client >/dev/null
   # The package may start a system etcd on 2379; ours run on their own ports, so leave it be.
 fi
-etcd --version | head -1
+# (No `| head`: with pipefail, etcd's SIGPIPE would fail the script.)
+version=$(etcd --version)
+echo "${version%%$'\n'*}"
