@@ -187,8 +187,10 @@ export class Fleet {
     });
   }
 
-  informers(): Informer<unknown>[] {
-    return [
+  private all: readonly Informer<unknown>[] | undefined;
+
+  informers(): readonly Informer<unknown>[] {
+    this.all ??= [
       this.resyncRequests,
       this.containers,
       this.nodes,
@@ -198,6 +200,7 @@ export class Fleet {
       this.packageStates,
       this.requests,
     ] as Informer<unknown>[];
+    return this.all;
   }
 
   start(): void {
