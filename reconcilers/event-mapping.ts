@@ -73,7 +73,11 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
     if (name === undefined) return;
     // A foreign or bad value is repaired by recomputation; our own write (assumed) needs none.
     if (!e.assumed) q.model(name);
-    if (stateOf(before(e)) !== stateOf(after(e))) for (const p of fleet.packagesOfModel(name)) q.package(p);
+    if (stateOf(before(e)) !== stateOf(after(e))) {
+      const packages = fleet.packagesOfModel(name);
+      lag?.modelChanged(name, packages);
+      for (const p of packages) q.package(p);
+    }
   });
 
   fleet.packageStates.addHandler((e) => {

@@ -28,7 +28,7 @@ export class ModelReconciler implements Reconciler {
     const stored = fleet.storedModelState(name);
 
     if (fleet.packageDefs.cache.keysByIndex('model', name).size === 0) {
-      this.d.lag?.modelSettled(name, false, []);
+      this.d.lag?.modelUnchanged(name);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'model', name, expected: stored });
       if (!res.committed) return CONFLICT;
@@ -41,7 +41,7 @@ export class ModelReconciler implements Reconciler {
     const prev = stored?.value.state;
     const next = nextModelState(prev, statuses);
     if (prev === next) {
-      this.d.lag?.modelSettled(name, false, []);
+      this.d.lag?.modelUnchanged(name);
       return;
     }
 
@@ -64,6 +64,5 @@ export class ModelReconciler implements Reconciler {
     });
     if (!res.committed) return CONFLICT;
     observer.transition('model', name, prev ?? null, next, reason);
-    this.d.lag?.modelSettled(name, true, fleet.packagesOfModel(name));
   }
 }

@@ -123,7 +123,7 @@ export class StateManagerApp {
       repeat: { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap },
     });
 
-    const make = (name: Kind, reconciler: Reconciler, baseMs: number, capMs: number): Controller =>
+    const make = (name: Kind, reconciler: Reconciler, baseMs: number, capMs: number, workers: number): Controller =>
       new Controller({
         name,
         reconciler,
@@ -132,7 +132,7 @@ export class StateManagerApp {
           rateLimiter: new ExponentialRateLimiter({ baseMs, capMs }),
           metrics: this.metrics.queue(name),
         }),
-        workers: config.controller.workers,
+        workers,
         logger,
         metrics: this.metrics.controller(name),
       });
@@ -140,14 +140,21 @@ export class StateManagerApp {
     const source = `controller/${this.identity}`;
     const lag = new LagTracker(() => performance.now(), (s) => this.metrics.lag.observe(s));
     this.controllers = {
-      model: make('model', new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock, source, lag }), backoffBase, backoffCap),
+      model: make(
+        'model',
+        new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock, source, lag }),
+        backoffBase,
+        backoffCap,
+        config.controller.workers,
+      ),
       package: make(
         'package',
         new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates, source, lag }),
         backoffBase,
         backoffCap,
+        config.controller.workers,
       ),
-      request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap),
+      request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap, config.reconcile.workers),
     };
     wireEventMapping(this.fleet, this.enqueuer(), lag);
     this.fleet.resyncRequests.addHandler((e) => {

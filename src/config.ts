@@ -69,7 +69,10 @@ export const configSchema = z
       .prefault({}),
     controller: z
       .object({
-        workers: z.number().int().min(1).max(256).default(4),
+        // Model and package reconciles are async and I/O-bound: many in flight let the state
+        // store batch their etcd writes (docs/performance.md: 64 meets the storm and cold-start
+        // targets on 2 cores where 4 does not).
+        workers: z.number().int().min(1).max(1024).default(64),
         resyncPeriod: duration.default(600_000),
         backoffBase: duration.default(5),
         backoffCap: duration.default(30_000),
@@ -83,6 +86,8 @@ export const configSchema = z
         repeatCap: duration.default(300_000),
         retryBase: duration.default(500),
         retryCap: duration.default(30_000),
+        /** Concurrent ActionController calls. */
+        workers: z.number().int().min(1).max(64).default(4),
       })
       .strict()
       .prefault({}),

@@ -87,12 +87,12 @@ function options(): { opts: RunOptions; only: string[]; build: boolean } {
       shape,
       ceilingLevels: quick ? [1, 16, 64] : [1, 8, 32, 64, 128, 256],
       ceilingSeconds: quick ? 1 : 4,
-      stormSeconds: num(values['storm-seconds'], quick ? 5 : 60),
+      stormSeconds: num(values['storm-seconds'], quick ? 4 : 60),
       stormConcurrency: num(values['storm-concurrency'], 0),
       latencyRates: values['latency-rates']
         ? values['latency-rates'].split(',').map((r) => (r.trim() === 'half-ceiling' ? 'half-ceiling' : num(r.trim(), 0)))
         : [100, 1000, 'half-ceiling'],
-      latencySeconds: num(values['latency-seconds'], quick ? 2 : 10),
+      latencySeconds: num(values['latency-seconds'], quick ? 1.5 : 10),
       restartFraction: 0.1,
       baselineStormSeconds: quick ? 0.5 : 5,
       cpuProf: values['cpu-prof'],

@@ -18,7 +18,7 @@ test('a container change that reaches a package state is measured from the first
   at(1005);
   lag.containerChanged('m'); // coalesced: the earliest change counts
   at(1010);
-  lag.modelSettled('m', true, ['p1', 'p2']);
+  lag.modelChanged('m', ['p1', 'p2']);
   at(1030);
   lag.packageSettled('p1', true);
   lag.packageSettled('p2', false);
@@ -29,13 +29,27 @@ test('a change that does not move the model or package gives no sample and leave
   const { lag, samples, at } = tracker();
   at(0);
   lag.containerChanged('m');
-  lag.modelSettled('m', false, ['p']);
+  lag.modelUnchanged('m');
   lag.packageSettled('p', true);
   t.deepEqual(samples, []);
   at(100);
   lag.containerChanged('m');
   at(150);
-  lag.modelSettled('m', true, ['p']);
+  lag.modelChanged('m', ['p']);
   lag.packageSettled('p', true);
   t.deepEqual(samples, [0.05]);
+});
+
+test('a package reconcile that finished before the model change cannot leave a stale start time', (t) => {
+  const { lag, samples, at } = tracker();
+  at(0);
+  lag.containerChanged('m');
+  lag.packageSettled('p', false); // an unrelated pass over the package
+  at(10);
+  lag.modelChanged('m', ['p']);
+  at(12);
+  lag.packageSettled('p', true);
+  at(5000);
+  lag.packageSettled('p', true); // a later write owes nothing to the old change
+  t.deepEqual(samples, [0.012]);
 });

@@ -17,7 +17,7 @@ export interface FleetShape {
 }
 
 export const LARGE_FLEET: FleetShape = { nodes: 50, containers: 100_000, models: 20_000, packages: 2_000, notReadyNodes: 1, seed: 1 };
-export const QUICK_FLEET: FleetShape = { nodes: 10, containers: 10_000, models: 2_000, packages: 1_000, notReadyNodes: 1, seed: 1 };
+export const QUICK_FLEET: FleetShape = { nodes: 10, containers: 6_000, models: 1_500, packages: 750, notReadyNodes: 1, seed: 1 };
 
 /** Raw `state["Status"]` values the fleet uses; their index is what the generator records. */
 export const STATUSES = ['created', 'running', 'restarting', 'paused', 'exited', 'dead'] as const;

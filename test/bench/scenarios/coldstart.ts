@@ -52,7 +52,7 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
   let sm: StateManagerProcess | undefined;
   try {
     env = await freshEtcd(ctx);
-    const idleSeconds = ctx.opts.quick ? 2 : 5;
+    const idleSeconds = ctx.opts.quick ? 1 : 5;
     const first = await startAndConverge(ctx, env, 'coldstart');
     sm = first.sm;
     const cold = await measure(first, idleSeconds);
