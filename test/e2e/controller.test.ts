@@ -34,7 +34,7 @@ async function run(w: FleetWriter, acAddr = ac.addr, overrides = {}): Promise<St
   return app;
 }
 
-async function expectStates(w: FleetWriter, kind: 'model' | 'package', expected: Record<string, string>, timeoutMs = 10_000) {
+async function expectStates(w: FleetWriter, kind: 'model' | 'package', expected: Record<string, string>, timeoutMs = 20_000) {
   await eventually(async () => assert.deepStrictEqual(await w.states(kind), expected), { timeoutMs });
 }
 
