@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_STATES } from '../reconcilers/states.js';
+import { hostPortSchema } from './address.js';
 import { grpcServerConfigSchema } from './grpc/config.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -19,7 +20,6 @@ export const duration = z.union([z.number().nonnegative(), z.string()]).transfor
   return Number(m[1]) * UNITS[m[2]!]!;
 });
 
-const hostPort = z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^\s:/]+):\d{1,5}$/, 'expected host:port, e.g. 0.0.0.0:47006');
 
 const endpointUrl = z.string().refine((v) => {
   try {
@@ -56,12 +56,12 @@ export const configSchema = z
     // A tls block with an empty certFile (as Helm and examples render it) means plaintext.
     grpc: z.preprocess(dropEmptyTls, grpcServerConfigSchema.prefault({})),
     http: z
-      .object({ addr: hostPort.default('0.0.0.0:47086') })
+      .object({ addr: hostPortSchema.default('0.0.0.0:47086') })
       .strict()
       .prefault({}),
     actionController: z
       .object({
-        addr: hostPort.default('127.0.0.1:47001'),
+        addr: hostPortSchema.default('127.0.0.1:47001'),
         timeout: duration.default(5000),
         tls: tlsFiles,
       })

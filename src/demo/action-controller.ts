@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import type { ProtoGrpcType } from '../generated/actioncontroller.js';
 import type { ReconcileRequest__Output } from '../generated/actioncontroller/ReconcileRequest.js';
 import type { ReconcileResponse } from '../generated/actioncontroller/ReconcileResponse.js';
+import { splitHostPort } from '../address.js';
 import { loadProto } from '../grpc/proto.js';
 
 export interface StandInOptions {
@@ -36,11 +37,10 @@ export async function startStandInActionController(o: StandInOptions): Promise<{
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  const addr = process.env.ACTION_CONTROLLER_ADDR ?? '127.0.0.1:47001';
-  const i = addr.lastIndexOf(':');
+  const { host, port } = splitHostPort(process.env.ACTION_CONTROLLER_ADDR ?? '127.0.0.1:47001');
   startStandInActionController({
-    host: addr.slice(0, i),
-    port: Number(addr.slice(i + 1)),
+    host,
+    port,
     onCall: (r) => process.stdout.write(`action-controller: Reconcile scenario=${r.scenario_name} current=${r.current} desired=${r.desired}\n`),
   }).then(
     ({ server }) => {

@@ -1,18 +1,10 @@
 // The `grpc` section of statemanager's configuration (embedded by the application's config
 // module). Documented in docs/grpc.md.
 import { z } from 'zod';
+import { hostPortSchema as addr } from '../address.js';
 import { authConfigSchema } from '../auth/config.js';
 
 export const DEFAULT_GRPC_ADDR = '0.0.0.0:47006';
-
-/** `host:port`, host a name, an IPv4 address or a bracketed IPv6 address; port 0 picks a free one. */
-const addr = z.string().refine(
-  (s) => {
-    const m = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/.exec(s);
-    return m !== null && Number(m[2]) <= 65535;
-  },
-  { message: 'expected host:port, e.g. 0.0.0.0:47006 or [::]:47006' },
-);
 
 export const tlsConfigSchema = z
   .object({

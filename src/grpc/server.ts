@@ -2,6 +2,7 @@
 // caller authentication and the three handlers, with a metric and a log line per refusal.
 import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
+import { isLoopback, splitHostPort } from '../address.js';
 import type { Etcd3 } from 'etcd3';
 import type { StateManagerConnectionHandlers } from '../generated/statemanager/StateManagerConnection.js';
 import type { KeyLayout } from '../../reconcilers/keys.js';
@@ -221,11 +222,7 @@ function warnAboutExposure(config: GrpcServerConfig, logger: Logger): void {
 }
 
 export function hostOf(addr: string): string {
-  const i = addr.lastIndexOf(':');
-  const host = i < 0 ? addr : addr.slice(0, i);
-  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  return splitHostPort(addr).host;
 }
 
-export function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
+export { isLoopback };

@@ -3,6 +3,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { splitHostPort } from '../address.js';
 
 export interface ProbeSource {
   ready(): { ok: boolean; failing: string[] };
@@ -78,10 +79,4 @@ export class HttpServer {
 
 function text(status: number, body: string): { status: number; type: string; body: string } {
   return { status, type: 'text/plain; charset=utf-8', body };
-}
-
-export function splitHostPort(addr: string): { host: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  return { host, port: Number(addr.slice(i + 1)) };
 }
