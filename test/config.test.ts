@@ -1,0 +1,57 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+function file(text: string): string {
+  const p = join(mkdtempSync(join(tmpdir(), 'sm-config-')), 'config.yaml');
+  writeFileSync(p, text);
+  return p;
+}
+
+test('defaults follow the contract', (t) => {
+  const c = loadConfig(undefined, {});
+  t.deepEqual(c.etcd.endpoints, ['http://127.0.0.1:2379']);
+  t.is(c.grpc.addr, '0.0.0.0:47006');
+  t.is(c.actionController.addr, '127.0.0.1:47001');
+  t.is(c.http.addr, '0.0.0.0:47086');
+  t.is(c.keyPrefix, '');
+  t.deepEqual(c.reconcile.triggerStates, ['Error']);
+  t.is(c.controller.resyncPeriod, 600_000);
+});
+
+test('environment variables win over the file', (t) => {
+  const p = file('etcd:\n  endpoints: [http://10.0.0.1:2379]\nkeyPrefix: /a\ncontroller:\n  resyncPeriod: 5m\n');
+  const c = loadConfig(p, {
+    ETCD_ENDPOINTS: 'http://127.0.0.1:1,http://127.0.0.1:2',
+    STATEMANAGER_KEY_PREFIX: '/b',
+    STATEMANAGER_GRPC_ADDR: '127.0.0.1:9',
+    ACTION_CONTROLLER_ADDR: 'ac:47001',
+    STATEMANAGER_HTTP_ADDR: '[::1]:8080',
+  });
+  t.deepEqual(c.etcd.endpoints, ['http://127.0.0.1:1', 'http://127.0.0.1:2']);
+  t.is(c.keyPrefix, '/b');
+  t.is(c.grpc.addr, '127.0.0.1:9');
+  t.is(c.actionController.addr, 'ac:47001');
+  t.is(c.http.addr, '[::1]:8080');
+  t.is(c.controller.resyncPeriod, 300_000);
+});
+
+test('mistakes stop start-up with one readable line naming the setting', (t) => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['', { ETCD_ENDPOINTS: 'not a url' }, /^invalid configuration at etcd\.endpoints\.0: expected an http/],
+    ['controller:\n  workers: -1\n', {}, /^invalid configuration at controller\.workers: /],
+    ['controller:\n  resyncPeriod: 10x\n', {}, /controller\.resyncPeriod: "10x" is not a duration/],
+    ['', { STATEMANAGER_HTTP_ADDR: 'nohost' }, /^invalid configuration at http\.addr: expected host:port/],
+    ['reconcile:\n  triggerStates: [Broken]\n', {}, /reconcile\.triggerStates\.0/],
+    ['unknownKey: 1\n', {}, /unknownKey|Unrecognized/],
+    ['etcd: [1, 2\n', {}, /is not valid YAML/],
+  ];
+  for (const [text, env, message] of cases) {
+    const err = t.throws(() => loadConfig(text ? file(text) : undefined, env), { instanceOf: ConfigError });
+    t.regex(err!.message, message);
+    t.false(err!.message.includes('\n'), 'one line');
+  }
+  t.throws(() => loadConfig('/nonexistent/config.yaml', {}), { instanceOf: ConfigError, message: /cannot read configuration file/ });
+});
