@@ -2,8 +2,9 @@
 // telling handlers what changed. A dropped watch resumes from the last revision seen; when that
 // revision has been compacted away the informer lists again and reports, as synthetic events,
 // whatever changed or disappeared in between — so no change is ever lost, only coalesced.
+import { backoffDelay } from './backoff.js';
 import { IndexedCache, type CacheEntry } from './indexed-cache.js';
-import type { KeyValue, ListerWatcher, WatchEvent, WatchHandle } from './lister-watcher.js';
+import { WatchCompactedError, type KeyValue, type ListerWatcher, type WatchEvent, type WatchHandle } from './lister-watcher.js';
 import { silentLogger, type Logger } from './logger.js';
 
 // `assumed` is set (true) only on events from assume(): this process's own committed write.
@@ -144,11 +145,13 @@ export class Informer<T> {
     while (!this.stopped) {
       const err = await this.watchOnce();
       if (this.stopped) return;
-      let compacted: boolean;
-      try {
-        compacted = await this.opts.lw.isCompacted(this.revision + 1);
-      } catch {
-        compacted = false;
+      let compacted = err instanceof WatchCompactedError;
+      if (!compacted) {
+        try {
+          compacted = await this.opts.lw.isCompacted(this.revision + 1);
+        } catch {
+          compacted = false;
+        }
       }
       if (compacted) {
         this.opts.metrics?.watchRestart(this.name, 'compacted');
@@ -178,6 +181,12 @@ export class Informer<T> {
       this.watch = this.opts.lw.watch(this.opts.prefix, this.revision + 1, {
         onEvents: (events, headerRevision) => {
           if (!ended) this.applyEvents(events, headerRevision);
+        },
+        onProgress: (revision) => {
+          if (!ended && revision > this.revision) {
+            this.revision = revision;
+            this.opts.metrics?.lastRevision(this.name, revision);
+          }
         },
         onError: end,
         onDisconnected: (e) => {
@@ -272,10 +281,9 @@ export class Informer<T> {
     }
   }
 
+  /** Short: after etcd comes back every informer must be watching again within about a second. */
   private backoff(failures: number): number {
-    const base = this.opts.retryBaseMs ?? 200;
-    const cap = this.opts.retryCapMs ?? 10_000;
-    return Math.min(cap, base * 2 ** Math.min(failures - 1, 20));
+    return backoffDelay(failures, this.opts.retryBaseMs ?? 100, this.opts.retryCapMs ?? 1_000, true);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -26,9 +26,22 @@ export interface WatchCallbacks {
   onEvents(events: WatchEvent[], headerRevision: number): void;
   /** The watch ended and will not resume by itself (canceled, compacted, closed by the server). */
   onError(err: Error): void;
+  /** Every change up to `revision` has been delivered (a progress notification). */
+  onProgress?(revision: number): void;
   /** The connection dropped; the watch resumes by itself from the last revision it saw. */
   onDisconnected?(err: Error): void;
   onConnected?(): void;
+}
+
+/** The watch cannot go on because history from `fromRevision` was compacted away: list again. */
+export class WatchCompactedError extends Error {
+  constructor(
+    readonly fromRevision: number,
+    readonly compactRevision: number,
+  ) {
+    super(`watch from revision ${fromRevision} cannot resume: etcd compacted up to ${compactRevision}`);
+    this.name = 'WatchCompactedError';
+  }
 }
 
 export interface WatchHandle {

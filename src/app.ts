@@ -19,10 +19,11 @@ import { applyResyncRequest } from '../reconcilers/resync-requests.js';
 import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
 import { GrpcActionControllerClient } from './action-controller/client.js';
 import type { Config } from './config.js';
-import { createEtcdClient } from './etcd/client.js';
+import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdStateStore, type CommittedChange } from './etcd/state-store.js';
+import type { EtcdWatchClient } from './etcd/watch-client.js';
 import { Metrics } from './metrics.js';
 import { LoggingObserver } from './observer.js';
 
@@ -45,6 +46,7 @@ type Kind = 'model' | 'package' | 'request';
 export class StateManagerApp {
   readonly keys: KeyLayout;
   readonly etcd: Etcd3;
+  readonly watchClient: EtcdWatchClient;
   readonly fleet: Fleet;
   readonly metrics: Metrics;
   readonly store: EtcdStateStore;
@@ -70,6 +72,7 @@ export class StateManagerApp {
     this.keys = new KeyLayout(config.keyPrefix);
     this.ownsEtcd = !deps.etcd;
     this.etcd = deps.etcd ?? createEtcdClient(config.etcd);
+    this.watchClient = createEtcdWatchClient(config.etcd);
     this.metrics = deps.metrics ?? new Metrics();
     const clock = deps.clock ?? systemClock;
     const observer = new LoggingObserver(logger, this.metrics);
@@ -78,6 +81,7 @@ export class StateManagerApp {
     this.leaderLock = le.enabled
       ? new EtcdLeaderLock({
           client: this.etcd,
+          watcher: this.watchClient,
           key: this.keys.leader,
           identity: this.identity,
           leaseSeconds: Math.max(1, Math.round(le.leaseDuration / 1000)),
@@ -88,7 +92,7 @@ export class StateManagerApp {
 
     this.fleet = new Fleet({
       keys: this.keys,
-      lw: new EtcdListerWatcher(this.etcd),
+      lw: new EtcdListerWatcher(this.etcd, this.watchClient),
       observer,
       logger,
       metrics: this.metrics.informers(),
@@ -232,6 +236,7 @@ export class StateManagerApp {
     await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
     await this.fleet.stop();
     this.ownedActionController?.close();
+    this.watchClient.close();
     if (this.ownsEtcd) this.etcd.close();
   }
 

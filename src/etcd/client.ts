@@ -1,35 +1,84 @@
-// The etcd3 client from configuration: endpoints, username/password, TLS or client
-// certificates, and message sizes large enough for big pages.
+// The etcd clients from configuration: etcd3 for unary calls (ranges, transactions, leases) and
+// our own watch client for watches, sharing endpoints, credentials and channel settings.
 import { readFileSync } from 'node:fs';
-import { ExponentialBackoff } from 'cockatiel';
-import { Etcd3, type IOptions } from 'etcd3';
+import * as grpc from '@grpc/grpc-js';
+import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config.js';
+import { EtcdWatchClient } from './watch-client.js';
 
+type EtcdConfig = Config['etcd'];
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
+type HostPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['host']>;
 
-export function createEtcdClient(c: Config['etcd']): Etcd3 {
+/**
+ * grpc-js reconnects a failed connection after 1 s growing to 120 s by default, and shares that
+ * backoff between every channel to the same address: after a long etcd outage the first call
+ * could wait minutes for the next attempt. Reconnect fast instead (loopback or a LAN).
+ */
+export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.max_receive_message_length': 64 * 1024 * 1024,
+  'grpc.keepalive_time_ms': 10_000,
+  'grpc.keepalive_timeout_ms': 5_000,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1_000,
+};
+
+/** How long a member that failed three calls in a row is skipped (only with several endpoints). */
+export const MEMBER_SKIP_MS = 1_000;
+
+export function createEtcdClient(c: EtcdConfig): Etcd3 {
   const options: IOptions = {
     hosts: c.endpoints,
     dialTimeout: c.requestTimeout,
-    // etcd3's default reconnect backoff grows to 30 s: after an etcd outage watches would
-    // resume up to 30 s late (and a closed client keeps a timer that long).
-    // (etcd3 types this as an IBackoff but calls it as the factory cockatiel exports.)
     faultHandling: {
+      // etcd3's default breaker refuses every call for 5 s after three failures, even once etcd
+      // is back; with one endpoint there is nothing to fail over to, so no breaker at all. With
+      // several it skips a dead member briefly, so calls go to a live one without a timeout.
+      host: (() => (c.endpoints.length > 1 ? memberBreaker() : noop)) as unknown as HostPolicy,
+      // Each retry picks another member: one attempt per member, then the caller's own backoff.
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) }),
+      // (Unused for our watches, but etcd3's election and CLI watches still use its manager.)
+      // etcd3 types this as an IBackoff but calls it as the factory cockatiel exports.
       watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 3000 }) as unknown as WatchBackoff,
     },
-    grpcOptions: {
-      'grpc.max_receive_message_length': 64 * 1024 * 1024,
-      'grpc.keepalive_time_ms': 10_000,
-      'grpc.keepalive_timeout_ms': 5_000,
-    },
+    grpcOptions: ETCD_CHANNEL_OPTIONS,
   };
-  if (c.tls.caFile || c.tls.certFile) {
-    options.credentials = {
-      rootCertificate: c.tls.caFile ? readFileSync(c.tls.caFile) : Buffer.alloc(0),
-      ...(c.tls.keyFile ? { privateKey: readFileSync(c.tls.keyFile) } : {}),
-      ...(c.tls.certFile ? { certChain: readFileSync(c.tls.certFile) } : {}),
-    };
+  const tls = readTls(c);
+  if (tls) {
+    // rootCertificate undefined: the system's trust store (an empty buffer would trust nothing).
+    options.credentials = { rootCertificate: tls.ca as Buffer, ...(tls.key ? { privateKey: tls.key } : {}), ...(tls.cert ? { certChain: tls.cert } : {}) };
   }
   if (c.username) options.auth = { username: c.username, password: c.password };
   return new Etcd3(options);
+}
+
+export function createEtcdWatchClient(c: EtcdConfig): EtcdWatchClient {
+  return new EtcdWatchClient({
+    endpoints: c.endpoints,
+    credentials: channelCredentials(c),
+    channelOptions: ETCD_CHANNEL_OPTIONS,
+    requestTimeoutMs: c.requestTimeout,
+    ...(c.username ? { auth: { username: c.username, password: c.password } } : {}),
+  });
+}
+
+function memberBreaker(): ReturnType<typeof circuitBreaker> {
+  return circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: MEMBER_SKIP_MS, breaker: new ConsecutiveBreaker(3) });
+}
+
+function channelCredentials(c: EtcdConfig): grpc.ChannelCredentials {
+  const tls = readTls(c);
+  if (tls) return grpc.credentials.createSsl(tls.ca ?? null, tls.key ?? null, tls.cert ?? null);
+  if (c.endpoints.some((e) => e.startsWith('https://'))) return grpc.credentials.createSsl();
+  return grpc.credentials.createInsecure();
+}
+
+function readTls(c: EtcdConfig): { ca?: Buffer; key?: Buffer; cert?: Buffer } | undefined {
+  if (!c.tls.caFile && !c.tls.certFile) return undefined;
+  return {
+    ...(c.tls.caFile ? { ca: readFileSync(c.tls.caFile) } : {}),
+    ...(c.tls.keyFile ? { key: readFileSync(c.tls.keyFile) } : {}),
+    ...(c.tls.certFile ? { cert: readFileSync(c.tls.certFile) } : {}),
+  };
 }

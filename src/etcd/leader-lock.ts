@@ -5,6 +5,7 @@ import type { Etcd3, ICompare, Lease } from 'etcd3';
 import type { LeaderLock } from '../../controller/leader-election.js';
 import type { Logger } from '../../controller/logger.js';
 import type { WriteGuard } from './state-store.js';
+import type { EtcdWatchClient } from './watch-client.js';
 
 export class NotLeaderError extends Error {
   constructor(reason: string) {
@@ -15,6 +16,7 @@ export class NotLeaderError extends Error {
 
 export interface EtcdLeaderLockOptions {
   client: Etcd3;
+  watcher: EtcdWatchClient;
   key: string;
   identity: string;
   leaseSeconds: number;
@@ -60,8 +62,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   async waitForChange(timeoutMs: number): Promise<void> {
-    // watcher() does not wait for etcd: with etcd down this still returns after the timeout.
-    const watcher = this.o.client.watch().key(this.o.key).watcher();
+    // With etcd down the watch keeps reconnecting and this still returns after the timeout.
+    let watch: { close(): void } | undefined;
     try {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, timeoutMs);
@@ -69,15 +71,23 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
           clearTimeout(timer);
           resolve();
         };
-        watcher.on('delete', done);
-        watcher.on('error', () => undefined);
-        // The holder may have gone between our attempt and the watch start.
-        watcher.on('connected', () => {
-          this.holder().then((h) => h === undefined && done(), () => undefined);
-        });
+        watch = this.o.watcher.watch(
+          { key: Buffer.from(this.o.key) },
+          {
+            onEvents: (events) => {
+              if (events.some((e) => e.type === 'Delete')) done();
+            },
+            // The holder may have gone between our attempt and the watch start.
+            onCreated: () => {
+              this.holder().then((h) => h === undefined && done(), () => undefined);
+            },
+            onCompacted: done,
+            onCanceled: done,
+          },
+        );
       });
     } finally {
-      await watcher.cancel().catch(() => undefined);
+      watch?.close();
     }
   }
 

@@ -1,7 +1,8 @@
 // The informer's storage boundary on a real etcd: paginated lists at one revision (so a fleet
-// of 100k keys never needs one giant response) and watches through the etcd3 client, which
-// resumes by itself after a dropped connection.
-import type { Etcd3, IKeyValue, IRangeResponse } from 'etcd3';
+// of 100k keys never needs one giant response) through etcd3, and watches through our own watch
+// client (one stream per watch, resumes by itself after a dropped connection, reports
+// compaction with etcd's compact revision).
+import type { Etcd3, IRangeResponse } from 'etcd3';
 import type {
   KeyValue,
   ListResult,
@@ -10,12 +11,15 @@ import type {
   WatchEvent,
   WatchHandle,
 } from '../../controller/lister-watcher.js';
+import { WatchCompactedError } from '../../controller/lister-watcher.js';
+import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
 
 const PAGE_SIZE = 5000;
 
 export class EtcdListerWatcher implements ListerWatcher {
   constructor(
     private readonly client: Etcd3,
+    private readonly watcher: EtcdWatchClient,
     private readonly pageSize = PAGE_SIZE,
     /** Deadline of each page (a page of 5,000 keys is a few MB). */
     private readonly pageTimeoutMs = 30_000,
@@ -40,23 +44,25 @@ export class EtcdListerWatcher implements ListerWatcher {
   }
 
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): WatchHandle {
-    const watcher = this.client.watch().prefix(prefix).startRevision(String(fromRevision)).watcher();
-    watcher.on('data', (res) => {
-      if (res.events.length === 0) return;
-      const events: WatchEvent[] = res.events.map((ev) => ({
-        type: ev.type === 'Put' ? 'put' : 'delete',
-        kv: toKeyValue(ev.kv),
-      }));
-      cb.onEvents(events, Number(res.header.revision));
-    });
-    watcher.on('error', (err: Error) => cb.onError(err));
-    watcher.on('disconnected', (err: Error) => cb.onDisconnected?.(err));
-    watcher.on('connected', () => cb.onConnected?.());
+    const key = Buffer.from(prefix);
+    const w = this.watcher.watch(
+      { key, rangeEnd: prefixEnd(key), startRevision: fromRevision },
+      {
+        onEvents: (events, headerRevision) => {
+          const out: WatchEvent[] = events.map((ev) => ({ type: ev.type === 'Put' ? 'put' : 'delete', kv: toKeyValue(ev.kv) }));
+          cb.onEvents(out, headerRevision);
+        },
+        onProgress: (revision) => cb.onProgress?.(revision),
+        onCompacted: (compactRevision) => cb.onError(new WatchCompactedError(fromRevision, compactRevision)),
+        onCanceled: (reason) => cb.onError(new Error(`etcd canceled the watch: ${reason}`)),
+        onDisconnected: (err) => cb.onDisconnected?.(err),
+        onCreated: () => cb.onConnected?.(),
+      },
+    );
     return {
-      close: async () => {
-        watcher.removeAllListeners();
-        watcher.on('error', () => undefined);
-        await watcher.cancel().catch(() => undefined);
+      close: () => {
+        w.close();
+        return Promise.resolve();
       },
     };
   }
@@ -77,7 +83,8 @@ export class EtcdListerWatcher implements ListerWatcher {
   }
 }
 
-export function toKeyValue(kv: IKeyValue): KeyValue {
+/** etcd3's IKeyValue and our watch client's key-values have the same shape. */
+export function toKeyValue(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revision' | 'create_revision' | 'version'>): KeyValue {
   return {
     key: kv.key.toString(),
     value: kv.value.toString(),

@@ -18,7 +18,7 @@ test.after.always(async () => {
 });
 
 function informerOn(prefix: string, pageSize = 5000): { informer: Informer<string>; events: InformerEvent<string>[] } {
-  const lw = new EtcdListerWatcher(etcd.client(), pageSize);
+  const lw = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), pageSize);
   const informer = new Informer<string>({
     name: prefix,
     prefix,
@@ -175,7 +175,7 @@ test.serial('a watch canceled by compaction lists again and emits synthetic dele
 
   // A ListerWatcher whose watch starts "late": it holds back events until after compaction,
   // as a watch would after a long disconnection.
-  const real = new EtcdListerWatcher(etcd.client());
+  const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient());
   let gate!: () => void;
   const opened = new Promise<void>((r) => (gate = r));
   let watches = 0;

@@ -94,7 +94,7 @@ test.serial('SIGTERM of the leader hands over faster than the lease', async (t) 
 test.serial("a deposed leader's write is refused by the guard", async (t) => {
   const keys = new KeyLayout('/ha3');
   const client = etcd.client();
-  const lockA = new EtcdLeaderLock({ client, key: keys.leader, identity: 'a', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
+  const lockA = new EtcdLeaderLock({ client, watcher: etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
   t.true(await lockA.tryAcquire());
   const lost = lockA.lost();
   const storeA = new EtcdStateStore({ client, keys, historyLength: 10, requestTimeoutMs: 3000, guard: lockA });
@@ -105,7 +105,7 @@ test.serial("a deposed leader's write is refused by the guard", async (t) => {
   const other = etcd.client();
   const kv = (await other.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]!;
   await other.leaseClient.leaseRevoke({ ID: kv.lease });
-  const lockB = new EtcdLeaderLock({ client: other, key: keys.leader, identity: 'b', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
+  const lockB = new EtcdLeaderLock({ client: other, watcher: etcd.watchClient(), key: keys.leader, identity: 'b', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
   t.true(await lockB.tryAcquire());
 
   const stored = (await client.kv.range({ key: Buffer.from(keys.stateKey('model', 'm')) })).kvs[0]!;

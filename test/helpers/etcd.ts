@@ -5,13 +5,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
+import { ETCD_CHANNEL_OPTIONS } from '../../src/etcd/client.js';
+import { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 
 export interface EtcdServer {
   readonly endpoint: string;
   readonly dataDir: string;
   /** A fresh client; closed by stop(). */
   client(): Etcd3;
+  /** A fresh watch client (the project's own, as the informers use); closed by stop(). */
+  watchClient(): EtcdWatchClient;
   /** Stop the process, keeping the data directory (for restart tests). */
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Start again on the same ports and data directory. */
@@ -42,7 +47,7 @@ export async function startEtcd(): Promise<EtcdServer> {
   let clientPort = 0;
   let peerPort = 0;
   let proc: ChildProcess | undefined;
-  const clients: Etcd3[] = [];
+  const clients: { close(): void }[] = [];
 
   const launch = async (): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
@@ -97,6 +102,11 @@ export async function startEtcd(): Promise<EtcdServer> {
     dataDir,
     client() {
       const c = new Etcd3({ hosts: endpoint });
+      clients.push(c);
+      return c;
+    },
+    watchClient() {
+      const c = new EtcdWatchClient({ endpoints: [endpoint], credentials: grpc.credentials.createInsecure(), channelOptions: ETCD_CHANNEL_OPTIONS });
       clients.push(c);
       return c;
     },

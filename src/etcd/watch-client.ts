@@ -1,0 +1,318 @@
+// Watches over etcd's own Watch RPC, one gRPC stream per watch, instead of etcd3's WatchManager.
+// etcd3 multiplexes every watcher of a client on one stream, matches `created` responses to
+// pending watchers by order, and throws from the stream's `data` handler when a response names
+// a watch id it no longer tracks: after a compaction cancels several watches and they are all
+// recreated at once, that throw is an uncaught exception that ends the process (docs/reliability.md).
+// With one stream per watch every response belongs to exactly one watch, nothing here throws
+// from a stream handler, and a compaction arrives as etcd's real compact_revision.
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { backoffDelay } from '../../controller/backoff.js';
+
+export interface EtcdKeyValue {
+  key: Buffer;
+  value: Buffer;
+  create_revision: string;
+  mod_revision: string;
+  version: string;
+  lease: string;
+}
+
+export interface EtcdWatchEvent {
+  // etcd3's copy of kv.proto spells the enum Put, Delete.
+  type: 'Put' | 'Delete';
+  kv: EtcdKeyValue;
+}
+
+export interface WatchTarget {
+  key: Buffer;
+  /** Omitted: the single key. */
+  rangeEnd?: Buffer;
+  /** First revision to deliver; 0 or omitted: changes from now on. */
+  startRevision?: number;
+}
+
+export interface EtcdWatchHandlers {
+  /** etcd confirmed the watch (again, after a reconnect). */
+  onCreated?(): void;
+  /** One response's events, in revision order, and the response's header revision. */
+  onEvents(events: EtcdWatchEvent[], headerRevision: number): void;
+  /** A progress notification: every change up to `revision` has been delivered. */
+  onProgress?(revision: number): void;
+  /** The revision to resume from was compacted away: the watch has ended. */
+  onCompacted(compactRevision: number): void;
+  /** etcd canceled the watch for another reason: the watch has ended. */
+  onCanceled(reason: string): void;
+  /** The stream broke; the watch resumes by itself from the next revision it has not seen. */
+  onDisconnected?(err: Error): void;
+}
+
+export interface EtcdWatch {
+  close(): void;
+}
+
+export interface EtcdWatchClientOptions {
+  /** host:port of each member; a scheme prefix is ignored. */
+  endpoints: readonly string[];
+  credentials: grpc.ChannelCredentials;
+  channelOptions?: grpc.ChannelOptions;
+  auth?: { username: string; password: string };
+  /** Deadline of an Authenticate call. */
+  requestTimeoutMs?: number;
+  /** Reconnect delay after a broken stream: base doubling to cap (with jitter). */
+  retryBaseMs?: number;
+  retryCapMs?: number;
+}
+
+interface WatchResponse {
+  header: { revision: string } | null;
+  watch_id: string;
+  created: boolean;
+  canceled: boolean;
+  compact_revision: string;
+  cancel_reason: string;
+  events: EtcdWatchEvent[];
+}
+
+type WatchCall = grpc.ClientDuplexStream<unknown, WatchResponse>;
+
+interface ServiceClient extends grpc.Client {
+  Watch(metadata: grpc.Metadata): WatchCall;
+  Authenticate(
+    req: { name: string; password: string },
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: { token: string }) => void,
+  ): grpc.ClientUnaryCall;
+}
+
+interface Member {
+  address: string;
+  watch: ServiceClient | undefined;
+  auth: ServiceClient | undefined;
+}
+
+type ServiceConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ServiceClient;
+
+let services: { Watch: ServiceConstructor; Auth: ServiceConstructor } | undefined;
+
+/** etcd's rpc.proto as etcd3 ships it, loaded once. */
+function etcdServices(): { Watch: ServiceConstructor; Auth: ServiceConstructor } {
+  if (!services) {
+    const protoDir = join(dirname(createRequire(import.meta.url).resolve('etcd3/package.json')), 'proto');
+    const def = protoLoader.loadSync(join(protoDir, 'rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    const pkg = (grpc.loadPackageDefinition(def) as unknown as { etcdserverpb: { Watch: ServiceConstructor; Auth: ServiceConstructor } }).etcdserverpb;
+    services = { Watch: pkg.Watch, Auth: pkg.Auth };
+  }
+  return services;
+}
+
+export class EtcdWatchClient {
+  private readonly members: Member[];
+  /** The member new streams go to; moves on when a stream on it breaks. */
+  private current = 0;
+  private token: Promise<string> | undefined;
+  private closed = false;
+  private readonly watches = new Set<StreamWatch>();
+
+  constructor(private readonly o: EtcdWatchClientOptions) {
+    if (o.endpoints.length === 0) throw new Error('EtcdWatchClient needs at least one endpoint');
+    this.members = o.endpoints.map((e) => ({ address: e.replace(/^[a-z]+:\/\//i, ''), watch: undefined, auth: undefined }));
+  }
+
+  watch(target: WatchTarget, handlers: EtcdWatchHandlers): EtcdWatch {
+    if (this.closed) throw new Error('etcd watch client is closed');
+    const w = new StreamWatch(this, target, handlers, this.o.retryBaseMs ?? 50, this.o.retryCapMs ?? 1000, () => this.watches.delete(w));
+    this.watches.add(w);
+    w.open();
+    return w;
+  }
+
+  get activeWatches(): number {
+    return this.watches.size;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of [...this.watches]) w.close();
+    for (const m of this.members) {
+      m.watch?.close();
+      m.auth?.close();
+      m.watch = m.auth = undefined;
+    }
+  }
+
+  /** @internal The member to open the next stream on, and the call metadata for it. */
+  async connection(): Promise<{ index: number; client: ServiceClient; metadata: grpc.Metadata }> {
+    if (this.closed) throw new Error('etcd watch client is closed');
+    const index = this.current;
+    const member = this.members[index]!;
+    const metadata = new grpc.Metadata();
+    // Without a leader a member's watch would silently stop: make etcd fail the stream instead.
+    metadata.set('hasleader', 'true');
+    if (this.o.auth) metadata.set('token', await this.authToken(member));
+    member.watch ??= new (etcdServices().Watch)(member.address, this.o.credentials, this.o.channelOptions);
+    return { index, client: member.watch, metadata };
+  }
+
+  /** @internal A stream on member `index` broke: later streams go to the next member. */
+  memberFailed(index: number, err: Error): void {
+    if (isAuthError(err)) this.token = undefined;
+    if (this.members.length > 1 && this.current === index) this.current = (index + 1) % this.members.length;
+  }
+
+  private authToken(member: Member): Promise<string> {
+    if (!this.token) {
+      const auth = this.o.auth!;
+      member.auth ??= new (etcdServices().Auth)(member.address, this.o.credentials, this.o.channelOptions);
+      const client = member.auth;
+      const token = new Promise<string>((resolve, reject) => {
+        client.Authenticate(
+          { name: auth.username, password: auth.password },
+          new grpc.Metadata(),
+          { deadline: Date.now() + (this.o.requestTimeoutMs ?? 5000) },
+          (err, res) => (err ? reject(err) : resolve(res!.token)),
+        );
+      });
+      this.token = token;
+      token.catch(() => {
+        if (this.token === token) this.token = undefined;
+      });
+    }
+    return this.token;
+  }
+}
+
+class StreamWatch implements EtcdWatch {
+  private call: WatchCall | undefined;
+  private closed = false;
+  private failures = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** The first revision not yet delivered (0: from now). */
+  private nextRevision: number;
+
+  constructor(
+    private readonly client: EtcdWatchClient,
+    private readonly target: WatchTarget,
+    private readonly h: EtcdWatchHandlers,
+    private readonly retryBaseMs: number,
+    private readonly retryCapMs: number,
+    private readonly onClosed: () => void,
+  ) {
+    this.nextRevision = target.startRevision ?? 0;
+  }
+
+  open(): void {
+    this.timer = undefined;
+    if (this.closed) return;
+    this.client.connection().then(
+      ({ index, client, metadata }) => this.stream(index, client, metadata),
+      (err: unknown) => this.broken(-1, asError(err)),
+    );
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    const call = this.call;
+    this.call = undefined;
+    call?.cancel();
+    this.onClosed();
+  }
+
+  private stream(index: number, client: ServiceClient, metadata: grpc.Metadata): void {
+    if (this.closed) return;
+    const call = client.Watch(metadata);
+    this.call = call;
+    let over = false;
+    const fail = (err: Error): void => {
+      if (over) return;
+      over = true;
+      if (this.call === call) this.call = undefined;
+      call.cancel();
+      if (!this.closed) this.broken(index, err);
+    };
+    call.on('data', (res: WatchResponse) => {
+      if (over || this.call !== call) return;
+      // A handler's exception must not escape into grpc-js's stream machinery.
+      try {
+        this.response(res);
+      } catch (err) {
+        fail(asError(err));
+      }
+    });
+    call.on('error', (err: Error) => fail(err));
+    call.on('end', () => fail(new Error('etcd ended the watch stream')));
+    call.write({
+      create_request: {
+        key: this.target.key,
+        range_end: this.target.rangeEnd ?? Buffer.alloc(0),
+        start_revision: String(this.nextRevision),
+        progress_notify: true,
+      },
+    });
+  }
+
+  private response(res: WatchResponse): void {
+    const headerRevision = Number(res.header?.revision ?? 0);
+    if (res.compact_revision && res.compact_revision !== '0') {
+      this.end();
+      this.h.onCompacted(Number(res.compact_revision));
+      return;
+    }
+    if (res.canceled) {
+      // An expired token cancels the watch: authenticate again and resume.
+      if (isAuthError(new Error(res.cancel_reason))) throw new Error(`watch canceled: ${res.cancel_reason}`);
+      this.end();
+      this.h.onCanceled(res.cancel_reason || 'no reason given');
+      return;
+    }
+    if (res.created) {
+      this.failures = 0;
+      // From now on: a resume must not skip what happens after this point.
+      if (this.nextRevision === 0) this.nextRevision = headerRevision + 1;
+      this.h.onCreated?.();
+      return;
+    }
+    if (res.events.length > 0) {
+      this.nextRevision = Number(res.events[res.events.length - 1]!.kv.mod_revision) + 1;
+      this.h.onEvents(res.events, headerRevision);
+      return;
+    }
+    if (headerRevision >= this.nextRevision) {
+      this.nextRevision = headerRevision + 1;
+      this.h.onProgress?.(headerRevision);
+    }
+  }
+
+  /** etcd ended the watch for good: stop the stream, never reconnect. */
+  private end(): void {
+    const call = this.call;
+    this.call = undefined;
+    this.closed = true;
+    clearTimeout(this.timer);
+    call?.cancel();
+    this.onClosed();
+  }
+
+  private broken(index: number, err: Error): void {
+    if (this.closed) return;
+    if (index >= 0) this.client.memberFailed(index, err);
+    this.failures++;
+    this.h.onDisconnected?.(err);
+    // The first retry goes straight to the next member; then back off.
+    const delay = this.failures === 1 ? 0 : backoffDelay(this.failures - 1, this.retryBaseMs, this.retryCapMs, true);
+    this.timer = setTimeout(() => this.open(), delay);
+  }
+}
+
+function isAuthError(err: Error): boolean {
+  return (err as Partial<grpc.ServiceError>).code === grpc.status.UNAUTHENTICATED || /invalid auth token|auth token is expired/i.test(err.message);
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
