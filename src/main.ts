@@ -8,6 +8,7 @@ import { createStateManagerServer } from './grpc/server.js';
 import { HttpServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import { StateManagerApp } from './app.js';
+import { installCrashPolicy } from './crash.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -22,7 +23,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.log.level, config.log.format);
-  const app = new StateManagerApp({ config, logger });
+  let app: StateManagerApp | undefined;
+  installCrashPolicy({
+    context: () => ({ identity: app?.identity, leader: app?.isLeader() }),
+    onCrash: (origin) => app?.metrics.unexpectedExceptions.labels({ origin }).inc(),
+  });
+  app = new StateManagerApp({ config, logger });
   const http = new HttpServer({
     addr: config.http.addr,
     registry: app.metrics.registry,

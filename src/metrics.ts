@@ -30,6 +30,7 @@ export class Metrics {
   readonly reconcileRequestsPending: Gauge;
   readonly invalidInput: Counter<'reason'>;
   readonly watchRestarts: Counter<'informer' | 'reason'>;
+  readonly unexpectedExceptions: Counter<'origin'>;
   readonly lastRevision: Gauge<'informer'>;
   readonly leader: Gauge<'name'>;
   readonly grpcRequests: Counter<'method' | 'code'>;
@@ -125,6 +126,12 @@ export class Metrics {
       name: 'statemanager_watch_restarts_total',
       help: 'Watch interruptions by informer and reason (compacted, error, disconnected)',
       labelNames: ['informer', 'reason'],
+      registers: r,
+    });
+    this.unexpectedExceptions = new Counter({
+      name: 'statemanager_unexpected_exceptions_total',
+      help: 'Exceptions nothing handled; each ends the process (exit 70) for the supervisor to restart',
+      labelNames: ['origin'],
       registers: r,
     });
     this.lastRevision = new Gauge({
