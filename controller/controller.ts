@@ -15,6 +15,20 @@ export interface ReconcileResult {
   requeueAfterMs?: number;
 }
 
+/**
+ * An error that knows when to try again: the store was unreachable, nothing is wrong with the
+ * key. The key is retried after `retryAfterMs` without growing its backoff, so an outage of any
+ * length costs every key at most one such delay once the store is back.
+ */
+export interface RetryAfter {
+  readonly retryAfterMs: number;
+}
+
+export function retryAfterOf(error: unknown): number | undefined {
+  const ms = (error as Partial<RetryAfter> | null | undefined)?.retryAfterMs;
+  return typeof error === 'object' && typeof ms === 'number' && ms >= 0 ? ms : undefined;
+}
+
 export interface Reconciler {
   /** Bring the world in line for `key`. Throwing retries the key with backoff. */
   reconcile(key: string): Promise<ReconcileResult | void>;
@@ -171,6 +185,15 @@ export class Controller {
         result = await this.reconciler.reconcile(key);
       } catch (error) {
         // Requeue first: a failing logger or metrics sink must not lose the retry.
+        const retryAfterMs = retryAfterOf(error);
+        if (retryAfterMs !== undefined) {
+          this.queue.addAfter(key, retryAfterMs);
+          this.metrics.reconcileTotal('unavailable');
+          // One line per key and retry would flood the log during an outage; the etcd probe
+          // reports the outage once.
+          this.logger.debug('reconcile deferred: store unavailable', { controller: this.name, key, error: describe(error), retryAfterMs });
+          return;
+        }
         this.queue.addRateLimited(key);
         this.metrics.reconcileError();
         this.metrics.reconcileTotal('error');

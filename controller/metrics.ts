@@ -52,7 +52,7 @@ export const noopQueueMetrics: QueueMetricsProvider = {
   retries: { inc: noop },
 };
 
-export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after';
+export type ReconcileOutcome = 'success' | 'error' | 'requeue' | 'requeue_after' | 'unavailable';
 
 /** One controller's metrics, shaped after controller-runtime's controller_runtime_* series. */
 export interface ControllerMetrics {

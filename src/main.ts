@@ -23,12 +23,12 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.log.level, config.log.format);
-  let app: StateManagerApp | undefined;
+  const running: { app?: StateManagerApp } = {};
   installCrashPolicy({
-    context: () => ({ identity: app?.identity, leader: app?.isLeader() }),
-    onCrash: (origin) => app?.metrics.unexpectedExceptions.labels({ origin }).inc(),
+    context: () => ({ identity: running.app?.identity, leader: running.app?.isLeader() }),
+    onCrash: (origin) => running.app?.metrics.unexpectedExceptions.labels({ origin }).inc(),
   });
-  app = new StateManagerApp({ config, logger });
+  const app = (running.app = new StateManagerApp({ config, logger }));
   const http = new HttpServer({
     addr: config.http.addr,
     registry: app.metrics.registry,

@@ -182,7 +182,7 @@ export class Metrics {
   controller(name: string): ControllerMetrics {
     const total = (result: ReconcileOutcome) => this.c.total.labels({ controller: name, result });
     // Pre-create the series so dashboards see zeros rather than gaps.
-    for (const res of ['success', 'error', 'requeue', 'requeue_after'] as const) total(res);
+    for (const res of ['success', 'error', 'requeue', 'requeue_after', 'unavailable'] as const) total(res);
     this.c.errors.labels({ controller: name });
     const workers = this.c.workers.labels({ controller: name });
     workers.set(0);

@@ -2,7 +2,7 @@
 // our own watch client for watches, sharing endpoints, credentials and channel settings.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { ConsecutiveBreaker, ExponentialBackoff, circuitBreaker, handleWhen, noop, retry } from 'cockatiel';
+import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config.js';
 import { EtcdWatchClient } from './watch-client.js';
@@ -24,20 +24,19 @@ export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_reconnect_backoff_ms': 1_000,
 };
 
-/** How long a member that failed three calls in a row is skipped (only with several endpoints). */
-export const MEMBER_SKIP_MS = 1_000;
-
 export function createEtcdClient(c: EtcdConfig): Etcd3 {
   const options: IOptions = {
     hosts: c.endpoints,
     dialTimeout: c.requestTimeout,
     faultHandling: {
       // etcd3's default breaker refuses every call for 5 s after three failures, even once etcd
-      // is back; with one endpoint there is nothing to fail over to, so no breaker at all. With
-      // several it skips a dead member briefly, so calls go to a live one without a timeout.
-      host: (() => (c.endpoints.length > 1 ? memberBreaker() : noop)) as unknown as HostPolicy,
+      // is back, and with several members it opened on live ones too (a failure on the dead one
+      // resets every channel, and the retries then missed their deadlines): calls failed for
+      // seconds with "circuit breaker is open". A dead member refuses connections at once, so
+      // no breaker: the retry goes to the next member.
+      host: (() => noop) as unknown as HostPolicy,
       // Each retry picks another member: one attempt per member, then the caller's own backoff.
-      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) }),
+      global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) + 1 }),
       // (Unused for our watches, but etcd3's election and CLI watches still use its manager.)
       // etcd3 types this as an IBackoff but calls it as the factory cockatiel exports.
       watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 3000 }) as unknown as WatchBackoff,
@@ -61,10 +60,6 @@ export function createEtcdWatchClient(c: EtcdConfig): EtcdWatchClient {
     requestTimeoutMs: c.requestTimeout,
     ...(c.username ? { auth: { username: c.username, password: c.password } } : {}),
   });
-}
-
-function memberBreaker(): ReturnType<typeof circuitBreaker> {
-  return circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: MEMBER_SKIP_MS, breaker: new ConsecutiveBreaker(3) });
 }
 
 function channelCredentials(c: EtcdConfig): grpc.ChannelCredentials {

@@ -9,6 +9,7 @@
 // alone. Under light load every write goes out at once, alone; under heavy load etcd sees a
 // few large transactions instead of many small ones, which is what it handles well.
 import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
+import { asStoreError } from './errors.js';
 import type { KeyValue } from '../../controller/lister-watcher.js';
 import type { KeyLayout } from '../../reconcilers/keys.js';
 import type {
@@ -223,10 +224,11 @@ export class EtcdStateStore implements StateStore {
 
   private txn(compare: ICompare[], success: IRequestOp[]): Promise<ITxnResponse> {
     const guard = this.o.guard;
-    return this.o.client.kv.txn(
-      { compare: guard ? [...compare, ...guard.compares()] : compare, success, failure: [] },
-      { deadline: Date.now() + this.o.requestTimeoutMs },
-    );
+    return this.o.client.kv
+      .txn({ compare: guard ? [...compare, ...guard.compares()] : compare, success, failure: [] }, { deadline: Date.now() + this.o.requestTimeoutMs })
+      .catch((err: unknown) => {
+        throw asStoreError(err);
+      });
   }
 }
 

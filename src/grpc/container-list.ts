@@ -8,7 +8,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
 import { ContainerSyncConflictError, syncContainerList } from './container-sync.js';
-import { classifyEtcdError } from './etcd-errors.js';
+import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList } from './validation.js';
 
 export interface ContainerListDeps {

@@ -13,7 +13,7 @@ import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import type { KeyLayout } from '../../reconcilers/keys.js';
 import { prefixEnd } from '../etcd/lister-watcher.js';
 import { sameContainer } from './container-record.js';
-import { etcdDeadline } from './etcd-errors.js';
+import { etcdDeadline } from '../etcd/errors.js';
 
 export interface ContainerSyncOptions {
   client: Etcd3;

@@ -13,7 +13,7 @@ import { Authorizer } from '../auth/policy.js';
 import { TokenTable } from '../auth/tokens.js';
 import { allowsAnonymous, requiresClientCert, type GrpcServerConfig } from './config.js';
 import { handleContainerList } from './container-list.js';
-import { callerDeadlineMs } from './etcd-errors.js';
+import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
 import { handleStateChange } from './state-change.js';
 import { quote } from './validation.js';

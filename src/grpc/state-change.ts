@@ -14,7 +14,7 @@ import { parseState, type ScenarioState } from '../../reconcilers/states.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
-import { classifyEtcdError, etcdDeadline } from './etcd-errors.js';
+import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
 import { validateStateChange, type ValidStateChange } from './validation.js';
 
 export interface StateChangeDeps {

@@ -18,7 +18,7 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
   if (
     err instanceof GRPCUnavailableError ||
     err instanceof ClientClosedError ||
-    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit/i.test(message)
+    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|too many requests/i.test(message)
   ) {
     return 'unavailable';
   }
@@ -36,4 +36,27 @@ export function callerDeadlineMs(deadline: Date | number | undefined): number | 
   if (deadline === undefined) return undefined;
   const ms = deadline instanceof Date ? deadline.getTime() : deadline;
   return Number.isFinite(ms) ? ms : undefined;
+}
+
+/**
+ * etcd could not be reached or had no leader: the write did not happen, and nothing is wrong
+ * with the key. Retried after a short delay instead of the key's growing backoff, so every key
+ * is written within a second of etcd coming back.
+ */
+export class EtcdUnavailableError extends Error {
+  readonly retryAfterMs: number;
+
+  constructor(cause: unknown) {
+    super(`etcd unavailable: ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.name = 'EtcdUnavailableError';
+    // Jittered, so the keys of a large fleet do not retry in step.
+    this.retryAfterMs = 200 + Math.floor(Math.random() * 300);
+  }
+}
+
+/** Rethrow a failed call's error, as EtcdUnavailableError when etcd was unreachable or leaderless. */
+export function asStoreError(err: unknown): Error {
+  const kind = classifyEtcdError(err);
+  if (kind === 'unavailable' || kind === 'timeout') return new EtcdUnavailableError(err);
+  return err instanceof Error ? err : new Error(String(err));
 }
