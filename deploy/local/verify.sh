@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole check, as CI runs it: install what is missing, lint and type-check, build, run
-# every test against real etcd and gRPC, run the quick benchmark, and end with a plain
+# every test against real etcd and gRPC, the fault suite, run the quick benchmark, and end with a plain
 # "N passed, N failed" line.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,9 +19,14 @@ if [ -d .git ]; then
   npm run --silent gen:proto >/dev/null 2>&1 && git diff --quiet -- src/generated || { echo "src/generated is stale: run npm run gen:proto"; status=1; }
 fi
 
-echo "==> npm test"
 tap=$(mktemp)
-npx ava --tap 2>&1 | tee "$tap"
+echo "==> npm test"
+npx ava --tap 2>&1 | tee -a "$tap"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# The fault suite: real etcd (one member and a three-member cluster), statemanager processes
+# killed, stopped and starved, a real ActionController down and slow.
+echo "==> npm run test:faults"
+npx ava --config ava.faults.config.js --tap 2>&1 | tee -a "$tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 passed=$(grep -Ec '^ok [0-9]+' "$tap" | tr -d ' ')
 skipped=$(grep -Ec '^ok [0-9]+.*# SKIP' "$tap" | tr -d ' ')

@@ -30,7 +30,12 @@ export class GrpcActionControllerClient implements ActionControllerClient {
             tls.certFile ? readFileSync(tls.certFile) : null,
           )
         : grpc.credentials.createInsecure();
-    this.client = new proto.actioncontroller.ActionControllerConnection(o.addr, credentials);
+    // grpc-js's reconnect backoff grows to 120 s by default: after an ActionController outage of
+    // minutes, requests would wait that long after it returned. Our own retry loop paces calls.
+    this.client = new proto.actioncontroller.ActionControllerConnection(o.addr, credentials, {
+      'grpc.initial_reconnect_backoff_ms': 100,
+      'grpc.max_reconnect_backoff_ms': 1_000,
+    });
   }
 
   reconcile(call: ReconcileCall): Promise<{ status: number; desc: string }> {
