@@ -3,7 +3,9 @@
 // etcd's final contents (test/bench/lib/oracle.ts: the contract read from its text, not the
 // project's rules), no write of a value a key already had, and reconcile accounting.
 import type { Etcd3 } from 'etcd3';
+import { rng } from '../bench/lib/common.js';
 import { checkWorld, readWorld, type CheckResult } from '../bench/lib/oracle.js';
+import type { Replica } from '../helpers/replica.js';
 
 export interface FleetShape {
   nodes: number;
@@ -68,18 +70,6 @@ export class FaultFleet {
     }
     return revision;
   }
-}
-
-/** A small deterministic random source (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export interface StormOptions {
@@ -201,4 +191,9 @@ export function faultConfig(extra: Record<string, unknown> = {}): Record<string,
     etcd: { requestTimeout: '2s' },
     ...extra,
   };
+}
+
+/** The replica's process has neither exited nor been killed. */
+export function alive(r: Replica): boolean {
+  return r.process.exitCode === null && r.process.signalCode === null;
 }

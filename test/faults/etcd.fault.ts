@@ -5,7 +5,7 @@ import { startActionController, type FakeActionController } from '../helpers/act
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
 import { EtcdCluster } from './_cluster.js';
-import { FaultFleet, faultConfig, history, redundantWrites, storm, waitConverged } from './_harness.js';
+import { FaultFleet, alive, faultConfig, history, redundantWrites, storm, waitConverged } from './_harness.js';
 
 let etcd: EtcdServer | undefined;
 let cluster: EtcdCluster | undefined;
@@ -19,10 +19,6 @@ test.afterEach.always(async () => {
   await cluster?.stop();
   etcd = cluster = ac = undefined;
 });
-
-function alive(r: Replica): boolean {
-  return r.process.exitCode === null && r.process.signalCode === null;
-}
 
 async function readyz(r: Replica): Promise<number> {
   return (await r.get('/readyz')).status;

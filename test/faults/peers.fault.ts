@@ -4,7 +4,7 @@ import test from 'ava';
 import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
-import { FaultFleet, faultConfig, history, redundantWrites, storm, waitConverged } from './_harness.js';
+import { FaultFleet, alive, faultConfig, history, redundantWrites, storm, waitConverged } from './_harness.js';
 import { startSlowActionController } from './_slow-action-controller.js';
 
 let etcd: EtcdServer | undefined;
@@ -19,10 +19,6 @@ test.afterEach.always(async () => {
   await etcd?.stop();
   etcd = ac = undefined;
 });
-
-function alive(r: Replica): boolean {
-  return r.process.exitCode === null && r.process.signalCode === null;
-}
 
 async function replica(identity: string, acAddr: string, config: Record<string, unknown> = {}): Promise<Replica> {
   const r = await startReplica({ identity, etcdEndpoint: etcd!.endpoint, acAddr, config: faultConfig(config) });

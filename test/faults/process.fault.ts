@@ -5,7 +5,7 @@ import test from 'ava';
 import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
-import { FaultFleet, countBy, errorEntries, faultConfig, history, redundantWrites, storm, waitConverged } from './_harness.js';
+import { FaultFleet, alive, countBy, errorEntries, faultConfig, history, redundantWrites, storm, waitConverged } from './_harness.js';
 
 let etcd: EtcdServer | undefined;
 let ac: FakeActionController | undefined;
@@ -30,10 +30,6 @@ async function replica(e: EtcdServer, a: FakeActionController, identity: string,
   const r = await startReplica({ identity, etcdEndpoint: e.endpoint, acAddr: a.addr, config: faultConfig(config) });
   replicas.push(r);
   return r;
-}
-
-function alive(r: Replica): boolean {
-  return r.process.exitCode === null && r.process.signalCode === null;
 }
 
 function tail(r: Replica): string {
