@@ -35,6 +35,8 @@ export class GrpcActionControllerClient implements ActionControllerClient {
     this.client = new proto.actioncontroller.ActionControllerConnection(o.addr, credentials, {
       'grpc.initial_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1_000,
+      // and its DNS resolver would not resolve again for 30 s after a failure.
+      'grpc.dns_min_time_between_resolutions_ms': 100,
     });
   }
 
