@@ -1,6 +1,7 @@
 // How long a failing key waits before its next attempt. Mirrors client-go's
 // workqueue rate limiters so a key that keeps failing backs off instead of hot-looping,
 // while keys that succeed again start from the base delay.
+import { backoffDelay } from './backoff.js';
 
 export interface RateLimiter {
   /** Delay in ms before `key` may be retried; each call counts as one more failure. */
@@ -33,8 +34,7 @@ export class ExponentialRateLimiter implements RateLimiter {
   when(key: string): number {
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    // 2 ** n overflows to Infinity for large n, which the cap absorbs.
-    return Math.min(this.baseMs * 2 ** failures, this.capMs);
+    return backoffDelay(failures + 1, this.baseMs, this.capMs);
   }
 
   forget(key: string): void {

@@ -2,6 +2,7 @@
 // pending at a crash is sent after restart), retried with the queue's backoff while the
 // ActionController is unreachable, and repeated with growing intervals while the package stays
 // in a trigger state. A request whose package left that state is dropped, never sent.
+import { backoffDelay } from '../controller/backoff.js';
 import type { Reconciler, ReconcileResult } from '../controller/controller.js';
 import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
@@ -30,7 +31,7 @@ const CATCH_UP_MS = 20;
 
 export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number {
   if (policy.initialMs <= 0 || deliveries <= 0) return 0;
-  return Math.min(policy.capMs, policy.initialMs * 2 ** Math.min(deliveries - 1, 30));
+  return backoffDelay(deliveries, policy.initialMs, policy.capMs);
 }
 
 export class ReconcileRequestReconciler implements Reconciler {

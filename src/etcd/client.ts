@@ -41,7 +41,7 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
       host: (() => noop) as unknown as HostPolicy,
       // Each retry picks another member: one attempt per member, then the caller's own backoff.
       global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) + 1 }),
-      // (Unused for our watches, but etcd3's election and CLI watches still use its manager.)
+      // Only the CLI's one-shot watch still uses etcd3's watch manager.
       // etcd3 types this as an IBackoff but calls it as the factory cockatiel exports.
       watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 3000 }) as unknown as WatchBackoff,
     },

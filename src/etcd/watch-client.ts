@@ -259,14 +259,14 @@ class StreamWatch implements EtcdWatch {
   private response(res: WatchResponse): void {
     const headerRevision = Number(res.header?.revision ?? 0);
     if (res.compact_revision && res.compact_revision !== '0') {
-      this.end();
+      this.close(); // etcd ended the watch for good: never reconnect
       this.h.onCompacted(Number(res.compact_revision));
       return;
     }
     if (res.canceled) {
       // An expired token cancels the watch: authenticate again and resume.
       if (isAuthError(new Error(res.cancel_reason))) throw new Error(`watch canceled: ${res.cancel_reason}`);
-      this.end();
+      this.close(); // etcd ended the watch for good: never reconnect
       this.h.onCanceled(res.cancel_reason || 'no reason given');
       return;
     }
@@ -286,16 +286,6 @@ class StreamWatch implements EtcdWatch {
       this.nextRevision = headerRevision + 1;
       this.h.onProgress?.(headerRevision);
     }
-  }
-
-  /** etcd ended the watch for good: stop the stream, never reconnect. */
-  private end(): void {
-    const call = this.call;
-    this.call = undefined;
-    this.closed = true;
-    clearTimeout(this.timer);
-    call?.cancel();
-    this.onClosed();
   }
 
   private broken(index: number, err: Error): void {
