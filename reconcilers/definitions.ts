@@ -3,7 +3,7 @@
 // is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
 import { parseDocument } from 'yaml';
 
-export type DefinitionFailure = 'malformed' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target';
+export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target';
 
 export interface DefinitionError {
   ok: false;
@@ -31,6 +31,25 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 type Parsed = { ok: true; value: unknown } | DefinitionError;
 
+/** A definition lists models by name: far below this. Larger is an attack or a mistake. */
+export const MAX_DEFINITION_LENGTH = 1024 * 1024;
+/** The YAML parser recurses per flow level: 200,000 nested `[` cost it a second and 230 MB. */
+export const MAX_FLOW_DEPTH = 64;
+
+/** The deepest nesting of `[` / `{`, stopping early past `limit` (quotes are not special: a bound, not a parse). */
+function flowDepthExceeds(value: string, limit: number): boolean {
+  let depth = 0;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value.charCodeAt(i);
+    if (ch === 0x5b || ch === 0x7b) {
+      if (++depth > limit) return true;
+    } else if ((ch === 0x5d || ch === 0x7d) && depth > 0) {
+      depth--;
+    }
+  }
+  return false;
+}
+
 /**
  * YAML (or JSON) text to plain data. A value starting with `{` is tried as JSON first; if that
  * fails it is read as YAML (a flow mapping such as `{spec: {target: x}}` is YAML, not JSON).
@@ -38,6 +57,12 @@ type Parsed = { ok: true; value: unknown } | DefinitionError;
  * YAML warnings are ignored (nothing is logged or emitted).
  */
 function parseText(value: string): Parsed {
+  if (value.length > MAX_DEFINITION_LENGTH) {
+    return { ok: false, reason: 'too_large', detail: `definition of ${value.length} characters, over the limit of ${MAX_DEFINITION_LENGTH}` };
+  }
+  if (flowDepthExceeds(value, MAX_FLOW_DEPTH)) {
+    return { ok: false, reason: 'too_large', detail: `definition nested deeper than ${MAX_FLOW_DEPTH} levels` };
+  }
   if (value.trimStart().startsWith('{')) {
     try {
       return { ok: true, value: JSON.parse(value) };

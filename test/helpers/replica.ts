@@ -57,9 +57,17 @@ export async function startReplica(opts: {
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
 
-  const get = async (path: string): Promise<{ status: number; body: string }> => {
-    const res = await fetch(`http://127.0.0.1:${httpPort}${path}`);
-    return { status: res.status, body: await res.text() };
+  const get = async (path: string, retried = false): Promise<{ status: number; body: string }> => {
+    try {
+      const res = await fetch(`http://127.0.0.1:${httpPort}${path}`);
+      return { status: res.status, body: await res.text() };
+    } catch (err) {
+      // A kept-alive connection the server closed just as we reused it (its keep-alive timer
+      // fired while its event loop was busy): a GET is safe to send again, once.
+      const cause = String((err as { cause?: unknown }).cause ?? '');
+      if (!retried && /other side closed|ECONNRESET/.test(cause)) return get(path, true);
+      throw err;
+    }
   };
   const replica: Replica = {
     identity: opts.identity,

@@ -70,12 +70,20 @@ test('package definition: an empty models list is valid', (t) => {
   t.deepEqual(parsePackageDefinition('{"spec":{"models":[]}}'), { ok: true, models: [], skipped: 0, duplicates: [] });
 });
 
+test('package definition nested 64 levels deep is still read', (t) => {
+  const r = parsePackageDefinition(`{"spec":{"models":[{"name":"a","x":${'['.repeat(60)}${']'.repeat(60)}}]}}`);
+  t.deepEqual(r, { ok: true, models: ['a'], skipped: 0, duplicates: [] });
+});
+
 const BAD_PACKAGES: [string, string, DefinitionFailure][] = [
   ['unparseable YAML', 'spec:\n  models: [a, b\n', 'malformed'],
   ['bad indentation', 'spec:\n  models:\n    - name: a\n   bad: x\n', 'malformed'],
   ['duplicate keys', 'spec:\n  models: []\nspec:\n  models: []\n', 'malformed'],
   ['several documents', 'spec:\n  models: []\n---\nspec:\n  models: []\n', 'malformed'],
   ['broken JSON-looking text', '{"spec": {"models": [}', 'malformed'],
+  ['nested 200,000 levels (the YAML parser recurses per level)', '['.repeat(200_000) + ']'.repeat(200_000), 'too_large'],
+  ['nested 65 levels inside a valid document', `spec:\n  models: ${'['.repeat(65)}${']'.repeat(65)}\n`, 'too_large'],
+  ['over 1 MiB', `spec:\n  models: []\n  pad: ${'x'.repeat(1024 * 1024)}\n`, 'too_large'],
   ['empty value', '', 'not_an_object'],
   ['a scalar', 'hello', 'not_an_object'],
   ['a list', '- name: a\n', 'not_an_object'],
