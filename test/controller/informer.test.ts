@@ -239,3 +239,47 @@ test.serial('an assumed write older than what the watch already delivered is ign
   informer.assume({ key: '/late/x', value: 'mine', modRevision: rev, createRevision: rev, version: 1 });
   t.false(informer.cache.has('/late/x'));
 });
+
+test.serial('a watch canceled by the server for another reason resumes from the next revision without listing again', async (t) => {
+  const client = etcd.client();
+  const prefix = '/cancel/';
+  await client.put(prefix + 'a').value('1');
+  const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient());
+  let lists = 0;
+  const froms: number[] = [];
+  let cancelFirst!: () => void;
+  const informer = new Informer<string>({
+    name: 'cancel',
+    prefix,
+    parse: (_k, v) => v,
+    retryBaseMs: 20,
+    lw: {
+      list: (p) => {
+        lists++;
+        return real.list(p);
+      },
+      isCompacted: (r) => real.isCompacted(r),
+      watch: (p, from, cb) => {
+        froms.push(from);
+        const handle = real.watch(p, from, cb);
+        // The first watch is canceled the way etcd cancels one (permission change, server
+        // shutting the watch): onError with a reason that is not a compaction.
+        if (froms.length === 1) cancelFirst = () => cb.onError(new Error('etcd canceled the watch: permission denied'));
+        return handle;
+      },
+    },
+  });
+  informer.start();
+  await informer.waitForSync();
+  await client.put(prefix + 'b').value('1');
+  await eventually(() => assert.ok(informer.cache.has(prefix + 'b')));
+  const seen = informer.lastRevision;
+  cancelFirst();
+  // Written while no watch is open: the resumed watch must deliver it.
+  await client.put(prefix + 'c').value('1');
+  await eventually(() => assert.ok(informer.cache.has(prefix + 'c')));
+  t.is(lists, 1, 'no relist: the revision was not compacted');
+  t.true(froms.length >= 2);
+  t.is(froms[1], seen + 1, 'resumed right after the last revision it had');
+  await informer.stop();
+});

@@ -155,6 +155,8 @@ export interface HistoryEntry {
   name: string;
   from: string | null;
   to: string;
+  /** ISO time of the decision. */
+  at: string;
   source: string;
 }
 

@@ -53,6 +53,7 @@ test.serial('leader killed under load: the follower converges, and no state is w
   await new Promise((r) => setTimeout(r, 1500));
   const killedAt = Date.now();
   await leader.kill('SIGKILL');
+  const deadAt = Date.now();
   await new Promise((r) => setTimeout(r, 5000));
   stop = true;
   const s = await load;
@@ -68,6 +69,12 @@ test.serial('leader killed under load: the follower converges, and no state is w
   t.deepEqual(redundantWrites(entries), []);
   const sources = new Set(entries.map((e) => e.source));
   t.true([...sources].every((s2) => s2 === `controller/${leader.identity}` || s2 === `controller/${follower.identity}`), [...sources].join(','));
+  // Never both at once: the old leader decided only before it died, the follower only after.
+  const byLeader = entries.filter((e) => e.source === `controller/${leader.identity}`).map((e) => Date.parse(e.at));
+  const byFollower = entries.filter((e) => e.source === `controller/${follower.identity}`).map((e) => Date.parse(e.at));
+  t.true(byFollower.length > 0, 'the follower took over the writing');
+  t.true(Math.max(...byLeader) <= deadAt, 'no decision of the old leader after it died');
+  t.true(Math.min(...byFollower) >= killedAt, 'no decision of the follower while the old leader led');
 });
 
 test.serial('ActionController down for minutes across a restart: every pending request is delivered when it returns', async (t) => {
