@@ -108,6 +108,14 @@ export class KeyLayout {
   parseReconcileRequestKey(key: string): string | undefined {
     return tail(key, this.reconcileRequests);
   }
+
+  resyncRequestKey(id: string): string {
+    return this.resyncRequests + id;
+  }
+
+  parseResyncRequestKey(key: string): string | undefined {
+    return tail(key, this.resyncRequests);
+  }
 }
 
 function tail(key: string, prefix: string): string | undefined {

@@ -68,6 +68,8 @@ export interface StateStore {
   /** Replace a reconcile request if it is still at `expected`. */
   updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome>;
   deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome>;
+  /** Remove an operator's resync request once applied, if it is still at `expected`. */
+  deleteResyncRequest(id: string, expected: StoredRevision): Promise<CommitOutcome>;
 }
 
 export const POD_STATUS = {

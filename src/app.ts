@@ -15,7 +15,7 @@ import { ModelReconciler } from '../reconcilers/model-reconciler.js';
 import { PackageReconciler } from '../reconcilers/package-reconciler.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
 import { ReconcileRequestReconciler } from '../reconcilers/reconcile-request-reconciler.js';
-import { applyResyncRequest } from '../reconcilers/resync-requests.js';
+import { ResyncRequestReconciler } from '../reconcilers/resync-request-reconciler.js';
 import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
 import { GrpcActionControllerClient } from './action-controller/client.js';
 import type { Config } from './config.js';
@@ -41,7 +41,7 @@ export interface ReadyCheck {
   failing: string[];
 }
 
-type Kind = 'model' | 'package' | 'request';
+type Kind = 'model' | 'package' | 'request' | 'resync';
 
 export class StateManagerApp {
   readonly keys: KeyLayout;
@@ -159,10 +159,13 @@ export class StateManagerApp {
         config.controller.workers,
       ),
       request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap, config.reconcile.workers),
+      resync: make('resync', new ResyncRequestReconciler({ fleet: this.fleet, store: this.store, enqueue: this.enqueuer(), logger }), backoffBase, backoffCap, 1),
     };
     wireEventMapping(this.fleet, this.enqueuer(), lag);
+    // Queued on every replica (the queue collects while workers are paused); applied by the leader.
     this.fleet.resyncRequests.addHandler((e) => {
-      if (e.type !== 'deleted' && this.workersRunning) void this.handleResyncRequest(e.key);
+      const id = this.keys.parseResyncRequestKey(e.key);
+      if (e.type !== 'deleted' && id !== undefined) this.controllers.resync.enqueue(id);
     });
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
     leaderGauge.set(0);
@@ -182,12 +185,12 @@ export class StateManagerApp {
       : undefined;
   }
 
+  /** Reads the controllers when called, so reconcilers built before them can hold one. */
   enqueuer(): Enqueue {
-    const c = this.controllers;
     return {
-      model: (name: string, p: Priority = 'high') => c.model.enqueue(name, p),
-      package: (name: string, p: Priority = 'high') => c.package.enqueue(name, p),
-      request: (name: string, p: Priority = 'high') => c.request.enqueue(name, p),
+      model: (name: string, p: Priority = 'high') => this.controllers.model.enqueue(name, p),
+      package: (name: string, p: Priority = 'high') => this.controllers.package.enqueue(name, p),
+      request: (name: string, p: Priority = 'high') => this.controllers.request.enqueue(name, p),
     };
   }
 
@@ -254,32 +257,11 @@ export class StateManagerApp {
     }
     this.controllersStarted = true;
     this.workersRunning = true;
-    for (const key of [...this.fleet.resyncRequests.cache.keys()]) void this.handleResyncRequest(key);
     const period = this.deps.config.controller.resyncPeriod;
     clearInterval(this.resyncTimer);
     if (period > 0) {
       this.resyncTimer = setInterval(() => this.resync('periodic'), period);
       this.resyncTimer.unref();
-    }
-  }
-
-  /** Operator-requested resync: queue the work, then delete the request (only the leader). */
-  private async handleResyncRequest(key: string): Promise<void> {
-    const entry = this.fleet.resyncRequests.cache.get(key);
-    if (!entry) return;
-    const what = applyResyncRequest(this.fleet, this.enqueuer(), entry.value);
-    this.log.info('resync requested', { key, what });
-    try {
-      await this.etcd.kv.txn(
-        {
-          compare: [{ key: Buffer.from(key), result: 'Equal', target: 'Mod', mod_revision: entry.modRevision }],
-          success: [{ request_delete_range: { key: Buffer.from(key) } }],
-          failure: [],
-        },
-        { deadline: Date.now() + this.deps.config.etcd.requestTimeout },
-      );
-    } catch (err) {
-      this.log.warn('cannot delete resync request; it will be applied again', { key, error: (err as Error).message });
     }
   }
 

@@ -132,8 +132,15 @@ export class EtcdStateStore implements StateStore {
     return { committed: true, revision };
   }
 
-  async deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome> {
-    const key = this.o.keys.reconcileRequestKey(pkg);
+  deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome> {
+    return this.deleteIfAt(this.o.keys.reconcileRequestKey(pkg), expected);
+  }
+
+  deleteResyncRequest(id: string, expected: StoredRevision): Promise<CommitOutcome> {
+    return this.deleteIfAt(this.o.keys.resyncRequestKey(id), expected);
+  }
+
+  private async deleteIfAt(key: string, expected: StoredRevision): Promise<CommitOutcome> {
     const res = await this.commit([guardOn(key, expected)], [delKey(key)], [key]);
     if (!res.succeeded) return { committed: false };
     const revision = res.revision;

@@ -1,0 +1,35 @@
+// Operator-requested resyncs as a reconciler: a key under /statemanager/resync/ is turned into
+// queued work, then deleted if it is still the request that was applied. It goes through the
+// work queue like every other key, so a failed delete is retried with backoff and a request
+// written twice while waiting is applied once.
+import type { Reconciler, ReconcileResult } from '../controller/controller.js';
+import type { Logger } from '../controller/logger.js';
+import { CONFLICT } from './conflict.js';
+import type { Enqueue } from './event-mapping.js';
+import type { Fleet } from './fleet.js';
+import type { StateStore } from './ports.js';
+import { applyResyncRequest } from './resync-requests.js';
+
+export interface ResyncRequestReconcilerOptions {
+  fleet: Fleet;
+  store: Pick<StateStore, 'deleteResyncRequest'>;
+  enqueue: Enqueue;
+  logger: Logger;
+}
+
+export class ResyncRequestReconciler implements Reconciler {
+  constructor(private readonly o: ResyncRequestReconcilerOptions) {}
+
+  /** `id` is the request's name under /statemanager/resync/. */
+  async reconcile(id: string): Promise<ReconcileResult | void> {
+    const { fleet, store, enqueue, logger } = this.o;
+    const key = fleet.keys.resyncRequestKey(id);
+    const entry = fleet.resyncRequests.cache.get(key);
+    if (!entry) return; // already applied and deleted, or never valid
+    const what = applyResyncRequest(fleet, enqueue, entry.value);
+    logger.info('resync requested', { key, what });
+    const res = await store.deleteResyncRequest(id, { modRevision: entry.modRevision, version: entry.version });
+    // Rewritten since we read it: apply the new request too.
+    return res.committed ? undefined : CONFLICT;
+  }
+}
