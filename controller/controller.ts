@@ -2,8 +2,8 @@
 // WorkQueue, reconcile them with bounded concurrency, and turn the outcome into the next
 // queue operation (forget, retry with backoff, or requeue after a delay). It knows nothing
 // about what a key means; that is the Reconciler's business.
-import { inspect } from 'node:util';
 import PQueue from 'p-queue';
+import { errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 import { noopControllerMetrics, type ControllerMetrics, type ReconcileOutcome } from './metrics.js';
 import type { Priority, WorkQueue } from './workqueue.js';
@@ -155,7 +155,7 @@ export class Controller {
           // work() handles reconcile failures itself; this only catches a throwing logger or
           // metrics sink, so it can never become an unhandled rejection.
           try {
-            this.logger.error('controller worker failed', { controller: this.name, error: describe(error) });
+            this.logger.error('controller worker failed', { controller: this.name, error: errorMessage(error) });
           } catch {
             // Nothing left to report to.
           }
@@ -191,13 +191,13 @@ export class Controller {
           this.metrics.reconcileTotal('unavailable');
           // One line per key and retry would flood the log during an outage; the etcd probe
           // reports the outage once.
-          this.logger.debug('reconcile deferred: store unavailable', { controller: this.name, key, error: describe(error), retryAfterMs });
+          this.logger.debug('reconcile deferred: store unavailable', { controller: this.name, key, error: errorMessage(error), retryAfterMs });
           return;
         }
         this.queue.addRateLimited(key);
         this.metrics.reconcileError();
         this.metrics.reconcileTotal('error');
-        this.logger.error('reconcile failed', { controller: this.name, key, error: describe(error) });
+        this.logger.error('reconcile failed', { controller: this.name, key, error: errorMessage(error) });
         return;
       }
       this.metrics.reconcileTotal(this.requeue(key, result));
@@ -222,11 +222,4 @@ export class Controller {
     this.queue.forget(key);
     return 'success';
   }
-}
-
-// Reconcilers may throw anything (strings, plain objects, null); the log still needs text.
-function describe(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (typeof error === 'string') return error;
-  return inspect(error);
 }

@@ -3,6 +3,7 @@
 // revision has been compacted away the informer lists again and reports, as synthetic events,
 // whatever changed or disappeared in between — so no change is ever lost, only coalesced.
 import { backoffDelay } from './backoff.js';
+import { errorMessage } from './errors.js';
 import { IndexedCache, type CacheEntry } from './indexed-cache.js';
 import { WatchCompactedError, type KeyValue, type ListerWatcher, type WatchEvent, type WatchHandle } from './lister-watcher.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -299,8 +300,4 @@ export class Informer<T> {
       };
     });
   }
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -2,6 +2,7 @@
 // ContainerInfo JSON under /container/{node}/{id}, and /node/{node}/status. Pure functions: no
 // I/O, no logging. Whatever was wrong with an input is returned so the caller can log and count.
 import type { ContainerStatus } from './states.js';
+import { isRecord } from './values.js';
 
 /** The node agent's container JSON, as written to `/container/{node}/{id}`. Every field may be missing. */
 export interface ContainerInfo {
@@ -57,10 +58,6 @@ const STATUS_MAP: ReadonlyMap<string, ContainerStatus> = new Map<string, Contain
   ['dead', 'dead'],
 ]);
 
-/** A plain JSON object (not null, not an array). */
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** `map[key]` when `map` is an object and the entry is an own, non-empty string; otherwise undefined. */
 function entry(map: unknown, key: string): string | undefined {

@@ -2,6 +2,7 @@
 // `spec.models[].name`; `Scenario/{name}` names its package in `spec.target`. YAML, of which JSON
 // is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
 import { parseDocument } from 'yaml';
+import { isRecord } from './values.js';
 
 export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target';
 
@@ -25,9 +26,6 @@ export type PackageDefinitionResult =
 
 export type ScenarioDefinitionResult = { ok: true; target: string } | DefinitionError;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 type Parsed = { ok: true; value: unknown } | DefinitionError;
 

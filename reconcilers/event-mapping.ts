@@ -3,7 +3,9 @@ import type { InformerEvent } from '../controller/informer.js';
 import type { ContainerEntry, Fleet, StoredState } from './fleet.js';
 import type { LagTracker } from './lag-tracker.js';
 
-export type Priority = 'high' | 'low';
+import type { Priority } from '../controller/workqueue.js';
+
+export type { Priority };
 
 export interface Enqueue {
   model(name: string, priority?: Priority): void;

@@ -4,6 +4,7 @@
 // clean process, which lists everything again and resyncs: nothing is lost, because etcd holds
 // every state and every pending reconcile request.
 import { writeSync } from 'node:fs';
+import { errorMessage } from '../controller/errors.js';
 
 export const CRASH_EXIT_CODE = 70;
 
@@ -29,7 +30,7 @@ export function installCrashPolicy(o: CrashPolicyOptions = {}): void {
       level: 'error',
       message: 'unexpected exception: exiting so the supervisor restarts a clean process',
       origin,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
       stack: err instanceof Error ? err.stack : undefined,
       ...safe(o.context),
       timestamp: new Date().toISOString(),

@@ -9,6 +9,7 @@ import { HttpServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './crash.js';
+import { errorMessage } from '../controller/errors.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -92,6 +93,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`statemanager: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(`statemanager: ${errorMessage(err)}\n`);
   process.exit(1);
 });

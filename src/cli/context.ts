@@ -9,6 +9,7 @@ import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createEtcdClient } from '../etcd/client.js';
 import { prefixEnd, toKeyValue } from '../etcd/lister-watcher.js';
 import { formatDuration, parseDuration, shouldColour, type OutputFormat } from './format.js';
+import { errorMessage } from '../../controller/errors.js';
 
 /** Where a command writes; `process.stdout` and `process.stderr` fit. */
 export interface OutStream {
@@ -248,7 +249,7 @@ export class Context {
     if (err instanceof CliError) return err;
     const where = `etcd at ${this.endpoints}`;
     const name = err instanceof Error ? err.constructor.name : '';
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     if (err instanceof DeadlineError || /deadline/i.test(message) || name === 'GRPCDeadlineExceededError') {
       return new CliError(`cannot reach ${where}: no answer within ${formatDuration(this.timeoutMs)}`);
     }

@@ -13,6 +13,7 @@ import { register as registerGet } from './get.js';
 import { register as registerHistory } from './history.js';
 import { register as registerResync } from './resync.js';
 import { register as registerWatch } from './watch.js';
+import { errorMessage } from '../../controller/errors.js';
 
 export type { CliIO } from './context.js';
 
@@ -79,7 +80,7 @@ export async function run(argv: readonly string[], io: CliIO): Promise<number> {
       io.stderr.write(`statemanager: ${err.message}\n`);
       return err.exitCode;
     }
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     io.stderr.write(`statemanager: unexpected error: ${message.split('\n')[0]}\n`);
     if ((io.env ?? process.env).STATEMANAGER_DEBUG && err instanceof Error && err.stack) io.stderr.write(err.stack + '\n');
     return 1;

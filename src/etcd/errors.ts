@@ -6,11 +6,12 @@ import {
   GRPCResourceExhastedError,
   GRPCUnavailableError,
 } from 'etcd3';
+import { errorMessage } from '../../controller/errors.js';
 
 export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'internal';
 
 export function classifyEtcdError(err: unknown): EtcdFailure {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = errorMessage(err);
   if (err instanceof GRPCDeadlineExceededError || /deadline/i.test(message)) return 'timeout';
   // etcd's --max-txn-ops and --max-request-bytes.
   if (/too many operations|request is too large|message larger than max/i.test(message)) return 'too-large';

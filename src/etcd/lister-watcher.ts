@@ -13,6 +13,7 @@ import type {
 } from '../../controller/lister-watcher.js';
 import { WatchCompactedError } from '../../controller/lister-watcher.js';
 import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
+import { errorMessage } from '../../controller/errors.js';
 
 const PAGE_SIZE = 5000;
 
@@ -75,7 +76,7 @@ export class EtcdListerWatcher implements ListerWatcher {
       );
       return false;
     } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
+      const message = errorMessage(err);
       if (/compacted/i.test(message)) return true;
       if (/future revision/i.test(message)) return false;
       throw err;

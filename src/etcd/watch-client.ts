@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
+import { asError } from '../../controller/errors.js';
 
 export interface EtcdKeyValue {
   key: Buffer;
@@ -301,8 +302,4 @@ class StreamWatch implements EtcdWatch {
 
 function isAuthError(err: Error): boolean {
   return (err as Partial<grpc.ServiceError>).code === grpc.status.UNAUTHENTICATED || /invalid auth token|auth token is expired/i.test(err.message);
-}
-
-function asError(err: unknown): Error {
-  return err instanceof Error ? err : new Error(String(err));
 }

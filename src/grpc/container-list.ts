@@ -10,6 +10,7 @@ import type { Authorizer } from '../auth/policy.js';
 import { ContainerSyncConflictError, syncContainerList } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList } from './validation.js';
+import { errorMessage } from '../../controller/errors.js';
 
 export interface ContainerListDeps {
   client: Etcd3;
@@ -71,7 +72,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     });
     return { ok: true, resp };
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
+    const message = errorMessage(err);
     deps.logger.error('SendChangedContainerList failed', { nodeName, identity: call.caller.identity, error: message });
     if (err instanceof ContainerSyncConflictError) return { ok: false, code: status.ABORTED, message };
     switch (classifyEtcdError(err)) {

@@ -17,6 +17,7 @@ import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
 import { handleStateChange } from './state-change.js';
 import { quote } from './validation.js';
+import { errorMessage } from '../../controller/errors.js';
 
 /** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
 export interface GrpcMetrics {
@@ -153,7 +154,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       s.bindAsync(config.addr, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     }).catch((err: unknown) => {
       s.forceShutdown();
-      throw new Error(`cannot listen for gRPC on ${config.addr}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new Error(`cannot listen for gRPC on ${config.addr}: ${errorMessage(err)}`, { cause: err });
     });
     server = s;
     logger.info('gRPC server listening', {

@@ -16,6 +16,7 @@ import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
 import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
 import { validateStateChange, type ValidStateChange } from './validation.js';
+import { errorMessage } from '../../controller/errors.js';
 
 export interface StateChangeDeps {
   client: Etcd3;
@@ -114,7 +115,7 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
       name: req.name,
       transitionId,
       identity: call.caller.identity,
-      error: err instanceof Error ? err.message : String(err),
+      error: errorMessage(err),
     });
     // A write that timed out may still have been applied: the caller has to read to know.
     const unknown = 'the outcome is unknown: read the state before retrying';
