@@ -5,19 +5,18 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_STATES } from '../reconcilers/states.js';
 import { hostPortSchema } from './address.js';
+import { parseDuration } from './duration.js';
 import { grpcServerConfigSchema } from './grpc/config.js';
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** "500ms", "30s", "5m", "1h", or a number of milliseconds. */
 export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
   if (typeof v === 'number') return v;
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$/.exec(v);
-  if (!m) {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
     ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 500ms, 30s, 5m, 1h)` });
     return z.NEVER;
   }
-  return Number(m[1]) * UNITS[m[2]!]!;
+  return ms;
 });
 
 

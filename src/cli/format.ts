@@ -117,14 +117,7 @@ export function formatDuration(ms: number): string {
   return `${+(ms / 3_600_000).toFixed(1)}h`;
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "500ms", "3s", "1.5m", "1h"; a bare number is seconds. Undefined when it is none of these. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) return undefined;
-  return Number(m[1]) * (UNITS[m[2] ?? 's'] ?? 1000);
-}
+export { parseDuration } from '../duration.js';
 
 // --- counts ---------------------------------------------------------------------------------
 

@@ -60,12 +60,13 @@ test('relativeTime: seconds, minutes, hours up to two days, then days; future an
   t.is(relativeTime('not a time', NOW), 'not a time');
 });
 
-test('parseDuration reads ms, s, m, h and bare seconds; rejects the rest', (t) => {
+test('parseDuration reads ms, s, m, h and bare milliseconds (as the configuration does); rejects the rest', (t) => {
   t.is(parseDuration('500ms'), 500);
   t.is(parseDuration('3s'), 3000);
   t.is(parseDuration('1.5m'), 90_000);
   t.is(parseDuration('1h'), 3_600_000);
-  t.is(parseDuration('2'), 2000);
+  t.is(parseDuration('2'), 2);
+  t.is(parseDuration('250'), 250);
   t.is(parseDuration('abc'), undefined);
   t.is(parseDuration('-1s'), undefined);
   t.is(parseDuration('3 days'), undefined);
