@@ -10,7 +10,7 @@ import { parsePackageDefinition, parseScenarioDefinition } from './definitions.j
 import type { KeyLayout } from './keys.js';
 import type { DomainObserver } from './observer.js';
 import type { ReconcileRequestRecord } from './ports.js';
-import { parseResyncRequest, type ResyncRequest } from './resync-requests.js';
+import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
 import { parseState, type ModelState, type PackageState, type ResourceKind, type StateOf } from './states.js';
 
 export interface ContainerEntry extends ParsedContainer {

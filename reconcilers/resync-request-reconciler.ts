@@ -5,10 +5,10 @@
 import type { Reconciler, ReconcileResult } from '../controller/controller.js';
 import type { Logger } from '../controller/logger.js';
 import { CONFLICT } from './conflict.js';
-import type { Enqueue } from './event-mapping.js';
+import { enqueueAll, type Enqueue } from './event-mapping.js';
 import type { Fleet } from './fleet.js';
 import type { StateStore } from './ports.js';
-import { applyResyncRequest } from './resync-requests.js';
+import type { ResyncRequest } from './resync-request-format.js';
 
 export interface ResyncRequestReconcilerOptions {
   fleet: Fleet;
@@ -32,4 +32,18 @@ export class ResyncRequestReconciler implements Reconciler {
     // Rewritten since we read it: apply the new request too.
     return res.committed ? undefined : CONFLICT;
   }
+}
+
+/** Queue what a request asks for; a named resource goes ahead of a full resync's work. */
+export function applyResyncRequest(fleet: Fleet, q: Enqueue, req: ResyncRequest): string {
+  if (req.kind === 'all') {
+    const c = enqueueAll(fleet, q, 'low');
+    return `all: ${c.models} models, ${c.packages} packages, ${c.requests} reconcile requests`;
+  }
+  if (req.kind === 'model') q.model(req.name);
+  else {
+    q.package(req.name);
+    q.request(req.name);
+  }
+  return `${req.kind} ${req.name}`;
 }
