@@ -1,7 +1,7 @@
 // An in-memory ListerWatcher (client-go's fake controller source): a key-value map with etcd's
 // revision semantics, whose watches deliver every change synchronously, in order. For unit tests
 // of the machinery and the reconcilers that need no etcd.
-import type { KeyValue, ListResult, ListerWatcher, WatchCallbacks, WatchHandle } from '../../controller/lister-watcher.js';
+import type { KeyValue, ListResult, ListerWatcher, WatchCallbacks, WatchEvent, WatchHandle } from '../../controller/lister-watcher.js';
 
 export class FakeListerWatcher implements ListerWatcher {
   private readonly data = new Map<string, KeyValue>();
@@ -28,25 +28,38 @@ export class FakeListerWatcher implements ListerWatcher {
   }
 
   put(key: string, value: string): KeyValue {
-    const rev = ++this.revision;
-    const old = this.data.get(key);
-    const kv: KeyValue = { key, value, modRevision: rev, createRevision: old?.createRevision ?? rev, version: (old?.version ?? 0) + 1 };
-    this.data.set(key, kv);
-    this.emit({ type: 'put', kv }, rev);
-    return kv;
+    this.txn([{ put: key, value }]);
+    return this.data.get(key)!;
   }
 
   delete(key: string): void {
-    if (!this.data.delete(key)) return;
-    const rev = ++this.revision;
-    this.emit({ type: 'delete', kv: { key, value: '', modRevision: rev, createRevision: 0, version: 0 } }, rev);
+    this.txn([{ delete: key }]);
+  }
+
+  /** Several puts and deletes at one revision, as one etcd transaction. */
+  txn(ops: ({ put: string; value: string } | { delete: string })[]): number {
+    const rev = this.revision + 1;
+    const events: WatchEvent[] = [];
+    for (const op of ops) {
+      if ('put' in op) {
+        const old = this.data.get(op.put);
+        const kv: KeyValue = { key: op.put, value: op.value, modRevision: rev, createRevision: old?.createRevision ?? rev, version: (old?.version ?? 0) + 1 };
+        this.data.set(op.put, kv);
+        events.push({ type: 'put', kv });
+      } else if (this.data.delete(op.delete)) {
+        events.push({ type: 'delete', kv: { key: op.delete, value: '', modRevision: rev, createRevision: 0, version: 0 } });
+      }
+    }
+    if (events.length === 0) return this.revision;
+    this.revision = rev;
+    for (const w of this.watchers) {
+      const mine = events.filter((e) => e.kv.key.startsWith(w.prefix));
+      if (mine.length > 0) w.cb.onEvents(mine, rev);
+    }
+    return rev;
   }
 
   get(key: string): KeyValue | undefined {
     return this.data.get(key);
-  }
-
-  private emit(ev: { type: 'put' | 'delete'; kv: KeyValue }, rev: number): void {
-    for (const w of this.watchers) if (ev.kv.key.startsWith(w.prefix)) w.cb.onEvents([ev], rev);
   }
 }

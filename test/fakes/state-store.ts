@@ -1,0 +1,81 @@
+// An in-memory StateStore over a FakeListerWatcher: the same guarded writes as the etcd store
+// (a write commits only if the key is still where the writer saw it), landing in the fake's map
+// so the fleet's informers see them at once. `failNext` makes the next writes lose their race.
+import type { KeyLayout } from '../../reconcilers/keys.js';
+import type {
+  CommitOutcome,
+  HistoryEntry,
+  ReconcileRequestRecord,
+  StateDeletion,
+  StateStore,
+  StateTransition,
+  StoredRevision,
+} from '../../reconcilers/ports.js';
+import type { FakeListerWatcher } from './lister-watcher.js';
+
+export class FakeStateStore implements StateStore {
+  readonly history: HistoryEntry[] = [];
+  readonly writes: string[] = [];
+  /** How many of the next writes fail as if another writer got there first. */
+  failNext = 0;
+
+  constructor(
+    private readonly lw: FakeListerWatcher,
+    private readonly keys: KeyLayout,
+  ) {}
+
+  async writeState(t: StateTransition): Promise<CommitOutcome> {
+    const key = this.keys.stateKey(t.kind, t.name);
+    if (!this.at(key, t.expected)) return { committed: false };
+    const requestKey = this.keys.reconcileRequestKey(t.name);
+    const r = t.reconcileRequest;
+    // One transaction, as in etcd: the request carries the state's revision.
+    const revision = this.lw.txn([
+      { put: key, value: t.to },
+      ...(r && 'put' in r ? [{ put: requestKey, value: JSON.stringify(r.put) }] : []),
+      ...(r && 'delete' in r ? [{ delete: requestKey }] : []),
+    ]);
+    this.history.push(t.history);
+    this.writes.push(`${t.kind}/${t.name}=${t.to}`);
+    return { committed: true, revision };
+  }
+
+  async deleteState(d: StateDeletion): Promise<CommitOutcome> {
+    const key = this.keys.stateKey(d.kind, d.name);
+    if (!this.at(key, d.expected)) return { committed: false };
+    const revision = this.lw.txn([{ delete: key }, ...(d.deleteReconcileRequest ? [{ delete: this.keys.reconcileRequestKey(d.name) }] : [])]);
+    this.writes.push(`${d.kind}/${d.name} deleted`);
+    return { committed: true, revision };
+  }
+
+  async updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome> {
+    const key = this.keys.reconcileRequestKey(record.package);
+    if (!this.at(key, expected)) return { committed: false };
+    this.lw.put(key, JSON.stringify(record));
+    return { committed: true, revision: this.lw.revision };
+  }
+
+  async deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome> {
+    return this.deleteIfAt(this.keys.reconcileRequestKey(pkg), expected);
+  }
+
+  async deleteResyncRequest(id: string, expected: StoredRevision): Promise<CommitOutcome> {
+    return this.deleteIfAt(this.keys.resyncRequestKey(id), expected);
+  }
+
+  private deleteIfAt(key: string, expected: StoredRevision): CommitOutcome {
+    if (!this.at(key, expected)) return { committed: false };
+    this.lw.delete(key);
+    return { committed: true, revision: this.lw.revision };
+  }
+
+  /** The guard: the key is at `expected` (or absent when expected is undefined). */
+  private at(key: string, expected: StoredRevision | undefined): boolean {
+    if (this.failNext > 0) {
+      this.failNext--;
+      return false;
+    }
+    const kv = this.lw.get(key);
+    return expected === undefined ? kv === undefined : kv?.modRevision === expected.modRevision;
+  }
+}

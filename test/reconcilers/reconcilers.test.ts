@@ -1,0 +1,181 @@
+// The model, package and reconcile-request reconcilers and the event mapping, without etcd:
+// an in-memory ListerWatcher feeds the fleet, a fake store applies guarded writes to it, a
+// fake ActionController records calls. The real-etcd tests (test/e2e) stay beside these.
+import test from 'ava';
+import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
+import { Fleet } from '../../reconcilers/fleet.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { ModelReconciler } from '../../reconcilers/model-reconciler.js';
+import { silentObserver } from '../../reconcilers/observer.js';
+import { PackageReconciler } from '../../reconcilers/package-reconciler.js';
+import { POD_STATUS } from '../../reconcilers/ports.js';
+import { ReconcileRequestReconciler } from '../../reconcilers/reconcile-request-reconciler.js';
+import { FakeActionController } from '../fakes/action-controller.js';
+import { FakeListerWatcher } from '../fakes/lister-watcher.js';
+import { FakeStateStore } from '../fakes/state-store.js';
+
+const NOW = Date.parse('2026-12-01T12:00:00Z');
+
+async function world() {
+  const keys = new KeyLayout('');
+  const lw = new FakeListerWatcher();
+  const fleet = new Fleet({ keys, lw, observer: silentObserver });
+  fleet.start();
+  await fleet.waitForSync();
+  const store = new FakeStateStore(lw, keys);
+  const ac = new FakeActionController();
+  const clock = { now: () => NOW };
+  const triggerStates = new Set(['Error'] as const);
+  const deps = { fleet, store, observer: silentObserver, clock, source: 'controller/test' };
+  const model = new ModelReconciler(deps);
+  const pkg = new PackageReconciler({ ...deps, triggerStates });
+  const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
+  const queued: string[] = [];
+  const enqueue: Enqueue = {
+    model: (n) => void queued.push(`model/${n}`),
+    package: (n) => void queued.push(`package/${n}`),
+    request: (n) => void queued.push(`request/${n}`),
+  };
+  wireEventMapping(fleet, enqueue);
+  const container = (node: string, id: string, model: string, status: string): void =>
+    void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': model } }));
+  const packageDef = (name: string, models: string[]): void =>
+    void lw.put(keys.packageDefKey(name), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
+  const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
+  return { keys, lw, fleet, store, ac, model, pkg, request, queued, container, packageDef, state };
+}
+
+test('model: its containers decide the state, written once with history; unchanged writes nothing', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  w.container('n1', 'c2', 'm', 'running');
+  t.is(await w.model.reconcile('m'), undefined);
+  t.is(w.state('model', 'm'), 'Running');
+  t.like(w.store.history[0], { kind: 'model', name: 'm', from: null, to: 'Running', source: 'controller/test', at: new Date(NOW).toISOString() });
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes, ['model/m=Running'], 'no second write of the same value');
+});
+
+test('model: a container on a NotReady node counts as unknown, so the model is Dead', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  w.lw.put(w.keys.nodeStatusKey('n1'), 'NotReady');
+  await w.model.reconcile('m');
+  t.is(w.state('model', 'm'), 'Dead');
+});
+
+test('model: a lost race asks to be retried and writes nothing', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'exited');
+  w.store.failNext = 1;
+  t.deepEqual(await w.model.reconcile('m'), { requeue: true });
+  t.is(w.state('model', 'm'), undefined);
+  await w.model.reconcile('m');
+  t.is(w.state('model', 'm'), 'Exited');
+});
+
+test('model: a state no package lists any more is deleted', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  w.packageDef('p', ['other']);
+  await w.model.reconcile('m');
+  t.is(w.state('model', 'm'), undefined);
+});
+
+test('package: all models Dead enters Error with a reconcile request in the same write; leaving it clears the request', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m1', 'm2']);
+  for (const m of ['m1', 'm2']) {
+    w.container('n1', `${m}-c`, m, 'dead');
+    await w.model.reconcile(m);
+  }
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), 'Error');
+  const record = JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value) as { deliveries: number; state: string };
+  t.like(record, { deliveries: 0, state: 'Error' });
+
+  w.container('n1', 'm1-c', 'm1', 'running');
+  await w.model.reconcile('m1');
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), 'Degraded');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+});
+
+test('request: delivered with the targeting scenario\'s name (or the package\'s), FAILED → RUNNING, then recorded', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.lw.put(w.keys.scenarioDefKey('s1'), 'spec:\n  target: p\n');
+  w.container('n1', 'c', 'm', 'dead');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  t.is(await w.request.reconcile('p'), undefined);
+  t.deepEqual(w.ac.calls, [{ scenarioName: 's1', current: POD_STATUS.FAILED, desired: POD_STATUS.RUNNING }]);
+  const record = JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value) as { deliveries: number; scenario: string };
+  t.like(record, { deliveries: 1, scenario: 's1' });
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1, 'no repeat when repeats are off');
+});
+
+test('request: an unreachable ActionController keeps the request pending and retries', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'dead');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  w.ac.failing = true;
+  t.deepEqual(await w.request.reconcile('p'), { requeue: true });
+  t.true(w.request.pending.has('p'));
+  w.ac.failing = false;
+  await w.request.reconcile('p');
+  t.is(w.ac.calls[0]?.scenarioName, 'p', 'no scenario targets it: the package name');
+  t.false(w.request.pending.has('p'));
+});
+
+test('request: a package no longer in Error has its request cleared without a call', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
+  // Until the package-state watch has caught up with the request, it waits rather than clearing.
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 });
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Running');
+  await w.request.reconcile('p');
+  t.deepEqual(w.ac.calls, []);
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+});
+
+test('event mapping: a container change queues its model; a model state change queues the packages listing it', async (t) => {
+  const w = await world();
+  w.packageDef('p1', ['m']);
+  w.packageDef('p2', ['m', 'x']);
+  w.queued.length = 0;
+  w.container('n1', 'c1', 'm', 'running');
+  t.deepEqual(w.queued, ['model/m']);
+  w.queued.length = 0;
+  await w.model.reconcile('m');
+  t.deepEqual(new Set(w.queued.filter((q) => q.startsWith('package/'))), new Set(['package/p1', 'package/p2']));
+});
+
+test('event mapping: a node turning NotReady queues the models of its containers, once each', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'a', 'm1', 'running');
+  w.container('n1', 'b', 'm1', 'running');
+  w.container('n1', 'c', 'm2', 'running');
+  w.container('n2', 'd', 'm3', 'running');
+  w.queued.length = 0;
+  w.lw.put(w.keys.nodeStatusKey('n1'), 'NotReady');
+  t.deepEqual(w.queued.sort(), ['model/m1', 'model/m2']);
+});
+
+test('event mapping: an unchanged container status queues nothing', async (t) => {
+  const w = await world();
+  w.container('n1', 'c1', 'm', 'running');
+  w.queued.length = 0;
+  w.container('n1', 'c1', 'm', 'running');
+  t.deepEqual(w.queued, []);
+});
