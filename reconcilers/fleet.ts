@@ -189,6 +189,11 @@ export class Fleet {
 
   private all: readonly Informer<unknown>[] | undefined;
 
+  /** This process's own committed writes, into the informers that watch them (client-go's MutationCache). */
+  assume(changes: readonly Parameters<Informer<unknown>['assume']>[0][]): void {
+    for (const change of changes) this.informers().find((i) => change.key.startsWith(i.prefix))?.assume(change);
+  }
+
   informers(): readonly Informer<unknown>[] {
     this.all ??= [
       this.resyncRequests,

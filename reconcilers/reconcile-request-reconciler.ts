@@ -35,19 +35,13 @@ export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number 
 }
 
 export class ReconcileRequestReconciler implements Reconciler {
-  /** Pending requests (never delivered), for the gauge. */
-  readonly pending = new Set<string>();
-
   constructor(private readonly d: ReconcileRequestReconcilerDeps) {}
 
   async reconcile(pkg: string): Promise<ReconcileResult | void> {
     const { fleet, store, observer, triggerStates, repeat } = this.d;
     const key = fleet.keys.reconcileRequestKey(pkg);
     const entry = fleet.requests.cache.get(key);
-    if (!entry) {
-      this.pending.delete(pkg);
-      return;
-    }
+    if (!entry) return;
     const stateEntry = fleet.storedPackageState(pkg);
     // A request is created in the same transaction as the state that triggered it, but the two
     // arrive through different watches: decide only on a package state at least that new.
@@ -57,7 +51,6 @@ export class ReconcileRequestReconciler implements Reconciler {
     if (state === undefined || !triggerStates.has(state)) {
       const res = await store.deleteReconcileRequest(pkg, entry);
       if (!res.committed) return CONFLICT;
-      this.pending.delete(pkg);
       observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
       return;
     }
@@ -66,14 +59,11 @@ export class ReconcileRequestReconciler implements Reconciler {
     // An unreadable record is treated as a fresh request: the package is in a trigger state.
     const record = entry.value.record ?? { package: pkg, state, requestedAt: new Date(now).toISOString(), deliveries: 0 };
     if (record.deliveries > 0) {
-      this.pending.delete(pkg);
       const delay = repeatDelayMs(repeat, record.deliveries);
       if (delay === 0) return;
       const last = Date.parse(record.lastDeliveredAt ?? '') || 0;
       const due = last + delay;
       if (now < due) return { requeueAfterMs: due - now };
-    } else {
-      this.pending.add(pkg);
     }
 
     const scenarioName = fleet.scenarioFor(pkg);
@@ -88,7 +78,6 @@ export class ReconcileRequestReconciler implements Reconciler {
       observer.reconcileRequest('failed', pkg, `${scenarioName}: ${(err as Error).message}`);
       return { requeue: true };
     }
-    this.pending.delete(pkg);
     observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}`);
     const delivered = {
       ...record,

@@ -1,10 +1,12 @@
 // Wires the domain (reconcilers/) into the machinery (controller/) over etcd and gRPC:
-// informers → event mapping → work queues → reconcilers → guarded etcd writes.
+// informers → event mapping → work queues → reconcilers → guarded etcd writes. The lifecycle
+// (start order, leadership, resync, readiness) is the Manager's; nothing here keeps state.
 import type { Etcd3 } from 'etcd3';
 import { hostname } from 'node:os';
 import { Controller, type Reconciler } from '../controller/controller.js';
-import { LeaderElector } from '../controller/leader-election.js';
+import type { LeaderElector } from '../controller/leader-election.js';
 import type { Logger } from '../controller/logger.js';
+import { Manager, type CheckResult } from '../controller/manager.js';
 import { ExponentialRateLimiter } from '../controller/rate-limiter.js';
 import { WorkQueue } from '../controller/workqueue.js';
 import { enqueueAll, wireEventMapping, type Enqueue, type Priority } from '../reconcilers/event-mapping.js';
@@ -16,14 +18,15 @@ import { PackageReconciler } from '../reconcilers/package-reconciler.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
 import { ReconcileRequestReconciler } from '../reconcilers/reconcile-request-reconciler.js';
 import { ResyncRequestReconciler } from '../reconcilers/resync-request-reconciler.js';
-import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
 import { GrpcActionControllerClient } from './action-controller/client.js';
 import type { Config } from './config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
-import { EtcdStateStore, type CommittedChange } from './etcd/state-store.js';
+import { EtcdProbe } from './etcd/probe.js';
+import { EtcdStateStore } from './etcd/state-store.js';
 import type { EtcdWatchClient } from './etcd/watch-client.js';
+import { collectFleetGauges } from './gauges.js';
 import { Metrics } from './metrics.js';
 import { LoggingObserver } from './observer.js';
 
@@ -36,11 +39,6 @@ export interface AppDeps {
   clock?: Clock;
 }
 
-export interface ReadyCheck {
-  ok: boolean;
-  failing: string[];
-}
-
 type Kind = 'model' | 'package' | 'request' | 'resync';
 
 export class StateManagerApp {
@@ -50,27 +48,17 @@ export class StateManagerApp {
   readonly fleet: Fleet;
   readonly metrics: Metrics;
   readonly store: EtcdStateStore;
-  private readonly controllers: Record<Kind, Controller>;
-  private readonly requestReconciler: ReconcileRequestReconciler;
-  private readonly ownsEtcd: boolean;
-  private readonly ownedActionController: GrpcActionControllerClient | undefined;
-  private readonly log: Logger;
-  private resyncTimer: NodeJS.Timeout | undefined;
-  private etcdProbeTimer: NodeJS.Timeout | undefined;
-  private etcdReachable = false;
-  private workersRunning = false;
-  private stopped = false;
-  private startup: Promise<void> | undefined;
-  private controllersStarted = false;
   readonly identity: string;
-  readonly leaderLock: EtcdLeaderLock | undefined;
-  readonly elector: LeaderElector | undefined;
+  readonly manager: Manager;
+  private readonly controllers: Record<Kind, Controller>;
+  private readonly probe: EtcdProbe;
+  private readonly log: Logger;
+  private readonly closeClients: () => void;
 
-  constructor(private readonly deps: AppDeps) {
+  constructor(deps: AppDeps) {
     const { config, logger } = deps;
     this.log = logger;
     this.keys = new KeyLayout(config.keyPrefix);
-    this.ownsEtcd = !deps.etcd;
     this.etcd = deps.etcd ?? createEtcdClient(config.etcd);
     this.watchClient = createEtcdWatchClient(config.etcd);
     this.metrics = deps.metrics ?? new Metrics();
@@ -78,7 +66,7 @@ export class StateManagerApp {
     const observer = new LoggingObserver(logger, this.metrics);
     const le = config.leaderElection;
     this.identity = le.identity || `${hostname()}-${process.pid}`;
-    this.leaderLock = le.enabled
+    const leaderLock = le.enabled
       ? new EtcdLeaderLock({
           client: this.etcd,
           watcher: this.watchClient,
@@ -90,99 +78,80 @@ export class StateManagerApp {
         })
       : undefined;
 
-    this.fleet = new Fleet({
-      keys: this.keys,
-      lw: new EtcdListerWatcher(this.etcd, this.watchClient),
-      observer,
-      logger,
-      metrics: this.metrics.informers(),
-    });
+    this.fleet = new Fleet({ keys: this.keys, lw: new EtcdListerWatcher(this.etcd, this.watchClient), observer, logger, metrics: this.metrics.informers() });
     this.store = new EtcdStateStore({
       client: this.etcd,
       keys: this.keys,
       historyLength: config.history.length,
       requestTimeoutMs: config.etcd.requestTimeout,
-      ...(this.leaderLock ? { guard: this.leaderLock } : {}),
-      onCommit: (changes) => this.assume(changes),
+      ...(leaderLock ? { guard: leaderLock } : {}),
+      onCommit: (changes) => this.fleet.assume(changes),
     });
+    const ownedActionController = deps.actionController
+      ? undefined
+      : new GrpcActionControllerClient({ addr: config.actionController.addr, timeoutMs: config.actionController.timeout, tls: config.actionController.tls });
+    this.closeClients = () => {
+      ownedActionController?.close();
+      this.watchClient.close();
+      if (!deps.etcd) this.etcd.close();
+    };
 
     const triggerStates = new Set(config.reconcile.triggerStates);
-    if (deps.actionController) {
-      this.ownedActionController = undefined;
-    } else {
-      this.ownedActionController = new GrpcActionControllerClient({
-        addr: config.actionController.addr,
-        timeoutMs: config.actionController.timeout,
-        tls: config.actionController.tls,
-      });
-    }
-    const actionController = deps.actionController ?? this.ownedActionController!;
-    this.requestReconciler = new ReconcileRequestReconciler({
-      fleet: this.fleet,
-      store: this.store,
-      actionController,
-      observer,
-      clock,
-      triggerStates,
-      repeat: { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap },
-    });
-
-    const make = (name: Kind, reconciler: Reconciler, baseMs: number, capMs: number, workers: number): Controller =>
+    const source = `controller/${this.identity}`;
+    const lag = new LagTracker(() => performance.now(), (s) => this.metrics.lag.observe(s));
+    const { fleet, store } = this;
+    const make = (name: Kind, reconciler: Reconciler, backoff: { base: number; cap: number }, workers: number): Controller =>
       new Controller({
         name,
         reconciler,
-        queue: new WorkQueue({
-          name,
-          rateLimiter: new ExponentialRateLimiter({ baseMs, capMs }),
-          metrics: this.metrics.queue(name),
-        }),
+        queue: new WorkQueue({ name, rateLimiter: new ExponentialRateLimiter({ baseMs: backoff.base, capMs: backoff.cap }), metrics: this.metrics.queue(name) }),
         workers,
         logger,
         metrics: this.metrics.controller(name),
       });
-    const { backoffBase, backoffCap } = config.controller;
-    const source = `controller/${this.identity}`;
-    const lag = new LagTracker(() => performance.now(), (s) => this.metrics.lag.observe(s));
+    const keyBackoff = { base: config.controller.backoffBase, cap: config.controller.backoffCap };
+    const actionController = deps.actionController ?? ownedActionController!;
+    const repeat = { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap };
+    const requests = new ReconcileRequestReconciler({ fleet, store, actionController, observer, clock, triggerStates, repeat });
     this.controllers = {
-      model: make(
-        'model',
-        new ModelReconciler({ fleet: this.fleet, store: this.store, observer, clock, source, lag }),
-        backoffBase,
-        backoffCap,
-        config.controller.workers,
-      ),
-      package: make(
-        'package',
-        new PackageReconciler({ fleet: this.fleet, store: this.store, observer, clock, triggerStates, source, lag }),
-        backoffBase,
-        backoffCap,
-        config.controller.workers,
-      ),
-      request: make('request', this.requestReconciler, config.reconcile.retryBase, config.reconcile.retryCap, config.reconcile.workers),
-      resync: make('resync', new ResyncRequestReconciler({ fleet: this.fleet, store: this.store, enqueue: this.enqueuer(), logger }), backoffBase, backoffCap, 1),
+      model: make('model', new ModelReconciler({ fleet, store, observer, clock, source, lag }), keyBackoff, config.controller.workers),
+      package: make('package', new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, lag }), keyBackoff, config.controller.workers),
+      request: make('request', requests, { base: config.reconcile.retryBase, cap: config.reconcile.retryCap }, config.reconcile.workers),
+      resync: make('resync', new ResyncRequestReconciler({ fleet, store, enqueue: this.enqueuer(), logger }), keyBackoff, 1),
     };
-    wireEventMapping(this.fleet, this.enqueuer(), lag);
+    wireEventMapping(fleet, this.enqueuer(), lag);
     // Queued on every replica (the queue collects while workers are paused); applied by the leader.
-    this.fleet.resyncRequests.addHandler((e) => {
+    fleet.resyncRequests.addHandler((e) => {
       const id = this.keys.parseResyncRequestKey(e.key);
       if (e.type !== 'deleted' && id !== undefined) this.controllers.resync.enqueue(id);
     });
+
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
     leaderGauge.set(0);
-    this.elector = this.leaderLock
-      ? new LeaderElector({
-          identity: this.identity,
-          lock: this.leaderLock,
-          retryPeriodMs: Math.max(200, le.leaseDuration / 5),
-          onLost: le.onLost,
-          logger,
-          onLeaderChange: (leading) => leaderGauge.set(leading ? 1 : 0),
-          callbacks: {
-            onStartedLeading: () => this.startWorkers('became leader'),
-            onStoppedLeading: () => this.pauseWorkers(),
-          },
-        })
-      : undefined;
+    this.manager = new Manager({
+      caches: fleet,
+      resync: (reason) => this.resync(reason),
+      resyncPeriodMs: config.controller.resyncPeriod,
+      logger,
+      ...(leaderLock
+        ? {
+            leaderElection: {
+              identity: this.identity,
+              lock: leaderLock,
+              retryPeriodMs: Math.max(200, le.leaseDuration / 5),
+              onLost: le.onLost,
+              onLeaderChange: (leading: boolean) => leaderGauge.set(leading ? 1 : 0),
+            },
+          }
+        : {}),
+    });
+    for (const c of Object.values(this.controllers)) this.manager.add({ name: c.name, needLeaderElection: true, start: () => c.start(), pause: () => c.pause(), resume: () => c.resume(), stop: () => c.stop() });
+    this.probe = new EtcdProbe(this.etcd, this.keys.own, logger);
+    this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
+  }
+
+  get elector(): LeaderElector | undefined {
+    return this.manager.elector;
   }
 
   /** Reads the controllers when called, so reconcilers built before them can hold one. */
@@ -194,19 +163,10 @@ export class StateManagerApp {
     };
   }
 
-  /** Start watching at once; workers start once every informer has synced. */
+  /** Watch at once (and probe etcd); workers start once every informer has synced. */
   start(): Promise<void> {
-    if (!this.startup) {
-      this.fleet.start();
-      this.probeEtcd();
-      this.startup = this.fleet.waitForSync().then(() => {
-        if (this.stopped) return;
-        // Followers keep their informers warm; only the leader runs workers.
-        if (this.elector) this.elector.start();
-        else this.startWorkers('start');
-      });
-    }
-    return this.startup;
+    this.probe.start();
+    return this.manager.start();
   }
 
   /** Recompute everything from what is in etcd; live events go ahead of this work. */
@@ -215,97 +175,23 @@ export class StateManagerApp {
     this.log.info('resync', { reason, ...counts });
   }
 
-  ready(): ReadyCheck {
-    const failing: string[] = [];
-    if (!this.etcdReachable) failing.push('etcd');
-    if (!this.fleet.hasSynced()) failing.push('informers-synced');
-    // A follower is ready: it serves gRPC and stands by with warm caches.
-    if (!this.workersRunning && (!this.elector || this.elector.isLeader())) failing.push('workers');
-    return { ok: failing.length === 0, failing };
-  }
-
-  isEtcdReachable(): boolean {
-    return this.etcdReachable;
-  }
-
-  async stop(): Promise<void> {
-    if (this.stopped) return;
-    this.stopped = true;
-    clearInterval(this.resyncTimer);
-    clearTimeout(this.etcdProbeTimer);
-    // Finish in-flight keys, then hand leadership over without waiting for the lease to expire.
-    await this.elector?.stop();
-    this.workersRunning = false;
-    await Promise.all(Object.values(this.controllers).map((c) => c.stop()));
-    await this.fleet.stop();
-    this.ownedActionController?.close();
-    this.watchClient.close();
-    if (this.ownsEtcd) this.etcd.close();
+  ready(): CheckResult {
+    return this.manager.ready();
   }
 
   isLeader(): boolean {
-    return this.elector ? this.elector.isLeader() : true;
+    return this.manager.isLeader();
   }
 
-  /** A new leader resyncs before it works: whatever changed while it was not leading is seen. */
-  private startWorkers(reason: string): void {
-    if (this.stopped) return;
-    this.resync(reason);
-    for (const c of Object.values(this.controllers)) {
-      if (this.controllersStarted) c.resume();
-      else c.start();
-    }
-    this.controllersStarted = true;
-    this.workersRunning = true;
-    const period = this.deps.config.controller.resyncPeriod;
-    clearInterval(this.resyncTimer);
-    if (period > 0) {
-      this.resyncTimer = setInterval(() => this.resync('periodic'), period);
-      this.resyncTimer.unref();
-    }
-  }
-
-  private async pauseWorkers(): Promise<void> {
-    this.workersRunning = false;
-    clearInterval(this.resyncTimer);
-    await Promise.all(Object.values(this.controllers).map((c) => c.pause()));
-  }
-
-  private assume(changes: CommittedChange[]): void {
-    for (const change of changes) {
-      const informer = this.fleet.informers().find((i) => change.key.startsWith(i.prefix));
-      informer?.assume(change);
-    }
-  }
-
-  private probeEtcd(): void {
-    const tick = async (): Promise<void> => {
-      try {
-        await this.etcd.kv.range({ key: Buffer.from(this.keys.own), limit: 1, count_only: true }, { deadline: Date.now() + 2000 });
-        if (!this.etcdReachable) this.log.info('etcd reachable');
-        this.etcdReachable = true;
-      } catch (err) {
-        if (this.etcdReachable) this.log.warn('etcd unreachable', { error: (err as Error).message });
-        this.etcdReachable = false;
-      }
-      if (!this.stopped) {
-        this.etcdProbeTimer = setTimeout(() => void tick(), this.etcdReachable ? 2000 : 1000);
-        this.etcdProbeTimer.unref();
-      }
-    };
-    void tick();
+  /** Finish in-flight keys, hand leadership over, close the clients. */
+  async stop(): Promise<void> {
+    await this.probe.stop();
+    await this.manager.stop();
+    this.closeClients();
   }
 
   /** Refresh the gauges computed from the caches (called before each scrape: no hot-path cost). */
   collectGauges(): void {
-    const gauge = this.metrics.resources;
-    const count = (kind: 'model' | 'package', names: readonly string[], values: Iterable<{ value: { state: string | undefined } }>): void => {
-      const counts = new Map<string, number>(names.map((n) => [n, 0]));
-      for (const e of values) if (e.value.state) counts.set(e.value.state, (counts.get(e.value.state) ?? 0) + 1);
-      for (const [state, n] of counts) gauge.set({ kind, state }, n);
-    };
-    count('model', MODEL_STATES, this.fleet.modelStates.cache.values());
-    count('package', PACKAGE_STATES, this.fleet.packageStates.cache.values());
-    this.metrics.reconcileRequestsPending.set(this.requestReconciler.pending.size);
+    collectFleetGauges(this.metrics, this.fleet);
   }
 }
