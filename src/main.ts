@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const http = new HttpServer({
     addr: config.http.addr,
     registry: app.metrics.registry,
-    probes: { ready: () => app.ready(), beforeScrape: () => app.collectGauges() },
+    probes: { ready: () => app.ready(), healthy: () => app.manager.healthy(), beforeScrape: () => app.collectGauges() },
   });
 
   // Every replica serves gRPC; scenario writes are compare-and-swap, so they need no leader guard.

@@ -7,6 +7,8 @@ import { splitHostPort } from '../address.js';
 
 export interface ProbeSource {
   ready(): { ok: boolean; failing: string[] };
+  /** Liveness checks beyond the event loop's (the manager's registry). */
+  healthy?(): { ok: boolean; failing: string[] };
   /** Refresh gauges computed on demand. */
   beforeScrape?(): void;
 }
@@ -63,7 +65,9 @@ export class HttpServer {
     if (path === '/healthz' || path === '/livez') {
       const late = Date.now() - this.lastTick;
       const limit = this.o.stallThresholdMs ?? 10_000;
-      return late > limit ? text(503, `event-loop: stalled for ${late} ms\n`) : text(200, 'ok\n');
+      if (late > limit) return text(503, `event-loop: stalled for ${late} ms\n`);
+      const h = this.o.probes.healthy?.() ?? { ok: true, failing: [] };
+      return h.ok ? text(200, 'ok\n') : text(503, `unhealthy: ${h.failing.join(', ')}\n`);
     }
     if (path === '/readyz') {
       const r = this.o.probes.ready();
