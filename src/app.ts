@@ -50,6 +50,8 @@ export class StateManagerApp {
   readonly store: EtcdStateStore;
   readonly identity: string;
   readonly manager: Manager;
+  /** Logs and counts domain events; the gRPC server reports scenario transitions through it. */
+  readonly observer: LoggingObserver;
   private readonly controllers: Record<Kind, Controller>;
   private readonly probe: EtcdProbe;
   private readonly log: Logger;
@@ -63,7 +65,7 @@ export class StateManagerApp {
     this.watchClient = createEtcdWatchClient(config.etcd);
     this.metrics = deps.metrics ?? new Metrics();
     const clock = deps.clock ?? systemClock;
-    const observer = new LoggingObserver(logger, this.metrics);
+    const observer = (this.observer = new LoggingObserver(logger, this.metrics));
     const le = config.leaderElection;
     this.identity = le.identity || `${hostname()}-${process.pid}`;
     const leaderLock = le.enabled

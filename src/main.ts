@@ -47,6 +47,7 @@ async function main(): Promise<void> {
       requestTimeoutMs: config.etcd.requestTimeout,
     }),
     logger,
+    observer: app.observer,
     config: config.grpc,
     requestTimeoutMs: config.etcd.requestTimeout,
     metrics: { request: (method, code) => app.metrics.grpcRequests.labels({ method, code }).inc() },

@@ -15,6 +15,7 @@ import { allowsAnonymous, requiresClientCert, type GrpcServerConfig } from './co
 import { handleContainerList } from './container-list.js';
 import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
+import type { DomainObserver } from '../../reconcilers/observer.js';
 import { handleStateChange } from './state-change.js';
 import { quote } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
@@ -41,6 +42,8 @@ export interface StateManagerServerOptions {
   shutdownTimeoutMs?: number;
   /** Where statemanager.proto is; found next to the sources or the build by default. */
   protoDir?: string;
+  /** Where requested scenario transitions are reported (logged and counted). */
+  observer?: DomainObserver;
 }
 
 export interface StateManagerServer {
@@ -127,6 +130,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             logger,
             requestTimeoutMs,
             maxAttempts: config.conflictRetries,
+            ...(o.observer ? { observer: o.observer } : {}),
           },
           { caller, request: call.request, ...deadlineOf(call) },
         ).then(

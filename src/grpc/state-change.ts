@@ -1,15 +1,16 @@
-// SendStateChange: validation, then (scenarios only) a compare-and-swap on the stored state,
-// read from etcd directly (this may run on a replica that is not the leader). Checks in the
-// order of contract section 3; on a lost race the state is read again and every check runs
-// again, so of two identical concurrent requests exactly one succeeds.
+// SendStateChange: validation, then (scenarios only) the domain's scenario changer over the
+// stored state read from etcd directly (this may run on a replica that is not the leader);
+// this module maps its outcomes and etcd failures to the contract's error codes.
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
 import type { StateChangeResponse } from '../generated/statemanager/StateChangeResponse.js';
 import type { ErrorCode__Output } from '../generated/statemanager/ErrorCode.js';
 import type { KeyLayout } from '../../reconcilers/keys.js';
-import type { HistoryEntry, StateStore } from '../../reconcilers/ports.js';
-import { scenarioTransitionAllowed } from '../../reconcilers/rules.js';
+import type { DomainObserver } from '../../reconcilers/observer.js';
+import { silentObserver } from '../../reconcilers/observer.js';
+import { systemClock, type Clock, type StateStore, type StoredRevision } from '../../reconcilers/ports.js';
+import { ScenarioChanger, type ScenarioRefusal } from '../../reconcilers/scenario-changer.js';
 import { parseState, type ScenarioState } from '../../reconcilers/states.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
@@ -26,6 +27,9 @@ export interface StateChangeDeps {
   logger: Logger;
   requestTimeoutMs: number;
   maxAttempts: number;
+  /** Where committed transitions are reported (logged and counted); silent by default. */
+  observer?: DomainObserver;
+  clock?: Clock;
   /** Epoch nanoseconds; injectable for tests. */
   nowNs?: () => bigint;
 }
@@ -61,54 +65,33 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
     );
   }
 
-  const stateKey = deps.keys.stateKey('scenario', req.name);
+  const changer = new ScenarioChanger({
+    reader: { read: (name) => readScenarioState(deps, name, call.callerDeadline) },
+    store: deps.store,
+    observer: deps.observer ?? silentObserver,
+    clock: deps.clock ?? systemClock,
+    maxAttempts: deps.maxAttempts,
+  });
+  const source = req.source ?? call.caller.identity;
   try {
-    for (let attempt = 1; attempt <= deps.maxAttempts; attempt++) {
-      const kv = await readKey(deps, stateKey, call.callerDeadline);
-      // A stored value that is not a scenario state counts as absent.
-      const stored = kv ? parseState('scenario', kv.value.toString()) : undefined;
-      const refusal = check(deps, call.caller, req, stored);
-      if (refusal) return answer(refusal.code, refusal.message, refusal.details);
-
-      const source = req.source ?? call.caller.identity;
-      const history: HistoryEntry = {
-        kind: 'scenario',
-        name: req.name,
-        from: stored ?? null,
-        to: req.target,
-        at: new Date().toISOString(),
-        reason: 'requested',
-        source,
-        transitionId,
-        drawn: true,
-      };
-      const outcome = await deps.store.writeState({
-        kind: 'scenario',
-        name: req.name,
-        to: req.target,
-        expected: kv ? { modRevision: Number(kv.mod_revision), version: Number(kv.version) } : undefined,
-        history,
-      });
-      if (outcome.committed) {
-        deps.logger.info('scenario state changed', {
-          kind: 'scenario',
-          name: req.name,
-          from: stored ?? null,
-          to: req.target,
-          reason: 'requested',
-          source,
-          transitionId,
-          identity: call.caller.identity,
-          revision: outcome.revision,
-        });
-        return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${stored ?? 'absent'} -> ${req.target}`);
-      }
-    }
-    return answer(
-      'ERROR_CODE_PRECONDITION_FAILED',
-      'the stored state kept changing',
-      `scenario ${req.name} changed concurrently ${deps.maxAttempts} times; nothing was written`,
+    // validateStateChange read both states as scenario states.
+    const outcome = await changer.change(
+      { name: req.name, target: req.target as ScenarioState, current: req.current as ScenarioState | undefined, source, transitionId },
+      (from) => deny(deps, call.caller, req, from),
     );
+    if (!outcome.ok) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, outcome.details);
+    deps.logger.info('scenario state changed', {
+      kind: 'scenario',
+      name: req.name,
+      from: outcome.from ?? null,
+      to: outcome.to,
+      reason: 'requested',
+      source,
+      transitionId,
+      identity: call.caller.identity,
+      revision: outcome.revision,
+    });
+    return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${outcome.from ?? 'absent'} -> ${outcome.to}`);
   } catch (err) {
     const failure = classifyEtcdError(err);
     deps.logger.error('SendStateChange failed', {
@@ -125,53 +108,34 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
   }
 }
 
-interface Refusal {
-  code: ErrorCode__Output;
-  message: string;
-  details: string;
+const REFUSAL_CODES: Record<ScenarioRefusal, ErrorCode__Output> = {
+  denied: 'ERROR_CODE_PERMISSION_DENIED',
+  precondition_failed: 'ERROR_CODE_PRECONDITION_FAILED',
+  invalid_transition: 'ERROR_CODE_INVALID_STATE_TRANSITION',
+  contended: 'ERROR_CODE_PRECONDITION_FAILED',
+};
+
+/** The authorization rules' verdict, as a refusal detail (logged) or undefined when allowed. */
+function deny(deps: StateChangeDeps, caller: Caller, req: ValidStateChange, from: ScenarioState | undefined): string | undefined {
+  const decision = deps.authorizer.authorize(caller, { method: 'SendStateChange', kind: 'scenario', name: req.name, from, to: req.target });
+  if (decision.allowed) return undefined;
+  deps.logger.warn('gRPC call denied', {
+    method: 'SendStateChange',
+    identity: caller.identity,
+    via: caller.via,
+    kind: 'scenario',
+    name: req.name,
+    from: from ?? null,
+    to: req.target,
+  });
+  return `${caller.identity} may not move scenario ${req.name} from ${from ?? 'absent'} to ${req.target}`;
 }
 
-/** Authorization, then the precondition, then the transition table; undefined when allowed. */
-function check(deps: StateChangeDeps, caller: Caller, req: ValidStateChange, stored: ScenarioState | undefined): Refusal | undefined {
-  // Authorized against the state the caller says it changes from: if that differs from the
-  // stored one the precondition refuses the request anyway.
-  const from = req.current ?? stored;
-  const decision = deps.authorizer.authorize(caller, { method: 'SendStateChange', kind: 'scenario', name: req.name, from, to: req.target });
-  if (!decision.allowed) {
-    deps.logger.warn('gRPC call denied', {
-      method: 'SendStateChange',
-      identity: caller.identity,
-      via: caller.via,
-      kind: 'scenario',
-      name: req.name,
-      from: from ?? null,
-      to: req.target,
-    });
-    return {
-      code: 'ERROR_CODE_PERMISSION_DENIED',
-      message: 'permission denied',
-      details: `${caller.identity} may not move scenario ${req.name} from ${from ?? 'absent'} to ${req.target}`,
-    };
-  }
-  if (req.current !== undefined && req.current !== stored) {
-    return {
-      code: 'ERROR_CODE_PRECONDITION_FAILED',
-      message: 'current_state does not match the stored state',
-      details: `current_state is ${req.current} but scenario ${req.name} is ${stored ?? 'absent (no stored state)'}`,
-    };
-  }
-  // validateStateChange read the target as a scenario state.
-  if (!scenarioTransitionAllowed(stored, req.target as ScenarioState)) {
-    return {
-      code: 'ERROR_CODE_INVALID_STATE_TRANSITION',
-      message: 'invalid state transition',
-      details:
-        stored === req.target
-          ? `scenario ${req.name} is already ${stored}`
-          : `scenario ${req.name}: ${stored ?? 'absent'} -> ${req.target} is not a scenario transition`,
-    };
-  }
-  return undefined;
+/** A stored value that is not a scenario state counts as absent. */
+async function readScenarioState(deps: StateChangeDeps, name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined }> {
+  const kv = await readKey(deps, deps.keys.stateKey('scenario', name), callerDeadline);
+  if (!kv) return { state: undefined, revision: undefined };
+  return { state: parseState('scenario', kv.value.toString()), revision: { modRevision: Number(kv.mod_revision), version: Number(kv.version) } };
 }
 
 async function readKey(deps: StateChangeDeps, key: string, callerDeadline?: number): Promise<IKeyValue | undefined> {

@@ -1,0 +1,100 @@
+// Requested scenario transitions (contract section 3), in the domain: the precondition and the
+// transition table checked against the stored state, then a compare-and-swap with its history
+// entry; on a lost race the state is read again and every check runs again, so of two
+// identical concurrent requests exactly one succeeds. Reported through the domain observer
+// (logged and counted like every other transition). Transport concerns (authentication,
+// error codes) stay with the caller, which may veto a transition through `authorize`.
+import type { DomainObserver } from './observer.js';
+import type { Clock, StateStore, StoredRevision } from './ports.js';
+import { scenarioTransitionAllowed } from './rules.js';
+import type { ScenarioState } from './states.js';
+
+/** The stored scenario state, read fresh (a follower may serve the request). */
+export interface ScenarioStateReader {
+  read(name: string): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined }>;
+}
+
+export interface ScenarioChange {
+  name: string;
+  target: ScenarioState;
+  /** The state the caller expects to be stored; undefined: whatever is stored. */
+  current: ScenarioState | undefined;
+  /** Who asked, for the history. */
+  source: string;
+  transitionId: string;
+}
+
+export type ScenarioRefusal = 'denied' | 'precondition_failed' | 'invalid_transition' | 'contended';
+
+export type ScenarioChangeOutcome =
+  | { ok: true; from: ScenarioState | undefined; to: ScenarioState; revision: number }
+  | { ok: false; refusal: ScenarioRefusal; message: string; details: string };
+
+export interface ScenarioChangerOptions {
+  reader: ScenarioStateReader;
+  store: Pick<StateStore, 'writeState'>;
+  observer: DomainObserver;
+  clock: Clock;
+  /** Compare-and-swap attempts before answering `contended`. */
+  maxAttempts: number;
+}
+
+export class ScenarioChanger {
+  constructor(private readonly o: ScenarioChangerOptions) {}
+
+  /**
+   * `authorize` sees the state the caller says it changes from (or the stored one) and returns
+   * a refusal detail to deny. Throws when the store fails (the outcome may then be unknown).
+   */
+  async change(req: ScenarioChange, authorize: (from: ScenarioState | undefined) => string | undefined = () => undefined): Promise<ScenarioChangeOutcome> {
+    for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
+      const { state: stored, revision } = await this.o.reader.read(req.name);
+      const refusal = this.check(req, stored, authorize);
+      if (refusal) return refusal;
+      const at = new Date(this.o.clock.now()).toISOString();
+      const outcome = await this.o.store.writeState({
+        kind: 'scenario',
+        name: req.name,
+        to: req.target,
+        expected: revision,
+        history: { kind: 'scenario', name: req.name, from: stored ?? null, to: req.target, at, reason: 'requested', source: req.source, transitionId: req.transitionId, drawn: true },
+      });
+      if (outcome.committed) {
+        this.o.observer.transition('scenario', req.name, stored ?? null, req.target, `requested by ${req.source}`);
+        return { ok: true, from: stored, to: req.target, revision: outcome.revision };
+      }
+    }
+    return {
+      ok: false,
+      refusal: 'contended',
+      message: 'the stored state kept changing',
+      details: `scenario ${req.name} changed concurrently ${this.o.maxAttempts} times; nothing was written`,
+    };
+  }
+
+  /** Authorization, then the precondition, then the transition table. */
+  private check(req: ScenarioChange, stored: ScenarioState | undefined, authorize: (from: ScenarioState | undefined) => string | undefined): ScenarioChangeOutcome | undefined {
+    // Authorized against the state the caller says it changes from: if that differs from the
+    // stored one the precondition refuses the request anyway.
+    const denied = authorize(req.current ?? stored);
+    if (denied !== undefined) return { ok: false, refusal: 'denied', message: 'permission denied', details: denied };
+    if (req.current !== undefined && req.current !== stored) {
+      return {
+        ok: false,
+        refusal: 'precondition_failed',
+        message: 'current_state does not match the stored state',
+        details: `current_state is ${req.current} but scenario ${req.name} is ${stored ?? 'absent (no stored state)'}`,
+      };
+    }
+    if (!scenarioTransitionAllowed(stored, req.target)) {
+      return {
+        ok: false,
+        refusal: 'invalid_transition',
+        message: 'invalid state transition',
+        details:
+          stored === req.target ? `scenario ${req.name} is already ${stored}` : `scenario ${req.name}: ${stored ?? 'absent'} -> ${req.target} is not a scenario transition`,
+      };
+    }
+    return undefined;
+  }
+}
