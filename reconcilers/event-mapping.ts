@@ -44,12 +44,7 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
     if (wasReady === isReady) return;
     const node = keys.parseNodeStatusKey(e.key);
     if (node === undefined) return;
-    const models = new Set<string>();
-    for (const c of fleet.containers.cache.keysByIndex('node', node)) {
-      const entry = fleet.containers.cache.get(c);
-      if (entry) models.add(entry.value.model);
-    }
-    for (const m of models) q.model(m);
+    for (const m of fleet.modelsOnNode(node)) q.model(m);
   });
 
   fleet.packageDefs.addHandler((e) => {

@@ -239,6 +239,38 @@ export class Fleet {
     return out;
   }
 
+  reconcileRequest(pkg: string): CacheEntry<StoredRequest> | undefined {
+    return this.requests.cache.get(this.keys.reconcileRequestKey(pkg));
+  }
+
+  resyncRequest(id: string): CacheEntry<ResyncRequest> | undefined {
+    return this.resyncRequests.cache.get(this.keys.resyncRequestKey(id));
+  }
+
+  /** Whether some package definition lists the model (else it has no state). */
+  isModelListed(model: string): boolean {
+    return this.packageDefs.cache.keysByIndex(INDEX_MODEL, model).size > 0;
+  }
+
+  /** The models of the containers on a node, each once. */
+  modelsOnNode(node: string): Set<string> {
+    const models = new Set<string>();
+    for (const key of this.containers.cache.keysByIndex(INDEX_NODE, node)) {
+      const entry = this.containers.cache.get(key);
+      if (entry) models.add(entry.value.model);
+    }
+    return models;
+  }
+
+  /**
+   * Whether the package-state cache is at least as new as `revision` (for the package's own
+   * key, or for the whole prefix): a decision about a request created at `revision` needs it.
+   */
+  packageStateSeenSince(pkg: string, revision: number): boolean {
+    const own = this.storedPackageState(pkg)?.modRevision ?? 0;
+    return Math.max(own, this.packageStates.lastRevision) >= revision;
+  }
+
   packagesOfModel(model: string): string[] {
     const out: string[] = [];
     for (const key of this.packageDefs.cache.keysByIndex(INDEX_MODEL, model)) {

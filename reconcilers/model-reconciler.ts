@@ -27,7 +27,7 @@ export class ModelReconciler implements Reconciler {
     const { fleet, store, observer } = this.d;
     const stored = fleet.storedModelState(name);
 
-    if (fleet.packageDefs.cache.keysByIndex('model', name).size === 0) {
+    if (!fleet.isModelListed(name)) {
       this.d.lag?.modelUnchanged(name);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'model', name, expected: stored });

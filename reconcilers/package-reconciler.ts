@@ -28,7 +28,7 @@ export class PackageReconciler implements Reconciler {
     const { fleet, store, observer, triggerStates } = this.d;
     const stored = fleet.storedPackageState(name);
     const models = fleet.modelsOfPackage(name);
-    const hasRequest = fleet.requests.cache.has(fleet.keys.reconcileRequestKey(name));
+    const hasRequest = fleet.reconcileRequest(name) !== undefined;
 
     if (models === undefined) {
       this.d.lag?.packageSettled(name, false);

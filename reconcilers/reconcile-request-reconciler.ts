@@ -39,14 +39,12 @@ export class ReconcileRequestReconciler implements Reconciler {
 
   async reconcile(pkg: string): Promise<ReconcileResult | void> {
     const { fleet, store, observer, triggerStates, repeat } = this.d;
-    const key = fleet.keys.reconcileRequestKey(pkg);
-    const entry = fleet.requests.cache.get(key);
+    const entry = fleet.reconcileRequest(pkg);
     if (!entry) return;
     const stateEntry = fleet.storedPackageState(pkg);
     // A request is created in the same transaction as the state that triggered it, but the two
     // arrive through different watches: decide only on a package state at least that new.
-    const stateSeenUpTo = Math.max(stateEntry?.modRevision ?? 0, fleet.packageStates.lastRevision);
-    if (stateSeenUpTo < entry.createRevision) return { requeueAfterMs: CATCH_UP_MS };
+    if (!fleet.packageStateSeenSince(pkg, entry.createRevision)) return { requeueAfterMs: CATCH_UP_MS };
     const state = stateEntry?.value.state;
     if (state === undefined || !triggerStates.has(state)) {
       const res = await store.deleteReconcileRequest(pkg, entry);

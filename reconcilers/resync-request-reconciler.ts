@@ -23,11 +23,10 @@ export class ResyncRequestReconciler implements Reconciler {
   /** `id` is the request's name under /statemanager/resync/. */
   async reconcile(id: string): Promise<ReconcileResult | void> {
     const { fleet, store, enqueue, logger } = this.o;
-    const key = fleet.keys.resyncRequestKey(id);
-    const entry = fleet.resyncRequests.cache.get(key);
+    const entry = fleet.resyncRequest(id);
     if (!entry) return; // already applied and deleted, or never valid
     const what = applyResyncRequest(fleet, enqueue, entry.value);
-    logger.info('resync requested', { key, what });
+    logger.info('resync requested', { key: fleet.keys.resyncRequestKey(id), what });
     const res = await store.deleteResyncRequest(id, { modRevision: entry.modRevision, version: entry.version });
     // Rewritten since we read it: apply the new request too.
     return res.committed ? undefined : CONFLICT;
