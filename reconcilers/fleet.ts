@@ -5,28 +5,26 @@ import type { CacheEntry } from '../controller/indexed-cache.js';
 import { Informer, type InformerMetrics } from '../controller/informer.js';
 import type { ListerWatcher } from '../controller/lister-watcher.js';
 import type { Logger } from '../controller/logger.js';
-import { parseContainer, parseNodeStatus, type ParsedContainer } from './container.js';
-import { parsePackageDefinition, parseScenarioDefinition } from './definitions.js';
+import {
+  decodeContainer,
+  decodeNodeStatus,
+  decodePackageDefinition,
+  decodeReconcileRequest,
+  decodeResyncRequest,
+  decodeScenarioDefinition,
+  decodeState,
+  type ContainerEntry,
+  type Decoded,
+  type Decoder,
+  type StoredRequest,
+  type StoredState,
+} from './decoders.js';
 import type { KeyLayout } from './keys.js';
 import type { DomainObserver } from './observer.js';
-import type { ReconcileRequestRecord } from './ports.js';
-import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
-import { parseState, type ModelState, type PackageState, type ResourceKind, type StateOf } from './states.js';
+import type { ResyncRequest } from './resync-request-format.js';
+import type { ModelState, PackageState, ResourceKind } from './states.js';
 
-export interface ContainerEntry extends ParsedContainer {
-  node: string;
-}
-
-export interface StoredState<S> {
-  /** undefined when the stored value is not a state name: it counts as absent and is repaired. */
-  state: S | undefined;
-  raw: string;
-}
-
-export interface StoredRequest {
-  /** undefined when the stored record cannot be read. */
-  record: ReconcileRequestRecord | undefined;
-}
+export type { ContainerEntry, StoredRequest, StoredState };
 
 export const INDEX_MODEL = 'model';
 export const INDEX_NODE = 'node';
@@ -51,140 +49,40 @@ export class Fleet {
   readonly requests: Informer<StoredRequest>;
   readonly resyncRequests: Informer<ResyncRequest>;
   private readonly noModelReported = new Set<string>();
+  private readonly observer: DomainObserver;
 
   constructor(o: FleetOptions) {
     const keys = (this.keys = o.keys);
-    const obs = o.observer;
-    const common = { lw: o.lw, logger: o.logger, metrics: o.metrics };
+    this.observer = o.observer;
+    const informer = <T>(name: string, prefix: string, decode: Decoder<T>): Informer<T> =>
+      new Informer<T>({ lw: o.lw, logger: o.logger, metrics: o.metrics, name, prefix, parse: (key, raw) => this.report(key, decode(keys, key, raw)) });
 
-    this.containers = new Informer<ContainerEntry>({
-      ...common,
-      name: 'containers',
-      prefix: keys.containers,
-      parse: (key, value) => {
-        const where = keys.parseContainerKey(key);
-        if (!where) {
-          obs.invalidInput('bad_key', key, 'expected /container/{node}/{containerId}');
-          return undefined;
-        }
-        const parsed = parseContainer(value, where.id);
-        if (!parsed.ok) {
-          if (parsed.reason !== 'no_model') {
-            this.noModelReported.delete(key);
-            obs.invalidInput(parsed.reason, key, parsed.detail);
-          } else if (!this.noModelReported.has(key)) {
-            // Logged once per key: agents report such containers on every change.
-            this.noModelReported.add(key);
-            obs.invalidInput('no_model', key, parsed.detail);
-          }
-          return undefined;
-        }
-        this.noModelReported.delete(key);
-        if (parsed.unknownStatus) obs.invalidInput('unknown_status', key, `status ${parsed.container.rawStatus ?? ''}`);
-        // Built field by field, not by spread: a spread copy plus one more property gives every
-        // entry its own hidden class in V8 (about 200 bytes each, 20 MB at 100k containers).
-        const c = parsed.container;
-        const entry: ContainerEntry = { id: c.id, model: c.model, status: c.status, node: where.node };
-        if (c.rawStatus !== undefined) entry.rawStatus = c.rawStatus;
-        return entry;
-      },
-    });
+    this.containers = informer('containers', keys.containers, decodeContainer);
     this.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);
     this.containers.cache.addIndex(INDEX_NODE, (_k, c) => [c.node]);
-
-    this.nodes = new Informer<boolean>({
-      ...common,
-      name: 'nodes',
-      prefix: keys.nodes,
-      parse: (key, value) => {
-        if (keys.parseNodeStatusKey(key) === undefined) return undefined; // other node keys are not ours
-        const status = parseNodeStatus(value);
-        if (!status.valid) obs.invalidInput('bad_node_status', key, `value ${JSON.stringify(value.slice(0, 64))} counts as Ready`);
-        return status.ready;
-      },
-    });
-
-    this.packageDefs = new Informer<readonly string[]>({
-      ...common,
-      name: 'packages',
-      prefix: keys.packageDefs,
-      parse: (key, value) => {
-        if (keys.parsePackageDefKey(key) === undefined) {
-          obs.invalidInput('bad_key', key, 'expected Package/{name}');
-          return undefined;
-        }
-        const def = parsePackageDefinition(value);
-        if (!def.ok) {
-          obs.invalidInput(`package_${def.reason}`, key, def.detail);
-          return undefined;
-        }
-        return def.models;
-      },
-    });
+    this.nodes = informer('nodes', keys.nodes, decodeNodeStatus);
+    this.packageDefs = informer('packages', keys.packageDefs, decodePackageDefinition);
     this.packageDefs.cache.addIndex(INDEX_MODEL, (_k, models) => models);
-
-    this.scenarioDefs = new Informer<string>({
-      ...common,
-      name: 'scenarios',
-      prefix: keys.scenarioDefs,
-      parse: (key, value) => {
-        if (keys.parseScenarioDefKey(key) === undefined) {
-          obs.invalidInput('bad_key', key, 'expected Scenario/{name}');
-          return undefined;
-        }
-        const def = parseScenarioDefinition(value);
-        if (!def.ok) {
-          obs.invalidInput(`scenario_${def.reason}`, key, def.detail);
-          return undefined;
-        }
-        return def.target;
-      },
-    });
+    this.scenarioDefs = informer('scenarios', keys.scenarioDefs, decodeScenarioDefinition);
     this.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
+    this.modelStates = informer('model-states', keys.statePrefix('model'), decodeState('model'));
+    this.packageStates = informer('package-states', keys.statePrefix('package'), decodeState('package'));
+    this.requests = informer('reconcile-requests', keys.reconcileRequests, decodeReconcileRequest);
+    this.resyncRequests = informer('resync-requests', keys.resyncRequests, decodeResyncRequest);
+  }
 
-    const stateInformer = <K extends 'model' | 'package'>(kind: K): Informer<StoredState<StateOf<K>>> =>
-      new Informer<StoredState<StateOf<K>>>({
-        ...common,
-        name: `${kind}-states`,
-        prefix: keys.statePrefix(kind),
-        parse: (key, raw) => {
-          if (keys.parseStateKey(kind, key) === undefined) return undefined; // not a state key
-          const state = parseState(kind, raw);
-          if (state === undefined) obs.invalidInput('bad_state_value', key, `${JSON.stringify(raw.slice(0, 64))} is not a ${kind} state; recomputing`);
-          return { state, raw };
-        },
-      });
-    this.modelStates = stateInformer('model');
-    this.packageStates = stateInformer('package');
-
-    this.requests = new Informer<StoredRequest>({
-      ...common,
-      name: 'reconcile-requests',
-      prefix: keys.reconcileRequests,
-      parse: (key, value) => {
-        if (keys.parseReconcileRequestKey(key) === undefined) return undefined;
-        try {
-          const record = JSON.parse(value) as ReconcileRequestRecord;
-          if (typeof record !== 'object' || record === null || typeof record.package !== 'string') throw new Error('not a request record');
-          return { record };
-        } catch (err) {
-          obs.invalidInput('bad_reconcile_request', key, (err as Error).message);
-          return { record: undefined };
-        }
-      },
-    });
-
-    this.resyncRequests = new Informer<ResyncRequest>({
-      ...common,
-      name: 'resync-requests',
-      prefix: keys.resyncRequests,
-      parse: (key, value) => {
-        const req = parseResyncRequest(value);
-        if (!req) obs.invalidInput('bad_resync_request', key, 'expected {"kind":"all"} or {"kind":"model"|"package","name":...}');
-        // An unreadable request still resyncs everything: the operator asked for something.
-        return req ?? { kind: 'all' };
-      },
-    });
+  /** The one place bad input is reported. A container without a model is reported once per key: agents report such containers on every change. */
+  private report<T>(key: string, d: Decoded<T>): T | undefined {
+    if (d.problem?.reason === 'no_model') {
+      if (!this.noModelReported.has(key)) {
+        this.noModelReported.add(key);
+        this.observer.invalidInput('no_model', key, d.problem.detail);
+      }
+      return d.value;
+    }
+    if (this.noModelReported.size > 0) this.noModelReported.delete(key);
+    if (d.problem) this.observer.invalidInput(d.problem.reason, key, d.problem.detail);
+    return d.value;
   }
 
   private all: readonly Informer<unknown>[] | undefined;
