@@ -8,6 +8,7 @@ import { KeyLayout } from '../../reconcilers/keys.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createEtcdClient } from '../etcd/client.js';
 import { prefixEnd, toKeyValue } from '../etcd/lister-watcher.js';
+import { rangePaged } from '../etcd/paged-range.js';
 import { formatDuration, parseDuration, shouldColour, type OutputFormat } from './format.js';
 import { errorMessage } from '../../controller/errors.js';
 
@@ -169,18 +170,16 @@ export class Context {
   /** Every key under a prefix, in key order, page by page, at one snapshot revision. */
   async range(prefix: string): Promise<KV[]> {
     const out: KV[] = [];
-    const end = prefixEnd(Buffer.from(prefix));
-    let from = Buffer.from(prefix);
-    for (;;) {
-      const req: IRangeRequest = { key: from, range_end: end, limit: PAGE };
-      if (this.revision !== undefined) req.revision = this.revision;
-      const res = await this.call(() => this.etcd().kv.range(req, this.deadline()));
-      this.revision ??= Number(res.header.revision);
-      for (const kv of res.kvs) out.push(toKeyValue(kv));
-      const last = res.kvs[res.kvs.length - 1];
-      if (!res.more || last === undefined) return out;
-      from = Buffer.concat([last.key, Buffer.from([0])]);
-    }
+    const key = Buffer.from(prefix);
+    // Every read of one command sees the same snapshot: the first read's revision.
+    this.revision = await rangePaged(
+      (req) => this.call(() => this.etcd().kv.range(req, this.deadline())),
+      { key, rangeEnd: prefixEnd(key), pageSize: PAGE, ...(this.revision !== undefined ? { revision: this.revision } : {}) },
+      (kvs) => {
+        for (const kv of kvs) out.push(toKeyValue(kv));
+      },
+    );
+    return out;
   }
 
   /** The newest key under a prefix (history keys sort by sequence), or undefined. */

@@ -2,7 +2,7 @@
 // of 100k keys never needs one giant response) through etcd3, and watches through our own watch
 // client (one stream per watch, resumes by itself after a dropped connection, reports
 // compaction with etcd's compact revision).
-import type { Etcd3, IRangeResponse } from 'etcd3';
+import type { Etcd3 } from 'etcd3';
 import type {
   KeyValue,
   ListResult,
@@ -12,6 +12,7 @@ import type {
   WatchHandle,
 } from '../../controller/lister-watcher.js';
 import { WatchCompactedError } from '../../controller/lister-watcher.js';
+import { rangePaged } from './paged-range.js';
 import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
 import { errorMessage } from '../../controller/errors.js';
 
@@ -27,20 +28,15 @@ export class EtcdListerWatcher implements ListerWatcher {
   ) {}
 
   async list(prefix: string): Promise<ListResult> {
-    const end = prefixEnd(Buffer.from(prefix));
+    const key = Buffer.from(prefix);
     const items: KeyValue[] = [];
-    let revision = 0;
-    let from = Buffer.from(prefix);
-    for (;;) {
-      const res: IRangeResponse = await this.client.kv.range(
-        { key: from, range_end: end, limit: this.pageSize, ...(revision > 0 ? { revision } : {}) },
-        { deadline: Date.now() + this.pageTimeoutMs },
-      );
-      if (revision === 0) revision = Number(res.header.revision);
-      for (const kv of res.kvs) items.push(toKeyValue(kv));
-      if (!res.more || res.kvs.length === 0) break;
-      from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
-    }
+    const revision = await rangePaged(
+      (req) => this.client.kv.range(req, { deadline: Date.now() + this.pageTimeoutMs }),
+      { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize },
+      (kvs) => {
+        for (const kv of kvs) items.push(toKeyValue(kv));
+      },
+    );
     return { items, revision };
   }
 

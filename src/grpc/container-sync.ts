@@ -14,6 +14,7 @@ import type { KeyLayout } from '../../reconcilers/keys.js';
 import { prefixEnd } from '../etcd/lister-watcher.js';
 import { sameContainer } from './container-record.js';
 import { etcdDeadline } from '../etcd/errors.js';
+import { rangePaged } from '../etcd/paged-range.js';
 
 export interface ContainerSyncOptions {
   client: Etcd3;
@@ -101,18 +102,11 @@ export async function syncContainerList(
 
 /** Every key under the prefix at one revision, in pages. */
 async function readPrefix(o: ContainerSyncOptions, prefix: Buffer, end: Buffer): Promise<{ kvs: IKeyValue[]; revision: number }> {
-  const pageSize = o.pageSize ?? 1000;
   const kvs: IKeyValue[] = [];
-  let revision = 0;
-  let from = prefix;
-  for (;;) {
-    const res = await o.client.kv.range(
-      { key: from, range_end: end, limit: pageSize, ...(revision > 0 ? { revision } : {}) },
-      { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
-    );
-    if (revision === 0) revision = Number(res.header.revision);
-    kvs.push(...res.kvs);
-    if (!res.more || res.kvs.length === 0) return { kvs, revision };
-    from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])]);
-  }
+  const revision = await rangePaged(
+    (req) => o.client.kv.range(req, { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) }),
+    { key: prefix, rangeEnd: end, pageSize: o.pageSize ?? 1000 },
+    (page) => kvs.push(...page),
+  );
+  return { kvs, revision };
 }
