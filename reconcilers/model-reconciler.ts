@@ -8,7 +8,7 @@ import type { LagTracker } from './lag-tracker.js';
 import type { Clock, StateStore } from './ports.js';
 import { isDiagramEdge, nextModelState } from './rules.js';
 import type { ContainerStatus } from './states.js';
-import { countBy } from './summary.js';
+import { summarizeCounts } from './summary.js';
 
 export interface ModelReconcilerDeps {
   fleet: Fleet;
@@ -45,7 +45,7 @@ export class ModelReconciler implements Reconciler {
       return;
     }
 
-    const reason = `containers: ${countBy(statuses)}`;
+    const reason = `containers: ${summarizeCounts(statuses)}`;
     const res = await store.writeState({
       kind: 'model',
       name,

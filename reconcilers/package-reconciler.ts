@@ -8,7 +8,7 @@ import type { LagTracker } from './lag-tracker.js';
 import type { Clock, ReconcileRequestRecord, StateStore } from './ports.js';
 import { isDiagramEdge, nextPackageState } from './rules.js';
 import type { ModelState, PackageState } from './states.js';
-import { countBy } from './summary.js';
+import { summarizeCounts } from './summary.js';
 
 export interface PackageReconcilerDeps {
   fleet: Fleet;
@@ -50,7 +50,7 @@ export class PackageReconciler implements Reconciler {
     }
 
     const now = new Date(this.d.clock.now()).toISOString();
-    const reason = `models: ${countBy(states)}`;
+    const reason = `models: ${summarizeCounts(states)}`;
     const entering = triggerStates.has(next) && (prev === undefined || !triggerStates.has(prev));
     const leaving = !triggerStates.has(next) && hasRequest;
     const request: ReconcileRequestRecord | undefined = entering
