@@ -3,6 +3,7 @@
 // (container → model, node → containers, model → packages, package → scenarios).
 import type { CacheEntry } from '../controller/indexed-cache.js';
 import { Informer, type InformerMetrics } from '../controller/informer.js';
+import { InformerSet } from '../controller/informer-set.js';
 import type { ListerWatcher } from '../controller/lister-watcher.js';
 import type { Logger } from '../controller/logger.js';
 import {
@@ -85,15 +86,9 @@ export class Fleet {
     return d.value;
   }
 
-  private all: readonly Informer<unknown>[] | undefined;
-
-  /** This process's own committed writes, into the informers that watch them (client-go's MutationCache). */
-  assume(changes: readonly Parameters<Informer<unknown>['assume']>[0][]): void {
-    for (const change of changes) this.informers().find((i) => change.key.startsWith(i.prefix))?.assume(change);
-  }
-
-  informers(): readonly Informer<unknown>[] {
-    this.all ??= [
+  /** The informers as one cache set (start, sync, stop, own writes), for the Manager. */
+  get caches(): InformerSet {
+    this.set ??= new InformerSet([
       this.resyncRequests,
       this.containers,
       this.nodes,
@@ -102,24 +97,26 @@ export class Fleet {
       this.modelStates,
       this.packageStates,
       this.requests,
-    ] as Informer<unknown>[];
-    return this.all;
+    ] as Informer<unknown>[]);
+    return this.set;
   }
+
+  private set: InformerSet | undefined;
 
   start(): void {
-    for (const i of this.informers()) i.start();
+    this.caches.start();
   }
 
-  async waitForSync(): Promise<void> {
-    await Promise.all(this.informers().map((i) => i.waitForSync()));
+  waitForSync(): Promise<void> {
+    return this.caches.waitForSync();
   }
 
   hasSynced(): boolean {
-    return this.informers().every((i) => i.hasSynced());
+    return this.caches.hasSynced();
   }
 
-  async stop(): Promise<void> {
-    await Promise.all(this.informers().map((i) => i.stop()));
+  stop(): Promise<void> {
+    return this.caches.stop();
   }
 
   // --- reads the reconcilers need ---

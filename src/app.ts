@@ -87,7 +87,7 @@ export class StateManagerApp {
       historyLength: config.history.length,
       requestTimeoutMs: config.etcd.requestTimeout,
       ...(leaderLock ? { guard: leaderLock } : {}),
-      onCommit: (changes) => this.fleet.assume(changes),
+      onCommit: (changes) => this.fleet.caches.assume(changes),
     });
     const ownedActionController = deps.actionController
       ? undefined
@@ -131,7 +131,7 @@ export class StateManagerApp {
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
     leaderGauge.set(0);
     this.manager = new Manager({
-      caches: fleet,
+      caches: fleet.caches,
       resync: (reason) => this.resync(reason),
       resyncPeriodMs: config.controller.resyncPeriod,
       logger,
