@@ -36,6 +36,7 @@ const tlsFiles = z
     keyFile: z.string().default(''),
   })
   .strict()
+  .refine((t) => (t.certFile === '') === (t.keyFile === ''), { message: 'a client certificate needs its key: set both certFile and keyFile, or neither' })
   .default({ caFile: '', certFile: '', keyFile: '' });
 
 export const configSchema = z
@@ -51,8 +52,12 @@ export const configSchema = z
         requestTimeout: duration.default(5000),
       })
       .strict()
+      .refine((e) => e.username !== '' || (e.password === '' && e.passwordFile === ''), {
+        message: 'a password needs a username (etcd.username or ETCD_USERNAME)',
+        path: ['username'],
+      })
       .prefault({}),
-    // A tls block with an empty certFile (as Helm and examples render it) means plaintext.
+    // Only an entirely empty tls block (as Helm and examples render it) means plaintext.
     grpc: z.preprocess(dropEmptyTls, grpcServerConfigSchema.prefault({})),
     http: z
       .object({ addr: hostPortSchema.default('0.0.0.0:47086') })
@@ -113,11 +118,17 @@ export const configSchema = z
   })
   .strict();
 
+/**
+ * Only an entirely empty tls block (every value empty or false, as Helm renders unset values) means
+ * plaintext. Anything else goes to the strict schema, so a misspelt or missing field is an
+ * error, never a silent fall back to plaintext.
+ */
 function dropEmptyTls(v: unknown): unknown {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return v;
   const grpc = v as Record<string, unknown>;
   const tls = grpc.tls as Record<string, unknown> | undefined | null;
-  if (tls === null || (typeof tls === 'object' && !tls.certFile)) {
+  const empty = (x: unknown): boolean => x === undefined || x === null || x === '' || x === false;
+  if (tls === null || (typeof tls === 'object' && Object.values(tls).every(empty))) {
     const { tls: _ignored, ...rest } = grpc;
     return rest;
   }

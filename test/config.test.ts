@@ -55,3 +55,27 @@ test('mistakes stop start-up with one readable line naming the setting', (t) => 
   }
   t.throws(() => loadConfig('/nonexistent/config.yaml', {}), { instanceOf: ConfigError, message: /cannot read configuration file/ });
 });
+
+test('configuration fails closed: a TLS block that is not entirely empty must be complete and spelt right', (t) => {
+  const fails = (text: string, message: RegExp, env: Record<string, string> = {}): void => {
+    const err = t.throws(() => loadConfig(file(text), env), { instanceOf: ConfigError });
+    t.regex(err!.message, message, text);
+  };
+  // A misspelt field is an error, not plaintext.
+  fails('grpc:\n  tls:\n    certfile: /tls/tls.crt\n    keyFile: /tls/tls.key\n', /grpc\.tls/);
+  // A key without a certificate is an error, not plaintext.
+  fails('grpc:\n  tls:\n    keyFile: /tls/tls.key\n', /grpc\.tls\.certFile/);
+  fails('grpc:\n  tls:\n    requireClientCert: true\n', /grpc\.tls/);
+  // etcd: a client certificate needs its key.
+  fails('etcd:\n  tls:\n    certFile: /etcd/client.crt\n', /certFile and keyFile/);
+  // A password without a username.
+  fails('etcd:\n  password: secret\n', /a password needs a username/);
+  fails('', /a password needs a username/, { ETCD_PASSWORD: 'secret' });
+  // What Helm renders for "off" stays off.
+  const off = loadConfig(file('grpc:\n  tls:\n    certFile: ""\n    keyFile: ""\n    caFile: ""\n    requireClientCert: false\n'), {});
+  t.is(off.grpc.tls, undefined);
+  const on = loadConfig(file('grpc:\n  tls:\n    certFile: /tls/tls.crt\n    keyFile: /tls/tls.key\n    caFile: ""\n'), {});
+  t.like(on.grpc.tls, { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' });
+  t.is(on.grpc.tls?.caFile, undefined, 'an empty caFile means no client CA');
+  t.like(loadConfig(file('etcd:\n  username: root\n  password: secret\n'), {}).etcd, { username: 'root', password: 'secret' });
+});
