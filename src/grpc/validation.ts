@@ -19,9 +19,11 @@ export const LIMITS = {
 export type Validation<T> = { ok: true; value: T } | { ok: false; message: string };
 
 const REPLACEMENT = '\uFFFD';
-// C0 controls and DEL.
+// C0 controls, DEL and C1 controls: they reach logs, terminals and the CLI's tables.
 // eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// Bidirectional overrides and isolates, which can make a name read as another (CVE-2021-42574).
+const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
 
 interface TextRules {
   maxBytes?: number;
@@ -40,6 +42,7 @@ export function textProblem(s: string, r: TextRules): string | undefined {
   }
   if (r.noSlash && s.includes('/')) return "contains '/'";
   if (r.noControl && CONTROL.test(s)) return 'contains control characters';
+  if (r.noControl && BIDI.test(s)) return 'contains bidirectional override characters';
   return undefined;
 }
 
@@ -67,8 +70,8 @@ export function validateContainerList(list: ContainerList__Output, maxContainers
     const first = firstIndex.get(c.id);
     if (first !== undefined) return fail(`${at}.id repeats containers[${first}].id`);
     firstIndex.set(c.id, i);
-    const utf8 = firstInvalidUtf8(c, at);
-    if (utf8) return fail(`${utf8} is not valid UTF-8`);
+    const text = firstBadText(c, at);
+    if (text) return fail(text);
     const json = containerJson(toStoredContainer(c));
     const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > LIMITS.containerBytes) return fail(`${at} is ${bytes} bytes as JSON, more than ${LIMITS.containerBytes}`);
@@ -77,14 +80,27 @@ export function validateContainerList(list: ContainerList__Output, maxContainers
   return { ok: true, value: { nodeName: list.node_name, containers } };
 }
 
-/** The path of the first stored string field holding U+FFFD (stats are not stored: not checked). */
-function firstInvalidUtf8(c: ContainerList__Output['containers'][number], at: string): string | undefined {
-  const bad = (s: string): boolean => s.includes(REPLACEMENT);
-  for (let j = 0; j < c.names.length; j++) if (bad(c.names[j]!)) return `${at}.names[${j}]`;
-  if (bad(c.image)) return `${at}.image`;
+/**
+ * The first stored string field (names, image, map keys and values) that is not valid UTF-8 or
+ * holds control or bidirectional override characters, as "<path> <problem>". Stats are not
+ * stored: not checked.
+ */
+function firstBadText(c: ContainerList__Output['containers'][number], at: string): string | undefined {
+  const rules: TextRules = { noControl: true };
+  const check = (s: string, path: string): string | undefined => {
+    const problem = textProblem(s, rules);
+    return problem ? `${path} ${problem}` : undefined;
+  };
+  for (let j = 0; j < c.names.length; j++) {
+    const p = check(c.names[j]!, `${at}.names[${j}]`);
+    if (p) return p;
+  }
+  const image = check(c.image, `${at}.image`);
+  if (image) return image;
   for (const field of ['state', 'config', 'annotation'] as const) {
     for (const [k, v] of Object.entries(c[field])) {
-      if (bad(k) || bad(v)) return `${at}.${field}[${JSON.stringify(k)}]`;
+      const p = check(k, `${at}.${field}[${JSON.stringify(k)}]`) ?? check(v, `${at}.${field}[${JSON.stringify(k)}]`);
+      if (p) return p;
     }
   }
   return undefined;

@@ -106,6 +106,15 @@ test.serial('container list: huge node name and id, node name with a slash', asy
   await listRefused(t, { node_name: 'n1\n', containers: [] }, /^node_name contains control characters$/);
 });
 
+test.serial('container list: C0/C1 controls and bidi overrides in names, images and map values', async (t) => {
+  await listRefused(t, { node_name: 'n1\u202e', containers: [] }, /^node_name contains bidirectional override characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a\u0085' }] }, /^containers\[0\]\.id contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', names: ['ok', 'evil\u001b[2J'] }] }, /^containers\[0\]\.names\[1\] contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', image: 'registry/app\u2066:1' }] }, /^containers\[0\]\.image contains bidirectional override characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: { model: 'm\u009b' } }] }, /^containers\[0\]\.annotation\["model"\] contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', state: { Status: 'running\n' } }] }, /^containers\[0\]\.state\["Status"\] contains control characters$/);
+});
+
 test.serial('container list: more containers than maxContainersPerList', async (t) => {
   const containers = Array.from({ length: 6 }, (_, i) => ({ id: `c${i}` }));
   await listRefused(t, { node_name: 'n1', containers }, /^containers has 6 entries, more than the maximum of 5$/);
