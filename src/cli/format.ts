@@ -55,6 +55,20 @@ export function paintState(state: string, enabled: boolean): string {
 // eslint-disable-next-line no-control-regex
 const ANSI_RE = /\u001b\[[0-9;]*m/g;
 
+// Anything a terminal would act on rather than show: C0 (an ESC not starting one of our colour
+// codes), DEL, C1, and bidirectional overrides and isolates.
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE_RE = /\u001b(?!\[[0-9;]*m)|[\u0000-\u001a\u001c-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Text from etcd made safe to print: every unprintable character shown as \u{XX}, so a value
+ * cannot clear the screen, move the cursor or reorder what a name looks like. Our own colour
+ * codes pass.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE_RE, (ch) => `\\u{${ch.codePointAt(0)!.toString(16)}}`);
+}
+
 /** The text without colour codes (what a table measures). */
 export function stripAnsi(text: string): string {
   return text.replace(ANSI_RE, '');
@@ -73,11 +87,11 @@ export function formatTable(headers: readonly string[], rows: readonly (readonly
 /** Rows with their columns aligned three spaces apart, as lines without trailing spaces. */
 export function alignRows(rows: readonly (readonly string[])[]): string[] {
   const columns = Math.max(0, ...rows.map((r) => r.length));
-  const widths = Array.from({ length: columns }, (_, col) => Math.max(...rows.map((r) => stripAnsi(r[col] ?? '').length)));
+  const widths = Array.from({ length: columns }, (_, col) => Math.max(...rows.map((r) => stripAnsi(printable(r[col] ?? '')).length)));
   return rows.map((r) =>
     widths
       .map((w, col) => {
-        const cell = r[col] ?? '';
+        const cell = printable(r[col] ?? '');
         return col === columns - 1 ? cell : cell + ' '.repeat(w - stripAnsi(cell).length);
       })
       .join('   ')

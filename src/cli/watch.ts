@@ -5,7 +5,7 @@ import type { IKeyValue, Watcher } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
 import { CliError, Context, UsageError, type CliIO } from './context.js';
-import { formatDuration, formatTransition } from './format.js';
+import { formatDuration, formatTransition, printable } from './format.js';
 import { parseHistoryEntry, parseKind } from './read.js';
 
 export function register(program: Command, io: CliIO): void {
@@ -36,7 +36,7 @@ export function register(program: Command, io: CliIO): void {
 /** `time kind/name from → to (reason)`. */
 export function watchLine(e: HistoryEntry, colour: boolean): string {
   const reason = e.reason === '' ? '' : ` (${e.reason})`;
-  return `${e.at}  ${e.kind}/${e.name}  ${formatTransition(e.from, e.to, colour)}${reason}`;
+  return printable(`${e.at}  ${e.kind}/${e.name}  ${formatTransition(e.from, e.to, colour)}${reason}`);
 }
 
 async function watch(ctx: Context, kind: string | undefined, name: string | undefined, count: number | undefined): Promise<void> {

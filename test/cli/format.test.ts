@@ -11,6 +11,7 @@ import {
   formatTransition,
   paintState,
   parseDuration,
+  printable,
   relativeTime,
   renderTree,
   shouldColour,
@@ -207,4 +208,17 @@ test('parseKind accepts singular, plural and short forms, within what a command 
   t.is(parseKind('scenarios'), 'scenario');
   t.is(parseKind('scenario', ['model', 'package']), undefined);
   t.is(parseKind('nodes'), undefined);
+});
+
+test('printable escapes what a terminal would act on, keeps our colours and ordinary text', (t) => {
+  t.is(printable('plain name é 漢 😀'), 'plain name é 漢 😀');
+  t.is(printable('evil\u001b[2Jname'), 'evil\\u{1b}[2Jname');
+  t.is(printable('a\nb\tc\u0007'), 'a\\u{a}b\\u{9}c\\u{7}');
+  t.is(printable('x\u0085\u009b'), 'x\\u{85}\\u{9b}');
+  t.is(printable('abc\u202edcba'), 'abc\\u{202e}dcba');
+  t.is(printable('\u001b[32mRunning\u001b[0m'), '\u001b[32mRunning\u001b[0m');
+  // A table never lets a value break its row or the screen.
+  const table = formatTable(['name', 'state'], [['p\nfake-row', 'Running'], ['q\u001b[H', 'Dead']]);
+  t.is(table.split('\n').length, 4);
+  t.false(table.includes('\u001b[H'));
 });
