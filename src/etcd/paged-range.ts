@@ -1,22 +1,62 @@
 // Every key of a range at one revision, page by page: one giant response for a fleet of 100k
 // keys would exceed the client's message limit and hold etcd. The caller sends each page (with
 // its own deadline and error handling) and keeps what it needs of it.
+//
+// Pages are bounded by bytes as well as by count: a value may be ~1.5 MiB (etcd's
+// --max-request-bytes), so a page of pageSize big values could exceed the client's
+// max_receive_message_length, fail every time, and keep a relist (start-up, failover, recovery
+// after compaction) from ever completing.
 import type { IKeyValue, IRangeRequest, IRangeResponse } from 'etcd3';
+import { errorMessage } from '../../controller/errors.js';
+
+/** Default byte budget of one page: well under the client's 64 MiB receive limit. */
+export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 
 export async function rangePaged(
   send: (req: IRangeRequest) => Promise<IRangeResponse>,
-  range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number },
+  range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number; maxPageBytes?: number },
   onPage: (kvs: IKeyValue[]) => void,
 ): Promise<number> {
+  const pageSize = Math.max(1, Math.floor(range.pageSize));
+  const maxPageBytes = range.maxPageBytes ?? MAX_PAGE_BYTES;
   let revision = range.revision ?? 0;
   let from = range.key;
+  let limit = pageSize;
   for (;;) {
-    const res = await send({ key: from, range_end: range.rangeEnd, limit: range.pageSize, ...(revision > 0 ? { revision } : {}) });
+    let res: IRangeResponse;
+    try {
+      res = await send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
+    } catch (err) {
+      // The page was larger than a message may be: retry the same page with half the keys.
+      if (limit <= 1 || !isResponseTooLarge(err)) throw err;
+      limit = Math.max(1, Math.floor(limit / 2));
+      continue;
+    }
     // Later pages are read at the first page's revision: one consistent snapshot.
     if (revision === 0) revision = Number(res.header.revision);
     onPage(res.kvs);
     const last = res.kvs[res.kvs.length - 1];
     if (!res.more || last === undefined) return revision;
     from = Buffer.concat([last.key, Buffer.from([0])]);
+    limit = nextLimit(res.kvs, maxPageBytes, pageSize);
   }
+}
+
+/** Keys in the next page so that, at this page's bytes per key, it stays under maxPageBytes. */
+function nextLimit(kvs: IKeyValue[], maxPageBytes: number, pageSize: number): number {
+  let bytes = 0;
+  for (const kv of kvs) bytes += kv.key.length + kv.value.length;
+  if (bytes === 0) return pageSize;
+  return Math.min(pageSize, Math.max(1, Math.floor((maxPageBytes * kvs.length) / bytes)));
+}
+
+/**
+ * A response over a gRPC message limit. etcd3 1.x surfaces the client's limit as a
+ * GRPCResourceExhastedError "8 RESOURCE_EXHAUSTED: Received message larger than max (N vs M)"
+ * (etcd's own send limit says "trying to send message larger than max"). Matched on the message,
+ * as callers may wrap the error (the CLI keeps the message in its CliError); other
+ * RESOURCE_EXHAUSTED errors ("too many requests") are not helped by smaller pages.
+ */
+function isResponseTooLarge(err: unknown): boolean {
+  return /message larger than max/i.test(errorMessage(err));
 }

@@ -1,0 +1,208 @@
+// Paging a range by bytes as well as by count: big values never make a page exceed the client's
+// receive limit, and every key comes back once, in order, at one revision.
+import test from 'ava';
+import { handleWhen, noop, retry } from 'cockatiel';
+import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRangeResponse } from 'etcd3';
+import { prefixEnd } from '../../src/etcd/lister-watcher.js';
+import { MAX_PAGE_BYTES, rangePaged } from '../../src/etcd/paged-range.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const RECEIVE_LIMIT = 2 * MiB;
+
+let etcd: EtcdServer;
+const clients: Etcd3[] = [];
+test.before(async () => {
+  etcd = await startEtcd();
+});
+test.after.always(async () => {
+  for (const c of clients) c.close();
+  await etcd?.stop();
+});
+
+type HostPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['host']>;
+
+/**
+ * A client like createEtcdClient's (no per-host breaker, one retry per member) with a small
+ * receive limit. etcd3 counts RESOURCE_EXHAUSTED as recoverable: its default breaker would open
+ * after three too-large pages and refuse the next calls.
+ */
+function smallClient(receiveLimit = RECEIVE_LIMIT): Etcd3 {
+  const c = new Etcd3({
+    hosts: etcd.endpoint,
+    faultHandling: { host: (() => noop) as unknown as HostPolicy, global: retry(handleWhen(isRecoverableError), { maxAttempts: 2 }) },
+    grpcOptions: { 'grpc.max_receive_message_length': receiveLimit },
+  });
+  clients.push(c);
+  return c;
+}
+
+const pageBytes = (kvs: IKeyValue[]): number => kvs.reduce((n, kv) => n + kv.key.length + kv.value.length, 0);
+const value = (i: number, size: number): Buffer => Buffer.alloc(size, i % 251);
+
+interface Call {
+  limit: number;
+  revision: number | undefined;
+  /** Set when the call succeeded. */
+  page?: { bytes: number; count: number; revision: number };
+  /** Set when it failed. */
+  error?: string;
+}
+
+/** The same send as the lister-watcher (kv.range with a per-page deadline), recording each call. */
+function recordingSend(client: Etcd3): { send: (req: IRangeRequest) => Promise<IRangeResponse>; calls: Call[] } {
+  const calls: Call[] = [];
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    const call: Call = { limit: Number(req.limit), revision: req.revision === undefined ? undefined : Number(req.revision) };
+    calls.push(call);
+    try {
+      const res = await client.kv.range(req, { deadline: Date.now() + 30_000 });
+      call.page = { bytes: pageBytes(res.kvs), count: res.kvs.length, revision: Number(res.header.revision) };
+      return res;
+    } catch (err) {
+      call.error = err instanceof Error ? err.message : String(err);
+      throw err;
+    }
+  };
+  return { send, calls };
+}
+
+const pagesOf = (calls: Call[]) => calls.flatMap((c) => (c.page ? [c.page] : []));
+const failuresOf = (calls: Call[]) => calls.filter((c) => c.error !== undefined);
+
+async function list(
+  client: Etcd3,
+  prefix: string,
+  opts: { pageSize: number; maxPageBytes?: number; revision?: number; afterFirstPage?: () => Promise<void> },
+) {
+  const { send: record, calls } = recordingSend(client);
+  let first = true;
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    const res = await record(req);
+    if (first && opts.afterFirstPage) await opts.afterFirstPage();
+    first = false;
+    return res;
+  };
+  const key = Buffer.from(prefix);
+  const kvs: IKeyValue[] = [];
+  const revision = await rangePaged(
+    send,
+    { key, rangeEnd: prefixEnd(key), pageSize: opts.pageSize, ...(opts.maxPageBytes !== undefined ? { maxPageBytes: opts.maxPageBytes } : {}), ...(opts.revision !== undefined ? { revision: opts.revision } : {}) },
+    (page) => kvs.push(...page),
+  );
+  return { kvs, revision, calls };
+}
+
+test('the default page budget is 8 MiB', (t) => {
+  t.is(MAX_PAGE_BYTES, 8 * MiB);
+});
+
+test('30 values of 300 KiB under a 2 MiB receive limit: every key once, in order, at one revision', async (t) => {
+  const prefix = '/big/';
+  const names: string[] = [];
+  for (let i = 0; i < 30; i++) {
+    const name = `${prefix}${String(i).padStart(3, '0')}`;
+    names.push(name);
+    await etcd.client().put(name).value(value(i, 300 * KiB));
+  }
+  const client = smallClient();
+  // The whole range in one response is ~9 MiB: over the limit, as the old count-only paging sent.
+  await t.throwsAsync(client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(Buffer.from(prefix)), limit: 1000 }), { message: /larger than max/ });
+
+  for (const [run, maxPageBytes] of [undefined, 1 * MiB].entries()) {
+    // Writes while the list runs are not seen: every page is read at the first page's revision.
+    const afterFirstPage = async (): Promise<void> => {
+      await etcd.client().put(`${prefix}${String(run).padStart(3, '0')}`).value('overwritten');
+      await etcd.client().put(`${prefix}zzz${run}`).value('added');
+    };
+    const { kvs, revision, calls } = await list(client, prefix, { pageSize: 1000, afterFirstPage, ...(maxPageBytes !== undefined ? { maxPageBytes } : {}) });
+    const label = `maxPageBytes ${maxPageBytes ?? 'default'}`;
+    t.deepEqual(kvs.map((kv) => kv.key.toString()), names, label);
+    kvs.forEach((kv, i) => t.true(kv.value.equals(value(i, 300 * KiB)), `${label}: value of ${names[i]}`));
+    const pages = pagesOf(calls);
+    const failures = failuresOf(calls);
+    t.true(pages.length > 1, label);
+    t.true(failures.length > 0 && failures.every((f) => /larger than max/.test(f.error!)), label);
+    t.is(calls[0]!.limit, 1000, label);
+    t.truthy(calls[0]!.error, label);
+    for (const p of pages) {
+      t.true(p.bytes < RECEIVE_LIMIT, `${label}: page of ${p.bytes} bytes`);
+    }
+    t.true(kvs.every((kv) => Number(kv.mod_revision) <= revision), label);
+    // No request asks for more than pageSize or fewer than one key; once the first page is read,
+    // every later request (retries too) is at its revision.
+    for (const c of calls) t.true(c.limit >= 1 && c.limit <= 1000, label);
+    const firstOk = calls.findIndex((c) => c.page !== undefined);
+    for (const c of calls.slice(0, firstOk + 1)) t.is(c.revision, undefined, label);
+    for (const c of calls.slice(firstOk + 1)) t.is(c.revision, revision, label);
+    if (maxPageBytes !== undefined) {
+      // With a budget under the limit, the estimate alone keeps every later page small: the only
+      // failures are while the first page is halved down.
+      t.is(failures.length, firstOk, label);
+      for (const p of pages.slice(1)) t.true(p.bytes <= maxPageBytes, `${label}: later page of ${p.bytes} bytes`);
+    }
+    // Undo the writes made during the list, for the next run.
+    await etcd.client().put(names[run]!).value(value(run, 300 * KiB));
+    await etcd.client().delete().key(`${prefix}zzz${run}`);
+  }
+});
+
+test('mixed small and big values: every key returned, in order', async (t) => {
+  const prefix = '/mixed/';
+  const expected: { key: string; size: number }[] = [];
+  for (let i = 0; i < 300; i++) {
+    // Runs of small keys, then runs of big ones: an estimate from a small page undershoots.
+    const big = Math.floor(i / 50) % 2 === 1 && i % 5 === 0;
+    const size = big ? 500 * KiB : 64;
+    const key = `${prefix}${String(i).padStart(4, '0')}`;
+    expected.push({ key, size });
+    await etcd.client().put(key).value(value(i, size));
+  }
+  const { kvs, calls } = await list(smallClient(), prefix, { pageSize: 1000, maxPageBytes: 1 * MiB });
+  t.deepEqual(kvs.map((kv) => kv.key.toString()), expected.map((e) => e.key));
+  kvs.forEach((kv, i) => t.true(kv.value.equals(value(i, expected[i]!.size)), expected[i]!.key));
+  // Some page after the first was estimated from small values, met big ones and was halved.
+  t.true(failuresOf(calls).some((f) => f.revision !== undefined), 'a later page had to be halved');
+  for (const p of pagesOf(calls)) t.true(p.bytes < RECEIVE_LIMIT);
+});
+
+test('a given revision is respected: later puts and overwrites are not seen', async (t) => {
+  const prefix = '/rev/';
+  for (let i = 0; i < 12; i++) await etcd.client().put(`${prefix}${String(i).padStart(2, '0')}`).value(value(i, 400 * KiB));
+  const at = Number((await etcd.client().kv.range({ key: Buffer.from(prefix), limit: 1 })).header.revision);
+  for (let i = 12; i < 20; i++) await etcd.client().put(`${prefix}${String(i).padStart(2, '0')}`).value(value(i, 400 * KiB));
+  await etcd.client().put(`${prefix}00`).value('overwritten');
+  await etcd.client().delete().key(`${prefix}05`);
+
+  const { kvs, revision, calls } = await list(smallClient(), prefix, { pageSize: 1000, revision: at });
+  t.is(revision, at);
+  t.deepEqual(kvs.map((kv) => kv.key.toString()), Array.from({ length: 12 }, (_, i) => `${prefix}${String(i).padStart(2, '0')}`));
+  kvs.forEach((kv, i) => t.true(kv.value.equals(value(i, 400 * KiB))));
+  t.true(calls.every((c) => c.revision === at), 'every page, retries too, at the given revision');
+  t.true(failuresOf(calls).length > 0);
+  t.true(kvs.every((kv) => Number(kv.mod_revision) <= at));
+});
+
+test('a single key over the limit is rethrown, not retried forever', async (t) => {
+  await etcd.client().put('/huge/0').value(value(0, 1200 * KiB));
+  const { send, calls } = recordingSend(smallClient(1 * MiB));
+  const key = Buffer.from('/huge/');
+  await t.throwsAsync(
+    rangePaged(send, { key, rangeEnd: prefixEnd(key), pageSize: 1000 }, () => t.fail('no page')),
+    { message: /RESOURCE_EXHAUSTED: Received message larger than max/ },
+  );
+  // Halved 1000, 500, 250, 125, 62, 31, 15, 7, 3, 1; one key failing ends it.
+  t.deepEqual(calls.map((c) => c.limit), [1000, 500, 250, 125, 62, 31, 15, 7, 3, 1]);
+  t.true(calls.every((c) => c.error !== undefined));
+});
+
+test('other errors are rethrown without a retry', async (t) => {
+  let calls = 0;
+  const send = async (): Promise<IRangeResponse> => {
+    calls++;
+    throw new Error('14 UNAVAILABLE: No connection established');
+  };
+  await t.throwsAsync(rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 100 }, () => undefined), { message: /UNAVAILABLE/ });
+  t.is(calls, 1);
+});
