@@ -68,12 +68,19 @@ function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, k
   };
 }
 
-export const decodePackageDefinition: Decoder<readonly string[]> = definition(
+/** What the controller keeps of a package definition. */
+export interface PackageDefinition {
+  models: readonly string[];
+  /** `[model, node]` pairs from `spec.models[].node`: where the package places its models. */
+  placements: readonly (readonly [string, string])[];
+}
+
+export const decodePackageDefinition: Decoder<PackageDefinition> = definition(
   'package',
   (keys, key) => keys.parsePackageDefKey(key),
   (raw) => {
     const d = parsePackageDefinition(raw);
-    return d.ok ? { ok: true, value: d.models } : d;
+    return d.ok ? { ok: true, value: { models: d.models, placements: d.placements } } : d;
   },
 );
 

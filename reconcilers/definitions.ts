@@ -4,7 +4,7 @@
 import { parseDocument } from 'yaml';
 import { isRecord } from './values.js';
 
-export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target';
+export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target' | 'bad_model_name';
 
 export interface DefinitionError {
   ok: false;
@@ -21,6 +21,8 @@ export type PackageDefinitionResult =
       skipped: number;
       /** Names listed more than once (each counted once here), for the caller to report. */
       duplicates: string[];
+      /** `[model, node]` for every entry with a non-empty string `node` (`spec.models[].node`). */
+      placements: [string, string][];
     }
   | DefinitionError;
 
@@ -99,8 +101,8 @@ function specOf(value: string, what: string): { ok: true; spec: Record<string, u
 /**
  * A package definition's models: `spec.models[].name`, deduplicated, in order. Invalid when the
  * text does not parse, is not a mapping, or `spec` / `spec.models` is missing or not a mapping /
- * list (`models:` with no value is null: invalid). An empty list is valid. Entries without a
- * non-empty string `name` are skipped and counted in `skipped`.
+ * list (`models:` with no value is null: invalid), or a model name contains `/`. An empty list
+ * is valid. Entries without a non-empty string `name` are skipped and counted in `skipped`.
  */
 export function parsePackageDefinition(value: string): PackageDefinitionResult {
   const s = specOf(value, 'package');
@@ -115,6 +117,7 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
   }
   const models: string[] = [];
   const duplicates: string[] = [];
+  const placements: [string, string][] = [];
   const seen = new Set<string>();
   let skipped = 0;
   for (const item of list as unknown[]) {
@@ -123,6 +126,12 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
       skipped++;
       continue;
     }
+    // `/model/{name}/state` could never be read back as that model's key.
+    if (name.includes('/')) {
+      return { ok: false, reason: 'bad_model_name', detail: `package spec.models lists ${JSON.stringify(name.slice(0, 64))}: a model name cannot contain '/'` };
+    }
+    const node = isRecord(item) ? item.node : undefined;
+    if (typeof node === 'string' && node.length > 0 && !placements.some(([m, n]) => m === name && n === node)) placements.push([name, node]);
     if (seen.has(name)) {
       if (!duplicates.includes(name)) duplicates.push(name);
       continue;
@@ -130,7 +139,7 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
     seen.add(name);
     models.push(name);
   }
-  return { ok: true, models, skipped, duplicates };
+  return { ok: true, models, skipped, duplicates, placements };
 }
 
 /** A scenario definition's package: `spec.target`, a non-empty string; otherwise invalid. */

@@ -51,8 +51,8 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
     const name = keys.parsePackageDefKey(e.key);
     if (name === undefined) return;
     q.package(name);
-    const o = new Set(before(e) ?? []);
-    const n = new Set(after(e) ?? []);
+    const o = new Set(before(e)?.models ?? []);
+    const n = new Set(after(e)?.models ?? []);
     // A model whose listing changed may gain or lose its state key.
     for (const m of o) if (!n.has(m)) q.model(m);
     for (const m of n) if (!o.has(m)) q.model(m);

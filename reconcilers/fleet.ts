@@ -17,6 +17,7 @@ import {
   type ContainerEntry,
   type Decoded,
   type Decoder,
+  type PackageDefinition,
   type StoredRequest,
   type StoredState,
 } from './decoders.js';
@@ -30,6 +31,10 @@ export type { ContainerEntry, StoredRequest, StoredState };
 export const INDEX_MODEL = 'model';
 export const INDEX_NODE = 'node';
 export const INDEX_TARGET = 'target';
+export const INDEX_PLACEMENT = 'placement';
+
+// NUL cannot occur in a model or node name read from YAML keys we accept as names.
+const placementKey = (model: string, node: string): string => `${node}\u0000${model}`;
 
 export interface FleetOptions {
   keys: KeyLayout;
@@ -43,7 +48,7 @@ export class Fleet {
   readonly keys: KeyLayout;
   readonly containers: Informer<ContainerEntry>;
   readonly nodes: Informer<boolean>;
-  readonly packageDefs: Informer<readonly string[]>;
+  readonly packageDefs: Informer<PackageDefinition>;
   readonly scenarioDefs: Informer<string>;
   readonly modelStates: Informer<StoredState<ModelState>>;
   readonly packageStates: Informer<StoredState<PackageState>>;
@@ -63,7 +68,8 @@ export class Fleet {
     this.containers.cache.addIndex(INDEX_NODE, (_k, c) => [c.node]);
     this.nodes = informer('nodes', keys.nodes, decodeNodeStatus);
     this.packageDefs = informer('packages', keys.packageDefs, decodePackageDefinition);
-    this.packageDefs.cache.addIndex(INDEX_MODEL, (_k, models) => models);
+    this.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
+    this.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
     this.scenarioDefs = informer('scenarios', keys.scenarioDefs, decodeScenarioDefinition);
     this.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
     this.modelStates = informer('model-states', keys.statePrefix('model'), decodeState('model'));
@@ -176,7 +182,12 @@ export class Fleet {
   }
 
   modelsOfPackage(pkg: string): readonly string[] | undefined {
-    return this.packageDefs.cache.get(this.keys.packageDefKey(pkg))?.value;
+    return this.packageDefs.cache.get(this.keys.packageDefKey(pkg))?.value.models;
+  }
+
+  /** Whether some package definition places the model on the node (`spec.models[].node`). */
+  isModelPlacedOn(model: string, node: string): boolean {
+    return this.packageDefs.cache.keysByIndex(INDEX_PLACEMENT, placementKey(model, node)).size > 0;
   }
 
   storedModelState(name: string): CacheEntry<StoredState<ModelState>> | undefined {

@@ -2,6 +2,8 @@
 // definitions name their package in spec.target. YAML or JSON.
 import test from 'ava';
 import { parsePackageDefinition, parseScenarioDefinition, type DefinitionFailure } from '../../reconcilers/definitions.js';
+import { decodePackageDefinition } from '../../reconcilers/decoders.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
 
 const PULLPIRI_PACKAGE = `apiVersion: v1
 kind: Package
@@ -27,13 +29,17 @@ test('package definition: Pullpiri YAML', (t) => {
     models: ['helloworld-core', 'helloworld-ui'],
     skipped: 0,
     duplicates: [],
+    placements: [
+      ['helloworld-core', 'HPC'],
+      ['helloworld-ui', 'ZONE'],
+    ],
   });
 });
 
 test('package definition: JSON, compact and with leading whitespace', (t) => {
   const json = JSON.stringify({ apiVersion: 'v1', kind: 'Package', spec: { models: [{ name: 'a' }, { name: 'b', node: 'n' }] } });
-  t.deepEqual(parsePackageDefinition(json), { ok: true, models: ['a', 'b'], skipped: 0, duplicates: [] });
-  t.deepEqual(parsePackageDefinition(`\n  ${json}\n`), { ok: true, models: ['a', 'b'], skipped: 0, duplicates: [] });
+  t.deepEqual(parsePackageDefinition(json), { ok: true, models: ['a', 'b'], skipped: 0, duplicates: [], placements: [['b', 'n']] });
+  t.deepEqual(parsePackageDefinition(`\n  ${json}\n`), { ok: true, models: ['a', 'b'], skipped: 0, duplicates: [], placements: [['b', 'n']] });
 });
 
 test('package definition: YAML flow mapping starting with { that is not JSON', (t) => {
@@ -42,12 +48,13 @@ test('package definition: YAML flow mapping starting with { that is not JSON', (
     models: ['a', 'b'],
     skipped: 0,
     duplicates: [],
+    placements: [],
   });
 });
 
 test('package definition: duplicate model names are deduplicated in order and reported', (t) => {
   const yaml = 'spec:\n  models:\n    - name: b\n    - name: a\n    - name: b\n    - name: c\n    - name: a\n    - name: b\n';
-  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['b', 'a', 'c'], skipped: 0, duplicates: ['b', 'a'] });
+  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['b', 'a', 'c'], skipped: 0, duplicates: ['b', 'a'], placements: [] });
 });
 
 test('package definition: entries without a string name are skipped and counted', (t) => {
@@ -62,17 +69,17 @@ test('package definition: entries without a string name are skipped and counted'
     '    - just-a-string',
     '    - name: "7"', // quoted: a string
   ].join('\n');
-  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['a', '7'], skipped: 5, duplicates: [] });
+  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['a', '7'], skipped: 5, duplicates: [], placements: [] });
 });
 
 test('package definition: an empty models list is valid', (t) => {
-  t.deepEqual(parsePackageDefinition('spec:\n  models: []\n'), { ok: true, models: [], skipped: 0, duplicates: [] });
-  t.deepEqual(parsePackageDefinition('{"spec":{"models":[]}}'), { ok: true, models: [], skipped: 0, duplicates: [] });
+  t.deepEqual(parsePackageDefinition('spec:\n  models: []\n'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
+  t.deepEqual(parsePackageDefinition('{"spec":{"models":[]}}'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
 });
 
 test('package definition nested 64 levels deep is still read', (t) => {
   const r = parsePackageDefinition(`{"spec":{"models":[{"name":"a","x":${'['.repeat(60)}${']'.repeat(60)}}]}}`);
-  t.deepEqual(r, { ok: true, models: ['a'], skipped: 0, duplicates: [] });
+  t.deepEqual(r, { ok: true, models: ['a'], skipped: 0, duplicates: [], placements: [] });
 });
 
 const BAD_PACKAGES: [string, string, DefinitionFailure][] = [
@@ -159,3 +166,25 @@ for (const [title, value, reason] of BAD_SCENARIOS) {
     }
   });
 }
+
+test('package definition: a model name with / is invalid input (its state key could never be read back)', (t) => {
+  const r = parsePackageDefinition('spec:\n  models:\n    - name: ok\n    - name: a/b\n');
+  t.like(r, { ok: false, reason: 'bad_model_name' });
+  t.regex(r.ok ? '' : r.detail, /"a\/b": a model name cannot contain '\/'/);
+});
+
+test('package definition: placements are model and node pairs, once each, also for a model listed twice on two nodes', (t) => {
+  const r = parsePackageDefinition('spec:\n  models:\n    - {name: a, node: n1}\n    - {name: a, node: n2}\n    - {name: a, node: n1}\n    - {name: b, node: 7}\n    - {name: c, node: ""}\n');
+  t.like(r, { ok: true, models: ['a', 'b', 'c'], placements: [['a', 'n1'], ['a', 'n2']] });
+});
+
+test('decoder: a model name with / makes the package definition invalid input, reported with its reason; placements are kept', (t) => {
+  const keys = new KeyLayout('');
+  t.like(decodePackageDefinition(keys, 'Package/p', 'spec:\n  models:\n    - name: a/b\n'), {
+    value: undefined,
+    problem: { reason: 'package_bad_model_name' },
+  });
+  t.deepEqual(decodePackageDefinition(keys, 'Package/p', 'spec:\n  models:\n    - {name: a, node: n1}\n    - {name: b}\n'), {
+    value: { models: ['a', 'b'], placements: [['a', 'n1']] },
+  });
+});

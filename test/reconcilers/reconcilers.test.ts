@@ -179,3 +179,20 @@ test('event mapping: an unchanged container status queues nothing', async (t) =>
   w.container('n1', 'c1', 'm', 'running');
   t.deepEqual(w.queued, []);
 });
+
+test('fleet: placements from spec.models[].node follow the package definitions as they change', async (t) => {
+  const w = await world();
+  w.lw.put(w.keys.packageDefKey('p'), 'spec:\n  models:\n    - {name: m1, node: n1}\n    - {name: m2, node: n2}\n');
+  w.lw.put(w.keys.packageDefKey('q'), 'spec:\n  models:\n    - {name: m1, node: n3}\n');
+  await Promise.resolve();
+  t.true(w.fleet.isModelPlacedOn('m1', 'n1'));
+  t.true(w.fleet.isModelPlacedOn('m1', 'n3'));
+  t.false(w.fleet.isModelPlacedOn('m2', 'n1'));
+  w.lw.put(w.keys.packageDefKey('p'), 'spec:\n  models:\n    - {name: m1, node: n2}\n');
+  await Promise.resolve();
+  t.false(w.fleet.isModelPlacedOn('m1', 'n1'));
+  t.true(w.fleet.isModelPlacedOn('m1', 'n2'));
+  w.lw.delete(w.keys.packageDefKey('q'));
+  await Promise.resolve();
+  t.false(w.fleet.isModelPlacedOn('m1', 'n3'));
+});

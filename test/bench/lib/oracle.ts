@@ -109,6 +109,8 @@ function modelsOfPackage(value: string): string[] | undefined {
   const out: string[] = [];
   for (const m of models) {
     const n = (m as { name?: unknown } | null)?.name;
+    // A model name with '/' makes the whole definition invalid (contract: its key could not be read back).
+    if (typeof n === 'string' && n.includes('/')) return undefined;
     if (typeof n === 'string' && n !== '' && !out.includes(n)) out.push(n);
   }
   return out;
