@@ -18,8 +18,13 @@ export interface HistoryEntry {
   /** ISO-8601 time of the decision. */
   at: string;
   reason: string;
-  /** Who asked: "controller" for derived states, the caller for requested ones. */
+  /** Who asked: "controller" for derived states, the caller-supplied `source` for requested ones. */
   source: string;
+  /**
+   * The authenticated identity of a requested change (`cn:…`, `token:…`, or "anonymous"),
+   * which unlike `source` the caller cannot choose.
+   */
+  identity?: string;
   transitionId?: string;
   /** False when the level-based rules jumped over an edge the design's diagram does not draw. */
   drawn: boolean;

@@ -19,8 +19,10 @@ export interface ScenarioChange {
   target: ScenarioState;
   /** The state the caller expects to be stored; undefined: whatever is stored. */
   current: ScenarioState | undefined;
-  /** Who asked, for the history. */
+  /** Who says they asked (the request's `source`), for the history. */
   source: string;
+  /** Who was authenticated as asking, for the history. */
+  identity: string;
   transitionId: string;
 }
 
@@ -57,7 +59,7 @@ export class ScenarioChanger {
         name: req.name,
         to: req.target,
         expected: revision,
-        history: { kind: 'scenario', name: req.name, from: stored ?? null, to: req.target, at, reason: 'requested', source: req.source, transitionId: req.transitionId, drawn: true },
+        history: { kind: 'scenario', name: req.name, from: stored ?? null, to: req.target, at, reason: 'requested', source: req.source, identity: req.identity, transitionId: req.transitionId, drawn: true },
       });
       if (outcome.committed) {
         this.o.observer.transition('scenario', req.name, stored ?? null, req.target, `requested by ${req.source}`);

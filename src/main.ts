@@ -50,7 +50,12 @@ async function main(): Promise<void> {
     observer: app.observer,
     config: config.grpc,
     requestTimeoutMs: config.etcd.requestTimeout,
-    metrics: { request: (method, code) => app.metrics.grpcRequests.labels({ method, code }).inc() },
+    metrics: {
+      request: (method, code) => app.metrics.grpcRequests.labels({ method, code }).inc(),
+      anonymousBeyondLoopback: (on) => app.metrics.grpcAnonymousAllowed.set(on ? 1 : 0),
+    },
+    // The replica's own caches: every replica keeps them, leader or not.
+    placement: app.fleet,
   });
 
   let stopping = false;

@@ -34,6 +34,7 @@ export class Metrics {
   readonly lastRevision: Gauge<'informer'>;
   readonly leader: Gauge<'name'>;
   readonly grpcRequests: Counter<'method' | 'code'>;
+  readonly grpcAnonymousAllowed: Gauge;
   readonly lag: Histogram;
   readonly resources: Gauge<'kind' | 'state'>;
 
@@ -144,6 +145,11 @@ export class Metrics {
       name: 'leader_election_master_status',
       help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
       labelNames: ['name'],
+      registers: r,
+    });
+    this.grpcAnonymousAllowed = new Gauge({
+      name: 'statemanager_grpc_anonymous_allowed',
+      help: '1 when grpc.auth.allowAnonymous is true: callers without a certificate or token are served from anywhere',
       registers: r,
     });
     this.grpcRequests = new Counter({

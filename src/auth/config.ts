@@ -4,9 +4,19 @@
 import { z } from 'zod';
 import { parseState, type ResourceKind } from '../../reconcilers/states.js';
 
-/** The methods a permission can name; `*` is every method. */
-export const AUTHORIZED_METHODS = ['SendChangedContainerList', 'SendStateChange'] as const;
+/** The methods a permission can name; `*` is every method, `read` every read of contract section 5. */
+export const AUTHORIZED_METHODS = ['SendChangedContainerList', 'SendStateChange', 'read'] as const;
 export type AuthorizedMethod = (typeof AUTHORIZED_METHODS)[number];
+
+/** The read-only calls of contract section 5, all covered by the `read` permission. */
+export const READ_METHODS = ['GetResourceState', 'GetResourceStateHistory', 'ListResourcesByState', 'SubscribeToStateChanges'] as const;
+
+/**
+ * The kinds of name an identity pattern must start with, so that one kind can never pass for
+ * another (a DNS SAN for a node's URI SAN, a token's identity for a certificate's CN).
+ */
+export const IDENTITY_KINDS = ['cn', 'dns', 'uri', 'token'] as const;
+export type IdentityKind = (typeof IDENTITY_KINDS)[number];
 
 /** Placeholders a `nodeName` template may use. */
 export const TEMPLATE_VARIABLES = ['match', 'identity'] as const;
@@ -18,6 +28,16 @@ const pattern = z
   .string()
   .min(1)
   .refine((s) => s.split('*').length <= 2, { message: 'a pattern has at most one *' });
+
+const identityPattern = pattern.superRefine((s, ctx) => {
+  const kind = s.slice(0, s.indexOf(':'));
+  if (!(IDENTITY_KINDS as readonly string[]).includes(kind) || s.length === kind.length + 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `identity pattern ${JSON.stringify(s)} must start with the kind of name it matches: cn:, dns:, uri: or token: (e.g. "cn:node-*", "uri:spiffe://edge/node/*", "token:policymanager")`,
+    });
+  }
+});
 
 const template = z
   .string()
@@ -44,6 +64,11 @@ const containerListPermission = z
     method: z.literal('SendChangedContainerList'),
     /** Only this node (after placeholder substitution); any node when omitted. */
     nodeName: template.optional(),
+    /**
+     * Only containers of models that some package places on the node sent (`spec.models[].node`
+     * in its definition): a compromised node cannot report another node's model dead.
+     */
+    placedModelsOnly: z.boolean().optional(),
   })
   .strict();
 
@@ -62,18 +87,21 @@ const stateChangePermission = z
   .strict();
 
 const everythingPermission = z.object({ method: z.literal('*') }).strict();
+/** Every read-only call of contract section 5 (state, history, list, subscribe). */
+const readPermission = z.object({ method: z.literal('read') }).strict();
 
 export const permissionSchema = z.discriminatedUnion('method', [
   containerListPermission,
   stateChangePermission,
+  readPermission,
   everythingPermission,
 ]);
 export type Permission = z.output<typeof permissionSchema>;
 
 export const authRuleSchema = z
   .object({
-    /** Identity patterns the rule applies to, e.g. `node:*` or `policymanager`. */
-    identities: z.array(pattern).min(1),
+    /** Identity patterns the rule applies to, e.g. `cn:node-*` or `token:policymanager`. */
+    identities: z.array(identityPattern).min(1),
     allow: z.array(permissionSchema).min(1),
   })
   .strict()
@@ -102,8 +130,10 @@ export const authConfigSchema = z
     /** Bearer tokens (`authorization: Bearer <token>` metadata) and the identities they stand for. */
     tokens: z.array(tokenSchema).default([]),
     /**
-     * Whether callers with neither a client certificate nor a token are served. Default: only
-     * when no identity source is configured (no tokens, no required client certificate).
+     * Whether callers with neither a client certificate nor a token are served. true: from
+     * anywhere (logged as a warning at start, and the `statemanager_grpc_anonymous_allowed`
+     * gauge is 1). false: never. Omitted: only from loopback peers, and only when no identity
+     * source is configured (no tokens, no client CA).
      */
     allowAnonymous: z.boolean().optional(),
     /** Omitted: every authenticated caller may do everything. Given (even empty): deny by default. */

@@ -1,14 +1,15 @@
 // Who is calling: the verified client certificate (its CN and DNS/URI subject alternative
 // names) when mutual TLS is on, otherwise a bearer token from the `authorization` metadata,
-// otherwise nobody (anonymous, served only when the configuration allows it).
+// otherwise nobody (anonymous, served only when the configuration and the peer allow it).
+// Every name carries its kind (`cn:`, `dns:`, `uri:`, `token:`), so one kind cannot pass for another.
 import type { PeerCertificate } from 'node:tls';
 import type { Metadata } from '@grpc/grpc-js';
 import type { TokenTable } from './tokens.js';
 
 export interface Caller {
-  /** The name logged and recorded: the certificate's CN (else its first SAN), or the token's identity. */
+  /** The name logged and recorded: `cn:` the certificate's CN (else its first SAN), or `token:` the token's identity. */
   identity: string;
-  /** Every name the caller is known by; authorization rules match any of them. Empty for anonymous. */
+  /** Every name the caller is known by, each with its kind; rules match any of them. Empty for anonymous. */
   names: readonly string[];
   via: 'certificate' | 'token' | 'anonymous';
 }
@@ -24,15 +25,22 @@ export interface PeerAuthContext {
   sslPeerCertificate?: PeerCertificate;
 }
 
-/** What the authenticator needs of a server call (grpc-js ServerUnaryCall satisfies it). */
+/** What the authenticator needs of a call, read before its message is decoded. */
 export interface CallCredentials {
-  getAuthContext(): PeerAuthContext | null;
+  authContext: PeerAuthContext | null;
   metadata: Metadata;
+  /** The peer's IP address, when known. */
+  remoteAddress: string | undefined;
 }
+
+/** Who may call without a certificate or token: nobody, loopback peers only, or anyone. */
+export type AnonymousAccess = 'never' | 'loopback' | 'anywhere';
 
 export interface AuthenticatorOptions {
   tokens: TokenTable;
-  allowAnonymous: boolean;
+  anonymous: AnonymousAccess;
+  /** Whether an address is this machine's own; the default is loopback (127/8, ::1). */
+  isLocal: (address: string) => boolean;
 }
 
 export class Authenticator {
@@ -40,7 +48,7 @@ export class Authenticator {
 
   authenticate(call: CallCredentials): Authentication {
     // grpc-js only exposes a certificate that verified against the configured CA.
-    const cert = call.getAuthContext()?.sslPeerCertificate;
+    const cert = call.authContext?.sslPeerCertificate;
     if (cert) {
       const names = certificateNames(cert);
       if (names.length === 0) return { ok: false, reason: 'client certificate has no CN and no DNS or URI SAN' };
@@ -53,24 +61,31 @@ export class Authenticator {
       if (!m) return { ok: false, reason: 'authorization metadata is not "Bearer <token>"' };
       const identity = this.o.tokens.lookup(m[1]!);
       if (identity === undefined) return { ok: false, reason: 'unknown bearer token' };
-      return { ok: true, caller: { identity, names: [identity], via: 'token' } };
+      const name = `token:${identity}`;
+      return { ok: true, caller: { identity: name, names: [name], via: 'token' } };
     }
-    if (this.o.allowAnonymous) return { ok: true, caller: ANONYMOUS };
+    if (this.o.anonymous === 'anywhere') return { ok: true, caller: ANONYMOUS };
+    if (this.o.anonymous === 'loopback') {
+      if (call.remoteAddress !== undefined && this.o.isLocal(call.remoteAddress)) return { ok: true, caller: ANONYMOUS };
+      return { ok: false, reason: 'anonymous calls are served only from loopback: present a client certificate or a bearer token (or set grpc.auth.allowAnonymous)' };
+    }
     return { ok: false, reason: 'no client certificate and no bearer token' };
   }
 }
 
-/** CN first, then DNS and URI subject alternative names, without duplicates. */
+/** `cn:` CN first, then `dns:` and `uri:` subject alternative names, without duplicates. */
 export function certificateNames(cert: PeerCertificate): string[] {
   const names: string[] = [];
-  const add = (n: string | undefined): void => {
-    if (n !== undefined && n.length > 0 && !names.includes(n)) names.push(n);
+  const add = (kind: string, n: string | undefined): void => {
+    const name = `${kind}:${n ?? ''}`;
+    if (n !== undefined && n.length > 0 && !names.includes(name)) names.push(name);
   };
   const cn: unknown = cert.subject?.CN;
-  if (typeof cn === 'string') add(cn);
-  else if (Array.isArray(cn)) for (const c of cn) if (typeof c === 'string') add(c);
+  if (typeof cn === 'string') add('cn', cn);
+  else if (Array.isArray(cn)) for (const c of cn) if (typeof c === 'string') add('cn', c);
   for (const { type, value } of parseSubjectAltName(cert.subjectaltname ?? '')) {
-    if (type === 'DNS' || type === 'URI') add(value);
+    if (type === 'DNS') add('dns', value);
+    else if (type === 'URI') add('uri', value);
   }
   return names;
 }

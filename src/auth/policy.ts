@@ -6,7 +6,13 @@ import type { AuthRule, Permission } from './config.js';
 import type { Caller } from './identity.js';
 
 export type AuthzRequest =
-  | { method: 'SendChangedContainerList'; nodeName: string }
+  | {
+      method: 'SendChangedContainerList';
+      nodeName: string;
+      /** The models the list's containers belong to (for `placedModelsOnly`). */
+      models: readonly string[];
+    }
+  | { method: 'read'; call: string }
   | {
       method: 'SendStateChange';
       kind: ResourceKind;
@@ -18,8 +24,19 @@ export type AuthzRequest =
 
 export type AuthzDecision = { allowed: true; rule?: number } | { allowed: false };
 
+/** Where packages place their models (`spec.models[].node`), as the caller's caches know it. */
+export interface ModelPlacement {
+  isModelPlacedOn(model: string, node: string): boolean;
+}
+
+/** Without a placement source nothing counts as placed: `placedModelsOnly` fails closed. */
+const NOWHERE: ModelPlacement = { isModelPlacedOn: () => false };
+
 export class Authorizer {
-  constructor(private readonly rules: readonly AuthRule[] | undefined) {}
+  constructor(
+    private readonly rules: readonly AuthRule[] | undefined,
+    private readonly placement: ModelPlacement = NOWHERE,
+  ) {}
 
   get enforcing(): boolean {
     return this.rules !== undefined;
@@ -33,7 +50,7 @@ export class Authorizer {
         for (const p of rule.identities) {
           const match = matchPattern(p, name);
           if (match === undefined) continue;
-          if (rule.allow.some((perm) => permits(perm, req, { match, identity: name }))) return { allowed: true, rule: i };
+          if (rule.allow.some((perm) => permits(perm, req, { match, identity: name }, this.placement))) return { allowed: true, rule: i };
         }
       }
     }
@@ -59,11 +76,13 @@ export function expandTemplate(template: string, vars: { match: string; identity
   return template.replace(/\$\{(match|identity)\}/g, (_, v: 'match' | 'identity') => vars[v]);
 }
 
-function permits(perm: Permission, req: AuthzRequest, vars: { match: string; identity: string }): boolean {
+function permits(perm: Permission, req: AuthzRequest, vars: { match: string; identity: string }, placement: ModelPlacement): boolean {
   if (perm.method === '*') return true;
   if (perm.method !== req.method) return false;
+  if (perm.method === 'read') return true;
   if (perm.method === 'SendChangedContainerList' && req.method === 'SendChangedContainerList') {
-    return perm.nodeName === undefined || expandTemplate(perm.nodeName, vars) === req.nodeName;
+    if (perm.nodeName !== undefined && expandTemplate(perm.nodeName, vars) !== req.nodeName) return false;
+    return !perm.placedModelsOnly || req.models.every((m) => placement.isModelPlacedOn(m, req.nodeName));
   }
   if (perm.method === 'SendStateChange' && req.method === 'SendStateChange') {
     if (perm.kind !== undefined && perm.kind !== req.kind) return false;

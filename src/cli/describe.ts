@@ -118,7 +118,8 @@ export function historyLines(history: HistoryEntry[], total: number, now: number
     `  ${relativeTime(h.at, now)}`,
     formatTransition(h.from, h.to, colour),
     h.drawn ? h.reason : `${h.reason} (not a drawn edge)`,
-    h.source,
+    // A requested change shows who was authenticated beside the source it claimed.
+    h.identity !== undefined && h.identity !== h.source ? `${h.source} (as ${h.identity})` : h.source,
   ]);
   return [title, ...alignRows(rows)];
 }

@@ -28,17 +28,22 @@ export function register(program: Command, io: CliIO): void {
     });
 }
 
-/** TIME (ISO and age), FROM → TO, REASON, SOURCE; empty when there is nothing recorded. */
+/**
+ * TIME (ISO and age), FROM → TO, REASON, SOURCE, and IDENTITY (who was authenticated as asking)
+ * when some entry is a requested change that recorded one; empty when there is nothing recorded.
+ */
 export function historyTable(entries: HistoryEntry[], now: number, colour: boolean): string {
   if (entries.length === 0) return '';
+  const identities = entries.some((e) => e.identity !== undefined);
   return formatTable(
-    ['TIME', 'AGE', 'TRANSITION', 'REASON', 'SOURCE'],
+    ['TIME', 'AGE', 'TRANSITION', 'REASON', 'SOURCE', ...(identities ? ['IDENTITY'] : [])],
     entries.map((e) => [
       e.at,
       relativeTime(e.at, now),
       formatTransition(e.from, e.to, colour),
       e.drawn ? e.reason : `${e.reason} (not a drawn edge)`,
       e.source,
+      ...(identities ? [e.identity ?? '-'] : []),
     ]),
   );
 }

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { hostPortSchema as addr } from '../address.js';
 import { authConfigSchema } from '../auth/config.js';
+import type { AnonymousAccess } from '../auth/identity.js';
 
 export const DEFAULT_GRPC_ADDR = '0.0.0.0:47006';
 
@@ -14,23 +15,52 @@ export const tlsConfigSchema = z
     keyFile: z.string().min(1),
     /** PEM CA bundle client certificates must chain to (mutual TLS). */
     caFile: z.string().min(1).optional(),
-    /** Refuse clients without a valid certificate at the TLS layer. Default: true when caFile is set. */
+    /** Follows from caFile (a client CA means client certificates are required); may only restate it. */
     requireClientCert: z.boolean().optional(),
   })
   .strict()
   .refine((t) => !(t.requireClientCert === true && t.caFile === undefined), {
     message: 'requireClientCert needs caFile',
     path: ['caFile'],
+  })
+  .refine((t) => !(t.requireClientCert === false && t.caFile !== undefined), {
+    message: 'a client CA (caFile) means client certificates are required: remove caFile to serve TLS without them',
+    path: ['requireClientCert'],
   });
 export type GrpcTlsConfig = z.output<typeof tlsConfigSchema>;
+
+/** Bounds that hold before anything reaches etcd. Documented in docs/grpc.md. */
+export const limitsSchema = z
+  .object({
+    /**
+     * A container list's stored JSON in total (default 1 MiB, under etcd's default
+     * --max-request-bytes of 1.5 MiB): larger answers INVALID_ARGUMENT, nothing is written.
+     */
+    listBytes: z.number().int().positive().default(1024 * 1024),
+    /** Entries of one container's `names`. */
+    namesPerContainer: z.number().int().positive().default(64),
+    /** Entries of each of one container's `state`, `config` and `annotation` maps. */
+    mapEntries: z.number().int().positive().default(256),
+    /** Bytes of one string: a name, the image, a map key or value. */
+    valueBytes: z.number().int().positive().default(16 * 1024),
+    /** HTTP/2 streams one connection may have open at once (grpc.max_concurrent_streams). */
+    maxConcurrentStreams: z.number().int().positive().default(1000),
+    /** Calls per second per identity (anonymous callers: per peer address); 0 turns the limit off. */
+    callsPerSecond: z.number().min(0).default(2000),
+    /** Calls an identity may make at once above the rate before it is refused. */
+    burst: z.number().int().positive().default(4000),
+  })
+  .strict();
+export type GrpcLimits = z.output<typeof limitsSchema>;
 
 export const grpcServerConfigSchema = z
   .object({
     addr: addr.default(DEFAULT_GRPC_ADDR),
     /** SendChangedContainerList refuses longer lists (INVALID_ARGUMENT). */
     maxContainersPerList: z.number().int().positive().default(10_000),
-    /** Largest request message accepted (grpc-js answers RESOURCE_EXHAUSTED above it). */
-    maxMessageBytes: z.number().int().positive().default(4 * 1024 * 1024),
+    /** Largest request message accepted (grpc-js answers RESOURCE_EXHAUSTED above it, before decoding). */
+    maxMessageBytes: z.number().int().positive().default(2 * 1024 * 1024),
+    limits: limitsSchema.prefault({}),
     /**
      * etcd's --max-txn-ops (default 128). SendChangedContainerList guards each unchanged
      * container with its own compare only while they fit.
@@ -61,9 +91,13 @@ export function requiresClientCert(c: Pick<GrpcServerConfig, 'tls'>): boolean {
   return c.tls !== undefined && (c.tls.requireClientCert ?? c.tls.caFile !== undefined);
 }
 
-/** Whether callers with neither certificate nor token are served. */
-export function allowsAnonymous(c: Pick<GrpcServerConfig, 'tls' | 'auth'>): boolean {
-  return c.auth.allowAnonymous ?? (c.auth.tokens.length === 0 && !requiresClientCert(c));
+/**
+ * Who is served without certificate or token: `allowAnonymous: true` anyone, `false` nobody;
+ * omitted, loopback peers only, and only while no identity source is configured.
+ */
+export function anonymousAccess(c: Pick<GrpcServerConfig, 'tls' | 'auth'>): AnonymousAccess {
+  if (c.auth.allowAnonymous !== undefined) return c.auth.allowAnonymous ? 'anywhere' : 'never';
+  return c.auth.tokens.length === 0 && !requiresClientCert(c) ? 'loopback' : 'never';
 }
 
 export function parseGrpcServerConfig(input: unknown): GrpcServerConfig {

@@ -6,10 +6,11 @@ import type { ContainerList__Output } from '../generated/monitoringserver/Contai
 import type { KeyLayout } from '../../reconcilers/keys.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
-import type { Authorizer } from '../auth/policy.js';
+import type { Authorizer, ModelPlacement } from '../auth/policy.js';
+import type { ThrottledLog } from '../throttled-log.js';
 import { ContainerSyncConflictError, syncContainerList } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
-import { validateContainerList } from './validation.js';
+import { validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 
 export interface ContainerListDeps {
@@ -19,8 +20,12 @@ export interface ContainerListDeps {
   logger: Logger;
   requestTimeoutMs: number;
   maxAttempts: number;
-  maxContainersPerList: number;
+  limits: ContainerListLimits;
   maxTxnOps: number;
+  /** Where denials are logged, at a bounded rate. */
+  refusals?: ThrottledLog;
+  /** Names the models not placed on the node in a denial. */
+  placement?: ModelPlacement;
 }
 
 export interface ContainerListCall {
@@ -32,19 +37,18 @@ export interface ContainerListCall {
 export type ContainerListOutcome = { ok: true; resp: string } | { ok: false; code: status; message: string };
 
 export async function handleContainerList(deps: ContainerListDeps, call: ContainerListCall): Promise<ContainerListOutcome> {
-  const v = validateContainerList(call.request, deps.maxContainersPerList);
+  const v = validateContainerList(call.request, deps.limits);
   if (!v.ok) return { ok: false, code: status.INVALID_ARGUMENT, message: v.message };
-  const { nodeName, containers } = v.value;
+  const { nodeName, containers, models } = v.value;
 
-  const decision = deps.authorizer.authorize(call.caller, { method: 'SendChangedContainerList', nodeName });
+  const decision = deps.authorizer.authorize(call.caller, { method: 'SendChangedContainerList', nodeName, models });
   if (!decision.allowed) {
-    deps.logger.warn('gRPC call denied', {
-      method: 'SendChangedContainerList',
-      identity: call.caller.identity,
-      via: call.caller.via,
-      nodeName,
-    });
-    return { ok: false, code: status.PERMISSION_DENIED, message: `${call.caller.identity} may not send the container list of node ${nodeName}` };
+    const unplaced = deps.placement ? models.filter((m) => !deps.placement!.isModelPlacedOn(m, nodeName)) : [];
+    const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, via: call.caller.via, nodeName, ...(unplaced.length ? { unplacedModels: unplaced.slice(0, 10) } : {}) };
+    if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
+    else deps.logger.warn('gRPC call denied', meta);
+    const why = unplaced.length ? ` (no package places ${unplaced.slice(0, 5).map((m) => JSON.stringify(m)).join(', ')} on it)` : '';
+    return { ok: false, code: status.PERMISSION_DENIED, message: `${call.caller.identity} may not send the container list of node ${nodeName}${why}` };
   }
 
   try {

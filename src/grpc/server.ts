@@ -8,10 +8,13 @@ import type { StateManagerConnectionHandlers } from '../generated/statemanager/S
 import type { KeyLayout } from '../../reconcilers/keys.js';
 import type { StateStore } from '../../reconcilers/ports.js';
 import type { Logger } from '../../controller/logger.js';
-import { Authenticator, type Caller, type CallCredentials } from '../auth/identity.js';
-import { Authorizer } from '../auth/policy.js';
+import { Authenticator, type AnonymousAccess, type Caller } from '../auth/identity.js';
+import { Authorizer, type ModelPlacement } from '../auth/policy.js';
 import { TokenTable } from '../auth/tokens.js';
-import { allowsAnonymous, requiresClientCert, type GrpcServerConfig } from './config.js';
+import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './config.js';
+import { CallGate } from './call-gate.js';
+import { RateLimiter } from './rate-limit.js';
+import { ThrottledLog } from '../throttled-log.js';
 import { handleContainerList } from './container-list.js';
 import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
@@ -23,6 +26,8 @@ import { errorMessage } from '../../controller/errors.js';
 /** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
 export interface GrpcMetrics {
   request(method: string, code: string): void;
+  /** Whether anonymous callers are served from beyond loopback (`allowAnonymous: true`), set at start. */
+  anonymousBeyondLoopback?(on: boolean): void;
 }
 
 export interface StateManagerServerOptions {
@@ -44,6 +49,10 @@ export interface StateManagerServerOptions {
   protoDir?: string;
   /** Where requested scenario transitions are reported (logged and counted). */
   observer?: DomainObserver;
+  /** Where packages place their models, for `placedModelsOnly` rules (the replica's own caches). */
+  placement?: ModelPlacement;
+  /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
+  isLocalPeer?: (address: string) => boolean;
 }
 
 export interface StateManagerServer {
@@ -63,20 +72,30 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const proto = loadStateManagerProto(o.protoDir);
     const credentials = await serverCredentials(config);
     const tokens = await TokenTable.load(config.auth.tokens);
-    const authenticator = new Authenticator({ tokens, allowAnonymous: allowsAnonymous(config) });
-    const authorizer = new Authorizer(config.auth.rules);
-    warnAboutExposure(config, logger);
+    const anonymous = anonymousAccess(config);
+    const authenticator = new Authenticator({ tokens, anonymous, isLocal: o.isLocalPeer ?? isLoopback });
+    const authorizer = new Authorizer(config.auth.rules, o.placement);
+    warnAboutExposure(config, anonymous, logger);
+    o.metrics?.anonymousBeyondLoopback?.(anonymous === 'anywhere');
 
     const record = (method: string, code: string): void => o.metrics?.request(method, code);
+    const refusals = new ThrottledLog({ logger });
+    const gate = new CallGate({
+      authenticator,
+      rateLimiter: new RateLimiter({ perSecond: config.limits.callsPerSecond, burst: config.limits.burst }),
+      refusals,
+      refused: record,
+    });
     const refuse = (method: string, code: grpc.status, details: string): Partial<grpc.StatusObject> => {
       record(method, grpc.status[code]);
       return { code, details };
     };
-    const authenticate = (method: string, call: CallCredentials & { getPeer(): string }): Caller | Partial<grpc.StatusObject> => {
-      const a = authenticator.authenticate(call);
-      if (a.ok) return a.caller;
-      logger.warn('gRPC call unauthenticated', { method, peer: call.getPeer(), reason: a.reason });
-      return refuse(method, grpc.status.UNAUTHENTICATED, a.reason);
+    const authenticate = (method: string, call: { metadata: grpc.Metadata }): Caller | Partial<grpc.StatusObject> => {
+      const caller = gate.callerOf(call.metadata);
+      // Every call passes the gate first; a call without a caller is a wiring bug, refused.
+      if (caller) return caller;
+      logger.error('gRPC call reached its handler without passing the gate', { method });
+      return refuse(method, grpc.status.UNAUTHENTICATED, 'not authenticated');
     };
     const failed = (method: string, err: unknown): Partial<grpc.StatusObject> => {
       logger.error('gRPC handler failed', { method, error: err instanceof Error ? err.stack ?? err.message : String(err) });
@@ -100,8 +119,16 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             logger,
             requestTimeoutMs,
             maxAttempts: config.conflictRetries,
-            maxContainersPerList: config.maxContainersPerList,
+            limits: {
+              maxContainers: config.maxContainersPerList,
+              listBytes: config.limits.listBytes,
+              namesPerContainer: config.limits.namesPerContainer,
+              mapEntries: config.limits.mapEntries,
+              valueBytes: config.limits.valueBytes,
+            },
             maxTxnOps: config.etcdMaxTxnOps,
+            refusals,
+            ...(o.placement ? { placement: o.placement } : {}),
           },
           { caller, request: call.request, ...deadlineOf(call) },
         ).then(
@@ -130,6 +157,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             logger,
             requestTimeoutMs,
             maxAttempts: config.conflictRetries,
+            refusals,
             ...(o.observer ? { observer: o.observer } : {}),
           },
           { caller, request: call.request, ...deadlineOf(call) },
@@ -152,7 +180,11 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       },
     };
 
-    const s = new grpc.Server({ 'grpc.max_receive_message_length': config.maxMessageBytes });
+    const s = new grpc.Server({
+      'grpc.max_receive_message_length': config.maxMessageBytes,
+      'grpc.max_concurrent_streams': config.limits.maxConcurrentStreams,
+      interceptors: [gate.interceptor],
+    });
     s.addService(proto.statemanager.StateManagerConnection.service, handlers);
     const port = await new Promise<number>((resolve, reject) => {
       s.bindAsync(config.addr, credentials, (err, p) => (err ? reject(err) : resolve(p)));
@@ -167,6 +199,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       tls: config.tls !== undefined,
       mutualTls: requiresClientCert(config),
       tokens: tokens.size,
+      anonymous,
+      callsPerSecond: config.limits.callsPerSecond || 'unlimited',
       authorizationRules: config.auth.rules?.length ?? 'none (every authenticated caller may do everything)',
     });
     return { port };
@@ -214,15 +248,16 @@ async function serverCredentials(config: GrpcServerConfig): Promise<grpc.ServerC
   return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], mutual);
 }
 
-function warnAboutExposure(config: GrpcServerConfig, logger: Logger): void {
-  const host = hostOf(config.addr);
-  const loopback = isLoopback(host);
-  if (!config.tls && !loopback) {
-    logger.warn('gRPC server listens beyond loopback without TLS: anyone who can reach it can change states', { addr: config.addr });
-    if (config.auth.tokens.length > 0) logger.warn('bearer tokens travel in clear text without TLS', { addr: config.addr });
+function warnAboutExposure(config: GrpcServerConfig, anonymous: AnonymousAccess, logger: Logger): void {
+  const loopback = isLoopback(hostOf(config.addr));
+  if (anonymous === 'anywhere') {
+    logger.warn('grpc.auth.allowAnonymous is true: anyone who can reach the gRPC port can change states, without an identity', { addr: config.addr });
   }
-  if (config.tls?.caFile !== undefined && !requiresClientCert(config)) {
-    logger.warn('tls.caFile is ignored: tls.requireClientCert is false, client certificates are not requested');
+  if (!config.tls && !loopback && config.auth.tokens.length > 0) {
+    logger.warn('bearer tokens travel in clear text without TLS', { addr: config.addr });
+  }
+  if (anonymous === 'loopback' && !loopback) {
+    logger.info('no caller identities configured: only loopback peers are served, others are refused (UNAUTHENTICATED)', { addr: config.addr });
   }
 }
 

@@ -18,6 +18,7 @@ import type { Authorizer } from '../auth/policy.js';
 import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
 import { validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
+import type { ThrottledLog } from '../throttled-log.js';
 
 export interface StateChangeDeps {
   client: Etcd3;
@@ -29,6 +30,8 @@ export interface StateChangeDeps {
   maxAttempts: number;
   /** Where committed transitions are reported (logged and counted); silent by default. */
   observer?: DomainObserver;
+  /** Where denials are logged, at a bounded rate (else every one is logged). */
+  refusals?: ThrottledLog;
   clock?: Clock;
   /** Epoch nanoseconds; injectable for tests. */
   nowNs?: () => bigint;
@@ -76,7 +79,7 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
   try {
     // validateStateChange read both states as scenario states.
     const outcome = await changer.change(
-      { name: req.name, target: req.target as ScenarioState, current: req.current as ScenarioState | undefined, source, transitionId },
+      { name: req.name, target: req.target as ScenarioState, current: req.current as ScenarioState | undefined, source, identity: call.caller.identity, transitionId },
       (from) => deny(deps, call.caller, req, from),
     );
     if (!outcome.ok) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, outcome.details);
@@ -119,15 +122,9 @@ const REFUSAL_CODES: Record<ScenarioRefusal, ErrorCode__Output> = {
 function deny(deps: StateChangeDeps, caller: Caller, req: ValidStateChange, from: ScenarioState | undefined): string | undefined {
   const decision = deps.authorizer.authorize(caller, { method: 'SendStateChange', kind: 'scenario', name: req.name, from, to: req.target });
   if (decision.allowed) return undefined;
-  deps.logger.warn('gRPC call denied', {
-    method: 'SendStateChange',
-    identity: caller.identity,
-    via: caller.via,
-    kind: 'scenario',
-    name: req.name,
-    from: from ?? null,
-    to: req.target,
-  });
+  const meta = { method: 'SendStateChange', identity: caller.identity, via: caller.via, kind: 'scenario', name: req.name, from: from ?? null, to: req.target };
+  if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
+  else deps.logger.warn('gRPC call denied', meta);
   return `${caller.identity} may not move scenario ${req.name} from ${from ?? 'absent'} to ${req.target}`;
 }
 

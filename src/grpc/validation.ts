@@ -4,6 +4,7 @@
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
 import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import { modelOfContainer } from '../../reconcilers/container.js';
 import { containerJson, toStoredContainer } from './container-record.js';
 
 export const LIMITS = {
@@ -51,17 +52,33 @@ const nameRules = (maxBytes: number): TextRules => ({ required: true, maxBytes, 
 export interface ValidContainerList {
   nodeName: string;
   containers: { id: string; json: string }[];
+  /** The models the containers belong to (contract section 1), each once. */
+  models: string[];
 }
 
-export function validateContainerList(list: ContainerList__Output, maxContainers: number): Validation<ValidContainerList> {
+/** Bounds of one container list, checked before anything reaches etcd. */
+export interface ContainerListLimits {
+  maxContainers: number;
+  /** The stored JSON of every container together. */
+  listBytes: number;
+  namesPerContainer: number;
+  /** Entries of each of `state`, `config` and `annotation`. */
+  mapEntries: number;
+  /** One string: a name, the image, a map key or value. */
+  valueBytes: number;
+}
+
+export function validateContainerList(list: ContainerList__Output, limits: ContainerListLimits): Validation<ValidContainerList> {
   const fail = (message: string): Validation<ValidContainerList> => ({ ok: false, message });
   const nodeProblem = textProblem(list.node_name, nameRules(LIMITS.nodeNameBytes));
   if (nodeProblem) return fail(`node_name ${nodeProblem}`);
-  if (list.containers.length > maxContainers) {
-    return fail(`containers has ${list.containers.length} entries, more than the maximum of ${maxContainers}`);
+  if (list.containers.length > limits.maxContainers) {
+    return fail(`containers has ${list.containers.length} entries, more than the maximum of ${limits.maxContainers}`);
   }
   const firstIndex = new Map<string, number>();
   const containers: ValidContainerList['containers'] = [];
+  const models = new Set<string>();
+  let total = 0;
   for (let i = 0; i < list.containers.length; i++) {
     const c = list.containers[i]!;
     const at = `containers[${i}]`;
@@ -70,27 +87,35 @@ export function validateContainerList(list: ContainerList__Output, maxContainers
     const first = firstIndex.get(c.id);
     if (first !== undefined) return fail(`${at}.id repeats containers[${first}].id`);
     firstIndex.set(c.id, i);
-    const text = firstBadText(c, at);
+    const text = firstBadField(c, at, limits);
     if (text) return fail(text);
-    const json = containerJson(toStoredContainer(c));
+    const stored = toStoredContainer(c);
+    const json = containerJson(stored);
     const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > LIMITS.containerBytes) return fail(`${at} is ${bytes} bytes as JSON, more than ${LIMITS.containerBytes}`);
+    total += bytes;
+    if (total > limits.listBytes) {
+      return fail(`containers are more than ${limits.listBytes} bytes as JSON together (at ${at}); send fewer or smaller containers`);
+    }
+    const model = modelOfContainer(stored);
+    if (model !== undefined) models.add(model);
     containers.push({ id: c.id, json });
   }
-  return { ok: true, value: { nodeName: list.node_name, containers } };
+  return { ok: true, value: { nodeName: list.node_name, containers, models: [...models] } };
 }
 
 /**
- * The first stored string field (names, image, map keys and values) that is not valid UTF-8 or
- * holds control or bidirectional override characters, as "<path> <problem>". Stats are not
- * stored: not checked.
+ * The first stored field over its bound (names count, map sizes, string lengths) or with text
+ * that is not valid UTF-8 or holds control or bidirectional override characters, as
+ * "<path> <problem>". Stats are not stored: not checked.
  */
-function firstBadText(c: ContainerList__Output['containers'][number], at: string): string | undefined {
-  const rules: TextRules = { noControl: true };
+function firstBadField(c: ContainerList__Output['containers'][number], at: string, limits: ContainerListLimits): string | undefined {
+  const rules: TextRules = { noControl: true, maxBytes: limits.valueBytes };
   const check = (s: string, path: string): string | undefined => {
     const problem = textProblem(s, rules);
     return problem ? `${path} ${problem}` : undefined;
   };
+  if (c.names.length > limits.namesPerContainer) return `${at}.names has ${c.names.length} entries, more than ${limits.namesPerContainer}`;
   for (let j = 0; j < c.names.length; j++) {
     const p = check(c.names[j]!, `${at}.names[${j}]`);
     if (p) return p;
@@ -98,8 +123,11 @@ function firstBadText(c: ContainerList__Output['containers'][number], at: string
   const image = check(c.image, `${at}.image`);
   if (image) return image;
   for (const field of ['state', 'config', 'annotation'] as const) {
-    for (const [k, v] of Object.entries(c[field])) {
-      const p = check(k, `${at}.${field}[${JSON.stringify(k)}]`) ?? check(v, `${at}.${field}[${JSON.stringify(k)}]`);
+    const entries = Object.entries(c[field]);
+    if (entries.length > limits.mapEntries) return `${at}.${field} has ${entries.length} entries, more than ${limits.mapEntries}`;
+    for (const [k, v] of entries) {
+      const path = `${at}.${field}[${quote(k)}]`;
+      const p = check(k, path) ?? check(v, path);
       if (p) return p;
     }
   }

@@ -167,6 +167,18 @@ test('historyTable lists oldest first with ISO time and age, and marks undrawn e
   t.is(historyTable([], NOW, false), '');
 });
 
+test('historyTable shows the authenticated identity of requested changes beside the claimed source', (t) => {
+  const out = historyTable(
+    [entry({ kind: 'scenario', from: null, to: 'Idle', at: at(600_000), reason: 'requested', source: 'policy-engine', identity: 'cn:policymanager' }), entry({})],
+    NOW,
+    false,
+  );
+  const [head, first, second] = out.split('\n');
+  t.regex(head!, /SOURCE +IDENTITY$/);
+  t.regex(first!, /policy-engine +cn:policymanager$/);
+  t.regex(second!, /controller +-$/);
+});
+
 test('historyLines says how many of how many are shown', (t) => {
   t.deepEqual(historyLines([], 0, NOW, false), ['history: none recorded']);
   t.deepEqual(historyLines([], 4, NOW, false), []);
@@ -221,4 +233,10 @@ test('printable escapes what a terminal would act on, keeps our colours and ordi
   const table = formatTable(['name', 'state'], [['p\nfake-row', 'Running'], ['q\u001b[H', 'Dead']]);
   t.is(table.split('\n').length, 4);
   t.false(table.includes('\u001b[H'));
+});
+
+test('historyLines shows who was authenticated when it differs from the claimed source', (t) => {
+  const lines = historyLines([entry({ reason: 'requested', source: 'policy-engine', identity: 'token:pm' }), entry({ source: 'cn:pm', identity: 'cn:pm' })], 2, NOW, false);
+  t.regex(lines[1]!, /policy-engine \(as token:pm\)$/);
+  t.regex(lines[2]!, / cn:pm$/);
 });

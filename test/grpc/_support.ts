@@ -15,6 +15,7 @@ import { prefixEnd } from '../../src/etcd/lister-watcher.js';
 import { parseGrpcServerConfig, type GrpcServerConfigInput } from '../../src/grpc/config.js';
 import { loadStateManagerProto } from '../../src/grpc/proto.js';
 import { createStateManagerServer, type GrpcMetrics, type StateManagerServer } from '../../src/grpc/server.js';
+import type { ModelPlacement } from '../../src/auth/policy.js';
 
 export const proto = loadStateManagerProto();
 const service = proto.statemanager.StateManagerConnection.service;
@@ -35,9 +36,10 @@ export function captureLogger(): Logger & { lines: LogLine[] } {
   return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
-export function recordingMetrics(): GrpcMetrics & { calls: [string, string][] } {
+export function recordingMetrics(): GrpcMetrics & { calls: [string, string][]; anonymousBeyondLoopbackSet: boolean[] } {
   const calls: [string, string][] = [];
-  return { calls, request: (m, c) => void calls.push([m, c]) };
+  const anonymousBeyondLoopbackSet: boolean[] = [];
+  return { calls, anonymousBeyondLoopbackSet, request: (m, c) => void calls.push([m, c]), anonymousBeyondLoopback: (on) => void anonymousBeyondLoopbackSet.push(on) };
 }
 
 /** A key prefix no other test uses. */
@@ -62,7 +64,7 @@ const clients: grpc.Client[] = [];
 export async function startTestServer(
   etcd: Etcd3,
   config: GrpcServerConfigInput = {},
-  o: { requestTimeoutMs?: number; keys?: KeyLayout } = {},
+  o: { requestTimeoutMs?: number; keys?: KeyLayout; isLocalPeer?: (address: string) => boolean; placement?: ModelPlacement } = {},
 ): Promise<TestServer> {
   const keys = o.keys ?? new KeyLayout(uniquePrefix());
   const logger = captureLogger();
@@ -78,6 +80,8 @@ export async function startTestServer(
     requestTimeoutMs,
     config: parseGrpcServerConfig({ addr: '127.0.0.1:0', ...config }),
     shutdownTimeoutMs: 1000,
+    ...(o.isLocalPeer ? { isLocalPeer: o.isLocalPeer } : {}),
+    ...(o.placement ? { placement: o.placement } : {}),
   });
   const { port } = await server.start();
   servers.push(server);

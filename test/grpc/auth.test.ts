@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Authenticator, certificateNames, parseSubjectAltName, type Caller, type PeerAuthContext } from '../../src/auth/identity.js';
 import { Authorizer, expandTemplate, matchPattern } from '../../src/auth/policy.js';
 import { TokenTable } from '../../src/auth/tokens.js';
-import { allowsAnonymous, grpcServerConfigSchema, parseGrpcServerConfig, requiresClientCert } from '../../src/grpc/config.js';
+import { anonymousAccess, grpcServerConfigSchema, parseGrpcServerConfig, requiresClientCert } from '../../src/grpc/config.js';
 import { hostOf, isLoopback } from '../../src/grpc/server.js';
 import { quote, textProblem } from '../../src/grpc/validation.js';
 
@@ -20,11 +20,12 @@ function issues(input: unknown): string[] {
 
 test('config: defaults', (t) => {
   const c = parseGrpcServerConfig(undefined);
-  t.like(c, { addr: '0.0.0.0:47006', maxContainersPerList: 10_000, maxMessageBytes: 4 * 1024 * 1024, conflictRetries: 5 });
+  t.like(c, { addr: '0.0.0.0:47006', maxContainersPerList: 10_000, maxMessageBytes: 2 * 1024 * 1024, conflictRetries: 5 });
+  t.like(c.limits, { listBytes: 1024 * 1024, maxConcurrentStreams: 1000, callsPerSecond: 2000 });
   t.deepEqual(c.auth, { tokens: [] });
   t.is(c.tls, undefined);
   t.false(requiresClientCert(c));
-  t.true(allowsAnonymous(c));
+  t.is(anonymousAccess(c), 'loopback');
 });
 
 test('config: the documented example parses', (t) => {
@@ -34,14 +35,14 @@ test('config: the documented example parses', (t) => {
     auth: {
       tokens: [{ tokenFile: '/etc/statemanager/tokens/ops', identity: 'ops' }],
       rules: [
-        { identities: ['node:*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
-        { identities: ['policymanager'], allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['Satisfied'], to: ['Allowed', 'Denied'] }] },
-        { identities: ['ops'], allow: [{ method: '*' }] },
+        { identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}', placedModelsOnly: true }] },
+        { identities: ['cn:policymanager'], allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['Satisfied'], to: ['Allowed', 'Denied'] }] },
+        { identities: ['token:ops'], allow: [{ method: 'read' }] },
       ],
     },
   });
   t.true(requiresClientCert(c));
-  t.false(allowsAnonymous(c));
+  t.is(anonymousAccess(c), 'never');
   t.is(c.auth.rules?.length, 3);
 });
 
@@ -63,24 +64,38 @@ test('config: mistakes are refused with a path', (t) => {
   t.regex(issues({ auth: { tokens: [{ identity: 'x' }] } }).join(), /exactly one of token or tokenFile/);
   t.regex(issues({ auth: { tokens: [{ identity: 'x', token: 'a', tokenFile: 'b' }] } }).join(), /exactly one of token or tokenFile/);
   const rule = (r: unknown) => issues({ tls: certTls, auth: { rules: [r] } }).join();
-  t.regex(rule({ identities: ['node'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] }), /\$\{match\} needs every identity pattern/);
-  t.regex(rule({ identities: ['node:*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${node}' }] }), /unknown placeholder \$\{node\}/);
-  t.regex(rule({ identities: ['a*b*'], allow: [{ method: '*' }] }), /at most one \*/);
-  t.regex(rule({ identities: ['x'], allow: [{ method: 'SendStateChange', to: ['Sleeping'] }] }), /not a model, package or scenario state/);
-  t.regex(rule({ identities: ['x'], allow: [{ method: 'SendStateChange', to: ['absent'] }] }), /not a model, package or scenario state/);
-  t.regex(rule({ identities: ['x'], allow: [{ method: 'SendAction' }] }), /method/);
-  t.regex(rule({ identities: ['x'], allow: [{ method: 'SendStateChange', nodeName: 'n1' }] }), /nodeName/);
+  t.regex(rule({ identities: ['cn:node'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] }), /\$\{match\} needs every identity pattern/);
+  t.regex(rule({ identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${node}' }] }), /unknown placeholder \$\{node\}/);
+  t.regex(rule({ identities: ['cn:a*b*'], allow: [{ method: '*' }] }), /at most one \*/);
+  t.regex(rule({ identities: ['cn:x'], allow: [{ method: 'SendStateChange', to: ['Sleeping'] }] }), /not a model, package or scenario state/);
+  t.regex(rule({ identities: ['cn:x'], allow: [{ method: 'SendStateChange', to: ['absent'] }] }), /not a model, package or scenario state/);
+  t.regex(rule({ identities: ['cn:x'], allow: [{ method: 'SendAction' }] }), /method/);
+  t.regex(rule({ identities: ['cn:x'], allow: [{ method: 'SendStateChange', nodeName: 'n1' }] }), /nodeName/);
+  t.regex(rule({ identities: ['cn:x'], allow: [{ method: 'SendStateChange', placedModelsOnly: true }] }), /placedModelsOnly/);
+  // An identity pattern names the kind of name it matches.
+  for (const bad of ['node-*', 'policymanager', 'DNS:x', 'spiffe://edge/node/*', 'cn:', 'san:x']) {
+    t.regex(rule({ identities: [bad], allow: [{ method: '*' }] }), /must start with the kind of name it matches: cn:, dns:, uri: or token:/, bad);
+  }
+  for (const good of ['cn:node-*', 'dns:*.edge.example', 'uri:spiffe://edge/node/*', 'token:ops']) t.deepEqual(rule({ identities: [good], allow: [{ method: '*' }] }), '', good);
+  // A client CA means client certificates are required: saying otherwise is a contradiction.
+  t.regex(issues({ tls: { ...certTls, requireClientCert: false } }).join(), /tls.requireClientCert: a client CA \(caFile\) means client certificates are required/);
+  for (const key of ['listBytes', 'maxConcurrentStreams', 'burst']) t.regex(issues({ limits: { [key]: 0 } }).join(), new RegExp(`limits.${key}`));
+  t.regex(issues({ limits: { listByte: 1 } }).join(), /limits/);
   t.regex(issues({ port: 1 }).join(), /port/);
 });
 
-test('config: anonymous callers by default only without identity sources', (t) => {
-  t.false(allowsAnonymous(parseGrpcServerConfig({ auth: { tokens: [{ token: 't', identity: 'x' }] } })));
-  t.true(allowsAnonymous(parseGrpcServerConfig({ auth: { tokens: [{ token: 't', identity: 'x' }], allowAnonymous: true } })));
-  t.false(allowsAnonymous(parseGrpcServerConfig({ tls: certTls })));
+test('config: anonymous callers by default only from loopback and only without identity sources', (t) => {
+  const access = (input: unknown) => anonymousAccess(parseGrpcServerConfig(input));
+  t.is(access({}), 'loopback');
+  t.is(access({ auth: { tokens: [{ token: 't', identity: 'x' }] } }), 'never');
+  t.is(access({ auth: { tokens: [{ token: 't', identity: 'x' }], allowAnonymous: true } }), 'anywhere');
+  t.is(access({ auth: { allowAnonymous: true } }), 'anywhere');
+  t.is(access({ auth: { allowAnonymous: false } }), 'never');
+  t.is(access({ tls: certTls }), 'never');
   const tlsOnly = parseGrpcServerConfig({ tls: { certFile: 'c', keyFile: 'k' } });
   t.false(requiresClientCert(tlsOnly));
-  t.true(allowsAnonymous(tlsOnly));
-  t.false(requiresClientCert(parseGrpcServerConfig({ tls: { ...certTls, requireClientCert: false } })));
+  t.is(anonymousAccess(tlsOnly), 'loopback');
+  t.true(requiresClientCert(parseGrpcServerConfig({ tls: { ...certTls, requireClientCert: true } })));
 });
 
 test('patterns and templates', (t) => {
@@ -99,32 +114,65 @@ test('patterns and templates', (t) => {
 const caller = (...names: string[]): Caller => ({ identity: names[0] ?? 'anonymous', names, via: names.length ? 'certificate' : 'anonymous' });
 
 test('authorizer: no rules allow everything, empty rules nothing', (t) => {
-  const req = { method: 'SendChangedContainerList', nodeName: 'n1' } as const;
+  const req = { method: 'SendChangedContainerList', nodeName: 'n1', models: [] } as const;
   t.true(new Authorizer(undefined).authorize(caller(), req).allowed);
-  t.false(new Authorizer([]).authorize(caller('admin'), req).allowed);
+  t.false(new Authorizer([]).authorize(caller('cn:admin'), req).allowed);
 });
 
 test('authorizer: rules by node, kind, name, from and to; any of the caller names may match', (t) => {
   const a = new Authorizer([
-    { identities: ['node:*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
-    { identities: ['ops'], allow: [{ method: 'SendStateChange', kind: 'scenario', names: ['demo-*'], from: ['absent', 'idle'], to: ['SCENARIO_STATE_IDLE', 'Waiting'] }] },
+    { identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
+    { identities: ['token:ops'], allow: [{ method: 'SendStateChange', kind: 'scenario', names: ['demo-*'], from: ['absent', 'idle'], to: ['SCENARIO_STATE_IDLE', 'Waiting'] }] },
+    { identities: ['cn:viewer'], allow: [{ method: 'read' }] },
   ]);
-  const list = (nodeName: string) => ({ method: 'SendChangedContainerList', nodeName }) as const;
+  const list = (nodeName: string) => ({ method: 'SendChangedContainerList', nodeName, models: [] }) as const;
   const change = (name: string, from: string | undefined, to: string, kind: 'scenario' | 'model' = 'scenario') =>
     ({ method: 'SendStateChange', kind, name, from, to }) as const;
-  t.true(a.authorize(caller('node:n1'), list('n1')).allowed);
-  t.false(a.authorize(caller('node:n1'), list('n2')).allowed);
-  t.true(a.authorize(caller('agent', 'node:n2'), list('n2')).allowed);
+  t.true(a.authorize(caller('cn:node-n1'), list('n1')).allowed);
+  t.false(a.authorize(caller('cn:node-n1'), list('n2')).allowed);
+  t.true(a.authorize(caller('cn:agent', 'cn:node-n2'), list('n2')).allowed);
   t.false(a.authorize(caller(), list('n1')).allowed);
-  t.true(a.authorize(caller('ops'), change('demo-1', undefined, 'Idle')).allowed);
-  t.true(a.authorize(caller('ops'), change('demo-1', 'Idle', 'Waiting')).allowed);
-  t.false(a.authorize(caller('ops'), change('demo-1', 'Waiting', 'Satisfied')).allowed);
-  t.false(a.authorize(caller('ops'), change('prod-1', 'Idle', 'Waiting')).allowed);
-  t.false(a.authorize(caller('ops'), change('demo-1', undefined, 'Idle', 'model')).allowed);
-  t.false(a.authorize(caller('ops'), list('n1')).allowed);
+  t.true(a.authorize(caller('token:ops'), change('demo-1', undefined, 'Idle')).allowed);
+  t.true(a.authorize(caller('token:ops'), change('demo-1', 'Idle', 'Waiting')).allowed);
+  t.false(a.authorize(caller('token:ops'), change('demo-1', 'Waiting', 'Satisfied')).allowed);
+  t.false(a.authorize(caller('token:ops'), change('prod-1', 'Idle', 'Waiting')).allowed);
+  t.false(a.authorize(caller('token:ops'), change('demo-1', undefined, 'Idle', 'model')).allowed);
+  t.false(a.authorize(caller('token:ops'), list('n1')).allowed);
+  t.true(a.authorize(caller('cn:viewer'), { method: 'read', call: 'GetResourceState' }).allowed);
+  t.false(a.authorize(caller('cn:viewer'), list('n1')).allowed);
+  t.false(a.authorize(caller('token:ops'), { method: 'read', call: 'GetResourceState' }).allowed);
 });
 
-test('certificate names: CN, then DNS and URI SANs, quoted values unquoted', (t) => {
+test('authorizer: names of one kind never match patterns of another', (t) => {
+  const a = new Authorizer([
+    { identities: ['uri:spiffe://edge/node/*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
+    { identities: ['cn:policymanager'], allow: [{ method: 'SendStateChange' }] },
+  ]);
+  const list = { method: 'SendChangedContainerList', nodeName: 'n1', models: [] } as const;
+  t.true(a.authorize(caller('uri:spiffe://edge/node/n1'), list).allowed);
+  // A DNS SAN spelled like the node's URI SAN, a CN, a token identity: none is the URI.
+  t.false(a.authorize(caller('dns:spiffe://edge/node/n1'), list).allowed);
+  t.false(a.authorize(caller('cn:spiffe://edge/node/n1'), list).allowed);
+  t.false(a.authorize(caller('token:spiffe://edge/node/n1'), list).allowed);
+  const change = { method: 'SendStateChange', kind: 'scenario', name: 's', from: undefined, to: 'Idle' } as const;
+  t.true(a.authorize(caller('cn:policymanager'), change).allowed);
+  t.false(a.authorize(caller('token:policymanager'), change).allowed);
+  t.false(a.authorize(caller('dns:policymanager'), change).allowed);
+});
+
+test('authorizer: placedModelsOnly allows only models some package places on the node, and fails closed without a placement source', (t) => {
+  const rules = [{ identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList' as const, nodeName: '${match}', placedModelsOnly: true }] }];
+  const placed = new Set(['m1@n1', 'm2@n1', 'm3@n2']);
+  const a = new Authorizer(rules, { isModelPlacedOn: (m, n) => placed.has(`${m}@${n}`) });
+  const list = (nodeName: string, models: string[]) => ({ method: 'SendChangedContainerList', nodeName, models }) as const;
+  t.true(a.authorize(caller('cn:node-n1'), list('n1', ['m1', 'm2'])).allowed);
+  t.true(a.authorize(caller('cn:node-n1'), list('n1', [])).allowed);
+  t.false(a.authorize(caller('cn:node-n1'), list('n1', ['m1', 'm3'])).allowed);
+  t.false(a.authorize(caller('cn:node-n1'), list('n2', ['m3'])).allowed);
+  t.false(new Authorizer(rules).authorize(caller('cn:node-n1'), list('n1', ['m1'])).allowed);
+});
+
+test('certificate names: CN, then DNS and URI SANs, each with its kind, quoted values unquoted', (t) => {
   t.deepEqual(parseSubjectAltName('DNS:a.example, URI:spiffe://edge/node/n1, IP Address:127.0.0.1, DNS:"b, c"'), [
     { type: 'DNS', value: 'a.example' },
     { type: 'URI', value: 'spiffe://edge/node/n1' },
@@ -132,32 +180,40 @@ test('certificate names: CN, then DNS and URI SANs, quoted values unquoted', (t)
     { type: 'DNS', value: 'b, c' },
   ]);
   const cert = (subject: Record<string, unknown>, san?: string) => ({ subject, subjectaltname: san }) as unknown as PeerCertificate;
-  t.deepEqual(certificateNames(cert({ CN: 'node:n1' }, 'DNS:n1.edge, IP Address:10.0.0.1, DNS:node:n1')), ['node:n1', 'n1.edge']);
-  t.deepEqual(certificateNames(cert({ CN: ['a', 'b'] })), ['a', 'b']);
-  t.deepEqual(certificateNames(cert({ O: 'x' }, 'URI:spiffe://e/n')), ['spiffe://e/n']);
+  t.deepEqual(certificateNames(cert({ CN: 'node-n1' }, 'DNS:n1.edge, IP Address:10.0.0.1, DNS:node-n1')), ['cn:node-n1', 'dns:n1.edge', 'dns:node-n1']);
+  t.deepEqual(certificateNames(cert({ CN: ['a', 'b'] })), ['cn:a', 'cn:b']);
+  t.deepEqual(certificateNames(cert({ O: 'x' }, 'URI:spiffe://e/n')), ['uri:spiffe://e/n']);
   t.deepEqual(certificateNames(cert({ O: 'x' })), []);
 });
 
-function fakeCall(o: { cert?: PeerCertificate; authorization?: string }) {
+function fakeCall(o: { cert?: PeerCertificate; authorization?: string; remoteAddress?: string }) {
   const metadata = new grpc.Metadata();
   if (o.authorization !== undefined) metadata.set('authorization', o.authorization);
-  const ctx: PeerAuthContext = o.cert ? { transportSecurityType: 'ssl', sslPeerCertificate: o.cert } : {};
-  return { metadata, getAuthContext: () => ctx };
+  const authContext: PeerAuthContext = o.cert ? { transportSecurityType: 'ssl', sslPeerCertificate: o.cert } : {};
+  return { metadata, authContext, remoteAddress: o.remoteAddress ?? '127.0.0.1' };
 }
 
-test('authenticator: certificate, then token, then anonymous if allowed', (t) => {
+test('authenticator: certificate, then token, then anonymous where allowed', (t) => {
   const tokens = TokenTable.fromPairs([{ token: 's3cret', identity: 'ops' }]);
-  const strict = new Authenticator({ tokens, allowAnonymous: false });
-  const cert = { subject: { CN: 'node:n1' } } as unknown as PeerCertificate;
-  t.like(strict.authenticate(fakeCall({ cert, authorization: 'Bearer s3cret' })), { ok: true, caller: { identity: 'node:n1', via: 'certificate' } });
-  t.like(strict.authenticate(fakeCall({ authorization: 'bearer s3cret' })), { ok: true, caller: { identity: 'ops', via: 'token' } });
+  const strict = new Authenticator({ tokens, anonymous: 'never', isLocal: isLoopback });
+  const cert = { subject: { CN: 'node-n1' } } as unknown as PeerCertificate;
+  t.like(strict.authenticate(fakeCall({ cert, authorization: 'Bearer s3cret' })), { ok: true, caller: { identity: 'cn:node-n1', via: 'certificate' } });
+  t.like(strict.authenticate(fakeCall({ authorization: 'bearer s3cret' })), { ok: true, caller: { identity: 'token:ops', names: ['token:ops'], via: 'token' } });
   t.like(strict.authenticate(fakeCall({ authorization: 'Bearer nope' })), { ok: false, reason: 'unknown bearer token' });
   t.like(strict.authenticate(fakeCall({ authorization: 's3cret' })), { ok: false });
   t.like(strict.authenticate(fakeCall({})), { ok: false, reason: 'no client certificate and no bearer token' });
   t.like(strict.authenticate(fakeCall({ cert: { subject: {} } as unknown as PeerCertificate })), { ok: false });
-  const open = new Authenticator({ tokens: TokenTable.fromPairs([]), allowAnonymous: true });
+  const open = new Authenticator({ tokens: TokenTable.fromPairs([]), anonymous: 'anywhere', isLocal: isLoopback });
   // Without configured tokens an authorization header cannot be checked and is ignored.
   t.like(open.authenticate(fakeCall({ authorization: 'Bearer whatever' })), { ok: true, caller: { via: 'anonymous', names: [] } });
+  t.like(open.authenticate(fakeCall({ remoteAddress: '10.1.2.3' })), { ok: true, caller: { via: 'anonymous' } });
+  const local = new Authenticator({ tokens: TokenTable.fromPairs([]), anonymous: 'loopback', isLocal: isLoopback });
+  for (const peer of ['127.0.0.1', '::1', '::ffff:127.0.0.1']) t.like(local.authenticate(fakeCall({ remoteAddress: peer })), { ok: true, caller: { via: 'anonymous' } }, peer);
+  for (const peer of ['10.1.2.3', '::ffff:10.1.2.3', 'fe80::1']) {
+    const a = local.authenticate(fakeCall({ remoteAddress: peer }));
+    t.false(a.ok, peer);
+    t.regex(a.ok ? '' : a.reason, /served only from loopback/, peer);
+  }
 });
 
 test('tokens: files are read (first line, trimmed); problems name the file', async (t) => {
@@ -190,6 +246,6 @@ test('text checks and quoting', (t) => {
 test('loopback detection for the plaintext warning', (t) => {
   t.is(hostOf('[::1]:47006'), '::1');
   t.is(hostOf('0.0.0.0:47006'), '0.0.0.0');
-  for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) t.true(isLoopback(h), h);
-  for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com']) t.false(isLoopback(h), h);
+  for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost', '::ffff:127.0.0.1', '[::1]']) t.true(isLoopback(h), h);
+  for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '::ffff:10.0.0.1', '127.example.com']) t.false(isLoopback(h), h);
 });

@@ -236,9 +236,16 @@ test('with etcd unreachable the call ends within its deadline as UNAVAILABLE or 
   t.true(Date.now() - started < 5000);
 });
 
-test('listening beyond loopback without TLS is warned about', async (t) => {
-  const s = await startTestServer(client, { addr: '0.0.0.0:0' });
-  t.true(s.logger.lines.some((l) => l.level === 'warn' && /without TLS/.test(l.message)));
+test('beyond loopback: the default serves only loopback peers (said at start); allowAnonymous and clear-text tokens are warned about', async (t) => {
+  const open = await startTestServer(client, { addr: '0.0.0.0:0' });
+  t.false(open.logger.lines.some((l) => l.level === 'warn'));
+  t.true(open.logger.lines.some((l) => l.level === 'info' && /only loopback peers are served/.test(l.message)));
+  t.deepEqual(open.metrics.anonymousBeyondLoopbackSet, [false]);
+  const anyone = await startTestServer(client, { addr: '0.0.0.0:0', auth: { allowAnonymous: true } });
+  t.true(anyone.logger.lines.some((l) => l.level === 'warn' && /allowAnonymous is true: anyone who can reach the gRPC port can change states/.test(l.message)));
+  t.deepEqual(anyone.metrics.anonymousBeyondLoopbackSet, [true]);
+  const tokens = await startTestServer(client, { addr: '0.0.0.0:0', auth: { tokens: [{ token: 't', identity: 'x' }] } });
+  t.true(tokens.logger.lines.some((l) => l.level === 'warn' && /bearer tokens travel in clear text/.test(l.message)));
   const local = await startTestServer(client);
   t.false(local.logger.lines.some((l) => l.level === 'warn'));
 });

@@ -121,7 +121,16 @@ test.serial('container list: more containers than maxContainersPerList', async (
 });
 
 test.serial('container list: a container too large to store', async (t) => {
-  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', image: 'i'.repeat(70_000) }] }, /^containers\[0\] is \d+ bytes as JSON/);
+  const big = Object.fromEntries([1, 2, 3, 4, 5].map((i) => [`k${i}`, 'v'.repeat(15_000)]));
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: big }] }, /^containers\[0\] is \d+ bytes as JSON, more than 65536$/);
+});
+
+test.serial('container list: per-field bounds (value bytes, names, map entries), before etcd', async (t) => {
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', image: 'i'.repeat(16_385) }] }, /^containers\[0\]\.image is 16385 bytes long, more than 16384$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', names: Array.from({ length: 65 }, (_, i) => `n${i}`) }] }, /^containers\[0\]\.names has 65 entries, more than 64$/);
+  const wide = Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`k${i}`, 'v']));
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', config: wide }] }, /^containers\[0\]\.config has 257 entries, more than 256$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', state: { ['k'.repeat(16_385)]: 'v' } }] }, /^containers\[0\]\.state\[".*…"\] is 16385 bytes long/);
 });
 
 test.serial('container list: a message over maxMessageBytes is refused by grpc-js (RESOURCE_EXHAUSTED)', async (t) => {

@@ -35,14 +35,14 @@ let serverCert: IssuedCert;
 const certs: Record<string, IssuedCert> = {};
 
 const RULES: AuthRule[] = [
-  { identities: ['node:*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
-  { identities: ['spiffe://edge/node/*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
+  { identities: ['cn:node:*', 'token:node:*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
+  { identities: ['uri:spiffe://edge/node/*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
   {
-    identities: ['policymanager'],
+    identities: ['cn:policymanager', 'token:policymanager'],
     allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['Satisfied'], to: ['Allowed', 'Denied'] }],
   },
-  { identities: ['apiserver'], allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['absent'], to: ['Idle'] }] },
-  { identities: ['admin'], allow: [{ method: '*' }] },
+  { identities: ['cn:apiserver'], allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['absent'], to: ['Idle'] }] },
+  { identities: ['cn:admin'], allow: [{ method: '*' }] },
 ];
 
 test.before(async () => {
@@ -117,11 +117,11 @@ test('mTLS: a node agent may write its own node, not another node; the denial is
   const before = await allKeys(s);
   const err = await grpcError(sendContainerList(c, list('n2')));
   t.is(err.code, grpc.status.PERMISSION_DENIED);
-  t.regex(err.details, /node:n1 may not send the container list of node n2/);
+  t.regex(err.details, /^cn:node:n1 may not send the container list of node n2$/);
   t.deepEqual(await allKeys(s), before);
   t.true(
     s.logger.lines.some(
-      (l) => l.level === 'warn' && l.message === 'gRPC call denied' && l.meta.identity === 'node:n1' && l.meta.nodeName === 'n2',
+      (l) => l.level === 'warn' && l.message === 'gRPC call denied' && l.meta.identity === 'cn:node:n1' && l.meta.nodeName === 'n2',
     ),
   );
   t.deepEqual(s.metrics.calls, [
@@ -151,9 +151,9 @@ test('mTLS: the policy manager may only move scenarios Satisfied -> Allowed|Deni
   // Waiting -> Satisfied is not the policy manager's to make.
   const denied = await sendStateChange(pm, scenario('wait', 'Satisfied'));
   t.is(denied.error_code, 'ERROR_CODE_PERMISSION_DENIED');
-  t.regex(denied.error_details, /policymanager may not move scenario wait from Waiting to Satisfied/);
+  t.regex(denied.error_details, /^cn:policymanager may not move scenario wait from Waiting to Satisfied$/);
   t.deepEqual(await allKeys(s), before);
-  t.true(s.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'policymanager' && l.meta.name === 'wait'));
+  t.true(s.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'cn:policymanager' && l.meta.name === 'wait'));
   // A claimed current state is what is authorized; the precondition then refuses the mismatch.
   t.is((await sendStateChange(pm, scenario('wait', 'Allowed', 'Satisfied'))).error_code, 'ERROR_CODE_PRECONDITION_FAILED');
   // Container lists are not the policy manager's either.
@@ -163,7 +163,7 @@ test('mTLS: the policy manager may only move scenarios Satisfied -> Allowed|Deni
   const ok = await sendStateChange(pm, scenario('sat', 'Allowed'));
   t.is(ok.error_code, 'ERROR_CODE_SUCCESS', ok.error_details);
   const entry = JSON.parse((await getString(client, s.keys.historyKey('scenario', 'sat', 2)))!) as HistoryEntry;
-  t.like(entry, { from: 'Satisfied', to: 'Allowed', source: 'policymanager', reason: 'requested' });
+  t.like(entry, { from: 'Satisfied', to: 'Allowed', source: 'cn:policymanager', identity: 'cn:policymanager', reason: 'requested' });
   // Allowed -> Completed is not among its permissions.
   t.is((await sendStateChange(pm, scenario('sat', 'Completed'))).error_code, 'ERROR_CODE_PERMISSION_DENIED');
 });
@@ -187,7 +187,8 @@ test('mTLS without rules: every authenticated caller may do everything', async (
   const res = await sendStateChange(c, scenario('s1', 'Idle'));
   t.is(res.error_code, 'ERROR_CODE_SUCCESS');
   const entry = JSON.parse((await getString(client, s.keys.historyKey('scenario', 's1', 1)))!) as HistoryEntry;
-  t.is(entry.source, 'node:n1'); // no source in the request: the certificate identity
+  t.is(entry.source, 'cn:node:n1'); // no source in the request: the certificate identity
+  t.is(entry.identity, 'cn:node:n1');
 });
 
 test('TLS without client certificates: plain TLS clients are served', async (t) => {
@@ -213,7 +214,7 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
   t.is(await sendContainerList(c, list('n5'), bearer('file-token-n5')), 'node n5: 1 put, 0 deleted, 0 unchanged');
   const before = await allKeys(s);
   t.is((await grpcError(sendContainerList(c, list('n6'), bearer('file-token-n5')))).code, grpc.status.PERMISSION_DENIED);
-  t.true(s.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'node:n5' && l.meta.via === 'token'));
+  t.true(s.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'token:node:n5' && l.meta.via === 'token'));
 
   for (const md of [bearer('wrong-token'), new grpc.Metadata()]) {
     const err = await grpcError(sendContainerList(c, list('n5'), md));
@@ -231,7 +232,9 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
   t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
   const entry = JSON.parse((await getString(client, s.keys.historyKey('scenario', 's1', 2)))!) as HistoryEntry;
   t.is(entry.source, 'policy-engine');
-  t.true(s.logger.lines.some((l) => l.message === 'scenario state changed' && l.meta.identity === 'policymanager'));
+  // The caller chose its source; the history also records who it was authenticated as.
+  t.is(entry.identity, 'token:policymanager');
+  t.true(s.logger.lines.some((l) => l.message === 'scenario state changed' && l.meta.identity === 'token:policymanager'));
 });
 
 test('bearer tokens over TLS', async (t) => {

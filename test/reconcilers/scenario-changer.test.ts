@@ -27,7 +27,7 @@ function setup(maxAttempts = 3) {
     },
   };
   const changer = new ScenarioChanger({ reader, store, observer, clock: { now: () => NOW }, maxAttempts });
-  const req = (target: ScenarioChange['target'], current?: ScenarioChange['current']): ScenarioChange => ({ name: 's', target, current, source: 'policymanager', transitionId: 't-1' });
+  const req = (target: ScenarioChange['target'], current?: ScenarioChange['current']): ScenarioChange => ({ name: 's', target, current, source: 'policymanager', identity: 'cn:policymanager', transitionId: 't-1' });
   return { keys, lw, store, transitions, changer, req };
 }
 
@@ -36,7 +36,7 @@ test('absent → Idle → Waiting: written with history, reported to the observe
   t.like(await changer.change(req('Idle')), { ok: true, from: undefined, to: 'Idle' });
   t.like(await changer.change(req('Waiting', 'Idle')), { ok: true, from: 'Idle', to: 'Waiting' });
   t.is(lw.get(keys.stateKey('scenario', 's'))?.value, 'Waiting');
-  t.like(store.history[1], { kind: 'scenario', name: 's', from: 'Idle', to: 'Waiting', source: 'policymanager', transitionId: 't-1', at: new Date(NOW).toISOString(), reason: 'requested' });
+  t.like(store.history[1], { kind: 'scenario', name: 's', from: 'Idle', to: 'Waiting', source: 'policymanager', identity: 'cn:policymanager', transitionId: 't-1', at: new Date(NOW).toISOString(), reason: 'requested' });
   t.deepEqual(transitions, ['scenario/s null->Idle (requested by policymanager)', 'scenario/s Idle->Waiting (requested by policymanager)']);
 });
 

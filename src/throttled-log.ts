@@ -1,0 +1,50 @@
+// Log lines that an outsider can cause (refused calls) at a bounded rate: a flood of bad calls
+// must not become a flood of log lines. Each kind of line gets `perInterval` lines per
+// interval; the next line after a quiet spell says how many were suppressed.
+import type { Logger } from '../controller/logger.js';
+
+export interface ThrottledLogOptions {
+  logger: Logger;
+  /** Lines per kind per interval. Default 10. */
+  perInterval?: number;
+  /** Default 10 s. */
+  intervalMs?: number;
+  now?: () => number;
+}
+
+interface Window {
+  start: number;
+  logged: number;
+  suppressed: number;
+}
+
+export class ThrottledLog {
+  private readonly windows = new Map<string, Window>();
+  private readonly perInterval: number;
+  private readonly intervalMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: ThrottledLogOptions) {
+    this.perInterval = o.perInterval ?? 10;
+    this.intervalMs = o.intervalMs ?? 10_000;
+    this.now = o.now ?? Date.now;
+  }
+
+  /** Logs a warning unless `kind` has used up its lines in this interval. */
+  warn(kind: string, message: string, meta: Record<string, unknown>): void {
+    const now = this.now();
+    let w = this.windows.get(kind);
+    if (w === undefined || now - w.start >= this.intervalMs) {
+      const suppressed = w?.suppressed ?? 0;
+      w = { start: now, logged: 0, suppressed: 0 };
+      this.windows.set(kind, w);
+      if (suppressed > 0) meta = { ...meta, suppressedBefore: suppressed };
+    }
+    if (w.logged >= this.perInterval) {
+      w.suppressed++;
+      return;
+    }
+    w.logged++;
+    this.o.logger.warn(message, meta);
+  }
+}
