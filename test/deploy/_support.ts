@@ -8,7 +8,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { applyEnv, parseConfig } from '../../src/config.js';
+import { parseState } from '../../reconcilers/states.js';
+import { Authorizer, type AuthzRequest } from '../../src/auth/policy.js';
+import { applyEnv, parseConfig, type Config } from '../../src/config.js';
+import { anonymousAccess, requiresClientCert } from '../../src/grpc/config.js';
 import type { ExecutionContext } from 'ava';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
@@ -419,13 +422,89 @@ export function keyPaths(v: unknown, prefix = ''): string[] {
  * the literal environment variables of the container on top. Returns the error, or undefined.
  */
 export function programRejects(configYaml: string, c?: IContainer): string | undefined {
-  const env: NodeJS.ProcessEnv = { POD_NAME: 'statemanager-0' };
-  for (const e of c?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
   try {
-    const raw = parse(configYaml) as Record<string, unknown>;
-    parseConfig(applyEnv(raw, env));
+    programConfig(configYaml, c);
     return undefined;
   } catch (e) {
     return (e as Error).message;
+  }
+}
+
+/** The configuration as the program reads it (src/config.ts), the container's literal environment on top. Throws when invalid. */
+export function programConfig(configYaml: string, c?: IContainer): Config {
+  const env: NodeJS.ProcessEnv = { POD_NAME: 'statemanager-0' };
+  for (const e of c?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+  const raw = parse(configYaml) as Record<string, unknown>;
+  return parseConfig(applyEnv(raw, env));
+}
+
+/** Every ConfigMap's config.yaml holds no bearer token (only tokenFile entries) and no Secret data. */
+export function assertNoTokenValues(t: ExecutionContext, objs: K8sObject[]): void {
+  for (const cm of byKind(objs, 'ConfigMap')) {
+    for (const [key, text] of Object.entries(cm.data ?? {})) {
+      const doc = parse(text) as { grpc?: { auth?: { tokens?: Record<string, unknown>[] } } } | null;
+      for (const tok of doc?.grpc?.auth?.tokens ?? []) {
+        t.is(tok.token, undefined, `ConfigMap/${cm.metadata.name} ${key}: token of ${String(tok.identity)} given by value`);
+        t.is(typeof tok.tokenFile, 'string', `ConfigMap/${cm.metadata.name} ${key}: token of ${String(tok.identity)} read from a file`);
+      }
+    }
+  }
+}
+
+/** A caller known by these names (kind-prefixed, as the program derives them from a certificate or token). */
+const caller = (...names: string[]) => ({ identity: names[0] ?? 'anonymous', names, via: names.length > 0 ? ('certificate' as const) : ('anonymous' as const) });
+
+/**
+ * The shipped secure setup (prod and ha overlays, the chart's values-production.yaml): mutual TLS
+ * with a client CA, anonymous callers refused, and rules that — evaluated by the program's own
+ * Authorizer — let node agents report only their own node's placed models, the policy manager
+ * decide only satisfied scenarios, operators only read, and nobody else anything.
+ */
+export function assertAuthenticated(t: ExecutionContext, where: string, cfg: Config): void {
+  const g = cfg.grpc;
+  t.truthy(g.tls, `${where}: gRPC TLS on`);
+  t.truthy(g.tls?.caFile, `${where}: a client CA (tls.caFile)`);
+  t.true(requiresClientCert(g), `${where}: client certificates required`);
+  t.not(g.auth.allowAnonymous, true, `${where}: allowAnonymous is not true`);
+  t.is(anonymousAccess(g), 'never', `${where}: anonymous callers refused`);
+  t.true((g.auth.rules?.length ?? 0) > 0, `${where}: authorization rules present (deny by default)`);
+  for (const tok of g.auth.tokens) t.is(tok.token, undefined, `${where}: token of ${tok.identity} given by value`);
+
+  const placement = { isModelPlacedOn: (model: string, node: string) => model === 'model-a' && node === 'edge-1' };
+  const authz = new Authorizer(g.auth.rules, placement);
+  const allowed = (names: string[], req: AuthzRequest) => authz.authorize(caller(...names), req).allowed;
+  const list = (nodeName: string, models: string[] = ['model-a']): AuthzRequest => ({ method: 'SendChangedContainerList', nodeName, models });
+  const change = (from: string | undefined, to: string, kind: 'scenario' | 'model' | 'package' = 'scenario'): AuthzRequest => ({
+    method: 'SendStateChange',
+    kind,
+    name: 'sc-1',
+    from: from === undefined ? undefined : (parseState(kind, from) ?? from),
+    to: parseState(kind, to) ?? to,
+  });
+  const read: AuthzRequest = { method: 'read', call: 'GetResourceState' };
+
+  // Node edge-1's agent: certificate CN node-edge-1, or URI SAN spiffe://pullpiri/node/edge-1.
+  for (const node of [['cn:node-edge-1'], ['uri:spiffe://pullpiri/node/edge-1']]) {
+    const who = `${where}: ${node[0]}`;
+    t.true(allowed(node, list('edge-1')), `${who} may send its own node's list`);
+    t.false(allowed(node, list('edge-2')), `${who} may not send another node's list`);
+    t.false(allowed(node, list('edge-1', ['model-elsewhere'])), `${who} may not report a model not placed on it`);
+    t.false(allowed(node, change('Satisfied', 'Allowed')), `${who} may not change scenario states`);
+  }
+  t.false(allowed(['dns:node-edge-1'], list('edge-1')), `${where}: a DNS SAN does not pass for a node's CN`);
+  t.false(allowed(['cn:node-edge-2'], list('edge-1')), `${where}: another node's agent may not send edge-1's list`);
+  const pm = ['cn:policymanager'];
+  t.true(allowed(pm, change('Satisfied', 'Allowed')), `${where}: policy manager Satisfied -> Allowed`);
+  t.true(allowed(pm, change('Satisfied', 'Denied')), `${where}: policy manager Satisfied -> Denied`);
+  t.false(allowed(pm, change('Idle', 'Waiting')), `${where}: policy manager only its transitions`);
+  t.false(allowed(pm, change('Satisfied', 'Completed')), `${where}: policy manager only to Allowed or Denied`);
+  t.false(allowed(pm, list('edge-1')), `${where}: policy manager sends no container lists`);
+  const op = ['cn:operator-alice'];
+  t.true(allowed(op, read), `${where}: operators read`);
+  t.false(allowed(op, change('Satisfied', 'Allowed')), `${where}: operators do not change states`);
+  t.false(allowed(op, list('edge-1')), `${where}: operators send no container lists`);
+  for (const stranger of [['cn:stranger'], ['token:policymanager-impostor'], []]) {
+    t.false(allowed(stranger, read), `${where}: ${stranger[0] ?? 'anonymous'} may not even read`);
+    t.false(allowed(stranger, list('edge-1')), `${where}: ${stranger[0] ?? 'anonymous'} may not send lists`);
   }
 }

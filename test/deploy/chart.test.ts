@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { parse, parseDocument, isMap, isScalar, LineCounter, type YAMLMap, type Node as YamlNode } from 'yaml';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import {
+  assertAuthenticated,
   assertNoNamespace,
+  assertNoTokenValues,
   assertPdbMatchesReplicas,
   assertRestricted,
   assertSelectors,
@@ -25,6 +27,7 @@ import {
   parseManifests,
   podSpec,
   podTemplate,
+  programConfig,
   programRejects,
   run,
   sha256,
@@ -38,6 +41,7 @@ import {
 const helm = findHelm();
 const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { version: string; appVersion: string; name: string };
 const release = 'sm';
+const productionValues = join(chartDir, 'values-production.yaml');
 
 type Args = string[];
 
@@ -88,7 +92,7 @@ const combos: Record<string, Args> = {
     '--set', 'metrics.serviceMonitor.enabled=true',
     '--set', 'networkPolicy.enabled=true',
     '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
-    '--set', 'grpc.tls.caKey=ca.crt', '--set', 'grpc.tls.requireClientCert=true',
+    '--set', 'grpc.tls.clientCA.existingSecret=sm-grpc-client-ca',
     '--set', 'etcd.username=statemanager', '--set', 'etcd.auth.existingSecret=sm-etcd-auth',
   ],
   'production TLS': [
@@ -100,6 +104,13 @@ const combos: Record<string, Args> = {
     '--set', 'image.digest=sha256:' + 'a'.repeat(64),
   ],
   'leader election off, one replica': ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false'],
+  'production values (values-production.yaml)': ['-f', productionValues],
+  'bearer tokens over TLS': [
+    '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
+    '--set', 'grpc.auth.tokens.existingSecret=sm-grpc-tokens',
+    '--set', 'grpc.auth.tokens.identities={policymanager,operator}',
+    '--set-json', 'grpc.auth.rules=[{"identities":["token:policymanager"],"allow":[{"method":"SendStateChange","kind":"scenario","from":["Satisfied"],"to":["Allowed","Denied"]}]},{"identities":["token:operator"],"allow":[{"method":"read"}]}]',
+  ],
 };
 
 if (!helm.ok) {
@@ -146,6 +157,7 @@ if (!helm.ok) {
       assertStatemanagerPod(t, dep, { configMapName: one(t, objs, 'ConfigMap').metadata.name ?? '' });
       const cm = one(t, objs, 'ConfigMap');
       t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts the rendered config');
+      assertNoTokenValues(t, objs);
       const expected = {
         'helm.sh/chart': `${chart.name}-${chart.version}`,
         'app.kubernetes.io/name': 'statemanager',
@@ -328,8 +340,11 @@ if (!helm.ok) {
     const env = smContainer(pw).env?.find((e) => e.name === 'ETCD_PASSWORD');
     t.deepEqual(env?.valueFrom?.secretKeyRef, { name: 'sm-etcd-auth', key: 'password' });
     const pcfg = configOf(t, pw) as { grpc: { tls: Record<string, string | boolean> } };
-    t.is(pcfg.grpc.tls.requireClientCert, true);
-    t.regex(String(pcfg.grpc.tls.caFile), /\/ca\.crt$/);
+    t.false('requireClientCert' in pcfg.grpc.tls, 'requireClientCert follows from the client CA, never rendered');
+    const caVol = podSpec(deployment(t, pw)).volumes?.find((v) => v.secret?.secretName === 'sm-grpc-client-ca');
+    const caMount = smContainer(pw).volumeMounts?.find((m) => m.name === caVol?.name);
+    t.is(pcfg.grpc.tls.caFile, `${caMount?.mountPath}/ca.crt`, 'caFile is the client CA Secret, in a directory of its own');
+    t.not(caMount?.mountPath, grpcDir, 'the client CA is not read from the server certificate Secret');
     t.is(smContainer(await template()).env?.find((e) => e.name === 'ETCD_PASSWORD'), undefined, 'no password by default');
   });
 
@@ -376,6 +391,21 @@ if (!helm.ok) {
     t.regex(await templateFails(['--set', 'grpc.port=70000']), /grpc\.port/);
     t.regex(await templateFails(['--set', 'etcd.endpoints={etcd:2379}']), /endpoints/);
     t.regex(await templateFails(['--set', 'podDisruptionBudget.maxUnavailable=-1']), /maxUnavailable/);
+    // The client CA has its own Secret, and requireClientCert follows from it.
+    t.regex(await templateFails(['--set', 'grpc.tls.caKey=ca.crt']), /caKey/);
+    t.regex(await templateFails(['--set', 'grpc.tls.requireClientCert=true']), /requireClientCert/);
+    t.regex(await templateFails(['--set', 'grpc.auth.allowAnonymous=yes']), /allowAnonymous/);
+    t.regex(await templateFails(['--set', 'grpc.auth.tokens.token=secret']), /token/);
+    t.regex(await templateFails(['--set', 'grpc.auth.tokens.identities={a/b}']), /identities/);
+    t.regex(
+      await templateFails(['--set-json', 'grpc.auth.rules=[{"identities":["node-*"],"allow":[{"method":"read"}]}]']),
+      /identities/,
+      'identity patterns start with their kind',
+    );
+    t.regex(
+      await templateFails(['--set-json', 'grpc.auth.rules=[{"identities":["cn:x"],"allow":[{"method":"Write"}]}]']),
+      /method/,
+    );
     const lint = await run(h.bin, ['lint', '--strict', chartDir, '--set', 'replicaCount=two'], helmEnv);
     t.not(lint.code, 0, 'helm lint also rejects it');
   });
@@ -385,6 +415,13 @@ if (!helm.ok) {
     t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.endpoints={https://e:2379}']), /etcd\.tls\.existingSecret/);
     t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=s']), /not https/);
     t.regex(await templateFails(['--set', 'grpc.tls.enabled=true']), /grpc\.tls\.existingSecret/);
+    t.regex(await templateFails(['--set', 'grpc.tls.clientCA.existingSecret=ca']), /clientCA.*requires grpc\.tls\.enabled=true/);
+    t.regex(await templateFails(['--set', 'grpc.auth.tokens.identities={operator}']), /requires grpc\.auth\.tokens\.existingSecret/);
+    t.regex(await templateFails(['--set', 'grpc.auth.tokens.existingSecret=tok']), /identities is empty/);
+    t.regex(
+      await templateFails(['--set-json', 'grpc.auth.rules=[{"identities":["cn:operator-*"],"allow":[{"method":"read"}]}]']),
+      /grpc\.auth\.rules need caller identities/,
+    );
     const dir = tempDir('sm-values-');
     const noEtcd = join(dir, 'no-etcd.yaml');
     writeFileSync(noEtcd, 'etcd:\n  endpoints: []\n');
@@ -417,6 +454,113 @@ if (!helm.ok) {
     const tls = await notes(combos['production TLS'] ?? []);
     t.false(tls.includes('not encrypted'));
     t.true(tls.includes('TLS, Secret sm-etcd-tls'));
+  });
+
+  test('NOTES.txt warns loudly when anonymous access is on, and notes when nobody can be identified', async (t) => {
+    const dir = tempDir('sm-notes-');
+    cpSync(chartDir, dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'templates/zz-notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n{{ include (print $.Template.BasePath "/NOTES.txt") . | indent 4 }}\n',
+    );
+    const notes = async (args: Args) => {
+      const r = await run(h.bin, ['template', release, dir, '--show-only', 'templates/zz-notes.yaml', ...args], helmEnv);
+      t.is(r.code, 0, r.stderr);
+      return parseManifests(r.stdout)[0]?.data?.notes ?? '';
+    };
+    const open = await notes(['--set', 'grpc.auth.allowAnonymous=true']);
+    t.regex(open, /WARNING: grpc\.auth\.allowAnonymous=true/);
+    t.regex(open, /served from ANYWHERE/);
+    t.true(open.includes('statemanager_grpc_anonymous_allowed=1'), 'names the metric that exports it');
+    t.true(open.includes('may do everything'), 'without rules: says anonymous callers may do everything');
+    const openProd = await notes(['-f', productionValues, '--set', 'grpc.auth.allowAnonymous=true']);
+    t.regex(openProd, /WARNING: grpc\.auth\.allowAnonymous=true/, 'warned even with a client CA and rules');
+
+    const defaults = await notes([]);
+    t.false(defaults.includes('allowAnonymous=true'));
+    t.regex(defaults, /NOTE: no gRPC authentication is configured/);
+    t.true(defaults.includes('loopback'), 'says only loopback callers (sidecars) are served');
+    t.true(defaults.includes('sidecars'));
+
+    const prod = await notes(['-f', productionValues]);
+    t.false(prod.includes('WARNING'), prod);
+    t.false(prod.includes('no gRPC authentication'));
+    t.true(prod.includes('mutual TLS, client CA Secret statemanager-grpc-client-ca'));
+    t.regex(prod, /anonymous callers refused; 4 authorization rule\(s\)/);
+
+    const tokens = await notes(combos['bearer tokens over TLS'] ?? []);
+    t.false(tokens.includes('no gRPC authentication'));
+    t.false(tokens.includes('WARNING'), tokens);
+    t.true(tokens.includes('bearer tokens from Secret sm-grpc-tokens (policymanager, operator)'));
+    const clearTokens = await notes(['--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={operator}']);
+    t.regex(clearTokens, /WARNING: grpc\.auth\.tokens without grpc\.tls/);
+    const nobody = await notes(['--set', 'grpc.auth.allowAnonymous=false']);
+    t.regex(nobody, /WARNING: grpc\.auth\.allowAnonymous=false and neither a client CA nor tokens/);
+  });
+
+  test('production values: mutual TLS with its own client CA Secret, rules on, anonymous refused, parsed by the program', async (t) => {
+    const objs = await template(['-f', productionValues]);
+    const spec = podSpec(deployment(t, objs));
+    const c = container(spec, 'statemanager');
+    const text = one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '';
+    const cfg = programConfig(text, c);
+    assertAuthenticated(t, 'values-production.yaml', cfg);
+    assertNoTokenValues(t, objs);
+    t.is((deployment(t, objs).spec as { replicas: number }).replicas, 3);
+    const dirOf = (secret: string) => {
+      const vol = spec.volumes?.find((v) => v.secret?.secretName === secret);
+      t.truthy(vol, `Secret ${secret} is mounted`);
+      t.not(vol?.secret?.optional, true, `Secret ${secret} is required`);
+      const m = c.volumeMounts?.find((x) => x.name === vol?.name);
+      t.is(m?.readOnly, true, `${secret} read-only`);
+      return m?.mountPath ?? '<none>';
+    };
+    t.is(cfg.grpc.tls?.caFile, `${dirOf('statemanager-grpc-client-ca')}/ca.crt`);
+    t.is(cfg.grpc.tls?.certFile, `${dirOf('statemanager-grpc-tls')}/tls.crt`);
+    t.is(cfg.etcd.tls.caFile, `${dirOf('statemanager-etcd-tls')}/ca.crt`);
+    for (const e of cfg.etcd.endpoints) t.true(e.startsWith('https://'), e);
+    const raw = parse(text) as { grpc: { tls: Record<string, unknown>; auth: Record<string, unknown> } };
+    t.false('requireClientCert' in raw.grpc.tls, 'requireClientCert follows from the client CA');
+    t.is(raw.grpc.auth.allowAnonymous, false);
+    t.false('tokens' in raw.grpc.auth, 'no tokens: certificates identify every caller');
+    const unset = await template(['-f', productionValues, '--set', 'grpc.auth.allowAnonymous=null']);
+    assertAuthenticated(t, 'values-production.yaml with allowAnonymous unset', programConfig(one(t, unset, 'ConfigMap').data?.['config.yaml'] ?? '', c));
+  });
+
+  test('bearer tokens come from a Secret mounted as files; no token is in the ConfigMap', async (t) => {
+    const objs = await template(combos['bearer tokens over TLS'] ?? []);
+    const spec = podSpec(deployment(t, objs));
+    const c = container(spec, 'statemanager');
+    const vol = spec.volumes?.find((v) => v.secret?.secretName === 'sm-grpc-tokens');
+    t.truthy(vol, 'the token Secret is a volume');
+    t.deepEqual(vol?.secret?.items, [{ key: 'policymanager', path: 'policymanager' }, { key: 'operator', path: 'operator' }], 'only the listed identities');
+    // 0440 as Kubernetes reads it (YAML 1.1 octal); this test's YAML 1.2 parser reads 440.
+    t.true([0o440, 440].includes(vol?.secret?.defaultMode ?? -1), `defaultMode ${vol?.secret?.defaultMode}`);
+    const m = c.volumeMounts?.find((x) => x.name === vol?.name);
+    t.is(m?.readOnly, true);
+    t.false((c.env ?? []).some((e) => e.valueFrom?.secretKeyRef?.name === 'sm-grpc-tokens'), 'tokens are not put in the environment');
+    const cfg = programConfig(one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '', c);
+    t.deepEqual(cfg.grpc.auth.tokens, [
+      { identity: 'policymanager', tokenFile: `${m?.mountPath}/policymanager` },
+      { identity: 'operator', tokenFile: `${m?.mountPath}/operator` },
+    ]);
+    t.is(cfg.grpc.auth.rules?.length, 2, 'rules rendered verbatim');
+    t.deepEqual(cfg.grpc.auth.rules?.[1], { identities: ['token:operator'], allow: [{ method: 'read' }] });
+    t.is(cfg.grpc.auth.allowAnonymous, undefined, 'allowAnonymous unset: the program default applies');
+    assertNoTokenValues(t, objs);
+    const def = await template();
+    t.false(podSpec(deployment(t, def)).volumes?.some((v) => v.name === 'grpc-tokens' || v.name === 'grpc-client-ca'), 'no auth volumes by default');
+    t.false('auth' in (configOf(t, def) as { grpc: object }).grpc, 'no auth section by default: the program defaults apply');
+  });
+
+  test('grpc.auth.allowAnonymous: unset by default, true and false rendered as given', async (t) => {
+    const auth = async (a: Args) => (configOf(t, await template(a)) as { grpc: { auth?: { allowAnonymous?: boolean } } }).grpc.auth;
+    t.is(await auth([]), undefined);
+    t.deepEqual(await auth(['--set', 'grpc.auth.allowAnonymous=true']), { allowAnonymous: true });
+    t.deepEqual(await auth(['--set', 'grpc.auth.allowAnonymous=false']), { allowAnonymous: false });
+    const objs = await template(['--set', 'grpc.auth.allowAnonymous=true']);
+    const cfg = programConfig(one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '');
+    t.is(cfg.grpc.auth.allowAnonymous, true);
   });
 
   test('extra volumes and mounts reach the pod', async (t) => {

@@ -7,7 +7,9 @@ import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
 import {
+  assertAuthenticated,
   assertNoNamespace,
+  assertNoTokenValues,
   assertPdbMatchesReplicas,
   assertRestricted,
   assertSelectors,
@@ -24,6 +26,7 @@ import {
   parseManifests,
   podSpec,
   podTemplate,
+  programConfig,
   programRejects,
   run,
   tempDir,
@@ -121,9 +124,13 @@ if (!kubectl.ok) {
       t.is(image, `ghcr.io/statemanager/statemanager:${appVersion}`, 'image tag = app version label');
       const cfg = configOf(t, objs);
       const local = parse(readFileSync(join(kustomizeDir, '../local/config.example.yaml'), 'utf8')) as unknown;
-      t.deepEqual(keyPaths(cfg), keyPaths(local), 'config.yaml has every setting');
+      // Every setting of the example; beyond them only grpc.auth (the secure overlays' rules).
+      const paths = keyPaths(cfg);
+      t.deepEqual(keyPaths(local).filter((p) => !paths.includes(p)), [], 'config.yaml has every setting');
+      t.deepEqual(paths.filter((p) => !keyPaths(local).includes(p) && !p.startsWith('grpc.auth.')), [], 'config.yaml has no setting the example lacks');
       const dep = one(t, objs, 'Deployment');
       t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts config.yaml with the pod environment');
+      assertNoTokenValues(t, objs);
     });
   }
 
@@ -173,6 +180,39 @@ if (!kubectl.ok) {
     t.not(one(t, objs, 'ConfigMap').metadata.name, one(t, base, 'ConfigMap').metadata.name, 'prod replaces config.yaml');
     const pw = envOf(objs).get('ETCD_PASSWORD')?.valueFrom as { secretKeyRef?: { name: string; optional?: boolean } } | undefined;
     t.is(pw?.secretKeyRef?.name, 'statemanager-etcd-auth');
+  });
+
+  for (const name of ['prod', 'ha'] as const) {
+    test(`${name}: gRPC with mutual TLS (client CA Secret statemanager-grpc-client-ca) and authorization rules`, async (t) => {
+      const objs = await overlay(name);
+      const spec = podSpec(one(t, objs, 'Deployment'));
+      const c = container(spec, 'statemanager');
+      const cfg = programConfig(one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '', c);
+      assertAuthenticated(t, name, cfg);
+      const dirOf = (secret: string) => {
+        const vol = spec.volumes?.find((v) => v.secret?.secretName === secret);
+        t.truthy(vol, `Secret ${secret} is mounted`);
+        t.not(vol?.secret?.optional, true, `Secret ${secret} is required, not optional`);
+        const m = c.volumeMounts?.find((x) => x.name === vol?.name);
+        t.is(m?.readOnly, true, `${secret} read-only`);
+        return m?.mountPath ?? '<none>';
+      };
+      const caDir = dirOf('statemanager-grpc-client-ca');
+      const serverDir = dirOf('statemanager-grpc-tls');
+      t.not(caDir, serverDir, 'the client CA is a Secret of its own');
+      t.is(cfg.grpc.tls?.caFile, `${caDir}/ca.crt`);
+      t.is(cfg.grpc.tls?.certFile, `${serverDir}/tls.crt`);
+      t.is(cfg.grpc.tls?.keyFile, `${serverDir}/tls.key`);
+      t.is(new Set(spec.volumes?.map((v) => v.name)).size, spec.volumes?.length ?? 0, 'no volume twice');
+      t.is(new Set(c.volumeMounts?.map((m) => m.mountPath)).size, c.volumeMounts?.length ?? 0, 'no mount twice');
+      const raw = configOf(t, objs) as { grpc: { tls: Record<string, unknown> } };
+      t.false('requireClientCert' in raw.grpc.tls, 'requireClientCert follows from the client CA');
+    });
+  }
+
+  test('prod and ha share one grpc section', async (t) => {
+    const [prod, ha] = await Promise.all([overlay('prod'), overlay('ha')]);
+    t.deepEqual((configOf(t, ha) as { grpc: unknown }).grpc, (configOf(t, prod) as { grpc: unknown }).grpc);
   });
 
   test('ha: three replicas required on different nodes, PDB', async (t) => {
@@ -265,6 +305,14 @@ components:
       };
       t.deepEqual(view(base), view(chartObjs));
       t.deepEqual(configOf(t, base), configOf(t, chartObjs));
+    });
+
+    test('the prod overlay and the chart production values give the same gRPC configuration', async (t) => {
+      const r = await run(h.bin, ['template', 'sm', chartDir, '-f', join(chartDir, 'values-production.yaml')], helmEnv);
+      t.is(r.code, 0, r.stderr);
+      const chartCfg = configOf(t, parseManifests(r.stdout)) as { grpc: unknown };
+      const prodCfg = configOf(t, await overlay('prod')) as { grpc: unknown };
+      t.deepEqual(chartCfg.grpc, prodCfg.grpc, 'values-production.yaml and overlays/prod/config.yaml: same TLS files and rules');
     });
   } else {
     test.skip(`kustomize base vs chart defaults (${helm.reason})`, () => undefined);

@@ -103,6 +103,8 @@ etcd endpoints as a JSON list: the bundled etcd when enabled, etcd.endpoints oth
 {{/* Where the Secrets are mounted inside the container. */}}
 {{- define "statemanager.etcdTlsDir" -}}/etc/statemanager/etcd-tls{{- end }}
 {{- define "statemanager.grpcTlsDir" -}}/etc/statemanager/grpc-tls{{- end }}
+{{- define "statemanager.grpcClientCADir" -}}/etc/statemanager/grpc-client-ca{{- end }}
+{{- define "statemanager.grpcTokensDir" -}}/etc/statemanager/grpc-tokens{{- end }}
 {{- define "statemanager.configDir" -}}/etc/statemanager{{- end }}
 
 {{/*
@@ -127,14 +129,42 @@ The program's configuration file (config.yaml), as YAML.
       "certFile" (include "statemanager.secretPath" (list $dir $v.etcd.tls.certKey))
       "keyFile" (include "statemanager.secretPath" (list $dir $v.etcd.tls.keyKey)) }}
 {{- end }}
-{{- $grpcTls := dict "certFile" "" "keyFile" "" "caFile" "" "requireClientCert" false }}
+{{- $grpcTls := dict "certFile" "" "keyFile" "" "caFile" "" }}
 {{- if $v.grpc.tls.enabled }}
 {{- $dir := include "statemanager.grpcTlsDir" . }}
+{{- $caFile := "" }}
+{{- if $v.grpc.tls.clientCA.existingSecret }}
+{{- $caFile = printf "%s/%s" (include "statemanager.grpcClientCADir" .) $v.grpc.tls.clientCA.key }}
+{{- end }}
 {{- $grpcTls = dict
       "certFile" (include "statemanager.secretPath" (list $dir $v.grpc.tls.certKey))
       "keyFile" (include "statemanager.secretPath" (list $dir $v.grpc.tls.keyKey))
-      "caFile" (include "statemanager.secretPath" (list $dir $v.grpc.tls.caKey))
-      "requireClientCert" $v.grpc.tls.requireClientCert }}
+      "caFile" $caFile }}
+{{- end }}
+{{- /* grpc.auth: only what is set, so that the program's defaults apply otherwise. Tokens are
+       named by file (the Secret mounted by the Deployment), never by value. */}}
+{{- $auth := dict }}
+{{- $a := $v.grpc.auth }}
+{{- if $a.tokens.identities }}
+{{- $tokens := list }}
+{{- $tokDir := include "statemanager.grpcTokensDir" . }}
+{{- range $a.tokens.identities }}
+{{- $tokens = append $tokens (dict "identity" . "tokenFile" (printf "%s/%s" $tokDir .)) }}
+{{- end }}
+{{- $_ := set $auth "tokens" $tokens }}
+{{- end }}
+{{- if kindIs "bool" $a.allowAnonymous }}
+{{- $_ := set $auth "allowAnonymous" $a.allowAnonymous }}
+{{- end }}
+{{- if kindIs "slice" $a.rules }}
+{{- $_ := set $auth "rules" (deepCopy $a.rules) }}
+{{- end }}
+{{- $grpc := dict
+    "addr" (printf "0.0.0.0:%d" (int $v.grpc.port))
+    "maxContainersPerList" (int $v.grpc.maxContainersPerList)
+    "tls" $grpcTls }}
+{{- if $auth }}
+{{- $_ := set $grpc "auth" $auth }}
 {{- end }}
 {{- $config := dict
   "keyPrefix" $v.keyPrefix
@@ -144,10 +174,7 @@ The program's configuration file (config.yaml), as YAML.
     "passwordFile" ""
     "tls" $etcdTls
     "requestTimeout" $v.etcd.requestTimeout)
-  "grpc" (dict
-    "addr" (printf "0.0.0.0:%d" (int $v.grpc.port))
-    "maxContainersPerList" (int $v.grpc.maxContainersPerList)
-    "tls" $grpcTls)
+  "grpc" $grpc
   "http" (dict "addr" (printf "0.0.0.0:%d" (int $v.http.port)))
   "actionController" (dict "addr" $v.actionController.addr "timeout" $v.actionController.timeout)
   "controller" (dict "workers" (int $v.controller.workers) "resyncPeriod" $v.controller.resyncPeriod)
@@ -178,8 +205,19 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and .Values.grpc.tls.enabled (not .Values.grpc.tls.existingSecret) }}
 {{- fail "grpc.tls.enabled=true requires grpc.tls.existingSecret (a kubernetes.io/tls Secret)" }}
 {{- end }}
-{{- if and .Values.grpc.tls.requireClientCert (not .Values.grpc.tls.caKey) }}
-{{- fail "grpc.tls.requireClientCert=true requires grpc.tls.caKey (the CA that signs client certificates)" }}
+{{- $a := .Values.grpc.auth }}
+{{- $clientCA := .Values.grpc.tls.clientCA.existingSecret }}
+{{- if and $clientCA (not .Values.grpc.tls.enabled) }}
+{{- fail "grpc.tls.clientCA.existingSecret (mutual TLS) requires grpc.tls.enabled=true and grpc.tls.existingSecret (the server certificate)" }}
+{{- end }}
+{{- if and $a.tokens.identities (not $a.tokens.existingSecret) }}
+{{- fail "grpc.auth.tokens.identities requires grpc.auth.tokens.existingSecret (a Secret whose keys are the identities and values their tokens)" }}
+{{- end }}
+{{- if and $a.tokens.existingSecret (not $a.tokens.identities) }}
+{{- fail "grpc.auth.tokens.existingSecret is set but grpc.auth.tokens.identities is empty: list the identities (keys of the Secret) to accept tokens for" }}
+{{- end }}
+{{- if and (kindIs "slice" $a.rules) (not $clientCA) (not $a.tokens.identities) }}
+{{- fail "grpc.auth.rules need caller identities: set grpc.tls.clientCA.existingSecret (mutual TLS) or grpc.auth.tokens" }}
 {{- end }}
 {{- if and .Values.etcd.bundled.enabled .Values.etcd.tls.enabled }}
 {{- fail "etcd.bundled serves plain HTTP; disable etcd.tls or point etcd.endpoints at a TLS-enabled etcd" }}
