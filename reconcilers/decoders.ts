@@ -6,7 +6,7 @@ import { parsePackageDefinition, parseScenarioDefinition } from './definitions.j
 import type { KeyLayout } from './keys.js';
 import type { ReconcileRequestRecord } from './ports.js';
 import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
-import { parseState, type StateOf } from './states.js';
+import { parseState, type ResourceKind, type StateOf } from './states.js';
 
 export interface Problem {
   reason: string;
@@ -93,7 +93,7 @@ export const decodeScenarioDefinition: Decoder<string> = definition(
   },
 );
 
-export function decodeState<K extends 'model' | 'package'>(kind: K): Decoder<StoredState<StateOf<K>>> {
+export function decodeState<K extends ResourceKind>(kind: K): Decoder<StoredState<StateOf<K>>> {
   return (keys, key, raw) => {
     if (keys.parseStateKey(kind, key) === undefined) return absent(); // not a state key
     const state = parseState(kind, raw);

@@ -24,7 +24,7 @@ import {
 import type { KeyLayout } from './keys.js';
 import type { DomainObserver } from './observer.js';
 import type { ResyncRequest } from './resync-request-format.js';
-import type { ModelState, PackageState, ResourceKind } from './states.js';
+import type { ModelState, PackageState, ResourceKind, ScenarioState } from './states.js';
 
 export type { ContainerEntry, StoredRequest, StoredState };
 
@@ -52,6 +52,8 @@ export class Fleet {
   readonly scenarioDefs: Informer<string>;
   readonly modelStates: Informer<StoredState<ModelState>>;
   readonly packageStates: Informer<StoredState<PackageState>>;
+  /** Read by the state API only: scenario states are requested, never computed here. */
+  readonly scenarioStates: Informer<StoredState<ScenarioState>>;
   readonly requests: Informer<StoredRequest>;
   readonly resyncRequests: Informer<ResyncRequest>;
   private readonly noModelReported = new Set<string>();
@@ -74,6 +76,7 @@ export class Fleet {
     this.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
     this.modelStates = informer('model-states', keys.statePrefix('model'), decodeState('model'));
     this.packageStates = informer('package-states', keys.statePrefix('package'), decodeState('package'));
+    this.scenarioStates = informer('scenario-states', keys.statePrefix('scenario'), decodeState('scenario'));
     this.requests = informer('reconcile-requests', keys.reconcileRequests, decodeReconcileRequest);
     this.resyncRequests = informer('resync-requests', keys.resyncRequests, decodeResyncRequest);
   }
@@ -102,6 +105,7 @@ export class Fleet {
       this.scenarioDefs,
       this.modelStates,
       this.packageStates,
+      this.scenarioStates,
       this.requests,
     ] as Informer<unknown>[]);
     return this.set;
