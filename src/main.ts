@@ -4,6 +4,10 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { EtcdStateStore } from './etcd/state-store.js';
+import { StateFeed } from './state-api/feed.js';
+import { StateReader } from './state-api/reader.js';
+import { FleetStateCaches } from './state-api/fleet-caches.js';
+import { EtcdHistoryStore } from './etcd/history-store.js';
 import { createStateManagerServer } from './grpc/server.js';
 import { HttpServer } from './http/server.js';
 import { createLogger } from './logging.js';
@@ -36,6 +40,8 @@ async function main(): Promise<void> {
     probes: { ready: () => app.ready(), healthy: () => app.manager.healthy(), beforeScrape: () => app.collectGauges() },
   });
 
+  // Every state change, from one etcd watch, for every subscriber of this replica.
+  const feed = new StateFeed({ source: app.watchClient, keys: app.keys, logger });
   // Every replica serves gRPC; scenario writes are compare-and-swap, so they need no leader guard.
   const grpcServer = createStateManagerServer({
     client: app.etcd,
@@ -56,6 +62,17 @@ async function main(): Promise<void> {
     },
     // The replica's own caches: every replica keeps them, leader or not.
     placement: app.fleet,
+    readApi: {
+      reader: new StateReader(new FleetStateCaches(app.fleet), new EtcdHistoryStore(app.etcd, app.keys, config.etcd.requestTimeout)),
+      feed,
+      maxBufferedEvents: config.grpc.limits.subscriberBufferEvents,
+      metrics: {
+        opened: () => app.metrics.apiSubscriptions.inc(),
+        closed: () => app.metrics.apiSubscriptions.dec(),
+        sent: (n) => app.metrics.apiEventsSent.inc(n),
+        cut: (reason) => app.metrics.apiSubscriptionsCut.labels({ reason }).inc(),
+      },
+    },
   });
 
   let stopping = false;
@@ -69,6 +86,7 @@ async function main(): Promise<void> {
     }, 25_000);
     force.unref();
     await grpcServer.stop();
+    feed.stop();
     await app.stop();
     await http.stop();
     logger.info('stopped');
@@ -85,6 +103,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   const port = await http.start();
+  // Not awaited: with etcd down at start, subscribers wait for it, the rest of start-up does not.
+  void feed.start();
   const grpc = await grpcServer.start();
   logger.info('statemanager starting', {
     etcd: config.etcd.endpoints,

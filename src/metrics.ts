@@ -35,6 +35,9 @@ export class Metrics {
   readonly leader: Gauge<'name'>;
   readonly grpcRequests: Counter<'method' | 'code'>;
   readonly grpcAnonymousAllowed: Gauge;
+  readonly apiSubscriptions: Gauge;
+  readonly apiEventsSent: Counter;
+  readonly apiSubscriptionsCut: Counter<'reason'>;
   readonly lag: Histogram;
   readonly resources: Gauge<'kind' | 'state'>;
 
@@ -145,6 +148,22 @@ export class Metrics {
       name: 'leader_election_master_status',
       help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
       labelNames: ['name'],
+      registers: r,
+    });
+    this.apiSubscriptions = new Gauge({
+      name: 'statemanager_api_subscriptions',
+      help: 'Open SubscribeToStateChanges streams on this replica',
+      registers: r,
+    });
+    this.apiEventsSent = new Counter({
+      name: 'statemanager_api_events_sent_total',
+      help: 'State change events sent to subscribers',
+      registers: r,
+    });
+    this.apiSubscriptionsCut = new Counter({
+      name: 'statemanager_api_subscriptions_cut_total',
+      help: 'Subscriptions ended by statemanager: slow (fell too far behind), compacted (resume revision gone), restarted, stopped',
+      labelNames: ['reason'],
       registers: r,
     });
     this.grpcAnonymousAllowed = new Gauge({

@@ -1,5 +1,6 @@
 // Reading what the controller reads and writes, through the same parsers: definitions, stored
 // states, containers with the status the controller computes, history and reconcile requests.
+import { parseHistoryEntry } from '../../reconcilers/history-entry.js';
 import { effectiveStatus, parseContainer, parseNodeStatus } from '../../reconcilers/container.js';
 import { parsePackageDefinition, parseScenarioDefinition } from '../../reconcilers/definitions.js';
 import type { HistoryEntry, ReconcileRequestRecord } from '../../reconcilers/ports.js';
@@ -237,31 +238,6 @@ export function notFound(kind: ResourceKind, name: string): CliError {
   return new CliError(`${kind} "${name}" not found`);
 }
 
-/** A history value as the controller writes it, or undefined when it is not one. */
-export function parseHistoryEntry(value: string): HistoryEntry | undefined {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(value);
-  } catch {
-    return undefined;
-  }
-  if (typeof doc !== 'object' || doc === null) return undefined;
-  const e = doc as Partial<HistoryEntry>;
-  if (typeof e.to !== 'string' || typeof e.at !== 'string' || typeof e.kind !== 'string' || typeof e.name !== 'string') {
-    return undefined;
-  }
-  return {
-    ...e,
-    kind: e.kind as ResourceKind,
-    name: e.name,
-    from: typeof e.from === 'string' ? e.from : null,
-    to: e.to,
-    at: e.at,
-    reason: typeof e.reason === 'string' ? e.reason : '',
-    source: typeof e.source === 'string' ? e.source : '',
-    drawn: e.drawn !== false,
-  };
-}
 
 /** Byte order, as etcd sorts keys (not locale order). */
 export function compare(a: string, b: string): number {
@@ -281,3 +257,5 @@ export function parseKind(text: string, allowed: readonly ResourceKind[] = ['pac
           : undefined;
   return kind !== undefined && allowed.includes(kind) ? kind : undefined;
 }
+
+export { parseHistoryEntry };

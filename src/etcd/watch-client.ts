@@ -25,6 +25,8 @@ export interface EtcdWatchEvent {
   // etcd3's copy of kv.proto spells the enum Put, Delete.
   type: 'Put' | 'Delete';
   kv: EtcdKeyValue;
+  /** The key before the change, when the watch asked for it (`prevKv`) and there was one. */
+  prev_kv?: EtcdKeyValue | null;
 }
 
 export interface WatchTarget {
@@ -33,11 +35,13 @@ export interface WatchTarget {
   rangeEnd?: Buffer;
   /** First revision to deliver; 0 or omitted: changes from now on. */
   startRevision?: number;
+  /** Deliver each event's previous key-value (etcd's prev_kv). */
+  prevKv?: boolean;
 }
 
 export interface EtcdWatchHandlers {
-  /** etcd confirmed the watch (again, after a reconnect). */
-  onCreated?(): void;
+  /** etcd confirmed the watch (again, after a reconnect); every change after `revision` will be delivered. */
+  onCreated?(revision: number): void;
   /** One response's events, in revision order, and the response's header revision. */
   onEvents(events: EtcdWatchEvent[], headerRevision: number): void;
   /** A progress notification: every change up to `revision` has been delivered. */
@@ -52,6 +56,8 @@ export interface EtcdWatchHandlers {
 
 export interface EtcdWatch {
   close(): void;
+  /** Asks etcd for a progress notification (onProgress) as soon as every change so far is delivered. */
+  requestProgress(): void;
 }
 
 export interface EtcdWatchClientOptions {
@@ -214,6 +220,11 @@ class StreamWatch implements EtcdWatch {
     );
   }
 
+  requestProgress(): void {
+    // Answered with a header-only response once the stream is synced (etcd 3.4+).
+    this.call?.write({ progress_request: {} });
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -253,6 +264,7 @@ class StreamWatch implements EtcdWatch {
         range_end: this.target.rangeEnd ?? Buffer.alloc(0),
         start_revision: String(this.nextRevision),
         progress_notify: true,
+        prev_kv: this.target.prevKv === true,
       },
     });
   }
@@ -275,7 +287,7 @@ class StreamWatch implements EtcdWatch {
       this.failures = 0;
       // From now on: a resume must not skip what happens after this point.
       if (this.nextRevision === 0) this.nextRevision = headerRevision + 1;
-      this.h.onCreated?.();
+      this.h.onCreated?.(this.nextRevision - 1);
       return;
     }
     if (res.events.length > 0) {
@@ -283,8 +295,9 @@ class StreamWatch implements EtcdWatch {
       this.h.onEvents(res.events, headerRevision);
       return;
     }
-    if (headerRevision >= this.nextRevision) {
-      this.nextRevision = headerRevision + 1;
+    // A progress notification: synced up to the header revision (it may equal the last delivered one).
+    if (headerRevision >= this.nextRevision - 1) {
+      this.nextRevision = Math.max(this.nextRevision, headerRevision + 1);
       this.h.onProgress?.(headerRevision);
     }
   }

@@ -49,6 +49,8 @@ export const limitsSchema = z
     callsPerSecond: z.number().min(0).default(2000),
     /** Calls an identity may make at once above the rate before it is refused. */
     burst: z.number().int().positive().default(4000),
+    /** Unsent events one SubscribeToStateChanges stream may hold; beyond, it is cut off (RESOURCE_EXHAUSTED). */
+    subscriberBufferEvents: z.number().int().positive().default(1000),
   })
   .strict();
 export type GrpcLimits = z.output<typeof limitsSchema>;

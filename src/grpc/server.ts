@@ -20,6 +20,9 @@ import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
 import type { DomainObserver } from '../../reconcilers/observer.js';
 import { handleStateChange } from './state-change.js';
+import { readHandlers, type ReadHandlers, type StreamMetrics } from './read-api.js';
+import type { StateReader } from '../state-api/reader.js';
+import type { StateFeed } from '../state-api/feed.js';
 import { quote } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 
@@ -53,6 +56,8 @@ export interface StateManagerServerOptions {
   placement?: ModelPlacement;
   /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
   isLocalPeer?: (address: string) => boolean;
+  /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
+  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; maxBufferedEvents?: number };
 }
 
 export interface StateManagerServer {
@@ -102,7 +107,24 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       return refuse(method, grpc.status.INTERNAL, 'internal error');
     };
 
+    const reads: ReadHandlers = o.readApi
+      ? readHandlers(
+          {
+            reader: o.readApi.reader,
+            feed: o.readApi.feed,
+            authorizer,
+            logger,
+            refusals,
+            ...(o.readApi.metrics ? { metrics: o.readApi.metrics } : {}),
+            ...(o.readApi.maxBufferedEvents !== undefined ? { maxBufferedEvents: o.readApi.maxBufferedEvents } : {}),
+          },
+          authenticate,
+          record,
+        )
+      : unimplementedReads(refuse);
+
     const handlers: StateManagerConnectionHandlers = {
+      ...reads,
       SendAction(_call, callback) {
         callback(refuse('SendAction', grpc.status.UNIMPLEMENTED, 'SendAction is not implemented by statemanager'));
       },
@@ -224,6 +246,16 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   };
 
   return { start, stop };
+}
+
+function unimplementedReads(refuse: (method: string, code: grpc.status, details: string) => Partial<grpc.StatusObject>): ReadHandlers {
+  const no = (method: string) => refuse(method, grpc.status.UNIMPLEMENTED, `${method} is not served by this server`);
+  return {
+    GetResourceState: (_call, cb) => cb(no('GetResourceState')),
+    GetResourceStateHistory: (_call, cb) => cb(no('GetResourceStateHistory')),
+    ListResourcesByState: (_call, cb) => cb(no('ListResourcesByState')),
+    SubscribeToStateChanges: (call) => void call.emit('error', no('SubscribeToStateChanges')),
+  };
 }
 
 function deadlineOf(call: { getDeadline(): grpc.Deadline }): { callerDeadline?: number } {

@@ -1,0 +1,29 @@
+// A resource's recorded transitions, read fresh from etcd (a replica's caches do not hold
+// history): at most the configured history length, so one range call.
+import type { Etcd3 } from 'etcd3';
+import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { HistoryEntry } from '../../reconcilers/ports.js';
+import { parseHistoryEntry } from '../../reconcilers/history-entry.js';
+import type { ResourceKind } from '../../reconcilers/states.js';
+import { prefixEnd } from './lister-watcher.js';
+
+export class EtcdHistoryStore {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly keys: KeyLayout,
+    private readonly requestTimeoutMs: number,
+  ) {}
+
+  async read(kind: ResourceKind, name: string): Promise<HistoryEntry[]> {
+    const prefix = Buffer.from(this.keys.historyPrefix(kind, name));
+    const res = await this.client.kv.range({ key: prefix, range_end: prefixEnd(prefix) }, { deadline: new Date(Date.now() + this.requestTimeoutMs) });
+    const out: HistoryEntry[] = [];
+    for (const kv of res.kvs) {
+      // Only this resource's own entries: `a/` must not take in `a/b/`'s.
+      if (kv.key.toString('utf8').slice(prefix.length).includes('/')) continue;
+      const e = parseHistoryEntry(kv.value.toString('utf8'));
+      if (e) out.push(e);
+    }
+    return out;
+  }
+}

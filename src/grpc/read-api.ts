@@ -1,0 +1,314 @@
+// Contract section 5 over gRPC: GetResourceState, GetResourceStateHistory, ListResourcesByState
+// and SubscribeToStateChanges. Answers come from the replica's caches (history from etcd) and
+// the shared state feed; each call is authorized as a `read`. A subscriber that cannot keep up
+// is cut off with RESOURCE_EXHAUSTED once its stream holds `maxBufferedEvents` unsent events:
+// the feed never waits for anyone.
+import * as grpc from '@grpc/grpc-js';
+import type { ResourceStateRequest__Output } from '../generated/statemanager/ResourceStateRequest.js';
+import type { ResourceStateResponse } from '../generated/statemanager/ResourceStateResponse.js';
+import type { ResourceState } from '../generated/statemanager/ResourceState.js';
+import type { ResourceStateHistoryRequest__Output } from '../generated/statemanager/ResourceStateHistoryRequest.js';
+import type { ResourceStateHistoryResponse } from '../generated/statemanager/ResourceStateHistoryResponse.js';
+import type { ListResourcesByStateRequest__Output } from '../generated/statemanager/ListResourcesByStateRequest.js';
+import type { ListResourcesByStateResponse } from '../generated/statemanager/ListResourcesByStateResponse.js';
+import type { StateChangeSubscriptionRequest__Output } from '../generated/statemanager/StateChangeSubscriptionRequest.js';
+import type { StateChangeEvent } from '../generated/statemanager/StateChangeEvent.js';
+import type { StateTransitionHistory } from '../generated/statemanager/StateTransitionHistory.js';
+import type { ResourceType } from '../generated/statemanager/ResourceType.js';
+import type { Severity } from '../generated/statemanager/Severity.js';
+import type { ResourceKind } from '../../reconcilers/states.js';
+import type { Logger } from '../../controller/logger.js';
+import { errorMessage } from '../../controller/errors.js';
+import type { Caller } from '../auth/identity.js';
+import type { Authorizer } from '../auth/policy.js';
+import type { ThrottledLog } from '../throttled-log.js';
+import type { StateReader, ResourceStateView, TransitionView } from '../state-api/reader.js';
+import type { StateChangeRecord, StateFeed, SubscriptionEnd } from '../state-api/feed.js';
+import { LIMITS, quote, textProblem } from './validation.js';
+
+export interface StreamMetrics {
+  opened(): void;
+  closed(): void;
+  sent(n: number): void;
+  cut(reason: 'slow' | 'compacted' | 'restarted' | 'stopped'): void;
+}
+
+export interface ReadApiDeps {
+  reader: StateReader;
+  feed: StateFeed;
+  authorizer: Authorizer;
+  logger: Logger;
+  refusals?: ThrottledLog;
+  metrics?: StreamMetrics;
+  /** Unsent events a subscription may hold before it is cut off. Default 1000. */
+  maxBufferedEvents?: number;
+  now?: () => number;
+}
+
+const KIND_OF: Record<string, ResourceKind | undefined> = {
+  RESOURCE_TYPE_SCENARIO: 'scenario',
+  RESOURCE_TYPE_PACKAGE: 'package',
+  RESOURCE_TYPE_MODEL: 'model',
+};
+const TYPE_OF: Record<ResourceKind, ResourceType> = {
+  scenario: 'RESOURCE_TYPE_SCENARIO',
+  package: 'RESOURCE_TYPE_PACKAGE',
+  model: 'RESOURCE_TYPE_MODEL',
+};
+const UNHEALTHY = new Set(['Error', 'Dead', 'Degraded']);
+const FILTER_KEYS = new Set(['name', 'since_revision']);
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+
+export interface ReadHandlers {
+  GetResourceState: Unary<ResourceStateRequest__Output, ResourceStateResponse>;
+  GetResourceStateHistory: Unary<ResourceStateHistoryRequest__Output, ResourceStateHistoryResponse>;
+  ListResourcesByState: Unary<ListResourcesByStateRequest__Output, ListResourcesByStateResponse>;
+  SubscribeToStateChanges: (call: grpc.ServerWritableStream<StateChangeSubscriptionRequest__Output, StateChangeEvent>) => void;
+}
+
+/**
+ * `authenticate` answers the caller the gate let through, or a refusal; `record` counts answers
+ * by method and status (or "OK" / "NOT_FOUND_OR_INVALID" for answers with success: false).
+ */
+export function readHandlers(
+  deps: ReadApiDeps,
+  authenticate: (method: string, call: { metadata: grpc.Metadata }) => Caller | Partial<grpc.StatusObject>,
+  record: (method: string, code: string) => void,
+): ReadHandlers {
+  const now = deps.now ?? Date.now;
+  const nowNs = (): string => (BigInt(now()) * 1_000_000n).toString();
+
+  /** The caller, if it may read; else the refusal to answer with. */
+  const admit = (method: string, call: { metadata: grpc.Metadata }): Caller | Partial<grpc.StatusObject> => {
+    const caller = authenticate(method, call);
+    if (!('identity' in caller)) return caller;
+    if (deps.authorizer.authorize(caller, { method: 'read', call: method }).allowed) return caller;
+    const meta = { method, identity: caller.identity, via: caller.via };
+    if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
+    else deps.logger.warn('gRPC call denied', meta);
+    record(method, 'PERMISSION_DENIED');
+    return { code: grpc.status.PERMISSION_DENIED, details: `${caller.identity} may not read states` };
+  };
+
+  const kindOrProblem = (type: unknown, name: string | undefined): { kind: ResourceKind } | { problem: string } => {
+    const kind = typeof type === 'string' ? KIND_OF[type] : undefined;
+    if (kind === undefined) return { problem: `resource_type ${String(type)} is not SCENARIO, PACKAGE or MODEL` };
+    if (name !== undefined) {
+      const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true });
+      if (p) return { problem: `resource_name ${p}` };
+    }
+    return { kind };
+  };
+
+  const failed = (method: string, err: unknown): Partial<grpc.StatusObject> => {
+    deps.logger.error('gRPC read failed', { method, error: errorMessage(err) });
+    record(method, 'UNAVAILABLE');
+    return { code: grpc.status.UNAVAILABLE, details: 'the state could not be read; try again' };
+  };
+
+  const toHistory = (t: TransitionView): StateTransitionHistory => ({
+    from_state: t.from,
+    to_state: t.to,
+    timestamp_ns: (BigInt(t.at) * 1_000_000n).toString(),
+    transition_id: t.transitionId,
+    reason: t.reason,
+    source: t.source,
+    duration_ms: String(t.durationMs),
+    success: true,
+  });
+
+  const toState = (v: ResourceStateView): ResourceState => ({
+    resource_type: TYPE_OF[v.kind],
+    resource_name: v.name,
+    current_state: v.state,
+    desired_state: '',
+    last_transition_time_ns: v.enteredAt === undefined ? '0' : (BigInt(v.enteredAt) * 1_000_000n).toString(),
+    state_generation: String(v.generation),
+    asil_level: 'ASIL_LEVEL_UNSPECIFIED',
+    metadata: { revision: String(v.revision) },
+    history: v.history.map(toHistory),
+    health_status: {
+      healthy: !UNHEALTHY.has(v.state),
+      status_message: `${v.kind} ${v.name} is ${v.state}`,
+      last_health_check_ns: nowNs(),
+      checks: [],
+    },
+  });
+
+  return {
+    GetResourceState(call, callback) {
+      const method = 'GetResourceState';
+      const caller = admit(method, call);
+      if (!('identity' in caller)) return callback(caller);
+      const k = kindOrProblem(call.request.resource_type, call.request.resource_name);
+      if ('problem' in k) {
+        record(method, 'OK');
+        return callback(null, { success: false, message: k.problem });
+      }
+      deps.reader.get(k.kind, call.request.resource_name).then(
+        (a) => {
+          record(method, 'OK');
+          callback(null, a.ok ? { success: true, message: '', resource_state: toState(a.value) } : { success: false, message: a.message });
+        },
+        (err: unknown) => callback(failed(method, err)),
+      );
+    },
+
+    GetResourceStateHistory(call, callback) {
+      const method = 'GetResourceStateHistory';
+      const caller = admit(method, call);
+      if (!('identity' in caller)) return callback(caller);
+      const r = call.request;
+      const k = kindOrProblem(r.resource_type, r.resource_name);
+      const problem = 'problem' in k ? k.problem : r.limit < 0 ? `limit ${r.limit} is negative` : undefined;
+      if (problem !== undefined || 'problem' in k) {
+        record(method, 'OK');
+        return callback(null, { success: false, message: problem ?? '', history: [] });
+      }
+      const ms = (ns: string): number | undefined => (ns === '0' || ns === '' ? undefined : Number(BigInt(ns) / 1_000_000n));
+      deps.reader.historyOf({ kind: k.kind, name: r.resource_name, from: ms(r.start_time_ns), to: ms(r.end_time_ns), limit: r.limit }).then(
+        (a) => {
+          record(method, 'OK');
+          callback(null, a.ok ? { success: true, message: '', history: a.value.map(toHistory) } : { success: false, message: a.message, history: [] });
+        },
+        (err: unknown) => callback(failed(method, err)),
+      );
+    },
+
+    ListResourcesByState(call, callback) {
+      const method = 'ListResourcesByState';
+      const caller = admit(method, call);
+      if (!('identity' in caller)) return callback(caller);
+      const r = call.request;
+      record(method, 'OK');
+      const k = kindOrProblem(r.resource_type, undefined);
+      if ('problem' in k) return callback(null, { success: false, message: k.problem, resources: [], total_count: 0 });
+      if (r.limit < 0) return callback(null, { success: false, message: `limit ${r.limit} is negative`, resources: [], total_count: 0 });
+      if (Object.keys(r.label_selector).length > 0) {
+        return callback(null, { success: false, message: 'label_selector is not supported: statemanager keeps no labels', resources: [], total_count: 0 });
+      }
+      const a = deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit });
+      if (!a.ok) return callback(null, { success: false, message: a.message, resources: [], total_count: 0 });
+      callback(null, {
+        success: true,
+        message: `revision ${a.value.revision}`,
+        resources: a.value.resources.map(toState),
+        total_count: a.value.total,
+      });
+    },
+
+    SubscribeToStateChanges(call) {
+      const method = 'SubscribeToStateChanges';
+      const refuse = (s: Partial<grpc.StatusObject>): void => {
+        call.emit('error', s);
+      };
+      const caller = admit(method, call);
+      if (!('identity' in caller)) return refuse(caller);
+      const parsed = parseSubscription(call.request);
+      if ('problem' in parsed) {
+        record(method, 'INVALID_ARGUMENT');
+        return refuse({ code: grpc.status.INVALID_ARGUMENT, details: parsed.problem });
+      }
+      const max = deps.maxBufferedEvents ?? 1000;
+      let over = false;
+      deps.metrics?.opened();
+      const finish = (code: grpc.status, details: string, reason?: 'slow' | 'compacted' | 'restarted' | 'stopped'): void => {
+        if (over) return;
+        over = true;
+        sub.close();
+        deps.metrics?.closed();
+        if (reason) deps.metrics?.cut(reason);
+        record(method, grpc.status[code]);
+        if (code === grpc.status.OK) {
+          call.end();
+          return;
+        }
+        call.emit('error', { code, details });
+        // A client that reads nothing never receives the status: free the stream anyway.
+        if (code === grpc.status.RESOURCE_EXHAUSTED) setTimeout(() => call.destroy(), 5000).unref();
+      };
+      const sub = deps.feed.subscribe(parsed.filter, {
+        send: (r) => {
+          if (over) return;
+          if (call.writableLength >= max) {
+            deps.logger.warn('state subscriber cut off: it does not keep up', { identity: caller.identity, peer: call.getPeer(), buffered: call.writableLength });
+            return finish(grpc.status.RESOURCE_EXHAUSTED, `the subscriber fell ${max} events behind; subscribe again with filter since_revision=${r.revision - 1}`, 'slow');
+          }
+          call.write(toEvent(r, nowNs()));
+          deps.metrics?.sent(1);
+        },
+        end: (reason) => {
+          const [code, details, why] = endStatus(reason);
+          finish(code, details, why);
+        },
+      });
+      call.on('cancelled', () => {
+        if (over) return;
+        over = true;
+        sub.close();
+        deps.metrics?.closed();
+        record(method, 'CANCELLED');
+      });
+    },
+  };
+}
+
+function endStatus(reason: SubscriptionEnd): [grpc.status, string, 'compacted' | 'restarted' | 'stopped'] {
+  switch (reason.kind) {
+    case 'compacted':
+      return [grpc.status.OUT_OF_RANGE, `revision compacted (etcd keeps changes from ${reason.compactRevision}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
+    case 'restarted':
+      return [grpc.status.UNAVAILABLE, `${reason.detail}; subscribe again with since_revision set to the last revision received`, 'restarted'];
+    case 'stopped':
+      return [grpc.status.UNAVAILABLE, 'statemanager is shutting down; subscribe again (to any replica) with since_revision', 'stopped'];
+  }
+}
+
+const SEVERITY: Record<string, Severity> = { Error: 'SEVERITY_ERROR', Dead: 'SEVERITY_ERROR', Degraded: 'SEVERITY_WARNING' };
+
+function toEvent(r: StateChangeRecord, nowNs: string): StateChangeEvent {
+  return {
+    event_type: 'EVENT_TYPE_STATE_CHANGE',
+    state_change: {
+      resource_type: TYPE_OF[r.kind],
+      resource_name: r.name,
+      current_state: r.from,
+      target_state: r.to,
+      transition_id: '',
+      timestamp_ns: (BigInt(r.seenAt) * 1_000_000n).toString(),
+      source: 'statemanager',
+    },
+    event_timestamp_ns: nowNs,
+    event_id: `${r.revision}-${r.index}`,
+    severity: SEVERITY[r.to] ?? 'SEVERITY_INFO',
+    description: `${r.kind} ${r.name}: ${r.from || '(none)'} -> ${r.to || '(deleted)'}`,
+    metadata: { revision: String(r.revision), kind: r.kind },
+  };
+}
+
+/** The request as a feed filter, or what is wrong with it. */
+export function parseSubscription(req: StateChangeSubscriptionRequest__Output): { filter: { kind?: ResourceKind; name?: string; sinceRevision?: number } } | { problem: string } {
+  const type: unknown = req.resource_type;
+  let kind: ResourceKind | undefined;
+  if (type !== 'RESOURCE_TYPE_UNSPECIFIED') {
+    kind = typeof type === 'string' ? KIND_OF[type] : undefined;
+    if (kind === undefined) return { problem: `resource_type ${String(type)} is not SCENARIO, PACKAGE, MODEL or UNSPECIFIED (every type)` };
+  }
+  const unknown = Object.keys(req.filter).filter((k) => !FILTER_KEYS.has(k));
+  if (unknown.length > 0) return { problem: `filter ${unknown.map(quote).join(', ')} not understood (known: name, since_revision)` };
+  const filter: { kind?: ResourceKind; name?: string; sinceRevision?: number } = {};
+  if (kind) filter.kind = kind;
+  const name = req.filter.name;
+  if (name !== undefined) {
+    const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true });
+    if (p) return { problem: `filter["name"] ${p}` };
+    filter.name = name;
+  }
+  const since = req.filter.since_revision;
+  if (since !== undefined) {
+    if (!/^\d{1,15}$/.test(since)) return { problem: `filter["since_revision"] ${quote(since)} is not a revision (a non-negative integer)` };
+    filter.sinceRevision = Number(since);
+  }
+  return { filter };
+}

@@ -1,0 +1,254 @@
+// Contract section 5 against real statemanager processes and a real etcd, through a client built
+// from Pullpiri's draft messages (test/fixtures), not the project's protos: reads from a leader
+// and a follower, subscriptions with filters, resume from a revision across a replica restart,
+// compaction, 200 subscribers on one etcd watch, and a slow subscriber cut off.
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
+import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
+import { DraftClient, type DraftResourceState, type Subscription } from '../helpers/draft-client.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
+import { FleetWriter } from '../helpers/fleet-writer.js';
+import { startReplica, type Replica } from '../helpers/replica.js';
+
+let etcd: EtcdServer;
+let ac: FakeActionController;
+const replicas: Replica[] = [];
+const clients: DraftClient[] = [];
+
+test.before(async () => {
+  etcd = await startEtcd();
+  ac = await startActionController();
+});
+
+test.after.always(async () => {
+  for (const c of clients) c.close();
+  await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
+  await ac?.stop();
+  await etcd?.stop();
+});
+
+async function replica(prefix: string, identity: string, config: Record<string, unknown> = {}): Promise<Replica> {
+  const r = await startReplica({ identity, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config: { keyPrefix: prefix, ...config } });
+  replicas.push(r);
+  await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
+  return r;
+}
+
+function client(r: Replica): DraftClient {
+  const c = new DraftClient(`127.0.0.1:${r.grpcPort}`);
+  clients.push(c);
+  return c;
+}
+
+/** Puts a scenario state directly (the controller never writes scenario states) and returns the revision. */
+async function putScenario(c: Etcd3, w: FleetWriter, name: string, state: string): Promise<number> {
+  const res = await c.put(w.keys.stateKey('scenario', name)).value(state).exec();
+  return Number(res.header.revision);
+}
+
+async function etcdWatchers(): Promise<number> {
+  const body = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+  const line = body.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '));
+  return Number(line?.split(' ')[1]);
+}
+
+const events = (s: Subscription) => s.events.map((e) => `${e.state_change?.resource_name}:${e.state_change?.current_state}->${e.state_change?.target_state}@${e.metadata.revision}`);
+
+test.serial('reads: state, history and lists from the caches, in the draft messages', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/api1');
+  await w.packageDef('p1', ['m1', 'm2']);
+  await w.packageDef('p2', ['m3']);
+  await w.container('n1', 'c1', 'm1', 'running');
+  await w.container('n1', 'c2', 'm2', 'running');
+  await w.container('n2', 'c3', 'm3', 'dead');
+  const r = await replica('/api1', 'api1');
+  const c = client(r);
+  await eventually(async () => {
+    assert.strictEqual(await w.state('package', 'p1'), 'Running');
+    assert.strictEqual(await w.state('package', 'p2'), 'Error');
+  });
+  t.is((await c.sendStateChange({ resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 's1', target_state: 'Idle', source: 'test' })).error_code, 'ERROR_CODE_SUCCESS');
+
+  let p1!: DraftResourceState;
+  await eventually(async () => {
+    const a = await c.getState('RESOURCE_TYPE_PACKAGE', 'p1');
+    assert.strictEqual(a.resource_state?.current_state, 'Running', JSON.stringify(a));
+    p1 = a.resource_state!;
+  });
+  const kv = await w.client.get(w.keys.stateKey('package', 'p1')).exec();
+  t.is(p1.state_generation, kv.kvs[0]!.version);
+  t.true(Number(p1.metadata.revision) >= Number(kv.kvs[0]!.mod_revision));
+  t.is(p1.resource_type, 'RESOURCE_TYPE_PACKAGE');
+  const last = p1.history[p1.history.length - 1]!;
+  t.is(last.to_state, 'Running');
+  t.is(p1.last_transition_time_ns, last.timestamp_ns);
+  t.true(p1.health_status?.healthy);
+  t.is(p1.history.length, Number(p1.state_generation));
+
+  const p2 = (await c.getState('RESOURCE_TYPE_PACKAGE', 'p2')).resource_state!;
+  t.like(p2, { current_state: 'Error', health_status: { healthy: false } });
+  t.is((await c.getState('RESOURCE_TYPE_MODEL', 'm3')).resource_state?.current_state, 'Dead');
+  let s1!: DraftResourceState;
+  await eventually(async () => {
+    const a = await c.getState('RESOURCE_TYPE_SCENARIO', 's1');
+    assert.ok(a.success, JSON.stringify(a));
+    s1 = a.resource_state!;
+  });
+  t.like(s1, { current_state: 'Idle', state_generation: '1' });
+  t.is(s1.history[0]?.source, 'test');
+
+  // Not found and unmanaged types answer success: false, not a gRPC error.
+  const missing = await c.getState('RESOURCE_TYPE_PACKAGE', 'nope');
+  t.false(missing.success);
+  t.regex(missing.message, /package "nope" not found/);
+  t.false((await c.getState('RESOURCE_TYPE_VOLUME', 'v')).success);
+
+  // Lists: sorted by name, state matched leniently, limit and total.
+  const all = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE' });
+  t.deepEqual(all.resources.map((x) => [x.resource_name, x.current_state]), [['p1', 'Running'], ['p2', 'Error']]);
+  t.is(all.total_count, 2);
+  t.deepEqual((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', state: 'error' })).resources.map((x) => x.resource_name), ['p2']);
+  t.deepEqual((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', state: 'PACKAGE_STATE_RUNNING' })).resources.map((x) => x.resource_name), ['p1']);
+  const limited = await c.list({ resource_type: 'RESOURCE_TYPE_MODEL', limit: 2 });
+  t.deepEqual([limited.resources.map((x) => x.resource_name), limited.total_count], [['m1', 'm2'], 3]);
+  t.deepEqual(limited.resources[0]!.history, []);
+  t.false((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', state: 'Sleeping' })).success);
+  t.false((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', label_selector: { a: 'b' } })).success);
+
+  // History: newest last, limit keeps the newest, a time window cuts.
+  const h = await c.history({ resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p1' });
+  t.true(h.success);
+  t.deepEqual(h.history.map((x) => x.to_state), p1.history.map((x) => x.to_state));
+  const newest = await c.history({ resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p1', limit: 1 });
+  t.deepEqual(newest.history, [h.history[h.history.length - 1]]);
+  const after = await c.history({ resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p1', start_time_ns: String(BigInt(Date.now() + 60_000) * 1_000_000n) });
+  t.deepEqual(after.history, []);
+  t.false((await c.history({ resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'nope' })).success);
+});
+
+test.serial('subscribe: every committed change of the type, filters, then resume from a revision with no gap and no duplicate', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/api2');
+  const r = await replica('/api2', 'api2');
+  const c = client(r);
+  const everything = c.subscribe('RESOURCE_TYPE_UNSPECIFIED');
+  const scenarios = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const onlyB = c.subscribe('RESOURCE_TYPE_SCENARIO', { name: 'b' });
+  const packages = c.subscribe('RESOURCE_TYPE_PACKAGE');
+  await new Promise((res) => setTimeout(res, 300));
+  const revs: number[] = [];
+  revs.push(await putScenario(w.client, w, 'a', 'Idle'));
+  revs.push(await putScenario(w.client, w, 'b', 'Idle'));
+  revs.push(await putScenario(w.client, w, 'a', 'SCENARIO_STATE_IDLE')); // same state, another spelling: no change
+  revs.push(await putScenario(w.client, w, 'a', 'Waiting'));
+  await w.client.delete().key(w.keys.stateKey('scenario', 'b')).exec();
+  await eventually(async () => assert.strictEqual(scenarios.events.length, 4, JSON.stringify(events(scenarios))));
+  t.deepEqual(events(scenarios), [`a:->Idle@${revs[0]}`, `b:->Idle@${revs[1]}`, `a:Idle->Waiting@${revs[3]}`, `b:Idle->@${scenarios.revisions()[3]}`]);
+  t.deepEqual(events(onlyB).map((e) => e.replace(/@\d+$/, '')), ['b:->Idle', 'b:Idle->']);
+  t.is(packages.events.length, 0);
+  t.deepEqual(events(everything), events(scenarios));
+  const e0 = scenarios.events[0]!;
+  t.like(e0, { event_type: 'EVENT_TYPE_STATE_CHANGE', severity: 'SEVERITY_INFO', state_change: { resource_type: 'RESOURCE_TYPE_SCENARIO' } });
+  t.is(new Set(scenarios.events.map((e) => e.event_id)).size, 4);
+
+  // Resume from the second change: the rest again, then live.
+  const seen = events(scenarios);
+  const resumed = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(revs[1]) });
+  await eventually(async () => assert.strictEqual(resumed.events.length, 2, JSON.stringify(events(resumed))));
+  const more = await putScenario(w.client, w, 'a', 'Satisfied');
+  await eventually(async () => assert.strictEqual(resumed.events.length, 3));
+  t.deepEqual(events(resumed), [...seen.slice(2), `a:Waiting->Satisfied@${more}`]);
+
+  // Bad requests are INVALID_ARGUMENT.
+  for (const [type, filter] of [
+    ['RESOURCE_TYPE_VOLUME', {}],
+    ['RESOURCE_TYPE_SCENARIO', { since_revision: 'yesterday' }],
+    ['RESOURCE_TYPE_SCENARIO', { colour: 'red' }],
+  ] as const) {
+    const bad = c.subscribe(type, filter);
+    t.is((await bad.end).code, grpc.status.INVALID_ARGUMENT, `${type} ${JSON.stringify(filter)}`);
+  }
+  for (const s of [everything, scenarios, onlyB, packages, resumed]) s.cancel();
+});
+
+test.serial('resume from before the replica restarted: exactly the missed changes, in order; a compacted revision is OUT_OF_RANGE', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/api3');
+  const first = await replica('/api3', 'api3-a');
+  const sub = client(first).subscribe('RESOURCE_TYPE_SCENARIO');
+  await new Promise((res) => setTimeout(res, 300));
+  const states = ['Idle', 'Waiting', 'Satisfied', 'Allowed', 'Completed'];
+  for (const s of states) await putScenario(w.client, w, 'r', s);
+  await eventually(async () => assert.strictEqual(sub.events.length, 5));
+  const lastSeen = sub.revisions().at(-1)!;
+  await first.kill('SIGKILL');
+  // Changes while nobody serves: the resume must bring every one of them.
+  const missed: number[] = [];
+  for (let i = 0; i < 30; i++) missed.push(await putScenario(w.client, w, `m${i % 3}`, i % 2 ? 'Waiting' : 'Idle'));
+  const second = await replica('/api3', 'api3-b');
+  const resumed = client(second).subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(lastSeen) });
+  await eventually(async () => assert.strictEqual(resumed.events.length, 30, JSON.stringify(events(resumed))));
+  t.deepEqual(resumed.revisions(), missed);
+  const live = await putScenario(w.client, w, 'r', 'Idle');
+  await eventually(async () => assert.strictEqual(resumed.events.length, 31));
+  t.is(resumed.revisions()[30], live);
+
+  // Compact past the subscriber's revision: resuming from it is OUT_OF_RANGE.
+  await w.client.kv.compact({ revision: String(live), physical: true });
+  const stale = client(second).subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(lastSeen) });
+  const status = await stale.end;
+  t.is(status.code, grpc.status.OUT_OF_RANGE, status.details);
+  t.regex(status.details, /compacted/);
+  t.is(await second.metric('statemanager_api_subscriptions_cut_total', 'reason="compacted"'), 1);
+  resumed.cancel();
+});
+
+test.serial('a follower answers reads and subscriptions from its own caches', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/api4');
+  await w.packageDef('p', ['m']);
+  await w.container('n1', 'c1', 'm', 'running');
+  const config = { leaderElection: { enabled: true, leaseDuration: '4s' } };
+  const [a, b] = [await replica('/api4', 'api4-a', config), await replica('/api4', 'api4-b', config)];
+  await eventually(async () => assert.strictEqual(await w.state('package', 'p'), 'Running'));
+  const leaderId = await w.client.get(w.keys.leader).string();
+  const follower = leaderId === a.identity ? b : a;
+  t.is(await follower.metric('leader_election_master_status', 'name="statemanager"'), 0);
+  const c = client(follower);
+  const sub = c.subscribe('RESOURCE_TYPE_PACKAGE', { name: 'p' });
+  await eventually(async () => assert.strictEqual((await c.getState('RESOURCE_TYPE_PACKAGE', 'p')).resource_state?.current_state, 'Running'));
+  await w.container('n1', 'c1', 'm', 'dead');
+  await eventually(async () => assert.strictEqual((await c.getState('RESOURCE_TYPE_PACKAGE', 'p')).resource_state?.current_state, 'Error'));
+  await eventually(async () => assert.deepStrictEqual(events(sub).map((e) => e.replace(/@\d+$/, '')), ['p:Running->Error']));
+  t.is(sub.events[0]!.severity, 'SEVERITY_ERROR');
+  sub.cancel();
+});
+
+test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber is cut off with RESOURCE_EXHAUSTED and slows nobody', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/api5');
+  const r = await replica('/api5', 'api5', { grpc: { limits: { subscriberBufferEvents: 200 } } });
+  const c = client(r);
+  const before = await etcdWatchers();
+  const subs = Array.from({ length: 200 }, () => c.subscribe('RESOURCE_TYPE_SCENARIO'));
+  await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions'), 200));
+  t.is(await etcdWatchers(), before, 'no etcd watch per subscriber');
+  const rev = await putScenario(w.client, w, 'x', 'Idle');
+  await eventually(async () => assert.ok(subs.every((s) => s.revisions()[0] === rev), 'every subscriber got the change'));
+  for (const s of subs) s.cancel();
+  await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions'), 0));
+
+  // One subscriber stops reading; another keeps up.
+  const slow = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const fast = client(r).subscribe('RESOURCE_TYPE_SCENARIO');
+  slow.stream.pause();
+  await new Promise((res) => setTimeout(res, 300));
+  const n = 1500;
+  for (let i = 0; i < n; i++) await putScenario(w.client, w, 'flip', i % 2 ? 'Waiting' : 'Idle');
+  await eventually(async () => assert.strictEqual(fast.events.length, n), { timeoutMs: 20_000 });
+  await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions_cut_total', 'reason="slow"'), 1));
+  slow.stream.resume();
+  const status = await slow.end;
+  t.is(status.code, grpc.status.RESOURCE_EXHAUSTED, status.details);
+  t.regex(status.details, /since_revision=\d+/);
+  t.true(slow.events.length < n);
+  fast.cancel();
+});
