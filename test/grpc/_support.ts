@@ -14,7 +14,7 @@ import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { prefixEnd } from '../../src/etcd/lister-watcher.js';
 import { parseGrpcServerConfig, type GrpcServerConfigInput } from '../../src/grpc/config.js';
 import { loadStateManagerProto } from '../../src/grpc/proto.js';
-import { createStateManagerServer, type GrpcMetrics, type StateManagerServer } from '../../src/grpc/server.js';
+import { createStateManagerServer, type GrpcMetrics, type StateManagerServer, type StateManagerServerOptions } from '../../src/grpc/server.js';
 import type { ModelPlacement } from '../../src/auth/policy.js';
 
 export const proto = loadStateManagerProto();
@@ -64,7 +64,13 @@ const clients: grpc.Client[] = [];
 export async function startTestServer(
   etcd: Etcd3,
   config: GrpcServerConfigInput = {},
-  o: { requestTimeoutMs?: number; keys?: KeyLayout; isLocalPeer?: (address: string) => boolean; placement?: ModelPlacement } = {},
+  o: {
+    requestTimeoutMs?: number;
+    keys?: KeyLayout;
+    isLocalPeer?: (address: string) => boolean;
+    placement?: ModelPlacement;
+    readApi?: StateManagerServerOptions['readApi'];
+  } = {},
 ): Promise<TestServer> {
   const keys = o.keys ?? new KeyLayout(uniquePrefix());
   const logger = captureLogger();
@@ -82,6 +88,7 @@ export async function startTestServer(
     shutdownTimeoutMs: 1000,
     ...(o.isLocalPeer ? { isLocalPeer: o.isLocalPeer } : {}),
     ...(o.placement ? { placement: o.placement } : {}),
+    ...(o.readApi ? { readApi: o.readApi } : {}),
   });
   const { port } = await server.start();
   servers.push(server);

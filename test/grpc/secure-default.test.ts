@@ -7,6 +7,11 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { silentLogger } from '../../controller/logger.js';
+import { StateFeed } from '../../src/state-api/feed.js';
+import { StateReader, type StateCaches } from '../../src/state-api/reader.js';
+import { DraftClient } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { createTestPki, type CertificateAuthority, type IssuedCert, type TestPki } from '../helpers/certs.js';
 import {
@@ -19,6 +24,7 @@ import {
   snapshot,
   startTestServer,
   stopAll,
+  uniquePrefix,
   type TestServer,
 } from './_support.js';
 
@@ -186,4 +192,43 @@ test('identity kinds: a certificate CN spelled like a URI SAN does not pass for 
   t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
   const entry = JSON.parse((await getString(client, s.keys.historyKey('scenario', 's1', 1)))!) as HistoryEntry;
   t.like(entry, { source: 'someone-else', identity: 'cn:policymanager' });
+});
+
+test('reads need the read permission: a node identity is denied, an operator served, an anonymous remote caller unauthenticated', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const caches: StateCaches = {
+    get: (kind, name) => (kind === 'package' && name === 'p' ? { name: 'p', state: 'Running', version: 3 } : undefined),
+    list: () => [{ name: 'p', state: 'Running', version: 3 }],
+    revision: () => 7,
+  };
+  const feed = new StateFeed({ source: etcd.watchClient(), keys, logger: silentLogger });
+  await feed.start();
+  const readApi = { reader: new StateReader(caches, { read: async () => [] }), feed };
+  const s = await startTestServer(
+    client,
+    {
+      auth: {
+        tokens: [{ token: 'ops', identity: 'operator' }, { token: 'n1', identity: 'node-n1' }],
+        rules: [
+          { identities: ['token:operator'], allow: [{ method: 'read' }] },
+          { identities: ['token:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
+        ],
+      },
+    },
+    { keys, readApi },
+  );
+  const ops = new DraftClient(s.target, () => bearer('ops'));
+  const node = new DraftClient(s.target, () => bearer('n1'));
+  const nobody = new DraftClient(s.target);
+  t.like(await ops.getState('RESOURCE_TYPE_PACKAGE', 'p'), { success: true, resource_state: { current_state: 'Running', state_generation: '3', metadata: { revision: '7' } } });
+  t.is((await ops.list({ resource_type: 'RESOURCE_TYPE_PACKAGE' })).total_count, 1);
+  for (const call of [() => node.getState('RESOURCE_TYPE_PACKAGE', 'p'), () => node.list({ resource_type: 'RESOURCE_TYPE_PACKAGE' }), () => node.history({ resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p' })]) {
+    t.is((await grpcError(call())).code, grpc.status.PERMISSION_DENIED);
+  }
+  t.is((await node.subscribe('RESOURCE_TYPE_UNSPECIFIED').end).code, grpc.status.PERMISSION_DENIED);
+  t.is((await nobody.subscribe('RESOURCE_TYPE_UNSPECIFIED').end).code, grpc.status.UNAUTHENTICATED);
+  const live = ops.subscribe('RESOURCE_TYPE_UNSPECIFIED');
+  live.cancel();
+  for (const c of [ops, node, nobody]) c.close();
+  feed.stop();
 });
