@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine with Node 20 lacks for statemanager: npm dependencies
-# (when node_modules is missing or older than the lock file) and etcd (Debian's etcd-server).
+# (when node_modules is missing or older than the lock file), etcd (Debian's etcd-server) and,
+# optionally, promtool (Debian's prometheus).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -25,3 +26,24 @@ fi
 # (No `| head`: with pipefail, etcd's SIGPIPE would fail the script.)
 version=$(etcd --version)
 echo "${version%%$'\n'*}"
+
+# promtool (Debian's prometheus package) for `promtool check rules` / `promtool test rules` of the
+# alerts (test/deploy/monitoring.test.ts). Optional: without it those tests are skipped and say so.
+# The package's service is not started in a container (policy-rc.d, no systemd); the tests never
+# talk to a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing promtool from Debian (prometheus)"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
+      echo "WARNING: could not install Debian's prometheus package: the promtool tests of the alerts will be skipped" >&2
+  else
+    echo "WARNING: promtool is missing and apt-get is not available: the promtool tests of the alerts will be skipped (install Prometheus's promtool to run them)" >&2
+  fi
+fi
+if command -v promtool >/dev/null 2>&1; then
+  version=$(promtool --version 2>&1)
+  echo "${version%%$'\n'*}"
+fi

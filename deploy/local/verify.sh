@@ -38,6 +38,8 @@ if [ -f test/bench/run.ts ] && [ "${SKIP_BENCH:-}" = "" ]; then
   step npm run --silent bench -- --quick
 fi
 
+# The alerts' promtool tests skip without promtool (deploy/local/ensure-tools.sh installs it): say so.
+command -v promtool >/dev/null 2>&1 || echo "NOTE: promtool not found: the promtool tests of the alerts (test/deploy/monitoring.test.ts) were skipped"
 [ "$passed" -gt 0 ] || { echo "no tests ran"; status=1; }
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 exit $status

@@ -85,6 +85,18 @@ export function findHelm(): Tool {
   return { ok: false, reason: `helm is not installed and ${script} failed (exit ${r.status}): ${why}` };
 }
 
+/**
+ * promtool (Debian's `prometheus` package, which deploy/local/ensure-tools.sh installs):
+ * $PROMTOOL_BIN, then `promtool` on PATH. It is never installed from here (that needs apt).
+ */
+export function findPromtool(): Tool {
+  const bin = process.env.PROMTOOL_BIN ?? 'promtool';
+  if (!works(bin, ['--version'])) {
+    return { ok: false, reason: `promtool not found (tried "${bin}"; install Debian's prometheus package, as deploy/local/ensure-tools.sh does)` };
+  }
+  return { ok: true, bin, version: versionOf(bin, ['--version']) };
+}
+
 export function findKubectl(): Tool {
   const bin = process.env.KUBECTL_BIN ?? 'kubectl';
   if (!works(bin, ['version', '--client'])) {
@@ -169,6 +181,7 @@ const loaders: Record<string, () => Promise<Validator>> = {
   'networking.k8s.io/v1/NetworkPolicy': async () =>
     wrap((await import('kubernetes-models/networking.k8s.io/v1/NetworkPolicy')).NetworkPolicy),
   'monitoring.coreos.com/v1/ServiceMonitor': async () => validateServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': async () => validatePrometheusRule,
 };
 
 function wrap(Model: new (data: never) => { validate(): void }): Validator {
@@ -198,6 +211,50 @@ function validateServiceMonitor(o: unknown): void {
         if (typeof e[k] === 'string' && !/^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/.test(e[k])) {
           errors.push(`spec.endpoints[${i}].${k} is not a Prometheus duration: ${e[k]}`);
         }
+      }
+    }
+  }
+  if (errors.length > 0) throw new Error(errors.join('; '));
+}
+
+const PROM_DURATION = /^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$/;
+
+/**
+ * PrometheusRule is a CRD too: the shape the Prometheus Operator's schema requires (groups
+ * with unique names, each rule an alert or a record with an expression, durations, string
+ * label and annotation maps). promtool checks the PromQL itself (test/deploy/monitoring.test.ts).
+ */
+function validatePrometheusRule(o: unknown): void {
+  const spec = (o as { spec?: { groups?: unknown } }).spec;
+  const errors: string[] = [];
+  const groups = spec?.groups;
+  if (!Array.isArray(groups) || groups.length === 0) errors.push('spec.groups must be a non-empty array');
+  const names = new Set<string>();
+  const stringMap = (v: unknown, where: string) => {
+    if (v === undefined) return;
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) errors.push(`${where} must be a map`);
+    else for (const [k, x] of Object.entries(v)) if (typeof x !== 'string') errors.push(`${where}.${k} must be a string`);
+  };
+  for (const [i, g] of (Array.isArray(groups) ? groups : []).entries()) {
+    const group = g as { name?: unknown; interval?: unknown; rules?: unknown };
+    if (typeof group.name !== 'string' || group.name === '') errors.push(`spec.groups[${i}].name is required`);
+    else if (names.has(group.name)) errors.push(`spec.groups[${i}].name ${group.name} is not unique`);
+    else names.add(group.name);
+    if (group.interval !== undefined && (typeof group.interval !== 'string' || !PROM_DURATION.test(group.interval))) errors.push(`spec.groups[${i}].interval is not a duration`);
+    if (!Array.isArray(group.rules)) {
+      errors.push(`spec.groups[${i}].rules must be an array`);
+      continue;
+    }
+    for (const [j, r] of group.rules.entries()) {
+      const rule = r as Record<string, unknown>;
+      const where = `spec.groups[${i}].rules[${j}]`;
+      if ((typeof rule.alert === 'string') === (typeof rule.record === 'string')) errors.push(`${where}: exactly one of alert and record`);
+      if (typeof rule.expr !== 'string' || rule.expr.trim() === '') errors.push(`${where}.expr is required`);
+      if (rule.for !== undefined && (typeof rule.for !== 'string' || !PROM_DURATION.test(rule.for))) errors.push(`${where}.for is not a duration`);
+      stringMap(rule.labels, `${where}.labels`);
+      stringMap(rule.annotations, `${where}.annotations`);
+      for (const k of Object.keys(rule)) {
+        if (!['alert', 'record', 'expr', 'for', 'keep_firing_for', 'labels', 'annotations'].includes(k)) errors.push(`${where}: unknown field ${k}`);
       }
     }
   }

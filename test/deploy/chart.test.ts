@@ -69,8 +69,13 @@ function smContainer(objs: K8sObject[]): IContainer {
   return container(podSpec(dep), 'statemanager');
 }
 
+/** The ConfigMap with the program's config.yaml (the Grafana dashboard has a ConfigMap of its own). */
+function configMap(t: ExecutionContext, objs: K8sObject[]): K8sObject {
+  return one(t, objs.filter((o) => o.kind !== 'ConfigMap' || o.data?.['config.yaml'] !== undefined), 'ConfigMap');
+}
+
 function configOf(t: ExecutionContext, objs: K8sObject[]): Record<string, unknown> {
-  const cm = one(t, objs, 'ConfigMap');
+  const cm = configMap(t, objs);
   const text = cm.data?.['config.yaml'];
   if (text === undefined) throw new Error('ConfigMap has no config.yaml');
   return parse(text) as Record<string, unknown>;
@@ -94,6 +99,7 @@ const combos: Record<string, Args> = {
     '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
     '--set', 'grpc.tls.clientCA.existingSecret=sm-grpc-client-ca',
     '--set', 'etcd.username=statemanager', '--set', 'etcd.auth.existingSecret=sm-etcd-auth',
+    '--set', 'prometheusRule.enabled=true', '--set', 'grafanaDashboard.enabled=true',
   ],
   'production TLS': [
     '--set', 'replicaCount=3',
@@ -154,8 +160,8 @@ if (!helm.ok) {
       assertPdbMatchesReplicas(t, objs);
       for (const w of workloads(objs)) assertRestricted(t, w);
       const dep = deployment(t, objs);
-      assertStatemanagerPod(t, dep, { configMapName: one(t, objs, 'ConfigMap').metadata.name ?? '' });
-      const cm = one(t, objs, 'ConfigMap');
+      assertStatemanagerPod(t, dep, { configMapName: configMap(t, objs).metadata.name ?? '' });
+      const cm = configMap(t, objs);
       t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts the rendered config');
       assertNoTokenValues(t, objs);
       const expected = {
