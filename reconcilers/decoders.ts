@@ -51,11 +51,23 @@ export const decodeContainer: Decoder<ContainerEntry> = (keys, key, raw) => {
   return parsed.unknownStatus ? { value, problem: { reason: 'unknown_status', detail: `status ${c.rawStatus ?? ''}` } } : { value };
 };
 
-/** Ready (true) or NotReady; an invalid status counts as Ready. Other keys under /node/ are not ours. */
-export const decodeNodeStatus: Decoder<boolean> = (keys, key, raw) => {
+/** A key under `/node/{node}/`: its status (Ready or NotReady), or its lease (any value: only its presence counts). */
+export type NodeKey = { kind: 'status'; ready: boolean } | { kind: 'lease' };
+
+const STATUS_READY: NodeKey = Object.freeze({ kind: 'status', ready: true });
+const STATUS_NOT_READY: NodeKey = Object.freeze({ kind: 'status', ready: false });
+const LEASE: NodeKey = Object.freeze({ kind: 'lease' });
+
+/**
+ * `/node/{node}/status`: Ready or NotReady, an invalid status counting as Ready (reported);
+ * `/node/{node}/lease`: present, whatever its value. Other keys under /node/ are not ours.
+ */
+export const decodeNode: Decoder<NodeKey> = (keys, key, raw) => {
+  if (keys.parseNodeLeaseKey(key) !== undefined) return { value: LEASE };
   if (keys.parseNodeStatusKey(key) === undefined) return absent();
   const status = parseNodeStatus(raw);
-  return status.valid ? { value: status.ready } : { value: status.ready, problem: { reason: 'bad_node_status', detail: `value ${JSON.stringify(raw.slice(0, 64))} counts as Ready` } };
+  const value = status.ready ? STATUS_READY : STATUS_NOT_READY;
+  return status.valid ? { value } : { value, problem: { reason: 'bad_node_status', detail: `value ${JSON.stringify(raw.slice(0, 64))} counts as Ready` } };
 };
 
 /** A definition's key and value, for the two kinds the API server writes. */

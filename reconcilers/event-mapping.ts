@@ -1,6 +1,6 @@
 // Which keys a change affects. Handlers only enqueue names; the reconcilers read the level.
 import type { InformerEvent } from '../controller/informer.js';
-import type { ContainerEntry, Fleet, StoredState } from './fleet.js';
+import type { ContainerEntry, Fleet, NodeKey, StoredState } from './fleet.js';
 import type { LagTracker } from './lag-tracker.js';
 
 import type { Priority } from '../controller/workqueue.js';
@@ -9,6 +9,8 @@ export type { Priority };
 
 export interface Enqueue {
   model(name: string, priority?: Priority): void;
+  /** Queue the model once `delayMs` have passed (the work queue's delayed add). */
+  modelAfter(name: string, delayMs: number): void;
   package(name: string, priority?: Priority): void;
   request(pkg: string, priority?: Priority): void;
 }
@@ -39,9 +41,15 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
   });
 
   fleet.nodes.addHandler((e) => {
-    const wasReady = before(e) ?? true;
-    const isReady = after(e) ?? true;
-    if (wasReady === isReady) return;
+    const lease = keys.parseNodeLeaseKey(e.key);
+    if (lease !== undefined) {
+      // Node leases: back at once; gone, then the node turns NotReady once the grace has passed.
+      if (!fleet.liveness.enabled || e.type === 'updated') return;
+      if (e.type === 'added') for (const m of fleet.modelsOnNode(lease)) q.model(m);
+      else for (const m of fleet.modelsOnNode(lease)) q.modelAfter(m, fleet.liveness.graceMs);
+      return;
+    }
+    if (statusReady(before(e)) === statusReady(after(e))) return;
     const node = keys.parseNodeStatusKey(e.key);
     if (node === undefined) return;
     for (const m of fleet.modelsOnNode(node)) q.model(m);
@@ -88,6 +96,10 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
     const name = keys.parseReconcileRequestKey(e.key);
     if (name !== undefined) q.request(name);
   });
+}
+
+function statusReady(k: NodeKey | undefined): boolean {
+  return k?.kind !== 'status' || k.ready;
 }
 
 function stateOf<S>(s: StoredState<S> | undefined): S | undefined {

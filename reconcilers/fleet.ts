@@ -1,6 +1,7 @@
 // The watched world: one informer per key prefix, decoded once per change into the small
 // values the rules need, with the indexes that let a change find what it affects
-// (container → model, node → containers, model → packages, package → scenarios).
+// (container → model, node → containers, model → packages, package → scenarios), and the one
+// piece of time-dependent bookkeeping the rules need: since when each node's lease key is absent.
 import type { CacheEntry } from '../controller/indexed-cache.js';
 import { Informer, type InformerMetrics } from '../controller/informer.js';
 import { InformerSet } from '../controller/informer-set.js';
@@ -8,7 +9,7 @@ import type { ListerWatcher } from '../controller/lister-watcher.js';
 import type { Logger } from '../controller/logger.js';
 import {
   decodeContainer,
-  decodeNodeStatus,
+  decodeNode,
   decodePackageDefinition,
   decodeReconcileRequest,
   decodeResyncRequest,
@@ -17,16 +18,19 @@ import {
   type ContainerEntry,
   type Decoded,
   type Decoder,
+  type NodeKey,
   type PackageDefinition,
   type StoredRequest,
   type StoredState,
 } from './decoders.js';
 import type { KeyLayout } from './keys.js';
+import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions, type NodeReadiness } from './node-liveness.js';
 import type { DomainObserver } from './observer.js';
+import { systemClock, type Clock } from './ports.js';
 import type { ResyncRequest } from './resync-request-format.js';
 import type { ModelState, PackageState, ResourceKind, ScenarioState } from './states.js';
 
-export type { ContainerEntry, StoredRequest, StoredState };
+export type { ContainerEntry, NodeKey, StoredRequest, StoredState };
 
 export const INDEX_MODEL = 'model';
 export const INDEX_NODE = 'node';
@@ -42,12 +46,17 @@ export interface FleetOptions {
   observer: DomainObserver;
   logger?: Logger;
   metrics?: InformerMetrics;
+  /** Node leases (contract §1); off by default. */
+  liveness?: NodeLivenessOptions;
+  /** Times when lease keys go absent; the reconcilers' clock. */
+  clock?: Clock;
 }
 
 export class Fleet {
   readonly keys: KeyLayout;
   readonly containers: Informer<ContainerEntry>;
-  readonly nodes: Informer<boolean>;
+  /** `/node/{node}/status` and `/node/{node}/lease`. */
+  readonly nodes: Informer<NodeKey>;
   readonly packageDefs: Informer<PackageDefinition>;
   readonly scenarioDefs: Informer<string>;
   readonly modelStates: Informer<StoredState<ModelState>>;
@@ -56,19 +65,29 @@ export class Fleet {
   readonly scenarioStates: Informer<StoredState<ScenarioState>>;
   readonly requests: Informer<StoredRequest>;
   readonly resyncRequests: Informer<ResyncRequest>;
+  readonly liveness: NodeLivenessOptions;
   private readonly noModelReported = new Set<string>();
   private readonly observer: DomainObserver;
+  private readonly clock: Clock;
+  /** Nodes without a lease key: when it went, or when the node was first seen without one. */
+  private readonly leaseAbsentSince = new Map<string, number>();
+  /** For a node never seen at all: absent since the fleet was made. */
+  private readonly createdAt: number;
 
   constructor(o: FleetOptions) {
     const keys = (this.keys = o.keys);
     this.observer = o.observer;
+    this.liveness = o.liveness ?? LIVENESS_OFF;
+    this.clock = o.clock ?? systemClock;
+    this.createdAt = this.clock.now();
     const informer = <T>(name: string, prefix: string, decode: Decoder<T>): Informer<T> =>
       new Informer<T>({ lw: o.lw, logger: o.logger, metrics: o.metrics, name, prefix, parse: (key, raw) => this.report(key, decode(keys, key, raw)) });
 
     this.containers = informer('containers', keys.containers, decodeContainer);
     this.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);
     this.containers.cache.addIndex(INDEX_NODE, (_k, c) => [c.node]);
-    this.nodes = informer('nodes', keys.nodes, decodeNodeStatus);
+    this.nodes = informer('nodes', keys.nodes, decodeNode);
+    if (this.liveness.enabled) this.trackLeases();
     this.packageDefs = informer('packages', keys.packageDefs, decodePackageDefinition);
     this.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
     this.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
@@ -79,6 +98,28 @@ export class Fleet {
     this.scenarioStates = informer('scenario-states', keys.statePrefix('scenario'), decodeState('scenario'));
     this.requests = informer('reconcile-requests', keys.reconcileRequests, decodeReconcileRequest);
     this.resyncRequests = informer('resync-requests', keys.resyncRequests, decodeResyncRequest);
+  }
+
+  /** Record when each node's lease key goes absent (first seen without one counts as going). */
+  private trackLeases(): void {
+    const { keys } = this;
+    this.containers.addHandler((e) => {
+      if (e.type === 'added') this.nodeSeen(e.new.value.node);
+    });
+    this.nodes.addHandler((e) => {
+      const lease = keys.parseNodeLeaseKey(e.key);
+      if (lease === undefined) {
+        const node = keys.parseNodeStatusKey(e.key);
+        if (node !== undefined && e.type === 'added') this.nodeSeen(node);
+        return;
+      }
+      if (e.type === 'deleted') this.leaseAbsentSince.set(lease, this.clock.now());
+      else this.leaseAbsentSince.delete(lease);
+    });
+  }
+
+  private nodeSeen(node: string): void {
+    if (!this.leaseAbsentSince.has(node) && !this.leasePresent(node)) this.leaseAbsentSince.set(node, this.clock.now());
   }
 
   /** The one place bad input is reported. A container without a model is reported once per key: agents report such containers on every change. */
@@ -131,8 +172,27 @@ export class Fleet {
 
   // --- reads the reconcilers need ---
 
-  nodeReady(node: string): boolean {
-    return this.nodes.cache.get(this.keys.nodeStatusKey(node))?.value ?? true;
+  /** Whether the node's status key says Ready (absent or invalid: Ready), leases aside. */
+  nodeStatusReady(node: string): boolean {
+    const status = this.nodes.cache.get(this.keys.nodeStatusKey(node))?.value;
+    return status?.kind !== 'status' || status.ready;
+  }
+
+  leasePresent(node: string): boolean {
+    return this.nodes.cache.get(this.keys.nodeLeaseKey(node)) !== undefined;
+  }
+
+  /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
+  nodeReadiness(node: string, now: number): NodeReadiness {
+    const statusReady = this.nodeStatusReady(node);
+    // The lease is read only when it can matter (liveness on, status Ready).
+    const leasePresent = !this.liveness.enabled || !statusReady || this.leasePresent(node);
+    const leaseAbsentSince = leasePresent ? 0 : (this.leaseAbsentSince.get(node) ?? this.createdAt);
+    return nodeReadiness({ statusReady, leasePresent, leaseAbsentSince }, now, this.liveness);
+  }
+
+  nodeReady(node: string, now: number = this.clock.now()): boolean {
+    return this.nodeReadiness(node, now).ready;
   }
 
   containersOfModel(model: string): ContainerEntry[] {

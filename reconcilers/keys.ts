@@ -64,6 +64,15 @@ export class KeyLayout {
     return middle(key, this.nodes, '/status');
   }
 
+  /** `/node/{node}/lease`: attached to an etcd lease the node agent keeps alive (contract §1). */
+  nodeLeaseKey(node: string): string {
+    return `${this.nodes}${node}/lease`;
+  }
+
+  parseNodeLeaseKey(key: string): string | undefined {
+    return middle(key, this.nodes, '/lease');
+  }
+
   packageDefKey(name: string): string {
     return this.packageDefs + name;
   }

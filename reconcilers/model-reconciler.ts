@@ -1,10 +1,13 @@
-// A model's state from its containers (and their nodes), written only when it changes.
+// A model's state from its containers (and their nodes), written only when it changes. A node
+// whose lease grace is running out is looked at again when it has (level-based, like the node
+// lifecycle controller: the answer depends on the clock, so the reconcile asks to be requeued).
 import type { Reconciler, ReconcileResult } from '../controller/controller.js';
 import { effectiveStatus } from './container.js';
 import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
 import type { LagTracker } from './lag-tracker.js';
+import type { NodeReadiness } from './node-liveness.js';
 import type { Clock, StateStore } from './ports.js';
 import { isDiagramEdge, nextModelState } from './rules.js';
 import type { ContainerStatus } from './states.js';
@@ -36,16 +39,29 @@ export class ModelReconciler implements Reconciler {
       return;
     }
 
+    const now = this.d.clock.now();
+    const nodes = new Map<string, NodeReadiness>();
     const statuses: ContainerStatus[] = [];
-    for (const c of fleet.containersOfModel(name)) statuses.push(effectiveStatus(c.status, fleet.nodeReady(c.node)));
+    for (const c of fleet.containersOfModel(name)) {
+      let r = nodes.get(c.node);
+      if (!r) nodes.set(c.node, (r = fleet.nodeReadiness(c.node, now)));
+      statuses.push(effectiveStatus(c.status, r.ready));
+    }
+    let recheckMs: number | undefined;
+    const notReady: string[] = [];
+    for (const [node, r] of nodes) {
+      if (r.changesInMs !== undefined) recheckMs = Math.min(recheckMs ?? Infinity, r.changesInMs);
+      if (!r.ready) notReady.push(r.cause === 'lease' ? `${node} (lease absent)` : node);
+    }
+    const after: ReconcileResult | undefined = recheckMs === undefined ? undefined : { requeueAfterMs: Math.max(1, Math.ceil(recheckMs)) };
     const prev = stored?.value.state;
     const next = nextModelState(prev, statuses);
     if (prev === next) {
       this.d.lag?.modelUnchanged(name);
-      return;
+      return after;
     }
 
-    const reason = `containers: ${summarizeCounts(statuses)}`;
+    const reason = `containers: ${summarizeCounts(statuses)}${notReady.length > 0 ? `; NotReady nodes: ${notReady.sort().join(', ')}` : ''}`;
     const res = await store.writeState({
       kind: 'model',
       name,
@@ -64,5 +80,6 @@ export class ModelReconciler implements Reconciler {
     });
     if (!res.committed) return CONFLICT;
     observer.transition('model', name, prev ?? null, next, reason);
+    return after;
   }
 }

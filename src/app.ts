@@ -53,6 +53,7 @@ export class StateManagerApp {
   /** Logs and counts domain events; the gRPC server reports scenario transitions through it. */
   readonly observer: LoggingObserver;
   private readonly controllers: Record<Kind, Controller>;
+  private readonly queues = {} as Record<Kind, WorkQueue>;
   private readonly probe: EtcdProbe;
   private readonly log: Logger;
   private readonly closeClients: () => void;
@@ -80,7 +81,8 @@ export class StateManagerApp {
         })
       : undefined;
 
-    this.fleet = new Fleet({ keys: this.keys, lw: new EtcdListerWatcher(this.etcd, this.watchClient), observer, logger, metrics: this.metrics.informers() });
+    const liveness = { enabled: config.nodeLiveness.enabled, graceMs: config.nodeLiveness.grace };
+    this.fleet = new Fleet({ keys: this.keys, lw: new EtcdListerWatcher(this.etcd, this.watchClient), observer, logger, metrics: this.metrics.informers(), liveness, clock });
     this.store = new EtcdStateStore({
       client: this.etcd,
       keys: this.keys,
@@ -106,7 +108,7 @@ export class StateManagerApp {
       new Controller({
         name,
         reconciler,
-        queue: new WorkQueue({ name, rateLimiter: new ExponentialRateLimiter({ baseMs: backoff.base, capMs: backoff.cap }), metrics: this.metrics.queue(name) }),
+        queue: (this.queues[name] = new WorkQueue({ name, rateLimiter: new ExponentialRateLimiter({ baseMs: backoff.base, capMs: backoff.cap }), metrics: this.metrics.queue(name) })),
         workers,
         logger,
         metrics: this.metrics.controller(name),
@@ -160,6 +162,7 @@ export class StateManagerApp {
   enqueuer(): Enqueue {
     return {
       model: (name: string, p: Priority = 'high') => this.controllers.model.enqueue(name, p),
+      modelAfter: (name: string, delayMs: number) => this.queues.model.addAfter(name, delayMs),
       package: (name: string, p: Priority = 'high') => this.controllers.package.enqueue(name, p),
       request: (name: string, p: Priority = 'high') => this.controllers.request.enqueue(name, p),
     };

@@ -95,6 +95,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    // Node leases (contract §1): a node whose /node/{node}/lease key has been absent for the
+    // grace counts as NotReady. Off by default: status keys alone decide.
+    nodeLiveness: z
+      .object({
+        enabled: z.boolean().default(false),
+        grace: duration.default(0),
+      })
+      .strict()
+      .prefault({}),
     history: z
       .object({ length: z.number().int().min(0).max(10_000).default(50) })
       .strict()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The demo: a local etcd (data under .etcd/demo), statemanager, and a simulated node agent
 # that changes container states every few seconds. The terminal shows the state changes.
+# The agent keeps its nodes' lease keys alive (demo-config.yaml turns nodeLiveness on): kill it
+# (the command is printed) and its packages turn Error and are sent to the ActionController.
 # Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -46,7 +48,15 @@ echo "==> statemanager (metrics and probes on http://$STATEMANAGER_HTTP_ADDR)"
 node dist/src/main.js 2>&1 | grep --line-buffered -E 'state changed|reconcile request|ready|error|warn' &
 pids+=($!)
 
-echo "==> simulated node agent (a change every ${DEMO_INTERVAL_MS:-3000} ms)"
-node dist/src/demo/node-agent.js --interval "${DEMO_INTERVAL_MS:-3000}" --steps "${DEMO_STEPS:-0}" &
-pids+=($!)
-wait "${pids[3]}"
+LEASE_TTL=${DEMO_LEASE_TTL:-3}
+echo "==> simulated node agent (a change every ${DEMO_INTERVAL_MS:-3000} ms, node leases of ${LEASE_TTL} s)"
+node dist/src/demo/node-agent.js --interval "${DEMO_INTERVAL_MS:-3000}" --steps "${DEMO_STEPS:-0}" --lease-ttl "$LEASE_TTL" &
+AGENT_PID=$!
+pids+=("$AGENT_PID")
+echo "    node failure: kill $AGENT_PID  (its lease expires within ${LEASE_TTL} s; 2 s later the models are Dead, packages Error, reconcile requests sent)"
+if [ "${DEMO_STEPS:-0}" != 0 ]; then
+  wait "$AGENT_PID"
+else
+  # Runs on when the agent is killed, so its packages can be watched failing; Ctrl-C ends it.
+  wait "${pids[2]}"
+fi

@@ -33,6 +33,7 @@ async function world() {
   const queued: string[] = [];
   const enqueue: Enqueue = {
     model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
     package: (n) => void queued.push(`package/${n}`),
     request: (n) => void queued.push(`request/${n}`),
   };

@@ -21,6 +21,7 @@ async function setup(commit = true) {
   const queued: string[] = [];
   const enqueue: Enqueue = {
     model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
     package: (n) => void queued.push(`package/${n}`),
     request: (n) => void queued.push(`request/${n}`),
   };

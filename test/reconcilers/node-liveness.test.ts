@@ -1,0 +1,214 @@
+// Node leases (contract §1, "Node leases") without etcd: the pure readiness rule, then the rule
+// matrix through the fleet, the event mapping and the model, package and reconcile-request
+// reconcilers, with an in-memory ListerWatcher and a clock the test moves.
+import test from 'ava';
+import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
+import { Fleet } from '../../reconcilers/fleet.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { ModelReconciler } from '../../reconcilers/model-reconciler.js';
+import { nodeReadiness, type NodeLivenessOptions } from '../../reconcilers/node-liveness.js';
+import { silentObserver, type DomainObserver } from '../../reconcilers/observer.js';
+import { PackageReconciler } from '../../reconcilers/package-reconciler.js';
+import { POD_STATUS } from '../../reconcilers/ports.js';
+import { ReconcileRequestReconciler } from '../../reconcilers/reconcile-request-reconciler.js';
+import { FakeActionController } from '../fakes/action-controller.js';
+import { FakeListerWatcher } from '../fakes/lister-watcher.js';
+import { FakeStateStore } from '../fakes/state-store.js';
+
+const T0 = Date.parse('2026-12-01T12:00:00Z');
+const ON: NodeLivenessOptions = { enabled: true, graceMs: 1000 };
+
+test('nodeReadiness: the rule, first match wins', (t) => {
+  const at = (statusReady: boolean, leasePresent: boolean, absentFor: number, o = ON) =>
+    nodeReadiness({ statusReady, leasePresent, leaseAbsentSince: T0 }, T0 + absentFor, o);
+  t.deepEqual(at(false, true, 0), { ready: false, cause: 'status' }, 'NotReady status wins over a live lease');
+  t.deepEqual(at(false, false, 0, { enabled: false, graceMs: 0 }), { ready: false, cause: 'status' }, 'status counts with liveness off');
+  t.deepEqual(at(true, false, 1e9, { enabled: false, graceMs: 0 }), { ready: true }, 'liveness off: the lease is not read');
+  t.deepEqual(at(true, true, 1e9), { ready: true }, 'lease present');
+  t.deepEqual(at(true, false, 400), { ready: true, changesInMs: 600 }, 'absent within the grace');
+  t.deepEqual(at(true, false, 1000), { ready: false, cause: 'lease' }, 'absent for the grace');
+  t.deepEqual(at(true, false, 5000), { ready: false, cause: 'lease' }, 'absent past the grace');
+  t.deepEqual(at(true, false, 0, { enabled: true, graceMs: 0 }), { ready: false, cause: 'lease' }, 'grace 0: absent is NotReady at once');
+  t.deepEqual(at(true, false, -50), { ready: true, changesInMs: 1000 }, 'a clock that went back counts as just gone');
+});
+
+async function world(liveness?: NodeLivenessOptions) {
+  const keys = new KeyLayout('/p');
+  const lw = new FakeListerWatcher();
+  const clock = { t: T0, now(): number { return this.t; } };
+  const invalid: string[] = [];
+  const observer: DomainObserver = { ...silentObserver, invalidInput: (reason, key) => void invalid.push(`${reason} ${key}`) };
+  const fleet = new Fleet({ keys, lw, observer, clock, ...(liveness ? { liveness } : {}) });
+  fleet.start();
+  await fleet.waitForSync();
+  const store = new FakeStateStore(lw, keys);
+  const ac = new FakeActionController();
+  const triggerStates = new Set(['Error'] as const);
+  const deps = { fleet, store, observer, clock, source: 'controller/test' };
+  const model = new ModelReconciler(deps);
+  const pkg = new PackageReconciler({ ...deps, triggerStates });
+  const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
+  const queued: string[] = [];
+  const enqueue: Enqueue = {
+    model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
+    package: (n) => void queued.push(`package/${n}`),
+    request: (n) => void queued.push(`request/${n}`),
+  };
+  wireEventMapping(fleet, enqueue);
+  const container = (node: string, id: string, m: string, status: string): void =>
+    void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': m } }));
+  const lease = (node: string): void => void lw.put(keys.nodeLeaseKey(node), 'alive');
+  const leaseGone = (node: string): void => lw.delete(keys.nodeLeaseKey(node));
+  const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
+  /** Recompute the models, then the package and its request, as the queues would. */
+  const settle = async (): Promise<void> => {
+    for (const m of ['m1', 'm2']) await model.reconcile(m);
+    await pkg.reconcile('p');
+    await request.reconcile('p');
+  };
+  // A package of two models with running containers on n1.
+  lw.put(keys.packageDefKey('p'), 'spec:\n  models:\n    - {name: m1, node: n1}\n    - {name: m2, node: n1}\n');
+  container('n1', 'c1', 'm1', 'running');
+  container('n1', 'c2', 'm2', 'running');
+  return { keys, lw, clock, fleet, store, model, ac, queued, invalid, lease, leaseGone, state, settle };
+}
+
+test('liveness off: no lease ever, hours later the node is Ready; lease keys are recognised, not invalid, and queue nothing', async (t) => {
+  const w = await world();
+  w.clock.t += 3_600_000;
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+  w.queued.length = 0;
+  w.lease('n1');
+  w.leaseGone('n1');
+  w.clock.t += 3_600_000;
+  t.deepEqual(w.queued, []);
+  t.is(await w.model.reconcile('m1'), undefined, 'no requeue');
+  t.is(w.state('model', 'm1'), 'Running');
+  t.deepEqual(w.invalid, []);
+  t.true(w.fleet.nodeReady('n1'));
+});
+
+test('lease present: Ready however long, and no requeue', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  w.clock.t += 3_600_000;
+  t.is(await w.model.reconcile('m1'), undefined);
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+  t.deepEqual(w.ac.calls, []);
+  t.deepEqual(w.invalid, [], 'the lease key is not invalid input');
+});
+
+test('lease gone: Ready within the grace (the model asks to be looked at when it ends), then Dead → Error → reconcile request', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+  w.queued.length = 0;
+  w.leaseGone('n1');
+  t.deepEqual(w.queued.sort(), ['model/m1+1000ms', 'model/m2+1000ms'], 'delayed by the grace');
+
+  w.clock.t += 400;
+  t.deepEqual(await w.model.reconcile('m1'), { requeueAfterMs: 600 }, 'within the grace: still Running, recheck when it ends');
+  t.is(w.state('model', 'm1'), 'Running');
+
+  w.clock.t += 600;
+  await w.settle();
+  t.is(w.state('model', 'm1'), 'Dead');
+  t.is(w.state('model', 'm2'), 'Dead');
+  t.is(w.state('package', 'p'), 'Error');
+  t.deepEqual(w.ac.calls, [{ scenarioName: 'p', current: POD_STATUS.FAILED, desired: POD_STATUS.RUNNING }]);
+});
+
+test('lease back: the node\'s models are queued at once and recover', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  w.leaseGone('n1');
+  w.clock.t += 5000;
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Error');
+  w.queued.length = 0;
+  w.lease('n1');
+  t.deepEqual(w.queued.sort(), ['model/m1', 'model/m2'], 'not delayed');
+  w.queued.length = 0;
+  w.lw.put(w.keys.nodeLeaseKey('n1'), 'renewed under another lease');
+  t.deepEqual(w.queued, [], 'a changed value of a present lease changes nothing');
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+});
+
+test('never had a lease: absent since the node was first seen (its containers)', async (t) => {
+  const w = await world(ON);
+  t.deepEqual(await w.model.reconcile('m1'), { requeueAfterMs: 1000 }, 'first seen now: the whole grace to go');
+  w.clock.t += 999;
+  t.deepEqual(await w.model.reconcile('m1'), { requeueAfterMs: 1 });
+  t.is(w.state('model', 'm1'), 'Running');
+  w.clock.t += 1;
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Error');
+  t.is(w.ac.calls.length, 1);
+});
+
+test('a node first seen later gets its own grace', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  w.clock.t += 60_000;
+  w.lw.put(w.keys.packageDefKey('p'), 'spec:\n  models:\n    - {name: m1, node: n1}\n    - {name: m2, node: n1}\n    - {name: m3, node: n2}\n');
+  w.lw.put(w.keys.containerKey('n2', 'c3'), JSON.stringify({ id: 'c3', state: { Status: 'running' }, annotation: { model: 'm3' } }));
+  t.deepEqual(await w.model.reconcile('m3'), { requeueAfterMs: 1000 });
+  t.is(w.state('model', 'm3'), 'Running');
+  w.clock.t += 1000;
+  await w.model.reconcile('m3');
+  t.is(w.state('model', 'm3'), 'Dead');
+  t.is(w.state('model', 'm1') ?? 'Running', 'Running', 'n1 keeps its lease');
+});
+
+test('status NotReady wins over a live lease; the lease does not make it Ready again', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  w.lw.put(w.keys.nodeStatusKey('n1'), 'NotReady');
+  await w.settle();
+  t.is(w.state('model', 'm1'), 'Dead');
+  t.is(w.state('package', 'p'), 'Error');
+  w.queued.length = 0;
+  w.lw.put(w.keys.nodeStatusKey('n1'), 'Ready');
+  t.deepEqual(w.queued.sort(), ['model/m1', 'model/m2']);
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+});
+
+test('grace 0: a lease gone is NotReady at once (the delayed add is an add)', async (t) => {
+  const w = await world({ enabled: true, graceMs: 0 });
+  w.lease('n1');
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+  w.queued.length = 0;
+  w.leaseGone('n1');
+  t.deepEqual(w.queued.sort(), ['model/m1+0ms', 'model/m2+0ms']);
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Error');
+});
+
+test('the history says why: the node and that its lease is absent', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  await w.settle();
+  w.leaseGone('n1');
+  w.clock.t += 1000;
+  await w.model.reconcile('m1');
+  t.is(w.store.history.at(-1)?.reason, 'containers: 1 unknown; NotReady nodes: n1 (lease absent)');
+});
+
+test('only /node/{node}/status and /node/{node}/lease are read; other /node/ keys stay ignored, a bad status stays reported', async (t) => {
+  const w = await world(ON);
+  w.lw.put('/p/node/n1/labels', 'x');
+  w.lw.put('/p/node/n1/lease/extra', 'x');
+  t.false(w.fleet.leasePresent('n1'));
+  w.lw.put(w.keys.nodeStatusKey('n1'), 'maybe');
+  t.deepEqual(w.invalid, ['bad_node_status /p/node/n1/status']);
+  w.lease('n1');
+  t.true(w.fleet.leasePresent('n1'));
+  t.true(w.fleet.nodeReady('n1'), 'an invalid status counts as Ready');
+});
