@@ -181,6 +181,7 @@ The program's configuration file (config.yaml), as YAML.
   "reconcile" (dict "triggerStates" $v.reconcile.triggerStates "repeatCap" $v.reconcile.repeatCap)
   "history" (dict "length" (int $v.history.length))
   "leaderElection" (dict "enabled" $v.leaderElection.enabled "leaseDuration" $v.leaderElection.leaseDuration)
+  "nodeLiveness" (dict "enabled" $v.nodeLiveness.enabled "grace" $v.nodeLiveness.grace)
   "log" (dict "level" $v.log.level "format" $v.log.format) }}
 {{- mergeOverwrite $config (deepCopy $v.extraConfig) | toYaml }}
 {{- end }}
