@@ -3,6 +3,11 @@
 // and interrupt other commands; a second signal exits at once.
 import { run } from './cli/main.js';
 
+// Node warns (DEP0123) when a TLS connection to an IP address gets it as the server name, as
+// grpc-js does for `--server 10.0.0.5:47006 --tls`; the certificate is still checked against
+// the address. A command line prints its own messages only.
+process.noDeprecation = true;
+
 const controller = new AbortController();
 let signals = 0;
 const onSignal = (): void => {

@@ -1,10 +1,12 @@
-// What every command shares: the global options turned into the controller's configuration, one
-// lazily created etcd client, etcd calls with a deadline whose failures become one readable
-// line, and printing a result as a table, JSON or YAML.
+// What every command shares: the global options turned into the controller's configuration (or,
+// with --server, the statemanager to call over gRPC), one lazily created etcd client, etcd calls
+// with a deadline whose failures become one readable line, and printing a result as a table,
+// JSON or YAML.
 import type { Command } from 'commander';
 import type { Etcd3, IRangeRequest, WatchBuilder, Watcher } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
 import { KeyLayout } from '../../reconcilers/keys.js';
+import { hostPortSchema } from '../address.js';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { createEtcdClient } from '../etcd/client.js';
 import { prefixEnd, toKeyValue } from '../etcd/lister-watcher.js';
@@ -56,7 +58,33 @@ export interface GlobalOptions {
   prefix?: string;
   timeout: string;
   output: OutputFormat;
+  // A statemanager's gRPC API instead of etcd (see grpc-source.ts).
+  server?: string;
+  token?: string;
+  tokenFile?: string;
+  tls?: boolean;
+  ca?: string;
+  cert?: string;
+  key?: string;
+  serverName?: string;
 }
+
+/** The statemanager to read from over gRPC, and where its address came from. */
+export interface ServerTarget {
+  addr: string;
+  from: '--server' | 'STATEMANAGER_SERVER';
+}
+
+/** The options that only make sense with a server. */
+const SERVER_ONLY: readonly [keyof GlobalOptions, string][] = [
+  ['token', '--token'],
+  ['tokenFile', '--token-file'],
+  ['tls', '--tls'],
+  ['ca', '--ca'],
+  ['cert', '--cert'],
+  ['key', '--key'],
+  ['serverName', '--server-name'],
+];
 
 export const DEFAULT_TIMEOUT = '3s';
 
@@ -70,10 +98,11 @@ export interface KV {
 const PAGE = 5000;
 
 export class Context {
-  readonly config: Config;
-  readonly keys: KeyLayout;
   readonly output: OutputFormat;
-  /** Deadline for each etcd call. */
+  /** Set when the command reads a statemanager over gRPC rather than etcd. */
+  readonly server: ServerTarget | undefined;
+  private readonly etcdConfig: { config: Config; keys: KeyLayout } | undefined;
+  /** Deadline for each etcd or gRPC call. */
   readonly timeoutMs: number;
   /**
    * For commands that wait (watch, resync --wait): how long, when --timeout was given. Their etcd
@@ -83,16 +112,18 @@ export class Context {
   readonly colour: boolean;
   readonly env: NodeJS.ProcessEnv;
   private client: Etcd3 | undefined;
+  private readonly closers: (() => void)[] = [];
   /** The revision of the first read: later reads see the same snapshot. */
   private revision: number | undefined;
 
   constructor(
     readonly io: CliIO,
-    opts: GlobalOptions,
+    readonly options: GlobalOptions,
     timeoutSource: string | undefined,
     /** The command waits, and --timeout bounds the wait rather than each etcd call. */
     timeoutIsBound = false,
   ) {
+    const opts = options;
     this.env = io.env ?? process.env;
     const timeout = parseDuration(opts.timeout);
     if (timeout === undefined || timeout <= 0) {
@@ -102,22 +133,41 @@ export class Context {
     this.boundMs = timeoutIsBound && given ? timeout : undefined;
     this.timeoutMs = timeoutIsBound ? parseDuration(DEFAULT_TIMEOUT)! : timeout;
     this.output = opts.output;
-    // The flags go through the same validation as the controller's environment variables.
-    const env: NodeJS.ProcessEnv = { ...this.env };
-    if (opts.endpoints !== undefined) env.ETCD_ENDPOINTS = opts.endpoints;
-    if (opts.prefix !== undefined) env.STATEMANAGER_KEY_PREFIX = opts.prefix;
-    try {
-      this.config = loadConfig(opts.config ?? (env.STATEMANAGER_CONFIG || undefined), env);
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(err.message);
-      throw err;
+    this.server = serverTarget(opts, this.env);
+    if (this.server === undefined) {
+      // The flags go through the same validation as the controller's environment variables.
+      const env: NodeJS.ProcessEnv = { ...this.env };
+      if (opts.endpoints !== undefined) env.ETCD_ENDPOINTS = opts.endpoints;
+      if (opts.prefix !== undefined) env.STATEMANAGER_KEY_PREFIX = opts.prefix;
+      try {
+        const config = loadConfig(opts.config ?? (env.STATEMANAGER_CONFIG || undefined), env);
+        this.etcdConfig = { config, keys: new KeyLayout(config.keyPrefix) };
+      } catch (err) {
+        if (err instanceof ConfigError) throw new UsageError(err.message);
+        throw err;
+      }
     }
-    this.keys = new KeyLayout(this.config.keyPrefix);
     this.colour = this.output === 'table' && shouldColour(io.stdout.isTTY, this.env);
   }
 
   static of(cmd: Command, io: CliIO, timeoutIsBound = false): Context {
     return new Context(io, cmd.optsWithGlobals<GlobalOptions>(), cmd.getOptionValueSourceWithGlobals('timeout'), timeoutIsBound);
+  }
+
+  /** The controller's configuration (etcd mode only). */
+  get config(): Config {
+    if (!this.etcdConfig) throw new Error('no etcd configuration: the command reads a statemanager over gRPC');
+    return this.etcdConfig.config;
+  }
+
+  get keys(): KeyLayout {
+    if (!this.etcdConfig) throw new Error('no etcd key layout: the command reads a statemanager over gRPC');
+    return this.etcdConfig.keys;
+  }
+
+  /** Runs when the command ends (a gRPC channel to close). */
+  onClose(fn: () => void): void {
+    this.closers.push(fn);
   }
 
   now(): number {
@@ -136,6 +186,7 @@ export class Context {
   close(): void {
     this.client?.close();
     this.client = undefined;
+    for (const fn of this.closers.splice(0)) fn();
   }
 
   /** Call options with this command's deadline. */
@@ -265,6 +316,33 @@ export class Context {
     }
     return new CliError(`etcd request failed (${where}): ${firstLine(message)}`);
   }
+}
+
+/**
+ * `--server` (or, without any etcd flag, `STATEMANAGER_SERVER`): the statemanager to read over
+ * gRPC; undefined to read etcd. The flags of the other mode are usage errors.
+ */
+function serverTarget(opts: GlobalOptions, env: NodeJS.ProcessEnv): ServerTarget | undefined {
+  const etcdFlags = [
+    ...(opts.config !== undefined ? ['--config'] : []),
+    ...(opts.endpoints !== undefined ? ['--endpoints'] : []),
+    ...(opts.prefix !== undefined ? ['--prefix'] : []),
+  ];
+  if (opts.server !== undefined && etcdFlags.length > 0) {
+    throw new UsageError(`${etcdFlags.join(', ')} ${etcdFlags.length === 1 ? 'is' : 'are'} for reading etcd directly and cannot be combined with --server`);
+  }
+  let target: ServerTarget | undefined;
+  if (opts.server !== undefined) target = { addr: opts.server, from: '--server' };
+  else if (etcdFlags.length === 0 && env.STATEMANAGER_SERVER) target = { addr: env.STATEMANAGER_SERVER, from: 'STATEMANAGER_SERVER' };
+  if (target === undefined) {
+    const given = SERVER_ONLY.filter(([k]) => opts[k] !== undefined).map(([, flag]) => flag);
+    if (given.length > 0) throw new UsageError(`${given.join(', ')} ${given.length === 1 ? 'needs' : 'need'} --server (or STATEMANAGER_SERVER)`);
+    return undefined;
+  }
+  if (!hostPortSchema.safeParse(target.addr).success) {
+    throw new UsageError(`${target.from} "${target.addr}" is not host:port (e.g. 127.0.0.1:47006 or statemanager.edge.svc:47006)`);
+  }
+  return target;
 }
 
 class DeadlineError extends Error {

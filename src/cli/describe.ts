@@ -1,11 +1,14 @@
 // `statemanager describe package|model NAME`: the tree package → models → containers, each with
-// its state, its last transitions, and the package's reconcile request.
+// its state, its last transitions, and the package's reconcile request. Over gRPC the API
+// serves a resource's state, generation, health and history only: the rest needs etcd.
 import { Argument, Option, type Command } from 'commander';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
 import type { ResourceKind } from '../../reconcilers/states.js';
+import { fleetOf, openSource } from './connect.js';
 import { Context, UsageError, type CliIO } from './context.js';
 import { alignRows, formatTransition, NONE, paintState, relativeTime, renderTree, type TreeNode } from './format.js';
-import { parseKind, Reader, type ContainerView, type RequestView } from './read.js';
+import { notFound, parseKind, Reader, type ContainerView, type RequestView } from './read.js';
+import type { StateSource, Transition } from './source.js';
 
 export interface ModelDescription {
   kind: 'model';
@@ -34,6 +37,29 @@ export interface PackageDescription {
   models: ModelDescription[];
 }
 
+/** `describe` over gRPC: what the API serves of a package or model. */
+export interface ApiDescription {
+  kind: 'package' | 'model';
+  name: string;
+  state: string | null;
+  since: string | null;
+  /** The state key's version: one more with every change. */
+  generation: number | null;
+  /** The etcd revision the server read the state at. */
+  revision: number | null;
+  health: { healthy: boolean; message: string } | null;
+  history: Transition[];
+  historyTotal: number;
+  /** What the gRPC API does not serve (read etcd, without --server, for it). */
+  notServed: string[];
+}
+
+/** What `describe` shows from etcd and the gRPC API has no call for. */
+export const NOT_SERVED: Record<'package' | 'model', string[]> = {
+  package: ['definition', 'models', 'containers', 'scenario', 'reconcile request'],
+  model: ['packages', 'containers'],
+};
+
 export function register(program: Command, io: CliIO): void {
   program
     .command('describe')
@@ -46,8 +72,15 @@ export function register(program: Command, io: CliIO): void {
       const limit = Number(opts.history);
       if (!Number.isInteger(limit) || limit < 0) throw new UsageError(`--history "${opts.history}" is not a whole number`);
       try {
-        const kind = parseKind(kindArg, ['package', 'model'])!;
-        const reader = new Reader(ctx);
+        const kind = parseKind(kindArg, ['package', 'model'])! as 'package' | 'model';
+        const source = openSource(ctx);
+        const etcd = fleetOf(source);
+        if (etcd === undefined) {
+          const d = await describeOverApi(source, kind, name, limit);
+          ctx.emit(d, () => renderTree(apiTree(d, ctx.now(), ctx.colour)));
+          return;
+        }
+        const reader = etcd.reader;
         const d = kind === 'package' ? await describePackage(reader, name, limit) : await describeModel(reader, name, limit);
         ctx.emit(d, () => renderTree(d.kind === 'package' ? packageTree(d, ctx.now(), ctx.colour) : modelTree(d, ctx.now(), ctx.colour)));
       } finally {
@@ -59,6 +92,23 @@ export function register(program: Command, io: CliIO): void {
 async function historyOf(reader: Reader, kind: ResourceKind, name: string, limit: number) {
   const all = await reader.history(kind, name);
   return { history: limit === 0 ? [] : all.slice(-limit), historyTotal: all.length, since: all[all.length - 1]?.at ?? null };
+}
+
+export async function describeOverApi(source: StateSource, kind: 'package' | 'model', name: string, limit: number): Promise<ApiDescription> {
+  const d = await source.detail(kind, name);
+  if (d === undefined) throw notFound(kind, name);
+  return {
+    kind,
+    name,
+    state: d.state,
+    since: d.since,
+    generation: d.generation ?? null,
+    revision: d.revision ?? null,
+    health: d.health ?? null,
+    history: limit === 0 ? [] : d.history.slice(-limit),
+    historyTotal: d.history.length,
+    notServed: NOT_SERVED[kind],
+  };
 }
 
 export async function describeModel(reader: Reader, name: string, limit: number, mustExist = true): Promise<ModelDescription> {
@@ -110,14 +160,14 @@ function heading(kind: string, name: string, state: string | null, since: string
 }
 
 /** "history (last 2 of 7):" and one aligned line per transition. */
-export function historyLines(history: HistoryEntry[], total: number, now: number, colour: boolean): string[] {
+export function historyLines(history: readonly Transition[], total: number, now: number, colour: boolean): string[] {
   if (total === 0) return ['history: none recorded'];
   if (history.length === 0) return [];
   const title = history.length < total ? `history (last ${history.length} of ${total}):` : 'history:';
   const rows = history.map((h) => [
     `  ${relativeTime(h.at, now)}`,
     formatTransition(h.from, h.to, colour),
-    h.drawn ? h.reason : `${h.reason} (not a drawn edge)`,
+    h.drawn === false ? `${h.reason} (not a drawn edge)` : h.reason,
     // A requested change shows who was authenticated beside the source it claimed.
     h.identity !== undefined && h.identity !== h.source ? `${h.source} (as ${h.identity})` : h.source,
   ]);
@@ -170,6 +220,21 @@ function modelUnderPackage(d: ModelDescription, now: number, colour: boolean): T
     label: heading('model', d.name, d.state, d.since, now, colour),
     lines: [...others, ...(d.containers.length === 0 ? ['containers: none'] : []), ...historyLines(d.history, d.historyTotal, now, colour)],
     children: containerNodes(d.containers, colour),
+  };
+}
+
+/** The heading, generation, health and history; then what the API does not serve. */
+export function apiTree(d: ApiDescription, now: number, colour: boolean): TreeNode {
+  const generation = d.generation === null ? [] : [`generation: ${d.generation}${d.revision === null ? '' : ` (read at revision ${d.revision})`}`];
+  const health = d.health === null ? [] : [`health: ${d.health.healthy ? 'healthy' : 'unhealthy'}${d.health.message ? ` (${d.health.message})` : ''}`];
+  return {
+    label: heading(d.kind, d.name, d.state, d.since, now, colour),
+    lines: [
+      ...generation,
+      ...health,
+      ...historyLines(d.history, d.historyTotal, now, colour),
+      `not served over gRPC: ${d.notServed.join(', ')} (read etcd, without --server, for those)`,
+    ],
   };
 }
 

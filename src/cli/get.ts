@@ -1,10 +1,13 @@
 // `statemanager get packages|models|scenarios [NAME]`: one row per resource with its state,
-// since when (the last recorded transition) and its children by state.
+// since when (the last recorded transition) and, from etcd, its children by state. Over gRPC
+// the API has no definitions or containers: the rows have the state, since and generation.
 import { Argument, type Command } from 'commander';
 import { CONTAINER_STATUSES, MODEL_STATES, type ResourceKind } from '../../reconcilers/states.js';
+import { fleetOf, openSource } from './connect.js';
 import { Context, type CliIO } from './context.js';
 import { countBy, countsObject, formatCounts, formatTable, NONE, paintState, relativeTime } from './format.js';
-import { notFound, parseKind, Reader } from './read.js';
+import { notFound, parseKind } from './read.js';
+import type { ResourceSummary } from './source.js';
 
 /** A model without a stored state yet, in counts. */
 export const NO_STATE = NONE;
@@ -31,6 +34,15 @@ export interface ScenarioRow {
   since: string | null;
   defined: boolean;
   target: string | null;
+}
+
+/** A row over gRPC: what the API serves of every kind. */
+export interface ApiRow {
+  name: string;
+  state: string | null;
+  since: string | null;
+  /** The state key's version: one more with every change. */
+  generation: number | null;
 }
 
 export function register(program: Command, io: CliIO): void {
@@ -60,15 +72,18 @@ export function register(program: Command, io: CliIO): void {
 }
 
 export async function get(ctx: Context, kind: ResourceKind, name: string | undefined): Promise<void> {
-  const reader = new Reader(ctx);
-  let names = await reader.names(kind);
+  const source = openSource(ctx);
+  let summaries: ResourceSummary[];
   if (name !== undefined) {
-    if (!names.includes(name)) throw notFound(kind, name);
-    names = [name];
+    const one = await source.get(kind, name);
+    if (one === undefined) throw notFound(kind, name);
+    summaries = [one];
+  } else {
+    summaries = await source.list(kind);
   }
-  const states = await reader.states(kind);
-  const last = await reader.lastTransitions(kind, names);
-  const base = (n: string) => ({ name: n, state: states.get(n)?.state ?? null, since: last.get(n)?.at ?? null });
+  const names = summaries.map((s) => s.name);
+  const byName = new Map(summaries.map((s) => [s.name, s]));
+  const base = (n: string) => ({ name: n, state: byName.get(n)?.state ?? null, since: byName.get(n)?.since ?? null });
   const now = ctx.now();
   const c = ctx.colour;
   const stateCell = (s: string | null): string => (s === null ? NONE : paintState(s, c));
@@ -76,6 +91,20 @@ export async function get(ctx: Context, kind: ResourceKind, name: string | undef
     ctx.emit(name !== undefined ? rows[0] : rows, () => (rows.length === 0 ? '' : table()));
     if (rows.length === 0 && ctx.output === 'table') ctx.io.stderr.write(`no ${kind}s found\n`);
   };
+
+  const etcd = fleetOf(source);
+  if (etcd === undefined) {
+    // The same columns as from etcd, without those that need definitions or containers.
+    const rows: ApiRow[] = summaries.map((s) => ({ ...base(s.name), generation: s.generation ?? null }));
+    emit(rows, () =>
+      formatTable(
+        ['NAME', 'STATE', 'SINCE'],
+        rows.map((r) => [r.name, stateCell(r.state), relativeTime(r.since, now)]),
+      ),
+    );
+    return;
+  }
+  const reader = etcd.reader;
 
   if (kind === 'package') {
     const defs = await reader.packageDefs();

@@ -1,9 +1,10 @@
 // `statemanager history KIND NAME`: the recorded transitions of one resource, oldest first.
 import { Argument, type Command } from 'commander';
-import type { HistoryEntry } from '../../reconcilers/ports.js';
+import { openSource } from './connect.js';
 import { Context, type CliIO } from './context.js';
 import { formatTable, formatTransition, relativeTime } from './format.js';
-import { parseKind, Reader } from './read.js';
+import { notFound, parseKind } from './read.js';
+import type { Transition } from './source.js';
 
 export function register(program: Command, io: CliIO): void {
   program
@@ -17,9 +18,8 @@ export function register(program: Command, io: CliIO): void {
       const ctx = Context.of(cmd, io);
       try {
         const kind = parseKind(kindArg)!;
-        const reader = new Reader(ctx);
-        const entries = await reader.history(kind, name);
-        if (entries.length === 0) await reader.mustExist(kind, name);
+        const entries = await openSource(ctx).history(kind, name);
+        if (entries === undefined) throw notFound(kind, name);
         ctx.emit(entries, () => historyTable(entries, ctx.now(), ctx.colour));
         if (entries.length === 0 && ctx.output === 'table') io.stderr.write(`no recorded transitions for ${kind}/${name}\n`);
       } finally {
@@ -32,7 +32,7 @@ export function register(program: Command, io: CliIO): void {
  * TIME (ISO and age), FROM → TO, REASON, SOURCE, and IDENTITY (who was authenticated as asking)
  * when some entry is a requested change that recorded one; empty when there is nothing recorded.
  */
-export function historyTable(entries: HistoryEntry[], now: number, colour: boolean): string {
+export function historyTable(entries: readonly Transition[], now: number, colour: boolean): string {
   if (entries.length === 0) return '';
   const identities = entries.some((e) => e.identity !== undefined);
   return formatTable(
@@ -41,7 +41,7 @@ export function historyTable(entries: HistoryEntry[], now: number, colour: boole
       e.at,
       relativeTime(e.at, now),
       formatTransition(e.from, e.to, colour),
-      e.drawn ? e.reason : `${e.reason} (not a drawn edge)`,
+      e.drawn === false ? `${e.reason} (not a drawn edge)` : e.reason,
       e.source,
       ...(identities ? [e.identity ?? '-'] : []),
     ]),

@@ -25,14 +25,18 @@ Examples:
   statemanager history model web
   statemanager watch --output json --count 10
   statemanager resync package shop --wait
+  statemanager --server statemanager.edge.svc:47006 --tls --token-file ~/.sm-token get packages
+  statemanager --server 127.0.0.1:47006 watch scenarios -o json
 
 Configuration is the controller's: --config FILE (or STATEMANAGER_CONFIG), then the
-environment (ETCD_ENDPOINTS, STATEMANAGER_KEY_PREFIX, ETCD_USERNAME, ...), then the flags.`;
+environment (ETCD_ENDPOINTS, STATEMANAGER_KEY_PREFIX, ETCD_USERNAME, ...), then the flags.
+With --server (or STATEMANAGER_SERVER) get, describe, history and watch read a statemanager's
+gRPC API instead of etcd: states, history and health, but no definitions or containers.`;
 
 export function buildProgram(io: CliIO): Command {
   const program = new Command('statemanager');
   program
-    .description('Inspect the states statemanager keeps in etcd, follow transitions, and ask for a resync.')
+    .description('Inspect the states statemanager keeps in etcd (or serves over gRPC), follow transitions, and ask for a resync.')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => void io.stdout.write(s),
@@ -47,8 +51,16 @@ export function buildProgram(io: CliIO): Command {
     .option('-c, --config <file>', "the controller's configuration file (default: $STATEMANAGER_CONFIG)")
     .option('--endpoints <urls>', 'etcd endpoints, comma-separated (overrides $ETCD_ENDPOINTS and the file)')
     .option('--prefix <prefix>', 'global key prefix (overrides $STATEMANAGER_KEY_PREFIX and the file)')
-    .option('--timeout <duration>', 'deadline of each etcd request; for watch and resync --wait, how long they wait instead', DEFAULT_TIMEOUT)
+    .option('--timeout <duration>', 'deadline of each request; for watch and resync --wait, how long they wait instead', DEFAULT_TIMEOUT)
     .addOption(new Option('-o, --output <format>', 'output format').choices(OUTPUT_FORMATS).default('table'))
+    .option('--server <host:port>', "read a statemanager's gRPC API instead of etcd (default: $STATEMANAGER_SERVER)")
+    .option('--token <token>', 'bearer token for --server (default: $STATEMANAGER_TOKEN)')
+    .option('--token-file <file>', 'read the bearer token from the first line of this file')
+    .option('--tls', 'TLS to --server, verified against the system CAs')
+    .option('--ca <file>', "TLS to --server, verified against this CA bundle (PEM)")
+    .option('--cert <file>', 'client certificate for mutual TLS (PEM; with --key)')
+    .option('--key <file>', "the client certificate's private key (PEM)")
+    .option('--server-name <name>', "the name the server's certificate must carry, when it differs from the --server host")
     .addHelpText('after', EXAMPLES);
   registerGet(program, io);
   registerDescribe(program, io);

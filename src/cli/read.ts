@@ -4,8 +4,10 @@ import { parseHistoryEntry } from '../../reconcilers/history-entry.js';
 import { effectiveStatus, parseContainer, parseNodeStatus } from '../../reconcilers/container.js';
 import { parsePackageDefinition, parseScenarioDefinition } from '../../reconcilers/definitions.js';
 import type { HistoryEntry, ReconcileRequestRecord } from '../../reconcilers/ports.js';
+import type { IKeyValue, Watcher } from 'etcd3';
 import { parseState, type ContainerStatus, type ResourceKind } from '../../reconcilers/states.js';
 import { CliError, type Context } from './context.js';
+import type { ResourceDetail, ResourceSummary, StateSource, Transition, WatchHandlers, Watching } from './source.js';
 
 /** Above this many resources, `get` reads a kind's whole history at once instead of one key each. */
 export const BULK_HISTORY = 64;
@@ -231,6 +233,76 @@ export class Reader {
 
   async mustExist(kind: ResourceKind, name: string): Promise<void> {
     if (!(await this.exists(kind, name))) throw notFound(kind, name);
+  }
+}
+
+/** The states as etcd holds them, read as the controller reads them; `reader` has the rest. */
+export class EtcdSource implements StateSource {
+  readonly reader: Reader;
+
+  constructor(readonly ctx: Context) {
+    this.reader = new Reader(ctx);
+  }
+
+  get where(): string {
+    return `etcd at ${this.ctx.endpoints}`;
+  }
+
+  async list(kind: ResourceKind): Promise<ResourceSummary[]> {
+    return this.summaries(kind, await this.reader.names(kind));
+  }
+
+  async get(kind: ResourceKind, name: string): Promise<ResourceSummary | undefined> {
+    if (!(await this.reader.exists(kind, name))) return undefined;
+    return (await this.summaries(kind, [name]))[0];
+  }
+
+  async detail(kind: ResourceKind, name: string): Promise<ResourceDetail | undefined> {
+    if (!(await this.reader.exists(kind, name))) return undefined;
+    const history = await this.reader.history(kind, name);
+    const state = (await this.reader.states(kind)).get(name)?.state ?? null;
+    return { name, state, since: history[history.length - 1]?.at ?? null, history };
+  }
+
+  async history(kind: ResourceKind, name: string): Promise<Transition[] | undefined> {
+    const entries = await this.reader.history(kind, name);
+    if (entries.length === 0 && !(await this.reader.exists(kind, name))) return undefined;
+    return entries;
+  }
+
+  private async summaries(kind: ResourceKind, names: string[]): Promise<ResourceSummary[]> {
+    const states = await this.reader.states(kind);
+    const last = await this.reader.lastTransitions(kind, names);
+    return names.map((n) => ({ name: n, state: states.get(n)?.state ?? null, since: last.get(n)?.at ?? null }));
+  }
+
+  /** The history keys the controller writes with every state change, from the current revision on. */
+  async watch(filter: { kind?: ResourceKind; name?: string }, on: WatchHandlers): Promise<Watching> {
+    const { ctx } = this;
+    const { keys } = ctx;
+    const { stderr } = ctx.io;
+    const { kind, name } = filter;
+    const prefix = kind === undefined ? keys.history : name === undefined ? `${keys.history}${kind}/` : `${keys.history}${kind}/${name}/`;
+    // Everything recorded after this revision is shown: nothing between "started" and the watch is lost.
+    const revision = await ctx.currentRevision();
+    const onPut = (kv: IKeyValue): void => {
+      const entry = parseHistoryEntry(kv.value.toString());
+      if (!entry) {
+        stderr.write(`statemanager: skipping unreadable history entry ${kv.key.toString()}\n`);
+        return;
+      }
+      on.change(entry, entry);
+    };
+    const watcher: Watcher = await ctx.watch(
+      (b) => b.prefix(prefix).startRevision(String(revision + 1)),
+      (w) => {
+        w.on('put', onPut);
+        w.on('disconnected', (err) => stderr.write(`statemanager: lost the watch on etcd (${err.message.split('\n')[0]}); reconnecting\n`));
+        w.on('error', (err) => on.fail(ctx.translate(err)));
+      },
+    );
+    stderr.write(`watching transitions under ${prefix} (Ctrl-C to stop)\n`);
+    return { stop: () => watcher.cancel() };
   }
 }
 

@@ -33,6 +33,10 @@ export function register(program: Command, io: CliIO): void {
     .addOption(new Option('--wait', `wait until the leader has taken the request (bounded by --timeout, default ${formatDuration(DEFAULT_WAIT_MS)})`))
     .action(async (kindArg: string | undefined, name: string | undefined, opts: { wait?: boolean }, cmd: Command) => {
       const ctx = Context.of(cmd, io, opts.wait === true);
+      if (ctx.server !== undefined) {
+        const hint = ctx.server.from === '--server' ? 'drop --server' : 'unset STATEMANAGER_SERVER or give --endpoints';
+        throw new UsageError(`resync writes a request into etcd and is not served over gRPC: ${hint} and run it with etcd access`);
+      }
       const kind = kindArg === undefined || kindArg === 'all' ? undefined : parseKind(kindArg, ['model', 'package']);
       if (kind !== undefined && name === undefined) throw new UsageError(`resync ${kindArg} needs a NAME`);
       if (kind === undefined && name !== undefined) throw new UsageError(`resync all takes no NAME`);

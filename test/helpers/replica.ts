@@ -27,9 +27,11 @@ export async function startReplica(opts: {
   acAddr: string;
   config?: Record<string, unknown>;
   env?: Record<string, string>;
+  /** Serve gRPC on this port (e.g. the port of a replica this one replaces) instead of a free one. */
+  grpcPort?: number;
 }): Promise<Replica> {
   const httpPort = await freePort();
-  const grpcPort = await freePort();
+  const grpcPort = opts.grpcPort ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'sm-replica-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, JSON.stringify({ log: { level: 'debug' }, ...opts.config }));
