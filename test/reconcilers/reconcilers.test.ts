@@ -197,3 +197,43 @@ test('fleet: placements from spec.models[].node follow the package definitions a
   await Promise.resolve();
   t.false(w.fleet.isModelPlacedOn('m1', 'n3'));
 });
+
+test('cascade: a model whose state changes writes the package state it changes in the same transaction; the package reconcile then confirms', async (t) => {
+  const w = await world();
+  const pending = new Set<string>();
+  const model = new ModelReconciler({ fleet: w.fleet, store: w.store, observer: silentObserver, clock: { now: () => NOW }, source: 'controller/test', packages: w.pkg, modelPending: (m) => pending.has(m) });
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'c1', 'm1', 'running');
+  w.container('n1', 'c2', 'm2', 'running');
+  await model.reconcile('m1');
+  t.deepEqual(w.store.writes, ['model/m1=Running', 'package/p=Running']);
+  const r1 = w.lw.get(w.keys.stateKey('model', 'm1'))!.modRevision;
+  t.is(w.lw.get(w.keys.stateKey('package', 'p'))!.modRevision, r1, 'one transaction');
+  t.like(w.store.history[1], { kind: 'package', name: 'p', from: null, to: 'Running', reason: 'models: 1 Created, 1 Running' });
+  await w.pkg.reconcile('p');
+  t.is(w.store.writes.length, 2, 'the package reconcile has nothing left to write');
+  // Entering Error carries the reconcile request too.
+  w.container('n1', 'c2', 'm2', 'running');
+  await model.reconcile('m2');
+  w.container('n1', 'c1', 'm1', 'dead');
+  w.container('n1', 'c2', 'm2', 'dead');
+  await model.reconcile('m1');
+  t.is(w.state('package', 'p'), 'Degraded');
+  await model.reconcile('m2');
+  t.is(w.state('package', 'p'), 'Error');
+  t.truthy(w.lw.get(w.keys.reconcileRequestKey('p')), 'the request is written with the state');
+});
+
+test('cascade: a package with another model pending is left to its own reconcile (a burst writes it once)', async (t) => {
+  const w = await world();
+  const pending = new Set<string>(['m2']);
+  const model = new ModelReconciler({ fleet: w.fleet, store: w.store, observer: silentObserver, clock: { now: () => NOW }, source: 'controller/test', packages: w.pkg, modelPending: (m) => pending.has(m) });
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'c1', 'm1', 'dead');
+  w.container('n1', 'c2', 'm2', 'dead');
+  await model.reconcile('m1');
+  t.deepEqual(w.store.writes, ['model/m1=Dead']);
+  pending.clear();
+  await model.reconcile('m2');
+  t.deepEqual(w.store.writes, ['model/m1=Dead', 'model/m2=Dead', 'package/p=Error'], 'straight to Error, no Degraded in between');
+});
