@@ -279,11 +279,6 @@ export class WorkQueue {
     return this.processing.size;
   }
 
-  /** Whether the key waits to be handed out, is being processed, or both. */
-  isPending(key: string): boolean {
-    return this.waiting.has(key) || this.processing.has(key) || this.dirty.has(key);
-  }
-
   /**
    * Call `listener` whenever a key becomes ready to be handed out. Called synchronously from
    * add()/done()/timers, so it must not throw. Returns an unsubscribe function.

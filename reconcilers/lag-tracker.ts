@@ -32,19 +32,6 @@ export class LagTracker {
     this.models.delete(model);
   }
 
-  /** When the model's pending change was first seen (read before a write that may settle it). */
-  pendingSince(model: string): number | undefined {
-    return this.models.get(model);
-  }
-
-  /** The model's own transaction also wrote these packages: one sample each, from `since`. */
-  cascaded(since: number | undefined, packages: readonly string[]): void {
-    for (const p of packages) {
-      this.packages.delete(p);
-      if (since !== undefined) this.observe((this.now() - since) / 1000);
-    }
-  }
-
   packageSettled(pkg: string, wrote: boolean): void {
     const since = this.packages.get(pkg);
     if (since === undefined) return;

@@ -5,7 +5,7 @@ import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
 import type { LagTracker } from './lag-tracker.js';
-import type { Clock, ReconcileRequestRecord, StateStore, StateTransition } from './ports.js';
+import type { Clock, ReconcileRequestRecord, StateStore } from './ports.js';
 import { isDiagramEdge, nextPackageState } from './rules.js';
 import type { ModelState, PackageState } from './states.js';
 import { summarizeCounts } from './summary.js';
@@ -25,7 +25,7 @@ export class PackageReconciler implements Reconciler {
   constructor(private readonly d: PackageReconcilerDeps) {}
 
   async reconcile(name: string): Promise<ReconcileResult | void> {
-    const { fleet, store, observer } = this.d;
+    const { fleet, store, observer, triggerStates } = this.d;
     const stored = fleet.storedPackageState(name);
     const models = fleet.modelsOfPackage(name);
     const hasRequest = fleet.reconcileRequest(name) !== undefined;
@@ -40,34 +40,14 @@ export class PackageReconciler implements Reconciler {
       return;
     }
 
-    const plan = this.plan(name);
-    if (plan === undefined) {
+    const states: ModelState[] = [];
+    for (const m of models) states.push(fleet.storedModelState(m)?.value.state ?? 'Created');
+    const prev = stored?.value.state;
+    const next = nextPackageState(prev, states);
+    if (prev === next) {
       this.d.lag?.packageSettled(name, false);
       return;
     }
-    const res = await store.writeState(plan.transition);
-    if (!res.committed) return CONFLICT;
-    plan.committed();
-    this.d.lag?.packageSettled(name, true);
-  }
-
-  /**
-   * The package's next state from its models' stored states (`override` standing in for one
-   * model whose new state is being written in the same transaction), as a transition and what
-   * to report once it is committed; undefined when nothing changes or the package has no
-   * definition (deletion is the reconcile's own path).
-   */
-  plan(name: string, override?: { model: string; state: ModelState }): PackagePlan | undefined {
-    const { fleet, observer, triggerStates } = this.d;
-    const models = fleet.modelsOfPackage(name);
-    if (models === undefined) return undefined;
-    const stored = fleet.storedPackageState(name);
-    const hasRequest = fleet.reconcileRequest(name) !== undefined;
-    const states: ModelState[] = [];
-    for (const m of models) states.push(override?.model === m ? override.state : (fleet.storedModelState(m)?.value.state ?? 'Created'));
-    const prev = stored?.value.state;
-    const next = nextPackageState(prev, states);
-    if (prev === next) return undefined;
 
     const now = new Date(this.d.clock.now()).toISOString();
     const reason = `models: ${summarizeCounts(states)}`;
@@ -76,7 +56,7 @@ export class PackageReconciler implements Reconciler {
     const request: ReconcileRequestRecord | undefined = entering
       ? { package: name, state: next, requestedAt: now, deliveries: 0 }
       : undefined;
-    const transition: StateTransition = {
+    const res = await store.writeState({
       kind: 'package',
       name,
       to: next,
@@ -92,20 +72,11 @@ export class PackageReconciler implements Reconciler {
         drawn: isDiagramEdge('package', prev, next),
       },
       ...(request ? { reconcileRequest: { put: request } } : leaving ? { reconcileRequest: { delete: true } } : {}),
-    };
-    return {
-      transition,
-      committed: () => {
-        observer.transition('package', name, prev ?? null, next, reason);
-        if (request) observer.reconcileRequest('created', name);
-        if (leaving) observer.reconcileRequest('cleared', name, `package is ${next}`);
-      },
-    };
+    });
+    if (!res.committed) return CONFLICT;
+    observer.transition('package', name, prev ?? null, next, reason);
+    this.d.lag?.packageSettled(name, true);
+    if (request) observer.reconcileRequest('created', name);
+    if (leaving) observer.reconcileRequest('cleared', name, `package is ${next}`);
   }
-}
-
-/** A package state change to write, and what to report once it is committed (the lag is the writer's). */
-export interface PackagePlan {
-  transition: StateTransition;
-  committed(): void;
 }

@@ -69,8 +69,6 @@ export type CommitOutcome = { committed: true; revision: number } | { committed:
 
 export interface StateStore {
   writeState(t: StateTransition): Promise<CommitOutcome>;
-  /** Several transitions (a model and the packages it changes) in one transaction: all or none. */
-  writeStates(ts: readonly StateTransition[]): Promise<CommitOutcome>;
   deleteState(d: StateDeletion): Promise<CommitOutcome>;
   /** Replace a reconcile request if it is still at `expected`. */
   updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome>;

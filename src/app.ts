@@ -117,12 +117,9 @@ export class StateManagerApp {
     const actionController = deps.actionController ?? ownedActionController!;
     const repeat = { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap };
     const requests = new ReconcileRequestReconciler({ fleet, store, actionController, observer, clock, triggerStates, repeat });
-    const packages = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, lag });
-    // A model's transaction carries the package states it changes (issue 13: one hop less).
-    const models = new ModelReconciler({ fleet, store, observer, clock, source, lag, packages, modelPending: (m) => this.queues.model.isPending(m) });
     this.controllers = {
-      model: make('model', models, keyBackoff, config.controller.workers),
-      package: make('package', packages, keyBackoff, config.controller.workers),
+      model: make('model', new ModelReconciler({ fleet, store, observer, clock, source, lag }), keyBackoff, config.controller.workers),
+      package: make('package', new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, lag }), keyBackoff, config.controller.workers),
       request: make('request', requests, { base: config.reconcile.retryBase, cap: config.reconcile.retryCap }, config.reconcile.workers),
       resync: make('resync', new ResyncRequestReconciler({ fleet, store, enqueue: this.enqueuer(), logger }), keyBackoff, 1),
     };

@@ -72,24 +72,6 @@ export class EtcdStateStore implements StateStore {
   }
 
   async writeState(t: StateTransition): Promise<CommitOutcome> {
-    return this.writeStates([t]);
-  }
-
-  /** Several transitions in one transaction: every guard holds and all are written, or none. */
-  async writeStates(ts: readonly StateTransition[]): Promise<CommitOutcome> {
-    const parts = ts.map((t) => this.transitionOps(t));
-    const res = await this.commit(
-      parts.flatMap((p) => p.compare),
-      parts.flatMap((p) => p.success),
-      parts.flatMap((p) => p.keys),
-    );
-    if (!res.succeeded) return { committed: false };
-    const revision = res.revision;
-    this.o.onCommit?.(parts.flatMap((p) => p.changes(revision)));
-    return { committed: true, revision };
-  }
-
-  private transitionOps(t: StateTransition): { compare: ICompare[]; success: IRequestOp[]; keys: string[]; changes(revision: number): CommittedChange[] } {
     const { keys, historyLength } = this.o;
     const stateKey = keys.stateKey(t.kind, t.name);
     const version = (t.expected?.version ?? 0) + 1;
@@ -106,22 +88,19 @@ export class EtcdStateStore implements StateStore {
     } else if (t.reconcileRequest) {
       success.push(delKey(requestKey));
     }
-    return {
-      compare,
-      success,
-      keys: t.reconcileRequest ? [stateKey, requestKey] : [stateKey],
-      changes: (revision) => {
-        const changes: CommittedChange[] = [
-          { key: stateKey, value: t.to, modRevision: revision, createRevision: t.expected ? 0 : revision, version },
-        ];
-        if (t.reconcileRequest && 'put' in t.reconcileRequest) {
-          changes.push(kvAt(requestKey, JSON.stringify(t.reconcileRequest.put), revision));
-        } else if (t.reconcileRequest) {
-          changes.push({ key: requestKey, deletedAt: revision });
-        }
-        return changes;
-      },
-    };
+    const res = await this.commit(compare, success, t.reconcileRequest ? [stateKey, requestKey] : [stateKey]);
+    if (!res.succeeded) return { committed: false };
+    const revision = res.revision;
+    const changes: CommittedChange[] = [
+      { key: stateKey, value: t.to, modRevision: revision, createRevision: t.expected ? 0 : revision, version },
+    ];
+    if (t.reconcileRequest && 'put' in t.reconcileRequest) {
+      changes.push(kvAt(requestKey, JSON.stringify(t.reconcileRequest.put), revision));
+    } else if (t.reconcileRequest) {
+      changes.push({ key: requestKey, deletedAt: revision });
+    }
+    this.o.onCommit?.(changes);
+    return { committed: true, revision };
   }
 
   async deleteState(d: StateDeletion): Promise<CommitOutcome> {

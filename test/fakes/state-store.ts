@@ -25,27 +25,18 @@ export class FakeStateStore implements StateStore {
   ) {}
 
   async writeState(t: StateTransition): Promise<CommitOutcome> {
-    return this.writeStates([t]);
-  }
-
-  async writeStates(ts: readonly StateTransition[]): Promise<CommitOutcome> {
-    for (const t of ts) if (!this.at(this.keys.stateKey(t.kind, t.name), t.expected)) return { committed: false };
+    const key = this.keys.stateKey(t.kind, t.name);
+    if (!this.at(key, t.expected)) return { committed: false };
+    const requestKey = this.keys.reconcileRequestKey(t.name);
+    const r = t.reconcileRequest;
     // One transaction, as in etcd: the request carries the state's revision.
-    const revision = this.lw.txn(
-      ts.flatMap((t) => {
-        const requestKey = this.keys.reconcileRequestKey(t.name);
-        const r = t.reconcileRequest;
-        return [
-          { put: this.keys.stateKey(t.kind, t.name), value: t.to },
-          ...(r && 'put' in r ? [{ put: requestKey, value: JSON.stringify(r.put) }] : []),
-          ...(r && 'delete' in r ? [{ delete: requestKey }] : []),
-        ];
-      }),
-    );
-    for (const t of ts) {
-      this.history.push(t.history);
-      this.writes.push(`${t.kind}/${t.name}=${t.to}`);
-    }
+    const revision = this.lw.txn([
+      { put: key, value: t.to },
+      ...(r && 'put' in r ? [{ put: requestKey, value: JSON.stringify(r.put) }] : []),
+      ...(r && 'delete' in r ? [{ delete: requestKey }] : []),
+    ]);
+    this.history.push(t.history);
+    this.writes.push(`${t.kind}/${t.name}=${t.to}`);
     return { committed: true, revision };
   }
 
