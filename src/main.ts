@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     probes: { ready: () => app.ready(), healthy: () => app.manager.healthy(), beforeScrape: () => app.collectGauges() },
   });
 
-  // Every state change, from one etcd watch, for every subscriber of this replica.
+  // Every state change, from one etcd watch (opened with the first subscriber), for every subscriber of this replica.
   const feed = new StateFeed({ source: app.watchClient, keys: app.keys, logger });
   // Every replica serves gRPC; scenario writes are compare-and-swap, so they need no leader guard.
   const grpcServer = createStateManagerServer({
@@ -103,8 +103,6 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 
   const port = await http.start();
-  // Not awaited: with etcd down at start, subscribers wait for it, the rest of start-up does not.
-  void feed.start();
   const grpc = await grpcServer.start();
   logger.info('statemanager starting', {
     etcd: config.etcd.endpoints,

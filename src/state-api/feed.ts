@@ -57,6 +57,12 @@ export interface StateFeedOptions {
   bufferSize?: number;
   /** How often a replay asks etcd whether it has caught up. Default 200 ms. */
   progressIntervalMs?: number;
+  /**
+   * The shared watch starts with the first subscriber and stops this long after the last one
+   * left (keeping the resume buffer for reconnects meanwhile): with nobody subscribed it costs
+   * etcd nothing (its prev_kv lookups are not free). Default 60 s.
+   */
+  idleStopMs?: number;
   now?: () => number;
 }
 
@@ -70,6 +76,7 @@ export class StateFeed {
   private watch: EtcdWatch | undefined;
   private readyWaiters: (() => void)[] = [];
   private stopped = false;
+  private idleTimer: NodeJS.Timeout | undefined;
   private readonly bufferSize: number;
   private readonly now: () => number;
 
@@ -97,6 +104,7 @@ export class StateFeed {
 
   stop(): void {
     this.stopped = true;
+    clearTimeout(this.idleTimer);
     this.watch?.close();
     this.watch = undefined;
     for (const s of [...this.live]) s.end({ kind: 'stopped' });
@@ -116,8 +124,18 @@ export class StateFeed {
   private replaying = 0;
 
   subscribe(filter: SubscriptionFilter, sink: ChangeSink): Subscription {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (!this.watch && !this.stopped) void this.start();
+    this.open++;
+    let counted = true;
     const sub = new Subscriber(filter, sink, () => {
       this.live.delete(sub);
+      if (counted) {
+        counted = false;
+        this.open--;
+        if (this.open === 0) this.idleSoon();
+      }
     });
     // Not started yet: the position "now" is not known until etcd confirms the shared watch.
     if (this.floor === Number.POSITIVE_INFINITY) void this.ready().then(() => this.attach(sub, filter.sinceRevision));
@@ -137,6 +155,21 @@ export class StateFeed {
     } else {
       this.replay(sub, since);
     }
+  }
+
+  /** Subscriptions not yet closed (live, replaying or waiting for the start). */
+  private open = 0;
+
+  private idleSoon(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      if (this.open > 0 || !this.watch) return;
+      this.watch.close();
+      this.watch = undefined;
+      this.buffer.length = 0;
+      this.floor = Number.POSITIVE_INFINITY;
+    }, this.o.idleStopMs ?? 60_000);
+    this.idleTimer.unref();
   }
 
   private ready(): Promise<void> {
@@ -219,7 +252,7 @@ export class StateFeed {
     this.floor = Number.POSITIVE_INFINITY;
     for (const s of [...this.live]) s.end({ kind: 'restarted', detail });
     this.live.clear();
-    if (!this.stopped) void this.start();
+    if (!this.stopped && this.open > 0) void this.start();
   }
 
   /** The keys of every state: from `/model/` to the end of `/scenario/` (a few `/node/` and `/package/` keys between are filtered). */

@@ -227,10 +227,13 @@ test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber 
   const w = new FleetWriter(etcd.client(), '/api5');
   const r = await replica('/api5', 'api5', { grpc: { limits: { subscriberBufferEvents: 200 } } });
   const c = client(r);
-  const before = await etcdWatchers();
-  const subs = Array.from({ length: 200 }, () => c.subscribe('RESOURCE_TYPE_SCENARIO'));
+  // Nobody subscribed: the shared watch is not even open. The first subscriber opens it.
+  const idle = await etcdWatchers();
+  const first = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  await eventually(async () => assert.strictEqual(await etcdWatchers(), idle + 1));
+  const subs = [first, ...Array.from({ length: 199 }, () => c.subscribe('RESOURCE_TYPE_SCENARIO'))];
   await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions'), 200));
-  t.is(await etcdWatchers(), before, 'no etcd watch per subscriber');
+  t.is(await etcdWatchers(), idle + 1, 'one etcd watch for 200 subscribers');
   const rev = await putScenario(w.client, w, 'x', 'Idle');
   await eventually(async () => assert.ok(subs.every((s) => s.revisions()[0] === rev), 'every subscriber got the change'));
   for (const s of subs) s.cancel();

@@ -166,3 +166,32 @@ test('property: any mix of joins, resumes and buffer sizes delivers exactly the 
     { numRuns: 60 },
   );
 });
+
+test('the shared watch opens with the first subscriber and closes after the last one left (idleStopMs)', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, idleStopMs: 20 });
+  await settle();
+  t.is(etcd.opened, 0, 'no subscriber, no watch');
+  const a = collect(feed);
+  const b = collect(feed);
+  await settle();
+  t.is(etcd.active, 1);
+  etcd.put([[scenarioKey('s'), 'Idle']]);
+  await settle();
+  t.is(a.got.length, 1);
+  t.is(b.got.length, 1);
+  a.sub.close();
+  await settle();
+  t.is(etcd.active, 1, 'still one subscriber');
+  b.sub.close();
+  await new Promise((r) => setTimeout(r, 60));
+  t.is(etcd.active, 0, 'closed once idle');
+  // A new subscriber opens it again and gets what follows.
+  const c = collect(feed);
+  await settle();
+  etcd.put([[scenarioKey('s'), 'Waiting']]);
+  await settle();
+  t.deepEqual(c.got.map((r) => `${r.from}->${r.to}`), ['Idle->Waiting']);
+  t.is(etcd.opened, 2);
+  feed.stop();
+});
