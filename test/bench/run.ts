@@ -91,7 +91,9 @@ function options(): { opts: RunOptions; only: string[]; build: boolean } {
       stormConcurrency: num(values['storm-concurrency'], 0),
       latencyRates: values['latency-rates']
         ? values['latency-rates'].split(',').map((r) => (r.trim() === 'half-ceiling' ? 'half-ceiling' : num(r.trim(), 0)))
-        : [100, 1000, 'half-ceiling'],
+        : quick
+          ? [100, 1000, 'half-ceiling']
+          : [100, 1000, 3000, 'half-ceiling'],
       latencySeconds: num(values['latency-seconds'], quick ? 1.5 : 10),
       restartFraction: 0.1,
       baselineStormSeconds: quick ? 0.5 : 5,
