@@ -2,6 +2,7 @@
 // `spec.models[].name`; `Scenario/{name}` names its package in `spec.target`. YAML, of which JSON
 // is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
 import { parseDocument } from 'yaml';
+import { parsePlainYaml } from './plain-yaml.js';
 import { isRecord } from './values.js';
 
 export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target' | 'bad_model_name';
@@ -70,6 +71,8 @@ function parseText(value: string): Parsed {
       // not JSON: fall through to YAML
     }
   }
+  const plain = parsePlainYaml(value);
+  if (plain !== undefined) return { ok: true, value: plain };
   try {
     // 'error', not 'silent': 'silent' would also drop the "several documents" error. Nothing
     // below 'warn' is ever printed or emitted.
