@@ -48,8 +48,8 @@ async function putScenario(c: Etcd3, w: FleetWriter, name: string, state: string
   return Number(res.header.revision);
 }
 
-async function etcdWatchers(): Promise<number> {
-  const body = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+async function etcdWatchers(server: EtcdServer = etcd): Promise<number> {
+  const body = await (await fetch(`${server.endpoint}/metrics`)).text();
   const line = body.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '));
   return Number(line?.split(' ')[1]);
 }
@@ -224,16 +224,21 @@ test.serial('a follower answers reads and subscriptions from its own caches', as
 });
 
 test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber is cut off with RESOURCE_EXHAUSTED and slows nobody', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/api5');
-  const r = await replica('/api5', 'api5', { grpc: { limits: { subscriberBufferEvents: 200 } } });
+  // An etcd of its own: the other tests' replicas re-watch the shared one at their own pace.
+  const own = await startEtcd();
+  t.teardown(() => own.stop());
+  const w = new FleetWriter(own.client(), '/api5');
+  const r = await startReplica({ identity: 'api5', etcdEndpoint: own.endpoint, acAddr: ac.addr, config: { keyPrefix: '/api5', grpc: { limits: { subscriberBufferEvents: 200 } } } });
+  replicas.push(r);
+  await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
   const c = client(r);
   // Nobody subscribed: the shared watch is not even open. The first subscriber opens it.
-  const idle = await etcdWatchers();
+  const idle = await etcdWatchers(own);
   const first = c.subscribe('RESOURCE_TYPE_SCENARIO');
-  await eventually(async () => assert.strictEqual(await etcdWatchers(), idle + 1));
+  await eventually(async () => assert.strictEqual(await etcdWatchers(own), idle + 1));
   const subs = [first, ...Array.from({ length: 199 }, () => c.subscribe('RESOURCE_TYPE_SCENARIO'))];
   await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions'), 200));
-  t.is(await etcdWatchers(), idle + 1, 'one etcd watch for 200 subscribers');
+  t.is(await etcdWatchers(own), idle + 1, 'one etcd watch for 200 subscribers');
   const rev = await putScenario(w.client, w, 'x', 'Idle');
   await eventually(async () => assert.ok(subs.every((s) => s.revisions()[0] === rev), 'every subscriber got the change'));
   for (const s of subs) s.cancel();
