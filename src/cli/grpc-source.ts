@@ -17,19 +17,11 @@ import type { StateManagerConnectionClient } from '../generated/statemanager/Sta
 import type { StateTransitionHistory__Output } from '../generated/statemanager/StateTransitionHistory.js';
 import { loadStateManagerProto } from '../grpc/proto.js';
 import { CliError, INTERRUPTED, UsageError, type Context, type GlobalOptions, type ServerTarget } from './context.js';
+import { RESOURCE_TYPE_OF, kindOfResourceType, nsToMs } from '../grpc/resource-types.js';
 import { formatDuration } from './format.js';
 import type { ResourceDetail, ResourceSummary, StateSource, Transition, WatchHandlers, Watching } from './source.js';
 
-const TYPE_OF: Record<ResourceKind, ResourceType> = {
-  scenario: 'RESOURCE_TYPE_SCENARIO',
-  package: 'RESOURCE_TYPE_PACKAGE',
-  model: 'RESOURCE_TYPE_MODEL',
-};
-const KIND_OF: Record<string, ResourceKind | undefined> = {
-  RESOURCE_TYPE_SCENARIO: 'scenario',
-  RESOURCE_TYPE_PACKAGE: 'package',
-  RESOURCE_TYPE_MODEL: 'model',
-};
+const TYPE_OF = RESOURCE_TYPE_OF;
 
 /** `get` asks for the last transition of this many resources at once. */
 const PARALLEL = 16;
@@ -264,7 +256,7 @@ export class GrpcSource implements StateSource {
         if (position === undefined || revision > position.revision) position = { revision, printed: new Set() };
         position.printed.add(e.event_id);
       }
-      const kind = KIND_OF[c.resource_type] ?? e.metadata.kind ?? String(c.resource_type);
+      const kind = kindOfResourceType(c.resource_type) ?? e.metadata.kind ?? String(c.resource_type);
       const view = {
         kind,
         name: c.resource_name,
@@ -411,8 +403,8 @@ function isNotFound(message: string): boolean {
 }
 
 function nsToIso(ns: string): string | null {
-  if (!/^\d+$/.test(ns) || ns === '0') return null;
-  return new Date(Number(BigInt(ns) / 1_000_000n)).toISOString();
+  const ms = nsToMs(ns);
+  return ms === undefined ? null : new Date(ms).toISOString();
 }
 
 function toTransition(kind: ResourceKind, name: string, h: StateTransitionHistory__Output): Transition {

@@ -14,7 +14,6 @@ import type { ListResourcesByStateResponse } from '../generated/statemanager/Lis
 import type { StateChangeSubscriptionRequest__Output } from '../generated/statemanager/StateChangeSubscriptionRequest.js';
 import type { StateChangeEvent } from '../generated/statemanager/StateChangeEvent.js';
 import type { StateTransitionHistory } from '../generated/statemanager/StateTransitionHistory.js';
-import type { ResourceType } from '../generated/statemanager/ResourceType.js';
 import type { Severity } from '../generated/statemanager/Severity.js';
 import type { ResourceKind } from '../../reconcilers/states.js';
 import type { Logger } from '../../controller/logger.js';
@@ -25,6 +24,7 @@ import type { ThrottledLog } from '../throttled-log.js';
 import type { StateReader, ResourceStateView, TransitionView } from '../state-api/reader.js';
 import type { StateChangeRecord, StateFeed, SubscriptionEnd } from '../state-api/feed.js';
 import { LIMITS, quote, textProblem } from './validation.js';
+import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs, nsToMs } from './resource-types.js';
 
 export interface StreamMetrics {
   opened(): void;
@@ -45,16 +45,7 @@ export interface ReadApiDeps {
   now?: () => number;
 }
 
-const KIND_OF: Record<string, ResourceKind | undefined> = {
-  RESOURCE_TYPE_SCENARIO: 'scenario',
-  RESOURCE_TYPE_PACKAGE: 'package',
-  RESOURCE_TYPE_MODEL: 'model',
-};
-const TYPE_OF: Record<ResourceKind, ResourceType> = {
-  scenario: 'RESOURCE_TYPE_SCENARIO',
-  package: 'RESOURCE_TYPE_PACKAGE',
-  model: 'RESOURCE_TYPE_MODEL',
-};
+const TYPE_OF = RESOURCE_TYPE_OF;
 const UNHEALTHY = new Set(['Error', 'Dead', 'Degraded']);
 const FILTER_KEYS = new Set(['name', 'since_revision']);
 
@@ -77,7 +68,7 @@ export function readHandlers(
   record: (method: string, code: string) => void,
 ): ReadHandlers {
   const now = deps.now ?? Date.now;
-  const nowNs = (): string => (BigInt(now()) * 1_000_000n).toString();
+  const nowNs = (): string => msToNs(now());
 
   /** The caller, if it may read; else the refusal to answer with. */
   const admit = (method: string, call: { metadata: grpc.Metadata }): Caller | Partial<grpc.StatusObject> => {
@@ -92,7 +83,7 @@ export function readHandlers(
   };
 
   const kindOrProblem = (type: unknown, name: string | undefined): { kind: ResourceKind } | { problem: string } => {
-    const kind = typeof type === 'string' ? KIND_OF[type] : undefined;
+    const kind = kindOfResourceType(type);
     if (kind === undefined) return { problem: `resource_type ${String(type)} is not SCENARIO, PACKAGE or MODEL` };
     if (name !== undefined) {
       const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true });
@@ -110,7 +101,7 @@ export function readHandlers(
   const toHistory = (t: TransitionView): StateTransitionHistory => ({
     from_state: t.from,
     to_state: t.to,
-    timestamp_ns: (BigInt(t.at) * 1_000_000n).toString(),
+    timestamp_ns: msToNs(t.at),
     transition_id: t.transitionId,
     reason: t.reason,
     source: t.source,
@@ -123,7 +114,7 @@ export function readHandlers(
     resource_name: v.name,
     current_state: v.state,
     desired_state: '',
-    last_transition_time_ns: v.enteredAt === undefined ? '0' : (BigInt(v.enteredAt) * 1_000_000n).toString(),
+    last_transition_time_ns: v.enteredAt === undefined ? '0' : msToNs(v.enteredAt),
     state_generation: String(v.generation),
     asil_level: 'ASIL_LEVEL_UNSPECIFIED',
     metadata: { revision: String(v.revision) },
@@ -166,8 +157,7 @@ export function readHandlers(
         record(method, 'OK');
         return callback(null, { success: false, message: problem ?? '', history: [] });
       }
-      const ms = (ns: string): number | undefined => (ns === '0' || ns === '' ? undefined : Number(BigInt(ns) / 1_000_000n));
-      deps.reader.historyOf({ kind: k.kind, name: r.resource_name, from: ms(r.start_time_ns), to: ms(r.end_time_ns), limit: r.limit }).then(
+      deps.reader.historyOf({ kind: k.kind, name: r.resource_name, from: nsToMs(r.start_time_ns), to: nsToMs(r.end_time_ns), limit: r.limit }).then(
         (a) => {
           record(method, 'OK');
           callback(null, a.ok ? { success: true, message: '', history: a.value.map(toHistory) } : { success: false, message: a.message, history: [] });
@@ -276,7 +266,7 @@ function toEvent(r: StateChangeRecord, nowNs: string): StateChangeEvent {
       current_state: r.from,
       target_state: r.to,
       transition_id: '',
-      timestamp_ns: (BigInt(r.seenAt) * 1_000_000n).toString(),
+      timestamp_ns: msToNs(r.seenAt),
       source: 'statemanager',
     },
     event_timestamp_ns: nowNs,
@@ -292,7 +282,7 @@ export function parseSubscription(req: StateChangeSubscriptionRequest__Output): 
   const type: unknown = req.resource_type;
   let kind: ResourceKind | undefined;
   if (type !== 'RESOURCE_TYPE_UNSPECIFIED') {
-    kind = typeof type === 'string' ? KIND_OF[type] : undefined;
+    kind = kindOfResourceType(type);
     if (kind === undefined) return { problem: `resource_type ${String(type)} is not SCENARIO, PACKAGE, MODEL or UNSPECIFIED (every type)` };
   }
   const unknown = Object.keys(req.filter).filter((k) => !FILTER_KEYS.has(k));

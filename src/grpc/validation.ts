@@ -6,6 +6,7 @@ import type { StateChange__Output } from '../generated/statemanager/StateChange.
 import { parseState, type ResourceKind } from '../../reconcilers/states.js';
 import { modelOfContainer } from '../../reconcilers/container.js';
 import { containerJson, toStoredContainer } from './container-record.js';
+import { kindOfResourceType, UNMANAGED_RESOURCE_TYPES } from './resource-types.js';
 
 export const LIMITS = {
   nodeNameBytes: 253,
@@ -145,22 +146,13 @@ export interface ValidStateChange {
   source: string | undefined;
 }
 
-const KIND_OF: Record<string, ResourceKind | 'unmanaged' | undefined> = {
-  RESOURCE_TYPE_SCENARIO: 'scenario',
-  RESOURCE_TYPE_PACKAGE: 'package',
-  RESOURCE_TYPE_MODEL: 'model',
-  RESOURCE_TYPE_VOLUME: 'unmanaged',
-  RESOURCE_TYPE_NETWORK: 'unmanaged',
-  RESOURCE_TYPE_NODE: 'unmanaged',
-};
-
 /** Required fields, in the order of contract section 3; every failure is ERROR_CODE_INVALID_REQUEST. */
 export function validateStateChange(req: StateChange__Output): Validation<ValidStateChange> {
   const fail = (message: string): Validation<ValidStateChange> => ({ ok: false, message });
   // With enums=String an unknown enum number stays a number.
   const type: unknown = req.resource_type;
   if (type === 'RESOURCE_TYPE_UNSPECIFIED') return fail('resource_type is unspecified');
-  const kind = typeof type === 'string' && Object.hasOwn(KIND_OF, type) ? KIND_OF[type] : undefined;
+  const kind = kindOfResourceType(type) ?? (typeof type === 'string' && UNMANAGED_RESOURCE_TYPES.has(type) ? 'unmanaged' : undefined);
   if (kind === undefined) return fail(`resource_type ${String(type)} is not a known ResourceType`);
   const nameProblem = textProblem(req.resource_name, nameRules(LIMITS.resourceNameBytes));
   if (nameProblem) return fail(`resource_name ${nameProblem}`);
