@@ -2,18 +2,10 @@
 // matrix through the fleet, the event mapping and the model, package and reconcile-request
 // reconcilers, with an in-memory ListerWatcher and a clock the test moves.
 import test from 'ava';
-import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
-import { Fleet } from '../../reconcilers/fleet.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
-import { ModelReconciler } from '../../reconcilers/model-reconciler.js';
 import { nodeReadiness, type NodeLivenessOptions } from '../../reconcilers/node-liveness.js';
 import { silentObserver, type DomainObserver } from '../../reconcilers/observer.js';
-import { PackageReconciler } from '../../reconcilers/package-reconciler.js';
 import { POD_STATUS } from '../../reconcilers/ports.js';
-import { ReconcileRequestReconciler } from '../../reconcilers/reconcile-request-reconciler.js';
-import { FakeActionController } from '../fakes/action-controller.js';
-import { FakeListerWatcher } from '../fakes/lister-watcher.js';
-import { FakeStateStore } from '../fakes/state-store.js';
+import { fakeWorld } from '../fakes/world.js';
 
 const T0 = Date.parse('2026-12-01T12:00:00Z');
 const ON: NodeLivenessOptions = { enabled: true, graceMs: 1000 };
@@ -33,31 +25,10 @@ test('nodeReadiness: the rule, first match wins', (t) => {
 });
 
 async function world(liveness?: NodeLivenessOptions) {
-  const keys = new KeyLayout('/p');
-  const lw = new FakeListerWatcher();
   const clock = { t: T0, now(): number { return this.t; } };
   const invalid: string[] = [];
   const observer: DomainObserver = { ...silentObserver, invalidInput: (reason, key) => void invalid.push(`${reason} ${key}`) };
-  const fleet = new Fleet({ keys, lw, observer, clock, ...(liveness ? { liveness } : {}) });
-  fleet.start();
-  await fleet.waitForSync();
-  const store = new FakeStateStore(lw, keys);
-  const ac = new FakeActionController();
-  const triggerStates = new Set(['Error'] as const);
-  const deps = { fleet, store, observer, clock, source: 'controller/test' };
-  const model = new ModelReconciler(deps);
-  const pkg = new PackageReconciler({ ...deps, triggerStates });
-  const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
-  const queued: string[] = [];
-  const enqueue: Enqueue = {
-    model: (n) => void queued.push(`model/${n}`),
-    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
-    package: (n) => void queued.push(`package/${n}`),
-    request: (n) => void queued.push(`request/${n}`),
-  };
-  wireEventMapping(fleet, enqueue);
-  const container = (node: string, id: string, m: string, status: string): void =>
-    void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': m } }));
+  const { keys, lw, fleet, store, model, pkg, request, ac, queued, container } = await fakeWorld({ prefix: '/p', clock, observer, ...(liveness ? { liveness } : {}) });
   const lease = (node: string): void => void lw.put(keys.nodeLeaseKey(node), 'alive');
   const leaseGone = (node: string): void => lw.delete(keys.nodeLeaseKey(node));
   const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;

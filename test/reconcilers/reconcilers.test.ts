@@ -2,49 +2,12 @@
 // an in-memory ListerWatcher feeds the fleet, a fake store applies guarded writes to it, a
 // fake ActionController records calls. The real-etcd tests (test/e2e) stay beside these.
 import test from 'ava';
-import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
-import { Fleet } from '../../reconcilers/fleet.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
-import { ModelReconciler } from '../../reconcilers/model-reconciler.js';
-import { silentObserver } from '../../reconcilers/observer.js';
-import { PackageReconciler } from '../../reconcilers/package-reconciler.js';
 import { POD_STATUS } from '../../reconcilers/ports.js';
-import { ReconcileRequestReconciler } from '../../reconcilers/reconcile-request-reconciler.js';
-import { FakeActionController } from '../fakes/action-controller.js';
-import { FakeListerWatcher } from '../fakes/lister-watcher.js';
-import { FakeStateStore } from '../fakes/state-store.js';
+import { fakeWorld } from '../fakes/world.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
-async function world() {
-  const keys = new KeyLayout('');
-  const lw = new FakeListerWatcher();
-  const fleet = new Fleet({ keys, lw, observer: silentObserver });
-  fleet.start();
-  await fleet.waitForSync();
-  const store = new FakeStateStore(lw, keys);
-  const ac = new FakeActionController();
-  const clock = { now: () => NOW };
-  const triggerStates = new Set(['Error'] as const);
-  const deps = { fleet, store, observer: silentObserver, clock, source: 'controller/test' };
-  const model = new ModelReconciler(deps);
-  const pkg = new PackageReconciler({ ...deps, triggerStates });
-  const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
-  const queued: string[] = [];
-  const enqueue: Enqueue = {
-    model: (n) => void queued.push(`model/${n}`),
-    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
-    package: (n) => void queued.push(`package/${n}`),
-    request: (n) => void queued.push(`request/${n}`),
-  };
-  wireEventMapping(fleet, enqueue);
-  const container = (node: string, id: string, model: string, status: string): void =>
-    void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': model } }));
-  const packageDef = (name: string, models: string[]): void =>
-    void lw.put(keys.packageDefKey(name), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
-  const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
-  return { keys, lw, fleet, store, ac, model, pkg, request, queued, container, packageDef, state };
-}
+const world = () => fakeWorld({ clock: { now: () => NOW } });
 
 test('model: its containers decide the state, written once with history; unchanged writes nothing', async (t) => {
   const w = await world();

@@ -1,0 +1,53 @@
+// The reconcilers wired as the app wires them, on the in-memory fakes: a fleet over a
+// FakeListerWatcher, a FakeStateStore, a FakeActionController and an Enqueue that records
+// what the event mapping queues. Tests call the reconcilers themselves, in the order they need.
+import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
+import { Fleet } from '../../reconcilers/fleet.js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { ModelReconciler } from '../../reconcilers/model-reconciler.js';
+import type { NodeLivenessOptions } from '../../reconcilers/node-liveness.js';
+import { silentObserver, type DomainObserver } from '../../reconcilers/observer.js';
+import { PackageReconciler } from '../../reconcilers/package-reconciler.js';
+import type { Clock } from '../../reconcilers/ports.js';
+import { ReconcileRequestReconciler } from '../../reconcilers/reconcile-request-reconciler.js';
+import { FakeActionController } from './action-controller.js';
+import { FakeListerWatcher } from './lister-watcher.js';
+import { FakeStateStore } from './state-store.js';
+
+export interface FakeWorldOptions {
+  prefix?: string;
+  clock: Clock;
+  observer?: DomainObserver;
+  liveness?: NodeLivenessOptions;
+}
+
+export async function fakeWorld(o: FakeWorldOptions) {
+  const keys = new KeyLayout(o.prefix ?? '');
+  const lw = new FakeListerWatcher();
+  const observer = o.observer ?? silentObserver;
+  const clock = o.clock;
+  const fleet = new Fleet({ keys, lw, observer, clock, ...(o.liveness ? { liveness: o.liveness } : {}) });
+  fleet.start();
+  await fleet.waitForSync();
+  const store = new FakeStateStore(lw, keys);
+  const ac = new FakeActionController();
+  const triggerStates = new Set(['Error'] as const);
+  const deps = { fleet, store, observer, clock, source: 'controller/test' };
+  const model = new ModelReconciler(deps);
+  const pkg = new PackageReconciler({ ...deps, triggerStates });
+  const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
+  const queued: string[] = [];
+  const enqueue: Enqueue = {
+    model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
+    package: (n) => void queued.push(`package/${n}`),
+    request: (n) => void queued.push(`request/${n}`),
+  };
+  wireEventMapping(fleet, enqueue);
+  const container = (node: string, id: string, model: string, status: string): void =>
+    void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': model } }));
+  const packageDef = (name: string, models: string[]): void =>
+    void lw.put(keys.packageDefKey(name), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
+  const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
+  return { keys, lw, fleet, store, ac, model, pkg, request, queued, container, packageDef, state };
+}
