@@ -3,13 +3,15 @@
 // run several instances side by side.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { InformerMetrics, WatchRestartReason } from '../controller/informer.js';
-import type { ControllerMetrics, QueueMetricsProvider, ReconcileOutcome } from '../controller/metrics.js';
+import type { ControllerMetrics, QueueMetricsProvider } from '../controller/metrics.js';
+import { HotSeries } from './hot-metrics.js';
 
 const QUEUE_BUCKETS = [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 const RECONCILE_BUCKETS = [5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
 export class Metrics {
   readonly registry: Registry;
+  private readonly hot = new HotSeries();
   private readonly q: {
     depth: Gauge<'name'>;
     adds: Counter<'name'>;
@@ -45,9 +47,11 @@ export class Metrics {
     const registry = (this.registry = options.registry ?? new Registry());
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
     const r = [registry];
+    // Series moved on every key fold their plain-number counts in at collection (hot-metrics.ts).
+    const collect = (): void => this.hot.flush();
     this.q = {
-      depth: new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers: r }),
-      adds: new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers: r }),
+      depth: new Gauge({ name: 'workqueue_depth', help: 'Current depth of workqueue', labelNames: ['name'], registers: r, collect }),
+      adds: new Counter({ name: 'workqueue_adds_total', help: 'Total number of adds handled by workqueue', labelNames: ['name'], registers: r, collect }),
       latency: new Histogram({
         name: 'workqueue_queue_duration_seconds',
         help: 'How long in seconds an item stays in workqueue before being requested',
@@ -74,7 +78,7 @@ export class Metrics {
         labelNames: ['name'],
         registers: r,
       }),
-      retries: new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers: r }),
+      retries: new Counter({ name: 'workqueue_retries_total', help: 'Total number of retries handled by workqueue', labelNames: ['name'], registers: r, collect }),
     };
     this.c = {
       total: new Counter({
@@ -82,6 +86,7 @@ export class Metrics {
         help: 'Total number of reconciliations per controller',
         labelNames: ['controller', 'result'],
         registers: r,
+      collect,
       }),
       errors: new Counter({
         name: 'controller_runtime_reconcile_errors_total',
@@ -101,6 +106,7 @@ export class Metrics {
         help: 'Number of currently used workers per controller',
         labelNames: ['controller'],
         registers: r,
+      collect,
       }),
     };
     this.transitions = new Counter({
@@ -108,6 +114,7 @@ export class Metrics {
       help: 'State changes written, by kind and from/to state ("none" for a new or deleted state)',
       labelNames: ['kind', 'from', 'to'],
       registers: r,
+      collect,
     });
     this.reconcileRequests = new Counter({
       name: 'statemanager_reconcile_requests_total',
@@ -143,6 +150,7 @@ export class Metrics {
       help: 'The last etcd revision each informer has applied',
       labelNames: ['informer'],
       registers: r,
+      collect,
     });
     this.leader = new Gauge({
       name: 'leader_election_master_status',
@@ -194,35 +202,40 @@ export class Metrics {
   queue(name: string): QueueMetricsProvider {
     const l = { name };
     return {
-      depth: this.q.depth.labels(l),
-      adds: this.q.adds.labels(l),
+      depth: this.hot.gauge(this.q.depth, l),
+      adds: this.hot.counter(this.q.adds, l),
       latency: this.q.latency.labels(l),
       workDuration: this.q.work.labels(l),
       unfinishedWorkSeconds: this.q.unfinished.labels(l),
       longestRunningProcessorSeconds: this.q.longest.labels(l),
-      retries: this.q.retries.labels(l),
+      retries: this.hot.counter(this.q.retries, l),
     };
   }
 
   controller(name: string): ControllerMetrics {
-    const total = (result: ReconcileOutcome) => this.c.total.labels({ controller: name, result });
-    // Pre-create the series so dashboards see zeros rather than gaps.
-    for (const res of ['success', 'error', 'requeue', 'requeue_after', 'unavailable'] as const) total(res);
+    // Every series exists from the start, so dashboards see zeros rather than gaps.
+    const results = ['success', 'error', 'requeue', 'requeue_after', 'unavailable'] as const;
+    const totals = new Map(results.map((result) => [result, this.hot.counter(this.c.total, { controller: name, result })]));
     this.c.errors.labels({ controller: name });
-    const workers = this.c.workers.labels({ controller: name });
-    workers.set(0);
+    const workers = this.hot.gauge(this.c.workers, { controller: name });
+    const time = this.c.time.labels({ controller: name });
     return {
-      reconcileTotal: (result) => total(result).inc(),
+      reconcileTotal: (result) => totals.get(result)!.inc(),
       reconcileError: () => this.c.errors.labels({ controller: name }).inc(),
-      reconcileTime: (s) => this.c.time.labels({ controller: name }).observe(s),
+      reconcileTime: (s) => time.observe(s),
       activeWorkers: (d) => workers.inc(d),
     };
+  }
+
+  /** statemanager_state_transitions_total{kind, from, to} += 1 */
+  transition(kind: string, from: string, to: string): void {
+    this.hot.counterFor(`${kind}\0${from}\0${to}`, this.transitions, () => ({ kind, from, to })).inc();
   }
 
   informers(): InformerMetrics {
     return {
       watchRestart: (informer: string, reason: WatchRestartReason) => this.watchRestarts.labels({ informer, reason }).inc(),
-      lastRevision: (informer: string, revision: number) => this.lastRevision.labels({ informer }).set(revision),
+      lastRevision: (informer: string, revision: number) => this.hot.gaugeFor(informer, this.lastRevision, () => ({ informer })).set(revision),
     };
   }
 }

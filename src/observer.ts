@@ -17,7 +17,7 @@ export class LoggingObserver implements DomainObserver {
   }
 
   transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string): void {
-    this.metrics.transitions.labels({ kind, from: from ?? 'none', to: to ?? 'none' }).inc();
+    this.metrics.transition(kind, from ?? 'none', to ?? 'none');
     this.logger.info('state changed', { kind, name, from, to, reason });
   }
 
