@@ -117,6 +117,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    // V8 grows its heap by a factor it picks itself (up to 4× what a collection left alive);
+    // during a cold start's burst that made peak memory about 5× the live data. A fixed
+    // factor, like Go's GOGC, trades some GC CPU for a heap near the live size
+    // (docs/performance.md). 0 leaves V8's own choice.
+    memory: z
+      .object({ heapGrowthPercent: z.number().int().min(0).max(400).default(50) })
+      .strict()
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['error', 'warn', 'info', 'debug']).default('info'),
@@ -177,6 +185,7 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   if (env.STATEMANAGER_LOG_LEVEL !== undefined) section('log').level = env.STATEMANAGER_LOG_LEVEL;
   if (env.STATEMANAGER_LOG_FORMAT !== undefined) section('log').format = env.STATEMANAGER_LOG_FORMAT;
   if (env.STATEMANAGER_WORKERS !== undefined) section('controller').workers = Number(env.STATEMANAGER_WORKERS);
+  if (env.STATEMANAGER_HEAP_GROWTH_PERCENT !== undefined) section('memory').heapGrowthPercent = Number(env.STATEMANAGER_HEAP_GROWTH_PERCENT);
   if (env.POD_NAME !== undefined && env.POD_NAME !== '') {
     const le = section('leaderElection');
     if (!le.identity) le.identity = env.POD_NAME;

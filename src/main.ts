@@ -14,6 +14,7 @@ import { createLogger } from './logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './crash.js';
 import { errorMessage } from '../controller/errors.js';
+import { applyHeapFlags } from './heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  applyHeapFlags(config.memory);
   const logger = createLogger(config.log.level, config.log.format);
   const running: { app?: StateManagerApp } = {};
   installCrashPolicy({

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { heapFlags } from '../src/heap.js';
 
 function file(text: string): string {
   const p = join(mkdtempSync(join(tmpdir(), 'sm-config-')), 'config.yaml');
@@ -78,4 +79,12 @@ test('configuration fails closed: a TLS block that is not entirely empty must be
   t.like(on.grpc.tls, { certFile: '/tls/tls.crt', keyFile: '/tls/tls.key' });
   t.is(on.grpc.tls?.caFile, undefined, 'an empty caFile means no client CA');
   t.like(loadConfig(file('etcd:\n  username: root\n  password: secret\n'), {}).etcd, { username: 'root', password: 'secret' });
+});
+
+test('memory.heapGrowthPercent becomes V8\'s fixed heap growth; 0 leaves V8 its own', (t) => {
+  t.deepEqual(heapFlags(loadConfig(undefined, {}).memory), ['--heap-growing-percent=50']);
+  t.deepEqual(heapFlags(loadConfig(file('memory:\n  heapGrowthPercent: 0\n'), {}).memory), []);
+  t.deepEqual(heapFlags(loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: '100' }).memory), ['--heap-growing-percent=100']);
+  t.throws(() => loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: 'lots' }), { instanceOf: ConfigError, message: /memory\.heapGrowthPercent/ });
+  t.throws(() => loadConfig(file('memory:\n  heapGrowthPercent: 1000\n'), {}), { instanceOf: ConfigError, message: /memory\.heapGrowthPercent/ });
 });
