@@ -1,6 +1,6 @@
 // statemanager's performance benchmark (issue 3): `npm run bench` for the large fleet,
 // `npm run bench -- --quick` for a small one in about a minute (CI). Scenarios: ceiling, storm,
-// latency, coldstart, baseline. Each prints a table and goes into a JSON file under
+// latency, coldstart, baseline, fleetscale. Each prints a table and goes into a JSON file under
 // test/bench/results/. The exit code is non-zero when a correctness check fails (a state in
 // etcd differs from what the rules give) or a scenario cannot run; missed performance targets
 // are reported, not fatal.
@@ -17,22 +17,25 @@ import { Fleet, LARGE_FLEET, QUICK_FLEET, type FleetShape } from './lib/fleet.js
 import { baseline } from './scenarios/baseline.js';
 import { ceiling } from './scenarios/ceiling.js';
 import { coldstart } from './scenarios/coldstart.js';
+import { fleetscale } from './scenarios/fleetscale.js';
 import { latency } from './scenarios/latency.js';
 import { storm } from './scenarios/storm.js';
 import { oracleSelfTest } from './lib/selftest.js';
 import { markdown } from './lib/report.js';
 
-const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ceiling, storm, latency, coldstart, baseline };
+const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ceiling, storm, latency, coldstart, baseline, fleetscale };
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function usage(): string {
-  return `usage: npm run bench -- [--quick] [--only ceiling,storm,latency,coldstart,baseline]
+  return `usage: npm run bench -- [--quick] [--only ceiling,storm,latency,coldstart,baseline,fleetscale]
   [--containers N] [--models N] [--packages N] [--nodes N] [--storm-seconds S] [--storm-concurrency N]
   [--inject-fault (pretend a state is wrong: the run must fail)]
   [--latency-seconds S] [--latency-rates 100,1000,half-ceiling] [--cpu-prof] [--no-build]
   [--sm-config 'yaml lines added to statemanager's configuration file']
-  [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]`;
+  [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]
+  [--fleet-sizes 100000,250000,500000   (fleetscale: containers per cold start; models N/2, packages N/4;
+                                         quick: 3000,6000)] [--plot FILE   (fleetscale: also write the SVG here)]`;
 }
 
 function options(): { opts: RunOptions; only: string[]; build: boolean } {
@@ -53,6 +56,8 @@ function options(): { opts: RunOptions; only: string[]; build: boolean } {
       'sm-config': { type: 'string' },
       'sm-root': { type: 'string' },
       'latency-rates': { type: 'string' },
+      'fleet-sizes': { type: 'string' },
+      plot: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     allowPositionals: false,
@@ -97,11 +102,22 @@ function options(): { opts: RunOptions; only: string[]; build: boolean } {
       latencySeconds: num(values['latency-seconds'], quick ? 1.5 : 10),
       restartFraction: 0.1,
       baselineStormSeconds: quick ? 0.5 : 5,
+      fleetSizes: fleetSizes(values['fleet-sizes'], quick),
+      fleetNodes: quick ? 10 : 50,
+      ...(values.plot ? { plotFile: values.plot } : {}),
       cpuProf: values['cpu-prof'],
       smConfig: values['sm-config'] ?? '',
       smRoot: values['sm-root'] ?? root,
     },
   };
+}
+
+/** --fleet-sizes: whole container counts, at least 4 (a fleet of N has N/4 packages). */
+function fleetSizes(v: string | undefined, quick: boolean): number[] {
+  if (v === undefined) return quick ? [3000, 6000] : [100_000, 250_000, 500_000];
+  const sizes = v.split(',').map((x) => Number(x.trim()));
+  for (const n of sizes) if (!Number.isInteger(n) || n < 4) throw new Error(`--fleet-sizes: not a container count ≥ 4: ${v}\n${usage()}`);
+  return sizes;
 }
 
 function machine(): Record<string, unknown> {

@@ -22,6 +22,12 @@ export interface RunOptions {
   latencySeconds: number;
   restartFraction: number;
   baselineStormSeconds: number;
+  /** Container counts the fleetscale scenario cold-starts, one fresh etcd each. */
+  fleetSizes: number[];
+  /** Nodes of every fleetscale fleet (the issue's shape has 50). */
+  fleetNodes: number;
+  /** Also write the fleetscale plot here (it always goes into the run's directory). */
+  plotFile?: string;
   cpuProf: boolean;
   /** Extra statemanager configuration (YAML lines). */
   smConfig: string;
@@ -51,8 +57,8 @@ export interface Ctx {
   opts: RunOptions;
   fleet: Fleet;
   ac: FakeActionController;
-  /** Filled by the ceiling scenario. */
-  ceiling?: { rate: number; concurrency: number };
+  /** Filled by the ceiling scenario: the best level, and every level it measured. */
+  ceiling?: { rate: number; concurrency: number; levels?: { concurrency: number; rate: number }[] };
   /** Filled by the storm scenario. */
   stormProcessedPerSecond?: number;
 }
@@ -64,11 +70,12 @@ export interface Env {
   loadSeconds: number;
 }
 
-export async function freshEtcd(ctx: Ctx): Promise<Env> {
+/** A new etcd holding `fleet` (the run's fleet unless another is given, as fleetscale does). */
+export async function freshEtcd(ctx: Ctx, fleet: Fleet = ctx.fleet): Promise<Env> {
   const etcd = await startEtcd();
   const c = client(etcd.endpoint);
   const t = monoMs();
-  const loadedRevision = await loadFleet(c, ctx.fleet);
+  const loadedRevision = await loadFleet(c, fleet);
   const loadSeconds = (monoMs() - t) / 1000;
   log(`etcd at ${etcd.endpoint}, fleet loaded in ${loadSeconds.toFixed(1)} s (revision ${loadedRevision})`);
   return { etcd, client: c, loadedRevision, loadSeconds };
@@ -80,7 +87,7 @@ export async function closeEnv(env: Env | undefined): Promise<void> {
   await env.etcd.stop();
 }
 
-export function statemanager(ctx: Ctx, env: Env, label: string): StateManagerProcess {
+export function statemanager(ctx: Ctx, env: Env, label: string, nodeArgs: string[] = []): StateManagerProcess {
   return new StateManagerProcess({
     root: ctx.opts.smRoot,
     etcdEndpoint: env.etcd.endpoint,
@@ -89,6 +96,7 @@ export function statemanager(ctx: Ctx, env: Env, label: string): StateManagerPro
     cpuProf: ctx.opts.cpuProf,
     label,
     extraConfig: ctx.opts.smConfig,
+    nodeArgs,
   });
 }
 

@@ -29,13 +29,15 @@ export function storedStatesOf(w: World, prefix = ''): Map<string, string> {
 
 /**
  * `prev` for the expected states: absent (cold start, the default) or the states stored in
- * `before` (a restart after inputs changed).
+ * `before` (a restart after inputs changed). It reads the fleet from etcd, not from ctx.fleet,
+ * so it works for any fleet `env` holds; the time limits grow with the fleet (fleetscale passes
+ * larger ones).
  */
 export async function startAndConverge(
   ctx: Ctx,
   env: Env,
   label: string,
-  o: { before?: World; timeoutMs?: number; sm?: StateManagerProcess } = {},
+  o: { before?: World; timeoutMs?: number; readyTimeoutMs?: number; sm?: StateManagerProcess } = {},
 ): Promise<ConvergeResult> {
   const world = await readWorld(env.client);
   const before = o.before;
@@ -52,7 +54,7 @@ export async function startAndConverge(
   try {
     await sm.start();
     const cpu = cpuWindow({ statemanager: sm.pid, etcd: etcdPid(env.etcd.dataDir) });
-    const readyMs = await sm.waitReady(120_000);
+    const readyMs = await sm.waitReady(o.readyTimeoutMs ?? 120_000);
     const converged = await tracker.wait(o.timeoutMs ?? 180_000);
     const convergedMs = converged ? tracker.convergedAt - sm.startedAt : NaN;
     const cpuShares = cpu.end();

@@ -16,6 +16,8 @@ export interface StateManagerOptions {
   extraConfig?: string;
   /** Write a V8 CPU profile into workDir. */
   cpuProf?: boolean;
+  /** Node flags for this process only, after BENCH_SM_NODE_ARGS (e.g. GC_ON_SIGNAL). */
+  nodeArgs?: string[];
   label: string;
 }
 
@@ -85,6 +87,13 @@ export function metricSum(m: MetricMap, name: string, labels: Record<string, str
   return sum;
 }
 
+/**
+ * Node flags that make SIGUSR2 run a full garbage collection in statemanager
+ * (lib/gc-on-signal.mjs): heap used right after it is what is live, which an idle process may
+ * not show for many seconds otherwise. Only the fleetscale scenario's memory figures use it.
+ */
+export const GC_ON_SIGNAL = ['--expose-gc', `--import=${new URL('./gc-on-signal.mjs', import.meta.url).href}`];
+
 export class StateManagerProcess {
   child: ChildProcess | undefined;
   httpPort = 0;
@@ -107,6 +116,7 @@ export class StateManagerProcess {
     writeFileSync(configFile, `leaderElection:\n  enabled: false\nlog:\n  level: warn\n${o.extraConfig ?? ''}`);
     // BENCH_SM_NODE_ARGS: extra node flags for statemanager only (e.g. --trace-gc).
     const args = (process.env.BENCH_SM_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+    args.push(...(o.nodeArgs ?? []));
     if (o.cpuProf) args.push('--cpu-prof', `--cpu-prof-dir=${o.workDir}`, `--cpu-prof-name=statemanager-${o.label}.cpuprofile`);
     args.push(join(o.root, 'dist/src/main.js'));
     const logFile = createWriteStream(join(o.workDir, `statemanager-${o.label}.log`), { flags: 'a' });
@@ -160,6 +170,11 @@ export class StateManagerProcess {
 
   proc(): ProcSample | undefined {
     return this.pid ? procSample(this.pid) : undefined;
+  }
+
+  /** Send a signal (SIGUSR2 runs a full GC when started with GC_ON_SIGNAL). */
+  signal(sig: NodeJS.Signals): void {
+    this.child?.kill(sig);
   }
 
   /** SIGTERM and wait (a clean stop writes the CPU profile). */

@@ -18,7 +18,8 @@ export async function ceiling(ctx: Ctx): Promise<ScenarioResult> {
       res.push(...(await gen.call<CeilingLevel[]>({ cmd: 'ceiling', levels: [level], seconds }, (seconds + 35) * 1000)));
     }
     const best = res.reduce((a, b) => (b.rate > a.rate ? b : a));
-    ctx.ceiling = { rate: best.rate, concurrency: best.concurrency };
+    // Every level, so the storm can compare with etcd alone at the storm's own concurrency.
+    ctx.ceiling = { rate: best.rate, concurrency: best.concurrency, levels: res.map((l) => ({ concurrency: l.concurrency, rate: l.rate })) };
     const table: [string, string][] = res.map((l) => [
       `${l.concurrency} in flight`,
       `${fmt.n(l.rate)} puts/s (put latency p50 ${fmt.ms(l.latencyP50)}, p99 ${fmt.ms(l.latencyP99)}${l.errors ? `, ${l.errors} errors` : ''})`,

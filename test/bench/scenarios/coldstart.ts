@@ -9,6 +9,7 @@ import type { GeneratorProcess } from '../lib/generator-client.js';
 import { readWorld, verify } from '../lib/oracle.js';
 import type { StateManagerProcess } from '../lib/statemanager.js';
 import { formatShares, type CpuShares } from '../lib/cpu.js';
+import { compareToFloor, FLOOR_SHARE_GOAL, writeFloor } from '../lib/floor.js';
 
 interface StartFigures {
   readyMs: number;
@@ -72,7 +73,8 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
     const warm = await measure(second, idleSeconds);
     const check2 = await verify(env.client, second.expected);
 
-    const floor = await writeFloor(env, cold.stateWrites);
+    const floor = await writeFloor(env, cold.stateWrites, 'coldstart');
+    const vsFloor = compareToFloor(cold.stateWrites, cold.convergedMs, floor);
     const ok = check1.ok && check2.ok;
     const row = (f: StartFigures): string =>
       `ready ${fmt.ms(f.readyMs)}, converged ${f.converged ? fmt.ms(f.convergedMs) : 'NO'}, ${fmt.n(f.stateWrites)} state writes, peak RSS ${fmt.mb(f.peakRssBytes)}, CPU ${f.cpuSecondsToConverge.toFixed(1)} s, idle CPU ${fmt.pct(f.idleCpuCoreFraction)} of a core`;
@@ -81,7 +83,7 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
       [`restart, ${fmt.pct(ctx.opts.restartFraction)} changed`, row(warm)],
       [
         'etcd floor for those writes',
-        `${fmt.n(floor.writes)} state + history puts in transactions of ${floor.perTxn} (etcd's --max-txn-ops 128), ${floor.inFlight} in flight: ${fmt.s(floor.seconds)} = ${fmt.n(Math.round(floor.writes / floor.seconds))} writes/s; statemanager's cold start: ${fmt.n(Math.round(cold.stateWrites / (cold.convergedMs / 1000)))} writes/s from start to converged (${(cold.convergedMs / 1000 / floor.seconds).toFixed(1)}× the floor's time)`,
+        `${fmt.n(floor.writes)} state + history puts in transactions of ${floor.perTxn} (etcd's --max-txn-ops 128), ${floor.inFlight} in flight: ${fmt.s(floor.seconds)}; statemanager's cold start, spawn to converged: ${vsFloor.text} (${(cold.convergedMs / 1000 / floor.seconds).toFixed(1)}× the floor's time)`,
       ],
       ['CPU until converged (cold)', formatShares(cold.cpu)],
       ['CPU until converged (restart)', formatShares(warm.cpu)],
@@ -97,9 +99,18 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
       targets.push({ name: `${label}: peak RSS`, target: '≤ 400 MB', value: fmt.mb(f.peakRssBytes), met: f.peakRssBytes <= 400 * 1024 * 1024 });
       targets.push({ name: `${label}: idle CPU after convergence`, target: 'near zero (< 2 % of a core)', value: fmt.pct(f.idleCpuCoreFraction), met: f.idleCpuCoreFraction < 0.02 });
     }
+    // Issue 13 asks more of the large fleet's cold start than issue 3's 10 s: converged in 4 s,
+    // writing at etcd's pace (≥ 80 % of the floor's rate, see lib/floor.ts).
+    targets.push({ name: 'cold start (large fleet): converged', target: '≤ 4 s', value: cold.converged ? fmt.s(cold.convergedMs / 1000) : 'not converged', met: cold.converged && cold.convergedMs <= 4_000 });
+    targets.push({
+      name: 'cold start: state writes/s vs etcd floor',
+      target: `≥ ${(FLOOR_SHARE_GOAL * 100).toFixed(0)} % of the floor`,
+      value: vsFloor.text,
+      met: cold.converged && vsFloor.share >= FLOOR_SHARE_GOAL,
+    });
     return {
       name: 'coldstart',
-      figures: { cold, restart: warm, changedContainers: ch.puts, fleetLoadSeconds: env.loadSeconds, etcdFloor: floor },
+      figures: { cold, restart: warm, changedContainers: ch.puts, fleetLoadSeconds: env.loadSeconds, etcdFloor: floor, vsFloor },
       table,
       targets,
       correctness: { ok, detail: [...check1.mismatches, ...check2.mismatches] },
@@ -109,35 +120,4 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
     await sm?.stop();
     await closeEnv(env);
   }
-}
-
-/**
- * etcd's own time for the writes a cold start makes: as many state + history puts as the cold
- * start wrote, in transactions as large as etcd allows (2 puts each, 60 per transaction: 120 of
- * the default 128 operations), 2 in flight like statemanager's group commit. Under a scratch
- * prefix, removed afterwards.
- */
-async function writeFloor(env: Env, writes: number): Promise<{ writes: number; perTxn: number; inFlight: number; seconds: number }> {
-  const perTxn = 60;
-  const inFlight = 2;
-  const prefix = '/bench-floor/';
-  const history = JSON.stringify({ kind: 'model', name: 'm', from: 'Created', to: 'Running', at: new Date().toISOString(), reason: 'containers: 2 running', source: 'controller/bench', drawn: true });
-  const txns = Math.ceil(writes / perTxn);
-  let next = 0;
-  const t0 = performance.now();
-  const worker = async (): Promise<void> => {
-    for (let t = next++; t < txns; t = next++) {
-      const success = [];
-      for (let i = t * perTxn; i < Math.min(writes, (t + 1) * perTxn); i++) {
-        success.push({ request_put: { key: Buffer.from(`${prefix}model/m${i}/state`), value: Buffer.from('Running') } });
-        success.push({ request_put: { key: Buffer.from(`${prefix}history/model/m${i}/000000000001`), value: Buffer.from(history) } });
-      }
-      await env.client.kv.txn({ compare: [], success, failure: [] });
-    }
-  };
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  const seconds = (performance.now() - t0) / 1000;
-  await env.client.delete().prefix(prefix).exec();
-  log(`coldstart: etcd floor ${fmt.n(writes)} writes in ${seconds.toFixed(2)} s`);
-  return { writes, perTxn, inFlight, seconds };
 }

@@ -157,6 +157,7 @@ export async function storm(ctx: Ctx): Promise<ScenarioResult> {
         met: depthBounded,
       },
       { name: 'storm: redundant state writes', target: '0', value: String(writes.redundant), met: writes.redundant === 0 },
+      vsAlone(ctx, concurrency, accepted / duration),
     ];
     const table: [string, string][] = [
       ['generator', `${fmt.n(accepted)} puts accepted in ${fmt.s(duration)} = ${fmt.n(accepted / duration)} puts/s at ${concurrency} in flight${res.errors ? ` (${res.errors} errors)` : ''}`],
@@ -217,4 +218,21 @@ export async function storm(ctx: Ctx): Promise<ScenarioResult> {
     await sm?.stop();
     await closeEnv(env);
   }
+}
+
+/**
+ * Issue 13: with statemanager running, etcd should still accept ≥ 75 % of the container puts/s
+ * it accepts from the generator alone at the same concurrency (the ceiling scenario's level of
+ * that concurrency). Not judged when the ceiling did not run or did not measure that level.
+ */
+function vsAlone(ctx: Ctx, concurrency: number, acceptedPerSecond: number): Target {
+  const name = 'storm: etcd accepts with statemanager vs alone';
+  const target = '≥ 75 %';
+  const alone = ctx.ceiling?.levels?.find((l) => l.concurrency === concurrency)?.rate ?? (ctx.ceiling?.concurrency === concurrency ? ctx.ceiling.rate : undefined);
+  if (alone === undefined || !(alone > 0)) {
+    const why = ctx.ceiling ? `ceiling not measured at ${concurrency} in flight` : 'ceiling not run';
+    return { name, target, value: `${fmt.n(acceptedPerSecond)} puts/s (${why})`, met: null };
+  }
+  const share = acceptedPerSecond / alone;
+  return { name, target, value: `${(share * 100).toFixed(0)} % (${fmt.n(acceptedPerSecond)} vs ${fmt.n(alone)} puts/s at ${concurrency} in flight)`, met: share >= 0.75 };
 }
