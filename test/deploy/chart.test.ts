@@ -311,6 +311,14 @@ if (!helm.ok) {
     t.deepEqual(cfg.etcd.endpoints, [`http://${etcdSvc.metadata.name}:${port}`]);
     const etcd = container(podSpec(sts), 'etcd');
     t.truthy(etcd.livenessProbe && etcd.readinessProbe, 'etcd probes');
+    // History is compacted to 5 minutes and the quota stays below the default 1Gi claim
+    // (docs/scaling.md: an hour of history fills 2 GiB at about 400 events/s).
+    const args = (etcd as { args?: string[] }).args ?? [];
+    t.true(args.includes('--auto-compaction-retention=5m'), args.join(' '));
+    t.true(args.includes('--quota-backend-bytes=805306368'), args.join(' '));
+    const tuned = container(podSpec(one(t, await template(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.bundled.compactionRetention=1h', '--set', 'etcd.bundled.quotaBackendBytes=4294967296']), 'StatefulSet')), 'etcd');
+    t.true(((tuned as { args?: string[] }).args ?? []).includes('--auto-compaction-retention=1h'));
+    t.true(((tuned as { args?: string[] }).args ?? []).includes('--quota-backend-bytes=4294967296'));
     const data = podSpec(sts).volumes?.find((v) => v.name === 'data');
     t.truthy(data?.emptyDir, 'emptyDir without persistence');
     const persisted = await template(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.bundled.persistence.enabled=true']);
