@@ -180,6 +180,7 @@ The program's configuration file (config.yaml), as YAML.
   "controller" (dict "workers" (int $v.controller.workers) "resyncPeriod" $v.controller.resyncPeriod)
   "reconcile" (dict "triggerStates" $v.reconcile.triggerStates "repeatCap" $v.reconcile.repeatCap)
   "history" (dict "length" (int $v.history.length))
+  "memory" (dict "heapGrowthPercent" (int $v.memory.heapGrowthPercent))
   "leaderElection" (dict "enabled" $v.leaderElection.enabled "leaseDuration" $v.leaderElection.leaseDuration)
   "nodeLiveness" (dict "enabled" $v.nodeLiveness.enabled "grace" $v.nodeLiveness.grace)
   "log" (dict "level" $v.log.level "format" $v.log.format) }}
