@@ -1,5 +1,6 @@
 // The etcd state store: guarded writes, bounded history, deletes that take history along.
 import test from 'ava';
+import type { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../reconcilers/keys.js';
 import type { HistoryEntry, StoredRevision } from '../../reconcilers/ports.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
@@ -66,4 +67,48 @@ test('history length 0 writes no history', async (t) => {
   const store = new EtcdStateStore({ client: etcd.client(), keys, historyLength: 0, requestTimeoutMs: 3000 });
   t.true((await store.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry(null, 'Running') })).committed);
   t.deepEqual(await etcd.client().getAll().prefix(keys.history).keys(), []);
+});
+
+/** The real client, with the most transactions it ever had outstanding at once. */
+function countingClient(): { client: Etcd3; most: () => number; txns: () => number } {
+  const real = etcd.client();
+  let outstanding = 0;
+  let most = 0;
+  let txns = 0;
+  const kv = {
+    txn: (req: Parameters<Etcd3['kv']['txn']>[0], opts?: Parameters<Etcd3['kv']['txn']>[1]) => {
+      outstanding++;
+      txns++;
+      most = Math.max(most, outstanding);
+      return real.kv.txn(req, opts).finally(() => outstanding--);
+    },
+  };
+  return { client: { kv } as unknown as Etcd3, most: () => most, txns: () => txns };
+}
+
+test('group commit: writes that fill whole transactions go out at once; a few wait for the slot', async (t) => {
+  const keys = new KeyLayout('/ss-group');
+  const write = (store: EtcdStateStore, i: number) =>
+    store.writeState({ kind: 'model', name: `m${i}`, to: 'Running', expected: undefined, history: { ...entry(null, 'Running'), name: `m${i}` } });
+
+  // 400 writes of 2 operations at once: about 7 full transactions, up to 4 in flight although
+  // only 1 may be outstanding while a batch can still grow.
+  const many = countingClient();
+  const store = new EtcdStateStore({ client: many.client, keys, historyLength: 5, requestTimeoutMs: 5000, maxInFlight: 1, maxFullInFlight: 4 });
+  const results = await Promise.all(Array.from({ length: 400 }, (_, i) => write(store, i)));
+  t.true(results.every((r) => r.committed));
+  t.is(Object.keys(await etcd.client().getAll().prefix(keys.statePrefix('model')).strings()).length, 400);
+  t.true(many.most() > 1, `at most ${many.most()} in flight`);
+  t.true(many.most() <= 4, `at most ${many.most()} in flight`);
+  t.true(many.txns() <= 10, `${many.txns()} transactions for 400 writes`);
+
+  // Writes that do not fill a transaction wait for the one slot and then go together.
+  const few = countingClient();
+  const small = new EtcdStateStore({ client: few.client, keys: new KeyLayout('/ss-group-few'), historyLength: 5, requestTimeoutMs: 5000, maxInFlight: 1, maxFullInFlight: 4 });
+  const first = write(small, 0);
+  await Promise.resolve();
+  const rest = await Promise.all(Array.from({ length: 20 }, (_, i) => write(small, i + 1)));
+  t.true((await first).committed && rest.every((r) => r.committed));
+  t.is(few.most(), 1);
+  t.is(few.txns(), 2, 'the first write alone, the 20 that waited in one transaction');
 });
