@@ -79,25 +79,24 @@ export class HotSeries {
 
   /** One counter per distinct `id` (e.g. the label values joined), made on first use. */
   counterFor(id: string, counter: Counter<string>, labels: () => LabelValues<string>): HotCounter {
-    let c = this.counters.get(id);
-    if (!c) {
-      c = this.counter(counter, labels());
-      this.counters.set(id, c);
-    }
-    return c;
+    return once(this.counters, id, () => this.counter(counter, labels()));
   }
 
   /** One gauge per distinct `id`, made on first use. */
   gaugeFor(id: string, gauge: Gauge<string>, labels: () => LabelValues<string>): HotGauge {
-    let g = this.gauges.get(id);
-    if (!g) {
-      g = this.gauge(gauge, labels());
-      this.gauges.set(id, g);
-    }
-    return g;
+    return once(this.gauges, id, () => this.gauge(gauge, labels()));
   }
 
   flush(): void {
     for (const s of this.series) s.flush();
   }
+}
+
+function once<T>(made: Map<string, T>, id: string, make: () => T): T {
+  let v = made.get(id);
+  if (v === undefined) {
+    v = make();
+    made.set(id, v);
+  }
+  return v;
 }
