@@ -66,6 +66,9 @@ function mapping(lines: Line[], at: { i: number }, indent: number): { [key: stri
       out[l.key] = null;
       continue;
     }
+    // A sequence below a key may start at the key's own column, not before it: a `- ` one
+    // column to the left of the key is something else to YAML, so the full parser decides.
+    if (next.item && next.indent - 2 < indent) return undefined;
     const child = next.item ? sequence(lines, at, next.indent) : mapping(lines, at, next.indent);
     if (child === undefined) return undefined;
     out[l.key] = child;

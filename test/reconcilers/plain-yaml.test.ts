@@ -36,6 +36,7 @@ test('anything outside the subset is declined, never misread', (t) => {
     '---\nspec:\n  target: p\n',
     'spec:\n\ttarget: p\n', // tab
     'spec:\n    a: x\n  b: y\n', // bad indentation
+    'b:\n  - name:\n   - node: HPC\n', // a sequence whose `- ` is left of its key (found by the property below)
     'null:\n  a: b\n',
     '- a: b\n', // not a mapping at the top
     '',
