@@ -3,31 +3,19 @@
 // exactly once, in order; and a resume point compacted away meanwhile, said on stderr.
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
-import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { freePort } from '../helpers/etcd.js';
+import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { KeyLayout } from '../../reconcilers/keys.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
 import { run } from '../../src/cli/main.js';
 import { cli } from './_harness.js';
 
-let etcd: EtcdServer;
-let ac: FakeActionController;
 const replicas: Replica[] = [];
-
-test.before(async () => {
-  etcd = await startEtcd();
-  ac = await startActionController();
-});
-
-test.after.always(async () => {
-  await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
-  await ac?.stop();
-  await etcd?.stop();
-});
+const env = sharedEnv(test, () => Promise.all(replicas.map((r) => r.kill('SIGKILL'))));
 
 async function replica(prefix: string, identity: string, grpcPort: number): Promise<Replica> {
-  const r = await startReplica({ identity, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, grpcPort, config: { keyPrefix: prefix } });
+  const r = await startReplica({ identity, etcdEndpoint: env.etcd.endpoint, acAddr: env.ac.addr, grpcPort, config: { keyPrefix: prefix } });
   replicas.push(r);
   await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
   return r;
@@ -110,7 +98,7 @@ function watchLive(argv: string[]) {
 
 test.serial('watch --server: the replica is killed and replaced on the same address; every change printed once, in order', async (t) => {
   const port = await freePort();
-  const s = new Scenarios(etcd.client(), '/cli-watch-resume');
+  const s = new Scenarios(env.etcd.client(), '/cli-watch-resume');
   await replica('/cli-watch-resume', 'resume-a', port);
   await s.put('before', 'Idle'); // before the watch: not printed
   await eventually(async () => assert.strictEqual((await cli(['--server', `127.0.0.1:${port}`, 'get', 'scenario', 'before'], { env: {} })).code, 0));
@@ -154,7 +142,7 @@ test.serial('watch --server: the replica is killed and replaced on the same addr
 
 test.serial('watch --server: the resume revision was compacted meanwhile; it says so on stderr and goes on from a fresh list', async (t) => {
   const port = await freePort();
-  const s = new Scenarios(etcd.client(), '/cli-watch-compact');
+  const s = new Scenarios(env.etcd.client(), '/cli-watch-compact');
   const first = await replica('/cli-watch-compact', 'compact-a', port);
   const w = watchLive(['--server', `127.0.0.1:${port}`, 'scenario', 'x']);
   t.teardown(() => void w.stop());
@@ -168,7 +156,7 @@ test.serial('watch --server: the resume revision was compacted meanwhile; it say
   await eventually(() => assert.match(w.out.stderr, /lost the watch/));
   await s.put('x', 'Waiting'); // lost with the compaction below
   const latest = await s.put('y', 'Waiting');
-  await etcd.client().kv.compact({ revision: String(latest), physical: true });
+  await env.etcd.client().kv.compact({ revision: String(latest), physical: true });
   await replica('/cli-watch-compact', 'compact-b', port);
   await eventually(() =>
     assert.match(
@@ -190,7 +178,7 @@ test.serial('watch --server: the resume revision was compacted meanwhile; it say
 
 test('watch --server --count N and --timeout: stop as the etcd watch does; table lines without a reason', async (t) => {
   const port = await freePort();
-  const s = new Scenarios(etcd.client(), '/cli-watch-count');
+  const s = new Scenarios(env.etcd.client(), '/cli-watch-count');
   await replica('/cli-watch-count', 'count-a', port);
   const quiet = await cli(['--server', `127.0.0.1:${port}`, 'watch', '--count', '2', '--timeout', '500ms'], { env: {} });
   t.is(quiet.code, 1);

@@ -2,34 +2,22 @@
 // its own statemanager under its own key prefix.
 import test from 'ava';
 import type { StateManagerApp } from '../../src/app.js';
-import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
 import { startApp } from '../helpers/app.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startActionController } from '../helpers/action-controller.js';
+import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
 
-let etcd: EtcdServer;
-let ac: FakeActionController;
 const apps: StateManagerApp[] = [];
+const env = sharedEnv(test, () => Promise.all(apps.map((a) => a.stop())));
 let n = 0;
 
-test.before(async () => {
-  etcd = await startEtcd();
-  ac = await startActionController();
-});
-
-test.after.always(async () => {
-  await Promise.all(apps.map((a) => a.stop()));
-  await ac?.stop();
-  await etcd?.stop();
-});
-
 function fresh(): FleetWriter {
-  return new FleetWriter(etcd.client(), `/t${++n}`);
+  return new FleetWriter(env.etcd.client(), `/t${++n}`);
 }
 
-async function run(w: FleetWriter, acAddr = ac.addr, overrides = {}): Promise<StateManagerApp> {
-  const app = await startApp(etcd, acAddr, { keyPrefix: w.prefix, ...overrides });
+async function run(w: FleetWriter, acAddr = env.ac.addr, overrides = {}): Promise<StateManagerApp> {
+  const app = await startApp(env.etcd, acAddr, { keyPrefix: w.prefix, ...overrides });
   apps.push(app);
   return app;
 }
@@ -120,7 +108,7 @@ test('state changes cascade from containers to models to packages, and history i
 
 test('a package entering Error produces exactly one Reconcile with the scenario name', async (t) => {
   const w = fresh();
-  const before = ac.calls.length;
+  const before = env.ac.calls.length;
   await w.packageDef('pkg-e', ['me1']);
   await w.scenarioDef('zz-second', 'pkg-e');
   await w.scenarioDef('scn-e', 'pkg-e');
@@ -129,11 +117,11 @@ test('a package entering Error produces exactly one Reconcile with the scenario 
   await expectStates(w, 'package', { 'pkg-e': 'Running' });
   await w.container('n1', 'e1', 'me1', 'dead');
   await expectStates(w, 'package', { 'pkg-e': 'Error' });
-  await eventually(() => assert.strictEqual(ac.calls.slice(before).filter((c) => c.scenario_name === 'scn-e').length, 1));
+  await eventually(() => assert.strictEqual(env.ac.calls.slice(before).filter((c) => c.scenario_name === 'scn-e').length, 1));
   // A further change that keeps it in Error does not call again (the first repeat is 30 s away).
   await w.container('n1', 'e2', 'me1', 'dead');
   await new Promise((r) => setTimeout(r, 500));
-  const mine = ac.calls.slice(before).filter((c) => c.scenario_name === 'scn-e');
+  const mine = env.ac.calls.slice(before).filter((c) => c.scenario_name === 'scn-e');
   t.is(mine.length, 1);
   t.is(mine[0]!.current, 'FAILED');
   t.is(mine[0]!.desired, 'RUNNING');

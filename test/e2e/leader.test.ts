@@ -5,33 +5,20 @@ import { EtcdLeaderLock, NotLeaderError } from '../../src/etcd/leader-lock.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { KeyLayout } from '../../reconcilers/keys.js';
 import { silentLogger } from '../../controller/logger.js';
-import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
 
-let etcd: EtcdServer;
-let ac: FakeActionController;
 const replicas: Replica[] = [];
-
-test.before(async () => {
-  etcd = await startEtcd();
-  ac = await startActionController();
-});
-
-test.after.always(async () => {
-  await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
-  await ac?.stop();
-  await etcd?.stop();
-});
+const env = sharedEnv(test, () => Promise.all(replicas.map((r) => r.kill('SIGKILL'))));
 
 const LEASE_S = 4;
 
 async function pair(prefix: string): Promise<[Replica, Replica]> {
   const config = { keyPrefix: prefix, leaderElection: { enabled: true, leaseDuration: `${LEASE_S}s` } };
-  const a = await startReplica({ identity: `${prefix}-a`, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config });
-  const b = await startReplica({ identity: `${prefix}-b`, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config });
+  const a = await startReplica({ identity: `${prefix}-a`, etcdEndpoint: env.etcd.endpoint, acAddr: env.ac.addr, config });
+  const b = await startReplica({ identity: `${prefix}-b`, etcdEndpoint: env.etcd.endpoint, acAddr: env.ac.addr, config });
   replicas.push(a, b);
   return [a, b];
 }
@@ -46,7 +33,7 @@ async function writers(w: FleetWriter, kind: 'model' | 'package', name: string):
 }
 
 test.serial('exactly one replica leads and writes; SIGKILL of the leader hands over within the lease', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/ha1');
+  const w = new FleetWriter(env.etcd.client(), '/ha1');
   await w.packageDef('p', ['m']);
   await w.container('n1', 'c1', 'm', 'running');
   const [a, b] = await pair('/ha1');
@@ -73,7 +60,7 @@ test.serial('exactly one replica leads and writes; SIGKILL of the leader hands o
 });
 
 test.serial('SIGTERM of the leader hands over faster than the lease', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/ha2');
+  const w = new FleetWriter(env.etcd.client(), '/ha2');
   await w.packageDef('p', ['m']);
   await w.container('n1', 'c1', 'm', 'running');
   const [a, b] = await pair('/ha2');
@@ -93,8 +80,8 @@ test.serial('SIGTERM of the leader hands over faster than the lease', async (t) 
 
 test.serial("a deposed leader's write is refused by the guard", async (t) => {
   const keys = new KeyLayout('/ha3');
-  const client = etcd.client();
-  const lockA = new EtcdLeaderLock({ client, watcher: etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
+  const client = env.etcd.client();
+  const lockA = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
   t.true(await lockA.tryAcquire());
   const lost = lockA.lost();
   const storeA = new EtcdStateStore({ client, keys, historyLength: 10, requestTimeoutMs: 3000, guard: lockA });
@@ -102,10 +89,10 @@ test.serial("a deposed leader's write is refused by the guard", async (t) => {
   t.true((await storeA.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry })).committed);
 
   // A's lease ends behind its back (as after a partition), and B takes the lock.
-  const other = etcd.client();
+  const other = env.etcd.client();
   const kv = (await other.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]!;
   await other.leaseClient.leaseRevoke({ ID: kv.lease });
-  const lockB = new EtcdLeaderLock({ client: other, watcher: etcd.watchClient(), key: keys.leader, identity: 'b', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
+  const lockB = new EtcdLeaderLock({ client: other, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'b', leaseSeconds: 2, requestTimeoutMs: 3000, logger: silentLogger });
   t.true(await lockB.tryAcquire());
 
   const stored = (await client.kv.range({ key: Buffer.from(keys.stateKey('model', 'm')) })).kvs[0]!;

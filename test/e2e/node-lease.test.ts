@@ -5,35 +5,22 @@
 import test from 'ava';
 import type { StateManagerApp } from '../../src/app.js';
 import { parseConfig } from '../../src/config.js';
-import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
 import { startApp } from '../helpers/app.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
 
 const TTL_S = 2;
 const GRACE_MS = 1000;
 
-let etcd: EtcdServer;
-let ac: FakeActionController;
 const apps: StateManagerApp[] = [];
+const env = sharedEnv(test, () => Promise.all(apps.map((a) => a.stop())));
 let n = 0;
-
-test.before(async () => {
-  etcd = await startEtcd();
-  ac = await startActionController();
-});
-
-test.after.always(async () => {
-  await Promise.all(apps.map((a) => a.stop()));
-  await ac?.stop();
-  await etcd?.stop();
-});
 
 /** A package of two models, each with two running containers on n1, and a scenario targeting it. */
 async function fleetOnN1() {
   const i = ++n;
-  const w = new FleetWriter(etcd.client(), `/lease${i}`);
+  const w = new FleetWriter(env.etcd.client(), `/lease${i}`);
   const pkg = `pkg${i}`;
   const scenario = `scn${i}`;
   const models = [`m${i}a`, `m${i}b`] as const;
@@ -47,7 +34,7 @@ async function fleetOnN1() {
 }
 
 async function run(w: FleetWriter, nodeLiveness: { enabled: boolean; grace?: string }): Promise<StateManagerApp> {
-  const app = await startApp(etcd, ac.addr, { keyPrefix: w.prefix, nodeLiveness });
+  const app = await startApp(env.etcd, env.ac.addr, { keyPrefix: w.prefix, nodeLiveness });
   apps.push(app);
   return app;
 }
@@ -79,8 +66,8 @@ test('a node agent that stops renewing its lease: package Error within TTL + gra
   t.log(`Error ${Date.now() - stoppedAt} ms after the last keepalive (budget ${budget} ms)`);
   t.is(await w.client.get(w.keys.nodeLeaseKey('n1')).string(), null, 'the lease key expired with its lease');
   t.is(await w.state('model', models[0]), 'Dead');
-  await eventually(() => assert.ok(ac.calls.some((c) => c.scenario_name === scenario)), { timeoutMs: 5000 });
-  t.like(ac.calls.find((c) => c.scenario_name === scenario), { current: 'FAILED', desired: 'RUNNING' });
+  await eventually(() => assert.ok(env.ac.calls.some((c) => c.scenario_name === scenario)), { timeoutMs: 5000 });
+  t.like(env.ac.calls.find((c) => c.scenario_name === scenario), { current: 'FAILED', desired: 'RUNNING' });
 
   // The agent comes back with a new lease: Ready at once, no grace to wait for.
   const again = w.client.lease(TTL_S);

@@ -5,32 +5,22 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
 import { DraftClient, type DraftResourceState, type Subscription } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
 
-let etcd: EtcdServer;
-let ac: FakeActionController;
 const replicas: Replica[] = [];
 const clients: DraftClient[] = [];
-
-test.before(async () => {
-  etcd = await startEtcd();
-  ac = await startActionController();
-});
-
-test.after.always(async () => {
+const env = sharedEnv(test, async () => {
   for (const c of clients) c.close();
   await Promise.all(replicas.map((r) => r.kill('SIGKILL')));
-  await ac?.stop();
-  await etcd?.stop();
 });
 
 async function replica(prefix: string, identity: string, config: Record<string, unknown> = {}): Promise<Replica> {
-  const r = await startReplica({ identity, etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config: { keyPrefix: prefix, ...config } });
+  const r = await startReplica({ identity, etcdEndpoint: env.etcd.endpoint, acAddr: env.ac.addr, config: { keyPrefix: prefix, ...config } });
   replicas.push(r);
   await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
   return r;
@@ -48,7 +38,7 @@ async function putScenario(c: Etcd3, w: FleetWriter, name: string, state: string
   return Number(res.header.revision);
 }
 
-async function etcdWatchers(server: EtcdServer = etcd): Promise<number> {
+async function etcdWatchers(server: EtcdServer = env.etcd): Promise<number> {
   const body = await (await fetch(`${server.endpoint}/metrics`)).text();
   const line = body.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '));
   return Number(line?.split(' ')[1]);
@@ -57,7 +47,7 @@ async function etcdWatchers(server: EtcdServer = etcd): Promise<number> {
 const events = (s: Subscription) => s.events.map((e) => `${e.state_change?.resource_name}:${e.state_change?.current_state}->${e.state_change?.target_state}@${e.metadata.revision}`);
 
 test.serial('reads: state, history and lists from the caches, in the draft messages', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/api1');
+  const w = new FleetWriter(env.etcd.client(), '/api1');
   await w.packageDef('p1', ['m1', 'm2']);
   await w.packageDef('p2', ['m3']);
   await w.container('n1', 'c1', 'm1', 'running');
@@ -129,7 +119,7 @@ test.serial('reads: state, history and lists from the caches, in the draft messa
 });
 
 test.serial('subscribe: every committed change of the type, filters, then resume from a revision with no gap and no duplicate', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/api2');
+  const w = new FleetWriter(env.etcd.client(), '/api2');
   const r = await replica('/api2', 'api2');
   const c = client(r);
   const everything = c.subscribe('RESOURCE_TYPE_UNSPECIFIED');
@@ -173,7 +163,7 @@ test.serial('subscribe: every committed change of the type, filters, then resume
 });
 
 test.serial('resume from before the replica restarted: exactly the missed changes, in order; a compacted revision is OUT_OF_RANGE', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/api3');
+  const w = new FleetWriter(env.etcd.client(), '/api3');
   const first = await replica('/api3', 'api3-a');
   const sub = client(first).subscribe('RESOURCE_TYPE_SCENARIO');
   await new Promise((res) => setTimeout(res, 300));
@@ -204,7 +194,7 @@ test.serial('resume from before the replica restarted: exactly the missed change
 });
 
 test.serial('a follower answers reads and subscriptions from its own caches', async (t) => {
-  const w = new FleetWriter(etcd.client(), '/api4');
+  const w = new FleetWriter(env.etcd.client(), '/api4');
   await w.packageDef('p', ['m']);
   await w.container('n1', 'c1', 'm', 'running');
   const config = { leaderElection: { enabled: true, leaseDuration: '4s' } };
@@ -228,7 +218,7 @@ test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber 
   const own = await startEtcd();
   t.teardown(() => own.stop());
   const w = new FleetWriter(own.client(), '/api5');
-  const r = await startReplica({ identity: 'api5', etcdEndpoint: own.endpoint, acAddr: ac.addr, config: { keyPrefix: '/api5', grpc: { limits: { subscriberBufferEvents: 200 } } } });
+  const r = await startReplica({ identity: 'api5', etcdEndpoint: own.endpoint, acAddr: env.ac.addr, config: { keyPrefix: '/api5', grpc: { limits: { subscriberBufferEvents: 200 } } } });
   replicas.push(r);
   await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
   const c = client(r);
