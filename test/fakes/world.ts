@@ -36,13 +36,7 @@ export async function fakeWorld(o: FakeWorldOptions) {
   const model = new ModelReconciler(deps);
   const pkg = new PackageReconciler({ ...deps, triggerStates });
   const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
-  const queued: string[] = [];
-  const enqueue: Enqueue = {
-    model: (n) => void queued.push(`model/${n}`),
-    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
-    package: (n) => void queued.push(`package/${n}`),
-    request: (n) => void queued.push(`request/${n}`),
-  };
+  const { queued, enqueue } = recordingEnqueue();
   wireEventMapping(fleet, enqueue);
   const container = (node: string, id: string, model: string, status: string): void =>
     void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': model } }));
@@ -50,4 +44,16 @@ export async function fakeWorld(o: FakeWorldOptions) {
     void lw.put(keys.packageDefKey(name), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
   const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
   return { keys, lw, fleet, store, ac, model, pkg, request, queued, container, packageDef, state };
+}
+
+/** An Enqueue that records each key as `kind/name` (`model/name+Nms` for a delayed one). */
+export function recordingEnqueue(): { queued: string[]; enqueue: Enqueue } {
+  const queued: string[] = [];
+  const enqueue: Enqueue = {
+    model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
+    package: (n) => void queued.push(`package/${n}`),
+    request: (n) => void queued.push(`request/${n}`),
+  };
+  return { queued, enqueue };
 }

@@ -2,13 +2,13 @@
 // store records deletes, the enqueue records what was queued.
 import test from 'ava';
 import { silentLogger } from '../../controller/logger.js';
-import type { Enqueue } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import { KeyLayout } from '../../reconcilers/keys.js';
 import type { DomainObserver } from '../../reconcilers/observer.js';
 import type { CommitOutcome, StoredRevision } from '../../reconcilers/ports.js';
 import { ResyncRequestReconciler } from '../../reconcilers/resync-request-reconciler.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
+import { recordingEnqueue } from '../fakes/world.js';
 
 const quiet: DomainObserver = { invalidInput: () => undefined, transition: () => undefined, reconcileRequest: () => undefined };
 
@@ -18,13 +18,7 @@ async function setup(commit = true) {
   const fleet = new Fleet({ keys, lw, observer: quiet });
   fleet.start();
   await fleet.waitForSync();
-  const queued: string[] = [];
-  const enqueue: Enqueue = {
-    model: (n) => void queued.push(`model/${n}`),
-    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
-    package: (n) => void queued.push(`package/${n}`),
-    request: (n) => void queued.push(`request/${n}`),
-  };
+  const { queued, enqueue } = recordingEnqueue();
   const deletes: [string, StoredRevision][] = [];
   const store = {
     deleteResyncRequest: async (id: string, expected: StoredRevision): Promise<CommitOutcome> => {
