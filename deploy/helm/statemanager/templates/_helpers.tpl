@@ -94,7 +94,8 @@ etcd endpoints as a JSON list: the bundled etcd when enabled, etcd.endpoints oth
 */}}
 {{- define "statemanager.etcdEndpoints" -}}
 {{- if .Values.etcd.bundled.enabled }}
-{{- list (printf "http://%s:%d" (include "statemanager.etcd.fullname" .) (int .Values.etcd.bundled.clientPort)) | toJson }}
+{{- $scheme := ternary "https" "http" .Values.etcd.bundled.tls.enabled }}
+{{- list (printf "%s://%s:%d" $scheme (include "statemanager.etcd.fullname" .) (int .Values.etcd.bundled.clientPort)) | toJson }}
 {{- else }}
 {{- .Values.etcd.endpoints | toJson }}
 {{- end }}
@@ -105,6 +106,8 @@ etcd endpoints as a JSON list: the bundled etcd when enabled, etcd.endpoints oth
 {{- define "statemanager.grpcTlsDir" -}}/etc/statemanager/grpc-tls{{- end }}
 {{- define "statemanager.grpcClientCADir" -}}/etc/statemanager/grpc-client-ca{{- end }}
 {{- define "statemanager.grpcTokensDir" -}}/etc/statemanager/grpc-tokens{{- end }}
+{{- define "statemanager.actionControllerTlsDir" -}}/etc/statemanager/action-controller-tls{{- end }}
+{{- define "statemanager.etcdServerTlsDir" -}}/etc/etcd/tls{{- end }}
 {{- define "statemanager.configDir" -}}/etc/statemanager{{- end }}
 
 {{/*
@@ -159,6 +162,14 @@ The program's configuration file (config.yaml), as YAML.
 {{- if kindIs "slice" $a.rules }}
 {{- $_ := set $auth "rules" (deepCopy $a.rules) }}
 {{- end }}
+{{- $actionController := dict "addr" $v.actionController.addr "timeout" $v.actionController.timeout }}
+{{- if $v.actionController.tls.enabled }}
+{{- $dir := include "statemanager.actionControllerTlsDir" . }}
+{{- $_ := set $actionController "tls" (dict
+      "caFile" (include "statemanager.secretPath" (list $dir $v.actionController.tls.caKey))
+      "certFile" (include "statemanager.secretPath" (list $dir $v.actionController.tls.certKey))
+      "keyFile" (include "statemanager.secretPath" (list $dir $v.actionController.tls.keyKey))) }}
+{{- end }}
 {{- $grpc := dict
     "addr" (printf "0.0.0.0:%d" (int $v.grpc.port))
     "maxContainersPerList" (int $v.grpc.maxContainersPerList)
@@ -176,7 +187,7 @@ The program's configuration file (config.yaml), as YAML.
     "requestTimeout" $v.etcd.requestTimeout)
   "grpc" $grpc
   "http" (dict "addr" (printf "0.0.0.0:%d" (int $v.http.port)))
-  "actionController" (dict "addr" $v.actionController.addr "timeout" $v.actionController.timeout)
+  "actionController" $actionController
   "controller" (dict "workers" (int $v.controller.workers) "resyncPeriod" $v.controller.resyncPeriod)
   "reconcile" (dict "triggerStates" $v.reconcile.triggerStates "repeatCap" $v.reconcile.repeatCap)
   "history" (dict "length" (int $v.history.length))
@@ -197,7 +208,7 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and .Values.etcd.tls.enabled (not .Values.etcd.tls.existingSecret) }}
 {{- fail "etcd.tls.enabled=true requires etcd.tls.existingSecret (a Secret with the CA and the client certificate)" }}
 {{- end }}
-{{- if .Values.etcd.tls.enabled }}
+{{- if and .Values.etcd.tls.enabled (not .Values.etcd.bundled.enabled) }}
 {{- range .Values.etcd.endpoints }}
 {{- if not (hasPrefix "https://" .) }}
 {{- fail (printf "etcd.tls.enabled=true but endpoint %q is not https://" .) }}
@@ -221,8 +232,37 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and (kindIs "slice" $a.rules) (not $clientCA) (not $a.tokens.identities) }}
 {{- fail "grpc.auth.rules need caller identities: set grpc.tls.clientCA.existingSecret (mutual TLS) or grpc.auth.tokens" }}
 {{- end }}
-{{- if and .Values.etcd.bundled.enabled .Values.etcd.tls.enabled }}
-{{- fail "etcd.bundled serves plain HTTP; disable etcd.tls or point etcd.endpoints at a TLS-enabled etcd" }}
+{{- $b := .Values.etcd.bundled }}
+{{- if and $b.enabled .Values.etcd.tls.enabled (not $b.tls.enabled) }}
+{{- fail "etcd.tls.enabled=true with etcd.bundled.enabled=true needs etcd.bundled.tls.enabled=true (the bundled etcd serves plain HTTP otherwise), or point etcd.endpoints at a TLS-enabled etcd" }}
+{{- end }}
+{{- if and $b.enabled $b.tls.enabled }}
+{{- if not $b.tls.existingSecret }}
+{{- fail "etcd.bundled.tls.enabled=true requires etcd.bundled.tls.existingSecret (a Secret with the etcd server certificate tls.crt/tls.key and ca.crt, the CA that signs client certificates)" }}
+{{- end }}
+{{- if not (and .Values.etcd.tls.enabled .Values.etcd.tls.existingSecret .Values.etcd.tls.certKey .Values.etcd.tls.keyKey) }}
+{{- fail "etcd.bundled.tls.enabled=true requires client certificates for statemanager: set etcd.tls.enabled=true and etcd.tls.existingSecret (ca.crt, tls.crt, tls.key: a client certificate signed by the CA in etcd.bundled.tls.existingSecret)" }}
+{{- end }}
+{{- end }}
+{{- if and .Values.actionController.tls.enabled (not .Values.actionController.tls.existingSecret) }}
+{{- fail "actionController.tls.enabled=true requires actionController.tls.existingSecret (a Secret with ca.crt and, for mutual TLS, tls.crt and tls.key)" }}
+{{- end }}
+{{- $at := .Values.actionController.tls }}
+{{- if and $at.enabled (not $at.caKey) (not $at.certKey) }}
+{{- fail "actionController.tls.enabled=true needs actionController.tls.caKey or certKey: with neither, statemanager would call the ActionController in plain text" }}
+{{- end }}
+{{- if and $at.enabled (ne (empty $at.certKey) (empty $at.keyKey)) }}
+{{- fail "actionController.tls: a client certificate needs its key: set both certKey and keyKey, or neither" }}
+{{- end }}
+{{- /* Deny by default: once callers can be identified (a client CA or tokens, from the values
+       or from extraConfig), statemanager refuses to start without grpc.auth.rules. Checked on
+       the configuration as rendered, so extraConfig cannot slip past it. */}}
+{{- $cfg := include "statemanager.config" . | fromYaml }}
+{{- $g := $cfg.grpc | default dict }}
+{{- $gtls := $g.tls | default dict }}
+{{- $gauth := $g.auth | default dict }}
+{{- if and (or $gtls.caFile $gauth.tokens) (not (kindIs "slice" $gauth.rules)) }}
+{{- fail (printf "grpc.auth.rules is not set, but callers are identified (%s): statemanager denies by default and refuses to start without rules. Set grpc.auth.rules to what each identity may do (see values-production.yaml), or to [] to deny every call" (ternary "mutual TLS, grpc.tls.clientCA" "bearer tokens, grpc.auth.tokens" (not (empty $gtls.caFile)))) }}
 {{- end }}
 {{- if and (not .Values.etcd.bundled.enabled) (eq (len .Values.etcd.endpoints) 0) }}
 {{- fail "set etcd.endpoints to your etcd cluster, or etcd.bundled.enabled=true to try statemanager out" }}
