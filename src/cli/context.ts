@@ -63,6 +63,8 @@ export interface GlobalOptions {
   token?: string;
   tokenFile?: string;
   tls?: boolean;
+  /** Send the token without TLS to a non-loopback server (something else encrypts the path). */
+  insecureToken?: boolean;
   ca?: string;
   cert?: string;
   key?: string;
@@ -80,6 +82,7 @@ const SERVER_ONLY: readonly [keyof GlobalOptions, string][] = [
   ['token', '--token'],
   ['tokenFile', '--token-file'],
   ['tls', '--tls'],
+  ['insecureToken', '--insecure-token'],
   ['ca', '--ca'],
   ['cert', '--cert'],
   ['key', '--key'],

@@ -16,6 +16,7 @@ import type { StateChangeEvent__Output } from '../generated/statemanager/StateCh
 import type { StateManagerConnectionClient } from '../generated/statemanager/StateManagerConnection.js';
 import type { StateTransitionHistory__Output } from '../generated/statemanager/StateTransitionHistory.js';
 import { loadStateManagerProto } from '../grpc/proto.js';
+import { isLoopback, splitHostPort } from '../address.js';
 import { CliError, INTERRUPTED, UsageError, type Context, type GlobalOptions, type ServerTarget } from './context.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, nsToMs } from '../grpc/resource-types.js';
 import { formatDuration } from './format.js';
@@ -40,8 +41,11 @@ export interface ChannelSetup {
   token: string | undefined;
 }
 
-/** The flags (and STATEMANAGER_TOKEN) as channel credentials, options and the bearer token. */
-export function channelSetup(o: GlobalOptions, env: NodeJS.ProcessEnv): ChannelSetup {
+/**
+ * The flags (and STATEMANAGER_TOKEN) as channel credentials, options and the bearer token for
+ * the server at `addr`. A token never leaves in clear text for another machine unless asked.
+ */
+export function channelSetup(o: GlobalOptions, env: NodeJS.ProcessEnv, addr: string): ChannelSetup {
   if (o.token !== undefined && o.tokenFile !== undefined) throw new UsageError('give --token or --token-file, not both');
   if ((o.cert === undefined) !== (o.key === undefined)) throw new UsageError('--cert and --key go together (the client certificate of mutual TLS and its key)');
   let token: string | undefined;
@@ -52,6 +56,12 @@ export function channelSetup(o: GlobalOptions, env: NodeJS.ProcessEnv): ChannelS
   if (token !== undefined && /[^\x21-\x7e]/.test(token)) throw new UsageError('the token has characters a bearer token cannot have (spaces or control characters)');
 
   const tls = o.tls === true || o.ca !== undefined || o.cert !== undefined || o.serverName !== undefined;
+  if (token !== undefined && !tls && o.insecureToken !== true && !isLoopback(splitHostPort(addr).host)) {
+    throw new UsageError(
+      `refusing to send the bearer token in clear text to ${addr}, which is not a loopback address: ` +
+        'use TLS (--tls, or --ca with a private CA), or --insecure-token if a tunnel or service mesh encrypts the path',
+    );
+  }
   const options: grpc.ChannelOptions = {
     // Reconnect soon after a replica comes back, and notice a peer that vanished without a word.
     'grpc.initial_reconnect_backoff_ms': RECONNECT_BACKOFF_MS.first,
@@ -94,7 +104,7 @@ export class GrpcSource implements StateSource {
     readonly ctx: Context,
     readonly target: ServerTarget,
   ) {
-    const setup = channelSetup(ctx.options, ctx.env);
+    const setup = channelSetup(ctx.options, ctx.env, target.addr);
     this.where = `statemanager at ${target.addr}`;
     this.token = setup.token;
     this.tls = setup.tls;

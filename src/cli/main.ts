@@ -57,6 +57,7 @@ export function buildProgram(io: CliIO): Command {
     .option('--token <token>', 'bearer token for --server (default: $STATEMANAGER_TOKEN)')
     .option('--token-file <file>', 'read the bearer token from the first line of this file')
     .option('--tls', 'TLS to --server, verified against the system CAs')
+    .option('--insecure-token', 'send the token without TLS to a non-loopback --server (only where a mesh or tunnel encrypts the path)')
     .option('--ca <file>', "TLS to --server, verified against this CA bundle (PEM)")
     .option('--cert <file>', 'client certificate for mutual TLS (PEM; with --key)')
     .option('--key <file>', "the client certificate's private key (PEM)")
