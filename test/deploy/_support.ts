@@ -428,7 +428,10 @@ export function assertSelectors(t: ExecutionContext, objs: K8sObject[]): void {
       const sel = (spec.selector ?? spec.podSelector)?.matchLabels;
       const matched = pods.filter((p) => selects(sel, p.labels)).map((p) => `${p.w.kind}/${p.w.metadata.name}`);
       t.deepEqual(matched.length, 1, `${kind}/${o.metadata.name} selects ${JSON.stringify(matched)}`);
-      t.true(matched[0]?.startsWith('Deployment/') ?? false, `${kind}/${o.metadata.name} selects the statemanager Deployment`);
+      // A PDB guards the statemanager Deployment; a NetworkPolicy guards it or the bundled etcd.
+      const component = o.metadata.labels?.['app.kubernetes.io/component'];
+      const want = kind === 'NetworkPolicy' && component === 'etcd' ? 'StatefulSet/' : 'Deployment/';
+      t.true(matched[0]?.startsWith(want) ?? false, `${kind}/${o.metadata.name} (component ${component}) selects the ${want === 'StatefulSet/' ? 'bundled etcd' : 'statemanager Deployment'}`);
     }
   }
   for (const sm of byKind(objs, 'ServiceMonitor')) {
@@ -563,5 +566,98 @@ export function assertAuthenticated(t: ExecutionContext, where: string, cfg: Con
   for (const stranger of [['cn:stranger'], ['token:policymanager-impostor'], []]) {
     t.false(allowed(stranger, read), `${where}: ${stranger[0] ?? 'anonymous'} may not even read`);
     t.false(allowed(stranger, list('edge-1')), `${where}: ${stranger[0] ?? 'anonymous'} may not send lists`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Network policies
+
+interface PolicyPeer {
+  podSelector?: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+  namespaceSelector?: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+  ipBlock?: { cidr: string };
+}
+interface PolicyRule {
+  ports?: { port?: number | string; protocol?: string }[];
+  from?: PolicyPeer[];
+  to?: PolicyPeer[];
+}
+interface PolicySpec {
+  podSelector: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] };
+  policyTypes?: string[];
+  ingress?: PolicyRule[];
+  egress?: PolicyRule[];
+}
+
+/** Whether a label selector (matchLabels only; empty selects everything) selects these labels. */
+function selectorSelects(sel: { matchLabels?: Record<string, string>; matchExpressions?: unknown[] } | undefined, labels: Record<string, string>): boolean {
+  if (sel?.matchExpressions?.length) throw new Error('matchExpressions are not modelled by these checks');
+  return Object.entries(sel?.matchLabels ?? {}).every(([k, v]) => labels[k] === v);
+}
+
+/**
+ * Who the NetworkPolicies let in to a workload's pods on one container port (by number; rules
+ * naming the port are matched through the container's named ports): 'any' when some rule admits
+ * every source, otherwise the list of admitted peers. undefined when no policy selects the pods
+ * (everything is admitted).
+ */
+export function ingressSources(objs: K8sObject[], workload: K8sObject, port: number): 'any' | PolicyPeer[] | undefined {
+  const labels = podLabels(workload);
+  const names = new Set(
+    podSpec(workload)
+      .containers.flatMap((c) => c.ports ?? [])
+      .filter((p) => p.containerPort === port && p.name)
+      .map((p) => p.name),
+  );
+  const policies = byKind(objs, 'NetworkPolicy')
+    .map((o) => o.spec as PolicySpec)
+    .filter((s) => selectorSelects(s.podSelector, labels) && (s.policyTypes ?? ['Ingress']).includes('Ingress'));
+  if (policies.length === 0) return undefined;
+  const peers: PolicyPeer[] = [];
+  for (const s of policies) {
+    for (const rule of s.ingress ?? []) {
+      const matches = !rule.ports || rule.ports.length === 0 || rule.ports.some((p) => p.port === undefined || p.port === port || (typeof p.port === 'string' && names.has(p.port)));
+      if (!matches) continue;
+      if (!rule.from || rule.from.length === 0) return 'any';
+      peers.push(...rule.from);
+    }
+  }
+  return peers;
+}
+
+/** The workloads (in these objects) whose pods a peer without namespaceSelector or ipBlock selects. */
+export function peerWorkloads(objs: K8sObject[], peer: PolicyPeer): string[] {
+  return workloads(objs)
+    .filter((w) => selectorSelects(peer.podSelector, podLabels(w)))
+    .map((w) => `${w.kind}/${w.metadata.name}`);
+}
+
+/**
+ * The bundled etcd is reachable on its client port only from the statemanager pods (same
+ * namespace, by pod labels), and on its peer port only from etcd pods.
+ */
+export function assertEtcdIsolated(t: ExecutionContext, objs: K8sObject[], where: string, ports = { client: 2379, peer: 2380 }): void {
+  const etcd = one(t, objs, 'StatefulSet');
+  const dep = one(t, objs, 'Deployment');
+  const depName = `Deployment/${dep.metadata.name}`;
+  const client = ingressSources(objs, etcd, ports.client);
+  t.truthy(client, `${where}: a NetworkPolicy selects the etcd pods`);
+  t.not(client, 'any', `${where}: etcd's client port is not open to every source`);
+  if (Array.isArray(client)) {
+    t.true(client.length > 0, `${where}: etcd's client port admits statemanager`);
+    for (const peer of client) {
+      t.is(peer.namespaceSelector, undefined, `${where}: etcd client peers are in etcd's own namespace`);
+      t.is(peer.ipBlock, undefined, `${where}: no ipBlock reaches etcd's client port`);
+      t.truthy(peer.podSelector?.matchLabels && Object.keys(peer.podSelector.matchLabels).length > 0, `${where}: etcd client peers are selected by pod labels`);
+      t.deepEqual(peerWorkloads(objs, peer), [depName], `${where}: etcd client peer ${JSON.stringify(peer)} selects only statemanager`);
+    }
+  }
+  const peer = ingressSources(objs, etcd, ports.peer);
+  t.not(peer, 'any', `${where}: etcd's peer port is not open to every source`);
+  if (Array.isArray(peer)) {
+    for (const p of peer) {
+      t.is(p.namespaceSelector, undefined);
+      t.deepEqual(peerWorkloads(objs, p), [`StatefulSet/${etcd.metadata.name}`], `${where}: only etcd peers on the peer port`);
+    }
   }
 }

@@ -10,6 +10,7 @@ import { parse, parseDocument, isMap, isScalar, LineCounter, type YAMLMap, type 
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import {
   assertAuthenticated,
+  assertEtcdIsolated,
   assertNoNamespace,
   assertNoTokenValues,
   assertPdbMatchesReplicas,
@@ -21,6 +22,7 @@ import {
   container,
   findHelm,
   helmEnv,
+  ingressSources,
   keyPaths,
   kustomizeDir,
   one,
@@ -98,7 +100,11 @@ const combos: Record<string, Args> = {
     '--set', 'networkPolicy.enabled=true',
     '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
     '--set', 'grpc.tls.clientCA.existingSecret=sm-grpc-client-ca',
+    '--set-json', 'grpc.auth.rules=[{"identities":["cn:operator-*"],"allow":[{"method":"read"}]}]',
     '--set', 'etcd.username=statemanager', '--set', 'etcd.auth.existingSecret=sm-etcd-auth',
+    '--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=sm-etcd-tls',
+    '--set', 'etcd.bundled.tls.enabled=true', '--set', 'etcd.bundled.tls.existingSecret=sm-etcd-server-tls',
+    '--set', 'actionController.tls.enabled=true', '--set', 'actionController.tls.existingSecret=sm-ac-tls',
     '--set', 'prometheusRule.enabled=true', '--set', 'grafanaDashboard.enabled=true',
   ],
   'production TLS': [
@@ -111,6 +117,8 @@ const combos: Record<string, Args> = {
   ],
   'leader election off, one replica': ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false'],
   'production values (values-production.yaml)': ['-f', productionValues],
+  'production values with the bundled etcd': ['-f', productionValues, '--set', 'etcd.bundled.enabled=true'],
+  'bundled etcd with a NetworkPolicy, no TLS': ['--set', 'etcd.bundled.enabled=true', '--set', 'replicaCount=1', '--set', 'networkPolicy.enabled=true'],
   'bearer tokens over TLS': [
     '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
     '--set', 'grpc.auth.tokens.existingSecret=sm-grpc-tokens',
@@ -409,6 +417,8 @@ if (!helm.ok) {
     t.regex(await templateFails(['--set', 'grpc.tls.caKey=ca.crt']), /caKey/);
     t.regex(await templateFails(['--set', 'grpc.tls.requireClientCert=true']), /requireClientCert/);
     t.regex(await templateFails(['--set', 'grpc.auth.allowAnonymous=yes']), /allowAnonymous/);
+    t.regex(await templateFails(['--set', 'actionController.tls.enable=true']), /enable/);
+    t.regex(await templateFails(['--set', 'etcd.bundled.tls.caKey=']), /caKey/);
     t.regex(await templateFails(['--set', 'grpc.auth.tokens.token=secret']), /token/);
     t.regex(await templateFails(['--set', 'grpc.auth.tokens.identities={a/b}']), /identities/);
     t.regex(
@@ -435,6 +445,20 @@ if (!helm.ok) {
     t.regex(
       await templateFails(['--set-json', 'grpc.auth.rules=[{"identities":["cn:operator-*"],"allow":[{"method":"read"}]}]']),
       /grpc\.auth\.rules need caller identities/,
+    );
+    t.regex(await templateFails(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.bundled.tls.enabled=true']), /etcd\.bundled\.tls\.existingSecret/);
+    t.regex(
+      await templateFails(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.bundled.tls.enabled=true', '--set', 'etcd.bundled.tls.existingSecret=s']),
+      /requires client certificates for statemanager: set etcd\.tls\.enabled=true/,
+    );
+    t.regex(
+      await templateFails(['--set', 'etcd.bundled.enabled=true', '--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=s']),
+      /needs etcd\.bundled\.tls\.enabled=true/,
+    );
+    t.regex(await templateFails(['--set', 'actionController.tls.enabled=true']), /actionController\.tls\.existingSecret/);
+    t.regex(
+      await templateFails(['--set', 'actionController.tls.enabled=true', '--set', 'actionController.tls.existingSecret=s', '--set', 'actionController.tls.caKey=', '--set', 'actionController.tls.certKey=']),
+      /plain text|needs its key/,
     );
     const dir = tempDir('sm-values-');
     const noEtcd = join(dir, 'no-etcd.yaml');
@@ -465,6 +489,13 @@ if (!helm.ok) {
     const bundled = await notes(['--set', 'etcd.bundled.enabled=true', '--set', 'replicaCount=1']);
     t.true(bundled.includes('single-member etcd'));
     t.true(bundled.includes('no PodDisruptionBudget'));
+    t.regex(bundled, /WARNING: the bundled etcd has no client authentication/);
+    t.true(bundled.includes('bypass every gRPC rule'));
+    t.true(bundled.includes('networkPolicy.enabled=true'), 'names the NetworkPolicy fix');
+    t.false(defaults.includes('no client authentication'), 'no etcd warning without the bundled etcd');
+    const authed = await notes(['-f', productionValues, '--set', 'etcd.bundled.enabled=true']);
+    t.false(authed.includes('no client authentication'), authed);
+    t.true(authed.includes('client certificates required'));
     const tls = await notes(combos['production TLS'] ?? []);
     t.false(tls.includes('not encrypted'));
     t.true(tls.includes('TLS, Secret sm-etcd-tls'));
@@ -506,7 +537,10 @@ if (!helm.ok) {
     t.false(tokens.includes('no gRPC authentication'));
     t.false(tokens.includes('WARNING'), tokens);
     t.true(tokens.includes('bearer tokens from Secret sm-grpc-tokens (policymanager, operator)'));
-    const clearTokens = await notes(['--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={operator}']);
+    const clearTokens = await notes([
+      '--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={operator}',
+      '--set-json', 'grpc.auth.rules=[{"identities":["token:operator"],"allow":[{"method":"read"}]}]',
+    ]);
     t.regex(clearTokens, /WARNING: grpc\.auth\.tokens without grpc\.tls/);
     const nobody = await notes(['--set', 'grpc.auth.allowAnonymous=false']);
     t.regex(nobody, /WARNING: grpc\.auth\.allowAnonymous=false and neither a client CA nor tokens/);
@@ -589,6 +623,106 @@ if (!helm.ok) {
     t.is(container(spec, 'statemanager').volumeMounts?.find((m) => m.name === 'ac-tls')?.mountPath, '/etc/statemanager/ac-tls');
     const cm = one(t, objs, 'ConfigMap');
     t.is(programRejects(cm.data?.['config.yaml'] ?? ''), undefined, 'actionController.tls is a setting the program knows');
+  });
+
+  test('deny by default: identities without grpc.auth.rules do not render, and the message names the fix', async (t) => {
+    const mtls = ['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls', '--set', 'grpc.tls.clientCA.existingSecret=sm-grpc-client-ca'];
+    const tokens = ['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls', '--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={operator}'];
+    for (const [name, args, kind] of [['client CA', mtls, /mutual TLS/], ['tokens', tokens, /bearer tokens/]] as const) {
+      const err = await templateFails([...args]);
+      t.regex(err, /grpc\.auth\.rules is not set/, name);
+      t.regex(err, kind, `${name}: names the identity source`);
+      t.regex(err, /Set grpc\.auth\.rules/, `${name}: names the fix`);
+      t.regex(err, /\[\] to deny every call/, `${name}: says how to deny everything`);
+      // helm lint runs templates in lint mode, where `fail` is reported as [INFO] and not an error.
+      const lint = await run(h.bin, ['lint', '--strict', chartDir, ...args], helmEnv);
+      t.regex(lint.stdout + lint.stderr, /grpc\.auth\.rules is not set/, `${name}: helm lint reports it`);
+      // An explicit empty list renders: deny everything.
+      const objs = await template([...args, '--set-json', 'grpc.auth.rules=[]']);
+      const cfg = programConfig(configMap(t, objs).data?.['config.yaml'] ?? '', smContainer(objs));
+      t.deepEqual(cfg.grpc.auth.rules, [], `${name}: rules [] rendered as a list`);
+    }
+    // Through extraConfig too: a client CA slipped in there still needs rules, and rules given there count.
+    const viaExtra = ['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls', '--set', 'extraConfig.grpc.tls.caFile=/etc/ca.crt'];
+    t.regex(await templateFails(viaExtra), /grpc\.auth\.rules is not set/);
+    const withRules = await template([...viaExtra, '--set-json', 'extraConfig.grpc.auth.rules=[{"identities":["cn:a"],"allow":[{"method":"read"}]}]']);
+    t.is((configOf(t, withRules) as { grpc: { auth: { rules: unknown[] } } }).grpc.auth.rules.length, 1);
+    // Without identities nothing is required (loopback-only default).
+    t.is((configOf(t, await template()) as { grpc: { auth?: unknown } }).grpc.auth, undefined);
+  });
+
+  test('production values: NetworkPolicies on; with the bundled etcd only statemanager reaches its client port', async (t) => {
+    const prod = await template(['-f', productionValues]);
+    const dep = deployment(t, prod);
+    const grpc = ingressSources(prod, dep, 47006);
+    const http = ingressSources(prod, dep, 47086);
+    t.true(Array.isArray(grpc) && grpc.length > 0, `gRPC restricted to listed sources: ${JSON.stringify(grpc)}`);
+    t.deepEqual(Array.isArray(grpc) ? grpc[0] : undefined, { namespaceSelector: {}, podSelector: { matchLabels: { 'statemanager-client': 'true' } } });
+    t.true(Array.isArray(http) && http.length > 0, `HTTP restricted to listed sources: ${JSON.stringify(http)}`);
+    t.true(
+      Array.isArray(http) && http.some((p) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'monitoring'),
+      'metrics from the monitoring namespace',
+    );
+    const testPod = one(t, prod, 'Pod');
+    t.true(Array.isArray(http) && http.some((p) => !p.namespaceSelector && p.podSelector && Object.entries(p.podSelector.matchLabels ?? {}).every(([k, v]) => testPod.metadata.labels?.[k] === v)), 'the helm test pod reaches /readyz');
+    t.is(byKind(prod, 'NetworkPolicy').length, 1, 'no bundled etcd, one policy');
+
+    const bundled = await template(['-f', productionValues, '--set', 'etcd.bundled.enabled=true']);
+    t.deepEqual(await validateAll(bundled), []);
+    t.is(byKind(bundled, 'NetworkPolicy').length, 2, 'a policy for statemanager and one for etcd');
+    assertEtcdIsolated(t, bundled, 'production + bundled etcd');
+    const etcdNp = byKind(bundled, 'NetworkPolicy').find((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'etcd');
+    t.deepEqual((etcdNp?.spec as { policyTypes: string[] }).policyTypes, ['Ingress', 'Egress']);
+    // statemanager's egress to etcd goes to the etcd pods only.
+    const smNp = byKind(bundled, 'NetworkPolicy').find((o) => o.metadata.labels?.['app.kubernetes.io/component'] === 'controller');
+    const etcdEgress = (smNp?.spec as { egress: { ports: { port: number }[]; to?: unknown[] }[] }).egress.find((r) => r.ports.some((p) => p.port === 2379));
+    t.deepEqual(etcdEgress?.to, [{ podSelector: { matchLabels: { 'app.kubernetes.io/name': 'statemanager', 'app.kubernetes.io/instance': release, 'app.kubernetes.io/component': 'etcd' } } }]);
+    // The dev-style default with a policy: the same isolation, no TLS needed.
+    assertEtcdIsolated(t, await template(['--set', 'etcd.bundled.enabled=true', '--set', 'networkPolicy.enabled=true']), 'bundled etcd, defaults');
+  });
+
+  test('bundled etcd with client-certificate auth: etcd requires certificates, statemanager presents one over https', async (t) => {
+    const objs = await template(['-f', productionValues, '--set', 'etcd.bundled.enabled=true']);
+    const sts = one(t, objs, 'StatefulSet');
+    const etcd = container(podSpec(sts), 'etcd');
+    const args = (etcd as { args?: string[] }).args ?? [];
+    const vol = podSpec(sts).volumes?.find((v) => v.secret?.secretName === 'statemanager-etcd-server-tls');
+    t.truthy(vol, 'the server Secret is a volume of the etcd pod');
+    const dir = etcd.volumeMounts?.find((m) => m.name === vol?.name);
+    t.is(dir?.readOnly, true);
+    for (const a of ['--client-cert-auth=true', `--trusted-ca-file=${dir?.mountPath}/ca.crt`, `--cert-file=${dir?.mountPath}/tls.crt`, `--key-file=${dir?.mountPath}/tls.key`, '--listen-client-urls=https://0.0.0.0:2379']) {
+      t.true(args.includes(a), `etcd arg ${a} in ${args.join(' ')}`);
+    }
+    t.false(args.some((a) => a.startsWith('--listen-client-urls=http:')), 'no plain-text client listener');
+    const c = smContainer(objs);
+    const cfg = programConfig(configMap(t, objs).data?.['config.yaml'] ?? '', c);
+    const svc = one(t, objs, 'Service', (sts.spec as { serviceName: string }).serviceName);
+    t.deepEqual(cfg.etcd.endpoints, [`https://${svc.metadata.name}:2379`]);
+    const clientVol = podSpec(deployment(t, objs)).volumes?.find((v) => v.secret?.secretName === 'statemanager-etcd-tls');
+    const clientDir = c.volumeMounts?.find((m) => m.name === clientVol?.name)?.mountPath;
+    t.deepEqual(cfg.etcd.tls, { caFile: `${clientDir}/ca.crt`, certFile: `${clientDir}/tls.crt`, keyFile: `${clientDir}/tls.key` }, 'statemanager has a client certificate');
+    // The default bundled etcd stays plain (trying it out), and says so.
+    const plain = container(podSpec(one(t, await template(['--set', 'etcd.bundled.enabled=true']), 'StatefulSet')), 'etcd');
+    t.false(((plain as { args?: string[] }).args ?? []).includes('--client-cert-auth=true'));
+  });
+
+  test('actionController.tls: Secret mounted read-only, files in the configuration, on in production', async (t) => {
+    const objs = await template(['-f', productionValues]);
+    const spec = podSpec(deployment(t, objs));
+    const c = container(spec, 'statemanager');
+    const vol = spec.volumes?.find((v) => v.secret?.secretName === 'statemanager-action-controller-tls');
+    t.truthy(vol, 'the ActionController TLS Secret is a volume');
+    const m = c.volumeMounts?.find((x) => x.name === vol?.name);
+    t.is(m?.readOnly, true);
+    const cfg = programConfig(configMap(t, objs).data?.['config.yaml'] ?? '', c);
+    t.deepEqual(cfg.actionController.tls, { caFile: `${m?.mountPath}/ca.crt`, certFile: `${m?.mountPath}/tls.crt`, keyFile: `${m?.mountPath}/tls.key` });
+    // CA only (server-authenticated TLS, no client certificate).
+    const caOnly = await template(['--set', 'actionController.tls.enabled=true', '--set', 'actionController.tls.existingSecret=ac', '--set', 'actionController.tls.certKey=', '--set', 'actionController.tls.keyKey=']);
+    const caCfg = programConfig(configMap(t, caOnly).data?.['config.yaml'] ?? '', smContainer(caOnly));
+    t.deepEqual(caCfg.actionController.tls, { caFile: '/etc/statemanager/action-controller-tls/ca.crt', certFile: '', keyFile: '' });
+    // Off by default: no tls key rendered at all (the program's default, plain text).
+    t.false('tls' in (configOf(t, await template()) as { actionController: object }).actionController);
+    t.false(podSpec(deployment(t, await template())).volumes?.some((v) => v.name === 'action-controller-tls'));
   });
 
   test('values.yaml: every value is commented and described in values.schema.json', (t) => {
