@@ -61,6 +61,7 @@ async function main(): Promise<void> {
     metrics: {
       request: (method, code) => app.metrics.grpcRequests.labels({ method, code }).inc(),
       anonymousBeyondLoopback: (on) => app.metrics.grpcAnonymousAllowed.set(on ? 1 : 0),
+      credentials: app.metrics.credentials(),
     },
     // The replica's own caches: every replica keeps them, leader or not.
     placement: app.fleet,

@@ -5,6 +5,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { InformerMetrics, WatchRestartReason } from '../controller/informer.js';
 import type { ControllerMetrics, QueueMetricsProvider } from '../controller/metrics.js';
 import { HotSeries } from './hot-metrics.js';
+import type { ReloadMetrics } from './file-reloader.js';
 
 const QUEUE_BUCKETS = [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 const RECONCILE_BUCKETS = [5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
@@ -42,6 +43,8 @@ export class Metrics {
   readonly apiSubscriptionsCut: Counter<'reason'>;
   readonly lag: Histogram;
   readonly resources: Gauge<'kind' | 'state'>;
+  readonly credentialReloads: Counter<'what' | 'outcome'>;
+  readonly credentialsLoaded: Gauge<'what'>;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = (this.registry = options.registry ?? new Registry());
@@ -197,6 +200,30 @@ export class Metrics {
       labelNames: ['kind', 'state'],
       registers: r,
     });
+    this.credentialReloads = new Counter({
+      name: 'statemanager_credentials_reloads_total',
+      help: 'Changed credential files (what: grpc_tls, grpc_tokens) put in service (outcome="success") or refused, the old ones kept (outcome="error")',
+      labelNames: ['what', 'outcome'],
+      registers: r,
+    });
+    this.credentialsLoaded = new Gauge({
+      name: 'statemanager_credentials_last_reload_timestamp_seconds',
+      help: 'When the credentials in service were loaded from their files (at start or by the last successful reload), Unix seconds',
+      labelNames: ['what'],
+      registers: r,
+    });
+  }
+
+  /** Where the credential files' reloads are counted (what: grpc_tls, grpc_tokens). */
+  credentials(): ReloadMetrics {
+    return {
+      reloaded: (what, outcome) => this.credentialReloads.labels({ what, outcome }).inc(),
+      loaded: (what, epochSeconds) => {
+        // Both outcomes exist from the first load, so an alert on errors sees a zero first.
+        for (const outcome of ['success', 'error']) this.credentialReloads.labels({ what, outcome }).inc(0);
+        this.credentialsLoaded.labels({ what }).set(epochSeconds);
+      },
+    };
   }
 
   queue(name: string): QueueMetricsProvider {

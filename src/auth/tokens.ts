@@ -1,9 +1,13 @@
-// Bearer tokens and the identities they stand for. Tokens are read once (files at start) and
-// kept only as SHA-256 digests; a lookup compares every digest in constant time so the answer
-// time does not depend on how much of a token matched.
+// Bearer tokens and the identities they stand for, kept only as SHA-256 digests; a lookup
+// compares every digest in constant time so the answer time does not depend on how much of a
+// token matched. Token files are re-read when they change (src/grpc/credentials.ts): the new
+// table replaces the old one in one assignment, so a lookup sees one table or the other.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { TokenConfig } from './config.js';
+
+/** A token file must hold at least this many bytes of token (e.g. `openssl rand -hex 32` gives 64). */
+export const MIN_FILE_TOKEN_BYTES = 32;
 
 interface Entry {
   digest: Buffer;
@@ -11,7 +15,7 @@ interface Entry {
 }
 
 export class TokenTable {
-  private constructor(private readonly entries: readonly Entry[]) {}
+  private constructor(private entries: readonly Entry[]) {}
 
   static fromPairs(pairs: readonly { token: string; identity: string }[]): TokenTable {
     const seen = new Set<string>();
@@ -25,24 +29,40 @@ export class TokenTable {
     return new TokenTable(entries);
   }
 
-  /** Reads `tokenFile`s (first line, trimmed); throws naming the file when one cannot be read. */
+  /** Reads `tokenFile`s (first line, trimmed); throws naming the file when one cannot be read or is not a token. */
   static async load(config: readonly TokenConfig[], read = (f: string) => readFile(f, 'utf8')): Promise<TokenTable> {
+    const texts = new Map<string, string>();
+    for (const file of tokenFiles(config)) {
+      try {
+        texts.set(file, await read(file));
+      } catch (err) {
+        throw new Error(`cannot read token file ${file}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return TokenTable.fromConfig(config, (f) => texts.get(f) ?? '');
+  }
+
+  /** The table from the configuration and the token files' texts (first line, trimmed). */
+  static fromConfig(config: readonly TokenConfig[], fileText: (file: string) => string): TokenTable {
     const pairs: { token: string; identity: string }[] = [];
     for (const t of config) {
       let token = t.token;
       if (token === undefined && t.tokenFile !== undefined) {
-        let text: string;
-        try {
-          text = await read(t.tokenFile);
-        } catch (err) {
-          throw new Error(`cannot read token file ${t.tokenFile}: ${(err as Error).message}`, { cause: err });
-        }
-        token = (text.split(/\r?\n/)[0] ?? '').trim();
+        token = (fileText(t.tokenFile).split(/\r?\n/)[0] ?? '').trim();
         if (token.length === 0) throw new Error(`token file ${t.tokenFile} is empty`);
+        const bytes = Buffer.byteLength(token, 'utf8');
+        if (bytes < MIN_FILE_TOKEN_BYTES) {
+          throw new Error(`token file ${t.tokenFile} holds a token of ${bytes} bytes: at least ${MIN_FILE_TOKEN_BYTES} are needed (e.g. openssl rand -hex 32)`);
+        }
       }
       pairs.push({ token: token ?? '', identity: t.identity });
     }
     return TokenTable.fromPairs(pairs);
+  }
+
+  /** Puts `next`'s tokens in service in place of this table's (one assignment: atomic for lookups). */
+  replaceWith(next: TokenTable): void {
+    this.entries = next.entries;
   }
 
   get size(): number {
@@ -58,6 +78,11 @@ export class TokenTable {
     }
     return found;
   }
+}
+
+/** The distinct token files of a configuration, in order. */
+export function tokenFiles(config: readonly TokenConfig[]): string[] {
+  return [...new Set(config.flatMap((t) => (t.tokenFile !== undefined ? [t.tokenFile] : [])))];
 }
 
 function digest(token: string): Buffer {

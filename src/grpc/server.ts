@@ -1,6 +1,5 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
 // caller authentication and the three handlers, with a metric and a log line per refusal.
-import { readFile } from 'node:fs/promises';
 import * as grpc from '@grpc/grpc-js';
 import { isLoopback, splitHostPort } from '../address.js';
 import type { Etcd3 } from 'etcd3';
@@ -10,7 +9,8 @@ import type { StateStore } from '../../reconcilers/ports.js';
 import type { Logger } from '../../controller/logger.js';
 import { Authenticator, type AnonymousAccess, type Caller } from '../auth/identity.js';
 import { Authorizer, type ModelPlacement } from '../auth/policy.js';
-import { TokenTable } from '../auth/tokens.js';
+import { watchTlsCredentials, watchTokenFiles, DEFAULT_CREDENTIALS_RELOAD_MS } from './credentials.js';
+import type { ReloadMetrics } from '../file-reloader.js';
 import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './config.js';
 import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
@@ -31,6 +31,8 @@ export interface GrpcMetrics {
   request(method: string, code: string): void;
   /** Whether anonymous callers are served from beyond loopback (`allowAnonymous: true`), set at start. */
   anonymousBeyondLoopback?(on: boolean): void;
+  /** Reloads of the TLS files and token files (outcome success or error), and when each was last loaded. */
+  credentials?: ReloadMetrics;
 }
 
 export interface StateManagerServerOptions {
@@ -48,6 +50,8 @@ export interface StateManagerServerOptions {
   requestTimeoutMs?: number;
   /** stop(): wait this long for calls in flight, then cut them. Default 5000. */
   shutdownTimeoutMs?: number;
+  /** How often the certificate, key, CA and token files are checked for changes. Default 10000. */
+  credentialsReloadMs?: number;
   /** Where statemanager.proto is; found next to the sources or the build by default. */
   protoDir?: string;
   /** Where requested scenario transitions are reported (logged and counted). */
@@ -71,12 +75,27 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   const { config, logger } = o;
   const requestTimeoutMs = o.requestTimeoutMs ?? 5000;
   let server: grpc.Server | undefined;
+  let stopReloading = (): void => undefined;
 
   const start = async (): Promise<{ port: number }> => {
     if (server) throw new Error('gRPC server already started');
     const proto = loadStateManagerProto(o.protoDir);
-    const credentials = await serverCredentials(config);
-    const tokens = await TokenTable.load(config.auth.tokens);
+    const reload = {
+      logger,
+      intervalMs: o.credentialsReloadMs ?? DEFAULT_CREDENTIALS_RELOAD_MS,
+      ...(o.metrics?.credentials ? { metrics: o.metrics.credentials } : {}),
+    };
+    const tls = config.tls ? await watchTlsCredentials(config.tls, requiresClientCert(config), reload) : undefined;
+    const tokenFiles = await watchTokenFiles(config.auth.tokens, reload).catch((err: unknown) => {
+      tls?.stop();
+      throw err;
+    });
+    stopReloading = () => {
+      tls?.stop();
+      tokenFiles.stop();
+    };
+    const credentials = tls?.credentials ?? grpc.ServerCredentials.createInsecure();
+    const tokens = tokenFiles.tokens;
     const anonymous = anonymousAccess(config);
     const authenticator = new Authenticator({ tokens, anonymous, isLocal: o.isLocalPeer ?? isLoopback });
     const authorizer = new Authorizer(config.auth.rules, o.placement);
@@ -212,6 +231,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       s.bindAsync(config.addr, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     }).catch((err: unknown) => {
       s.forceShutdown();
+      stopReloading();
       throw new Error(`cannot listen for gRPC on ${config.addr}: ${errorMessage(err)}`, { cause: err });
     });
     server = s;
@@ -231,6 +251,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   const stop = async (): Promise<void> => {
     const s = server;
     server = undefined;
+    stopReloading();
     if (!s) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -261,23 +282,6 @@ function unimplementedReads(refuse: (method: string, code: grpc.status, details:
 function deadlineOf(call: { getDeadline(): grpc.Deadline }): { callerDeadline?: number } {
   const ms = callerDeadlineMs(call.getDeadline());
   return ms === undefined ? {} : { callerDeadline: ms };
-}
-
-async function serverCredentials(config: GrpcServerConfig): Promise<grpc.ServerCredentials> {
-  const tls = config.tls;
-  if (!tls) return grpc.ServerCredentials.createInsecure();
-  const read = async (what: string, file: string): Promise<Buffer> => {
-    try {
-      return await readFile(file);
-    } catch (err) {
-      throw new Error(`cannot read gRPC TLS ${what} ${file}: ${(err as Error).message}`, { cause: err });
-    }
-  };
-  const cert = await read('certificate', tls.certFile);
-  const key = await read('key', tls.keyFile);
-  const mutual = requiresClientCert(config);
-  const ca = mutual && tls.caFile !== undefined ? await read('CA', tls.caFile) : null;
-  return grpc.ServerCredentials.createSsl(ca, [{ cert_chain: cert, private_key: key }], mutual);
 }
 
 function warnAboutExposure(config: GrpcServerConfig, anonymous: AnonymousAccess, logger: Logger): void {

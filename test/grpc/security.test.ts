@@ -200,7 +200,7 @@ test('TLS without client certificates: plain TLS clients are served', async (t) 
 
 test('bearer tokens map to identities (inline and from a file); unknown, malformed or missing tokens are refused', async (t) => {
   const tokenFile = join(pki.dir, 'n5.token');
-  await writeFile(tokenFile, 'file-token-n5\n');
+  await writeFile(tokenFile, 'file-token-n5-0123456789abcdef0123456789\n');
   const s = await startTestServer(client, {
     auth: {
       tokens: [
@@ -211,9 +211,9 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
     },
   });
   const c = s.client();
-  t.is(await sendContainerList(c, list('n5'), bearer('file-token-n5')), 'node n5: 1 put, 0 deleted, 0 unchanged');
+  t.is(await sendContainerList(c, list('n5'), bearer('file-token-n5-0123456789abcdef0123456789')), 'node n5: 1 put, 0 deleted, 0 unchanged');
   const before = await allKeys(s);
-  t.is((await grpcError(sendContainerList(c, list('n6'), bearer('file-token-n5')))).code, grpc.status.PERMISSION_DENIED);
+  t.is((await grpcError(sendContainerList(c, list('n6'), bearer('file-token-n5-0123456789abcdef0123456789')))).code, grpc.status.PERMISSION_DENIED);
   t.true(s.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'token:node:n5' && l.meta.via === 'token'));
 
   for (const md of [bearer('wrong-token'), new grpc.Metadata()]) {
