@@ -8,6 +8,7 @@ import { join, relative } from 'node:path';
 import { parse } from 'yaml';
 import {
   assertAuthenticated,
+  assertEtcdIsolated,
   assertNoNamespace,
   assertNoTokenValues,
   assertPdbMatchesReplicas,
@@ -20,6 +21,7 @@ import {
   findHelm,
   findKubectl,
   helmEnv,
+  ingressSources,
   keyPaths,
   kustomizeDir,
   one,
@@ -124,10 +126,15 @@ if (!kubectl.ok) {
       t.is(image, `ghcr.io/statemanager/statemanager:${appVersion}`, 'image tag = app version label');
       const cfg = configOf(t, objs);
       const local = parse(readFileSync(join(kustomizeDir, '../local/config.example.yaml'), 'utf8')) as unknown;
-      // Every setting of the example; beyond them only grpc.auth (the secure overlays' rules).
+      // Every setting of the example; beyond them only grpc.auth (the secure overlays' rules)
+      // and actionController.tls (their ActionController client certificate).
       const paths = keyPaths(cfg);
+      const extra = (p: string) => p.startsWith('grpc.auth.') || p.startsWith('actionController.tls.');
       t.deepEqual(keyPaths(local).filter((p) => !paths.includes(p)), [], 'config.yaml has every setting');
-      t.deepEqual(paths.filter((p) => !keyPaths(local).includes(p) && !p.startsWith('grpc.auth.')), [], 'config.yaml has no setting the example lacks');
+      t.deepEqual(paths.filter((p) => !keyPaths(local).includes(p) && !extra(p)), [], 'config.yaml has no setting the example lacks');
+      // Deny by default: callers that can be identified (a client CA or tokens) need rules.
+      const g = (cfg.grpc ?? {}) as { tls?: { caFile?: string }; auth?: { tokens?: unknown[]; rules?: unknown } };
+      if (g.tls?.caFile || (g.auth?.tokens?.length ?? 0) > 0) t.true(Array.isArray(g.auth?.rules), `${name}: identities come with grpc.auth.rules`);
       const dep = one(t, objs, 'Deployment');
       t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts config.yaml with the pod environment');
       assertNoTokenValues(t, objs);
@@ -147,6 +154,59 @@ if (!kubectl.ok) {
     t.is(env.get('STATEMANAGER_LOG_LEVEL')?.value, 'debug');
     const etcd = container(podSpec(sts), 'etcd');
     t.truthy(etcd.readinessProbe && etcd.livenessProbe);
+    // Its own NetworkPolicy: only statemanager reaches the client port, only etcd the peer port.
+    assertEtcdIsolated(t, objs, 'dev');
+    t.is(byKind(objs, 'NetworkPolicy').length, 1, 'only the etcd policy in dev');
+  });
+
+  test('components/etcd-tls: the bundled etcd requires client certificates, statemanager presents one over https', async (t) => {
+    const dir = tempKustomization(
+      (rel) => `apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - ${rel(join(kustomizeDir, 'base'))}
+components:
+  - ${rel(join(kustomizeDir, 'components/etcd'))}
+  - ${rel(join(kustomizeDir, 'components/etcd-tls'))}
+configMapGenerator:
+  - name: statemanager-config
+    behavior: replace
+    files:
+      - config.yaml
+`,
+    );
+    const cfgText = readFileSync(join(kustomizeDir, 'base/config.yaml'), 'utf8').replace(
+      /  tls:\n    caFile: ""\n    certFile: ""\n    keyFile: ""\n  requestTimeout/,
+      '  tls:\n    caFile: /etc/statemanager/etcd-tls/ca.crt\n    certFile: /etc/statemanager/etcd-tls/tls.crt\n    keyFile: /etc/statemanager/etcd-tls/tls.key\n  requestTimeout',
+    );
+    t.not(cfgText, readFileSync(join(kustomizeDir, 'base/config.yaml'), 'utf8'), 'the test config names the client files');
+    writeFileSync(join(dir, 'config.yaml'), cfgText);
+    const objs = await build(dir);
+    t.deepEqual(await validateAll(objs), []);
+    assertSelectors(t, objs);
+    for (const w of workloads(objs)) assertRestricted(t, w);
+    assertEtcdIsolated(t, objs, 'etcd + etcd-tls');
+    const sts = one(t, objs, 'StatefulSet');
+    const etcd = container(podSpec(sts), 'etcd');
+    const args = etcd.args ?? [];
+    const vol = podSpec(sts).volumes?.find((v) => v.secret?.secretName === 'statemanager-etcd-server-tls');
+    const mount = etcd.volumeMounts?.find((m) => m.name === vol?.name);
+    t.is(mount?.readOnly, true);
+    for (const a of ['--client-cert-auth=true', `--trusted-ca-file=${mount?.mountPath}/ca.crt`, `--cert-file=${mount?.mountPath}/tls.crt`, `--key-file=${mount?.mountPath}/tls.key`, '--listen-client-urls=https://0.0.0.0:2379']) {
+      t.true(args.includes(a), `etcd arg ${a}`);
+    }
+    t.false(args.some((a) => a.startsWith('--listen-client-urls=http:')));
+    // The rest of the component's settings survive the args replacement.
+    const plainArgs = container(podSpec(one(t, await overlay('dev'), 'StatefulSet')), 'etcd').args ?? [];
+    const keep = (a: string) => !/^--(listen|advertise)-client-urls=/.test(a);
+    t.deepEqual(args.filter((a) => keep(a) && plainArgs.includes(a)).length, plainArgs.filter(keep).length, `every other arg of components/etcd kept: ${plainArgs.filter((a) => keep(a) && !args.includes(a)).join(' ')}`);
+    const dep = one(t, objs, 'Deployment');
+    const c = container(podSpec(dep), 'statemanager');
+    const cfg = programConfig(one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '', c);
+    t.deepEqual(cfg.etcd.endpoints, ['https://statemanager-etcd:2379']);
+    const clientVol = podSpec(dep).volumes?.find((v) => v.secret?.secretName === 'statemanager-etcd-tls');
+    const clientDir = c.volumeMounts?.find((m) => m.name === clientVol?.name)?.mountPath;
+    t.deepEqual(cfg.etcd.tls, { caFile: `${clientDir}/ca.crt`, certFile: `${clientDir}/tls.crt`, keyFile: `${clientDir}/tls.key` });
   });
 
   test('prod: three replicas, PDB, TLS Secrets mounted where config.yaml expects them, larger limits', async (t) => {
@@ -215,6 +275,37 @@ if (!kubectl.ok) {
     t.deepEqual((configOf(t, ha) as { grpc: unknown }).grpc, (configOf(t, prod) as { grpc: unknown }).grpc);
   });
 
+  for (const name of ['prod', 'ha'] as const) {
+    test(`${name}: etcd client certificate, ActionController TLS and a NetworkPolicy`, async (t) => {
+      const objs = await overlay(name);
+      const dep = one(t, objs, 'Deployment');
+      const spec = podSpec(dep);
+      const c = container(spec, 'statemanager');
+      const cfg = programConfig(one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '', c);
+      const dirOf = (secret: string) => {
+        const vol = spec.volumes?.find((v) => v.secret?.secretName === secret);
+        t.truthy(vol, `Secret ${secret} is mounted`);
+        t.not(vol?.secret?.optional, true, `Secret ${secret} is required`);
+        const m = c.volumeMounts?.find((x) => x.name === vol?.name);
+        t.is(m?.readOnly, true);
+        return m?.mountPath ?? '<none>';
+      };
+      const etcdDir = dirOf('statemanager-etcd-tls');
+      t.deepEqual(cfg.etcd.tls, { caFile: `${etcdDir}/ca.crt`, certFile: `${etcdDir}/tls.crt`, keyFile: `${etcdDir}/tls.key` }, 'etcd: CA and client certificate');
+      for (const e of cfg.etcd.endpoints) t.true(e.startsWith('https://'), `${name}: etcd endpoint ${e} uses TLS`);
+      const acDir = dirOf('statemanager-action-controller-tls');
+      t.deepEqual(cfg.actionController.tls, { caFile: `${acDir}/ca.crt`, certFile: `${acDir}/tls.crt`, keyFile: `${acDir}/tls.key` }, 'ActionController: CA and client certificate');
+      const np = one(t, objs, 'NetworkPolicy');
+      t.deepEqual((np.spec as { policyTypes: string[] }).policyTypes, ['Ingress', 'Egress']);
+      const grpc = ingressSources(objs, dep, 47006);
+      const http = ingressSources(objs, dep, 47086);
+      t.deepEqual(grpc, [{ namespaceSelector: {}, podSelector: { matchLabels: { 'statemanager-client': 'true' } } }], 'gRPC only from labelled client pods');
+      t.deepEqual(http, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], 'metrics only from monitoring');
+      const egress = (np.spec as { egress: { ports: { port: number }[] }[] }).egress.flatMap((r) => r.ports.map((p) => p.port));
+      t.deepEqual(egress.sort((a, b) => a - b), [53, 53, 2379, 47001]);
+    });
+  }
+
   test('ha: three replicas required on different nodes, PDB', async (t) => {
     const objs = await overlay('ha');
     t.is(replicas(t, objs), 3);
@@ -257,7 +348,7 @@ if (!kubectl.ok) {
       (rel) => `apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources:
-  - ${rel(join(kustomizeDir, 'overlays/ha'))}
+  - ${rel(join(kustomizeDir, 'overlays/dev'))}
 components:
   - ${rel(join(kustomizeDir, 'components/servicemonitor'))}
   - ${rel(join(kustomizeDir, 'components/networkpolicy'))}
@@ -266,12 +357,13 @@ components:
     const objs = await build(dir);
     t.deepEqual(await validateAll(objs), []);
     one(t, objs, 'ServiceMonitor');
-    const np = one(t, objs, 'NetworkPolicy');
+    const np = one(t, objs, 'NetworkPolicy', 'statemanager');
     assertSelectors(t, objs);
+    assertEtcdIsolated(t, objs, 'dev + networkpolicy');
     const egress = (np.spec as { egress: { ports: { port: number }[] }[] }).egress.flatMap((r) => r.ports.map((p) => p.port));
     for (const p of [53, 2379, 47001]) t.true(egress.includes(p), `egress port ${p}`);
-    const base = await overlay('ha');
-    t.false(base.some((o) => o.kind === 'ServiceMonitor' || o.kind === 'NetworkPolicy'), 'not in the overlays by default');
+    for (const name of overlays) t.false((await overlay(name)).some((o) => o.kind === 'ServiceMonitor'), `${name}: no ServiceMonitor by default`);
+    t.false((await overlay('base')).some((o) => o.kind === 'NetworkPolicy'), 'base: no NetworkPolicy');
   });
 
   const helm = findHelm();
@@ -310,9 +402,11 @@ components:
     test('the prod overlay and the chart production values give the same gRPC configuration', async (t) => {
       const r = await run(h.bin, ['template', 'sm', chartDir, '-f', join(chartDir, 'values-production.yaml')], helmEnv);
       t.is(r.code, 0, r.stderr);
-      const chartCfg = configOf(t, parseManifests(r.stdout)) as { grpc: unknown };
-      const prodCfg = configOf(t, await overlay('prod')) as { grpc: unknown };
+      const chartCfg = configOf(t, parseManifests(r.stdout)) as { grpc: unknown; etcd: { tls: unknown }; actionController: { tls: unknown } };
+      const prodCfg = configOf(t, await overlay('prod')) as { grpc: unknown; etcd: { tls: unknown }; actionController: { tls: unknown } };
       t.deepEqual(chartCfg.grpc, prodCfg.grpc, 'values-production.yaml and overlays/prod/config.yaml: same TLS files and rules');
+      t.deepEqual(chartCfg.etcd.tls, prodCfg.etcd.tls, 'same etcd client certificate files');
+      t.deepEqual(chartCfg.actionController.tls, prodCfg.actionController.tls, 'same ActionController TLS files');
     });
   } else {
     test.skip(`kustomize base vs chart defaults (${helm.reason})`, () => undefined);
