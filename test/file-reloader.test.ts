@@ -1,0 +1,151 @@
+// The poll behind credential reloading, on in-memory files and a hand-driven timer: nothing is
+// read between ticks, a change is applied at the next tick, a broken change keeps the old value
+// and is reported once per distinct content, and stop() ends the polling.
+import test from 'ava';
+import { FileReloader, type ReloadOutcome } from '../src/file-reloader.js';
+import { captureLogger } from './grpc/_support.js';
+
+function world() {
+  const files = new Map<string, string>([['/a', 'one']]);
+  let tick: (() => void) | undefined;
+  const intervals: number[] = [];
+  let reads = 0;
+  const applied: [string, boolean][] = [];
+  const outcomes: ReloadOutcome[] = [];
+  const loadedAt: number[] = [];
+  const logger = captureLogger();
+  let now = 1_000_000;
+  const reloader = new FileReloader<string>({
+    what: 'test',
+    files: [{ label: 'test file', path: '/a' }],
+    build: (contents) => {
+      const text = contents.get('/a')!.toString();
+      if (text.startsWith('bad')) throw new Error(`test file /a is ${text}`);
+      return text;
+    },
+    apply: (v, reloaded) => void applied.push([v, reloaded]),
+    intervalMs: 5000,
+    logger,
+    metrics: { reloaded: (_w, o) => void outcomes.push(o), loaded: (_w, s) => void loadedAt.push(s) },
+    read: async (p) => {
+      reads++;
+      const v = files.get(p);
+      if (v === undefined) throw new Error('ENOENT: no such file');
+      return Buffer.from(v);
+    },
+    now: () => now,
+    every: (fn, ms) => {
+      tick = fn;
+      intervals.push(ms);
+      return { stop: () => (tick = undefined) };
+    },
+  });
+  return {
+    files,
+    reloader,
+    applied,
+    outcomes,
+    loadedAt,
+    logger,
+    intervals,
+    reads: () => reads,
+    advance: (ms: number) => (now += ms),
+    /** One timer tick, and the poll it started. */
+    tick: async () => {
+      if (!tick) return 'stopped';
+      tick();
+      return reloader.poll();
+    },
+  };
+}
+
+test('the first load applies the files and starts one timer at the configured interval', async (t) => {
+  const w = world();
+  t.is(await w.reloader.start(), 'one');
+  t.deepEqual(w.applied, [['one', false]]);
+  t.deepEqual(w.intervals, [5000]);
+  t.deepEqual(w.outcomes, []);
+  t.deepEqual(w.loadedAt, [1000]);
+});
+
+test('the first load fails with a message naming the file', async (t) => {
+  const w = world();
+  w.files.delete('/a');
+  await t.throwsAsync(w.reloader.start(), { message: 'cannot read test file /a: ENOENT: no such file' });
+  w.files.set('/a', 'bad value');
+  await t.throwsAsync(w.reloader.start(), { message: 'test file /a is bad value' });
+  t.deepEqual(w.applied, []);
+});
+
+test('files are read only at ticks; a change is applied at the next one', async (t) => {
+  const w = world();
+  await w.reloader.start();
+  const reads = w.reads();
+  w.files.set('/a', 'two');
+  t.is(w.reads(), reads, 'nothing read before the tick');
+  t.deepEqual(w.applied, [['one', false]]);
+  t.is(await w.tick(), 'reloaded');
+  t.deepEqual(w.applied, [['one', false], ['two', true]]);
+  t.deepEqual(w.outcomes, ['success']);
+  t.is(await w.tick(), 'unchanged');
+  t.deepEqual(w.outcomes, ['success']);
+  t.is(w.logger.lines.filter((l) => l.message === 'credentials reloaded').length, 1);
+});
+
+test('a broken change keeps the value in service, reported once per distinct content', async (t) => {
+  const w = world();
+  await w.reloader.start();
+  w.files.set('/a', 'bad 1');
+  t.is(await w.tick(), 'failed');
+  t.is(await w.tick(), 'failed');
+  t.deepEqual(w.outcomes, ['error'], 'the same broken content is counted once');
+  w.files.set('/a', 'bad 2');
+  t.is(await w.tick(), 'failed');
+  w.files.delete('/a');
+  t.is(await w.tick(), 'failed');
+  t.is(await w.tick(), 'failed');
+  t.deepEqual(w.outcomes, ['error', 'error', 'error']);
+  t.deepEqual(
+    w.logger.lines.filter((l) => l.level === 'error').map((l) => l.meta.error),
+    ['test file /a is bad 1', 'test file /a is bad 2', 'cannot read test file /a: ENOENT: no such file'],
+  );
+  t.deepEqual(w.applied, [['one', false]], 'the first value stayed in service');
+  // Back to what is in service: nothing to do, nothing counted; the same breakage again counts again.
+  w.files.set('/a', 'one');
+  t.is(await w.tick(), 'unchanged');
+  w.files.set('/a', 'bad 1');
+  t.is(await w.tick(), 'failed');
+  t.is(w.outcomes.length, 4);
+  w.advance(7000);
+  w.files.set('/a', 'three');
+  t.is(await w.tick(), 'reloaded');
+  t.deepEqual(w.applied.at(-1), ['three', true]);
+  t.deepEqual(w.loadedAt, [1000, 1007]);
+});
+
+test('stop() ends the polling', async (t) => {
+  const w = world();
+  await w.reloader.start();
+  w.reloader.stop();
+  w.files.set('/a', 'two');
+  t.is(await w.tick(), 'stopped');
+  t.deepEqual(w.applied, [['one', false]]);
+});
+
+test('no files: nothing to poll, no timer', async (t) => {
+  let timers = 0;
+  const r = new FileReloader<number>({
+    what: 'none',
+    files: [],
+    build: () => 42,
+    apply: () => undefined,
+    intervalMs: 1000,
+    logger: captureLogger(),
+    every: () => {
+      timers++;
+      return { stop: () => undefined };
+    },
+  });
+  t.is(await r.start(), 42);
+  t.is(timers, 0);
+});
