@@ -6,7 +6,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, parseDocument, isMap, isScalar, LineCounter, type YAMLMap, type Node as YamlNode } from 'yaml';
+import { parse, parseDocument, isMap, isScalar, LineCounter, stringify, type YAMLMap, type Node as YamlNode } from 'yaml';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import {
   assertAuthenticated,
@@ -441,6 +441,11 @@ if (!helm.ok) {
     t.regex(await templateFails(['--set', 'grpc.tls.enabled=true']), /grpc\.tls\.existingSecret/);
     t.regex(await templateFails(['--set', 'grpc.tls.clientCA.existingSecret=ca']), /clientCA.*requires grpc\.tls\.enabled=true/);
     t.regex(await templateFails(['--set', 'grpc.auth.tokens.identities={operator}']), /requires grpc\.auth\.tokens\.existingSecret/);
+    // Tokens in clear text: statemanager refuses to start beyond loopback, so the chart refuses to render.
+    const clearTokens = ['--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={operator}', '--set-json', 'grpc.auth.rules=[]'];
+    t.regex(await templateFails(clearTokens), /grpc\.auth\.tokens need TLS.*Set grpc\.tls\.enabled=true/s);
+    const loopbackOnly = await template([...clearTokens, '--set', 'extraConfig.grpc.addr=127.0.0.1:47006']);
+    t.is(programRejects(configMap(t, loopbackOnly).data?.['config.yaml'] ?? '', smContainer(loopbackOnly)), undefined, 'on loopback only, tokens without TLS are accepted');
     t.regex(await templateFails(['--set', 'grpc.auth.tokens.existingSecret=tok']), /identities is empty/);
     t.regex(
       await templateFails(['--set-json', 'grpc.auth.rules=[{"identities":["cn:operator-*"],"allow":[{"method":"read"}]}]']),
@@ -537,11 +542,6 @@ if (!helm.ok) {
     t.false(tokens.includes('no gRPC authentication'));
     t.false(tokens.includes('WARNING'), tokens);
     t.true(tokens.includes('bearer tokens from Secret sm-grpc-tokens (policymanager, operator)'));
-    const clearTokens = await notes([
-      '--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={operator}',
-      '--set-json', 'grpc.auth.rules=[{"identities":["token:operator"],"allow":[{"method":"read"}]}]',
-    ]);
-    t.regex(clearTokens, /WARNING: grpc\.auth\.tokens without grpc\.tls/);
     const nobody = await notes(['--set', 'grpc.auth.allowAnonymous=false']);
     t.regex(nobody, /WARNING: grpc\.auth\.allowAnonymous=false and neither a client CA nor tokens/);
   });
@@ -641,6 +641,10 @@ if (!helm.ok) {
       const objs = await template([...args, '--set-json', 'grpc.auth.rules=[]']);
       const cfg = programConfig(configMap(t, objs).data?.['config.yaml'] ?? '', smContainer(objs));
       t.deepEqual(cfg.grpc.auth.rules, [], `${name}: rules [] rendered as a list`);
+      // What the chart refuses, the program refuses too: the same configuration without rules.
+      const raw = parse(configMap(t, objs).data?.['config.yaml'] ?? '') as { grpc: { auth: Record<string, unknown> } };
+      delete raw.grpc.auth.rules;
+      t.regex(programRejects(stringify(raw), smContainer(objs)) ?? '', /grpc\.auth\.rules/, `${name}: src/config.ts refuses identities without rules`);
     }
     // Through extraConfig too: a client CA slipped in there still needs rules, and rules given there count.
     const viaExtra = ['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls', '--set', 'extraConfig.grpc.tls.caFile=/etc/ca.crt'];

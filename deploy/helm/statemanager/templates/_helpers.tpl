@@ -264,6 +264,11 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and (or $gtls.caFile $gauth.tokens) (not (kindIs "slice" $gauth.rules)) }}
 {{- fail (printf "grpc.auth.rules is not set, but callers are identified (%s): statemanager denies by default and refuses to start without rules. Set grpc.auth.rules to what each identity may do (see values-production.yaml), or to [] to deny every call" (ternary "mutual TLS, grpc.tls.clientCA" "bearer tokens, grpc.auth.tokens" (not (empty $gtls.caFile)))) }}
 {{- end }}
+{{- /* Bearer tokens in clear text could be read off the network and replayed; statemanager
+       refuses them unless it listens on loopback only. */}}
+{{- if and $gauth.tokens (not $gtls.certFile) (not (regexMatch "^(127\\.|localhost:|\\[::1\\]:)" (toString $g.addr))) }}
+{{- fail (printf "grpc.auth.tokens need TLS: without it bearer tokens travel in clear text and statemanager refuses to start (it listens on %s). Set grpc.tls.enabled=true and grpc.tls.existingSecret (the server certificate)" (toString $g.addr)) }}
+{{- end }}
 {{- if and (not .Values.etcd.bundled.enabled) (eq (len .Values.etcd.endpoints) 0) }}
 {{- fail "set etcd.endpoints to your etcd cluster, or etcd.bundled.enabled=true to try statemanager out" }}
 {{- end }}
