@@ -176,7 +176,7 @@ configMapGenerator:
 `,
     );
     const cfgText = readFileSync(join(kustomizeDir, 'base/config.yaml'), 'utf8').replace(
-      /  tls:\n    caFile: ""\n    certFile: ""\n    keyFile: ""\n  requestTimeout/,
+      '  tls:\n    caFile: ""\n    certFile: ""\n    keyFile: ""\n  requestTimeout',
       '  tls:\n    caFile: /etc/statemanager/etcd-tls/ca.crt\n    certFile: /etc/statemanager/etcd-tls/tls.crt\n    keyFile: /etc/statemanager/etcd-tls/tls.key\n  requestTimeout',
     );
     t.not(cfgText, readFileSync(join(kustomizeDir, 'base/config.yaml'), 'utf8'), 'the test config names the client files');
