@@ -113,10 +113,18 @@ export const authRuleSchema = z
   });
 export type AuthRule = z.output<typeof authRuleSchema>;
 
+/** Shorter tokens can be guessed; 32 bytes is what `openssl rand -hex 16` prints. */
+export const MIN_TOKEN_BYTES = 32;
+
 export const tokenSchema = z
   .object({
     identity: z.string().min(1),
-    token: z.string().min(1).optional(),
+    token: z
+      .string()
+      .refine((t) => Buffer.byteLength(t, 'utf8') >= MIN_TOKEN_BYTES, {
+        message: `a token must be at least ${MIN_TOKEN_BYTES} bytes long (make one with: openssl rand -hex 32)`,
+      })
+      .optional(),
     tokenFile: z.string().min(1).optional(),
   })
   .strict()
@@ -136,8 +144,12 @@ export const authConfigSchema = z
      * source is configured (no tokens, no client CA).
      */
     allowAnonymous: z.boolean().optional(),
-    /** Omitted: every authenticated caller may do everything. Given (even empty): deny by default. */
-    rules: z.array(authRuleSchema).optional(),
+    /**
+     * What each identity may do; whatever no rule allows is denied (an empty list denies
+     * everything). Required once any identity source exists (tokens or a client CA); omitted
+     * only when callers are anonymous. `null` (as Helm renders an unset value) counts as omitted.
+     */
+    rules: z.preprocess((v) => (v === null ? undefined : v), z.array(authRuleSchema).optional()),
   })
   .strict();
 export type AuthConfig = z.output<typeof authConfigSchema>;

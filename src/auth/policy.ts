@@ -1,6 +1,7 @@
 // Authorization: does any rule whose identity pattern matches one of the caller's names allow
-// this request? Without rules every authenticated caller may do everything; with rules (even an
-// empty list) whatever no rule allows is denied.
+// this request? Whatever no rule allows is denied (an empty list denies everything). Without
+// rules only anonymous callers are served (a setup without identities); the configuration
+// refuses identities without rules, and a caller with an identity is denied here all the same.
 import { parseState, type ResourceKind } from '../../reconcilers/states.js';
 import type { AuthRule, Permission } from './config.js';
 import type { Caller } from './identity.js';
@@ -17,10 +18,16 @@ export type AuthzRequest =
       method: 'SendStateChange';
       kind: ResourceKind;
       name: string;
-      /** Canonical stored state before the change; undefined when absent. */
-      from: string | undefined;
+      /** Canonical stored state before the change; undefined when absent; ANY_STATE: not known yet. */
+      from: string | undefined | typeof ANY_STATE;
       to: string;
     };
+
+/**
+ * `from` before the stored state is read: allowed when some rule allows the change from some
+ * state, so a caller no rule could allow is refused before anything is read.
+ */
+export const ANY_STATE = Symbol('any state');
 
 export type AuthzDecision = { allowed: true; rule?: number } | { allowed: false };
 
@@ -43,7 +50,7 @@ export class Authorizer {
   }
 
   authorize(caller: Caller, req: AuthzRequest): AuthzDecision {
-    if (this.rules === undefined) return { allowed: true };
+    if (this.rules === undefined) return caller.via === 'anonymous' ? { allowed: true } : { allowed: false };
     for (let i = 0; i < this.rules.length; i++) {
       const rule = this.rules[i]!;
       for (const name of caller.names) {
@@ -87,7 +94,8 @@ function permits(perm: Permission, req: AuthzRequest, vars: { match: string; ide
   if (perm.method === 'SendStateChange' && req.method === 'SendStateChange') {
     if (perm.kind !== undefined && perm.kind !== req.kind) return false;
     if (perm.names !== undefined && !perm.names.some((n) => matchPattern(n, req.name) !== undefined)) return false;
-    if (perm.from !== undefined && !perm.from.some((s) => sameState(req.kind, s, req.from))) return false;
+    const from = req.from;
+    if (perm.from !== undefined && from !== ANY_STATE && !perm.from.some((s) => sameState(req.kind, s, from))) return false;
     if (perm.to !== undefined && !perm.to.some((s) => sameState(req.kind, s, req.to))) return false;
     return true;
   }

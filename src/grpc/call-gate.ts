@@ -1,63 +1,140 @@
-// The gate every call passes before its message is read: authentication from the TLS peer
-// certificate, the metadata and the peer address, then the caller's rate limit. A refused call
-// never has its message read or decoded. The handler finds the caller by its metadata object,
-// which grpc-js hands on unchanged; a client cannot forge that entry (it is not metadata).
+// The gate every call passes before its message is read: a peer with too many failed
+// authentications is turned away first, then the caller is authenticated from the TLS peer
+// certificate, the metadata and the peer address, then its call rate and its calls in flight
+// are checked. A refused call never has its message read or decoded. The handler finds the
+// caller by its metadata object, which grpc-js hands on unchanged; a client cannot forge that
+// entry (it is not metadata).
 import * as grpc from '@grpc/grpc-js';
 import type { Authenticator, Caller, PeerAuthContext } from '../auth/identity.js';
 import type { RateLimiter } from './rate-limit.js';
+import type { InFlightLimiter, Slot } from './in-flight.js';
 import type { ThrottledLog } from '../throttled-log.js';
 
 export interface CallGateOptions {
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
+  /** Unary calls not yet answered, per identity; streams are bounded by the read API. */
+  inFlight?: InFlightLimiter;
+  /** Failed authentications per peer address: once empty, the peer is refused before authentication. */
+  authFailures?: RateLimiter;
   refusals: ThrottledLog;
   /** Counts a refused call by method name and status name. */
   refused(method: string, code: string): void;
 }
 
+export interface Admitted {
+  caller: Caller;
+  /** Whose budgets the call spends: the identity, or `anonymous@<peer address>`. */
+  budgetKey: string;
+  slot?: Slot;
+}
+
+type Refusal = { code: grpc.status; details: string };
+
 export class CallGate {
-  private readonly callers = new WeakMap<grpc.Metadata, Caller>();
+  private readonly admitted = new WeakMap<grpc.Metadata, Admitted>();
 
   constructor(private readonly o: CallGateOptions) {}
 
   /** The authenticated caller of a call the interceptor let through. */
   callerOf(metadata: grpc.Metadata): Caller | undefined {
-    return this.callers.get(metadata);
+    return this.admitted.get(metadata)?.caller;
+  }
+
+  /** Whose budgets the call spends (see Admitted.budgetKey). */
+  budgetKeyOf(metadata: grpc.Metadata): string | undefined {
+    return this.admitted.get(metadata)?.budgetKey;
   }
 
   readonly interceptor: grpc.ServerInterceptor = (method, call) => {
     const name = method.path.slice(method.path.lastIndexOf('/') + 1);
+    const unary = !method.requestStream && !method.responseStream;
+    let slot: Slot | undefined;
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, pass) => {
             const remoteAddress = call.getConnectionInfo().remoteAddress;
-            const refusal = this.admit(name, metadata, call.getAuthContext() as PeerAuthContext | null, remoteAddress);
-            if (refusal) {
-              this.o.refused(name, grpc.status[refusal.code]);
-              call.sendStatus({ code: refusal.code, details: refusal.details });
+            const r = this.admit(name, unary, metadata, call.getAuthContext() as PeerAuthContext | null, remoteAddress);
+            if ('code' in r) {
+              this.o.refused(name, grpc.status[r.code]);
+              call.sendStatus({ code: r.code, details: r.details });
               return;
             }
+            slot = r.slot;
             pass(metadata);
+          },
+          // The call ended (answered, cut, or cancelled by the client). A slot the handler owns
+          // is released by its answer instead: the work behind a cancelled call goes on.
+          onCancel: () => {
+            if (slot && !slot.owned) slot.release();
           },
         });
       },
     });
   };
 
-  private admit(method: string, metadata: grpc.Metadata, authContext: PeerAuthContext | null, remoteAddress: string | undefined): { code: grpc.status; details: string } | undefined {
+  /**
+   * The unary handlers of `service` wrapped so that the caller's slot is held until the handler
+   * answers; other handlers unchanged.
+   */
+  holdUntilAnswered<H extends object>(service: grpc.ServiceDefinition, handlers: H): H {
+    const out = { ...handlers } as Record<string, unknown>;
+    for (const [name, def] of Object.entries(service)) {
+      const h = out[name];
+      if (def.requestStream || def.responseStream || typeof h !== 'function') continue;
+      out[name] = this.holding(h as grpc.handleUnaryCall<unknown, unknown>);
+    }
+    return out as H;
+  }
+
+  private holding(handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
+    return (call, callback) => {
+      const slot = this.admitted.get(call.metadata)?.slot;
+      slot?.own();
+      const answer: grpc.sendUnaryData<unknown> = (...args) => {
+        slot?.release();
+        callback(...args);
+      };
+      try {
+        handler(call, answer);
+      } catch (err) {
+        slot?.release();
+        throw err;
+      }
+    };
+  }
+
+  private admit(method: string, unary: boolean, metadata: grpc.Metadata, authContext: PeerAuthContext | null, remoteAddress: string | undefined): Admitted | Refusal {
+    const peer = remoteAddress ?? 'unknown';
+    // A verified client certificate cannot be guessed: only the other ways in are locked.
+    const guessable = !authContext?.sslPeerCertificate;
+    if (guessable && this.o.authFailures?.exhausted(peer)) {
+      this.o.refusals.warn('auth-locked', 'gRPC call refused: too many failed authentications from its peer', { method, peer });
+      return { code: grpc.status.RESOURCE_EXHAUSTED, details: `too many failed authentications from ${peer} (grpc.limits.authFailuresPerMinute); retry later` };
+    }
     const a = this.o.authenticator.authenticate({ authContext, metadata, remoteAddress });
     if (!a.ok) {
+      this.o.authFailures?.take(peer);
       this.o.refusals.warn('unauthenticated', 'gRPC call unauthenticated', { method, peer: remoteAddress, reason: a.reason });
       return { code: grpc.status.UNAUTHENTICATED, details: a.reason };
     }
-    // Anonymous callers share no identity: each peer address gets its own bucket.
-    const bucket = a.caller.via === 'anonymous' ? `anonymous@${remoteAddress ?? 'unknown'}` : a.caller.identity;
-    if (!this.o.rateLimiter.take(bucket)) {
+    // Anonymous callers share no identity: each peer address gets its own buckets.
+    const budgetKey = a.caller.via === 'anonymous' ? `anonymous@${peer}` : a.caller.identity;
+    if (!this.o.rateLimiter.take(budgetKey)) {
       this.o.refusals.warn('rate-limited', 'gRPC call over its rate limit', { method, identity: a.caller.identity, peer: remoteAddress });
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: `${a.caller.identity} is over its rate limit (grpc.limits.callsPerSecond); retry with backoff` };
     }
-    this.callers.set(metadata, a.caller);
-    return undefined;
+    let slot: Slot | undefined;
+    if (unary && this.o.inFlight) {
+      slot = this.o.inFlight.acquire(budgetKey);
+      if (!slot) {
+        this.o.refusals.warn('in-flight', 'gRPC call over its calls in flight', { method, identity: a.caller.identity, peer: remoteAddress });
+        return { code: grpc.status.RESOURCE_EXHAUSTED, details: `${a.caller.identity} has too many calls in flight (grpc.limits.callsInFlightPerIdentity); wait for answers before sending more` };
+      }
+    }
+    const admitted: Admitted = { caller: a.caller, budgetKey, ...(slot ? { slot } : {}) };
+    this.admitted.set(metadata, admitted);
+    return admitted;
   }
 }

@@ -1,7 +1,7 @@
 // The `grpc` section of statemanager's configuration (embedded by the application's config
 // module). Documented in docs/grpc.md.
 import { z } from 'zod';
-import { hostPortSchema as addr } from '../address.js';
+import { hostPortSchema as addr, isLoopback, splitHostPort } from '../address.js';
 import { authConfigSchema } from '../auth/config.js';
 import type { AnonymousAccess } from '../auth/identity.js';
 
@@ -43,14 +43,51 @@ export const limitsSchema = z
     mapEntries: z.number().int().positive().default(256),
     /** Bytes of one string: a name, the image, a map key or value. */
     valueBytes: z.number().int().positive().default(16 * 1024),
-    /** HTTP/2 streams one connection may have open at once (grpc.max_concurrent_streams). */
-    maxConcurrentStreams: z.number().int().positive().default(1000),
+    /**
+     * HTTP/2 streams one connection may have open at once (grpc.max_concurrent_streams). A real
+     * client uses a handful: one call at a time per agent, plus a few long-lived subscriptions.
+     */
+    maxConcurrentStreams: z.number().int().positive().default(100),
     /** Calls per second per identity (anonymous callers: per peer address); 0 turns the limit off. */
     callsPerSecond: z.number().min(0).default(2000),
     /** Calls an identity may make at once above the rate before it is refused. */
     burst: z.number().int().positive().default(4000),
-    /** Unsent events one SubscribeToStateChanges stream may hold; beyond, it is cut off (RESOURCE_EXHAUSTED). */
+    /**
+     * Unary calls one identity (anonymous: one peer address) may have unanswered at once, over all
+     * its connections; a slot is held until the handler answers. 0 turns the limit off.
+     */
+    callsInFlightPerIdentity: z.number().int().min(0).default(16),
+    /**
+     * Bytes one identity may write into etcd per second (keys and stored values of changed
+     * containers, deletions, state changes with their history entries); 0 turns it off. A node
+     * agent sends its list at most once a second and only when it changed, and only changed
+     * containers are written: a few KiB per second in practice. 64 KiB/s bounds what one identity
+     * can add to etcd's history to ~19 MiB per 5-minute compaction window.
+     */
+    writeBytesPerSecond: z.number().min(0).default(64 * 1024),
+    /**
+     * Bytes one identity may write at once above the rate: two whole lists of the largest size
+     * (limits.listBytes), so a node that restarts every container gets through at once.
+     */
+    writeBurstBytes: z.number().int().positive().default(2 * 1024 * 1024),
+    /**
+     * Failed authentications per peer address per minute; beyond, the peer's calls are refused
+     * (RESOURCE_EXHAUSTED) before authentication until the count drains. 0 turns it off.
+     */
+    authFailuresPerMinute: z.number().min(0).default(20),
+    /**
+     * Changes that may arrive while a SubscribeToStateChanges stream does not read; beyond, it is
+     * cut off (RESOURCE_EXHAUSTED, naming the revision to resume from). A backlog the client reads is never cut.
+     */
     subscriberBufferEvents: z.number().int().positive().default(1000),
+    /** Subscriptions one identity (anonymous callers: one peer address) may hold open; more are RESOURCE_EXHAUSTED. */
+    subscriptionsPerIdentity: z.number().int().positive().default(100),
+    /** Subscriptions one replica holds open in total; more are RESOURCE_EXHAUSTED. */
+    subscriptionsTotal: z.number().int().positive().default(2000),
+    /** etcd watches one replica opens at once to replay changes older than its resume buffer; more resumes wait their turn. */
+    replayWatches: z.number().int().positive().max(64).default(4),
+    /** Resources in one ListResourcesByState answer (limit 0 or above it gets this many; total_count counts all). */
+    listMaxResults: z.number().int().positive().default(1000),
   })
   .strict();
 export type GrpcLimits = z.output<typeof limitsSchema>;
@@ -76,11 +113,36 @@ export const grpcServerConfigSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
-    if (c.auth.rules !== undefined && c.auth.tokens.length === 0 && !requiresClientCert(c)) {
+    const identities = c.auth.tokens.length > 0 || requiresClientCert(c);
+    if (c.auth.rules !== undefined && !identities) {
       ctx.addIssue({
         code: 'custom',
         path: ['auth', 'rules'],
         message: 'authorization rules need caller identities: configure auth.tokens or tls.caFile (mutual TLS)',
+      });
+    }
+    // Deny by default: an identity source without rules would let every identity do everything.
+    if (identities && c.auth.rules === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'rules'],
+        message:
+          'callers have identities (auth.tokens or tls.caFile) but no authorization rules: add grpc.auth.rules: a list of {identities, allow} saying what each identity may do (an empty list denies everything; see docs/grpc.md#authorization)',
+      });
+    }
+    // Bearer tokens in clear text can be read off the network and replayed.
+    if (c.auth.tokens.length > 0 && c.tls === undefined && !isLoopback(splitHostPort(c.addr).host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'tokens'],
+        message: `bearer tokens need TLS when the server listens beyond loopback (addr ${c.addr}): configure grpc.tls (certFile, keyFile), or listen on 127.0.0.1`,
+      });
+    }
+    if (c.limits.writeBytesPerSecond > 0 && c.limits.writeBurstBytes < c.limits.listBytes) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['limits', 'writeBurstBytes'],
+        message: `writeBurstBytes (${c.limits.writeBurstBytes}) must be at least listBytes (${c.limits.listBytes}), or a whole list could never be written at once`,
       });
     }
   });

@@ -12,6 +12,7 @@ import { ContainerSyncConflictError, syncContainerList } from './container-sync.
 import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
+import { WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
 
 export interface ContainerListDeps {
   client: Etcd3;
@@ -26,6 +27,8 @@ export interface ContainerListDeps {
   refusals?: ThrottledLog;
   /** Names the models not placed on the node in a denial. */
   placement?: ModelPlacement;
+  /** The caller's budget of bytes into etcd; unlimited when omitted. */
+  budget?: WriteBudget;
 }
 
 export interface ContainerListCall {
@@ -59,6 +62,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         requestTimeoutMs: deps.requestTimeoutMs,
         maxAttempts: deps.maxAttempts,
         maxTxnOps: deps.maxTxnOps,
+        ...(deps.budget ? { budget: deps.budget } : {}),
         ...(call.callerDeadline !== undefined ? { callerDeadline: call.callerDeadline } : {}),
       },
       nodeName,
@@ -77,6 +81,12 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     return { ok: true, resp };
   } catch (err) {
     const message = errorMessage(err);
+    if (err instanceof WriteBudgetExceededError) {
+      const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, nodeName, bytes: err.bytes };
+      if (deps.refusals) deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
+      else deps.logger.warn('gRPC call over its write budget', meta);
+      return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${call.caller.identity}: ${message}` };
+    }
     deps.logger.error('SendChangedContainerList failed', { nodeName, identity: call.caller.identity, error: message });
     if (err instanceof ContainerSyncConflictError) return { ok: false, code: status.ABORTED, message };
     switch (classifyEtcdError(err)) {

@@ -15,6 +15,7 @@ import { prefixEnd } from '../etcd/lister-watcher.js';
 import { sameContainer } from './container-record.js';
 import { etcdDeadline } from '../etcd/errors.js';
 import { rangePaged } from '../etcd/paged-range.js';
+import { UNLIMITED, WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
 
 export interface ContainerSyncOptions {
   client: Etcd3;
@@ -26,6 +27,8 @@ export interface ContainerSyncOptions {
   /** etcd's --max-txn-ops. Default 128 (etcd's default). */
   maxTxnOps?: number;
   pageSize?: number;
+  /** Charged the bytes each transaction writes before it is sent; short: WriteBudgetExceededError. */
+  budget?: WriteBudget;
 }
 
 export interface SyncResult {
@@ -80,6 +83,9 @@ export async function syncContainerList(
     const put = success.length - deleted;
     const unchanged = kept.length;
     if (success.length === 0) return { put, deleted, unchanged, attempts: attempt, revision };
+    const bytes = writtenBytes(success);
+    const budget = o.budget ?? UNLIMITED;
+    if (!budget.take(bytes)) throw new WriteBudgetExceededError(bytes, budget.waitMs(bytes));
     // The kept keys must still be there, as read: the range compare cannot see a deletion.
     const guardEach = compare.length + kept.length <= (o.maxTxnOps ?? 128);
     if (guardEach) {
@@ -87,17 +93,35 @@ export async function syncContainerList(
     } else {
       success.push({ request_range: { key: prefix, range_end: end, count_only: true } });
     }
+    // A transaction that failed to reach etcd keeps its charge: it may have been applied.
     const res = await o.client.kv.txn(
       { compare, success, failure: [] },
       { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
     );
-    if (!res.succeeded) continue;
+    if (!res.succeeded) {
+      budget.refund(bytes); // lost a race: nothing was written
+      continue;
+    }
     if (!guardEach && Number(res.responses[res.responses.length - 1]?.response_range?.count) !== containers.length) {
       continue; // a kept container was deleted in between: the next round puts it back
     }
     return { put, deleted, unchanged, attempts: attempt, revision: Number(res.header.revision) };
   }
   throw new ContainerSyncConflictError(node, o.maxAttempts);
+}
+
+/** What the writes store: each put's key and value, each deletion's key (its tombstone). */
+export function writtenBytes(ops: readonly IRequestOp[]): number {
+  let n = 0;
+  for (const op of ops) {
+    if (op.request_put) n += byteLength(op.request_put.key) + byteLength(op.request_put.value);
+    else if (op.request_delete_range) n += byteLength(op.request_delete_range.key);
+  }
+  return n;
+}
+
+function byteLength(b: Buffer | string | undefined): number {
+  return b === undefined ? 0 : typeof b === 'string' ? Buffer.byteLength(b) : b.length;
 }
 
 /** Every key under the prefix at one revision, in pages. */

@@ -14,6 +14,8 @@ import type { ReloadMetrics } from '../file-reloader.js';
 import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './config.js';
 import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
+import { InFlightLimiter } from './in-flight.js';
+import { budgetOf } from './write-budget.js';
 import { ThrottledLog } from '../throttled-log.js';
 import { handleContainerList } from './container-list.js';
 import { callerDeadlineMs } from '../etcd/errors.js';
@@ -107,9 +109,14 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const gate = new CallGate({
       authenticator,
       rateLimiter: new RateLimiter({ perSecond: config.limits.callsPerSecond, burst: config.limits.burst }),
+      inFlight: new InFlightLimiter(config.limits.callsInFlightPerIdentity),
+      authFailures: new RateLimiter({ perSecond: config.limits.authFailuresPerMinute / 60, burst: Math.max(1, config.limits.authFailuresPerMinute) }),
       refusals,
       refused: record,
     });
+    // Bytes into etcd per identity (anonymous: per peer address), shared by both write methods.
+    const writeBytes = new RateLimiter({ perSecond: config.limits.writeBytesPerSecond, burst: config.limits.writeBurstBytes });
+    const budget = (call: { metadata: grpc.Metadata }) => budgetOf(writeBytes, gate.budgetKeyOf(call.metadata) ?? 'unknown');
     const refuse = (method: string, code: grpc.status, details: string): Partial<grpc.StatusObject> => {
       record(method, grpc.status[code]);
       return { code, details };
@@ -169,6 +176,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             },
             maxTxnOps: config.etcdMaxTxnOps,
             refusals,
+            budget: budget(call),
             ...(o.placement ? { placement: o.placement } : {}),
           },
           { caller, request: call.request, ...deadlineOf(call) },
@@ -199,6 +207,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             requestTimeoutMs,
             maxAttempts: config.conflictRetries,
             refusals,
+            budget: budget(call),
             ...(o.observer ? { observer: o.observer } : {}),
           },
           { caller, request: call.request, ...deadlineOf(call) },
@@ -226,7 +235,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       'grpc.max_concurrent_streams': config.limits.maxConcurrentStreams,
       interceptors: [gate.interceptor],
     });
-    s.addService(proto.statemanager.StateManagerConnection.service, handlers);
+    const service = proto.statemanager.StateManagerConnection.service;
+    s.addService(service, gate.holdUntilAnswered(service, handlers));
     const port = await new Promise<number>((resolve, reject) => {
       s.bindAsync(config.addr, credentials, (err, p) => (err ? reject(err) : resolve(p)));
     }).catch((err: unknown) => {
@@ -243,7 +253,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       tokens: tokens.size,
       anonymous,
       callsPerSecond: config.limits.callsPerSecond || 'unlimited',
-      authorizationRules: config.auth.rules?.length ?? 'none (every authenticated caller may do everything)',
+      writeBytesPerSecond: config.limits.writeBytesPerSecond || 'unlimited',
+      authorizationRules: config.auth.rules?.length ?? 'none (anonymous callers only)',
     });
     return { port };
   };
@@ -288,9 +299,6 @@ function warnAboutExposure(config: GrpcServerConfig, anonymous: AnonymousAccess,
   const loopback = isLoopback(hostOf(config.addr));
   if (anonymous === 'anywhere') {
     logger.warn('grpc.auth.allowAnonymous is true: anyone who can reach the gRPC port can change states, without an identity', { addr: config.addr });
-  }
-  if (!config.tls && !loopback && config.auth.tokens.length > 0) {
-    logger.warn('bearer tokens travel in clear text without TLS', { addr: config.addr });
   }
   if (anonymous === 'loopback' && !loopback) {
     logger.info('no caller identities configured: only loopback peers are served, others are refused (UNAUTHENTICATED)', { addr: config.addr });

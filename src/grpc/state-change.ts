@@ -1,6 +1,8 @@
-// SendStateChange: validation, then (scenarios only) the domain's scenario changer over the
-// stored state read from etcd directly (this may run on a replica that is not the leader);
-// this module maps its outcomes and etcd failures to the contract's error codes.
+// SendStateChange: validation, then (scenarios only) authorization on what the request says,
+// then the domain's scenario changer over the stored state read from etcd directly (this may
+// run on a replica that is not the leader); this module maps its outcomes and etcd failures to
+// the contract's error codes. A caller without the read permission is never told the stored
+// state: a denial, a failed precondition or an invalid transition say only what it sent.
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
@@ -14,11 +16,12 @@ import { ScenarioChanger, type ScenarioRefusal } from '../../reconcilers/scenari
 import { parseState, type ScenarioState } from '../../reconcilers/states.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
-import type { Authorizer } from '../auth/policy.js';
+import { ANY_STATE, type Authorizer } from '../auth/policy.js';
 import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
 import { validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { ThrottledLog } from '../throttled-log.js';
+import { UNLIMITED, type WriteBudget } from './write-budget.js';
 
 export interface StateChangeDeps {
   client: Etcd3;
@@ -35,6 +38,8 @@ export interface StateChangeDeps {
   clock?: Clock;
   /** Epoch nanoseconds; injectable for tests. */
   nowNs?: () => bigint;
+  /** The caller's budget of bytes into etcd; unlimited when omitted. */
+  budget?: WriteBudget;
 }
 
 export interface StateChangeCall {
@@ -68,6 +73,27 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
     );
   }
 
+  // Authorized before anything is read: on the state the caller claims to change from, or, when
+  // it names none, on whether any rule allows this change from some state.
+  const claimed = req.current as ScenarioState | undefined;
+  const early = deny(deps, call.caller, req, claimed ?? ANY_STATE);
+  if (early !== undefined) return answer('ERROR_CODE_PERMISSION_DENIED', 'permission denied', early);
+  const reader = deps.authorizer.authorize(call.caller, { method: 'read', call: 'SendStateChange' }).allowed;
+
+  const source = req.source ?? call.caller.identity;
+  const budget = deps.budget ?? UNLIMITED;
+  const bytes = writtenBytes(deps, req, source, call.caller.identity, transitionId);
+  if (!budget.take(bytes)) {
+    const meta = { method: 'SendStateChange', identity: call.caller.identity, name: req.name, bytes };
+    if (deps.refusals) deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
+    else deps.logger.warn('gRPC call over its write budget', meta);
+    return answer(
+      'ERROR_CODE_RESOURCE_UNAVAILABLE',
+      'over the write budget',
+      `${call.caller.identity} is over its write budget (grpc.limits.writeBytesPerSecond); nothing was written; retry in ${Math.ceil(budget.waitMs(bytes) / 1000)} s`,
+    );
+  }
+
   const changer = new ScenarioChanger({
     reader: { read: (name) => readScenarioState(deps, name, call.callerDeadline) },
     store: deps.store,
@@ -75,13 +101,15 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
     clock: deps.clock ?? systemClock,
     maxAttempts: deps.maxAttempts,
   });
-  const source = req.source ?? call.caller.identity;
   try {
     // validateStateChange read both states as scenario states.
     const outcome = await changer.change(
-      { name: req.name, target: req.target as ScenarioState, current: req.current as ScenarioState | undefined, source, identity: call.caller.identity, transitionId },
-      (from) => deny(deps, call.caller, req, from),
+      { name: req.name, target: req.target as ScenarioState, current: claimed, source, identity: call.caller.identity, transitionId },
+      // A claimed state was authorized above; otherwise the stored one is checked now.
+      (from) => (claimed !== undefined ? undefined : deny(deps, call.caller, req, from, reader)),
     );
+    if (!outcome.ok) budget.refund(bytes);
+    if (!outcome.ok && !reader) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, withoutStoredState(outcome.refusal, req, outcome.details));
     if (!outcome.ok) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, outcome.details);
     deps.logger.info('scenario state changed', {
       kind: 'scenario',
@@ -118,14 +146,42 @@ const REFUSAL_CODES: Record<ScenarioRefusal, ErrorCode__Output> = {
   contended: 'ERROR_CODE_PRECONDITION_FAILED',
 };
 
-/** The authorization rules' verdict, as a refusal detail (logged) or undefined when allowed. */
-function deny(deps: StateChangeDeps, caller: Caller, req: ValidStateChange, from: ScenarioState | undefined): string | undefined {
+/**
+ * The authorization rules' verdict, as a refusal detail (logged) or undefined when allowed.
+ * `from` is ANY_STATE before the stored state is read; a stored state is named in the detail
+ * only to a caller that may read it (the log always has it).
+ */
+function deny(deps: StateChangeDeps, caller: Caller, req: ValidStateChange, from: ScenarioState | undefined | typeof ANY_STATE, reader = false): string | undefined {
   const decision = deps.authorizer.authorize(caller, { method: 'SendStateChange', kind: 'scenario', name: req.name, from, to: req.target });
   if (decision.allowed) return undefined;
-  const meta = { method: 'SendStateChange', identity: caller.identity, via: caller.via, kind: 'scenario', name: req.name, from: from ?? null, to: req.target };
+  const shown = from === ANY_STATE ? undefined : (from ?? 'absent');
+  const meta = { method: 'SendStateChange', identity: caller.identity, via: caller.via, kind: 'scenario', name: req.name, from: from === ANY_STATE ? '(any)' : (from ?? null), to: req.target };
   if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
   else deps.logger.warn('gRPC call denied', meta);
-  return `${caller.identity} may not move scenario ${req.name} from ${from ?? 'absent'} to ${req.target}`;
+  if (shown === undefined) return `${caller.identity} may not move scenario ${req.name} to ${req.target}`;
+  if (req.current !== undefined || reader) return `${caller.identity} may not move scenario ${req.name} from ${shown} to ${req.target}`;
+  return `${caller.identity} may not move scenario ${req.name} from its stored state to ${req.target}`;
+}
+
+/** A refusal's detail for a caller without the read permission: what it sent, not what is stored. */
+function withoutStoredState(refusal: ScenarioRefusal, req: ValidStateChange, details: string): string {
+  switch (refusal) {
+    case 'denied':
+      return details; // deny() wrote it without the stored state
+    case 'precondition_failed':
+      return `current_state is ${req.current ?? '(any)'} but scenario ${req.name} is not in it`;
+    case 'invalid_transition':
+      return `scenario ${req.name}: the stored state -> ${req.target} is not a scenario transition`;
+    case 'contended':
+      return `scenario ${req.name} changed concurrently; nothing was written`;
+  }
+}
+
+/** What a committed change stores: the state key and value, a history key and entry. */
+function writtenBytes(deps: StateChangeDeps, req: ValidStateChange, source: string, identity: string, transitionId: string): number {
+  const stateKey = Buffer.byteLength(deps.keys.stateKey('scenario', req.name));
+  const entry = JSON.stringify({ kind: 'scenario', name: req.name, from: 'Satisfied', to: req.target, at: new Date(0).toISOString(), reason: 'requested', source, identity, transitionId, drawn: true });
+  return 2 * stateKey + 16 + Buffer.byteLength(req.target) + Buffer.byteLength(entry);
 }
 
 /** A stored value that is not a scenario state counts as absent. */

@@ -27,11 +27,19 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidirectional overrides and isolates, which can make a name read as another (CVE-2021-42574).
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
 
-interface TextRules {
+// Characters that show nothing or break a line: format characters (zero-width space and
+// joiners U+200B–U+200D, marks U+200E/U+200F/U+061C, word joiner U+2060, BOM U+FEFF, soft hyphen,
+// tags…), the other default-ignorable code points (variation selectors, Hangul fillers…) and the
+// line and paragraph separators U+2028/U+2029. In a name they make one name read as another.
+const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}\u2028\u2029]/u;
+
+export interface TextRules {
   maxBytes?: number;
   required?: boolean;
   noSlash?: boolean;
   noControl?: boolean;
+  /** Refuse invisible and separator characters (names: they would read as another name). */
+  noInvisible?: boolean;
 }
 
 /** What is wrong with a string field, as a phrase completing "<field> ...", or undefined. */
@@ -45,10 +53,15 @@ export function textProblem(s: string, r: TextRules): string | undefined {
   if (r.noSlash && s.includes('/')) return "contains '/'";
   if (r.noControl && CONTROL.test(s)) return 'contains control characters';
   if (r.noControl && BIDI.test(s)) return 'contains bidirectional override characters';
+  if (r.noInvisible) {
+    const m = INVISIBLE.exec(s);
+    if (m) return `contains an invisible or separator character (U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')})`;
+  }
   return undefined;
 }
 
-const nameRules = (maxBytes: number): TextRules => ({ required: true, maxBytes, noSlash: true, noControl: true });
+/** The rules of a resource or node name, for every service that takes one. */
+export const nameRules = (maxBytes: number): TextRules => ({ required: true, maxBytes, noSlash: true, noControl: true, noInvisible: true });
 
 export interface ValidContainerList {
   nodeName: string;
@@ -83,7 +96,7 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
   for (let i = 0; i < list.containers.length; i++) {
     const c = list.containers[i]!;
     const at = `containers[${i}]`;
-    const idProblem = textProblem(c.id, { required: true, maxBytes: LIMITS.containerIdBytes, noControl: true });
+    const idProblem = textProblem(c.id, { required: true, maxBytes: LIMITS.containerIdBytes, noControl: true, noInvisible: true });
     if (idProblem) return fail(`${at}.id ${idProblem}`);
     const first = firstIndex.get(c.id);
     if (first !== undefined) return fail(`${at}.id repeats containers[${first}].id`);
@@ -99,6 +112,8 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
       return fail(`containers are more than ${limits.listBytes} bytes as JSON together (at ${at}); send fewer or smaller containers`);
     }
     const model = modelOfContainer(stored);
+    const modelProblem = model === undefined ? undefined : textProblem(model, { noInvisible: true });
+    if (modelProblem) return fail(`${at} names model ${quote(model!)}, which ${modelProblem}`);
     if (model !== undefined) models.add(model);
     containers.push({ id: c.id, json });
   }
@@ -118,8 +133,8 @@ function firstBadField(c: ContainerList__Output['containers'][number], at: strin
   };
   if (c.names.length > limits.namesPerContainer) return `${at}.names has ${c.names.length} entries, more than ${limits.namesPerContainer}`;
   for (let j = 0; j < c.names.length; j++) {
-    const p = check(c.names[j]!, `${at}.names[${j}]`);
-    if (p) return p;
+    const problem = textProblem(c.names[j]!, { ...rules, noInvisible: true });
+    if (problem) return `${at}.names[${j}] ${problem}`;
   }
   const image = check(c.image, `${at}.image`);
   if (image) return image;
@@ -166,9 +181,10 @@ export function validateStateChange(req: StateChange__Output): Validation<ValidS
     current = parseState(kind, req.current_state);
     if (current === undefined) return fail(`current_state ${quote(req.current_state)} is not a ${kind} state`);
   }
-  const idProblem = textProblem(req.transition_id, { maxBytes: LIMITS.transitionIdBytes, noControl: true });
+  const idProblem = textProblem(req.transition_id, { maxBytes: LIMITS.transitionIdBytes, noControl: true, noInvisible: true });
   if (idProblem) return fail(`transition_id ${idProblem}`);
-  const sourceProblem = textProblem(req.source, { maxBytes: LIMITS.sourceBytes, noControl: true });
+  // The history shows `source` as who asked: it must not read as someone else.
+  const sourceProblem = textProblem(req.source, { maxBytes: LIMITS.sourceBytes, noControl: true, noInvisible: true });
   if (sourceProblem) return fail(`source ${sourceProblem}`);
   return {
     ok: true,

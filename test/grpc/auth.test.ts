@@ -5,13 +5,15 @@ import { parse as parseYaml } from 'yaml';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { Authenticator, certificateNames, parseSubjectAltName, type Caller, type PeerAuthContext } from '../../src/auth/identity.js';
-import { Authorizer, expandTemplate, matchPattern } from '../../src/auth/policy.js';
+import { ANY_STATE, Authorizer, expandTemplate, matchPattern } from '../../src/auth/policy.js';
 import { TokenTable } from '../../src/auth/tokens.js';
 import { anonymousAccess, grpcServerConfigSchema, parseGrpcServerConfig, requiresClientCert } from '../../src/grpc/config.js';
 import { hostOf, isLoopback } from '../../src/grpc/server.js';
 import { quote, textProblem } from '../../src/grpc/validation.js';
 
 const certTls = { certFile: 'c.pem', keyFile: 'k.pem', caFile: 'ca.pem' };
+/** An inline token long enough for the schema (32 bytes). */
+const TOKEN = 'tok-0123456789abcdef0123456789abcdef';
 
 function issues(input: unknown): string[] {
   const r = grpcServerConfigSchema.safeParse(input);
@@ -21,7 +23,15 @@ function issues(input: unknown): string[] {
 test('config: defaults', (t) => {
   const c = parseGrpcServerConfig(undefined);
   t.like(c, { addr: '0.0.0.0:47006', maxContainersPerList: 10_000, maxMessageBytes: 2 * 1024 * 1024, conflictRetries: 5 });
-  t.like(c.limits, { listBytes: 1024 * 1024, maxConcurrentStreams: 1000, callsPerSecond: 2000 });
+  t.like(c.limits, {
+    listBytes: 1024 * 1024,
+    maxConcurrentStreams: 100,
+    callsPerSecond: 2000,
+    callsInFlightPerIdentity: 16,
+    writeBytesPerSecond: 64 * 1024,
+    writeBurstBytes: 2 * 1024 * 1024,
+    authFailuresPerMinute: 20,
+  });
   t.deepEqual(c.auth, { tokens: [] });
   t.is(c.tls, undefined);
   t.false(requiresClientCert(c));
@@ -62,7 +72,7 @@ test('config: mistakes are refused with a path', (t) => {
   t.regex(issues({ tls: { certFile: 'c', keyFile: 'k', requireClientCert: true } }).join(), /tls.caFile: requireClientCert needs caFile/);
   t.regex(issues({ auth: { rules: [] } }).join(), /auth.rules: authorization rules need caller identities/);
   t.regex(issues({ auth: { tokens: [{ identity: 'x' }] } }).join(), /exactly one of token or tokenFile/);
-  t.regex(issues({ auth: { tokens: [{ identity: 'x', token: 'a', tokenFile: 'b' }] } }).join(), /exactly one of token or tokenFile/);
+  t.regex(issues({ auth: { tokens: [{ identity: 'x', token: TOKEN, tokenFile: 'b' }] } }).join(), /exactly one of token or tokenFile/);
   const rule = (r: unknown) => issues({ tls: certTls, auth: { rules: [r] } }).join();
   t.regex(rule({ identities: ['cn:node'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] }), /\$\{match\} needs every identity pattern/);
   t.regex(rule({ identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${node}' }] }), /unknown placeholder \$\{node\}/);
@@ -79,23 +89,55 @@ test('config: mistakes are refused with a path', (t) => {
   for (const good of ['cn:node-*', 'dns:*.edge.example', 'uri:spiffe://edge/node/*', 'token:ops']) t.deepEqual(rule({ identities: [good], allow: [{ method: '*' }] }), '', good);
   // A client CA means client certificates are required: saying otherwise is a contradiction.
   t.regex(issues({ tls: { ...certTls, requireClientCert: false } }).join(), /tls.requireClientCert: a client CA \(caFile\) means client certificates are required/);
-  for (const key of ['listBytes', 'maxConcurrentStreams', 'burst']) t.regex(issues({ limits: { [key]: 0 } }).join(), new RegExp(`limits.${key}`));
+  for (const key of ['listBytes', 'maxConcurrentStreams', 'burst', 'writeBurstBytes']) t.regex(issues({ limits: { [key]: 0 } }).join(), new RegExp(`limits.${key}`));
+  for (const key of ['callsInFlightPerIdentity', 'writeBytesPerSecond', 'authFailuresPerMinute']) t.regex(issues({ limits: { [key]: -1 } }).join(), new RegExp(`limits.${key}`));
+  // A whole list must fit the write burst, or it could never be written.
+  t.regex(issues({ limits: { writeBurstBytes: 1000, listBytes: 2000 } }).join(), /limits.writeBurstBytes: writeBurstBytes \(1000\) must be at least listBytes \(2000\)/);
+  t.deepEqual(issues({ limits: { writeBurstBytes: 1000, listBytes: 2000, writeBytesPerSecond: 0 } }), []);
   t.regex(issues({ limits: { listByte: 1 } }).join(), /limits/);
   t.regex(issues({ port: 1 }).join(), /port/);
 });
 
+test('config: identities without rules are a start-up error naming the fix; an empty list is allowed (it denies everything)', (t) => {
+  const fix = /auth.rules: callers have identities \(auth.tokens or tls.caFile\) but no authorization rules: add grpc.auth.rules: .*\(an empty list denies everything/;
+  t.regex(issues({ addr: '127.0.0.1:47006', auth: { tokens: [{ token: TOKEN, identity: 'x' }] } }).join(), fix);
+  t.regex(issues({ tls: certTls }).join(), fix);
+  // Helm renders an unset list as null: the same message, not a type error.
+  t.regex(issues({ tls: certTls, auth: { rules: null } }).join(), fix);
+  t.deepEqual(issues({ tls: certTls, auth: { rules: [] } }), []);
+  t.deepEqual(issues({ addr: '127.0.0.1:47006', auth: { tokens: [{ token: TOKEN, identity: 'x' }], rules: [] } }), []);
+  // Without identities there is nothing to write rules about.
+  t.deepEqual(issues({}), []);
+  t.deepEqual(issues({ auth: { rules: null } }), []);
+});
+
+test('config: bearer tokens need TLS beyond loopback and at least 32 bytes', (t) => {
+  const tokens = [{ token: TOKEN, identity: 'x' }];
+  for (const addr of ['0.0.0.0:47006', '[::]:47006', '10.0.0.5:47006']) {
+    t.regex(issues({ addr, auth: { tokens, rules: [] } }).join(), /auth.tokens: bearer tokens need TLS when the server listens beyond loopback .*configure grpc.tls/, addr);
+    t.deepEqual(issues({ addr, tls: { certFile: 'c', keyFile: 'k' }, auth: { tokens, rules: [] } }), [], addr);
+  }
+  for (const addr of ['127.0.0.1:47006', '[::1]:47006', 'localhost:47006']) t.deepEqual(issues({ addr, auth: { tokens, rules: [] } }), [], addr);
+  const local = (token: string) => issues({ addr: '127.0.0.1:0', auth: { tokens: [{ token, identity: 'x' }], rules: [] } }).join();
+  t.regex(local('t'), /auth.tokens.0.token: a token must be at least 32 bytes long/);
+  t.regex(local('x'.repeat(31)), /at least 32 bytes/);
+  t.is(local('x'.repeat(32)), '');
+  t.is(local('é'.repeat(16)), ''); // bytes, not characters
+});
+
 test('config: anonymous callers by default only from loopback and only without identity sources', (t) => {
   const access = (input: unknown) => anonymousAccess(parseGrpcServerConfig(input));
+  const tokens = { addr: '127.0.0.1:47006', auth: { tokens: [{ token: TOKEN, identity: 'x' }], rules: [] } };
   t.is(access({}), 'loopback');
-  t.is(access({ auth: { tokens: [{ token: 't', identity: 'x' }] } }), 'never');
-  t.is(access({ auth: { tokens: [{ token: 't', identity: 'x' }], allowAnonymous: true } }), 'anywhere');
+  t.is(access(tokens), 'never');
+  t.is(access({ ...tokens, auth: { ...tokens.auth, allowAnonymous: true } }), 'anywhere');
   t.is(access({ auth: { allowAnonymous: true } }), 'anywhere');
   t.is(access({ auth: { allowAnonymous: false } }), 'never');
-  t.is(access({ tls: certTls }), 'never');
+  t.is(access({ tls: certTls, auth: { rules: [] } }), 'never');
   const tlsOnly = parseGrpcServerConfig({ tls: { certFile: 'c', keyFile: 'k' } });
   t.false(requiresClientCert(tlsOnly));
   t.is(anonymousAccess(tlsOnly), 'loopback');
-  t.true(requiresClientCert(parseGrpcServerConfig({ tls: { ...certTls, requireClientCert: true } })));
+  t.true(requiresClientCert(parseGrpcServerConfig({ tls: { ...certTls, requireClientCert: true }, auth: { rules: [] } })));
 });
 
 test('patterns and templates', (t) => {
@@ -113,10 +155,28 @@ test('patterns and templates', (t) => {
 
 const caller = (...names: string[]): Caller => ({ identity: names[0] ?? 'anonymous', names, via: names.length ? 'certificate' : 'anonymous' });
 
-test('authorizer: no rules allow everything, empty rules nothing', (t) => {
+test('authorizer: no rules serve anonymous callers only (a setup without identities); empty rules deny everything', (t) => {
   const req = { method: 'SendChangedContainerList', nodeName: 'n1', models: [] } as const;
   t.true(new Authorizer(undefined).authorize(caller(), req).allowed);
+  // The configuration refuses identities without rules; were one to slip through, it is denied.
+  t.false(new Authorizer(undefined).authorize(caller('cn:admin'), req).allowed);
+  t.false(new Authorizer(undefined).authorize(caller('token:ops'), req).allowed);
   t.false(new Authorizer([]).authorize(caller('cn:admin'), req).allowed);
+});
+
+test('authorizer: before the stored state is read, a change is allowed if some rule allows it from some state', (t) => {
+  const a = new Authorizer([
+    { identities: ['cn:pm'], allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['Satisfied'], to: ['Allowed'] }] },
+    { identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
+  ]);
+  const change = (to: string, from: string | undefined | typeof ANY_STATE) => ({ method: 'SendStateChange', kind: 'scenario', name: 's', from, to }) as const;
+  t.true(a.authorize(caller('cn:pm'), change('Allowed', ANY_STATE)).allowed);
+  t.false(a.authorize(caller('cn:pm'), change('Idle', ANY_STATE)).allowed);
+  t.false(a.authorize(caller('cn:node-n1'), change('Allowed', ANY_STATE)).allowed);
+  // Once read, the stored state decides.
+  t.true(a.authorize(caller('cn:pm'), change('Allowed', 'Satisfied')).allowed);
+  t.false(a.authorize(caller('cn:pm'), change('Allowed', 'Waiting')).allowed);
+  t.false(a.authorize(caller('cn:pm'), change('Allowed', undefined)).allowed);
 });
 
 test('authorizer: rules by node, kind, name, from and to; any of the caller names may match', (t) => {
@@ -241,6 +301,8 @@ test('text checks and quoting', (t) => {
   t.is(textProblem('äää', rules), 'is 6 bytes long, more than 4');
   t.is(textProblem('a/b', rules), "contains '/'");
   t.is(textProblem('a\tb', rules), 'contains control characters');
+  t.is(textProblem('a\u200b', rules), undefined); // only names refuse invisible characters
+  t.is(textProblem('a\u200b', { ...rules, noInvisible: true }), 'contains an invisible or separator character (U+200B)');
   t.is(textProblem('ok', rules), undefined);
   t.is(quote('x'.repeat(100)), JSON.stringify(`${'x'.repeat(64)}…`));
 });

@@ -1,6 +1,7 @@
 // The per-identity token bucket and the bounded refusal log, in memory with a fake clock.
 import test from 'ava';
 import { RateLimiter } from '../../src/grpc/rate-limit.js';
+import { InFlightLimiter } from '../../src/grpc/in-flight.js';
 import { ThrottledLog } from '../../src/throttled-log.js';
 import { captureLogger } from './_support.js';
 
@@ -44,4 +45,42 @@ test('throttled log: at most N lines per kind per interval; the next line says h
   now = 1000;
   log.warn('denied', 'gRPC call denied', { i: 5 });
   t.like(logger.lines.at(-1)!.meta, { i: 5, suppressedBefore: 3 });
+});
+
+test('rate limiter: costs, refunds, a cost above the burst passes only on a full bucket, and the wait until it fits', (t) => {
+  let now = 0;
+  const r = new RateLimiter({ perSecond: 100, burst: 1000, now: () => now });
+  t.true(r.take('a', 999)); // below the budget
+  t.false(r.take('a', 2)); // just past it: nothing taken
+  t.true(r.take('a', 1)); // exactly at it
+  t.is(r.available('a'), 0);
+  t.is(r.waitMs('a', 50), 500);
+  r.refund('a', 300);
+  t.is(r.available('a'), 300);
+  now += 10_000;
+  t.true(r.take('a', 5000)); // over the burst: taken as the whole burst
+  t.is(r.available('a'), 0);
+  t.false(r.take('a', 5000));
+  t.is(r.waitMs('a', 5000), 10_000);
+  t.false(r.exhausted('b')); // never seen
+  t.true(r.exhausted('a'));
+});
+
+test('calls in flight: at most N per identity; a slot is released once, and only by its owner once owned', (t) => {
+  const f = new InFlightLimiter(2);
+  const a1 = f.acquire('a')!;
+  const a2 = f.acquire('a')!;
+  t.is(f.acquire('a'), undefined);
+  t.truthy(f.acquire('b'));
+  a1.release();
+  a1.release(); // idempotent
+  t.is(f.inFlight('a'), 1);
+  const a3 = f.acquire('a')!;
+  t.is(f.acquire('a'), undefined);
+  a2.own();
+  t.true(a2.owned);
+  a2.release();
+  a3.release();
+  t.is(f.inFlight('a'), 0);
+  t.true([1, 2, 3].every(() => new InFlightLimiter(0).acquire('x') !== undefined));
 });
