@@ -1,7 +1,12 @@
 // The leader lock in etcd: one key under /statemanager/ attached to this replica's lease,
 // created only if absent. Every state write is guarded by "that key still carries my lease",
 // so a deposed leader's in-flight write fails instead of overwriting the new leader's.
-import type { Etcd3, ICompare, Lease } from 'etcd3';
+//
+// A lease this replica stepped down from is revoked as soon as etcd answers again: etcd gives
+// every lease a fresh TTL when it restarts or elects a leader, so a lease whose keep-alives
+// stopped during an outage is alive afterwards, with the leader key, and every campaign (ours
+// and the followers') would otherwise wait a whole TTL for a lease nobody renews.
+import { EtcdLeaseInvalidError, type Etcd3, type ICompare, type Lease } from 'etcd3';
 import type { LeaderLock } from '../../controller/leader-election.js';
 import type { Logger } from '../../controller/logger.js';
 import type { WriteGuard } from './state-store.js';
@@ -31,6 +36,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private lastRenewAt = 0;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lostResolve: ((reason: string) => void) | undefined;
+  /** A lease given up without revoking it (etcd did not answer then); revoked before the next campaign. */
+  private orphan: Lease | undefined;
 
   constructor(private readonly o: EtcdLeaderLockOptions) {}
 
@@ -41,6 +48,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   async tryAcquire(): Promise<boolean> {
     const { client, key, identity } = this.o;
+    await this.revokeOrphan();
     if (!this.lease) await this.newLease();
     const k = Buffer.from(key);
     const res = await client.kv.txn(
@@ -53,6 +61,14 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     );
     if (!res.succeeded) {
       const kv = res.responses[0]?.response_range.kvs[0];
+      if (kv && kv.lease !== this.leaseId && kv.value.toString() === identity && kv.lease !== '0') {
+        // Our own identity under a lease we no longer know: a previous run of this replica
+        // (a container restart keeps the pod name). Identities are unique, as in client-go:
+        // revoke it rather than wait for its TTL, then campaign again.
+        this.o.logger.warn('leader key held under this replica\'s identity by a lease of a previous run: revoking it', { key, lease: kv.lease });
+        await this.revokeLease(kv.lease);
+        return false;
+      }
       if (!kv || kv.lease !== this.leaseId) return false; // someone else holds it
     }
     this.held = true;
@@ -99,6 +115,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     const lease = this.lease;
     const wasHeld = this.held;
     this.drop();
+    await this.revokeOrphan().catch(() => undefined);
     if (lease) {
       // Revoking deletes the key at once: a follower takes over without waiting for the TTL.
       await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
@@ -131,8 +148,27 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     }
   }
 
+  /** Revokes the lease stepped down from, if any; throws (the attempt fails) while etcd does not answer. */
+  private async revokeOrphan(): Promise<void> {
+    const orphan = this.orphan;
+    if (!orphan) return;
+    await orphan.revoke({ deadline: this.deadline() });
+    if (this.orphan === orphan) this.orphan = undefined;
+    this.o.logger.info('revoked the lease of the leadership given up: the leader key is free', { key: this.o.key });
+  }
+
+  private async revokeLease(id: string): Promise<void> {
+    try {
+      await this.o.client.leaseClient.leaseRevoke({ ID: id }, { deadline: this.deadline() });
+    } catch (err) {
+      // Already expired or revoked: the key is gone, which is all we wanted.
+      if (!(err instanceof EtcdLeaseInvalidError)) throw err;
+    }
+  }
+
   private async newLease(): Promise<void> {
-    const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true });
+    // The deadline bounds the grant alone (an attempt during an outage fails instead of hanging).
+    const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true, deadline: this.deadline() });
     lease.on('keepaliveSucceeded', () => (this.lastRenewAt = Date.now()));
     lease.on('lost', (err) => this.markLost(`lease lost: ${err.message}`));
     this.leaseId = await lease.grant();
@@ -153,7 +189,9 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     if (!this.held && !this.lease) return;
     const lease = this.lease;
     this.drop();
+    // Stop renewing now; revoke at the next campaign, when etcd answers (see the top).
     lease?.release();
+    if (lease) this.orphan = lease;
     const resolve = this.lostResolve;
     this.lostResolve = undefined;
     resolve?.(reason);
