@@ -26,7 +26,7 @@ import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdProbe } from './etcd/probe.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import type { EtcdWatchClient } from './etcd/watch-client.js';
-import { collectFleetGauges } from './gauges.js';
+import { maintainFleetGauges } from './gauges.js';
 import { Metrics } from './metrics.js';
 import { LoggingObserver } from './observer.js';
 
@@ -83,6 +83,7 @@ export class StateManagerApp {
 
     const liveness = { enabled: config.nodeLiveness.enabled, graceMs: config.nodeLiveness.grace };
     this.fleet = new Fleet({ keys: this.keys, lw: new EtcdListerWatcher(this.etcd, this.watchClient), observer, logger, metrics: this.metrics.informers(), liveness, clock });
+    maintainFleetGauges(this.metrics, this.fleet);
     this.store = new EtcdStateStore({
       client: this.etcd,
       keys: this.keys,
@@ -193,10 +194,5 @@ export class StateManagerApp {
     await this.probe.stop();
     await this.manager.stop();
     this.closeClients();
-  }
-
-  /** Refresh the gauges computed from the caches (called before each scrape: no hot-path cost). */
-  collectGauges(): void {
-    collectFleetGauges(this.metrics, this.fleet);
   }
 }

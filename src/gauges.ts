@@ -1,18 +1,40 @@
-// Gauges derived from the informers' caches, computed at scrape time (no hot-path cost), so a
-// follower reports what the leader does.
+// Gauges of the fleet (resources by state, reconcile requests not yet delivered), kept as the
+// informers' caches change: every cache change passes through one handler that moves a count
+// from the old value's bucket to the new one's. A scrape then reads a few numbers, whatever the
+// size of the fleet (it used to walk every model and package: a scrape flood stalled the event
+// loop). Every replica keeps them from its own caches, so a follower reports what the leader does.
+import type { Informer } from '../controller/informer.js';
 import type { Fleet } from '../reconcilers/fleet.js';
 import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
-import type { Metrics } from './metrics.js';
+import type { StoredRequest, StoredState } from '../reconcilers/decoders.js';
 
-export function collectFleetGauges(metrics: Metrics, fleet: Fleet): void {
-  const count = (kind: 'model' | 'package', names: readonly string[], values: Iterable<{ value: { state: string | undefined } }>): void => {
-    const counts = new Map<string, number>(names.map((n) => [n, 0]));
-    for (const e of values) if (e.value.state) counts.set(e.value.state, (counts.get(e.value.state) ?? 0) + 1);
-    for (const [state, n] of counts) metrics.resources.set({ kind, state }, n);
-  };
-  count('model', MODEL_STATES, fleet.modelStates.cache.values());
-  count('package', PACKAGE_STATES, fleet.packageStates.cache.values());
-  let pending = 0;
-  for (const e of fleet.requests.cache.values()) if ((e.value.record?.deliveries ?? 0) === 0) pending++;
-  metrics.reconcileRequestsPending.set(pending);
+/** A number moved up and down (a HotGauge). */
+export interface Count {
+  inc(): void;
+  dec(): void;
+}
+
+/** Where the counts go (Metrics). */
+export interface FleetGaugeSink {
+  resources(kind: 'model' | 'package', state: string): Count;
+  reconcileRequestsPending(): Count;
+}
+
+export function maintainFleetGauges(sink: FleetGaugeSink, fleet: Fleet): void {
+  // Every state's series exists from the start, at zero.
+  for (const s of MODEL_STATES) sink.resources('model', s);
+  for (const s of PACKAGE_STATES) sink.resources('package', s);
+  const byState = (kind: 'model' | 'package') => (v: StoredState<string>) => (v.state ? sink.resources(kind, v.state) : undefined);
+  track(fleet.modelStates, byState('model'));
+  track(fleet.packageStates, byState('package'));
+  const pending = sink.reconcileRequestsPending();
+  track(fleet.requests, (v: StoredRequest) => ((v.record?.deliveries ?? 0) === 0 ? pending : undefined));
+}
+
+/** Keeps `bucket(value)` equal to the number of cached values that fall in it. */
+function track<T>(informer: Informer<T>, bucket: (value: T) => Count | undefined): void {
+  informer.addHandler((e) => {
+    if (e.type !== 'added') bucket(e.old.value)?.dec();
+    if (e.type !== 'deleted') bucket(e.new.value)?.inc();
+  });
 }

@@ -39,7 +39,7 @@ async function main(): Promise<void> {
   const http = new HttpServer({
     addr: config.http.addr,
     registry: app.metrics.registry,
-    probes: { ready: () => app.ready(), healthy: () => app.manager.healthy(), beforeScrape: () => app.collectGauges() },
+    probes: { ready: () => app.ready(), healthy: () => app.manager.healthy() },
   });
 
   // Every state change, from one etcd watch (opened with the first subscriber), for every subscriber of this replica.

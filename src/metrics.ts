@@ -6,11 +6,12 @@ import type { InformerMetrics, WatchRestartReason } from '../controller/informer
 import type { ControllerMetrics, QueueMetricsProvider } from '../controller/metrics.js';
 import { HotSeries } from './hot-metrics.js';
 import type { ReloadMetrics } from './file-reloader.js';
+import type { Count, FleetGaugeSink } from './gauges.js';
 
 const QUEUE_BUCKETS = [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 const RECONCILE_BUCKETS = [5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
 
-export class Metrics {
+export class Metrics implements FleetGaugeSink {
   readonly registry: Registry;
   private readonly hot = new HotSeries();
   private readonly q: {
@@ -30,7 +31,7 @@ export class Metrics {
   };
   readonly transitions: Counter<'kind' | 'from' | 'to'>;
   readonly reconcileRequests: Counter<'result'>;
-  readonly reconcileRequestsPending: Gauge;
+  private readonly pendingGauge: Gauge;
   readonly invalidInput: Counter<'reason'>;
   readonly watchRestarts: Counter<'informer' | 'reason'>;
   readonly unexpectedExceptions: Counter<'origin'>;
@@ -42,7 +43,7 @@ export class Metrics {
   readonly apiEventsSent: Counter;
   readonly apiSubscriptionsCut: Counter<'reason'>;
   readonly lag: Histogram;
-  readonly resources: Gauge<'kind' | 'state'>;
+  private readonly resourceGauge: Gauge<'kind' | 'state'>;
   readonly credentialReloads: Counter<'what' | 'outcome'>;
   readonly credentialsLoaded: Gauge<'what'>;
 
@@ -125,10 +126,11 @@ export class Metrics {
       labelNames: ['result'],
       registers: r,
     });
-    this.reconcileRequestsPending = new Gauge({
+    this.pendingGauge = new Gauge({
       name: 'statemanager_reconcile_requests_pending',
       help: 'Reconcile requests written but not yet delivered to the ActionController',
       registers: r,
+      collect,
     });
     this.invalidInput = new Counter({
       name: 'statemanager_invalid_input_total',
@@ -194,11 +196,12 @@ export class Metrics {
       buckets: [1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: r,
     });
-    this.resources = new Gauge({
+    this.resourceGauge = new Gauge({
       name: 'statemanager_resources',
       help: 'Resources by kind and current state',
       labelNames: ['kind', 'state'],
       registers: r,
+      collect,
     });
     this.credentialReloads = new Counter({
       name: 'statemanager_credentials_reloads_total',
@@ -212,6 +215,16 @@ export class Metrics {
       labelNames: ['what'],
       registers: r,
     });
+  }
+
+  /** statemanager_resources{kind, state}, moved as the caches change (gauges.ts). */
+  resources(kind: 'model' | 'package', state: string): Count {
+    return this.hot.gaugeFor(`${kind}\0${state}`, this.resourceGauge, () => ({ kind, state }));
+  }
+
+  /** statemanager_reconcile_requests_pending, moved as the cache changes. */
+  reconcileRequestsPending(): Count {
+    return this.hot.gaugeFor('pending', this.pendingGauge, () => ({}));
   }
 
   /** Where the credential files' reloads are counted (what: grpc_tls, grpc_tokens). */

@@ -1,16 +1,19 @@
 // Probes and metrics over plain HTTP: /healthz (alive, event loop not stalled), /readyz
-// (200, or 503 naming the failing checks), /metrics (Prometheus text format).
+// (200, or 503 naming the failing checks), /metrics (Prometheus text format, rendered at most
+// once per `metricsMinIntervalMs` however many scrape it).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { splitHostPort } from '../address.js';
+import { MetricsPage } from './metrics-page.js';
+
+/** Default: at most ten renders of /metrics a second. */
+export const DEFAULT_METRICS_MIN_INTERVAL_MS = 100;
 
 export interface ProbeSource {
   ready(): { ok: boolean; failing: string[] };
   /** Liveness checks beyond the event loop's (the manager's registry). */
   healthy?(): { ok: boolean; failing: string[] };
-  /** Refresh gauges computed on demand. */
-  beforeScrape?(): void;
 }
 
 export interface HttpServerOptions {
@@ -19,14 +22,21 @@ export interface HttpServerOptions {
   probes: ProbeSource;
   /** The event loop counts as stalled when a 1 s timer is this late. */
   stallThresholdMs?: number;
+  /** Scrapes closer together than this get the page of the last render. Default 100. */
+  metricsMinIntervalMs?: number;
+  /** The clock of that interval (tests); performance.now by default. */
+  now?: () => number;
 }
 
 export class HttpServer {
   private server: Server | undefined;
   private lastTick = Date.now();
   private ticker: NodeJS.Timeout | undefined;
+  private readonly metrics: MetricsPage;
 
-  constructor(private readonly o: HttpServerOptions) {}
+  constructor(private readonly o: HttpServerOptions) {
+    this.metrics = new MetricsPage(() => o.registry.metrics(), o.metricsMinIntervalMs ?? DEFAULT_METRICS_MIN_INTERVAL_MS, o.now);
+  }
 
   async start(): Promise<number> {
     const { host, port } = splitHostPort(this.o.addr);
@@ -74,8 +84,7 @@ export class HttpServer {
       return r.ok ? text(200, 'ok\n') : text(503, `not ready: ${r.failing.join(', ')}\n`);
     }
     if (path === '/metrics') {
-      this.o.probes.beforeScrape?.();
-      return { status: 200, type: this.o.registry.contentType, body: await this.o.registry.metrics() };
+      return { status: 200, type: this.o.registry.contentType, body: await this.metrics.get() };
     }
     return text(404, 'not found\n');
   }

@@ -28,7 +28,7 @@ async function serve(app: StateManagerApp): Promise<(path: string) => Promise<{ 
   const http = new HttpServer({
     addr: '127.0.0.1:0',
     registry: app.metrics.registry,
-    probes: { ready: () => app.ready(), beforeScrape: () => app.collectGauges() },
+    probes: { ready: () => app.ready() },
   });
   const port = await http.start();
   stops.push(() => http.stop());
