@@ -70,7 +70,9 @@ async function bigFleet(): Promise<{ lw: FakeListerWatcher; fleet: Fleet; metric
 test.serial('the resource and pending-request gauges follow every cache change', async (t) => {
   const { lw, fleet, metrics } = await bigFleet();
   t.teardown(() => fleet.stop());
-  const check = async (what: string): Promise<void> => t.deepEqual(series(await metrics.registry.metrics()), await recount(lw), what);
+  const check = async (what: string): Promise<void> => {
+    t.deepEqual(series(await metrics.registry.metrics()), await recount(lw), what);
+  };
   await check('after the initial list');
   t.is(series(await metrics.registry.metrics())['statemanager_resources{kind="model",state="Dead"}'], MODELS / MODEL_STATES.length);
 
