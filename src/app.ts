@@ -3,21 +3,16 @@
 // (start order, leadership, resync, readiness) is the Manager's; nothing here keeps state.
 import type { Etcd3 } from 'etcd3';
 import { hostname } from 'node:os';
-import { Controller, type Reconciler } from '../controller/controller.js';
+import type { Controller } from '../controller/controller.js';
 import type { LeaderElector } from '../controller/leader-election.js';
 import type { Logger } from '../controller/logger.js';
 import { Manager, type CheckResult } from '../controller/manager.js';
-import { ExponentialRateLimiter } from '../controller/rate-limiter.js';
-import { WorkQueue } from '../controller/workqueue.js';
-import { enqueueAll, wireEventMapping, type Enqueue, type Priority } from '../reconcilers/event-mapping.js';
+import { buildControllers, type ControllerKind } from '../reconcilers/controllers.js';
+import { enqueueAll, type Enqueue } from '../reconcilers/event-mapping.js';
 import { Fleet } from '../reconcilers/fleet.js';
 import { KeyLayout } from '../reconcilers/keys.js';
 import { LagTracker } from '../reconcilers/lag-tracker.js';
-import { ModelReconciler } from '../reconcilers/model-reconciler.js';
-import { PackageReconciler } from '../reconcilers/package-reconciler.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
-import { ReconcileRequestReconciler } from '../reconcilers/reconcile-request-reconciler.js';
-import { ResyncRequestReconciler } from '../reconcilers/resync-request-reconciler.js';
 import { GrpcActionControllerClient } from './action-controller/client.js';
 import type { Config } from './config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
@@ -39,8 +34,6 @@ export interface AppDeps {
   clock?: Clock;
 }
 
-type Kind = 'model' | 'package' | 'request' | 'resync';
-
 export class StateManagerApp {
   readonly keys: KeyLayout;
   readonly etcd: Etcd3;
@@ -52,8 +45,8 @@ export class StateManagerApp {
   readonly manager: Manager;
   /** Logs and counts domain events; the gRPC server reports scenario transitions through it. */
   readonly observer: LoggingObserver;
-  private readonly controllers: Record<Kind, Controller>;
-  private readonly queues = {} as Record<Kind, WorkQueue>;
+  private readonly controllers: Record<ControllerKind, Controller>;
+  private readonly enqueue: Enqueue;
   private readonly probe: EtcdProbe;
   private readonly log: Logger;
   private readonly closeClients: () => void;
@@ -101,35 +94,31 @@ export class StateManagerApp {
       if (!deps.etcd) this.etcd.close();
     };
 
-    const triggerStates = new Set(config.reconcile.triggerStates);
     const source = `controller/${this.identity}`;
     const lag = new LagTracker(() => performance.now(), (s) => this.metrics.lag.observe(s));
-    const { fleet, store } = this;
-    const make = (name: Kind, reconciler: Reconciler, backoff: { base: number; cap: number }, workers: number): Controller =>
-      new Controller({
-        name,
-        reconciler,
-        queue: (this.queues[name] = new WorkQueue({ name, rateLimiter: new ExponentialRateLimiter({ baseMs: backoff.base, capMs: backoff.cap }), metrics: this.metrics.queue(name) })),
-        workers,
-        logger,
-        metrics: this.metrics.controller(name),
-      });
-    const keyBackoff = { base: config.controller.backoffBase, cap: config.controller.backoffCap };
-    const actionController = deps.actionController ?? ownedActionController!;
-    const repeat = { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap };
-    const requests = new ReconcileRequestReconciler({ fleet, store, actionController, observer, clock, triggerStates, repeat });
-    this.controllers = {
-      model: make('model', new ModelReconciler({ fleet, store, observer, clock, source, lag }), keyBackoff, config.controller.workers),
-      package: make('package', new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, lag }), keyBackoff, config.controller.workers),
-      request: make('request', requests, { base: config.reconcile.retryBase, cap: config.reconcile.retryCap }, config.reconcile.workers),
-      resync: make('resync', new ResyncRequestReconciler({ fleet, store, enqueue: this.enqueuer(), logger }), keyBackoff, 1),
-    };
-    wireEventMapping(fleet, this.enqueuer(), lag);
-    // Queued on every replica (the queue collects while workers are paused); applied by the leader.
-    fleet.resyncRequests.addHandler((e) => {
-      const id = this.keys.parseResyncRequestKey(e.key);
-      if (e.type !== 'deleted' && id !== undefined) this.controllers.resync.enqueue(id);
+    const built = buildControllers({
+      fleet: this.fleet,
+      store: this.store,
+      actionController: deps.actionController ?? ownedActionController!,
+      observer,
+      clock,
+      source,
+      lag,
+      logger,
+      triggerStates: new Set(config.reconcile.triggerStates),
+      repeat: { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap },
+      settings: {
+        keyBackoff: { base: config.controller.backoffBase, cap: config.controller.backoffCap },
+        requestBackoff: { base: config.reconcile.retryBase, cap: config.reconcile.retryCap },
+        workers: config.controller.workers,
+        requestWorkers: config.reconcile.workers,
+      },
+      queueMetrics: (name) => this.metrics.queue(name),
+      controllerMetrics: (name) => this.metrics.controller(name),
     });
+    this.controllers = built.controllers;
+    this.enqueue = built.enqueue;
+    const { fleet } = this;
 
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
     leaderGauge.set(0);
@@ -159,14 +148,9 @@ export class StateManagerApp {
     return this.manager.elector;
   }
 
-  /** Reads the controllers when called, so reconcilers built before them can hold one. */
+  /** Queues into the controllers (the event mapping and resyncs use the same). */
   enqueuer(): Enqueue {
-    return {
-      model: (name: string, p: Priority = 'high') => this.controllers.model.enqueue(name, p),
-      modelAfter: (name: string, delayMs: number) => this.queues.model.addAfter(name, delayMs),
-      package: (name: string, p: Priority = 'high') => this.controllers.package.enqueue(name, p),
-      request: (name: string, p: Priority = 'high') => this.controllers.request.enqueue(name, p),
-    };
+    return this.enqueue;
   }
 
   /** Watch at once (and probe etcd); workers start once every informer has synced. */

@@ -1,15 +1,15 @@
-// The reconcilers wired as the app wires them, on the in-memory fakes: a fleet over a
-// FakeListerWatcher, a FakeStateStore, a FakeActionController and an Enqueue that records
-// what the event mapping queues. Tests call the reconcilers themselves, in the order they need.
+// The reconcilers wired as the app wires them (reconcilers/controllers.ts builds both), on the
+// in-memory fakes: a fleet over a FakeListerWatcher, a FakeStateStore, a FakeActionController and
+// an Enqueue that records what the event mapping queues. Tests call the reconcilers themselves,
+// in the order they need.
+import { silentLogger } from '../../controller/logger.js';
+import { buildReconcilers } from '../../reconcilers/controllers.js';
 import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import { KeyLayout } from '../../reconcilers/keys.js';
-import { ModelReconciler } from '../../reconcilers/model-reconciler.js';
 import type { NodeLivenessOptions } from '../../reconcilers/node-liveness.js';
 import { silentObserver, type DomainObserver } from '../../reconcilers/observer.js';
-import { PackageReconciler } from '../../reconcilers/package-reconciler.js';
 import type { Clock } from '../../reconcilers/ports.js';
-import { ReconcileRequestReconciler } from '../../reconcilers/reconcile-request-reconciler.js';
 import { FakeActionController } from './action-controller.js';
 import { FakeListerWatcher } from './lister-watcher.js';
 import { FakeStateStore } from './state-store.js';
@@ -32,11 +32,9 @@ export async function fakeWorld(o: FakeWorldOptions) {
   const store = new FakeStateStore(lw, keys);
   const ac = new FakeActionController();
   const triggerStates = new Set(['Error'] as const);
-  const deps = { fleet, store, observer, clock, source: 'controller/test' };
-  const model = new ModelReconciler(deps);
-  const pkg = new PackageReconciler({ ...deps, triggerStates });
-  const request = new ReconcileRequestReconciler({ ...deps, actionController: ac, triggerStates, repeat: { initialMs: 0, capMs: 0 } });
   const { queued, enqueue } = recordingEnqueue();
+  const reconcilers = buildReconcilers({ fleet, store, actionController: ac, observer, clock, source: 'controller/test', triggerStates, repeat: { initialMs: 0, capMs: 0 }, enqueue, logger: silentLogger });
+  const { model, package: pkg, request } = reconcilers;
   wireEventMapping(fleet, enqueue);
   const container = (node: string, id: string, model: string, status: string): void =>
     void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': model } }));
