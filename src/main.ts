@@ -43,7 +43,13 @@ async function main(): Promise<void> {
   });
 
   // Every state change, from one etcd watch (opened with the first subscriber), for every subscriber of this replica.
-  const feed = new StateFeed({ source: app.watchClient, keys: app.keys, logger });
+  const feed = new StateFeed({
+    source: app.watchClient,
+    keys: app.keys,
+    logger,
+    maxPausedBehind: config.grpc.limits.subscriberBufferEvents,
+    replayWatches: config.grpc.limits.replayWatches,
+  });
   // Every replica serves gRPC; scenario writes are compare-and-swap, so they need no leader guard.
   const grpcServer = createStateManagerServer({
     client: app.etcd,
@@ -68,7 +74,6 @@ async function main(): Promise<void> {
     readApi: {
       reader: new StateReader(new FleetStateCaches(app.fleet), new EtcdHistoryStore(app.etcd, app.keys, config.etcd.requestTimeout)),
       feed,
-      maxBufferedEvents: config.grpc.limits.subscriberBufferEvents,
       metrics: {
         opened: () => app.metrics.apiSubscriptions.inc(),
         closed: () => app.metrics.apiSubscriptions.dec(),

@@ -1,8 +1,9 @@
 // Contract section 5 over gRPC: GetResourceState, GetResourceStateHistory, ListResourcesByState
 // and SubscribeToStateChanges. Answers come from the replica's caches (history from etcd) and
-// the shared state feed; each call is authorized as a `read`. A subscriber that cannot keep up
-// is cut off with RESOURCE_EXHAUSTED once its stream holds `maxBufferedEvents` unsent events:
-// the feed never waits for anyone.
+// the shared state feed; each call is authorized as a `read`. A subscription is served at the
+// client's pace: events are written while the stream takes them and the feed resumes it on
+// 'drain'; one that stops reading is cut by the feed (RESOURCE_EXHAUSTED, naming the revision to
+// resume from). Subscriptions are bounded per identity and in total; a list answer is capped.
 import * as grpc from '@grpc/grpc-js';
 import type { ResourceStateRequest__Output } from '../generated/statemanager/ResourceStateRequest.js';
 import type { ResourceStateResponse } from '../generated/statemanager/ResourceStateResponse.js';
@@ -22,8 +23,10 @@ import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { ThrottledLog } from '../throttled-log.js';
 import type { StateReader, ResourceStateView, TransitionView } from '../state-api/reader.js';
-import type { StateChangeRecord, StateFeed, SubscriptionEnd } from '../state-api/feed.js';
+import type { StateChangeRecord, StateFeed, Subscription, SubscriptionEnd } from '../state-api/feed.js';
 import { LIMITS, quote, textProblem } from './validation.js';
+import { splitHostPort } from '../address.js';
+import { SubscriptionQuota } from '../state-api/subscription-quota.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs, nsToMs } from './resource-types.js';
 
 export interface StreamMetrics {
@@ -33,6 +36,18 @@ export interface StreamMetrics {
   cut(reason: 'slow' | 'compacted' | 'restarted' | 'stopped'): void;
 }
 
+/** Bounds of the read API (grpc.limits in docs/grpc.md). */
+export interface ReadLimits {
+  /** Subscriptions one identity may hold open (anonymous callers: per peer address). Default 100. */
+  subscriptionsPerIdentity: number;
+  /** Subscriptions this replica holds open in total. Default 2000. */
+  subscriptionsTotal: number;
+  /** Resources one ListResourcesByState answer carries at most. Default 1000. */
+  listMaxResults: number;
+}
+
+export const DEFAULT_READ_LIMITS: ReadLimits = { subscriptionsPerIdentity: 100, subscriptionsTotal: 2000, listMaxResults: 1000 };
+
 export interface ReadApiDeps {
   reader: StateReader;
   feed: StateFeed;
@@ -40,8 +55,7 @@ export interface ReadApiDeps {
   logger: Logger;
   refusals?: ThrottledLog;
   metrics?: StreamMetrics;
-  /** Unsent events a subscription may hold before it is cut off. Default 1000. */
-  maxBufferedEvents?: number;
+  limits?: Partial<ReadLimits>;
   now?: () => number;
 }
 
@@ -69,6 +83,8 @@ export function readHandlers(
 ): ReadHandlers {
   const now = deps.now ?? Date.now;
   const nowNs = (): string => msToNs(now());
+  const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...deps.limits };
+  const quota = new SubscriptionQuota({ perIdentity: limits.subscriptionsPerIdentity, total: limits.subscriptionsTotal });
 
   /** The caller, if it may read; else the refusal to answer with. */
   const admit = (method: string, call: { metadata: grpc.Metadata }): Caller | Partial<grpc.StatusObject> => {
@@ -104,7 +120,7 @@ export function readHandlers(
     timestamp_ns: msToNs(t.at),
     transition_id: t.transitionId,
     reason: t.reason,
-    source: t.source,
+    source: attributedSource(t.source, t.identity),
     duration_ms: String(t.durationMs),
     success: true,
   });
@@ -178,11 +194,15 @@ export function readHandlers(
       if (Object.keys(r.label_selector).length > 0) {
         return callback(null, { success: false, message: 'label_selector is not supported: statemanager keeps no labels', resources: [], total_count: 0 });
       }
-      const a = deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit });
+      const cap = limits.listMaxResults;
+      const a = deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit === 0 || r.limit > cap ? cap : r.limit });
       if (!a.ok) return callback(null, { success: false, message: a.message, resources: [], total_count: 0 });
+      const capped = a.value.total > a.value.resources.length && (r.limit === 0 || r.limit > cap);
       callback(null, {
         success: true,
-        message: `revision ${a.value.revision}`,
+        message: capped
+          ? `revision ${a.value.revision}; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`
+          : `revision ${a.value.revision}`,
         resources: a.value.resources.map(toState),
         total_count: a.value.total,
       });
@@ -200,14 +220,29 @@ export function readHandlers(
         record(method, 'INVALID_ARGUMENT');
         return refuse({ code: grpc.status.INVALID_ARGUMENT, details: parsed.problem });
       }
-      const max = deps.maxBufferedEvents ?? 1000;
+      const who = caller.via === 'anonymous' ? `anonymous@${peerHost(call.getPeer())}` : caller.identity;
+      const slot = quota.take(who);
+      if (!slot.ok) {
+        const meta = { identity: caller.identity, peer: call.getPeer() };
+        if (deps.refusals) deps.refusals.warn('subscriptions', 'subscription refused: over its limit', meta);
+        else deps.logger.warn('subscription refused: over its limit', meta);
+        record(method, 'RESOURCE_EXHAUSTED');
+        return refuse({ code: grpc.status.RESOURCE_EXHAUSTED, details: slot.problem });
+      }
+      // The feed never calls back from inside subscribe(), but the stream may end before it answered.
+      const held: { sub?: Subscription } = {};
       let over = false;
       deps.metrics?.opened();
-      const finish = (code: grpc.status, details: string, reason?: 'slow' | 'compacted' | 'restarted' | 'stopped'): void => {
-        if (over) return;
+      const close = (): boolean => {
+        if (over) return false;
         over = true;
-        sub.close();
+        held.sub?.close();
+        slot.release();
         deps.metrics?.closed();
+        return true;
+      };
+      const finish = (code: grpc.status, details: string, reason?: 'slow' | 'compacted' | 'restarted' | 'stopped'): void => {
+        if (!close()) return;
         if (reason) deps.metrics?.cut(reason);
         record(method, grpc.status[code]);
         if (code === grpc.status.OK) {
@@ -218,34 +253,44 @@ export function readHandlers(
         // A client that reads nothing never receives the status: free the stream anyway.
         if (code === grpc.status.RESOURCE_EXHAUSTED) setTimeout(() => call.destroy(), 5000).unref();
       };
-      const sub = deps.feed.subscribe(parsed.filter, {
+      const sub = (held.sub = deps.feed.subscribe(parsed.filter, {
+        // Written while the stream takes it; false pauses the subscription until 'drain'.
         send: (r) => {
-          if (over) return;
-          if (call.writableLength >= max) {
-            deps.logger.warn('state subscriber cut off: it does not keep up', { identity: caller.identity, peer: call.getPeer(), buffered: call.writableLength });
-            return finish(grpc.status.RESOURCE_EXHAUSTED, `the subscriber fell ${max} events behind; subscribe again with filter since_revision=${r.revision - 1}`, 'slow');
-          }
-          call.write(toEvent(r, nowNs()));
+          if (over) return false;
+          const more = call.write(toEvent(r, nowNs()));
           deps.metrics?.sent(1);
+          return more;
         },
         end: (reason) => {
+          if (reason.kind === 'slow') deps.logger.warn('state subscriber cut off: it does not read', { identity: caller.identity, peer: call.getPeer(), behind: reason.behind, resumeRevision: reason.resumeRevision });
           const [code, details, why] = endStatus(reason);
           finish(code, details, why);
         },
-      });
+      }));
+      if (over) sub.close();
+      call.on('drain', () => sub.resume());
       call.on('cancelled', () => {
-        if (over) return;
-        over = true;
-        sub.close();
-        deps.metrics?.closed();
-        record(method, 'CANCELLED');
+        if (close()) record(method, 'CANCELLED');
       });
     },
   };
 }
 
-function endStatus(reason: SubscriptionEnd): [grpc.status, string, 'compacted' | 'restarted' | 'stopped'] {
+/** The recorded source, with the authenticated identity beside it when it says something more. */
+export function attributedSource(source: string, identity: string | undefined): string {
+  if (identity === undefined || identity === '' || identity === source) return source;
+  return source === '' ? `(identity ${identity})` : `${source} (identity ${identity})`;
+}
+
+/** The host of a grpc-js peer string ("127.0.0.1:5000", "[::1]:5000", "ipv4:…"). */
+function peerHost(peer: string): string {
+  return splitHostPort(peer.replace(/^ipv[46]:/, '')).host;
+}
+
+function endStatus(reason: SubscriptionEnd): [grpc.status, string, 'slow' | 'compacted' | 'restarted' | 'stopped'] {
   switch (reason.kind) {
+    case 'slow':
+      return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber stopped reading while ${reason.behind} changes arrived; subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
     case 'compacted':
       return [grpc.status.OUT_OF_RANGE, `revision compacted (etcd keeps changes from ${reason.compactRevision}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
     case 'restarted':

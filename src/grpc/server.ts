@@ -63,7 +63,7 @@ export interface StateManagerServerOptions {
   /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
   isLocalPeer?: (address: string) => boolean;
   /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
-  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; maxBufferedEvents?: number };
+  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics };
 }
 
 export interface StateManagerServer {
@@ -142,7 +142,11 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             logger,
             refusals,
             ...(o.readApi.metrics ? { metrics: o.readApi.metrics } : {}),
-            ...(o.readApi.maxBufferedEvents !== undefined ? { maxBufferedEvents: o.readApi.maxBufferedEvents } : {}),
+            limits: {
+              subscriptionsPerIdentity: config.limits.subscriptionsPerIdentity,
+              subscriptionsTotal: config.limits.subscriptionsTotal,
+              listMaxResults: config.limits.listMaxResults,
+            },
           },
           authenticate,
           record,

@@ -1,33 +1,23 @@
 // Every committed state change (model, package, scenario) from ONE etcd watch, fanned out to any
 // number of subscribers, with a bounded buffer of recent changes so that a subscriber resuming
-// from a recent revision is served without touching etcd. A subscriber resuming from before the
-// buffer gets its own replay watch from that revision until it reaches the buffer, then joins
-// the shared stream: no gap and no duplicate at the seam, because every record carries its
-// revision and a subscriber only ever receives revisions after the last one it was given.
+// from a recent revision is served without touching etcd. Subscribers are pulled, not pushed:
+// each has a position (revision, index) and takes changes from the buffer, or from a replay
+// chunk when it resumes from before the buffer (src/state-api/replay-pool.ts, a bounded number
+// of etcd watches), for as long as its sink accepts them; a sink that is full pauses it, at a
+// revision boundary, until it is resumed. No gap and no duplicate anywhere, because every record
+// carries its position and a subscriber only ever takes records after its own. A subscriber that
+// stays paused while `maxPausedBehind` changes arrive, or whose place the buffer dropped while
+// it was paused, is cut, told the revision to resume from.
 import type { Logger } from '../../controller/logger.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { KeyLayout } from '../../reconcilers/keys.js';
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
-import type { EtcdWatch, EtcdWatchEvent, EtcdWatchHandlers, WatchTarget } from '../etcd/watch-client.js';
+import type { ResourceKind } from '../../reconcilers/states.js';
+import type { EtcdWatch } from '../etcd/watch-client.js';
+import { stateChanges, stateRange, type StateChangeRecord } from './records.js';
+import { ReplayPool, type ReplayChunk, type WatchSource } from './replay-pool.js';
 
-export interface StateChangeRecord {
-  kind: ResourceKind;
-  name: string;
-  /** The state before ('' for a new resource), in the spelling statemanager writes when it is one. */
-  from: string;
-  /** The state after ('' when the state key was deleted). */
-  to: string;
-  revision: number;
-  /** Position among the changes of one revision (a transaction may change several keys). */
-  index: number;
-  /** When this replica saw the change (epoch ms). */
-  seenAt: number;
-}
-
-/** What the feed needs of etcd: watches with previous values and progress requests. */
-export interface WatchSource {
-  watch(target: WatchTarget, handlers: EtcdWatchHandlers): EtcdWatch;
-}
+export type { StateChangeRecord } from './records.js';
+export type { WatchSource } from './replay-pool.js';
 
 export interface SubscriptionFilter {
   kind?: ResourceKind;
@@ -36,16 +26,24 @@ export interface SubscriptionFilter {
   sinceRevision?: number;
 }
 
-/** Where a subscription's changes go. Never blocks: a sink that cannot keep up ends itself. */
+/** Where a subscription's changes go. Never blocks: a full sink says so and is resumed later. */
 export interface ChangeSink {
-  send(record: StateChangeRecord): void;
-  /** The subscription can no longer be served: compacted (resume impossible) or the feed stopped. */
+  /** Takes one change; false: it holds enough, send nothing after this revision until resume(). */
+  send(record: StateChangeRecord): boolean;
+  /** The subscription ended: compacted (resume impossible), too slow, or the feed stopped. */
   end(reason: SubscriptionEnd): void;
 }
 
-export type SubscriptionEnd = { kind: 'compacted'; compactRevision: number } | { kind: 'restarted'; detail: string } | { kind: 'stopped' };
+export type SubscriptionEnd =
+  | { kind: 'compacted'; compactRevision: number }
+  | { kind: 'restarted'; detail: string }
+  | { kind: 'stopped' }
+  /** It did not read while `behind` changes arrived: every change up to `resumeRevision` was given. */
+  | { kind: 'slow'; resumeRevision: number; behind: number };
 
 export interface Subscription {
+  /** The sink can take changes again. */
+  resume(): void;
   close(): void;
 }
 
@@ -55,7 +53,7 @@ export interface StateFeedOptions {
   logger: Logger;
   /** Recent changes kept for resumes. Default 10,000. */
   bufferSize?: number;
-  /** How often a replay asks etcd whether it has caught up. Default 200 ms. */
+  /** How often a replay asks etcd whether it has caught up. Default 100 ms. */
   progressIntervalMs?: number;
   /**
    * The shared watch starts with the first subscriber and stops this long after the last one
@@ -63,38 +61,57 @@ export interface StateFeedOptions {
    * etcd nothing (its prev_kv lookups are not free). Default 60 s.
    */
   idleStopMs?: number;
+  /** Changes that may arrive while a subscriber does not read before it is cut. Default 1000. */
+  maxPausedBehind?: number;
+  /** etcd watches open at once for replays from before the buffer. Default 4. */
+  replayWatches?: number;
+  /** Changes one replay fetch gathers (held in memory until the subscriber took them). Default 500. */
+  replayChunk?: number;
   now?: () => number;
 }
 
-const KINDS: readonly ResourceKind[] = ['model', 'package', 'scenario'];
-
 export class StateFeed {
   private readonly buffer: StateChangeRecord[] = [];
+  /** Sequence number of buffer[0]: a subscriber's cursor survives trimming. */
+  private base = 0;
   /** Every change after this revision is in the buffer (or delivered live from now on). */
   private floor = Number.POSITIVE_INFINITY;
-  private readonly live = new Set<Subscriber>();
+  private readonly subs = new Set<Subscriber>();
   private watch: EtcdWatch | undefined;
   private readyWaiters: (() => void)[] = [];
   private stopped = false;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly bufferSize: number;
+  private readonly maxPausedBehind: number;
   private readonly now: () => number;
+  private readonly replays: ReplayPool;
 
   constructor(private readonly o: StateFeedOptions) {
     this.bufferSize = o.bufferSize ?? 10_000;
+    this.maxPausedBehind = o.maxPausedBehind ?? 1000;
     this.now = o.now ?? Date.now;
+    this.replays = new ReplayPool({
+      source: o.source,
+      keys: o.keys,
+      floor: () => this.floor,
+      firstBuffered: () => this.buffer[0]?.revision,
+      ...(o.replayWatches !== undefined ? { slots: o.replayWatches } : {}),
+      ...(o.replayChunk !== undefined ? { chunk: o.replayChunk } : {}),
+      ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
+      now: this.now,
+    });
   }
 
   /** Starts the shared watch; resolves once etcd confirmed it. */
   start(): Promise<void> {
     if (this.watch) return this.ready();
     this.stopped = false;
-    this.watch = this.o.source.watch(this.range(0), {
+    this.watch = this.o.source.watch(stateRange(this.o.keys, 0), {
       onCreated: (revision) => {
         if (this.floor === Number.POSITIVE_INFINITY) this.floor = revision;
         for (const w of this.readyWaiters.splice(0)) w();
       },
-      onEvents: (events) => this.publish(this.records(events)),
+      onEvents: (events) => this.publish(stateChanges(this.o.keys, events, this.now())),
       onCompacted: (rev) => this.restart(`the shared watch fell behind a compaction at ${rev}`),
       onCanceled: (reason) => this.restart(`etcd canceled the shared watch: ${reason}`),
       onDisconnected: (err) => this.o.logger.debug('state feed watch reconnecting', { error: errorMessage(err) }),
@@ -107,66 +124,62 @@ export class StateFeed {
     clearTimeout(this.idleTimer);
     this.watch?.close();
     this.watch = undefined;
-    for (const s of [...this.live]) s.end({ kind: 'stopped' });
-    this.live.clear();
+    for (const s of [...this.subs]) s.end({ kind: 'stopped' });
+    this.replays.stop('the feed stopped');
   }
 
-  /** Open subscriptions (live and replaying). */
+  /** Open subscriptions (live, paused, replaying or waiting for the start). */
   get subscribers(): number {
-    return this.live.size + this.replaying;
+    return this.subs.size;
   }
 
-  /** The etcd watches this feed holds: one, plus one per subscriber replaying from before the buffer. */
+  /** The etcd watches this feed holds: the shared one, plus the replays' (at most `replayWatches`). */
   get etcdWatches(): number {
-    return (this.watch ? 1 : 0) + this.replaying;
+    return (this.watch ? 1 : 0) + this.replays.watches;
   }
 
-  private replaying = 0;
+  /** Whether the shared watch is open. */
+  get watching(): boolean {
+    return this.watch !== undefined;
+  }
 
   subscribe(filter: SubscriptionFilter, sink: ChangeSink): Subscription {
     clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
     if (!this.watch && !this.stopped) void this.start();
-    this.open++;
-    let counted = true;
-    const sub = new Subscriber(filter, sink, () => {
-      this.live.delete(sub);
-      if (counted) {
-        counted = false;
-        this.open--;
-        if (this.open === 0) this.idleSoon();
-      }
+    const sub = new Subscriber(filter, sink, {
+      resumed: (s) => this.advance(s),
+      closed: (s) => {
+        this.subs.delete(s);
+        if (this.subs.size === 0) this.idleSoon();
+      },
     });
-    // Not started yet: the position "now" is not known until etcd confirms the shared watch.
-    if (this.floor === Number.POSITIVE_INFINITY) void this.ready().then(() => this.attach(sub, filter.sinceRevision));
-    else this.attach(sub, filter.sinceRevision);
+    this.subs.add(sub);
+    // Never from inside subscribe(): the caller does not hold the subscription yet.
+    queueMicrotask(() => {
+      // Not started yet: the position "now" is not known until etcd confirms the shared watch.
+      if (this.floor === Number.POSITIVE_INFINITY) void this.ready().then(() => this.attach(sub));
+      else this.attach(sub);
+    });
     return sub;
   }
 
-  private attach(sub: Subscriber, since: number | undefined): void {
+  private attach(sub: Subscriber): void {
     if (sub.closed) return;
-    if (since === undefined) {
-      // From now on: what the feed has seen so far is past.
-      sub.passed(this.newest);
-      this.join(sub);
-    } else if (since >= this.floor) {
-      sub.passed(since);
-      this.join(sub);
-    } else {
-      this.replay(sub, since);
-    }
+    const since = sub.filter.sinceRevision;
+    sub.passed(since ?? this.newest);
+    sub.mode = 'replay';
+    this.advance(sub);
   }
-
-  /** Subscriptions not yet closed (live, replaying or waiting for the start). */
-  private open = 0;
 
   private idleSoon(): void {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      if (this.open > 0 || !this.watch) return;
+      if (this.subs.size > 0 || !this.watch) return;
       this.watch.close();
       this.watch = undefined;
       this.buffer.length = 0;
+      this.base = 0;
       this.floor = Number.POSITIVE_INFINITY;
     }, this.o.idleStopMs ?? 60_000);
     this.idleTimer.unref();
@@ -177,123 +190,110 @@ export class StateFeed {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
-  /** Buffered changes after the subscriber's position, then live; synchronous, so nothing can slip between. */
-  private join(sub: Subscriber): void {
-    if (sub.closed) return;
-    for (const r of this.buffer) sub.deliver(r);
-    this.live.add(sub);
-  }
-
   /** The newest revision the feed has accounted for. */
   private get newest(): number {
     const last = this.buffer[this.buffer.length - 1];
     return Math.max(this.floor, last?.revision ?? -1);
   }
 
-  private replay(sub: Subscriber, since: number): void {
-    this.replaying++;
-    let done = false;
-    const finish = (): void => {
-      if (done) return;
-      done = true;
-      this.replaying--;
-      clearInterval(ticker);
-      w.close();
-    };
-    sub.onClose = finish;
-    sub.passed(since);
-    const catchUp = (): void => {
-      // Reached the buffer: hand over to the shared stream.
-      if (!done && sub.after >= this.floor) {
-        finish();
-        sub.onClose = undefined;
-        this.join(sub);
+  /** Sequence number one past the newest buffered change. */
+  private get head(): number {
+    return this.base + this.buffer.length;
+  }
+
+  /** Moves a subscriber on as far as its sink takes: its replay, then the buffer, then live. */
+  private advance(sub: Subscriber): void {
+    while (!sub.closed && !sub.paused) {
+      if (sub.mode === 'buffer') {
+        if (sub.cursor < this.base) return this.cut(sub);
+        const stop = sub.take(this.buffer, sub.cursor - this.base);
+        sub.cursor = this.base + stop;
+        if (sub.paused) sub.pausedAt = this.head;
+        return;
       }
-    };
-    const w = this.o.source.watch(this.range(since + 1), {
-      onEvents: (events) => {
-        for (const r of this.records(events)) sub.deliver(r);
-        catchUp();
-      },
-      onProgress: (revision) => {
-        sub.passed(revision);
-        catchUp();
-      },
-      onCompacted: (rev) => {
-        finish();
-        sub.end({ kind: 'compacted', compactRevision: rev });
-      },
-      onCanceled: (reason) => {
-        finish();
-        sub.end({ kind: 'restarted', detail: `etcd canceled the replay: ${reason}` });
-      },
+      if (sub.mode !== 'replay') return;
+      if (sub.chunk) {
+        sub.chunkAt = sub.take(sub.chunk.records, sub.chunkAt);
+        if (sub.paused) sub.pausedAt = this.head;
+        if (sub.chunkAt < sub.chunk.records.length) return;
+        sub.passed(sub.chunk.through);
+        sub.chunk = undefined;
+        continue;
+      }
+      if (sub.fetching) return;
+      if (sub.after >= this.floor) {
+        // Reached the buffer: from here on, the shared stream.
+        sub.mode = 'buffer';
+        sub.cursor = this.base + this.firstAfter(sub);
+        continue;
+      }
+      this.fetch(sub);
+      return;
+    }
+  }
+
+  private fetch(sub: Subscriber): void {
+    sub.fetching = this.replays.fetch(sub.after, (outcome) => {
+      sub.fetching = undefined;
+      if (sub.closed) return;
+      if (!outcome.ok) {
+        sub.end(outcome.compactRevision !== undefined ? { kind: 'compacted', compactRevision: outcome.compactRevision } : { kind: 'restarted', detail: outcome.detail });
+        return;
+      }
+      sub.chunk = outcome.chunk;
+      sub.chunkAt = 0;
+      this.advance(sub);
     });
-    const ticker = setInterval(() => w.requestProgress(), this.o.progressIntervalMs ?? 200);
-    ticker.unref();
+  }
+
+  /** Index of the first buffered change after the subscriber's position. */
+  private firstAfter(sub: Subscriber): number {
+    let lo = 0;
+    let hi = this.buffer.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sub.has(this.buffer[mid]!)) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private cut(sub: Subscriber): void {
+    sub.end({ kind: 'slow', resumeRevision: sub.after, behind: this.head - sub.pausedAt });
   }
 
   private publish(records: StateChangeRecord[]): void {
-    for (const r of records) {
-      this.buffer.push(r);
-      for (const s of this.live) s.deliver(r);
-    }
+    if (records.length === 0) return;
+    this.buffer.push(...records);
     const excess = this.buffer.length - this.bufferSize;
+    for (const s of [...this.subs]) {
+      if (s.paused && this.head - s.pausedAt > this.maxPausedBehind) this.cut(s);
+      else if (s.mode === 'buffer' && s.paused && excess > 0 && s.cursor < this.base + excess) this.cut(s);
+      else if (s.mode === 'buffer') this.advance(s);
+    }
     if (excess > 0) {
       const dropped = this.buffer.splice(0, excess);
+      this.base += excess;
       this.floor = Math.max(this.floor, dropped[dropped.length - 1]!.revision);
     }
   }
 
-  /** The shared watch broke for good: start again from now; subscribers must resume. */
+  /** The shared watch broke for good: start again from now; subscribers on it must resume. */
   private restart(detail: string): void {
     this.o.logger.warn('state feed restarted', { detail });
     this.watch = undefined;
     this.buffer.length = 0;
+    this.base = 0;
     this.floor = Number.POSITIVE_INFINITY;
-    for (const s of [...this.live]) s.end({ kind: 'restarted', detail });
-    this.live.clear();
-    if (!this.stopped && this.open > 0) void this.start();
-  }
-
-  /** The keys of every state: from `/model/` to the end of `/scenario/` (a few `/node/` and `/package/` keys between are filtered). */
-  private range(startRevision: number): WatchTarget {
-    const keys = this.o.keys;
-    const first = [keys.statePrefix('model'), keys.statePrefix('package'), keys.statePrefix('scenario')].sort();
-    const last = first[first.length - 1]!;
-    return {
-      key: Buffer.from(first[0]!),
-      rangeEnd: Buffer.from(last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1)),
-      startRevision,
-      prevKv: true,
-    };
-  }
-
-  private records(events: EtcdWatchEvent[]): StateChangeRecord[] {
-    const out: StateChangeRecord[] = [];
-    const seenAt = this.now();
-    let revision = -1;
-    let index = 0;
-    for (const e of events) {
-      const key = e.kv.key.toString('utf8');
-      const kind = KINDS.find((k) => this.o.keys.parseStateKey(k, key) !== undefined);
-      if (kind === undefined) continue;
-      const name = this.o.keys.parseStateKey(kind, key)!;
-      const from = e.prev_kv ? spelled(kind, e.prev_kv.value.toString('utf8')) : '';
-      const to = e.type === 'Delete' ? '' : spelled(kind, e.kv.value.toString('utf8'));
-      // A rewrite of the same state (another writer, another spelling) is not a change.
-      if (from === to) continue;
-      const rev = Number(e.kv.mod_revision);
-      index = rev === revision ? index + 1 : 0;
-      revision = rev;
-      out.push({ kind, name, from, to, revision: rev, index, seenAt });
-    }
-    return out;
+    // Replaying subscribers go on: they reach the new buffer's floor by replay.
+    for (const s of [...this.subs]) if (s.mode === 'buffer') s.end({ kind: 'restarted', detail });
+    if (!this.stopped && this.subs.size > 0) void this.start();
   }
 }
 
-/** The canonical spelling of a state, or the raw value when it is not one. */
-function spelled(kind: ResourceKind, raw: string): string {
-  return parseState(kind, raw) ?? raw;
+interface SubscriberHooks {
+  resumed(s: Subscriber): void;
+  closed(s: Subscriber): void;
 }
 
 class Subscriber implements Subscription {
@@ -301,12 +301,23 @@ class Subscriber implements Subscription {
   after = -1;
   private afterIndex = Number.POSITIVE_INFINITY;
   closed = false;
-  onClose: (() => void) | undefined;
+  /** waiting: for the shared watch to start; replay: from etcd in chunks; buffer: from the feed's buffer, then live. */
+  mode: 'waiting' | 'replay' | 'buffer' = 'waiting';
+  /** The sink is full: take nothing until resume(). */
+  paused = false;
+  /** The feed's head when it paused. */
+  pausedAt = 0;
+  /** Sequence number of the next buffered change to look at (buffer mode). */
+  cursor = 0;
+  chunk: ReplayChunk | undefined;
+  chunkAt = 0;
+  /** Cancels the replay fetch under way. */
+  fetching: (() => void) | undefined;
 
   constructor(
-    private readonly filter: SubscriptionFilter,
+    readonly filter: SubscriptionFilter,
     private readonly sink: ChangeSink,
-    private readonly detach: () => void,
+    private readonly hooks: SubscriberHooks,
   ) {}
 
   /** Everything up to and including `revision` is accounted for. */
@@ -317,14 +328,38 @@ class Subscriber implements Subscription {
     }
   }
 
-  deliver(r: StateChangeRecord): void {
-    if (this.closed) return;
-    if (r.revision < this.after || (r.revision === this.after && r.index <= this.afterIndex)) return;
-    this.after = r.revision;
-    this.afterIndex = r.index;
-    if (this.filter.kind !== undefined && r.kind !== this.filter.kind) return;
-    if (this.filter.name !== undefined && r.name !== this.filter.name) return;
-    this.sink.send(r);
+  /** Whether the change is at or before the position. */
+  has(r: StateChangeRecord): boolean {
+    return r.revision < this.after || (r.revision === this.after && r.index <= this.afterIndex);
+  }
+
+  /**
+   * Gives the records from index `i` on until the sink is full, then stops at the end of that
+   * revision (so that the position is a whole revision, a clean place to resume from). Returns
+   * the index of the first record not taken.
+   */
+  take(records: readonly StateChangeRecord[], i: number): number {
+    let full = false;
+    while (i < records.length && !this.closed) {
+      const r = records[i++]!;
+      if (this.has(r)) continue;
+      this.after = r.revision;
+      this.afterIndex = r.index;
+      if ((this.filter.kind === undefined || r.kind === this.filter.kind) && (this.filter.name === undefined || r.name === this.filter.name)) {
+        if (!this.sink.send(r)) full = true;
+      }
+      if (full && records[i]?.revision !== r.revision) {
+        this.paused = true;
+        break;
+      }
+    }
+    return i;
+  }
+
+  resume(): void {
+    if (this.closed || !this.paused) return;
+    this.paused = false;
+    this.hooks.resumed(this);
   }
 
   end(reason: SubscriptionEnd): void {
@@ -336,7 +371,9 @@ class Subscriber implements Subscription {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.detach();
-    this.onClose?.();
+    this.chunk = undefined;
+    this.fetching?.();
+    this.fetching = undefined;
+    this.hooks.closed(this);
   }
 }

@@ -44,6 +44,8 @@ export interface TransitionView {
   transitionId: string;
   reason: string;
   source: string;
+  /** The authenticated identity that asked for it (requested changes), which the caller cannot choose. */
+  identity?: string;
   /** How long the resource had been in `from` (0 for the first entry). */
   durationMs: number;
 }
@@ -129,6 +131,7 @@ function toTransitions(entries: HistoryEntry[]): TransitionView[] {
       transitionId: e.transitionId ?? '',
       reason: e.reason,
       source: e.source,
+      ...(typeof e.identity === 'string' ? { identity: e.identity } : {}),
       durationMs: previousAt === undefined ? 0 : Math.max(0, at - previousAt),
     });
     previousAt = at;

@@ -64,7 +64,7 @@ const settle = () => new Promise((r) => setTimeout(r, 30));
 function collect(feed: StateFeed, filter: Parameters<StateFeed['subscribe']>[0] = {}) {
   const got: StateChangeRecord[] = [];
   const ends: string[] = [];
-  const sub = feed.subscribe(filter, { send: (r) => void got.push(r), end: (r) => void ends.push(r.kind) });
+  const sub = feed.subscribe(filter, { send: (r) => got.push(r) > 0, end: (r) => void ends.push(r.kind) });
   return { got, ends, sub };
 }
 

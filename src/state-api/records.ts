@@ -1,0 +1,60 @@
+// etcd watch events as state changes, and the key range every state lives in: shared by the
+// feed's one watch and its bounded replays.
+import type { KeyLayout } from '../../reconcilers/keys.js';
+import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import type { EtcdWatchEvent, WatchTarget } from '../etcd/watch-client.js';
+
+export interface StateChangeRecord {
+  kind: ResourceKind;
+  name: string;
+  /** The state before ('' for a new resource), in the spelling statemanager writes when it is one. */
+  from: string;
+  /** The state after ('' when the state key was deleted). */
+  to: string;
+  revision: number;
+  /** Position among the changes of one revision (a transaction may change several keys). */
+  index: number;
+  /** When this replica saw the change (epoch ms). */
+  seenAt: number;
+}
+
+const KINDS: readonly ResourceKind[] = ['model', 'package', 'scenario'];
+
+/** The keys of every state: from `/model/` to the end of `/scenario/` (a few `/node/` and `/package/` keys between are filtered). */
+export function stateRange(keys: KeyLayout, startRevision: number): WatchTarget {
+  const first = [keys.statePrefix('model'), keys.statePrefix('package'), keys.statePrefix('scenario')].sort();
+  const last = first[first.length - 1]!;
+  return {
+    key: Buffer.from(first[0]!),
+    rangeEnd: Buffer.from(last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1)),
+    startRevision,
+    prevKv: true,
+  };
+}
+
+/** The state changes among one watch response's events; a rewrite of the same state is none. */
+export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: number): StateChangeRecord[] {
+  const out: StateChangeRecord[] = [];
+  let revision = -1;
+  let index = 0;
+  for (const e of events) {
+    const key = e.kv.key.toString('utf8');
+    const kind = KINDS.find((k) => keys.parseStateKey(k, key) !== undefined);
+    if (kind === undefined) continue;
+    const name = keys.parseStateKey(kind, key)!;
+    const from = e.prev_kv ? spelled(kind, e.prev_kv.value.toString('utf8')) : '';
+    const to = e.type === 'Delete' ? '' : spelled(kind, e.kv.value.toString('utf8'));
+    // A rewrite of the same state (another writer, another spelling) is not a change.
+    if (from === to) continue;
+    const rev = Number(e.kv.mod_revision);
+    index = rev === revision ? index + 1 : 0;
+    revision = rev;
+    out.push({ kind, name, from, to, revision: rev, index, seenAt });
+  }
+  return out;
+}
+
+/** The canonical spelling of a state, or the raw value when it is not one. */
+function spelled(kind: ResourceKind, raw: string): string {
+  return parseState(kind, raw) ?? raw;
+}

@@ -1,0 +1,329 @@
+// SubscribeToStateChanges under a careless or hostile client, over real gRPC and a real etcd
+// (issue 18): a resume whose backlog is larger than what one stream may hold unsent arrives
+// whole, at the client's pace; a client that stops reading is cut and told where to resume;
+// nothing leaks when a resume ends; subscriptions are bounded per identity and in total;
+// replays from before the buffer share a bounded number of etcd watches; one list answer is
+// capped; the history carries the authenticated identity.
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { silentLogger } from '../../controller/logger.js';
+import { StateFeed, type StateFeedOptions } from '../../src/state-api/feed.js';
+import { StateReader, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
+import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
+import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
+import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
+import { attributedSource } from '../../src/grpc/read-api.js';
+import { DraftClient, type Subscription } from '../helpers/draft-client.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
+import { startTestServer, stopAll, uniquePrefix } from '../grpc/_support.js';
+
+let etcd: EtcdServer;
+const cleanups: (() => void)[] = [];
+test.before(async () => {
+  etcd = await startEtcd();
+});
+test.after.always(async () => {
+  for (const c of cleanups.splice(0)) c();
+  await stopAll();
+  await etcd?.stop();
+});
+
+/** Caches the tests fill by hand (the reads under test here are the subscription and the list). */
+class HandCaches implements StateCaches {
+  readonly states = new Map<string, StoredStateView>();
+  get(_kind: unknown, name: string): StoredStateView | undefined {
+    return this.states.get(name);
+  }
+  list(): Iterable<StoredStateView> {
+    return this.states.values();
+  }
+  revision(): number {
+    return 1;
+  }
+}
+
+/** Counts the etcd watches the feed opens at once (the replays' and the shared one). */
+class CountingSource {
+  open = 0;
+  max = 0;
+  constructor(private readonly inner: { watch(t: WatchTarget, h: EtcdWatchHandlers): EtcdWatch }) {}
+  watch(target: WatchTarget, h: EtcdWatchHandlers): EtcdWatch {
+    const w = this.inner.watch(target, h);
+    this.max = Math.max(this.max, ++this.open);
+    let closed = false;
+    return {
+      close: () => {
+        if (!closed) this.open--;
+        closed = true;
+        w.close();
+      },
+      requestProgress: () => w.requestProgress(),
+    };
+  }
+}
+
+async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}) {
+  const keys = new KeyLayout(uniquePrefix());
+  const client = etcd.client();
+  const watchClient = etcd.watchClient();
+  const source = new CountingSource(watchClient);
+  const feed = new StateFeed({ source, keys, logger: silentLogger, idleStopMs: 300, ...feedOptions });
+  cleanups.push(() => {
+    feed.stop();
+    watchClient.close();
+  });
+  const caches = new HandCaches();
+  const reader = new StateReader(caches, new EtcdHistoryStore(client, keys, 3000));
+  const s = await startTestServer(client, config, { keys, readApi: { reader, feed } });
+  const put = async (name: string, state: string): Promise<number> => Number((await client.put(keys.stateKey('scenario', name)).value(state).exec()).header.revision);
+  return { s, feed, keys, client, caches, source, put, draft: (md?: () => grpc.Metadata) => new DraftClient(s.target, md) };
+}
+
+/** `n` new scenarios (each a change from nothing to Idle), 64 writes in flight; their revisions in order. */
+async function createScenarios(put: (name: string, state: string) => Promise<number>, n: number, prefix = 's'): Promise<number[]> {
+  const revs: number[] = [];
+  for (let i = 0; i < n; i += 64) {
+    const batch = Array.from({ length: Math.min(64, n - i) }, (_, j) => put(`${prefix}${i + j}`, 'Idle'));
+    revs.push(...(await Promise.all(batch)));
+  }
+  return revs.sort((a, b) => a - b);
+}
+
+async function etcdWatchers(): Promise<number> {
+  const body = await (await fetch(`${etcd.endpoint}/metrics`)).text();
+  const line = body.split('\n').find((l) => l.startsWith('etcd_debugging_mvcc_watcher_total '));
+  return Number(line?.split(' ')[1]);
+}
+
+/**
+ * Changes a warm-up scenario until the subscription sees it (it attaches once etcd confirmed the
+ * shared watch); the revisions written, the last one seen.
+ */
+async function subscribed(sub: Subscription, put: (name: string, state: string) => Promise<number>): Promise<number[]> {
+  const written: number[] = [];
+  for (let i = 0; ; i++) {
+    const rev = await put('warmup', i % 2 ? 'Waiting' : 'Idle');
+    written.push(rev);
+    try {
+      await eventually(async () => assert.ok(sub.revisions().includes(rev), 'the subscription is attached'), { timeoutMs: 500 });
+      return written;
+    } catch (err) {
+      if (i > 20) throw err;
+    }
+  }
+}
+
+const bearerOf = (token: string) => () => {
+  const md = new grpc.Metadata();
+  md.set('authorization', `Bearer ${token}`);
+  return md;
+};
+
+test.serial('a resume with a 3,000-change backlog in the buffer arrives whole, in order, without duplicates, then goes on live', async (t) => {
+  const { draft, put } = await serve();
+  const c = draft();
+  // One subscriber open: the changes sit in the resume buffer.
+  const live = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const before = (await subscribed(live, put)).at(-1)!;
+  const revs = await createScenarios(put, 3000);
+  await eventually(async () => assert.strictEqual(live.revisions().at(-1), revs.at(-1)), { timeoutMs: 60_000 });
+
+  const resumed = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(before) });
+  await eventually(async () => assert.ok(resumed.events.length >= 3000, `${resumed.events.length} of 3000`), { timeoutMs: 60_000 });
+  t.log(`backlog resume: ${resumed.events.length} of 3000 events delivered`);
+  t.deepEqual(resumed.revisions(), revs);
+  t.is(new Set(resumed.events.map((e) => e.event_id)).size, 3000, 'no duplicate');
+  const next = await put('after', 'Idle');
+  await eventually(async () => assert.strictEqual(resumed.events.length, 3001));
+  t.is(resumed.revisions()[3000], next);
+  for (const s of [live, resumed]) s.cancel();
+  c.close();
+});
+
+test.serial('a resume that ends leaks nothing: the subscriber count returns to 0 and the shared etcd watch closes when idle', async (t) => {
+  // The previous test's watches close asynchronously.
+  await new Promise((r) => setTimeout(r, 1000));
+  const idle = await etcdWatchers();
+  const { draft, put, feed } = await serve({ idleStopMs: 300 });
+  const c = draft();
+  const live = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const before = (await subscribed(live, put)).at(-1)!;
+  t.is(await etcdWatchers(), idle + 1, 'the shared watch');
+  // More than what one stream may hold unsent (maxPausedBehind 1000): the resume that used to throw.
+  const revs = await createScenarios(put, 1500);
+  await eventually(async () => assert.strictEqual(live.revisions().at(-1), revs.at(-1)), { timeoutMs: 60_000 });
+  const resumed = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(before) });
+  await eventually(async () => assert.strictEqual(resumed.events.length, 1500), { timeoutMs: 60_000 });
+  t.is(feed.subscribers, 2);
+  resumed.cancel();
+  live.cancel();
+  await eventually(async () => assert.strictEqual(feed.subscribers, 0));
+  await eventually(async () => assert.strictEqual(feed.etcdWatches, 0, 'the shared watch closed'));
+  await eventually(async () => assert.strictEqual(await etcdWatchers(), idle));
+  c.close();
+});
+
+test.serial('a client that stops reading is cut with RESOURCE_EXHAUSTED naming the revision from which a resume gives exactly the rest', async (t) => {
+  const { draft, put, feed } = await serve({ maxPausedBehind: 300 });
+  const c = draft();
+  const slow = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const first = (await subscribed(slow, put)).at(-1)!;
+  slow.stream.pause();
+  const revs = await createScenarios(put, 3000);
+  await eventually(async () => assert.strictEqual(feed.subscribers, 0, 'cut'), { timeoutMs: 60_000 });
+  slow.stream.resume();
+  const status = await slow.end;
+  t.is(status.code, grpc.status.RESOURCE_EXHAUSTED, status.details);
+  const m = /since_revision=(\d+)/.exec(status.details);
+  t.truthy(m, status.details);
+  const from = Number(m![1]);
+  t.log(`cut after ${slow.events.length} events: ${status.details}`);
+  t.true(slow.events.length < 3000);
+  // Everything up to the named revision was sent, and it arrived before the status.
+  t.is(slow.revisions().at(-1), from);
+
+  const rest = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(from) });
+  const expected = [...slow.revisions().filter((r) => r <= first), ...revs];
+  await eventually(async () => assert.strictEqual(slow.events.length + rest.events.length, expected.length), { timeoutMs: 60_000 });
+  t.deepEqual([...slow.revisions(), ...rest.revisions()], expected, 'whole, in order, no duplicate at the cut');
+  rest.cancel();
+  c.close();
+});
+
+test.serial('subscriptions are bounded per identity and in total (RESOURCE_EXHAUSTED), below, at and past each bound', async (t) => {
+  const alice = 'alice-'.padEnd(40, 'a');
+  const bob = 'bob-'.padEnd(40, 'b');
+  const { draft, feed } = await serve(
+    {},
+    {
+      auth: {
+        tokens: [
+          { token: alice, identity: 'alice' },
+          { token: bob, identity: 'bob' },
+        ],
+        rules: [{ identities: ['token:*'], allow: [{ method: 'read' }] }],
+      },
+      limits: { subscriptionsPerIdentity: 3, subscriptionsTotal: 5 },
+    },
+  );
+  const a = draft(bearerOf(alice));
+  const b = draft(bearerOf(bob));
+  const all: Subscription[] = [];
+  const open = async (c: DraftClient, expected: number): Promise<Subscription> => {
+    const s = c.subscribe('RESOURCE_TYPE_SCENARIO');
+    all.push(s);
+    await eventually(async () => assert.strictEqual(feed.subscribers, expected));
+    return s;
+  };
+  const refused = async (c: DraftClient): Promise<grpc.StatusObject> => c.subscribe('RESOURCE_TYPE_SCENARIO').end;
+
+  const a1 = await open(a, 1);
+  await open(a, 2); // below
+  await open(a, 3); // at the per-identity bound
+  const past = await refused(a);
+  t.is(past.code, grpc.status.RESOURCE_EXHAUSTED);
+  t.regex(past.details, /token:alice has 3 subscriptions open.*subscriptionsPerIdentity/);
+  await open(b, 4);
+  const b5 = await open(b, 5); // at the total bound
+  const total = await refused(b);
+  t.is(total.code, grpc.status.RESOURCE_EXHAUSTED);
+  t.regex(total.details, /serves 5 subscriptions.*subscriptionsTotal/);
+  t.is(feed.subscribers, 5);
+  // Closing one gives its place back, to its identity and to the total.
+  a1.cancel();
+  await eventually(async () => assert.strictEqual(feed.subscribers, 4));
+  await open(a, 5);
+  b5.cancel();
+  await eventually(async () => assert.strictEqual(feed.subscribers, 4));
+  await open(b, 5);
+  for (const s of all) s.cancel();
+  await eventually(async () => assert.strictEqual(feed.subscribers, 0));
+  a.close();
+  b.close();
+});
+
+test.serial('replays from before the buffer share a bounded number of etcd watches, however many resume at once', async (t) => {
+  const { draft, put, feed, source } = await serve({ replayWatches: 2, bufferSize: 50 });
+  const old = await createScenarios(put, 300, 'old');
+  const c = draft();
+  // The shared watch starts now: everything above is older than its buffer.
+  const live = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const warm = await subscribed(live, put);
+  t.is(source.max, 1);
+
+  // Below the bound: one replay, one more watch.
+  const one = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(old[0]! - 1) });
+  await eventually(async () => assert.strictEqual(one.events.length, 300 + warm.length));
+  t.is(source.max, 2);
+  one.cancel();
+
+  // Twenty at once from twenty revisions: at the bound (1 + 2), never past it.
+  const subs = Array.from({ length: 20 }, (_, i) => ({ since: old[i * 10]!, s: c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(old[i * 10]) }) }));
+  const last = await put('later', 'Idle');
+  await eventually(async () => assert.ok(subs.every(({ s }) => s.revisions().at(-1) === last), 'every replay reached the live stream'), { timeoutMs: 60_000 });
+  for (const { since, s } of subs) t.deepEqual(s.revisions(), [...old.filter((r) => r > since), ...warm, last], `since ${since}`);
+  t.log(`20 concurrent replays: at most ${source.max} etcd watches open (shared + replayWatches 2)`);
+  t.is(source.max, 3);
+  await eventually(async () => assert.strictEqual(feed.etcdWatches, 1, 'the replays closed their watches'));
+  for (const { s } of subs) s.cancel();
+  live.cancel();
+  c.close();
+});
+
+test.serial('one ListResourcesByState answer is capped at listMaxResults; total_count counts all; the message says it was capped', async (t) => {
+  const { draft, caches } = await serve({}, { limits: { listMaxResults: 3 } });
+  const c = draft();
+  const fill = (n: number) => {
+    caches.states.clear();
+    for (let i = 0; i < n; i++) caches.states.set(`p${i}`, { name: `p${i}`, state: 'Running', version: 1 });
+  };
+  const list = (limit: number) => c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit });
+  fill(2); // below
+  t.like(await list(0), { total_count: 2, message: 'revision 1' });
+  fill(3); // at
+  const at = await list(0);
+  t.is(at.resources.length, 3);
+  t.like(at, { total_count: 3, message: 'revision 1' });
+  fill(4); // past
+  for (const limit of [0, 4, 100]) {
+    const past = await list(limit);
+    t.deepEqual(past.resources.map((r) => r.resource_name), ['p0', 'p1', 'p2'], `limit ${limit}`);
+    t.is(past.total_count, 4);
+    t.regex(past.message, /capped at 3 of 4 \(grpc\.limits\.listMaxResults\)/);
+  }
+  // A limit within the cap is the client's own: not "capped".
+  t.like(await list(3), { total_count: 4, message: 'revision 1' });
+  t.is((await list(2)).resources.length, 2);
+  c.close();
+});
+
+test.serial('the history answers carry the authenticated identity beside the source', async (t) => {
+  const operator = 'operator-'.padEnd(40, 'o');
+  const { draft, caches } = await serve(
+    {},
+    {
+      auth: {
+        tokens: [{ token: operator, identity: 'operator' }],
+        rules: [{ identities: ['token:operator'], allow: [{ method: 'read' }, { method: 'SendStateChange', kind: 'scenario' }] }],
+      },
+    },
+  );
+  const c = draft(bearerOf(operator));
+  t.is((await c.sendStateChange({ resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 'brake', target_state: 'Idle', source: 'dashboard' })).error_code, 'ERROR_CODE_SUCCESS');
+  t.is((await c.sendStateChange({ resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 'brake', target_state: 'Waiting', source: 'token:operator' })).error_code, 'ERROR_CODE_SUCCESS');
+  caches.states.set('brake', { name: 'brake', state: 'Waiting', version: 2 });
+  const history = await c.history({ resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 'brake' });
+  t.deepEqual(history.history.map((h) => h.source), ['dashboard (identity token:operator)', 'token:operator']);
+  const state = await c.getState('RESOURCE_TYPE_SCENARIO', 'brake');
+  t.deepEqual(state.resource_state?.history.map((h) => h.source), ['dashboard (identity token:operator)', 'token:operator']);
+  c.close();
+});
+
+test('attributedSource: the identity is added when recorded and different from the source', (t) => {
+  t.is(attributedSource('controller', undefined), 'controller');
+  t.is(attributedSource('cli', 'cn:ops'), 'cli (identity cn:ops)');
+  t.is(attributedSource('cn:ops', 'cn:ops'), 'cn:ops');
+  t.is(attributedSource('', 'anonymous'), '(identity anonymous)');
+});
