@@ -118,6 +118,10 @@ export class GrpcSource implements StateSource {
       this.client.ListResourcesByState({ resource_type: TYPE_OF[kind], state: '', limit: 0 }, md, o, cb),
     );
     if (!res.success) throw new CliError(`${this.where} could not list ${kind}s: ${res.message}`);
+    // The server caps one answer (grpc.limits.listMaxResults) and the API cannot page: say so.
+    if (res.total_count > res.resources.length) {
+      this.ctx.io.stderr.write(`statemanager: showing ${res.resources.length} of ${res.total_count} ${kind}s, the most ${this.where} answers at once; read etcd (without --server) for all of them\n`);
+    }
     const out: ResourceSummary[] = res.resources.map((r) => ({ name: r.resource_name, state: r.current_state, since: null, generation: Number(r.state_generation) }));
     // The list carries no history: the last transition of each, a few at a time.
     let next = 0;
@@ -425,9 +429,19 @@ function toTransition(kind: ResourceKind, name: string, h: StateTransitionHistor
     to: h.to_state,
     at: nsToIso(h.timestamp_ns) ?? '',
     reason: h.reason,
-    source: h.source,
+    ...splitSource(h.source),
     ...(h.transition_id !== '' ? { transitionId: h.transition_id } : {}),
   };
+}
+
+/**
+ * The API has no identity field: the server appends the authenticated identity to the recorded
+ * source as ` (identity X)` when it differs. Only the last such group is the server's (a caller
+ * chooses its source, and may write anything in it).
+ */
+export function splitSource(text: string): { source: string; identity?: string } {
+  const m = /^(.*?) ?\(identity ([^()]+)\)$/s.exec(text);
+  return m ? { source: m[1]!, identity: m[2]! } : { source: text };
 }
 
 function toDetail(kind: ResourceKind, r: ResourceState__Output): ResourceDetail {

@@ -170,12 +170,13 @@ test('history over gRPC: the same table and entries as from etcd', async (t) => 
   t.is(fromGrpc.length, 2);
   t.deepEqual(
     fromGrpc,
-    fromEtcd.map(({ drawn: _drawn, identity: _identity, ...rest }) => rest),
+    fromEtcd.map(({ drawn: _drawn, ...rest }) => rest),
   );
-  t.like(fromGrpc[1], { kind: 'scenario', name: 'shop-scn', from: 'Idle', to: 'Waiting', reason: 'requested', source: 'api-server' });
-  // From etcd the requested changes show who was authenticated; the API does not serve it.
-  t.regex((await both(['history', 'scenario', 'shop-scn'])).viaEtcd.stdout, /IDENTITY/);
-  t.notRegex((await both(['history', 'scenario', 'shop-scn'])).viaGrpc.stdout, /IDENTITY/);
+  t.like(fromGrpc[1], { kind: 'scenario', name: 'shop-scn', from: 'Idle', to: 'Waiting', reason: 'requested', source: 'api-server', identity: 'anonymous' });
+  // Both show who was authenticated as asking for the requested changes.
+  const tables = await both(['history', 'scenario', 'shop-scn']);
+  t.regex(tables.viaEtcd.stdout, /IDENTITY/);
+  t.deepEqual(cells(tables.viaGrpc.stdout), cells(tables.viaEtcd.stdout.replace(UNDRAWN, '')));
 });
 
 // --- describe ------------------------------------------------------------------------------------
@@ -217,8 +218,8 @@ test('bearer tokens: --token, --token-file and STATEMANAGER_TOKEN are sent; a wr
     grpc: {
       auth: {
         tokens: [
-          { identity: 'ops', token: 'ops-s3cret' },
-          { identity: 'node-n1', token: 'node-s3cret' },
+          { identity: 'ops', token: 'ops-s3cret-0123456789abcdef0123456789' },
+          { identity: 'node-n1', token: 'node-s3cret-0123456789abcdef0123456789' },
         ],
         rules: [{ identities: ['token:ops'], allow: [{ method: 'read' }] }],
       },
@@ -226,12 +227,12 @@ test('bearer tokens: --token, --token-file and STATEMANAGER_TOKEN are sent; a wr
   });
   const addr = `127.0.0.1:${r.grpcPort}`;
   const file = join(dir, 'token');
-  writeFileSync(file, 'ops-s3cret\n');
+  writeFileSync(file, 'ops-s3cret-0123456789abcdef0123456789\n');
   for (const [argv, env] of [
-    [['--token', 'ops-s3cret'], {}],
+    [['--token', 'ops-s3cret-0123456789abcdef0123456789'], {}],
     [['--token-file', file], {}],
-    [[], { STATEMANAGER_TOKEN: 'ops-s3cret' }],
-    [[], { STATEMANAGER_TOKEN: 'ops-s3cret', STATEMANAGER_SERVER: addr }],
+    [[], { STATEMANAGER_TOKEN: 'ops-s3cret-0123456789abcdef0123456789' }],
+    [[], { STATEMANAGER_TOKEN: 'ops-s3cret-0123456789abcdef0123456789', STATEMANAGER_SERVER: addr }],
   ] as const) {
     const server = 'STATEMANAGER_SERVER' in env ? [] : ['--server', addr];
     const ok = await cli([...server, ...argv, 'get', 'packages', '-o', 'json'], { env });
@@ -249,7 +250,7 @@ test('bearer tokens: --token, --token-file and STATEMANAGER_TOKEN are sent; a wr
     none.stderr,
     `statemanager: statemanager at ${addr} refused the credentials: no client certificate and no bearer token (no token given: use --token, --token-file or STATEMANAGER_TOKEN, or a client certificate)\n`,
   );
-  const denied = await cli(['--server', addr, '--token', 'node-s3cret', 'describe', 'package', 'p'], { env: {} });
+  const denied = await cli(['--server', addr, '--token', 'node-s3cret-0123456789abcdef0123456789', 'describe', 'package', 'p'], { env: {} });
   t.is(denied.code, 1);
   t.is(denied.stderr, `statemanager: statemanager at ${addr} refused the request: token:node-n1 may not read states\n`);
   const watch = await cli(['--server', addr, '--token', 'guess', 'watch'], { env: {} });
@@ -262,7 +263,9 @@ test('TLS: --ca verifies the server, --cert/--key make it mutual, --server-name 
   // The certificate names only statemanager.test: dialling 127.0.0.1 needs --server-name.
   const server: IssuedCert = await ca.issue('cli-server', { cn: 'statemanager', sans: ['DNS:statemanager.test'], usage: 'server' });
   const operator: IssuedCert = await ca.issue('cli-operator', { cn: 'operator', usage: 'client' });
-  const r = await replica('/cli-grpc-tls', 'cli-grpc-tls', { grpc: { tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: ca.certFile } } });
+  const r = await replica('/cli-grpc-tls', 'cli-grpc-tls', {
+    grpc: { tls: { certFile: server.certFile, keyFile: server.keyFile, caFile: ca.certFile }, auth: { rules: [{ identities: ['cn:operator'], allow: [{ method: 'read' }] }] } },
+  });
   const addr = `127.0.0.1:${r.grpcPort}`;
   const mutual = ['--ca', ca.certFile, '--cert', operator.certFile, '--key', operator.keyFile];
 
