@@ -49,6 +49,9 @@ test.after.always(async () => {
 });
 
 const REMOTE = { isLocalPeer: () => false };
+/** Inline tokens need 32 bytes. */
+const tok = (name: string) => `${name}-0123456789abcdef0123456789abcdef`;
+const NODE_LISTS = [{ identities: ['token:node-*'], allow: [{ method: 'SendChangedContainerList' as const, nodeName: '${match}' }] }];
 const list = (node: string, containers: { id: string; annotation?: Record<string, string> }[] = [{ id: 'c1' }]) => ({ node_name: node, containers });
 const scenario = (name: string, target: string) => ({ resource_type: 'RESOURCE_TYPE_SCENARIO' as const, resource_name: name, target_state: target });
 const keysOf = async (s: TestServer) => (await snapshot(client, s.keys.prefix)).kvs;
@@ -85,7 +88,7 @@ test('allowAnonymous: true serves anonymous callers from anywhere, loudly; false
 });
 
 test('authentication happens before the message is decoded: undecodable bytes without a token answer UNAUTHENTICATED', async (t) => {
-  const s = await startTestServer(client, { auth: { tokens: [{ token: 'tok', identity: 'agent' }] } });
+  const s = await startTestServer(client, { auth: { tokens: [{ token: tok('tok'), identity: 'agent' }], rules: [] } });
   const garbage = Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]); // a length far beyond the message
   const err = await grpcError(sendRaw(s.client(), 'SendChangedContainerList', garbage));
   t.is(err.code, grpc.status.UNAUTHENTICATED, err.details);
@@ -98,16 +101,16 @@ test('authentication happens before the message is decoded: undecodable bytes wi
 test('rate limit per identity: over the burst answers RESOURCE_EXHAUSTED; another identity is still served; refusals are logged at a bounded rate', async (t) => {
   const s = await startTestServer(client, {
     limits: { callsPerSecond: 0.001, burst: 3 },
-    auth: { tokens: [{ token: 'noisy', identity: 'node-a' }, { token: 'quiet', identity: 'node-b' }] },
+    auth: { tokens: [{ token: tok('noisy'), identity: 'node-a' }, { token: tok('quiet'), identity: 'node-b' }], rules: NODE_LISTS },
   });
   const c = s.client();
-  for (let i = 0; i < 3; i++) await sendContainerList(c, list('a'), bearer('noisy'));
-  const over = await grpcError(sendContainerList(c, list('a'), bearer('noisy')));
+  for (let i = 0; i < 3; i++) await sendContainerList(c, list('a'), bearer(tok('noisy')));
+  const over = await grpcError(sendContainerList(c, list('a'), bearer(tok('noisy'))));
   t.is(over.code, grpc.status.RESOURCE_EXHAUSTED);
   t.regex(over.details, /token:node-a is over its rate limit/);
-  t.is(await sendContainerList(c, list('b'), bearer('quiet')), 'node b: 1 put, 0 deleted, 0 unchanged');
+  t.is(await sendContainerList(c, list('b'), bearer(tok('quiet'))), 'node b: 1 put, 0 deleted, 0 unchanged');
   // 50 more refusals: every one counted, at most 10 logged in the interval.
-  for (let i = 0; i < 50; i++) await grpcError(sendContainerList(c, list('a'), bearer('noisy')));
+  for (let i = 0; i < 50; i++) await grpcError(sendContainerList(c, list('a'), bearer(tok('noisy'))));
   t.is(s.metrics.calls.filter(([, code]) => code === 'RESOURCE_EXHAUSTED').length, 51);
   const logged = s.logger.lines.filter((l) => l.message === 'gRPC call over its rate limit');
   t.is(logged.length, 10);
@@ -115,6 +118,29 @@ test('rate limit per identity: over the burst answers RESOURCE_EXHAUSTED; anothe
   // Unauthenticated floods are bounded the same way.
   for (let i = 0; i < 30; i++) await grpcError(sendContainerList(c, list('a'), bearer('wrong')));
   t.is(s.logger.lines.filter((l) => l.message === 'gRPC call unauthenticated').length, 10);
+});
+
+test('failed authentications per peer: below and at the limit answered UNAUTHENTICATED; past it the peer is refused before authentication, a good token too', async (t) => {
+  const s = await startTestServer(client, {
+    limits: { authFailuresPerMinute: 3 },
+    auth: { tokens: [{ token: tok('good'), identity: 'node-a' }], rules: NODE_LISTS },
+  });
+  const c = s.client();
+  for (let i = 0; i < 2; i++) t.is((await grpcError(sendContainerList(c, list('a'), bearer(tok('guess'))))).code, grpc.status.UNAUTHENTICATED);
+  // Below the limit a good token still passes; failures are not forgiven by a success.
+  t.is(await sendContainerList(c, list('a'), bearer(tok('good'))), 'node a: 1 put, 0 deleted, 0 unchanged');
+  t.is((await grpcError(sendContainerList(c, list('a'), bearer(tok('guess'))))).code, grpc.status.UNAUTHENTICATED); // the third: at the limit
+  const before = await keysOf(s);
+  for (const md of [bearer(tok('guess')), bearer(tok('good'))]) {
+    const locked = await grpcError(sendContainerList(c, list('a', [{ id: 'c2' }]), md));
+    t.is(locked.code, grpc.status.RESOURCE_EXHAUSTED);
+    t.regex(locked.details, /^too many failed authentications from 127\.0\.0\.1 \(grpc.limits.authFailuresPerMinute\); retry later$/);
+  }
+  t.deepEqual(await keysOf(s), before);
+  t.true(s.logger.lines.some((l) => l.message === 'gRPC call refused: too many failed authentications from its peer' && l.meta.peer === '127.0.0.1'));
+  // 0 turns it off.
+  const off = await startTestServer(client, { limits: { authFailuresPerMinute: 0 }, auth: { tokens: [{ token: tok('good'), identity: 'node-a' }], rules: NODE_LISTS } });
+  for (let i = 0; i < 30; i++) t.is((await grpcError(sendContainerList(off.client(), list('a'), bearer(tok('guess'))))).code, grpc.status.UNAUTHENTICATED);
 });
 
 test('the server announces grpc.max_concurrent_streams in its HTTP/2 settings', async (t) => {
@@ -148,7 +174,7 @@ test("placedModelsOnly: a node may report only containers of models some package
     client,
     {
       auth: {
-        tokens: [{ token: 'n1-token', identity: 'node-n1' }],
+        tokens: [{ token: tok('n1-token'), identity: 'node-n1' }],
         rules: [{ identities: ['token:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}', placedModelsOnly: true }] }],
       },
     },
@@ -156,10 +182,10 @@ test("placedModelsOnly: a node may report only containers of models some package
   );
   const c = s.client();
   const own = [{ id: 'a', annotation: { model: 'm1' } }, { id: 'b' }];
-  t.is(await sendContainerList(c, list('n1', own), bearer('n1-token')), 'node n1: 2 put, 0 deleted, 0 unchanged');
+  t.is(await sendContainerList(c, list('n1', own), bearer(tok('n1-token'))), 'node n1: 2 put, 0 deleted, 0 unchanged');
   const before = await keysOf(s);
   // n1 claims a container of m2, which lives on n2: it would mark m2 Dead.
-  const err = await grpcError(sendContainerList(c, list('n1', [...own, { id: 'x', annotation: { model: 'm2' } }]), bearer('n1-token')));
+  const err = await grpcError(sendContainerList(c, list('n1', [...own, { id: 'x', annotation: { model: 'm2' } }]), bearer(tok('n1-token'))));
   t.is(err.code, grpc.status.PERMISSION_DENIED);
   t.regex(err.details, /^token:node-n1 may not send the container list of node n1 \(no package places "m2" on it\)$/);
   t.deepEqual(await keysOf(s), before);
@@ -208,7 +234,7 @@ test('reads need the read permission: a node identity is denied, an operator ser
     client,
     {
       auth: {
-        tokens: [{ token: 'ops', identity: 'operator' }, { token: 'n1', identity: 'node-n1' }],
+        tokens: [{ token: tok('ops'), identity: 'operator' }, { token: tok('n1'), identity: 'node-n1' }],
         rules: [
           { identities: ['token:operator'], allow: [{ method: 'read' }] },
           { identities: ['token:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
@@ -217,8 +243,8 @@ test('reads need the read permission: a node identity is denied, an operator ser
     },
     { keys, readApi },
   );
-  const ops = new DraftClient(s.target, () => bearer('ops'));
-  const node = new DraftClient(s.target, () => bearer('n1'));
+  const ops = new DraftClient(s.target, () => bearer(tok('ops')));
+  const node = new DraftClient(s.target, () => bearer(tok('n1')));
   const nobody = new DraftClient(s.target);
   t.like(await ops.getState('RESOURCE_TYPE_PACKAGE', 'p'), { success: true, resource_state: { current_state: 'Running', state_generation: '3', metadata: { revision: '7' } } });
   t.is((await ops.list({ resource_type: 'RESOURCE_TYPE_PACKAGE' })).total_count, 1);

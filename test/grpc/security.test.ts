@@ -33,6 +33,8 @@ let ca: CertificateAuthority;
 let otherCa: CertificateAuthority;
 let serverCert: IssuedCert;
 const certs: Record<string, IssuedCert> = {};
+/** Inline tokens need 32 bytes. */
+const tok = (name: string) => `${name}-0123456789abcdef0123456789abcdef`;
 
 const RULES: AuthRule[] = [
   { identities: ['cn:node:*', 'token:node:*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }] },
@@ -95,14 +97,14 @@ async function allKeys(s: TestServer) {
 }
 
 test('mTLS: a client without a certificate is refused at the TLS layer', async (t) => {
-  const s = await startTestServer(client, { tls: tls() });
+  const s = await startTestServer(client, { tls: tls(), auth: { rules: RULES } });
   const err = await grpcError(sendContainerList(mtlsClient(s), list('n1')));
   t.is(err.code, grpc.status.UNAVAILABLE, err.details);
   t.is((await allKeys(s)).size, 0);
 });
 
 test('mTLS: a certificate from another CA is refused', async (t) => {
-  const s = await startTestServer(client, { tls: tls() });
+  const s = await startTestServer(client, { tls: tls(), auth: { rules: RULES } });
   const foreign = certs['foreign-n1']!;
   const c = s.client(grpc.credentials.createSsl(ca.cert, foreign.key, foreign.cert));
   const err = await grpcError(sendContainerList(c, list('n1')));
@@ -151,7 +153,8 @@ test('mTLS: the policy manager may only move scenarios Satisfied -> Allowed|Deni
   // Waiting -> Satisfied is not the policy manager's to make.
   const denied = await sendStateChange(pm, scenario('wait', 'Satisfied'));
   t.is(denied.error_code, 'ERROR_CODE_PERMISSION_DENIED');
-  t.regex(denied.error_details, /^cn:policymanager may not move scenario wait from Waiting to Satisfied$/);
+  // No rule lets it move anything to Satisfied: refused before the state is read, and not told it.
+  t.regex(denied.error_details, /^cn:policymanager may not move scenario wait to Satisfied$/);
   t.deepEqual(await allKeys(s), before);
   t.true(s.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'cn:policymanager' && l.meta.name === 'wait'));
   // A claimed current state is what is authorized; the precondition then refuses the mismatch.
@@ -166,6 +169,66 @@ test('mTLS: the policy manager may only move scenarios Satisfied -> Allowed|Deni
   t.like(entry, { from: 'Satisfied', to: 'Allowed', source: 'cn:policymanager', identity: 'cn:policymanager', reason: 'requested' });
   // Allowed -> Completed is not among its permissions.
   t.is((await sendStateChange(pm, scenario('sat', 'Completed'))).error_code, 'ERROR_CODE_PERMISSION_DENIED');
+  // Waiting -> Allowed: a target it may set, from a stored state it may not; read, then denied
+  // without telling it the stored state (it has no read permission).
+  const fromStored = await sendStateChange(pm, scenario('wait', 'Allowed'));
+  t.is(fromStored.error_code, 'ERROR_CODE_PERMISSION_DENIED');
+  t.is(fromStored.error_details, 'cn:policymanager may not move scenario wait from its stored state to Allowed');
+});
+
+test('SendStateChange: authorized before any read; a caller without the read permission is never told the stored state', async (t) => {
+  let reads = 0;
+  const counting = new Proxy(client, {
+    get(target, p, receiver) {
+      if (p !== 'kv') return Reflect.get(target, p, receiver) as unknown;
+      return new Proxy(target.kv, {
+        get(kv, q) {
+          const v = Reflect.get(kv, q) as unknown;
+          if (q === 'range') return (...args: Parameters<typeof kv.range>) => (reads++, kv.range(...args));
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(kv) : v;
+        },
+      });
+    },
+  });
+  const reader = await ca.issue('pm-reader', { cn: 'pm-reader', usage: 'client' });
+  const s = await startTestServer(counting, {
+    tls: tls(),
+    auth: {
+      rules: [
+        ...RULES,
+        { identities: ['cn:pm-reader'], allow: [{ method: 'SendStateChange', kind: 'scenario', from: ['Satisfied'], to: ['Allowed'] }, { method: 'read' }] },
+      ],
+    },
+  });
+  await client.put(s.keys.stateKey('scenario', 'brake')).value('Waiting');
+  const pm = mtlsClient(s, 'policymanager');
+  const node = mtlsClient(s, 'node-n1');
+  const before = await allKeys(s);
+  // The issue's case: a caller no rule allows to change scenarios at all, and one that may not set this target.
+  for (const [c, change, details] of [
+    [node, scenario('brake', 'Idle'), 'cn:node:n1 may not move scenario brake to Idle'],
+    [pm, scenario('brake', 'Idle'), 'cn:policymanager may not move scenario brake to Idle'],
+    [pm, scenario('brake', 'Idle', 'Satisfied'), 'cn:policymanager may not move scenario brake from Satisfied to Idle'],
+  ] as const) {
+    const res = await sendStateChange(c, change);
+    t.is(res.error_code, 'ERROR_CODE_PERMISSION_DENIED');
+    t.is(res.error_details, details);
+  }
+  t.is(reads, 0, 'nothing read before authorization');
+  // An allowed target from a disallowed stored state: read, then denied, the state unsaid.
+  const res = await sendStateChange(pm, scenario('brake', 'Allowed'));
+  t.is(res.error_code, 'ERROR_CODE_PERMISSION_DENIED');
+  t.false(res.error_details.includes('Waiting'), res.error_details);
+  t.is(reads, 1);
+  // Claiming Satisfied is authorized; the precondition fails without naming the stored state.
+  const claimed = await sendStateChange(pm, scenario('brake', 'Allowed', 'Satisfied'));
+  t.is(claimed.error_code, 'ERROR_CODE_PRECONDITION_FAILED');
+  t.is(claimed.error_details, 'current_state is Satisfied but scenario brake is not in it');
+  // A caller that may read is told.
+  const r = s.client(grpc.credentials.createSsl(ca.cert, reader.key, reader.cert));
+  t.regex((await sendStateChange(r, scenario('brake', 'Allowed'))).error_details, /^cn:pm-reader may not move scenario brake from Waiting to Allowed$/);
+  t.regex((await sendStateChange(r, scenario('brake', 'Allowed', 'Satisfied'))).error_details, /current_state is Satisfied but scenario brake is Waiting/);
+  t.deepEqual(await allKeys(s), before);
 });
 
 test('mTLS: "absent" in from, and "*" allowing everything', async (t) => {
@@ -180,15 +243,27 @@ test('mTLS: "absent" in from, and "*" allowing everything', async (t) => {
   t.is(await sendContainerList(admin, list('any')), 'node any: 1 put, 0 deleted, 0 unchanged');
 });
 
-test('mTLS without rules: every authenticated caller may do everything', async (t) => {
-  const s = await startTestServer(client, { tls: tls() });
+test('deny by default: identities without rules do not start; an empty list denies everything', async (t) => {
+  // The issue's case: a client CA, or tokens, and no rules let a node move scenario brake to Idle.
+  t.throws(() => parseGrpcServerConfig({ tls: tls() }), { message: /add grpc.auth.rules: .*\(an empty list denies everything/ });
+  t.throws(() => parseGrpcServerConfig({ addr: '127.0.0.1:0', auth: { tokens: [{ token: tok('n1'), identity: 'node:n1' }] } }), { message: /add grpc.auth.rules/ });
+  const s = await startTestServer(client, { tls: tls(), auth: { rules: [] } });
   const c = mtlsClient(s, 'node-n1');
-  t.is(await sendContainerList(c, list('n2')), 'node n2: 1 put, 0 deleted, 0 unchanged');
+  t.is((await grpcError(sendContainerList(c, list('n1')))).code, grpc.status.PERMISSION_DENIED);
+  const res = await sendStateChange(c, scenario('brake', 'Idle'));
+  t.is(res.error_code, 'ERROR_CODE_PERMISSION_DENIED');
+  t.is((await allKeys(s)).size, 0);
+  t.is(s.logger.lines.find((l) => l.message === 'gRPC server listening')?.meta.authorizationRules, 0);
+});
+
+test('with rules, the history records the certificate identity as source when the request names none', async (t) => {
+  const s = await startTestServer(client, { tls: tls(), auth: { rules: RULES } });
+  const c = mtlsClient(s, 'admin');
   const res = await sendStateChange(c, scenario('s1', 'Idle'));
   t.is(res.error_code, 'ERROR_CODE_SUCCESS');
   const entry = JSON.parse((await getString(client, s.keys.historyKey('scenario', 's1', 1)))!) as HistoryEntry;
-  t.is(entry.source, 'cn:node:n1'); // no source in the request: the certificate identity
-  t.is(entry.identity, 'cn:node:n1');
+  t.is(entry.source, 'cn:admin'); // no source in the request: the certificate identity
+  t.is(entry.identity, 'cn:admin');
 });
 
 test('TLS without client certificates: plain TLS clients are served', async (t) => {
@@ -204,7 +279,7 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
   const s = await startTestServer(client, {
     auth: {
       tokens: [
-        { token: 'inline-token-pm', identity: 'policymanager' },
+        { token: tok('inline-token-pm'), identity: 'policymanager' },
         { tokenFile, identity: 'node:n5' },
       ],
       rules: RULES,
@@ -228,7 +303,7 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
   t.true(s.logger.lines.some((l) => l.message === 'gRPC call unauthenticated' && l.meta.reason === 'unknown bearer token'));
 
   await client.put(s.keys.stateKey('scenario', 's1')).value('Satisfied');
-  const res = await sendStateChange(c, { ...scenario('s1', 'Denied'), source: 'policy-engine' }, bearer('inline-token-pm'));
+  const res = await sendStateChange(c, { ...scenario('s1', 'Denied'), source: 'policy-engine' }, bearer(tok('inline-token-pm')));
   t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
   const entry = JSON.parse((await getString(client, s.keys.historyKey('scenario', 's1', 2)))!) as HistoryEntry;
   t.is(entry.source, 'policy-engine');
@@ -240,20 +315,20 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
 test('bearer tokens over TLS', async (t) => {
   const s = await startTestServer(client, {
     tls: tls({ caFile: false }),
-    auth: { tokens: [{ token: 'tls-token', identity: 'node:n7' }], rules: RULES },
+    auth: { tokens: [{ token: tok('tls-token'), identity: 'node:n7' }], rules: RULES },
   });
   const c = mtlsClient(s);
-  t.is(await sendContainerList(c, list('n7'), bearer('tls-token')), 'node n7: 1 put, 0 deleted, 0 unchanged');
+  t.is(await sendContainerList(c, list('n7'), bearer(tok('tls-token'))), 'node n7: 1 put, 0 deleted, 0 unchanged');
   t.is((await grpcError(sendContainerList(c, list('n7')))).code, grpc.status.UNAUTHENTICATED);
 });
 
 test('with a client certificate the certificate is the identity; a token alongside is not consulted', async (t) => {
   const s = await startTestServer(client, {
     tls: tls(),
-    auth: { tokens: [{ token: 'admin-token', identity: 'admin' }], rules: RULES },
+    auth: { tokens: [{ token: tok('admin-token'), identity: 'admin' }], rules: RULES },
   });
   const c = mtlsClient(s, 'node-n1');
-  t.is((await grpcError(sendContainerList(c, list('n2'), bearer('admin-token')))).code, grpc.status.PERMISSION_DENIED);
+  t.is((await grpcError(sendContainerList(c, list('n2'), bearer(tok('admin-token'))))).code, grpc.status.PERMISSION_DENIED);
 });
 
 test('start fails clearly on unreadable certificate or token files and on a taken port', async (t) => {
@@ -266,10 +341,10 @@ test('start fails clearly on unreadable certificate or token files and on a take
       logger: captureLogger(),
       config: parseGrpcServerConfig({ addr: '127.0.0.1:0', ...(config as object) }),
     });
-  await t.throwsAsync(make({ tls: { ...tls(), keyFile: join(pki.dir, 'missing.key') } }).start(), {
+  await t.throwsAsync(make({ tls: { ...tls(), keyFile: join(pki.dir, 'missing.key') }, auth: { rules: [] } }).start(), {
     message: /cannot read gRPC TLS key .*missing\.key/,
   });
-  await t.throwsAsync(make({ auth: { tokens: [{ tokenFile: join(pki.dir, 'missing.token'), identity: 'x' }] } }).start(), {
+  await t.throwsAsync(make({ auth: { tokens: [{ tokenFile: join(pki.dir, 'missing.token'), identity: 'x' }], rules: [] } }).start(), {
     message: /cannot read token file .*missing\.token/,
   });
   const first = await startTestServer(client);
