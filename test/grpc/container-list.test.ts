@@ -236,7 +236,7 @@ test('with etcd unreachable the call ends within its deadline as UNAVAILABLE or 
   t.true(Date.now() - started < 5000);
 });
 
-test('beyond loopback: the default serves only loopback peers (said at start); allowAnonymous and clear-text tokens are warned about', async (t) => {
+test('beyond loopback: the default serves only loopback peers (said at start); allowAnonymous is warned about; clear-text tokens do not start', async (t) => {
   const open = await startTestServer(client, { addr: '0.0.0.0:0' });
   t.false(open.logger.lines.some((l) => l.level === 'warn'));
   t.true(open.logger.lines.some((l) => l.level === 'info' && /only loopback peers are served/.test(l.message)));
@@ -244,8 +244,9 @@ test('beyond loopback: the default serves only loopback peers (said at start); a
   const anyone = await startTestServer(client, { addr: '0.0.0.0:0', auth: { allowAnonymous: true } });
   t.true(anyone.logger.lines.some((l) => l.level === 'warn' && /allowAnonymous is true: anyone who can reach the gRPC port can change states/.test(l.message)));
   t.deepEqual(anyone.metrics.anonymousBeyondLoopbackSet, [true]);
-  const tokens = await startTestServer(client, { addr: '0.0.0.0:0', auth: { tokens: [{ token: 't', identity: 'x' }] } });
-  t.true(tokens.logger.lines.some((l) => l.level === 'warn' && /bearer tokens travel in clear text/.test(l.message)));
+  const tokens = { tokens: [{ token: 'tok-0123456789abcdef0123456789abcdef', identity: 'x' }], rules: [] };
+  await t.throwsAsync(startTestServer(client, { addr: '0.0.0.0:0', auth: tokens }), { message: /bearer tokens need TLS when the server listens beyond loopback/ });
+  t.false((await startTestServer(client, { addr: '127.0.0.1:0', auth: tokens })).logger.lines.some((l) => l.level === 'warn'));
   const local = await startTestServer(client);
   t.false(local.logger.lines.some((l) => l.level === 'warn'));
 });

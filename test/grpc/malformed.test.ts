@@ -115,6 +115,28 @@ test.serial('container list: C0/C1 controls and bidi overrides in names, images 
   await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', state: { Status: 'running\n' } }] }, /^containers\[0\]\.state\["Status"\] contains control characters$/);
 });
 
+test.serial('invisible and separator characters in every name: node, container id and names, model, resource name, source, transition id', async (t) => {
+  // Each would make a name read as another: "n1" and "n1\u200b" look the same.
+  const invisible: [string, string][] = [
+    ['\u200b', 'U+200B'], ['\u200c', 'U+200C'], ['\u200d', 'U+200D'], ['\u200e', 'U+200E'], ['\u200f', 'U+200F'],
+    ['\u2060', 'U+2060'], ['\ufeff', 'U+FEFF'], ['\u061c', 'U+061C'], ['\u2028', 'U+2028'], ['\u2029', 'U+2029'],
+    ['\u00ad', 'U+00AD'], ['\ufe0f', 'U+FE0F'], ['\u3164', 'U+3164'], ['\u{e0041}', 'U+E0041'],
+  ];
+  for (const [ch, name] of invisible) {
+    const why = `contains an invisible or separator character \\(${name.replace('+', '\\+')}\\)$`;
+    await listRefused(t, { node_name: `n1${ch}`, containers: [] }, new RegExp(`^node_name ${why}`));
+    await changeRefused(t, scenario(`s1${ch}`), new RegExp(`^resource_name ${why}`));
+  }
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a\ufeff' }] }, /^containers\[0\]\.id contains an invisible or separator character \(U\+FEFF\)$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', names: ['web\u2060'] }] }, /^containers\[0\]\.names\[0\] contains an invisible or separator character \(U\+2060\)$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: { 'io.pullpiri.annotations.model': 'm\u200b1' } }] }, /^containers\[0\] names model "m\u200b1", which contains an invisible or separator character \(U\+200B\)$/);
+  await changeRefused(t, { ...scenario('s1'), source: 'operator\u200b' }, /^source contains an invisible or separator character \(U\+200B\)$/);
+  await changeRefused(t, { ...scenario('s1'), transition_id: 'id\u2028' }, /^transition_id contains an invisible or separator character \(U\+2028\)$/);
+  // Other text may hold them (an emoji sequence in an annotation value); visible non-ASCII names pass.
+  t.is(await sendContainerList(c, { node_name: 'n2', containers: [{ id: 'a', annotation: { note: '\u{1F469}\u200d\u{1F4BB}' } }] }), 'node n2: 1 put, 0 deleted, 0 unchanged');
+  t.is(await sendContainerList(c, { node_name: 'nœud-é', containers: [] }), 'node nœud-é: 0 put, 0 deleted, 0 unchanged');
+});
+
 test.serial('container list: more containers than maxContainersPerList', async (t) => {
   const containers = Array.from({ length: 6 }, (_, i) => ({ id: `c${i}` }));
   await listRefused(t, { node_name: 'n1', containers }, /^containers has 6 entries, more than the maximum of 5$/);
