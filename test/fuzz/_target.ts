@@ -163,3 +163,64 @@ export function controllerOwned(layouts: readonly KeyLayout[]): (key: string) =>
   const prefixes = layouts.flatMap((k) => [k.modelStates, k.packageStates, `${k.history}model/`, `${k.history}package/`, k.reconcileRequests, k.leader]);
   return (key) => prefixes.some((p) => key.startsWith(p));
 }
+
+// ---- raw HTTP/2: headers grpc-js will not send (bytes that are not ASCII)
+
+export interface RawHttp2Outcome {
+  /** grpc-status, or undefined when the server sent none (stream reset, connection closed). */
+  code: grpc.status | undefined;
+  details: string;
+  httpStatus: number | undefined;
+  /** How the stream ended without a gRPC status (RST_STREAM code, or an error). */
+  reset?: string;
+  /** The first response message, gRPC framing removed. */
+  message?: Buffer;
+}
+
+/** One gRPC call over a fresh HTTP/2 session, with headers as given (values: strings, or several for one name). */
+export async function rawHttp2Call(target: string, method: string, headers: Record<string, string | string[]>, body: Buffer, timeoutMs = 5000): Promise<RawHttp2Outcome> {
+  const http2 = await import('node:http2');
+  return new Promise((resolve) => {
+    const session = http2.connect(`http://${target}`);
+    let done = false;
+    const chunks: Buffer[] = [];
+    const finish = (o: RawHttp2Outcome): void => {
+      if (done) return;
+      done = true;
+      const data = Buffer.concat(chunks);
+      if (data.length >= 5) o.message = data.subarray(5, 5 + data.readUInt32BE(1));
+      clearTimeout(timer);
+      session.close();
+      session.destroy();
+      resolve(o);
+    };
+    const timer = setTimeout(() => finish({ code: undefined, details: '', httpStatus: undefined, reset: 'timeout' }), timeoutMs);
+    session.on('error', (e) => finish({ code: undefined, details: '', httpStatus: undefined, reset: `session error: ${String(e)}` }));
+    let req: import('node:http2').ClientHttp2Stream;
+    try {
+      req = session.request({ ':method': 'POST', ':path': `/statemanager.StateManagerConnection/${method}`, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    } catch (e) {
+      return finish({ code: undefined, details: '', httpStatus: undefined, reset: `client refused to send: ${String(e)}` });
+    }
+    let httpStatus: number | undefined;
+    let fromHeaders: { code?: number; details: string } = { details: '' };
+    const statusOf = (h: Record<string, unknown>): { code?: number; details: string } => ({
+      ...(h['grpc-status'] !== undefined ? { code: Number(h['grpc-status']) } : {}),
+      details: decodeURIComponent(String(h['grpc-message'] ?? '')),
+    });
+    req.on('response', (h) => {
+      httpStatus = Number(h[':status']);
+      fromHeaders = statusOf(h);
+    });
+    req.on('trailers', (h) => {
+      const s = statusOf(h);
+      finish({ code: s.code, details: s.details, httpStatus });
+    });
+    req.on('data', (d: Buffer) => chunks.push(d));
+    req.on('error', (e) => finish({ code: fromHeaders.code, details: fromHeaders.details, httpStatus, reset: `stream error: ${String(e)}` }));
+    req.on('close', () => finish({ code: fromHeaders.code, details: fromHeaders.details, httpStatus, ...(fromHeaders.code === undefined ? { reset: `closed, RST_STREAM code ${req.rstCode}` } : {}) }));
+    const frame = Buffer.alloc(5);
+    frame.writeUInt32BE(body.length, 1);
+    req.end(Buffer.concat([frame, body]));
+  });
+}
