@@ -88,3 +88,23 @@ test('memory.heapGrowthPercent becomes V8\'s fixed heap growth; 0 leaves V8 its 
   t.throws(() => loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: 'lots' }), { instanceOf: ConfigError, message: /memory\.heapGrowthPercent/ });
   t.throws(() => loadConfig(file('memory:\n  heapGrowthPercent: 1000\n'), {}), { instanceOf: ConfigError, message: /memory\.heapGrowthPercent/ });
 });
+
+test('deny by default: identities without grpc.auth.rules stop start-up with one line naming the fix; tokens need TLS beyond loopback', (t) => {
+  const token = 'tok-0123456789abcdef0123456789abcdef';
+  const fails = (text: string, message: RegExp, env: Record<string, string> = {}): void => {
+    const err = t.throws(() => loadConfig(file(text), env), { instanceOf: ConfigError });
+    t.regex(err!.message, message, text);
+    t.false(err!.message.includes('\n'), 'one line');
+  };
+  const fix = /^invalid configuration at grpc\.auth\.rules: .*add grpc\.auth\.rules: .*\(an empty list denies everything/;
+  fails(`grpc:\n  addr: 127.0.0.1:47006\n  auth:\n    tokens:\n      - {identity: ops, token: ${token}}\n`, fix);
+  fails('grpc:\n  tls:\n    certFile: /tls/tls.crt\n    keyFile: /tls/tls.key\n    caFile: /tls/ca.crt\n', fix);
+  // The chart's old rendering of no rules.
+  fails('grpc:\n  tls:\n    certFile: /tls/tls.crt\n    keyFile: /tls/tls.key\n    caFile: /tls/ca.crt\n  auth:\n    rules: null\n', fix);
+  fails(`grpc:\n  auth:\n    tokens:\n      - {identity: ops, token: ${token}}\n    rules: []\n`, /grpc\.auth\.tokens: bearer tokens need TLS when the server listens beyond loopback \(addr 0\.0\.0\.0:47006\)/);
+  // The environment's address counts.
+  fails(`grpc:\n  addr: 127.0.0.1:47006\n  auth:\n    tokens:\n      - {identity: ops, token: ${token}}\n    rules: []\n`, /bearer tokens need TLS/, { STATEMANAGER_GRPC_ADDR: '0.0.0.0:47006' });
+  fails(`grpc:\n  addr: 127.0.0.1:47006\n  auth:\n    tokens:\n      - {identity: ops, token: short}\n    rules: []\n`, /grpc\.auth\.tokens\.0\.token: a token must be at least 32 bytes long/);
+  const ok = loadConfig(file(`grpc:\n  addr: 127.0.0.1:47006\n  auth:\n    tokens:\n      - {identity: ops, token: ${token}}\n    rules: []\n`), {});
+  t.deepEqual(ok.grpc.auth.rules, []);
+});
