@@ -20,6 +20,11 @@ export interface CallGateOptions {
   refusals: ThrottledLog;
   /** Counts a refused call by method name and status name. */
   refused(method: string, code: string): void;
+  /**
+   * Once its call has ended, a slot whose handler has not answered is released after this long
+   * anyway (a safety net: handlers answer within their etcd deadlines). Default 120 s.
+   */
+  maxHoldMs?: number;
 }
 
 export interface Admitted {
@@ -68,6 +73,7 @@ export class CallGate {
           // is released by its answer instead: the work behind a cancelled call goes on.
           onCancel: () => {
             if (slot && !slot.owned) slot.release();
+            else slot?.releaseAfter(this.o.maxHoldMs ?? 120_000);
           },
         });
       },

@@ -8,6 +8,8 @@ export interface Slot {
   readonly owned: boolean;
   /** Idempotent. */
   release(): void;
+  /** Releases after `ms` unless released before: a handler that never answers cannot hold it for ever. */
+  releaseAfter(ms: number): void;
 }
 
 export class InFlightLimiter {
@@ -23,6 +25,15 @@ export class InFlightLimiter {
     this.counts.set(identity, n + 1);
     let released = false;
     let owned = false;
+    let timer: NodeJS.Timeout | undefined;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      if (timer) clearTimeout(timer);
+      const left = (this.counts.get(identity) ?? 1) - 1;
+      if (left <= 0) this.counts.delete(identity);
+      else this.counts.set(identity, left);
+    };
     return {
       own: () => {
         owned = true;
@@ -30,12 +41,11 @@ export class InFlightLimiter {
       get owned() {
         return owned;
       },
-      release: () => {
-        if (released) return;
-        released = true;
-        const left = (this.counts.get(identity) ?? 1) - 1;
-        if (left <= 0) this.counts.delete(identity);
-        else this.counts.set(identity, left);
+      release,
+      releaseAfter: (ms) => {
+        if (released || timer) return;
+        timer = setTimeout(release, ms);
+        timer.unref();
       },
     };
   }

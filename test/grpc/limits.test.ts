@@ -84,3 +84,16 @@ test('calls in flight: at most N per identity; a slot is released once, and only
   t.is(f.inFlight('a'), 0);
   t.true([1, 2, 3].every(() => new InFlightLimiter(0).acquire('x') !== undefined));
 });
+
+test('calls in flight: a slot whose handler never answers is released after the safety delay, and not twice', async (t) => {
+  const f = new InFlightLimiter(1);
+  const s = f.acquire('a')!;
+  s.own();
+  s.releaseAfter(20);
+  t.is(f.acquire('a'), undefined);
+  await new Promise((r) => setTimeout(r, 60));
+  const next = f.acquire('a');
+  t.truthy(next);
+  s.release(); // late answer of the first: no effect on the second's count
+  t.is(f.inFlight('a'), 1);
+});
