@@ -199,3 +199,10 @@ export function decodeResponse(method: Method, b: Buffer): Record<string, unknow
   if (!def) return { raw: b.toString('hex') };
   return def.responseDeserialize(b) as Record<string, unknown>;
 }
+
+/** Decodes a request as the server does (the project's protos, the server's options); throws where it would. */
+export function decodeRequest(method: Method, b: Buffer): Record<string, unknown> {
+  const def = service[method];
+  if (!def) throw new Error(`${method} is not in the project's protos`);
+  return def.requestDeserialize(b) as Record<string, unknown>;
+}

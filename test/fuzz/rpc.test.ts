@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { KeyLayout } from '../../reconcilers/keys.js';
+import { parseState } from '../../reconcilers/states.js';
 import type { AuthRule } from '../../src/auth/config.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
@@ -192,7 +193,31 @@ async function checkedCall(
     const stray = written.filter((k) => !may.some((p) => k.slice(k.indexOf(':') + 1).startsWith(p)));
     if (stray.length > 0) throw new Error(`wrote outside what ${method} may write (${may.join(', ') || 'nothing'}): ${what}`);
   }
+  if (succeeded(outcome)) await checkEffect(method, body, ctx.keys);
   return { outcome, callers };
+}
+
+/**
+ * What an accepted write left in etcd, read back: a container list makes the node's keys
+ * exactly its ids (contract section 3); a state change leaves the scenario in the target state
+ * (as the server spells it).
+ */
+async function checkEffect(method: Method, body: Buffer, k: KeyLayout): Promise<void> {
+  if (method === 'SendChangedContainerList') {
+    const req = w.decodeRequest(method, body) as { node_name: string; containers: { id: string }[] };
+    const prefix = k.containerPrefix(req.node_name);
+    const stored = Object.keys(await etcd.getAll().prefix(prefix).strings()).map((key) => key.slice(prefix.length));
+    const sent = req.containers.map((c) => c.id);
+    if (JSON.stringify(stored.sort()) !== JSON.stringify([...sent].sort())) {
+      throw new Error(`accepted list for node ${JSON.stringify(req.node_name)}: etcd holds ids ${JSON.stringify(stored.slice(0, 10))}, the list had ${JSON.stringify(sent.slice(0, 10))}`);
+    }
+  }
+  if (method === 'SendStateChange') {
+    const req = w.decodeRequest(method, body) as { resource_name: string; target_state: string };
+    const stored = await etcd.get(k.stateKey('scenario', req.resource_name)).string();
+    const want = parseState('scenario', req.target_state);
+    if (stored !== want) throw new Error(`accepted change of scenario ${JSON.stringify(req.resource_name)} to ${JSON.stringify(req.target_state)}: etcd holds ${JSON.stringify(stored)}`);
+  }
 }
 
 const fixedContext = {
