@@ -218,10 +218,12 @@ test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber 
   const own = await startEtcd();
   t.teardown(() => own.stop());
   const w = new FleetWriter(own.client(), '/api5');
-  const r = await startReplica({ identity: 'api5', etcdEndpoint: own.endpoint, acAddr: env.ac.addr, config: { keyPrefix: '/api5', grpc: { limits: { subscriberBufferEvents: 200 } } } });
+  const r = await startReplica({ identity: 'api5', etcdEndpoint: own.endpoint, acAddr: env.ac.addr, config: { keyPrefix: '/api5', grpc: { limits: { subscriberBufferEvents: 200, maxConcurrentStreams: 250, subscriptionsPerIdentity: 250 } } } });
   replicas.push(r);
   await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
   const c = client(r);
+  // 200 streams on one connection, from one caller: above the defaults (100 streams per
+  // connection, 100 subscriptions per identity), raised above for this test.
   // Nobody subscribed: the shared watch is not even open. The first subscriber opens it.
   const idle = await etcdWatchers(own);
   const first = c.subscribe('RESOURCE_TYPE_SCENARIO');
