@@ -197,6 +197,31 @@ async function checkedCall(
   return { outcome, callers };
 }
 
+interface ContainerOut {
+  id: string;
+  names: string[];
+  image: string;
+  state: Record<string, string>;
+  config: Record<string, string>;
+  annotation: Record<string, string>;
+}
+
+// What docs/grpc.md says a write refuses (and issue 18 item 5 for names): invalid UTF-8 (read
+// as U+FFFD), C0/C1 controls, bidi overrides and isolates anywhere in a container; in names and
+// ids also invisible and separator characters (format, default-ignorable, U+2028/U+2029), and
+// `/` in a node or scenario name.
+// eslint-disable-next-line no-control-regex
+const TEXT_REFUSED = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffd]/u;
+// eslint-disable-next-line no-control-regex
+const ID_REFUSED = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffd\p{Cf}\p{Default_Ignorable_Code_Point}\u2028\u2029]/u;
+// eslint-disable-next-line no-control-regex
+const NAME_REFUSED = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069\ufffd\p{Cf}\p{Default_Ignorable_Code_Point}\u2028\u2029/]/u;
+
+function unclean(field: string, text: string, refused: RegExp): void {
+  const m = refused.exec(text);
+  if (m) throw new Error(`accepted ${field} ${JSON.stringify(text.slice(0, 80))} with U+${m[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`);
+}
+
 /**
  * What an accepted write left in etcd, read back: a container list makes the node's keys
  * exactly its ids (contract section 3); a state change leaves the scenario in the target state
@@ -204,7 +229,12 @@ async function checkedCall(
  */
 async function checkEffect(method: Method, body: Buffer, k: KeyLayout): Promise<void> {
   if (method === 'SendChangedContainerList') {
-    const req = w.decodeRequest(method, body) as { node_name: string; containers: { id: string }[] };
+    const req = w.decodeRequest(method, body) as { node_name: string; containers: ContainerOut[] };
+    unclean('node_name', req.node_name, NAME_REFUSED);
+    for (const [i, c] of req.containers.entries()) {
+      unclean(`containers[${i}].id`, c.id, ID_REFUSED);
+      for (const t of [...c.names, c.image, ...[c.state, c.config, c.annotation].flatMap((m) => Object.entries(m).flat())]) unclean(`containers[${i}]`, t, TEXT_REFUSED);
+    }
     const prefix = k.containerPrefix(req.node_name);
     const stored = Object.keys(await etcd.getAll().prefix(prefix).strings()).map((key) => key.slice(prefix.length));
     const sent = req.containers.map((c) => c.id);
@@ -214,6 +244,8 @@ async function checkEffect(method: Method, body: Buffer, k: KeyLayout): Promise<
   }
   if (method === 'SendStateChange') {
     const req = w.decodeRequest(method, body) as { resource_name: string; target_state: string };
+    unclean('resource_name', req.resource_name, NAME_REFUSED);
+    if (req.resource_name !== req.resource_name.trim()) throw new Error(`accepted resource_name with surrounding spaces: ${JSON.stringify(req.resource_name)}`);
     const stored = await etcd.get(k.stateKey('scenario', req.resource_name)).string();
     const want = parseState('scenario', req.target_state);
     if (stored !== want) throw new Error(`accepted change of scenario ${JSON.stringify(req.resource_name)} to ${JSON.stringify(req.target_state)}: etcd holds ${JSON.stringify(stored)}`);
