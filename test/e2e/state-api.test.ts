@@ -87,7 +87,7 @@ test.serial('reads: state, history and lists from the caches, in the draft messa
     s1 = a.resource_state!;
   });
   t.like(s1, { current_state: 'Idle', state_generation: '1' });
-  t.is(s1.history[0]?.source, 'test');
+  t.is(s1.history[0]?.source, 'test (identity anonymous)'); // the read API appends the authenticated identity
 
   // Not found and unmanaged types answer success: false, not a gRPC error.
   const missing = await c.getState('RESOURCE_TYPE_PACKAGE', 'nope');
