@@ -7,7 +7,7 @@ import type { Reconciler, ReconcileResult } from '../controller/controller.js';
 import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
-import { POD_STATUS, type ActionControllerClient, type Clock, type StateStore } from './ports.js';
+import { POD_STATUS, type ActionControllerClient, type Clock, type ReconcileRequestRecord, type StateStore, type StoredRevision } from './ports.js';
 import type { PackageState } from './states.js';
 
 export interface RepeatPolicy {
@@ -35,11 +35,21 @@ export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number 
 }
 
 export class ReconcileRequestReconciler implements Reconciler {
+  /**
+   * Deliveries the ActionController took whose record could not be written yet (etcd down), by
+   * package, with the request revision they were for: the retry writes the record without calling
+   * again. Without this every retry during an outage called the ActionController once more
+   * (found by the simulation, test/sim). Lost on a crash: then one duplicate, as documented.
+   */
+  private readonly unrecorded = new Map<string, { modRevision: number; record: ReconcileRequestRecord }>();
+
   constructor(private readonly d: ReconcileRequestReconcilerDeps) {}
 
   async reconcile(pkg: string): Promise<ReconcileResult | void> {
     const { fleet, store, observer, triggerStates, repeat } = this.d;
     const entry = fleet.reconcileRequest(pkg);
+    const memo = this.unrecorded.get(pkg);
+    if (memo && memo.modRevision !== entry?.modRevision) this.unrecorded.delete(pkg);
     if (!entry) return;
     const stateEntry = fleet.storedPackageState(pkg);
     // A request is created in the same transaction as the state that triggered it, but the two
@@ -52,6 +62,9 @@ export class ReconcileRequestReconciler implements Reconciler {
       observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
       return;
     }
+
+    const pending = this.unrecorded.get(pkg);
+    if (pending) return this.record(pkg, pending.record, entry);
 
     const now = this.d.clock.now();
     // An unreadable record is treated as a fresh request: the package is in a trigger state.
@@ -84,11 +97,18 @@ export class ReconcileRequestReconciler implements Reconciler {
       lastDeliveredAt: new Date(this.d.clock.now()).toISOString(),
       scenario: scenarioName,
     };
-    const res = await store.updateReconcileRequest(delivered, entry);
+    return this.record(pkg, delivered, entry);
+  }
+
+  /** Write a delivery down; if etcd cannot be reached, remember it so the retry does not call again. */
+  private async record(pkg: string, delivered: ReconcileRequestRecord, entry: StoredRevision): Promise<ReconcileResult | void> {
+    this.unrecorded.set(pkg, { modRevision: entry.modRevision, record: delivered });
+    const res = await this.d.store.updateReconcileRequest(delivered, entry);
+    this.unrecorded.delete(pkg);
     // Lost race (the package left Error meanwhile): the next pass decides; a duplicate call is
     // the price of at-least-once.
     if (!res.committed) return CONFLICT;
-    const next = repeatDelayMs(repeat, delivered.deliveries);
+    const next = repeatDelayMs(this.d.repeat, delivered.deliveries);
     return next > 0 ? { requeueAfterMs: next } : undefined;
   }
 }
