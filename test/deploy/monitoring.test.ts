@@ -329,6 +329,7 @@ test('every alert: a for duration, a severity, a summary and a description, and 
       'StatemanagerAbsent',
       'StatemanagerAnonymousAccessAllowed',
       'StatemanagerContainerToPackageLagHigh',
+      'StatemanagerCredentialsReloadFailed',
       'StatemanagerInvalidInput',
       'StatemanagerNoLeader',
       'StatemanagerPackagesInError',
