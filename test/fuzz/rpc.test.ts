@@ -304,7 +304,7 @@ test.serial('every RPC: well-formed and hostile messages, random metadata and id
       seen.set(key, (seen.get(key) ?? 0) + 1);
       await probe();
     }),
-    params(400, 15_000),
+    params(400, 14_000),
   );
   report(t, seen);
 });
@@ -317,6 +317,35 @@ function report(t: ExecutionContext, seen: Map<string, number>): void {
     t.true(seen.has(m), `no call ${m}: the fuzzer does not reach the handlers`);
   }
 }
+
+test.serial('every RPC, many at once: no fault, nothing written when all are refused, writes only where allowed', async (t) => {
+  let batches = 0;
+  let calls = 0;
+  await fc.assert(
+    fc.asyncProperty(fc.array(someCall, { minLength: 2, maxLength: 24 }), async (batch) => {
+      const before = await detector.revision();
+      const outcomes = await Promise.all(batch.map(([method, body, spec]) => call(fuzzClient, method, body, A.toMetadata(spec))));
+      const { keys: written } = await detector.writesSince(before);
+      batches++;
+      calls += batch.length;
+      const what = (o: Outcome): string => `${describe(o)}\n  written: ${JSON.stringify(written.slice(0, 10))}`;
+      for (const [i, o] of outcomes.entries()) {
+        if (isServerFault(o) && !(KNOWN_DECODE_FAULT && isDecodeFault(o))) throw new Error(`server fault: ${what(o)}`);
+        const callers = A.possibleCallers(batch[i]![2], IDENTITIES);
+        if (succeeded(o) && !callers.some((c) => fixedContext.allowed(c, o.method))) throw new Error(`success for a caller no rule allows ${o.method}: ${what(o)}`);
+      }
+      const writers = outcomes.filter((o) => succeeded(o) && (o.method === 'SendChangedContainerList' || o.method === 'SendStateChange'));
+      if (writers.length === 0 && written.length > 0) throw new Error(`every write refused, yet etcd was written: ${JSON.stringify(written)}\n${outcomes.map(describe).join('\n')}`);
+      const may = [...new Set(writers.flatMap((o) => writableBy(o.method, keys)))];
+      const stray = written.filter((k) => !may.some((p) => k.slice(k.indexOf(':') + 1).startsWith(p)));
+      if (stray.length > 0) throw new Error(`written outside what the accepted calls may write: ${JSON.stringify(stray)}`);
+      await probe();
+    }),
+    params(40, 5_000),
+  );
+  t.log(`${batches} batches, ${calls} calls`);
+  t.pass();
+});
 
 /** Bytes that are not a message of the method, or that protobufjs does not read. */
 const malformedCall = fc
@@ -333,7 +362,7 @@ test.serial('every RPC: malformed protobuf (truncated, bytes changed, bad wire t
       seen.set(key, (seen.get(key) ?? 0) + 1);
       await probe();
     }),
-    params(150, 6_000),
+    params(150, 5_000),
   );
   t.log([...seen].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k}: ${n}`).join('\n'));
   t.pass();
@@ -404,7 +433,7 @@ test.serial('random rule sets and identities: no success without a rule, nothing
           await server.stop();
         }
       }),
-      params(40, 10_000),
+      params(40, 9_000),
     );
   } finally {
     feed.stop();
@@ -513,7 +542,7 @@ test.serial('hostile headers over raw HTTP/2: authorization values with UTF-8 by
       if (accepted && written.length > 0 && !callers.some((c) => A.mayCall(RULES, c, method))) throw new Error(`written for a caller no rule allows: ${what}`);
       await probe();
     }),
-    params(60, 4_000),
+    params(60, 3_000),
   );
   t.log([...seen].sort(([a], [b]) => a.localeCompare(b)).map(([k, c]) => `${k}: ${c}`).join('\n'));
   t.pass();
