@@ -40,9 +40,14 @@ export type ContainerParseResult =
     }
   | { ok: false; reason: ContainerParseFailure; detail: string };
 
-/** Annotation keys naming the model, in precedence order; `config["model"]` comes after all of them. */
+/**
+ * Annotation keys naming the model, in precedence order; `config["model"]` comes after all of
+ * them, and a container name `model-<name>` last.
+ */
 export const MODEL_ANNOTATIONS = ['io.pullpiri.annotations.model', 'pullpiri.model', 'model'] as const;
 export const MODEL_CONFIG_KEY = 'model';
+/** A container named `model-<name>` (after an optional leading `/`) belongs to model `<name>`. */
+export const MODEL_NAME_PREFIX = 'model-';
 
 // Lower-cased `state["Status"]` → status (contract section 1).
 const STATUS_MAP: ReadonlyMap<string, ContainerStatus> = new Map<string, ContainerStatus>([
@@ -67,10 +72,13 @@ function entry(map: unknown, key: string): string | undefined {
 }
 
 /**
- * The model a container belongs to: the first non-empty string among
+ * The model a container belongs to (contract section 1): the first non-empty string among
  * annotation["io.pullpiri.annotations.model"], annotation["pullpiri.model"], annotation["model"],
- * config["model"]. Non-string entries (and non-object maps) are ignored. The name is taken as is
- * (not trimmed): it must match the name in the package definition exactly.
+ * config["model"], and last, as Pullpiri's own StateManager does, the first entry of `names`
+ * that reads `model-<name>` after an optional leading `/` (`/model-nav` → `nav`). Non-string
+ * entries (and non-object maps, a non-array `names`) are ignored, and so is a bare `model-`
+ * (it names no model). The name is taken as is (not trimmed): it must match the name in the
+ * package definition exactly.
  */
 export function modelOfContainer(info: ContainerInfo | Record<string, unknown>): string | undefined {
   const annotation: unknown = info.annotation;
@@ -78,7 +86,18 @@ export function modelOfContainer(info: ContainerInfo | Record<string, unknown>):
     const v = entry(annotation, key);
     if (v !== undefined) return v;
   }
-  return entry(info.config, MODEL_CONFIG_KEY);
+  return entry(info.config, MODEL_CONFIG_KEY) ?? modelOfNames(info.names);
+}
+
+/** The first `names` entry of the form `[/]model-<name>`, as `<name>`; undefined when none. */
+export function modelOfNames(names: unknown): string | undefined {
+  if (!Array.isArray(names)) return undefined;
+  for (const n of names as unknown[]) {
+    if (typeof n !== 'string') continue;
+    const name = n.startsWith('/') ? n.slice(1) : n;
+    if (name.startsWith(MODEL_NAME_PREFIX) && name.length > MODEL_NAME_PREFIX.length) return name.slice(MODEL_NAME_PREFIX.length);
+  }
+  return undefined;
 }
 
 /**
@@ -131,7 +150,7 @@ export function parseContainer(value: string, fallbackId = ''): ContainerParseRe
     return {
       ok: false,
       reason: 'no_model',
-      detail: `container ${id === '' ? '(no id)' : id} has no model annotation (${MODEL_ANNOTATIONS.join(', ')}) or config["model"]`,
+      detail: `container ${id === '' ? '(no id)' : id} has no model annotation (${MODEL_ANNOTATIONS.join(', ')}), config["model"] or name ${MODEL_NAME_PREFIX}<model>`,
     };
   }
   const { status, raw } = classify(json.state);

@@ -116,6 +116,23 @@ const MODEL_ROWS: [string, Record<string, unknown>, string | undefined][] = [
   ['nothing', {}, undefined],
   ['config.model not a string', { config: { model: ['d'] } }, undefined],
   ['only empty strings', { annotation: { model: '' }, config: { model: '' } }, undefined],
+  // Last: a name `model-<name>`, after an optional leading `/` (Pullpiri's own StateManager).
+  ['name /model-nav', { names: ['/model-nav'] }, 'nav'],
+  ['name model-nav without /', { names: ['model-nav'] }, 'nav'],
+  ['first model- name wins', { names: ['/web', '/model-a', '/model-b'] }, 'a'],
+  ['rest of the name kept as is', { names: ['/model-nav-map.v2'] }, 'nav-map.v2'],
+  ['annotation before name', { annotation: { model: 'c' }, names: ['/model-nav'] }, 'c'],
+  ['io.pullpiri annotation before name', { annotation: { 'io.pullpiri.annotations.model': 'a' }, names: ['model-nav'] }, 'a'],
+  ['config.model before name', { config: { model: 'd' }, names: ['/model-nav'] }, 'd'],
+  ['empty annotation falls through to name', { annotation: { model: '' }, config: { model: '' }, names: ['/model-nav'] }, 'nav'],
+  ['bare model- names nothing, next entry', { names: ['/model-', 'model-b'] }, 'b'],
+  ['bare model- only', { names: ['model-', '/model-'] }, undefined],
+  ['prefix is case-sensitive', { names: ['/Model-nav', 'MODEL-x'] }, undefined],
+  ['model- inside a name does not count', { names: ['/no-model-here', 'xmodel-a'] }, undefined],
+  ['only one leading / is skipped', { names: ['//model-nav'] }, undefined],
+  ['non-string names skipped', { names: [7, null, { n: 'model-x' }, '/model-ok'] }, 'ok'],
+  ['names not an array ignored', { names: '/model-nav' }, undefined],
+  ['no names', { names: [] }, undefined],
 ];
 
 for (const [title, info, want] of MODEL_ROWS) {
@@ -145,6 +162,17 @@ test('parseContainer keeps only id, model and status', (t) => {
   if (r.ok) t.deepEqual(Object.keys(r.container).sort(), ['id', 'model', 'status']);
 });
 
+test('parseContainer: a container named /model-nav with no annotation belongs to model nav', (t) => {
+  const r = parseContainer(JSON.stringify({ id: 'c9', names: ['/model-nav'], state: { Status: 'running' }, annotation: {}, config: {} }));
+  t.deepEqual(r, { ok: true, container: { id: 'c9', model: 'nav', status: 'running' }, unknownStatus: false });
+});
+
+test('parseContainer: the no-model detail names every source', (t) => {
+  const r = parseContainer('{"id":"a","names":["/web"]}');
+  t.false(r.ok);
+  if (!r.ok) t.regex(r.detail, /io\.pullpiri\.annotations\.model.*config\["model"\] or name model-<model>/);
+});
+
 test('parseContainer: id falls back to the key id', (t) => {
   const noId = '{"annotation":{"model":"m"},"state":{"Status":"exited"}}';
   const a = parseContainer(noId, 'from-key');
@@ -167,6 +195,7 @@ const BAD_ROWS: [string, string, 'malformed_json' | 'not_an_object' | 'no_model'
   ['string', '"running"', 'not_an_object'],
   ['no model', '{"id":"a","state":{"Status":"running"}}', 'no_model'],
   ['empty maps', '{"id":"a","annotation":{},"config":{}}', 'no_model'],
+  ['names without model-', '{"id":"a","names":["/web"],"annotation":{}}', 'no_model'],
 ];
 
 for (const [title, value, reason] of BAD_ROWS) {
