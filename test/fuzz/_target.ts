@@ -14,6 +14,8 @@ export interface Outcome {
   response?: Record<string, unknown>;
   /** Stream only: events received before it ended or was cancelled. */
   events?: number;
+  /** Stream only: the first events, decoded. */
+  received?: Record<string, unknown>[];
   /** Stream only: still open when the client cancelled it (no status from the server). */
   open?: boolean;
   /** A response the client could not decode, with the reason. */
@@ -81,12 +83,14 @@ function subscribe(client: RawClient, body: Buffer, metadata: grpc.Metadata, str
     });
     let events = 0;
     let last: Record<string, unknown> | undefined;
+    const received: Record<string, unknown>[] = [];
     let undecodable: string | undefined;
     let cancelled = false;
     stream.on('data', (b: Buffer) => {
       events++;
       try {
         last = decodeResponse(method, b);
+        if (received.length < 500) received.push(last);
       } catch (e) {
         undecodable ??= String(e);
       }
@@ -98,7 +102,7 @@ function subscribe(client: RawClient, body: Buffer, metadata: grpc.Metadata, str
     }, streamMs);
     stream.on('status', (s: grpc.StatusObject) => {
       clearTimeout(timer);
-      const base = { method, events, ...(last ? { response: last } : {}), ...(undecodable ? { undecodable } : {}) } as const;
+      const base = { method, events, received, ...(last ? { response: last } : {}), ...(undecodable ? { undecodable } : {}) } as const;
       if (cancelled && s.code === grpc.status.CANCELLED) resolve({ ...base, code: grpc.status.OK, details: '', open: true });
       else resolve({ ...base, code: s.code, details: s.details });
     });

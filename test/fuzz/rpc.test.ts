@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import { randomBytes } from 'node:crypto';
 import { KeyLayout } from '../../reconcilers/keys.js';
-import { parseState } from '../../reconcilers/states.js';
+import { parseState, type ResourceKind } from '../../reconcilers/states.js';
 import type { AuthRule } from '../../src/auth/config.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
@@ -196,7 +196,62 @@ async function checkedCall(
     if (stray.length > 0) throw new Error(`wrote outside what ${method} may write (${may.join(', ') || 'nothing'}): ${what}`);
   }
   if (succeeded(outcome)) await checkEffect(method, body, ctx.keys);
+  if (succeeded(outcome)) checkAnswer(outcome, body);
   return { outcome, callers };
+}
+
+const KIND_OF: Record<string, ResourceKind> = { RESOURCE_TYPE_SCENARIO: 'scenario', RESOURCE_TYPE_PACKAGE: 'package', RESOURCE_TYPE_MODEL: 'model' };
+
+/** What a successful read says must hold of it (contract section 5), whatever the request looked like. */
+function checkAnswer(o: Outcome, body: Buffer): void {
+  const fail = (why: string): never => {
+    throw new Error(`${why}: ${describe(o)}`);
+  };
+  const r = o.response ?? {};
+  type State = { resource_type: string; resource_name: string; current_state: string };
+  const canonical = (type: string, state: string): boolean => KIND_OF[type] !== undefined && parseState(KIND_OF[type], state) === state;
+  if (o.method === 'GetResourceState') {
+    const req = w.decodeRequest(o.method, body) as { resource_type: string; resource_name: string };
+    const s = r.resource_state as State | null;
+    if (!s || s.resource_name !== req.resource_name || s.resource_type !== req.resource_type) fail('answer for another resource');
+    if (!canonical(s!.resource_type, s!.current_state)) fail('state not in the spelling statemanager writes');
+  }
+  if (o.method === 'GetResourceStateHistory') {
+    const req = w.decodeRequest(o.method, body) as { limit: number };
+    const h = r.history as { timestamp_ns: string }[];
+    if (req.limit > 0 && h.length > req.limit) fail(`more than limit ${req.limit} entries`);
+    for (let i = 1; i < h.length; i++) if (BigInt(h[i]!.timestamp_ns) < BigInt(h[i - 1]!.timestamp_ns)) fail('history out of order');
+  }
+  if (o.method === 'ListResourcesByState') {
+    const req = w.decodeRequest(o.method, body) as { resource_type: string; state: string; limit: number };
+    const list = r.resources as State[];
+    if (req.limit > 0 && list.length > req.limit) fail(`more than limit ${req.limit} resources`);
+    if (Number(r.total_count) < list.length) fail('total_count below the resources returned');
+    const want = req.state.trim() === '' ? undefined : parseState(KIND_OF[req.resource_type]!, req.state);
+    for (const [i, s] of list.entries()) {
+      if (s.resource_type !== req.resource_type) fail(`resources[${i}] of another type`);
+      if (!canonical(s.resource_type, s.current_state)) fail(`resources[${i}] state not canonical`);
+      if (want !== undefined && s.current_state !== want) fail(`resources[${i}] is ${s.current_state}, not ${want}`);
+      if (i > 0 && !(list[i - 1]!.resource_name < s.resource_name)) fail('resources not sorted by name (or a name twice)');
+    }
+  }
+  if (o.method === 'SubscribeToStateChanges') {
+    const req = w.decodeRequest(o.method, body) as { resource_type: string; filter: Record<string, string> };
+    const since = req.filter.since_revision === undefined ? undefined : Number(req.filter.since_revision);
+    const ids = new Set<string>();
+    let previous = 0;
+    for (const e of o.received ?? []) {
+      const sc = e.state_change as State & { target_state: string };
+      const rev = Number((e.metadata as Record<string, string>).revision);
+      if (req.resource_type !== 'RESOURCE_TYPE_UNSPECIFIED' && sc.resource_type !== req.resource_type) fail(`event of type ${sc.resource_type}`);
+      if (req.filter.name !== undefined && sc.resource_name !== req.filter.name) fail(`event for ${JSON.stringify(sc.resource_name)} under filter name ${JSON.stringify(req.filter.name)}`);
+      if (since !== undefined && !(rev > since)) fail(`event at revision ${rev}, not after since_revision ${since}`);
+      if (rev < previous) fail(`revision ${rev} after ${previous}`);
+      if (ids.has(String(e.event_id))) fail(`event_id ${String(e.event_id)} twice`);
+      ids.add(String(e.event_id));
+      previous = rev;
+    }
+  }
 }
 
 interface ContainerOut {
