@@ -50,6 +50,8 @@ export interface FleetOptions {
   liveness?: NodeLivenessOptions;
   /** Times when lease keys go absent; the reconcilers' clock. */
   clock?: Clock;
+  /** Test-only bug shape for the informers (test/sim/mutations.ts). Never set otherwise. */
+  plantedBugResumeFromListed?: boolean;
 }
 
 export class Fleet {
@@ -81,7 +83,15 @@ export class Fleet {
     this.clock = o.clock ?? systemClock;
     this.createdAt = this.clock.now();
     const informer = <T>(name: string, prefix: string, decode: Decoder<T>): Informer<T> =>
-      new Informer<T>({ lw: o.lw, logger: o.logger, metrics: o.metrics, name, prefix, parse: (key, raw) => this.report(key, decode(keys, key, raw)) });
+      new Informer<T>({
+        lw: o.lw,
+        logger: o.logger,
+        metrics: o.metrics,
+        name,
+        prefix,
+        parse: (key, raw) => this.report(key, decode(keys, key, raw)),
+        ...(o.plantedBugResumeFromListed ? { plantedBugResumeFromListed: true } : {}),
+      });
 
     this.containers = informer('containers', keys.containers, decodeContainer);
     this.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);

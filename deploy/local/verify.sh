@@ -28,6 +28,9 @@ npx ava --tap 2>&1 | tee -a "$tap"
 echo "==> npm run test:faults"
 npx ava --config ava.faults.config.js --tap 2>&1 | tee -a "$tap"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# The deterministic simulation (test/sim): 1,000 seeded schedules of churn and faults on an
+# in-memory etcd; exits non-zero on any invariant violation, printing the seed to replay.
+step npm run --silent test:sim
 passed=$(grep -Ec '^ok [0-9]+' "$tap" | tr -d ' ')
 skipped=$(grep -Ec '^ok [0-9]+.*# SKIP' "$tap" | tr -d ' ')
 failed=$(grep -Ec '^not ok [0-9]+' "$tap" | tr -d ' ')

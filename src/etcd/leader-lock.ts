@@ -27,6 +27,8 @@ export interface EtcdLeaderLockOptions {
   leaseSeconds: number;
   requestTimeoutMs: number;
   logger: Logger;
+  /** Test-only bug shape (test/sim/mutations.ts): writes carry no leader fence. Never set otherwise. */
+  plantedBugUnfenced?: boolean;
 }
 
 export class EtcdLeaderLock implements LeaderLock, WriteGuard {
@@ -136,6 +138,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   compares(): ICompare[] {
     if (!this.held || !this.leaseId) throw new NotLeaderError('this replica does not hold the leader lock');
+    if (this.o.plantedBugUnfenced) return [];
     return [{ key: Buffer.from(this.o.key), result: 'Equal', target: 'Lease', lease: this.leaseId }];
   }
 

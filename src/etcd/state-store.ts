@@ -49,6 +49,8 @@ export interface EtcdStateStoreOptions {
   maxInFlight?: number;
   /** Transactions outstanding at once when the waiting writes fill whole transactions (default 8). */
   maxFullInFlight?: number;
+  /** Test-only bug shapes the simulation must catch (test/sim/mutations.ts); never set otherwise. */
+  plantedBugs?: { stateWriteWithoutCompare?: boolean; requestAfterState?: boolean };
 }
 
 interface TxnOutcome {
@@ -86,13 +88,16 @@ export class EtcdStateStore implements StateStore {
     const stateKey = keys.stateKey(t.kind, t.name);
     const version = (t.expected?.version ?? 0) + 1;
     const historyKey = keys.historyKey(t.kind, t.name, version);
-    const compare: ICompare[] = [guardOn(stateKey, t.expected)];
+    const compare: ICompare[] = this.o.plantedBugs?.stateWriteWithoutCompare ? [] : [guardOn(stateKey, t.expected)];
     const success: IRequestOp[] = [put(stateKey, t.to)];
     if (historyLength > 0) success.push(put(historyKey, JSON.stringify(t.history)));
     if (historyLength > 0 && version > historyLength) {
       success.push(delRange(keys.historyKey(t.kind, t.name, 0), keys.historyKey(t.kind, t.name, version - historyLength + 1)));
     }
     const requestKey = keys.reconcileRequestKey(t.name);
+    if (t.reconcileRequest && 'put' in t.reconcileRequest && this.o.plantedBugs?.requestAfterState) {
+      return this.writeRequestAfterState(t, compare, success, stateKey, requestKey, version);
+    }
     if (t.reconcileRequest && 'put' in t.reconcileRequest) {
       success.push(put(requestKey, JSON.stringify(t.reconcileRequest.put)));
     } else if (t.reconcileRequest) {
@@ -111,6 +116,17 @@ export class EtcdStateStore implements StateStore {
     }
     this.o.onCommit?.(changes);
     return { committed: true, revision };
+  }
+
+  /** The planted bug: the state first, its reconcile request in a second transaction. */
+  private async writeRequestAfterState(t: StateTransition, compare: ICompare[], success: IRequestOp[], stateKey: string, requestKey: string, version: number): Promise<CommitOutcome> {
+    const res = await this.commit(compare, success, [stateKey]);
+    if (!res.succeeded) return { committed: false };
+    this.o.onCommit?.([{ key: stateKey, value: t.to, modRevision: res.revision, createRevision: t.expected ? 0 : res.revision, version }]);
+    const value = JSON.stringify((t.reconcileRequest as { put: ReconcileRequestRecord }).put);
+    const req = await this.commit([], [put(requestKey, value)], [requestKey]);
+    if (req.succeeded) this.o.onCommit?.([kvAt(requestKey, value, req.revision)]);
+    return { committed: true, revision: res.revision };
   }
 
   async deleteState(d: StateDeletion): Promise<CommitOutcome> {
