@@ -2,6 +2,7 @@
 // servers, and a clean stop on SIGTERM/SIGINT (stop taking work, finish in-flight keys,
 // close clients).
 import { parseArgs } from 'node:util';
+import { Gauge } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import { StateFeed } from './state-api/feed.js';
@@ -49,6 +50,15 @@ async function main(): Promise<void> {
     logger,
     maxPausedBehind: config.grpc.limits.subscriberBufferEvents,
     replayWatches: config.grpc.limits.replayWatches,
+  });
+  // What the read API costs etcd: the shared watch plus the replays (at most grpc.limits.replayWatches).
+  new Gauge({
+    name: 'statemanager_api_etcd_watches',
+    help: 'etcd watches held for SubscribeToStateChanges: the shared one and the replays from before the resume buffer',
+    registers: [app.metrics.registry],
+    collect() {
+      this.set(feed.etcdWatches);
+    },
   });
   // Every replica serves gRPC; scenario writes are compare-and-swap, so they need no leader guard.
   const grpcServer = createStateManagerServer({
