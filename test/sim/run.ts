@@ -25,11 +25,13 @@ let faults = 0;
 let violations = 0;
 let schedules = 0;
 let steps = 0;
+const kinds: Record<string, number> = {};
 for (const seed of seeds) {
   const r = await runSchedule(seed, { ...(mutation ? { mutation } : {}), ...(trace ? { trace } : {}) });
   schedules++;
   faults += r.faults;
   steps += r.steps;
+  for (const [k, n] of Object.entries(r.faultKinds)) kinds[k] = (kinds[k] ?? 0) + n;
   violations += r.violations.length;
   if (r.violations.length > 0) {
     console.log(`seed ${seed}: ${r.violations.length} invariant violations (replay: npm run test:sim -- --seed ${seed}${mutation ? ` --mutation ${mutation}` : ''})`);
@@ -38,6 +40,7 @@ for (const seed of seeds) {
   }
 }
 const secs = (performance.now() - started) / 1000;
+console.error(`faults by kind: ${Object.entries(kinds).sort().map(([k, n]) => `${k} ${n}`).join(', ')}`);
 console.error(`${secs.toFixed(1)} s, ${(schedules / secs).toFixed(1)} schedules/s, ${steps} steps${mutation ? `, mutation ${mutation}` : ''}`);
 console.log(`${schedules} schedules, ${faults} faults, ${violations} invariant violations`);
 process.exitCode = violations > 0 ? 1 : 0;

@@ -26,6 +26,8 @@ export interface ScheduleOptions {
 export interface ScheduleResult {
   seed: number;
   faults: number;
+  /** Faults by kind. */
+  faultKinds: Record<string, number>;
   violations: string[];
   steps: number;
   commits: number;
@@ -207,7 +209,8 @@ async function simulate(seed: number, random: Random, sched: Scheduler, o: Sched
         if (target?.alive) {
           fault('crash', target.conn.id);
           target.crash();
-          sched.at(random.between(0, 3000), () => startReplica(slot));
+          // Unless the heal at the end of the active spell restarted it first: one process per identity.
+          sched.at(random.between(0, 3000), () => !replicas[slot]?.alive && startReplica(slot));
         }
         break;
       case 4:
@@ -319,7 +322,9 @@ async function simulate(seed: number, random: Random, sched: Scheduler, o: Sched
     for (const c of ac.calls) trace(`reconcile ${c.at}ms rev ${c.revision} ${c.replica} ${c.scenario} accepted=${c.accepted} answered=${c.answered}`);
   }
   for (const r of live()) r.crash();
-  return { seed, faults: faults.length, violations, steps: sched.steps, commits: server.log.length, calls: ac.calls.length };
+  const faultKinds: Record<string, number> = {};
+  for (const f of faults) faultKinds[f.kind] = (faultKinds[f.kind] ?? 0) + 1;
+  return { seed, faults: faults.length, faultKinds, violations, steps: sched.steps, commits: server.log.length, calls: ac.calls.length };
 }
 
 /** A live replica's caches hold what etcd holds (at the same revisions), once quiet. */
