@@ -34,8 +34,12 @@ export function refused(o: Outcome): boolean {
   return false;
 }
 
-/** Whether it is a success that granted something (a write done, a read answered). */
-export const succeeded = (o: Outcome): boolean => !refused(o);
+/**
+ * Whether it is a success that granted something (a write done, a read answered). A
+ * subscription the client cancelled before anything came is neither: a slow refusal looks the
+ * same as an accepted subscription with nothing to send yet.
+ */
+export const succeeded = (o: Outcome): boolean => !refused(o) && !(o.open === true && (o.events ?? 0) === 0);
 
 export function describe(o: Outcome): string {
   const r = o.response;

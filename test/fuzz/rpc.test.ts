@@ -187,6 +187,7 @@ async function checkedCall(
   if (isServerFault(outcome) && !(KNOWN_DECODE_FAULT && isDecodeFault(outcome))) throw new Error(`server fault: ${what}`);
   if (refused(outcome) && written.length > 0) throw new Error(`refused, yet etcd was written: ${what}`);
   if (succeeded(outcome) && !callers.some((c) => ctx.allowed(c, method))) throw new Error(`success for a caller no rule allows ${method}: ${what}`);
+  if (!succeeded(outcome) && written.length > 0) throw new Error(`no success, yet etcd was written: ${what}`);
   if (succeeded(outcome) && written.length > 0) {
     // Only where the method writes, and for a caller limited to one node, only that node.
     const nodes = callers.map((c) => ctx.nodeOf?.(c));
