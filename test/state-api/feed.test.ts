@@ -1,12 +1,14 @@
 // The state feed against an in-memory etcd log: every subscriber, whatever revision it resumes
 // from and whenever it joins, receives exactly the changes after that revision, in order, once —
-// across the seam between its replay and the shared stream, and past buffer trimming.
+// across the seam between its replay and the shared stream, past buffer trimming, and at any
+// reading pace (a full sink pauses it; replays share a bounded number of watches).
 import test from 'ava';
 import fc from 'fast-check';
 import { silentLogger } from '../../controller/logger.js';
 import { KeyLayout } from '../../reconcilers/keys.js';
 import type { EtcdWatch, EtcdWatchEvent, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
 import { StateFeed, type StateChangeRecord, type WatchSource } from '../../src/state-api/feed.js';
+import { assert, eventually } from '../helpers/eventually.js';
 
 const keys = new KeyLayout('');
 
@@ -195,3 +197,159 @@ test('the shared watch opens with the first subscriber and closes after the last
   t.is(etcd.opened, 2);
   feed.stop();
 });
+
+/** A sink that takes `capacity` changes, then says it is full until `refill()`. */
+function reader(feed: StateFeed, filter: Parameters<StateFeed['subscribe']>[0], capacity: number, maxPausedBehindCuts: string[] = []) {
+  const got: StateChangeRecord[] = [];
+  let room = capacity;
+  const ends: { kind: string; resumeRevision?: number }[] = [];
+  const sub = feed.subscribe(filter, {
+    send: (r) => {
+      got.push(r);
+      return --room > 0;
+    },
+    end: (r) => {
+      ends.push(r.kind === 'slow' ? { kind: r.kind, resumeRevision: r.resumeRevision } : { kind: r.kind });
+      maxPausedBehindCuts.push(r.kind);
+    },
+  });
+  return {
+    got,
+    ends,
+    sub,
+    refill(n = capacity) {
+      room = n;
+      sub.resume();
+    },
+  };
+}
+
+/** Counts the watches open at once. */
+function counting(etcd: FakeEtcd) {
+  const c = { open: 0, max: 0, opened: 0 };
+  const source: WatchSource = {
+    watch(target, h) {
+      const w = etcd.watch(target, h);
+      c.opened++;
+      c.max = Math.max(c.max, ++c.open);
+      let closed = false;
+      return {
+        close: () => {
+          if (!closed) c.open--;
+          closed = true;
+          w.close();
+        },
+        requestProgress: () => w.requestProgress(),
+      };
+    },
+  };
+  return { c, source };
+}
+
+test('a full sink pauses the subscriber at the end of a revision; resume() goes on from there, nothing lost or repeated', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger });
+  await feed.start();
+  const r = reader(feed, {}, 2);
+  await settle();
+  etcd.put([[scenarioKey('a'), 'Idle']]);
+  // Full after the second change, which opens a transaction of three: the transaction still goes whole.
+  const txn = etcd.put([[scenarioKey('b'), 'Idle'], [scenarioKey('c'), 'Idle'], [scenarioKey('d'), 'Idle']]);
+  etcd.put([[scenarioKey('e'), 'Idle']]);
+  await settle();
+  t.deepEqual(r.got.map((x) => x.name), ['a', 'b', 'c', 'd']);
+  t.true(r.got.slice(1).every((x) => x.revision === txn));
+  r.refill();
+  await settle();
+  t.deepEqual(r.got.map((x) => x.name), ['a', 'b', 'c', 'd', 'e']);
+  feed.stop();
+});
+
+test('a subscriber paused while more than maxPausedBehind changes arrive is cut, naming the last revision it was given whole; at the bound it is not', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, maxPausedBehind: 5 });
+  await feed.start();
+  const r = reader(feed, {}, 1);
+  await settle();
+  const first = etcd.put([[scenarioKey('x'), 'Idle']]);
+  await settle();
+  for (let i = 0; i < 5; i++) etcd.put([[scenarioKey(`y${i}`), 'Idle']]); // at the bound
+  await settle();
+  t.deepEqual(r.ends, []);
+  t.is(feed.subscribers, 1);
+  etcd.put([[scenarioKey('z'), 'Idle']]); // just past it
+  await settle();
+  t.deepEqual(r.ends, [{ kind: 'slow', resumeRevision: first }]);
+  t.is(feed.subscribers, 0);
+  feed.stop();
+});
+
+test('replays from before the buffer use at most replayWatches etcd watches at once; identical resumes share one', async (t) => {
+  const etcd = new FakeEtcd();
+  for (let i = 0; i < 40; i++) etcd.put([[scenarioKey(`old${i}`), 'Idle']]);
+  const { c, source } = counting(etcd);
+  const feed = new StateFeed({ source, keys, logger: silentLogger, bufferSize: 3, replayWatches: 2, replayChunk: 7, progressIntervalMs: 2 });
+  await feed.start();
+  etcd.put([[scenarioKey('new'), 'Idle']]);
+  await settle();
+  const before = c.opened;
+  // Ten identical resumes: one fetch per chunk for all of them.
+  const same = Array.from({ length: 10 }, () => reader(feed, { sinceRevision: 2 }, 1000));
+  await eventually(async () => assert.ok(same.every((r) => r.got.length === 40)));
+  t.is(c.opened - before, Math.ceil(39 / 7), 'one watch per chunk of 7, shared by the ten');
+  // Twenty distinct ones: never more than 1 + 2 watches open.
+  const distinct = Array.from({ length: 20 }, (_, i) => ({ since: 2 + i, r: reader(feed, { sinceRevision: 2 + i }, 1000) }));
+  await eventually(async () => assert.ok(distinct.every(({ since, r }) => r.got.length === 42 - since)));
+  t.is(c.max, 3);
+  for (const { since, r } of distinct) t.deepEqual(r.got.map((x) => x.revision), etcd.log.filter((e) => e.revision > since).map((e) => e.revision));
+  t.is(feed.etcdWatches, 1);
+  feed.stop();
+});
+
+test('property: readers at any pace, resuming from anywhere, get exactly the changes after their position, in order, once', async (t) => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 1, max: 8 }),
+      fc.integer({ min: 1, max: 5 }),
+      fc.array(fc.oneof(fc.record({ op: fc.constant('put' as const), key: fc.integer({ min: 0, max: 3 }), state: fc.constantFrom('Idle', 'Waiting', 'Satisfied') }), fc.record({ op: fc.constant('join' as const), back: fc.integer({ min: 0, max: 30 }), capacity: fc.integer({ min: 1, max: 4 }) }), fc.record({ op: fc.constant('read' as const) })), { maxLength: 60 }),
+      async (bufferSize, chunk, ops) => {
+        const etcd = new FakeEtcd();
+        for (let i = 0; i < 10; i++) etcd.put([[scenarioKey(`pre${i % 2}`), i % 2 ? 'Waiting' : 'Idle']]);
+        const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize, replayChunk: chunk, replayWatches: 2, progressIntervalMs: 2, maxPausedBehind: 1_000_000 });
+        await feed.start();
+        const subs: { since: number; r: ReturnType<typeof reader> }[] = [];
+        const readAll = async () => {
+          for (let i = 0; i < 200; i++) {
+            for (const s of subs) s.r.refill();
+            await new Promise((r) => setTimeout(r, 3));
+          }
+        };
+        for (const op of ops) {
+          if (op.op === 'put') etcd.put([[scenarioKey(`k${op.key}`), op.state]]);
+          else if (op.op === 'read') {
+            for (const s of subs) s.r.refill();
+            await new Promise((r) => setTimeout(r, 3));
+          } else {
+            const since = Math.max(0, etcd.revision - op.back);
+            subs.push({ since, r: reader(feed, { sinceRevision: since }, op.capacity) });
+          }
+        }
+        await readAll();
+        for (const { since, r } of subs) {
+          const revisions = r.got.map((x) => x.revision);
+          const expected = etcd.log.filter((e) => e.revision > since && changed(etcd, e.revision)).map((e) => e.revision);
+          t.deepEqual(r.ends, []);
+          t.deepEqual(revisions, expected, `since ${since}`);
+        }
+        feed.stop();
+      },
+    ),
+    { numRuns: 25 },
+  );
+});
+
+/** Whether the put at `revision` changed its key's value (the log holds one put per revision here). */
+function changed(etcd: FakeEtcd, revision: number): boolean {
+  const e = etcd.log.find((x) => x.revision === revision)!.events[0]!;
+  return (e.prev_kv?.value.toString() ?? '') !== e.kv.value.toString();
+}
