@@ -284,6 +284,23 @@ test('a subscriber paused while more than maxPausedBehind changes arrive is cut,
   feed.stop();
 });
 
+test('a paused subscriber whose place the buffer dropped is cut, naming the last revision it was given whole', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize: 3, maxPausedBehind: 1000 });
+  await feed.start();
+  const r = reader(feed, {}, 1);
+  await settle();
+  const first = etcd.put([[scenarioKey('x'), 'Idle']]);
+  await settle();
+  for (let i = 0; i < 3; i++) etcd.put([[scenarioKey(`y${i}`), 'Idle']]); // the buffer still holds its next change
+  await settle();
+  t.deepEqual(r.ends, []);
+  etcd.put([[scenarioKey('z'), 'Idle']]); // now it drops it
+  await settle();
+  t.deepEqual(r.ends, [{ kind: 'slow', resumeRevision: first }]);
+  feed.stop();
+});
+
 test('replays from before the buffer use at most replayWatches etcd watches at once; identical resumes share one', async (t) => {
   const etcd = new FakeEtcd();
   for (let i = 0; i < 40; i++) etcd.put([[scenarioKey(`old${i}`), 'Idle']]);
