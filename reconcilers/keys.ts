@@ -21,6 +21,7 @@ export class KeyLayout {
   readonly history: string;
   readonly reconcileRequests: string;
   readonly resyncRequests: string;
+  readonly offloading: string;
   readonly leader: string;
 
   constructor(readonly prefix = '') {
@@ -36,6 +37,7 @@ export class KeyLayout {
     this.history = `${this.own}history/`;
     this.reconcileRequests = `${this.own}reconcile/`;
     this.resyncRequests = `${this.own}resync/`;
+    this.offloading = `${this.own}offloading/`;
     this.leader = `${this.own}leader`;
   }
 
@@ -116,6 +118,11 @@ export class KeyLayout {
 
   parseReconcileRequestKey(key: string): string | undefined {
     return tail(key, this.reconcileRequests);
+  }
+
+  /** TriggerOffloading records of one model; ids sort by time. */
+  offloadingPrefix(model: string): string {
+    return `${this.offloading}${model}/`;
   }
 
   resyncRequestKey(id: string): string {

@@ -13,7 +13,7 @@ import { Fleet } from '../reconcilers/fleet.js';
 import { KeyLayout } from '../reconcilers/keys.js';
 import { LagTracker } from '../reconcilers/lag-tracker.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
-import { GrpcActionControllerClient } from './action-controller/client.js';
+import { GrpcActionControllerClient, type OffloadModelClient } from './action-controller/client.js';
 import type { Config } from './config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
@@ -31,6 +31,8 @@ export interface AppDeps {
   metrics?: Metrics;
   etcd?: Etcd3;
   actionController?: ActionControllerClient;
+  /** TriggerOffloading's way to the ActionController; by default the client Reconcile uses. */
+  offloadModel?: OffloadModelClient;
   clock?: Clock;
 }
 
@@ -45,6 +47,8 @@ export class StateManagerApp {
   readonly manager: Manager;
   /** Logs and counts domain events; the gRPC server reports scenario transitions through it. */
   readonly observer: LoggingObserver;
+  /** The ActionController's OffloadModel, on the same client (connection, TLS, timeout) as Reconcile. */
+  readonly offloadModel: OffloadModelClient;
   private readonly controllers: Record<ControllerKind, Controller>;
   private readonly enqueue: Enqueue;
   private readonly probe: EtcdProbe;
@@ -85,9 +89,10 @@ export class StateManagerApp {
       ...(leaderLock ? { guard: leaderLock } : {}),
       onCommit: (changes) => this.fleet.caches.assume(changes),
     });
-    const ownedActionController = deps.actionController
+    const ownedActionController = deps.actionController && deps.offloadModel
       ? undefined
       : new GrpcActionControllerClient({ addr: config.actionController.addr, timeoutMs: config.actionController.timeout, tls: config.actionController.tls });
+    this.offloadModel = deps.offloadModel ?? ownedActionController!;
     this.closeClients = () => {
       ownedActionController?.close();
       this.watchClient.close();

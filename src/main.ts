@@ -9,6 +9,7 @@ import { StateFeed } from './state-api/feed.js';
 import { StateReader } from './state-api/reader.js';
 import { FleetStateCaches } from './state-api/fleet-caches.js';
 import { EtcdHistoryStore } from './etcd/history-store.js';
+import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { createStateManagerServer } from './grpc/server.js';
 import { HttpServer } from './http/server.js';
 import { createLogger } from './logging.js';
@@ -81,6 +82,13 @@ async function main(): Promise<void> {
     },
     // The replica's own caches: every replica keeps them, leader or not.
     placement: app.fleet,
+    // TriggerOffloading: checked against the same caches, sent on the Reconcile client's connection.
+    offloading: {
+      actionController: app.offloadModel,
+      records: new EtcdOffloadingStore({ client: app.etcd, keys: app.keys, requestTimeoutMs: config.etcd.requestTimeout, perModel: config.grpc.limits.offloadingRecordsPerModel }),
+      definitions: app.fleet,
+      counted: (outcome) => app.metrics.offloadingRequests.labels({ outcome }).inc(),
+    },
     readApi: {
       reader: new StateReader(new FleetStateCaches(app.fleet), new EtcdHistoryStore(app.etcd, app.keys, config.etcd.requestTimeout)),
       feed,

@@ -38,6 +38,8 @@ export class Metrics implements FleetGaugeSink {
   readonly lastRevision: Gauge<'informer'>;
   readonly leader: Gauge<'name'>;
   readonly grpcRequests: Counter<'method' | 'code'>;
+  /** TriggerOffloading requests by outcome (accepted, rejected, unavailable, timeout, invalid, not_found, denied, not_ready, over_budget). */
+  readonly offloadingRequests: Counter<'outcome'>;
   readonly grpcAnonymousAllowed: Gauge;
   readonly apiSubscriptions: Gauge;
   readonly apiEventsSent: Counter;
@@ -188,6 +190,12 @@ export class Metrics implements FleetGaugeSink {
       name: 'statemanager_grpc_requests_total',
       help: 'gRPC requests served, by method and code',
       labelNames: ['method', 'code'],
+      registers: r,
+    });
+    this.offloadingRequests = new Counter({
+      name: 'statemanager_offloading_requests_total',
+      help: 'TriggerOffloading requests by outcome: accepted or rejected by the ActionController, unavailable, timeout, or refused before it (invalid, not_found, denied, not_ready, over_budget)',
+      labelNames: ['outcome'],
       registers: r,
     });
     this.lag = new Histogram({

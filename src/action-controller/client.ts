@@ -1,10 +1,12 @@
-// The ActionController's Reconcile over gRPC, with a deadline on every call so a hung peer
-// cannot hold a worker.
+// The ActionController's Reconcile and OffloadModel over gRPC, on one connection, with a
+// deadline on every call so a hung peer cannot hold a worker or a caller.
 import * as grpc from '@grpc/grpc-js';
 import { readFileSync } from 'node:fs';
 import type { ProtoGrpcType } from '../generated/actioncontroller.js';
 import type { ActionControllerConnectionClient } from '../generated/actioncontroller/ActionControllerConnection.js';
 import type { PodStatus } from '../generated/actioncontroller/PodStatus.js';
+import type { OffloadModelRequest } from '../generated/actioncontroller/OffloadModelRequest.js';
+import type { OffloadModelResponse__Output } from '../generated/actioncontroller/OffloadModelResponse.js';
 import type { ActionControllerClient, ReconcileCall } from '../../reconcilers/ports.js';
 import { loadProto } from '../grpc/proto.js';
 
@@ -16,7 +18,27 @@ export interface GrpcActionControllerOptions {
   tls?: { caFile: string; certFile: string; keyFile: string };
 }
 
-export class GrpcActionControllerClient implements ActionControllerClient {
+/** An ActionController call that failed: its gRPC status (DEADLINE_EXCEEDED when it was late). */
+export class ActionControllerCallError extends Error {
+  constructor(
+    readonly code: grpc.status,
+    readonly details: string,
+    addr: string,
+  ) {
+    super(`ActionController ${addr}: ${grpc.status[code] ?? code}: ${details}`);
+    this.name = 'ActionControllerCallError';
+  }
+}
+
+/** The ActionController's OffloadModel (TriggerOffloading forwards to it). */
+export interface OffloadModelClient {
+  /** Rejects with ActionControllerCallError; `deadline` is epoch ms. */
+  offloadModel(request: OffloadModelRequest, deadline: number): Promise<OffloadModelResponse__Output>;
+  /** Where it calls, for messages. */
+  readonly addr: string;
+}
+
+export class GrpcActionControllerClient implements ActionControllerClient, OffloadModelClient {
   private readonly client: ActionControllerConnectionClient;
 
   constructor(private readonly o: GrpcActionControllerOptions) {
@@ -54,6 +76,23 @@ export class GrpcActionControllerClient implements ActionControllerClient {
           else resolve({ status: res?.status ?? 0, desc: res?.desc ?? '' });
         },
       );
+    });
+  }
+
+  get addr(): string {
+    return this.o.addr;
+  }
+
+  /**
+   * The same connection, TLS and deadline policy as Reconcile: the configured timeout, or the
+   * given deadline when it comes sooner (the caller's own).
+   */
+  offloadModel(request: OffloadModelRequest, deadline: number): Promise<OffloadModelResponse__Output> {
+    return new Promise((resolve, reject) => {
+      this.client.OffloadModel(request, { deadline: Math.min(deadline, Date.now() + this.o.timeoutMs) }, (err, res) => {
+        if (err) reject(new ActionControllerCallError(err.code, err.details || err.message, this.o.addr));
+        else resolve(res ?? { success: false, message: '', transition_id: '' });
+      });
     });
   }
 

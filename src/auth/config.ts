@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { parseState, type ResourceKind } from '../../reconcilers/states.js';
 
 /** The methods a permission can name; `*` is every method, `read` every read of contract section 5. */
-export const AUTHORIZED_METHODS = ['SendChangedContainerList', 'SendStateChange', 'read'] as const;
+export const AUTHORIZED_METHODS = ['SendChangedContainerList', 'SendStateChange', 'TriggerOffloading', 'read'] as const;
 export type AuthorizedMethod = (typeof AUTHORIZED_METHODS)[number];
 
 /** The read-only calls of contract section 5, all covered by the `read` permission. */
@@ -86,6 +86,18 @@ const stateChangePermission = z
   })
   .strict();
 
+/**
+ * Moving models between nodes (the policy manager's TriggerOffloading): a permission of its
+ * own, so that no node agent or operator holding another permission can move a model.
+ */
+const offloadingPermission = z
+  .object({
+    method: z.literal('TriggerOffloading'),
+    /** Model name patterns; any model when omitted. */
+    models: z.array(pattern).min(1).optional(),
+  })
+  .strict();
+
 const everythingPermission = z.object({ method: z.literal('*') }).strict();
 /** Every read-only call of contract section 5 (state, history, list, subscribe). */
 const readPermission = z.object({ method: z.literal('read') }).strict();
@@ -93,6 +105,7 @@ const readPermission = z.object({ method: z.literal('read') }).strict();
 export const permissionSchema = z.discriminatedUnion('method', [
   containerListPermission,
   stateChangePermission,
+  offloadingPermission,
   readPermission,
   everythingPermission,
 ]);

@@ -14,6 +14,8 @@ export type AuthzRequest =
       models: readonly string[];
     }
   | { method: 'read'; call: string }
+  /** `model` as the caller sent it (checked against `models` patterns before it is validated). */
+  | { method: 'TriggerOffloading'; model: string }
   | {
       method: 'SendStateChange';
       kind: ResourceKind;
@@ -90,6 +92,9 @@ function permits(perm: Permission, req: AuthzRequest, vars: { match: string; ide
   if (perm.method === 'SendChangedContainerList' && req.method === 'SendChangedContainerList') {
     if (perm.nodeName !== undefined && expandTemplate(perm.nodeName, vars) !== req.nodeName) return false;
     return !perm.placedModelsOnly || req.models.every((m) => placement.isModelPlacedOn(m, req.nodeName));
+  }
+  if (perm.method === 'TriggerOffloading' && req.method === 'TriggerOffloading') {
+    return perm.models === undefined || perm.models.some((n) => matchPattern(n, req.model) !== undefined);
   }
   if (perm.method === 'SendStateChange' && req.method === 'SendStateChange') {
     if (perm.kind !== undefined && perm.kind !== req.kind) return false;

@@ -9,6 +9,8 @@ import type { HealthCheck as _statemanager_HealthCheck, HealthCheck__Output as _
 import type { HealthStatus as _statemanager_HealthStatus, HealthStatus__Output as _statemanager_HealthStatus__Output } from './statemanager/HealthStatus.js';
 import type { ListResourcesByStateRequest as _statemanager_ListResourcesByStateRequest, ListResourcesByStateRequest__Output as _statemanager_ListResourcesByStateRequest__Output } from './statemanager/ListResourcesByStateRequest.js';
 import type { ListResourcesByStateResponse as _statemanager_ListResourcesByStateResponse, ListResourcesByStateResponse__Output as _statemanager_ListResourcesByStateResponse__Output } from './statemanager/ListResourcesByStateResponse.js';
+import type { OffloadingRequest as _statemanager_OffloadingRequest, OffloadingRequest__Output as _statemanager_OffloadingRequest__Output } from './statemanager/OffloadingRequest.js';
+import type { OffloadingResponse as _statemanager_OffloadingResponse, OffloadingResponse__Output as _statemanager_OffloadingResponse__Output } from './statemanager/OffloadingResponse.js';
 import type { ResourceState as _statemanager_ResourceState, ResourceState__Output as _statemanager_ResourceState__Output } from './statemanager/ResourceState.js';
 import type { ResourceStateHistoryRequest as _statemanager_ResourceStateHistoryRequest, ResourceStateHistoryRequest__Output as _statemanager_ResourceStateHistoryRequest__Output } from './statemanager/ResourceStateHistoryRequest.js';
 import type { ResourceStateHistoryResponse as _statemanager_ResourceStateHistoryResponse, ResourceStateHistoryResponse__Output as _statemanager_ResourceStateHistoryResponse__Output } from './statemanager/ResourceStateHistoryResponse.js';
@@ -41,6 +43,8 @@ export interface ProtoGrpcType {
     HealthStatus: MessageTypeDefinition<_statemanager_HealthStatus, _statemanager_HealthStatus__Output>
     ListResourcesByStateRequest: MessageTypeDefinition<_statemanager_ListResourcesByStateRequest, _statemanager_ListResourcesByStateRequest__Output>
     ListResourcesByStateResponse: MessageTypeDefinition<_statemanager_ListResourcesByStateResponse, _statemanager_ListResourcesByStateResponse__Output>
+    OffloadingRequest: MessageTypeDefinition<_statemanager_OffloadingRequest, _statemanager_OffloadingRequest__Output>
+    OffloadingResponse: MessageTypeDefinition<_statemanager_OffloadingResponse, _statemanager_OffloadingResponse__Output>
     ResourceState: MessageTypeDefinition<_statemanager_ResourceState, _statemanager_ResourceState__Output>
     ResourceStateHistoryRequest: MessageTypeDefinition<_statemanager_ResourceStateHistoryRequest, _statemanager_ResourceStateHistoryRequest__Output>
     ResourceStateHistoryResponse: MessageTypeDefinition<_statemanager_ResourceStateHistoryResponse, _statemanager_ResourceStateHistoryResponse__Output>

@@ -88,6 +88,14 @@ export const limitsSchema = z
     replayWatches: z.number().int().positive().max(64).default(4),
     /** Resources in one ListResourcesByState answer (limit 0 or above it gets this many; total_count counts all). */
     listMaxResults: z.number().int().positive().default(1000),
+    /**
+     * TriggerOffloading records kept per model under /statemanager/offloading/{model}/ (the
+     * oldest go first); records are kept only for models some package lists, so what a caller
+     * can make statemanager store is bounded by this × the listed models × one record's size.
+     */
+    offloadingRecordsPerModel: z.number().int().positive().max(1000).default(20),
+    /** Bytes of an OffloadingRequest's `reason` (stored with the record and logged); longer is refused. */
+    offloadingReasonBytes: z.number().int().positive().max(16 * 1024).default(1024),
   })
   .strict();
 export type GrpcLimits = z.output<typeof limitsSchema>;

@@ -1,5 +1,5 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
-// caller authentication and the three handlers, with a metric and a log line per refusal.
+// caller authentication and the handlers, with a metric and a log line per refusal.
 import * as grpc from '@grpc/grpc-js';
 import { isLoopback, splitHostPort } from '../address.js';
 import type { Etcd3 } from 'etcd3';
@@ -22,6 +22,10 @@ import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
 import type { DomainObserver } from '../../reconcilers/observer.js';
 import { handleStateChange } from './state-change.js';
+import { handleOffloading, type Forwarded, type OffloadingOutcome, type PackageModels } from './offloading.js';
+import { SingleFlight } from '../offloading/single-flight.js';
+import type { OffloadModelClient } from '../action-controller/client.js';
+import type { OffloadingRecords } from '../etcd/offloading-store.js';
 import { readHandlers, type ReadHandlers, type StreamMetrics } from './read-api.js';
 import type { StateReader } from '../state-api/reader.js';
 import type { StateFeed } from '../state-api/feed.js';
@@ -64,6 +68,16 @@ export interface StateManagerServerOptions {
   isLocalPeer?: (address: string) => boolean;
   /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
   readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics };
+  /** TriggerOffloading (contract section 3); without it the call answers UNIMPLEMENTED. */
+  offloading?: {
+    /** The ActionController client (the one Reconcile uses: same connection, TLS and timeout). */
+    actionController: OffloadModelClient;
+    records: OffloadingRecords;
+    /** The package definitions in this replica's caches (the Fleet). */
+    definitions: PackageModels;
+    /** Counts each request by outcome (statemanager_offloading_requests_total). */
+    counted?: (outcome: OffloadingOutcome) => void;
+  };
 }
 
 export interface StateManagerServer {
@@ -153,8 +167,39 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
         )
       : unimplementedReads(refuse);
 
+    // Identical TriggerOffloading requests in flight on this replica share one ActionController call.
+    const flights = new SingleFlight<Forwarded>();
+
     const handlers: StateManagerConnectionHandlers = {
       ...reads,
+      TriggerOffloading(call, callback) {
+        const method = 'TriggerOffloading';
+        const caller = authenticate(method, call);
+        if (!('identity' in caller)) return callback(caller);
+        const off = o.offloading;
+        if (!off) return callback(refuse(method, grpc.status.UNIMPLEMENTED, 'TriggerOffloading is not served by this server'));
+        handleOffloading(
+          {
+            authorizer,
+            logger,
+            refusals,
+            actionController: off.actionController,
+            records: off.records,
+            definitions: off.definitions,
+            flights,
+            reasonBytes: config.limits.offloadingReasonBytes,
+            budget: budget(call),
+            ...(off.counted ? { counted: off.counted } : {}),
+          },
+          { caller, request: call.request, ...deadlineOf(call) },
+        ).then(
+          (response) => {
+            record(method, 'OK');
+            callback(null, response);
+          },
+          (err: unknown) => callback(failed(method, err)),
+        );
+      },
       SendAction(_call, callback) {
         callback(refuse('SendAction', grpc.status.UNIMPLEMENTED, 'SendAction is not implemented by statemanager'));
       },

@@ -6,6 +6,8 @@ import type { Action as _statemanager_Action, Action__Output as _statemanager_Ac
 import type { ContainerList as _monitoringserver_ContainerList, ContainerList__Output as _monitoringserver_ContainerList__Output } from '../monitoringserver/ContainerList.js';
 import type { ListResourcesByStateRequest as _statemanager_ListResourcesByStateRequest, ListResourcesByStateRequest__Output as _statemanager_ListResourcesByStateRequest__Output } from '../statemanager/ListResourcesByStateRequest.js';
 import type { ListResourcesByStateResponse as _statemanager_ListResourcesByStateResponse, ListResourcesByStateResponse__Output as _statemanager_ListResourcesByStateResponse__Output } from '../statemanager/ListResourcesByStateResponse.js';
+import type { OffloadingRequest as _statemanager_OffloadingRequest, OffloadingRequest__Output as _statemanager_OffloadingRequest__Output } from '../statemanager/OffloadingRequest.js';
+import type { OffloadingResponse as _statemanager_OffloadingResponse, OffloadingResponse__Output as _statemanager_OffloadingResponse__Output } from '../statemanager/OffloadingResponse.js';
 import type { ResourceStateHistoryRequest as _statemanager_ResourceStateHistoryRequest, ResourceStateHistoryRequest__Output as _statemanager_ResourceStateHistoryRequest__Output } from '../statemanager/ResourceStateHistoryRequest.js';
 import type { ResourceStateHistoryResponse as _statemanager_ResourceStateHistoryResponse, ResourceStateHistoryResponse__Output as _statemanager_ResourceStateHistoryResponse__Output } from '../statemanager/ResourceStateHistoryResponse.js';
 import type { ResourceStateRequest as _statemanager_ResourceStateRequest, ResourceStateRequest__Output as _statemanager_ResourceStateRequest__Output } from '../statemanager/ResourceStateRequest.js';
@@ -77,6 +79,15 @@ export interface StateManagerConnectionClient extends grpc.Client {
   subscribeToStateChanges(argument: _statemanager_StateChangeSubscriptionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_statemanager_StateChangeEvent__Output>;
   subscribeToStateChanges(argument: _statemanager_StateChangeSubscriptionRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_statemanager_StateChangeEvent__Output>;
   
+  TriggerOffloading(argument: _statemanager_OffloadingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  TriggerOffloading(argument: _statemanager_OffloadingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  TriggerOffloading(argument: _statemanager_OffloadingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  TriggerOffloading(argument: _statemanager_OffloadingRequest, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  triggerOffloading(argument: _statemanager_OffloadingRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  triggerOffloading(argument: _statemanager_OffloadingRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  triggerOffloading(argument: _statemanager_OffloadingRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  triggerOffloading(argument: _statemanager_OffloadingRequest, callback: grpc.requestCallback<_statemanager_OffloadingResponse__Output>): grpc.ClientUnaryCall;
+  
 }
 
 export interface StateManagerConnectionHandlers extends grpc.UntypedServiceImplementation {
@@ -94,6 +105,8 @@ export interface StateManagerConnectionHandlers extends grpc.UntypedServiceImple
   
   SubscribeToStateChanges: grpc.handleServerStreamingCall<_statemanager_StateChangeSubscriptionRequest__Output, _statemanager_StateChangeEvent>;
   
+  TriggerOffloading: grpc.handleUnaryCall<_statemanager_OffloadingRequest__Output, _statemanager_OffloadingResponse>;
+  
 }
 
 export interface StateManagerConnectionDefinition extends grpc.ServiceDefinition {
@@ -104,4 +117,5 @@ export interface StateManagerConnectionDefinition extends grpc.ServiceDefinition
   SendChangedContainerList: MethodDefinition<_monitoringserver_ContainerList, _monitoringserver_SendContainerListResponse, _monitoringserver_ContainerList__Output, _monitoringserver_SendContainerListResponse__Output>
   SendStateChange: MethodDefinition<_statemanager_StateChange, _statemanager_StateChangeResponse, _statemanager_StateChange__Output, _statemanager_StateChangeResponse__Output>
   SubscribeToStateChanges: MethodDefinition<_statemanager_StateChangeSubscriptionRequest, _statemanager_StateChangeEvent, _statemanager_StateChangeSubscriptionRequest__Output, _statemanager_StateChangeEvent__Output>
+  TriggerOffloading: MethodDefinition<_statemanager_OffloadingRequest, _statemanager_OffloadingResponse, _statemanager_OffloadingRequest__Output, _statemanager_OffloadingResponse__Output>
 }

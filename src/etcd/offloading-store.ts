@@ -1,0 +1,72 @@
+// TriggerOffloading records in etcd, under /statemanager/offloading/{model}/{id}: at most
+// `perModel` per model, the oldest deleted in the transaction that adds a new one (guarded so
+// that two replicas recording at once do not both keep one too many). They survive restarts
+// and are read by `statemanager describe model`.
+import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import type { KeyLayout } from '../../reconcilers/keys.js';
+import { parseOffloadingRecord, recordId, type OffloadingRecord } from '../offloading/record.js';
+import { etcdDeadline } from './errors.js';
+import { prefixEnd } from './lister-watcher.js';
+
+export interface OffloadingRecords {
+  /** Stores the record, dropping the model's oldest beyond the bound. */
+  add(record: OffloadingRecord): Promise<void>;
+  /** The model's records, oldest first. */
+  list(model: string): Promise<OffloadingRecord[]>;
+}
+
+export interface EtcdOffloadingStoreOptions {
+  client: Etcd3;
+  keys: KeyLayout;
+  requestTimeoutMs: number;
+  /** Records kept per model. */
+  perModel: number;
+  /** Attempts when another writer changed the model's records in between. Default 5. */
+  maxAttempts?: number;
+}
+
+export class EtcdOffloadingStore implements OffloadingRecords {
+  constructor(private readonly o: EtcdOffloadingStoreOptions) {}
+
+  /** What storing the record costs in etcd (key and value), for the caller's write budget. */
+  bytes(record: OffloadingRecord): number {
+    return Buffer.byteLength(this.o.keys.offloadingPrefix(record.model)) + recordId(0).length + Buffer.byteLength(JSON.stringify(record));
+  }
+
+  async add(record: OffloadingRecord): Promise<void> {
+    const prefix = Buffer.from(this.o.keys.offloadingPrefix(record.model));
+    const end = prefixEnd(prefix);
+    const key = Buffer.from(this.o.keys.offloadingPrefix(record.model) + recordId(Date.parse(record.at) || Date.now()));
+    const value = Buffer.from(JSON.stringify(record));
+    const attempts = this.o.maxAttempts ?? 5;
+    for (let attempt = 1; ; attempt++) {
+      const deadline = { deadline: etcdDeadline(this.o.requestTimeoutMs) };
+      const res = await this.o.client.kv.range({ key: prefix, range_end: end, keys_only: true, sort_order: 'Ascend', sort_target: 'Key' }, deadline);
+      const revision = Number(res.header.revision);
+      const excess = res.kvs.length + 1 - this.o.perModel;
+      const success: IRequestOp[] = [{ request_put: { key, value } }];
+      for (const kv of res.kvs.slice(0, Math.max(0, excess))) success.push({ request_delete_range: { key: kv.key } });
+      // Nothing under the model's prefix written since the read; the last attempt writes anyway
+      // (the next record trims what a race left over).
+      const compare: ICompare[] = attempt < attempts ? [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 }] : [];
+      const txn = await this.o.client.kv.txn({ compare, success, failure: [] }, { deadline: etcdDeadline(this.o.requestTimeoutMs) });
+      if (txn.succeeded) return;
+    }
+  }
+
+  async list(model: string): Promise<OffloadingRecord[]> {
+    const prefix = Buffer.from(this.o.keys.offloadingPrefix(model));
+    const res = await this.o.client.kv.range(
+      { key: prefix, range_end: prefixEnd(prefix), sort_order: 'Ascend', sort_target: 'Key' },
+      { deadline: etcdDeadline(this.o.requestTimeoutMs) },
+    );
+    const out: OffloadingRecord[] = [];
+    for (const kv of res.kvs) {
+      // Only this model's own records: `a/` must not take in `a/b/`'s.
+      if (kv.key.toString('utf8').slice(prefix.length).includes('/')) continue;
+      const r = parseOffloadingRecord(kv.value.toString('utf8'));
+      if (r) out.push(r);
+    }
+    return out;
+  }
+}
