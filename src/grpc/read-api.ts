@@ -102,7 +102,7 @@ export function readHandlers(
     const kind = kindOfResourceType(type);
     if (kind === undefined) return { problem: `resource_type ${String(type)} is not SCENARIO, PACKAGE or MODEL` };
     if (name !== undefined) {
-      const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true });
+      const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true, noInvisible: true });
       if (p) return { problem: `resource_name ${p}` };
     }
     return { kind };
@@ -336,7 +336,7 @@ export function parseSubscription(req: StateChangeSubscriptionRequest__Output): 
   if (kind) filter.kind = kind;
   const name = req.filter.name;
   if (name !== undefined) {
-    const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true });
+    const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true, noInvisible: true });
     if (p) return { problem: `filter["name"] ${p}` };
     filter.name = name;
   }

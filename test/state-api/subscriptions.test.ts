@@ -327,3 +327,20 @@ test('attributedSource: the identity is added when recorded and different from t
   t.is(attributedSource('cn:ops', 'cn:ops'), 'cn:ops');
   t.is(attributedSource('', 'anonymous'), '(identity anonymous)');
 });
+
+test.serial('reads refuse names with invisible or separator characters, naming the field', async (t) => {
+  const { draft, caches } = await serve();
+  const c = draft();
+  caches.states.set('ab', { name: 'ab', state: 'Running', version: 1 });
+  t.like(await c.getState('RESOURCE_TYPE_PACKAGE', 'ab'), { success: true });
+  for (const bad of ['a\u200bb', 'a\u2028b', '\ufeffab', 'a\u061cb']) {
+    const a = await c.getState('RESOURCE_TYPE_PACKAGE', bad);
+    t.false(a.success, JSON.stringify(bad));
+    t.regex(a.message, /^resource_name /);
+    const sub = c.subscribe('RESOURCE_TYPE_PACKAGE', { name: bad });
+    const s = await sub.end;
+    t.is(s.code, grpc.status.INVALID_ARGUMENT, JSON.stringify(bad));
+    t.regex(s.details, /filter\["name"\]/);
+  }
+  c.close();
+});
