@@ -5,20 +5,11 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_STATES } from '../reconcilers/states.js';
 import { hostPortSchema } from './address.js';
-import { parseDuration } from './duration.js';
+import { durationSchema } from './duration.js';
 import { grpcServerConfigSchema } from './grpc/config.js';
 
 /** "500ms", "30s", "5m", "1h", or a number of milliseconds. */
-export const duration = z.union([z.number().nonnegative(), z.string()]).transform((v, ctx) => {
-  if (typeof v === 'number') return v;
-  const ms = parseDuration(v);
-  if (ms === undefined) {
-    ctx.addIssue({ code: 'custom', message: `"${v}" is not a duration (use e.g. 500ms, 30s, 5m, 1h)` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
+export const duration = durationSchema;
 
 const endpointUrl = z.string().refine((v) => {
   try {

@@ -74,6 +74,7 @@ async function main(): Promise<void> {
     logger,
     observer: app.observer,
     config: config.grpc,
+    credentialsReloadMs: config.grpc.credentialsReloadInterval,
     requestTimeoutMs: config.etcd.requestTimeout,
     metrics: {
       request: (method, code) => app.metrics.grpcRequests.labels({ method, code }).inc(),

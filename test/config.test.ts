@@ -108,3 +108,13 @@ test('deny by default: identities without grpc.auth.rules stop start-up with one
   const ok = loadConfig(file(`grpc:\n  addr: 127.0.0.1:47006\n  auth:\n    tokens:\n      - {identity: ops, token: ${token}}\n    rules: []\n`), {});
   t.deepEqual(ok.grpc.auth.rules, []);
 });
+
+test('grpc.credentialsReloadInterval: 10 s by default, a duration of at least 1 s', (t) => {
+  t.is(loadConfig(undefined, {}).grpc.credentialsReloadInterval, 10_000);
+  t.is(loadConfig(file('grpc: {credentialsReloadInterval: 1s}'), {}).grpc.credentialsReloadInterval, 1000); // at
+  t.is(loadConfig(file('grpc: {credentialsReloadInterval: 1001}'), {}).grpc.credentialsReloadInterval, 1001); // past
+  t.is(loadConfig(file('grpc: {credentialsReloadInterval: 5m}'), {}).grpc.credentialsReloadInterval, 300_000);
+  const below = t.throws(() => loadConfig(file('grpc: {credentialsReloadInterval: 999ms}'), {}), { instanceOf: ConfigError });
+  t.regex(below.message, /grpc\.credentialsReloadInterval: at least 1s/);
+  t.throws(() => loadConfig(file('grpc: {credentialsReloadInterval: soon}'), {}), { message: /"soon" is not a duration/ });
+});

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { hostPortSchema as addr, isLoopback, splitHostPort } from '../address.js';
 import { authConfigSchema } from '../auth/config.js';
+import { durationSchema } from '../duration.js';
 import type { AnonymousAccess } from '../auth/identity.js';
 
 export const DEFAULT_GRPC_ADDR = '0.0.0.0:47006';
@@ -118,6 +119,11 @@ export const grpcServerConfigSchema = z
     /** Plaintext when omitted. */
     tls: tlsConfigSchema.optional(),
     auth: authConfigSchema.default({ tokens: [] }),
+    /**
+     * How often the TLS certificate, key, client CA and token files are read again to pick up a
+     * rotation (docs/grpc.md#rotating-credentials). At least 1 s: each poll reads every file.
+     */
+    credentialsReloadInterval: durationSchema.pipe(z.number().min(1000, 'at least 1s')).default(10_000),
   })
   .strict()
   .superRefine((c, ctx) => {
