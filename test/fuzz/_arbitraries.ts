@@ -201,7 +201,12 @@ function requestsOf(v: Values): Record<Method, fc.Arbitrary<Field[]>> {
         },
       )
       .map(w.subscriptionRequest),
-    TriggerOffloading: fc.array(text([...MODELS, ...PACKAGES, ...NODES, 'policy']), { minLength: 0, maxLength: 7 }).map(w.offloadingRequest),
+    // scenario, package, model, source node, target node, policy, reason
+    TriggerOffloading: v.plausible
+      ? fc
+          .tuple(text(SCENARIOS), text(PACKAGES), text(MODELS), text(NODES), text(NODES), text(['policy']), text(['load']))
+          .map((f) => w.offloadingRequest(f))
+      : fc.array(text([...MODELS, ...PACKAGES, ...NODES, 'policy']), { minLength: 0, maxLength: 7 }).map(w.offloadingRequest),
   };
 }
 
@@ -410,6 +415,7 @@ function permission(withStar: boolean): fc.Arbitrary<Permission> {
       },
       { requiredKeys: ['method'] },
     ).map(stripUndefined),
+    fc.record({ method: fc.constant('TriggerOffloading' as const), models: opt(fc.array(fc.constantFrom('m1', 'm*', '*', 'x'), { minLength: 1, maxLength: 2 }), 2) }).map(stripUndefined),
     fc.constant({ method: 'read' as const }),
     fc.constant({ method: '*' as const }),
   ) as fc.Arbitrary<Permission>;

@@ -30,6 +30,7 @@ export function refused(o: Outcome): boolean {
   if (o.code !== grpc.status.OK) return true;
   const r = o.response ?? {};
   if (o.method === 'SendStateChange') return r.error_code !== 'ERROR_CODE_SUCCESS';
+  if (o.method === 'TriggerOffloading') return r.accepted !== true;
   if ('success' in r && o.method !== 'SubscribeToStateChanges') return r.success !== true;
   return false;
 }
@@ -166,9 +167,13 @@ export class WriteDetector {
   }
 }
 
-/** Keys the controller writes by itself (derived model and package states, their history, reconcile requests). */
+/**
+ * Keys written in the background, on their own schedule: by the controller (derived model and
+ * package states, their history, reconcile requests) and the TriggerOffloading records (written
+ * after the answer; the suite checks them on their own, by the identity each one records).
+ */
 export function controllerOwned(layouts: readonly KeyLayout[]): (key: string) => boolean {
-  const prefixes = layouts.flatMap((k) => [k.modelStates, k.packageStates, `${k.history}model/`, `${k.history}package/`, k.reconcileRequests, k.leader]);
+  const prefixes = layouts.flatMap((k) => [k.modelStates, k.packageStates, `${k.history}model/`, `${k.history}package/`, k.reconcileRequests, k.leader, `${k.own}offloading/`]);
   return (key) => prefixes.some((p) => key.startsWith(p));
 }
 
