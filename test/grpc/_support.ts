@@ -70,6 +70,7 @@ export async function startTestServer(
     isLocalPeer?: (address: string) => boolean;
     placement?: ModelPlacement;
     readApi?: StateManagerServerOptions['readApi'];
+    offloading?: StateManagerServerOptions['offloading'];
   } = {},
 ): Promise<TestServer> {
   const keys = o.keys ?? new KeyLayout(uniquePrefix());
@@ -89,6 +90,7 @@ export async function startTestServer(
     ...(o.isLocalPeer ? { isLocalPeer: o.isLocalPeer } : {}),
     ...(o.placement ? { placement: o.placement } : {}),
     ...(o.readApi ? { readApi: o.readApi } : {}),
+    ...(o.offloading ? { offloading: o.offloading } : {}),
   });
   const { port } = await server.start();
   servers.push(server);

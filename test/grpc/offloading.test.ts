@@ -1,0 +1,379 @@
+// TriggerOffloading (contract section 3) over real gRPC against a real etcd: a policy manager's
+// client and an ActionController both built from Pullpiri's 2026 protos (test/fixtures), the
+// package definitions read by a real statemanager's caches (the Fleet of an in-process app).
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { KeyLayout } from '../../reconcilers/keys.js';
+import { GrpcActionControllerClient } from '../../src/action-controller/client.js';
+import { EtcdOffloadingStore } from '../../src/etcd/offloading-store.js';
+import type { OffloadingOutcome, PackageModels } from '../../src/grpc/offloading.js';
+import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
+import type { StateManagerApp } from '../../src/app.js';
+import { startApp } from '../helpers/app.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
+import { FleetWriter } from '../helpers/fleet-writer.js';
+import { PolicyManagerClient, pullpiriSuccess, startPullpiriActionController, type OffloadingRequest, type PullpiriActionController } from '../helpers/pullpiri-2026.js';
+import { bearer, startTestServer, stopAll, uniquePrefix, type TestServer } from './_support.js';
+
+let etcd: EtcdServer;
+let ac: PullpiriActionController;
+const apps: StateManagerApp[] = [];
+const closers: (() => void)[] = [];
+
+test.before(async () => {
+  etcd = await startEtcd();
+  ac = await startPullpiriActionController();
+});
+
+test.after.always(async () => {
+  for (const c of closers) c();
+  await stopAll();
+  await Promise.all(apps.map((a) => a.stop()));
+  await ac?.stop();
+  await etcd?.stop();
+});
+
+const NAV: Required<OffloadingRequest> = {
+  scenario_name: 'navigation-scenario',
+  package_name: 'navigation',
+  model_name: 'nav',
+  source_node: 'edge-1',
+  target_node: 'edge-2',
+  policy_name: 'cpu-threshold',
+  reason: 'CPU threshold exceeded: 75% > 50%',
+};
+
+interface Setup {
+  server: TestServer;
+  keys: KeyLayout;
+  client(token?: string): PolicyManagerClient;
+  outcomes: OffloadingOutcome[];
+  store: EtcdOffloadingStore;
+}
+
+/**
+ * A server with offloading against `acAddr` (this file's ActionController by default), the
+ * package definitions `navigation: [nav, nav-route]` and `media: [media-player]` in a real app's caches.
+ */
+async function setup(o: { config?: GrpcServerConfigInput; acAddr?: string; acTimeoutMs?: number; perModel?: number; definitions?: PackageModels } = {}): Promise<Setup> {
+  const prefix = uniquePrefix();
+  const keys = new KeyLayout(prefix);
+  const w = new FleetWriter(etcd.client(), prefix);
+  await w.packageDef('navigation', ['nav', 'nav-route']);
+  await w.packageDef('media', ['media-player']);
+  const app = await startApp(etcd, ac.addr, { keyPrefix: prefix });
+  apps.push(app);
+  await eventually(async () => assert.ok(app.fleet.modelsOfPackage('media')));
+  const acClient = new GrpcActionControllerClient({ addr: o.acAddr ?? ac.addr, timeoutMs: o.acTimeoutMs ?? 5000 });
+  closers.push(() => acClient.close());
+  const store = new EtcdOffloadingStore({ client: etcd.client(), keys, requestTimeoutMs: 3000, perModel: o.perModel ?? 20 });
+  const outcomes: OffloadingOutcome[] = [];
+  const server = await startTestServer(etcd.client(), o.config ?? {}, {
+    keys,
+    offloading: { actionController: acClient, records: store, definitions: o.definitions ?? app.fleet, counted: (x) => void outcomes.push(x) },
+  });
+  return {
+    server,
+    keys,
+    outcomes,
+    store,
+    client(token) {
+      const c = new PolicyManagerClient(server.target, () => (token ? bearer(token) : new grpc.Metadata()));
+      closers.push(() => c.close());
+      return c;
+    },
+  };
+}
+
+// Each test changes the ActionController's behaviour; they run one at a time.
+test.beforeEach(() => {
+  ac.behaviour = pullpiriSuccess;
+});
+
+test.serial('accepted: the request reaches OffloadModel with its seven fields; the answer is the ActionController\'s, recorded, logged and counted', async (t) => {
+  const s = await setup();
+  const before = ac.offloads.length;
+  const res = await s.client().trigger(NAV);
+  t.deepEqual(res, {
+    accepted: true,
+    message: "Model 'nav' successfully migrated from 'edge-1' to 'edge-2'",
+    transition_id: 'offload-nav-1767225600000',
+  });
+  t.deepEqual(ac.offloads.slice(before), [NAV]);
+  t.deepEqual(s.outcomes, ['accepted']);
+  const line = s.server.logger.lines.find((l) => l.message === 'offloading request');
+  t.is(line?.level, 'info');
+  t.like(line?.meta, { identity: 'anonymous', outcome: 'accepted', model: '"nav"', source: '"edge-1"', target: '"edge-2"', transitionId: 'offload-nav-1767225600000', shared: false });
+  await eventually(async () => assert.strictEqual((await s.store.list('nav')).length, 1));
+  t.like((await s.store.list('nav'))[0], {
+    model: 'nav',
+    package: 'navigation',
+    scenario: 'navigation-scenario',
+    source: 'edge-1',
+    target: 'edge-2',
+    policy: 'cpu-threshold',
+    reason: NAV.reason,
+    identity: 'anonymous',
+    callers: 1,
+    outcome: 'accepted',
+    transitionId: 'offload-nav-1767225600000',
+  });
+  t.deepEqual(s.server.metrics.calls, [['TriggerOffloading', 'OK']]);
+});
+
+test.serial('rejected by the ActionController: accepted false with its message; an empty transition id is minted as Pullpiri does', async (t) => {
+  const s = await setup();
+  ac.behaviour = () => ({ answer: { success: false, message: 'Failed to offload: node edge-2 is full', transition_id: '' } });
+  const before = Date.now();
+  const res = await s.client().trigger(NAV);
+  t.false(res.accepted);
+  t.is(res.message, 'Failed to offload: node edge-2 is full');
+  t.regex(res.transition_id, /^offload-nav-edge-1-\d{13}$/);
+  t.true(Number(res.transition_id.split('-').pop()) >= before);
+  t.deepEqual(s.outcomes, ['rejected']);
+  // An id unfit to show (control characters) is replaced the same way.
+  ac.behaviour = () => ({ answer: { success: true, message: 'ok', transition_id: 'id\u001b[2J' } });
+  t.regex((await s.client().trigger(NAV)).transition_id, /^offload-nav-edge-1-\d{13}$/);
+});
+
+// Every refusal before the ActionController, with its exact answer; nothing is sent or stored.
+const LONG = 'x'.repeat(254);
+const REFUSALS: [string, OffloadingRequest, string, OffloadingOutcome][] = [
+  ['model_name empty', { ...NAV, model_name: '' }, 'model_name is empty', 'invalid'],
+  ['model_name with /', { ...NAV, model_name: 'a/b' }, "model_name contains '/'", 'invalid'],
+  ['model_name with a control character', { ...NAV, model_name: 'nav\u001b[2J' }, 'model_name contains control characters', 'invalid'],
+  ['model_name with a bidi override', { ...NAV, model_name: 'nav\u202e' }, 'model_name contains bidirectional override characters', 'invalid'],
+  ['model_name with an invisible character', { ...NAV, model_name: 'na\u200bv' }, 'model_name contains an invisible or separator character (U+200B)', 'invalid'],
+  ['model_name with surrounding spaces', { ...NAV, model_name: ' nav' }, 'model_name has leading or trailing spaces', 'invalid'],
+  ['model_name over 253 bytes', { ...NAV, model_name: LONG }, 'model_name is 254 bytes long, more than 253', 'invalid'],
+  ['package_name empty', { ...NAV, package_name: '' }, 'package_name is empty', 'invalid'],
+  ['package_name with /', { ...NAV, package_name: 'nav/igation' }, "package_name contains '/'", 'invalid'],
+  ['source_node empty', { ...NAV, source_node: '' }, 'source_node is empty', 'invalid'],
+  ['source_node with a control character', { ...NAV, source_node: 'edge-1\n' }, 'source_node contains control characters', 'invalid'],
+  ['target_node empty', { ...NAV, target_node: '' }, 'target_node is empty', 'invalid'],
+  ['target_node with an invisible character', { ...NAV, target_node: 'edge-2\u2060' }, 'target_node contains an invisible or separator character (U+2060)', 'invalid'],
+  ['target_node over 253 bytes', { ...NAV, target_node: LONG }, 'target_node is 254 bytes long, more than 253', 'invalid'],
+  ['scenario_name with /', { ...NAV, scenario_name: 'a/b' }, "scenario_name contains '/'", 'invalid'],
+  ['policy_name over 253 bytes', { ...NAV, policy_name: LONG }, 'policy_name is 254 bytes long, more than 253', 'invalid'],
+  ['policy_name with a control character', { ...NAV, policy_name: 'cpu\u0007' }, 'policy_name contains control characters', 'invalid'],
+  ['reason over 1024 bytes', { ...NAV, reason: 'r'.repeat(1025) }, 'reason is 1025 bytes long, more than 1024', 'invalid'],
+  ['reason with a newline', { ...NAV, reason: 'CPU high\n[fake] log line' }, 'reason contains control characters', 'invalid'],
+  ['source equal to target', { ...NAV, target_node: 'edge-1' }, 'source_node and target_node are both "edge-1": nothing to move', 'invalid'],
+  ['unknown package', { ...NAV, package_name: 'radio' }, 'package_name "radio": no such package (no valid definition Package/radio)', 'not_found'],
+  ['package not listing the model', { ...NAV, package_name: 'media' }, 'model_name "nav": package "media" does not list this model', 'not_found'],
+];
+
+test.serial('every refusal names its field, answers accepted false, and neither calls the ActionController nor stores anything', async (t) => {
+  const s = await setup();
+  const client = s.client();
+  const before = ac.offloads.length;
+  for (const [title, req, message, outcome] of REFUSALS) {
+    const res = await client.trigger(req);
+    t.false(res.accepted, title);
+    t.is(res.message, message, title);
+    t.regex(res.transition_id, /^offload-[0-9a-f-]{36}$/, title);
+    t.is(s.outcomes.at(-1), outcome, title);
+  }
+  t.is(ac.offloads.length, before);
+  t.deepEqual(await etcd.client().getAll().prefix(s.keys.offloading).keys(), []);
+  // Authorized requests are logged at info, refusals included, with the caller.
+  t.is(s.server.logger.lines.filter((l) => l.message === 'offloading request' && l.level === 'info' && l.meta.identity === 'anonymous').length, REFUSALS.length);
+});
+
+test.serial('bounds: reason and policy_name below, at and just past their limits (and the configured reason limit)', async (t) => {
+  const s = await setup({ config: { limits: { offloadingReasonBytes: 16 } } });
+  const client = s.client();
+  t.true((await client.trigger({ ...NAV, reason: 'r'.repeat(15) })).accepted);
+  t.true((await client.trigger({ ...NAV, reason: 'r'.repeat(16) })).accepted);
+  t.is((await client.trigger({ ...NAV, reason: 'r'.repeat(17) })).message, 'reason is 17 bytes long, more than 16');
+  // Bytes, not characters: 5 × 3-byte characters are 15 bytes, 6 are 18.
+  t.true((await client.trigger({ ...NAV, reason: '€'.repeat(5) })).accepted);
+  t.is((await client.trigger({ ...NAV, reason: '€'.repeat(6) })).message, 'reason is 18 bytes long, more than 16');
+  t.true((await client.trigger({ ...NAV, reason: '', policy_name: 'p'.repeat(252) })).accepted);
+  t.true((await client.trigger({ ...NAV, reason: '', policy_name: 'p'.repeat(253) })).accepted);
+  t.is((await client.trigger({ ...NAV, reason: '', policy_name: 'p'.repeat(254) })).message, 'policy_name is 254 bytes long, more than 253');
+  t.true((await client.trigger({ ...NAV, reason: '', target_node: 'n'.repeat(253) })).accepted);
+  t.true((await client.trigger({ ...NAV, reason: '', model_name: 'nav-route', package_name: 'navigation' })).accepted);
+});
+
+test.serial('records per model: below, at and past the bound, the oldest go first; other models keep theirs', async (t) => {
+  const s = await setup({ perModel: 3 });
+  const client = s.client();
+  const reasons = async (model: string) => (await s.store.list(model)).map((r) => r.reason);
+  for (let i = 1; i <= 2; i++) await client.trigger({ ...NAV, reason: `r${i}` });
+  await eventually(async () => assert.deepStrictEqual(await reasons('nav'), ['r1', 'r2']));
+  await client.trigger({ ...NAV, reason: 'r3' });
+  await eventually(async () => assert.deepStrictEqual(await reasons('nav'), ['r1', 'r2', 'r3']));
+  await client.trigger({ ...NAV, reason: 'r4' });
+  await eventually(async () => assert.deepStrictEqual(await reasons('nav'), ['r2', 'r3', 'r4']));
+  for (let i = 5; i <= 8; i++) await client.trigger({ ...NAV, reason: `r${i}` });
+  await client.trigger({ ...NAV, model_name: 'nav-route', reason: 'other' });
+  await eventually(async () => assert.deepStrictEqual(await reasons('nav'), ['r6', 'r7', 'r8']));
+  await eventually(async () => assert.deepStrictEqual(await reasons('nav-route'), ['other']));
+  t.is((await etcd.client().getAll().prefix(s.keys.offloadingPrefix('nav')).keys()).length, 3);
+});
+
+test.serial('the ActionController down: accepted false saying so, well within the deadline; recorded as unavailable', async (t) => {
+  const down = await startPullpiriActionController();
+  await down.stop(); // a port nobody listens on any more
+  const s = await setup({ acAddr: down.addr });
+  const started = Date.now();
+  const res = await s.client().trigger(NAV, 3000);
+  t.false(res.accepted);
+  t.regex(res.message, new RegExp(`^the ActionController at ${down.addr} cannot be reached \\(.+\\); the model was not moved$`));
+  t.true(Date.now() - started < 3000);
+  t.deepEqual(s.outcomes, ['unavailable']);
+  await eventually(async () => assert.strictEqual((await s.store.list('nav'))[0]?.outcome, 'unavailable'));
+});
+
+test.serial('the ActionController slower than the caller: accepted false before the caller\'s deadline, not DEADLINE_EXCEEDED', async (t) => {
+  const s = await setup();
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 3000 });
+  const started = Date.now();
+  const res = await s.client().trigger(NAV, 1000);
+  const took = Date.now() - started;
+  t.false(res.accepted);
+  t.is(res.message, `the ActionController at ${ac.addr} did not answer in time; the outcome is unknown`);
+  t.true(took < 1000, `answered after ${took} ms`);
+  t.true(took > 700, `answered after ${took} ms`);
+  t.deepEqual(s.outcomes, ['timeout']);
+  // And the configured ActionController timeout holds when the caller sets no deadline.
+  const short = await setup({ acTimeoutMs: 300 });
+  const res2 = await new Promise<{ accepted: boolean; message: string }>((resolve, reject) =>
+    short.client().raw.TriggerOffloading(NAV, new grpc.Metadata(), {}, (err, r) => (err ? reject(err) : resolve(r as { accepted: boolean; message: string }))),
+  );
+  t.false(res2.accepted);
+  t.regex(res2.message, /did not answer in time/);
+});
+
+test.serial('an ActionController without OffloadModel (before 2026): accepted false saying so', async (t) => {
+  const old = await startPullpiriActionController({ withoutOffload: true });
+  t.teardown(() => old.stop());
+  const s = await setup({ acAddr: old.addr });
+  const res = await s.client().trigger(NAV);
+  t.false(res.accepted);
+  t.is(res.message, `the ActionController at ${old.addr} does not implement OffloadModel; the model was not moved`);
+});
+
+test.serial('single flight: N identical requests in flight reach the ActionController once and every caller gets its answer', async (t) => {
+  const s = await setup();
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 400 });
+  const before = ac.offloads.length;
+  const N = 12;
+  const clients = Array.from({ length: 3 }, () => s.client());
+  const answers = await Promise.all(Array.from({ length: N }, (_, i) => clients[i % 3]!.trigger(NAV)));
+  t.is(ac.offloads.length - before, 1);
+  t.is(answers.length, N);
+  for (const a of answers) t.deepEqual(a, answers[0]);
+  t.true(answers[0]!.accepted);
+  t.deepEqual(s.outcomes, Array.from({ length: N }, () => 'accepted'));
+  t.is(s.server.logger.lines.filter((l) => l.message === 'offloading request' && l.meta.shared === true).length, N - 1);
+  await eventually(async () => assert.strictEqual((await s.store.list('nav')).length, 1));
+  t.is((await s.store.list('nav'))[0]!.callers, N);
+  // Requests that differ (another target) are not identical: each has its call.
+  const mixed = await Promise.all([clients[0]!.trigger(NAV), clients[1]!.trigger({ ...NAV, target_node: 'edge-3' })]);
+  t.is(ac.offloads.length - before, 3);
+  t.true(mixed.every((a) => a.accepted));
+  // Once answered, the same request is sent again.
+  await clients[0]!.trigger(NAV);
+  t.is(ac.offloads.length - before, 4);
+});
+
+test.serial('single flight: a joiner with a shorter deadline gets its own timely answer, the others the ActionController\'s', async (t) => {
+  const s = await setup();
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 1200 });
+  const before = ac.offloads.length;
+  const c = s.client();
+  const long = c.trigger(NAV, 5000);
+  await new Promise((r) => setTimeout(r, 50));
+  const started = Date.now();
+  const short = await c.trigger(NAV, 500);
+  t.true(Date.now() - started < 500);
+  t.false(short.accepted);
+  t.regex(short.message, /did not answer within the caller's deadline; the outcome is unknown$/);
+  t.true((await long).accepted);
+  t.is(ac.offloads.length - before, 1);
+});
+
+test.serial('authorization: a node identity may not move models; the policy manager may; a models pattern limits which', async (t) => {
+  const token = (name: string) => `${name}-token-`.padEnd(40, 'x');
+  const s = await setup({
+    config: {
+      auth: {
+        tokens: [
+          { identity: 'node-edge-1', token: token('node') },
+          { identity: 'policymanager', token: token('pm') },
+          { identity: 'nav-policy', token: token('nav') },
+          { identity: 'operator', token: token('op') },
+        ],
+        rules: [
+          { identities: ['token:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }, { method: 'read' }] },
+          { identities: ['token:policymanager'], allow: [{ method: 'TriggerOffloading' }] },
+          { identities: ['token:nav-policy'], allow: [{ method: 'TriggerOffloading', models: ['nav*'] }] },
+          { identities: ['token:operator'], allow: [{ method: 'read' }, { method: 'SendStateChange', kind: 'scenario' }] },
+        ],
+      },
+    },
+  });
+  const before = ac.offloads.length;
+  const denied = await s.client(token('node')).trigger(NAV);
+  t.deepEqual({ accepted: denied.accepted, message: denied.message }, { accepted: false, message: 'permission denied: token:node-edge-1 may not offload model "nav"' });
+  t.is((await s.client(token('op')).trigger(NAV)).message, 'permission denied: token:operator may not offload model "nav"');
+  t.is(ac.offloads.length, before);
+  t.true(s.server.logger.lines.some((l) => l.message === 'gRPC call denied' && l.meta.identity === 'token:node-edge-1' && l.meta.method === 'TriggerOffloading'));
+  // Not logged as an offloading request: the caller may not make one.
+  t.false(s.server.logger.lines.some((l) => l.message === 'offloading request' && l.meta.identity === 'token:node-edge-1'));
+
+  const pm = await s.client(token('pm')).trigger(NAV);
+  t.true(pm.accepted);
+  t.true((await s.client(token('nav')).trigger({ ...NAV, model_name: 'nav-route' })).accepted);
+  t.is((await s.client(token('nav')).trigger({ ...NAV, package_name: 'media', model_name: 'media-player' })).message, 'permission denied: token:nav-policy may not offload model "media-player"');
+  // `*` stands for one or more characters: `nav*` does not allow `nav` itself.
+  t.is((await s.client(token('nav')).trigger(NAV)).message, 'permission denied: token:nav-policy may not offload model "nav"');
+  t.is(ac.offloads.length, before + 2);
+  t.deepEqual(s.outcomes, ['denied', 'denied', 'accepted', 'accepted', 'denied', 'denied']);
+  await eventually(async () => assert.deepStrictEqual((await s.store.list('nav')).map((r) => r.identity), ['token:policymanager']));
+  // Unauthenticated callers never reach the handler.
+  const err = await s.client('wrong-token-'.padEnd(40, 'x')).trigger(NAV).catch((e: grpc.ServiceError) => e);
+  t.is((err as grpc.ServiceError).code, grpc.status.UNAUTHENTICATED);
+});
+
+test.serial('the write budget covers the record: a caller over it is refused before the ActionController', async (t) => {
+  const s = await setup({ config: { limits: { writeBytesPerSecond: 1, writeBurstBytes: 5000, listBytes: 4096 } } });
+  const before = ac.offloads.length;
+  const c = s.client();
+  let refused: string | undefined;
+  for (let i = 0; i < 10 && refused === undefined; i++) {
+    const r = await c.trigger({ ...NAV, reason: `r${i}` });
+    if (!r.accepted) refused = r.message;
+  }
+  t.regex(refused ?? '', /^anonymous is over its write budget \(grpc\.limits\.writeBytesPerSecond\); nothing was sent; retry in \d+ s$/);
+  t.is(s.outcomes.at(-1), 'over_budget');
+  t.is(ac.offloads.length - before, s.outcomes.filter((o) => o === 'accepted').length);
+});
+
+test.serial('calls in flight: the gate\'s per-identity limit holds for TriggerOffloading too', async (t) => {
+  const s = await setup({ config: { limits: { callsInFlightPerIdentity: 2 } } });
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 500 });
+  const c = s.client();
+  const results = await Promise.allSettled([c.trigger(NAV), c.trigger({ ...NAV, reason: 'b' }), c.trigger({ ...NAV, reason: 'c' })]);
+  const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+  t.is(rejected.length, 1);
+  t.is((rejected[0]!.reason as grpc.ServiceError).code, grpc.status.RESOURCE_EXHAUSTED);
+});
+
+test.serial('before the caches have read the definitions, a request is refused as not ready', async (t) => {
+  const s = await setup({ definitions: { modelsOfPackage: () => undefined, hasSynced: () => false } });
+  const res = await s.client().trigger(NAV);
+  t.deepEqual({ accepted: res.accepted, message: res.message }, { accepted: false, message: 'statemanager has not read the package definitions yet (starting up); retry shortly' });
+  t.deepEqual(s.outcomes, ['not_ready']);
+});
+
+test.serial('a server without offloading configured answers UNIMPLEMENTED', async (t) => {
+  const server = await startTestServer(etcd.client());
+  const c = new PolicyManagerClient(server.target);
+  closers.push(() => c.close());
+  const err = (await c.trigger(NAV).catch((e: unknown) => e)) as grpc.ServiceError;
+  t.is(err.code, grpc.status.UNIMPLEMENTED);
+});
