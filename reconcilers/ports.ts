@@ -75,6 +75,11 @@ export interface StateStore {
   deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome>;
   /** Remove an operator's resync request once applied, if it is still at `expected`. */
   deleteResyncRequest(id: string, expected: StoredRevision): Promise<CommitOutcome>;
+  /**
+   * Read from the store itself, not a cache, under the same guard as writes: the package's stored
+   * state if its reconcile request is still at `expected`, else undefined (gone or changed).
+   */
+  confirmReconcileRequest(pkg: string, expected: StoredRevision): Promise<{ packageState: string | undefined } | undefined>;
 }
 
 export const POD_STATUS = {

@@ -8,7 +8,7 @@ import { CONFLICT } from './conflict.js';
 import type { Fleet } from './fleet.js';
 import type { DomainObserver } from './observer.js';
 import { POD_STATUS, type ActionControllerClient, type Clock, type ReconcileRequestRecord, type StateStore, type StoredRevision } from './ports.js';
-import type { PackageState } from './states.js';
+import { parseState, type PackageState } from './states.js';
 
 export interface RepeatPolicy {
   /** Delay before the first repeat after a delivery; 0 disables repeats. */
@@ -76,6 +76,14 @@ export class ReconcileRequestReconciler implements Reconciler {
       const due = last + delay;
       if (now < due) return { requeueAfterMs: due - now };
     }
+
+    // The caches may lag (a new leader, watches catching up after an outage): confirm in the store
+    // that the request is still there and its package still in a trigger state, so a request the
+    // package no longer needs is never sent (found by the simulation, test/sim). The guard also
+    // keeps a replica that lost the lock from calling.
+    const confirmed = await store.confirmReconcileRequest(pkg, entry);
+    const storedState = parseState('package', confirmed?.packageState);
+    if (!confirmed || storedState === undefined || !triggerStates.has(storedState)) return CONFLICT;
 
     const scenarioName = fleet.scenarioFor(pkg);
     try {

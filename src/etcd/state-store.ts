@@ -166,6 +166,17 @@ export class EtcdStateStore implements StateStore {
     return this.deleteIfAt(this.o.keys.resyncRequestKey(id), expected);
   }
 
+  async confirmReconcileRequest(pkg: string, expected: StoredRevision): Promise<{ packageState: string | undefined } | undefined> {
+    const { keys, guard } = this.o;
+    const stateRange: IRequestOp = { request_range: { key: Buffer.from(keys.stateKey('package', pkg)) } };
+    const res = await this.txn([guardOn(keys.reconcileRequestKey(pkg), expected)], [stateRange]);
+    if (!res.succeeded) {
+      if (guard) await guard.verify();
+      return undefined;
+    }
+    return { packageState: res.responses[0]?.response_range?.kvs[0]?.value.toString() };
+  }
+
   private async deleteIfAt(key: string, expected: StoredRevision): Promise<CommitOutcome> {
     const res = await this.commit([guardOn(key, expected)], [delKey(key)], [key]);
     if (!res.succeeded) return { committed: false };

@@ -63,6 +63,12 @@ export class FakeStateStore implements StateStore {
     return this.deleteIfAt(this.keys.resyncRequestKey(id), expected);
   }
 
+  async confirmReconcileRequest(pkg: string, expected: StoredRevision): Promise<{ packageState: string | undefined } | undefined> {
+    const kv = this.lw.get(this.keys.reconcileRequestKey(pkg));
+    if (kv?.modRevision !== expected.modRevision) return undefined;
+    return { packageState: this.lw.get(this.keys.stateKey('package', pkg))?.value };
+  }
+
   private deleteIfAt(key: string, expected: StoredRevision): CommitOutcome {
     if (!this.at(key, expected)) return { committed: false };
     this.lw.delete(key);
