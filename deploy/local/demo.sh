@@ -3,6 +3,8 @@
 # that changes container states every few seconds. The terminal shows the state changes.
 # The agent keeps its nodes' lease keys alive (demo-config.yaml turns nodeLiveness on): kill it
 # (the command is printed) and its packages turn Error and are sent to the ActionController.
+# A simulated policy manager asks, once, to move model nav-map from edge-1 to edge-2
+# (TriggerOffloading), which statemanager forwards to the ActionController's OffloadModel.
 # Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -45,7 +47,7 @@ node dist/src/demo/action-controller.js &
 pids+=($!)
 
 echo "==> statemanager (metrics and probes on http://$STATEMANAGER_HTTP_ADDR)"
-node dist/src/main.js 2>&1 | grep --line-buffered -E 'state changed|reconcile request|ready|error|warn' &
+node dist/src/main.js 2>&1 | grep --line-buffered -E 'state changed|reconcile request|offloading request|ready|error|warn' &
 pids+=($!)
 
 LEASE_TTL=${DEMO_LEASE_TTL:-3}
@@ -53,6 +55,10 @@ echo "==> simulated node agent (a change every ${DEMO_INTERVAL_MS:-3000} ms, nod
 node dist/src/demo/node-agent.js --interval "${DEMO_INTERVAL_MS:-3000}" --steps "${DEMO_STEPS:-0}" --lease-ttl "$LEASE_TTL" &
 AGENT_PID=$!
 pids+=("$AGENT_PID")
+OFFLOAD_AFTER_MS=${DEMO_OFFLOAD_AFTER_MS:-8000}
+echo "==> simulated policy manager (asks to move nav-map from edge-1 to edge-2 after ${OFFLOAD_AFTER_MS} ms)"
+node dist/src/demo/policy-manager.js --after "$OFFLOAD_AFTER_MS" &
+pids+=($!)
 echo "    node failure: kill $AGENT_PID  (its lease expires within ${LEASE_TTL} s; 2 s later the models are Dead, packages Error, reconcile requests sent)"
 if [ "${DEMO_STEPS:-0}" != 0 ]; then
   wait "$AGENT_PID"

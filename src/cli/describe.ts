@@ -3,6 +3,7 @@
 // serves a resource's state, generation, health and history only: the rest needs etcd.
 import { Argument, Option, type Command } from 'commander';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
+import type { OffloadingRecord } from '../offloading/record.js';
 import type { ResourceKind } from '../../reconcilers/states.js';
 import { fleetOf, openSource } from './connect.js';
 import { Context, UsageError, type CliIO } from './context.js';
@@ -21,6 +22,9 @@ export interface ModelDescription {
   history: HistoryEntry[];
   /** How many transitions are recorded in all. */
   historyTotal: number;
+  /** The last TriggerOffloading requests for the model, oldest first. */
+  offloading: OffloadingRecord[];
+  offloadingTotal: number;
 }
 
 export interface PackageDescription {
@@ -57,7 +61,7 @@ export interface ApiDescription {
 /** What `describe` shows from etcd and the gRPC API has no call for. */
 export const NOT_SERVED: Record<'package' | 'model', string[]> = {
   package: ['definition', 'models', 'containers', 'scenario', 'reconcile request'],
-  model: ['packages', 'containers'],
+  model: ['packages', 'containers', 'offloading requests'],
 };
 
 export function register(program: Command, io: CliIO): void {
@@ -116,6 +120,7 @@ export async function describeModel(reader: Reader, name: string, limit: number,
   const state = (await reader.states('model')).get(name)?.state ?? null;
   const containers = (await reader.containersByModel()).get(name) ?? [];
   const h = await historyOf(reader, 'model', name, limit);
+  const offloading = await reader.offloading(name);
   return {
     kind: 'model',
     name,
@@ -125,6 +130,8 @@ export async function describeModel(reader: Reader, name: string, limit: number,
     containers: [...containers].sort((a, b) => (a.node === b.node ? (a.id < b.id ? -1 : 1) : a.node < b.node ? -1 : 1)),
     history: h.history,
     historyTotal: h.historyTotal,
+    offloading: limit === 0 ? [] : offloading.slice(-limit),
+    offloadingTotal: offloading.length,
   };
 }
 
@@ -190,6 +197,22 @@ export function requestLine(req: PackageDescription['reconcileRequest'], now: nu
   return `reconcile request: ${req.status} (${parts.join(', ')})`;
 }
 
+/** "offloading requests (last 2 of 7):" and one aligned line per request: when, move, outcome, caller. */
+export function offloadingLines(records: readonly OffloadingRecord[], total: number, now: number): string[] {
+  if (total === 0 || records.length === 0) return [];
+  const title = records.length < total ? `offloading requests (last ${records.length} of ${total}):` : 'offloading requests:';
+  const rows = records.map((r) => [
+    `  ${relativeTime(r.at, now)}`,
+    `${r.source} -> ${r.target}`,
+    r.outcome,
+    `by ${r.identity}${r.callers > 1 ? ` (+${r.callers - 1} identical)` : ''}`,
+    r.policy ? `policy ${r.policy}` : '',
+    r.transitionId,
+    r.message,
+  ]);
+  return [title, ...alignRows(rows)];
+}
+
 function containerNodes(containers: ContainerView[], colour: boolean): TreeNode[] {
   const rows = containers.map((c) => [
     `${c.node}/${c.id}`,
@@ -208,6 +231,7 @@ export function modelTree(d: ModelDescription, now: number, colour: boolean): Tr
       `packages: ${packages}`,
       ...(d.containers.length === 0 ? ['containers: none'] : []),
       ...historyLines(d.history, d.historyTotal, now, colour),
+      ...offloadingLines(d.offloading, d.offloadingTotal, now),
     ],
     children: containerNodes(d.containers, colour),
   };
@@ -218,7 +242,12 @@ function modelUnderPackage(d: ModelDescription, now: number, colour: boolean): T
   const others = d.packages.length > 1 ? [`also in: ${d.packages.join(', ')}`] : [];
   return {
     label: heading('model', d.name, d.state, d.since, now, colour),
-    lines: [...others, ...(d.containers.length === 0 ? ['containers: none'] : []), ...historyLines(d.history, d.historyTotal, now, colour)],
+    lines: [
+      ...others,
+      ...(d.containers.length === 0 ? ['containers: none'] : []),
+      ...historyLines(d.history, d.historyTotal, now, colour),
+      ...offloadingLines(d.offloading, d.offloadingTotal, now),
+    ],
     children: containerNodes(d.containers, colour),
   };
 }

@@ -1,6 +1,7 @@
 // Reading what the controller reads and writes, through the same parsers: definitions, stored
 // states, containers with the status the controller computes, history and reconcile requests.
 import { parseHistoryEntry } from '../../reconcilers/history-entry.js';
+import { parseOffloadingRecord, type OffloadingRecord } from '../offloading/record.js';
 import { effectiveStatus, parseContainer, parseNodeStatus } from '../../reconcilers/container.js';
 import { parsePackageDefinition, parseScenarioDefinition } from '../../reconcilers/definitions.js';
 import type { HistoryEntry, ReconcileRequestRecord } from '../../reconcilers/ports.js';
@@ -191,6 +192,18 @@ export class Reader {
       }
     };
     await Promise.all(Array.from({ length: Math.min(16, names.length) }, worker));
+    return out;
+  }
+
+  /** The model's TriggerOffloading records, oldest first; unreadable ones are skipped. */
+  async offloading(model: string): Promise<OffloadingRecord[]> {
+    const prefix = this.ctx.keys.offloadingPrefix(model);
+    const out: OffloadingRecord[] = [];
+    for (const kv of await this.ctx.range(prefix)) {
+      if (kv.key.slice(prefix.length).includes('/')) continue; // another model's (`a/` is not `a/b/`)
+      const r = parseOffloadingRecord(kv.value);
+      if (r) out.push(r);
+    }
     return out;
   }
 
