@@ -518,7 +518,8 @@ const caller = (...names: string[]) => ({ identity: names[0] ?? 'anonymous', nam
  * The shipped secure setup (prod and ha overlays, the chart's values-production.yaml): mutual TLS
  * with a client CA, anonymous callers refused, and rules that — evaluated by the program's own
  * Authorizer — let node agents report only their own node's placed models, the policy manager
- * decide only satisfied scenarios, operators only read, and nobody else anything.
+ * decide only satisfied scenarios and alone move models (TriggerOffloading), operators only
+ * read, and nobody else anything.
  */
 export function assertAuthenticated(t: ExecutionContext, where: string, cfg: Config): void {
   const g = cfg.grpc;
@@ -542,6 +543,7 @@ export function assertAuthenticated(t: ExecutionContext, where: string, cfg: Con
     to: parseState(kind, to) ?? to,
   });
   const read: AuthzRequest = { method: 'read', call: 'GetResourceState' };
+  const offload: AuthzRequest = { method: 'TriggerOffloading', model: 'model-a' };
 
   // Node edge-1's agent: certificate CN node-edge-1, or URI SAN spiffe://pullpiri/node/edge-1.
   for (const node of [['cn:node-edge-1'], ['uri:spiffe://pullpiri/node/edge-1']]) {
@@ -550,6 +552,7 @@ export function assertAuthenticated(t: ExecutionContext, where: string, cfg: Con
     t.false(allowed(node, list('edge-2')), `${who} may not send another node's list`);
     t.false(allowed(node, list('edge-1', ['model-elsewhere'])), `${who} may not report a model not placed on it`);
     t.false(allowed(node, change('Satisfied', 'Allowed')), `${who} may not change scenario states`);
+    t.false(allowed(node, offload), `${who} may not move models`);
   }
   t.false(allowed(['dns:node-edge-1'], list('edge-1')), `${where}: a DNS SAN does not pass for a node's CN`);
   t.false(allowed(['cn:node-edge-2'], list('edge-1')), `${where}: another node's agent may not send edge-1's list`);
@@ -559,13 +562,17 @@ export function assertAuthenticated(t: ExecutionContext, where: string, cfg: Con
   t.false(allowed(pm, change('Idle', 'Waiting')), `${where}: policy manager only its transitions`);
   t.false(allowed(pm, change('Satisfied', 'Completed')), `${where}: policy manager only to Allowed or Denied`);
   t.false(allowed(pm, list('edge-1')), `${where}: policy manager sends no container lists`);
+  t.true(allowed(pm, offload), `${where}: the policy manager moves models (TriggerOffloading)`);
+  t.false(allowed(['cn:apiserver'], offload), `${where}: the API server does not move models`);
   const op = ['cn:operator-alice'];
   t.true(allowed(op, read), `${where}: operators read`);
   t.false(allowed(op, change('Satisfied', 'Allowed')), `${where}: operators do not change states`);
   t.false(allowed(op, list('edge-1')), `${where}: operators send no container lists`);
+  t.false(allowed(op, offload), `${where}: operators do not move models`);
   for (const stranger of [['cn:stranger'], ['token:policymanager-impostor'], []]) {
     t.false(allowed(stranger, read), `${where}: ${stranger[0] ?? 'anonymous'} may not even read`);
     t.false(allowed(stranger, list('edge-1')), `${where}: ${stranger[0] ?? 'anonymous'} may not send lists`);
+    t.false(allowed(stranger, offload), `${where}: ${stranger[0] ?? 'anonymous'} may not move models`);
   }
 }
 
