@@ -95,7 +95,8 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
       target: quote(request.target_node),
       policy: quote(request.policy_name),
       reason: quote(request.reason),
-      message,
+      // Not `message`: the logger would merge it into the line's own message.
+      answer: message,
       ...extra,
     });
   };

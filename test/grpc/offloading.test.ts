@@ -104,7 +104,7 @@ test.serial('accepted: the request reaches OffloadModel with its seven fields; t
   t.deepEqual(s.outcomes, ['accepted']);
   const line = s.server.logger.lines.find((l) => l.message === 'offloading request');
   t.is(line?.level, 'info');
-  t.like(line?.meta, { identity: 'anonymous', outcome: 'accepted', model: '"nav"', source: '"edge-1"', target: '"edge-2"', transitionId: 'offload-nav-1767225600000', shared: false });
+  t.like(line?.meta, { identity: 'anonymous', outcome: 'accepted', model: '"nav"', source: '"edge-1"', target: '"edge-2"', transitionId: 'offload-nav-1767225600000', shared: false, answer: "Model 'nav' successfully migrated from 'edge-1' to 'edge-2'" });
   await eventually(async () => assert.strictEqual((await s.store.list('nav')).length, 1));
   t.like((await s.store.list('nav'))[0], {
     model: 'nav',
