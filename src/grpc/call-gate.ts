@@ -9,6 +9,7 @@ import type { Authenticator, Caller, PeerAuthContext } from '../auth/identity.js
 import type { RateLimiter } from './rate-limit.js';
 import type { InFlightLimiter, Slot } from './in-flight.js';
 import type { ThrottledLog } from '../throttled-log.js';
+import { UNDECODABLE, isUndecodable } from './proto.js';
 
 export interface CallGateOptions {
   authenticator: Authenticator;
@@ -68,6 +69,14 @@ export class CallGate {
             }
             slot = r.slot;
             pass(metadata);
+          },
+          // A message the server's decoder could not read (src/grpc/proto.ts): the caller's fault.
+          onReceiveMessage: (message, pass) => {
+            if (!isUndecodable(message)) return pass(message);
+            if (slot && !slot.owned) slot.release();
+            this.o.refusals.warn('undecodable', 'gRPC request not decodable', { method: name, error: message[UNDECODABLE] });
+            this.o.refused(name, 'INVALID_ARGUMENT');
+            call.sendStatus({ code: grpc.status.INVALID_ARGUMENT, details: `the request is not a valid ${name} message (protobuf decoding failed: ${message[UNDECODABLE]})` });
           },
           // The call ended (answered, cut, or cancelled by the client). A slot the handler owns
           // is released by its answer instead: the work behind a cancelled call goes on.

@@ -87,9 +87,15 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       else deps.logger.warn('gRPC call over its write budget', meta);
       return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${call.caller.identity}: ${message}` };
     }
-    deps.logger.error('SendChangedContainerList failed', { nodeName, identity: call.caller.identity, error: message });
-    if (err instanceof ContainerSyncConflictError) return { ok: false, code: status.ABORTED, message };
-    switch (classifyEtcdError(err)) {
+    const kind = err instanceof ContainerSyncConflictError ? 'conflict' : classifyEtcdError(err);
+    const meta = { nodeName, identity: call.caller.identity, error: message };
+    // What a caller can cause (an oversize change, a tiny deadline, a race) is warned at a
+    // bounded rate, so no caller can fill the error log; only the unexpected is an error.
+    if (kind === 'internal') deps.logger.error('SendChangedContainerList failed', meta);
+    else if (deps.refusals) deps.refusals.warn(`container-list-${kind}`, 'SendChangedContainerList not applied', meta);
+    else deps.logger.warn('SendChangedContainerList not applied', meta);
+    if (kind === 'conflict') return { ok: false, code: status.ABORTED, message };
+    switch (kind) {
       case 'timeout':
         return { ok: false, code: status.DEADLINE_EXCEEDED, message: 'etcd did not answer in time; send the list again' };
       case 'unavailable':

@@ -25,12 +25,45 @@ export function findProtoDir(): string {
   throw new Error(`statemanager.proto not found in ${candidates.join(' or ')}`);
 }
 
+/**
+ * Marks a request message protobufjs could not decode. grpc-js answers such a request INTERNAL
+ * ("Error deserializing request") before any of our code runs; with this mark instead, the call
+ * gate answers INVALID_ARGUMENT, which is what it is: the caller's fault, not the server's.
+ */
+export const UNDECODABLE = Symbol('undecodable request');
+export interface Undecodable {
+  [UNDECODABLE]: string;
+}
+
+export function isUndecodable(message: unknown): message is Undecodable {
+  return typeof message === 'object' && message !== null && UNDECODABLE in message;
+}
+
+/** Every service method's request decoder made total: a message it cannot decode becomes an Undecodable. */
+function tolerantRequests(def: protoLoader.PackageDefinition): protoLoader.PackageDefinition {
+  for (const service of Object.values(def)) {
+    for (const method of Object.values(service as Record<string, unknown>)) {
+      if (typeof method !== 'object' || method === null || !('requestDeserialize' in method)) continue;
+      const m = method as { requestDeserialize: (b: Buffer) => unknown };
+      const decode = m.requestDeserialize;
+      m.requestDeserialize = (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch (err) {
+          return { [UNDECODABLE]: err instanceof Error ? err.message : String(err) } satisfies Undecodable;
+        }
+      };
+    }
+  }
+  return def;
+}
+
 const cache = new Map<string, ProtoGrpcType>();
 
 export function loadStateManagerProto(protoDir = findProtoDir()): ProtoGrpcType {
   let proto = cache.get(protoDir);
   if (proto === undefined) {
-    const def = protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] });
+    const def = tolerantRequests(protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] }));
     proto = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
     cache.set(protoDir, proto);
   }
