@@ -28,11 +28,6 @@ export interface EtcdOffloadingStoreOptions {
 export class EtcdOffloadingStore implements OffloadingRecords {
   constructor(private readonly o: EtcdOffloadingStoreOptions) {}
 
-  /** What storing the record costs in etcd (key and value), for the caller's write budget. */
-  bytes(record: OffloadingRecord): number {
-    return Buffer.byteLength(this.o.keys.offloadingPrefix(record.model)) + recordId(0).length + Buffer.byteLength(JSON.stringify(record));
-  }
-
   async add(record: OffloadingRecord): Promise<void> {
     const prefix = Buffer.from(this.o.keys.offloadingPrefix(record.model));
     const end = prefixEnd(prefix);

@@ -39,6 +39,8 @@ export interface Forwarded {
   message: string;
   transitionId: string;
   durationMs: number;
+  /** Settles once the record is stored (or failed to be, which is logged). */
+  recorded?: Promise<void>;
 }
 
 export interface OffloadingDeps {
@@ -125,6 +127,9 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
   const flight = deps.flights.do(key, () => forward(deps, req, caller, receivedAt, answerBy, key));
   if (flight.shared) budget.refund(bytes); // the first caller's call records it
   const result = await withinDeadline(flight.promise, answerBy, now);
+  // The answer waits for the record while the caller's deadline allows, so an answer usually
+  // means it is recorded; the ActionController's answer is never held back past the deadline.
+  if (result?.recorded) await withinDeadline(result.recorded, answerBy, now);
   const answer = result ?? {
     outcome: 'timeout' as const,
     message: `the ActionController at ${deps.actionController.addr} did not answer within the caller's deadline; the outcome is unknown`,
@@ -136,7 +141,7 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
   return { accepted: answer.outcome === 'accepted', message: answer.message, transition_id: answer.transitionId };
 }
 
-/** One ActionController call, recorded (in the background: the answer does not wait for etcd). */
+/** One ActionController call, and its record (the answer does not wait for etcd beyond the caller's deadline). */
 async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller, receivedAt: number, answerBy: number, key: string): Promise<Forwarded> {
   const now = deps.now ?? Date.now;
   const started = now();
@@ -184,10 +189,10 @@ async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller
     transitionId: forwarded.transitionId,
     durationMs: forwarded.durationMs,
   };
-  deps.records.add(record).catch((err: unknown) =>
-    deps.logger.error('offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) }),
-  );
-  return forwarded;
+  const recorded = deps.records.add(record).catch((err: unknown) => {
+    deps.logger.error('offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) });
+  });
+  return { ...forwarded, recorded };
 }
 
 function failure(deps: OffloadingDeps, err: unknown, req: OffloadRequest, at: number): Omit<Forwarded, 'durationMs'> {

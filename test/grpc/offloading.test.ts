@@ -7,7 +7,7 @@ import { KeyLayout } from '../../reconcilers/keys.js';
 import { GrpcActionControllerClient } from '../../src/action-controller/client.js';
 import { EtcdOffloadingStore } from '../../src/etcd/offloading-store.js';
 import type { OffloadingOutcome, PackageModels } from '../../src/grpc/offloading.js';
-import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
+import { parseGrpcServerConfig, type GrpcServerConfigInput } from '../../src/grpc/config.js';
 import type { StateManagerApp } from '../../src/app.js';
 import { startApp } from '../helpers/app.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -195,6 +195,28 @@ test.serial('bounds: reason and policy_name below, at and just past their limits
   t.is((await client.trigger({ ...NAV, reason: '', policy_name: 'p'.repeat(254) })).message, 'policy_name is 254 bytes long, more than 253');
   t.true((await client.trigger({ ...NAV, reason: '', target_node: 'n'.repeat(253) })).accepted);
   t.true((await client.trigger({ ...NAV, reason: '', model_name: 'nav-route', package_name: 'navigation' })).accepted);
+});
+
+test.serial('bounds: the default reason limit, 1023 and 1024 bytes accepted (1025 is refused above); the answer means recorded', async (t) => {
+  const s = await setup();
+  const client = s.client();
+  t.true((await client.trigger({ ...NAV, reason: 'r'.repeat(1023) })).accepted);
+  t.true((await client.trigger({ ...NAV, reason: 'r'.repeat(1024) })).accepted);
+  // Without a slow etcd the record is stored before the answer.
+  t.deepEqual((await s.store.list('nav')).map((r) => r.reason.length), [1023, 1024]);
+});
+
+test('configuration bounds: offloadingRecordsPerModel 1..1000, offloadingReasonBytes 1..16384', (t) => {
+  const limits = (l: Record<string, number>) => () => parseGrpcServerConfig({ limits: l });
+  t.is(parseGrpcServerConfig({}).limits.offloadingRecordsPerModel, 20);
+  t.is(parseGrpcServerConfig({}).limits.offloadingReasonBytes, 1024);
+  t.notThrows(limits({ offloadingRecordsPerModel: 1 }));
+  t.notThrows(limits({ offloadingRecordsPerModel: 1000 }));
+  t.throws(limits({ offloadingRecordsPerModel: 0 }));
+  t.throws(limits({ offloadingRecordsPerModel: 1001 }));
+  t.notThrows(limits({ offloadingReasonBytes: 16384 }));
+  t.throws(limits({ offloadingReasonBytes: 16385 }));
+  t.throws(limits({ offloadingReasonBytes: 0 }));
 });
 
 test.serial('records per model: below, at and past the bound, the oldest go first; other models keep theirs', async (t) => {
