@@ -57,6 +57,12 @@ export class ReconcileRequestReconciler implements Reconciler {
     if (!fleet.packageStateSeenSince(pkg, entry.createRevision)) return { requeueAfterMs: CATCH_UP_MS };
     const state = stateEntry?.value.state;
     if (state === undefined || !triggerStates.has(state)) {
+      // A request rewritten in place keeps its create revision, so the check above can pass on a
+      // package-state cache one write behind: ask the store before dropping it (found by the
+      // simulation: a request re-put with Error was deleted on the stale state it replaced).
+      const confirmed = await store.confirmReconcileRequest(pkg, entry);
+      const stored = parseState('package', confirmed?.packageState);
+      if (!confirmed || (stored !== undefined && triggerStates.has(stored))) return CONFLICT;
       const res = await store.deleteReconcileRequest(pkg, entry);
       if (!res.committed) return CONFLICT;
       observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
