@@ -23,7 +23,9 @@ export function churn(ctx: SimContext): void {
     // Several containers at once, as one agent report.
     const cs = plan.containers.filter(() => random.chance(0.5));
     if (cs.length > 0) write(cs.map((c) => ({ put: { key: keys.containerKey(c.node, c.id), value: containerValue(random, c, random.pick(STATUSES)) } })));
-  } else {
+  } else if (r < 0.95) {
     ctx.rival.writeContainer(random, plan);
+  } else {
+    ctx.rival.writeState(random, plan);
   }
 }

@@ -97,16 +97,19 @@ export function checkHistory(i: CheckInput): string[] {
 }
 
 interface Episode {
-  pkg: string;
   entryRevision: number;
   entryAt: number;
   exitAt: number | undefined;
-  accepted: number;
-  /** Accepted calls whose caller never heard back: each may be sent again. */
-  unanswered: number;
 }
 
-/** Every entry into Error reached the ActionController (at least once, at most once plus documented repeats and fault-caused duplicates); no call without one. */
+/**
+ * Every entry into Error reached the ActionController and no call came without one. Counted per
+ * package, not per entry: a call decided for one entry may arrive after the package left Error and
+ * entered it again (then it counts for the new entry too). At most, per package: for each entry,
+ * one call, the repeats the policy allows in its duration, and one per fault during it that can
+ * cost a documented duplicate; plus one per call the ActionController took whose caller never
+ * heard back.
+ */
 export function checkDeliveries(i: CheckInput): string[] {
   const out: string[] = [];
   const episodes = new Map<string, Episode[]>();
@@ -117,29 +120,32 @@ export function checkDeliveries(i: CheckInput): string[] {
       const was = ch.prev?.value === 'Error';
       const is = ch.type === 'Put' && ch.kv!.value === 'Error';
       const list = episodes.get(m[2]!) ?? [];
-      if (!was && is) list.push({ pkg: m[2]!, entryRevision: c.revision, entryAt: c.at, exitAt: undefined, accepted: 0, unanswered: 0 });
+      if (!was && is) list.push({ entryRevision: c.revision, entryAt: c.at, exitAt: undefined });
       if (was && !is && list.length > 0) list[list.length - 1]!.exitAt = c.at;
       episodes.set(m[2]!, list);
     }
   }
+  const accepted = new Map<string, AcCall[]>();
   for (const call of i.calls) {
     if (!call.accepted) continue;
     const pkg = i.packageOfScenario(call.scenario);
-    const ep = (episodes.get(pkg) ?? []).filter((e) => e.entryRevision <= call.revision).pop();
-    if (!ep) out.push(`Reconcile for ${call.scenario} (package ${pkg}) at revision ${call.revision} by ${call.replica}: the package never entered Error before`);
-    else {
-      ep.accepted++;
-      if (!call.answered) ep.unanswered++;
+    if (!(episodes.get(pkg) ?? []).some((e) => e.entryRevision <= call.revision)) {
+      out.push(`Reconcile for ${call.scenario} (package ${pkg}) at revision ${call.revision} by ${call.replica}: the package never entered Error before`);
     }
+    accepted.set(pkg, [...(accepted.get(pkg) ?? []), call]);
   }
-  for (const list of episodes.values()) {
-    for (const ep of list) {
-      if (ep.exitAt === undefined && ep.accepted === 0) out.push(`package ${ep.pkg} entered Error at revision ${ep.entryRevision} and is still there, but the ActionController never got it`);
-      const until = ep.exitAt ?? i.endAt;
-      const faults = i.faults.filter((f) => DUPLICATING.has(f.kind) && f.at >= ep.entryAt - 3000 && f.at <= until).length;
-      const allowed = 1 + repeatsWithin(i.repeat, until - ep.entryAt) + faults + ep.unanswered;
-      if (ep.accepted > allowed) out.push(`package ${ep.pkg} entered Error at revision ${ep.entryRevision}: ${ep.accepted} Reconcile calls, at most ${allowed} allowed`);
+  for (const [pkg, list] of episodes) {
+    const calls = accepted.get(pkg) ?? [];
+    const open = list.find((e) => e.exitAt === undefined);
+    if (open && !calls.some((c) => c.revision >= open.entryRevision)) {
+      out.push(`package ${pkg} entered Error at revision ${open.entryRevision} and is still there, but the ActionController never got it`);
     }
+    let allowed = calls.filter((c) => !c.answered).length;
+    for (const ep of list) {
+      const until = ep.exitAt ?? i.endAt;
+      allowed += 1 + repeatsWithin(i.repeat, until - ep.entryAt) + i.faults.filter((f) => DUPLICATING.has(f.kind) && f.at >= ep.entryAt - 3000 && f.at <= until).length;
+    }
+    if (calls.length > allowed) out.push(`package ${pkg}: ${calls.length} Reconcile calls for ${list.length} entries into Error, at most ${allowed} allowed`);
   }
   return out;
 }

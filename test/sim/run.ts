@@ -32,6 +32,8 @@ for (const seed of seeds) {
   faults += r.faults;
   steps += r.steps;
   for (const [k, n] of Object.entries(r.faultKinds)) kinds[k] = (kinds[k] ?? 0) + n;
+  // Long runs: a line to stderr every 1,000 schedules.
+  if (schedules % 1000 === 0 && seeds.length >= 10_000) console.error(`${schedules} schedules, ${violations} violations, ${((performance.now() - started) / 1000).toFixed(0)} s`);
   violations += r.violations.length;
   if (r.violations.length > 0) {
     console.log(`seed ${seed}: ${r.violations.length} invariant violations (replay: npm run test:sim -- --seed ${seed}${mutation ? ` --mutation ${mutation}` : ''})`);
