@@ -8,6 +8,8 @@ import { GrpcActionControllerClient } from '../../src/action-controller/client.j
 import { EtcdOffloadingStore } from '../../src/etcd/offloading-store.js';
 import type { OffloadingOutcome, PackageModels } from '../../src/grpc/offloading.js';
 import { parseGrpcServerConfig, type GrpcServerConfigInput } from '../../src/grpc/config.js';
+import { authRuleSchema } from '../../src/auth/config.js';
+import { Authorizer } from '../../src/auth/policy.js';
 import type { StateManagerApp } from '../../src/app.js';
 import { startApp } from '../helpers/app.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -204,6 +206,28 @@ test.serial('bounds: the default reason limit, 1023 and 1024 bytes accepted (102
   t.true((await client.trigger({ ...NAV, reason: 'r'.repeat(1024) })).accepted);
   // Without a slow etcd the record is stored before the answer.
   t.deepEqual((await s.store.list('nav')).map((r) => r.reason.length), [1023, 1024]);
+});
+
+test('the TriggerOffloading permission: only it or * allows offloading; models patterns; unknown fields refused', (t) => {
+  const rules = [
+    { identities: ['cn:pm'], allow: [{ method: 'TriggerOffloading' }] },
+    { identities: ['cn:nav'], allow: [{ method: 'TriggerOffloading', models: ['nav-*', 'radar'] }] },
+    { identities: ['cn:all'], allow: [{ method: '*' }] },
+    { identities: ['cn:node-*'], allow: [{ method: 'SendChangedContainerList', nodeName: '${match}' }, { method: 'read' }, { method: 'SendStateChange' }] },
+  ].map((r) => authRuleSchema.parse(r));
+  const authz = new Authorizer(rules);
+  const may = (name: string, model: string) => authz.authorize({ identity: name, names: [name], via: 'certificate' }, { method: 'TriggerOffloading', model }).allowed;
+  t.true(may('cn:pm', 'anything'));
+  t.true(may('cn:all', 'anything'));
+  t.true(may('cn:nav', 'nav-map'));
+  t.true(may('cn:nav', 'radar'));
+  t.false(may('cn:nav', 'nav'));
+  t.false(may('cn:nav', 'radar2'));
+  t.false(may('cn:node-edge-1', 'nav-map'));
+  t.false(may('cn:stranger', 'nav-map'));
+  t.throws(() => authRuleSchema.parse({ identities: ['cn:pm'], allow: [{ method: 'TriggerOffloading', nodeName: 'x' }] }));
+  t.throws(() => authRuleSchema.parse({ identities: ['cn:pm'], allow: [{ method: 'TriggerOffloading', models: [] }] }));
+  t.throws(() => authRuleSchema.parse({ identities: ['cn:pm'], allow: [{ method: 'TriggerOffloading', models: ['a*b*'] }] }));
 });
 
 test('configuration bounds: offloadingRecordsPerModel 1..1000, offloadingReasonBytes 1..16384', (t) => {
