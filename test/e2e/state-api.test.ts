@@ -44,6 +44,21 @@ async function etcdWatchers(server: EtcdServer = env.etcd): Promise<number> {
   return Number(line?.split(' ')[1]);
 }
 
+/**
+ * etcd's watcher count once it holds still: /readyz turns 200 after the informers' lists, and
+ * their watches are created a moment later.
+ */
+async function settledWatchers(server: EtcdServer): Promise<number> {
+  let last = await etcdWatchers(server);
+  for (let same = 0; same < 3; ) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = await etcdWatchers(server);
+    same = now === last ? same + 1 : 0;
+    last = now;
+  }
+  return last;
+}
+
 const events = (s: Subscription) => s.events.map((e) => `${e.state_change?.resource_name}:${e.state_change?.current_state}->${e.state_change?.target_state}@${e.metadata.revision}`);
 
 test.serial('reads: state, history and lists from the caches, in the draft messages', async (t) => {
@@ -225,7 +240,7 @@ test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber 
   // 200 streams on one connection, from one caller: above the defaults (100 streams per
   // connection, 100 subscriptions per identity), raised above for this test.
   // Nobody subscribed: the shared watch is not even open. The first subscriber opens it.
-  const idle = await etcdWatchers(own);
+  const idle = await settledWatchers(own);
   const first = c.subscribe('RESOURCE_TYPE_SCENARIO');
   await eventually(async () => assert.strictEqual(await etcdWatchers(own), idle + 1));
   const subs = [first, ...Array.from({ length: 199 }, () => c.subscribe('RESOURCE_TYPE_SCENARIO'))];
