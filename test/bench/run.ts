@@ -18,20 +18,21 @@ import { baseline } from './scenarios/baseline.js';
 import { ceiling } from './scenarios/ceiling.js';
 import { coldstart } from './scenarios/coldstart.js';
 import { fleetscale } from './scenarios/fleetscale.js';
+import { footprint } from './scenarios/footprint.js';
 import { saturation } from './scenarios/saturation.js';
 import { latency } from './scenarios/latency.js';
 import { storm } from './scenarios/storm.js';
 import { oracleSelfTest } from './lib/selftest.js';
 import { markdown } from './lib/report.js';
 
-const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ceiling, storm, latency, coldstart, baseline, fleetscale, saturation };
+const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ceiling, storm, latency, coldstart, baseline, fleetscale, saturation, footprint };
 // Run only when named: saturation measures one leader's limit for docs/scaling.md (about 2 minutes).
-const DEFAULT_SCENARIOS = ['ceiling', 'storm', 'latency', 'coldstart', 'baseline', 'fleetscale'];
+const DEFAULT_SCENARIOS = ['footprint', 'ceiling', 'storm', 'latency', 'coldstart', 'baseline', 'fleetscale'];
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
 
 function usage(): string {
-  return `usage: npm run bench -- [--quick] [--only ceiling,storm,latency,coldstart,baseline,fleetscale,saturation]
+  return `usage: npm run bench -- [--quick] [--only footprint,ceiling,storm,latency,coldstart,baseline,fleetscale,saturation]
   [--containers N] [--models N] [--packages N] [--nodes N] [--storm-seconds S] [--storm-concurrency N]
   [--inject-fault (pretend a state is wrong: the run must fail)]
   [--latency-seconds S] [--latency-rates 100,1000,half-ceiling] [--cpu-prof] [--no-build]
