@@ -55,11 +55,11 @@ export function someModels(random: Random, models: readonly string[]): string[] 
   return models.filter(() => random.chance(0.5)).slice(0, 3);
 }
 
-/** A container's JSON (3 % malformed), its model named by annotation or config. */
+/** A container's JSON (3 % malformed), its model named by annotation, by config or only by its name `model-<name>`. */
 export function containerValue(random: Random, c: ContainerSpec, status: string): string {
   if (random.chance(0.03)) return '{not json';
-  // `names` alone (contract §1, issue 20) is not read by statemanager yet: always name it another way too.
-  const named = random.chance(0.5) ? { config: { model: c.model } } : { annotation: { 'io.pullpiri.annotations.model': c.model } };
+  const how = random.int(3);
+  const named = how === 0 ? { config: { model: c.model } } : how === 1 ? { annotation: { 'io.pullpiri.annotations.model': c.model } } : {};
   return JSON.stringify({ id: c.id, names: [`/model-${c.model}`], image: 'img', state: { Status: status }, ...named });
 }
 
