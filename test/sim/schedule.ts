@@ -147,7 +147,7 @@ async function simulate(seed: number, random: Random, sched: Scheduler, o: Sched
   );
   if (o.trace) {
     // A replay shows every commit and every Reconcile call, to read next to the violations.
-    for (const c of server.log) for (const ch of c.changes) trace(`commit ${c.at}ms rev ${c.revision} ${c.writer} ${ch.type} ${ch.key} ${ch.kv?.value.slice(0, 80) ?? ''}`);
+    for (const c of server.log) for (const ch of c.changes) trace(`commit ${c.at}ms rev ${c.revision} ${c.writer} ${ch.type} ${ch.key} ${ch.kv ? JSON.stringify(ch.kv.value.slice(0, 80)) : ''}`);
     for (const c of ac.calls) trace(`reconcile ${c.at}ms rev ${c.revision} ${c.replica} ${c.scenario} accepted=${c.accepted} answered=${c.answered}`);
   }
   for (const r of live()) r.crash();
