@@ -1,7 +1,7 @@
 // The fault suite (npm run test:faults): real processes, one scenario at a time.
 export default {
   files: ['test/faults/**/*.fault.ts'],
-  extensions: { ts: 'module' },
+  extensions: ['ts'],
   nodeArguments: ['--import=tsx'],
   workerThreads: false,
   concurrency: 1,

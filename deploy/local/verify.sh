@@ -5,6 +5,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/ensure-tools.sh || exit 1
+# Everything below runs the Node.js pinned in package.json (node_modules/.bin/node), also when this
+# script is run as `bash deploy/local/verify.sh` rather than `npm run verify` (which does the same).
+export PATH="$PWD/node_modules/.bin:$PATH"
+echo "==> node $(node --version) ($(command -v node))"
 
 status=0
 step() {

@@ -1,6 +1,7 @@
 // deploy/docker/Dockerfile and .dockerignore, checked statically (no Docker engine here):
-// multi-stage, Node 20, production dependencies only, compiled JavaScript and the .proto files
-// (src/proto) in the runtime image, non-root, no HEALTHCHECK, and a build context that holds what the build needs.
+// multi-stage, on the Node.js major pinned in package.json (24), production dependencies only, compiled
+// JavaScript and the .proto files (src/proto) in the runtime image, non-root, no HEALTHCHECK, and a build
+// context that holds what the build needs.
 import test from 'ava';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -71,11 +72,35 @@ function copyParts(args: string): { from?: string; sources: string[]; dest: stri
 const dockerfile = readFileSync(join(repoRoot, 'deploy/docker/Dockerfile'), 'utf8');
 const { stages } = parseDockerfile(dockerfile);
 const final = stages[stages.length - 1];
-const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+  scripts: Record<string, string>;
+  engines?: { node?: string };
+  devDependencies?: Record<string, string>;
+  allowScripts?: Record<string, boolean>;
+};
+// The Node.js the project runs on: the npm package "node" (the official binary), pinned exactly.
+const pinnedNode = pkg.devDependencies?.node ?? '';
+const pinnedMajor = Number(pinnedNode.split('.')[0]);
 
-test('multi-stage build on Node 20 images', (t) => {
+test('package.json pins one supported Node.js LTS (24), and npm run / npx run it', (t) => {
+  t.regex(pinnedNode, /^\d+\.\d+\.\d+$/, 'devDependencies.node is an exact version (the lock file holds the same)');
+  t.is(pinnedMajor, 24, 'Node.js 24 LTS (supported until 2028-04); Node 20 reached end of life on 2026-04-30');
+  t.is(pkg.engines?.node, `>=${pinnedMajor}`, 'engines names the pinned major');
+  t.true(pkg.allowScripts?.node, "the node package's preinstall (which fetches the binary) is allowed");
+  const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+  t.is(lock.packages['node_modules/node']?.version, pinnedNode, 'package-lock.json pins the same version');
+  // npm run / npx / npm test put node_modules/.bin first on PATH, so ava and its workers run the
+  // pinned binary (the workers are forked with process.execPath). Run some other way (the
+  // ava binary under the system node, say), it is only reported.
+  if (process.env.npm_command) t.is(process.version, `v${pinnedNode}`, `run by npm ${process.env.npm_command}: the tests run the pinned node (${process.execPath})`);
+  else t.log(`not run by npm: this worker runs ${process.version} (${process.execPath})`);
+});
+
+test('multi-stage build on images of the pinned Node.js major', (t) => {
   t.true(stages.length >= 2, 'at least a build and a runtime stage');
-  for (const s of stages) t.regex(s.image, /node(js)?[:-]?20|nodejs20/, `stage ${s.name} uses a Node 20 image (${s.image})`);
+  const major = new RegExp(`(^|/)node:${pinnedMajor}(-|$)|/nodejs${pinnedMajor}-`);
+  for (const s of stages) t.regex(s.image, major, `stage ${s.name} uses a Node ${pinnedMajor} image (${s.image})`);
+  t.false(stages.some((s) => /node(js)?:?20\b|nodejs20-/.test(s.image)), 'no Node 20 (end of life 2026-04-30)');
   t.not(final?.name, stages[0]?.name);
 });
 
