@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bash deploy/local/ensure-tools.sh
+# The pinned Node.js (package.json) first, as `npm run` does, also when this script runs on its own.
+export PATH="$PWD/node_modules/.bin:$PATH"
 npm run --silent build
 
 CLIENT_PORT=${DEMO_ETCD_PORT:-23791}
