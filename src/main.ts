@@ -1,6 +1,8 @@
 // statemanager's entry point: configuration, logging, the controller app, the gRPC and HTTP
 // servers, and a clean stop on SIGTERM/SIGINT (stop taking work, finish in-flight keys,
 // close clients).
+// First: keeps V8's young generation small while the dependencies load (src/heap.ts).
+import './heap-start.js';
 import { parseArgs } from 'node:util';
 import { Gauge } from 'prom-client';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -16,7 +18,7 @@ import { createLogger } from './logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './crash.js';
 import { errorMessage } from '../controller/errors.js';
-import { applyHeapFlags } from './heap.js';
+import { applyHeapFlags, growYoungGenerationWithFleet } from './heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
     throw err;
   }
   applyHeapFlags(config.memory);
+  growYoungGenerationWithFleet();
   const logger = createLogger(config.log.level, config.log.format);
   const running: { app?: StateManagerApp } = {};
   installCrashPolicy({
