@@ -24,6 +24,7 @@ import { latency } from './scenarios/latency.js';
 import { storm } from './scenarios/storm.js';
 import { oracleSelfTest } from './lib/selftest.js';
 import { markdown } from './lib/report.js';
+import { BASELINE_FILE, compare, figuresOf, readBaseline, updatedBaseline } from './lib/regression.js';
 
 const SCENARIOS: Record<string, (ctx: Ctx) => Promise<ScenarioResult>> = { ceiling, storm, latency, coldstart, baseline, fleetscale, saturation, footprint };
 // Run only when named: saturation measures one leader's limit for docs/scaling.md (about 2 minutes).
@@ -35,6 +36,8 @@ function usage(): string {
   return `usage: npm run bench -- [--quick] [--only footprint,ceiling,storm,latency,coldstart,baseline,fleetscale,saturation]
   [--containers N] [--models N] [--packages N] [--nodes N] [--storm-seconds S] [--storm-concurrency N]
   [--inject-fault (pretend a state is wrong: the run must fail)]
+  [--update-baseline [--why TEXT]   (quick: write this run's figures into test/bench/regression-baseline.json)]
+  [--no-gate   (quick: do not compare with the regression baseline)]
   [--latency-seconds S] [--latency-rates 100,1000,half-ceiling] [--cpu-prof] [--no-build]
   [--sm-config 'yaml lines added to statemanager's configuration file']
   [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]
@@ -42,7 +45,7 @@ function usage(): string {
                                          quick: 3000,6000)] [--plot FILE   (fleetscale: also write the SVG here)]`;
 }
 
-function options(): { opts: RunOptions; only: string[]; build: boolean } {
+function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { update: boolean; why: string; off: boolean } } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -57,6 +60,9 @@ function options(): { opts: RunOptions; only: string[]; build: boolean } {
       'cpu-prof': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
       'inject-fault': { type: 'boolean', default: false },
+      'update-baseline': { type: 'boolean', default: false },
+      why: { type: 'string' },
+      'no-gate': { type: 'boolean', default: false },
       'sm-config': { type: 'string' },
       'sm-root': { type: 'string' },
       'latency-rates': { type: 'string' },
@@ -91,6 +97,7 @@ function options(): { opts: RunOptions; only: string[]; build: boolean } {
   return {
     only,
     build: !values['no-build'],
+    gate: { update: values['update-baseline'], why: values.why ?? 'written by --update-baseline', off: values['no-gate'] },
     opts: {
       quick,
       shape,
@@ -153,8 +160,33 @@ function printTable(r: ScenarioResult): void {
   for (const [k, v] of r.table) process.stdout.write(`  ${k.padEnd(width)}  ${v}\n`);
 }
 
+/**
+ * Quick runs only: this run's ratio figures against test/bench/regression-baseline.json (lib/regression.ts);
+ * a figure clearly worse than its baseline fails the run. With --update-baseline the file takes this run's figures.
+ */
+function regressionGate(results: ScenarioResult[], failures: string[], gate: { update: boolean; why: string }, node: string): unknown {
+  const file = join(root, BASELINE_FILE);
+  const figures = figuresOf(results);
+  const baseline = readBaseline(file);
+  process.stdout.write('\n== regression gate ==\n');
+  if (gate.update) {
+    writeFileSync(file, JSON.stringify(updatedBaseline(baseline, figures, node, gate.why), null, 2) + '\n');
+    process.stdout.write(`  baseline written: ${BASELINE_FILE} (commit it with a message that says why)\n`);
+    return { updated: true, figures };
+  }
+  if (!baseline) {
+    process.stdout.write(`  no baseline in ${BASELINE_FILE}: nothing compared\n`);
+    return { figures };
+  }
+  const verdicts = compare(baseline, figures);
+  const w = Math.max(...verdicts.map((v) => v.label.length));
+  for (const v of verdicts) process.stdout.write(`  ${v.value === undefined ? 'n/a  ' : v.worse ? 'WORSE' : 'ok   '}  ${v.label.padEnd(w)}  ${v.text}\n`);
+  for (const v of verdicts) if (v.worse) failures.push(`regression: ${v.label}: ${v.text}`);
+  return { figures, verdicts };
+}
+
 async function main(): Promise<number> {
-  const { opts, only, build: doBuild } = options();
+  const { opts, only, build: doBuild, gate } = options();
   if (!existsSync(join(opts.smRoot, 'dist/src/main.js')) && opts.smRoot !== root) throw new Error(`no build in ${opts.smRoot}/dist`);
   const t0 = monoMs();
   // Every run stops by itself: the whole benchmark has a time limit.
@@ -211,8 +243,9 @@ async function main(): Promise<number> {
     process.stdout.write(`  ${mark}  ${t.name.padEnd(tw)}  ${t.value}  (target ${t.target})\n`);
   }
   if (opts.quick) process.stdout.write('  (quick fleet: the targets are defined for the large fleet; shown for orientation)\n');
+  const regression = opts.quick && !gate.off ? regressionGate(results, failures, gate, String(mach.node)) : undefined;
   const totalSeconds = (monoMs() - t0) / 1000;
-  const out = { kind: opts.quick ? 'quick' : 'full', startedAt: stamp, totalSeconds, machine: mach, options: opts, results, targets, failures };
+  const out = { kind: opts.quick ? 'quick' : 'full', startedAt: stamp, totalSeconds, machine: mach, options: opts, results, targets, regression, failures };
   writeFileSync(join(resultsDir, `latest-${opts.quick ? 'quick' : 'full'}.md`), markdown(out.kind, startedIso, mach, opts, results, targets, totalSeconds));
   const file = join(resultsDir, `${opts.quick ? 'quick' : 'full'}-${stamp}.json`);
   writeFileSync(file, JSON.stringify(out, null, 2));

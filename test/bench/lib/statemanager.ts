@@ -117,6 +117,8 @@ export class StateManagerProcess {
     // BENCH_SM_NODE_ARGS: extra node flags for statemanager only (e.g. --trace-gc).
     const args = (process.env.BENCH_SM_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
     args.push(...(o.nodeArgs ?? []));
+    // Test-only (lib/plant-regression.mjs): a planted regression the gate must catch.
+    if (process.env.BENCH_PLANT_REGRESSION) args.push(`--import=${new URL('./plant-regression.mjs', import.meta.url).href}`);
     if (o.cpuProf) args.push('--cpu-prof', `--cpu-prof-dir=${o.workDir}`, `--cpu-prof-name=statemanager-${o.label}.cpuprofile`);
     args.push(join(o.root, 'dist/src/main.js'));
     const logFile = createWriteStream(join(o.workDir, `statemanager-${o.label}.log`), { flags: 'a' });
