@@ -38,6 +38,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private lastRenewAt = 0;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lostResolve: ((reason: string) => void) | undefined;
+  /** No campaign of this process has had an answer from etcd yet. */
+  private firstAnswer = true;
   /** A lease given up without revoking it (etcd did not answer then); revoked before the next campaign. */
   private orphan: Lease | undefined;
 
@@ -61,13 +63,17 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
       },
       { deadline: this.deadline() },
     );
+    // Only the first answer of this process may reclaim (below): two processes misconfigured
+    // with one identity then take the key from each other at most once each, not for ever.
+    const mayReclaim = this.firstAnswer;
+    this.firstAnswer = false;
     if (!res.succeeded) {
       const kv = res.responses[0]?.response_range.kvs[0];
-      if (kv && kv.lease !== this.leaseId && kv.value.toString() === identity && kv.lease !== '0') {
-        // Our own identity under a lease we no longer know: a previous run of this replica
-        // (a container restart keeps the pod name). Identities are unique, as in client-go:
+      if (mayReclaim && kv && kv.lease !== this.leaseId && kv.value.toString() === identity && kv.lease !== '0') {
+        // Our own identity under a lease we never had: a previous run of this replica (a
+        // container restart keeps the pod name). Identities are unique, as in client-go:
         // revoke it rather than wait for its TTL, then campaign again.
-        this.o.logger.warn('leader key held under this replica\'s identity by a lease of a previous run: revoking it', { key, lease: kv.lease });
+        this.o.logger.warn('leader key held under this replica\'s identity by a lease of a previous run: revoking it (identities must be unique among replicas)', { key, lease: kv.lease });
         await this.revokeLease(kv.lease);
         return false;
       }

@@ -108,3 +108,40 @@ test.serial("a deposed leader's write is refused by the guard", async (t) => {
   t.throws(() => lockA.compares(), { instanceOf: NotLeaderError });
   await lockB.release();
 });
+
+test.serial('a restarted replica revokes the leader key its previous run left under its identity, once; another identity\'s key is never touched', async (t) => {
+  const keys = new KeyLayout('/ha4');
+  const client = env.etcd.client();
+  const lock = (identity: string) => new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity, leaseSeconds: 30, requestTimeoutMs: 3000, logger: silentLogger });
+  // The previous run of "r" died holding the key: a 60 s lease nobody renews.
+  const stale = await client.lease(60, { autoKeepAlive: false }).grant();
+  await client.put(keys.leader).value('r').lease(stale).exec();
+  const r = lock('r');
+  t.false(await r.tryAcquire(), 'the first answer finds the stale key and revokes it');
+  t.is(await client.get(keys.leader).string(), null, 'the stale key is gone at once, not after 60 s');
+  t.true(await r.tryAcquire());
+  t.is(await r.holder(), 'r');
+
+  // Misconfigured: a second live process with the same identity takes the key once...
+  const twin = lock('r');
+  t.false(await twin.tryAcquire());
+  t.true(await twin.tryAcquire());
+  const leaseOf = async () => (await client.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]?.lease;
+  const twinLease = await leaseOf();
+  t.regex(await r.lost(), /lease/, 'the first lost its lease to the twin');
+  // ...and the first, whose first answer is spent, never takes it back: no ping-pong.
+  for (let i = 0; i < 3; i++) t.false(await r.tryAcquire());
+  t.is(await leaseOf(), twinLease, 'the twin still holds the key under its own lease');
+  await twin.release();
+
+  // A key under another identity is left to its lease, whatever the attempt.
+  const other = await client.lease(60, { autoKeepAlive: false }).grant();
+  await client.put(keys.leader).value('someone-else').lease(other).exec();
+  const fresh = lock('r');
+  t.false(await fresh.tryAcquire());
+  t.false(await fresh.tryAcquire());
+  t.is(await client.get(keys.leader).string(), 'someone-else');
+  await client.leaseClient.leaseRevoke({ ID: other });
+  await r.release();
+  await fresh.release();
+});
