@@ -27,9 +27,8 @@ export const SMALL_HEAP_BYTES = 64 * 1024 * 1024;
 /**
  * Keep the young generation at its initial size (1 MB semi-spaces): loading the dependencies
  * and parsing the protos made V8 grow it to its maximum (2 × 16 MB), which an idle process kept
- * resident — 109 MB instead of 94–101 MB on one vehicle with Node 24 (docs/performance.md, Footprint). V8 reads the
- * factor at every growth decision, so this must run before the dependencies load: src/main.ts
- * imports heap-start.ts first.
+ * resident (docs/performance.md, Footprint). V8 reads the factor at every growth decision, so
+ * this must run before the dependencies load: src/main.ts calls it, then imports the rest.
  */
 export function startWithSmallYoungGeneration(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
