@@ -1,11 +1,16 @@
 // Probes and metrics over plain HTTP: /healthz (alive, event loop not stalled), /readyz
 // (200, or 503 naming the failing checks), /metrics (Prometheus text format, rendered at most
 // once per `metricsMinIntervalMs` however many scrape it).
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
+import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { splitHostPort } from '../address.js';
 import { MetricsPage } from './metrics-page.js';
+
+// Required, not imported: on Node 24 the ES module face of node:http loads Node's bundled undici
+// (fetch, WebSocket), about 12 MB resident that statemanager never uses (docs/performance.md, Footprint).
+const { createServer } = createRequire(import.meta.url)('node:http') as typeof import('node:http');
 
 /** Default: at most ten renders of /metrics a second. */
 export const DEFAULT_METRICS_MIN_INTERVAL_MS = 100;
