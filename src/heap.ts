@@ -1,5 +1,6 @@
 // The V8 flags that follow from `memory` in the configuration, applied before the caches fill;
 // and a young generation sized to the fleet (issue 22: a small footprint on one vehicle).
+import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { Config } from './config.js';
 
@@ -34,18 +35,33 @@ export function startWithSmallYoungGeneration(): void {
   setFlagsFromString('--semi-space-growth-factor=1');
 }
 
+/** A started process whose event loop was this busy for `BUSY_WINDOWS` checks in a row is not idle. */
+export const BUSY_UTILIZATION = 0.5;
+const BUSY_WINDOWS = 2;
+let startedUp = false;
+
+/** Called once the process is ready: from then on a busy event loop lets the young generation grow. */
+export function markStartedUp(): void {
+  startedUp = true;
+}
+
 /**
- * Let the young generation grow again once the heap outgrows a small fleet (checked every
- * `periodMs`, then no more): a large fleet keeps V8's own sizing, a vehicle stays small.
- * Returns a stop function.
+ * Let the young generation grow again once the heap outgrows a small fleet, or once the started
+ * process is busy (event loop ≥ 50 % utilized for 2 checks in a row, 1 s; a start-up does not
+ * count): a large fleet or a storm keeps V8's own sizing, an idle vehicle stays small. Checked
+ * every `periodMs`, then no more. Returns a stop function.
  */
 export function growYoungGenerationWithFleet(thresholdBytes = SMALL_HEAP_BYTES, periodMs = 500): () => void {
+  let last = performance.eventLoopUtilization();
+  let busy = 0;
   const check = (): boolean => {
-    if (getHeapStatistics().used_heap_size < thresholdBytes) return false;
+    const now = performance.eventLoopUtilization();
+    busy = startedUp && performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION ? busy + 1 : 0;
+    last = now;
+    if (getHeapStatistics().used_heap_size < thresholdBytes && busy < BUSY_WINDOWS) return false;
     setFlagsFromString(`--semi-space-growth-factor=${YOUNG_GROWTH_DEFAULT}`);
     return true;
   };
-  if (check()) return () => undefined;
   const timer = setInterval(() => {
     if (check()) clearInterval(timer);
   }, periodMs);

@@ -16,7 +16,7 @@ import { createLogger } from './logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './crash.js';
 import { errorMessage } from '../controller/errors.js';
-import { applyHeapFlags, growYoungGenerationWithFleet } from './heap.js';
+import { applyHeapFlags, growYoungGenerationWithFleet, markStartedUp } from './heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -141,6 +141,7 @@ async function main(): Promise<void> {
     workers: config.controller.workers,
   });
   await app.start();
+  markStartedUp();
   logger.info('statemanager ready');
 }
 
