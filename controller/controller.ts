@@ -230,3 +230,9 @@ export class Controller {
     return 'success';
   }
 }
+
+/**
+ * Try again shortly without counting a failure: the stored value moved since the cache saw it
+ * (another writer, or our own echo not yet seen), and the next pass sees the new level.
+ */
+export const REQUEUE: ReconcileResult = Object.freeze({ requeue: true });

@@ -10,12 +10,11 @@ import { wireEventMapping, type Enqueue, type Priority } from './event-mapping.j
 import type { Fleet } from './fleet.js';
 import type { LagTracker } from './lag-tracker.js';
 import { ModelReconciler } from './model-reconciler.js';
-import type { DomainObserver } from './observer.js';
+import type { DomainObserver, ActionControllerClient, Clock, StateStore } from './ports.js';
 import { PackageReconciler } from './package-reconciler.js';
-import type { ActionControllerClient, Clock, StateStore } from './ports.js';
 import { ReconcileRequestReconciler, type RepeatPolicy } from './reconcile-request-reconciler.js';
 import { ResyncRequestReconciler } from './resync-request-reconciler.js';
-import type { PackageState } from './states.js';
+import type { PackageState } from '../domain/states.js';
 
 export type ControllerKind = 'model' | 'package' | 'request' | 'resync';
 

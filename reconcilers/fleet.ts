@@ -22,13 +22,12 @@ import {
   type PackageDefinition,
   type StoredRequest,
   type StoredState,
-} from './decoders.js';
-import type { KeyLayout } from './keys.js';
-import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions, type NodeReadiness } from './node-liveness.js';
-import type { DomainObserver } from './observer.js';
-import { systemClock, type Clock } from './ports.js';
-import type { ResyncRequest } from './resync-request-format.js';
-import type { ModelState, PackageState, ResourceKind, ScenarioState } from './states.js';
+} from '../domain/decoders.js';
+import type { KeyLayout } from '../domain/keys.js';
+import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions, type NodeReadiness } from '../domain/node-liveness.js';
+import { type DomainObserver, systemClock, type Clock } from './ports.js';
+import type { ResyncRequest } from '../domain/resync-request-format.js';
+import type { ModelState, PackageState, ResourceKind, ScenarioState } from '../domain/states.js';
 
 export type { ContainerEntry, NodeKey, StoredRequest, StoredState };
 

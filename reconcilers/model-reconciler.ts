@@ -1,17 +1,14 @@
 // A model's state from its containers (and their nodes), written only when it changes. A node
 // whose lease grace is running out is looked at again when it has (level-based, like the node
 // lifecycle controller: the answer depends on the clock, so the reconcile asks to be requeued).
-import type { Reconciler, ReconcileResult } from '../controller/controller.js';
-import { effectiveStatus } from './container.js';
-import { CONFLICT } from './conflict.js';
+import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
+import { effectiveStatus } from '../domain/container.js';
 import type { Fleet } from './fleet.js';
-import type { DomainObserver } from './observer.js';
+import type { DomainObserver, Clock, StateStore } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
-import type { NodeReadiness } from './node-liveness.js';
-import type { Clock, StateStore } from './ports.js';
-import { isDiagramEdge, nextModelState } from './rules.js';
-import type { ContainerStatus } from './states.js';
-import { summarizeCounts } from './summary.js';
+import type { NodeReadiness } from '../domain/node-liveness.js';
+import { isDiagramEdge, nextModelState, summarizeCounts } from '../domain/rules.js';
+import type { ContainerStatus } from '../domain/states.js';
 
 export interface ModelReconcilerDeps {
   fleet: Fleet;
@@ -34,7 +31,7 @@ export class ModelReconciler implements Reconciler {
       this.d.lag?.modelUnchanged(name);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'model', name, expected: stored });
-      if (!res.committed) return CONFLICT;
+      if (!res.committed) return REQUEUE;
       observer.transition('model', name, stored.value.state ?? null, null, 'no package lists the model');
       return;
     }
@@ -78,7 +75,7 @@ export class ModelReconciler implements Reconciler {
         drawn: isDiagramEdge('model', prev, next),
       },
     });
-    if (!res.committed) return CONFLICT;
+    if (!res.committed) return REQUEUE;
     observer.transition('model', name, prev ?? null, next, reason);
     return after;
   }

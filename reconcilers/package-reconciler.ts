@@ -1,14 +1,11 @@
 // A package's state from its models; entering a trigger state (Error by default) writes a
 // durable reconcile request in the same transaction, leaving one removes it.
-import type { Reconciler, ReconcileResult } from '../controller/controller.js';
-import { CONFLICT } from './conflict.js';
+import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Fleet } from './fleet.js';
-import type { DomainObserver } from './observer.js';
+import type { DomainObserver, Clock, ReconcileRequestRecord, StateStore } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
-import type { Clock, ReconcileRequestRecord, StateStore } from './ports.js';
-import { isDiagramEdge, nextPackageState } from './rules.js';
-import type { ModelState, PackageState } from './states.js';
-import { summarizeCounts } from './summary.js';
+import { isDiagramEdge, nextPackageState, summarizeCounts } from '../domain/rules.js';
+import type { ModelState, PackageState } from '../domain/states.js';
 
 export interface PackageReconcilerDeps {
   fleet: Fleet;
@@ -34,7 +31,7 @@ export class PackageReconciler implements Reconciler {
       this.d.lag?.packageSettled(name, false);
       if (!stored) return;
       const res = await store.deleteState({ kind: 'package', name, expected: stored, deleteReconcileRequest: hasRequest });
-      if (!res.committed) return CONFLICT;
+      if (!res.committed) return REQUEUE;
       observer.transition('package', name, stored.value.state ?? null, null, 'package definition removed');
       if (hasRequest) observer.reconcileRequest('cleared', name, 'package removed');
       return;
@@ -73,7 +70,7 @@ export class PackageReconciler implements Reconciler {
       },
       ...(request ? { reconcileRequest: { put: request } } : leaving ? { reconcileRequest: { delete: true } } : {}),
     });
-    if (!res.committed) return CONFLICT;
+    if (!res.committed) return REQUEUE;
     observer.transition('package', name, prev ?? null, next, reason);
     this.d.lag?.packageSettled(name, true);
     if (request) observer.reconcileRequest('created', name);

@@ -1,49 +1,15 @@
 // The boundaries of the domain: reconcilers write through a StateStore and call the
 // ActionController through a client; src/ provides etcd- and gRPC-backed implementations.
-import type { ResourceKind } from './states.js';
+import type { HistoryEntry, ReconcileRequestRecord } from '../domain/records.js';
+import type { ResourceKind } from '../domain/states.js';
+
+export type { HistoryEntry, ReconcileRequestRecord };
 
 /** Where a stored key is now, as seen by the cache: a write is guarded by it. */
 export interface StoredRevision {
   modRevision: number;
   version: number;
   createRevision?: number;
-}
-
-export interface HistoryEntry {
-  kind: ResourceKind;
-  name: string;
-  /** null for a resource that had no state yet. */
-  from: string | null;
-  to: string;
-  /** ISO-8601 time of the decision. */
-  at: string;
-  reason: string;
-  /** Who asked: "controller" for derived states, the caller-supplied `source` for requested ones. */
-  source: string;
-  /**
-   * The authenticated identity of a requested change (`cn:…`, `token:…`, or "anonymous"),
-   * which unlike `source` the caller cannot choose.
-   */
-  identity?: string;
-  transitionId?: string;
-  /** False when the level-based rules jumped over an edge the design's diagram does not draw. */
-  drawn: boolean;
-}
-
-/** A durable request to have a failed package repaired, kept under /statemanager/reconcile/. */
-export interface ReconcileRequestRecord {
-  package: string;
-  /** The state that triggered it (Error by default). */
-  state: string;
-  requestedAt: string;
-  /** Successful Reconcile calls so far. */
-  deliveries: number;
-  lastDeliveredAt?: string;
-  /** The scenario named in the last delivered call. */
-  scenario?: string;
-  /** Failed calls since the last success (informational; retries are driven by the queue). */
-  failures?: number;
-  lastError?: string;
 }
 
 export interface StateTransition {
@@ -108,3 +74,21 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+// What the domain reports as it works; src/ turns it into log lines and metrics.
+
+export type ReconcileRequestResult = 'created' | 'delivered' | 'failed' | 'cleared';
+
+export interface DomainObserver {
+  /** Bad input skipped: logged with the key, counted by reason. */
+  invalidInput(reason: string, key: string, detail: string): void;
+  /** A state change that was committed. */
+  transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string): void;
+  reconcileRequest(result: ReconcileRequestResult, pkg: string, detail?: string): void;
+}
+
+export const silentObserver: DomainObserver = {
+  invalidInput: () => undefined,
+  transition: () => undefined,
+  reconcileRequest: () => undefined,
+};

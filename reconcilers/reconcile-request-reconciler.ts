@@ -3,12 +3,10 @@
 // ActionController is unreachable, and repeated with growing intervals while the package stays
 // in a trigger state. A request whose package left that state is dropped, never sent.
 import { backoffDelay } from '../controller/backoff.js';
-import type { Reconciler, ReconcileResult } from '../controller/controller.js';
-import { CONFLICT } from './conflict.js';
+import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Fleet } from './fleet.js';
-import type { DomainObserver } from './observer.js';
-import { POD_STATUS, type ActionControllerClient, type Clock, type ReconcileRequestRecord, type StateStore, type StoredRevision } from './ports.js';
-import { parseState, type PackageState } from './states.js';
+import { type DomainObserver, POD_STATUS, type ActionControllerClient, type Clock, type ReconcileRequestRecord, type StateStore, type StoredRevision } from './ports.js';
+import { parseState, type PackageState } from '../domain/states.js';
 
 export interface RepeatPolicy {
   /** Delay before the first repeat after a delivery; 0 disables repeats. */
@@ -62,9 +60,9 @@ export class ReconcileRequestReconciler implements Reconciler {
       // simulation: a request re-put with Error was deleted on the stale state it replaced).
       const confirmed = await store.confirmReconcileRequest(pkg, entry);
       const stored = parseState('package', confirmed?.packageState);
-      if (!confirmed || (stored !== undefined && triggerStates.has(stored))) return CONFLICT;
+      if (!confirmed || (stored !== undefined && triggerStates.has(stored))) return REQUEUE;
       const res = await store.deleteReconcileRequest(pkg, entry);
-      if (!res.committed) return CONFLICT;
+      if (!res.committed) return REQUEUE;
       observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
       return;
     }
@@ -89,7 +87,7 @@ export class ReconcileRequestReconciler implements Reconciler {
     // keeps a replica that lost the lock from calling.
     const confirmed = await store.confirmReconcileRequest(pkg, entry);
     const storedState = parseState('package', confirmed?.packageState);
-    if (!confirmed || storedState === undefined || !triggerStates.has(storedState)) return CONFLICT;
+    if (!confirmed || storedState === undefined || !triggerStates.has(storedState)) return REQUEUE;
 
     const scenarioName = fleet.scenarioFor(pkg);
     try {
@@ -121,7 +119,7 @@ export class ReconcileRequestReconciler implements Reconciler {
     this.unrecorded.delete(pkg);
     // Lost race (the package left Error meanwhile): the next pass decides; a duplicate call is
     // the price of at-least-once.
-    if (!res.committed) return CONFLICT;
+    if (!res.committed) return REQUEUE;
     const next = repeatDelayMs(this.d.repeat, delivered.deliveries);
     return next > 0 ? { requeueAfterMs: next } : undefined;
   }

@@ -2,13 +2,12 @@
 // queued work, then deleted if it is still the request that was applied. It goes through the
 // work queue like every other key, so a failed delete is retried with backoff and a request
 // written twice while waiting is applied once.
-import type { Reconciler, ReconcileResult } from '../controller/controller.js';
+import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Logger } from '../controller/logger.js';
-import { CONFLICT } from './conflict.js';
 import { enqueueAll, type Enqueue } from './event-mapping.js';
 import type { Fleet } from './fleet.js';
 import type { StateStore } from './ports.js';
-import type { ResyncRequest } from './resync-request-format.js';
+import type { ResyncRequest } from '../domain/resync-request-format.js';
 
 export interface ResyncRequestReconcilerOptions {
   fleet: Fleet;
@@ -29,7 +28,7 @@ export class ResyncRequestReconciler implements Reconciler {
     logger.info('resync requested', { key: fleet.keys.resyncRequestKey(id), what });
     const res = await store.deleteResyncRequest(id, { modRevision: entry.modRevision, version: entry.version });
     // Rewritten since we read it: apply the new request too.
-    return res.committed ? undefined : CONFLICT;
+    return res.committed ? undefined : REQUEUE;
   }
 }
 

@@ -10,20 +10,20 @@ import { Manager, type CheckResult } from '../controller/manager.js';
 import { buildControllers, type ControllerKind } from '../reconcilers/controllers.js';
 import { enqueueAll, type Enqueue } from '../reconcilers/event-mapping.js';
 import { Fleet } from '../reconcilers/fleet.js';
-import { KeyLayout } from '../reconcilers/keys.js';
+import { KeyLayout } from '../domain/keys.js';
 import { LagTracker } from '../reconcilers/lag-tracker.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
 import { GrpcActionControllerClient, type OffloadModelClient } from './action-controller/client.js';
-import type { Config } from './config.js';
+import type { Config } from './config/config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdProbe } from './etcd/probe.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import type { EtcdWatchClient } from './etcd/watch-client.js';
-import { maintainFleetGauges } from './gauges.js';
-import { Metrics } from './metrics.js';
-import { LoggingObserver } from './observer.js';
+import { maintainFleetGauges } from './observability/gauges.js';
+import { Metrics } from './observability/metrics.js';
+import { LoggingObserver } from './observability/observer.js';
 
 export interface AppDeps {
   config: Config;

@@ -3,7 +3,7 @@
 // work, finish in-flight keys, close clients).
 import { parseArgs } from 'node:util';
 import { Gauge } from 'prom-client';
-import { ConfigError, loadConfig, type Config } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import { StateFeed } from './state-api/feed.js';
 import { StateReader } from './state-api/reader.js';
@@ -12,11 +12,11 @@ import { EtcdHistoryStore } from './etcd/history-store.js';
 import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { createStateManagerServer } from './grpc/server.js';
 import { HttpServer } from './http/server.js';
-import { createLogger } from './logging.js';
+import { createLogger } from './observability/logging.js';
 import { StateManagerApp } from './app.js';
-import { installCrashPolicy } from './crash.js';
+import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
-import { applyHeapFlags, growYoungGenerationWithFleet, markStartedUp } from './heap.js';
+import { applyHeapFlags, growYoungGenerationWithFleet, markStartedUp } from './process/heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });

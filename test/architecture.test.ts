@@ -1,5 +1,6 @@
 // The layout rules (docs/architecture.md), checked on the sources: controller/ imports only
-// itself, reconcilers/ never src/, and no module imports itself back through others.
+// itself, domain/ only itself, reconcilers/ never src/, src/ keeps at most six loose files at
+// its top, and no module imports itself back through others.
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import test from 'ava';
@@ -24,7 +25,7 @@ function importsOf(file: string): string[] {
   return out;
 }
 
-const files = [...sources('controller'), ...sources('reconcilers'), ...sources('src')];
+const files = [...sources('controller'), ...sources('domain'), ...sources('reconcilers'), ...sources('src')];
 const graph = new Map(files.map((f) => [f, importsOf(f)]));
 
 test('controller/ imports only controller/', (t) => {
@@ -32,12 +33,27 @@ test('controller/ imports only controller/', (t) => {
   t.deepEqual(bad, []);
 });
 
+test('domain/ imports only domain/ (pure rules and decoders: no etcd, gRPC or controller)', (t) => {
+  const bad = [...graph].flatMap(([f, deps]) => (f.startsWith('domain/') ? deps.filter((d) => !d.startsWith('domain/')).map((d) => `${f} → ${d}`) : []));
+  t.deepEqual(bad, []);
+  const packages = [...graph.keys()]
+    .filter((f) => f.startsWith('domain/'))
+    .flatMap((f) => [...readFileSync(join(ROOT, f), 'utf8').matchAll(/^\s*import\s[^;]*?from\s+'([^.][^']*)'/gms)].map((m) => `${f} → ${m[1]}`))
+    .filter((x) => !x.endsWith('→ yaml'));
+  t.deepEqual(packages, [], 'domain/ may use the YAML parser and nothing else from outside');
+});
+
+test('src/ keeps at most six loose files at its top (the rest in folders by concern)', (t) => {
+  const loose = readdirSync(join(ROOT, 'src')).filter((n) => n.endsWith('.ts'));
+  t.true(loose.length <= 6, loose.join(', '));
+});
+
 test('reconcilers/ never imports src/', (t) => {
   const bad = [...graph].flatMap(([f, deps]) => (f.startsWith('reconcilers/') ? deps.filter((d) => d.startsWith('src/')).map((d) => `${f} → ${d}`) : []));
   t.deepEqual(bad, []);
 });
 
-test('no import cycles in controller/, reconcilers/ and src/', (t) => {
+test('no import cycles in controller/, domain/, reconcilers/ and src/', (t) => {
   const cycles: string[] = [];
   const state = new Map<string, 'open' | 'done'>();
   const path: string[] = [];

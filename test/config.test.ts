@@ -2,8 +2,8 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../src/config.js';
-import { heapFlags } from '../src/heap.js';
+import { ConfigError, loadConfig } from '../src/config/config.js';
+import { heapFlags } from '../src/process/heap.js';
 
 function file(text: string): string {
   const p = join(mkdtempSync(join(tmpdir(), 'sm-config-')), 'config.yaml');

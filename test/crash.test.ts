@@ -2,11 +2,11 @@
 // exit code 70, for the supervisor to restart a clean process.
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
-import { CRASH_EXIT_CODE } from '../src/crash.js';
+import { CRASH_EXIT_CODE } from '../src/process/crash.js';
 
 function run(body: string): { status: number | null; line: Record<string, unknown> } {
   const script = `
-    import { installCrashPolicy } from './src/crash.ts';
+    import { installCrashPolicy } from './src/process/crash.ts';
     installCrashPolicy({ context: () => ({ identity: 'r1' }) });
     ${body}
     setTimeout(() => process.exit(0), 2000);`;

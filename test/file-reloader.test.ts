@@ -2,7 +2,7 @@
 // read between ticks, a change is applied at the next tick, a broken change keeps the old value
 // and is reported once per distinct content, and stop() ends the polling.
 import test from 'ava';
-import { FileReloader, type ReloadOutcome } from '../src/file-reloader.js';
+import { FileReloader, type ReloadOutcome } from '../src/process/file-reloader.js';
 import { captureLogger } from './grpc/_support.js';
 
 function world() {

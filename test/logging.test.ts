@@ -1,6 +1,6 @@
 import test from 'ava';
 import { PassThrough } from 'node:stream';
-import { createLogger } from '../src/logging.js';
+import { createLogger } from '../src/observability/logging.js';
 
 function capture(level: string, format: 'json' | 'text') {
   const stream = new PassThrough();

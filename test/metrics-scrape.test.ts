@@ -5,13 +5,13 @@
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { Fleet } from '../reconcilers/fleet.js';
-import { KeyLayout } from '../reconcilers/keys.js';
-import { silentObserver } from '../reconcilers/observer.js';
-import { MODEL_STATES, PACKAGE_STATES, parseState } from '../reconcilers/states.js';
-import { maintainFleetGauges } from '../src/gauges.js';
+import { KeyLayout } from '../domain/keys.js';
+import { silentObserver } from '../reconcilers/ports.js';
+import { MODEL_STATES, PACKAGE_STATES, parseState } from '../domain/states.js';
+import { maintainFleetGauges } from '../src/observability/gauges.js';
 import { DEFAULT_METRICS_MIN_INTERVAL_MS, HttpServer } from '../src/http/server.js';
 import { MetricsPage } from '../src/http/metrics-page.js';
-import { Metrics } from '../src/metrics.js';
+import { Metrics } from '../src/observability/metrics.js';
 import { FakeListerWatcher } from './fakes/lister-watcher.js';
 import { scrapeFlood } from './helpers/scrape-flood.js';
 

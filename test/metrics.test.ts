@@ -1,7 +1,7 @@
 // The hot series count in plain numbers and fold into prom-client at collection: a scrape must
 // read exactly what an inc/dec/set-per-call implementation would have shown.
 import test from 'ava';
-import { Metrics } from '../src/metrics.js';
+import { Metrics } from '../src/observability/metrics.js';
 
 const value = (text: string, series: string): number | undefined => {
   const line = text.split('\n').find((l) => l.startsWith(`${series} `));

@@ -2,7 +2,7 @@
 // (bearer tokens; client certificates are configured under `tls`) and what each identity may
 // do. Documented with examples in docs/grpc.md.
 import { z } from 'zod';
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import { parseState, type ResourceKind } from '../../domain/states.js';
 
 /** The methods a permission can name; `*` is every method, `read` every read of contract section 5. */
 export const AUTHORIZED_METHODS = ['SendChangedContainerList', 'SendStateChange', 'TriggerOffloading', 'read'] as const;

@@ -2,7 +2,7 @@
 // this request? Whatever no rule allows is denied (an empty list denies everything). Without
 // rules only anonymous callers are served (a setup without identities); the configuration
 // refuses identities without rules, and a caller with an identity is denied here all the same.
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import { parseState, type ResourceKind } from '../../domain/states.js';
 import type { AuthRule, Permission } from './config.js';
 import type { Caller } from './identity.js';
 

@@ -5,9 +5,9 @@
 import type { Command } from 'commander';
 import type { Etcd3, IRangeRequest, WatchBuilder, Watcher } from 'etcd3';
 import { stringify as toYaml } from 'yaml';
-import { KeyLayout } from '../../reconcilers/keys.js';
-import { hostPortSchema } from '../address.js';
-import { ConfigError, loadConfig, type Config } from '../config.js';
+import { KeyLayout } from '../../domain/keys.js';
+import { hostPortSchema } from '../config/address.js';
+import { ConfigError, loadConfig, type Config } from '../config/config.js';
 import { createEtcdClient } from '../etcd/client.js';
 import { prefixEnd, toKeyValue } from '../etcd/lister-watcher.js';
 import { rangePaged } from '../etcd/paged-range.js';

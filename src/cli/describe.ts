@@ -4,7 +4,7 @@
 import { Argument, Option, type Command } from 'commander';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
 import type { OffloadingRecord } from '../offloading/record.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 import { fleetOf, openSource } from './connect.js';
 import { Context, UsageError, type CliIO } from './context.js';
 import { alignRows, formatTransition, NONE, paintState, relativeTime, renderTree, type TreeNode } from './format.js';

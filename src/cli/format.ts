@@ -131,7 +131,7 @@ export function formatDuration(ms: number): string {
   return `${+(ms / 3_600_000).toFixed(1)}h`;
 }
 
-export { parseDuration } from '../duration.js';
+export { parseDuration } from '../config/duration.js';
 
 // --- counts ---------------------------------------------------------------------------------
 
@@ -151,7 +151,7 @@ export function formatCounts(counts: ReadonlyMap<string, number>, order: readonl
 }
 
 // How many times each value occurs: the domain's counting, under the name the CLI uses.
-export { countValues as countBy } from '../../reconcilers/summary.js';
+export { countValues as countBy } from '../../domain/rules.js';
 
 /** A count map as a plain object for JSON/YAML output, in the same order as formatCounts. */
 export function countsObject(counts: ReadonlyMap<string, number>, order: readonly string[]): Record<string, number> {

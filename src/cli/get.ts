@@ -2,7 +2,7 @@
 // since when (the last recorded transition) and, from etcd, its children by state. Over gRPC
 // the API has no definitions or containers: the rows have the state, since and generation.
 import { Argument, type Command } from 'commander';
-import { CONTAINER_STATUSES, MODEL_STATES, type ResourceKind } from '../../reconcilers/states.js';
+import { CONTAINER_STATUSES, MODEL_STATES, type ResourceKind } from '../../domain/states.js';
 import { fleetOf, openSource } from './connect.js';
 import { Context, type CliIO } from './context.js';
 import { countBy, countsObject, formatCounts, formatTable, NONE, paintState, relativeTime } from './format.js';

@@ -5,7 +5,7 @@
 // for falling behind — by subscribing again from the last revision it printed.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { ListResourcesByStateResponse__Output } from '../generated/statemanager/ListResourcesByStateResponse.js';
 import type { ResourceStateHistoryResponse__Output } from '../generated/statemanager/ResourceStateHistoryResponse.js';
@@ -16,7 +16,7 @@ import type { StateChangeEvent__Output } from '../generated/statemanager/StateCh
 import type { StateManagerConnectionClient } from '../generated/statemanager/StateManagerConnection.js';
 import type { StateTransitionHistory__Output } from '../generated/statemanager/StateTransitionHistory.js';
 import { loadStateManagerProto } from '../grpc/proto.js';
-import { isLoopback, splitHostPort } from '../address.js';
+import { isLoopback, splitHostPort } from '../config/address.js';
 import { CliError, INTERRUPTED, UsageError, type Context, type GlobalOptions, type ServerTarget } from './context.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, nsToMs } from '../grpc/resource-types.js';
 import { formatDuration } from './format.js';

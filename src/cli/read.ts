@@ -1,12 +1,12 @@
 // Reading what the controller reads and writes, through the same parsers: definitions, stored
 // states, containers with the status the controller computes, history and reconcile requests.
-import { parseHistoryEntry } from '../../reconcilers/history-entry.js';
+import { parseHistoryEntry } from '../../domain/history-entry.js';
 import { parseOffloadingRecord, type OffloadingRecord } from '../offloading/record.js';
-import { effectiveStatus, parseContainer, parseNodeStatus } from '../../reconcilers/container.js';
-import { parsePackageDefinition, parseScenarioDefinition } from '../../reconcilers/definitions.js';
+import { effectiveStatus, parseContainer, parseNodeStatus } from '../../domain/container.js';
+import { parsePackageDefinition, parseScenarioDefinition } from '../../domain/definitions.js';
 import type { HistoryEntry, ReconcileRequestRecord } from '../../reconcilers/ports.js';
 import type { IKeyValue, Watcher } from 'etcd3';
-import { parseState, type ContainerStatus, type ResourceKind } from '../../reconcilers/states.js';
+import { parseState, type ContainerStatus, type ResourceKind } from '../../domain/states.js';
 import { CliError, type Context } from './context.js';
 import type { ResourceDetail, ResourceSummary, StateSource, Transition, WatchHandlers, Watching } from './source.js';
 

@@ -3,7 +3,7 @@
 // 5: states, history, health and the change stream, but no definitions or containers). The
 // commands print what either gives through the same formatting.
 import type { HistoryEntry } from '../../reconcilers/ports.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 
 /**
  * A recorded transition. Over gRPC the API does not say whether the edge is drawn, nor who was

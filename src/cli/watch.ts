@@ -3,7 +3,7 @@
 // stream of state changes, resumed after a dropped connection (see grpc-source.ts).
 import { Argument, Option, type Command } from 'commander';
 import { stringify as toYaml } from 'yaml';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 import { openSource } from './connect.js';
 import { CliError, Context, UsageError, type CliIO } from './context.js';
 import { formatDuration, formatTransition, printable } from './format.js';

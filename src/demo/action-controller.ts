@@ -7,7 +7,7 @@ import type { ReconcileRequest__Output } from '../generated/actioncontroller/Rec
 import type { ReconcileResponse } from '../generated/actioncontroller/ReconcileResponse.js';
 import type { OffloadModelRequest__Output } from '../generated/actioncontroller/OffloadModelRequest.js';
 import type { OffloadModelResponse } from '../generated/actioncontroller/OffloadModelResponse.js';
-import { splitHostPort } from '../address.js';
+import { splitHostPort } from '../config/address.js';
 import { loadProto } from '../grpc/proto.js';
 
 export interface StandInOptions {

@@ -5,7 +5,7 @@
 // nodes NotReady once the lease has expired and the grace has passed.
 import { parseArgs } from 'node:util';
 import { Etcd3, type Lease } from 'etcd3';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 
 interface SimContainer {
   node: string;

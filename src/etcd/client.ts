@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
-import type { Config } from '../config.js';
+import type { Config } from '../config/config.js';
 import { EtcdWatchClient } from './watch-client.js';
 
 type EtcdConfig = Config['etcd'];

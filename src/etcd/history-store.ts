@@ -1,10 +1,10 @@
 // A resource's recorded transitions, read fresh from etcd (a replica's caches do not hold
 // history): at most the configured history length, so one range call.
 import type { Etcd3 } from 'etcd3';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
-import { parseHistoryEntry } from '../../reconcilers/history-entry.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import { parseHistoryEntry } from '../../domain/history-entry.js';
+import type { ResourceKind } from '../../domain/states.js';
 import { prefixEnd } from './lister-watcher.js';
 
 export class EtcdHistoryStore {

@@ -3,15 +3,7 @@
 // client (one stream per watch, resumes by itself after a dropped connection, reports
 // compaction with etcd's compact revision).
 import type { Etcd3 } from 'etcd3';
-import type {
-  KeyValue,
-  ListResult,
-  ListerWatcher,
-  WatchCallbacks,
-  WatchEvent,
-  WatchHandle,
-} from '../../controller/lister-watcher.js';
-import { WatchCompactedError } from '../../controller/lister-watcher.js';
+import { type KeyValue, type ListResult, type ListerWatcher, type WatchCallbacks, type WatchEvent, type WatchHandle, WatchCompactedError } from '../../controller/lister-watcher.js';
 import { rangePaged } from './paged-range.js';
 import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
 import { errorMessage } from '../../controller/errors.js';

@@ -3,7 +3,7 @@
 // that two replicas recording at once do not both keep one too many). They survive restarts
 // and are read by `statemanager describe model`.
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import { parseOffloadingRecord, recordId, type OffloadingRecord } from '../offloading/record.js';
 import { etcdDeadline } from './errors.js';
 import { prefixEnd } from './lister-watcher.js';

@@ -17,7 +17,7 @@
 import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import { asStoreError } from './errors.js';
 import type { KeyValue } from '../../controller/lister-watcher.js';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type {
   CommitOutcome,
   ReconcileRequestRecord,

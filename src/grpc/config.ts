@@ -1,9 +1,9 @@
 // The `grpc` section of statemanager's configuration (embedded by the application's config
 // module). Documented in docs/grpc.md.
 import { z } from 'zod';
-import { hostPortSchema as addr, isLoopback, splitHostPort } from '../address.js';
+import { hostPortSchema as addr, isLoopback, splitHostPort } from '../config/address.js';
 import { authConfigSchema } from '../auth/config.js';
-import { durationSchema } from '../duration.js';
+import { durationSchema } from '../config/duration.js';
 import type { AnonymousAccess } from '../auth/identity.js';
 
 export const DEFAULT_GRPC_ADDR = '0.0.0.0:47006';

@@ -3,11 +3,11 @@
 import { status } from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer, ModelPlacement } from '../auth/policy.js';
-import type { ThrottledLog } from '../throttled-log.js';
+import type { ThrottledLog } from '../observability/throttled-log.js';
 import { ContainerSyncConflictError, syncContainerList } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';

@@ -10,7 +10,7 @@
 // and the next round puts it back. A list whose writes alone exceed the limit (or
 // --max-request-bytes) fails as 'too-large'.
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import { prefixEnd } from '../etcd/lister-watcher.js';
 import { sameContainer } from './container-record.js';
 import { etcdDeadline } from '../etcd/errors.js';

@@ -15,7 +15,7 @@ import type { Logger } from '../../controller/logger.js';
 import { errorMessage } from '../../controller/errors.js';
 import { TokenTable, tokenFiles } from '../auth/tokens.js';
 import type { TokenConfig } from '../auth/config.js';
-import { FileReloader, type ReloadMetrics, type WatchedFile } from '../file-reloader.js';
+import { FileReloader, type ReloadMetrics, type WatchedFile } from '../process/file-reloader.js';
 import type { GrpcTlsConfig } from './config.js';
 
 /** Default poll period of the credential files. */

@@ -16,16 +16,16 @@ import type { StateChangeSubscriptionRequest__Output } from '../generated/statem
 import type { StateChangeEvent } from '../generated/statemanager/StateChangeEvent.js';
 import type { StateTransitionHistory } from '../generated/statemanager/StateTransitionHistory.js';
 import type { Severity } from '../generated/statemanager/Severity.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
-import type { ThrottledLog } from '../throttled-log.js';
+import type { ThrottledLog } from '../observability/throttled-log.js';
 import type { StateReader, ResourceStateView, TransitionView } from '../state-api/reader.js';
 import type { StateChangeRecord, StateFeed, Subscription, SubscriptionEnd } from '../state-api/feed.js';
 import { LIMITS, quote, textProblem } from './validation.js';
-import { splitHostPort } from '../address.js';
+import { splitHostPort } from '../config/address.js';
 import { SubscriptionQuota } from '../state-api/subscription-quota.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs, nsToMs } from './resource-types.js';
 

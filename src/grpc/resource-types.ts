@@ -1,7 +1,7 @@
 // The wire spellings shared by the server, its validation and the CLI's client: ResourceType
 // names for the three kinds statemanager manages, and epoch-nanosecond strings (int64 as text).
 import type { ResourceType } from '../generated/statemanager/ResourceType.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 
 export const RESOURCE_TYPE_OF: Readonly<Record<ResourceKind, ResourceType>> = {
   scenario: 'RESOURCE_TYPE_SCENARIO',

@@ -1,26 +1,25 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
 // caller authentication and the handlers, with a metric and a log line per refusal.
 import * as grpc from '@grpc/grpc-js';
-import { isLoopback, splitHostPort } from '../address.js';
+import { isLoopback, splitHostPort } from '../config/address.js';
 import type { Etcd3 } from 'etcd3';
 import type { StateManagerConnectionHandlers } from '../generated/statemanager/StateManagerConnection.js';
-import type { KeyLayout } from '../../reconcilers/keys.js';
-import type { StateStore } from '../../reconcilers/ports.js';
+import type { KeyLayout } from '../../domain/keys.js';
+import type { StateStore, DomainObserver } from '../../reconcilers/ports.js';
 import type { Logger } from '../../controller/logger.js';
 import { Authenticator, type AnonymousAccess, type Caller } from '../auth/identity.js';
 import { Authorizer, type ModelPlacement } from '../auth/policy.js';
 import { watchTlsCredentials, watchTokenFiles, DEFAULT_CREDENTIALS_RELOAD_MS } from './credentials.js';
-import type { ReloadMetrics } from '../file-reloader.js';
+import type { ReloadMetrics } from '../process/file-reloader.js';
 import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './config.js';
 import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
 import { InFlightLimiter } from './in-flight.js';
 import { budgetOf } from './write-budget.js';
-import { ThrottledLog } from '../throttled-log.js';
+import { ThrottledLog } from '../observability/throttled-log.js';
 import { handleContainerList } from './container-list.js';
 import { callerDeadlineMs } from '../etcd/errors.js';
 import { loadStateManagerProto } from './proto.js';
-import type { DomainObserver } from '../../reconcilers/observer.js';
 import { handleStateChange } from './state-change.js';
 import { handleOffloading, type Forwarded, type OffloadingOutcome, type PackageModels } from './offloading.js';
 import { SingleFlight } from '../offloading/single-flight.js';

@@ -8,19 +8,17 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
 import type { StateChangeResponse } from '../generated/statemanager/StateChangeResponse.js';
 import type { ErrorCode__Output } from '../generated/statemanager/ErrorCode.js';
-import type { KeyLayout } from '../../reconcilers/keys.js';
-import type { DomainObserver } from '../../reconcilers/observer.js';
-import { silentObserver } from '../../reconcilers/observer.js';
-import { systemClock, type Clock, type StateStore, type StoredRevision } from '../../reconcilers/ports.js';
-import { ScenarioChanger, type ScenarioRefusal } from '../../reconcilers/scenario-changer.js';
-import { parseState, type ScenarioState } from '../../reconcilers/states.js';
+import type { KeyLayout } from '../../domain/keys.js';
+import { type DomainObserver, silentObserver, systemClock, type Clock, type StateStore, type StoredRevision } from '../../reconcilers/ports.js';
+import { ScenarioChanger, type ScenarioRefusal } from './scenario-changer.js';
+import { parseState, type ScenarioState } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import { ANY_STATE, type Authorizer } from '../auth/policy.js';
 import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
 import { validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
-import type { ThrottledLog } from '../throttled-log.js';
+import type { ThrottledLog } from '../observability/throttled-log.js';
 import { UNLIMITED, type WriteBudget } from './write-budget.js';
 
 export interface StateChangeDeps {

@@ -3,8 +3,8 @@
 // "not valid UTF-8" and refused.
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
-import { modelOfContainer } from '../../reconcilers/container.js';
+import { parseState, type ResourceKind } from '../../domain/states.js';
+import { modelOfContainer } from '../../domain/container.js';
 import { containerJson, toStoredContainer } from './container-record.js';
 import { kindOfResourceType, UNMANAGED_RESOURCE_TYPES } from './resource-types.js';
 

@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { splitHostPort } from '../address.js';
+import { splitHostPort } from '../config/address.js';
 import { MetricsPage } from './metrics-page.js';
 
 // Required, not imported: on Node 24 the ES module face of node:http loads Node's bundled undici

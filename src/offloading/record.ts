@@ -2,7 +2,7 @@
 // /statemanager/offloading/{model}/{id}, for operators (`statemanager describe model`): what was
 // asked, by whom (the authenticated identity), and what the ActionController answered.
 import { randomBytes } from 'node:crypto';
-import { isRecord } from '../../reconcilers/values.js';
+import { isRecord } from '../../domain/plain-yaml.js';
 
 /** What became of a request that passed the checks and was sent on (or tried to be). */
 export type ForwardedOutcome = 'accepted' | 'rejected' | 'unavailable' | 'timeout';

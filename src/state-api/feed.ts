@@ -10,8 +10,8 @@
 // it was paused, is cut, told the revision to resume from.
 import type { Logger } from '../../controller/logger.js';
 import { errorMessage } from '../../controller/errors.js';
-import type { KeyLayout } from '../../reconcilers/keys.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { KeyLayout } from '../../domain/keys.js';
+import type { ResourceKind } from '../../domain/states.js';
 import type { EtcdWatch } from '../etcd/watch-client.js';
 import { stateChanges, stateRange, type StateChangeRecord } from './records.js';
 import { ReplayPool, type ReplayChunk, type WatchSource } from './replay-pool.js';

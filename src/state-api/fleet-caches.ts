@@ -2,7 +2,7 @@
 // informers, which every replica keeps whether it leads or not.
 import type { Informer } from '../../controller/informer.js';
 import type { Fleet, StoredState } from '../../reconcilers/fleet.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 import type { StateCaches, StoredStateView } from './reader.js';
 
 export class FleetStateCaches implements StateCaches {

@@ -2,7 +2,7 @@
 // own) and, for history, from etcd: the resource's state, its recorded transitions, and the
 // resources of a kind by state. Transport-free: the gRPC layer maps the answers to messages.
 import type { HistoryEntry } from '../../reconcilers/ports.js';
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import { parseState, type ResourceKind } from '../../domain/states.js';
 
 /** A stored state as a cache holds it. */
 export interface StoredStateView {

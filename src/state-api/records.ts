@@ -1,7 +1,7 @@
 // etcd watch events as state changes, and the key range every state lives in: shared by the
 // feed's one watch and its bounded replays.
-import type { KeyLayout } from '../../reconcilers/keys.js';
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import type { KeyLayout } from '../../domain/keys.js';
+import { parseState, type ResourceKind } from '../../domain/states.js';
 import type { EtcdWatchEvent, WatchTarget } from '../etcd/watch-client.js';
 
 export interface StateChangeRecord {

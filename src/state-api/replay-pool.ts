@@ -4,7 +4,7 @@
 // and closes; the subscriber drains that chunk at its own pace and asks for the next. At most
 // `slots` watches are open; further fetches wait in order. Subscribers resuming from the same
 // position share one fetch (a flood of identical resumes costs one watch).
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../etcd/watch-client.js';
 import { stateChanges, stateRange, type StateChangeRecord } from './records.js';
 

@@ -1,9 +1,9 @@
 // Running the CLI in-process against a test etcd, and a scripted tree of definitions,
 // containers, states, history and reconcile requests written as the controller would.
 import type { Etcd3 } from 'etcd3';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import type { HistoryEntry, ReconcileRequestRecord } from '../../reconcilers/ports.js';
-import type { ResourceKind } from '../../reconcilers/states.js';
+import type { ResourceKind } from '../../domain/states.js';
 import { run } from '../../src/cli/main.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
 

@@ -1,9 +1,8 @@
 // The CLI never sends a bearer token in clear text to another machine: over real gRPC, against
 // a stand-in server that records the authorization metadata it receives, on this machine's
 // loopback and non-loopback addresses.
-import { networkInterfaces } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';

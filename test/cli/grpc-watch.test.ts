@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import { freePort } from '../helpers/etcd.js';
 import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { startReplica, type Replica } from '../helpers/replica.js';
 import { run } from '../../src/cli/main.js';
 import { cli } from './_harness.js';

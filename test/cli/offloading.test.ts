@@ -1,7 +1,7 @@
 // `statemanager describe model` shows the model's last TriggerOffloading requests (from etcd,
 // where statemanager records them), with outcome and caller; over gRPC it says it cannot.
 import test from 'ava';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { EtcdOffloadingStore } from '../../src/etcd/offloading-store.js';
 import type { OffloadingRecord } from '../../src/offloading/record.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';

@@ -1,7 +1,6 @@
 import test from 'ava';
 import { Controller, type Reconciler, type ReconcileResult } from '../../controller/controller.js';
-import type { Logger } from '../../controller/logger.js';
-import { silentLogger } from '../../controller/logger.js';
+import { type Logger, silentLogger } from '../../controller/logger.js';
 import type { ControllerMetrics, ReconcileOutcome } from '../../controller/metrics.js';
 import { ExponentialRateLimiter } from '../../controller/rate-limiter.js';
 import { WorkQueue, type Priority } from '../../controller/workqueue.js';

@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
-import { parseState } from '../../reconcilers/states.js';
+import { parseState } from '../../domain/states.js';
 import { Authorizer, type AuthzRequest } from '../../src/auth/policy.js';
-import { applyEnv, parseConfig, type Config } from '../../src/config.js';
+import { applyEnv, parseConfig, type Config } from '../../src/config/config.js';
 import { anonymousAccess, requiresClientCert } from '../../src/grpc/config.js';
 import type { ExecutionContext } from 'ava';
 import type { IContainer } from 'kubernetes-models/v1/Container';
@@ -478,7 +478,7 @@ export function keyPaths(v: unknown, prefix = ''): string[] {
 }
 
 /**
- * Whether the program's own configuration loader (src/config.ts) accepts a config.yaml with
+ * Whether the program's own configuration loader (src/config/config.ts) accepts a config.yaml with
  * the literal environment variables of the container on top. Returns the error, or undefined.
  */
 export function programRejects(configYaml: string, c?: IContainer): string | undefined {
@@ -490,7 +490,7 @@ export function programRejects(configYaml: string, c?: IContainer): string | und
   }
 }
 
-/** The configuration as the program reads it (src/config.ts), the container's literal environment on top. Throws when invalid. */
+/** The configuration as the program reads it (src/config/config.ts), the container's literal environment on top. Throws when invalid. */
 export function programConfig(configYaml: string, c?: IContainer): Config {
   const env: NodeJS.ProcessEnv = { POD_NAME: 'statemanager-0' };
   for (const e of c?.env ?? []) if (e.value !== undefined) env[e.name] = e.value;

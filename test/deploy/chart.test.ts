@@ -170,7 +170,7 @@ if (!helm.ok) {
       const dep = deployment(t, objs);
       assertStatemanagerPod(t, dep, { configMapName: configMap(t, objs).metadata.name ?? '' });
       const cm = configMap(t, objs);
-      t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts the rendered config');
+      t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config/config.ts accepts the rendered config');
       assertNoTokenValues(t, objs);
       const expected = {
         'helm.sh/chart': `${chart.name}-${chart.version}`,
@@ -644,7 +644,7 @@ if (!helm.ok) {
       // What the chart refuses, the program refuses too: the same configuration without rules.
       const raw = parse(configMap(t, objs).data?.['config.yaml'] ?? '') as { grpc: { auth: Record<string, unknown> } };
       delete raw.grpc.auth.rules;
-      t.regex(programRejects(stringify(raw), smContainer(objs)) ?? '', /grpc\.auth\.rules/, `${name}: src/config.ts refuses identities without rules`);
+      t.regex(programRejects(stringify(raw), smContainer(objs)) ?? '', /grpc\.auth\.rules/, `${name}: src/config/config.ts refuses identities without rules`);
     }
     // Through extraConfig too: a client CA slipped in there still needs rules, and rules given there count.
     const viaExtra = ['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls', '--set', 'extraConfig.grpc.tls.caFile=/etc/ca.crt'];

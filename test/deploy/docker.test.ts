@@ -209,7 +209,7 @@ test('.dockerignore keeps the build inputs and drops everything else that matter
     .filter((l) => l !== '' && !l.startsWith('#'));
   const needed = [
     'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json',
-    'src/main.ts', 'controller/controller.ts', 'reconcilers/keys.ts', 'src/proto/statemanager.proto', 'src/generated/statemanager.ts',
+    'src/main.ts', 'controller/controller.ts', 'domain/keys.ts', 'src/proto/statemanager.proto', 'src/generated/statemanager.ts',
   ];
   for (const p of needed) t.false(dockerIgnored(patterns, p), `${p} must reach the build`);
   const dropped = ['node_modules/ava/index.js', '.git/HEAD', 'dist/src/main.js', '.tools/helm/helm', 'test/deploy/chart.test.ts', '.etcd/member', 'server.key', 'certs/tls.pem'];

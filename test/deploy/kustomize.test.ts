@@ -136,7 +136,7 @@ if (!kubectl.ok) {
       const g = (cfg.grpc ?? {}) as { tls?: { caFile?: string }; auth?: { tokens?: unknown[]; rules?: unknown } };
       if (g.tls?.caFile || (g.auth?.tokens?.length ?? 0) > 0) t.true(Array.isArray(g.auth?.rules), `${name}: identities come with grpc.auth.rules`);
       const dep = one(t, objs, 'Deployment');
-      t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config.ts accepts config.yaml with the pod environment');
+      t.is(programRejects(cm.data?.['config.yaml'] ?? '', container(podSpec(dep), 'statemanager')), undefined, 'src/config/config.ts accepts config.yaml with the pod environment');
       assertNoTokenValues(t, objs);
     });
   }

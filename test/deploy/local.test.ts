@@ -83,7 +83,7 @@ if (analyze.status === 0) {
 
 test('config.example.yaml: every setting, local etcd, valid values', (t) => {
   const text = readFileSync(join(repoRoot, 'deploy/local/config.example.yaml'), 'utf8');
-  t.is(programRejects(text), undefined, 'src/config.ts accepts it');
+  t.is(programRejects(text), undefined, 'src/config/config.ts accepts it');
   const local = parse(text) as {
     etcd: { endpoints: string[] };
     log: { level: string; format: string };

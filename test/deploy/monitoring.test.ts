@@ -6,14 +6,14 @@
 //  - every alert is tested firing and quiet, and is shaped sensibly (for, severity, annotations,
 //    job selector);
 //  - every metric and label in every PromQL expression of the rules and the dashboard is one the
-//    program registers (src/metrics.ts, read from a real Metrics registry);
+//    program registers (src/observability/metrics.ts, read from a real Metrics registry);
 //  - the Kustomize copies equal the chart's files, the chart renders them (helm) and the
 //    components build (kubectl kustomize).
 import test from 'ava';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parse } from 'yaml';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import {
   assertNoNamespace,
   assertSelectors,
@@ -247,7 +247,7 @@ test('the PromQL reader finds selectors, labels and groupings', (t) => {
   t.deepEqual(r.grouping, ['namespace', 'le', 'job']);
 });
 
-test('every metric and label in the rules and the dashboard is one the program exports (src/metrics.ts)', async (t) => {
+test('every metric and label in the rules and the dashboard is one the program exports (src/observability/metrics.ts)', async (t) => {
   const { series, names } = await exportedMetrics();
   t.true(series.size > 20, `the registry lists ${series.size} series`);
   const problems: string[] = [];

@@ -1,7 +1,7 @@
 // A node agent's container lists over gRPC become model and package states: one path for state,
 // through etcd and the controller's watch.
 import test from 'ava';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { startActionController, type FakeActionController } from '../helpers/action-controller.js';
 import { startApp } from '../helpers/app.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';

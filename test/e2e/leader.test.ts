@@ -3,7 +3,7 @@
 import test from 'ava';
 import { EtcdLeaderLock, NotLeaderError } from '../../src/etcd/leader-lock.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';

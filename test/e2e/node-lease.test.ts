@@ -4,7 +4,7 @@
 // and a real gRPC stand-in ActionController receives the reconcile request.
 import test from 'ava';
 import type { StateManagerApp } from '../../src/app.js';
-import { parseConfig } from '../../src/config.js';
+import { parseConfig } from '../../src/config/config.js';
 import { startApp } from '../helpers/app.js';
 import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';

@@ -5,7 +5,7 @@
 // the caller, counted, and recorded so that `statemanager describe model nav` shows it after a restart.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { loadStateManagerProto } from '../../src/grpc/proto.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';

@@ -137,7 +137,7 @@ async function startAppNoWait(etcdServer: EtcdServer, acAddr: string, prefix: st
   const { StateManagerApp } = await import('../../src/app.js');
   const { testConfig } = await import('../helpers/app.js');
   const { silentLogger } = await import('../../controller/logger.js');
-  const { Metrics } = await import('../../src/metrics.js');
+  const { Metrics } = await import('../../src/observability/metrics.js');
   const app = new StateManagerApp({
     config: testConfig(etcdServer, acAddr, { keyPrefix: prefix }),
     logger: silentLogger,

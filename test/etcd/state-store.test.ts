@@ -1,7 +1,7 @@
 // The etcd state store: guarded writes, bounded history, deletes that take history along.
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import type { HistoryEntry, StoredRevision } from '../../reconcilers/ports.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';

@@ -7,7 +7,7 @@ import { Informer } from '../../controller/informer.js';
 import { createEtcdClient, createEtcdWatchClient } from '../../src/etcd/client.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import type { EtcdWatchEvent, EtcdWatchHandlers } from '../../src/etcd/watch-client.js';
-import { parseConfig } from '../../src/config.js';
+import { parseConfig } from '../../src/config/config.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 

@@ -1,7 +1,7 @@
 // An in-memory StateStore over a FakeListerWatcher: the same guarded writes as the etcd store
 // (a write commits only if the key is still where the writer saw it), landing in the fake's map
 // so the fleet's informers see them at once. `failNext` makes the next writes lose their race.
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type {
   CommitOutcome,
   HistoryEntry,

@@ -3,7 +3,7 @@
 // authorization rule sets drawn from the configuration schema (src/auth/config.ts).
 import fc from 'fast-check';
 import * as grpc from '@grpc/grpc-js';
-import { SCENARIO_STATES, PACKAGE_STATES, MODEL_STATES } from '../../reconcilers/states.js';
+import { SCENARIO_STATES, PACKAGE_STATES, MODEL_STATES } from '../../domain/states.js';
 import type { AuthRule, Permission } from '../../src/auth/config.js';
 import * as w from './_wire.js';
 import type { Field, Method, Text } from './_wire.js';

@@ -3,7 +3,7 @@
 // detector of etcd writes between two revisions.
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import { decodeResponse, RawClient, type Method } from './_wire.js';
 
 export interface Outcome {

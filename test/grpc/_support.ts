@@ -8,7 +8,7 @@ import type { ContainerList } from '../../src/generated/monitoringserver/Contain
 import type { StateChange } from '../../src/generated/statemanager/StateChange.js';
 import type { StateChangeResponse__Output } from '../../src/generated/statemanager/StateChangeResponse.js';
 import type { StateManagerConnectionClient } from '../../src/generated/statemanager/StateManagerConnection.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import type { Logger } from '../../controller/logger.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { prefixEnd } from '../../src/etcd/lister-watcher.js';

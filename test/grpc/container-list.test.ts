@@ -3,7 +3,7 @@
 import test from 'ava';
 import { status } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { ContainerSyncConflictError, syncContainerList } from '../../src/grpc/container-sync.js';
 import { containerJson } from '../../src/grpc/container-record.js';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';

@@ -3,7 +3,7 @@
 // package definitions read by a real statemanager's caches (the Fleet of an in-process app).
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { GrpcActionControllerClient } from '../../src/action-controller/client.js';
 import { EtcdOffloadingStore } from '../../src/etcd/offloading-store.js';
 import type { OffloadingOutcome, PackageModels } from '../../src/grpc/offloading.js';

@@ -7,7 +7,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { StateFeed } from '../../src/state-api/feed.js';
 import { StateReader, type StateCaches } from '../../src/state-api/reader.js';

@@ -6,7 +6,7 @@ import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { AuthRule } from '../../src/auth/config.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { parseGrpcServerConfig } from '../../src/grpc/config.js';
 import { createStateManagerServer } from '../../src/grpc/server.js';

@@ -3,12 +3,11 @@
 import { createServer, type Socket } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
-import type { StateChange } from '../../src/generated/statemanager/StateChange.js';
+import type { StateChange, StateChange__Output } from '../../src/generated/statemanager/StateChange.js';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import type { ErrorCode__Output } from '../../src/generated/statemanager/ErrorCode.js';
-import type { StateChange__Output } from '../../src/generated/statemanager/StateChange.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { ANONYMOUS } from '../../src/auth/identity.js';
 import { Authorizer } from '../../src/auth/policy.js';

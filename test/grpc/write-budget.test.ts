@@ -10,7 +10,7 @@ import { Etcd3 } from 'etcd3';
 import type { ContainerInfo } from '../../src/generated/monitoringserver/ContainerInfo.js';
 import type { StateManagerConnectionClient } from '../../src/generated/statemanager/StateManagerConnection.js';
 import { containerJson } from '../../src/grpc/container-record.js';
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { bearer, grpcError, sendContainerList, snapshot, startTestServer, stopAll, type TestServer } from './_support.js';
 

@@ -1,7 +1,7 @@
 // An in-process statemanager against a test etcd, with a fast configuration.
 import { StateManagerApp, type AppDeps } from '../../src/app.js';
-import { parseConfig, type ConfigInput } from '../../src/config.js';
-import { Metrics } from '../../src/metrics.js';
+import { parseConfig, type ConfigInput } from '../../src/config/config.js';
+import { Metrics } from '../../src/observability/metrics.js';
 import { silentLogger } from '../../controller/logger.js';
 import type { EtcdServer } from './etcd.js';
 
@@ -23,7 +23,7 @@ export async function startApp(
 ): Promise<StateManagerApp> {
   const app = new StateManagerApp({
     config: testConfig(etcd, acAddr, overrides),
-    logger: process.env.TEST_LOGS ? (await import('../../src/logging.js')).createLogger('debug', 'text') : silentLogger,
+    logger: process.env.TEST_LOGS ? (await import('../../src/observability/logging.js')).createLogger('debug', 'text') : silentLogger,
     metrics: new Metrics({ defaultMetrics: false }),
     ...deps,
   });

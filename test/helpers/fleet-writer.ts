@@ -1,7 +1,7 @@
 // Writes what node agents and the API server would: containers, package and scenario
 // definitions, node status — under a test's own key prefix.
 import type { Etcd3 } from 'etcd3';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 
 export class FleetWriter {
   readonly keys: KeyLayout;

@@ -3,9 +3,8 @@
 import test from 'ava';
 import { silentLogger } from '../../controller/logger.js';
 import { Fleet } from '../../reconcilers/fleet.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
-import type { DomainObserver } from '../../reconcilers/observer.js';
-import type { CommitOutcome, StoredRevision } from '../../reconcilers/ports.js';
+import { KeyLayout } from '../../domain/keys.js';
+import type { DomainObserver, CommitOutcome, StoredRevision } from '../../reconcilers/ports.js';
 import { ResyncRequestReconciler } from '../../reconcilers/resync-request-reconciler.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
 import { recordingEnqueue } from '../fakes/world.js';

@@ -4,8 +4,7 @@
 // a seeded delay and answers after another: completions interleave differently per seed, a write
 // can commit after its caller gave up (deadline), and a crashed process never hears back.
 import { EventEmitter } from 'node:events';
-import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
-import { EtcdLeaseInvalidError } from 'etcd3';
+import { type Etcd3, type ICompare, type IKeyValue, type IRequestOp, EtcdLeaseInvalidError } from 'etcd3';
 import { EtcdError, type FakeEtcdServer, type StoredKv } from './fake-etcd.js';
 import type { Scheduler } from './scheduler.js';
 

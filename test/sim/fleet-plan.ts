@@ -1,6 +1,6 @@
 // The small fleet a schedule draws from its seed, and how its keys are written: node agents,
 // the API server and the gRPC receiver all write these shapes.
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type { FakeEtcdServer } from './fake-etcd.js';
 import type { Random } from './random.js';
 import type { ReplicaSettings } from './replica.js';

@@ -1,6 +1,6 @@
 // Node agents keeping `/node/{node}/lease` attached to a 2 s etcd lease, renewed every 600 ms;
 // a dead agent stops renewing, so the key goes when the lease expires.
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type { FakeEtcdServer } from './fake-etcd.js';
 import type { Scheduler } from './scheduler.js';
 

@@ -1,4 +1,4 @@
-// The simulation's own reading of the contract's section 2 (not reconcilers/rules.ts): what
+// The simulation's own reading of the contract's section 2 (not domain/rules.ts): what
 // every model and package state must be, recomputed from etcd's contents alone.
 type Status = 'created' | 'running' | 'paused' | 'exited' | 'dead' | 'unknown';
 

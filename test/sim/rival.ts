@@ -1,7 +1,7 @@
 // Writers on statemanager's keys other than statemanager: the gRPC receiver putting containers
 // on an agent's behalf, and a foreign program putting another value on a state key (guarded by
 // the key's revision and with a history entry, through a state store without the leader fence).
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { FakeEtcdConnection, type Network } from './fake-client.js';
 import type { FakeEtcdServer } from './fake-etcd.js';

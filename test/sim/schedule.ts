@@ -2,7 +2,7 @@
 // while, then every fault healed and a quiet spell, then the invariants. Everything — the fleet,
 // the churn, the faults, etcd's and the ActionController's delays, the code's own jitter — comes
 // from the seed, so `--seed N` replays a schedule exactly.
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { SimActionController } from './action-controller.js';
 import { cacheDiff } from './cache-check.js';
 import { churn } from './churn.js';

@@ -1,5 +1,5 @@
 // What churn and faults act on during a schedule.
-import type { KeyLayout } from '../../reconcilers/keys.js';
+import type { KeyLayout } from '../../domain/keys.js';
 import type { SimActionController } from './action-controller.js';
 import type { FakeEtcdServer } from './fake-etcd.js';
 import type { FleetPlan, Ops } from './fleet-plan.js';

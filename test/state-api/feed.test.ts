@@ -5,7 +5,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { silentLogger } from '../../controller/logger.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import type { EtcdWatch, EtcdWatchEvent, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
 import { StateFeed, type StateChangeRecord, type WatchSource } from '../../src/state-api/feed.js';
 import { assert, eventually } from '../helpers/eventually.js';

@@ -6,7 +6,7 @@
 // capped; the history carries the authenticated identity.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { StateFeed, type StateFeedOptions } from '../../src/state-api/feed.js';
 import { StateReader, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';

@@ -1,8 +1,7 @@
 // Start statemanager against what is in etcd and wait until every model and package state is
 // what the rules give — noting when it became ready and when it converged.
 import { log, monoMs } from './common.js';
-import type { Ctx, Env } from './context.js';
-import { statemanager } from './context.js';
+import { type Ctx, type Env, statemanager } from './context.js';
 import { expectedStates, readWorld, type Expected, type World } from './oracle.js';
 import type { StateManagerProcess } from './statemanager.js';
 import { ConvergenceTracker } from './watch.js';

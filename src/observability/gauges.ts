@@ -3,10 +3,10 @@
 // from the old value's bucket to the new one's. A scrape then reads a few numbers, whatever the
 // size of the fleet (it used to walk every model and package: a scrape flood stalled the event
 // loop). Every replica keeps them from its own caches, so a follower reports what the leader does.
-import type { Informer } from '../controller/informer.js';
-import type { Fleet } from '../reconcilers/fleet.js';
-import { MODEL_STATES, PACKAGE_STATES } from '../reconcilers/states.js';
-import type { StoredRequest, StoredState } from '../reconcilers/decoders.js';
+import type { Informer } from '../../controller/informer.js';
+import type { Fleet } from '../../reconcilers/fleet.js';
+import { MODEL_STATES, PACKAGE_STATES } from '../../domain/states.js';
+import type { StoredRequest, StoredState } from '../../domain/decoders.js';
 
 /** A number moved up and down (a HotGauge). */
 export interface Count {

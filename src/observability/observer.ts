@@ -1,8 +1,8 @@
 // The domain's reports as log lines and metrics: every state change logged once as
 // {kind, name, from, to, reason}; bad input logged with its key and counted by reason.
-import type { Logger } from '../controller/logger.js';
-import type { DomainObserver, ReconcileRequestResult } from '../reconcilers/observer.js';
-import type { ResourceKind } from '../reconcilers/states.js';
+import type { Logger } from '../../controller/logger.js';
+import type { DomainObserver, ReconcileRequestResult } from '../../reconcilers/ports.js';
+import type { ResourceKind } from '../../domain/states.js';
 import type { Metrics } from './metrics.js';
 
 export class LoggingObserver implements DomainObserver {

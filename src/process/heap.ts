@@ -2,7 +2,7 @@
 // and a young generation sized to the fleet (issue 22: a small footprint on one vehicle).
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
-import type { Config } from './config.js';
+import type { Config } from '../config/config.js';
 
 export function heapFlags(memory: Config['memory']): string[] {
   return memory.heapGrowthPercent > 0 ? [`--heap-growing-percent=${memory.heapGrowthPercent}`] : [];

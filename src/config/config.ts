@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { PACKAGE_STATES } from '../reconcilers/states.js';
+import { PACKAGE_STATES } from '../../domain/states.js';
 import { hostPortSchema } from './address.js';
 import { durationSchema } from './duration.js';
-import { grpcServerConfigSchema } from './grpc/config.js';
+import { grpcServerConfigSchema } from '../grpc/config.js';
 
 /** "500ms", "30s", "5m", "1h", or a number of milliseconds. */
 export const duration = durationSchema;

@@ -4,10 +4,9 @@
 // identical concurrent requests exactly one succeeds. Reported through the domain observer
 // (logged and counted like every other transition). Transport concerns (authentication,
 // error codes) stay with the caller, which may veto a transition through `authorize`.
-import type { DomainObserver } from './observer.js';
-import type { Clock, StateStore, StoredRevision } from './ports.js';
-import { scenarioTransitionAllowed } from './rules.js';
-import type { ScenarioState } from './states.js';
+import type { DomainObserver, Clock, StateStore, StoredRevision } from '../../reconcilers/ports.js';
+import { scenarioTransitionAllowed } from '../../domain/rules.js';
+import type { ScenarioState } from '../../domain/states.js';
 
 /** The stored scenario state, read fresh (a follower may serve the request). */
 export interface ScenarioStateReader {

@@ -2,7 +2,7 @@
 // ContainerInfo JSON under /container/{node}/{id}, and /node/{node}/status. Pure functions: no
 // I/O, no logging. Whatever was wrong with an input is returned so the caller can log and count.
 import type { ContainerStatus } from './states.js';
-import { isRecord } from './values.js';
+import { isRecord } from './plain-yaml.js';
 
 /** The node agent's container JSON, as written to `/container/{node}/{id}`. Every field may be missing. */
 export interface ContainerInfo {

@@ -2,10 +2,10 @@
 // plus statemanager's own. One Registry per process (injected, never global), so tests can
 // run several instances side by side.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { InformerMetrics, WatchRestartReason } from '../controller/informer.js';
-import type { ControllerMetrics, QueueMetricsProvider } from '../controller/metrics.js';
+import type { InformerMetrics, WatchRestartReason } from '../../controller/informer.js';
+import type { ControllerMetrics, QueueMetricsProvider } from '../../controller/metrics.js';
 import { HotSeries } from './hot-metrics.js';
-import type { ReloadMetrics } from './file-reloader.js';
+import type { ReloadMetrics } from '../process/file-reloader.js';
 import type { Count, FleetGaugeSink } from './gauges.js';
 
 const QUEUE_BUCKETS = [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];

@@ -1,6 +1,6 @@
 // Reading a history entry as the controller writes it (README: /statemanager/history/), for
 // every reader (the CLI, the state API): lenient about optional fields, strict about the rest.
-import type { HistoryEntry } from './ports.js';
+import type { HistoryEntry } from './records.js';
 import type { ResourceKind } from './states.js';
 
 /** A history value as the controller writes it, or undefined when it is not one. */

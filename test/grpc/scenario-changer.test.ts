@@ -1,10 +1,10 @@
 // Requested scenario transitions in the domain, without etcd: the checks of contract section 3
 // in order, the compare-and-swap with its history, and the report to the observer.
 import test from 'ava';
-import { KeyLayout } from '../../reconcilers/keys.js';
-import type { DomainObserver } from '../../reconcilers/observer.js';
-import { ScenarioChanger, type ScenarioChange } from '../../reconcilers/scenario-changer.js';
-import { parseState } from '../../reconcilers/states.js';
+import { KeyLayout } from '../../domain/keys.js';
+import type { DomainObserver } from '../../reconcilers/ports.js';
+import { ScenarioChanger, type ScenarioChange } from '../../src/grpc/scenario-changer.js';
+import { parseState } from '../../domain/states.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
 import { FakeStateStore } from '../fakes/state-store.js';
 

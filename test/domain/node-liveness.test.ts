@@ -2,9 +2,8 @@
 // matrix through the fleet, the event mapping and the model, package and reconcile-request
 // reconcilers, with an in-memory ListerWatcher and a clock the test moves.
 import test from 'ava';
-import { nodeReadiness, type NodeLivenessOptions } from '../../reconcilers/node-liveness.js';
-import { silentObserver, type DomainObserver } from '../../reconcilers/observer.js';
-import { POD_STATUS } from '../../reconcilers/ports.js';
+import { nodeReadiness, type NodeLivenessOptions } from '../../domain/node-liveness.js';
+import { silentObserver, type DomainObserver, POD_STATUS } from '../../reconcilers/ports.js';
 import { fakeWorld } from '../fakes/world.js';
 
 const T0 = Date.parse('2026-12-01T12:00:00Z');

@@ -90,3 +90,8 @@ function sequence(lines: Line[], at: { i: number }, indent: number): PlainValue[
   if (after !== undefined && after.indent >= indent) return undefined;
   return out;
 }
+
+/** A plain object (not null, not an array). */
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

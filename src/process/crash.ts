@@ -4,7 +4,7 @@
 // clean process, which lists everything again and resyncs: nothing is lost, because etcd holds
 // every state and every pending reconcile request.
 import { writeSync } from 'node:fs';
-import { errorMessage } from '../controller/errors.js';
+import { errorMessage } from '../../controller/errors.js';
 
 export const CRASH_EXIT_CODE = 70;
 

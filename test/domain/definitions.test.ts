@@ -1,9 +1,9 @@
 // Contract section 1: package definitions list their models in spec.models[].name; scenario
 // definitions name their package in spec.target. YAML or JSON.
 import test from 'ava';
-import { parsePackageDefinition, parseScenarioDefinition, type DefinitionFailure } from '../../reconcilers/definitions.js';
-import { decodePackageDefinition } from '../../reconcilers/decoders.js';
-import { KeyLayout } from '../../reconcilers/keys.js';
+import { parsePackageDefinition, parseScenarioDefinition, type DefinitionFailure } from '../../domain/definitions.js';
+import { decodePackageDefinition } from '../../domain/decoders.js';
+import { KeyLayout } from '../../domain/keys.js';
 
 const PULLPIRI_PACKAGE = `apiVersion: v1
 kind: Package

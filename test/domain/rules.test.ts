@@ -10,7 +10,7 @@ import {
   nextModelState,
   nextPackageState,
   scenarioTransitionAllowed,
-} from '../../reconcilers/rules.js';
+} from '../../domain/rules.js';
 import {
   CONTAINER_STATUSES,
   MODEL_STATES,
@@ -20,7 +20,7 @@ import {
   type ModelState,
   type PackageState,
   type ScenarioState,
-} from '../../reconcilers/states.js';
+} from '../../domain/states.js';
 
 const show = (v: string | undefined): string => v ?? 'absent';
 

@@ -3,7 +3,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { parse } from 'yaml';
-import { parsePlainYaml } from '../../reconcilers/plain-yaml.js';
+import { parsePlainYaml } from '../../domain/plain-yaml.js';
 
 const full = (text: string): unknown => {
   try {

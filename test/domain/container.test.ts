@@ -8,9 +8,9 @@ import {
   parseContainer,
   parseNodeStatus,
   type ContainerInfo,
-} from '../../reconcilers/container.js';
-import { nextModelState, nextPackageState } from '../../reconcilers/rules.js';
-import type { ContainerStatus } from '../../reconcilers/states.js';
+} from '../../domain/container.js';
+import { nextModelState, nextPackageState } from '../../domain/rules.js';
+import type { ContainerStatus } from '../../domain/states.js';
 
 // state["Status"] → status; the boolean says whether parseContainer flags it as unrecognised.
 const STATUS_ROWS: [string, ContainerStatus, boolean][] = [

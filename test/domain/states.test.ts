@@ -1,7 +1,7 @@
 // Reading stored or requested state names (contract section 1): case-insensitive, Pullpiri's enum
 // spellings, anything else absent.
 import test from 'ava';
-import { parseState, type ResourceKind } from '../../reconcilers/states.js';
+import { parseState, type ResourceKind } from '../../domain/states.js';
 
 const ROWS: [ResourceKind, string | undefined | null, string | undefined][] = [
   ['model', 'Running', 'Running'],

@@ -4,7 +4,7 @@
 import { parseContainer, parseNodeStatus, type ParsedContainer } from './container.js';
 import { parsePackageDefinition, parseScenarioDefinition } from './definitions.js';
 import type { KeyLayout } from './keys.js';
-import type { ReconcileRequestRecord } from './ports.js';
+import type { ReconcileRequestRecord } from './records.js';
 import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
 import { parseState, type ResourceKind, type StateOf } from './states.js';
 

@@ -2,8 +2,7 @@
 // `spec.models[].name`; `Scenario/{name}` names its package in `spec.target`. YAML, of which JSON
 // is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
 import { parseDocument } from 'yaml';
-import { parsePlainYaml } from './plain-yaml.js';
-import { isRecord } from './values.js';
+import { parsePlainYaml, isRecord } from './plain-yaml.js';
 
 export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target' | 'bad_model_name';
 

@@ -6,8 +6,8 @@
 // counted, once per distinct content, until the files change again.
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import type { Logger } from '../controller/logger.js';
-import { errorMessage } from '../controller/errors.js';
+import type { Logger } from '../../controller/logger.js';
+import { errorMessage } from '../../controller/errors.js';
 
 export type ReloadOutcome = 'success' | 'error';
 
