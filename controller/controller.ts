@@ -5,6 +5,7 @@
 import PQueue from 'p-queue';
 import { errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
+import type { Runnable } from './manager.js';
 import { noopControllerMetrics, type ControllerMetrics, type ReconcileOutcome } from './metrics.js';
 import type { Priority, WorkQueue } from './workqueue.js';
 
@@ -44,10 +45,14 @@ export interface ControllerOptions {
   metrics?: ControllerMetrics;
   /** Clock in ms for the reconcile-time metric. */
   now?: () => number;
+  /** Whether it runs only on the leader (the Manager pauses it on a follower). Default true. */
+  needLeaderElection?: boolean;
 }
 
-export class Controller {
+/** A Runnable, so the Manager starts, pauses, resumes and stops it as it is. */
+export class Controller implements Runnable {
   readonly name: string;
+  readonly needLeaderElection: boolean;
   private readonly reconciler: Reconciler;
   private readonly queue: WorkQueue;
   private readonly workers: number;
@@ -73,6 +78,7 @@ export class Controller {
       throw new RangeError(`controller ${options.name}: workers must be a positive integer`);
     }
     this.name = options.name;
+    this.needLeaderElection = options.needLeaderElection ?? true;
     this.reconciler = options.reconciler;
     this.queue = options.queue;
     this.workers = workers;
@@ -85,6 +91,11 @@ export class Controller {
   /** Queue `key` for reconciliation; before start() it simply waits. */
   enqueue(key: string, priority: Priority = 'high'): void {
     this.queue.add(key, priority);
+  }
+
+  /** Queue `key` once `delayMs` have passed (e.g. when a node's lease grace runs out). */
+  enqueueAfter(key: string, delayMs: number, priority: Priority = 'high'): void {
+    this.queue.addAfter(key, delayMs, priority);
   }
 
   /** Begin taking work. Call once caches are synced; keys queued earlier are picked up now. */

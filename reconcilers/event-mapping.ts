@@ -15,6 +15,11 @@ export interface Enqueue {
   request(pkg: string, priority?: Priority): void;
 }
 
+/** What the event mapping queues into: the work above, and operator resync requests by id. */
+export interface EventQueues extends Enqueue {
+  resync(id: string): void;
+}
+
 function before<T>(e: InformerEvent<T>): T | undefined {
   return e.type === 'added' ? undefined : e.old.value;
 }
@@ -23,7 +28,7 @@ function after<T>(e: InformerEvent<T>): T | undefined {
   return e.type === 'deleted' ? undefined : e.new.value;
 }
 
-export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): void {
+export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker): void {
   const { keys } = fleet;
 
   fleet.containers.addHandler((e) => {
@@ -95,6 +100,12 @@ export function wireEventMapping(fleet: Fleet, q: Enqueue, lag?: LagTracker): vo
   fleet.requests.addHandler((e) => {
     const name = keys.parseReconcileRequestKey(e.key);
     if (name !== undefined) q.request(name);
+  });
+
+  // Queued on every replica (the queue collects while workers are paused); applied by the leader.
+  fleet.resyncRequests.addHandler((e) => {
+    const id = keys.parseResyncRequestKey(e.key);
+    if (e.type !== 'deleted' && id !== undefined) q.resync(id);
   });
 }
 

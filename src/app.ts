@@ -144,7 +144,7 @@ export class StateManagerApp {
           }
         : {}),
     });
-    for (const c of Object.values(this.controllers)) this.manager.add({ name: c.name, needLeaderElection: true, start: () => c.start(), pause: () => c.pause(), resume: () => c.resume(), stop: () => c.stop() });
+    for (const c of Object.values(this.controllers)) this.manager.add(c);
     this.probe = new EtcdProbe(this.etcd, this.keys.own, logger);
     this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
   }

@@ -460,3 +460,31 @@ test('controller metrics: results, errors, reconcile time and active workers', a
   t.is(maxActive, 1);
   await c.stop();
 });
+
+test('enqueueAfter queues the key once the delay has passed', async (t) => {
+  const queue = fastQueue();
+  const rec = new FakeReconciler();
+  const c = new Controller({ name: 'c', reconciler: rec, queue, logger: silentLogger });
+  c.start();
+  c.enqueueAfter('a', 40);
+  await sleep(10);
+  t.deepEqual(rec.calls, [], 'not before the delay');
+  await waitFor(() => rec.calls.length === 1, 'reconciled after the delay');
+  await c.stop();
+});
+
+test('a controller is a Runnable: the Manager runs it as it is, on the leader', async (t) => {
+  const { Manager } = await import('../../controller/manager.js');
+  const caches = { start: () => undefined, waitForSync: async () => undefined, hasSynced: () => true, stop: async () => undefined };
+  const queue = fastQueue();
+  const rec = new FakeReconciler();
+  const c = new Controller({ name: 'c', reconciler: rec, queue, logger: silentLogger });
+  t.true(c.needLeaderElection, 'controllers need leadership by default');
+  const m = new Manager({ caches });
+  m.add(c);
+  c.enqueue('a');
+  await m.start();
+  await waitFor(() => rec.calls.length === 1, 'reconciled once the manager started it');
+  await m.stop();
+  t.true(queue.isShuttingDown(), 'stopped with the manager');
+});

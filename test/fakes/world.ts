@@ -1,10 +1,13 @@
-// The reconcilers wired as the app wires them (reconcilers/controllers.ts builds both), on the
-// in-memory fakes: a fleet over a FakeListerWatcher, a FakeStateStore, a FakeActionController and
-// an Enqueue that records what the event mapping queues. Tests call the reconcilers themselves,
-// in the order they need.
+// The program's controllers (reconcilers/controllers.ts, the same buildControllers the app
+// calls) on the in-memory fakes: a fleet over a FakeListerWatcher, a FakeStateStore, a
+// FakeActionController, and work queues that record what the event mapping queues instead of
+// holding it. The controllers are never started: tests call the reconcilers themselves, in the
+// order they need.
 import { silentLogger } from '../../controller/logger.js';
-import { buildReconcilers } from '../../reconcilers/controllers.js';
-import { wireEventMapping, type Enqueue } from '../../reconcilers/event-mapping.js';
+import type { ExponentialRateLimiter } from '../../controller/rate-limiter.js';
+import { WorkQueue, type Priority } from '../../controller/workqueue.js';
+import { buildControllers } from '../../reconcilers/controllers.js';
+import type { Enqueue } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import { KeyLayout } from '../../domain/keys.js';
 import type { NodeLivenessOptions } from '../../domain/node-liveness.js';
@@ -30,17 +33,46 @@ export async function fakeWorld(o: FakeWorldOptions) {
   await fleet.waitForSync();
   const store = new FakeStateStore(lw, keys);
   const ac = new FakeActionController();
-  const triggerStates = new Set(['Error'] as const);
-  const { queued, enqueue } = recordingEnqueue();
-  const reconcilers = buildReconcilers({ fleet, store, actionController: ac, observer, clock, source: 'controller/test', triggerStates, repeat: { initialMs: 0, capMs: 0 }, enqueue, logger: silentLogger });
+  const queued: string[] = [];
+  const { reconcilers } = buildControllers({
+    fleet,
+    store,
+    actionController: ac,
+    observer,
+    clock,
+    source: 'controller/test',
+    logger: silentLogger,
+    triggerStates: new Set(['Error'] as const),
+    repeat: { initialMs: 0, capMs: 0 },
+    settings: { keyBackoff: { base: 1, cap: 10 }, requestBackoff: { base: 1, cap: 10 }, workers: 1, requestWorkers: 1 },
+    makeQueue: (name, rateLimiter) => new RecordingQueue(name, rateLimiter, queued),
+  });
   const { model, package: pkg, request } = reconcilers;
-  wireEventMapping(fleet, enqueue);
   const container = (node: string, id: string, model: string, status: string): void =>
     void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: status }, annotation: { 'io.pullpiri.annotations.model': model } }));
   const packageDef = (name: string, models: string[]): void =>
     void lw.put(keys.packageDefKey(name), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
   const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
   return { keys, lw, fleet, store, ac, model, pkg, request, queued, container, packageDef, state };
+}
+
+/** A work queue that records each key queued as `queue/key` (`model/key+Nms` when delayed), and holds nothing. */
+class RecordingQueue extends WorkQueue {
+  constructor(
+    private readonly queueName: string,
+    rateLimiter: ExponentialRateLimiter,
+    private readonly queued: string[],
+  ) {
+    super({ name: queueName, rateLimiter });
+  }
+
+  override add(key: string, _priority?: Priority): void {
+    this.queued.push(`${this.queueName}/${key}`);
+  }
+
+  override addAfter(key: string, delayMs: number, _priority?: Priority): void {
+    this.queued.push(`${this.queueName}/${key}+${delayMs}ms`);
+  }
 }
 
 /** An Enqueue that records each key as `kind/name` (`model/name+Nms` for a delayed one). */

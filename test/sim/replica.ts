@@ -129,9 +129,7 @@ export class SimReplica {
       logger: silentLogger,
       leaderElection: { identity: d.identity, lock, retryPeriodMs: Math.max(200, (s.leaseSeconds * 1000) / 5), onLost: 'follow' },
     });
-    for (const c of Object.values(this.built.controllers)) {
-      this.manager.add({ name: c.name, needLeaderElection: true, start: () => c.start(), pause: () => c.pause(), resume: () => c.resume(), stop: () => c.stop() });
-    }
+    for (const c of Object.values(this.built.controllers)) this.manager.add(c);
   }
 
   start(): void {
