@@ -2,7 +2,7 @@
 // etcd otherwise.
 import type { Context } from './context.js';
 import { GrpcSource } from './grpc-source.js';
-import { EtcdSource } from './read.js';
+import { EtcdSource } from './etcd-source.js';
 import type { StateSource } from './source.js';
 
 export function openSource(ctx: Context): StateSource {

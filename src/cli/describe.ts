@@ -6,9 +6,12 @@ import type { HistoryEntry } from '../../reconcilers/ports.js';
 import type { OffloadingRecord } from '../offloading/record.js';
 import type { ResourceKind } from '../../domain/states.js';
 import { fleetOf, openSource } from './connect.js';
-import { Context, UsageError, type CliIO } from './context.js';
+import { Context } from './context.js';
+import { UsageError } from './errors.js';
+import type { CliIO } from './io.js';
 import { alignRows, formatTransition, NONE, paintState, relativeTime, renderTree, type TreeNode } from './format.js';
-import { notFound, parseKind, Reader, type ContainerView, type RequestView } from './read.js';
+import type { ContainerView, EtcdReader, RequestView } from './etcd-reader.js';
+import { notFound, parseKind } from './kinds.js';
 import type { StateSource, Transition } from './source.js';
 
 export interface ModelDescription {
@@ -81,19 +84,19 @@ export function register(program: Command, io: CliIO): void {
         const etcd = fleetOf(source);
         if (etcd === undefined) {
           const d = await describeOverApi(source, kind, name, limit);
-          ctx.emit(d, () => renderTree(apiTree(d, ctx.now(), ctx.colour)));
+          ctx.out.emit(d, () => renderTree(apiTree(d, ctx.now(), ctx.out.colour)));
           return;
         }
         const reader = etcd.reader;
         const d = kind === 'package' ? await describePackage(reader, name, limit) : await describeModel(reader, name, limit);
-        ctx.emit(d, () => renderTree(d.kind === 'package' ? packageTree(d, ctx.now(), ctx.colour) : modelTree(d, ctx.now(), ctx.colour)));
+        ctx.out.emit(d, () => renderTree(d.kind === 'package' ? packageTree(d, ctx.now(), ctx.out.colour) : modelTree(d, ctx.now(), ctx.out.colour)));
       } finally {
         ctx.close();
       }
     });
 }
 
-async function historyOf(reader: Reader, kind: ResourceKind, name: string, limit: number) {
+async function historyOf(reader: EtcdReader, kind: ResourceKind, name: string, limit: number) {
   const all = await reader.history(kind, name);
   return { history: limit === 0 ? [] : all.slice(-limit), historyTotal: all.length, since: all[all.length - 1]?.at ?? null };
 }
@@ -115,7 +118,7 @@ export async function describeOverApi(source: StateSource, kind: 'package' | 'mo
   };
 }
 
-export async function describeModel(reader: Reader, name: string, limit: number, mustExist = true): Promise<ModelDescription> {
+export async function describeModel(reader: EtcdReader, name: string, limit: number, mustExist = true): Promise<ModelDescription> {
   if (mustExist) await reader.mustExist('model', name);
   const state = (await reader.states('model')).get(name)?.state ?? null;
   const containers = (await reader.containersByModel()).get(name) ?? [];
@@ -135,7 +138,7 @@ export async function describeModel(reader: Reader, name: string, limit: number,
   };
 }
 
-export async function describePackage(reader: Reader, name: string, limit: number): Promise<PackageDescription> {
+export async function describePackage(reader: EtcdReader, name: string, limit: number): Promise<PackageDescription> {
   await reader.mustExist('package', name);
   const def = (await reader.packageDefs()).get(name);
   const state = (await reader.states('package')).get(name)?.state ?? null;

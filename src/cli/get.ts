@@ -4,9 +4,10 @@
 import { Argument, type Command } from 'commander';
 import { CONTAINER_STATUSES, MODEL_STATES, type ResourceKind } from '../../domain/states.js';
 import { fleetOf, openSource } from './connect.js';
-import { Context, type CliIO } from './context.js';
+import { Context } from './context.js';
+import type { CliIO } from './io.js';
 import { countBy, countsObject, formatCounts, formatTable, NONE, paintState, relativeTime } from './format.js';
-import { notFound, parseKind } from './read.js';
+import { notFound, parseKind } from './kinds.js';
 import type { ResourceSummary } from './source.js';
 
 /** A model without a stored state yet, in counts. */
@@ -85,11 +86,11 @@ export async function get(ctx: Context, kind: ResourceKind, name: string | undef
   const byName = new Map(summaries.map((s) => [s.name, s]));
   const base = (n: string) => ({ name: n, state: byName.get(n)?.state ?? null, since: byName.get(n)?.since ?? null });
   const now = ctx.now();
-  const c = ctx.colour;
+  const c = ctx.out.colour;
   const stateCell = (s: string | null): string => (s === null ? NONE : paintState(s, c));
   const emit = <T>(rows: T[], table: () => string): void => {
-    ctx.emit(name !== undefined ? rows[0] : rows, () => (rows.length === 0 ? '' : table()));
-    if (rows.length === 0 && ctx.output === 'table') ctx.io.stderr.write(`no ${kind}s found\n`);
+    ctx.out.emit(name !== undefined ? rows[0] : rows, () => (rows.length === 0 ? '' : table()));
+    if (rows.length === 0 && ctx.out.format === 'table') ctx.io.stderr.write(`no ${kind}s found\n`);
   };
 
   const etcd = fleetOf(source);

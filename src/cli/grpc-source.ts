@@ -17,7 +17,9 @@ import type { StateManagerConnectionClient } from '../generated/statemanager/Sta
 import type { StateTransitionHistory__Output } from '../generated/statemanager/StateTransitionHistory.js';
 import { loadStateManagerProto } from '../grpc/proto.js';
 import { isLoopback, splitHostPort } from '../config/address.js';
-import { CliError, INTERRUPTED, UsageError, type Context, type GlobalOptions, type ServerTarget } from './context.js';
+import type { Context } from './context.js';
+import { CliError, INTERRUPTED, UsageError } from './errors.js';
+import type { GlobalOptions, ServerTarget } from './options.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, nsToMs } from '../grpc/resource-types.js';
 import { formatDuration } from './format.js';
 import type { ResourceDetail, ResourceSummary, StateSource, Transition, WatchHandlers, Watching } from './source.js';

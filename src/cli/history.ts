@@ -1,9 +1,10 @@
 // `statemanager history KIND NAME`: the recorded transitions of one resource, oldest first.
 import { Argument, type Command } from 'commander';
 import { openSource } from './connect.js';
-import { Context, type CliIO } from './context.js';
+import { Context } from './context.js';
+import type { CliIO } from './io.js';
 import { formatTable, formatTransition, relativeTime } from './format.js';
-import { notFound, parseKind } from './read.js';
+import { notFound, parseKind } from './kinds.js';
 import type { Transition } from './source.js';
 
 export function register(program: Command, io: CliIO): void {
@@ -20,8 +21,8 @@ export function register(program: Command, io: CliIO): void {
         const kind = parseKind(kindArg)!;
         const entries = await openSource(ctx).history(kind, name);
         if (entries === undefined) throw notFound(kind, name);
-        ctx.emit(entries, () => historyTable(entries, ctx.now(), ctx.colour));
-        if (entries.length === 0 && ctx.output === 'table') io.stderr.write(`no recorded transitions for ${kind}/${name}\n`);
+        ctx.out.emit(entries, () => historyTable(entries, ctx.now(), ctx.out.colour));
+        if (entries.length === 0 && ctx.out.format === 'table') io.stderr.write(`no recorded transitions for ${kind}/${name}\n`);
       } finally {
         ctx.close();
       }

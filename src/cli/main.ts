@@ -6,7 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
-import { CliError, DEFAULT_TIMEOUT, type CliIO } from './context.js';
+import { DEFAULT_TIMEOUT } from './deadline.js';
+import { CliError } from './errors.js';
+import type { CliIO } from './io.js';
 import { register as registerDescribe } from './describe.js';
 import { OUTPUT_FORMATS } from './format.js';
 import { register as registerGet } from './get.js';
@@ -15,7 +17,7 @@ import { register as registerResync } from './resync.js';
 import { register as registerWatch } from './watch.js';
 import { errorMessage } from '../../controller/errors.js';
 
-export type { CliIO } from './context.js';
+export type { CliIO } from './io.js';
 
 const EXAMPLES = `
 Examples:

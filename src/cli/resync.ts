@@ -3,10 +3,13 @@
 // for that deletion.
 import { randomBytes } from 'node:crypto';
 import { Argument, Option, type Command } from 'commander';
-import type { Watcher } from 'etcd3';
-import { CliError, Context, INTERRUPTED, UsageError, type CliIO } from './context.js';
+import { Context } from './context.js';
+import { EtcdReader } from './etcd-reader.js';
+import { watchKeys } from './etcd-watch.js';
+import { CliError, INTERRUPTED, UsageError } from './errors.js';
+import type { CliIO } from './io.js';
 import { formatDuration } from './format.js';
-import { parseKind, Reader } from './read.js';
+import { parseKind } from './kinds.js';
 
 /** How long --wait waits when --timeout is not given. */
 export const DEFAULT_WAIT_MS = 10_000;
@@ -59,13 +62,13 @@ export function describeRequest(r: ResyncBody): string {
 async function resync(ctx: Context, target: { kind: 'model' | 'package'; name: string } | undefined, wait: boolean): Promise<void> {
   const now = ctx.now();
   const requestedAt = new Date(now).toISOString();
-  if (target) await new Reader(ctx).mustExist(target.kind, target.name);
+  if (target) await new EtcdReader(ctx.snapshot, ctx.keys).mustExist(target.kind, target.name);
   const request: ResyncBody = target ? { ...target, requestedAt } : { kind: 'all', requestedAt };
   const key = ctx.keys.resyncRequests + requestId(now);
-  const put = await ctx.call(() => ctx.etcd().kv.put({ key: Buffer.from(key), value: Buffer.from(JSON.stringify(request)) }, ctx.deadline()));
+  const put = await ctx.etcd.call((c, o) => c.kv.put({ key: Buffer.from(key), value: Buffer.from(JSON.stringify(request)) }, o));
   const result: ResyncResult = { key, request, waited: wait, done: null, leader: null, elapsedMs: null };
   if (!wait) {
-    ctx.emit(result, () => `resync of ${describeRequest(request)} requested (${key})\n`);
+    ctx.out.emit(result, () => `resync of ${describeRequest(request)} requested (${key})\n`);
     return;
   }
 
@@ -83,13 +86,7 @@ async function resync(ctx: Context, target: { kind: 'model' | 'package'; name: s
   // A failure before anyone awaits it must not count as unhandled.
   outcome.catch(() => undefined);
   // Watching from just after the put: a deletion that came first is still seen.
-  const watcher: Watcher = await ctx.watch(
-    (b) => b.key(key).startRevision(String(Number(put.header.revision) + 1)),
-    (w) => {
-      w.on('delete', () => settle(true));
-      w.on('error', (err) => fail(ctx.translate(err)));
-    },
-  );
+  const watch = await watchKeys(ctx.etcd, { key, startRevision: Number(put.header.revision) + 1 }, { delete: () => settle(true), fail });
   try {
     timer = setTimeout(() => settle(false), bound);
     onAbort = () => fail(new CliError('interrupted while waiting; the request stays for the leader', INTERRUPTED));
@@ -99,12 +96,12 @@ async function resync(ctx: Context, target: { kind: 'model' | 'package'; name: s
   } finally {
     clearTimeout(timer);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
-    await Promise.race([watcher.cancel().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+    watch.close();
   }
   result.elapsedMs = Date.now() - started;
-  result.leader = (await ctx.call(() => ctx.etcd().get(ctx.keys.leader).options(ctx.deadline()).string())) ?? null;
+  result.leader = (await ctx.etcd.call((c, o) => c.get(ctx.keys.leader).options(o).string())) ?? null;
   const who = result.leader === null ? 'the controller' : `the leader (${result.leader})`;
-  ctx.emit(result, () =>
+  ctx.out.emit(result, () =>
     [
       `resync of ${describeRequest(request)} requested (${key})`,
       ...(result.done ? [`taken by ${who} after ${formatDuration(result.elapsedMs ?? 0)}`] : []),

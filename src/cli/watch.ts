@@ -2,12 +2,13 @@
 // the history keys the controller writes with every state change; over gRPC, the server's
 // stream of state changes, resumed after a dropped connection (see grpc-source.ts).
 import { Argument, Option, type Command } from 'commander';
-import { stringify as toYaml } from 'yaml';
 import type { ResourceKind } from '../../domain/states.js';
 import { openSource } from './connect.js';
-import { CliError, Context, UsageError, type CliIO } from './context.js';
+import { Context } from './context.js';
+import { CliError, UsageError } from './errors.js';
+import type { CliIO } from './io.js';
 import { formatDuration, formatTransition, printable } from './format.js';
-import { parseKind } from './read.js';
+import { parseKind } from './kinds.js';
 import type { StateSource, WatchView, Watching } from './source.js';
 
 export function register(program: Command, io: CliIO): void {
@@ -45,7 +46,6 @@ export function watchLine(e: WatchView, colour: boolean): string {
 }
 
 async function watch(ctx: Context, source: StateSource, kind: ResourceKind | undefined, name: string | undefined, count: number | undefined): Promise<void> {
-  const { stdout } = ctx.io;
   let seen = 0;
   let finish!: () => void;
   let fail!: (err: unknown) => void;
@@ -61,9 +61,7 @@ async function watch(ctx: Context, source: StateSource, kind: ResourceKind | und
       change(view, data) {
         if (count !== undefined && seen >= count) return;
         seen++;
-        if (ctx.output === 'json') stdout.write(JSON.stringify(data) + '\n');
-        else if (ctx.output === 'yaml') stdout.write('---\n' + toYaml(data));
-        else stdout.write(watchLine(view, ctx.colour) + '\n');
+        ctx.out.item(data, () => watchLine(view, ctx.out.colour));
         if (count !== undefined && seen >= count) finish();
       },
       fail: (err) => fail(err),

@@ -19,7 +19,8 @@ import {
   stripAnsi,
 } from '../../src/cli/format.js';
 import { historyTable } from '../../src/cli/history.js';
-import { parseHistoryEntry, parseKind } from '../../src/cli/read.js';
+import { parseHistoryEntry } from '../../domain/history-entry.js';
+import { parseKind } from '../../src/cli/kinds.js';
 import { watchLine } from '../../src/cli/watch.js';
 
 const NOW = Date.parse('2025-03-01T12:00:00.000Z');

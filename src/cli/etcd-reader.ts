@@ -1,14 +1,15 @@
-// Reading what the controller reads and writes, through the same parsers: definitions, stored
-// states, containers with the status the controller computes, history and reconcile requests.
+// What the controller keeps in etcd, read through the controller's own parsers: definitions,
+// stored states, containers with the status the controller computes, history, offloading records
+// and reconcile requests; each kind of key read once per command, at the command's snapshot.
 import { parseHistoryEntry } from '../../domain/history-entry.js';
 import { parseOffloadingRecord, type OffloadingRecord } from '../offloading/record.js';
 import { effectiveStatus, parseContainer, parseNodeStatus } from '../../domain/container.js';
 import { parsePackageDefinition, parseScenarioDefinition } from '../../domain/definitions.js';
 import type { HistoryEntry, ReconcileRequestRecord } from '../../reconcilers/ports.js';
-import type { IKeyValue, Watcher } from 'etcd3';
 import { parseState, type ContainerStatus, type ResourceKind } from '../../domain/states.js';
-import { CliError, type Context } from './context.js';
-import type { ResourceDetail, ResourceSummary, StateSource, Transition, WatchHandlers, Watching } from './source.js';
+import type { KeyLayout } from '../../domain/keys.js';
+import { compare, notFound } from './kinds.js';
+import type { Snapshot } from './snapshot.js';
 
 /** Above this many resources, `get` reads a kind's whole history at once instead of one key each. */
 export const BULK_HISTORY = 64;
@@ -39,10 +40,13 @@ export interface ContainerView {
 export type RequestView = ({ valid: true } & ReconcileRequestRecord) | { valid: false; raw: string };
 
 /** Reads etcd once per kind of key and keeps the result for the rest of the command. */
-export class Reader {
+export class EtcdReader {
   private memo = new Map<string, Promise<unknown>>();
 
-  constructor(readonly ctx: Context) {}
+  constructor(
+    private readonly snapshot: Snapshot,
+    private readonly keys: KeyLayout,
+  ) {}
 
   private once<T>(key: string, load: () => Promise<T>): Promise<T> {
     let p = this.memo.get(key) as Promise<T> | undefined;
@@ -56,8 +60,8 @@ export class Reader {
   packageDefs(): Promise<Map<string, PackageDef>> {
     return this.once('packages', async () => {
       const out = new Map<string, PackageDef>();
-      for (const kv of await this.ctx.range(this.ctx.keys.packageDefs)) {
-        const name = this.ctx.keys.parsePackageDefKey(kv.key);
+      for (const kv of await this.snapshot.range(this.keys.packageDefs)) {
+        const name = this.keys.parsePackageDefKey(kv.key);
         if (name === undefined) continue;
         const def = parsePackageDefinition(kv.value);
         out.set(name, def.ok ? { ok: true, models: def.models } : { ok: false, error: def.detail });
@@ -69,8 +73,8 @@ export class Reader {
   scenarioDefs(): Promise<Map<string, ScenarioDef>> {
     return this.once('scenarios', async () => {
       const out = new Map<string, ScenarioDef>();
-      for (const kv of await this.ctx.range(this.ctx.keys.scenarioDefs)) {
-        const name = this.ctx.keys.parseScenarioDefKey(kv.key);
+      for (const kv of await this.snapshot.range(this.keys.scenarioDefs)) {
+        const name = this.keys.parseScenarioDefKey(kv.key);
         if (name === undefined) continue;
         const def = parseScenarioDefinition(kv.value);
         out.set(name, def.ok ? { ok: true, target: def.target } : { ok: false, error: def.detail });
@@ -82,8 +86,8 @@ export class Reader {
   states(kind: ResourceKind): Promise<Map<string, StoredState>> {
     return this.once(`states/${kind}`, async () => {
       const out = new Map<string, StoredState>();
-      for (const kv of await this.ctx.range(this.ctx.keys.statePrefix(kind))) {
-        const name = this.ctx.keys.parseStateKey(kind, kv.key);
+      for (const kv of await this.snapshot.range(this.keys.statePrefix(kind))) {
+        const name = this.keys.parseStateKey(kind, kv.key);
         if (name === undefined) continue;
         const state = parseState(kind, kv.value);
         out.set(name, state === undefined ? { state: kv.value, valid: false } : { state, valid: true });
@@ -111,13 +115,13 @@ export class Reader {
   containers(): Promise<ContainerView[]> {
     return this.once('containers', async () => {
       const nodes = new Map<string, string>();
-      for (const kv of await this.ctx.range(this.ctx.keys.nodes)) {
-        const node = this.ctx.keys.parseNodeStatusKey(kv.key);
+      for (const kv of await this.snapshot.range(this.keys.nodes)) {
+        const node = this.keys.parseNodeStatusKey(kv.key);
         if (node !== undefined) nodes.set(node, kv.value);
       }
       const out: ContainerView[] = [];
-      for (const kv of await this.ctx.range(this.ctx.keys.containers)) {
-        const key = this.ctx.keys.parseContainerKey(kv.key);
+      for (const kv of await this.snapshot.range(this.keys.containers)) {
+        const key = this.keys.parseContainerKey(kv.key);
         if (!key) continue;
         const parsed = parseContainer(kv.value, key.id);
         if (!parsed.ok) continue;
@@ -152,7 +156,7 @@ export class Reader {
   /** The recorded transitions of one resource, oldest first; unreadable entries are skipped. */
   async history(kind: ResourceKind, name: string): Promise<HistoryEntry[]> {
     const out: HistoryEntry[] = [];
-    for (const kv of await this.ctx.range(this.ctx.keys.historyPrefix(kind, name))) {
+    for (const kv of await this.snapshot.range(this.keys.historyPrefix(kind, name))) {
       const entry = parseHistoryEntry(kv.value);
       if (entry) out.push(entry);
     }
@@ -167,10 +171,10 @@ export class Reader {
     const out = new Map<string, HistoryEntry>();
     if (names.length > BULK_HISTORY) {
       const wanted = new Set(names);
-      const base = `${this.ctx.keys.history}${kind}/`;
+      const base = `${this.keys.history}${kind}/`;
       const newest = new Map<string, string>();
       // Keys come in order, so the last one seen per resource is its newest entry.
-      for (const kv of await this.ctx.range(base)) {
+      for (const kv of await this.snapshot.range(base)) {
         const rest = kv.key.slice(base.length);
         const slash = rest.lastIndexOf('/');
         const name = slash > 0 ? rest.slice(0, slash) : undefined;
@@ -186,7 +190,7 @@ export class Reader {
     const worker = async (): Promise<void> => {
       while (next < names.length) {
         const name = names[next++]!;
-        const kv = await this.ctx.lastUnder(this.ctx.keys.historyPrefix(kind, name));
+        const kv = await this.snapshot.last(this.keys.historyPrefix(kind, name));
         const entry = kv ? parseHistoryEntry(kv.value) : undefined;
         if (entry) out.set(name, entry);
       }
@@ -197,9 +201,9 @@ export class Reader {
 
   /** The model's TriggerOffloading records, oldest first; unreadable ones are skipped. */
   async offloading(model: string): Promise<OffloadingRecord[]> {
-    const prefix = this.ctx.keys.offloadingPrefix(model);
+    const prefix = this.keys.offloadingPrefix(model);
     const out: OffloadingRecord[] = [];
-    for (const kv of await this.ctx.range(prefix)) {
+    for (const kv of await this.snapshot.range(prefix)) {
       if (kv.key.slice(prefix.length).includes('/')) continue; // another model's (`a/` is not `a/b/`)
       const r = parseOffloadingRecord(kv.value);
       if (r) out.push(r);
@@ -208,7 +212,7 @@ export class Reader {
   }
 
   async reconcileRequest(pkg: string): Promise<RequestView | undefined> {
-    const kv = await this.ctx.get(this.ctx.keys.reconcileRequestKey(pkg));
+    const kv = await this.snapshot.get(this.keys.reconcileRequestKey(pkg));
     if (!kv) return undefined;
     try {
       const rec = JSON.parse(kv.value) as ReconcileRequestRecord;
@@ -248,99 +252,3 @@ export class Reader {
     if (!(await this.exists(kind, name))) throw notFound(kind, name);
   }
 }
-
-/** The states as etcd holds them, read as the controller reads them; `reader` has the rest. */
-export class EtcdSource implements StateSource {
-  readonly reader: Reader;
-
-  constructor(readonly ctx: Context) {
-    this.reader = new Reader(ctx);
-  }
-
-  get where(): string {
-    return `etcd at ${this.ctx.endpoints}`;
-  }
-
-  async list(kind: ResourceKind): Promise<ResourceSummary[]> {
-    return this.summaries(kind, await this.reader.names(kind));
-  }
-
-  async get(kind: ResourceKind, name: string): Promise<ResourceSummary | undefined> {
-    if (!(await this.reader.exists(kind, name))) return undefined;
-    return (await this.summaries(kind, [name]))[0];
-  }
-
-  async detail(kind: ResourceKind, name: string): Promise<ResourceDetail | undefined> {
-    if (!(await this.reader.exists(kind, name))) return undefined;
-    const history = await this.reader.history(kind, name);
-    const state = (await this.reader.states(kind)).get(name)?.state ?? null;
-    return { name, state, since: history[history.length - 1]?.at ?? null, history };
-  }
-
-  async history(kind: ResourceKind, name: string): Promise<Transition[] | undefined> {
-    const entries = await this.reader.history(kind, name);
-    if (entries.length === 0 && !(await this.reader.exists(kind, name))) return undefined;
-    return entries;
-  }
-
-  private async summaries(kind: ResourceKind, names: string[]): Promise<ResourceSummary[]> {
-    const states = await this.reader.states(kind);
-    const last = await this.reader.lastTransitions(kind, names);
-    return names.map((n) => ({ name: n, state: states.get(n)?.state ?? null, since: last.get(n)?.at ?? null }));
-  }
-
-  /** The history keys the controller writes with every state change, from the current revision on. */
-  async watch(filter: { kind?: ResourceKind; name?: string }, on: WatchHandlers): Promise<Watching> {
-    const { ctx } = this;
-    const { keys } = ctx;
-    const { stderr } = ctx.io;
-    const { kind, name } = filter;
-    const prefix = kind === undefined ? keys.history : name === undefined ? `${keys.history}${kind}/` : `${keys.history}${kind}/${name}/`;
-    // Everything recorded after this revision is shown: nothing between "started" and the watch is lost.
-    const revision = await ctx.currentRevision();
-    const onPut = (kv: IKeyValue): void => {
-      const entry = parseHistoryEntry(kv.value.toString());
-      if (!entry) {
-        stderr.write(`statemanager: skipping unreadable history entry ${kv.key.toString()}\n`);
-        return;
-      }
-      on.change(entry, entry);
-    };
-    const watcher: Watcher = await ctx.watch(
-      (b) => b.prefix(prefix).startRevision(String(revision + 1)),
-      (w) => {
-        w.on('put', onPut);
-        w.on('disconnected', (err) => stderr.write(`statemanager: lost the watch on etcd (${err.message.split('\n')[0]}); reconnecting\n`));
-        w.on('error', (err) => on.fail(ctx.translate(err)));
-      },
-    );
-    stderr.write(`watching transitions under ${prefix} (Ctrl-C to stop)\n`);
-    return { stop: () => watcher.cancel() };
-  }
-}
-
-export function notFound(kind: ResourceKind, name: string): CliError {
-  return new CliError(`${kind} "${name}" not found`);
-}
-
-
-/** Byte order, as etcd sorts keys (not locale order). */
-export function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** "packages", "pkg", "Model" … → the resource kind; undefined for anything else. */
-export function parseKind(text: string, allowed: readonly ResourceKind[] = ['package', 'model', 'scenario']): ResourceKind | undefined {
-  const t = text.trim().toLowerCase();
-  const kind: ResourceKind | undefined =
-    t === 'package' || t === 'packages' || t === 'pkg' || t === 'pkgs'
-      ? 'package'
-      : t === 'model' || t === 'models'
-        ? 'model'
-        : t === 'scenario' || t === 'scenarios'
-          ? 'scenario'
-          : undefined;
-  return kind !== undefined && allowed.includes(kind) ? kind : undefined;
-}
-
-export { parseHistoryEntry };
