@@ -31,7 +31,7 @@ function after<T>(e: InformerEvent<T>): T | undefined {
 export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker): void {
   const { keys } = fleet;
 
-  fleet.containers.addHandler((e) => {
+  fleet.onChange('containers', (e) => {
     const o = before<ContainerEntry>(e);
     const n = after<ContainerEntry>(e);
     if (o && n && o.model === n.model && o.status === n.status && o.node === n.node) return;
@@ -45,7 +45,7 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
     }
   });
 
-  fleet.nodes.addHandler((e) => {
+  fleet.onChange('nodes', (e) => {
     const lease = keys.parseNodeLeaseKey(e.key);
     if (lease !== undefined) {
       // Node leases: back at once; gone, then the node turns NotReady once the grace has passed.
@@ -60,7 +60,7 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
     for (const m of fleet.modelsOnNode(node)) q.model(m);
   });
 
-  fleet.packageDefs.addHandler((e) => {
+  fleet.onChange('packageDefs', (e) => {
     const name = keys.parsePackageDefKey(e.key);
     if (name === undefined) return;
     q.package(name);
@@ -71,14 +71,14 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
     for (const m of n) if (!o.has(m)) q.model(m);
   });
 
-  fleet.scenarioDefs.addHandler((e) => {
+  fleet.onChange('scenarioDefs', (e) => {
     const o = before(e);
     const n = after(e);
     if (o !== undefined) q.request(o);
     if (n !== undefined && n !== o) q.request(n);
   });
 
-  fleet.modelStates.addHandler((e) => {
+  fleet.onChange('modelStates', (e) => {
     const name = keys.parseStateKey('model', e.key);
     if (name === undefined) return;
     // A foreign or bad value is repaired by recomputation; our own write (assumed) needs none.
@@ -90,20 +90,20 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
     }
   });
 
-  fleet.packageStates.addHandler((e) => {
+  fleet.onChange('packageStates', (e) => {
     const name = keys.parseStateKey('package', e.key);
     if (name === undefined) return;
     if (!e.assumed) q.package(name);
     if (stateOf(before(e)) !== stateOf(after(e))) q.request(name);
   });
 
-  fleet.requests.addHandler((e) => {
+  fleet.onChange('requests', (e) => {
     const name = keys.parseReconcileRequestKey(e.key);
     if (name !== undefined) q.request(name);
   });
 
   // Queued on every replica (the queue collects while workers are paused); applied by the leader.
-  fleet.resyncRequests.addHandler((e) => {
+  fleet.onChange('resyncRequests', (e) => {
     const id = keys.parseResyncRequestKey(e.key);
     if (e.type !== 'deleted' && id !== undefined) q.resync(id);
   });

@@ -1,9 +1,12 @@
-// The watched world: one informer per key prefix, decoded once per change into the small
-// values the rules need, with the indexes that let a change find what it affects
-// (container → model, node → containers, model → packages, package → scenarios), and the one
-// piece of time-dependent bookkeeping the rules need: since when each node's lease key is absent.
+// The watched world as a read model: one informer per key prefix (private: only this class
+// builds and reads them), decoded once per change into the small values the rules need, with
+// the indexes that let a change find what it affects (container → model, node → containers,
+// model → packages, package → scenarios). Readers get named reads; the event mapping and the
+// gauges subscribe with onChange; the Manager gets the informers as one cache set (`caches`).
+// Lease time lives in NodeLeases, bad-input reporting in BadInputReport: each is state of its
+// own, not a view of etcd.
 import type { CacheEntry } from '../controller/indexed-cache.js';
-import { Informer, type InformerMetrics } from '../controller/informer.js';
+import { Informer, type InformerHandler, type InformerMetrics } from '../controller/informer.js';
 import { InformerSet } from '../controller/informer-set.js';
 import type { ListerWatcher } from '../controller/lister-watcher.js';
 import type { Logger } from '../controller/logger.js';
@@ -16,7 +19,6 @@ import {
   decodeScenarioDefinition,
   decodeState,
   type ContainerEntry,
-  type Decoded,
   type Decoder,
   type NodeKey,
   type PackageDefinition,
@@ -24,20 +26,39 @@ import {
   type StoredState,
 } from '../domain/decoders.js';
 import type { KeyLayout } from '../domain/keys.js';
-import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions, type NodeReadiness } from '../domain/node-liveness.js';
+import { LIVENESS_OFF, type NodeLivenessOptions, type NodeReadiness } from '../domain/node-liveness.js';
+import { BadInputReport } from './bad-input.js';
+import { NodeLeases } from './node-leases.js';
 import { type DomainObserver, systemClock, type Clock } from './ports.js';
 import type { ResyncRequest } from '../domain/resync-request-format.js';
 import type { ModelState, PackageState, ResourceKind, ScenarioState } from '../domain/states.js';
 
 export type { ContainerEntry, NodeKey, StoredRequest, StoredState };
 
-export const INDEX_MODEL = 'model';
-export const INDEX_NODE = 'node';
-export const INDEX_TARGET = 'target';
-export const INDEX_PLACEMENT = 'placement';
+const INDEX_MODEL = 'model';
+const INDEX_NODE = 'node';
+const INDEX_TARGET = 'target';
+const INDEX_PLACEMENT = 'placement';
 
 // NUL cannot occur in a model or node name read from YAML keys we accept as names.
 const placementKey = (model: string, node: string): string => `${node}\u0000${model}`;
+
+/** The decoded value of each watched prefix: what a change handler of that kind receives. */
+export interface Watched {
+  containers: ContainerEntry;
+  /** `/node/{node}/status` and `/node/{node}/lease`. */
+  nodes: NodeKey;
+  packageDefs: PackageDefinition;
+  scenarioDefs: string;
+  modelStates: StoredState<ModelState>;
+  packageStates: StoredState<PackageState>;
+  /** Read by the state API only: scenario states are requested, never computed here. */
+  scenarioStates: StoredState<ScenarioState>;
+  requests: StoredRequest;
+  resyncRequests: ResyncRequest;
+}
+
+export type WatchedKind = keyof Watched;
 
 export interface FleetOptions {
   keys: KeyLayout;
@@ -55,32 +76,14 @@ export interface FleetOptions {
 
 export class Fleet {
   readonly keys: KeyLayout;
-  readonly containers: Informer<ContainerEntry>;
-  /** `/node/{node}/status` and `/node/{node}/lease`. */
-  readonly nodes: Informer<NodeKey>;
-  readonly packageDefs: Informer<PackageDefinition>;
-  readonly scenarioDefs: Informer<string>;
-  readonly modelStates: Informer<StoredState<ModelState>>;
-  readonly packageStates: Informer<StoredState<PackageState>>;
-  /** Read by the state API only: scenario states are requested, never computed here. */
-  readonly scenarioStates: Informer<StoredState<ScenarioState>>;
-  readonly requests: Informer<StoredRequest>;
-  readonly resyncRequests: Informer<ResyncRequest>;
-  readonly liveness: NodeLivenessOptions;
-  private readonly noModelReported = new Set<string>();
-  private readonly observer: DomainObserver;
-  private readonly clock: Clock;
-  /** Nodes without a lease key: when it went, or when the node was first seen without one. */
-  private readonly leaseAbsentSince = new Map<string, number>();
-  /** For a node never seen at all: absent since the fleet was made. */
-  private readonly createdAt: number;
+  /** The informers as one cache set (start, sync, stop, own writes), for the Manager and the store. */
+  readonly caches: InformerSet;
+  private readonly informers: { readonly [K in WatchedKind]: Informer<Watched[K]> };
+  private readonly leases: NodeLeases;
 
   constructor(o: FleetOptions) {
     const keys = (this.keys = o.keys);
-    this.observer = o.observer;
-    this.liveness = o.liveness ?? LIVENESS_OFF;
-    this.clock = o.clock ?? systemClock;
-    this.createdAt = this.clock.now();
+    const badInput = new BadInputReport(o.observer);
     const informer = <T>(name: string, prefix: string, decode: Decoder<T>): Informer<T> =>
       new Informer<T>({
         lw: o.lw,
@@ -88,149 +91,111 @@ export class Fleet {
         metrics: o.metrics,
         name,
         prefix,
-        parse: (key, raw) => this.report(key, decode(keys, key, raw)),
+        parse: (key, raw) => badInput.value(key, decode(keys, key, raw)),
         ...(o.plantedBugResumeFromListed ? { plantedBugResumeFromListed: true } : {}),
       });
-
-    this.containers = informer('containers', keys.containers, decodeContainer);
-    this.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);
-    this.containers.cache.addIndex(INDEX_NODE, (_k, c) => [c.node]);
-    this.nodes = informer('nodes', keys.nodes, decodeNode);
+    const i = (this.informers = {
+      resyncRequests: informer('resync-requests', keys.resyncRequests, decodeResyncRequest),
+      containers: informer('containers', keys.containers, decodeContainer),
+      nodes: informer('nodes', keys.nodes, decodeNode),
+      packageDefs: informer('packages', keys.packageDefs, decodePackageDefinition),
+      scenarioDefs: informer('scenarios', keys.scenarioDefs, decodeScenarioDefinition),
+      modelStates: informer('model-states', keys.statePrefix('model'), decodeState('model')),
+      packageStates: informer('package-states', keys.statePrefix('package'), decodeState('package')),
+      scenarioStates: informer('scenario-states', keys.statePrefix('scenario'), decodeState('scenario')),
+      requests: informer('reconcile-requests', keys.reconcileRequests, decodeReconcileRequest),
+    });
+    i.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);
+    i.containers.cache.addIndex(INDEX_NODE, (_k, c) => [c.node]);
+    i.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
+    i.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
+    i.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
+    this.caches = new InformerSet(Object.values(i) as Informer<unknown>[]);
+    this.leases = new NodeLeases(o.liveness ?? LIVENESS_OFF, o.clock ?? systemClock, this);
+    // Before any other handler: the event mapping reads lease time when the same event reaches it.
     if (this.liveness.enabled) this.trackLeases();
-    this.packageDefs = informer('packages', keys.packageDefs, decodePackageDefinition);
-    this.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
-    this.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
-    this.scenarioDefs = informer('scenarios', keys.scenarioDefs, decodeScenarioDefinition);
-    this.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
-    this.modelStates = informer('model-states', keys.statePrefix('model'), decodeState('model'));
-    this.packageStates = informer('package-states', keys.statePrefix('package'), decodeState('package'));
-    this.scenarioStates = informer('scenario-states', keys.statePrefix('scenario'), decodeState('scenario'));
-    this.requests = informer('reconcile-requests', keys.reconcileRequests, decodeReconcileRequest);
-    this.resyncRequests = informer('resync-requests', keys.resyncRequests, decodeResyncRequest);
   }
 
-  /** Record when each node's lease key goes absent (first seen without one counts as going). */
-  private trackLeases(): void {
-    const { keys } = this;
-    this.containers.addHandler((e) => {
-      if (e.type === 'added') this.nodeSeen(e.new.value.node);
-    });
-    this.nodes.addHandler((e) => {
-      const lease = keys.parseNodeLeaseKey(e.key);
-      if (lease === undefined) {
-        const node = keys.parseNodeStatusKey(e.key);
-        if (node !== undefined && e.type === 'added') this.nodeSeen(node);
-        return;
-      }
-      if (e.type === 'deleted') this.leaseAbsentSince.set(lease, this.clock.now());
-      else this.leaseAbsentSince.delete(lease);
-    });
-  }
-
-  private nodeSeen(node: string): void {
-    if (!this.leaseAbsentSince.has(node) && !this.leasePresent(node)) this.leaseAbsentSince.set(node, this.clock.now());
-  }
-
-  /** The one place bad input is reported. A container without a model is reported once per key: agents report such containers on every change. */
-  private report<T>(key: string, d: Decoded<T>): T | undefined {
-    if (d.problem?.reason === 'no_model') {
-      if (!this.noModelReported.has(key)) {
-        this.noModelReported.add(key);
-        this.observer.invalidInput('no_model', key, d.problem.detail);
-      }
-      return d.value;
-    }
-    if (this.noModelReported.size > 0) this.noModelReported.delete(key);
-    if (d.problem) this.observer.invalidInput(d.problem.reason, key, d.problem.detail);
-    return d.value;
-  }
-
-  /** The informers as one cache set (start, sync, stop, own writes), for the Manager. */
-  get caches(): InformerSet {
-    this.set ??= new InformerSet([
-      this.resyncRequests,
-      this.containers,
-      this.nodes,
-      this.packageDefs,
-      this.scenarioDefs,
-      this.modelStates,
-      this.packageStates,
-      this.scenarioStates,
-      this.requests,
-    ] as Informer<unknown>[]);
-    return this.set;
-  }
-
-  private set: InformerSet | undefined;
-
-  start(): void {
-    this.caches.start();
-  }
-
-  waitForSync(): Promise<void> {
-    return this.caches.waitForSync();
-  }
-
+  /**
+   * Whether every cache has listed etcd once: before that an absent key means nothing (a read,
+   * e.g. TriggerOffloading's check of a package's models; starting and stopping are `caches`').
+   */
   hasSynced(): boolean {
     return this.caches.hasSynced();
   }
 
-  stop(): Promise<void> {
-    return this.caches.stop();
+  /** Node liveness as configured (whether leases count, and their grace). */
+  get liveness(): NodeLivenessOptions {
+    return this.leases.liveness;
   }
 
-  // --- reads the reconcilers need ---
+  /** Call `handler` on every change of one kind (after the cache has it): the event mapping's and the gauges' way in. */
+  onChange<K extends WatchedKind>(kind: K, handler: InformerHandler<Watched[K]>): void {
+    this.informers[kind].addHandler(handler);
+  }
+
+  /** Feed the lease bookkeeping: a lease key going or coming, a node first seen (first seen without a lease counts as going). */
+  private trackLeases(): void {
+    const { keys, leases } = this;
+    this.onChange('containers', (e) => {
+      if (e.type === 'added') leases.nodeSeen(e.new.value.node);
+    });
+    this.onChange('nodes', (e) => {
+      const lease = keys.parseNodeLeaseKey(e.key);
+      if (lease === undefined) {
+        const node = keys.parseNodeStatusKey(e.key);
+        if (node !== undefined && e.type === 'added') leases.nodeSeen(node);
+        return;
+      }
+      if (e.type === 'deleted') leases.leaseGone(lease);
+      else leases.leaseBack(lease);
+    });
+  }
+
+  // --- reads ---
 
   /** Whether the node's status key says Ready (absent or invalid: Ready), leases aside. */
-  nodeStatusReady(node: string): boolean {
-    const status = this.nodes.cache.get(this.keys.nodeStatusKey(node))?.value;
+  statusReady(node: string): boolean {
+    const status = this.informers.nodes.cache.get(this.keys.nodeStatusKey(node))?.value;
     return status?.kind !== 'status' || status.ready;
   }
 
   leasePresent(node: string): boolean {
-    return this.nodes.cache.get(this.keys.nodeLeaseKey(node)) !== undefined;
+    return this.informers.nodes.cache.get(this.keys.nodeLeaseKey(node)) !== undefined;
   }
 
   /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
   nodeReadiness(node: string, now: number): NodeReadiness {
-    const statusReady = this.nodeStatusReady(node);
-    // The lease is read only when it can matter (liveness on, status Ready).
-    const leasePresent = !this.liveness.enabled || !statusReady || this.leasePresent(node);
-    const leaseAbsentSince = leasePresent ? 0 : (this.leaseAbsentSince.get(node) ?? this.createdAt);
-    return nodeReadiness({ statusReady, leasePresent, leaseAbsentSince }, now, this.liveness);
-  }
-
-  nodeReady(node: string, now: number = this.clock.now()): boolean {
-    return this.nodeReadiness(node, now).ready;
+    return this.leases.readiness(node, now);
   }
 
   containersOfModel(model: string): ContainerEntry[] {
     const out: ContainerEntry[] = [];
-    for (const key of this.containers.cache.keysByIndex(INDEX_MODEL, model)) {
-      const c = this.containers.cache.get(key);
+    for (const key of this.informers.containers.cache.keysByIndex(INDEX_MODEL, model)) {
+      const c = this.informers.containers.cache.get(key);
       if (c) out.push(c.value);
     }
     return out;
   }
 
   reconcileRequest(pkg: string): CacheEntry<StoredRequest> | undefined {
-    return this.requests.cache.get(this.keys.reconcileRequestKey(pkg));
+    return this.informers.requests.cache.get(this.keys.reconcileRequestKey(pkg));
   }
 
   resyncRequest(id: string): CacheEntry<ResyncRequest> | undefined {
-    return this.resyncRequests.cache.get(this.keys.resyncRequestKey(id));
+    return this.informers.resyncRequests.cache.get(this.keys.resyncRequestKey(id));
   }
 
   /** Whether some package definition lists the model (else it has no state). */
   isModelListed(model: string): boolean {
-    return this.packageDefs.cache.keysByIndex(INDEX_MODEL, model).size > 0;
+    return this.informers.packageDefs.cache.keysByIndex(INDEX_MODEL, model).size > 0;
   }
 
   /** The models of the containers on a node, each once. */
   modelsOnNode(node: string): Set<string> {
     const models = new Set<string>();
-    for (const key of this.containers.cache.keysByIndex(INDEX_NODE, node)) {
-      const entry = this.containers.cache.get(key);
+    for (const key of this.informers.containers.cache.keysByIndex(INDEX_NODE, node)) {
+      const entry = this.informers.containers.cache.get(key);
       if (entry) models.add(entry.value.model);
     }
     return models;
@@ -242,12 +207,12 @@ export class Fleet {
    */
   packageStateSeenSince(pkg: string, revision: number): boolean {
     const own = this.storedPackageState(pkg)?.modRevision ?? 0;
-    return Math.max(own, this.packageStates.lastRevision) >= revision;
+    return Math.max(own, this.informers.packageStates.lastRevision) >= revision;
   }
 
   packagesOfModel(model: string): string[] {
     const out: string[] = [];
-    for (const key of this.packageDefs.cache.keysByIndex(INDEX_MODEL, model)) {
+    for (const key of this.informers.packageDefs.cache.keysByIndex(INDEX_MODEL, model)) {
       const name = this.keys.parsePackageDefKey(key);
       if (name !== undefined) out.push(name);
     }
@@ -255,26 +220,26 @@ export class Fleet {
   }
 
   modelsOfPackage(pkg: string): readonly string[] | undefined {
-    return this.packageDefs.cache.get(this.keys.packageDefKey(pkg))?.value.models;
+    return this.informers.packageDefs.cache.get(this.keys.packageDefKey(pkg))?.value.models;
   }
 
   /** Whether some package definition places the model on the node (`spec.models[].node`). */
   isModelPlacedOn(model: string, node: string): boolean {
-    return this.packageDefs.cache.keysByIndex(INDEX_PLACEMENT, placementKey(model, node)).size > 0;
+    return this.informers.packageDefs.cache.keysByIndex(INDEX_PLACEMENT, placementKey(model, node)).size > 0;
   }
 
   storedModelState(name: string): CacheEntry<StoredState<ModelState>> | undefined {
-    return this.modelStates.cache.get(this.keys.stateKey('model', name));
+    return this.informers.modelStates.cache.get(this.keys.stateKey('model', name));
   }
 
   storedPackageState(name: string): CacheEntry<StoredState<PackageState>> | undefined {
-    return this.packageStates.cache.get(this.keys.stateKey('package', name));
+    return this.informers.packageStates.cache.get(this.keys.stateKey('package', name));
   }
 
   /** The first scenario by name whose spec.target is the package, or the package's own name. */
   scenarioFor(pkg: string): string {
     let first: string | undefined;
-    for (const key of this.scenarioDefs.cache.keysByIndex(INDEX_TARGET, pkg)) {
+    for (const key of this.informers.scenarioDefs.cache.keysByIndex(INDEX_TARGET, pkg)) {
       const name = this.keys.parseScenarioDefKey(key);
       if (name !== undefined && (first === undefined || name < first)) first = name;
     }
@@ -288,14 +253,39 @@ export class Fleet {
       if (n !== undefined) names.add(n);
     };
     if (kind === 'model') {
-      for (const m of this.packageDefs.cache.indexValues(INDEX_MODEL)) names.add(m);
-      for (const k of this.modelStates.cache.keys()) add(this.keys.parseStateKey('model', k));
+      for (const m of this.informers.packageDefs.cache.indexValues(INDEX_MODEL)) names.add(m);
+      for (const k of this.informers.modelStates.cache.keys()) add(this.keys.parseStateKey('model', k));
     } else if (kind === 'package') {
-      for (const k of this.packageDefs.cache.keys()) add(this.keys.parsePackageDefKey(k));
-      for (const k of this.packageStates.cache.keys()) add(this.keys.parseStateKey('package', k));
+      for (const k of this.informers.packageDefs.cache.keys()) add(this.keys.parsePackageDefKey(k));
+      for (const k of this.informers.packageStates.cache.keys()) add(this.keys.parseStateKey('package', k));
     } else if (kind === 'request') {
-      for (const k of this.requests.cache.keys()) add(this.keys.parseReconcileRequestKey(k));
+      for (const k of this.informers.requests.cache.keys()) add(this.keys.parseReconcileRequestKey(k));
     }
     return names;
+  }
+
+  // --- the state API's reads (contract section 5): any kind's stored state, by name ---
+
+  storedState(kind: ResourceKind, name: string): CacheEntry<StoredState<string>> | undefined {
+    return this.states(kind).cache.get(this.keys.stateKey(kind, name));
+  }
+
+  /** Every stored state of a kind, with its name. */
+  *storedStates(kind: ResourceKind): Generator<[string, CacheEntry<StoredState<string>>]> {
+    for (const e of this.states(kind).cache.values()) {
+      const name = this.keys.parseStateKey(kind, e.key);
+      if (name !== undefined) yield [name, e];
+    }
+  }
+
+  /** The etcd revision the kind's state cache has caught up with. */
+  stateRevision(kind: ResourceKind): number {
+    return this.states(kind).lastRevision;
+  }
+
+  private states(kind: ResourceKind): Informer<StoredState<string>> {
+    const i = this.informers;
+    // Read-only here, so a cache of narrower state names may be read as one of strings.
+    return (kind === 'model' ? i.modelStates : kind === 'package' ? i.packageStates : i.scenarioStates) as unknown as Informer<StoredState<string>>;
   }
 }

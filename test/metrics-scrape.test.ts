@@ -62,14 +62,14 @@ async function bigFleet(): Promise<{ lw: FakeListerWatcher; fleet: Fleet; metric
   const metrics = new Metrics();
   const fleet = new Fleet({ keys, lw, observer: silentObserver });
   maintainFleetGauges(metrics, fleet);
-  fleet.start();
-  await fleet.waitForSync();
+  fleet.caches.start();
+  await fleet.caches.waitForSync();
   return { lw, fleet, metrics };
 }
 
 test.serial('the resource and pending-request gauges follow every cache change', async (t) => {
   const { lw, fleet, metrics } = await bigFleet();
-  t.teardown(() => fleet.stop());
+  t.teardown(() => fleet.caches.stop());
   const check = async (what: string): Promise<void> => {
     t.deepEqual(series(await metrics.registry.metrics()), await recount(lw), what);
   };
@@ -102,7 +102,7 @@ test.serial('the resource and pending-request gauges follow every cache change',
 
 test.serial(`a flood of scrapes at ${MODELS} models: every scrape answered, gauges right (figures printed)`, async (t) => {
   const { lw, fleet, metrics } = await bigFleet();
-  t.teardown(() => fleet.stop());
+  t.teardown(() => fleet.caches.stop());
   for (const interval of [0, DEFAULT_METRICS_MIN_INTERVAL_MS]) {
     const http = new HttpServer({ addr: '127.0.0.1:0', registry: metrics.registry, probes: { ready: () => ({ ok: true, failing: [] }) }, metricsMinIntervalMs: interval });
     const port = await http.start();

@@ -3,8 +3,7 @@
 // from the old value's bucket to the new one's. A scrape then reads a few numbers, whatever the
 // size of the fleet (it used to walk every model and package: a scrape flood stalled the event
 // loop). Every replica keeps them from its own caches, so a follower reports what the leader does.
-import type { Informer } from '../../controller/informer.js';
-import type { Fleet } from '../../reconcilers/fleet.js';
+import type { Fleet, Watched } from '../../reconcilers/fleet.js';
 import { MODEL_STATES, PACKAGE_STATES } from '../../domain/states.js';
 import type { StoredRequest, StoredState } from '../../domain/decoders.js';
 
@@ -25,15 +24,15 @@ export function maintainFleetGauges(sink: FleetGaugeSink, fleet: Fleet): void {
   for (const s of MODEL_STATES) sink.resources('model', s);
   for (const s of PACKAGE_STATES) sink.resources('package', s);
   const byState = (kind: 'model' | 'package') => (v: StoredState<string>) => (v.state ? sink.resources(kind, v.state) : undefined);
-  track(fleet.modelStates, byState('model'));
-  track(fleet.packageStates, byState('package'));
+  track(fleet, 'modelStates', byState('model'));
+  track(fleet, 'packageStates', byState('package'));
   const pending = sink.reconcileRequestsPending();
-  track(fleet.requests, (v: StoredRequest) => ((v.record?.deliveries ?? 0) === 0 ? pending : undefined));
+  track(fleet, 'requests', (v: StoredRequest) => ((v.record?.deliveries ?? 0) === 0 ? pending : undefined));
 }
 
-/** Keeps `bucket(value)` equal to the number of cached values that fall in it. */
-function track<T>(informer: Informer<T>, bucket: (value: T) => Count | undefined): void {
-  informer.addHandler((e) => {
+/** Keeps `bucket(value)` equal to the number of cached values of `kind` that fall in it. */
+function track<K extends 'modelStates' | 'packageStates' | 'requests'>(fleet: Fleet, kind: K, bucket: (value: Watched[K]) => Count | undefined): void {
+  fleet.onChange(kind, (e) => {
     if (e.type !== 'added') bucket(e.old.value)?.dec();
     if (e.type !== 'deleted') bucket(e.new.value)?.inc();
   });

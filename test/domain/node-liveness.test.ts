@@ -1,8 +1,10 @@
 // Node leases (contract §1, "Node leases") without etcd: the pure readiness rule, then the rule
 // matrix through the fleet, the event mapping and the model, package and reconcile-request
-// reconcilers, with an in-memory ListerWatcher and a clock the test moves.
+// reconcilers, with an in-memory ListerWatcher and a clock the test moves; and the lease
+// bookkeeping (reconcilers/node-leases.ts) on its own.
 import test from 'ava';
-import { nodeReadiness, type NodeLivenessOptions } from '../../domain/node-liveness.js';
+import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions } from '../../domain/node-liveness.js';
+import { NodeLeases } from '../../reconcilers/node-leases.js';
 import { silentObserver, type DomainObserver, POD_STATUS } from '../../reconcilers/ports.js';
 import { fakeWorld } from '../fakes/world.js';
 
@@ -57,7 +59,7 @@ test('liveness off: no lease ever, hours later the node is Ready; lease keys are
   t.is(await w.model.reconcile('m1'), undefined, 'no requeue');
   t.is(w.state('model', 'm1'), 'Running');
   t.deepEqual(w.invalid, []);
-  t.true(w.fleet.nodeReady('n1'));
+  t.true(w.fleet.nodeReadiness('n1', w.clock.now()).ready);
 });
 
 test('lease present: Ready however long, and no requeue', async (t) => {
@@ -180,5 +182,31 @@ test('only /node/{node}/status and /node/{node}/lease are read; other /node/ key
   t.deepEqual(w.invalid, ['bad_node_status /p/node/n1/status']);
   w.lease('n1');
   t.true(w.fleet.leasePresent('n1'));
-  t.true(w.fleet.nodeReady('n1'), 'an invalid status counts as Ready');
+  t.true(w.fleet.nodeReadiness('n1', w.clock.now()).ready, 'an invalid status counts as Ready');
+});
+
+test('NodeLeases: absent since the lease went, since the node was first seen without one, or since the start', (t) => {
+  const clock = { t: T0, now(): number { return this.t; } };
+  const present = new Set<string>();
+  const leases = new NodeLeases(ON, clock, { statusReady: () => true, leasePresent: (n) => present.has(n) });
+  clock.t = T0 + 200;
+  leases.nodeSeen('seen');
+  present.add('live');
+  leases.nodeSeen('live');
+  clock.t = T0 + 400;
+  leases.leaseGone('gone');
+  clock.t = T0 + 1000;
+  t.deepEqual(leases.readiness('never', clock.now()), { ready: false, cause: 'lease' }, 'never seen: absent since the start');
+  t.deepEqual(leases.readiness('seen', clock.now()), { ready: true, changesInMs: 200 }, 'first seen without a lease');
+  t.deepEqual(leases.readiness('gone', clock.now()), { ready: true, changesInMs: 400 }, 'since the lease went');
+  t.deepEqual(leases.readiness('live', clock.now()), { ready: true }, 'lease present');
+  present.add('gone');
+  leases.leaseBack('gone');
+  t.deepEqual(leases.readiness('gone', clock.now()), { ready: true });
+});
+
+test('NodeLeases: liveness off reads the status alone', (t) => {
+  const leases = new NodeLeases(LIVENESS_OFF, { now: () => T0 }, { statusReady: (n) => n !== 'down', leasePresent: () => false });
+  t.deepEqual(leases.readiness('up', T0 + 10_000), { ready: true });
+  t.deepEqual(leases.readiness('down', T0), { ready: false, cause: 'status' });
 });

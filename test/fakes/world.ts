@@ -29,8 +29,8 @@ export async function fakeWorld(o: FakeWorldOptions) {
   const observer = o.observer ?? silentObserver;
   const clock = o.clock;
   const fleet = new Fleet({ keys, lw, observer, clock, ...(o.liveness ? { liveness: o.liveness } : {}) });
-  fleet.start();
-  await fleet.waitForSync();
+  fleet.caches.start();
+  await fleet.caches.waitForSync();
   const store = new FakeStateStore(lw, keys);
   const ac = new FakeActionController();
   const queued: string[] = [];

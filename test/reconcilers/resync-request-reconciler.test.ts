@@ -15,8 +15,8 @@ async function setup(commit = true) {
   const keys = new KeyLayout('');
   const lw = new FakeListerWatcher();
   const fleet = new Fleet({ keys, lw, observer: quiet });
-  fleet.start();
-  await fleet.waitForSync();
+  fleet.caches.start();
+  await fleet.caches.waitForSync();
   const { queued, enqueue } = recordingEnqueue();
   const deletes: [string, StoredRevision][] = [];
   const store = {
