@@ -42,7 +42,8 @@ function usage(): string {
   [--sm-config 'yaml lines added to statemanager's configuration file']
   [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]
   [--fleet-sizes 100000,250000,500000   (fleetscale: containers per cold start; models N/2, packages N/4;
-                                         quick: 3000,6000)] [--plot FILE   (fleetscale: also write the SVG here)]`;
+                                         quick: 3000,6000)] [--plot FILE   (fleetscale: also write the SVG here)]
+  [--no-memory-runs   (fleetscale: skip the two cold starts that measure memory per container and per model)]`;
 }
 
 function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { update: boolean; why: string; off: boolean } } {
@@ -67,6 +68,7 @@ function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { 
       'sm-root': { type: 'string' },
       'latency-rates': { type: 'string' },
       'fleet-sizes': { type: 'string' },
+      'no-memory-runs': { type: 'boolean', default: false },
       plot: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -108,12 +110,13 @@ function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { 
       latencyRates: values['latency-rates']
         ? values['latency-rates'].split(',').map((r) => (r.trim() === 'half-ceiling' ? 'half-ceiling' : num(r.trim(), 0)))
         : quick
-          ? [100, 1000, 'half-ceiling']
+          ? [100, 1000, 3000, 'half-ceiling']
           : [100, 1000, 3000, 'half-ceiling'],
       latencySeconds: num(values['latency-seconds'], quick ? 1.5 : 10),
       restartFraction: 0.1,
       baselineStormSeconds: quick ? 0.5 : 5,
       fleetSizes: fleetSizes(values['fleet-sizes'], quick),
+      fleetMemoryRuns: !values['no-memory-runs'],
       fleetNodes: quick ? 10 : 50,
       ...(values.plot ? { plotFile: values.plot } : {}),
       cpuProf: values['cpu-prof'],

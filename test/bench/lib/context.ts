@@ -24,6 +24,8 @@ export interface RunOptions {
   baselineStormSeconds: number;
   /** Container counts the fleetscale scenario cold-starts, one fresh etcd each. */
   fleetSizes: number[];
+  /** fleetscale: also the two cold starts that measure memory per container and per model (default true). */
+  fleetMemoryRuns: boolean;
   /** Nodes of every fleetscale fleet (the shape has 50). */
   fleetNodes: number;
   /** Also write the fleetscale plot here (it always goes into the run's directory). */

@@ -15,12 +15,39 @@ export function markdown(kind: string, startedAt: string, mach: Record<string, u
     '|---|---|---|---|',
     ...targets.map((t) => `| ${esc(t.name)} | ${esc(t.value)} | ${esc(t.target)} | ${t.met === null ? 'n/a' : t.met ? 'met' : '**missed**'} |`),
   ];
+  lines.push(...latencyVsFloor(results));
   for (const r of results) {
     lines.push('', `**${r.name}**`, '', '| | |', '|---|---|', ...r.table.map(([k, v]) => `| ${esc(k.trim())} | ${esc(v)} |`));
   }
   return lines.join('\n') + '\n';
 }
 
+interface Quantiles {
+  p50: number;
+  p99: number;
+}
+
+/**
+ * Issue 22, item 2: one row per latency rate — put sent → package state watch event against put
+ * sent → the put's own watch event (etcd's floor), p50 and p99, both from the same run.
+ */
+export function latencyVsFloor(results: ScenarioResult[]): string[] {
+  const rates = results.find((r) => r.name === 'latency')?.figures.rates as { rate: number; puts: number; matched: number; endToEnd: Quantiles; floor: Quantiles }[] | undefined;
+  if (!rates || rates.length === 0) return [];
+  const ms = (v: number): string => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms` : 'n/a');
+  const x = (a: number, b: number): string => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : 'n/a');
+  return [
+    '',
+    '**latency against etcd’s floor** (put sent → package state watch event; floor: put sent → the put’s own watch event; same run)',
+    '',
+    '| rate | p50 | floor p50 | p50 ÷ floor | p99 | floor p99 | p99 ÷ floor | puts matched |',
+    '|---|---|---|---|---|---|---|---|',
+    ...rates.map(
+      (r) =>
+        `| ${r.rate.toLocaleString('en-US')}/s | ${ms(r.endToEnd.p50)} | ${ms(r.floor.p50)} | ${x(r.endToEnd.p50, r.floor.p50)} | ${ms(r.endToEnd.p99)} | ${ms(r.floor.p99)} | ${x(r.endToEnd.p99, r.floor.p99)} | ${r.matched.toLocaleString('en-US')} of ${r.puts.toLocaleString('en-US')} |`,
+    ),
+  ];
+}
 
 if (process.argv[1]?.endsWith('report.ts') && process.argv[2]) {
   const run = JSON.parse(readFileSync(process.argv[2], 'utf8')) as {

@@ -196,6 +196,22 @@ function writePlot(ctx: Ctx, points: StartPoint[], machine: string): string[] {
   return files;
 }
 
+/** What one more container and one more model cost: on top of the smallest size S, once with
+ *  2·S containers and once with twice the models (S: one container each, as the fleet allows). */
+async function memoryRuns(ctx: Ctx, base: StartPoint, nodes: number, idleSeconds: number) {
+  const s = base.shape;
+  const moreContainersShape = fleetShape(2 * s.containers, nodes, { models: s.models, packages: s.packages });
+  const moreModelsShape = fleetShape(s.containers, nodes, { models: 2 * s.models, packages: s.packages });
+  const mc = await coldStartAt(ctx, moreContainersShape, `fleetscale-mem-containers-${moreContainersShape.containers}`, { floor: false, idleSeconds });
+  const mm = await coldStartAt(ctx, moreModelsShape, `fleetscale-mem-models-${moreModelsShape.models}`, { floor: false, idleSeconds });
+  return {
+    mc,
+    mm,
+    perContainer: perUnit(base, mc.point, moreContainersShape.containers - s.containers),
+    perModel: perUnit(base, mm.point, moreModelsShape.models - s.models),
+  };
+}
+
 export async function fleetscale(ctx: Ctx): Promise<ScenarioResult> {
   const sizes = [...new Set(ctx.opts.fleetSizes)].sort((a, b) => a - b);
   if (sizes.length === 0) throw new Error('fleetscale: no --fleet-sizes');
@@ -212,24 +228,16 @@ export async function fleetscale(ctx: Ctx): Promise<ScenarioResult> {
     etcd = r.etcd;
   }
 
-  // What one more container and one more model cost: on top of the smallest size S, once with
-  // 2·S containers and once with twice the models (S: one container each, as the fleet allows).
   const base = points[0]!;
-  const s = base.shape;
-  const moreContainersShape = fleetShape(2 * s.containers, nodes, { models: s.models, packages: s.packages });
-  const moreModelsShape = fleetShape(s.containers, nodes, { models: 2 * s.models, packages: s.packages });
-  const mc = await coldStartAt(ctx, moreContainersShape, `fleetscale-mem-containers-${moreContainersShape.containers}`, { floor: false, idleSeconds });
-  const mm = await coldStartAt(ctx, moreModelsShape, `fleetscale-mem-models-${moreModelsShape.models}`, { floor: false, idleSeconds });
-  checks.push(mc.check, mm.check);
-  const perContainer = perUnit(base, mc.point, moreContainersShape.containers - s.containers);
-  const perModel = perUnit(base, mm.point, moreModelsShape.models - s.models);
+  const mem = ctx.opts.fleetMemoryRuns ? await memoryRuns(ctx, base, nodes, idleSeconds) : undefined;
+  if (mem) checks.push(mem.mc.check, mem.mm.check);
 
   const machine = `${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, etcd ${etcd}`;
   const plotFiles = writePlot(ctx, points, machine);
   const ok = checks.every((c) => c.ok);
   const unit = (u: ReturnType<typeof perUnit>): string => `${fmt.n(u.heap)} B heap`;
   const unitRow = (u: ReturnType<typeof perUnit>, what: string, more: StartPoint): string =>
-    `${unit(u)} (Δ heap used after ${idleSeconds} s idle and a full GC / Δ ${what}); RSS: ${fmt.n(u.steadyRss)} B steady, ${fmt.n(u.peakRss)} B peak — ${shapeText(s)} → ${shapeText(more.shape)}`;
+    `${unit(u)} (Δ heap used after ${idleSeconds} s idle and a full GC / Δ ${what}); RSS: ${fmt.n(u.steadyRss)} B steady, ${fmt.n(u.peakRss)} B peak — ${shapeText(base.shape)} → ${shapeText(more.shape)}`;
 
   const table: [string, string][] = [];
   for (const p of points) {
@@ -239,19 +247,30 @@ export async function fleetscale(ctx: Ctx): Promise<ScenarioResult> {
     }
   }
   table.push(['curve', curveRow(points)]);
-  table.push(['memory per container', unitRow(perContainer, 'containers', mc.point)]);
-  table.push(['memory per model', unitRow(perModel, 'models', mm.point)]);
+  if (mem) {
+    table.push(['memory per container', unitRow(mem.perContainer, 'containers', mem.mc.point)]);
+    table.push(['memory per model', unitRow(mem.perModel, 'models', mem.mm.point)]);
+  }
   table.push(['plot', plotFiles.join(', ')]);
   table.push(['correctness', ok ? `ok (${checks.length} cold starts, every state exact)` : `FAILED: ${checks.filter((c) => !c.ok).length} of ${checks.length} cold starts wrong`]);
 
   const targets: Target[] = [
     ...judgedTargets(points),
-    { name: 'memory per container', target: 'measured (no goal)', value: `${unit(perContainer)} (${fmt.n(perContainer.steadyRss)} B RSS)`, met: null },
-    { name: 'memory per model', target: 'measured (no goal)', value: `${unit(perModel)} (${fmt.n(perModel.steadyRss)} B RSS)`, met: null },
+    ...(mem
+      ? [
+          { name: 'memory per container', target: 'measured (no goal)', value: `${unit(mem.perContainer)} (${fmt.n(mem.perContainer.steadyRss)} B RSS)`, met: null },
+          { name: 'memory per model', target: 'measured (no goal)', value: `${unit(mem.perModel)} (${fmt.n(mem.perModel.steadyRss)} B RSS)`, met: null },
+        ]
+      : []),
   ];
   return {
     name: 'fleetscale',
-    figures: { sizes: points, memoryRuns: { moreContainers: mc.point, moreModels: mm.point }, perContainer, perModel, plotFiles, idleSeconds },
+    figures: {
+      sizes: points,
+      ...(mem ? { memoryRuns: { moreContainers: mem.mc.point, moreModels: mem.mm.point }, perContainer: mem.perContainer, perModel: mem.perModel } : {}),
+      plotFiles,
+      idleSeconds,
+    },
     table,
     targets,
     correctness: { ok, detail: checks.flatMap((c) => c.detail) },
