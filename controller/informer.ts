@@ -139,7 +139,20 @@ export class Informer<T> {
    * stay reachable from run()'s frame while it waits on the watch for hours. False when stopped.
    */
   private async listAndReplace(): Promise<boolean> {
-    const list = await this.opts.lw.list(this.opts.prefix);
+    const { lw, prefix } = this.opts;
+    if (!this.synced && this.cache.size === 0 && lw.listPages) {
+      // The first list into an empty cache: nothing can disappear, so each page is applied as it
+      // arrives and its raw values die with it (at 100k containers the whole list's strings were
+      // tens of MB of peak heap). A list that fails half-way leaves a partial cache; the retry
+      // then takes the path below, which reports the differences as replace() always has.
+      const revision = await lw.listPages(prefix, (items) => {
+        if (!this.stopped) for (const kv of items) this.applyPut(kv, false);
+      });
+      if (this.stopped) return false;
+      this.listed(revision);
+      return true;
+    }
+    const list = await lw.list(prefix);
     if (this.stopped) return false;
     this.replace(list.items, list.revision);
     return true;
@@ -265,15 +278,25 @@ export class Informer<T> {
 
   /** Make the cache equal to a fresh list, reporting the differences as synthetic events. */
   private replace(items: KeyValue[], revision: number): void {
-    const seen = new Set<string>();
     const relist = this.synced;
-    for (const kv of items) {
-      seen.add(kv.key);
-      this.applyPut(kv, relist);
+    if (this.cache.size === 0) {
+      // Nothing cached, so nothing to delete: no set of every listed key.
+      for (const kv of items) this.applyPut(kv, relist);
+    } else {
+      const seen = new Set<string>();
+      for (const kv of items) {
+        seen.add(kv.key);
+        this.applyPut(kv, relist);
+      }
+      for (const key of [...this.cache.keys()]) {
+        if (!seen.has(key) && this.cache.get(key)!.modRevision <= revision) this.applyDelete(key, relist);
+      }
     }
-    for (const key of [...this.cache.keys()]) {
-      if (!seen.has(key) && this.cache.get(key)!.modRevision <= revision) this.applyDelete(key, relist);
-    }
+    this.listed(revision);
+  }
+
+  /** A list at `revision` has been applied: the watch goes on from there. */
+  private listed(revision: number): void {
     this.revision = Math.max(this.revision, revision);
     this.listedRevision = revision;
     for (const [key, rev] of this.tombstones) if (rev <= this.revision) this.tombstones.delete(key);

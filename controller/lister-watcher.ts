@@ -50,6 +50,11 @@ export interface WatchHandle {
 
 export interface ListerWatcher {
   list(prefix: string): Promise<ListResult>;
+  /**
+   * Optional: the same consistent list, handed over page by page as it arrives, so a large prefix
+   * is never held whole; `revision` is the list's (the same for every page). Resolves with it.
+   */
+  listPages?(prefix: string, onPage: (items: KeyValue[], revision: number) => void): Promise<number>;
   watch(prefix: string, fromRevision: number, callbacks: WatchCallbacks): WatchHandle;
   /** True when `revision` has been compacted away, so a watch cannot resume from it. */
   isCompacted(revision: number): Promise<boolean>;

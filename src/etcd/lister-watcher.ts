@@ -20,16 +20,26 @@ export class EtcdListerWatcher implements ListerWatcher {
   ) {}
 
   async list(prefix: string): Promise<ListResult> {
-    const key = Buffer.from(prefix);
     const items: KeyValue[] = [];
-    const revision = await rangePaged(
+    const revision = await this.listPages(prefix, (page) => {
+      for (const kv of page) items.push(kv);
+    });
+    return { items, revision };
+  }
+
+  listPages(prefix: string, onPage: (items: KeyValue[], revision: number) => void): Promise<number> {
+    const key = Buffer.from(prefix);
+    let revision = 0;
+    return rangePaged(
       (req) => this.client.kv.range(req, { deadline: Date.now() + this.pageTimeoutMs }),
       { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize },
-      (kvs) => {
-        for (const kv of kvs) items.push(toKeyValue(kv));
+      (kvs, rev) => {
+        revision = rev;
+        const items = new Array<KeyValue>(kvs.length);
+        for (let i = 0; i < kvs.length; i++) items[i] = toKeyValue(kvs[i]!);
+        onPage(items, revision);
       },
     );
-    return { items, revision };
   }
 
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): WatchHandle {
@@ -38,7 +48,9 @@ export class EtcdListerWatcher implements ListerWatcher {
       { key, rangeEnd: prefixEnd(key), startRevision: fromRevision },
       {
         onEvents: (events, headerRevision) => {
-          const out: WatchEvent[] = events.map((ev) => ({ type: ev.type === 'Put' ? 'put' : 'delete', kv: toKeyValue(ev.kv) }));
+          // The value is decoded only when read: the informer drops the echo of our own writes
+          // (already in the cache through assume()) by revision, without reading it.
+          const out: WatchEvent[] = events.map((ev) => ({ type: ev.type === 'Put' ? 'put' : 'delete', kv: new WatchedKeyValue(ev.kv) }));
           cb.onEvents(out, headerRevision);
         },
         onProgress: (revision) => cb.onProgress?.(revision),
@@ -81,6 +93,32 @@ export function toKeyValue(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revisio
     createRevision: Number(kv.create_revision),
     version: Number(kv.version),
   };
+}
+
+/** A watched key-value whose value is turned into a string on first read. */
+class WatchedKeyValue implements KeyValue {
+  readonly key: string;
+  readonly modRevision: number;
+  readonly createRevision: number;
+  readonly version: number;
+  private raw: Buffer | undefined;
+  private text: string | undefined;
+
+  constructor(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revision' | 'create_revision' | 'version'>) {
+    this.key = kv.key.toString();
+    this.raw = kv.value;
+    this.modRevision = Number(kv.mod_revision);
+    this.createRevision = Number(kv.create_revision);
+    this.version = Number(kv.version);
+  }
+
+  get value(): string {
+    if (this.text === undefined) {
+      this.text = this.raw!.toString();
+      this.raw = undefined;
+    }
+    return this.text;
+  }
 }
 
 /** The smallest key greater than every key with this prefix (etcd's range_end for a prefix). */

@@ -15,7 +15,7 @@ export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 export async function rangePaged(
   send: (req: IRangeRequest) => Promise<IRangeResponse>,
   range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number; maxPageBytes?: number },
-  onPage: (kvs: IKeyValue[]) => void,
+  onPage: (kvs: IKeyValue[], revision: number) => void,
 ): Promise<number> {
   const pageSize = Math.max(1, Math.floor(range.pageSize));
   const maxPageBytes = range.maxPageBytes ?? MAX_PAGE_BYTES;
@@ -34,7 +34,7 @@ export async function rangePaged(
     }
     // Later pages are read at the first page's revision: one consistent snapshot.
     if (revision === 0) revision = Number(res.header.revision);
-    onPage(res.kvs);
+    onPage(res.kvs, revision);
     const last = res.kvs[res.kvs.length - 1];
     if (!res.more || last === undefined) return revision;
     from = Buffer.concat([last.key, Buffer.from([0])]);
