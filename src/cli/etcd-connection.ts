@@ -1,7 +1,7 @@
 // The command's connection to etcd: the etcd3 client for unary calls and the project's own watch
 // client for watches, both created on first use and closed with the command; every call bounded
 // by the command's deadline and interruption, its failure turned into one readable line.
-import type { Etcd3, IRangeResponse, WatchBuilder } from 'etcd3';
+import type { Etcd3, IRangeResponse } from 'etcd3';
 import type { Config } from '../config/config.js';
 import { createEtcdClient, createEtcdWatchClient } from '../etcd/client.js';
 import type { EtcdWatchClient } from '../etcd/watch-client.js';
@@ -28,11 +28,6 @@ export class EtcdConnection {
   /** "etcd at URLS", for messages. */
   get where(): string {
     return `etcd at ${this.config.endpoints.join(',')}`;
-  }
-
-  /** etcd3's shared watch manager (to be replaced by the watch client). */
-  legacyWatchBuilder(): WatchBuilder {
-    return this.client().watch();
   }
 
   /** The watch client (one gRPC stream per watch); see etcd-watch.ts. */

@@ -1,7 +1,9 @@
-// A watch on etcd: the handlers are attached before the watch connects (events from the start
-// revision can arrive in the same read as the confirmation), and the promise resolves once etcd
-// confirmed the watch, within the command's deadline.
-import { toKeyValue } from '../etcd/lister-watcher.js';
+// A watch on etcd through the project's own watch client (one gRPC stream per watch, resumed by
+// itself after a broken stream), not etcd3's shared watch manager: the handlers are attached
+// before the stream opens, and the promise resolves once etcd confirmed the watch, within the
+// command's deadline.
+import { prefixEnd, toKeyValue } from '../etcd/lister-watcher.js';
+import type { EtcdWatch } from '../etcd/watch-client.js';
 import type { EtcdConnection } from './etcd-connection.js';
 import type { CliError } from './errors.js';
 import type { KV } from './snapshot.js';
@@ -17,35 +19,51 @@ export interface KeyWatchTarget {
 export interface KeyWatchHandlers {
   put?(kv: KV): void;
   delete?(kv: KV): void;
-  /** The stream broke; the watch resumes by itself. */
+  /** The stream broke after etcd confirmed the watch; it resumes by itself from the next revision it has not seen. */
   disconnected?(err: Error): void;
-  /** The watch failed. */
+  /** The watch has ended for good (compacted or canceled by etcd). */
   fail(err: CliError): void;
 }
 
-export interface KeyWatch {
-  close(): void;
-}
-
-export async function watchKeys(etcd: EtcdConnection, target: KeyWatchTarget, on: KeyWatchHandlers): Promise<KeyWatch> {
-  const builder = etcd.legacyWatchBuilder();
-  const watcher = (target.prefix ? builder.prefix(target.key) : builder.key(target.key)).startRevision(String(target.startRevision)).watcher();
-  watcher.on('put', (x) => on.put?.(toKeyValue(x)));
-  watcher.on('delete', (x) => on.delete?.(toKeyValue(x)));
-  watcher.on('disconnected', (err) => on.disconnected?.(err));
-  watcher.on('error', (err) => on.fail(etcd.failure(err)));
-  const close = (): void => void watcher.cancel().catch(() => undefined);
+export async function watchKeys(etcd: EtcdConnection, target: KeyWatchTarget, on: KeyWatchHandlers): Promise<EtcdWatch> {
+  const key = Buffer.from(target.key);
+  let live = false;
+  let created!: () => void;
+  let ended!: (err: CliError) => void;
+  const confirmed = new Promise<void>((resolve, reject) => {
+    created = resolve;
+    ended = reject;
+  });
+  // An end after the confirmation goes to `on.fail` only.
+  confirmed.catch(() => undefined);
+  const end = (message: string): void => {
+    const err = etcd.failure(new Error(message));
+    ended(err);
+    on.fail(err);
+  };
+  const watch = etcd.watches.watch(
+    { key, ...(target.prefix ? { rangeEnd: prefixEnd(key) } : {}), startRevision: target.startRevision },
+    {
+      onCreated: () => {
+        live = true;
+        created();
+      },
+      onEvents: (events) => {
+        for (const e of events) (e.type === 'Put' ? on.put : on.delete)?.(toKeyValue(e.kv));
+      },
+      onCompacted: (rev) => end(`the watch's start revision ${target.startRevision} was compacted (etcd keeps revisions from ${rev})`),
+      onCanceled: (reason) => end(`etcd canceled the watch: ${reason}`),
+      // Before the first confirmation there was no watch to lose: the deadline speaks for it.
+      onDisconnected: (err) => {
+        if (live) on.disconnected?.(err);
+      },
+    },
+  );
   try {
-    await etcd.bounded(
-      () =>
-        new Promise<void>((resolve, reject) => {
-          watcher.once('connected', () => resolve());
-          watcher.once('error', reject);
-        }),
-    );
+    await etcd.bounded(() => confirmed);
   } catch (err) {
-    close();
+    watch.close();
     throw err;
   }
-  return { close };
+  return watch;
 }
