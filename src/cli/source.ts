@@ -1,4 +1,4 @@
-// Where the commands read states from: etcd directly (EtcdSource in read.ts, with everything the
+// Where the commands read states from: etcd directly (EtcdSource in etcd-source.ts, with everything the
 // controller keeps) or a statemanager's gRPC API (GrpcSource in grpc-source.ts, contract section
 // 5: states, history, health and the change stream, but no definitions or containers). The
 // commands print what either gives through the same formatting.
