@@ -1,9 +1,9 @@
 // The gate every call passes before its message is read: a peer with too many failed
 // authentications is turned away first, then the caller is authenticated from the TLS peer
 // certificate, the metadata and the peer address, then its call rate and its calls in flight
-// are checked. A refused call never has its message read or decoded. The handler finds the
-// caller by its metadata object, which grpc-js hands on unchanged; a client cannot forge that
-// entry (it is not metadata).
+// are checked. A refused call never has its message read or decoded. The handler skeleton
+// (handler.ts) finds the caller by the call's metadata object, which grpc-js hands on
+// unchanged; a client cannot forge that entry (it is not metadata).
 import * as grpc from '@grpc/grpc-js';
 import type { Authenticator, Caller, PeerAuthContext } from '../auth/identity.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -42,14 +42,9 @@ export class CallGate {
 
   constructor(private readonly o: CallGateOptions) {}
 
-  /** The authenticated caller of a call the interceptor let through. */
-  callerOf(metadata: grpc.Metadata): Caller | undefined {
-    return this.admitted.get(metadata)?.caller;
-  }
-
-  /** Whose budgets the call spends (see Admitted.budgetKey). */
-  budgetKeyOf(metadata: grpc.Metadata): string | undefined {
-    return this.admitted.get(metadata)?.budgetKey;
+  /** What the interceptor admitted for this call (its caller, budgets and slot), by its metadata. */
+  admittedOf(metadata: grpc.Metadata): Admitted | undefined {
+    return this.admitted.get(metadata);
   }
 
   readonly interceptor: grpc.ServerInterceptor = (method, call) => {
@@ -88,37 +83,6 @@ export class CallGate {
       },
     });
   };
-
-  /**
-   * The unary handlers of `service` wrapped so that the caller's slot is held until the handler
-   * answers; other handlers unchanged.
-   */
-  holdUntilAnswered<H extends object>(service: grpc.ServiceDefinition, handlers: H): H {
-    const out = { ...handlers } as Record<string, unknown>;
-    for (const [name, def] of Object.entries(service)) {
-      const h = out[name];
-      if (def.requestStream || def.responseStream || typeof h !== 'function') continue;
-      out[name] = this.holding(h as grpc.handleUnaryCall<unknown, unknown>);
-    }
-    return out as H;
-  }
-
-  private holding(handler: grpc.handleUnaryCall<unknown, unknown>): grpc.handleUnaryCall<unknown, unknown> {
-    return (call, callback) => {
-      const slot = this.admitted.get(call.metadata)?.slot;
-      slot?.own();
-      const answer: grpc.sendUnaryData<unknown> = (...args) => {
-        slot?.release();
-        callback(...args);
-      };
-      try {
-        handler(call, answer);
-      } catch (err) {
-        slot?.release();
-        throw err;
-      }
-    };
-  }
 
   private admit(method: string, unary: boolean, metadata: grpc.Metadata, authContext: PeerAuthContext | null, remoteAddress: string | undefined): Admitted | Refusal {
     const peer = remoteAddress ?? 'unknown';

@@ -27,14 +27,14 @@ export interface ContainerListDeps {
   refusals?: ThrottledLog;
   /** Names the models not placed on the node in a denial. */
   placement?: ModelPlacement;
-  /** The caller's budget of bytes into etcd; unlimited when omitted. */
-  budget?: WriteBudget;
 }
 
 export interface ContainerListCall {
   caller: Caller;
   request: ContainerList__Output;
   callerDeadline?: number;
+  /** The caller's budget of bytes into etcd; unlimited when omitted. */
+  budget?: WriteBudget;
 }
 
 export type ContainerListOutcome = { ok: true; resp: string } | { ok: false; code: status; message: string };
@@ -62,7 +62,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         requestTimeoutMs: deps.requestTimeoutMs,
         maxAttempts: deps.maxAttempts,
         maxTxnOps: deps.maxTxnOps,
-        ...(deps.budget ? { budget: deps.budget } : {}),
+        ...(call.budget ? { budget: call.budget } : {}),
         ...(call.callerDeadline !== undefined ? { callerDeadline: call.callerDeadline } : {}),
       },
       nodeName,

@@ -57,8 +57,6 @@ export interface OffloadingDeps {
   refusals?: ThrottledLog;
   /** Counts each request by outcome. */
   counted?: (outcome: OffloadingOutcome) => void;
-  /** The caller's budget of bytes into etcd (its record); unlimited when omitted. */
-  budget?: WriteBudget;
   now?: () => number;
 }
 
@@ -67,6 +65,8 @@ export interface OffloadingCall {
   request: OffloadingRequest__Output;
   /** The client's deadline (epoch ms), if any. */
   callerDeadline?: number;
+  /** The caller's budget of bytes into etcd (its record); unlimited when omitted. */
+  budget?: WriteBudget;
 }
 
 export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCall): Promise<OffloadingResponse> {
@@ -116,7 +116,7 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
   if (!models.includes(req.model)) return refuse('not_found', `model_name ${quote(req.model)}: package ${quote(req.package)} does not list this model`);
 
   // The record this request may leave is charged to the caller's budget before anything is sent.
-  const budget = deps.budget ?? UNLIMITED;
+  const budget = call.budget ?? UNLIMITED;
   const bytes = recordBytes(req, caller);
   if (!budget.take(bytes)) {
     return refuse('over_budget', `${caller.identity} is over its write budget (grpc.limits.writeBytesPerSecond); nothing was sent; retry in ${Math.ceil(budget.waitMs(bytes) / 1000)} s`);

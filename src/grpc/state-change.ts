@@ -36,8 +36,6 @@ export interface StateChangeDeps {
   clock?: Clock;
   /** Epoch nanoseconds; injectable for tests. */
   nowNs?: () => bigint;
-  /** The caller's budget of bytes into etcd; unlimited when omitted. */
-  budget?: WriteBudget;
 }
 
 export interface StateChangeCall {
@@ -45,6 +43,8 @@ export interface StateChangeCall {
   request: StateChange__Output;
   /** The client's deadline (epoch ms), if any. */
   callerDeadline?: number;
+  /** The caller's budget of bytes into etcd; unlimited when omitted. */
+  budget?: WriteBudget;
 }
 
 export async function handleStateChange(deps: StateChangeDeps, call: StateChangeCall): Promise<StateChangeResponse> {
@@ -79,7 +79,7 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
   const reader = deps.authorizer.authorize(call.caller, { method: 'read', call: 'SendStateChange' }).allowed;
 
   const source = req.source ?? call.caller.identity;
-  const budget = deps.budget ?? UNLIMITED;
+  const budget = call.budget ?? UNLIMITED;
   const bytes = writtenBytes(deps, req, source, call.caller.identity, transitionId);
   if (!budget.take(bytes)) {
     const meta = { method: 'SendStateChange', identity: call.caller.identity, name: req.name, bytes };

@@ -1,0 +1,204 @@
+// One skeleton for every gRPC method, unary or server-streaming: admit (the caller the call gate
+// let through, then the method's permission) → run → respond → record (one metric per answer)
+// → fail (what run did not expect, logged and mapped to a status). A method only says what it
+// runs; each outcome is answered and counted in one place, once.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../controller/logger.js';
+import type { Caller } from '../auth/identity.js';
+import type { Authorizer } from '../auth/policy.js';
+import type { ThrottledLog } from '../observability/throttled-log.js';
+import { callerDeadlineMs } from '../etcd/errors.js';
+import type { Admitted as GateAdmitted } from './call-gate.js';
+
+export interface Refusal {
+  code: grpc.status;
+  details: string;
+}
+
+/** What a unary method answers: a response, counted under `label` ('OK' unless said), or a status. */
+export type Outcome<Res> = { response: Res; label?: string } | { refusal: Refusal };
+
+export function answer<Res>(response: Res, label?: string): Outcome<Res> {
+  return label === undefined ? { response } : { response, label };
+}
+
+export function refuse(code: grpc.status, details: string): { refusal: Refusal } {
+  return { refusal: { code, details } };
+}
+
+/** A call past admission: who sent what, and the limits it runs under. */
+export interface Call<Req> {
+  caller: Caller;
+  request: Req;
+  /** Whose budgets the call spends: the identity, or `anonymous@<peer address>`. */
+  budgetKey: string;
+  /** The client's deadline (epoch ms), if any. */
+  callerDeadline?: number;
+  /** grpc-js's peer string ("127.0.0.1:5000"). */
+  peer: string;
+}
+
+/**
+ * `read`: the skeleton authorizes the call as a read. `per-request`: run authorizes it, on what
+ * the request says (a node, a model, a transition), which only run has validated.
+ */
+export type Permission = 'read' | 'per-request';
+
+interface Spec {
+  method: string;
+  permission: Permission;
+  /** What an unexpected error answers, after logging it. Default: INTERNAL, the stack at error. */
+  fail?: (method: string, err: unknown) => Refusal;
+}
+
+export interface UnarySpec<Req, Res> extends Spec {
+  run(call: Call<Req>): Outcome<Res> | Promise<Outcome<Res>>;
+}
+
+/** The open end of a server stream, as its method sees it. */
+export interface Stream<Ev> {
+  write(event: Ev): boolean;
+  /** Ends the stream with `code` (OK: cleanly), once; false when it was already over. */
+  end(code: grpc.status, details: string): boolean;
+  /** Answered or cancelled: nothing more is written. */
+  readonly over: boolean;
+  /** Runs once when the stream is over, however it ended, before the end is counted. */
+  onClose(f: () => void): void;
+  onDrain(f: () => void): void;
+}
+
+export interface StreamSpec<Req, Ev> extends Spec {
+  /** Opens the stream; a refusal answers at once (nothing was opened). */
+  run(call: Call<Req>, stream: Stream<Ev>): Refusal | undefined;
+}
+
+export interface SkeletonDeps {
+  /** What the call gate admitted, by the call's metadata (src/grpc/call-gate.ts). */
+  admitted(metadata: grpc.Metadata): GateAdmitted | undefined;
+  authorizer: Authorizer;
+  logger: Logger;
+  refusals: ThrottledLog;
+  /** Counts an answer by method and status name (or the response's label). */
+  record(method: string, code: string): void;
+}
+
+export interface Skeleton {
+  unary<Req, Res>(spec: UnarySpec<Req, Res>): grpc.handleUnaryCall<Req, Res>;
+  serverStream<Req, Ev>(spec: StreamSpec<Req, Ev>): grpc.handleServerStreamingCall<Req, Ev>;
+}
+
+type AnyCall<Req> = grpc.ServerUnaryCall<Req, unknown> | grpc.ServerWritableStream<Req, unknown>;
+
+export function skeleton(deps: SkeletonDeps): Skeleton {
+  const { logger, record } = deps;
+
+  const internal = (method: string, err: unknown): Refusal => {
+    logger.error('gRPC handler failed', { method, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    return { code: grpc.status.INTERNAL, details: 'internal error' };
+  };
+
+  const admit = <Req>(spec: Spec, call: AnyCall<Req>): Call<Req> | Refusal => {
+    const gated = deps.admitted(call.metadata);
+    // Every call passes the gate first; a call without a caller is a wiring bug, refused.
+    if (!gated) {
+      logger.error('gRPC call reached its handler without passing the gate', { method: spec.method });
+      return { code: grpc.status.UNAUTHENTICATED, details: 'not authenticated' };
+    }
+    const { caller } = gated;
+    if (spec.permission === 'read' && !deps.authorizer.authorize(caller, { method: 'read', call: spec.method }).allowed) {
+      deps.refusals.warn('denied', 'gRPC call denied', { method: spec.method, identity: caller.identity, via: caller.via });
+      return { code: grpc.status.PERMISSION_DENIED, details: `${caller.identity} may not read states` };
+    }
+    const deadline = callerDeadlineMs(call.getDeadline());
+    return { caller, request: call.request, budgetKey: gated.budgetKey, peer: call.getPeer(), ...(deadline === undefined ? {} : { callerDeadline: deadline }) };
+  };
+
+  const unary = <Req, Res>(spec: UnarySpec<Req, Res>): grpc.handleUnaryCall<Req, Res> => {
+    const fail = spec.fail ?? internal;
+    return (call, callback) => {
+      // The caller's in-flight slot is held until this answer, not until the client gives up.
+      const slot = deps.admitted(call.metadata)?.slot;
+      slot?.own();
+      const respond = (o: Outcome<Res>): void => {
+        slot?.release();
+        if ('refusal' in o) {
+          record(spec.method, grpc.status[o.refusal.code]);
+          callback(o.refusal);
+        } else {
+          record(spec.method, o.label ?? 'OK');
+          callback(null, o.response);
+        }
+      };
+      const admitted = admit(spec, call);
+      if (!('caller' in admitted)) return respond({ refusal: admitted });
+      let ran: Outcome<Res> | Promise<Outcome<Res>>;
+      try {
+        ran = spec.run(admitted);
+      } catch (err) {
+        return respond({ refusal: fail(spec.method, err) });
+      }
+      if (ran instanceof Promise) ran.then(respond, (err: unknown) => respond({ refusal: fail(spec.method, err) }));
+      else respond(ran);
+    };
+  };
+
+  const serverStream = <Req, Ev>(spec: StreamSpec<Req, Ev>): grpc.handleServerStreamingCall<Req, Ev> => {
+    const fail = spec.fail ?? internal;
+    return (call) => {
+      const refused = (r: Refusal): void => {
+        record(spec.method, grpc.status[r.code]);
+        call.emit('error', r);
+      };
+      const admitted = admit(spec, call);
+      if (!('caller' in admitted)) return refused(admitted);
+      const { stream, close } = openStream(call, (code) => record(spec.method, code));
+      let refusal: Refusal | undefined;
+      try {
+        refusal = spec.run(admitted, stream);
+      } catch (err) {
+        const r = fail(spec.method, err);
+        stream.end(r.code, r.details);
+        return;
+      }
+      if (refusal && close()) refused(refusal);
+    };
+  };
+
+  return { unary, serverStream };
+}
+
+/** A server stream that ends once: closers run, the end is counted, then answered. */
+function openStream<Ev>(call: grpc.ServerWritableStream<unknown, Ev>, counted: (code: string) => void): { stream: Stream<Ev>; close: () => boolean } {
+  let over = false;
+  const closers: (() => void)[] = [];
+  const close = (): boolean => {
+    if (over) return false;
+    over = true;
+    for (const f of closers) f();
+    return true;
+  };
+  call.on('cancelled', () => {
+    if (close()) counted('CANCELLED');
+  });
+  const stream: Stream<Ev> = {
+    write: (event) => call.write(event),
+    end(code, details) {
+      if (!close()) return false;
+      counted(grpc.status[code]);
+      if (code === grpc.status.OK) {
+        call.end();
+        return true;
+      }
+      call.emit('error', { code, details });
+      // A client that reads nothing never receives the status: free the stream anyway.
+      if (code === grpc.status.RESOURCE_EXHAUSTED) setTimeout(() => call.destroy(), 5000).unref();
+      return true;
+    },
+    get over() {
+      return over;
+    },
+    onClose: (f) => void closers.push(f),
+    onDrain: (f) => void call.on('drain', f),
+  };
+  return { stream, close };
+}

@@ -1,0 +1,151 @@
+// SubscribeToStateChanges (contract section 5) as a stream spec for the handler skeleton. A
+// subscription is served at the client's pace: events are written while the stream takes them
+// and the feed resumes it on 'drain'; one that stops reading is cut by the feed
+// (RESOURCE_EXHAUSTED, naming the revision to resume from). Subscriptions are bounded per
+// identity and in total.
+import * as grpc from '@grpc/grpc-js';
+import type { StateChangeSubscriptionRequest__Output } from '../generated/statemanager/StateChangeSubscriptionRequest.js';
+import type { StateChangeEvent } from '../generated/statemanager/StateChangeEvent.js';
+import type { Severity } from '../generated/statemanager/Severity.js';
+import type { ResourceKind } from '../../domain/states.js';
+import type { Logger } from '../../controller/logger.js';
+import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { StateChangeRecord, StateFeed, Subscription, SubscriptionEnd } from '../state-api/feed.js';
+import type { SubscriptionQuota } from '../state-api/subscription-quota.js';
+import { splitHostPort } from '../config/address.js';
+import { LIMITS, quote, textProblem } from './validation.js';
+import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs } from './resource-types.js';
+import type { StreamSpec } from './handler.js';
+
+export interface StreamMetrics {
+  opened(): void;
+  closed(): void;
+  sent(n: number): void;
+  cut(reason: CutReason): void;
+}
+
+type CutReason = 'slow' | 'compacted' | 'restarted' | 'stopped';
+
+export interface SubscribeDeps {
+  feed: StateFeed;
+  logger: Logger;
+  /** One per server: open subscriptions per identity and in total. */
+  quota: SubscriptionQuota;
+  nowNs: () => string;
+  /** Where refusals are logged, at a bounded rate (else every one is logged). */
+  refusals?: ThrottledLog;
+  metrics?: StreamMetrics;
+}
+
+const FILTER_KEYS = new Set(['name', 'since_revision']);
+
+export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscriptionRequest__Output, StateChangeEvent> {
+  return {
+    method: 'SubscribeToStateChanges',
+    permission: 'read',
+    run({ caller, request, peer }, stream) {
+      const parsed = parseSubscription(request);
+      if ('problem' in parsed) return { code: grpc.status.INVALID_ARGUMENT, details: parsed.problem };
+      const who = caller.via === 'anonymous' ? `anonymous@${peerHost(peer)}` : caller.identity;
+      const slot = deps.quota.take(who);
+      if (!slot.ok) {
+        const meta = { identity: caller.identity, peer };
+        if (deps.refusals) deps.refusals.warn('subscriptions', 'subscription refused: over its limit', meta);
+        else deps.logger.warn('subscription refused: over its limit', meta);
+        return { code: grpc.status.RESOURCE_EXHAUSTED, details: slot.problem };
+      }
+      // The feed never calls back from inside subscribe(), but the stream may end before it answered.
+      const held: { sub?: Subscription } = {};
+      deps.metrics?.opened();
+      stream.onClose(() => {
+        held.sub?.close();
+        slot.release();
+        deps.metrics?.closed();
+      });
+      const sub = (held.sub = deps.feed.subscribe(parsed.filter, {
+        // Written while the stream takes it; false pauses the subscription until 'drain'.
+        send: (r) => {
+          if (stream.over) return false;
+          const more = stream.write(toEvent(r, deps.nowNs()));
+          deps.metrics?.sent(1);
+          return more;
+        },
+        end: (reason) => {
+          if (reason.kind === 'slow') deps.logger.warn('state subscriber cut off: it does not read', { identity: caller.identity, peer, behind: reason.behind, resumeRevision: reason.resumeRevision });
+          const [code, details, why] = endStatus(reason);
+          if (!stream.over) deps.metrics?.cut(why);
+          stream.end(code, details);
+        },
+      }));
+      if (stream.over) sub.close();
+      stream.onDrain(() => sub.resume());
+      return undefined;
+    },
+  };
+}
+
+/** The host of a grpc-js peer string ("127.0.0.1:5000", "[::1]:5000", "ipv4:…"). */
+function peerHost(peer: string): string {
+  return splitHostPort(peer.replace(/^ipv[46]:/, '')).host;
+}
+
+function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {
+  switch (reason.kind) {
+    case 'slow':
+      return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber stopped reading while ${reason.behind} changes arrived; subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
+    case 'compacted':
+      return [grpc.status.OUT_OF_RANGE, `revision compacted (etcd keeps changes from ${reason.compactRevision}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
+    case 'restarted':
+      return [grpc.status.UNAVAILABLE, `${reason.detail}; subscribe again with since_revision set to the last revision received`, 'restarted'];
+    case 'stopped':
+      return [grpc.status.UNAVAILABLE, 'statemanager is shutting down; subscribe again (to any replica) with since_revision', 'stopped'];
+  }
+}
+
+const SEVERITY: Record<string, Severity> = { Error: 'SEVERITY_ERROR', Dead: 'SEVERITY_ERROR', Degraded: 'SEVERITY_WARNING' };
+
+function toEvent(r: StateChangeRecord, nowNs: string): StateChangeEvent {
+  return {
+    event_type: 'EVENT_TYPE_STATE_CHANGE',
+    state_change: {
+      resource_type: RESOURCE_TYPE_OF[r.kind],
+      resource_name: r.name,
+      current_state: r.from,
+      target_state: r.to,
+      transition_id: '',
+      timestamp_ns: msToNs(r.seenAt),
+      source: 'statemanager',
+    },
+    event_timestamp_ns: nowNs,
+    event_id: `${r.revision}-${r.index}`,
+    severity: SEVERITY[r.to] ?? 'SEVERITY_INFO',
+    description: `${r.kind} ${r.name}: ${r.from || '(none)'} -> ${r.to || '(deleted)'}`,
+    metadata: { revision: String(r.revision), kind: r.kind },
+  };
+}
+
+/** The request as a feed filter, or what is wrong with it. */
+export function parseSubscription(req: StateChangeSubscriptionRequest__Output): { filter: { kind?: ResourceKind; name?: string; sinceRevision?: number } } | { problem: string } {
+  const type: unknown = req.resource_type;
+  let kind: ResourceKind | undefined;
+  if (type !== 'RESOURCE_TYPE_UNSPECIFIED') {
+    kind = kindOfResourceType(type);
+    if (kind === undefined) return { problem: `resource_type ${String(type)} is not SCENARIO, PACKAGE, MODEL or UNSPECIFIED (every type)` };
+  }
+  const unknown = Object.keys(req.filter).filter((k) => !FILTER_KEYS.has(k));
+  if (unknown.length > 0) return { problem: `filter ${unknown.map(quote).join(', ')} not understood (known: name, since_revision)` };
+  const filter: { kind?: ResourceKind; name?: string; sinceRevision?: number } = {};
+  if (kind) filter.kind = kind;
+  const name = req.filter.name;
+  if (name !== undefined) {
+    const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true, noInvisible: true });
+    if (p) return { problem: `filter["name"] ${p}` };
+    filter.name = name;
+  }
+  const since = req.filter.since_revision;
+  if (since !== undefined) {
+    if (!/^\d{1,15}$/.test(since)) return { problem: `filter["since_revision"] ${quote(since)} is not a revision (a non-negative integer)` };
+    filter.sinceRevision = Number(since);
+  }
+  return { filter };
+}

@@ -1,0 +1,146 @@
+// The methods that write (contract sections 2 and 3) as specs for the handler skeleton:
+// SendChangedContainerList, SendStateChange, TriggerOffloading, and SendAction (not ours).
+// Their dependencies are built once, here; only the caller's write budget differs per call.
+import * as grpc from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
+import type { StateManagerConnectionHandlers } from '../generated/statemanager/StateManagerConnection.js';
+import type { KeyLayout } from '../../domain/keys.js';
+import type { StateStore, DomainObserver } from '../../reconcilers/ports.js';
+import type { Logger } from '../../controller/logger.js';
+import type { Authorizer, ModelPlacement } from '../auth/policy.js';
+import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { OffloadModelClient } from '../action-controller/client.js';
+import type { OffloadingRecords } from '../etcd/offloading-store.js';
+import { SingleFlight } from '../offloading/single-flight.js';
+import type { GrpcServerConfig } from './config.js';
+import { answer, refuse, type Skeleton } from './handler.js';
+import { RateLimiter } from './rate-limit.js';
+import { budgetOf } from './write-budget.js';
+import { handleContainerList, type ContainerListDeps } from './container-list.js';
+import { handleStateChange, type StateChangeDeps } from './state-change.js';
+import { handleOffloading, type Forwarded, type OffloadingDeps, type OffloadingOutcome, type PackageModels } from './offloading.js';
+import { quote } from './validation.js';
+
+/** TriggerOffloading's collaborators; without them the call answers UNIMPLEMENTED. */
+export interface OffloadingService {
+  /** The ActionController client (the one Reconcile uses: same connection, TLS and timeout). */
+  actionController: OffloadModelClient;
+  records: OffloadingRecords;
+  /** The package definitions in this replica's caches (the Fleet). */
+  definitions: PackageModels;
+  /** Counts each request by outcome (statemanager_offloading_requests_total). */
+  counted?: (outcome: OffloadingOutcome) => void;
+}
+
+export interface WriteApiDeps {
+  client: Etcd3;
+  keys: KeyLayout;
+  store: StateStore;
+  authorizer: Authorizer;
+  logger: Logger;
+  refusals: ThrottledLog;
+  config: GrpcServerConfig;
+  requestTimeoutMs: number;
+  observer?: DomainObserver;
+  placement?: ModelPlacement;
+  offloading?: OffloadingService;
+}
+
+export type WriteHandlers = Pick<StateManagerConnectionHandlers, 'SendChangedContainerList' | 'SendStateChange' | 'TriggerOffloading' | 'SendAction'>;
+
+export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
+  const { config, logger } = d;
+  // Bytes into etcd per identity (anonymous: per peer address), shared by every write method.
+  const writeBytes = new RateLimiter({ perSecond: config.limits.writeBytesPerSecond, burst: config.limits.writeBurstBytes });
+  const budget = (key: string) => budgetOf(writeBytes, key);
+
+  const containerList: ContainerListDeps = {
+    client: d.client,
+    keys: d.keys,
+    authorizer: d.authorizer,
+    logger,
+    requestTimeoutMs: d.requestTimeoutMs,
+    maxAttempts: config.conflictRetries,
+    limits: {
+      maxContainers: config.maxContainersPerList,
+      listBytes: config.limits.listBytes,
+      namesPerContainer: config.limits.namesPerContainer,
+      mapEntries: config.limits.mapEntries,
+      valueBytes: config.limits.valueBytes,
+    },
+    maxTxnOps: config.etcdMaxTxnOps,
+    refusals: d.refusals,
+    ...(d.placement ? { placement: d.placement } : {}),
+  };
+  const stateChange: StateChangeDeps = {
+    client: d.client,
+    keys: d.keys,
+    store: d.store,
+    authorizer: d.authorizer,
+    logger,
+    requestTimeoutMs: d.requestTimeoutMs,
+    maxAttempts: config.conflictRetries,
+    refusals: d.refusals,
+    ...(d.observer ? { observer: d.observer } : {}),
+  };
+  const off = d.offloading;
+  const offloading: OffloadingDeps | undefined = off && {
+    authorizer: d.authorizer,
+    logger,
+    refusals: d.refusals,
+    actionController: off.actionController,
+    records: off.records,
+    definitions: off.definitions,
+    // Identical requests in flight on this replica share one ActionController call.
+    flights: new SingleFlight<Forwarded>(),
+    reasonBytes: config.limits.offloadingReasonBytes,
+    ...(off.counted ? { counted: off.counted } : {}),
+  };
+
+  return {
+    SendChangedContainerList: s.unary({
+      method: 'SendChangedContainerList',
+      permission: 'per-request',
+      async run(call) {
+        const outcome = await handleContainerList(containerList, { ...call, budget: budget(call.budgetKey) });
+        if (outcome.ok) return answer({ resp: outcome.resp });
+        logger.debug('SendChangedContainerList refused', { identity: call.caller.identity, code: grpc.status[outcome.code], details: outcome.message });
+        return refuse(outcome.code, outcome.message);
+      },
+    }),
+
+    // Answered OK with the contract's ErrorCode, which is what the metric counts.
+    SendStateChange: s.unary({
+      method: 'SendStateChange',
+      permission: 'per-request',
+      async run(call) {
+        const response = await handleStateChange(stateChange, { ...call, budget: budget(call.budgetKey) });
+        if (response.error_code !== 'ERROR_CODE_SUCCESS') {
+          logger.debug('SendStateChange refused', {
+            identity: call.caller.identity,
+            name: quote(call.request.resource_name),
+            code: response.error_code,
+            details: response.error_details,
+            transitionId: response.transition_id,
+          });
+        }
+        return answer(response, String(response.error_code));
+      },
+    }),
+
+    TriggerOffloading: s.unary({
+      method: 'TriggerOffloading',
+      permission: 'per-request',
+      run: async (call) =>
+        offloading
+          ? answer(await handleOffloading(offloading, { ...call, budget: budget(call.budgetKey) }))
+          : refuse(grpc.status.UNIMPLEMENTED, 'TriggerOffloading is not served by this server'),
+    }),
+
+    SendAction: s.unary({
+      method: 'SendAction',
+      permission: 'per-request',
+      run: () => refuse(grpc.status.UNIMPLEMENTED, 'SendAction is not implemented by statemanager'),
+    }),
+  };
+}
