@@ -1,13 +1,15 @@
-// Wires the domain (reconcilers/) into the machinery (controller/) over etcd and gRPC:
-// informers → event mapping → work queues → reconcilers → guarded etcd writes. The lifecycle
-// (start order, leadership, resync, readiness) is the Manager's; nothing here keeps state.
+// The composition root of the program, and the only one: etcd clients, the fleet (the
+// informers' read model), the guarded state store, the controllers (reconcilers/controllers.ts)
+// under the Manager, and what every replica serves: gRPC (scenario writes, TriggerOffloading,
+// the state API's reads and subscriptions) and HTTP (probes, metrics). The lifecycle (start
+// order, leadership, resync, readiness) is the Manager's; the process around it (configuration,
+// signals, crash policy) is src/statemanager.ts's. Nothing here keeps state of its own.
 import type { Etcd3 } from 'etcd3';
 import { hostname } from 'node:os';
-import type { Controller } from '../controller/controller.js';
-import type { LeaderElector } from '../controller/leader-election.js';
+import type { LeaderElector, LeaderLock } from '../controller/leader-election.js';
 import type { Logger } from '../controller/logger.js';
 import { Manager, type CheckResult } from '../controller/manager.js';
-import { buildControllers, type ControllerKind } from '../reconcilers/controllers.js';
+import { buildControllers } from '../reconcilers/controllers.js';
 import { enqueueAll, type Enqueue } from '../reconcilers/event-mapping.js';
 import { Fleet } from '../reconcilers/fleet.js';
 import { KeyLayout } from '../domain/keys.js';
@@ -16,14 +18,21 @@ import { systemClock, type ActionControllerClient, type Clock } from '../reconci
 import { GrpcActionControllerClient, type OffloadModelClient } from './action-controller/client.js';
 import type { Config } from './config/config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
+import { EtcdHistoryStore } from './etcd/history-store.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
+import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { EtcdProbe } from './etcd/probe.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import type { EtcdWatchClient } from './etcd/watch-client.js';
+import { createStateManagerServer, type StateManagerServer } from './grpc/server.js';
+import { HttpServer } from './http/server.js';
 import { maintainFleetGauges } from './observability/gauges.js';
 import { Metrics } from './observability/metrics.js';
 import { LoggingObserver } from './observability/observer.js';
+import { StateFeed } from './state-api/feed.js';
+import { FleetStateCaches } from './state-api/fleet-caches.js';
+import { StateReader } from './state-api/reader.js';
 
 export interface AppDeps {
   config: Config;
@@ -49,49 +58,38 @@ export class StateManagerApp {
   readonly observer: LoggingObserver;
   /** The ActionController's OffloadModel, on the same client (connection, TLS, timeout) as Reconcile. */
   readonly offloadModel: OffloadModelClient;
-  private readonly controllers: Record<ControllerKind, Controller>;
   private readonly enqueue: Enqueue;
   private readonly probe: EtcdProbe;
+  /** Every state change from one etcd watch (opened with the first subscriber), for every subscriber of this replica. */
+  private readonly feed: StateFeed;
+  private readonly grpc: StateManagerServer;
+  private readonly http: HttpServer;
   private readonly log: Logger;
   private readonly closeClients: () => void;
 
   constructor(deps: AppDeps) {
     const { config, logger } = deps;
     this.log = logger;
-    this.keys = new KeyLayout(config.keyPrefix);
-    this.etcd = deps.etcd ?? createEtcdClient(config.etcd);
+    const keys = (this.keys = new KeyLayout(config.keyPrefix));
+    const etcd = (this.etcd = deps.etcd ?? createEtcdClient(config.etcd));
     this.watchClient = createEtcdWatchClient(config.etcd);
-    this.metrics = deps.metrics ?? new Metrics();
-    const clock = deps.clock ?? systemClock;
-    const observer = (this.observer = new LoggingObserver(logger, this.metrics));
+    const metrics = (this.metrics = deps.metrics ?? new Metrics());
+    const observer = (this.observer = new LoggingObserver(logger, metrics));
+    const requestTimeoutMs = config.etcd.requestTimeout;
     const le = config.leaderElection;
     this.identity = le.identity || `${hostname()}-${process.pid}`;
     const leaderLock = le.enabled
-      ? new EtcdLeaderLock({
-          client: this.etcd,
-          watcher: this.watchClient,
-          key: this.keys.leader,
-          identity: this.identity,
-          leaseSeconds: Math.max(1, Math.round(le.leaseDuration / 1000)),
-          requestTimeoutMs: config.etcd.requestTimeout,
-          logger,
-        })
+      ? new EtcdLeaderLock({ client: etcd, watcher: this.watchClient, key: keys.leader, identity: this.identity, leaseSeconds: Math.max(1, Math.round(le.leaseDuration / 1000)), requestTimeoutMs, logger })
       : undefined;
 
+    const clock = deps.clock ?? systemClock;
     const liveness = { enabled: config.nodeLiveness.enabled, graceMs: config.nodeLiveness.grace };
-    this.fleet = new Fleet({ keys: this.keys, lw: new EtcdListerWatcher(this.etcd, this.watchClient), observer, logger, metrics: this.metrics.informers(), liveness, clock });
-    maintainFleetGauges(this.metrics, this.fleet);
-    this.store = new EtcdStateStore({
-      client: this.etcd,
-      keys: this.keys,
-      historyLength: config.history.length,
-      requestTimeoutMs: config.etcd.requestTimeout,
-      ...(leaderLock ? { guard: leaderLock } : {}),
-      onCommit: (changes) => this.fleet.caches.assume(changes),
-    });
-    const ownedActionController = deps.actionController && deps.offloadModel
-      ? undefined
-      : new GrpcActionControllerClient({ addr: config.actionController.addr, timeoutMs: config.actionController.timeout, tls: config.actionController.tls });
+    const fleet = (this.fleet = new Fleet({ keys, lw: new EtcdListerWatcher(etcd, this.watchClient), observer, logger, metrics: metrics.informers(), liveness, clock }));
+    maintainFleetGauges(metrics, fleet);
+    const historyLength = config.history.length;
+    this.store = new EtcdStateStore({ client: etcd, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes) });
+    const ac = config.actionController;
+    const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, tls: ac.tls });
     this.offloadModel = deps.offloadModel ?? ownedActionController!;
     this.closeClients = () => {
       ownedActionController?.close();
@@ -99,17 +97,12 @@ export class StateManagerApp {
       if (!deps.etcd) this.etcd.close();
     };
 
-    const source = `controller/${this.identity}`;
-    const lag = new LagTracker(() => performance.now(), (s) => this.metrics.lag.observe(s));
-    const built = buildControllers({
-      fleet: this.fleet,
+    const { controllers, enqueue } = buildControllers({
+      fleet,
       store: this.store,
-      actionController: deps.actionController ?? ownedActionController!,
-      observer,
-      clock,
-      source,
-      lag,
-      logger,
+      actionController: deps.actionController ?? ownedActionController!, observer, clock, logger,
+      source: `controller/${this.identity}`,
+      lag: new LagTracker(() => performance.now(), (s) => metrics.lag.observe(s)),
       triggerStates: new Set(config.reconcile.triggerStates),
       repeat: { initialMs: config.reconcile.repeatInitial, capMs: config.reconcile.repeatCap },
       settings: {
@@ -118,44 +111,60 @@ export class StateManagerApp {
         workers: config.controller.workers,
         requestWorkers: config.reconcile.workers,
       },
-      queueMetrics: (name) => this.metrics.queue(name),
-      controllerMetrics: (name) => this.metrics.controller(name),
+      queueMetrics: (name) => metrics.queue(name), controllerMetrics: (name) => metrics.controller(name),
     });
-    this.controllers = built.controllers;
-    this.enqueue = built.enqueue;
-    const { fleet } = this;
+    this.enqueue = enqueue;
+    this.manager = this.buildManager(config, leaderLock);
+    for (const c of Object.values(controllers)) this.manager.add(c);
+    this.probe = new EtcdProbe(etcd, keys.own, logger);
+    this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
 
+    const limits = config.grpc.limits;
+    this.feed = new StateFeed({ source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches });
+    metrics.apiEtcdWatches(() => this.feed.etcdWatches);
+    // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.
+    this.grpc = createStateManagerServer({
+      client: etcd, keys, logger, observer, requestTimeoutMs, metrics: metrics.grpc(),
+      store: new EtcdStateStore({ client: etcd, keys, historyLength, requestTimeoutMs }),
+      config: config.grpc,
+      credentialsReloadMs: config.grpc.credentialsReloadInterval,
+      // The replica's own caches: every replica keeps them, leader or not.
+      placement: fleet,
+      // TriggerOffloading: checked against the same caches, sent on the Reconcile client's connection.
+      offloading: {
+        actionController: this.offloadModel,
+        records: new EtcdOffloadingStore({ client: etcd, keys, requestTimeoutMs, perModel: limits.offloadingRecordsPerModel }),
+        definitions: fleet,
+        counted: (outcome) => metrics.offloadingRequest(outcome),
+      },
+      readApi: { reader: new StateReader(new FleetStateCaches(fleet), new EtcdHistoryStore(etcd, keys, requestTimeoutMs)), feed: this.feed, metrics: metrics.subscriptions() },
+    });
+    this.http = new HttpServer({ addr: config.http.addr, registry: metrics.registry, probes: { ready: () => this.ready(), healthy: () => this.manager.healthy() } });
+  }
+
+  private buildManager(config: Config, lock: LeaderLock | undefined): Manager {
+    const le = config.leaderElection;
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
     leaderGauge.set(0);
-    this.manager = new Manager({
-      caches: fleet.caches,
+    const onLeaderChange = (leading: boolean): void => leaderGauge.set(leading ? 1 : 0);
+    return new Manager({
+      caches: this.fleet.caches,
       resync: (reason) => this.resync(reason),
       resyncPeriodMs: config.controller.resyncPeriod,
-      logger,
-      ...(leaderLock
-        ? {
-            leaderElection: {
-              identity: this.identity,
-              lock: leaderLock,
-              retryPeriodMs: Math.max(200, le.leaseDuration / 5),
-              onLost: le.onLost,
-              onLeaderChange: (leading: boolean) => leaderGauge.set(leading ? 1 : 0),
-            },
-          }
-        : {}),
+      logger: this.log,
+      ...(lock ? { leaderElection: { identity: this.identity, lock, retryPeriodMs: Math.max(200, le.leaseDuration / 5), onLost: le.onLost, onLeaderChange } } : {}),
     });
-    for (const c of Object.values(this.controllers)) this.manager.add(c);
-    this.probe = new EtcdProbe(this.etcd, this.keys.own, logger);
-    this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
   }
 
   get elector(): LeaderElector | undefined {
     return this.manager.elector;
   }
 
-  /** Queues into the controllers (the event mapping and resyncs use the same). */
-  enqueuer(): Enqueue {
-    return this.enqueue;
+  /** Bind and serve HTTP (probes, metrics) and gRPC; resolves with the bound ports. */
+  async serve(): Promise<{ http: number; grpc: number }> {
+    const http = await this.http.start();
+    const { port: grpc } = await this.grpc.start();
+    return { http, grpc };
   }
 
   /** Watch at once (and probe etcd); workers start once every informer has synced. */
@@ -166,7 +175,7 @@ export class StateManagerApp {
 
   /** Recompute everything from what is in etcd; live events go ahead of this work. */
   resync(reason: string): void {
-    const counts = enqueueAll(this.fleet, this.enqueuer(), 'low');
+    const counts = enqueueAll(this.fleet, this.enqueue, 'low');
     this.log.info('resync', { reason, ...counts });
   }
 
@@ -178,10 +187,13 @@ export class StateManagerApp {
     return this.manager.isLeader();
   }
 
-  /** Finish in-flight keys, hand leadership over, close the clients. */
+  /** Stop serving, finish in-flight keys, hand leadership over, close the clients. */
   async stop(): Promise<void> {
+    await this.grpc.stop();
+    this.feed.stop();
     await this.probe.stop();
     await this.manager.stop();
     this.closeClients();
+    await this.http.stop();
   }
 }

@@ -75,5 +75,5 @@ test('no import cycles in controller/, domain/, reconcilers/ and src/', (t) => {
 
 test('the checks see the imports (the graph is not empty)', (t) => {
   t.true(files.length > 50);
-  t.true((graph.get('src/app.ts') ?? []).includes('controller/controller.ts'));
+  t.true((graph.get('src/app.ts') ?? []).includes('controller/manager.ts'));
 });

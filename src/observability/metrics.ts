@@ -235,6 +235,45 @@ export class Metrics implements FleetGaugeSink {
     return this.hot.gaugeFor('pending', this.pendingGauge, () => ({}));
   }
 
+  /** What the gRPC server counts: calls by method and code, the anonymous-access flag, credential reloads. */
+  grpc(): { request(method: string, code: string): void; anonymousBeyondLoopback(on: boolean): void; credentials: ReloadMetrics } {
+    return {
+      request: (method, code) => this.grpcRequests.labels({ method, code }).inc(),
+      anonymousBeyondLoopback: (on) => this.grpcAnonymousAllowed.set(on ? 1 : 0),
+      credentials: this.credentials(),
+    };
+  }
+
+  /** What the read API's subscriptions count: open streams, events sent, streams cut by reason. */
+  subscriptions(): { opened(): void; closed(): void; sent(n: number): void; cut(reason: string): void } {
+    return {
+      opened: () => this.apiSubscriptions.inc(),
+      closed: () => this.apiSubscriptions.dec(),
+      sent: (n) => this.apiEventsSent.inc(n),
+      cut: (reason) => this.apiSubscriptionsCut.labels({ reason }).inc(),
+    };
+  }
+
+  /** statemanager_offloading_requests_total{outcome} += 1 */
+  offloadingRequest(outcome: string): void {
+    this.offloadingRequests.labels({ outcome }).inc();
+  }
+
+  /**
+   * statemanager_api_etcd_watches: what the read API costs etcd (the shared watch plus the
+   * replays), read from `count` at each scrape. Once per registry.
+   */
+  apiEtcdWatches(count: () => number): void {
+    new Gauge({
+      name: 'statemanager_api_etcd_watches',
+      help: 'etcd watches held for SubscribeToStateChanges: the shared one and the replays from before the resume buffer',
+      registers: [this.registry],
+      collect() {
+        this.set(count());
+      },
+    });
+  }
+
   /** Where the credential files' reloads are counted (what: grpc_tls, grpc_tokens). */
   credentials(): ReloadMetrics {
     return {
