@@ -13,7 +13,7 @@ export interface GlobalOptions {
   prefix?: string;
   timeout: string;
   output: OutputFormat;
-  // A statemanager's gRPC API instead of etcd (see grpc-source.ts).
+  // A statemanager's gRPC API instead of etcd (see grpc-channel.ts).
   server?: string;
   token?: string;
   tokenFile?: string;

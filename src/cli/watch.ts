@@ -1,6 +1,6 @@
 // `statemanager watch [KIND [NAME]]`: state transitions as they happen, one line each. From etcd,
 // the history keys the controller writes with every state change; over gRPC, the server's
-// stream of state changes, resumed after a dropped connection (see grpc-source.ts).
+// stream of state changes, resumed after a dropped connection (see grpc-watch.ts).
 import { Argument, Option, type Command } from 'commander';
 import type { ResourceKind } from '../../domain/states.js';
 import { openSource } from './connect.js';

@@ -4,7 +4,7 @@
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { loadStateManagerProto } from '../../src/grpc/proto.js';
-import { splitSource } from '../../src/cli/grpc-source.js';
+import { splitSource } from '../../src/cli/grpc-answers.js';
 import { cli } from './_harness.js';
 
 let server: grpc.Server;
