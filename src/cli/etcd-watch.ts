@@ -19,7 +19,10 @@ export interface KeyWatchTarget {
 export interface KeyWatchHandlers {
   put?(kv: KV): void;
   delete?(kv: KV): void;
-  /** The stream broke after etcd confirmed the watch; it resumes by itself from the next revision it has not seen. */
+  /**
+   * The stream broke after etcd confirmed the watch (once per outage, however many attempts it
+   * takes); it resumes by itself from the next revision it has not seen.
+   */
   disconnected?(err: Error): void;
   /** The watch has ended for good (compacted or canceled by etcd). */
   fail(err: CliError): void;
@@ -27,7 +30,9 @@ export interface KeyWatchHandlers {
 
 export async function watchKeys(etcd: EtcdConnection, target: KeyWatchTarget, on: KeyWatchHandlers): Promise<EtcdWatch> {
   const key = Buffer.from(target.key);
+  /** etcd confirmed the watch (at least once); the stream is broken since the last confirmation. */
   let live = false;
+  let lost = false;
   let created!: () => void;
   let ended!: (err: CliError) => void;
   const confirmed = new Promise<void>((resolve, reject) => {
@@ -46,6 +51,7 @@ export async function watchKeys(etcd: EtcdConnection, target: KeyWatchTarget, on
     {
       onCreated: () => {
         live = true;
+        lost = false;
         created();
       },
       onEvents: (events) => {
@@ -55,7 +61,8 @@ export async function watchKeys(etcd: EtcdConnection, target: KeyWatchTarget, on
       onCanceled: (reason) => end(`etcd canceled the watch: ${reason}`),
       // Before the first confirmation there was no watch to lose: the deadline speaks for it.
       onDisconnected: (err) => {
-        if (live) on.disconnected?.(err);
+        if (live && !lost) on.disconnected?.(err);
+        lost = true;
       },
     },
   );
