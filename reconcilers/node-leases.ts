@@ -1,7 +1,7 @@
 // Since when each node's lease key has been absent: the clock-dependent bookkeeping node
 // liveness needs. domain/node-liveness.ts decides from it (purely); the fleet feeds it the
 // lease and node events it sees and answers readiness through it.
-import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions, type NodeReadiness } from '../domain/node-liveness.js';
+import { nodeReadiness, type NodeLivenessOptions, type NodeReadiness } from '../domain/node-liveness.js';
 import type { Clock } from './ports.js';
 
 /** What the caches say about a node now. */
@@ -18,7 +18,7 @@ export class NodeLeases {
   private readonly createdAt: number;
 
   constructor(
-    readonly liveness: NodeLivenessOptions = LIVENESS_OFF,
+    readonly liveness: NodeLivenessOptions,
     private readonly clock: Clock,
     private readonly level: NodeLevelReader,
   ) {
