@@ -24,7 +24,7 @@ export interface ContainerListDeps {
   limits: ContainerListLimits;
   maxTxnOps: number;
   /** Where denials are logged, at a bounded rate. */
-  refusals?: ThrottledLog;
+  refusals: ThrottledLog;
   /** Names the models not placed on the node in a denial. */
   placement?: ModelPlacement;
 }
@@ -48,8 +48,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
   if (!decision.allowed) {
     const unplaced = deps.placement ? models.filter((m) => !deps.placement!.isModelPlacedOn(m, nodeName)) : [];
     const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, via: call.caller.via, nodeName, ...(unplaced.length ? { unplacedModels: unplaced.slice(0, 10) } : {}) };
-    if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
-    else deps.logger.warn('gRPC call denied', meta);
+    deps.refusals.warn('denied', 'gRPC call denied', meta);
     const why = unplaced.length ? ` (no package places ${unplaced.slice(0, 5).map((m) => JSON.stringify(m)).join(', ')} on it)` : '';
     return { ok: false, code: status.PERMISSION_DENIED, message: `${call.caller.identity} may not send the container list of node ${nodeName}${why}` };
   }
@@ -83,8 +82,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     const message = errorMessage(err);
     if (err instanceof WriteBudgetExceededError) {
       const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, nodeName, bytes: err.bytes };
-      if (deps.refusals) deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
-      else deps.logger.warn('gRPC call over its write budget', meta);
+      deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
       return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${call.caller.identity}: ${message}` };
     }
     const kind = err instanceof ContainerSyncConflictError ? 'conflict' : classifyEtcdError(err);
@@ -92,8 +90,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     // What a caller can cause (an oversize change, a tiny deadline, a race) is warned at a
     // bounded rate, so no caller can fill the error log; only the unexpected is an error.
     if (kind === 'internal') deps.logger.error('SendChangedContainerList failed', meta);
-    else if (deps.refusals) deps.refusals.warn(`container-list-${kind}`, 'SendChangedContainerList not applied', meta);
-    else deps.logger.warn('SendChangedContainerList not applied', meta);
+    else deps.refusals.warn(`container-list-${kind}`, 'SendChangedContainerList not applied', meta);
     if (kind === 'conflict') return { ok: false, code: status.ABORTED, message };
     switch (kind) {
       case 'timeout':

@@ -53,8 +53,8 @@ export interface OffloadingDeps {
   flights: SingleFlight<Forwarded>;
   /** Bytes of `reason` accepted (grpc.limits.offloadingReasonBytes). */
   reasonBytes: number;
-  /** Where denials are logged, at a bounded rate (else every one is logged). */
-  refusals?: ThrottledLog;
+  /** Where denials are logged, at a bounded rate (an outsider can cause them). */
+  refusals: ThrottledLog;
   /** Counts each request by outcome. */
   counted?: (outcome: OffloadingOutcome) => void;
   now?: () => number;
@@ -81,8 +81,7 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
   // Authorized first, on the model name as sent (a pattern match; nothing is looked up).
   if (!deps.authorizer.authorize(caller, { method: 'TriggerOffloading', model: request.model_name }).allowed) {
     const meta = { method: 'TriggerOffloading', identity: caller.identity, via: caller.via, model: quote(request.model_name) };
-    if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
-    else deps.logger.warn('gRPC call denied', meta);
+    deps.refusals.warn('denied', 'gRPC call denied', meta);
     return refused('denied', `permission denied: ${caller.identity} may not offload model ${quote(request.model_name)}`);
   }
   // From here on every request is logged at info, with the authenticated identity.

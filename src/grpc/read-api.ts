@@ -42,7 +42,7 @@ export interface ReadApiDeps {
   reader: StateReader;
   feed: StateFeed;
   logger: Logger;
-  refusals?: ThrottledLog;
+  refusals: ThrottledLog;
   metrics?: StreamMetrics;
   limits?: Partial<ReadLimits>;
   now?: () => number;
@@ -157,7 +157,7 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         logger: deps.logger,
         quota: new SubscriptionQuota({ perIdentity: limits.subscriptionsPerIdentity, total: limits.subscriptionsTotal }),
         nowNs,
-        ...(deps.refusals ? { refusals: deps.refusals } : {}),
+        refusals: deps.refusals,
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
       }),
     ),

@@ -10,7 +10,8 @@ import type { ScenarioState } from '../../domain/states.js';
 
 /** The stored scenario state, read fresh (a follower may serve the request). */
 export interface ScenarioStateReader {
-  read(name: string): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined }>;
+  /** `callerDeadline` (epoch ms): the read does not outlive the client's deadline. */
+  read(name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined }>;
 }
 
 export interface ScenarioChange {
@@ -23,6 +24,8 @@ export interface ScenarioChange {
   /** Who was authenticated as asking, for the history. */
   identity: string;
   transitionId: string;
+  /** The client's deadline (epoch ms), if any. */
+  callerDeadline?: number;
 }
 
 export type ScenarioRefusal = 'denied' | 'precondition_failed' | 'invalid_transition' | 'contended';
@@ -49,7 +52,7 @@ export class ScenarioChanger {
    */
   async change(req: ScenarioChange, authorize: (from: ScenarioState | undefined) => string | undefined = () => undefined): Promise<ScenarioChangeOutcome> {
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
-      const { state: stored, revision } = await this.o.reader.read(req.name);
+      const { state: stored, revision } = await this.o.reader.read(req.name, req.callerDeadline);
       const refusal = this.check(req, stored, authorize);
       if (refusal) return refusal;
       const at = new Date(this.o.clock.now()).toISOString();

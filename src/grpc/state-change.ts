@@ -31,8 +31,8 @@ export interface StateChangeDeps {
   maxAttempts: number;
   /** Where committed transitions are reported (logged and counted); silent by default. */
   observer?: DomainObserver;
-  /** Where denials are logged, at a bounded rate (else every one is logged). */
-  refusals?: ThrottledLog;
+  /** Where denials are logged, at a bounded rate (an outsider can cause them). */
+  refusals: ThrottledLog;
   clock?: Clock;
   /** Epoch nanoseconds; injectable for tests. */
   nowNs?: () => bigint;
@@ -47,7 +47,19 @@ export interface StateChangeCall {
   budget?: WriteBudget;
 }
 
-export async function handleStateChange(deps: StateChangeDeps, call: StateChangeCall): Promise<StateChangeResponse> {
+/** The SendStateChange handler over `deps`; its scenario changer is built once, here. */
+export function stateChangeHandler(deps: StateChangeDeps): (call: StateChangeCall) => Promise<StateChangeResponse> {
+  const changer = new ScenarioChanger({
+    reader: { read: (name, callerDeadline) => readScenarioState(deps, name, callerDeadline) },
+    store: deps.store,
+    observer: deps.observer ?? silentObserver,
+    clock: deps.clock ?? systemClock,
+    maxAttempts: deps.maxAttempts,
+  });
+  return (call) => handleStateChange(deps, changer, call);
+}
+
+async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger, call: StateChangeCall): Promise<StateChangeResponse> {
   const nowNs = deps.nowNs ?? systemNowNs;
   const transitionId = call.request.transition_id.length > 0 ? call.request.transition_id : randomUUID();
   const answer = (error_code: ErrorCode__Output, message: string, error_details = ''): StateChangeResponse => ({
@@ -83,8 +95,7 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
   const bytes = writtenBytes(deps, req, source, call.caller.identity, transitionId);
   if (!budget.take(bytes)) {
     const meta = { method: 'SendStateChange', identity: call.caller.identity, name: req.name, bytes };
-    if (deps.refusals) deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
-    else deps.logger.warn('gRPC call over its write budget', meta);
+    deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
     return answer(
       'ERROR_CODE_RESOURCE_UNAVAILABLE',
       'over the write budget',
@@ -92,17 +103,18 @@ export async function handleStateChange(deps: StateChangeDeps, call: StateChange
     );
   }
 
-  const changer = new ScenarioChanger({
-    reader: { read: (name) => readScenarioState(deps, name, call.callerDeadline) },
-    store: deps.store,
-    observer: deps.observer ?? silentObserver,
-    clock: deps.clock ?? systemClock,
-    maxAttempts: deps.maxAttempts,
-  });
   try {
     // validateStateChange read both states as scenario states.
     const outcome = await changer.change(
-      { name: req.name, target: req.target as ScenarioState, current: claimed, source, identity: call.caller.identity, transitionId },
+      {
+        name: req.name,
+        target: req.target as ScenarioState,
+        current: claimed,
+        source,
+        identity: call.caller.identity,
+        transitionId,
+        ...(call.callerDeadline === undefined ? {} : { callerDeadline: call.callerDeadline }),
+      },
       // A claimed state was authorized above; otherwise the stored one is checked now.
       (from) => (claimed !== undefined ? undefined : deny(deps, call.caller, req, from, reader)),
     );
@@ -154,8 +166,7 @@ function deny(deps: StateChangeDeps, caller: Caller, req: ValidStateChange, from
   if (decision.allowed) return undefined;
   const shown = from === ANY_STATE ? undefined : (from ?? 'absent');
   const meta = { method: 'SendStateChange', identity: caller.identity, via: caller.via, kind: 'scenario', name: req.name, from: from === ANY_STATE ? '(any)' : (from ?? null), to: req.target };
-  if (deps.refusals) deps.refusals.warn('denied', 'gRPC call denied', meta);
-  else deps.logger.warn('gRPC call denied', meta);
+  deps.refusals.warn('denied', 'gRPC call denied', meta);
   if (shown === undefined) return `${caller.identity} may not move scenario ${req.name} to ${req.target}`;
   if (req.current !== undefined || reader) return `${caller.identity} may not move scenario ${req.name} from ${shown} to ${req.target}`;
   return `${caller.identity} may not move scenario ${req.name} from its stored state to ${req.target}`;

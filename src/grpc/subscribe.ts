@@ -32,8 +32,8 @@ export interface SubscribeDeps {
   /** One per server: open subscriptions per identity and in total. */
   quota: SubscriptionQuota;
   nowNs: () => string;
-  /** Where refusals are logged, at a bounded rate (else every one is logged). */
-  refusals?: ThrottledLog;
+  /** Where refusals are logged, at a bounded rate (an outsider can cause them). */
+  refusals: ThrottledLog;
   metrics?: StreamMetrics;
 }
 
@@ -50,8 +50,7 @@ export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscr
       const slot = deps.quota.take(who);
       if (!slot.ok) {
         const meta = { identity: caller.identity, peer };
-        if (deps.refusals) deps.refusals.warn('subscriptions', 'subscription refused: over its limit', meta);
-        else deps.logger.warn('subscription refused: over its limit', meta);
+        deps.refusals.warn('subscriptions', 'subscription refused: over its limit', meta);
         return { code: grpc.status.RESOURCE_EXHAUSTED, details: slot.problem };
       }
       // The feed never calls back from inside subscribe(), but the stream may end before it answered.

@@ -17,7 +17,7 @@ import { answer, refuse, type Skeleton } from './handler.js';
 import { RateLimiter } from './rate-limit.js';
 import { budgetOf } from './write-budget.js';
 import { handleContainerList, type ContainerListDeps } from './container-list.js';
-import { handleStateChange, type StateChangeDeps } from './state-change.js';
+import { stateChangeHandler } from './state-change.js';
 import { handleOffloading, type Forwarded, type OffloadingDeps, type OffloadingOutcome, type PackageModels } from './offloading.js';
 import { quote } from './validation.js';
 
@@ -72,7 +72,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     refusals: d.refusals,
     ...(d.placement ? { placement: d.placement } : {}),
   };
-  const stateChange: StateChangeDeps = {
+  const stateChange = stateChangeHandler({
     client: d.client,
     keys: d.keys,
     store: d.store,
@@ -82,7 +82,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     maxAttempts: config.conflictRetries,
     refusals: d.refusals,
     ...(d.observer ? { observer: d.observer } : {}),
-  };
+  });
   const off = d.offloading;
   const offloading: OffloadingDeps | undefined = off && {
     authorizer: d.authorizer,
@@ -114,7 +114,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
       method: 'SendStateChange',
       permission: 'per-request',
       async run(call) {
-        const response = await handleStateChange(stateChange, { ...call, budget: budget(call.budgetKey) });
+        const response = await stateChange({ ...call, budget: budget(call.budgetKey) });
         if (response.error_code !== 'ERROR_CODE_SUCCESS') {
           logger.debug('SendStateChange refused', {
             identity: call.caller.identity,

@@ -11,7 +11,8 @@ import { KeyLayout } from '../../domain/keys.js';
 import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { ANONYMOUS } from '../../src/auth/identity.js';
 import { Authorizer } from '../../src/auth/policy.js';
-import { handleStateChange } from '../../src/grpc/state-change.js';
+import { stateChangeHandler } from '../../src/grpc/state-change.js';
+import { ThrottledLog } from '../../src/observability/throttled-log.js';
 import {
   captureLogger,
   getString,
@@ -266,18 +267,17 @@ async function direct(rival: (read: number, key: string) => Promise<void>, chang
   const key = keys.stateKey('scenario', 's1');
   await client.put(key).value(stored);
   const logger = captureLogger();
-  const res = await handleStateChange(
-    {
-      client: interfering(client, (n) => rival(n, key)),
-      keys,
-      store: new EtcdStateStore({ client, keys, historyLength: 10, requestTimeoutMs: 2000 }),
-      authorizer: new Authorizer(undefined),
-      logger,
-      requestTimeoutMs: 2000,
-      maxAttempts: 3,
-    },
-    { caller: ANONYMOUS, request: { current_state: '', transition_id: '', timestamp_ns: '0', source: '', ...change } as StateChange__Output },
-  );
+  const handle = stateChangeHandler({
+    client: interfering(client, (n) => rival(n, key)),
+    keys,
+    store: new EtcdStateStore({ client, keys, historyLength: 10, requestTimeoutMs: 2000 }),
+    authorizer: new Authorizer(undefined),
+    logger,
+    refusals: new ThrottledLog({ logger }),
+    requestTimeoutMs: 2000,
+    maxAttempts: 3,
+  });
+  const res = await handle({ caller: ANONYMOUS, request: { current_state: '', transition_id: '', timestamp_ns: '0', source: '', ...change } as StateChange__Output });
   const hist = await snapshot(client, keys.historyPrefix('scenario', 's1'));
   return { res, stored: await getString(client, key), history: hist.kvs.size };
 }
