@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config/config.js';
+import { installFastLongStrings } from './long-strings.js';
 import { EtcdWatchClient } from './watch-client.js';
 
 type EtcdConfig = Config['etcd'];
@@ -29,6 +30,7 @@ export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 };
 
 export function createEtcdClient(c: EtcdConfig): Etcd3 {
+  installFastLongStrings();
   const options: IOptions = {
     hosts: c.endpoints,
     dialTimeout: c.requestTimeout,
@@ -57,6 +59,7 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
 }
 
 export function createEtcdWatchClient(c: EtcdConfig): EtcdWatchClient {
+  installFastLongStrings();
   return new EtcdWatchClient({
     endpoints: c.endpoints,
     credentials: channelCredentials(c),
