@@ -98,6 +98,16 @@ export class Controller implements Runnable {
     this.queue.addAfter(key, delayMs, priority);
   }
 
+  /** Whether work for `key` is queued or running (a reconciler coalescing with it asks). */
+  hasWork(key: string): boolean {
+    return this.queue.hasWork(key);
+  }
+
+  /** The key was queued again while a worker has it: the running pass will not be its last. */
+  queuedAgain(key: string): boolean {
+    return this.queue.addedWhileProcessing(key);
+  }
+
   /** Begin taking work. Call once caches are synced; keys queued earlier are picked up now. */
   start(): void {
     if (this.stopping) throw new Error(`controller ${this.name}: cannot start after stop`);

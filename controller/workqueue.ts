@@ -270,6 +270,16 @@ export class WorkQueue {
     if (this.processing.size === 0 && this.shuttingDown) this.finishDrain();
   }
 
+  /** Whether work for `key` is waiting, being processed, or re-added while being processed. */
+  hasWork(key: string): boolean {
+    return this.waiting.has(key) || this.processing.has(key) || this.dirty.has(key);
+  }
+
+  /** Re-added while being processed: the pass now running for `key` will not be its last. */
+  addedWhileProcessing(key: string): boolean {
+    return this.dirty.has(key);
+  }
+
   /** Keys ready to be handed out (not counting delayed keys or keys re-added while processing). */
   len(): number {
     return this.waiting.size;

@@ -15,6 +15,7 @@ import { wireEventMapping, type Enqueue } from './event-mapping.js';
 import type { Fleet } from './fleet.js';
 import type { LagTracker } from './lag-tracker.js';
 import { ModelReconciler } from './model-reconciler.js';
+import { PackageCascade } from './package-cascade.js';
 import type { DomainObserver, ActionControllerClient, Clock, StateStore } from './ports.js';
 import { PackageReconciler } from './package-reconciler.js';
 import { ReconcileRequestReconciler, type RepeatPolicy } from './reconcile-request-reconciler.js';
@@ -49,6 +50,12 @@ export interface ControllersDeps {
   controllerMetrics?(name: ControllerKind): ControllerMetrics;
   /** Test-only: a work queue to use instead of the real one (the simulation's planted bugs, the test world's recording). */
   makeQueue?(name: ControllerKind, rateLimiter: ExponentialRateLimiter): WorkQueue;
+  /**
+   * Write the packages a model's new state changes in the model's transaction when nothing else
+   * is about to decide them (reconcilers/package-cascade.ts). Default true; false keeps the
+   * two-step path (model, then package), which tests of the package reconciler alone use.
+   */
+  foldPackages?: boolean;
 }
 
 export interface Reconcilers {
@@ -76,7 +83,18 @@ export function buildControllers(d: ControllersDeps): Controllers {
     return new Controller({ name, reconciler, queue, workers, logger: d.logger, ...(d.controllerMetrics ? { metrics: d.controllerMetrics(name) } : {}) });
   };
   const withLag = lag ? { lag } : {};
-  const model = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag });
+  // The coalescing rule asks the queues; they are built below, before any reconcile runs.
+  const cascade: PackageCascade = new PackageCascade({
+    fleet,
+    triggerStates,
+    source,
+    work: {
+      model: (name: string): boolean => work.model.hasWork(name),
+      modelQueuedAgain: (name: string): boolean => work.model.queuedAgain(name),
+      package: (name: string): boolean => work.package.hasWork(name),
+    },
+  });
+  const model: ModelReconciler = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag, ...(d.foldPackages === false ? {} : { cascade }) });
   const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, ...withLag });
   const request = new ReconcileRequestReconciler({ fleet, store, actionController: d.actionController, observer, clock, triggerStates, repeat: d.repeat });
   const work = {

@@ -4,7 +4,9 @@
 import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import { effectiveStatus } from '../domain/container.js';
 import type { Fleet } from './fleet.js';
-import type { DomainObserver, Clock, StateStore } from './ports.js';
+import { NO_CASCADE, type PackageCascade } from './package-cascade.js';
+import { reportPackageDecision } from './package-decision.js';
+import type { DomainObserver, Clock, StateStore, StateTransition } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { NodeReadiness } from '../domain/node-liveness.js';
 import { isDiagramEdge, nextModelState, summarizeCounts } from '../domain/rules.js';
@@ -18,6 +20,8 @@ export interface ModelReconcilerDeps {
   /** Recorded in history: which replica decided. */
   source: string;
   lag?: LagTracker;
+  /** Writes the packages the model's new state changes in the same transaction, when nothing else is about to. */
+  cascade?: PackageCascade;
 }
 
 export class ModelReconciler implements Reconciler {
@@ -59,7 +63,8 @@ export class ModelReconciler implements Reconciler {
     }
 
     const reason = `containers: ${summarizeCounts(statuses)}${notReady.length > 0 ? `; NotReady nodes: ${notReady.sort().join(', ')}` : ''}`;
-    const res = await store.writeState({
+    const cascade = this.d.cascade?.plan(name, next, now) ?? NO_CASCADE;
+    const transition: StateTransition = {
       kind: 'model',
       name,
       to: next,
@@ -74,9 +79,14 @@ export class ModelReconciler implements Reconciler {
         source: this.d.source,
         drawn: isDiagramEdge('model', prev, next),
       },
-    });
+    };
+    const res = cascade.transitions.length === 0 ? await store.writeState(transition) : await store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
     if (!res.committed) return REQUEUE;
     observer.transition('model', name, prev ?? null, next, reason);
+    for (const d of cascade.decisions) {
+      reportPackageDecision(observer, d);
+      this.d.lag?.packageSettled(d.transition.name, true);
+    }
     return after;
   }
 }

@@ -2,9 +2,10 @@
 // durable reconcile request in the same transaction, leaving one removes it.
 import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Fleet } from './fleet.js';
-import type { DomainObserver, Clock, ReconcileRequestRecord, StateStore } from './ports.js';
+import { MAX_READ_GUARDS } from './package-cascade.js';
+import type { DomainObserver, Clock, ReadGuard, StateStore } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
-import { isDiagramEdge, nextPackageState, summarizeCounts } from '../domain/rules.js';
+import { decidePackage, reportPackageDecision } from './package-decision.js';
 import type { ModelState, PackageState } from '../domain/states.js';
 
 export interface PackageReconcilerDeps {
@@ -37,43 +38,23 @@ export class PackageReconciler implements Reconciler {
       return;
     }
 
-    const states: ModelState[] = [];
-    for (const m of models) states.push(fleet.storedModelState(m)?.value.state ?? 'Created');
-    const prev = stored?.value.state;
-    const next = nextPackageState(prev, states);
-    if (prev === next) {
+    const modelStates: ModelState[] = [];
+    const read: ReadGuard[] = [];
+    for (const m of models) {
+      const stored = fleet.storedModelState(m);
+      modelStates.push(stored?.value.state ?? 'Created');
+      read.push({ kind: 'model', name: m, expected: stored });
+    }
+    const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });
+    if (!decision) {
       this.d.lag?.packageSettled(name, false);
       return;
     }
-
-    const now = new Date(this.d.clock.now()).toISOString();
-    const reason = `models: ${summarizeCounts(states)}`;
-    const entering = triggerStates.has(next) && (prev === undefined || !triggerStates.has(prev));
-    const leaving = !triggerStates.has(next) && hasRequest;
-    const request: ReconcileRequestRecord | undefined = entering
-      ? { package: name, state: next, requestedAt: now, deliveries: 0 }
-      : undefined;
-    const res = await store.writeState({
-      kind: 'package',
-      name,
-      to: next,
-      expected: stored,
-      history: {
-        kind: 'package',
-        name,
-        from: prev ?? null,
-        to: next,
-        at: now,
-        reason,
-        source: this.d.source,
-        drawn: isDiagramEdge('package', prev, next),
-      },
-      ...(request ? { reconcileRequest: { put: request } } : leaving ? { reconcileRequest: { delete: true } } : {}),
-    });
+    // The models' states are guarded too: the package and model states come on separate watches,
+    // and a package state seen ahead of its models' must not be decided again from the older level.
+    const res = read.length <= MAX_READ_GUARDS ? await store.writeStates([decision.transition], read) : await store.writeState(decision.transition);
     if (!res.committed) return REQUEUE;
-    observer.transition('package', name, prev ?? null, next, reason);
+    reportPackageDecision(observer, decision);
     this.d.lag?.packageSettled(name, true);
-    if (request) observer.reconcileRequest('created', name);
-    if (leaving) observer.reconcileRequest('cleared', name, `package is ${next}`);
   }
 }

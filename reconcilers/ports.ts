@@ -31,10 +31,23 @@ export interface StateDeletion {
   deleteReconcileRequest?: boolean;
 }
 
+/** A state the decision read: the transaction commits only if it is still where it was seen. */
+export interface ReadGuard {
+  kind: ResourceKind;
+  name: string;
+  /** undefined means it must still be absent. */
+  expected: StoredRevision | undefined;
+}
+
 export type CommitOutcome = { committed: true; revision: number } | { committed: false };
 
 export interface StateStore {
   writeState(t: StateTransition): Promise<CommitOutcome>;
+  /**
+   * Several transitions in one transaction, all or nothing: each guarded like writeState, and
+   * every `unchanged` state still where the decision saw it (no write decided from a stale level).
+   */
+  writeStates(transitions: readonly StateTransition[], unchanged: readonly ReadGuard[]): Promise<CommitOutcome>;
   deleteState(d: StateDeletion): Promise<CommitOutcome>;
   /** Replace a reconcile request if it is still at `expected`. */
   updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome>;

@@ -20,6 +20,7 @@ import type { KeyValue } from '../../controller/lister-watcher.js';
 import type { KeyLayout } from '../../domain/keys.js';
 import type {
   CommitOutcome,
+  ReadGuard,
   ReconcileRequestRecord,
   StateDeletion,
   StateStore,
@@ -83,7 +84,31 @@ export class EtcdStateStore implements StateStore {
     this.maxFullInFlight = Math.max(this.maxInFlight, o.maxFullInFlight ?? 8);
   }
 
-  async writeState(t: StateTransition): Promise<CommitOutcome> {
+  writeState(t: StateTransition): Promise<CommitOutcome> {
+    return this.writeStates([t], []);
+  }
+
+  async writeStates(transitions: readonly StateTransition[], unchanged: readonly ReadGuard[]): Promise<CommitOutcome> {
+    if (this.o.plantedBugs?.requestAfterState && transitions.some((t) => t.reconcileRequest && 'put' in t.reconcileRequest)) {
+      return this.writeRequestsAfterStates(transitions, unchanged);
+    }
+    const writes = transitions.map((t) => this.transitionWrite(t));
+    const compare = writes.flatMap((w) => w.compare);
+    const keys = writes.flatMap((w) => w.keys);
+    for (const g of unchanged) {
+      // The decision read these keys; a write to one of them must not share this transaction.
+      const key = this.o.keys.stateKey(g.kind, g.name);
+      compare.push(guardOn(key, g.expected));
+      keys.push(key);
+    }
+    const res = await this.commit(compare, writes.flatMap((w) => w.success), keys);
+    if (!res.succeeded) return { committed: false };
+    this.o.onCommit?.(writes.flatMap((w) => w.changes(res.revision)));
+    return { committed: true, revision: res.revision };
+  }
+
+  /** One transition's compares and operations: the guarded state, its history, its request. */
+  private transitionWrite(t: StateTransition): { compare: ICompare[]; success: IRequestOp[]; keys: string[]; changes(revision: number): CommittedChange[] } {
     const { keys, historyLength } = this.o;
     const stateKey = keys.stateKey(t.kind, t.name);
     const version = (t.expected?.version ?? 0) + 1;
@@ -95,38 +120,36 @@ export class EtcdStateStore implements StateStore {
       success.push(delRange(keys.historyKey(t.kind, t.name, 0), keys.historyKey(t.kind, t.name, version - historyLength + 1)));
     }
     const requestKey = keys.reconcileRequestKey(t.name);
-    if (t.reconcileRequest && 'put' in t.reconcileRequest && this.o.plantedBugs?.requestAfterState) {
-      return this.writeRequestAfterState(t, compare, success, stateKey, requestKey, version);
-    }
-    if (t.reconcileRequest && 'put' in t.reconcileRequest) {
-      success.push(put(requestKey, JSON.stringify(t.reconcileRequest.put)));
-    } else if (t.reconcileRequest) {
-      success.push(delKey(requestKey));
-    }
-    const res = await this.commit(compare, success, t.reconcileRequest ? [stateKey, requestKey] : [stateKey]);
-    if (!res.succeeded) return { committed: false };
-    const revision = res.revision;
-    const changes: CommittedChange[] = [
-      { key: stateKey, value: t.to, modRevision: revision, createRevision: t.expected ? 0 : revision, version },
-    ];
-    if (t.reconcileRequest && 'put' in t.reconcileRequest) {
-      changes.push(kvAt(requestKey, JSON.stringify(t.reconcileRequest.put), revision));
-    } else if (t.reconcileRequest) {
-      changes.push({ key: requestKey, deletedAt: revision });
-    }
-    this.o.onCommit?.(changes);
-    return { committed: true, revision };
+    const request = t.reconcileRequest;
+    const requestValue = request && 'put' in request ? JSON.stringify(request.put) : undefined;
+    if (requestValue !== undefined) success.push(put(requestKey, requestValue));
+    else if (request) success.push(delKey(requestKey));
+    return {
+      compare,
+      success,
+      keys: request ? [stateKey, requestKey] : [stateKey],
+      changes: (revision) => {
+        const changes: CommittedChange[] = [{ key: stateKey, value: t.to, modRevision: revision, createRevision: t.expected ? 0 : revision, version }];
+        if (requestValue !== undefined) changes.push(kvAt(requestKey, requestValue, revision));
+        else if (request) changes.push({ key: requestKey, deletedAt: revision });
+        return changes;
+      },
+    };
   }
 
-  /** The planted bug: the state first, its reconcile request in a second transaction. */
-  private async writeRequestAfterState(t: StateTransition, compare: ICompare[], success: IRequestOp[], stateKey: string, requestKey: string, version: number): Promise<CommitOutcome> {
-    const res = await this.commit(compare, success, [stateKey]);
-    if (!res.succeeded) return { committed: false };
-    this.o.onCommit?.([{ key: stateKey, value: t.to, modRevision: res.revision, createRevision: t.expected ? 0 : res.revision, version }]);
-    const value = JSON.stringify((t.reconcileRequest as { put: ReconcileRequestRecord }).put);
-    const req = await this.commit([], [put(requestKey, value)], [requestKey]);
-    if (req.succeeded) this.o.onCommit?.([kvAt(requestKey, value, req.revision)]);
-    return { committed: true, revision: res.revision };
+  /** The planted bug: the states first, their reconcile requests in a second transaction. */
+  private async writeRequestsAfterStates(transitions: readonly StateTransition[], unchanged: readonly ReadGuard[]): Promise<CommitOutcome> {
+    const withoutRequests = transitions.map((t) => ({ ...t, reconcileRequest: t.reconcileRequest && 'put' in t.reconcileRequest ? undefined : t.reconcileRequest }));
+    const res = await this.writeStates(withoutRequests, unchanged);
+    if (!res.committed) return res;
+    for (const t of transitions) {
+      if (!t.reconcileRequest || !('put' in t.reconcileRequest)) continue;
+      const key = this.o.keys.reconcileRequestKey(t.name);
+      const value = JSON.stringify(t.reconcileRequest.put);
+      const req = await this.commit([], [put(key, value)], [key]);
+      if (req.succeeded) this.o.onCommit?.([kvAt(key, value, req.revision)]);
+    }
+    return res;
   }
 
   async deleteState(d: StateDeletion): Promise<CommitOutcome> {

@@ -112,3 +112,42 @@ test('group commit: writes that fill whole transactions go out at once; a few wa
   t.is(few.most(), 1);
   t.is(few.txns(), 2, 'the first write alone, the 20 that waited in one transaction');
 });
+
+test('writeStates: several transitions in one transaction, committed only while every state read is unchanged', async (t) => {
+  const keys = new KeyLayout('/ss-multi');
+  const committed: string[][] = [];
+  const store = new EtcdStateStore({ client: etcd.client(), keys, historyLength: 3, requestTimeoutMs: 3000, onCommit: (changes) => committed.push(changes.map((c) => c.key)) });
+  const at = new Date().toISOString();
+  const t1 = (kind: 'model' | 'package', name: string, to: string, expected?: StoredRevision) => ({
+    kind,
+    name,
+    to,
+    expected,
+    history: { kind, name, from: null, to, at, reason: 'test', source: 'test', drawn: true },
+  });
+  const sibling = await store.writeState(t1('model', 'other', 'Running'));
+  t.true(sibling.committed);
+  const read = async (key: string) => (await etcd.client().kv.range({ key: Buffer.from(key) })).kvs[0];
+  const otherAt = await read(keys.stateKey('model', 'other'));
+  const otherSeen = { modRevision: Number(otherAt!.mod_revision), version: Number(otherAt!.version) };
+
+  // The sibling moves on after it was read: nothing of the transaction is written.
+  await etcd.client().put(keys.stateKey('model', 'other')).value('Dead');
+  const stale = await store.writeStates([t1('model', 'm', 'Dead'), { ...t1('package', 'p', 'Error'), reconcileRequest: { put: { package: 'p', state: 'Error', requestedAt: at, deliveries: 0 } } }], [{ kind: 'model', name: 'other', expected: otherSeen }]);
+  t.false(stale.committed);
+  t.is(await read(keys.stateKey('model', 'm')), undefined);
+  t.is(await read(keys.stateKey('package', 'p')), undefined);
+  t.is(await read(keys.reconcileRequestKey('p')), undefined);
+
+  // Read again: all of it at one revision, and the caches told of every key at once.
+  const now = await read(keys.stateKey('model', 'other'));
+  const fresh = await store.writeStates([t1('model', 'm', 'Dead'), { ...t1('package', 'p', 'Error'), reconcileRequest: { put: { package: 'p', state: 'Error', requestedAt: at, deliveries: 0 } } }], [{ kind: 'model', name: 'other', expected: { modRevision: Number(now!.mod_revision), version: Number(now!.version) } }]);
+  t.true(fresh.committed);
+  const revs = await Promise.all([keys.stateKey('model', 'm'), keys.stateKey('package', 'p'), keys.reconcileRequestKey('p'), keys.historyKey('package', 'p', 1)].map(async (k) => Number((await read(k))?.mod_revision)));
+  t.deepEqual(revs, revs.map(() => (fresh as { revision: number }).revision));
+  t.deepEqual(committed.at(-1), [keys.stateKey('model', 'm'), keys.stateKey('package', 'p'), keys.reconcileRequestKey('p')]);
+
+  // A state that must still be absent.
+  const absent = await store.writeStates([t1('package', 'q', 'Idle')], [{ kind: 'model', name: 'other', expected: undefined }]);
+  t.false(absent.committed, 'model/other exists');
+});

@@ -5,6 +5,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import type {
   CommitOutcome,
   HistoryEntry,
+  ReadGuard,
   ReconcileRequestRecord,
   StateDeletion,
   StateStore,
@@ -24,19 +25,29 @@ export class FakeStateStore implements StateStore {
     private readonly keys: KeyLayout,
   ) {}
 
-  async writeState(t: StateTransition): Promise<CommitOutcome> {
-    const key = this.keys.stateKey(t.kind, t.name);
-    if (!this.at(key, t.expected)) return { committed: false };
-    const requestKey = this.keys.reconcileRequestKey(t.name);
-    const r = t.reconcileRequest;
-    // One transaction, as in etcd: the request carries the state's revision.
-    const revision = this.lw.txn([
-      { put: key, value: t.to },
-      ...(r && 'put' in r ? [{ put: requestKey, value: JSON.stringify(r.put) }] : []),
-      ...(r && 'delete' in r ? [{ delete: requestKey }] : []),
-    ]);
-    this.history.push(t.history);
-    this.writes.push(`${t.kind}/${t.name}=${t.to}`);
+  writeState(t: StateTransition): Promise<CommitOutcome> {
+    return this.writeStates([t], []);
+  }
+
+  async writeStates(transitions: readonly StateTransition[], unchanged: readonly ReadGuard[]): Promise<CommitOutcome> {
+    const guards = [...transitions, ...unchanged].map((g) => [this.keys.stateKey(g.kind, g.name), g.expected] as const);
+    if (!guards.every(([key, expected]) => this.at(key, expected))) return { committed: false };
+    // One transaction, as in etcd: the requests carry the states' revision.
+    const revision = this.lw.txn(
+      transitions.flatMap((t) => {
+        const requestKey = this.keys.reconcileRequestKey(t.name);
+        const r = t.reconcileRequest;
+        return [
+          { put: this.keys.stateKey(t.kind, t.name), value: t.to },
+          ...(r && 'put' in r ? [{ put: requestKey, value: JSON.stringify(r.put) }] : []),
+          ...(r && 'delete' in r ? [{ delete: requestKey }] : []),
+        ];
+      }),
+    );
+    for (const t of transitions) {
+      this.history.push(t.history);
+      this.writes.push(`${t.kind}/${t.name}=${t.to}`);
+    }
     return { committed: true, revision };
   }
 

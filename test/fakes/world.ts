@@ -21,6 +21,8 @@ export interface FakeWorldOptions {
   clock: Clock;
   observer?: DomainObserver;
   liveness?: NodeLivenessOptions;
+  /** Let a model reconcile write the packages it changes (the program's default); off here so each reconciler is tested alone. */
+  foldPackages?: boolean;
 }
 
 export async function fakeWorld(o: FakeWorldOptions) {
@@ -34,6 +36,7 @@ export async function fakeWorld(o: FakeWorldOptions) {
   const store = new FakeStateStore(lw, keys);
   const ac = new FakeActionController();
   const queued: string[] = [];
+  const busy = new Set<string>();
   const { reconcilers } = buildControllers({
     fleet,
     store,
@@ -45,7 +48,8 @@ export async function fakeWorld(o: FakeWorldOptions) {
     triggerStates: new Set(['Error'] as const),
     repeat: { initialMs: 0, capMs: 0 },
     settings: { keyBackoff: { base: 1, cap: 10 }, requestBackoff: { base: 1, cap: 10 }, workers: 1, requestWorkers: 1 },
-    makeQueue: (name, rateLimiter) => new RecordingQueue(name, rateLimiter, queued),
+    makeQueue: (name, rateLimiter) => new RecordingQueue(name, rateLimiter, queued, busy),
+    foldPackages: o.foldPackages ?? false,
   });
   const { model, package: pkg, request } = reconcilers;
   const container = (node: string, id: string, model: string, status: string): void =>
@@ -53,17 +57,30 @@ export async function fakeWorld(o: FakeWorldOptions) {
   const packageDef = (name: string, models: string[]): void =>
     void lw.put(keys.packageDefKey(name), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
   const state = (kind: 'model' | 'package', name: string): string | undefined => lw.get(keys.stateKey(kind, name))?.value;
-  return { keys, lw, fleet, store, ac, model, pkg, request, queued, container, packageDef, state };
+  return { keys, lw, fleet, store, ac, model, pkg, request, queued, busy, container, packageDef, state };
 }
 
-/** A work queue that records each key queued as `queue/key` (`model/key+Nms` when delayed), and holds nothing. */
+/**
+ * A work queue that records each key queued as `queue/key` (`model/key+Nms` when delayed), and
+ * holds nothing. A test says which keys have work queued or running by adding `queue/key` to
+ * `busy` (`queue/key+again` for one queued again while it runs).
+ */
 class RecordingQueue extends WorkQueue {
   constructor(
     private readonly queueName: string,
     rateLimiter: ExponentialRateLimiter,
     private readonly queued: string[],
+    private readonly busy: ReadonlySet<string>,
   ) {
     super({ name: queueName, rateLimiter });
+  }
+
+  override hasWork(key: string): boolean {
+    return this.busy.has(`${this.queueName}/${key}`) || this.addedWhileProcessing(key);
+  }
+
+  override addedWhileProcessing(key: string): boolean {
+    return this.busy.has(`${this.queueName}/${key}+again`);
   }
 
   override add(key: string, _priority?: Priority): void {

@@ -1,0 +1,103 @@
+// A model reconcile that changes the model's state also decides the packages listing it and
+// writes them in the same transaction: one etcd round trip from a container change to its
+// package's state instead of two (issue 22).
+//
+// The coalescing rule keeps the two-step path's guarantees. A package is folded in only when
+// nothing else is about to decide it: no work queued or running for the package or for any of
+// its other models, and the model itself not queued again. So a fold writes only what the package
+// reconcile would have written at that moment, never a state the two-step path would have
+// coalesced away, and entering Error still makes exactly one reconcile request. Every other model
+// state the decision read is guarded in the transaction, so a fold never writes from a stale
+// level; a lost guard fails the whole transaction and the model is retried from the new level.
+// Anything not folded is left to the package reconciler, which runs anyway (the model's change
+// queues it) and finds a folded package already right.
+import type { ModelState, PackageState } from '../domain/states.js';
+import type { Fleet } from './fleet.js';
+import { decidePackage, type PackageDecision } from './package-decision.js';
+import type { ReadGuard, StateTransition } from './ports.js';
+
+/** What the work queues hold: the coalescing rule asks before folding a package in. */
+export interface QueuedWork {
+  /** Work for the model is queued or running. */
+  model(name: string): boolean;
+  /** The model was queued again while its reconcile runs: this pass is not its last. */
+  modelQueuedAgain(name: string): boolean;
+  /** Work for the package is queued or running. */
+  package(name: string): boolean;
+}
+
+export interface Cascade {
+  transitions: StateTransition[];
+  unchanged: ReadGuard[];
+  decisions: PackageDecision[];
+}
+
+export interface PackageCascadeDeps {
+  fleet: Fleet;
+  work: QueuedWork;
+  triggerStates: ReadonlySet<PackageState>;
+  source: string;
+}
+
+// One transaction must stay well inside etcd's --max-txn-ops (128 per list): a package costs up
+// to 4 operations (state, history, history trim, request) and each guard one compare. Packages
+// past these bounds take the two-step path.
+export const MAX_FOLDED_PACKAGES = 16;
+export const MAX_READ_GUARDS = 48;
+
+/** Shared and never mutated: plan() builds a new cascade when there is something to fold. */
+export const NO_CASCADE: Cascade = { transitions: [], unchanged: [], decisions: [] };
+
+export class PackageCascade {
+  constructor(private readonly d: PackageCascadeDeps) {}
+
+  /** The package transitions to write with `model` becoming `next` (often none). */
+  plan(model: string, next: ModelState, now: number): Cascade {
+    const { fleet, work } = this.d;
+    if (work.modelQueuedAgain(model)) return NO_CASCADE;
+    let cascade: Cascade | undefined;
+    const guarded = new Set<string>();
+    for (const pkg of fleet.packagesOfModel(model)) {
+      if (cascade && cascade.transitions.length >= MAX_FOLDED_PACKAGES) break;
+      if (work.package(pkg)) continue;
+      const models = fleet.modelsOfPackage(pkg);
+      if (models === undefined) continue;
+      const modelStates: ModelState[] = [];
+      const reads: ReadGuard[] = [];
+      let settled = true;
+      for (const m of models) {
+        if (m === model) {
+          modelStates.push(next);
+          continue;
+        }
+        if (work.model(m)) {
+          settled = false;
+          break;
+        }
+        const stored = fleet.storedModelState(m);
+        modelStates.push(stored?.value.state ?? 'Created');
+        if (!guarded.has(m)) reads.push({ kind: 'model', name: m, expected: stored });
+      }
+      if (!settled) continue;
+      if ((cascade?.unchanged.length ?? 0) + reads.length > MAX_READ_GUARDS) continue;
+      const decision = decidePackage({
+        name: pkg,
+        stored: fleet.storedPackageState(pkg),
+        modelStates,
+        hasRequest: fleet.reconcileRequest(pkg) !== undefined,
+        triggerStates: this.d.triggerStates,
+        now,
+        source: this.d.source,
+      });
+      if (!decision) continue;
+      cascade ??= { transitions: [], unchanged: [], decisions: [] };
+      cascade.transitions.push(decision.transition);
+      cascade.decisions.push(decision);
+      for (const r of reads) {
+        guarded.add(r.name);
+        cascade.unchanged.push(r);
+      }
+    }
+    return cascade ?? NO_CASCADE;
+  }
+}

@@ -1,0 +1,118 @@
+// A model reconcile that changes the model's state writes the packages it changes in the same
+// transaction (reconcilers/package-cascade.ts) — unless other work is about to decide them: the
+// coalescing rule, each case below, at and past its bounds.
+import test from 'ava';
+import { MAX_FOLDED_PACKAGES, MAX_READ_GUARDS } from '../../reconcilers/package-cascade.js';
+import { fakeWorld } from '../fakes/world.js';
+
+const NOW = Date.parse('2026-12-01T12:00:00Z');
+
+const world = () => fakeWorld({ clock: { now: () => NOW }, foldPackages: true });
+
+test('a model change writes its package in the same transaction; the package reconcile then writes nothing', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes, ['model/m=Running', 'package/p=Running']);
+  const rev = (kind: 'model' | 'package', name: string) => w.lw.get(w.keys.stateKey(kind, name))?.modRevision;
+  t.is(rev('model', 'm'), rev('package', 'p'), 'one transaction: one revision');
+  t.like(w.store.history[1], { kind: 'package', name: 'p', from: null, to: 'Running', reason: 'models: 1 Running' });
+  await w.pkg.reconcile('p');
+  t.is(w.store.writes.length, 2, 'no redundant package write');
+});
+
+test('entering Error through a fold writes the reconcile request with it, once', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  w.container('n1', 'c1', 'm', 'dead');
+  await w.model.reconcile('m');
+  t.is(w.state('package', 'p'), 'Error');
+  const request = w.lw.get(w.keys.reconcileRequestKey('p'));
+  t.truthy(request);
+  t.is(request?.modRevision, w.lw.get(w.keys.stateKey('package', 'p'))?.modRevision);
+  await w.pkg.reconcile('p');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p'))?.modRevision, request?.modRevision, 'not written again');
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  t.is(w.state('package', 'p'), 'Running');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined, 'leaving Error clears it in the same transaction');
+});
+
+test('a package with work queued or running is left to its reconciler', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  w.busy.add('package/p');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes, ['model/m=Running']);
+});
+
+test('a package whose other model has work queued or running is left to its reconciler', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'c1', 'm1', 'running');
+  w.busy.add('model/m2');
+  await w.model.reconcile('m1');
+  t.deepEqual(w.store.writes, ['model/m1=Running']);
+  w.busy.delete('model/m2');
+  w.container('n1', 'c1', 'm1', 'exited');
+  await w.model.reconcile('m1');
+  t.deepEqual(w.store.writes, ['model/m1=Running', 'model/m1=Exited', 'package/p=Running'], 'once settled, folded (m2 has no state yet: Created)');
+});
+
+test('a model queued again while it runs does not fold: its next pass decides', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  w.busy.add('model/m+again');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes, ['model/m=Running']);
+});
+
+test('a lost race writes neither state; an unchanged package is not written', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'a', 'm1', 'running');
+  w.container('n1', 'b', 'm2', 'running');
+  await w.model.reconcile('m1');
+  await w.model.reconcile('m2');
+  t.is(w.state('package', 'p'), 'Running');
+  const writes = w.store.writes.length;
+  w.container('n1', 'a', 'm1', 'dead');
+  w.store.failNext = 1;
+  t.deepEqual(await w.model.reconcile('m1'), { requeue: true });
+  t.is(w.store.writes.length, writes, 'neither the model nor the package');
+  await w.model.reconcile('m1');
+  t.deepEqual(w.store.writes.slice(writes), ['model/m1=Dead', 'package/p=Degraded']);
+  w.container('n1', 'b', 'm2', 'exited');
+  w.container('n1', 'a', 'm1', 'exited');
+  await w.model.reconcile('m2');
+  t.deepEqual(w.store.writes.slice(writes + 2), ['model/m2=Exited'], 'Degraded still (m1 Dead): the package is not written');
+});
+
+test(`at most ${MAX_FOLDED_PACKAGES} packages fold into one transaction; the rest take the two-step path`, async (t) => {
+  for (const n of [MAX_FOLDED_PACKAGES - 1, MAX_FOLDED_PACKAGES, MAX_FOLDED_PACKAGES + 1]) {
+    const w = await world();
+    for (let i = 0; i < n; i++) w.packageDef(`p${String(i).padStart(2, '0')}`, ['m']);
+    w.container('n1', 'c1', 'm', 'running');
+    await w.model.reconcile('m');
+    const folded = w.store.writes.filter((x) => x.startsWith('package/')).length;
+    t.is(folded, Math.min(n, MAX_FOLDED_PACKAGES), `${n} packages`);
+    for (let i = 0; i < n; i++) await w.pkg.reconcile(`p${String(i).padStart(2, '0')}`);
+    t.is(w.store.writes.filter((x) => x.endsWith('=Running')).length, n + 1, 'the rest written by the package reconciler');
+  }
+});
+
+test(`a fold guards at most ${MAX_READ_GUARDS} other models' states; a package needing more takes the two-step path`, async (t) => {
+  for (const others of [MAX_READ_GUARDS - 1, MAX_READ_GUARDS, MAX_READ_GUARDS + 1]) {
+    const w = await world();
+    const models = ['m', ...Array.from({ length: others }, (_, i) => `o${i}`)];
+    w.packageDef('p', models);
+    w.container('n1', 'c1', 'm', 'running');
+    await w.model.reconcile('m');
+    t.is(w.store.writes.includes('package/p=Running'), others <= MAX_READ_GUARDS, `${others} other models`);
+  }
+});
