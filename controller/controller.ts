@@ -103,6 +103,11 @@ export class Controller implements Runnable {
     return this.queue.hasWork(key);
   }
 
+  /** Keys waiting for a worker: above zero, every worker is busy. */
+  waiting(): number {
+    return this.queue.len();
+  }
+
   /** The key was queued again while a worker has it: the running pass will not be its last. */
   queuedAgain(key: string): boolean {
     return this.queue.addedWhileProcessing(key);

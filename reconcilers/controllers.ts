@@ -92,10 +92,14 @@ export function buildControllers(d: ControllersDeps): Controllers {
       model: (name: string): boolean => work.model.hasWork(name),
       modelQueuedAgain: (name: string): boolean => work.model.queuedAgain(name),
       package: (name: string): boolean => work.package.hasWork(name),
+      modelsWaiting: (): number => work.model.waiting(),
+      writesWaiting: (): number => store.writesWaiting(),
     },
+    requeuePackage: (name) => work.package.enqueue(name),
   });
-  const model: ModelReconciler = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag, ...(d.foldPackages === false ? {} : { cascade }) });
-  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, ...withLag });
+  const folds = d.foldPackages === false ? {} : { cascade };
+  const model: ModelReconciler = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag, ...folds });
+  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, ...withLag, ...folds });
   const request = new ReconcileRequestReconciler({ fleet, store, actionController: d.actionController, observer, clock, triggerStates, repeat: d.repeat });
   const work = {
     model: controller('model', model, s.keyBackoff, s.workers),

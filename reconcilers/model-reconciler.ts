@@ -4,9 +4,9 @@
 import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import { effectiveStatus } from '../domain/container.js';
 import type { Fleet } from './fleet.js';
-import { NO_CASCADE, type PackageCascade } from './package-cascade.js';
+import { NO_CASCADE, type Cascade, type PackageCascade } from './package-cascade.js';
 import { reportPackageDecision } from './package-decision.js';
-import type { DomainObserver, Clock, StateStore, StateTransition } from './ports.js';
+import type { DomainObserver, Clock, CommitOutcome, StateStore, StateTransition } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { NodeReadiness } from '../domain/node-liveness.js';
 import { isDiagramEdge, nextModelState, summarizeCounts } from '../domain/rules.js';
@@ -80,7 +80,7 @@ export class ModelReconciler implements Reconciler {
         drawn: isDiagramEdge('model', prev, next),
       },
     };
-    const res = cascade.transitions.length === 0 ? await store.writeState(transition) : await store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
+    const res = cascade.transitions.length === 0 ? await store.writeState(transition) : await this.writeFolded(transition, cascade);
     if (!res.committed) return REQUEUE;
     observer.transition('model', name, prev ?? null, next, reason);
     for (const d of cascade.decisions) {
@@ -88,5 +88,15 @@ export class ModelReconciler implements Reconciler {
       this.d.lag?.packageSettled(d.transition.name, true);
     }
     return after;
+  }
+
+  private async writeFolded(transition: StateTransition, cascade: Cascade): Promise<CommitOutcome> {
+    const folds = this.d.cascade!;
+    folds.begin(cascade);
+    try {
+      return await this.d.store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
+    } finally {
+      folds.settle(cascade);
+    }
   }
 }

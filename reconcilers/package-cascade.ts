@@ -4,7 +4,10 @@
 //
 // The coalescing rule keeps the two-step path's guarantees. A package is folded in only when
 // nothing else is about to decide it: no work queued or running for the package or for any of
-// its other models, and the model itself not queued again. So a fold writes only what the package
+// its other models, the model itself not queued again, and neither a model key waiting for a
+// worker nor a write waiting for a transaction slot (under saturation the two steps pipeline and
+// coalesce better, so the fold is for an idle or lightly loaded controller, where it saves a
+// whole round trip). So a fold writes only what the package
 // reconcile would have written at that moment, never a state the two-step path would have
 // coalesced away, and entering Error still makes exactly one reconcile request. Every other model
 // state the decision read is guarded in the transaction, so a fold never writes from a stale
@@ -24,6 +27,10 @@ export interface QueuedWork {
   modelQueuedAgain(name: string): boolean;
   /** Work for the package is queued or running. */
   package(name: string): boolean;
+  /** Model keys waiting for a worker (every worker busy): the controller is saturated. */
+  modelsWaiting(): number;
+  /** Writes waiting for a transaction slot in the store: etcd is saturated. */
+  writesWaiting(): number;
 }
 
 export interface Cascade {
@@ -37,6 +44,8 @@ export interface PackageCascadeDeps {
   work: QueuedWork;
   triggerStates: ReadonlySet<PackageState>;
   source: string;
+  /** Queue a package again (one whose reconcile was deferred while a fold of it was in flight). */
+  requeuePackage(name: string): void;
 }
 
 // One transaction must stay well inside etcd's --max-txn-ops (128 per list): a package costs up
@@ -49,12 +58,54 @@ export const MAX_READ_GUARDS = 48;
 export const NO_CASCADE: Cascade = { transitions: [], unchanged: [], decisions: [] };
 
 export class PackageCascade {
+  /** Packages in a fold whose transaction is in flight, with how many folds hold each. */
+  private readonly folding = new Map<string, number>();
+  /** Packages whose reconcile came while they were being folded: queued again once the folds settle. */
+  private readonly deferred = new Set<string>();
+
   constructor(private readonly d: PackageCascadeDeps) {}
+
+  /**
+   * Whether a fold of `pkg` is in flight. Its reconcile then waits for it (defer): deciding now
+   * would race the fold's write (a lost race and a backoff under load), and could decide from a
+   * package state the watch delivered ahead of its model's, before the fold's answer put both in
+   * the caches.
+   */
+  isFolding(pkg: string): boolean {
+    return this.folding.has(pkg);
+  }
+
+  /** Queue `pkg` again once no fold of it is in flight. */
+  defer(pkg: string): void {
+    this.deferred.add(pkg);
+  }
+
+  /** A fold's transaction is about to be sent. */
+  begin(c: Cascade): void {
+    for (const t of c.transitions) this.folding.set(t.name, (this.folding.get(t.name) ?? 0) + 1);
+  }
+
+  /** A fold's transaction was answered (committed or not; on commit the caches already have it). */
+  settle(c: Cascade): void {
+    for (const t of c.transitions) {
+      const n = (this.folding.get(t.name) ?? 1) - 1;
+      if (n > 0) {
+        this.folding.set(t.name, n);
+        continue;
+      }
+      this.folding.delete(t.name);
+      if (this.deferred.delete(t.name)) this.d.requeuePackage(t.name);
+    }
+  }
 
   /** The package transitions to write with `model` becoming `next` (often none). */
   plan(model: string, next: ModelState, now: number): Cascade {
     const { fleet, work } = this.d;
-    if (work.modelQueuedAgain(model)) return NO_CASCADE;
+    // Saturated (every model worker busy, or writes waiting for a transaction slot): two steps
+    // pipeline better than one. The package reconciler writes while the model workers go on, the
+    // package queue coalesces a burst into one write, and the store groups small writes into
+    // full transactions; a fold would make each model write wait for its packages' too.
+    if (work.modelQueuedAgain(model) || work.modelsWaiting() > 0 || work.writesWaiting() > 0) return NO_CASCADE;
     let cascade: Cascade | undefined;
     const guarded = new Set<string>();
     for (const pkg of fleet.packagesOfModel(model)) {

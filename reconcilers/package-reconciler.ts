@@ -2,8 +2,8 @@
 // durable reconcile request in the same transaction, leaving one removes it.
 import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Fleet } from './fleet.js';
-import { MAX_READ_GUARDS } from './package-cascade.js';
-import type { DomainObserver, Clock, ReadGuard, StateStore } from './ports.js';
+import type { PackageCascade } from './package-cascade.js';
+import type { DomainObserver, Clock, StateStore } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
 import { decidePackage, reportPackageDecision } from './package-decision.js';
 import type { ModelState, PackageState } from '../domain/states.js';
@@ -17,6 +17,8 @@ export interface PackageReconcilerDeps {
   source: string;
   triggerStates: ReadonlySet<PackageState>;
   lag?: LagTracker;
+  /** The folds of model reconciles: a package being folded is decided after its fold. */
+  cascade?: PackageCascade;
 }
 
 export class PackageReconciler implements Reconciler {
@@ -24,6 +26,11 @@ export class PackageReconciler implements Reconciler {
 
   async reconcile(name: string): Promise<ReconcileResult | void> {
     const { fleet, store, observer, triggerStates } = this.d;
+    if (this.d.cascade?.isFolding(name)) {
+      // A model's transaction is writing this package: decide after it is answered.
+      this.d.cascade.defer(name);
+      return;
+    }
     const stored = fleet.storedPackageState(name);
     const models = fleet.modelsOfPackage(name);
     const hasRequest = fleet.reconcileRequest(name) !== undefined;
@@ -39,20 +46,13 @@ export class PackageReconciler implements Reconciler {
     }
 
     const modelStates: ModelState[] = [];
-    const read: ReadGuard[] = [];
-    for (const m of models) {
-      const stored = fleet.storedModelState(m);
-      modelStates.push(stored?.value.state ?? 'Created');
-      read.push({ kind: 'model', name: m, expected: stored });
-    }
+    for (const m of models) modelStates.push(fleet.storedModelState(m)?.value.state ?? 'Created');
     const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });
     if (!decision) {
       this.d.lag?.packageSettled(name, false);
       return;
     }
-    // The models' states are guarded too: the package and model states come on separate watches,
-    // and a package state seen ahead of its models' must not be decided again from the older level.
-    const res = read.length <= MAX_READ_GUARDS ? await store.writeStates([decision.transition], read) : await store.writeState(decision.transition);
+    const res = await store.writeState(decision.transition);
     if (!res.committed) return REQUEUE;
     reportPackageDecision(observer, decision);
     this.d.lag?.packageSettled(name, true);

@@ -48,6 +48,8 @@ export interface StateStore {
    * every `unchanged` state still where the decision saw it (no write decided from a stale level).
    */
   writeStates(transitions: readonly StateTransition[], unchanged: readonly ReadGuard[]): Promise<CommitOutcome>;
+  /** Writes waiting for a transaction slot (the store is the bottleneck while above zero). */
+  writesWaiting(): number;
   deleteState(d: StateDeletion): Promise<CommitOutcome>;
   /** Replace a reconcile request if it is still at `expected`. */
   updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome>;

@@ -84,6 +84,10 @@ export class EtcdStateStore implements StateStore {
     this.maxFullInFlight = Math.max(this.maxInFlight, o.maxFullInFlight ?? 8);
   }
 
+  writesWaiting(): number {
+    return this.pending.length;
+  }
+
   writeState(t: StateTransition): Promise<CommitOutcome> {
     return this.writeStates([t], []);
   }

@@ -25,6 +25,13 @@ export class FakeStateStore implements StateStore {
     private readonly keys: KeyLayout,
   ) {}
 
+  /** What writesWaiting() answers (the fake commits at once; a test sets a backlog). */
+  waiting = 0;
+
+  writesWaiting(): number {
+    return this.waiting;
+  }
+
   writeState(t: StateTransition): Promise<CommitOutcome> {
     return this.writeStates([t], []);
   }

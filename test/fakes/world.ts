@@ -63,7 +63,8 @@ export async function fakeWorld(o: FakeWorldOptions) {
 /**
  * A work queue that records each key queued as `queue/key` (`model/key+Nms` when delayed), and
  * holds nothing. A test says which keys have work queued or running by adding `queue/key` to
- * `busy` (`queue/key+again` for one queued again while it runs).
+ * `busy` (`queue/key+again` for one queued again while it runs, `queue/*` for a key waiting for
+ * a worker).
  */
 class RecordingQueue extends WorkQueue {
   constructor(
@@ -81,6 +82,11 @@ class RecordingQueue extends WorkQueue {
 
   override addedWhileProcessing(key: string): boolean {
     return this.busy.has(`${this.queueName}/${key}+again`);
+  }
+
+  /** One key waiting for a worker when `busy` holds `queue/*` (every worker busy). */
+  override len(): number {
+    return this.busy.has(`${this.queueName}/*`) ? 1 : 0;
   }
 
   override add(key: string, _priority?: Priority): void {

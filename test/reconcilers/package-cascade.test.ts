@@ -116,3 +116,37 @@ test(`a fold guards at most ${MAX_READ_GUARDS} other models' states; a package n
     t.is(w.store.writes.includes('package/p=Running'), others <= MAX_READ_GUARDS, `${others} other models`);
   }
 });
+
+test('saturated — a model key waiting for a worker, or a write waiting for a transaction slot — the two steps pipeline instead', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  w.busy.add('model/*');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes, ['model/m=Running'], 'a model key waiting');
+  w.busy.delete('model/*');
+  w.store.waiting = 1;
+  w.container('n1', 'c1', 'm', 'exited');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes, ['model/m=Running', 'model/m=Exited'], 'a write waiting');
+  w.store.waiting = 0;
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes.slice(2), ['model/m=Running', 'package/p=Running'], 'neither: folded');
+});
+
+test("a package's reconcile during a fold of it waits for the fold's answer, then runs again", async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  const fold = w.model.reconcile('m'); // its transaction is in flight until awaited
+  const queuedBefore = w.queued.filter((q) => q === 'package/p').length;
+  const deferred = w.pkg.reconcile('p'); // decides synchronously, before the fold's answer (a microtask away)
+  t.is(w.queued.filter((q) => q === 'package/p').length, queuedBefore, 'not queued again before the fold is answered');
+  await deferred;
+  t.deepEqual(w.store.writes, ['model/m=Running', 'package/p=Running'], 'the package reconcile wrote nothing');
+  await fold;
+  t.is(w.queued.filter((q) => q === 'package/p').length, queuedBefore + 1, 'queued again once it is');
+  await w.pkg.reconcile('p');
+  t.is(w.store.writes.length, 2, 'and then finds the package right');
+});
