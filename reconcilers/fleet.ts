@@ -5,7 +5,7 @@
 // gauges subscribe with onChange; the Manager gets the informers as one cache set (`caches`).
 // Lease time lives in NodeLeases, bad-input reporting in BadInputReport: each is state of its
 // own, not a view of etcd.
-import type { CacheEntry } from '../controller/indexed-cache.js';
+import type { ByName, CacheEntry } from '../controller/indexed-cache.js';
 import { Informer, type InformerHandler, type InformerMetrics } from '../controller/informer.js';
 import { InformerSet } from '../controller/informer-set.js';
 import type { ListerWatcher } from '../controller/lister-watcher.js';
@@ -80,6 +80,18 @@ export class Fleet {
   readonly caches: InformerSet;
   private readonly informers: { readonly [K in WatchedKind]: Informer<Watched[K]> };
   private readonly leases: NodeLeases;
+  // The hot reads by name (one a container, model or package reconcile, several a fold): the
+  // entry by the stored key's own string, not by a key built for each read (see ByName). The
+  // same answers: the decoders drop every key their parse function gives no name (so a name
+  // with a slash, e.g. a container's model, found nothing by its built key either).
+  private readonly byName: {
+    readonly modelStates: ByName<StoredState<ModelState>>;
+    readonly packageStates: ByName<StoredState<PackageState>>;
+    readonly packageDefs: ByName<PackageDefinition>;
+    readonly requests: ByName<StoredRequest>;
+    readonly nodeStatus: ByName<NodeKey>;
+    readonly nodeLease: ByName<NodeKey>;
+  };
 
   constructor(o: FleetOptions) {
     const keys = (this.keys = o.keys);
@@ -110,6 +122,14 @@ export class Fleet {
     i.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
     i.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
     i.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
+    this.byName = {
+      modelStates: i.modelStates.cache.addNameIndex((k) => keys.parseStateKey('model', k)),
+      packageStates: i.packageStates.cache.addNameIndex((k) => keys.parseStateKey('package', k)),
+      packageDefs: i.packageDefs.cache.addNameIndex((k) => keys.parsePackageDefKey(k)),
+      requests: i.requests.cache.addNameIndex((k) => keys.parseReconcileRequestKey(k)),
+      nodeStatus: i.nodes.cache.addNameIndex((k) => keys.parseNodeStatusKey(k)),
+      nodeLease: i.nodes.cache.addNameIndex((k) => keys.parseNodeLeaseKey(k)),
+    };
     this.caches = new InformerSet(Object.values(i) as Informer<unknown>[]);
     this.leases = new NodeLeases(o.liveness ?? LIVENESS_OFF, o.clock ?? systemClock, this);
     // Before any other handler: the event mapping reads lease time when the same event reaches it.
@@ -156,12 +176,12 @@ export class Fleet {
 
   /** Whether the node's status key says Ready (absent or invalid: Ready), leases aside. */
   statusReady(node: string): boolean {
-    const status = this.informers.nodes.cache.get(this.keys.nodeStatusKey(node))?.value;
+    const status = this.byName.nodeStatus.get(node)?.value;
     return status?.kind !== 'status' || status.ready;
   }
 
   leasePresent(node: string): boolean {
-    return this.informers.nodes.cache.get(this.keys.nodeLeaseKey(node)) !== undefined;
+    return this.byName.nodeLease.get(node) !== undefined;
   }
 
   /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
@@ -171,15 +191,12 @@ export class Fleet {
 
   containersOfModel(model: string): ContainerEntry[] {
     const out: ContainerEntry[] = [];
-    for (const key of this.informers.containers.cache.keysByIndex(INDEX_MODEL, model)) {
-      const c = this.informers.containers.cache.get(key);
-      if (c) out.push(c.value);
-    }
+    this.informers.containers.cache.forEachByIndex(INDEX_MODEL, model, (c) => out.push(c.value));
     return out;
   }
 
   reconcileRequest(pkg: string): CacheEntry<StoredRequest> | undefined {
-    return this.informers.requests.cache.get(this.keys.reconcileRequestKey(pkg));
+    return this.byName.requests.get(pkg);
   }
 
   resyncRequest(id: string): CacheEntry<ResyncRequest> | undefined {
@@ -188,16 +205,13 @@ export class Fleet {
 
   /** Whether some package definition lists the model (else it has no state). */
   isModelListed(model: string): boolean {
-    return this.informers.packageDefs.cache.keysByIndex(INDEX_MODEL, model).size > 0;
+    return this.informers.packageDefs.cache.countByIndex(INDEX_MODEL, model) > 0;
   }
 
   /** The models of the containers on a node, each once. */
   modelsOnNode(node: string): Set<string> {
     const models = new Set<string>();
-    for (const key of this.informers.containers.cache.keysByIndex(INDEX_NODE, node)) {
-      const entry = this.informers.containers.cache.get(key);
-      if (entry) models.add(entry.value.model);
-    }
+    this.informers.containers.cache.forEachByIndex(INDEX_NODE, node, (entry) => models.add(entry.value.model));
     return models;
   }
 
@@ -220,20 +234,20 @@ export class Fleet {
   }
 
   modelsOfPackage(pkg: string): readonly string[] | undefined {
-    return this.informers.packageDefs.cache.get(this.keys.packageDefKey(pkg))?.value.models;
+    return this.byName.packageDefs.get(pkg)?.value.models;
   }
 
   /** Whether some package definition places the model on the node (`spec.models[].node`). */
   isModelPlacedOn(model: string, node: string): boolean {
-    return this.informers.packageDefs.cache.keysByIndex(INDEX_PLACEMENT, placementKey(model, node)).size > 0;
+    return this.informers.packageDefs.cache.countByIndex(INDEX_PLACEMENT, placementKey(model, node)) > 0;
   }
 
   storedModelState(name: string): CacheEntry<StoredState<ModelState>> | undefined {
-    return this.informers.modelStates.cache.get(this.keys.stateKey('model', name));
+    return this.byName.modelStates.get(name);
   }
 
   storedPackageState(name: string): CacheEntry<StoredState<PackageState>> | undefined {
-    return this.informers.packageStates.cache.get(this.keys.stateKey('package', name));
+    return this.byName.packageStates.get(name);
   }
 
   /** The first scenario by name whose spec.target is the package, or the package's own name. */
@@ -267,6 +281,8 @@ export class Fleet {
   // --- the state API's reads (contract section 5): any kind's stored state, by name ---
 
   storedState(kind: ResourceKind, name: string): CacheEntry<StoredState<string>> | undefined {
+    if (kind === 'model') return this.storedModelState(name);
+    if (kind === 'package') return this.storedPackageState(name);
     return this.states(kind).cache.get(this.keys.stateKey(kind, name));
   }
 

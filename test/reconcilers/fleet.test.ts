@@ -58,3 +58,35 @@ test('a container without a model is reported once per key; other bad input ever
   t.deepEqual(invalid, [`no_model ${keys.containerKey('n1', 'c1')}`, `bad_node_status ${keys.nodeStatusKey('n1')}`, `bad_node_status ${keys.nodeStatusKey('n1')}`]);
   await fleet.caches.stop();
 });
+
+test('reads by name find what the key built from the name holds, a name with a slash too', async (t) => {
+  const { keys, lw, fleet } = await setup();
+  lw.put(keys.stateKey('model', 'm1'), 'Running');
+  lw.put(keys.stateKey('model', 'a/b'), 'Paused');
+  lw.put(keys.stateKey('package', 'p1'), 'Running');
+  lw.put(keys.packageDefKey('p1'), 'spec:\n  models:\n    - name: m1\n');
+  lw.put(keys.reconcileRequestKey('p1'), '{}');
+  lw.put(keys.nodeStatusKey('n1'), 'NotReady');
+  lw.put(keys.nodeLeaseKey('n1'), 'x');
+  t.is(fleet.storedModelState('m1')?.value.state, 'Running');
+  t.is(fleet.storedState('model', 'm1')?.value.state, 'Running');
+  t.is(fleet.storedModelState('a/b'), undefined, 'a key that parses to no name is not cached: by name or by key, nothing');
+  t.is(fleet.storedModelState('a'), undefined);
+  t.is(fleet.storedModelState(''), undefined);
+  t.is(fleet.storedPackageState('p1')?.value.state, 'Running');
+  t.is(fleet.storedState('package', 'p1')?.value.state, 'Running');
+  t.deepEqual(fleet.modelsOfPackage('p1'), ['m1']);
+  t.not(fleet.reconcileRequest('p1'), undefined);
+  t.false(fleet.statusReady('n1'));
+  t.true(fleet.leasePresent('n1'));
+  t.true(fleet.statusReady('n2'));
+  t.false(fleet.leasePresent('n2'));
+  lw.delete(keys.stateKey('model', 'm1'));
+  lw.delete(keys.nodeLeaseKey('n1'));
+  lw.delete(keys.packageDefKey('p1'));
+  t.is(fleet.storedModelState('m1'), undefined);
+  t.false(fleet.leasePresent('n1'));
+  t.false(fleet.statusReady('n1'));
+  t.is(fleet.modelsOfPackage('p1'), undefined);
+  await fleet.caches.stop();
+});
