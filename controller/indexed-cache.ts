@@ -17,42 +17,6 @@ export interface CacheEntry<T> {
 
 export type IndexFunc<T> = (key: string, value: T) => readonly string[];
 
-/** The one name a key stands for (e.g. a state key's resource name), or undefined for none. */
-export type KeyNameFunc = (key: string) => string | undefined;
-
-/**
- * Entries by the name their key was parsed to, at most one key a name: a reader that holds a
- * name finds its entry without building the key string. A built key is a fresh (rope) string
- * that V8 must flatten and hash on every lookup; the stored key is hashed once and compared by
- * identity, and a name that is looked up again (a queue key, a package's model) keeps its hash.
- */
-export class ByName<T> {
-  /** name → the key as stored in the cache (the same string object). */
-  private readonly keys = new Map<string, string>();
-
-  constructor(
-    private readonly entries: ReadonlyMap<string, CacheEntry<T>>,
-    readonly parse: KeyNameFunc,
-  ) {}
-
-  get(name: string): CacheEntry<T> | undefined {
-    const key = this.keys.get(name);
-    return key === undefined ? undefined : this.entries.get(key);
-  }
-
-  /** @internal: a key was added to the cache. */
-  added(key: string): void {
-    const name = this.parse(key);
-    if (name !== undefined) this.keys.set(name, key);
-  }
-
-  /** @internal: a key was deleted from the cache. */
-  deleted(key: string): void {
-    const name = this.parse(key);
-    if (name !== undefined && this.keys.get(name) === key) this.keys.delete(name);
-  }
-}
-
 const NONE: readonly string[] = [];
 
 /** The keys filed under one index value: the key itself while there is only one. */
@@ -62,7 +26,6 @@ export class IndexedCache<T> {
   private readonly entries = new Map<string, CacheEntry<T>>();
   private readonly indexFuncs = new Map<string, IndexFunc<T>>();
   private readonly indexes = new Map<string, Map<string, Bucket>>();
-  private readonly byNames: ByName<T>[] = [];
 
   addIndex(name: string, fn: IndexFunc<T>): void {
     if (this.indexFuncs.has(name)) throw new Error(`index ${name} already exists`);
@@ -70,17 +33,6 @@ export class IndexedCache<T> {
     const index = new Map<string, Bucket>();
     this.indexes.set(name, index);
     for (const e of this.entries.values()) this.file(index, fn(e.key, e.value), e.key);
-  }
-
-  /**
-   * Look entries up by the name `parse` gives their key (see ByName); keys it gives no name are
-   * not filed. `parse` must be one-to-one (the inverse of a key builder): one key a name.
-   */
-  addNameIndex(parse: KeyNameFunc): ByName<T> {
-    const byName = new ByName<T>(this.entries, parse);
-    this.byNames.push(byName);
-    for (const key of this.entries.keys()) byName.added(key);
-    return byName;
   }
 
   get(key: string): CacheEntry<T> | undefined {
@@ -149,7 +101,6 @@ export class IndexedCache<T> {
   set(entry: CacheEntry<T>): CacheEntry<T> | undefined {
     const old = this.entries.get(entry.key);
     this.entries.set(entry.key, entry);
-    if (old === undefined) for (const byName of this.byNames) byName.added(entry.key);
     for (const [name, fn] of this.indexFuncs) {
       const index = this.indexes.get(name)!;
       const before = old ? fn(old.key, old.value) : NONE;
@@ -165,7 +116,6 @@ export class IndexedCache<T> {
     const old = this.entries.get(key);
     if (!old) return undefined;
     this.entries.delete(key);
-    for (const byName of this.byNames) byName.deleted(old.key);
     for (const [name, fn] of this.indexFuncs) {
       this.unfile(this.indexes.get(name)!, fn(old.key, old.value), key);
     }

@@ -5,7 +5,7 @@
 // gauges subscribe with onChange; the Manager gets the informers as one cache set (`caches`).
 // Lease time lives in NodeLeases, bad-input reporting in BadInputReport: each is state of its
 // own, not a view of etcd.
-import type { ByName, CacheEntry } from '../controller/indexed-cache.js';
+import type { CacheEntry } from '../controller/indexed-cache.js';
 import { Informer, type InformerHandler, type InformerMetrics } from '../controller/informer.js';
 import { InformerSet } from '../controller/informer-set.js';
 import type { ListerWatcher } from '../controller/lister-watcher.js';
@@ -80,18 +80,6 @@ export class Fleet {
   readonly caches: InformerSet;
   private readonly informers: { readonly [K in WatchedKind]: Informer<Watched[K]> };
   private readonly leases: NodeLeases;
-  // The hot reads by name (one a container, model or package reconcile, several a fold): the
-  // entry by the stored key's own string, not by a key built for each read (see ByName). The
-  // same answers: the decoders drop every key their parse function gives no name (so a name
-  // with a slash, e.g. a container's model, found nothing by its built key either).
-  private readonly byName: {
-    readonly modelStates: ByName<StoredState<ModelState>>;
-    readonly packageStates: ByName<StoredState<PackageState>>;
-    readonly packageDefs: ByName<PackageDefinition>;
-    readonly requests: ByName<StoredRequest>;
-    readonly nodeStatus: ByName<NodeKey>;
-    readonly nodeLease: ByName<NodeKey>;
-  };
 
   constructor(o: FleetOptions) {
     const keys = (this.keys = o.keys);
@@ -122,14 +110,6 @@ export class Fleet {
     i.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
     i.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
     i.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
-    this.byName = {
-      modelStates: i.modelStates.cache.addNameIndex((k) => keys.parseStateKey('model', k)),
-      packageStates: i.packageStates.cache.addNameIndex((k) => keys.parseStateKey('package', k)),
-      packageDefs: i.packageDefs.cache.addNameIndex((k) => keys.parsePackageDefKey(k)),
-      requests: i.requests.cache.addNameIndex((k) => keys.parseReconcileRequestKey(k)),
-      nodeStatus: i.nodes.cache.addNameIndex((k) => keys.parseNodeStatusKey(k)),
-      nodeLease: i.nodes.cache.addNameIndex((k) => keys.parseNodeLeaseKey(k)),
-    };
     this.caches = new InformerSet(Object.values(i) as Informer<unknown>[]);
     this.leases = new NodeLeases(o.liveness ?? LIVENESS_OFF, o.clock ?? systemClock, this);
     // Before any other handler: the event mapping reads lease time when the same event reaches it.
@@ -176,12 +156,12 @@ export class Fleet {
 
   /** Whether the node's status key says Ready (absent or invalid: Ready), leases aside. */
   statusReady(node: string): boolean {
-    const status = this.byName.nodeStatus.get(node)?.value;
+    const status = this.informers.nodes.cache.get(this.keys.nodeStatusKey(node))?.value;
     return status?.kind !== 'status' || status.ready;
   }
 
   leasePresent(node: string): boolean {
-    return this.byName.nodeLease.get(node) !== undefined;
+    return this.informers.nodes.cache.get(this.keys.nodeLeaseKey(node)) !== undefined;
   }
 
   /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
@@ -196,7 +176,7 @@ export class Fleet {
   }
 
   reconcileRequest(pkg: string): CacheEntry<StoredRequest> | undefined {
-    return this.byName.requests.get(pkg);
+    return this.informers.requests.cache.get(this.keys.reconcileRequestKey(pkg));
   }
 
   resyncRequest(id: string): CacheEntry<ResyncRequest> | undefined {
@@ -234,7 +214,7 @@ export class Fleet {
   }
 
   modelsOfPackage(pkg: string): readonly string[] | undefined {
-    return this.byName.packageDefs.get(pkg)?.value.models;
+    return this.informers.packageDefs.cache.get(this.keys.packageDefKey(pkg))?.value.models;
   }
 
   /** Whether some package definition places the model on the node (`spec.models[].node`). */
@@ -243,11 +223,11 @@ export class Fleet {
   }
 
   storedModelState(name: string): CacheEntry<StoredState<ModelState>> | undefined {
-    return this.byName.modelStates.get(name);
+    return this.informers.modelStates.cache.get(this.keys.stateKey('model', name));
   }
 
   storedPackageState(name: string): CacheEntry<StoredState<PackageState>> | undefined {
-    return this.byName.packageStates.get(name);
+    return this.informers.packageStates.cache.get(this.keys.stateKey('package', name));
   }
 
   /** The first scenario by name whose spec.target is the package, or the package's own name. */
@@ -281,8 +261,6 @@ export class Fleet {
   // --- the state API's reads (contract section 5): any kind's stored state, by name ---
 
   storedState(kind: ResourceKind, name: string): CacheEntry<StoredState<string>> | undefined {
-    if (kind === 'model') return this.storedModelState(name);
-    if (kind === 'package') return this.storedPackageState(name);
     return this.states(kind).cache.get(this.keys.stateKey(kind, name));
   }
 

@@ -90,25 +90,6 @@ test('random sets and deletes keep the index equal to a rebuilt one (keys, order
   }
 });
 
-test('a name index finds an entry by the name its key parses to, through sets, updates and deletes', (t) => {
-  const parse = (key: string): string | undefined => (key.startsWith('/s/') && key.endsWith('/state') ? key.slice(3, -6) : undefined);
-  const c = new IndexedCache<string[]>();
-  c.set(entry('/s/a/state', ['1']));
-  c.set(entry('/other', ['x']));
-  const byName = c.addNameIndex(parse);
-  t.is(byName.get('a')?.value[0], '1', 'entries set before the index are filed');
-  t.is(byName.get('/other'), undefined);
-  c.set(entry('/s/b/state', ['2']));
-  c.set(entry('/s/a/state', ['3'], 2));
-  t.is(byName.get('a')?.value[0], '3', 'an update is seen without refiling');
-  t.is(byName.get('b')?.modRevision, 1);
-  c.delete('/s/a/state');
-  t.is(byName.get('a'), undefined);
-  c.set(entry('/s/a/state', ['4'], 3));
-  t.is(byName.get('a')?.value[0], '4');
-  t.is(byName.get('c'), undefined);
-});
-
 test('countByIndex and forEachByIndex answer as keysByIndex does', (t) => {
   const c = new IndexedCache<string[]>();
   c.addIndex('by', (_k, v) => v);
