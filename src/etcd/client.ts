@@ -2,14 +2,13 @@
 // our own watch client for watches, sharing endpoints, credentials and channel settings.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { ExponentialBackoff, handleWhen, noop, retry } from 'cockatiel';
+import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config/config.js';
 import { installFastLongStrings } from './long-strings.js';
 import { EtcdWatchClient } from './watch-client.js';
 
 type EtcdConfig = Config['etcd'];
-type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
 type HostPolicy = NonNullable<NonNullable<IOptions['faultHandling']>['host']>;
 
 /**
@@ -43,9 +42,8 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
       host: (() => noop) as unknown as HostPolicy,
       // Each retry picks another member: one attempt per member, then the caller's own backoff.
       global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) + 1 }),
-      // Only the CLI's one-shot watch still uses etcd3's watch manager.
-      // etcd3 types this as an IBackoff but calls it as the factory cockatiel exports.
-      watchBackoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 3000 }) as unknown as WatchBackoff,
+      // No watchBackoff: nothing in the program watches through etcd3's watch manager any more
+      // (the controller, the read API and the CLI all use EtcdWatchClient).
     },
     grpcOptions: ETCD_CHANNEL_OPTIONS,
   };
