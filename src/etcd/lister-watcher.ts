@@ -95,7 +95,11 @@ export function toKeyValue(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revisio
   };
 }
 
-/** A watched key-value whose value is turned into a string on first read. */
+/**
+ * A watched key-value whose value is turned into a string on first read. Until then it holds a
+ * view of the watch response's message: the informer reads or drops it while handling the
+ * response and keeps neither this object nor the view.
+ */
 class WatchedKeyValue implements KeyValue {
   readonly key: string;
   readonly modRevision: number;
@@ -107,6 +111,7 @@ class WatchedKeyValue implements KeyValue {
   constructor(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revision' | 'create_revision' | 'version'>) {
     this.key = kv.key.toString();
     this.raw = kv.value;
+    // Numbers from our watch client (Number() of a number is the number), strings from fakes.
     this.modRevision = Number(kv.mod_revision);
     this.createRevision = Number(kv.create_revision);
     this.version = Number(kv.version);

@@ -5,19 +5,30 @@
 // recreated at once, that throw is an uncaught exception that ends the process (docs/reliability.md).
 // With one stream per watch every response belongs to exactly one watch, nothing here throws
 // from a stream handler, and a compaction arrives as etcd's real compact_revision.
+// Responses are decoded by hand (watch-response-decoder.ts), not by protobufjs: revisions arrive
+// as numbers, keys and values as views of the message.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
 import { asError } from '../../controller/errors.js';
+import { decodeWatchResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
+
+/**
+ * One of etcd's int64s: a number from this client's watches (exact within ±2^53, which every
+ * revision and version is), a decimal string from etcd3's unary calls and the test fakes.
+ * Read it with Number().
+ */
+export type EtcdInt64 = number | string;
 
 export interface EtcdKeyValue {
   key: Buffer;
   value: Buffer;
-  create_revision: string;
-  mod_revision: string;
-  version: string;
+  create_revision: EtcdInt64;
+  mod_revision: EtcdInt64;
+  version: EtcdInt64;
+  /** Always the exact decimal: lease IDs use all 63 bits. */
   lease: string;
 }
 
@@ -73,17 +84,7 @@ export interface EtcdWatchClientOptions {
   retryCapMs?: number;
 }
 
-interface WatchResponse {
-  header: { revision: string } | null;
-  watch_id: string;
-  created: boolean;
-  canceled: boolean;
-  compact_revision: string;
-  cancel_reason: string;
-  events: EtcdWatchEvent[];
-}
-
-type WatchCall = grpc.ClientDuplexStream<unknown, WatchResponse>;
+type WatchCall = grpc.ClientDuplexStream<unknown, DecodedWatchResponse>;
 
 interface ServiceClient extends grpc.Client {
   Watch(metadata: grpc.Metadata): WatchCall;
@@ -105,11 +106,19 @@ type ServiceConstructor = new (address: string, credentials: grpc.ChannelCredent
 
 let services: { Watch: ServiceConstructor; Auth: ServiceConstructor } | undefined;
 
-/** etcd's rpc.proto as etcd3 ships it, loaded once. */
+/**
+ * etcd's rpc.proto as etcd3 ships it, loaded once. Watch requests (a create and progress
+ * requests, a few per stream) are still encoded by protobufjs; the responses are decoded by hand.
+ */
 function etcdServices(): { Watch: ServiceConstructor; Auth: ServiceConstructor } {
   if (!services) {
     const protoDir = join(dirname(createRequire(import.meta.url).resolve('etcd3/package.json')), 'proto');
-    const def = protoLoader.loadSync(join(protoDir, 'rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    const loaded = protoLoader.loadSync(join(protoDir, 'rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
+    const watchService = loaded['etcdserverpb.Watch'] as protoLoader.ServiceDefinition;
+    const def: protoLoader.PackageDefinition = {
+      ...loaded,
+      'etcdserverpb.Watch': { ...watchService, Watch: { ...watchService['Watch']!, responseDeserialize: decodeWatchResponse } },
+    };
     const pkg = (grpc.loadPackageDefinition(def) as unknown as { etcdserverpb: { Watch: ServiceConstructor; Auth: ServiceConstructor } }).etcdserverpb;
     services = { Watch: pkg.Watch, Auth: pkg.Auth };
   }
@@ -247,7 +256,7 @@ class StreamWatch implements EtcdWatch {
       call.cancel();
       if (!this.closed) this.broken(index, err);
     };
-    call.on('data', (res: WatchResponse) => {
+    call.on('data', (res: DecodedWatchResponse) => {
       if (over || this.call !== call) return;
       // A handler's exception must not escape into grpc-js's stream machinery.
       try {
@@ -265,15 +274,17 @@ class StreamWatch implements EtcdWatch {
         start_revision: String(this.nextRevision),
         progress_notify: true,
         prev_kv: this.target.prevKv === true,
+        // No `fragment`: etcd sends every revision whole, however large (up to the message limit),
+        // so a response never ends inside a revision.
       },
     });
   }
 
-  private response(res: WatchResponse): void {
-    const headerRevision = Number(res.header?.revision ?? 0);
-    if (res.compact_revision && res.compact_revision !== '0') {
+  private response(res: DecodedWatchResponse): void {
+    const headerRevision = res.revision;
+    if (res.compact_revision !== 0) {
       this.close(); // etcd ended the watch for good: never reconnect
-      this.h.onCompacted(Number(res.compact_revision));
+      this.h.onCompacted(res.compact_revision);
       return;
     }
     if (res.canceled) {
@@ -291,7 +302,7 @@ class StreamWatch implements EtcdWatch {
       return;
     }
     if (res.events.length > 0) {
-      this.nextRevision = Number(res.events[res.events.length - 1]!.kv.mod_revision) + 1;
+      this.nextRevision = res.events[res.events.length - 1]!.kv.mod_revision + 1;
       this.h.onEvents(res.events, headerRevision);
       return;
     }

@@ -1,0 +1,341 @@
+// etcd's WatchResponse decoded by hand, straight from the protobuf wire format, for the watch
+// client's Watch method (issue 22). @grpc/proto-loader decoded each response with protobufjs
+// into message objects, then copied them with toObject into plain objects, turning every int64
+// (four per key-value, one per header) into a long.js Long and then a decimal string that the
+// informer turned back into a number. Most events a leader receives are the echo of its own
+// writes, dropped by revision at once. Here one pass reads what the program uses: revisions are
+// numbers, keys and values are views of the message (no copy), nothing else is allocated.
+//
+// The fields, from etcd's rpc.proto and kv.proto (etcd3 ships the copy the client loads):
+//   WatchResponse  { ResponseHeader header = 1; int64 watch_id = 2; bool created = 3;
+//                    bool canceled = 4; int64 compact_revision = 5; string cancel_reason = 6;
+//                    bool fragment = 7; repeated mvccpb.Event events = 11; }
+//   ResponseHeader { uint64 cluster_id = 1; uint64 member_id = 2; int64 revision = 3; uint64 raft_term = 4; }
+//   Event          { EventType type = 1 (Put = 0, Delete = 1); KeyValue kv = 2; KeyValue prev_kv = 3; }
+//   KeyValue       { bytes key = 1; int64 create_revision = 2; int64 mod_revision = 3;
+//                    int64 version = 4; bytes value = 5; int64 lease = 6; }
+// Everything else (cluster_id, member_id, raft_term, fields a newer etcd adds) is skipped by wire
+// type. As protobufjs does, a field that appears twice keeps its last value (a message is
+// replaced, not merged). A malformed message throws, which grpc-js turns into a failed stream.
+//
+// int64s become numbers: exact within ±2^53 (every revision and version etcd hands out), above it
+// the nearest number, as Number() of the decimal string gave before. A lease ID is random over 63
+// bits, so it stays an exact decimal string.
+//
+// Keys and values are views of the buffer grpc-js assembled for this one message (Buffer.concat of
+// its frames): holding one keeps that message's bytes alive, nothing more. Every consumer turns
+// them into strings while handling the response; whoever keeps one longer must copy it.
+
+/** A key-value as decoded: revisions as numbers, key and value as views of the message. */
+export interface DecodedKeyValue {
+  key: Buffer;
+  value: Buffer;
+  create_revision: number;
+  mod_revision: number;
+  version: number;
+  /** Exact decimal (lease IDs use all 63 bits); '0': no lease. */
+  lease: string;
+}
+
+export interface DecodedWatchEvent {
+  type: 'Put' | 'Delete';
+  /** An empty key-value (revisions 0) if etcd sent none; it always does. */
+  kv: DecodedKeyValue;
+  /** The key before the change, when the watch asked for it (`prevKv`) and there was one. */
+  prev_kv: DecodedKeyValue | null;
+}
+
+export interface DecodedWatchResponse {
+  /** header.revision; 0 without a header. */
+  revision: number;
+  watch_id: number;
+  created: boolean;
+  canceled: boolean;
+  /** 0: not compacted. */
+  compact_revision: number;
+  cancel_reason: string;
+  /** More responses of the same revision follow (only when the create request asked for fragments). */
+  fragment: boolean;
+  events: DecodedWatchEvent[];
+}
+
+const TWO_32 = 4294967296;
+const EMPTY = Buffer.alloc(0);
+
+// The message being decoded. Decoding is synchronous and never re-entered.
+let buf: Buffer = EMPTY;
+let pos = 0;
+/** The high 32 bits of the last varint read by varint64 (as a signed int32). */
+let hi = 0;
+
+/** Decodes one WatchResponse message. Throws on a malformed one. */
+export function decodeWatchResponse(message: Buffer): DecodedWatchResponse {
+  buf = message;
+  pos = 0;
+  try {
+    return watchResponse(message.length);
+  } finally {
+    buf = EMPTY; // keep no reference to the message between calls
+  }
+}
+
+function watchResponse(end: number): DecodedWatchResponse {
+  const res: DecodedWatchResponse = {
+    revision: 0,
+    watch_id: 0,
+    created: false,
+    canceled: false,
+    compact_revision: 0,
+    cancel_reason: '',
+    fragment: false,
+    events: [],
+  };
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 2:
+        res.revision = header(lengthEnd(end));
+        break;
+      case (2 << 3) | 0:
+        res.watch_id = int64(end);
+        break;
+      case (3 << 3) | 0:
+        res.created = bool(end);
+        break;
+      case (4 << 3) | 0:
+        res.canceled = bool(end);
+        break;
+      case (5 << 3) | 0:
+        res.compact_revision = int64(end);
+        break;
+      case (6 << 3) | 2: {
+        const e = lengthEnd(end);
+        res.cancel_reason = buf.toString('utf8', pos, e);
+        pos = e;
+        break;
+      }
+      case (7 << 3) | 0:
+        res.fragment = bool(end);
+        break;
+      case (11 << 3) | 2:
+        res.events.push(event(lengthEnd(end)));
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  return res;
+}
+
+/** A ResponseHeader: only its revision. */
+function header(end: number): number {
+  let revision = 0;
+  while (pos < end) {
+    const tag = varint32(end);
+    if (tag === ((3 << 3) | 0)) revision = int64(end);
+    else skip(tag, end);
+  }
+  return revision;
+}
+
+function event(end: number): DecodedWatchEvent {
+  let type: 'Put' | 'Delete' = 'Put';
+  let kv: DecodedKeyValue | null = null;
+  let prev: DecodedKeyValue | null = null;
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 0:
+        // An enum is an int32: the low 32 bits. etcd has no other type; like the code before,
+        // anything but Put is not a Put.
+        type = varint32(end) === 0 ? 'Put' : 'Delete';
+        break;
+      case (2 << 3) | 2:
+        kv = keyValue(lengthEnd(end));
+        break;
+      case (3 << 3) | 2:
+        prev = keyValue(lengthEnd(end));
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  return { type, kv: kv ?? emptyKeyValue(), prev_kv: prev };
+}
+
+function emptyKeyValue(): DecodedKeyValue {
+  return { key: EMPTY, value: EMPTY, create_revision: 0, mod_revision: 0, version: 0, lease: '0' };
+}
+
+function keyValue(end: number): DecodedKeyValue {
+  const kv = emptyKeyValue();
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 2:
+        kv.key = bytes(end);
+        break;
+      case (2 << 3) | 0:
+        kv.create_revision = int64(end);
+        break;
+      case (3 << 3) | 0:
+        kv.mod_revision = int64(end);
+        break;
+      case (4 << 3) | 0:
+        kv.version = int64(end);
+        break;
+      case (5 << 3) | 2:
+        kv.value = bytes(end);
+        break;
+      case (6 << 3) | 0:
+        kv.lease = int64String(end);
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  return kv;
+}
+
+/** A length-delimited field's bytes as a view of the message. */
+function bytes(limit: number): Buffer {
+  const e = lengthEnd(limit);
+  const start = pos;
+  pos = e;
+  return start === e ? EMPTY : buf.subarray(start, e);
+}
+
+/** Reads a length prefix; returns where the field ends (checked against `limit`). */
+function lengthEnd(limit: number): number {
+  const len = varint32(limit);
+  const e = pos + len;
+  if (len < 0 || e > limit) throw truncated();
+  return e;
+}
+
+function bool(limit: number): boolean {
+  // As protobufjs: the varint's low 32 bits, not zero.
+  return varint32(limit) !== 0;
+}
+
+/** A varint as a uint32 (its low 32 bits; the rest is read and dropped, as protobufjs does). */
+function varint32(limit: number): number {
+  let b = buf[pos++]!;
+  if (b < 0x80) {
+    if (pos > limit) throw truncated();
+    return b;
+  }
+  let v = b & 0x7f;
+  b = buf[pos++]!;
+  v |= (b & 0x7f) << 7;
+  if (b < 0x80) return checked(v >>> 0, limit);
+  b = buf[pos++]!;
+  v |= (b & 0x7f) << 14;
+  if (b < 0x80) return checked(v >>> 0, limit);
+  b = buf[pos++]!;
+  v |= (b & 0x7f) << 21;
+  if (b < 0x80) return checked(v >>> 0, limit);
+  b = buf[pos++]!;
+  v |= (b & 0x0f) << 28;
+  if (b < 0x80) return checked(v >>> 0, limit);
+  // Bits 35 and up: up to five more bytes.
+  for (let i = 0; i < 5; i++) if (buf[pos++]! < 0x80) return checked(v >>> 0, limit);
+  throw new Error('invalid varint encoding');
+}
+
+function checked(v: number, limit: number): number {
+  if (pos > limit) throw truncated();
+  return v;
+}
+
+/**
+ * A varint of up to 64 bits: returns its low 32 bits (unsigned) and leaves the high 32 bits in
+ * `hi` (signed).
+ */
+function varint64(limit: number): number {
+  let b = buf[pos++]!;
+  if (b < 0x80) {
+    hi = 0;
+    if (pos > limit) throw truncated();
+    return b;
+  }
+  let lo = b & 0x7f;
+  let shift = 7;
+  // Bytes 2 to 4: bits 7 to 27.
+  for (; shift < 28; shift += 7) {
+    b = buf[pos++]!;
+    lo |= (b & 0x7f) << shift;
+    if (b < 0x80) {
+      hi = 0;
+      return checked(lo >>> 0, limit);
+    }
+  }
+  // Byte 5: bits 28 to 34, across the two halves.
+  b = buf[pos++]!;
+  lo |= (b & 0x7f) << 28;
+  let h = (b & 0x7f) >> 4;
+  if (b >= 0x80) {
+    // Bytes 6 to 10: bits 35 to 63 (the tenth byte's lowest bit is bit 63).
+    for (shift = 3; ; shift += 7) {
+      if (shift > 31) throw new Error('invalid varint encoding');
+      b = buf[pos++]!;
+      h |= (b & 0x7f) << shift;
+      if (b < 0x80) break;
+    }
+  }
+  hi = h | 0;
+  return checked(lo >>> 0, limit);
+}
+
+/** An int64 as the nearest number (exact within ±2^53; one rounding, as Number(decimal) does). */
+function int64(limit: number): number {
+  const lo = varint64(limit);
+  return hi === 0 ? lo : hi * TWO_32 + lo;
+}
+
+/** An int64 as its exact decimal string. */
+function int64String(limit: number): string {
+  const lo = varint64(limit);
+  if (hi === 0) return lo === 0 ? '0' : String(lo);
+  const n = hi * TWO_32 + lo;
+  if (Number.isSafeInteger(n)) return String(n);
+  return BigInt.asIntN(64, (BigInt(hi >>> 0) << 32n) | BigInt(lo)).toString();
+}
+
+/** Skips a field the program does not read, by its wire type. */
+function skip(tag: number, limit: number): void {
+  switch (tag & 7) {
+    case 0:
+      varint64(limit);
+      return;
+    case 1:
+      pos += 8;
+      break;
+    case 2:
+      pos = lengthEnd(limit);
+      return;
+    case 3: {
+      // A group (deprecated, still valid): fields up to its end-group tag.
+      const field = tag >>> 3;
+      for (;;) {
+        if (pos >= limit) throw truncated();
+        const t = varint32(limit);
+        if ((t & 7) === 4) {
+          if (t >>> 3 !== field) throw new Error('mismatched end group');
+          return;
+        }
+        skip(t, limit);
+      }
+    }
+    case 5:
+      pos += 4;
+      break;
+    default:
+      throw new Error(`invalid wire type ${tag & 7} at offset ${pos}`);
+  }
+  if (pos > limit) throw truncated();
+}
+
+function truncated(): RangeError {
+  return new RangeError('watch response truncated: a field runs past its message');
+}
