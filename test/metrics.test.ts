@@ -1,6 +1,7 @@
 // The hot series count in plain numbers and fold into prom-client at collection: a scrape must
 // read exactly what an inc/dec/set-per-call implementation would have shown.
 import test from 'ava';
+import { Histogram, Registry } from 'prom-client';
 import { Metrics } from '../src/observability/metrics.js';
 
 const value = (text: string, series: string): number | undefined => {
@@ -59,4 +60,52 @@ test('queue, controller, informer and transition series read exact values at eve
   // A single metric read through prom-client's own API sees the counts too.
   const adds = await m.registry.getSingleMetric('workqueue_adds_total')!.get();
   t.is(adds.values.find((v) => v.labels.name === 'model')?.value, 6);
+});
+
+// The queue's and the controller's histograms count in their own buckets and fold into
+// prom-client's series at collection: what a scrape reads must equal prom-client observing each
+// value itself (every bucket, +Inf, sum and count), at every scrape, and after a reset.
+test('hot histograms read exactly what prom-client observing each value shows', async (t) => {
+  const hot = new Metrics({ defaultMetrics: false });
+  const plain = new Registry();
+  const mk = (name: string, labelNames: string[], buckets: number[]) => new Histogram({ name, help: 'h', labelNames, buckets, registers: [plain] });
+  const series = (text: string, name: string): string[] => text.split('\n').filter((l) => l.startsWith(name)).sort();
+  const QUEUE = [1e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
+  const RECONCILE = [5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5];
+  const latency = mk('workqueue_queue_duration_seconds', ['name'], QUEUE);
+  const work = mk('workqueue_work_duration_seconds', ['name'], QUEUE);
+  const time = mk('controller_runtime_reconcile_time_seconds', ['controller'], RECONCILE);
+  const queues = { model: hot.queue('model'), package: hot.queue('package') };
+  const c = hot.controller('model');
+  // Nothing observed yet: no series, as with prom-client's labelled children.
+  t.deepEqual(series(await hot.registry.metrics(), 'workqueue_queue_duration_seconds_'), []);
+  const values = [0, 1e-5, 2e-5, 0.00099, 0.001, 0.0025, 0.3, 1, 4.99, 5, 10, 10.5, 1e6, 0.07, 0.07, 3e-6];
+  const check = async (): Promise<void> => {
+    const a = await hot.registry.metrics();
+    const b = await plain.metrics();
+    for (const name of ['workqueue_queue_duration_seconds_', 'workqueue_work_duration_seconds_', 'controller_runtime_reconcile_time_seconds_']) {
+      t.deepEqual(series(a, name), series(b, name), name);
+    }
+  };
+  for (const [i, v] of values.entries()) {
+    const name = i % 3 === 0 ? 'package' : 'model';
+    queues[name].latency.observe(v);
+    latency.labels({ name }).observe(v);
+    queues.model.workDuration.observe(v / 2);
+    work.labels({ name: 'model' }).observe(v / 2);
+    c.reconcileTime(v * 3);
+    time.labels({ controller: 'model' }).observe(v * 3);
+  }
+  await check();
+  await check(); // a second scrape does not fold the same observations in twice
+  queues.model.latency.observe(0.2);
+  latency.labels({ name: 'model' }).observe(0.2);
+  await check();
+  // After a reset the series starts again from the next observation.
+  hot.registry.resetMetrics();
+  plain.resetMetrics();
+  queues.package.latency.observe(0.004);
+  latency.labels({ name: 'package' }).observe(0.004);
+  await check();
+  t.throws(() => queues.model.latency.observe(Number.NaN), { instanceOf: TypeError });
 });

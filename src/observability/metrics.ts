@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { InformerMetrics, WatchRestartReason } from '../../controller/informer.js';
 import type { ControllerMetrics, QueueMetricsProvider } from '../../controller/metrics.js';
-import { HotSeries } from './hot-metrics.js';
+import { HotSeries, type HotCounter } from './hot-metrics.js';
 import type { ReloadMetrics } from '../process/file-reloader.js';
 import type { Count, FleetGaugeSink } from './gauges.js';
 
@@ -14,6 +14,8 @@ const RECONCILE_BUCKETS = [5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05, 0.1, 0.2
 export class Metrics implements FleetGaugeSink {
   readonly registry: Registry;
   private readonly hot = new HotSeries();
+  /** statemanager_state_transitions_total's series by kind, from and to. */
+  private readonly transitionCounters = new Map<string, Map<string, Map<string, HotCounter>>>();
   private readonly q: {
     depth: Gauge<'name'>;
     adds: Counter<'name'>;
@@ -64,6 +66,7 @@ export class Metrics implements FleetGaugeSink {
         labelNames: ['name'],
         buckets: QUEUE_BUCKETS,
         registers: r,
+        collect,
       }),
       work: new Histogram({
         name: 'workqueue_work_duration_seconds',
@@ -71,6 +74,7 @@ export class Metrics implements FleetGaugeSink {
         labelNames: ['name'],
         buckets: QUEUE_BUCKETS,
         registers: r,
+        collect,
       }),
       unfinished: new Gauge({
         name: 'workqueue_unfinished_work_seconds',
@@ -106,6 +110,7 @@ export class Metrics implements FleetGaugeSink {
         labelNames: ['controller'],
         buckets: RECONCILE_BUCKETS,
         registers: r,
+        collect,
       }),
       workers: new Gauge({
         name: 'controller_runtime_active_workers',
@@ -291,8 +296,8 @@ export class Metrics implements FleetGaugeSink {
     return {
       depth: this.hot.gauge(this.q.depth, l),
       adds: this.hot.counter(this.q.adds, l),
-      latency: this.q.latency.labels(l),
-      workDuration: this.q.work.labels(l),
+      latency: this.hot.histogram(this.q.latency, l),
+      workDuration: this.hot.histogram(this.q.work, l),
       unfinishedWorkSeconds: this.q.unfinished.labels(l),
       longestRunningProcessorSeconds: this.q.longest.labels(l),
       retries: this.hot.counter(this.q.retries, l),
@@ -305,7 +310,7 @@ export class Metrics implements FleetGaugeSink {
     const totals = new Map(results.map((result) => [result, this.hot.counter(this.c.total, { controller: name, result })]));
     this.c.errors.labels({ controller: name });
     const workers = this.hot.gauge(this.c.workers, { controller: name });
-    const time = this.c.time.labels({ controller: name });
+    const time = this.hot.histogram(this.c.time, { controller: name });
     return {
       reconcileTotal: (result) => totals.get(result)!.inc(),
       reconcileError: () => this.c.errors.labels({ controller: name }).inc(),
@@ -316,7 +321,14 @@ export class Metrics implements FleetGaugeSink {
 
   /** statemanager_state_transitions_total{kind, from, to} += 1 */
   transition(kind: string, from: string, to: string): void {
-    this.hot.counterFor(`${kind}\0${from}\0${to}`, this.transitions, () => ({ kind, from, to })).inc();
+    // Found by the three names in turn, not by a joined string built (and hashed) per change.
+    let byFrom = this.transitionCounters.get(kind);
+    if (byFrom === undefined) this.transitionCounters.set(kind, (byFrom = new Map()));
+    let byTo = byFrom.get(from);
+    if (byTo === undefined) byFrom.set(from, (byTo = new Map()));
+    let counter = byTo.get(to);
+    if (counter === undefined) byTo.set(to, (counter = this.hot.counter(this.transitions, { kind, from, to })));
+    counter.inc();
   }
 
   informers(): InformerMetrics {
