@@ -2,7 +2,10 @@
 // WorkQueue, reconcile them with bounded concurrency, and turn the outcome into the next
 // queue operation (forget, retry with backoff, or requeue after a delay). It knows nothing
 // about what a key means; that is the Reconciler's business.
-import PQueue from 'p-queue';
+//
+// Workers are async tasks this class counts itself (no task pool): a pool such as p-queue made
+// a promise, an options object, an async-context binding and several events per task, a
+// visible share of a storm's CPU and garbage, for a bound this class already keeps.
 import { errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Runnable } from './manager.js';
@@ -59,16 +62,17 @@ export class Controller implements Runnable {
   private readonly logger: Logger;
   private readonly metrics: ControllerMetrics;
   private readonly now: () => number;
-  private readonly pool: PQueue;
+  /** Called once no task is outstanding (pause and stop wait for the tasks in flight). */
+  private idleWaiters: (() => void)[] = [];
 
   private started = false;
   private paused = false;
   private stopping = false;
   private stopped: Promise<void> | undefined;
   private unsubscribe: (() => void) | undefined;
-  /** Tasks handed to the pool and not finished; never more than `workers`. */
+  /** Tasks started and not finished; never more than `workers`. */
   private outstanding = 0;
-  /** Tasks in the pool that have not taken their key yet. */
+  /** Tasks started that have not taken their key yet. */
   private unclaimed = 0;
   private pumpScheduled = false;
 
@@ -85,7 +89,6 @@ export class Controller implements Runnable {
     this.logger = options.logger;
     this.metrics = options.metrics ?? noopControllerMetrics;
     this.now = options.now ?? (() => performance.now());
-    this.pool = new PQueue({ concurrency: workers });
   }
 
   /** Queue `key` for reconciliation; before start() it simply waits. */
@@ -128,7 +131,7 @@ export class Controller implements Runnable {
    */
   pause(): Promise<void> {
     this.paused = true;
-    return this.pool.onIdle();
+    return this.idle();
   }
 
   resume(): void {
@@ -149,7 +152,7 @@ export class Controller implements Runnable {
       this.stopping = true;
       this.unsubscribe?.();
       this.unsubscribe = undefined;
-      this.stopped = Promise.all([this.queue.shutDownWithDrain(), this.pool.onIdle()]).then(() => undefined);
+      this.stopped = Promise.all([this.queue.shutDownWithDrain(), this.idle()]).then(() => undefined);
     }
     return this.stopped;
   }
@@ -169,24 +172,31 @@ export class Controller implements Runnable {
     });
   }
 
-  // Keep at most `workers` tasks in the pool and no more unclaimed tasks than ready keys.
+  // Keep at most `workers` tasks running and no more unclaimed tasks than ready keys.
   // A task picks its key only when it runs, so lane priority applies at that moment.
   private pump(): void {
     while (this.canTake() && this.outstanding < this.workers && this.unclaimed < this.queue.len()) {
       this.outstanding++;
       this.unclaimed++;
-      this.pool
-        .add(() => this.work())
-        .catch((error: unknown) => {
-          // work() handles reconcile failures itself; this only catches a throwing logger or
-          // metrics sink, so it can never become an unhandled rejection.
-          try {
-            this.logger.error('controller worker failed', { controller: this.name, error: errorMessage(error) });
-          } catch {
-            // Nothing left to report to.
-          }
-        });
+      // Started at once, as p-queue did: the task runs up to its first await before the loop goes on.
+      this.work().catch(this.workerFailed);
     }
+  }
+
+  // work() handles reconcile failures itself; this only catches a throwing logger or metrics
+  // sink, so it can never become an unhandled rejection.
+  private readonly workerFailed = (error: unknown): void => {
+    try {
+      this.logger.error('controller worker failed', { controller: this.name, error: errorMessage(error) });
+    } catch {
+      // Nothing left to report to.
+    }
+  };
+
+  /** Resolves once no task is outstanding (at once when none is). */
+  private idle(): Promise<void> {
+    if (this.outstanding === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
   // A task keeps taking keys while more are ready than other tasks are about to claim: one
@@ -205,6 +215,11 @@ export class Controller implements Runnable {
       }
     } finally {
       this.outstanding--;
+      if (this.outstanding === 0 && this.idleWaiters.length > 0) {
+        const waiters = this.idleWaiters;
+        this.idleWaiters = [];
+        for (const resolve of waiters) resolve();
+      }
       this.schedulePump();
     }
   }
