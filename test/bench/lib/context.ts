@@ -20,6 +20,8 @@ export interface RunOptions {
   stormConcurrency: number;
   latencyRates: (number | 'half-ceiling')[];
   latencySeconds: number;
+  /** latency: also measure the two-hop relay floor at the same rates (default on; --no-relay). */
+  relay: boolean;
   restartFraction: number;
   baselineStormSeconds: number;
   /** Container counts the fleetscale scenario cold-starts, one fresh etcd each. */

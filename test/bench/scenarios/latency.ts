@@ -2,6 +2,9 @@
 // package's new state. Both keys are watched by the harness; a package write is matched to the
 // put that caused it by commit revision (the earliest unmatched put of that package below the
 // write's revision whose expected package state is the one written).
+// Then, at the same rates with the same generator, the two-hop relay floor: statemanager is
+// stopped and a minimal relay process (test/bench/relay.ts) puts one key per container event;
+// put sent → the relayed key's watch event is the least any controller's chain can take here.
 import type { RateResult } from '../generator.js';
 import { log, sleep, summary, waitFor } from '../lib/common.js';
 import { closeEnv, fmt, freshEtcd, generator, type Ctx, type Env, type ScenarioResult, type Target } from '../lib/context.js';
@@ -11,6 +14,9 @@ import type { GeneratorProcess } from '../lib/generator-client.js';
 import { canonicalState, verify } from '../lib/oracle.js';
 import { histogramQuantile, metric, type StateManagerProcess } from '../lib/statemanager.js';
 import { PrefixWatch, type SeenEvent } from '../lib/watch.js';
+import { RELAY_PREFIX, RelayProcess, relayMode, type RelayMode } from '../lib/relay-client.js';
+
+const RELAY_MODE_TEXT: Record<RelayMode, string> = { group: 'group commit', txn: 'one transaction per watch response', puts: 'one put per event' };
 import { cpuWindow, etcdPid, formatShares, waitQuiet, type CpuShares } from '../lib/cpu.js';
 
 export interface RateFigures {
@@ -34,6 +40,31 @@ export interface RateFigures {
   cpu: CpuShares;
   /** statemanager's own view (statemanager_container_to_package_lag_seconds): bucket upper bounds, ms. */
   internalLag: { p50: number; p99: number; count: number };
+  /** The two-hop relay at the same rate, measured after statemanager's rates (absent with --no-relay). */
+  relay?: RelayFigures;
+}
+
+/**
+ * The two-hop relay floor at one rate: the same generator and flips, statemanager stopped, the
+ * relay (test/bench/relay.ts) putting RELAY_PREFIX + container key for every container event.
+ */
+export interface RelayFigures {
+  rate: number;
+  achievedRate: number;
+  puts: number;
+  /** Acknowledged puts whose relayed write the harness saw. */
+  matched: number;
+  /** Watch-observed container put → watch-observed relayed put. */
+  latency: ReturnType<typeof summary>;
+  /** The generator sending the put → the harness's watch seeing the relayed put (as endToEnd above). */
+  endToEnd: ReturnType<typeof summary>;
+  /** etcd's floor in this phase: the generator sending the put → the harness's watch seeing it. */
+  floor: ReturnType<typeof summary>;
+  putRoundTrip: ReturnType<typeof summary>;
+  cpu: CpuShares;
+  relayErrors: number;
+  /** How the relay wrote (BENCH_RELAY_MODE): 'group' commit (the default), 'txn' per watch response, 'puts'. */
+  mode: RelayMode;
 }
 
 async function measureRate(ctx: Ctx, env: Env, gen: GeneratorProcess, sm: StateManagerProcess, rate: number, seconds: number): Promise<RateFigures> {
@@ -137,10 +168,69 @@ async function measureRate(ctx: Ctx, env: Env, gen: GeneratorProcess, sm: StateM
   };
 }
 
+async function measureRelay(ctx: Ctx, env: Env, gen: GeneratorProcess, relay: RelayProcess, rate: number, seconds: number): Promise<RelayFigures> {
+  const containerSeen = new Map<number, number>();
+  // Source (container put) revision → when the harness saw its relayed write.
+  const relayedSeen = new Map<number, number>();
+  const cw = new PrefixWatch(env.client, '/container/', (e) => containerSeen.set(e.modRevision, e.t));
+  const rw = new PrefixWatch(env.client, `${RELAY_PREFIX}/`, (e) => {
+    const source = Number(e.value);
+    if (e.type === 'put' && !relayedSeen.has(source)) relayedSeen.set(source, e.t);
+  });
+  const from = (await currentRevision(env.client)) + 1;
+  await cw.start(from);
+  await rw.start(from);
+  log(`latency, two-hop relay: ${fmt.n(rate)} puts/s for ${seconds} s`);
+  const pids = { relay: relay.pid, etcd: etcdPid(env.etcd.dataDir), generator: gen.pid };
+  await waitQuiet(pids, ctx.opts.quick ? 0 : 60_000);
+  const before = await relay.stats();
+  const cpu = cpuWindow(pids);
+  const res = await gen.call<RateResult>({ cmd: 'rate', rate, seconds }, (seconds + 60) * 1000);
+  const cpuShares = cpu.end();
+  let acked = 0;
+  for (let i = 0; i < res.puts; i++) if (res.rev[i]! > 0) acked++;
+  await waitFor(() => relayedSeen.size >= acked, 30_000, 20);
+  const after = await relay.stats();
+  await sleep(100);
+  await cw.stop();
+  await rw.stop();
+  const lat: number[] = [];
+  const e2e: number[] = [];
+  const floor: number[] = [];
+  const roundTrip: number[] = [];
+  let matched = 0;
+  for (let i = 0; i < res.puts; i++) {
+    const rev = res.rev[i]!;
+    if (rev <= 0) continue;
+    roundTrip.push(res.ackT[i]! - res.sentT[i]!);
+    const seen = containerSeen.get(rev);
+    if (seen !== undefined) floor.push(seen - res.sentT[i]!);
+    const relayed = relayedSeen.get(rev);
+    if (relayed === undefined) continue;
+    matched++;
+    e2e.push(relayed - res.sentT[i]!);
+    if (seen !== undefined) lat.push(relayed - seen);
+  }
+  return {
+    rate,
+    achievedRate: res.achievedRate,
+    puts: res.puts,
+    matched,
+    latency: summary(lat),
+    endToEnd: summary(e2e),
+    floor: summary(floor),
+    putRoundTrip: summary(roundTrip),
+    cpu: cpuShares,
+    relayErrors: after.errors - before.errors,
+    mode: relayMode(process.env.BENCH_RELAY_MODE),
+  };
+}
+
 export async function latency(ctx: Ctx): Promise<ScenarioResult> {
   let env: Env | undefined;
   let gen: GeneratorProcess | undefined;
   let sm: StateManagerProcess | undefined;
+  let relay: RelayProcess | undefined;
   try {
     env = await freshEtcd(ctx);
     const conv = await startAndConverge(ctx, env, 'latency');
@@ -156,6 +246,22 @@ export async function latency(ctx: Ctx): Promise<ScenarioResult> {
       await sleep(300);
     }
     const check = await verify(env.client);
+    if (ctx.opts.relay) {
+      // The relay in statemanager's place, at the same rates: statemanager stops (its states
+      // were checked above) so only the relay acts on the generator's puts.
+      await sm.stop();
+      sm = undefined;
+      relay = new RelayProcess(ctx.root, env.etcd.endpoint);
+      await relay.start();
+      await sleep(300);
+      for (const x of rows) {
+        x.relay = await measureRelay(ctx, env, gen, relay, x.rate, ctx.opts.latencySeconds);
+        await sleep(300);
+      }
+      await relay.stop();
+      relay = undefined;
+      await env.client.delete().prefix(`${RELAY_PREFIX}/`).exec();
+    }
     const table: [string, string][] = rows.map((x) => [
       `${fmt.n(x.rate)} puts/s`,
       `p50 ${fmt.ms(x.latency.p50)}, p99 ${fmt.ms(x.latency.p99)}, max ${fmt.ms(x.latency.max)} (from the put's acknowledgement: p99 ${fmt.ms(x.latencyFromAck.p99)}; ${fmt.n(x.matched)} of ${fmt.n(x.puts)} puts matched, achieved ${fmt.n(x.achievedRate)}/s${x.coalesced ? `, ${x.coalesced} coalesced` : ''}${x.unexplainedWrites ? `, ${x.unexplainedWrites} unexplained writes` : ''})`,
@@ -171,7 +277,9 @@ export async function latency(ctx: Ctx): Promise<ScenarioResult> {
       const x = rows.find((r) => r.rate === rate);
       table.push([`  p50 and p99 vs etcd's floor at ${fmt.n(rate)}/s`, x ? floorText(x) : 'not run']);
     }
+    for (const x of rows) if (x.relay) table.push([`  two-hop relay at ${fmt.n(x.rate)}/s`, relayText(x, x.relay)]);
     for (const x of rows) table.push([`  CPU at ${fmt.n(x.rate)}/s`, formatShares(x.cpu)]);
+    for (const x of rows) if (x.relay) table.push([`  CPU, relay at ${fmt.n(x.rate)}/s`, formatShares(x.relay.cpu)]);
     for (const x of rows) {
       table.push([`  inside statemanager at ${fmt.n(x.rate)}/s`, `container event seen → package state committed: p50 ≤ ${fmt.ms(x.internalLag.p50)}, p99 ≤ ${fmt.ms(x.internalLag.p99)} (histogram buckets)`]);
     }
@@ -200,11 +308,33 @@ export async function latency(ctx: Ctx): Promise<ScenarioResult> {
       const x = rows.find((r) => r.rate === rate);
       targets.push({ name: `latency p50 and p99 vs etcd floor at ${fmt.n(rate)}/s`, target: 'measured', value: x ? floorText(x) : 'not run', met: null });
     }
+    if (ctx.opts.relay) {
+      for (const rate of FLOOR_RATES) {
+        // Measured, no goal of their own: what the least a controller can do costs here, and statemanager against it.
+        const x = rows.find((r) => r.rate === rate);
+        const y = x?.relay;
+        targets.push({
+          name: `two-hop relay p99 / etcd floor p99 at ${fmt.n(rate)}/s`,
+          target: 'measured',
+          value: y ? `${ratio(y).toFixed(2)}× (${fmt.ms(y.endToEnd.p99)} vs ${fmt.ms(y.floor.p99)}; p50 ${ratio50(y).toFixed(2)}×)` : 'not run',
+          met: null,
+        });
+        targets.push({
+          name: `latency p99 / two-hop relay p99 at ${fmt.n(rate)}/s`,
+          target: 'measured',
+          // Each phase against its own etcd floor too: the phases are minutes apart, other work on the machine may differ.
+          value: x && y ? `${vsRelay(x, y).toFixed(2)}× (${fmt.ms(x.endToEnd.p99)} vs ${fmt.ms(y.endToEnd.p99)}; p50 ${vsRelay50(x, y).toFixed(2)}×); each ÷ its phase's etcd floor p99: statemanager ${ratio(x).toFixed(2)}×, relay ${ratio(y).toFixed(2)}×` : 'not run',
+          met: null,
+        });
+      }
+    }
     for (const x of rows) {
+      if (x.relay && x.relay.matched < x.relay.puts * 0.95) targets.push({ name: `two-hop relay matching at ${x.rate}/s`, target: '≥ 95 % of puts relayed', value: `${x.relay.matched}/${x.relay.puts}`, met: false });
       if (x.matched < x.puts * 0.95) targets.push({ name: `latency matching at ${x.rate}/s`, target: '≥ 95 % of puts matched', value: `${x.matched}/${x.puts}`, met: false });
     }
     return { name: 'latency', figures: { rates: rows, ceilingUsed: ceilingRate }, table, targets, correctness: { ok: check.ok, detail: check.mismatches } };
   } finally {
+    await relay?.stop();
     await gen?.stop();
     await sm?.stop();
     await closeEnv(env);
@@ -231,6 +361,24 @@ function floorText(x: RateFigures): string {
   return (
     `p50 ${fmt.ms(x.endToEnd.p50)} vs ${fmt.ms(x.floor.p50)} (${ratio50(x).toFixed(2)}×), p99 ${fmt.ms(x.endToEnd.p99)} vs ${fmt.ms(x.floor.p99)} (${ratio(x).toFixed(2)}×); ` +
     `put round trip p50 ${fmt.ms(x.putRoundTrip.p50)}; no-wait chain p50 ${fmt.ms(one)} with one transaction, ${fmt.ms(two)} with two (p50 ÷ them ${(x.endToEnd.p50 / one).toFixed(2)}×, ${(x.endToEnd.p50 / two).toFixed(2)}×)`
+  );
+}
+
+/** statemanager's end-to-end p99 over the two-hop relay's, same rate, same run. */
+export function vsRelay(x: Pick<RateFigures, 'endToEnd'>, y: Pick<RelayFigures, 'endToEnd'>): number {
+  return y.endToEnd.p99 > 0 ? x.endToEnd.p99 / y.endToEnd.p99 : Number.POSITIVE_INFINITY;
+}
+
+export function vsRelay50(x: Pick<RateFigures, 'endToEnd'>, y: Pick<RelayFigures, 'endToEnd'>): number {
+  return y.endToEnd.p50 > 0 ? x.endToEnd.p50 / y.endToEnd.p50 : Number.POSITIVE_INFINITY;
+}
+
+/** "put sent → relayed key's watch event p50 …, p99 … (… × etcd's floor …); statemanager ÷ relay …". */
+function relayText(x: RateFigures, y: RelayFigures): string {
+  return (
+    `put sent → relayed key's watch event p50 ${fmt.ms(y.endToEnd.p50)}, p99 ${fmt.ms(y.endToEnd.p99)}; etcd's floor in that phase p50 ${fmt.ms(y.floor.p50)}, p99 ${fmt.ms(y.floor.p99)}: ` +
+    `relay ÷ floor p50 ${ratio50(y).toFixed(2)}×, p99 ${ratio(y).toFixed(2)}×; statemanager ÷ relay p50 ${vsRelay50(x, y).toFixed(2)}×, p99 ${vsRelay(x, y).toFixed(2)}× ` +
+    `(${RELAY_MODE_TEXT[y.mode]}; ${fmt.n(y.matched)} of ${fmt.n(y.puts)} puts relayed, achieved ${fmt.n(y.achievedRate)}/s${y.relayErrors ? `, ${y.relayErrors} relay errors` : ''})`
   );
 }
 

@@ -1,0 +1,86 @@
+// The two-hop relay floor (issue 22): the least any controller can do between a container put
+// and its own write. A separate Node process that watches /container/ and, for every put event,
+// immediately puts one key: RELAY_PREFIX + the container's key, whose value is the container
+// event's mod revision (so the harness matches a relayed write to its put exactly). Nothing is
+// decoded beyond the event's key and revision: no JSON, no caches, no rules, no waiting — one
+// watch delivery, one write, one more watch delivery, as statemanager's chain has at the least.
+// How the writes go out (BENCH_RELAY_MODE): 'group' (the default) commits them as statemanager's
+// state store does — at once while a transaction slot is free, the rest together in the next
+// transaction — so the floor carries the same number of etcd transactions as a controller that
+// batches; 'txn' sends one transaction per watch response at once, unbounded; 'puts' one put per
+// event. At 3,000 puts/s both of the latter load etcd with about as many writes as the
+// generator's own and measured slower than statemanager (docs/performance.md).
+//
+// It uses the etcd3 client (grpc-js + protobufjs), as the load generator and the harness's
+// watches do, not statemanager's own client stack (src/etcd): the floor must not move when the
+// code under test changes. It is a floor for the chain's hops, not for CPU per event:
+// statemanager's watch client decodes its responses by hand (src/etcd/watch-response-decoder.ts),
+// which costs less than etcd3's protobufjs decoding here.
+// Driven by the harness over IPC ('ready' once the watch is created, then {cmd: 'stats'} and
+// {cmd: 'exit'}); it exits by itself when the harness goes away.
+import { Etcd3, type IKeyValue } from 'etcd3';
+import { RELAY_PREFIX, relayMode, type RelayCommand, type RelayStats } from './lib/relay-client.js';
+
+if (!process.env.BENCH_ETCD || !process.send) {
+  process.stderr.write('relay.ts is started by the benchmark harness (test/bench/lib/relay-client.ts)\n');
+  process.exit(2);
+} else {
+  const TXN_OPS = 128;
+  const client = new Etcd3({ hosts: process.env.BENCH_ETCD });
+  const prefix = Buffer.from(RELAY_PREFIX);
+  const stats: RelayStats = { events: 0, puts: 0, errors: 0 };
+  const watcher = await client.watch().prefix('/container/').create();
+  type Put = { request_put: { key: Buffer; value: Buffer } };
+  const mode = relayMode(process.env.BENCH_RELAY_MODE);
+  const pending: Put[] = [];
+  let inFlight = 0;
+  const send = (success: Put[]): void => {
+    inFlight++;
+    client.kv
+      .txn({ compare: [], success, failure: [] })
+      .then(
+        () => (stats.puts += success.length),
+        () => stats.errors++,
+      )
+      .finally(() => {
+        inFlight--;
+        flush();
+      });
+  };
+  // Group commit, the rule statemanager's state store follows (src/etcd/state-store.ts): a write
+  // goes out at once while fewer than 2 transactions are in flight, full ones (128 operations)
+  // up to 8; the others wait for a slot and go out together.
+  const flush = (): void => {
+    while (pending.length > 0 && (inFlight < 2 || (inFlight < 8 && pending.length >= TXN_OPS))) send(pending.splice(0, TXN_OPS));
+  };
+  watcher.on('data', (res) => {
+    const ops: Put[] = [];
+    for (const ev of res.events) {
+      if (ev.type !== 'Put') continue;
+      stats.events++;
+      const kv = ev.kv as IKeyValue;
+      const put = { key: Buffer.concat([prefix, kv.key]), value: Buffer.from(kv.mod_revision) };
+      if (mode === 'puts') {
+        client.kv.put(put).then(
+          () => stats.puts++,
+          () => stats.errors++,
+        );
+      } else ops.push({ request_put: put });
+    }
+    if (mode === 'group') {
+      pending.push(...ops);
+      flush();
+    } else for (let i = 0; i < ops.length; i += TXN_OPS) send(ops.slice(i, i + TXN_OPS));
+  });
+  watcher.on('error', () => stats.errors++);
+  process.on('disconnect', () => process.exit(0));
+  process.on('message', (msg: RelayCommand) => {
+    if (msg.cmd === 'stats') process.send?.({ ok: true, result: { ...stats } });
+    else {
+      process.send?.({ ok: true, result: 'bye' });
+      client.close();
+      setTimeout(() => process.exit(0), 10);
+    }
+  });
+  process.send({ ok: true, result: 'ready' });
+}
