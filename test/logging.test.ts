@@ -1,6 +1,8 @@
 import test from 'ava';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '../src/observability/logging.js';
+import { Metrics } from '../src/observability/metrics.js';
+import { LoggingObserver } from '../src/observability/observer.js';
 
 function capture(level: string, format: 'json' | 'text') {
   const stream = new PassThrough();
@@ -25,4 +27,26 @@ test('text lines are human-readable', async (t) => {
   logger.debug('resync', { reason: 'start', models: 3 });
   await new Promise((r) => setImmediate(r));
   t.regex(lines[0]!, /^\d\d:\d\d:\d\d\.\d{3} debug resync reason=start models=3$/);
+});
+
+// The observer skips building a line winston would drop: what is written is the same at each level.
+test('the domain observer writes state changes and requests at info, and only warnings at warn', async (t) => {
+  for (const [level, want] of [
+    ['info', ['state changed', 'reconcile request created', 'reconcile request not delivered, will retry']],
+    ['warn', ['reconcile request not delivered, will retry']],
+    ['error', []],
+  ] as const) {
+    const { logger, lines } = capture(level, 'json');
+    const metrics = new Metrics({ defaultMetrics: false });
+    const o = new LoggingObserver(logger, metrics);
+    o.transition('model', 'm', 'Created', 'Running', 'containers: 1 running');
+    o.reconcileRequest('created', 'p');
+    o.reconcileRequest('failed', 'p', 'unavailable');
+    await new Promise((r) => setImmediate(r));
+    t.deepEqual(lines.map((l) => (JSON.parse(l) as { message: string }).message), [...want], level);
+    if (level === 'info') t.like(JSON.parse(lines[0]!), { kind: 'model', name: 'm', from: 'Created', to: 'Running', reason: 'containers: 1 running' });
+    const text = await metrics.registry.metrics();
+    t.true(text.includes('statemanager_state_transitions_total{kind="model",from="Created",to="Running"} 1'), level);
+    t.true(text.includes('statemanager_reconcile_requests_total{result="failed"} 1'), level);
+  }
 });
