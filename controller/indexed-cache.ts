@@ -15,7 +15,10 @@ export interface CacheEntry<T> {
   readonly version: number;
 }
 
-export type IndexFunc<T> = (key: string, value: T) => readonly string[];
+/** The value an entry is filed under, or its values: a string for one saves an array per call. */
+export type IndexFunc<T> = (key: string, value: T) => string | readonly string[];
+
+type IndexValues = string | readonly string[];
 
 const NONE: readonly string[] = [];
 
@@ -24,14 +27,15 @@ type Bucket = string | Set<string>;
 
 export class IndexedCache<T> {
   private readonly entries = new Map<string, CacheEntry<T>>();
-  private readonly indexFuncs = new Map<string, IndexFunc<T>>();
   private readonly indexes = new Map<string, Map<string, Bucket>>();
+  /** Every index with its function, in the order added: what set() and delete() walk (no Map iterator per write). */
+  private readonly indexList: { readonly fn: IndexFunc<T>; readonly index: Map<string, Bucket> }[] = [];
 
   addIndex(name: string, fn: IndexFunc<T>): void {
-    if (this.indexFuncs.has(name)) throw new Error(`index ${name} already exists`);
-    this.indexFuncs.set(name, fn);
+    if (this.indexes.has(name)) throw new Error(`index ${name} already exists`);
     const index = new Map<string, Bucket>();
     this.indexes.set(name, index);
+    this.indexList.push({ fn, index });
     for (const e of this.entries.values()) this.file(index, fn(e.key, e.value), e.key);
   }
 
@@ -101,8 +105,9 @@ export class IndexedCache<T> {
   set(entry: CacheEntry<T>): CacheEntry<T> | undefined {
     const old = this.entries.get(entry.key);
     this.entries.set(entry.key, entry);
-    for (const [name, fn] of this.indexFuncs) {
-      const index = this.indexes.get(name)!;
+    const list = this.indexList;
+    for (let i = 0; i < list.length; i++) {
+      const { fn, index } = list[i]!;
       const before = old ? fn(old.key, old.value) : NONE;
       const after = fn(entry.key, entry.value);
       if (sameValues(before, after)) continue;
@@ -116,37 +121,42 @@ export class IndexedCache<T> {
     const old = this.entries.get(key);
     if (!old) return undefined;
     this.entries.delete(key);
-    for (const [name, fn] of this.indexFuncs) {
-      this.unfile(this.indexes.get(name)!, fn(old.key, old.value), key);
-    }
+    const list = this.indexList;
+    for (let i = 0; i < list.length; i++) this.unfile(list[i]!.index, list[i]!.fn(old.key, old.value), key);
     return old;
   }
 
-  private file(index: Map<string, Bucket>, values: readonly string[], key: string): void {
-    for (const v of values) {
-      const bucket = index.get(v);
-      if (bucket === undefined) index.set(v, key);
-      else if (typeof bucket !== 'string') bucket.add(key);
-      else if (bucket !== key) index.set(v, new Set([bucket, key]));
-    }
+  private file(index: Map<string, Bucket>, values: IndexValues, key: string): void {
+    if (typeof values === 'string') fileOne(index, values, key);
+    else for (const v of values) fileOne(index, v, key);
   }
 
-  private unfile(index: Map<string, Bucket>, values: readonly string[], key: string): void {
-    for (const v of values) {
-      const bucket = index.get(v);
-      if (bucket === undefined) continue;
-      if (typeof bucket === 'string') {
-        if (bucket === key) index.delete(v);
-        continue;
-      }
-      bucket.delete(key);
-      // Back to the key itself when one is left (a Set keeps insertion order: so does this).
-      if (bucket.size <= 1) {
-        const [last] = bucket;
-        if (last === undefined) index.delete(v);
-        else index.set(v, last);
-      }
-    }
+  private unfile(index: Map<string, Bucket>, values: IndexValues, key: string): void {
+    if (typeof values === 'string') unfileOne(index, values, key);
+    else for (const v of values) unfileOne(index, v, key);
+  }
+}
+
+function fileOne(index: Map<string, Bucket>, v: string, key: string): void {
+  const bucket = index.get(v);
+  if (bucket === undefined) index.set(v, key);
+  else if (typeof bucket !== 'string') bucket.add(key);
+  else if (bucket !== key) index.set(v, new Set([bucket, key]));
+}
+
+function unfileOne(index: Map<string, Bucket>, v: string, key: string): void {
+  const bucket = index.get(v);
+  if (bucket === undefined) return;
+  if (typeof bucket === 'string') {
+    if (bucket === key) index.delete(v);
+    return;
+  }
+  bucket.delete(key);
+  // Back to the key itself when one is left (a Set keeps insertion order: so does this).
+  if (bucket.size <= 1) {
+    const [last] = bucket;
+    if (last === undefined) index.delete(v);
+    else index.set(v, last);
   }
 }
 
@@ -185,7 +195,10 @@ class OneKey implements ReadonlySet<string> {
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
 
-function sameValues(a: readonly string[], b: readonly string[]): boolean {
+function sameValues(a: IndexValues, b: IndexValues): boolean {
+  // A string is the one-element list of itself.
+  if (typeof a === 'string') return typeof b === 'string' ? a === b : b.length === 1 && b[0] === a;
+  if (typeof b === 'string') return a.length === 1 && a[0] === b;
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;

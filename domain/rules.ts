@@ -194,8 +194,32 @@ export function countValues(values: Iterable<string>): Map<string, number> {
 
 export function summarizeCounts(values: readonly string[]): string {
   if (values.length === 0) return 'none';
-  return [...countValues(values)]
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([v, n]) => `${n} ${v}`)
-    .join(', ');
+  // Once per written state: a handful of distinct values, so two short arrays and a linear
+  // search rather than a Map, its entries spread into an array, a sort callback and a join.
+  const distinct: string[] = [];
+  const counts: number[] = [];
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    const at = distinct.indexOf(v);
+    if (at < 0) {
+      distinct.push(v);
+      counts.push(1);
+    } else counts[at]!++;
+  }
+  // Insertion sort by localeCompare: stable, so the order Array.prototype.sort gives the values
+  // in first-seen order with the same comparison.
+  for (let i = 1; i < distinct.length; i++) {
+    const v = distinct[i]!;
+    const n = counts[i]!;
+    let j = i - 1;
+    for (; j >= 0 && distinct[j]!.localeCompare(v) > 0; j--) {
+      distinct[j + 1] = distinct[j]!;
+      counts[j + 1] = counts[j]!;
+    }
+    distinct[j + 1] = v;
+    counts[j + 1] = n;
+  }
+  let out = `${counts[0]} ${distinct[0]}`;
+  for (let i = 1; i < distinct.length; i++) out += `, ${counts[i]} ${distinct[i]}`;
+  return out;
 }

@@ -105,11 +105,12 @@ export class Fleet {
       scenarioStates: informer('scenario-states', keys.statePrefix('scenario'), decodeState('scenario')),
       requests: informer('reconcile-requests', keys.reconcileRequests, decodeReconcileRequest),
     });
-    i.containers.cache.addIndex(INDEX_MODEL, (_k, c) => [c.model]);
-    i.containers.cache.addIndex(INDEX_NODE, (_k, c) => [c.node]);
+    // One value each, as a string: no array per container write (two per index and write).
+    i.containers.cache.addIndex(INDEX_MODEL, (_k, c) => c.model);
+    i.containers.cache.addIndex(INDEX_NODE, (_k, c) => c.node);
     i.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
     i.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
-    i.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => [target]);
+    i.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => target);
     this.caches = new InformerSet(Object.values(i) as Informer<unknown>[]);
     this.leases = new NodeLeases(o.liveness ?? LIVENESS_OFF, o.clock ?? systemClock, this);
     // Before any other handler: the event mapping reads lease time when the same event reaches it.

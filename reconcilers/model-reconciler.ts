@@ -41,19 +41,33 @@ export class ModelReconciler implements Reconciler {
     }
 
     const now = this.d.clock.now();
-    const nodes = new Map<string, NodeReadiness>();
+    // Each node's readiness once. A model's containers are usually on one node: a Map is made
+    // only when a second node turns up (one per reconcile was a visible share of the garbage).
+    let firstNode: string | undefined;
+    let firstReadiness: NodeReadiness | undefined;
+    let otherNodes: Map<string, NodeReadiness> | undefined;
     const statuses: ContainerStatus[] = [];
     for (const c of fleet.containersOfModel(name)) {
-      let r = nodes.get(c.node);
-      if (!r) nodes.set(c.node, (r = fleet.nodeReadiness(c.node, now)));
+      let r: NodeReadiness | undefined;
+      if (c.node === firstNode) r = firstReadiness!;
+      else if (firstNode === undefined) {
+        firstNode = c.node;
+        r = firstReadiness = fleet.nodeReadiness(c.node, now);
+      } else {
+        otherNodes ??= new Map();
+        r = otherNodes.get(c.node);
+        if (!r) otherNodes.set(c.node, (r = fleet.nodeReadiness(c.node, now)));
+      }
       statuses.push(effectiveStatus(c.status, r.ready));
     }
     let recheckMs: number | undefined;
     const notReady: string[] = [];
-    for (const [node, r] of nodes) {
+    const note = (node: string, r: NodeReadiness): void => {
       if (r.changesInMs !== undefined) recheckMs = Math.min(recheckMs ?? Infinity, r.changesInMs);
       if (!r.ready) notReady.push(r.cause === 'lease' ? `${node} (lease absent)` : node);
-    }
+    };
+    if (firstNode !== undefined) note(firstNode, firstReadiness!);
+    if (otherNodes !== undefined) for (const [node, r] of otherNodes) note(node, r);
     const after: ReconcileResult | undefined = recheckMs === undefined ? undefined : { requeueAfterMs: Math.max(1, Math.ceil(recheckMs)) };
     const prev = stored?.value.state;
     const next = nextModelState(prev, statuses);

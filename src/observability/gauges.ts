@@ -23,7 +23,16 @@ export function maintainFleetGauges(sink: FleetGaugeSink, fleet: Fleet): void {
   // Every state's series exists from the start, at zero.
   for (const s of MODEL_STATES) sink.resources('model', s);
   for (const s of PACKAGE_STATES) sink.resources('package', s);
-  const byState = (kind: 'model' | 'package') => (v: StoredState<string>) => (v.state ? sink.resources(kind, v.state) : undefined);
+  // Each state's count looked up once, not asked of the sink (a string and a closure) per change.
+  const byState = (kind: 'model' | 'package') => {
+    const counts = new Map<string, Count>();
+    return (v: StoredState<string>): Count | undefined => {
+      if (!v.state) return undefined;
+      let c = counts.get(v.state);
+      if (c === undefined) counts.set(v.state, (c = sink.resources(kind, v.state)));
+      return c;
+    };
+  };
   track(fleet, 'modelStates', byState('model'));
   track(fleet, 'packageStates', byState('package'));
   const pending = sink.reconcileRequestsPending();

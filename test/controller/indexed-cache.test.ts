@@ -104,3 +104,31 @@ test('countByIndex and forEachByIndex answer as keysByIndex does', (t) => {
   t.throws(() => c.countByIndex('nope', 'x'), { message: 'no index nope' });
   t.throws(() => c.forEachByIndex('nope', 'x', () => undefined), { message: 'no index nope' });
 });
+
+// An index function may give one value as a string: filed exactly as the one-element list.
+test('an index function returning a string files like one returning a one-element list', (t) => {
+  const asString = new IndexedCache<string[]>();
+  const asList = new IndexedCache<string[]>();
+  // Values of one element come back as a string, others as the list.
+  asString.addIndex('by', (_k, v) => (v.length === 1 ? v[0]! : v));
+  asList.addIndex('by', (_k, v) => v);
+  let seed = 3;
+  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  const pool = ['x', 'y', 'z'];
+  for (let i = 0; i < 3000; i++) {
+    const key = `/k${rand(8)}`;
+    if (rand(5) === 0) {
+      asString.delete(key);
+      asList.delete(key);
+    } else {
+      const values = Array.from({ length: rand(3) }, () => pool[rand(pool.length)]!);
+      asString.set(entry(key, values));
+      asList.set(entry(key, values));
+    }
+    for (const v of pool) {
+      t.deepEqual([...asString.keysByIndex('by', v)], [...asList.keysByIndex('by', v)]);
+      t.is(asString.countByIndex('by', v), asList.countByIndex('by', v));
+    }
+    t.deepEqual([...asString.indexValues('by')].sort(), [...asList.indexValues('by')].sort());
+  }
+});

@@ -6,10 +6,12 @@ import {
   MODEL_DIAGRAM_EDGES,
   PACKAGE_DIAGRAM_EDGES,
   SCENARIO_TRANSITIONS,
+  countValues,
   isDiagramEdge,
   nextModelState,
   nextPackageState,
   scenarioTransitionAllowed,
+  summarizeCounts,
 } from '../../domain/rules.js';
 import {
   CONTAINER_STATUSES,
@@ -312,5 +314,26 @@ test('scenario transitions: exactly SCENARIO_TRANSITIONS over all pairs; Denied 
       t.is(isDiagramEdge('scenario', from, to), scenarioTransitionAllowed(from, to));
       if (from === to || from === 'Denied' || from === 'Completed') t.false(scenarioTransitionAllowed(from, to));
     }
+  }
+});
+
+// summarizeCounts without a Map or a sort callback: the same text as counting into a Map and
+// sorting its entries with localeCompare, on generated inputs.
+test('summarizeCounts gives the counted values sorted by localeCompare, as a Map and a sort would', (t) => {
+  const reference = (values: readonly string[]): string =>
+    values.length === 0
+      ? 'none'
+      : [...countValues(values)]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([v, n]) => `${n} ${v}`)
+          .join(', ');
+  const pool = ['running', 'dead', 'exited', 'paused', 'created', 'unknown', 'Running', 'Dead', 'Created', 'Paused', 'Exited', 'Idle', 'Error', 'Degraded', 'a', 'A', 'b', 'é', 'e', 'z10', 'z9', ''];
+  let seed = 7;
+  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  t.is(summarizeCounts([]), 'none');
+  t.is(summarizeCounts(['running', 'dead', 'running']), '1 dead, 2 running');
+  for (let i = 0; i < 2000; i++) {
+    const values = Array.from({ length: rand(12) }, () => pool[rand(pool.length)]!);
+    t.is(summarizeCounts(values), reference(values), JSON.stringify(values));
   }
 });
