@@ -50,3 +50,15 @@ test('the domain observer writes state changes and requests at info, and only wa
     t.true(text.includes('statemanager_reconcile_requests_total{result="failed"} 1'), level);
   }
 });
+
+test('the domain observer follows a change of the logger level', async (t) => {
+  const { logger, lines } = capture('warn', 'json');
+  const o = new LoggingObserver(logger, new Metrics({ defaultMetrics: false }));
+  o.transition('model', 'm', 'Created', 'Running', 'r');
+  logger.level = 'info';
+  o.transition('model', 'm', 'Running', 'Dead', 'r');
+  logger.level = 'error';
+  o.transition('model', 'm', 'Dead', 'Running', 'r');
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(lines.map((l) => (JSON.parse(l) as { to: string }).to), ['Dead']);
+});

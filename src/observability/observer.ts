@@ -5,18 +5,40 @@ import type { DomainObserver, ReconcileRequestResult } from '../../reconcilers/p
 import type { ResourceKind } from '../../domain/states.js';
 import type { Metrics } from './metrics.js';
 
-/** winston's level check, when the logger has one (the interface of controller/logger.ts does not). */
-type LevelCheck = (level: string) => boolean;
+/** winston's level check and level, when the logger has them (the interface of controller/logger.ts does not). */
+interface Leveled {
+  isLevelEnabled?: unknown;
+  level?: unknown;
+}
 
 export class LoggingObserver implements DomainObserver {
-  private readonly levelEnabled: LevelCheck | undefined;
+  private readonly levelCheck: ((level: string) => boolean) | undefined;
+  /** The answers of levelCheck for info and warn, for the logger's level when they were asked. */
+  private checkedFor: unknown = undefined;
+  private infoOn = true;
+  private warnOn = true;
 
   constructor(
     private readonly logger: Logger,
     private readonly metrics: Metrics,
   ) {
-    const check = (logger as { isLevelEnabled?: unknown }).isLevelEnabled;
-    this.levelEnabled = typeof check === 'function' ? (check as LevelCheck).bind(logger) : undefined;
+    const check = (logger as Leveled).isLevelEnabled;
+    this.levelCheck = typeof check === 'function' ? (check as (level: string) => boolean).bind(logger) : undefined;
+  }
+
+  /**
+   * Whether a line at `level` ('info' or 'warn') would be written. winston's own check builds
+   * arrays on every call, so its answers are kept until the logger's level changes.
+   */
+  private levelEnabled(level: 'info' | 'warn'): boolean {
+    if (this.levelCheck === undefined) return true;
+    const current = (this.logger as Leveled).level;
+    if (current !== this.checkedFor) {
+      this.checkedFor = current;
+      this.infoOn = this.levelCheck('info');
+      this.warnOn = this.levelCheck('warn');
+    }
+    return level === 'info' ? this.infoOn : this.warnOn;
   }
 
   invalidInput(reason: string, key: string, detail: string): void {
@@ -28,13 +50,13 @@ export class LoggingObserver implements DomainObserver {
     this.metrics.transition(kind, from ?? 'none', to ?? 'none');
     // One per state change: below the configured level (the benchmarks run at warn) winston
     // would still take the line through its streams before dropping it.
-    if (this.levelEnabled?.('info') === false) return;
+    if (!this.levelEnabled('info')) return;
     this.logger.info('state changed', { kind, name, from, to, reason });
   }
 
   reconcileRequest(result: ReconcileRequestResult, pkg: string, detail?: string): void {
     this.metrics.reconcileRequests.labels({ result }).inc();
-    if (this.levelEnabled?.(result === 'failed' ? 'warn' : 'info') === false) return;
+    if (!this.levelEnabled(result === 'failed' ? 'warn' : 'info')) return;
     const meta = { package: pkg, result, ...(detail ? { detail } : {}) };
     if (result === 'failed') this.logger.warn('reconcile request not delivered, will retry', meta);
     else this.logger.info(`reconcile request ${result}`, meta);
