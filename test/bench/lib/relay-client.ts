@@ -21,7 +21,9 @@ export interface RelayStats {
   events: number;
   /** Relayed puts etcd acknowledged. */
   puts: number;
+  /** Failed writes (each sent again, up to 3 times) and watch errors. */
   errors: number;
+  lastError?: string;
 }
 
 type Reply = { ok: true; result: unknown } | { ok: false; error: string };

@@ -63,6 +63,8 @@ export interface RelayFigures {
   putRoundTrip: ReturnType<typeof summary>;
   cpu: CpuShares;
   relayErrors: number;
+  /** The relay's last error message, if any. */
+  relayLastError?: string;
   /** How the relay wrote (BENCH_RELAY_MODE): 'group' commit (the default), 'txn' per watch response, 'puts'. */
   mode: RelayMode;
 }
@@ -222,6 +224,7 @@ async function measureRelay(ctx: Ctx, env: Env, gen: GeneratorProcess, relay: Re
     putRoundTrip: summary(roundTrip),
     cpu: cpuShares,
     relayErrors: after.errors - before.errors,
+    ...(after.errors > before.errors && after.lastError ? { relayLastError: after.lastError } : {}),
     mode: relayMode(process.env.BENCH_RELAY_MODE),
   };
 }
@@ -380,7 +383,7 @@ function relayText(x: RateFigures, y: RelayFigures): string {
   return (
     `put sent → relayed key's watch event p50 ${fmt.ms(y.endToEnd.p50)}, p99 ${fmt.ms(y.endToEnd.p99)}; etcd's floor in that phase p50 ${fmt.ms(y.floor.p50)}, p99 ${fmt.ms(y.floor.p99)}: ` +
     `relay ÷ floor p50 ${ratio50(y).toFixed(2)}×, p99 ${ratio(y).toFixed(2)}×; statemanager ÷ relay p50 ${vsRelay50(x, y).toFixed(2)}×, p99 ${vsRelay(x, y).toFixed(2)}× ` +
-    `(${RELAY_MODE_TEXT[y.mode]}; ${fmt.n(y.matched)} of ${fmt.n(y.puts)} puts relayed, achieved ${fmt.n(y.achievedRate)}/s${y.relayErrors ? `, ${y.relayErrors} relay errors` : ''})`
+    `(${RELAY_MODE_TEXT[y.mode]}; ${fmt.n(y.matched)} of ${fmt.n(y.puts)} puts relayed, achieved ${fmt.n(y.achievedRate)}/s${y.relayErrors ? `, ${y.relayErrors} relay errors, the last: ${y.relayLastError ?? '?'}` : ''})`
   );
 }
 
