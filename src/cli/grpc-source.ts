@@ -2,6 +2,7 @@
 // generated client: ListResourcesByState, GetResourceState, GetResourceStateHistory and
 // SubscribeToStateChanges (the StateSource of the commands with --server). The channel and its
 // calls are in grpc-connection.ts, the resuming watch in grpc-watch.ts.
+import PQueue from 'p-queue';
 import type { ResourceKind } from '../../domain/states.js';
 import type { ListResourcesByStateResponse__Output } from '../generated/statemanager/ListResourcesByStateResponse.js';
 import type { ResourceStateHistoryResponse__Output } from '../generated/statemanager/ResourceStateHistoryResponse.js';
@@ -45,16 +46,14 @@ export class GrpcSource implements StateSource {
     }
     const out: ResourceSummary[] = res.resources.map((r) => ({ name: r.resource_name, state: r.current_state, since: null, generation: Number(r.state_generation) }));
     // The list carries no history: the last transition of each, a few at a time.
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < out.length) {
-        const row = out[next++]!;
+    const calls = new PQueue({ concurrency: PARALLEL });
+    await calls.addAll(
+      out.map((row) => async () => {
         const h = await this.historyCall(kind, row.name, 1);
         const last = h.success ? h.history[h.history.length - 1] : undefined;
         row.since = last ? nsToIso(last.timestamp_ns) : null;
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL, out.length) }, worker));
+      }),
+    );
     return out;
   }
 
