@@ -67,7 +67,7 @@ function latencyVsRelay(
     '',
     '**latency against the two-hop relay** (relay: a minimal process that puts one key per container event, in statemanager’s place, same rates and generator, same run; its floor: etcd’s put → watch in the relay’s phase)',
     '',
-    '| rate | etcd floor p50 / p99 | relay p50 / p99 | relay ÷ floor p50 / p99 | statemanager p50 / p99 | statemanager ÷ floor p50 / p99 | statemanager ÷ relay p50 / p99 | puts relayed |',
+    '| rate | etcd floor in the relay’s phase p50 / p99 | relay p50 / p99 | relay ÷ that floor p50 / p99 | statemanager p50 / p99 | statemanager ÷ its phase’s floor p50 / p99 | statemanager ÷ relay p50 / p99 | puts relayed |',
     '|---|---|---|---|---|---|---|---|',
     ...withRelay.map((r) => {
       const y = r.relay!;
