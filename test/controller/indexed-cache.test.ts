@@ -132,3 +132,46 @@ test('an index function returning a string files like one returning a one-elemen
     t.deepEqual([...asString.indexValues('by')].sort(), [...asList.indexValues('by')].sort());
   }
 });
+
+// Buckets change form as they grow and shrink (the key, a short array, a Set, and back): every
+// form answers in filing order, compared with a model that files into plain arrays.
+test('buckets of every size answer in filing order through growth and shrinkage', (t) => {
+  const c = new IndexedCache<string[]>();
+  c.addIndex('by', (_k, v) => v);
+  const model = new Map<string, string[]>();
+  const valuesOf = new Map<string, string[]>();
+  const unfile = (key: string): void => {
+    for (const v of valuesOf.get(key) ?? []) model.set(v, model.get(v)!.filter((k) => k !== key));
+  };
+  let seed = 11;
+  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  const pool = ['x', 'y'];
+  for (let i = 0; i < 5000; i++) {
+    const key = `/k${rand(24)}`;
+    if (rand(4) === 0) {
+      c.delete(key);
+      unfile(key);
+      valuesOf.delete(key);
+    } else {
+      const v = [...new Set(Array.from({ length: rand(3) }, () => pool[rand(pool.length)]!))];
+      const old = valuesOf.get(key);
+      c.set(entry(key, v));
+      if (old === undefined || old.length !== v.length || old.some((x, j) => x !== v[j])) {
+        unfile(key);
+        for (const x of v) model.set(x, [...(model.get(x) ?? []), key]);
+      }
+      valuesOf.set(key, v);
+    }
+    for (const x of pool) {
+      const want = model.get(x) ?? [];
+      const keys = c.keysByIndex('by', x);
+      t.deepEqual([...keys], want);
+      t.is(keys.size, want.length);
+      t.is(c.countByIndex('by', x), want.length);
+      for (const k of want) t.true(keys.has(k));
+      const seen: string[] = [];
+      c.forEachByIndex('by', x, (e) => seen.push(e.key));
+      t.deepEqual(seen, want);
+    }
+  }
+});
