@@ -53,6 +53,14 @@ export interface PackageCascadeDeps {
 // past these bounds take the two-step path.
 export const MAX_FOLDED_PACKAGES = 16;
 export const MAX_READ_GUARDS = 48;
+/**
+ * Model keys waiting for a worker, or writes waiting for a transaction slot, from which the
+ * controller counts as saturated and stops folding: about one full transaction of model writes
+ * (the store's 120 operations at two or three a write). With folding stopped at the first write
+ * waiting, p50 at 1,000 flips/s was 3.6–4.3× etcd's floor; with a backlog of 16 or more allowed,
+ * 2.6–3.0×, and 3,000/s was no worse (docs/performance.md).
+ */
+export const FOLD_BACKLOG_LIMIT = 40;
 
 /** Shared and never mutated: plan() builds a new cascade when there is something to fold. */
 export const NO_CASCADE: Cascade = { transitions: [], unchanged: [], decisions: [] };
@@ -101,11 +109,12 @@ export class PackageCascade {
   /** The package transitions to write with `model` becoming `next` (often none). */
   plan(model: string, next: ModelState, now: number): Cascade {
     const { fleet, work } = this.d;
-    // Saturated (every model worker busy, or writes waiting for a transaction slot): two steps
-    // pipeline better than one. The package reconciler writes while the model workers go on, the
-    // package queue coalesces a burst into one write, and the store groups small writes into
-    // full transactions; a fold would make each model write wait for its packages' too.
-    if (work.modelQueuedAgain(model) || work.modelsWaiting() > 0 || work.writesWaiting() > 0) return NO_CASCADE;
+    // Saturated (a backlog of model keys waiting for a worker, or of writes waiting for a
+    // transaction slot): two steps pipeline better than one. The package reconciler writes while
+    // the model workers go on, the package queue coalesces a burst into one write, and the store
+    // groups small writes into full transactions. A few writes waiting are not saturation: they
+    // go out together in the store's next transaction, and the fold saves the package its own.
+    if (work.modelQueuedAgain(model) || work.modelsWaiting() >= FOLD_BACKLOG_LIMIT || work.writesWaiting() >= FOLD_BACKLOG_LIMIT) return NO_CASCADE;
     let cascade: Cascade | undefined;
     const guarded = new Set<string>();
     for (const pkg of fleet.packagesOfModel(model)) {

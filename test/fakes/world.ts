@@ -64,7 +64,7 @@ export async function fakeWorld(o: FakeWorldOptions) {
  * A work queue that records each key queued as `queue/key` (`model/key+Nms` when delayed), and
  * holds nothing. A test says which keys have work queued or running by adding `queue/key` to
  * `busy` (`queue/key+again` for one queued again while it runs, `queue/*` for a key waiting for
- * a worker).
+ * a worker, `queue/*N` for N of them).
  */
 class RecordingQueue extends WorkQueue {
   constructor(
@@ -84,9 +84,11 @@ class RecordingQueue extends WorkQueue {
     return this.busy.has(`${this.queueName}/${key}+again`);
   }
 
-  /** One key waiting for a worker when `busy` holds `queue/*` (every worker busy). */
+  /** Keys waiting for a worker (every worker busy): 1 when `busy` holds `queue/*`, N for `queue/*N`. */
   override len(): number {
-    return this.busy.has(`${this.queueName}/*`) ? 1 : 0;
+    const prefix = `${this.queueName}/*`;
+    for (const b of this.busy) if (b.startsWith(prefix)) return Number(b.slice(prefix.length) || 1);
+    return 0;
   }
 
   override add(key: string, _priority?: Priority): void {

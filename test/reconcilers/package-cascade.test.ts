@@ -2,7 +2,7 @@
 // transaction (reconcilers/package-cascade.ts) — unless other work is about to decide them: the
 // coalescing rule, each case below, at and past its bounds.
 import test from 'ava';
-import { MAX_FOLDED_PACKAGES, MAX_READ_GUARDS } from '../../reconcilers/package-cascade.js';
+import { FOLD_BACKLOG_LIMIT, MAX_FOLDED_PACKAGES, MAX_READ_GUARDS } from '../../reconcilers/package-cascade.js';
 import { fakeWorld } from '../fakes/world.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -117,22 +117,23 @@ test(`a fold guards at most ${MAX_READ_GUARDS} other models' states; a package n
   }
 });
 
-test('saturated — a model key waiting for a worker, or a write waiting for a transaction slot — the two steps pipeline instead', async (t) => {
-  const w = await world();
-  w.packageDef('p', ['m']);
-  w.container('n1', 'c1', 'm', 'running');
-  w.busy.add('model/*');
-  await w.model.reconcile('m');
-  t.deepEqual(w.store.writes, ['model/m=Running'], 'a model key waiting');
-  w.busy.delete('model/*');
-  w.store.waiting = 1;
-  w.container('n1', 'c1', 'm', 'exited');
-  await w.model.reconcile('m');
-  t.deepEqual(w.store.writes, ['model/m=Running', 'model/m=Exited'], 'a write waiting');
-  w.store.waiting = 0;
-  w.container('n1', 'c1', 'm', 'running');
-  await w.model.reconcile('m');
-  t.deepEqual(w.store.writes.slice(2), ['model/m=Running', 'package/p=Running'], 'neither: folded');
+test(`saturated — ${FOLD_BACKLOG_LIMIT} model keys waiting for a worker, or ${FOLD_BACKLOG_LIMIT} writes waiting for a transaction slot — the two steps pipeline instead`, async (t) => {
+  for (const waiting of [1, FOLD_BACKLOG_LIMIT - 1, FOLD_BACKLOG_LIMIT, FOLD_BACKLOG_LIMIT + 1]) {
+    const saturated = waiting >= FOLD_BACKLOG_LIMIT;
+    for (const what of ['model keys', 'writes'] as const) {
+      const w = await world();
+      w.packageDef('p', ['m']);
+      if (what === 'model keys') w.busy.add(`model/*${waiting}`);
+      else w.store.waiting = waiting;
+      w.container('n1', 'c1', 'm', 'running');
+      await w.model.reconcile('m');
+      t.deepEqual(w.store.writes, saturated ? ['model/m=Running'] : ['model/m=Running', 'package/p=Running'], `${waiting} ${what} waiting`);
+      if (saturated) {
+        await w.pkg.reconcile('p');
+        t.deepEqual(w.store.writes, ['model/m=Running', 'package/p=Running'], `${waiting} ${what} waiting: the package reconciler writes it`);
+      }
+    }
+  }
 });
 
 test("a package's reconcile during a fold of it waits for the fold's answer, then runs again", async (t) => {
