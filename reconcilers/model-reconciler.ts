@@ -97,10 +97,7 @@ export class ModelReconciler implements Reconciler {
     const res = cascade.transitions.length === 0 ? await store.writeState(transition) : await this.writeFolded(transition, cascade);
     if (!res.committed) return REQUEUE;
     observer.transition('model', name, prev ?? null, next, reason);
-    for (const d of cascade.decisions) {
-      reportPackageDecision(observer, d);
-      this.d.lag?.packageSettled(d.transition.name, true);
-    }
+    for (const d of cascade.decisions) reportPackageDecision(observer, d);
     return after;
   }
 
@@ -108,7 +105,11 @@ export class ModelReconciler implements Reconciler {
     const folds = this.d.cascade!;
     folds.begin(cascade);
     try {
-      return await this.d.store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
+      const res = await this.d.store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
+      // Before the fold settles: settling lets a deferred package reconcile run, which finds
+      // nothing left to write and would close the lag without its sample.
+      if (res.committed) for (const t of cascade.transitions) this.d.lag?.packageSettled(t.name, true);
+      return res;
     } finally {
       folds.settle(cascade);
     }

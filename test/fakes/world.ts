@@ -9,6 +9,7 @@ import { WorkQueue, type Priority } from '../../controller/workqueue.js';
 import { buildControllers } from '../../reconcilers/controllers.js';
 import type { Enqueue } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
+import type { LagTracker } from '../../reconcilers/lag-tracker.js';
 import { KeyLayout } from '../../domain/keys.js';
 import type { NodeLivenessOptions } from '../../domain/node-liveness.js';
 import { silentObserver, type DomainObserver, type Clock } from '../../reconcilers/ports.js';
@@ -23,6 +24,7 @@ export interface FakeWorldOptions {
   liveness?: NodeLivenessOptions;
   /** Let a model reconcile write the packages it changes (the program's default); off here so each reconciler is tested alone. */
   foldPackages?: boolean;
+  lag?: LagTracker;
 }
 
 export async function fakeWorld(o: FakeWorldOptions) {
@@ -50,6 +52,7 @@ export async function fakeWorld(o: FakeWorldOptions) {
     settings: { keyBackoff: { base: 1, cap: 10 }, requestBackoff: { base: 1, cap: 10 }, workers: 1, requestWorkers: 1 },
     makeQueue: (name, rateLimiter) => new RecordingQueue(name, rateLimiter, queued, busy),
     foldPackages: o.foldPackages ?? false,
+    ...(o.lag ? { lag: o.lag } : {}),
   });
   const { model, package: pkg, request } = reconcilers;
   const container = (node: string, id: string, model: string, status: string): void =>

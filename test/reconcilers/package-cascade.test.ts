@@ -3,6 +3,7 @@
 // coalescing rule, each case below, at and past its bounds.
 import test from 'ava';
 import { FOLD_BACKLOG_LIMIT, MAX_FOLDED_PACKAGES, MAX_READ_GUARDS } from '../../reconcilers/package-cascade.js';
+import { LagTracker } from '../../reconcilers/lag-tracker.js';
 import { fakeWorld } from '../fakes/world.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -150,4 +151,23 @@ test("a package's reconcile during a fold of it waits for the fold's answer, the
   t.is(w.queued.filter((q) => q === 'package/p').length, queuedBefore + 1, 'queued again once it is');
   await w.pkg.reconcile('p');
   t.is(w.store.writes.length, 2, 'and then finds the package right');
+});
+
+test('a fold samples the container-to-package lag even when a package worker runs first once the fold settles', async (t) => {
+  const samples: number[] = [];
+  const w = await fakeWorld({ clock: { now: () => NOW }, foldPackages: true, lag: new LagTracker(() => 0, (s) => samples.push(s)) });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  // A worker takes each package key the moment it is queued (as one does when the fold settles
+  // and requeues a deferred package, before the model reconcile's own continuation runs).
+  const push = w.queued.push.bind(w.queued);
+  const runs: Promise<unknown>[] = [];
+  w.queued.push = (...items: string[]) => {
+    for (const i of items) if (i.startsWith('package/')) runs.push(w.pkg.reconcile(i.slice('package/'.length)));
+    return push(...items);
+  };
+  await w.model.reconcile('m');
+  await Promise.all(runs);
+  t.deepEqual(w.store.writes, ['model/m=Running', 'package/p=Running']);
+  t.is(samples.length, 1, 'one lag sample for the one package state written');
 });
