@@ -22,15 +22,8 @@ type IndexValues = string | readonly string[];
 
 const NONE: readonly string[] = [];
 
-/**
- * The keys filed under one index value: the key itself while there is only one, a short array
- * (never changed in place: a change makes a new one) up to SMALL keys, a Set beyond. Most values
- * hold a few keys (a model's containers): an array of two is about a third of a Set of two, and
- * is read without an iterator.
- */
-type Bucket = string | readonly string[] | Set<string>;
-
-const SMALL = 8;
+/** The keys filed under one index value: the key itself while there is only one. */
+type Bucket = string | Set<string>;
 
 export class IndexedCache<T> {
   private readonly entries = new Map<string, CacheEntry<T>>();
@@ -72,16 +65,13 @@ export class IndexedCache<T> {
     if (!index) throw new Error(`no index ${name}`);
     const bucket = index.get(value);
     if (bucket === undefined) return EMPTY_SET;
-    if (typeof bucket === 'string') return new OneKey(bucket);
-    return isList(bucket) ? new ListKeys(bucket) : bucket;
+    return typeof bucket === 'string' ? new OneKey(bucket) : bucket;
   }
 
   /** How many keys are filed under `value` in index `name` (keysByIndex(...).size, without a set). */
   countByIndex(name: string, value: string): number {
     const bucket = this.index(name).get(value);
-    if (bucket === undefined) return 0;
-    if (typeof bucket === 'string') return 1;
-    return isList(bucket) ? bucket.length : bucket.size;
+    return bucket === undefined ? 0 : typeof bucket === 'string' ? 1 : bucket.size;
   }
 
   /** Call `fn` on each entry filed under `value` in index `name`, in keysByIndex's order, with no iterator or set made. */
@@ -91,13 +81,6 @@ export class IndexedCache<T> {
     if (typeof bucket === 'string') {
       const e = this.entries.get(bucket);
       if (e !== undefined) fn(e);
-      return;
-    }
-    if (isList(bucket)) {
-      for (let i = 0; i < bucket.length; i++) {
-        const e = this.entries.get(bucket[i]!);
-        if (e !== undefined) fn(e);
-      }
       return;
     }
     for (const key of bucket) {
@@ -154,19 +137,11 @@ export class IndexedCache<T> {
   }
 }
 
-function isList(bucket: readonly string[] | Set<string>): bucket is readonly string[] {
-  return Array.isArray(bucket);
-}
-
 function fileOne(index: Map<string, Bucket>, v: string, key: string): void {
   const bucket = index.get(v);
   if (bucket === undefined) index.set(v, key);
-  else if (typeof bucket === 'string') {
-    if (bucket !== key) index.set(v, [bucket, key]);
-  } else if (isList(bucket)) {
-    if (bucket.includes(key)) return;
-    index.set(v, bucket.length < SMALL ? [...bucket, key] : new Set([...bucket, key]));
-  } else bucket.add(key);
+  else if (typeof bucket !== 'string') bucket.add(key);
+  else if (bucket !== key) index.set(v, new Set([bucket, key]));
 }
 
 function unfileOne(index: Map<string, Bucket>, v: string, key: string): void {
@@ -174,14 +149,6 @@ function unfileOne(index: Map<string, Bucket>, v: string, key: string): void {
   if (bucket === undefined) return;
   if (typeof bucket === 'string') {
     if (bucket === key) index.delete(v);
-    return;
-  }
-  if (isList(bucket)) {
-    const at = bucket.indexOf(key);
-    if (at < 0) return;
-    // Back to the key itself when one is left; otherwise the rest, in filing order.
-    if (bucket.length === 2) index.set(v, bucket[1 - at]!);
-    else index.set(v, bucket.filter((_, i) => i !== at));
     return;
   }
   bucket.delete(key);
@@ -219,39 +186,6 @@ class OneKey implements ReadonlySet<string> {
 
   *values(): SetIterator<string> {
     yield this.key;
-  }
-
-  [Symbol.iterator](): SetIterator<string> {
-    return this.values();
-  }
-}
-
-/** A read-only set over a bucket's short array (which is never changed in place). */
-class ListKeys implements ReadonlySet<string> {
-  constructor(private readonly list: readonly string[]) {}
-
-  get size(): number {
-    return this.list.length;
-  }
-
-  has(value: string): boolean {
-    return this.list.includes(value);
-  }
-
-  forEach(fn: (value: string, value2: string, set: ReadonlySet<string>) => void, thisArg?: unknown): void {
-    for (const k of this.list) fn.call(thisArg, k, k, this);
-  }
-
-  *entries(): SetIterator<[string, string]> {
-    for (const k of this.list) yield [k, k];
-  }
-
-  keys(): SetIterator<string> {
-    return this.values();
-  }
-
-  *values(): SetIterator<string> {
-    yield* this.list;
   }
 
   [Symbol.iterator](): SetIterator<string> {
