@@ -1,7 +1,7 @@
 // The V8 flags that follow from `memory` in the configuration, applied before the caches fill;
 // and a young generation sized to the fleet (issue 22: a small footprint on one vehicle).
 import { performance } from 'node:perf_hooks';
-import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { Config } from '../config/config.js';
 
 export function heapFlags(memory: Config['memory']): string[] {
@@ -16,8 +16,35 @@ export function applyHeapFlags(memory: Config['memory']): void {
   for (const f of heapFlags(memory)) setFlagsFromString(f);
 }
 
-/** V8's own factor by which a busy young generation grows, up to 16 MB semi-spaces. */
+/** V8's own factor by which a busy young generation grows. */
 const YOUNG_GROWTH_DEFAULT = 2;
+/**
+ * The young generation grows no further than about this (V8's `new_space` size). Left to itself
+ * V8 grows it to a maximum it derives from the machine's memory (128 MB on the 2-core bench
+ * machine) and keeps it resident after a large fleet's cold start. The cap cannot be a flag set
+ * at run time (V8 reads `--max-semi-space-size` once, when the heap is made), so
+ * `growYoungGenerationWithFleet` lets it grow only while one more doubling stays below the cap;
+ * checks between scavenges can overshoot (16 MB seen, once 31 MB). Measured at fleet 100k in
+ * clean alternated pairs: peak RSS 435–475 → 328–376 MB (median 0.81×), CPU within the noise
+ * (docs/performance.md, "Peak RSS at fleet 100k").
+ */
+export const MAX_NEW_SPACE_BYTES = 8 * 1024 * 1024;
+/** How often the young generation's size is checked while it may grow (it doubles per scavenge at most). */
+const GROWING_PERIOD_MS = 10;
+
+function newSpaceBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
+
+/**
+ * The growth factor for a young generation of `newSpace` bytes under a cap of `max`: V8's own
+ * while one more doubling stays within the cap (V8 grows by the factor it reads at each
+ * scavenge), 1 (no growth) from there.
+ */
+export function youngGrowthFactor(newSpace: number, max: number): number {
+  return newSpace * YOUNG_GROWTH_DEFAULT <= max ? YOUNG_GROWTH_DEFAULT : 1;
+}
+
 /**
  * Heap used above which the young generation may grow: statemanager on one vehicle (3 packages,
  * 10 containers) uses 25–30 MB with its garbage; a fleet of 100,000 containers passes this in
@@ -48,23 +75,40 @@ export function markStartedUp(): void {
 /**
  * Let the young generation grow again once the heap outgrows a small fleet, or once the started
  * process is busy (event loop ≥ 50 % utilized for 2 checks in a row, 1 s; a start-up does not
- * count): a large fleet or a storm keeps V8's own sizing, an idle vehicle stays small. Checked
- * every `periodMs`, then no more. Returns a stop function.
+ * count): a large fleet or a storm gets a larger young generation, an idle vehicle stays small.
+ * Checked every `periodMs`. From then on it grows up to `maxNewSpaceBytes` and no further:
+ * checked every 10 ms while it may grow, every `periodMs` once it is at the cap (V8 may shrink it
+ * later; then it may grow again). Returns a stop function.
  */
-export function growYoungGenerationWithFleet(thresholdBytes = SMALL_HEAP_BYTES, periodMs = 500): () => void {
+export function growYoungGenerationWithFleet(
+  thresholdBytes = SMALL_HEAP_BYTES,
+  periodMs = 500,
+  maxNewSpaceBytes = MAX_NEW_SPACE_BYTES,
+): () => void {
   let last = performance.eventLoopUtilization();
   let busy = 0;
-  const check = (): boolean => {
+  let timer: NodeJS.Timeout | undefined;
+  let growing: boolean | undefined;
+  const grown = (): boolean => {
     const now = performance.eventLoopUtilization();
     busy = startedUp && performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION ? busy + 1 : 0;
     last = now;
-    if (getHeapStatistics().used_heap_size < thresholdBytes && busy < BUSY_WINDOWS) return false;
-    setFlagsFromString(`--semi-space-growth-factor=${YOUNG_GROWTH_DEFAULT}`);
-    return true;
+    return getHeapStatistics().used_heap_size >= thresholdBytes || busy >= BUSY_WINDOWS;
   };
-  const timer = setInterval(() => {
-    if (check()) clearInterval(timer);
-  }, periodMs);
-  timer.unref();
+  const cap = (): void => {
+    const grow = youngGrowthFactor(newSpaceBytes(), maxNewSpaceBytes) > 1;
+    if (grow === growing) return;
+    growing = grow;
+    setFlagsFromString(`--semi-space-growth-factor=${grow ? YOUNG_GROWTH_DEFAULT : 1}`);
+    schedule(grow ? GROWING_PERIOD_MS : periodMs, cap);
+  };
+  const schedule = (ms: number, fn: () => void): void => {
+    clearInterval(timer);
+    timer = setInterval(fn, ms);
+    timer.unref();
+  };
+  schedule(periodMs, () => {
+    if (grown()) cap();
+  });
   return () => clearInterval(timer);
 }
