@@ -7,7 +7,7 @@ import { createLogger } from './observability/logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
-import { applyHeapFlags, growYoungGenerationWithFleet, markStartedUp } from './process/heap.js';
+import { applyHeapFlags, growYoungGenerationWithFleet } from './process/heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     throw err;
   }
   applyHeapFlags(config.memory);
-  growYoungGenerationWithFleet();
+  const youngGeneration = growYoungGenerationWithFleet();
   const logger = createLogger(config.log.level, config.log.format);
   const running: { app?: StateManagerApp } = {};
   installCrashPolicy({
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     }, 25_000);
     force.unref();
     await app.stop();
+    youngGeneration.stop();
     logger.info('stopped');
     logger.end();
     process.exitCode = 0;
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     workers: config.controller.workers,
   });
   await app.start();
-  markStartedUp();
+  youngGeneration.markStartedUp();
   logger.info('statemanager ready');
 }
 

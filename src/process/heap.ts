@@ -65,11 +65,12 @@ export function startWithSmallYoungGeneration(): void {
 /** A started process whose event loop was this busy for `BUSY_WINDOWS` checks in a row is not idle. */
 export const BUSY_UTILIZATION = 0.5;
 const BUSY_WINDOWS = 2;
-let startedUp = false;
 
-/** Called once the process is ready: from then on a busy event loop lets the young generation grow. */
-export function markStartedUp(): void {
-  startedUp = true;
+/** The handle of a running `growYoungGenerationWithFleet`. */
+export interface YoungGenerationGrowth {
+  /** Called once the process is ready: from then on a busy event loop lets the young generation grow. */
+  markStartedUp(): void;
+  stop(): void;
 }
 
 /**
@@ -78,13 +79,14 @@ export function markStartedUp(): void {
  * count): a large fleet or a storm gets a larger young generation, an idle vehicle stays small.
  * Checked every `periodMs`. From then on it grows up to `maxNewSpaceBytes` and no further:
  * checked every 10 ms while it may grow, every `periodMs` once it is at the cap (V8 may shrink it
- * later; then it may grow again). Returns a stop function.
+ * later; then it may grow again).
  */
 export function growYoungGenerationWithFleet(
   thresholdBytes = SMALL_HEAP_BYTES,
   periodMs = 500,
   maxNewSpaceBytes = MAX_NEW_SPACE_BYTES,
-): () => void {
+): YoungGenerationGrowth {
+  let startedUp = false;
   let last = performance.eventLoopUtilization();
   let busy = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -110,5 +112,10 @@ export function growYoungGenerationWithFleet(
   schedule(periodMs, () => {
     if (grown()) cap();
   });
-  return () => clearInterval(timer);
+  return {
+    markStartedUp: () => {
+      startedUp = true;
+    },
+    stop: () => clearInterval(timer),
+  };
 }
