@@ -28,6 +28,9 @@ export type PackageDefinitionResult =
 
 export type ScenarioDefinitionResult = { ok: true; target: string } | DefinitionError;
 
+/** One string for "the package places `model` on `node`"; NUL cannot occur in a model or node name read from YAML keys we accept as names. */
+export const placementKey = (model: string, node: string): string => `${node}\u0000${model}`;
+
 
 type Parsed = { ok: true; value: unknown } | DefinitionError;
 

@@ -11,7 +11,7 @@ import { InformerSet } from '../controller/informer-set.js';
 import type { ListerWatcher } from '../controller/lister-watcher.js';
 import type { Logger } from '../controller/logger.js';
 import {
-  decodeContainer,
+  containerDecoder,
   decodeNode,
   decodePackageDefinition,
   decodeReconcileRequest,
@@ -26,6 +26,7 @@ import {
   type StoredState,
 } from '../domain/decoders.js';
 import type { KeyLayout } from '../domain/keys.js';
+import { placementKey } from '../domain/definitions.js';
 import { LIVENESS_OFF, type NodeLivenessOptions, type NodeReadiness } from '../domain/node-liveness.js';
 import { BadInputReport } from './bad-input.js';
 import { NodeLeases } from './node-leases.js';
@@ -40,8 +41,6 @@ const INDEX_NODE = 'node';
 const INDEX_TARGET = 'target';
 const INDEX_PLACEMENT = 'placement';
 
-// NUL cannot occur in a model or node name read from YAML keys we accept as names.
-const placementKey = (model: string, node: string): string => `${node}\u0000${model}`;
 
 /** The decoded value of each watched prefix: what a change handler of that kind receives. */
 export interface Watched {
@@ -96,7 +95,7 @@ export class Fleet {
       });
     const i = (this.informers = {
       resyncRequests: informer('resync-requests', keys.resyncRequests, decodeResyncRequest),
-      containers: informer('containers', keys.containers, decodeContainer),
+      containers: informer('containers', keys.containers, containerDecoder()),
       nodes: informer('nodes', keys.nodes, decodeNode),
       packageDefs: informer('packages', keys.packageDefs, decodePackageDefinition),
       scenarioDefs: informer('scenarios', keys.scenarioDefs, decodeScenarioDefinition),
@@ -109,7 +108,8 @@ export class Fleet {
     i.containers.cache.addIndex(INDEX_MODEL, (_k, c) => c.model);
     i.containers.cache.addIndex(INDEX_NODE, (_k, c) => c.node);
     i.packageDefs.cache.addIndex(INDEX_MODEL, (_k, def) => def.models);
-    i.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements.map(([model, node]) => placementKey(model, node)));
+    // The decoder made the placement keys once: no array or string per index call.
+    i.packageDefs.cache.addIndex(INDEX_PLACEMENT, (_k, def) => def.placements);
     i.scenarioDefs.cache.addIndex(INDEX_TARGET, (_k, target) => target);
     this.caches = new InformerSet(Object.values(i) as Informer<unknown>[]);
     this.leases = new NodeLeases(o.liveness ?? LIVENESS_OFF, o.clock ?? systemClock, this);

@@ -1,7 +1,7 @@
 // Contract section 1: package definitions list their models in spec.models[].name; scenario
 // definitions name their package in spec.target. YAML or JSON.
 import test from 'ava';
-import { parsePackageDefinition, parseScenarioDefinition, type DefinitionFailure } from '../../domain/definitions.js';
+import { parsePackageDefinition, parseScenarioDefinition, placementKey, type DefinitionFailure } from '../../domain/definitions.js';
 import { decodePackageDefinition } from '../../domain/decoders.js';
 import { KeyLayout } from '../../domain/keys.js';
 
@@ -185,6 +185,8 @@ test('decoder: a model name with / makes the package definition invalid input, r
     problem: { reason: 'package_bad_model_name' },
   });
   t.deepEqual(decodePackageDefinition(keys, 'Package/p', 'spec:\n  models:\n    - {name: a, node: n1}\n    - {name: b}\n'), {
-    value: { models: ['a', 'b'], placements: [['a', 'n1']] },
+    value: { models: ['a', 'b'], placements: [placementKey('a', 'n1')] },
   });
+  t.not(placementKey('a', 'n1'), placementKey('a', 'n2'));
+  t.not(placementKey('a', 'n1'), placementKey('b', 'n1'));
 });

@@ -1,0 +1,43 @@
+import test from 'ava';
+import { containerDecoder, decodeContainer, decodeState, SharedNames } from '../../domain/decoders.js';
+import { KeyLayout } from '../../domain/keys.js';
+
+const keys = new KeyLayout('');
+
+test('shared names: one entry per distinct name, up to the bound; past it the table starts again', (t) => {
+  const names = new SharedNames(3);
+  for (const n of ['a', 'b', 'a', 'b']) t.is(names.shared(n), n);
+  t.is(names.size, 2, 'below the bound: repeats add nothing');
+  t.is(names.shared('c'), 'c');
+  t.is(names.size, 3, 'at the bound');
+  t.is(names.shared('a'), 'a');
+  t.is(names.size, 3, 'at the bound, a kept name adds nothing');
+  t.is(names.shared('d'), 'd');
+  t.is(names.size, 1, 'past the bound: started again with the new name');
+});
+
+test('container decoder: the node name comes from the key, equal with or without the shared table', (t) => {
+  const names = new SharedNames(8);
+  const decode = containerDecoder(names);
+  const value = JSON.stringify({ id: 'c1', annotation: { 'io.pullpiri.annotations.model': 'm' }, state: { Status: 'running' } });
+  for (const node of ['n1', 'n2', 'n1']) {
+    const d = decode(keys, `/container/${node}/c1`, value);
+    t.deepEqual(d, decodeContainer(keys, `/container/${node}/c1`, value));
+    t.like(d, { value: { id: 'c1', model: 'm', status: 'running', node } });
+  }
+  t.is(names.size, 2);
+  t.like(decode(keys, '/container/n1', value), { value: undefined, problem: { reason: 'bad_key' } });
+});
+
+test('state decoder: keys with the same valid state share one frozen value; a bad value keeps its text and is reported', (t) => {
+  const decode = decodeState('model');
+  const a = decode(keys, '/model/a/state', 'Running');
+  const b = decode(keys, '/model/b/state', ' running ');
+  t.deepEqual(a, { value: { state: 'Running', raw: 'Running' } });
+  t.is(a, b, 'one value for every key in Running');
+  t.true(Object.isFrozen(a) && Object.isFrozen(a.value));
+  t.deepEqual(decode(keys, '/model/a/state', 'Dead'), { value: { state: 'Dead', raw: 'Dead' } });
+  t.like(decode(keys, '/model/a/state', 'Sleeping'), { value: { state: undefined, raw: 'Sleeping' }, problem: { reason: 'bad_state_value' } });
+  t.is(decode(keys, '/model/a/other', 'Running').value, undefined, 'not a state key');
+  t.not(decodeState('model')(keys, '/model/a/state', 'Running'), a, 'a table per decoder, not a module global');
+});
