@@ -28,8 +28,12 @@ export type PackageDefinitionResult =
 
 export type ScenarioDefinitionResult = { ok: true; target: string } | DefinitionError;
 
-/** One string for "the package places `model` on `node`"; NUL cannot occur in a model or node name read from YAML keys we accept as names. */
-export const placementKey = (model: string, node: string): string => `${node}\u0000${model}`;
+/**
+ * One string for "the package places `model` on `node`"; NUL cannot occur in a model or node name
+ * read from YAML keys we accept as names. Joined, not concatenated: V8 keeps a concatenation of 13
+ * characters or more as a pair of strings (56 bytes more per key, 2.8 MB at 50,000 placements).
+ */
+export const placementKey = (model: string, node: string): string => [node, model].join('\u0000');
 
 
 type Parsed = { ok: true; value: unknown } | DefinitionError;
