@@ -44,10 +44,11 @@ function usage(): string {
   [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]
   [--fleet-sizes 100000,250000,500000   (fleetscale: containers per cold start; models N/2, packages N/4;
                                          quick: 3000,6000)] [--plot FILE   (fleetscale: also write the SVG here)]
-  [--no-memory-runs   (fleetscale: skip the two cold starts that measure memory per container and per model)]`;
+  [--no-memory-runs   (fleetscale: skip the two cold starts that measure memory per container and per model)]
+  [--no-client-floor   (fleetscale: skip the client floor, the cold start's I/O through statemanager's etcd code alone)]`;
 }
 
-function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { update: boolean; why: string; off: boolean } } {
+function options(): { opts: RunOptions & { clientFloor: boolean }; only: string[]; build: boolean; gate: { update: boolean; why: string; off: boolean } } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -71,6 +72,7 @@ function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { 
       'latency-rates': { type: 'string' },
       'fleet-sizes': { type: 'string' },
       'no-memory-runs': { type: 'boolean', default: false },
+      'no-client-floor': { type: 'boolean', default: false },
       plot: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -120,6 +122,8 @@ function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { 
       baselineStormSeconds: quick ? 0.5 : 5,
       fleetSizes: fleetSizes(values['fleet-sizes'], quick),
       fleetMemoryRuns: !values['no-memory-runs'],
+      // Read by lib/client-floor.ts's clientFloorWanted (not a field of RunOptions).
+      clientFloor: !values['no-client-floor'],
       fleetNodes: quick ? 10 : 50,
       ...(values.plot ? { plotFile: values.plot } : {}),
       cpuProf: values['cpu-prof'],

@@ -1,6 +1,7 @@
 // 6. fleetscale (issue 13): cold starts at growing fleet sizes — containers N, models N/2,
 // packages N/4 — each from a fresh etcd holding that fleet: time to ready and to converged,
-// state writes against etcd's floor for them, peak and steady memory, CPU. Two more small cold
+// state writes against etcd's floor for them, peak and steady memory, CPU (against the client
+// floor: the same I/O through statemanager's etcd code alone, lib/client-floor.ts). Two more small cold
 // starts measure what one more container and one more model cost. The curve goes into an SVG.
 // Only the issue's own shape (100,000 containers, 50 nodes) is judged against its targets.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { closeEnv, fmt, freshEtcd, statemanager, type Ctx, type Env, type Scenar
 import { startAndConverge } from '../lib/converge.js';
 import { etcdVersion } from '../lib/etcdio.js';
 import { Fleet, type FleetShape } from '../lib/fleet.js';
+import { clientFloorOnFreshEtcd, clientFloorWanted, compareToClientFloor, type ClientFloor, type ClientFloorComparison } from '../lib/client-floor.js';
 import { compareToFloor, FLOOR_SHARE_GOAL, writeFloor, type FloorComparison, type WriteFloor } from '../lib/floor.js';
 import { verify } from '../lib/oracle.js';
 import { renderCurveSvg } from '../lib/plot.js';
@@ -31,6 +33,9 @@ interface StartPoint {
   peakRssBytes: number;
   /** statemanager's CPU from spawn to convergence. */
   cpuSeconds: number;
+  /** Meanwhile, in cores: etcd's CPU, and that of every process but statemanager, etcd and the harness (a busy machine). */
+  etcdShare: number;
+  othersShare: number;
   /** After the idle period: process_resident_memory_bytes. */
   steadyRssBytes: number;
   /** After the idle period and a full GC: nodejs_heap_size_used_bytes (see idleMemory). */
@@ -38,6 +43,9 @@ interface StartPoint {
   heapBeforeGcBytes: number;
   floor?: WriteFloor;
   vsFloor?: FloorComparison;
+  /** The same I/O through statemanager's etcd code alone (lib/client-floor.ts), on a fresh etcd after statemanager stopped. */
+  clientFloor?: ClientFloor;
+  vsClientFloor?: ClientFloorComparison;
 }
 
 interface Check {
@@ -101,6 +109,13 @@ async function coldStartAt(ctx: Ctx, shape: FleetShape, label: string, o: { floo
     sm = undefined;
     // The floor is etcd alone, so it runs after statemanager has stopped.
     const floor = o.floor && conv.stateWrites > 0 ? await writeFloor(env, conv.stateWrites, label) : undefined;
+    await closeEnv(env);
+    env = undefined;
+    // The client floor on an etcd of its own holding the same fleet, alone on the machine.
+    const cf =
+      o.floor && conv.converged && conv.stateWrites > 0 && clientFloorWanted(ctx.opts)
+        ? await clientFloorOnFreshEtcd(ctx, new Fleet(shape), conv.stateWrites, label, limits(shape.containers).timeoutMs)
+        : undefined;
     const point: StartPoint = {
       shape,
       readyMs: conv.readyMs,
@@ -109,8 +124,11 @@ async function coldStartAt(ctx: Ctx, shape: FleetShape, label: string, o: { floo
       stateWrites: conv.stateWrites,
       peakRssBytes: p?.hwmBytes ?? NaN,
       cpuSeconds: p?.cpuSeconds ?? NaN,
+      etcdShare: conv.cpu.etcd ?? NaN,
+      othersShare: conv.cpu.others,
       ...idle,
       ...(floor ? { floor, vsFloor: compareToFloor(conv.stateWrites, conv.convergedMs, floor) } : {}),
+      ...(cf ? { clientFloor: cf, vsClientFloor: compareToClientFloor(p?.cpuSeconds ?? NaN, cf, shape.containers + shape.models + shape.packages) } : {}),
     };
     const detail = v.mismatches.map((m) => `${label}: ${m}`);
     if (!conv.converged) detail.unshift(`${label}: not converged (${conv.remaining} states wrong when the watch gave up)`);
@@ -244,6 +262,9 @@ export async function fleetscale(ctx: Ctx): Promise<ScenarioResult> {
     table.push([`${fmt.n(p.shape.containers)} containers`, sizeRow(p, idleSeconds)]);
     if (p.floor && p.vsFloor) {
       table.push([`  etcd floor at ${fmt.n(p.shape.containers)}`, `${fmt.n(p.floor.writes)} writes alone in ${fmt.s(p.floor.seconds)}; statemanager, spawn to converged: ${p.vsFloor.text}`]);
+    }
+    if (p.clientFloor && p.vsClientFloor) {
+      table.push([`  client floor at ${fmt.n(p.shape.containers)}`, `${p.vsClientFloor.text}; floor spawn to done ${fmt.s(p.clientFloor.wallSeconds)}, statemanager spawn to converged ${fmt.s(p.convergedMs / 1000)}`]);
     }
   }
   table.push(['curve', curveRow(points)]);
