@@ -1,7 +1,7 @@
 // The client floor's figures (test/bench/lib/client-floor.ts): CPU per object over containers +
 // models + packages, statemanager's CPU over the floor's, and the --no-client-floor switch.
 import test from 'ava';
-import { clientFloorWanted, compareToClientFloor } from './lib/client-floor.js';
+import { compareToClientFloor } from './lib/client-floor.js';
 
 const floor = { cpuSeconds: 3.5, listedKeys: 150_050, writes: 98_143, echoes: 98_143 };
 
@@ -23,10 +23,4 @@ test('no CPU figure for statemanager gives no ratio, not a number in the row', (
   const c = compareToClientFloor(NaN, floor, 175_000);
   t.true(Number.isNaN(c.ratio));
   t.regex(c.text, /= \?× the floor$/);
-});
-
-test('the client floor runs unless --no-client-floor turned it off', (t) => {
-  t.true(clientFloorWanted({}));
-  t.true(clientFloorWanted({ clientFloor: true }));
-  t.false(clientFloorWanted({ clientFloor: false }));
 });

@@ -48,7 +48,7 @@ function usage(): string {
   [--no-client-floor   (fleetscale: skip the client floor, the cold start's I/O through statemanager's etcd code alone)]`;
 }
 
-function options(): { opts: RunOptions & { clientFloor: boolean }; only: string[]; build: boolean; gate: { update: boolean; why: string; off: boolean } } {
+function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { update: boolean; why: string; off: boolean } } {
   const { values } = parseArgs({
     options: {
       quick: { type: 'boolean', default: false },
@@ -122,7 +122,6 @@ function options(): { opts: RunOptions & { clientFloor: boolean }; only: string[
       baselineStormSeconds: quick ? 0.5 : 5,
       fleetSizes: fleetSizes(values['fleet-sizes'], quick),
       fleetMemoryRuns: !values['no-memory-runs'],
-      // Read by lib/client-floor.ts's clientFloorWanted (not a field of RunOptions).
       clientFloor: !values['no-client-floor'],
       fleetNodes: quick ? 10 : 50,
       ...(values.plot ? { plotFile: values.plot } : {}),

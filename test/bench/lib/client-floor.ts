@@ -73,11 +73,6 @@ export function compareToClientFloor(statemanagerCpuSeconds: number, floor: Pick
   return { objects, floorPerObjectUs, statemanagerPerObjectUs, ratio, text };
 }
 
-/** Whether the run asked for the client floor (run.ts: --no-client-floor turns it off). */
-export function clientFloorWanted(opts: object): boolean {
-  return (opts as { clientFloor?: boolean }).clientFloor !== false;
-}
-
 /**
  * The client floor on a fresh etcd holding `fleet`, as statemanager's cold start had it: run on
  * the cold start's own etcd after statemanager and the write floor, it took 10.5–10.8 s instead

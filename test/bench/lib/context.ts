@@ -28,6 +28,8 @@ export interface RunOptions {
   fleetSizes: number[];
   /** fleetscale: also the two cold starts that measure memory per container and per model (default true). */
   fleetMemoryRuns: boolean;
+  /** fleetscale: also the client floor of the cold start (lib/client-floor.ts; default true, --no-client-floor). */
+  clientFloor: boolean;
   /** Nodes of every fleetscale fleet (the shape has 50). */
   fleetNodes: number;
   /** Also write the fleetscale plot here (it always goes into the run's directory). */

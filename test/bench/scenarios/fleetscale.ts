@@ -12,7 +12,7 @@ import { closeEnv, fmt, freshEtcd, statemanager, type Ctx, type Env, type Scenar
 import { startAndConverge } from '../lib/converge.js';
 import { etcdVersion } from '../lib/etcdio.js';
 import { Fleet, type FleetShape } from '../lib/fleet.js';
-import { clientFloorOnFreshEtcd, clientFloorWanted, compareToClientFloor, type ClientFloor, type ClientFloorComparison } from '../lib/client-floor.js';
+import { clientFloorOnFreshEtcd, compareToClientFloor, type ClientFloor, type ClientFloorComparison } from '../lib/client-floor.js';
 import { compareToFloor, FLOOR_SHARE_GOAL, writeFloor, type FloorComparison, type WriteFloor } from '../lib/floor.js';
 import { verify } from '../lib/oracle.js';
 import { renderCurveSvg } from '../lib/plot.js';
@@ -113,7 +113,7 @@ async function coldStartAt(ctx: Ctx, shape: FleetShape, label: string, o: { floo
     env = undefined;
     // The client floor on an etcd of its own holding the same fleet, alone on the machine.
     const cf =
-      o.floor && conv.converged && conv.stateWrites > 0 && clientFloorWanted(ctx.opts)
+      o.floor && conv.converged && conv.stateWrites > 0 && ctx.opts.clientFloor
         ? await clientFloorOnFreshEtcd(ctx, new Fleet(shape), conv.stateWrites, label, limits(shape.containers).timeoutMs)
         : undefined;
     const point: StartPoint = {
