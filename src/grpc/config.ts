@@ -49,6 +49,16 @@ export const limitsSchema = z
      * client uses a handful: one call at a time per agent, plus a few long-lived subscriptions.
      */
     maxConcurrentStreams: z.number().int().positive().default(100),
+    /**
+     * The server pings every connection this often (HTTP/2 PING, grpc.keepalive_time_ms) and
+     * closes one whose peer does not answer within keepaliveTimeoutMs: a subscriber whose host
+     * vanished (no FIN, no RST) gives back its subscription slot, its identity's quota and its
+     * stream instead of holding them until the next change reaches it. 0 turns it off (grpc-js
+     * then pings after about 24.8 days).
+     */
+    keepaliveTimeMs: z.number().int().min(0).default(30_000),
+    /** How long a keepalive ping may go unanswered before the connection is closed. */
+    keepaliveTimeoutMs: z.number().int().positive().default(10_000),
     /** Calls per second per identity (anonymous callers: per peer address); 0 turns the limit off. */
     callsPerSecond: z.number().min(0).default(2000),
     /** Calls an identity may make at once above the rate before it is refused. */

@@ -153,6 +153,9 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const s = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_concurrent_streams': config.limits.maxConcurrentStreams,
+      ...(config.limits.keepaliveTimeMs > 0
+        ? { 'grpc.keepalive_time_ms': config.limits.keepaliveTimeMs, 'grpc.keepalive_timeout_ms': config.limits.keepaliveTimeoutMs }
+        : {}),
       interceptors: [gate.interceptor],
     });
     const service = proto.statemanager.StateManagerConnection.service;
