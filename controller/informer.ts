@@ -152,6 +152,23 @@ export class Informer<T> {
       this.listed(revision);
       return true;
     }
+    if (lw.listPages) {
+      // A relist (after a compaction, say at the end of a long etcd outage) page by page too:
+      // the whole list's raw values at once came on top of a full cache, every informer at once.
+      const relist = this.synced;
+      const seen = new Set<string>();
+      const revision = await lw.listPages(prefix, (items) => {
+        if (this.stopped) return;
+        for (const kv of items) {
+          seen.add(kv.key);
+          this.applyPut(kv, relist);
+        }
+      });
+      if (this.stopped) return false;
+      this.deleteUnseen(seen, revision, relist);
+      this.listed(revision);
+      return true;
+    }
     const list = await lw.list(prefix);
     if (this.stopped) return false;
     this.replace(list.items, list.revision);
@@ -288,11 +305,16 @@ export class Informer<T> {
         seen.add(kv.key);
         this.applyPut(kv, relist);
       }
-      for (const key of [...this.cache.keys()]) {
-        if (!seen.has(key) && this.cache.get(key)!.modRevision <= revision) this.applyDelete(key, relist);
-      }
+      this.deleteUnseen(seen, revision, relist);
     }
     this.listed(revision);
+  }
+
+  /** After a list at `revision`: a cached key it did not hold is gone, unless written after it. */
+  private deleteUnseen(seen: ReadonlySet<string>, revision: number, relist: boolean): void {
+    for (const key of [...this.cache.keys()]) {
+      if (!seen.has(key) && this.cache.get(key)!.modRevision <= revision) this.applyDelete(key, relist);
+    }
   }
 
   /** A list at `revision` has been applied: the watch goes on from there. */

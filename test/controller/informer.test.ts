@@ -225,6 +225,71 @@ test.serial('a watch canceled by compaction lists again and emits synthetic dele
   await informer.stop();
 });
 
+test.serial('a relist after compaction goes page by page (never the whole list at once) and converges with synthetic events', async (t) => {
+  const client = etcd.client();
+  const prefix = '/compact3/';
+  for (const k of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) await client.put(prefix + k).value('1');
+  // Pages of 2 keys: the relist below spans 4 pages.
+  const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), 2);
+  let gate!: () => void;
+  const opened = new Promise<void>((r) => (gate = r));
+  let watches = 0;
+  let wholeLists = 0;
+  let pages = 0;
+  const informer = new Informer<string>({
+    name: 'compact3',
+    prefix,
+    parse: (_k, v) => v,
+    retryBaseMs: 20,
+    lw: {
+      list: (p) => {
+        wholeLists++;
+        return real.list(p);
+      },
+      listPages: (p, onPage) =>
+        real.listPages(p, (items, rev) => {
+          pages++;
+          onPage(items, rev);
+        }),
+      isCompacted: (r) => real.isCompacted(r),
+      watch: (p, from, cb) => {
+        watches++;
+        if (watches > 1) return real.watch(p, from, cb);
+        let handle: { close(): Promise<void> } | undefined;
+        void opened.then(() => {
+          handle = real.watch(p, from, cb);
+        });
+        return { close: async () => handle?.close() };
+      },
+    },
+  });
+  const events: InformerEvent<string>[] = [];
+  informer.addHandler((e) => events.push(e));
+  informer.start();
+  await informer.waitForSync();
+  const firstListPages = pages;
+  events.length = 0;
+
+  await client.delete().key(prefix + 'a');
+  await client.delete().key(prefix + 'f');
+  await client.put(prefix + 'c').value('2');
+  await client.put(prefix + 'h').value('1');
+  const head = await client.put('/other3').value('x').exec();
+  await client.kv.compact({ revision: head.header.revision, physical: true });
+  gate();
+
+  await eventually(async () => assert.deepStrictEqual(snapshot(informer), await etcdSnapshot(prefix)));
+  t.is(wholeLists, 0, 'no whole list, first or again');
+  t.true(pages - firstListPages >= 3, `the relist took ${pages - firstListPages} pages`);
+  const byKey = (k: string) => events.filter((e) => e.key === prefix + k).map((e) => `${e.type}${e.synthetic ? ' (synthetic)' : ''}`);
+  t.deepEqual(byKey('a'), ['deleted (synthetic)']);
+  t.deepEqual(byKey('f'), ['deleted (synthetic)']);
+  t.deepEqual(byKey('c'), ['updated (synthetic)']);
+  t.deepEqual(byKey('h'), ['added (synthetic)']);
+  t.deepEqual(byKey('b'), [], 'an unchanged key makes no event');
+  await informer.stop();
+});
+
 test.serial('an assumed write older than what the watch already delivered is ignored', async (t) => {
   const client = etcd.client();
   const { informer } = informerOn('/late/');
