@@ -23,6 +23,8 @@ export class KeyLayout {
   readonly resyncRequests: string;
   readonly offloading: string;
   readonly leader: string;
+  /** Written by a replay to learn where etcd's history ends (src/state-api/replay-pool.ts). */
+  readonly replayMarker: string;
 
   constructor(readonly prefix = '') {
     this.containers = `${prefix}/container/`;
@@ -39,6 +41,7 @@ export class KeyLayout {
     this.resyncRequests = `${this.own}resync/`;
     this.offloading = `${this.own}offloading/`;
     this.leader = `${this.own}leader`;
+    this.replayMarker = `${this.own}replay-marker`;
   }
 
   containerKey(node: string, id: string): string {

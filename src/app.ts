@@ -120,7 +120,11 @@ export class StateManagerApp {
     this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
 
     const limits = config.grpc.limits;
-    this.feed = new StateFeed({ source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches });
+    this.feed = new StateFeed({
+      source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches,
+      // Any replica may write it: one key, rewritten by each replay that has no buffered change to wait for.
+      markReplay: async () => Number((await etcd.kv.put({ key: Buffer.from(keys.replayMarker), value: Buffer.from(this.identity) }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
+    });
     metrics.apiEtcdWatches(() => this.feed.etcdWatches);
     // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.
     this.grpc = createStateManagerServer({

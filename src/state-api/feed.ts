@@ -67,6 +67,11 @@ export interface StateFeedOptions {
   replayWatches?: number;
   /** Changes one replay fetch gathers (held in memory until the subscriber took them). Default 500. */
   replayChunk?: number;
+  /**
+   * Puts the replay marker and answers its revision (ReplayPoolOptions.mark): how a replay with
+   * an empty buffer knows it has every change. Without it a replay trusts etcd's progress answers.
+   */
+  markReplay?: () => Promise<number>;
   now?: () => number;
 }
 
@@ -98,6 +103,8 @@ export class StateFeed {
       ...(o.replayWatches !== undefined ? { slots: o.replayWatches } : {}),
       ...(o.replayChunk !== undefined ? { chunk: o.replayChunk } : {}),
       ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
+      ...(o.markReplay ? { mark: o.markReplay } : {}),
+      onMarkFailed: (err) => o.logger.warn('a replay could not write its marker; the subscriber resumes again', { key: o.keys.replayMarker, error: errorMessage(err) }),
       now: this.now,
     });
   }

@@ -32,6 +32,21 @@ export function stateRange(keys: KeyLayout, startRevision: number): WatchTarget 
   };
 }
 
+/**
+ * The state keys and statemanager's own keys (where the replay marker is): every state key and
+ * the marker in one watch, so the marker's event comes after every older state change.
+ */
+export function replayRange(keys: KeyLayout, startRevision: number): WatchTarget {
+  const state = stateRange(keys, startRevision);
+  const own = Buffer.from(keys.own);
+  const ownEnd = Buffer.from(keys.own.slice(0, -1) + String.fromCharCode(keys.own.charCodeAt(keys.own.length - 1) + 1));
+  return {
+    ...state,
+    key: Buffer.compare(own, state.key) < 0 ? own : state.key,
+    rangeEnd: Buffer.compare(ownEnd, state.rangeEnd!) > 0 ? ownEnd : state.rangeEnd!,
+  };
+}
+
 /** The state changes among one watch response's events; a rewrite of the same state is none. */
 export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: number): StateChangeRecord[] {
   const out: StateChangeRecord[] = [];
