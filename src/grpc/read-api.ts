@@ -137,16 +137,18 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         if (r.limit < 0) return refused(`limit ${r.limit} is negative`);
         if (Object.keys(r.label_selector).length > 0) return refused('label_selector is not supported: statemanager keeps no labels');
         const cap = limits.listMaxResults;
-        const a = deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit === 0 || r.limit > cap ? cap : r.limit });
-        if (!a.ok) return refused(a.message);
-        const capped = a.value.total > a.value.resources.length && (r.limit === 0 || r.limit > cap);
-        return answer({
-          success: true,
-          message: capped
-            ? `revision ${a.value.revision}; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`
-            : `revision ${a.value.revision}`,
-          resources: a.value.resources.map(toState),
-          total_count: a.value.total,
+        // Async: a list over many states returns to the event loop as it goes (reader.ts).
+        return deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit === 0 || r.limit > cap ? cap : r.limit }).then((a) => {
+          if (!a.ok) return refused(a.message);
+          const capped = a.value.total > a.value.resources.length && (r.limit === 0 || r.limit > cap);
+          return answer({
+            success: true,
+            message: capped
+              ? `revision ${a.value.revision}; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`
+              : `revision ${a.value.revision}`,
+            resources: a.value.resources.map(toState),
+            total_count: a.value.total,
+          });
         });
       },
     }),

@@ -1,11 +1,28 @@
 // The state caches of contract section 5 reads: the fleet's model, package and scenario states,
 // which every replica keeps whether it leads or not, read through the fleet's read model.
-import type { Fleet } from '../../reconcilers/fleet.js';
+import type { Fleet, WatchedKind } from '../../reconcilers/fleet.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { StateCaches, StoredStateView } from './reader.js';
 
+const INFORMER_OF = { model: 'modelStates', package: 'packageStates', scenario: 'scenarioStates' } as const satisfies Record<ResourceKind, WatchedKind>;
+
 export class FleetStateCaches implements StateCaches {
-  constructor(private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision'>) {}
+  /** Per kind: changes of the set of names (added, removed) and of any state, counted from the fleet's change events. */
+  private readonly versions: Record<ResourceKind, { names: number; states: number }> = {
+    model: { names: 0, states: 0 },
+    package: { names: 0, states: 0 },
+    scenario: { names: 0, states: 0 },
+  };
+
+  constructor(private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision' | 'onChange'>) {
+    for (const kind of Object.keys(INFORMER_OF) as ResourceKind[]) {
+      const v = this.versions[kind];
+      fleet.onChange(INFORMER_OF[kind], (e) => {
+        v.states++;
+        if (e.type !== 'updated') v.names++;
+      });
+    }
+  }
 
   get(kind: ResourceKind, name: string): StoredStateView | undefined {
     const e = this.fleet.storedState(kind, name);
@@ -18,5 +35,13 @@ export class FleetStateCaches implements StateCaches {
 
   revision(kind: ResourceKind): number {
     return this.fleet.stateRevision(kind);
+  }
+
+  namesVersion(kind: ResourceKind): number {
+    return this.versions[kind].names;
+  }
+
+  statesVersion(kind: ResourceKind): number {
+    return this.versions[kind].states;
   }
 }

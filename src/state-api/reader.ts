@@ -3,6 +3,7 @@
 // resources of a kind by state. Transport-free: the gRPC layer maps the answers to messages.
 import type { HistoryEntry } from '../../reconcilers/ports.js';
 import { parseState, type ResourceKind } from '../../domain/states.js';
+import { SLICE, Slicer, SortedNames, yieldToLoop, type NameList } from './sorted-names.js';
 
 /** A stored state as a cache holds it. */
 export interface StoredStateView {
@@ -19,6 +20,16 @@ export interface StateCaches {
   list(kind: ResourceKind): Iterable<StoredStateView>;
   /** The newest etcd revision the kind's cache has seen. */
   revision(kind: ResourceKind): number;
+  /**
+   * A number that grows whenever a name of the kind is added or removed (not when a state
+   * changes). Without it the list of names is built again for every list call.
+   */
+  namesVersion?(kind: ResourceKind): number;
+  /**
+   * A number that grows with every change of the kind's stored states (added, changed,
+   * removed). Without it list answers are neither shared nor kept.
+   */
+  statesVersion?(kind: ResourceKind): number;
 }
 
 /** A resource's recorded transitions, oldest first, read fresh. */
@@ -71,6 +82,11 @@ export interface HistoryQuery {
 }
 
 export class StateReader {
+  /** Per kind, the sorted names the lists walk. */
+  private readonly sorted = new Map<ResourceKind, SortedNames>();
+  /** Answers identical queries share, by kind, state and limit (insertion order: oldest first). */
+  private readonly answers = new Map<string, SharedAnswer>();
+
   constructor(
     private readonly caches: StateCaches,
     private readonly history: HistoryStore,
@@ -99,23 +115,132 @@ export class StateReader {
     return { ok: true, value: out };
   }
 
-  list(q: ListQuery): ReadAnswer<{ resources: ResourceStateView[]; total: number; revision: number }> {
+  /**
+   * The kind's stored states in `q.state` (all when empty), by name, the first `q.limit` (0: all);
+   * `total` counts every match. Never one long block of the event loop: the sorted names are
+   * kept and built again only when a name came or went, and a walk over them returns to the loop
+   * every few thousand names. What a caller gets: when no state changed while the answer was
+   * made (always for an unfiltered list of at most a few thousand, which is answered in one
+   * go) it is exactly the caches at `revision`, as before; otherwise every state in it was read
+   * at or after `revision` (a change during the walk may show, or not, and then also arrives on
+   * a subscription from `revision`), and `total` counts what the walk saw. Identical queries
+   * (kind, state, limit) made while no state changed share one answer.
+   */
+  async list(q: ListQuery): Promise<ReadAnswer<ListAnswer>> {
     const wanted = q.state.trim();
     const canonical = wanted === '' ? undefined : parseState(q.kind, wanted);
     if (wanted !== '' && canonical === undefined) return { ok: false, message: `state ${JSON.stringify(wanted)} is not a ${q.kind} state` };
-    const revision = this.caches.revision(q.kind);
-    const matches = [...this.caches.list(q.kind)].filter((s) => canonical === undefined || s.state === canonical);
-    matches.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const shown = q.limit > 0 ? matches.slice(0, q.limit) : matches;
+    const key = `${q.kind}\n${canonical ?? ''}\n${q.limit}`;
+    const statesVersion = this.caches.statesVersion?.(q.kind);
+    let entry = this.answers.get(key);
+    if (!entry || statesVersion === undefined || entry.statesVersion !== statesVersion) {
+      const promise = this.walk(q.kind, canonical, q.limit);
+      entry = { statesVersion, promise };
+      if (statesVersion !== undefined) this.keep(key, entry);
+    }
+    const found = await entry.promise;
+    // Nothing changed since the answer began: it is the caches as they are now, at today's revision.
+    const unchanged = found.statesVersion !== undefined && this.caches.statesVersion?.(q.kind) === found.statesVersion;
+    const revision = unchanged ? this.caches.revision(q.kind) : found.revision;
     return {
       ok: true,
       value: {
-        total: matches.length,
+        total: found.total,
         revision,
-        resources: shown.map((s) => ({ kind: q.kind, name: s.name, state: s.state, generation: s.version, enteredAt: undefined, revision, history: [] })),
+        resources: found.shown.map((s) => ({ kind: q.kind, name: s.name, state: s.state, generation: s.version, enteredAt: undefined, revision, history: [] })),
       },
     };
   }
+
+  /** Remember an answer (in flight or done) for identical queries while no state changes; a few only. */
+  private keep(key: string, entry: SharedAnswer): void {
+    this.answers.delete(key);
+    this.answers.set(key, entry);
+    if (this.answers.size > KEPT_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
+    entry.promise.then(
+      (found) => {
+        // A long answer (limit 0 over many) is not worth its memory once given.
+        if (found.statesVersion === undefined || found.shown.length > SLICE) this.drop(key, entry);
+      },
+      () => this.drop(key, entry),
+    );
+  }
+
+  private drop(key: string, entry: SharedAnswer): void {
+    if (this.answers.get(key) === entry) this.answers.delete(key);
+  }
+
+  private namesOf(kind: ResourceKind): SortedNames {
+    let names = this.sorted.get(kind);
+    if (!names) {
+      const caches = this.caches;
+      const version = caches.namesVersion?.bind(caches);
+      names = new SortedNames(
+        function* () {
+          for (const s of caches.list(kind)) yield s.name;
+        },
+        version ? () => version(kind) : undefined,
+      );
+      this.sorted.set(kind, names);
+    }
+    return names;
+  }
+
+  private async walk(kind: ResourceKind, canonical: string | undefined, limit: number): Promise<Found> {
+    const list: NameList = await this.namesOf(kind).current();
+    const names = list.names;
+    const revision = this.caches.revision(kind);
+    const statesVersion = this.caches.statesVersion?.(kind);
+    // Every name in the list has a state and no other name does.
+    const complete = list.version !== undefined && list.version === this.caches.namesVersion?.(kind);
+    const shown: StoredStateView[] = [];
+    if (complete && canonical === undefined && limit > 0 && limit <= SLICE) {
+      // In one go: the first `limit` names and the count of all (a name without a state, which
+      // the counter rules out, sends it the long way).
+      for (let i = 0; i < limit && i < names.length; i++) {
+        const s = this.caches.get(kind, names[i]!);
+        if (s === undefined) break;
+        shown.push(s);
+      }
+      if (shown.length === Math.min(limit, names.length)) return { total: names.length, shown, revision, statesVersion };
+      shown.length = 0;
+    }
+    const slicer = new Slicer();
+    let total = 0;
+    for (const name of names) {
+      if (slicer.full()) await yieldToLoop();
+      const s = this.caches.get(kind, name);
+      if (s === undefined || (canonical !== undefined && s.state !== canonical)) continue;
+      total++;
+      if (limit === 0 || shown.length < limit) shown.push(s);
+    }
+    // Exact only when the walk began with every name and no state changed during it.
+    const exact = complete && statesVersion !== undefined && this.caches.statesVersion?.(kind) === statesVersion;
+    return { total, shown, revision, statesVersion: exact ? statesVersion : undefined };
+  }
+}
+
+/** Identical list queries share answers; this many are kept (each at most SLICE resources). */
+const KEPT_ANSWERS = 32;
+
+export interface ListAnswer {
+  resources: ResourceStateView[];
+  total: number;
+  revision: number;
+}
+
+/** A walk's result: the shown states, the count of all matches, the revision at the start. */
+interface Found {
+  total: number;
+  shown: StoredStateView[];
+  revision: number;
+  /** The states version the answer is exact at; undefined: states changed during the walk. */
+  statesVersion: number | undefined;
+}
+
+interface SharedAnswer {
+  statesVersion: number | undefined;
+  promise: Promise<Found>;
 }
 
 function toTransitions(entries: HistoryEntry[]): TransitionView[] {
