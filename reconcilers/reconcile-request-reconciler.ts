@@ -24,8 +24,14 @@ export interface ReconcileRequestReconcilerDeps {
   repeat: RepeatPolicy;
 }
 
-/** How soon to look again when the package-state watch is behind the request's. */
-const CATCH_UP_MS = 20;
+/** How soon to look again when the package-state watch is behind the request's, at first. */
+export const CATCH_UP_MS = 20;
+/**
+ * Then twice as long each time, up to this: the watch is normally one event behind (the request
+ * and the state are written together), but a request another program wrote while no package state
+ * changed waits for etcd's progress notification, which may take minutes.
+ */
+export const CATCH_UP_CAP_MS = 2000;
 
 export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number {
   if (policy.initialMs <= 0 || deliveries <= 0) return 0;
@@ -40,6 +46,8 @@ export class ReconcileRequestReconciler implements Reconciler {
    * (found by the simulation, test/sim). Lost on a crash: then one duplicate, as documented.
    */
   private readonly unrecorded = new Map<string, { modRevision: number; record: ReconcileRequestRecord }>();
+  /** Packages whose request waits for the package-state watch, with the delay of the last look. */
+  private readonly catchingUp = new Map<string, number>();
 
   constructor(private readonly d: ReconcileRequestReconcilerDeps) {}
 
@@ -48,11 +56,20 @@ export class ReconcileRequestReconciler implements Reconciler {
     const entry = fleet.reconcileRequest(pkg);
     const memo = this.unrecorded.get(pkg);
     if (memo && memo.modRevision !== entry?.modRevision) this.unrecorded.delete(pkg);
-    if (!entry) return;
+    if (!entry) {
+      this.catchingUp.delete(pkg);
+      return;
+    }
     const stateEntry = fleet.storedPackageState(pkg);
     // A request is created in the same transaction as the state that triggered it, but the two
     // arrive through different watches: decide only on a package state at least that new.
-    if (!fleet.packageStateSeenSince(pkg, entry.createRevision)) return { requeueAfterMs: CATCH_UP_MS };
+    if (!fleet.packageStateSeenSince(pkg, entry.createRevision)) {
+      const last = this.catchingUp.get(pkg);
+      const delay = last === undefined ? CATCH_UP_MS : Math.min(last * 2, CATCH_UP_CAP_MS);
+      this.catchingUp.set(pkg, delay);
+      return { requeueAfterMs: delay };
+    }
+    this.catchingUp.delete(pkg);
     const state = stateEntry?.value.state;
     if (state === undefined || !triggerStates.has(state)) {
       // A request rewritten in place keeps its create revision, so the check above can pass on a

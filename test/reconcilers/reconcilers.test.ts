@@ -104,12 +104,21 @@ test('request: a package no longer in Error has its request cleared without a ca
   const w = await world();
   w.packageDef('p', ['m']);
   w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
-  // Until the package-state watch has caught up with the request, it waits rather than clearing.
-  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 });
+  // Until the package-state watch has caught up with the request, it waits rather than clearing:
+  // 20 ms at first, twice as long at each look, never more than 2 s.
+  const delays: unknown[] = [];
+  for (let i = 0; i < 9; i++) delays.push(await w.request.reconcile('p'));
+  t.deepEqual(
+    delays.map((d) => (d as { requeueAfterMs: number }).requeueAfterMs),
+    [20, 40, 80, 160, 320, 640, 1280, 2000, 2000],
+  );
   w.lw.put(w.keys.stateKey('package', 'p'), 'Running');
   await w.request.reconcile('p');
   t.deepEqual(w.ac.calls, []);
   t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+  // A later request written ahead of the watch starts again at 20 ms.
+  w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 });
 });
 
 test('event mapping: a container change queues its model; a model state change queues the packages listing it', async (t) => {
