@@ -8,6 +8,12 @@
 // carries its position and a subscriber only ever takes records after its own. A subscriber that
 // stays paused while `maxPausedBehind` changes arrive, or whose place the buffer dropped while
 // it was paused, is cut, told the revision to resume from.
+//
+// New changes reach live subscribers in slices of at most `fanOutSliceMs` of the event loop, not
+// inside the watch's callback: with thousands of subscribers a batch of changes took seconds to
+// hand out, during which the controller (and the leader's lease) waited. A subscriber the slices
+// leave more than the buffer behind is cut like a slow one and resumes by replay.
+import { performance } from 'node:perf_hooks';
 import type { Logger } from '../../controller/logger.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { KeyLayout } from '../../domain/keys.js';
@@ -67,6 +73,8 @@ export interface StateFeedOptions {
   replayWatches?: number;
   /** Changes one replay fetch gathers (held in memory until the subscriber took them). Default 500. */
   replayChunk?: number;
+  /** Most of the event loop one slice of handing out new changes may hold. Default 5 ms. */
+  fanOutSliceMs?: number;
   /**
    * Puts the replay marker and answers its revision (ReplayPoolOptions.mark): how a replay with
    * an empty buffer knows it has every change. Without it a replay trusts etcd's progress answers.
@@ -86,6 +94,9 @@ export class StateFeed {
   private readyWaiters: (() => void)[] = [];
   private stopped = false;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Live subscribers with new changes to take, in the order they became due. */
+  private readonly due = new Set<Subscriber>();
+  private fanOut: NodeJS.Immediate | undefined;
   private readonly bufferSize: number;
   private readonly maxPausedBehind: number;
   private readonly now: () => number;
@@ -133,6 +144,9 @@ export class StateFeed {
     this.watch = undefined;
     for (const s of [...this.subs]) s.end({ kind: 'stopped' });
     this.replays.stop('the feed stopped');
+    if (this.fanOut) clearImmediate(this.fanOut);
+    this.fanOut = undefined;
+    this.due.clear();
   }
 
   /** Open subscriptions (live, paused, replaying or waiting for the start). */
@@ -266,7 +280,8 @@ export class StateFeed {
   }
 
   private cut(sub: Subscriber): void {
-    sub.end({ kind: 'slow', resumeRevision: sub.after, behind: this.head - sub.pausedAt });
+    // A subscriber still taking (not paused) was left behind by the slices: behind from its cursor.
+    sub.end({ kind: 'slow', resumeRevision: sub.after, behind: this.head - (sub.paused ? sub.pausedAt : sub.cursor) });
   }
 
   private publish(records: StateChangeRecord[]): void {
@@ -276,13 +291,33 @@ export class StateFeed {
     for (const s of [...this.subs]) {
       if (s.paused && this.head - s.pausedAt > this.maxPausedBehind) this.cut(s);
       else if (s.mode === 'buffer' && s.paused && excess > 0 && s.cursor < this.base + excess) this.cut(s);
-      else if (s.mode === 'buffer') this.advance(s);
+      else if (s.mode === 'buffer') this.due.add(s);
     }
+    if (this.due.size > 0) this.fanOut ??= setImmediate(() => this.handOut());
     if (excess > 0) {
+      // A subscriber still to take changes the trim would drop takes them now: only a paused one
+      // (its sink full) loses its place, as before the slices.
+      for (const s of this.due) {
+        if (s.cursor >= this.base + excess) continue;
+        this.due.delete(s);
+        if (s.mode === 'buffer' && !s.closed) this.advance(s);
+      }
       const dropped = this.buffer.splice(0, excess);
       this.base += excess;
       this.floor = Math.max(this.floor, dropped[dropped.length - 1]!.revision);
     }
+  }
+
+  /** One slice of handing out new changes; the rest in the next turn of the event loop. */
+  private handOut(): void {
+    this.fanOut = undefined;
+    const until = performance.now() + (this.o.fanOutSliceMs ?? 5);
+    for (const s of this.due) {
+      this.due.delete(s);
+      if (s.mode === 'buffer' && !s.closed) this.advance(s);
+      if (performance.now() >= until) break;
+    }
+    if (this.due.size > 0) this.fanOut = setImmediate(() => this.handOut());
   }
 
   /** The shared watch broke for good: start again from now; subscribers on it must resume. */

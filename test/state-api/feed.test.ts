@@ -371,3 +371,35 @@ function changed(etcd: FakeEtcd, revision: number): boolean {
   const e = etcd.log.find((x) => x.revision === revision)!.events[0]!;
   return (e.prev_kv?.value.toString() ?? '') !== e.kv.value.toString();
 }
+
+test('many subscribers with slow sinks: a batch of changes is handed out in slices, never one long block, and every subscriber gets all of it', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, fanOutSliceMs: 5 });
+  await feed.start();
+  const spin = (us: number) => {
+    const until = performance.now() + us / 1000;
+    while (performance.now() < until);
+  };
+  const subs = Array.from({ length: 200 }, () => {
+    const got: number[] = [];
+    feed.subscribe({}, { send: (r) => (spin(20), got.push(r.revision), true), end: () => undefined });
+    return got;
+  });
+  await settle();
+  let last = performance.now();
+  let gap = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    gap = Math.max(gap, now - last);
+    last = now;
+  }, 1);
+  // One transaction of 50 changes: 200 × 50 sends of 20 µs, 200 ms of work in one watch callback before the slices.
+  const rev = etcd.put(Array.from({ length: 50 }, (_, i) => [scenarioKey(`s${i}`), 'Idle'] as [string, string]));
+  await eventually(async () => assert.ok(subs.every((got) => got.length === 50)), { timeoutMs: 10_000 });
+  clearInterval(ticker);
+  t.log(`largest event-loop gap while handing out: ${gap.toFixed(1)} ms`);
+  t.true(subs.every((got) => got.every((r) => r === rev)));
+  // A slice (5 ms) plus one subscriber's batch (50 × 20 µs) and timer slack under a loaded CI; 200 ms at once before.
+  t.true(gap < 100, `gap ${gap.toFixed(1)} ms`);
+  feed.stop();
+});
