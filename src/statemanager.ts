@@ -7,7 +7,7 @@ import { createLogger } from './observability/logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
-import { applyHeapFlags, growYoungGenerationWithFleet } from './process/heap.js';
+import { applyHeapFlags, growYoungGenerationWithFleet, watchHeapLimit } from './process/heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -24,6 +24,12 @@ async function main(): Promise<void> {
   applyHeapFlags(config.memory);
   const youngGeneration = growYoungGenerationWithFleet();
   const logger = createLogger(config.log.level, config.log.format);
+  const stopHeapWatch = watchHeapLimit((used, limit) =>
+    logger.warn('heap near its limit: give the container more memory (V8 takes about half of it) or the process will run out', {
+      usedMB: Math.round(used / 2 ** 20),
+      limitMB: Math.round(limit / 2 ** 20),
+    }),
+  );
   const running: { app?: StateManagerApp } = {};
   installCrashPolicy({
     context: () => ({ identity: running.app?.identity, leader: running.app?.isLeader() }),
@@ -43,6 +49,7 @@ async function main(): Promise<void> {
     force.unref();
     await app.stop();
     youngGeneration.stop();
+    stopHeapWatch();
     logger.info('stopped');
     logger.end();
     process.exitCode = 0;

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import test from 'ava';
-import { MAX_NEW_SPACE_BYTES, youngGrowthFactor } from '../src/process/heap.js';
+import { HEAP_CALM_SHARE, HEAP_WARN_SHARE, heapNearLimit, MAX_NEW_SPACE_BYTES, youngGrowthFactor } from '../src/process/heap.js';
 
 const run = promisify(execFile);
 
@@ -74,4 +74,14 @@ test('below the heap threshold only a started, busy process grows its young gene
   t.true(starting.median <= 4 * 2 ** 20, `starting at ${starting.median} B`);
   t.true(started.median >= MAX_NEW_SPACE_BYTES, `started at ${started.median} B`);
   t.true(started.median <= 4 * MAX_NEW_SPACE_BYTES, `started at ${started.median} B`);
+});
+
+test('the heap counts as near its limit from 85 % of it, and again as calm only below 70 %', (t) => {
+  const limit = 1000;
+  t.false(heapNearLimit(HEAP_WARN_SHARE * limit - 1, limit, false), 'below');
+  t.true(heapNearLimit(HEAP_WARN_SHARE * limit, limit, false), 'at');
+  t.true(heapNearLimit(HEAP_WARN_SHARE * limit + 1, limit, false), 'past');
+  t.true(heapNearLimit(HEAP_CALM_SHARE * limit, limit, true), 'near stays near down to 70 %');
+  t.false(heapNearLimit(HEAP_CALM_SHARE * limit - 1, limit, true), 'below 70 % it is calm again');
+  t.false(heapNearLimit(500, 0, false), 'no limit known');
 });

@@ -119,3 +119,35 @@ export function growYoungGenerationWithFleet(
     stop: () => clearInterval(timer),
   };
 }
+
+/** Share of V8's heap limit above which the process warns (a fleet too large for its memory limit). */
+export const HEAP_WARN_SHARE = 0.85;
+/** Share below which a warned process may warn again. */
+export const HEAP_CALM_SHARE = 0.7;
+
+/**
+ * Whether the heap is near its limit, with hysteresis: `true` from `HEAP_WARN_SHARE` of the
+ * limit, `false` again only below `HEAP_CALM_SHARE`. Node sets the limit from the container's
+ * memory limit (about half of it), and a heap that reaches it ends the process.
+ */
+export function heapNearLimit(used: number, limit: number, nearBefore: boolean): boolean {
+  if (limit <= 0) return false;
+  const share = used / limit;
+  return nearBefore ? share >= HEAP_CALM_SHARE : share >= HEAP_WARN_SHARE;
+}
+
+/**
+ * Calls `warn` once each time the heap comes near its limit (checked every `periodMs`; after a
+ * scavenge the figure is what survived, so a passing spike of garbage seldom counts). Returns a stop function.
+ */
+export function watchHeapLimit(warn: (usedBytes: number, limitBytes: number) => void, periodMs = 5000): () => void {
+  let near = false;
+  const timer = setInterval(() => {
+    const { used_heap_size: used, heap_size_limit: limit } = getHeapStatistics();
+    const now = heapNearLimit(used, limit, near);
+    if (now && !near) warn(used, limit);
+    near = now;
+  }, periodMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
