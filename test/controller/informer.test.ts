@@ -1,6 +1,7 @@
 import test from 'ava';
 import { Informer, type InformerEvent } from '../../controller/informer.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
+import type { ListerWatcher, WatchHandle } from '../../controller/lister-watcher.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 
@@ -40,6 +41,32 @@ function snapshot(informer: Informer<string>): Map<string, string> {
 async function etcdSnapshot(prefix: string): Promise<Map<string, string>> {
   const all = await etcd.client().getAll().prefix(prefix).strings();
   return new Map(Object.entries(all).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/**
+ * A ListerWatcher whose first watch starts "late": it holds back events until `release()`, as a
+ * watch would after a long disconnection; later watches are the real ones. `overrides` replace
+ * its other methods (to count lists, say).
+ */
+function holdingFirstWatch(real: EtcdListerWatcher, overrides: Partial<ListerWatcher> = {}) {
+  let release!: () => void;
+  const opened = new Promise<void>((r) => (release = r));
+  const counts = { watches: 0 };
+  const lw: ListerWatcher = {
+    list: (p) => real.list(p),
+    isCompacted: (r) => real.isCompacted(r),
+    watch: (p, from, cb) => {
+      counts.watches++;
+      if (counts.watches > 1) return real.watch(p, from, cb);
+      let handle: WatchHandle | undefined;
+      void opened.then(() => {
+        handle = real.watch(p, from, cb);
+      });
+      return { close: async () => handle?.close() };
+    },
+    ...overrides,
+  };
+  return { lw, release, counts };
 }
 
 test.serial('list then watch loses nothing written concurrently, across pages', async (t) => {
@@ -173,31 +200,8 @@ test.serial('a watch canceled by compaction lists again and emits synthetic dele
   const prefix = '/compact2/';
   for (const k of ['a', 'b']) await client.put(prefix + k).value('1');
 
-  // A ListerWatcher whose watch starts "late": it holds back events until after compaction,
-  // as a watch would after a long disconnection.
-  const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient());
-  let gate!: () => void;
-  const opened = new Promise<void>((r) => (gate = r));
-  let watches = 0;
-  const informer = new Informer<string>({
-    name: 'compact2',
-    prefix,
-    parse: (_k, v) => v,
-    retryBaseMs: 20,
-    lw: {
-      list: (p) => real.list(p),
-      isCompacted: (r) => real.isCompacted(r),
-      watch: (p, from, cb) => {
-        watches++;
-        if (watches > 1) return real.watch(p, from, cb);
-        let handle: { close(): Promise<void> } | undefined;
-        void opened.then(() => {
-          handle = real.watch(p, from, cb);
-        });
-        return { close: async () => handle?.close() };
-      },
-    },
-  });
+  const held = holdingFirstWatch(new EtcdListerWatcher(etcd.client(), etcd.watchClient()));
+  const informer = new Informer<string>({ name: 'compact2', prefix, parse: (_k, v) => v, retryBaseMs: 20, lw: held.lw });
   const events: InformerEvent<string>[] = [];
   informer.addHandler((e) => events.push(e));
   informer.start();
@@ -207,7 +211,7 @@ test.serial('a watch canceled by compaction lists again and emits synthetic dele
   await client.put(prefix + 'c').value('1');
   const head = await client.put('/other2').value('x').exec();
   await client.kv.compact({ revision: head.header.revision, physical: true });
-  gate();
+  held.release();
 
   await eventually(() => {
     assert.deepStrictEqual(
@@ -221,7 +225,7 @@ test.serial('a watch canceled by compaction lists again and emits synthetic dele
   const deleteOfA = events.find((e) => e.key === prefix + 'a' && e.type === 'deleted');
   t.truthy(deleteOfA);
   t.true(deleteOfA!.synthetic);
-  t.true(watches >= 2);
+  t.true(held.counts.watches >= 2);
   await informer.stop();
 });
 
@@ -231,38 +235,20 @@ test.serial('a relist after compaction goes page by page (never the whole list a
   for (const k of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) await client.put(prefix + k).value('1');
   // Pages of 2 keys: the relist below spans 4 pages.
   const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), 2);
-  let gate!: () => void;
-  const opened = new Promise<void>((r) => (gate = r));
-  let watches = 0;
   let wholeLists = 0;
   let pages = 0;
-  const informer = new Informer<string>({
-    name: 'compact3',
-    prefix,
-    parse: (_k, v) => v,
-    retryBaseMs: 20,
-    lw: {
-      list: (p) => {
-        wholeLists++;
-        return real.list(p);
-      },
-      listPages: (p, onPage) =>
-        real.listPages(p, (items, rev) => {
-          pages++;
-          onPage(items, rev);
-        }),
-      isCompacted: (r) => real.isCompacted(r),
-      watch: (p, from, cb) => {
-        watches++;
-        if (watches > 1) return real.watch(p, from, cb);
-        let handle: { close(): Promise<void> } | undefined;
-        void opened.then(() => {
-          handle = real.watch(p, from, cb);
-        });
-        return { close: async () => handle?.close() };
-      },
+  const held = holdingFirstWatch(real, {
+    list: (p) => {
+      wholeLists++;
+      return real.list(p);
     },
+    listPages: (p, onPage) =>
+      real.listPages(p, (items, rev) => {
+        pages++;
+        onPage(items, rev);
+      }),
   });
+  const informer = new Informer<string>({ name: 'compact3', prefix, parse: (_k, v) => v, retryBaseMs: 20, lw: held.lw });
   const events: InformerEvent<string>[] = [];
   informer.addHandler((e) => events.push(e));
   informer.start();
@@ -276,7 +262,7 @@ test.serial('a relist after compaction goes page by page (never the whole list a
   await client.put(prefix + 'h').value('1');
   const head = await client.put('/other3').value('x').exec();
   await client.kv.compact({ revision: head.header.revision, physical: true });
-  gate();
+  held.release();
 
   await eventually(async () => assert.deepStrictEqual(snapshot(informer), await etcdSnapshot(prefix)));
   t.is(wholeLists, 0, 'no whole list, first or again');

@@ -14,6 +14,7 @@ import { FleetStateCaches } from '../../src/state-api/fleet-caches.js';
 import { StateReader, type ListAnswer, type ListQuery, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
 import { SLICE, sortNames } from '../../src/state-api/sorted-names.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
+import { largestLoopGap } from '../helpers/loop-gap.js';
 
 /** Model states in memory, with the counters FleetStateCaches keeps, and counts of the reads. */
 class MemoryCaches implements StateCaches {
@@ -262,31 +263,15 @@ test.serial('a list over 200,000 names of a fleet never holds the event loop for
     reference(caches, paused);
     synchronous = Math.min(synchronous, performance.now() - start);
   }
-  /** The largest gap between 5 ms ticks while `run` goes on. */
-  const gap = async (run: () => Promise<unknown>): Promise<number> => {
-    let last = performance.now();
-    let worst = 0;
-    const timer = setInterval(() => {
-      const now = performance.now();
-      worst = Math.max(worst, now - last);
-      last = now;
-    }, 5);
-    try {
-      await run();
-    } finally {
-      clearInterval(timer);
-    }
-    return Math.max(worst, performance.now() - last);
-  };
   // The least of three, so that another process taking the CPU once does not decide it.
   const gaps = { rebuild: Infinity, filtered: Infinity, all: Infinity };
   for (let r = 0; r < 3; r++) {
     lw.put(keys.stateKey('model', `model-new-${r}`), 'Paused'); // a new name: sorted again
-    gaps.rebuild = Math.min(gaps.rebuild, await gap(() => listed(reader, { kind: 'model', state: '', limit: 1000 })));
+    gaps.rebuild = Math.min(gaps.rebuild, await largestLoopGap(() => listed(reader, { kind: 'model', state: '', limit: 1000 })));
     lw.put(keys.stateKey('model', `model-new-${r}`), 'Running'); // a state change: no answer kept
-    gaps.filtered = Math.min(gaps.filtered, await gap(() => listed(reader, paused)));
+    gaps.filtered = Math.min(gaps.filtered, await largestLoopGap(() => listed(reader, paused)));
     lw.put(keys.stateKey('model', `model-new-${r}`), 'Dead');
-    gaps.all = Math.min(gaps.all, await gap(() => listed(reader, { kind: 'model', state: 'Dead', limit: 0 })));
+    gaps.all = Math.min(gaps.all, await largestLoopGap(() => listed(reader, { kind: 'model', state: 'Dead', limit: 0 })));
   }
   const ms = (x: number) => `${x.toFixed(1)} ms`;
   t.log(`copy-and-sort held the loop ${ms(synchronous)}; largest gap now: rebuild ${ms(gaps.rebuild)}, filtered ${ms(gaps.filtered)}, limit 0 ${ms(gaps.all)}`);
