@@ -8,7 +8,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer, ModelPlacement } from '../auth/policy.js';
 import type { ThrottledLog } from '../observability/throttled-log.js';
-import { ContainerSyncConflictError, syncContainerList } from './container-sync.js';
+import { ContainerSyncConflictError, syncContainerList, type RecentLists } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
@@ -27,6 +27,8 @@ export interface ContainerListDeps {
   refusals: ThrottledLog;
   /** Names the models not placed on the node in a denial. */
   placement?: ModelPlacement;
+  /** The lists this server last applied per node: the same list again is checked, not read whole. */
+  recent?: RecentLists;
 }
 
 export interface ContainerListCall {
@@ -62,6 +64,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         maxAttempts: deps.maxAttempts,
         maxTxnOps: deps.maxTxnOps,
         ...(call.budget ? { budget: call.budget } : {}),
+        ...(deps.recent ? { recent: deps.recent } : {}),
         ...(call.callerDeadline !== undefined ? { callerDeadline: call.callerDeadline } : {}),
       },
       nodeName,

@@ -9,6 +9,13 @@
 // own writes; a count short of the list means a rival deleted an unchanged container in between,
 // and the next round puts it back. A list whose writes alone exceed the limit (or
 // --max-request-bytes) fails as 'too-large'.
+//
+// The same list again (a node agent resending, or a flood of one list) does not read every value
+// again: when this replica made the prefix equal to that very list at revision R, one transaction
+// checks that nothing under the prefix changed since R (a range compare) and that it still holds as
+// many keys (a count), and the answer is "nothing to change". Before, a 1 MiB list sent again and
+// again read 1 MiB from etcd each time while the write budget, charged only for writes, saw nothing.
+import { createHash } from 'node:crypto';
 import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import type { KeyLayout } from '../../domain/keys.js';
 import { prefixEnd } from '../etcd/lister-watcher.js';
@@ -29,6 +36,53 @@ export interface ContainerSyncOptions {
   pageSize?: number;
   /** Charged the bytes each transaction writes before it is sent; short: WriteBudgetExceededError. */
   budget?: WriteBudget;
+  /** The lists this replica last made each node's prefix equal to (one per server). */
+  recent?: RecentLists;
+}
+
+/** Nodes whose last list a RecentLists remembers by default. */
+export const RECENT_LIST_NODES = 10_000;
+
+interface RecentList {
+  digest: string;
+  /** The revision at which the prefix was made equal to the list. */
+  revision: number;
+  /** Keys under the prefix then. */
+  count: number;
+}
+
+/**
+ * The last list each node's prefix was made equal to, as a digest: a few dozen bytes a node. Past
+ * `max` nodes the table starts again (a node then costs one full read more).
+ */
+export class RecentLists {
+  private readonly byNode = new Map<string, RecentList>();
+
+  constructor(private readonly max = RECENT_LIST_NODES) {}
+
+  get(node: string): RecentList | undefined {
+    return this.byNode.get(node);
+  }
+
+  set(node: string, list: RecentList): void {
+    if (!this.byNode.has(node) && this.byNode.size >= this.max) this.byNode.clear();
+    this.byNode.set(node, list);
+  }
+
+  forget(node: string): void {
+    this.byNode.delete(node);
+  }
+
+  get size(): number {
+    return this.byNode.size;
+  }
+}
+
+/** One digest of a list: ids and values in order (the same list sent again has the same one). */
+export function listDigest(containers: readonly { id: string; json: string }[]): string {
+  const h = createHash('sha256');
+  for (const c of containers) h.update(c.id).update('\u0000').update(c.json).update('\u0001');
+  return h.digest('base64');
 }
 
 export interface SyncResult {
@@ -54,6 +108,23 @@ export async function syncContainerList(
 ): Promise<SyncResult> {
   const prefix = Buffer.from(o.keys.containerPrefix(node));
   const end = prefixEnd(prefix);
+  const digest = o.recent ? listDigest(containers) : '';
+  const last = o.recent?.get(node);
+  if (last !== undefined && last.digest === digest) {
+    const res = await o.client.kv.txn(
+      {
+        compare: [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: last.revision + 1 }],
+        success: [{ request_range: { key: prefix, range_end: end, count_only: true } }],
+        failure: [],
+      },
+      { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
+    );
+    if (res.succeeded && Number(res.responses[0]?.response_range?.count) === last.count) {
+      return { put: 0, deleted: 0, unchanged: last.count, attempts: 1, revision: Number(res.header.revision) };
+    }
+    o.recent!.forget(node); // changed since: read it whole below
+  }
+  const remember = (revision: number, count: number): void => o.recent?.set(node, { digest, revision, count });
   for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
     const { kvs, revision } = await readPrefix(o, prefix, end);
     const existing = new Map(kvs.map((kv) => [kv.key.toString(), kv] as const));
@@ -82,7 +153,10 @@ export async function syncContainerList(
     }
     const put = success.length - deleted;
     const unchanged = kept.length;
-    if (success.length === 0) return { put, deleted, unchanged, attempts: attempt, revision };
+    if (success.length === 0) {
+      remember(revision, kvs.length);
+      return { put, deleted, unchanged, attempts: attempt, revision };
+    }
     const bytes = writtenBytes(success);
     const budget = o.budget ?? UNLIMITED;
     if (!budget.take(bytes)) throw new WriteBudgetExceededError(bytes, budget.waitMs(bytes));
@@ -105,6 +179,7 @@ export async function syncContainerList(
     if (!guardEach && Number(res.responses[res.responses.length - 1]?.response_range?.count) !== containers.length) {
       continue; // a kept container was deleted in between: the next round puts it back
     }
+    remember(Number(res.header.revision), wanted.size);
     return { put, deleted, unchanged, attempts: attempt, revision: Number(res.header.revision) };
   }
   throw new ContainerSyncConflictError(node, o.maxAttempts);

@@ -17,6 +17,7 @@ import { answer, refuse, type Skeleton } from './handler.js';
 import { RateLimiter } from './rate-limit.js';
 import { budgetOf } from './write-budget.js';
 import { handleContainerList, type ContainerListDeps } from './container-list.js';
+import { RecentLists } from './container-sync.js';
 import { stateChangeHandler } from './state-change.js';
 import { handleOffloading, type Forwarded, type OffloadingDeps, type OffloadingOutcome, type PackageModels } from './offloading.js';
 import { quote } from './validation.js';
@@ -71,6 +72,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     maxTxnOps: config.etcdMaxTxnOps,
     refusals: d.refusals,
     ...(d.placement ? { placement: d.placement } : {}),
+    recent: new RecentLists(),
   };
   const stateChange = stateChangeHandler({
     client: d.client,

@@ -4,7 +4,7 @@ import test from 'ava';
 import { status } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
-import { ContainerSyncConflictError, syncContainerList } from '../../src/grpc/container-sync.js';
+import { ContainerSyncConflictError, listDigest, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
 import { containerJson } from '../../src/grpc/container-record.js';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import {
@@ -300,4 +300,81 @@ test("a change with more writes than etcd's --max-txn-ops: RESOURCE_EXHAUSTED, n
   t.is(err.code, status.RESOURCE_EXHAUSTED, err.details);
   t.regex(err.details, /max-txn-ops/);
   t.is((await snapshot(client, s.keys.prefix)).kvs.size, 0);
+});
+
+// ---- the same list again: checked with one transaction, not read whole.
+
+function countingReads(real: Etcd3): { client: Etcd3; reads: () => number } {
+  let reads = 0;
+  return {
+    client: {
+      kv: {
+        range: (...args: Parameters<Etcd3['kv']['range']>) => {
+          reads++;
+          return real.kv.range(...args);
+        },
+        txn: (...args: Parameters<Etcd3['kv']['txn']>) => real.kv.txn(...args),
+      },
+    } as unknown as Etcd3,
+    reads: () => reads,
+  };
+}
+
+test('the same list again reads no value while the prefix is as it left it; a change by anyone else since makes it read and repair', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const counted = countingReads(real);
+  const o = { client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, recent: new RecentLists() };
+  const first = await syncContainerList(o, 'n1', list(['a', 'b']));
+  t.deepEqual({ put: first.put, deleted: first.deleted }, { put: 2, deleted: 0 });
+  const readsAfterFirst = counted.reads();
+  t.true(readsAfterFirst >= 1);
+
+  // Again, unchanged: no read of the values.
+  const again = await syncContainerList(o, 'n1', list(['a', 'b']));
+  t.deepEqual({ put: again.put, deleted: again.deleted, unchanged: again.unchanged }, { put: 0, deleted: 0, unchanged: 2 });
+  t.is(counted.reads(), readsAfterFirst, 'no range read');
+  t.true(again.revision >= first.revision);
+
+  // Someone deletes a container: the check fails on the count, the list is read and the key put back.
+  await real.delete().key(keys.containerKey('n1', 'a'));
+  const repaired = await syncContainerList(o, 'n1', list(['a', 'b']));
+  t.deepEqual({ put: repaired.put, deleted: repaired.deleted, unchanged: repaired.unchanged }, { put: 1, deleted: 0, unchanged: 1 });
+  t.true(counted.reads() > readsAfterFirst);
+
+  // Someone rewrites a value (a newer mod revision): read and repaired too.
+  await real.put(keys.containerKey('n1', 'b')).value('{"id":"b","names":["other"]}');
+  const rewritten = await syncContainerList(o, 'n1', list(['a', 'b']));
+  t.is(rewritten.put, 1);
+  // Someone adds a key: read, and the stranger deleted.
+  await real.put(keys.containerKey('n1', 'stranger')).value('{}');
+  const added = await syncContainerList(o, 'n1', list(['a', 'b']));
+  t.is(added.deleted, 1);
+  t.deepEqual([...(await snapshot(real, keys.containerPrefix('n1'))).kvs.keys()].sort(), [keys.containerKey('n1', 'a'), keys.containerKey('n1', 'b')]);
+
+  // A different list is never taken for the same one.
+  const reads = counted.reads();
+  const other = await syncContainerList(o, 'n1', list(['a']));
+  t.is(other.deleted, 1);
+  t.true(counted.reads() > reads);
+});
+
+test('the lists remembered are bounded by nodes: below, at and past the bound', (t) => {
+  const recent = new RecentLists(2);
+  recent.set('n1', { digest: 'x', revision: 1, count: 1 });
+  t.is(recent.size, 1, 'below');
+  recent.set('n2', { digest: 'y', revision: 2, count: 1 });
+  t.is(recent.size, 2, 'at');
+  recent.set('n2', { digest: 'z', revision: 3, count: 1 });
+  t.is(recent.size, 2, 'at, a known node replaced');
+  recent.set('n3', { digest: 'w', revision: 4, count: 1 });
+  t.is(recent.size, 1, 'past: started again');
+  t.is(recent.get('n1'), undefined);
+  t.like(recent.get('n3'), { digest: 'w' });
+});
+
+test('one digest per list: the same ids and values in the same order, and nothing else', (t) => {
+  t.is(listDigest(list(['a', 'b'])), listDigest(list(['a', 'b'])));
+  t.not(listDigest(list(['a', 'b'])), listDigest(list(['b', 'a'])));
+  t.not(listDigest([{ id: 'a', json: 'bc' }]), listDigest([{ id: 'ab', json: 'c' }]));
 });
