@@ -2,7 +2,7 @@
 // copy-filter-sort-slice it replaced (by name as `<` compares, total = all matches, limit caps),
 // the sorted names built again only when a name came or went, identical queries sharing one
 // walk, and a list over 200,000 names that never holds the event loop for long.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { performance } from 'node:perf_hooks';
@@ -175,7 +175,8 @@ test('the names sort over several runs as Array.prototype.sort does, each once',
   t.deepEqual(await sortNames(['b', 'a', 'b']), ['a', 'b']);
 });
 
-test('over the fleet: FleetStateCaches counts name changes and state changes from the fleet, and the answers follow', async (t) => {
+/** A fleet on an in-memory lister, synced, its state caches as the reader sees them; stopped after the test. */
+async function syncedFleet(t: ExecutionContext) {
   const keys = new KeyLayout('');
   const lw = new FakeListerWatcher();
   const fleet = new Fleet({ keys, lw, observer: silentObserver });
@@ -183,6 +184,11 @@ test('over the fleet: FleetStateCaches counts name changes and state changes fro
   fleet.caches.start();
   await fleet.caches.waitForSync();
   t.teardown(() => fleet.caches.stop());
+  return { keys, lw, caches };
+}
+
+test('over the fleet: FleetStateCaches counts name changes and state changes from the fleet, and the answers follow', async (t) => {
+  const { keys, lw, caches } = await syncedFleet(t);
   const reader = new StateReader(caches, noHistory);
   for (const [n, s] of [['b', 'Running'], ['a.b', 'Exited'], ['a', 'Running'], ['a-b', 'Running']]) lw.put(keys.stateKey('model', n!), s!);
   lw.put(keys.stateKey('package', 'p'), 'Idle');
@@ -242,13 +248,7 @@ test('a state changed during a walk: the answer is at or after the revision it b
 });
 
 test.serial('a list over 200,000 names of a fleet never holds the event loop for long (timer gaps stay far below the copy-and-sort)', async (t) => {
-  const keys = new KeyLayout('');
-  const lw = new FakeListerWatcher();
-  const fleet = new Fleet({ keys, lw, observer: silentObserver });
-  const caches = new FleetStateCaches(fleet);
-  fleet.caches.start();
-  await fleet.caches.waitForSync();
-  t.teardown(() => fleet.caches.stop());
+  const { keys, lw, caches } = await syncedFleet(t);
   const states = ['Created', 'Running', 'Paused', 'Exited', 'Dead'];
   const n = 200_000;
   for (let i = 0; i < n; i += 1000) {
