@@ -71,24 +71,18 @@ export class SharedNames {
  * not a module global): every container on a node shares one string for the node's name.
  */
 export function containerDecoder(nodeNames = new SharedNames(NODE_NAMES_KEPT)): Decoder<ContainerEntry> {
-  const shared = (node: string): string => nodeNames.shared(node);
-  return (keys, key, raw) => decodeContainerOn(keys, key, raw, shared);
-}
-
-/** A container decoder without a table of node names (each entry holds its own copy). */
-export const decodeContainer: Decoder<ContainerEntry> = (keys, key, raw) => decodeContainerOn(keys, key, raw, (node) => node);
-
-function decodeContainerOn(keys: KeyLayout, key: string, raw: string, nodeName: (node: string) => string): Decoded<ContainerEntry> {
-  const where = keys.parseContainerKey(key);
-  if (!where) return absent({ reason: 'bad_key', detail: 'expected /container/{node}/{containerId}' });
-  const parsed = parseContainer(raw, where.id);
-  if (!parsed.ok) return absent({ reason: parsed.reason, detail: parsed.detail });
-  // Built field by field, not by spread: a spread copy plus one more property gives every
-  // entry its own hidden class in V8 (about 200 bytes each, 20 MB at 100k containers).
-  const c = parsed.container;
-  const value: ContainerEntry = { id: c.id, model: c.model, status: c.status, node: nodeName(where.node) };
-  if (c.rawStatus !== undefined) value.rawStatus = c.rawStatus;
-  return parsed.unknownStatus ? { value, problem: { reason: 'unknown_status', detail: `status ${c.rawStatus ?? ''}` } } : { value };
+  return (keys, key, raw) => {
+    const where = keys.parseContainerKey(key);
+    if (!where) return absent({ reason: 'bad_key', detail: 'expected /container/{node}/{containerId}' });
+    const parsed = parseContainer(raw, where.id);
+    if (!parsed.ok) return absent({ reason: parsed.reason, detail: parsed.detail });
+    // Built field by field, not by spread: a spread copy plus one more property gives every
+    // entry its own hidden class in V8 (about 200 bytes each, 20 MB at 100k containers).
+    const c = parsed.container;
+    const value: ContainerEntry = { id: c.id, model: c.model, status: c.status, node: nodeNames.shared(where.node) };
+    if (c.rawStatus !== undefined) value.rawStatus = c.rawStatus;
+    return parsed.unknownStatus ? { value, problem: { reason: 'unknown_status', detail: `status ${c.rawStatus ?? ''}` } } : { value };
+  };
 }
 
 /** A key under `/node/{node}/`: its status (Ready or NotReady), or its lease (any value: only its presence counts). */

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { containerDecoder, decodeContainer, decodeState, SharedNames } from '../../domain/decoders.js';
+import { containerDecoder, decodeState, SharedNames } from '../../domain/decoders.js';
 import { KeyLayout } from '../../domain/keys.js';
 
 const keys = new KeyLayout('');
@@ -16,13 +16,13 @@ test('shared names: one entry per distinct name, up to the bound; past it the ta
   t.is(names.size, 1, 'past the bound: started again with the new name');
 });
 
-test('container decoder: the node name comes from the key, equal with or without the shared table', (t) => {
+test('container decoder: the node name comes from the key, the same through a table that has seen it or not', (t) => {
   const names = new SharedNames(8);
   const decode = containerDecoder(names);
   const value = JSON.stringify({ id: 'c1', annotation: { 'io.pullpiri.annotations.model': 'm' }, state: { Status: 'running' } });
   for (const node of ['n1', 'n2', 'n1']) {
     const d = decode(keys, `/container/${node}/c1`, value);
-    t.deepEqual(d, decodeContainer(keys, `/container/${node}/c1`, value));
+    t.deepEqual(d, containerDecoder(new SharedNames(8))(keys, `/container/${node}/c1`, value));
     t.like(d, { value: { id: 'c1', model: 'm', status: 'running', node } });
   }
   t.is(names.size, 2);
