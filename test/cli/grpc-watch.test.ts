@@ -3,7 +3,6 @@
 // exactly once, in order; and a resume point compacted away meanwhile, said on stderr.
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import { freePort } from '../helpers/etcd.js';
 import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { KeyLayout } from '../../domain/keys.js';
@@ -14,7 +13,7 @@ import { cli } from './_harness.js';
 const replicas: Replica[] = [];
 const env = sharedEnv(test, () => Promise.all(replicas.map((r) => r.kill('SIGKILL'))));
 
-async function replica(prefix: string, identity: string, grpcPort: number): Promise<Replica> {
+async function replica(prefix: string, identity: string, grpcPort?: number): Promise<Replica> {
   const r = await startReplica({ identity, etcdEndpoint: env.etcd.endpoint, acAddr: env.ac.addr, grpcPort, config: { keyPrefix: prefix } });
   replicas.push(r);
   await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
@@ -97,9 +96,8 @@ function watchLive(argv: string[]) {
 }
 
 test.serial('watch --server: the replica is killed and replaced on the same address; every change printed once, in order', async (t) => {
-  const port = await freePort();
   const s = new Scenarios(env.etcd.client(), '/cli-watch-resume');
-  await replica('/cli-watch-resume', 'resume-a', port);
+  const port = (await replica('/cli-watch-resume', 'resume-a')).grpcPort;
   await s.put('before', 'Idle'); // before the watch: not printed
   await eventually(async () => assert.strictEqual((await cli(['--server', `127.0.0.1:${port}`, 'get', 'scenario', 'before'], { env: {} })).code, 0));
   const w = watchLive(['--server', `127.0.0.1:${port}`, 'scenarios', '-o', 'json']);
@@ -141,9 +139,9 @@ test.serial('watch --server: the replica is killed and replaced on the same addr
 });
 
 test.serial('watch --server: the resume revision was compacted meanwhile; it says so on stderr and goes on from a fresh list', async (t) => {
-  const port = await freePort();
   const s = new Scenarios(env.etcd.client(), '/cli-watch-compact');
-  const first = await replica('/cli-watch-compact', 'compact-a', port);
+  const first = await replica('/cli-watch-compact', 'compact-a');
+  const port = first.grpcPort;
   const w = watchLive(['--server', `127.0.0.1:${port}`, 'scenario', 'x']);
   t.teardown(() => void w.stop());
   await eventually(() => assert.match(w.out.stderr, /watching state changes of scenario\/x on/));
@@ -177,9 +175,8 @@ test.serial('watch --server: the resume revision was compacted meanwhile; it say
 });
 
 test('watch --server --count N and --timeout: stop as the etcd watch does; table lines without a reason', async (t) => {
-  const port = await freePort();
   const s = new Scenarios(env.etcd.client(), '/cli-watch-count');
-  await replica('/cli-watch-count', 'count-a', port);
+  const port = (await replica('/cli-watch-count', 'count-a')).grpcPort;
   const quiet = await cli(['--server', `127.0.0.1:${port}`, 'watch', '--count', '2', '--timeout', '500ms'], { env: {} });
   t.is(quiet.code, 1);
   t.true(quiet.stderr.endsWith('statemanager: watch ended after 500ms with 0 of 2 transitions\n'), quiet.stderr);

@@ -20,7 +20,18 @@ export class EtcdCluster {
 
   private constructor(readonly members: Member[]) {}
 
+  /** Free ports can be taken again before etcd binds them (a member then exits at once): start afresh. */
   static async start(size = 3): Promise<EtcdCluster> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await EtcdCluster.startOnce(size);
+      } catch (err) {
+        if (attempt === 3) throw err;
+      }
+    }
+  }
+
+  private static async startOnce(size: number): Promise<EtcdCluster> {
     const members: Member[] = [];
     for (let i = 0; i < size; i++) {
       members.push({
@@ -32,7 +43,12 @@ export class EtcdCluster {
       });
     }
     const cluster = new EtcdCluster(members);
-    await Promise.all(members.map((m) => cluster.launch(m, 'new')));
+    try {
+      await Promise.all(members.map((m) => cluster.launch(m, 'new')));
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
     return cluster;
   }
 

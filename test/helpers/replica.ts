@@ -30,8 +30,26 @@ export async function startReplica(opts: {
   /** Serve gRPC on this port (e.g. the port of a replica this one replaces) instead of a free one. */
   grpcPort?: number;
 }): Promise<Replica> {
-  const httpPort = await freePort();
-  const grpcPort = opts.grpcPort ?? (await freePort());
+  // A port freePort() found free can be taken again before the child binds it (by another test
+  // file's process, or as the local end of an outgoing connection): start again on fresh ports,
+  // or, for a port the caller fixed, on the same one a moment later.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts, await freePort(), opts.grpcPort ?? (await freePort()));
+    } catch (err) {
+      if (!(err instanceof AddressInUse) || attempt === 5) throw err;
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
+class AddressInUse extends Error {}
+
+async function startOnce(
+  opts: Parameters<typeof startReplica>[0],
+  httpPort: number,
+  grpcPort: number,
+): Promise<Replica> {
   const dir = mkdtempSync(join(tmpdir(), 'sm-replica-'));
   const configFile = join(dir, 'config.yaml');
   writeFileSync(configFile, JSON.stringify({ log: { level: 'debug' }, ...opts.config }));
@@ -94,7 +112,10 @@ export async function startReplica(opts: {
   // Wait until the HTTP server answers.
   const deadline = Date.now() + 20_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`replica ${opts.identity} exited: ${output.slice(-20).join('\n')}`);
+    if (child.exitCode !== null) {
+      const message = `replica ${opts.identity} exited: ${output.slice(-20).join('\n')}`;
+      throw output.some((l) => l.includes('EADDRINUSE')) ? new AddressInUse(message) : new Error(message);
+    }
     try {
       await get('/healthz');
       return replica;
