@@ -6,6 +6,11 @@ import type { Caches } from './manager.js';
 
 export type AssumedChange = Parameters<Informer<unknown>['assume']>[0];
 
+export interface OwnPut {
+  readonly key: string;
+  readonly value: string;
+}
+
 export class InformerSet implements Caches {
   constructor(readonly informers: readonly Informer<unknown>[]) {}
 
@@ -26,6 +31,20 @@ export class InformerSet implements Caches {
   }
 
   assume(changes: readonly AssumedChange[]): void {
-    for (const change of changes) this.informers.find((i) => change.key.startsWith(i.prefix))?.assume(change);
+    for (const change of changes) this.informerOf(change.key)?.assume(change);
+  }
+
+  /** Puts being sent: their watch events may overtake their answers (Informer.expectOwnWrite). */
+  sending(puts: readonly OwnPut[]): void {
+    for (const p of puts) this.informerOf(p.key)?.expectOwnWrite(p.key, p.value);
+  }
+
+  /** Puts answered, committed or not. */
+  answered(puts: readonly OwnPut[]): void {
+    for (const p of puts) this.informerOf(p.key)?.forgetOwnWrite(p.key, p.value);
+  }
+
+  private informerOf(key: string): Informer<unknown> | undefined {
+    return this.informers.find((i) => key.startsWith(i.prefix));
   }
 }

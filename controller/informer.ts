@@ -8,7 +8,8 @@ import { IndexedCache, type CacheEntry } from './indexed-cache.js';
 import { WatchCompactedError, type KeyValue, type ListerWatcher, type WatchEvent, type WatchHandle } from './lister-watcher.js';
 import { silentLogger, type Logger } from './logger.js';
 
-// `assumed` is set (true) only on events from assume(): this process's own committed write.
+// `assumed` is set (true) on events of this process's own committed writes: from assume(), or a
+// watch event that overtook the write's answer (expectOwnWrite).
 export type InformerEvent<T> =
   | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean; assumed?: true }
   | { type: 'updated'; key: string; old: CacheEntry<T>; new: CacheEntry<T>; synthetic: boolean; assumed?: true }
@@ -45,6 +46,8 @@ export class Informer<T> {
   private readonly log: Logger;
   /** Deletions we made ourselves, by revision, until the watch has passed them. */
   private readonly tombstones = new Map<string, number>();
+  /** Puts this process has sent and not had answered, by key: the value written. */
+  private readonly ownWrites = new Map<string, string>();
   private revision = 0;
   private listedRevision = 0;
   private synced = false;
@@ -107,6 +110,30 @@ export class Informer<T> {
       return;
     }
     this.applyPut(kv, false, true);
+  }
+
+  /**
+   * This process is sending a put of `value` to `key`. The watch event of a write often comes
+   * before the transaction's answer (a different stream); that event is then known as this
+   * process's own (assumed), once: at a cold start a quarter of the state writes came back that
+   * way and each queued its key again for nothing. A foreign write of the same value in the same
+   * moment would also count as ours, which is harmless: it wrote what we computed, and our own
+   * guarded write then fails and is retried from the level.
+   */
+  expectOwnWrite(key: string, value: string): void {
+    this.ownWrites.set(key, value);
+  }
+
+  /** The put of `value` to `key` was answered (committed or not): its event is no longer awaited. */
+  forgetOwnWrite(key: string, value: string): void {
+    if (this.ownWrites.get(key) === value) this.ownWrites.delete(key);
+  }
+
+  /** Whether this watched put is the awaited echo of an own write (which it then stops awaiting). */
+  private isOwnEcho(kv: KeyValue): boolean {
+    if (this.ownWrites.size === 0 || this.ownWrites.get(kv.key) !== kv.value) return false;
+    this.ownWrites.delete(kv.key);
+    return true;
   }
 
   private async run(): Promise<void> {
@@ -236,7 +263,7 @@ export class Informer<T> {
 
   private applyEvents(events: WatchEvent[], headerRevision: number): void {
     for (const ev of events) {
-      if (ev.type === 'put') this.applyPut(ev.kv, false);
+      if (ev.type === 'put') this.applyPut(ev.kv, false, this.isOwnEcho(ev.kv));
       else if (this.tombstoneCovers(ev.kv.key, ev.kv.modRevision) || this.newerThan(ev.kv.key, ev.kv.modRevision)) continue;
       else this.applyDelete(ev.kv.key, false);
       if (ev.kv.modRevision > this.revision) this.revision = ev.kv.modRevision;

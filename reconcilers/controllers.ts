@@ -99,7 +99,8 @@ export function buildControllers(d: ControllersDeps): Controllers {
   });
   const folds = d.foldPackages === false ? {} : { cascade };
   const model: ModelReconciler = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag, ...folds });
-  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, ...withLag, ...folds });
+  const modelQueued = (name: string): boolean => work.model.hasWork(name);
+  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, modelQueued, ...withLag, ...folds });
   const request = new ReconcileRequestReconciler({ fleet, store, actionController: d.actionController, observer, clock, triggerStates, repeat: d.repeat });
   const work = {
     model: controller('model', model, s.keyBackoff, s.workers),

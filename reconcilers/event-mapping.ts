@@ -94,7 +94,10 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
     const name = keys.parseStateKey('package', e.key);
     if (name === undefined) return;
     if (!e.assumed) q.package(name);
-    if (stateOf(before(e)) !== stateOf(after(e))) q.request(name);
+    // The request reconciler reads a package's state only for the package's request. A request
+    // written with the state comes on its own watch and is queued from there; one that came first
+    // is waiting for this state and is queued now (a cold start queued every package here).
+    if (stateOf(before(e)) !== stateOf(after(e)) && fleet.reconcileRequest(name) !== undefined) q.request(name);
   });
 
   fleet.onChange('requests', (e) => {

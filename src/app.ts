@@ -87,7 +87,7 @@ export class StateManagerApp {
     const fleet = (this.fleet = new Fleet({ keys, lw: new EtcdListerWatcher(etcd, this.watchClient), observer, logger, metrics: metrics.informers(), liveness, clock }));
     maintainFleetGauges(metrics, fleet);
     const historyLength = config.history.length;
-    this.store = new EtcdStateStore({ client: etcd, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes) });
+    this.store = new EtcdStateStore({ client: etcd, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
     const ac = config.actionController;
     const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, tls: ac.tls });
     this.offloadModel = deps.offloadModel ?? ownedActionController!;

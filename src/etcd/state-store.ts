@@ -16,6 +16,7 @@
 // while it lets a batch grow.
 import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
 import { asStoreError } from './errors.js';
+import type { OwnPut } from '../../controller/informer-set.js';
 import type { KeyValue } from '../../controller/lister-watcher.js';
 import type { KeyLayout } from '../../domain/keys.js';
 import type {
@@ -46,6 +47,11 @@ export interface EtcdStateStoreOptions {
   guard?: WriteGuard;
   /** Told about every committed change so caches can read their own writes at once. */
   onCommit?: (changes: CommittedChange[]) => void;
+  /**
+   * Told about the watched puts of a write before it is sent and once it is answered (committed
+   * or not), so a watch event that comes before the answer is known as this process's own.
+   */
+  ownPuts?: { sending(puts: readonly OwnPut[]): void; answered(puts: readonly OwnPut[]): void };
   /** Transactions outstanding at once before writes are grouped (default 2). */
   maxInFlight?: number;
   /** Transactions outstanding at once when the waiting writes fill whole transactions (default 8). */
@@ -105,14 +111,26 @@ export class EtcdStateStore implements StateStore {
       compare.push(guardOn(key, g.expected));
       keys.push(key);
     }
-    const res = await this.commit(compare, writes.flatMap((w) => w.success), keys);
+    const res = await this.announced(writes.flatMap((w) => w.puts), () => this.commit(compare, writes.flatMap((w) => w.success), keys));
     if (!res.succeeded) return { committed: false };
     this.o.onCommit?.(writes.flatMap((w) => w.changes(res.revision)));
     return { committed: true, revision: res.revision };
   }
 
+  /** `send`, with `puts` announced to `ownPuts` while it is under way. */
+  private async announced(puts: readonly OwnPut[], send: () => Promise<TxnOutcome>): Promise<TxnOutcome> {
+    const own = this.o.ownPuts;
+    if (!own) return send();
+    own.sending(puts);
+    try {
+      return await send();
+    } finally {
+      own.answered(puts);
+    }
+  }
+
   /** One transition's compares and operations: the guarded state, its history, its request. */
-  private transitionWrite(t: StateTransition): { compare: ICompare[]; success: IRequestOp[]; keys: string[]; changes(revision: number): CommittedChange[] } {
+  private transitionWrite(t: StateTransition): { compare: ICompare[]; success: IRequestOp[]; keys: string[]; puts: OwnPut[]; changes(revision: number): CommittedChange[] } {
     const { keys, historyLength } = this.o;
     const stateKey = keys.stateKey(t.kind, t.name);
     const version = (t.expected?.version ?? 0) + 1;
@@ -128,10 +146,13 @@ export class EtcdStateStore implements StateStore {
     const requestValue = request && 'put' in request ? JSON.stringify(request.put) : undefined;
     if (requestValue !== undefined) success.push(put(requestKey, requestValue));
     else if (request) success.push(delKey(requestKey));
+    const puts: OwnPut[] = [{ key: stateKey, value: t.to }];
+    if (requestValue !== undefined) puts.push({ key: requestKey, value: requestValue });
     return {
       compare,
       success,
       keys: request ? [stateKey, requestKey] : [stateKey],
+      puts,
       changes: (revision) => {
         const changes: CommittedChange[] = [{ key: stateKey, value: t.to, modRevision: revision, createRevision: t.expected ? 0 : revision, version }];
         if (requestValue !== undefined) changes.push(kvAt(requestKey, requestValue, revision));
@@ -178,7 +199,7 @@ export class EtcdStateStore implements StateStore {
   async updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome> {
     const key = this.o.keys.reconcileRequestKey(record.package);
     const value = JSON.stringify(record);
-    const res = await this.commit([guardOn(key, expected)], [put(key, value)], [key]);
+    const res = await this.announced([{ key, value }], () => this.commit([guardOn(key, expected)], [put(key, value)], [key]));
     if (!res.succeeded) return { committed: false };
     const revision = res.revision;
     this.o.onCommit?.([kvAt(key, value, revision, expected.version + 1)]);

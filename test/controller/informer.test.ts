@@ -141,6 +141,50 @@ test.serial('assumed writes are applied once, and the watch echo is skipped', as
   await informer.stop();
 });
 
+test.serial('an own put whose watch event comes before its answer is reported as assumed, once; other puts are not', async (t) => {
+  const client = etcd.client();
+  const { informer, events } = informerOn('/own/');
+  informer.start();
+  await informer.waitForSync();
+  const sentinel = async (n: number): Promise<void> => {
+    await client.put('/own/sentinel').value(String(n));
+    await eventually(() => assert.strictEqual(informer.cache.get('/own/sentinel')?.value, String(n)));
+  };
+  const assumedOf = (key: string): (boolean | undefined)[] => events.filter((e) => e.key === key).map((e) => e.assumed);
+
+  // Sent, and the watch delivers it before any answer: ours.
+  informer.expectOwnWrite('/own/a', 'v1');
+  await client.put('/own/a').value('v1');
+  // The same value again while nothing is awaited (a foreign write, or ours answered): not ours.
+  await client.put('/own/a').value('v1');
+  await sentinel(1);
+  t.deepEqual(assumedOf('/own/a'), [true, undefined]);
+
+  // Another value than the one sent: someone else's write, to be repaired.
+  informer.expectOwnWrite('/own/b', 'mine');
+  await client.put('/own/b').value('theirs');
+  await sentinel(2);
+  t.deepEqual(assumedOf('/own/b'), [undefined]);
+  // Answered (lost its guard, say): the value it would have written is no longer awaited.
+  informer.forgetOwnWrite('/own/b', 'mine');
+  await client.put('/own/b').value('mine');
+  await sentinel(3);
+  t.deepEqual(assumedOf('/own/b'), [undefined, undefined]);
+
+  // Forgetting another value than the one awaited keeps the awaited one (two sends of one key).
+  informer.expectOwnWrite('/own/c', 'second');
+  informer.forgetOwnWrite('/own/c', 'first');
+  await client.put('/own/c').value('second');
+  await sentinel(4);
+  t.deepEqual(assumedOf('/own/c'), [true]);
+  // The answer after the echo changes nothing: the cache already holds that revision.
+  const rev = informer.cache.get('/own/c')!.modRevision;
+  informer.assume({ key: '/own/c', value: 'second', modRevision: rev, createRevision: rev, version: 1 });
+  informer.forgetOwnWrite('/own/c', 'second');
+  t.is(events.filter((e) => e.key === '/own/c').length, 1);
+  await informer.stop();
+});
+
 test.serial('resumes after an etcd restart without losing events', async (t) => {
   const { informer } = informerOn('/restart/');
   const client = etcd.client();

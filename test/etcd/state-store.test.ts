@@ -151,3 +151,56 @@ test('writeStates: several transitions in one transaction, committed only while 
   const absent = await store.writeStates([t1('package', 'q', 'Idle')], [{ kind: 'model', name: 'other', expected: undefined }]);
   t.false(absent.committed, 'model/other exists');
 });
+
+test('ownPuts: every watched put of a write is announced before it is sent and released once answered, committed, lost or failed', async (t) => {
+  const keys = new KeyLayout('/ss-own');
+  const calls: string[] = [];
+  const client = etcd.client();
+  const store = new EtcdStateStore({
+    client,
+    keys,
+    historyLength: 3,
+    requestTimeoutMs: 3000,
+    onCommit: (changes) => calls.push(`commit ${changes.map((c) => c.key).join(' ')}`),
+    ownPuts: {
+      sending: (puts) => calls.push(`sending ${puts.map((p) => `${p.key}=${p.value.slice(0, 11)}`).join(' ')}`),
+      answered: (puts) => calls.push(`answered ${puts.map((p) => p.key).join(' ')}`),
+    },
+  });
+  const at = new Date().toISOString();
+  const pkg = (to: string, expected?: StoredRevision) => ({
+    kind: 'package' as const,
+    name: 'p',
+    to,
+    expected,
+    history: { kind: 'package' as const, name: 'p', from: null, to, at, reason: 'test', source: 'test', drawn: true },
+    reconcileRequest: { put: { package: 'p', state: to, requestedAt: at, deliveries: 0 } },
+  });
+  const state = keys.stateKey('package', 'p');
+  const request = keys.reconcileRequestKey('p');
+
+  t.true((await store.writeState(pkg('Error'))).committed);
+  // The history key is not announced: no informer watches it.
+  t.deepEqual(calls.splice(0), [`sending ${state}=Error ${request}={"package":`, `answered ${state} ${request}`, `commit ${state} ${request}`]);
+
+  // A lost guard: announced and released, nothing committed.
+  t.false((await store.writeState(pkg('Error'))).committed);
+  t.deepEqual(calls.splice(0), [`sending ${state}=Error ${request}={"package":`, `answered ${state} ${request}`]);
+
+  // A request record update announces its one key.
+  const kv = (await client.kv.range({ key: Buffer.from(request) })).kvs[0]!;
+  const rec = { package: 'p', state: 'Error', requestedAt: at, deliveries: 1 };
+  t.true((await store.updateReconcileRequest(rec, { modRevision: Number(kv.mod_revision), version: Number(kv.version) })).committed);
+  t.deepEqual(calls.splice(0), [`sending ${request}={"package":`, `answered ${request}`, `commit ${request}`]);
+
+  // etcd gone: the write throws, and its puts are released all the same.
+  const gone = new EtcdStateStore({
+    client: new (client.constructor as new (o: object) => typeof client)({ hosts: 'http://127.0.0.1:9', dialTimeout: 200 }),
+    keys,
+    historyLength: 3,
+    requestTimeoutMs: 300,
+    ownPuts: { sending: (puts) => calls.push(`sending ${puts.length}`), answered: (puts) => calls.push(`answered ${puts.length}`) },
+  });
+  await t.throwsAsync(gone.writeState(pkg('Idle')));
+  t.deepEqual(calls.splice(0), ['sending 2', 'answered 2']);
+});

@@ -4,6 +4,7 @@
 import test from 'ava';
 import { POD_STATUS } from '../../reconcilers/ports.js';
 import { fakeWorld } from '../fakes/world.js';
+import { nextPackageState } from '../../domain/rules.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
@@ -70,6 +71,41 @@ test('package: all models Dead enters Error with a reconcile request in the same
   t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
 });
 
+test('package: a model with no state yet whose reconcile is queued or running is waited for, not read as Created', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'a', 'm1', 'running');
+  w.container('n1', 'b', 'm2', 'running');
+  await w.model.reconcile('m1');
+  w.busy.add('model/m2'); // queued (or running): its first state is coming
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), undefined, 'no Idle written ahead of m2');
+  w.busy.delete('model/m2');
+  w.queued.length = 0;
+  await w.model.reconcile('m2');
+  t.true(w.queued.includes('package/p'), "the model's first state queues the package again");
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), 'Running');
+  t.deepEqual(w.store.writes.filter((x) => x.startsWith('package/')), ['package/p=Running'], 'one write, no Idle first');
+});
+
+test('package: a model with no state and no work coming counts as Created; a model with a state is read though it is queued', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m1', 'm2']);
+  w.container('n1', 'a', 'm1', 'running');
+  await w.model.reconcile('m1');
+  // m2 has no state and nothing queued for it: deciding now is all there is.
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), nextPackageState(undefined, ['Running', 'Created']));
+  // m1 is queued again (a container changed), but has a state: the package is decided from it.
+  w.container('n1', 'b', 'm2', 'dead');
+  await w.model.reconcile('m2');
+  w.busy.add('model/m1');
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), nextPackageState('Running', ['Running', 'Dead']));
+  t.not(nextPackageState('Running', ['Running', 'Dead']), 'Running', 'the second decision is a change');
+});
+
 test('request: delivered with the targeting scenario\'s name (or the package\'s), FAILED → RUNNING, then recorded', async (t) => {
   const w = await world();
   w.packageDef('p', ['m']);
@@ -131,6 +167,22 @@ test('event mapping: a container change queues its model; a model state change q
   w.queued.length = 0;
   await w.model.reconcile('m');
   t.deepEqual(new Set(w.queued.filter((q) => q.startsWith('package/'))), new Set(['package/p1', 'package/p2']));
+});
+
+test('event mapping: a package state change queues its reconcile request only when the package has one', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.queued.length = 0;
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Running');
+  t.false(w.queued.includes('request/p'), 'no request: nothing for the request reconciler to look at');
+  w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
+  t.true(w.queued.includes('request/p'), 'the request itself queues it');
+  w.queued.length = 0;
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Error');
+  t.true(w.queued.includes('request/p'), 'a request waits on the state: queued');
+  w.queued.length = 0;
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Error');
+  t.false(w.queued.includes('request/p'), 'the same state again: nothing');
 });
 
 test('event mapping: a node turning NotReady queues the models of its containers, once each', async (t) => {
