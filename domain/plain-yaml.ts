@@ -8,11 +8,11 @@
 
 export type PlainValue = string | null | PlainValue[] | { [key: string]: PlainValue };
 
-const KEY = '[A-Za-z_][A-Za-z0-9_.-]*';
-// A plain scalar that the core schema reads as a string: starts with a letter or `_`, no
-// characters YAML gives meaning to (`:`, `#`, quotes, brackets, commas, spaces).
-const SCALAR = '[A-Za-z_][A-Za-z0-9_./-]*';
-const LINE = new RegExp(`^( *)(- )?(${KEY}):(?: (${SCALAR}))?$`);
+// Each line is `^( *)(- )?(KEY):(?: (SCALAR))?$`, read with charCodeAt (a regular expression and
+// `split` made a match array, its captures and a string per line: a third of the parse):
+// KEY is `[A-Za-z_][A-Za-z0-9_.-]*`; SCALAR, a plain scalar that the core schema reads as a
+// string, is `[A-Za-z_][A-Za-z0-9_./-]*` (no characters YAML gives meaning to: `:`, `#`, quotes,
+// brackets, commas, spaces).
 const NOT_STRINGS = new Set(['null', 'Null', 'NULL', 'true', 'True', 'TRUE', 'false', 'False', 'FALSE']);
 
 interface Line {
@@ -24,17 +24,61 @@ interface Line {
   value: string | undefined;
 }
 
+const SPACE = 0x20;
+const DASH = 0x2d;
+const COLON = 0x3a;
+
+/** `[A-Za-z_]`: how a key and a scalar start. */
+function isStart(c: number): boolean {
+  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || c === 0x5f;
+}
+
+/** `[A-Za-z0-9_.-]`, and `/` too in a scalar. */
+function isRest(c: number, slash: boolean): boolean {
+  return isStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === DASH || (slash && c === 0x2f);
+}
+
+/** The line text[start, end) in the subset, or undefined. */
+function readLine(text: string, start: number, end: number): Line | undefined {
+  let i = start;
+  while (i < end && text.charCodeAt(i) === SPACE) i++;
+  const spaces = i - start;
+  const item = i + 1 < end && text.charCodeAt(i) === DASH && text.charCodeAt(i + 1) === SPACE;
+  if (item) i += 2;
+  const keyStart = i;
+  if (i >= end || !isStart(text.charCodeAt(i))) return undefined;
+  i++;
+  while (i < end && isRest(text.charCodeAt(i), false)) i++;
+  if (i >= end || text.charCodeAt(i) !== COLON) return undefined;
+  const key = text.slice(keyStart, i);
+  i++;
+  let value: string | undefined;
+  if (i < end) {
+    if (text.charCodeAt(i) !== SPACE || i + 1 >= end || !isStart(text.charCodeAt(i + 1))) return undefined;
+    const valueStart = ++i;
+    i++;
+    while (i < end && isRest(text.charCodeAt(i), true)) i++;
+    if (i !== end) return undefined;
+    value = text.slice(valueStart, end);
+  }
+  return { indent: spaces + (item ? 2 : 0), item, key, value };
+}
+
 export function parsePlainYaml(text: string): PlainValue | undefined {
   const lines: Line[] = [];
-  for (const raw of text.split('\n')) {
-    if (raw.trim() === '') continue;
-    const m = LINE.exec(raw);
-    if (!m) return undefined;
-    const value = m[4];
-    if (value !== undefined && NOT_STRINGS.has(value)) return undefined;
-    if (NOT_STRINGS.has(m[3]!) || m[3] === '__proto__') return undefined;
-    const item = m[2] !== undefined;
-    lines.push({ indent: m[1]!.length + (item ? 2 : 0), item, key: m[3]!, value });
+  for (let start = 0; start <= text.length; ) {
+    let end = text.indexOf('\n', start);
+    if (end === -1) end = text.length;
+    const l = readLine(text, start, end);
+    if (l === undefined) {
+      // A blank line is skipped; anything else outside the subset is the full parser's.
+      if (text.slice(start, end).trim() !== '') return undefined;
+    } else {
+      if (l.value !== undefined && NOT_STRINGS.has(l.value)) return undefined;
+      if (NOT_STRINGS.has(l.key) || l.key === '__proto__') return undefined;
+      lines.push(l);
+    }
+    start = end + 1;
   }
   if (lines.length === 0 || lines[0]!.indent !== 0 || lines[0]!.item) return undefined;
   const at = { i: 0 };
@@ -44,7 +88,8 @@ export function parsePlainYaml(text: string): PlainValue | undefined {
 
 /** The mapping whose keys sit at column `indent`, starting at lines[at.i]. */
 function mapping(lines: Line[], at: { i: number }, indent: number): { [key: string]: PlainValue } | undefined {
-  const out: { [key: string]: PlainValue } = Object.create(null) as { [key: string]: PlainValue };
+  // A plain object: `__proto__`, the one key that would not be an own property, was declined above.
+  const out: { [key: string]: PlainValue } = {};
   let first = true;
   while (at.i < lines.length) {
     const l = lines[at.i]!;
@@ -73,7 +118,7 @@ function mapping(lines: Line[], at: { i: number }, indent: number): { [key: stri
     if (child === undefined) return undefined;
     out[l.key] = child;
   }
-  return { ...out };
+  return out;
 }
 
 /** A sequence of mappings whose item keys sit at column `indent` (`- ` two columns before). */

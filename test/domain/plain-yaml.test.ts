@@ -20,6 +20,13 @@ test('the definitions API servers write are read by the fast path, as the full p
   t.deepEqual(parsePlainYaml(flush), parse(flush));
   const empty = 'spec:\n  condition:\n  target: p\n';
   t.deepEqual(parsePlainYaml(empty), { spec: { condition: null, target: 'p' } });
+  // Blank lines (spaces, a tab) between keys, no newline at the end, `/` and `.` in scalars.
+  const blanks = 'spec:\n   \n\t\n  target: a/b.c_d-e\n\n  x_1.y-z:';
+  t.deepEqual(parsePlainYaml(blanks), parse(blanks));
+  t.deepEqual(parsePlainYaml(blanks), { spec: { target: 'a/b.c_d-e', 'x_1.y-z': null } });
+  // Keys the object prototype has are plain own keys.
+  const proto = 'constructor:\n  toString: x\n  hasOwnProperty: y\n';
+  t.deepEqual(parsePlainYaml(proto), parse(proto));
 });
 
 test('anything outside the subset is declined, never misread', (t) => {
@@ -40,6 +47,18 @@ test('anything outside the subset is declined, never misread', (t) => {
     'null:\n  a: b\n',
     '- a: b\n', // not a mapping at the top
     '',
+    // Edges of the line reader: carriage returns, two spaces, a trailing space, a bare or
+    // unspaced dash, a key or scalar starting with a digit or dash.
+    'spec:\r\n  target: p\r\n',
+    'spec:\n  target:  p\n',
+    'spec:\n  target: p \n',
+    'spec:\n  -\n',
+    'spec:\n  -name: a\n',
+    'spec:\n  1a: b\n',
+    'spec:\n  target: -p\n',
+    'spec:\n  target: 1p\n',
+    'spec:\n  target:\tp\n',
+    'spec',
   ]) {
     t.is(parsePlainYaml(text), undefined, JSON.stringify(text));
   }
