@@ -131,7 +131,9 @@ export class Informer<T> {
 
   /** Whether this watched put is the awaited echo of an own write (which it then stops awaiting). */
   private isOwnEcho(kv: KeyValue): boolean {
-    if (this.ownWrites.size === 0 || this.ownWrites.get(kv.key) !== kv.value) return false;
+    // The value is read only for a key with a write awaited (a watched value is decoded when read).
+    const awaited = this.ownWrites.size === 0 ? undefined : this.ownWrites.get(kv.key);
+    if (awaited === undefined || awaited !== kv.value) return false;
     this.ownWrites.delete(kv.key);
     return true;
   }
