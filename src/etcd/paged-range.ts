@@ -1,6 +1,7 @@
 // Every key of a range at one revision, page by page: one giant response for a fleet of 100k
 // keys would exceed the client's message limit and hold etcd. The caller sends each page (with
-// its own deadline and error handling) and keeps what it needs of it.
+// its own deadline and error handling) and keeps what it needs of it; the next page is on its way
+// while the caller handles one.
 //
 // Pages are bounded by bytes as well as by count: a value may be ~1.5 MiB (etcd's
 // --max-request-bytes), so a page of pageSize big values could exceed the client's
@@ -22,23 +23,38 @@ export async function rangePaged(
   let revision = range.revision ?? 0;
   let from = range.key;
   let limit = pageSize;
+  const request = (): Promise<IRangeResponse> => {
+    const p = send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
+    // Awaited below unless onPage throws first: never an unhandled rejection.
+    p.catch(() => undefined);
+    return p;
+  };
+  let pending = request();
   for (;;) {
     let res: IRangeResponse;
     try {
-      res = await send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
+      res = await pending;
     } catch (err) {
       // The page was larger than a message may be: retry the same page with half the keys.
       if (limit <= 1 || !isResponseTooLarge(err)) throw err;
       limit = Math.max(1, Math.floor(limit / 2));
+      pending = request();
       continue;
     }
     // Later pages are read at the first page's revision: one consistent snapshot.
     if (revision === 0) revision = Number(res.header.revision);
-    onPage(res.kvs, revision);
     const last = res.kvs[res.kvs.length - 1];
-    if (!res.more || last === undefined) return revision;
-    from = Buffer.concat([last.key, Buffer.from([0])]);
-    limit = nextLimit(res.kvs, maxPageBytes, pageSize);
+    const more = res.more && last !== undefined;
+    if (more) {
+      // The next page is asked for before this one is handed over: etcd reads it while the
+      // caller decodes this one (a cold start of 100,000 containers waited half a second on
+      // pages). At most two pages are held at once.
+      from = Buffer.concat([last.key, Buffer.from([0])]);
+      limit = nextLimit(res.kvs, maxPageBytes, pageSize);
+      pending = request();
+    }
+    onPage(res.kvs, revision);
+    if (!more) return revision;
   }
 }
 

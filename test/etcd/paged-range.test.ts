@@ -206,3 +206,51 @@ test('other errors are rethrown without a retry', async (t) => {
   await t.throwsAsync(rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 100 }, () => undefined), { message: /UNAVAILABLE/ });
   t.is(calls, 1);
 });
+
+test('the next page is asked for before the current one is handed over: at most two pages at once, every key once, in order', async (t) => {
+  const client = etcd.client();
+  for (let i = 0; i < 25; i++) await client.put(`/prefetch/${String(i).padStart(3, '0')}`).value(String(i));
+  const log: string[] = [];
+  let sent = 0;
+  let handed = 0;
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    const n = ++sent;
+    log.push(`send ${n}`);
+    t.true(n - handed <= 2, `page ${n} asked for while ${n - 1 - handed} are held`);
+    return client.kv.range(req);
+  };
+  const key = Buffer.from('/prefetch/');
+  const keys: string[] = [];
+  await rangePaged(send, { key, rangeEnd: prefixEnd(key), pageSize: 10 }, (kvs) => {
+    log.push(`page ${++handed}`);
+    for (const kv of kvs) keys.push(kv.key.toString());
+  });
+  // Pages of 10, 10 and 5: the third page has no "more", so nothing is asked for after it.
+  t.deepEqual(log, ['send 1', 'send 2', 'page 1', 'send 3', 'page 2', 'page 3']);
+  t.deepEqual(keys, Array.from({ length: 25 }, (_, i) => `/prefetch/${String(i).padStart(3, '0')}`));
+});
+
+test('a caller that throws on a page ends the listing with its error; the page asked for meanwhile failing is no unhandled rejection', async (t) => {
+  const client = etcd.client();
+  for (let i = 0; i < 4; i++) await client.put(`/prefetch-fail/${i}`).value(String(i));
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+  let sent = 0;
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    if (++sent === 1) return client.kv.range(req);
+    await new Promise((r) => setTimeout(r, 20));
+    throw new Error('14 UNAVAILABLE: the second page');
+  };
+  const key = Buffer.from('/prefetch-fail/');
+  await t.throwsAsync(
+    rangePaged(send, { key, rangeEnd: prefixEnd(key), pageSize: 2 }, () => {
+      throw new Error('the caller gave up');
+    }),
+    { message: 'the caller gave up' },
+  );
+  await new Promise((r) => setTimeout(r, 100));
+  t.is(sent, 2);
+  t.deepEqual(unhandled, []);
+});
