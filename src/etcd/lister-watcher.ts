@@ -1,7 +1,7 @@
 // The informer's storage boundary on a real etcd: paginated lists at one revision (so a fleet
-// of 100k keys never needs one giant response) through etcd3, and watches through our own watch
-// client (one stream per watch, resumes by itself after a dropped connection, reports
-// compaction with etcd's compact revision).
+// of 100k keys never needs one giant response) and watches, both through our own watch client,
+// whose responses are decoded by hand (one stream per watch, resumes by itself after a dropped
+// connection, reports compaction with etcd's compact revision). etcd3 is left the compaction check.
 import type { Etcd3 } from 'etcd3';
 import { type KeyValue, type ListResult, type ListerWatcher, type WatchCallbacks, type WatchEvent, type WatchHandle, WatchCompactedError } from '../../controller/lister-watcher.js';
 import { rangePaged } from './paged-range.js';
@@ -31,7 +31,11 @@ export class EtcdListerWatcher implements ListerWatcher {
     const key = Buffer.from(prefix);
     let revision = 0;
     return rangePaged(
-      (req) => this.client.kv.range(req, { deadline: Date.now() + this.pageTimeoutMs }),
+      (req) =>
+        this.watcher.range(
+          { key: req.key as Buffer, range_end: req.range_end as Buffer, limit: Number(req.limit), ...(req.revision !== undefined ? { revision: Number(req.revision) } : {}) },
+          Date.now() + this.pageTimeoutMs,
+        ),
       { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize },
       (kvs, rev) => {
         revision = rev;

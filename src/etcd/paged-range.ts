@@ -7,23 +7,35 @@
 // --max-request-bytes), so a page of pageSize big values could exceed the client's
 // max_receive_message_length, fail every time, and keep a relist (start-up, failover, recovery
 // after compaction) from ever completing.
-import type { IKeyValue, IRangeRequest, IRangeResponse } from 'etcd3';
+import type { IRangeRequest } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
 
 /** Default byte budget of one page: well under the client's 64 MiB receive limit. */
 export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 
-export async function rangePaged(
-  send: (req: IRangeRequest) => Promise<IRangeResponse>,
+/** What paging needs of a page: etcd3's IRangeResponse, or the watch client's hand-decoded one. */
+export interface RangePage<KV extends PagedKeyValue> {
+  header: { revision: string | number };
+  kvs: KV[];
+  more: boolean;
+}
+
+export interface PagedKeyValue {
+  key: Buffer;
+  value: Buffer;
+}
+
+export async function rangePaged<KV extends PagedKeyValue>(
+  send: (req: IRangeRequest) => Promise<RangePage<KV>>,
   range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number; maxPageBytes?: number },
-  onPage: (kvs: IKeyValue[], revision: number) => void,
+  onPage: (kvs: KV[], revision: number) => void,
 ): Promise<number> {
   const pageSize = Math.max(1, Math.floor(range.pageSize));
   const maxPageBytes = range.maxPageBytes ?? MAX_PAGE_BYTES;
   let revision = range.revision ?? 0;
   let from = range.key;
   let limit = pageSize;
-  const request = (): Promise<IRangeResponse> => {
+  const request = (): Promise<RangePage<KV>> => {
     const p = send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
     // Awaited below unless onPage throws first: never an unhandled rejection.
     p.catch(() => undefined);
@@ -31,7 +43,7 @@ export async function rangePaged(
   };
   let pending = request();
   for (;;) {
-    let res: IRangeResponse;
+    let res: RangePage<KV>;
     try {
       res = await pending;
     } catch (err) {
@@ -59,7 +71,7 @@ export async function rangePaged(
 }
 
 /** Keys in the next page so that, at this page's bytes per key, it stays under maxPageBytes. */
-function nextLimit(kvs: IKeyValue[], maxPageBytes: number, pageSize: number): number {
+function nextLimit(kvs: readonly PagedKeyValue[], maxPageBytes: number, pageSize: number): number {
   let bytes = 0;
   for (const kv of kvs) bytes += kv.key.length + kv.value.length;
   if (bytes === 0) return pageSize;

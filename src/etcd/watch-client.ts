@@ -6,14 +6,16 @@
 // With one stream per watch every response belongs to exactly one watch, nothing here throws
 // from a stream handler, and a compaction arrives as etcd's real compact_revision.
 // Responses are decoded by hand (watch-response-decoder.ts), not by protobufjs: revisions arrive
-// as numbers, keys and values as views of the message.
+// as numbers, keys and values as views of the message. The informers' paged lists go through this
+// client's `range` for the same reason (their pages were a tenth of a large cold start's listing).
+// Everything else (transactions, leases, single reads) goes through etcd3.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
 import { asError } from '../../controller/errors.js';
-import { decodeWatchResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
+import { decodeRangeResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
 
 /**
  * One of etcd's int64s: a number from this client's watches (exact within ±2^53, which every
@@ -86,8 +88,17 @@ export interface EtcdWatchClientOptions {
 
 type WatchCall = grpc.ClientDuplexStream<unknown, DecodedWatchResponse>;
 
+/** A Range request as etcd's KV service takes it (protobufjs encodes requests). */
+export interface RangeRequest {
+  key: Buffer;
+  range_end?: Buffer;
+  limit?: number;
+  revision?: number;
+}
+
 interface ServiceClient extends grpc.Client {
   Watch(metadata: grpc.Metadata): WatchCall;
+  Range(req: RangeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: DecodedRangeResponse) => void): grpc.ClientUnaryCall;
   Authenticate(
     req: { name: string; password: string },
     metadata: grpc.Metadata,
@@ -99,28 +110,33 @@ interface ServiceClient extends grpc.Client {
 interface Member {
   address: string;
   watch: ServiceClient | undefined;
+  kv: ServiceClient | undefined;
   auth: ServiceClient | undefined;
 }
 
 type ServiceConstructor = new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => ServiceClient;
 
-let services: { Watch: ServiceConstructor; Auth: ServiceConstructor } | undefined;
+type Services = { Watch: ServiceConstructor; KV: ServiceConstructor; Auth: ServiceConstructor };
+
+let services: Services | undefined;
 
 /**
  * etcd's rpc.proto as etcd3 ships it, loaded once. Watch requests (a create and progress
  * requests, a few per stream) are still encoded by protobufjs; the responses are decoded by hand.
  */
-function etcdServices(): { Watch: ServiceConstructor; Auth: ServiceConstructor } {
+function etcdServices(): Services {
   if (!services) {
     const protoDir = join(dirname(createRequire(import.meta.url).resolve('etcd3/package.json')), 'proto');
     const loaded = protoLoader.loadSync(join(protoDir, 'rpc.proto'), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
     const watchService = loaded['etcdserverpb.Watch'] as protoLoader.ServiceDefinition;
+    const kvService = loaded['etcdserverpb.KV'] as protoLoader.ServiceDefinition;
     const def: protoLoader.PackageDefinition = {
       ...loaded,
       'etcdserverpb.Watch': { ...watchService, Watch: { ...watchService['Watch']!, responseDeserialize: decodeWatchResponse } },
+      'etcdserverpb.KV': { ...kvService, Range: { ...kvService['Range']!, responseDeserialize: decodeRangeResponse } },
     };
-    const pkg = (grpc.loadPackageDefinition(def) as unknown as { etcdserverpb: { Watch: ServiceConstructor; Auth: ServiceConstructor } }).etcdserverpb;
-    services = { Watch: pkg.Watch, Auth: pkg.Auth };
+    const pkg = (grpc.loadPackageDefinition(def) as unknown as { etcdserverpb: Services }).etcdserverpb;
+    services = { Watch: pkg.Watch, KV: pkg.KV, Auth: pkg.Auth };
   }
   return services;
 }
@@ -135,7 +151,7 @@ export class EtcdWatchClient {
 
   constructor(private readonly o: EtcdWatchClientOptions) {
     if (o.endpoints.length === 0) throw new Error('EtcdWatchClient needs at least one endpoint');
-    this.members = o.endpoints.map((e) => ({ address: e.replace(/^[a-z]+:\/\//i, ''), watch: undefined, auth: undefined }));
+    this.members = o.endpoints.map((e) => ({ address: e.replace(/^[a-z]+:\/\//i, ''), watch: undefined, kv: undefined, auth: undefined }));
   }
 
   watch(target: WatchTarget, handlers: EtcdWatchHandlers): EtcdWatch {
@@ -144,6 +160,22 @@ export class EtcdWatchClient {
     this.watches.add(w);
     w.open();
     return w;
+  }
+
+  /**
+   * One Range call (a page of a list), decoded by hand. On the member the watches use; a
+   * failure that says the member is gone or the token is stale moves later calls and streams on
+   * (the caller retries: the informer lists again).
+   */
+  async range(req: RangeRequest, deadline: number): Promise<DecodedRangeResponse> {
+    const { index, client, metadata } = await this.connection('kv');
+    return new Promise((resolve, reject) => {
+      client.Range(req, metadata, { deadline }, (err, res) => {
+        if (!err) return resolve(res!);
+        if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED || isAuthError(err)) this.memberFailed(index, err);
+        reject(err);
+      });
+    });
   }
 
   get activeWatches(): number {
@@ -155,13 +187,14 @@ export class EtcdWatchClient {
     for (const w of [...this.watches]) w.close();
     for (const m of this.members) {
       m.watch?.close();
+      m.kv?.close();
       m.auth?.close();
-      m.watch = m.auth = undefined;
+      m.watch = m.kv = m.auth = undefined;
     }
   }
 
-  /** @internal The member to open the next stream on, and the call metadata for it. */
-  async connection(): Promise<{ index: number; client: ServiceClient; metadata: grpc.Metadata }> {
+  /** @internal The member to open the next stream (or call) on, and the call metadata for it. */
+  async connection(service: 'watch' | 'kv' = 'watch'): Promise<{ index: number; client: ServiceClient; metadata: grpc.Metadata }> {
     if (this.closed) throw new Error('etcd watch client is closed');
     const index = this.current;
     const member = this.members[index]!;
@@ -169,6 +202,10 @@ export class EtcdWatchClient {
     // Without a leader a member's watch would silently stop: make etcd fail the stream instead.
     metadata.set('hasleader', 'true');
     if (this.o.auth) metadata.set('token', await this.authToken(member));
+    if (service === 'kv') {
+      member.kv ??= new (etcdServices().KV)(member.address, this.o.credentials, this.o.channelOptions);
+      return { index, client: member.kv, metadata };
+    }
     member.watch ??= new (etcdServices().Watch)(member.address, this.o.credentials, this.o.channelOptions);
     return { index, client: member.watch, metadata };
   }

@@ -14,6 +14,8 @@
 //   Event          { EventType type = 1 (Put = 0, Delete = 1); KeyValue kv = 2; KeyValue prev_kv = 3; }
 //   KeyValue       { bytes key = 1; int64 create_revision = 2; int64 mod_revision = 3;
 //                    int64 version = 4; bytes value = 5; int64 lease = 6; }
+//   RangeResponse  { ResponseHeader header = 1; repeated mvccpb.KeyValue kvs = 2; bool more = 3; int64 count = 4; }
+//                  (the paged lists' pages, decoded the same way: decodeRangeResponse)
 // Everything else (cluster_id, member_id, raft_term, fields a newer etcd adds) is skipped by wire
 // type. As protobufjs does, a field that appears twice keeps its last value (a message is
 // replaced, not merged). A malformed message throws, which grpc-js turns into a failed stream.
@@ -59,6 +61,15 @@ export interface DecodedWatchResponse {
   events: DecodedWatchEvent[];
 }
 
+/** A RangeResponse as decoded; `header.revision` as etcd3's shape has it, but a number. */
+export interface DecodedRangeResponse {
+  /** revision: 0 without a header. */
+  header: { revision: number };
+  kvs: DecodedKeyValue[];
+  more: boolean;
+  count: number;
+}
+
 const TWO_32 = 4294967296;
 const EMPTY = Buffer.alloc(0);
 
@@ -77,6 +88,41 @@ export function decodeWatchResponse(message: Buffer): DecodedWatchResponse {
   } finally {
     buf = EMPTY; // keep no reference to the message between calls
   }
+}
+
+/** Decodes one RangeResponse message. Throws on a malformed one. */
+export function decodeRangeResponse(message: Buffer): DecodedRangeResponse {
+  buf = message;
+  pos = 0;
+  try {
+    return rangeResponse(message.length);
+  } finally {
+    buf = EMPTY;
+  }
+}
+
+function rangeResponse(end: number): DecodedRangeResponse {
+  const res: DecodedRangeResponse = { header: { revision: 0 }, kvs: [], more: false, count: 0 };
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 2:
+        res.header = { revision: header(lengthEnd(end)) };
+        break;
+      case (2 << 3) | 2:
+        res.kvs.push(keyValue(lengthEnd(end)));
+        break;
+      case (3 << 3) | 0:
+        res.more = bool(end);
+        break;
+      case (4 << 3) | 0:
+        res.count = int64(end);
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  return res;
 }
 
 function watchResponse(end: number): DecodedWatchResponse {

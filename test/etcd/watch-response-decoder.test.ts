@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import test from 'ava';
 import fc from 'fast-check';
-import { decodeWatchResponse, type DecodedKeyValue, type DecodedWatchResponse } from '../../src/etcd/watch-response-decoder.js';
+import { decodeRangeResponse, decodeWatchResponse, type DecodedKeyValue, type DecodedRangeResponse, type DecodedWatchResponse } from '../../src/etcd/watch-response-decoder.js';
 import type { EtcdWatchEvent } from '../../src/etcd/watch-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
@@ -400,23 +400,120 @@ test('malformed input throws: a varint over ten bytes, a length past the end, wi
   t.is(decodeWatchResponse(pbEncode({ header: { revision: '3' } })).revision, 3);
 });
 
+// ---- RangeResponse: the paged lists' pages ----
+
+const rangeMethod = (loaded['etcdserverpb.KV'] as protoLoader.ServiceDefinition)['Range']!;
+
+interface RangeRes {
+  header: { cluster_id: bigint; member_id: bigint; revision: bigint; raft_term: bigint } | null;
+  kvs: KV[];
+  more: boolean;
+  count: bigint;
+}
+const rangeArb: fc.Arbitrary<RangeRes> = fc.record({
+  header: fc.option(fc.record({ cluster_id: uint64, member_id: uint64, revision: int64, raft_term: uint64 }), { freq: 10 }),
+  kvs: fc.array(kvArb, { maxLength: 12 }),
+  more: fc.boolean(),
+  count: int64,
+});
+
+const kvExpected = (k: KV): DecodedKeyValue => ({
+  key: k.key,
+  value: k.value,
+  create_revision: Number(k.create_revision),
+  mod_revision: Number(k.mod_revision),
+  version: Number(k.version),
+  lease: k.lease.toString(),
+});
+const expectedRange = (r: RangeRes): DecodedRangeResponse => ({ header: { revision: Number(r.header?.revision ?? 0n) }, kvs: r.kvs.map(kvExpected), more: r.more, count: Number(r.count) });
+
+interface PbRange {
+  header: { revision: string } | null;
+  kvs: PbKeyValue[];
+  more: boolean;
+  count: string;
+}
+/** protobufjs's decoding as etcd3 gave it to the list code, in the decoder's shape. */
+function fromProtobufjsRange(r: PbRange): DecodedRangeResponse {
+  return {
+    header: { revision: Number(r.header?.revision ?? 0) },
+    kvs: r.kvs.map((k) => ({ key: k.key, value: k.value, create_revision: Number(k.create_revision), mod_revision: Number(k.mod_revision), version: Number(k.version), lease: k.lease })),
+    more: r.more,
+    count: Number(r.count),
+  };
+}
+const plainRange = (r: DecodedRangeResponse): unknown => ({ ...r, kvs: r.kvs.map((k) => ({ ...k, key: k.key.toString('hex'), value: k.value.toString('hex') })) });
+
+function writeRange(r: RangeRes, s: Style): Buffer {
+  const f: Buffer[] = [];
+  if (r.header) {
+    const h = r.header;
+    f.push(fBytes(1, writeMessage([fVarint(1, h.cluster_id), fVarint(2, h.member_id), fVarint(3, h.revision, s.pad), fVarint(4, h.raft_term)], s, 1)));
+  }
+  if (r.more || s.zeros) f.push(fVarint(3, r.more ? 1n : 0n));
+  if (r.count !== 0n || s.zeros) f.push(fVarint(4, r.count, s.pad));
+  const scalars = writeMessage(f, s, 0);
+  return Buffer.concat([scalars, ...r.kvs.map((k, i) => fBytes(2, writeKv(k, s, i)))]);
+}
+
+test('RangeResponse: protobufjs-encoded pages and hand-written ones (unknown fields, any order, zeros, long varints) decode as protobufjs decodes them', (t) => {
+  fc.assert(
+    fc.property(rangeArb, styleArb, (r, st) => {
+      const pb = rangeMethod.responseSerialize({
+        header: r.header && { cluster_id: String(r.header.cluster_id), member_id: String(r.header.member_id), revision: String(r.header.revision), raft_term: String(r.header.raft_term) },
+        kvs: r.kvs.map((k) => ({ ...k, create_revision: String(k.create_revision), mod_revision: String(k.mod_revision), version: String(k.version), lease: String(k.lease) })),
+        more: r.more,
+        count: String(r.count),
+      });
+      for (const wire of [pb, writeRange(r, st)]) {
+        const got = plainRange(decodeRangeResponse(wire));
+        assert.deepStrictEqual(got, plainRange(fromProtobufjsRange(rangeMethod.responseDeserialize(wire) as PbRange)));
+        assert.deepStrictEqual(got, plainRange(expectedRange(r)));
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
+
+test('RangeResponse: a cut page throws, or decodes as protobufjs decodes it', (t) => {
+  fc.assert(
+    fc.property(rangeArb, styleArb, fc.nat(), (r, st, at) => {
+      const whole = writeRange(r, st);
+      const cut = whole.subarray(0, at % (whole.length + 1));
+      let got: DecodedRangeResponse;
+      try {
+        got = decodeRangeResponse(cut);
+      } catch {
+        return;
+      }
+      assert.deepStrictEqual(plainRange(got), plainRange(fromProtobufjsRange(rangeMethod.responseDeserialize(cut) as PbRange)));
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass();
+});
+
 // ---- On a real etcd ----
 
-let etcd: EtcdServer | undefined;
+let etcd: Promise<EtcdServer> | undefined;
+/** One etcd for the tests below, started by the first that needs it (they run concurrently). */
+const sharedEtcd = (): Promise<EtcdServer> => (etcd ??= startEtcd());
 test.after.always(async () => {
-  await etcd?.stop();
+  await (await etcd)?.stop();
 });
 
 test('the watch client delivers the decoder\'s events: numbers for revisions, the exact lease, prev_kv', async (t) => {
-  etcd = await startEtcd();
-  const client = etcd.client();
+  const server = await sharedEtcd();
+  const client = server.client();
   const lease = client.lease(30, { autoKeepAlive: false });
   const leaseId = await lease.grant();
   const first = Number((await client.put('/dec/a').value('1').exec()).header.revision);
-  await lease.put('/dec/a').value('2');
-  await client.delete().key('/dec/a');
+  // Revisions read from each write: the other test on this etcd writes at the same time.
+  const second = Number((await lease.put('/dec/a').value('2')).header.revision);
+  const third = Number((await client.delete().key('/dec/a').exec()).header.revision);
   const events: EtcdWatchEvent[] = [];
-  const w = etcd.watchClient().watch(
+  const w = server.watchClient().watch(
     { key: Buffer.from('/dec/'), rangeEnd: Buffer.from('/dec0'), startRevision: first, prevKv: true },
     { onEvents: (evs) => events.push(...evs), onCompacted: () => undefined, onCanceled: () => undefined },
   );
@@ -430,9 +527,45 @@ test('the watch client delivers the decoder\'s events: numbers for revisions, th
     events.map((e) => [e.type, e.kv.key.toString(), e.kv.value.toString(), e.kv.mod_revision, e.kv.version, e.kv.lease, e.prev_kv?.value.toString() ?? null]),
     [
       ['Put', '/dec/a', '1', first, 1, '0', null],
-      ['Put', '/dec/a', '2', first + 1, 2, leaseId, '1'],
-      ['Delete', '/dec/a', '', first + 2, 0, '0', '2'],
+      ['Put', '/dec/a', '2', second, 2, leaseId, '1'],
+      ['Delete', '/dec/a', '', third, 0, '0', '2'],
     ],
   );
   t.is(typeof events[0]!.kv.create_revision, 'number');
 });
+
+test('the watch client\'s range: a page of real etcd as etcd3 reads it, with limit, more, count and a past revision', async (t) => {
+  const server = await sharedEtcd();
+  const client = server.client();
+  const lease = client.lease(30, { autoKeepAlive: false });
+  const leaseId = await lease.grant();
+  for (let i = 0; i < 7; i++) await client.put(`/rng/${i}`).value(`v${i}`);
+  await lease.put('/rng/leased').value('x');
+  const past = Number((await client.put('/rng/0').value('again').exec()).header.revision) - 1;
+  await client.put('/rng/one-more').value('later');
+  try {
+    const wc = server.watchClient();
+    for (const req of [
+      { key: Buffer.from('/rng/'), range_end: Buffer.from('/rng0'), limit: 3 },
+      { key: Buffer.from('/rng/'), range_end: Buffer.from('/rng0'), limit: 0 },
+      { key: Buffer.from('/rng/'), range_end: Buffer.from('/rng0'), limit: 100, revision: past },
+      { key: Buffer.from('/rng/none'), range_end: Buffer.from('/rng/nonf'), limit: 10 },
+    ]) {
+      const mine = await wc.range(req, Date.now() + 5000);
+      const theirs = await client.kv.range(req);
+      t.deepEqual(
+        plainRange(mine),
+        plainRange(fromProtobufjsRange(theirs as unknown as PbRange)),
+        JSON.stringify({ ...req, key: req.key.toString(), range_end: req.range_end.toString() }),
+      );
+      t.is(typeof mine.header.revision, 'number');
+    }
+    const leased = await wc.range({ key: Buffer.from('/rng/leased') }, Date.now() + 5000);
+    t.is(leased.kvs[0]?.lease, leaseId);
+    const older = await wc.range({ key: Buffer.from('/rng/0'), revision: past }, Date.now() + 5000);
+    t.is(older.kvs[0]?.value.toString(), 'v0');
+  } finally {
+    await lease.revoke();
+  }
+});
+

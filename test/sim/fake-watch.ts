@@ -3,7 +3,7 @@
 // stream reports onDisconnected and resumes from the next revision not delivered, a resume from
 // a compacted revision ends the watch with onCompacted. Faults break or hold streams.
 import { backoffDelay } from '../../controller/backoff.js';
-import type { EtcdWatch, EtcdWatchClient, EtcdWatchEvent, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
+import type { EtcdWatch, EtcdWatchClient, EtcdWatchEvent, EtcdWatchHandlers, RangeRequest, WatchTarget } from '../../src/etcd/watch-client.js';
 import { toEtcdKv, type FakeEtcdConnection } from './fake-client.js';
 import { FakeEtcdServer, type Change, type Commit } from './fake-etcd.js';
 
@@ -19,6 +19,14 @@ export class FakeWatchClient {
     this.watches.add(w);
     w.open();
     return w;
+  }
+
+  /**
+   * The paged lists' Range, which the real client makes on its own channel: here the same call as
+   * the connection's etcd3 surface (its int64s are decimal strings; the list code reads them with Number()).
+   */
+  range(req: RangeRequest, deadline: number): Promise<unknown> {
+    return this.conn.client().kv.range(req, { deadline });
   }
 
   /** The project's type, for the code that takes one. */
