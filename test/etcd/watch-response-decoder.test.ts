@@ -100,16 +100,19 @@ interface Res {
   events: Ev[];
 }
 
-/** What the new decoder must give for a model (Number() of a bigint rounds to nearest, ties to even). */
+/** What the new decoder must give for a key-value of the model (Number() of a bigint rounds to nearest, ties to even). */
+const kvExpected = (k: KV): DecodedKeyValue => ({
+  key: k.key,
+  value: k.value,
+  create_revision: Number(k.create_revision),
+  mod_revision: Number(k.mod_revision),
+  version: Number(k.version),
+  lease: k.lease.toString(),
+});
+
+/** What the new decoder must give for a model. */
 function expected(r: Res): DecodedWatchResponse {
-  const kv = (k: KV): DecodedKeyValue => ({
-    key: k.key,
-    value: k.value,
-    create_revision: Number(k.create_revision),
-    mod_revision: Number(k.mod_revision),
-    version: Number(k.version),
-    lease: k.lease.toString(),
-  });
+  const kv = kvExpected;
   return {
     revision: Number(r.header?.revision ?? 0n),
     watch_id: Number(r.watch_id),
@@ -417,14 +420,6 @@ const rangeArb: fc.Arbitrary<RangeRes> = fc.record({
   count: int64,
 });
 
-const kvExpected = (k: KV): DecodedKeyValue => ({
-  key: k.key,
-  value: k.value,
-  create_revision: Number(k.create_revision),
-  mod_revision: Number(k.mod_revision),
-  version: Number(k.version),
-  lease: k.lease.toString(),
-});
 const expectedRange = (r: RangeRes): DecodedRangeResponse => ({ header: { revision: Number(r.header?.revision ?? 0n) }, kvs: r.kvs.map(kvExpected), more: r.more, count: Number(r.count) });
 
 interface PbRange {
