@@ -2,6 +2,7 @@
 // ContainerInfo JSON under /container/{node}/{id}, and /node/{node}/status. Pure functions: no
 // I/O, no logging. Whatever was wrong with an input is returned so the caller can log and count.
 import type { ContainerStatus } from './states.js';
+import { scanContainer, type ContainerFields, type ContainerFieldNames } from './container-scan.js';
 import { isRecord } from './plain-yaml.js';
 
 /** The node agent's container JSON, as written to `/container/{node}/{id}`. Every field may be missing. */
@@ -48,6 +49,8 @@ export const MODEL_ANNOTATIONS = ['io.pullpiri.annotations.model', 'pullpiri.mod
 export const MODEL_CONFIG_KEY = 'model';
 /** A container named `model-<name>` (after an optional leading `/`) belongs to model `<name>`. */
 export const MODEL_NAME_PREFIX = 'model-';
+
+const FIELD_NAMES: ContainerFieldNames = { annotations: MODEL_ANNOTATIONS, config: [MODEL_CONFIG_KEY], namePrefix: MODEL_NAME_PREFIX };
 
 // Lower-cased `state["Status"]` → status (contract section 1).
 const STATUS_MAP: ReadonlyMap<string, ContainerStatus> = new Map<string, ContainerStatus>([
@@ -105,7 +108,11 @@ export function modelOfNames(names: unknown): string | undefined {
  * present (non-blank) but is not one the contract lists.
  */
 function classify(state: unknown): { status: ContainerStatus; raw: string | undefined } {
-  const raw = entry(state, 'Status');
+  return classifyFields(entry(state, 'Status'), entry(state, 'Running'));
+}
+
+/** classify, from `state["Status"]` and `state["Running"]` when each is a non-empty string. */
+function classifyFields(raw: string | undefined, running: string | undefined): { status: ContainerStatus; raw: string | undefined } {
   if (raw !== undefined) {
     const key = raw.trim().toLowerCase();
     if (key.length > 0) {
@@ -114,7 +121,6 @@ function classify(state: unknown): { status: ContainerStatus; raw: string | unde
     }
   }
   // No Status (absent, not a string, or blank): the Running flag, "true" in any case, trimmed.
-  const running = entry(state, 'Running');
   return { status: running !== undefined && running.trim().toLowerCase() === 'true' ? 'running' : 'unknown', raw: undefined };
 }
 
@@ -134,6 +140,13 @@ export function containerStatus(info: ContainerInfo | Record<string, unknown>): 
  * the JSON's `id` when it is a non-empty string, else `fallbackId` (the id from the key).
  */
 export function parseContainer(value: string, fallbackId = ''): ContainerParseResult {
+  // The common case read without building the document; JSON.parse for anything else.
+  const fields = scanContainer(value, FIELD_NAMES);
+  return fields ? fromFields(fields, fallbackId) : parseWhole(value, fallbackId);
+}
+
+/** parseContainer through JSON.parse: every case, with the parser's own message for bad JSON. */
+export function parseWhole(value: string, fallbackId = ''): ContainerParseResult {
   let json: unknown;
   try {
     json = JSON.parse(value);
@@ -144,8 +157,22 @@ export function parseContainer(value: string, fallbackId = ''): ContainerParseRe
     const what = json === null ? 'null' : Array.isArray(json) ? 'an array' : `a ${typeof json}`;
     return { ok: false, reason: 'not_an_object', detail: `container value is ${what}, not a JSON object` };
   }
-  const id = typeof json.id === 'string' && json.id.length > 0 ? json.id : fallbackId;
-  const model = modelOfContainer(json);
+  const state = json.state;
+  return result(typeof json.id === 'string' ? json.id : undefined, modelOfContainer(json), entry(state, 'Status'), entry(state, 'Running'), fallbackId);
+}
+
+/** parseContainer from the scanned fields: the same precedence as modelOfContainer and `entry`. */
+function fromFields(f: ContainerFields, fallbackId: string): ContainerParseResult {
+  const model = nonEmpty(f.annotations[0]) ?? nonEmpty(f.annotations[1]) ?? nonEmpty(f.annotations[2]) ?? nonEmpty(f.configModel) ?? f.nameModel;
+  return result(f.id, model, nonEmpty(f.status), nonEmpty(f.running), fallbackId);
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v !== undefined && v.length > 0 ? v : undefined;
+}
+
+function result(jsonId: string | undefined, model: string | undefined, statusField: string | undefined, runningField: string | undefined, fallbackId: string): ContainerParseResult {
+  const id = jsonId !== undefined && jsonId.length > 0 ? jsonId : fallbackId;
   if (model === undefined) {
     return {
       ok: false,
@@ -153,7 +180,7 @@ export function parseContainer(value: string, fallbackId = ''): ContainerParseRe
       detail: `container ${id === '' ? '(no id)' : id} has no model annotation (${MODEL_ANNOTATIONS.join(', ')}), config["model"] or name ${MODEL_NAME_PREFIX}<model>`,
     };
   }
-  const { status, raw } = classify(json.state);
+  const { status, raw } = classifyFields(statusField, runningField);
   const container: ParsedContainer = raw === undefined ? { id, model, status } : { id, model, status, rawStatus: raw };
   return { ok: true, container, unknownStatus: raw !== undefined };
 }
