@@ -87,7 +87,7 @@ export class StateManagerApp {
     const fleet = (this.fleet = new Fleet({ keys, lw: new EtcdListerWatcher(etcd, this.watchClient), observer, logger, metrics: metrics.informers(), liveness, clock }));
     maintainFleetGauges(metrics, fleet);
     const historyLength = config.history.length;
-    this.store = new EtcdStateStore({ client: etcd, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
+    this.store = new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
     const ac = config.actionController;
     const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, tls: ac.tls });
     this.offloadModel = deps.offloadModel ?? ownedActionController!;
@@ -129,7 +129,7 @@ export class StateManagerApp {
     // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.
     this.grpc = createStateManagerServer({
       client: etcd, keys, logger, observer, requestTimeoutMs, metrics: metrics.grpc(),
-      store: new EtcdStateStore({ client: etcd, keys, historyLength, requestTimeoutMs }),
+      store: new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs }),
       config: config.grpc,
       credentialsReloadMs: config.grpc.credentialsReloadInterval,
       // The replica's own caches: every replica keeps them, leader or not.

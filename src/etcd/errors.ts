@@ -19,7 +19,7 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
   if (
     err instanceof GRPCUnavailableError ||
     err instanceof ClientClosedError ||
-    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|too many requests/i.test(message)
+    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|too many requests|client is closed/i.test(message)
   ) {
     return 'unavailable';
   }

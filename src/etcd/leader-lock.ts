@@ -6,10 +6,11 @@
 // every lease a fresh TTL when it restarts or elects a leader, so a lease whose keep-alives
 // stopped during an outage is alive afterwards, with the leader key, and every campaign (ours
 // and the followers') would otherwise wait a whole TTL for a lease nobody renews.
-import { EtcdLeaseInvalidError, type Etcd3, type ICompare, type Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import type { LeaderLock } from '../../controller/leader-election.js';
 import type { Logger } from '../../controller/logger.js';
 import type { WriteGuard } from './state-store.js';
+import type { TxnCompare } from './txn-request-encoder.js';
 import type { EtcdWatchClient } from './watch-client.js';
 
 export class NotLeaderError extends Error {
@@ -142,7 +143,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   // --- WriteGuard ---
 
-  compares(): ICompare[] {
+  compares(): TxnCompare[] {
     if (!this.held || !this.leaseId) throw new NotLeaderError('this replica does not hold the leader lock');
     if (this.o.plantedBugUnfenced) return [];
     return [{ key: Buffer.from(this.o.key), result: 'Equal', target: 'Lease', lease: this.leaseId }];

@@ -14,8 +14,14 @@
 // most two transactions' worth of writes per round trip, and at 3,000 package flips/s (6,000 state
 // writes/s) the writes fell seconds behind (docs/performance.md); waiting for a slot only pays
 // while it lets a batch grow.
-import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
+//
+// Transactions are written and read by hand (txn-request-encoder.ts, decodeTxnResponse) when
+// the program gives the store its watch client's `txn`; otherwise, and in the simulation, they
+// go through etcd3 in the same shapes (etcd3Txn).
+import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import { asStoreError } from './errors.js';
+import type { Bytes, TxnCompare, TxnOp, TxnRequest } from './txn-request-encoder.js';
+import type { DecodedTxnResponse } from './watch-response-decoder.js';
 import type { OwnPut } from '../../controller/informer-set.js';
 import type { KeyValue } from '../../controller/lister-watcher.js';
 import type { KeyLayout } from '../../domain/keys.js';
@@ -32,15 +38,22 @@ import { prefixEnd } from './lister-watcher.js';
 
 /** Extra conditions every write must meet (leadership); a write that fails them throws. */
 export interface WriteGuard {
-  compares(): ICompare[];
+  compares(): TxnCompare[];
   /** Called after a failed transaction to tell a lost guard from a lost race; throws if lost. */
   verify(): Promise<void>;
 }
 
 export type CommittedChange = KeyValue | { key: string; deletedAt: number };
 
+/** Sends one transaction: EtcdWatchClient's hand-encoded `txn`, or etcd3's (etcd3Txn). */
+export interface TxnSender {
+  txn(req: TxnRequest, deadline: number): Promise<DecodedTxnResponse>;
+}
+
 export interface EtcdStateStoreOptions {
   client: Etcd3;
+  /** How transactions go to etcd; default: through `client` (etcd3). */
+  txn?: TxnSender;
   keys: KeyLayout;
   historyLength: number;
   requestTimeoutMs: number;
@@ -66,8 +79,8 @@ interface TxnOutcome {
 }
 
 interface PendingWrite {
-  compare: ICompare[];
-  success: IRequestOp[];
+  compare: TxnCompare[];
+  success: TxnOp[];
   /** Keys this write touches; two writes touching one key never share a transaction. */
   keys: string[];
   resolve(outcome: TxnOutcome): void;
@@ -84,8 +97,10 @@ export class EtcdStateStore implements StateStore {
   private flushScheduled = false;
   private readonly maxInFlight: number;
   private readonly maxFullInFlight: number;
+  private readonly sender: TxnSender;
 
   constructor(private readonly o: EtcdStateStoreOptions) {
+    this.sender = o.txn ?? etcd3Txn(o.client);
     this.maxInFlight = Math.max(1, o.maxInFlight ?? 2);
     this.maxFullInFlight = Math.max(this.maxInFlight, o.maxFullInFlight ?? 8);
   }
@@ -130,13 +145,13 @@ export class EtcdStateStore implements StateStore {
   }
 
   /** One transition's compares and operations: the guarded state, its history, its request. */
-  private transitionWrite(t: StateTransition): { compare: ICompare[]; success: IRequestOp[]; keys: string[]; puts: OwnPut[]; changes(revision: number): CommittedChange[] } {
+  private transitionWrite(t: StateTransition): { compare: TxnCompare[]; success: TxnOp[]; keys: string[]; puts: OwnPut[]; changes(revision: number): CommittedChange[] } {
     const { keys, historyLength } = this.o;
     const stateKey = keys.stateKey(t.kind, t.name);
     const version = (t.expected?.version ?? 0) + 1;
     const historyKey = keys.historyKey(t.kind, t.name, version);
-    const compare: ICompare[] = this.o.plantedBugs?.stateWriteWithoutCompare ? [] : [guardOn(stateKey, t.expected)];
-    const success: IRequestOp[] = [put(stateKey, t.to)];
+    const compare: TxnCompare[] = this.o.plantedBugs?.stateWriteWithoutCompare ? [] : [guardOn(stateKey, t.expected)];
+    const success: TxnOp[] = [put(stateKey, t.to)];
     if (historyLength > 0) success.push(put(historyKey, JSON.stringify(t.history)));
     if (historyLength > 0 && version > historyLength) {
       success.push(delRange(keys.historyKey(t.kind, t.name, 0), keys.historyKey(t.kind, t.name, version - historyLength + 1)));
@@ -181,7 +196,7 @@ export class EtcdStateStore implements StateStore {
     const { keys } = this.o;
     const stateKey = keys.stateKey(d.kind, d.name);
     const historyPrefix = Buffer.from(keys.historyPrefix(d.kind, d.name));
-    const success: IRequestOp[] = [
+    const success: TxnOp[] = [
       delKey(stateKey),
       { request_delete_range: { key: historyPrefix, range_end: prefixEnd(historyPrefix) } },
     ];
@@ -216,7 +231,7 @@ export class EtcdStateStore implements StateStore {
 
   async confirmReconcileRequest(pkg: string, expected: StoredRevision): Promise<{ packageState: string | undefined } | undefined> {
     const { keys, guard } = this.o;
-    const stateRange: IRequestOp = { request_range: { key: Buffer.from(keys.stateKey('package', pkg)) } };
+    const stateRange: TxnOp = { request_range: { key: keys.stateKey('package', pkg) } };
     const res = await this.txn([guardOn(keys.reconcileRequestKey(pkg), expected)], [stateRange]);
     if (!res.succeeded) {
       if (guard) await guard.verify();
@@ -234,7 +249,7 @@ export class EtcdStateStore implements StateStore {
   }
 
   /** Queue one write; it goes to etcd alone or grouped with others waiting at the same time. */
-  private commit(compare: ICompare[], success: IRequestOp[], keys: string[]): Promise<TxnOutcome> {
+  private commit(compare: TxnCompare[], success: TxnOp[], keys: string[]): Promise<TxnOutcome> {
     return new Promise<TxnOutcome>((resolve, reject) => {
       this.pending.push({ compare, success, keys, resolve, reject });
       if (!this.flushScheduled) {
@@ -300,7 +315,7 @@ export class EtcdStateStore implements StateStore {
       await this.sendAlone(w.compare, w.success).then(w.resolve, w.reject);
       return;
     }
-    let res: ITxnResponse;
+    let res: DecodedTxnResponse;
     try {
       res = await this.txn(
         batch.flatMap((w) => w.compare),
@@ -311,7 +326,7 @@ export class EtcdStateStore implements StateStore {
       return;
     }
     if (res.succeeded) {
-      const outcome = { succeeded: true, revision: Number(res.header.revision) };
+      const outcome = { succeeded: true, revision: res.header.revision };
       for (const w of batch) w.resolve(outcome);
       return;
     }
@@ -320,39 +335,82 @@ export class EtcdStateStore implements StateStore {
     await Promise.all(batch.map((w) => this.sendAlone(w.compare, w.success).then(w.resolve, w.reject)));
   }
 
-  private async sendAlone(compare: ICompare[], success: IRequestOp[]): Promise<TxnOutcome> {
+  private async sendAlone(compare: TxnCompare[], success: TxnOp[]): Promise<TxnOutcome> {
     const res = await this.txn(compare, success);
     if (!res.succeeded && this.o.guard) await this.o.guard.verify();
-    return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+    return { succeeded: res.succeeded, revision: res.header.revision };
   }
 
-  private txn(compare: ICompare[], success: IRequestOp[]): Promise<ITxnResponse> {
+  private txn(compare: TxnCompare[], success: TxnOp[]): Promise<DecodedTxnResponse> {
     const guard = this.o.guard;
-    return this.o.client.kv
-      .txn({ compare: guard ? [...compare, ...guard.compares()] : compare, success, failure: [] }, { deadline: Date.now() + this.o.requestTimeoutMs })
-      .catch((err: unknown) => {
-        throw asStoreError(err);
-      });
+    return this.sender.txn({ compare: guard ? [...compare, ...guard.compares()] : compare, success }, Date.now() + this.o.requestTimeoutMs).catch((err: unknown) => {
+      throw asStoreError(err);
+    });
   }
+}
+
+/** Transactions through etcd3: the same request and answer, converted to and from its shapes. */
+export function etcd3Txn(client: Etcd3): TxnSender {
+  return {
+    async txn(req, deadline) {
+      const res = await client.kv.txn({ compare: req.compare.map(toICompare), success: req.success.map(toIRequestOp), failure: (req.failure ?? []).map(toIRequestOp) }, { deadline });
+      return {
+        header: { revision: Number(res.header.revision) },
+        succeeded: res.succeeded,
+        responses: res.responses.map((r) => {
+          const range = r.response_range;
+          if (!range) return {};
+          const kvs = range.kvs.map((kv) => ({ key: kv.key, value: kv.value, create_revision: Number(kv.create_revision), mod_revision: Number(kv.mod_revision), version: Number(kv.version), lease: String(kv.lease) }));
+          return { response_range: { header: { revision: Number(range.header.revision) }, kvs, more: range.more, count: Number(range.count) } };
+        }),
+      };
+    },
+  };
+}
+
+function buffer(b: Bytes): Buffer {
+  return typeof b === 'string' ? Buffer.from(b) : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+}
+
+function toICompare(c: TxnCompare): ICompare {
+  const out: ICompare = { key: buffer(c.key), result: c.result, target: c.target };
+  if (c.range_end !== undefined) out.range_end = buffer(c.range_end);
+  if (c.version !== undefined) out.version = c.version;
+  if (c.create_revision !== undefined) out.create_revision = c.create_revision;
+  if (c.mod_revision !== undefined) out.mod_revision = c.mod_revision;
+  if (c.value !== undefined) out.value = buffer(c.value);
+  if (c.lease !== undefined) out.lease = c.lease;
+  return out;
+}
+
+function toIRequestOp(op: TxnOp): IRequestOp {
+  if ('request_put' in op) {
+    const p = op.request_put;
+    return { request_put: { key: buffer(p.key), value: buffer(p.value), ...(p.lease !== undefined ? { lease: p.lease } : {}) } };
+  }
+  if ('request_delete_range' in op) {
+    const d = op.request_delete_range;
+    return { request_delete_range: { key: buffer(d.key), ...(d.range_end !== undefined ? { range_end: buffer(d.range_end) } : {}) } };
+  }
+  const r = op.request_range;
+  return { request_range: { key: buffer(r.key), ...(r.range_end !== undefined ? { range_end: buffer(r.range_end) } : {}), ...(r.limit !== undefined ? { limit: r.limit } : {}) } };
 }
 
 /** The key must still be where the writer saw it: same mod revision, or still absent. */
-export function guardOn(key: string, expected: StoredRevision | undefined): ICompare {
-  return expected
-    ? { key: Buffer.from(key), result: 'Equal', target: 'Mod', mod_revision: expected.modRevision }
-    : { key: Buffer.from(key), result: 'Equal', target: 'Create', create_revision: 0 };
+export function guardOn(key: string, expected: StoredRevision | undefined): TxnCompare {
+  return expected ? { key, result: 'Equal', target: 'Mod', mod_revision: expected.modRevision } : { key, result: 'Equal', target: 'Create', create_revision: 0 };
 }
 
-function put(key: string, value: string): IRequestOp {
-  return { request_put: { key: Buffer.from(key), value: Buffer.from(value) } };
+function put(key: string, value: string): TxnOp {
+  return { request_put: { key, value } };
 }
 
-function delKey(key: string): IRequestOp {
-  return { request_delete_range: { key: Buffer.from(key) } };
+function delKey(key: string): TxnOp {
+  return { request_delete_range: { key } };
 }
 
-function delRange(from: string, to: string): IRequestOp {
-  return { request_delete_range: { key: Buffer.from(from), range_end: Buffer.from(to) } };
+function delRange(from: string, to: string): TxnOp {
+  return { request_delete_range: { key: from, range_end: to } };
 }
 
 function kvAt(key: string, value: string, revision: number, version = 1): KeyValue {

@@ -7,15 +7,17 @@
 // from a stream handler, and a compaction arrives as etcd's real compact_revision.
 // Responses are decoded by hand (watch-response-decoder.ts), not by protobufjs: revisions arrive
 // as numbers, keys and values as views of the message. The informers' paged lists go through this
-// client's `range` for the same reason (their pages were a tenth of a large cold start's listing).
-// Everything else (transactions, leases, single reads) goes through etcd3.
+// client's `range` for the same reason (their pages were a tenth of a large cold start's listing),
+// and the state store's transactions through `txn`, encoded by hand as well (txn-request-encoder.ts).
+// Everything else (leases, single reads, the other components' writes) goes through etcd3.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
 import { asError } from '../../controller/errors.js';
-import { decodeRangeResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
+import { encodeTxnRequest, type TxnRequest } from './txn-request-encoder.js';
+import { decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedTxnResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
 
 /**
  * One of etcd's int64s: a number from this client's watches (exact within ±2^53, which every
@@ -99,6 +101,7 @@ export interface RangeRequest {
 interface ServiceClient extends grpc.Client {
   Watch(metadata: grpc.Metadata): WatchCall;
   Range(req: RangeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: DecodedRangeResponse) => void): grpc.ClientUnaryCall;
+  Txn(req: TxnRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: DecodedTxnResponse) => void): grpc.ClientUnaryCall;
   Authenticate(
     req: { name: string; password: string },
     metadata: grpc.Metadata,
@@ -133,7 +136,11 @@ function etcdServices(): Services {
     const def: protoLoader.PackageDefinition = {
       ...loaded,
       'etcdserverpb.Watch': { ...watchService, Watch: { ...watchService['Watch']!, responseDeserialize: decodeWatchResponse } },
-      'etcdserverpb.KV': { ...kvService, Range: { ...kvService['Range']!, responseDeserialize: decodeRangeResponse } },
+      'etcdserverpb.KV': {
+        ...kvService,
+        Range: { ...kvService['Range']!, responseDeserialize: decodeRangeResponse },
+        Txn: { ...kvService['Txn']!, requestSerialize: encodeTxnRequest as (req: unknown) => Buffer, responseDeserialize: decodeTxnResponse },
+      },
     };
     const pkg = (grpc.loadPackageDefinition(def) as unknown as { etcdserverpb: Services }).etcdserverpb;
     services = { Watch: pkg.Watch, KV: pkg.KV, Auth: pkg.Auth };
@@ -176,6 +183,29 @@ export class EtcdWatchClient {
         reject(err);
       });
     });
+  }
+
+  /**
+   * One Txn call, encoded and decoded by hand. As etcd3 does with its unary calls, a member that
+   * is unreachable (or whose token went stale) is left for the next one and the call is made
+   * again there, once per member and once more; a transaction sent twice is harmless, since every
+   * one the store sends is guarded by the revisions it read. A deadline is not tried again: it
+   * is the caller's.
+   */
+  async txn(req: TxnRequest, deadline: number): Promise<DecodedTxnResponse> {
+    for (let attempt = 1; ; attempt++) {
+      const { index, client, metadata } = await this.connection('kv');
+      try {
+        return await new Promise<DecodedTxnResponse>((resolve, reject) => {
+          client.Txn(req, metadata, { deadline }, (err, res) => (err ? reject(err) : resolve(res!)));
+        });
+      } catch (err) {
+        const e = err as grpc.ServiceError;
+        const retry = e.code === grpc.status.UNAVAILABLE || isAuthError(e);
+        if (retry || e.code === grpc.status.DEADLINE_EXCEEDED) this.memberFailed(index, e);
+        if (!retry || attempt > this.members.length || Date.now() >= deadline) throw err;
+      }
+    }
   }
 
   get activeWatches(): number {

@@ -16,6 +16,10 @@
 //                    int64 version = 4; bytes value = 5; int64 lease = 6; }
 //   RangeResponse  { ResponseHeader header = 1; repeated mvccpb.KeyValue kvs = 2; bool more = 3; int64 count = 4; }
 //                  (the paged lists' pages, decoded the same way: decodeRangeResponse)
+//   TxnResponse    { ResponseHeader header = 1; bool succeeded = 2; repeated ResponseOp responses = 3; }
+//   ResponseOp     { oneof { RangeResponse response_range = 1; PutResponse response_put = 2;
+//                    DeleteRangeResponse response_delete_range = 3; TxnResponse response_txn = 4; } }
+//                  (the state store's transactions: decodeTxnResponse; only a range's answer is read)
 // Everything else (cluster_id, member_id, raft_term, fields a newer etcd adds) is skipped by wire
 // type. As protobufjs does, a field that appears twice keeps its last value (a message is
 // replaced, not merged). A malformed message throws, which grpc-js turns into a failed stream.
@@ -70,6 +74,15 @@ export interface DecodedRangeResponse {
   count: number;
 }
 
+/** A TxnResponse as decoded: the header's revision, whether the compares held, each range's answer. */
+export interface DecodedTxnResponse {
+  /** revision: 0 without a header. */
+  header: { revision: number };
+  succeeded: boolean;
+  /** One per operation etcd ran, in order; only a range's answer is decoded. */
+  responses: { response_range?: DecodedRangeResponse }[];
+}
+
 const TWO_32 = 4294967296;
 const EMPTY = Buffer.alloc(0);
 
@@ -99,6 +112,52 @@ export function decodeRangeResponse(message: Buffer): DecodedRangeResponse {
   } finally {
     buf = EMPTY;
   }
+}
+
+/** Decodes one TxnResponse message. Throws on a malformed one. */
+export function decodeTxnResponse(message: Buffer): DecodedTxnResponse {
+  buf = message;
+  pos = 0;
+  try {
+    return txnResponse(message.length);
+  } finally {
+    buf = EMPTY;
+  }
+}
+
+function txnResponse(end: number): DecodedTxnResponse {
+  const res: DecodedTxnResponse = { header: { revision: 0 }, succeeded: false, responses: [] };
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 2:
+        res.header = { revision: header(lengthEnd(end)) };
+        break;
+      case (2 << 3) | 0:
+        res.succeeded = bool(end);
+        break;
+      case (3 << 3) | 2:
+        res.responses.push(responseOp(lengthEnd(end)));
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  return res;
+}
+
+function responseOp(end: number): { response_range?: DecodedRangeResponse } {
+  let op: { response_range?: DecodedRangeResponse } = {};
+  while (pos < end) {
+    const tag = varint32(end);
+    // A oneof: the last member present is the answer.
+    if (tag === ((1 << 3) | 2)) op = { response_range: rangeResponse(lengthEnd(end)) };
+    else {
+      if ((tag & 7) === 2 && tag >>> 3 >= 2 && tag >>> 3 <= 4) op = {};
+      skip(tag, end);
+    }
+  }
+  return op;
 }
 
 function rangeResponse(end: number): DecodedRangeResponse {

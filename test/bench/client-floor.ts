@@ -116,7 +116,7 @@ async function main(dist: string, endpoint: string): Promise<void> {
     cpu.listed = cpuNow();
     at.listed = performance.now();
 
-    const store = new EtcdStateStore({ client: etcd, keys: own, historyLength: 50, requestTimeoutMs: etcdConfig.requestTimeout });
+    const store = new EtcdStateStore({ client: etcd, txn: watchClient, keys: own, historyLength: 50, requestTimeoutMs: etcdConfig.requestTimeout });
     const source = `controller/client-floor-${process.pid}`;
     let next = 0;
     const writer = async (): Promise<void> => {

@@ -3,7 +3,9 @@ import test from 'ava';
 import type { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
 import type { HistoryEntry, StoredRevision } from '../../reconcilers/ports.js';
-import { EtcdStateStore } from '../../src/etcd/state-store.js';
+import * as grpc from '@grpc/grpc-js';
+import { EtcdStateStore, type TxnSender } from '../../src/etcd/state-store.js';
+import { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 let etcd: EtcdServer;
@@ -13,6 +15,12 @@ test.before(async () => {
 test.after.always(async () => {
   await etcd?.stop();
 });
+
+/** The two ways a transaction goes to etcd: through etcd3, and encoded by hand on the watch client. */
+const PATHS: [string, () => { txn?: TxnSender }][] = [
+  ['etcd3', () => ({})],
+  ['by hand', () => ({ txn: etcd.watchClient() })],
+];
 
 const entry = (from: string | null, to: string): HistoryEntry => ({
   kind: 'model',
@@ -30,44 +38,48 @@ async function stored(keys: KeyLayout): Promise<StoredRevision> {
   return { modRevision: Number(kv.mod_revision), version: Number(kv.version) };
 }
 
-test('history keeps the last N entries, in order, and goes with the state', async (t) => {
-  const keys = new KeyLayout('/ss1');
-  const store = new EtcdStateStore({ client: etcd.client(), keys, historyLength: 5, requestTimeoutMs: 3000 });
-  const states = ['Running', 'Paused'];
-  let prev: string | null = null;
-  let expected: StoredRevision | undefined;
-  for (let i = 0; i < 12; i++) {
-    const to = states[i % 2]!;
-    const res = await store.writeState({ kind: 'model', name: 'm', to, expected, history: entry(prev, to) });
-    t.true(res.committed);
-    prev = to;
-    expected = await stored(keys);
-  }
-  const history = await etcd.client().getAll().prefix(keys.historyPrefix('model', 'm')).strings();
-  const seqs = Object.keys(history).map((k) => Number(k.slice(k.lastIndexOf('/') + 1)));
-  t.deepEqual(seqs, [8, 9, 10, 11, 12]);
-  t.deepEqual(
-    Object.values(history).map((v) => (JSON.parse(v) as HistoryEntry).to),
-    ['Paused', 'Running', 'Paused', 'Running', 'Paused'],
-  );
-  // A stale expectation loses: nothing is written.
-  const stale = { modRevision: expected!.modRevision - 1, version: expected!.version - 1 };
-  t.false((await store.writeState({ kind: 'model', name: 'm', to: 'Dead', expected: stale, history: entry('Paused', 'Dead') })).committed);
-  t.is(await etcd.client().get(keys.stateKey('model', 'm')).string(), 'Paused');
-  // "Must not exist yet" loses against an existing key.
-  t.false((await store.writeState({ kind: 'model', name: 'm', to: 'Dead', expected: undefined, history: entry(null, 'Dead') })).committed);
+for (const [path, via] of PATHS) {
+  test(`${path}: history keeps the last N entries, in order, and goes with the state`, async (t) => {
+    const keys = new KeyLayout(`/ss1-${path.replace(' ', '-')}`);
+    const store = new EtcdStateStore({ client: etcd.client(), ...via(), keys, historyLength: 5, requestTimeoutMs: 3000 });
+    const states = ['Running', 'Paused'];
+    let prev: string | null = null;
+    let expected: StoredRevision | undefined;
+    for (let i = 0; i < 12; i++) {
+      const to = states[i % 2]!;
+      const res = await store.writeState({ kind: 'model', name: 'm', to, expected, history: entry(prev, to) });
+      t.true(res.committed);
+      prev = to;
+      expected = await stored(keys);
+    }
+    const history = await etcd.client().getAll().prefix(keys.historyPrefix('model', 'm')).strings();
+    const seqs = Object.keys(history).map((k) => Number(k.slice(k.lastIndexOf('/') + 1)));
+    t.deepEqual(seqs, [8, 9, 10, 11, 12]);
+    t.deepEqual(
+      Object.values(history).map((v) => (JSON.parse(v) as HistoryEntry).to),
+      ['Paused', 'Running', 'Paused', 'Running', 'Paused'],
+    );
+    // A stale expectation loses: nothing is written.
+    const stale = { modRevision: expected!.modRevision - 1, version: expected!.version - 1 };
+    t.false((await store.writeState({ kind: 'model', name: 'm', to: 'Dead', expected: stale, history: entry('Paused', 'Dead') })).committed);
+    t.is(await etcd.client().get(keys.stateKey('model', 'm')).string(), 'Paused');
+    // "Must not exist yet" loses against an existing key.
+    t.false((await store.writeState({ kind: 'model', name: 'm', to: 'Dead', expected: undefined, history: entry(null, 'Dead') })).committed);
 
-  t.true((await store.deleteState({ kind: 'model', name: 'm', expected: expected! })).committed);
-  t.is(await etcd.client().get(keys.stateKey('model', 'm')).string(), null);
-  t.deepEqual(await etcd.client().getAll().prefix(keys.historyPrefix('model', 'm')).keys(), []);
-});
+    t.true((await store.deleteState({ kind: 'model', name: 'm', expected: expected! })).committed);
+    t.is(await etcd.client().get(keys.stateKey('model', 'm')).string(), null);
+    t.deepEqual(await etcd.client().getAll().prefix(keys.historyPrefix('model', 'm')).keys(), []);
+  });
+}
 
-test('history length 0 writes no history', async (t) => {
-  const keys = new KeyLayout('/ss2');
-  const store = new EtcdStateStore({ client: etcd.client(), keys, historyLength: 0, requestTimeoutMs: 3000 });
-  t.true((await store.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry(null, 'Running') })).committed);
-  t.deepEqual(await etcd.client().getAll().prefix(keys.history).keys(), []);
-});
+for (const [path, via] of PATHS) {
+  test(`${path}: history length 0 writes no history`, async (t) => {
+    const keys = new KeyLayout(`/ss2-${path.replace(' ', '-')}`);
+    const store = new EtcdStateStore({ client: etcd.client(), ...via(), keys, historyLength: 0, requestTimeoutMs: 3000 });
+    t.true((await store.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry(null, 'Running') })).committed);
+    t.deepEqual(await etcd.client().getAll().prefix(keys.history).keys(), []);
+  });
+}
 
 /** The real client, with the most transactions it ever had outstanding at once. */
 function countingClient(): { client: Etcd3; most: () => number; txns: () => number } {
@@ -113,44 +125,46 @@ test('group commit: writes that fill whole transactions go out at once; a few wa
   t.is(few.txns(), 2, 'the first write alone, the 20 that waited in one transaction');
 });
 
-test('writeStates: several transitions in one transaction, committed only while every state read is unchanged', async (t) => {
-  const keys = new KeyLayout('/ss-multi');
-  const committed: string[][] = [];
-  const store = new EtcdStateStore({ client: etcd.client(), keys, historyLength: 3, requestTimeoutMs: 3000, onCommit: (changes) => committed.push(changes.map((c) => c.key)) });
-  const at = new Date().toISOString();
-  const t1 = (kind: 'model' | 'package', name: string, to: string, expected?: StoredRevision) => ({
-    kind,
-    name,
-    to,
-    expected,
-    history: { kind, name, from: null, to, at, reason: 'test', source: 'test', drawn: true },
+for (const [path, via] of PATHS) {
+  test(`${path}: writeStates: several transitions in one transaction, committed only while every state read is unchanged`, async (t) => {
+    const keys = new KeyLayout(`/ss-multi-${path.replace(' ', '-')}`);
+    const committed: string[][] = [];
+    const store = new EtcdStateStore({ client: etcd.client(), ...via(), keys, historyLength: 3, requestTimeoutMs: 3000, onCommit: (changes) => committed.push(changes.map((c) => c.key)) });
+    const at = new Date().toISOString();
+    const t1 = (kind: 'model' | 'package', name: string, to: string, expected?: StoredRevision) => ({
+      kind,
+      name,
+      to,
+      expected,
+      history: { kind, name, from: null, to, at, reason: 'test', source: 'test', drawn: true },
+    });
+    const sibling = await store.writeState(t1('model', 'other', 'Running'));
+    t.true(sibling.committed);
+    const read = async (key: string) => (await etcd.client().kv.range({ key: Buffer.from(key) })).kvs[0];
+    const otherAt = await read(keys.stateKey('model', 'other'));
+    const otherSeen = { modRevision: Number(otherAt!.mod_revision), version: Number(otherAt!.version) };
+
+    // The sibling moves on after it was read: nothing of the transaction is written.
+    await etcd.client().put(keys.stateKey('model', 'other')).value('Dead');
+    const stale = await store.writeStates([t1('model', 'm', 'Dead'), { ...t1('package', 'p', 'Error'), reconcileRequest: { put: { package: 'p', state: 'Error', requestedAt: at, deliveries: 0 } } }], [{ kind: 'model', name: 'other', expected: otherSeen }]);
+    t.false(stale.committed);
+    t.is(await read(keys.stateKey('model', 'm')), undefined);
+    t.is(await read(keys.stateKey('package', 'p')), undefined);
+    t.is(await read(keys.reconcileRequestKey('p')), undefined);
+
+    // Read again: all of it at one revision, and the caches told of every key at once.
+    const now = await read(keys.stateKey('model', 'other'));
+    const fresh = await store.writeStates([t1('model', 'm', 'Dead'), { ...t1('package', 'p', 'Error'), reconcileRequest: { put: { package: 'p', state: 'Error', requestedAt: at, deliveries: 0 } } }], [{ kind: 'model', name: 'other', expected: { modRevision: Number(now!.mod_revision), version: Number(now!.version) } }]);
+    t.true(fresh.committed);
+    const revs = await Promise.all([keys.stateKey('model', 'm'), keys.stateKey('package', 'p'), keys.reconcileRequestKey('p'), keys.historyKey('package', 'p', 1)].map(async (k) => Number((await read(k))?.mod_revision)));
+    t.deepEqual(revs, revs.map(() => (fresh as { revision: number }).revision));
+    t.deepEqual(committed.at(-1), [keys.stateKey('model', 'm'), keys.stateKey('package', 'p'), keys.reconcileRequestKey('p')]);
+
+    // A state that must still be absent.
+    const absent = await store.writeStates([t1('package', 'q', 'Idle')], [{ kind: 'model', name: 'other', expected: undefined }]);
+    t.false(absent.committed, 'model/other exists');
   });
-  const sibling = await store.writeState(t1('model', 'other', 'Running'));
-  t.true(sibling.committed);
-  const read = async (key: string) => (await etcd.client().kv.range({ key: Buffer.from(key) })).kvs[0];
-  const otherAt = await read(keys.stateKey('model', 'other'));
-  const otherSeen = { modRevision: Number(otherAt!.mod_revision), version: Number(otherAt!.version) };
-
-  // The sibling moves on after it was read: nothing of the transaction is written.
-  await etcd.client().put(keys.stateKey('model', 'other')).value('Dead');
-  const stale = await store.writeStates([t1('model', 'm', 'Dead'), { ...t1('package', 'p', 'Error'), reconcileRequest: { put: { package: 'p', state: 'Error', requestedAt: at, deliveries: 0 } } }], [{ kind: 'model', name: 'other', expected: otherSeen }]);
-  t.false(stale.committed);
-  t.is(await read(keys.stateKey('model', 'm')), undefined);
-  t.is(await read(keys.stateKey('package', 'p')), undefined);
-  t.is(await read(keys.reconcileRequestKey('p')), undefined);
-
-  // Read again: all of it at one revision, and the caches told of every key at once.
-  const now = await read(keys.stateKey('model', 'other'));
-  const fresh = await store.writeStates([t1('model', 'm', 'Dead'), { ...t1('package', 'p', 'Error'), reconcileRequest: { put: { package: 'p', state: 'Error', requestedAt: at, deliveries: 0 } } }], [{ kind: 'model', name: 'other', expected: { modRevision: Number(now!.mod_revision), version: Number(now!.version) } }]);
-  t.true(fresh.committed);
-  const revs = await Promise.all([keys.stateKey('model', 'm'), keys.stateKey('package', 'p'), keys.reconcileRequestKey('p'), keys.historyKey('package', 'p', 1)].map(async (k) => Number((await read(k))?.mod_revision)));
-  t.deepEqual(revs, revs.map(() => (fresh as { revision: number }).revision));
-  t.deepEqual(committed.at(-1), [keys.stateKey('model', 'm'), keys.stateKey('package', 'p'), keys.reconcileRequestKey('p')]);
-
-  // A state that must still be absent.
-  const absent = await store.writeStates([t1('package', 'q', 'Idle')], [{ kind: 'model', name: 'other', expected: undefined }]);
-  t.false(absent.committed, 'model/other exists');
-});
+}
 
 test('ownPuts: every watched put of a write is announced before it is sent and released once answered, committed, lost or failed', async (t) => {
   const keys = new KeyLayout('/ss-own');
@@ -203,4 +217,33 @@ test('ownPuts: every watched put of a write is announced before it is sent and r
   });
   await t.throwsAsync(gone.writeState(pkg('Idle')));
   t.deepEqual(calls.splice(0), ['sending 2', 'answered 2']);
+});
+
+for (const [path, via] of PATHS) {
+  test(`${path}: confirmReconcileRequest reads the package's state while the request is where it was, and nothing once it moved`, async (t) => {
+    const keys = new KeyLayout(`/ss-confirm-${path.replace(' ', '-')}`);
+    const store = new EtcdStateStore({ client: etcd.client(), ...via(), keys, historyLength: 3, requestTimeoutMs: 3000 });
+    const at = new Date().toISOString();
+    const to = 'Error';
+    t.true((await store.writeState({ kind: 'package', name: 'p', to, expected: undefined, history: { ...entry(null, to), kind: 'package', name: 'p' }, reconcileRequest: { put: { package: 'p', state: to, requestedAt: at, deliveries: 0 } } })).committed);
+    const kv = (await etcd.client().kv.range({ key: Buffer.from(keys.reconcileRequestKey('p')) })).kvs[0]!;
+    const seen = { modRevision: Number(kv.mod_revision), version: Number(kv.version) };
+    t.deepEqual(await store.confirmReconcileRequest('p', seen), { packageState: 'Error' });
+    t.deepEqual(await store.confirmReconcileRequest('none', { modRevision: 1, version: 1 }), undefined);
+    await etcd.client().put(keys.reconcileRequestKey('p')).value('{}');
+    t.is(await store.confirmReconcileRequest('p', seen), undefined);
+  });
+}
+
+test('by hand: an unreachable etcd fails a write as unavailable, after trying each member', async (t) => {
+  const wc = new EtcdWatchClient({ endpoints: ['127.0.0.1:9', '127.0.0.1:9'], credentials: grpc.credentials.createInsecure() });
+  try {
+    const store = new EtcdStateStore({ client: etcd.client(), txn: wc, keys: new KeyLayout('/ss-gone'), historyLength: 3, requestTimeoutMs: 2000 });
+    const started = Date.now();
+    const err = await t.throwsAsync(store.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry(null, 'Running') }));
+    t.is(err?.name, 'EtcdUnavailableError', err?.message);
+    t.true(Date.now() - started < 2000, 'refused connections fail at once, not at the deadline');
+  } finally {
+    wc.close();
+  }
 });

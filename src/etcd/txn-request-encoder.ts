@@ -1,0 +1,281 @@
+// etcd's TxnRequest encoded by hand, for the state store's transactions (issue 22). Through etcd3
+// every write was built as objects of Buffers, converted by protobufjs' fromObject, encoded, and
+// its answer decoded and copied with toObject into int64 strings: about 1 s of a 60-second storm
+// (docs/performance.md). Here keys and values are written straight from their strings into one
+// buffer sized beforehand, and the answer is read by the hand-written decoder
+// (decodeTxnResponse).
+//
+// The fields, from etcd's rpc.proto:
+//   TxnRequest         { repeated Compare compare = 1; repeated RequestOp success = 2; repeated RequestOp failure = 3; }
+//   Compare            { CompareResult result = 1; CompareTarget target = 2; bytes key = 3;
+//                        oneof target_union { int64 version = 4; int64 create_revision = 5; int64 mod_revision = 6;
+//                                             bytes value = 7; int64 lease = 8; }
+//                        bytes range_end = 64; }
+//   RequestOp          { oneof request { RangeRequest request_range = 1; PutRequest request_put = 2;
+//                                        DeleteRangeRequest request_delete_range = 3; } }
+//   RangeRequest       { bytes key = 1; bytes range_end = 2; int64 limit = 3; }
+//   PutRequest         { bytes key = 1; bytes value = 2; int64 lease = 3; }
+//   DeleteRangeRequest { bytes key = 1; bytes range_end = 2; }
+// As protobufjs does, a scalar at its default (0, empty) is left out, except the one member of
+// `target_union` that is set: etcd reads which member is present, so it is written even when 0.
+
+/** Bytes on the wire: a string is written as UTF-8. */
+export type Bytes = string | Uint8Array;
+
+export const COMPARE_RESULTS = { Equal: 0, Greater: 1, Less: 2, NotEqual: 3 } as const;
+
+/** One condition of a transaction, named as etcd3 names it; exactly one of the target fields is set. */
+export interface TxnCompare {
+  key: Bytes;
+  range_end?: Bytes;
+  result: keyof typeof COMPARE_RESULTS;
+  target: 'Version' | 'Create' | 'Mod' | 'Value' | 'Lease';
+  version?: number;
+  create_revision?: number;
+  mod_revision?: number;
+  value?: Bytes;
+  /** A lease ID as its exact decimal (IDs use 63 bits), or a number. */
+  lease?: string | number;
+}
+
+export type TxnOp =
+  | { request_put: { key: Bytes; value: Bytes; lease?: string | number } }
+  | { request_delete_range: { key: Bytes; range_end?: Bytes } }
+  | { request_range: { key: Bytes; range_end?: Bytes; limit?: number } };
+
+export interface TxnRequest {
+  compare: readonly TxnCompare[];
+  success: readonly TxnOp[];
+  failure?: readonly TxnOp[];
+}
+
+const TARGETS = { Version: 0, Create: 1, Mod: 2, Value: 3, Lease: 4 } as const;
+const TARGET_FIELD = { Version: 4, Create: 5, Mod: 6, Value: 7, Lease: 8 } as const;
+
+/** Encodes one TxnRequest. Throws on a field it cannot write (a negative or fractional revision, a lease that is no integer). */
+export function encodeTxnRequest(req: TxnRequest): Buffer {
+  const w = new Writer(txnSize(req));
+  for (const c of req.compare) {
+    w.tag(1, 2);
+    w.varint(compareSize(c));
+    writeCompare(w, c);
+  }
+  for (const op of req.success) writeOp(w, 2, op);
+  for (const op of req.failure ?? []) writeOp(w, 3, op);
+  if (w.pos !== w.buf.length) throw new Error(`TxnRequest encoding wrote ${w.pos} of ${w.buf.length} bytes`);
+  return w.buf;
+}
+
+function txnSize(req: TxnRequest): number {
+  let n = 0;
+  for (const c of req.compare) n += 1 + lengthDelimited(compareSize(c));
+  for (const op of req.success) n += 1 + lengthDelimited(opSize(op));
+  for (const op of req.failure ?? []) n += 1 + lengthDelimited(opSize(op));
+  return n;
+}
+
+function compareSize(c: TxnCompare): number {
+  let n = 0;
+  const result = COMPARE_RESULTS[c.result];
+  if (result !== 0) n += 1 + varintSize(result);
+  const target = TARGETS[c.target];
+  if (target !== 0) n += 1 + varintSize(target);
+  n += bytesField(c.key);
+  n += 1 + targetValueSize(c);
+  if (c.range_end !== undefined && byteLength(c.range_end) > 0) n += 2 + lengthDelimited(byteLength(c.range_end));
+  return n;
+}
+
+function targetValueSize(c: TxnCompare): number {
+  switch (c.target) {
+    case 'Value':
+      return lengthDelimited(byteLength(c.value ?? ''));
+    case 'Lease':
+      return varintSize(int64Of(c.lease ?? 0));
+    default:
+      return varintSize(int64Of(c.target === 'Version' ? c.version : c.target === 'Create' ? c.create_revision : c.mod_revision));
+  }
+}
+
+function writeCompare(w: Writer, c: TxnCompare): void {
+  const result = COMPARE_RESULTS[c.result];
+  if (result !== 0) {
+    w.tag(1, 0);
+    w.varint(result);
+  }
+  const target = TARGETS[c.target];
+  if (target !== 0) {
+    w.tag(2, 0);
+    w.varint(target);
+  }
+  w.bytesField(3, c.key);
+  const field = TARGET_FIELD[c.target];
+  switch (c.target) {
+    case 'Value':
+      w.tag(field, 2);
+      w.bytes(c.value ?? '');
+      break;
+    case 'Lease':
+      w.tag(field, 0);
+      w.varint(int64Of(c.lease ?? 0));
+      break;
+    default:
+      w.tag(field, 0);
+      w.varint(int64Of(c.target === 'Version' ? c.version : c.target === 'Create' ? c.create_revision : c.mod_revision));
+  }
+  if (c.range_end !== undefined && byteLength(c.range_end) > 0) {
+    w.tag(64, 2);
+    w.bytes(c.range_end);
+  }
+}
+
+function opSize(op: TxnOp): number {
+  const inner = opBodySize(op);
+  return 1 + lengthDelimited(inner);
+}
+
+function opBodySize(op: TxnOp): number {
+  if ('request_put' in op) {
+    const p = op.request_put;
+    return bytesField(p.key) + bytesField(p.value) + int64Field(p.lease);
+  }
+  if ('request_delete_range' in op) {
+    const d = op.request_delete_range;
+    return bytesField(d.key) + bytesField(d.range_end);
+  }
+  const r = op.request_range;
+  return bytesField(r.key) + bytesField(r.range_end) + int64Field(r.limit);
+}
+
+function writeOp(w: Writer, field: number, op: TxnOp): void {
+  w.tag(field, 2);
+  w.varint(opSize(op));
+  w.tag('request_range' in op ? 1 : 'request_put' in op ? 2 : 3, 2);
+  w.varint(opBodySize(op));
+  if ('request_put' in op) {
+    const p = op.request_put;
+    w.bytesField(1, p.key);
+    w.bytesField(2, p.value);
+    w.int64Field(3, p.lease);
+  } else if ('request_delete_range' in op) {
+    const d = op.request_delete_range;
+    w.bytesField(1, d.key);
+    w.bytesField(2, d.range_end);
+  } else {
+    const r = op.request_range;
+    w.bytesField(1, r.key);
+    w.bytesField(2, r.range_end);
+    w.int64Field(3, r.limit);
+  }
+}
+
+// --- sizes ---
+
+function byteLength(b: Bytes): number {
+  return typeof b === 'string' ? Buffer.byteLength(b) : b.length;
+}
+
+/** A length-delimited payload of `n` bytes with its length prefix. */
+function lengthDelimited(n: number): number {
+  return varintSize(n) + n;
+}
+
+/** A bytes field (one-byte tag) left out when empty. */
+function bytesField(b: Bytes | undefined): number {
+  if (b === undefined) return 0;
+  const n = byteLength(b);
+  return n === 0 ? 0 : 1 + lengthDelimited(n);
+}
+
+/** An int64 field (one-byte tag) left out at 0. */
+function int64Field(v: string | number | undefined): number {
+  if (v === undefined) return 0;
+  const n = int64Of(v);
+  return n === 0 || n === 0n ? 0 : 1 + varintSize(n);
+}
+
+/** A non-negative int64 as a number (exact below 2^53) or, for a lease's decimal, a bigint. */
+function int64Of(v: string | number | undefined): number | bigint {
+  if (v === undefined) return 0;
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`cannot encode ${v} as an etcd revision or count`);
+    return v;
+  }
+  if (!/^\d{1,19}$/.test(v)) throw new RangeError(`cannot encode ${JSON.stringify(v)} as an etcd int64`);
+  const n = BigInt(v);
+  if (n >= 1n << 63n) throw new RangeError(`${v} is past int64`);
+  return n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n;
+}
+
+function varintSize(v: number | bigint): number {
+  if (typeof v === 'bigint') {
+    let n = 1;
+    while (v >= 0x80n) {
+      v >>= 7n;
+      n++;
+    }
+    return n;
+  }
+  let n = 1;
+  while (v >= 0x80) {
+    v = Math.floor(v / 128);
+    n++;
+  }
+  return n;
+}
+
+class Writer {
+  readonly buf: Buffer;
+  pos = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint((field << 3) | wireType);
+  }
+
+  varint(v: number | bigint): void {
+    const buf = this.buf;
+    if (typeof v === 'bigint') {
+      while (v >= 0x80n) {
+        buf[this.pos++] = Number(v & 0x7fn) | 0x80;
+        v >>= 7n;
+      }
+      buf[this.pos++] = Number(v);
+      return;
+    }
+    while (v >= 0x80) {
+      buf[this.pos++] = (v % 128) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    buf[this.pos++] = v;
+  }
+
+  bytes(b: Bytes): void {
+    if (typeof b === 'string') {
+      const n = Buffer.byteLength(b);
+      this.varint(n);
+      this.pos += this.buf.write(b, this.pos, n, 'utf8');
+    } else {
+      this.varint(b.length);
+      this.buf.set(b, this.pos);
+      this.pos += b.length;
+    }
+  }
+
+  bytesField(field: number, b: Bytes | undefined): void {
+    if (b === undefined || byteLength(b) === 0) return;
+    this.tag(field, 2);
+    this.bytes(b);
+  }
+
+  int64Field(field: number, v: string | number | undefined): void {
+    if (v === undefined) return;
+    const n = int64Of(v);
+    if (n === 0 || n === 0n) return;
+    this.tag(field, 0);
+    this.varint(n);
+  }
+}
