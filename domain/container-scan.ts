@@ -19,7 +19,7 @@ export interface ContainerFields {
   running: string | undefined;
 }
 
-/** Nesting past this is left to JSON.parse (the scanner recurses). */
+/** Nesting past this many levels, the document's own object counted, is left to JSON.parse (the scanner recurses). */
 const MAX_DEPTH = 64;
 /** V8 copies a substring shorter than this; a longer one keeps the whole document alive. */
 const SLICE_COPIES_BELOW = 13;

@@ -157,6 +157,15 @@ test('what the scanner leaves to JSON.parse is still answered the same', (t) => 
   t.not(scanContainer(cases[8]!, NAMES), undefined);
 });
 
+test('nesting: 64 levels (the document\'s own object counted) are read, 65 are left to JSON.parse', (t) => {
+  const nested = (arrays: number) => `{"x":${'['.repeat(arrays)}${']'.repeat(arrays)},"annotation":{"model":"m"}}`;
+  t.not(scanContainer(nested(62), NAMES), undefined);
+  t.not(scanContainer(nested(63), NAMES), undefined);
+  t.is(scanContainer(nested(64), NAMES), undefined);
+  for (const n of [62, 63, 64, 5000]) t.deepEqual(parseContainer(nested(n)), parseWhole(nested(n)));
+  t.true(parseContainer(nested(5000)).ok);
+});
+
 test('a repeated field replaces the one before it, as in JSON.parse', (t) => {
   const cases = [
     '{"state":{"Status":"running"},"state":{"Running":"true"},"annotation":{"model":"m"}}',
