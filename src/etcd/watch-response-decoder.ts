@@ -94,34 +94,27 @@ let hi = 0;
 
 /** Decodes one WatchResponse message. Throws on a malformed one. */
 export function decodeWatchResponse(message: Buffer): DecodedWatchResponse {
-  buf = message;
-  pos = 0;
-  try {
-    return watchResponse(message.length);
-  } finally {
-    buf = EMPTY; // keep no reference to the message between calls
-  }
+  return decodeWhole(message, watchResponse);
 }
 
 /** Decodes one RangeResponse message. Throws on a malformed one. */
 export function decodeRangeResponse(message: Buffer): DecodedRangeResponse {
-  buf = message;
-  pos = 0;
-  try {
-    return rangeResponse(message.length);
-  } finally {
-    buf = EMPTY;
-  }
+  return decodeWhole(message, rangeResponse);
 }
 
 /** Decodes one TxnResponse message. Throws on a malformed one. */
 export function decodeTxnResponse(message: Buffer): DecodedTxnResponse {
+  return decodeWhole(message, txnResponse);
+}
+
+/** `message` read whole by `read`, the reader's state reset before and after. */
+function decodeWhole<T>(message: Buffer, read: (end: number) => T): T {
   buf = message;
   pos = 0;
   try {
-    return txnResponse(message.length);
+    return read(message.length);
   } finally {
-    buf = EMPTY;
+    buf = EMPTY; // keep no reference to the message between calls
   }
 }
 
