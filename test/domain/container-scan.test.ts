@@ -199,3 +199,15 @@ test('a node agent\'s ordinary container JSON is read by the scanner', (t) => {
   t.deepEqual(scanContainer(doc, NAMES), { id, annotations: [undefined, undefined, undefined], configModel: undefined, nameModel: 'helloworld', status: 'Running', running: 'true' });
   t.deepEqual(parseContainer(doc), { ok: true, container: { id, model: 'helloworld', status: 'running' }, unknownStatus: false });
 });
+
+test('values just below, at and past the length V8 stops copying substrings are read whole and equal', (t) => {
+  for (const n of [11, 12, 13, 14, 64]) {
+    const id = 'i'.repeat(n);
+    const model = 'm'.repeat(n);
+    const doc = JSON.stringify({ id, state: { Status: 'running' }, names: [`/model-${model}`] });
+    const scanned = scanContainer(doc, NAMES);
+    t.is(scanned?.id, id);
+    t.is(scanned?.nameModel, model);
+    t.deepEqual(parseContainer(doc), parseWhole(doc));
+  }
+});
