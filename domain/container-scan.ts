@@ -341,9 +341,12 @@ function isHex(c: number): boolean {
   return (c >= ZERO && c <= NINE) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102);
 }
 
-/** s[start, end) as a string of its own: V8 makes a longer substring a view of `s`. */
+/**
+ * s[start, end) as a string of its own: V8 makes a longer substring a view of `s`. The range is
+ * part of a string without escapes (not always a whole one: a model name after its prefix).
+ */
 function copy(s: string, start: number, end: number): string {
   if (end - start < SLICE_COPIES_BELOW) return s.slice(start, end);
-  // A JSON string literal without escapes: JSON.parse copies its characters.
-  return JSON.parse(s.slice(start - 1, end + 1)) as string;
+  // As a JSON string literal without escapes: JSON.parse copies its characters.
+  return JSON.parse(`"${s.slice(start, end)}"`) as string;
 }

@@ -13,7 +13,7 @@ type Json = { t: 'obj'; members: [Str, Json][] } | { t: 'arr'; items: Json[] } |
 type Str = { t: 'str'; v: string; escape: number };
 
 const KEYS = ['id', 'names', 'state', 'config', 'annotation', 'Status', 'Running', 'model', ...MODEL_ANNOTATIONS, 'image', 'Pid', '__proto__', 'x'];
-const VALUES = ['running', 'RUNNING', ' Exited ', '', ' ', 'true', ' True', 'false', 'weird', 'model-a', '/model-b', 'model-', '/model-', 'nav', 'a'.repeat(40), '0123456789abcdef0123456789abcdef', 'é', '😀'];
+const VALUES = ['running', 'RUNNING', ' Exited ', '', ' ', 'true', ' True', 'false', 'weird', 'model-a', '/model-b', 'model-', '/model-', `model-${'n'.repeat(12)}`, `/model-${'n'.repeat(13)}`, `/model-${'é'.repeat(20)}`, 'nav', 'a'.repeat(40), '0123456789abcdef0123456789abcdef', 'é', '😀'];
 
 const str = (pool: string[]): fc.Arbitrary<Str> =>
   fc.record({ v: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...pool) }, { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 8 }) }), escape: fc.oneof({ weight: 9, arbitrary: fc.constant(-1) }, { weight: 1, arbitrary: fc.nat(8) }) }).map((s) => ({ t: 'str' as const, ...s }));
