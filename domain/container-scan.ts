@@ -89,10 +89,7 @@ class Scanner {
     const v = this.slots;
     this.ws();
     if (this.code() !== OPEN_OBJECT) return false;
-    this.i++;
-    this.ws();
-    if (this.code() === CLOSE_OBJECT) this.i++;
-    else {
+    if (!this.empty(CLOSE_OBJECT)) {
       for (;;) {
         if (!this.key() || !this.colon()) return false;
         let ok: boolean;
@@ -179,6 +176,15 @@ class Scanner {
     return -1;
   }
 
+  /** Past the opening bracket at i and whitespace; true (and past `close`) when the object or array is empty. */
+  empty(close: number): boolean {
+    this.i++;
+    this.ws();
+    if (this.code() !== close) return false;
+    this.i++;
+    return true;
+  }
+
   /** After a member or an element: MORE after a ',' (and whitespace), CLOSED after `close`, else BAD. */
   more(close: number): number {
     this.ws();
@@ -223,12 +229,7 @@ class Scanner {
     const v = this.slots;
     for (let k = 0; k < wanted.length; k++) v[base + k] = undefined;
     if (this.code() !== OPEN_OBJECT) return this.skip(1);
-    this.i++;
-    this.ws();
-    if (this.code() === CLOSE_OBJECT) {
-      this.i++;
-      return true;
-    }
+    if (this.empty(CLOSE_OBJECT)) return true;
     for (;;) {
       if (!this.key() || !this.colon()) return false;
       const k = this.keyIndex(wanted);
@@ -247,12 +248,7 @@ class Scanner {
 
   /** The `names` array: the first plain string entry that reads `[/]<prefix><name>` gives `<name>`. */
   names(prefix: string): boolean {
-    this.i++;
-    this.ws();
-    if (this.code() === CLOSE_ARRAY) {
-      this.i++;
-      return true;
-    }
+    if (this.empty(CLOSE_ARRAY)) return true;
     for (;;) {
       if (this.code() === QUOTE) {
         const start = this.i + 1;
@@ -283,12 +279,7 @@ class Scanner {
 
   private skipContainer(object: boolean, depth: number): boolean {
     const close = object ? CLOSE_OBJECT : CLOSE_ARRAY;
-    this.i++;
-    this.ws();
-    if (this.code() === close) {
-      this.i++;
-      return true;
-    }
+    if (this.empty(close)) return true;
     for (;;) {
       if (object) {
         const end = this.stringEnd();

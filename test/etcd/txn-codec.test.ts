@@ -254,3 +254,30 @@ test('the watch client\'s txn: a member that refuses is left for the next one, w
     wc.close();
   }
 });
+
+test('the watch client\'s txn tries each member once and once more, then fails: with one member two calls, with two three', async (t) => {
+  const kv = loaded['etcdserverpb.KV'] as grpc.ServiceDefinition;
+  let calls = 0;
+  const fake = new grpc.Server();
+  fake.addService(kv, { Txn: (_call: unknown, cb: grpc.sendUnaryData<unknown>) => {
+    calls++;
+    cb({ code: grpc.status.UNAVAILABLE, details: 'etcdserver: not available (test)' });
+  } });
+  const port = await new Promise<number>((resolve, reject) => fake.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))));
+  const req: TxnRequest = { compare: [], success: [{ request_put: { key: 'k', value: 'v' } }] };
+  try {
+    for (const [members, expected] of [[1, 2], [2, 3]] as const) {
+      calls = 0;
+      const wc = new EtcdWatchClient({ endpoints: Array.from({ length: members }, () => `127.0.0.1:${port}`), credentials: grpc.credentials.createInsecure() });
+      try {
+        const err = await t.throwsAsync(wc.txn(req, Date.now() + 5000));
+        t.regex(err?.message ?? '', /UNAVAILABLE|not available/);
+        t.is(calls, expected, `${members} member(s)`);
+      } finally {
+        wc.close();
+      }
+    }
+  } finally {
+    fake.forceShutdown();
+  }
+});
