@@ -9,11 +9,13 @@ import { WatchCompactedError, type KeyValue, type ListerWatcher, type WatchEvent
 import { silentLogger, type Logger } from './logger.js';
 
 // `assumed` is set (true) on events of this process's own committed writes: from assume(), or a
-// watch event that overtook the write's answer (expectOwnWrite).
+// watch event that overtook the write's answer (expectOwnWrite). `initial` is set on events from
+// before the informer first synced (its first list filling the cache): work that starts once the
+// caches have synced reads the whole level then, so a handler may leave these to it.
 export type InformerEvent<T> =
-  | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean; assumed?: true }
-  | { type: 'updated'; key: string; old: CacheEntry<T>; new: CacheEntry<T>; synthetic: boolean; assumed?: true }
-  | { type: 'deleted'; key: string; old: CacheEntry<T>; synthetic: boolean; assumed?: true };
+  | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean; assumed?: true; initial?: true }
+  | { type: 'updated'; key: string; old: CacheEntry<T>; new: CacheEntry<T>; synthetic: boolean; assumed?: true; initial?: true }
+  | { type: 'deleted'; key: string; old: CacheEntry<T>; synthetic: boolean; assumed?: true; initial?: true };
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
@@ -364,6 +366,7 @@ export class Informer<T> {
   }
 
   private emit(event: InformerEvent<T>): void {
+    if (!this.synced) event.initial = true;
     for (const h of this.handlers) {
       try {
         h(event);

@@ -298,6 +298,8 @@ test.serial('a relist after compaction goes page by page (never the whole list a
   informer.start();
   await informer.waitForSync();
   const firstListPages = pages;
+  // The first list's events say so (work that starts after sync reads the level itself).
+  t.deepEqual(events.map((e) => `${e.type} ${e.key.slice(prefix.length)}${e.initial ? ' (initial)' : ''}`), ['a', 'b', 'c', 'd', 'e', 'f', 'g'].map((k) => `added ${k} (initial)`));
   events.length = 0;
 
   await client.delete().key(prefix + 'a');
@@ -317,6 +319,10 @@ test.serial('a relist after compaction goes page by page (never the whole list a
   t.deepEqual(byKey('c'), ['updated (synthetic)']);
   t.deepEqual(byKey('h'), ['added (synthetic)']);
   t.deepEqual(byKey('b'), [], 'an unchanged key makes no event');
+  t.false(events.some((e) => e.initial), 'a relist after the first sync is not initial');
+  await client.put(prefix + 'i').value('1');
+  await eventually(() => assert.ok(events.some((e) => e.key === prefix + 'i')));
+  t.is(events.find((e) => e.key === prefix + 'i')?.initial, undefined, 'nor is a watched change');
   await informer.stop();
 });
 

@@ -4,6 +4,11 @@
 import test from 'ava';
 import { POD_STATUS } from '../../reconcilers/ports.js';
 import { fakeWorld } from '../fakes/world.js';
+import { FakeListerWatcher } from '../fakes/lister-watcher.js';
+import { KeyLayout } from '../../domain/keys.js';
+import { Fleet } from '../../reconcilers/fleet.js';
+import { enqueueAll, wireEventMapping, type EventQueues } from '../../reconcilers/event-mapping.js';
+import { silentObserver } from '../../reconcilers/ports.js';
 import { nextPackageState } from '../../domain/rules.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
@@ -167,6 +172,45 @@ test('event mapping: a container change queues its model; a model state change q
   w.queued.length = 0;
   await w.model.reconcile('m');
   t.deepEqual(new Set(w.queued.filter((q) => q.startsWith('package/'))), new Set(['package/p1', 'package/p2']));
+});
+
+test('event mapping: the first list queues only resync requests; the resync when work starts queues every model, package and request; later changes queue as before', async (t) => {
+  const keys = new KeyLayout('');
+  const lw = new FakeListerWatcher();
+  const container = (node: string, id: string, model: string): void =>
+    void lw.put(keys.containerKey(node, id), JSON.stringify({ id, state: { Status: 'running' }, annotation: { 'io.pullpiri.annotations.model': model } }));
+  // A fleet already in etcd when the process starts: containers, a node, definitions, states, a request.
+  container('n1', 'c1', 'm1');
+  container('n1', 'c2', 'm2');
+  lw.put(keys.nodeStatusKey('n1'), 'NotReady');
+  lw.put(keys.packageDefKey('p1'), 'spec:\n  models:\n    - name: m1\n    - name: m2\n');
+  lw.put(keys.scenarioDefKey('s1'), 'spec:\n  target: p1\n');
+  lw.put(keys.stateKey('model', 'm3'), 'Running');
+  lw.put(keys.stateKey('package', 'p2'), 'Running');
+  lw.put(keys.reconcileRequestKey('p3'), JSON.stringify({ package: 'p3', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
+  lw.put(keys.resyncRequestKey('r1'), '{"kind":"all"}');
+  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
+  const queued: string[] = [];
+  const q: EventQueues = {
+    model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
+    package: (n) => void queued.push(`package/${n}`),
+    request: (n) => void queued.push(`request/${n}`),
+    resync: (id) => void queued.push(`resync/${id}`),
+  };
+  wireEventMapping(fleet, q);
+  fleet.caches.start();
+  await fleet.caches.waitForSync();
+  t.deepEqual(queued, ['resync/r1'], 'a resync request is queued (no resync queues those); nothing else');
+  queued.length = 0;
+  enqueueAll(fleet, q, 'low');
+  t.deepEqual(queued.sort(), ['model/m1', 'model/m2', 'model/m3', 'package/p1', 'package/p2', 'request/p3']);
+  queued.length = 0;
+  container('n1', 'c3', 'm1');
+  lw.put(keys.nodeStatusKey('n1'), 'Ready');
+  lw.put(keys.scenarioDefKey('s2'), 'spec:\n  target: p2\n');
+  t.deepEqual(queued.sort(), ['model/m1', 'model/m1', 'model/m2', 'request/p2']);
+  await fleet.caches.stop();
 });
 
 test('event mapping: a package state change queues its reconcile request only when the package has one', async (t) => {
