@@ -60,14 +60,19 @@ export class ModelReconciler implements Reconciler {
       }
       statuses.push(effectiveStatus(c.status, r.ready));
     }
+    // Nothing is allocated for nodes that are Ready for good (the common case: no closure, no list).
     let recheckMs: number | undefined;
-    const notReady: string[] = [];
-    const note = (node: string, r: NodeReadiness): void => {
-      if (r.changesInMs !== undefined) recheckMs = Math.min(recheckMs ?? Infinity, r.changesInMs);
-      if (!r.ready) notReady.push(r.cause === 'lease' ? `${node} (lease absent)` : node);
-    };
-    if (firstNode !== undefined) note(firstNode, firstReadiness!);
-    if (otherNodes !== undefined) for (const [node, r] of otherNodes) note(node, r);
+    let notReady: string[] | undefined;
+    if (firstNode !== undefined) {
+      recheckMs = recheckIn(firstReadiness!, recheckMs);
+      if (!firstReadiness!.ready) (notReady ??= []).push(notReadyLabel(firstNode, firstReadiness!));
+    }
+    if (otherNodes !== undefined) {
+      for (const [node, r] of otherNodes) {
+        recheckMs = recheckIn(r, recheckMs);
+        if (!r.ready) (notReady ??= []).push(notReadyLabel(node, r));
+      }
+    }
     const after: ReconcileResult | undefined = recheckMs === undefined ? undefined : { requeueAfterMs: Math.max(1, Math.ceil(recheckMs)) };
     const prev = stored?.value.state;
     const next = nextModelState(prev, statuses);
@@ -76,7 +81,7 @@ export class ModelReconciler implements Reconciler {
       return after;
     }
 
-    const reason = `containers: ${summarizeCounts(statuses)}${notReady.length > 0 ? `; NotReady nodes: ${notReady.sort().join(', ')}` : ''}`;
+    const reason = `containers: ${summarizeCounts(statuses)}${notReady !== undefined ? `; NotReady nodes: ${notReady.sort().join(', ')}` : ''}`;
     const cascade = this.d.cascade?.plan(name, next, now) ?? NO_CASCADE;
     const transition: StateTransition = {
       kind: 'model',
@@ -114,4 +119,13 @@ export class ModelReconciler implements Reconciler {
       folds.settle(cascade);
     }
   }
+}
+
+/** The earlier of `ms` and when the node's readiness changes by time alone. */
+function recheckIn(r: NodeReadiness, ms: number | undefined): number | undefined {
+  return r.changesInMs === undefined ? ms : Math.min(ms ?? Infinity, r.changesInMs);
+}
+
+function notReadyLabel(node: string, r: NodeReadiness): string {
+  return r.cause === 'lease' ? `${node} (lease absent)` : node;
 }

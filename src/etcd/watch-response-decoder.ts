@@ -139,14 +139,17 @@ function txnResponse(end: number): DecodedTxnResponse {
   return res;
 }
 
+/** The answer of an operation that is not a range: nothing is read of it, so one object serves all. */
+const NOT_A_RANGE: { response_range?: DecodedRangeResponse } = Object.freeze({});
+
 function responseOp(end: number): { response_range?: DecodedRangeResponse } {
-  let op: { response_range?: DecodedRangeResponse } = {};
+  let op = NOT_A_RANGE;
   while (pos < end) {
     const tag = varint32(end);
     // A oneof: the last member present is the answer.
     if (tag === ((1 << 3) | 2)) op = { response_range: rangeResponse(lengthEnd(end)) };
     else {
-      if ((tag & 7) === 2 && tag >>> 3 >= 2 && tag >>> 3 <= 4) op = {};
+      if ((tag & 7) === 2 && tag >>> 3 >= 2 && tag >>> 3 <= 4) op = NOT_A_RANGE;
       skip(tag, end);
     }
   }
