@@ -120,5 +120,6 @@ function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>): En
     modelAfter: (name, delayMs) => c.model.enqueueAfter(name, delayMs),
     package: (name, priority) => c.package.enqueue(name, priority),
     request: (name, priority) => c.request.enqueue(name, priority),
+    modelQueued: (name) => c.model.hasWork(name),
   };
 }

@@ -13,6 +13,8 @@ export interface Enqueue {
   modelAfter(name: string, delayMs: number): void;
   package(name: string, priority?: Priority): void;
   request(pkg: string, priority?: Priority): void;
+  /** Whether work for the model is queued or running (a resync asks; absent: never assumed). */
+  modelQueued?(name: string): boolean;
 }
 
 /** What the event mapping queues into: the work above, and operator resync requests by id. */
@@ -130,13 +132,32 @@ function stateOf<S>(s: StoredState<S> | undefined): S | undefined {
   return s?.state;
 }
 
-/** Every model, package and reconcile request, for a resync. */
-export function enqueueAll(fleet: Fleet, q: Enqueue, priority: Priority): { models: number; packages: number; requests: number } {
+/**
+ * Every model, package and reconcile request, for a resync; but not a package one of whose models
+ * has no state yet and is queued (as the models now all are at a cold start). That model's first
+ * state write queues the package (event mapping, modelStates), and the package reconciler would
+ * only wait for it: a cold start of 25,000 packages ran each package twice, the first time for
+ * nothing.
+ */
+export function enqueueAll(fleet: Fleet, q: Enqueue, priority: Priority): { models: number; packages: number; packagesAfterModels: number; requests: number } {
   const models = fleet.allNames('model');
   const packages = fleet.allNames('package');
   const requests = fleet.allNames('request');
   for (const m of models) q.model(m, priority);
-  for (const p of packages) q.package(p, priority);
+  let afterModels = 0;
+  for (const p of packages) {
+    if (waitsForAModelState(fleet, q, p)) afterModels++;
+    else q.package(p, priority);
+  }
   for (const r of requests) q.request(r, priority);
-  return { models: models.size, packages: packages.size, requests: requests.size };
+  return { models: models.size, packages: packages.size - afterModels, packagesAfterModels: afterModels, requests: requests.size };
+}
+
+/** One of the package's models has no state yet and has work queued: the package reconciler's wait (PackageReconciler). */
+function waitsForAModelState(fleet: Fleet, q: Enqueue, pkg: string): boolean {
+  if (!q.modelQueued) return false;
+  const models = fleet.modelsOfPackage(pkg);
+  if (models === undefined) return false;
+  for (const m of models) if (fleet.storedModelState(m) === undefined && q.modelQueued(m)) return true;
+  return false;
 }

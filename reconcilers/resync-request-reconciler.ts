@@ -36,7 +36,8 @@ export class ResyncRequestReconciler implements Reconciler {
 export function applyResyncRequest(fleet: Fleet, q: Enqueue, req: ResyncRequest): string {
   if (req.kind === 'all') {
     const c = enqueueAll(fleet, q, 'low');
-    return `all: ${c.models} models, ${c.packages} packages, ${c.requests} reconcile requests`;
+    const after = c.packagesAfterModels > 0 ? ` (${c.packagesAfterModels} more after their models' first states)` : '';
+    return `all: ${c.models} models, ${c.packages} packages${after}, ${c.requests} reconcile requests`;
   }
   if (req.kind === 'model') q.model(req.name);
   else {

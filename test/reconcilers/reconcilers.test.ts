@@ -213,6 +213,44 @@ test('event mapping: the first list queues only resync requests; the resync when
   await fleet.caches.stop();
 });
 
+test("resync: a package waiting for a queued model's first state is left to that state write; every other package is queued", async (t) => {
+  const keys = new KeyLayout('');
+  const lw = new FakeListerWatcher();
+  const def = (pkg: string, models: string[]): void => void lw.put(keys.packageDefKey(pkg), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
+  def('p1', ['m1', 'm2']); // m1: no state, queued
+  def('p2', ['m3']); // m3 has a state, queued
+  def('p3', ['m4']); // m4: no state, not queued (a reconcile that will not write it)
+  def('p4', ['m3', 'm1']); // one model waited for is enough
+  lw.put(keys.stateKey('model', 'm3'), 'Running');
+  lw.put(keys.stateKey('package', 'p5'), 'Running'); // no definition: queued to be removed
+  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
+  const queued: string[] = [];
+  const modelsWithWork = new Set(['m1', 'm2', 'm3']);
+  const q: EventQueues = {
+    model: (n) => void queued.push(`model/${n}`),
+    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
+    package: (n) => void queued.push(`package/${n}`),
+    request: (n) => void queued.push(`request/${n}`),
+    resync: (id) => void queued.push(`resync/${id}`),
+    modelQueued: (n) => modelsWithWork.has(n),
+  };
+  wireEventMapping(fleet, q);
+  fleet.caches.start();
+  await fleet.caches.waitForSync();
+  const counts = enqueueAll(fleet, q, 'low');
+  t.deepEqual(queued.filter((k) => k.startsWith('package/')).sort(), ['package/p2', 'package/p3', 'package/p5']);
+  t.like(counts, { packages: 3, packagesAfterModels: 2 });
+  queued.length = 0;
+  lw.put(keys.stateKey('model', 'm1'), 'Running');
+  t.deepEqual(queued.filter((k) => k.startsWith('package/')).sort(), ['package/p1', 'package/p4'], "the model's first state queues the packages left out");
+  // Without the queues' answer (an Enqueue that cannot tell), every package is queued.
+  queued.length = 0;
+  const { modelQueued: _, ...plain } = q;
+  enqueueAll(fleet, plain, 'low');
+  t.is(queued.filter((k) => k.startsWith('package/')).length, 5);
+  await fleet.caches.stop();
+});
+
 test('event mapping: a package state change queues its reconcile request only when the package has one', async (t) => {
   const w = await world();
   w.packageDef('p', ['m']);
