@@ -3,9 +3,11 @@
 // parent can find its children (or a child its parents) without scanning.
 //
 // Most index values hold one key (a model's package, a placement, a scenario's target): such a
-// value holds the key itself, and only a value with two or more keys holds a Set. At fleet scale
-// (100k containers) that was 125,000 one-element Sets, about 130 bytes each, allocated and
-// collected on every cold start.
+// value holds the key itself. At fleet scale (100k containers) that was 125,000 one-element Sets,
+// about 130 bytes each, allocated and collected on every cold start. A value with a few keys (a
+// model's containers) holds them in an array, which a Set of the same keys outweighs several
+// times and is slower to walk (every model reconcile walks its model's); only a value with more
+// than SMALL_BUCKET keys (a node's containers) holds a Set.
 
 export interface CacheEntry<T> {
   readonly key: string;
@@ -22,8 +24,13 @@ type IndexValues = string | readonly string[];
 
 const NONE: readonly string[] = [];
 
-/** The keys filed under one index value: the key itself while there is only one. */
-type Bucket = string | Set<string>;
+/** The keys filed under one index value, in filing order: the key itself while there is only one, an array while there are few. */
+type Bucket = string | string[] | Set<string>;
+
+/** The most keys an index value holds in an array; one more turns it into a Set. */
+export const SMALL_BUCKET = 8;
+/** A Set shrinks back to an array at this many keys (not at SMALL_BUCKET: a value going back and forth would convert on every change). */
+const SHRINK_TO_ARRAY = SMALL_BUCKET / 2;
 
 export class IndexedCache<T> {
   private readonly entries = new Map<string, CacheEntry<T>>();
@@ -65,22 +72,29 @@ export class IndexedCache<T> {
     if (!index) throw new Error(`no index ${name}`);
     const bucket = index.get(value);
     if (bucket === undefined) return EMPTY_SET;
-    return typeof bucket === 'string' ? new OneKey(bucket) : bucket;
+    return typeof bucket === 'string' ? new KeyList([bucket]) : Array.isArray(bucket) ? new KeyList(bucket) : bucket;
   }
 
   /** How many keys are filed under `value` in index `name` (keysByIndex(...).size, without a set). */
   countByIndex(name: string, value: string): number {
     const bucket = this.index(name).get(value);
-    return bucket === undefined ? 0 : typeof bucket === 'string' ? 1 : bucket.size;
+    return bucket === undefined ? 0 : typeof bucket === 'string' ? 1 : Array.isArray(bucket) ? bucket.length : bucket.size;
   }
 
-  /** Call `fn` on each entry filed under `value` in index `name`, in keysByIndex's order, with no iterator or set made. */
+  /** Call `fn` on each entry filed under `value` in index `name`, in keysByIndex's order, with no iterator or set made; `fn` must not change the cache. */
   forEachByIndex(name: string, value: string, fn: (entry: CacheEntry<T>) => void): void {
     const bucket = this.index(name).get(value);
     if (bucket === undefined) return;
     if (typeof bucket === 'string') {
       const e = this.entries.get(bucket);
       if (e !== undefined) fn(e);
+      return;
+    }
+    if (Array.isArray(bucket)) {
+      for (let i = 0; i < bucket.length; i++) {
+        const e = this.entries.get(bucket[i]!);
+        if (e !== undefined) fn(e);
+      }
       return;
     }
     for (const key of bucket) {
@@ -140,8 +154,13 @@ export class IndexedCache<T> {
 function fileOne(index: Map<string, Bucket>, v: string, key: string): void {
   const bucket = index.get(v);
   if (bucket === undefined) index.set(v, key);
-  else if (typeof bucket !== 'string') bucket.add(key);
-  else if (bucket !== key) index.set(v, new Set([bucket, key]));
+  else if (typeof bucket === 'string') {
+    if (bucket !== key) index.set(v, [bucket, key]);
+  } else if (!Array.isArray(bucket)) bucket.add(key);
+  else if (!bucket.includes(key)) {
+    if (bucket.length < SMALL_BUCKET) bucket.push(key);
+    else index.set(v, new Set(bucket).add(key));
+  }
 }
 
 function unfileOne(index: Map<string, Bucket>, v: string, key: string): void {
@@ -151,33 +170,36 @@ function unfileOne(index: Map<string, Bucket>, v: string, key: string): void {
     if (bucket === key) index.delete(v);
     return;
   }
-  bucket.delete(key);
-  // Back to the key itself when one is left (a Set keeps insertion order: so does this).
-  if (bucket.size <= 1) {
-    const [last] = bucket;
-    if (last === undefined) index.delete(v);
-    else index.set(v, last);
+  if (Array.isArray(bucket)) {
+    const at = bucket.indexOf(key);
+    if (at < 0) return;
+    bucket.splice(at, 1);
+    // Back to the key itself when one is left (filing order is kept throughout).
+    if (bucket.length === 1) index.set(v, bucket[0]!);
+    return;
   }
+  bucket.delete(key);
+  if (bucket.size <= SHRINK_TO_ARRAY) index.set(v, bucket.size === 1 ? bucket.values().next().value! : [...bucket]);
 }
 
-/** A read-only set of one key, for an index value that holds one. */
-class OneKey implements ReadonlySet<string> {
-  constructor(private readonly key: string) {}
+/** A read-only set over an index value's few keys (the array itself: a view, as a Set bucket is). */
+class KeyList implements ReadonlySet<string> {
+  constructor(private readonly list: readonly string[]) {}
 
   get size(): number {
-    return 1;
+    return this.list.length;
   }
 
   has(value: string): boolean {
-    return value === this.key;
+    return this.list.includes(value);
   }
 
   forEach(fn: (value: string, value2: string, set: ReadonlySet<string>) => void, thisArg?: unknown): void {
-    fn.call(thisArg, this.key, this.key, this);
+    for (const k of this.list) fn.call(thisArg, k, k, this);
   }
 
   *entries(): SetIterator<[string, string]> {
-    yield [this.key, this.key];
+    for (const k of this.list) yield [k, k];
   }
 
   keys(): SetIterator<string> {
@@ -185,7 +207,7 @@ class OneKey implements ReadonlySet<string> {
   }
 
   *values(): SetIterator<string> {
-    yield this.key;
+    yield* this.list;
   }
 
   [Symbol.iterator](): SetIterator<string> {

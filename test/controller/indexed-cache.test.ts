@@ -1,5 +1,5 @@
 import test from 'ava';
-import { IndexedCache, type CacheEntry } from '../../controller/indexed-cache.js';
+import { IndexedCache, SMALL_BUCKET, type CacheEntry } from '../../controller/indexed-cache.js';
 
 const entry = (key: string, value: string[], modRevision = 1): CacheEntry<string[]> => ({ key, value, modRevision, createRevision: 1, version: 1 });
 
@@ -57,37 +57,87 @@ test('an entry filed twice under one value, then moved, leaves nothing behind', 
   c.set(entry('/a', ['z'], 2));
   t.is(c.keysByIndex('by', 'x').size, 0);
   t.deepEqual([...c.indexValues('by')], ['z']);
+  // The same with keys already there (an array), and past SMALL_BUCKET (a Set).
+  for (const before of [1, SMALL_BUCKET]) {
+    const d = new IndexedCache<string[]>();
+    d.addIndex('by', (_k, v) => v);
+    const others = Array.from({ length: before }, (_, i) => `/o${i}`);
+    for (const k of others) d.set(entry(k, ['x']));
+    d.set(entry('/twice', ['x', 'x']));
+    t.deepEqual([...d.keysByIndex('by', 'x')], [...others, '/twice'], `after ${before}`);
+    d.set(entry('/twice', ['z'], 2));
+    t.deepEqual([...d.keysByIndex('by', 'x')], others, `after ${before}, moved`);
+  }
 });
 
-test('random sets and deletes keep the index equal to a rebuilt one (keys, order, values)', (t) => {
-  let seed = 7;
-  const rnd = (n: number): number => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed % n;
-  };
+// Over 8 values an index value holds a few keys (the key itself, an array); over 2, up to 40
+// (past SMALL_BUCKET: a Set, and back to an array as keys leave).
+for (const valueCount of [8, 2]) {
+  test(`random sets and deletes keep the index equal to a rebuilt one (keys, order, values), ${valueCount} values`, (t) => {
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return Math.floor(seed / 65536) % n; // the high bits: the low ones of this generator repeat with short periods
+    };
+    const c = new IndexedCache<string[]>();
+    c.addIndex('by', (_k, v) => v);
+    const live = new Map<string, string[]>();
+    let largest = 0;
+    for (let step = 0; step < 5000; step++) {
+      const key = `/k${rnd(40)}`;
+      if (rnd(4) === 0) {
+        c.delete(key);
+        live.delete(key);
+      } else {
+        const values = [...new Set(Array.from({ length: rnd(3) }, () => `v${rnd(valueCount)}`))];
+        c.set(entry(key, values, step + 1));
+        // A key keeps its filing position while its values stay; re-filing (values changed) moves it last.
+        const before = live.get(key);
+        if (before && before.join() === values.join()) continue;
+        live.delete(key);
+        live.set(key, values);
+      }
+      if (step % 50 === 0) {
+        const want = reference(live);
+        t.deepEqual([...c.indexValues('by')].sort(), [...want.keys()].sort(), `values at step ${step}`);
+        for (const [v, keys] of want) {
+          largest = Math.max(largest, keys.length);
+          t.deepEqual([...c.keysByIndex('by', v)], keys, `keys of ${v} at step ${step}`);
+          const walked: string[] = [];
+          c.forEachByIndex('by', v, (e) => walked.push(e.key));
+          t.deepEqual(walked, keys);
+          t.is(c.countByIndex('by', v), keys.length);
+        }
+      }
+    }
+    if (valueCount === 2) t.true(largest > SMALL_BUCKET, `some value held ${largest} keys`);
+  });
+}
+
+test('an index value holds up to SMALL_BUCKET keys, one more, and back, in filing order', (t) => {
   const c = new IndexedCache<string[]>();
   c.addIndex('by', (_k, v) => v);
-  const live = new Map<string, string[]>();
-  for (let step = 0; step < 5000; step++) {
-    const key = `/k${rnd(40)}`;
-    if (rnd(4) === 0) {
-      c.delete(key);
-      live.delete(key);
-    } else {
-      const values = [...new Set(Array.from({ length: rnd(3) }, () => `v${rnd(8)}`))];
-      c.set(entry(key, values, step + 1));
-      // A Set keeps a key's first filing position while it stays; re-filing (values changed) moves it last.
-      const before = live.get(key);
-      if (before && before.join() === values.join()) continue;
-      live.delete(key);
-      live.set(key, values);
-    }
-    if (step % 50 === 0) {
-      const want = reference(live);
-      t.deepEqual(new Set(c.indexValues('by')), new Set(want.keys()), `values at step ${step}`);
-      for (const [v, keys] of want) t.deepEqual(new Set(c.keysByIndex('by', v)), new Set(keys), `keys of ${v} at step ${step}`);
-    }
+  const keys = Array.from({ length: SMALL_BUCKET + 2 }, (_, i) => `/k${String(i).padStart(2, '0')}`);
+  const expectAt = (n: number, list: string[]): void => {
+    const set = c.keysByIndex('by', 'x');
+    t.deepEqual([...set], list, `${n} keys`);
+    t.is(set.size, list.length);
+    t.is(c.countByIndex('by', 'x'), list.length);
+    for (const k of keys) t.is(set.has(k), list.includes(k));
+  };
+  for (let n = 1; n <= SMALL_BUCKET + 2; n++) {
+    c.set(entry(keys[n - 1]!, ['x']));
+    expectAt(n, keys.slice(0, n));
   }
+  // Filing a key again changes nothing (below, at and past the bound).
+  c.set(entry(keys[0]!, ['x'], 2));
+  expectAt(SMALL_BUCKET + 2, keys);
+  // Leaving from the front, one by one, down to none.
+  for (let n = SMALL_BUCKET + 1; n >= 0; n--) {
+    c.delete(keys[SMALL_BUCKET + 1 - n]!);
+    expectAt(n, keys.slice(SMALL_BUCKET + 2 - n));
+  }
+  t.deepEqual([...c.indexValues('by')], []);
 });
 
 test('countByIndex and forEachByIndex answer as keysByIndex does', (t) => {
