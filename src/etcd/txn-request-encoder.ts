@@ -54,10 +54,18 @@ const TARGET_FIELD = { Version: 4, Create: 5, Mod: 6, Value: 7, Lease: 8 } as co
 
 /** Encodes one TxnRequest. Throws on a field it cannot write (a negative or fractional revision, a lease that is no integer). */
 export function encodeTxnRequest(req: TxnRequest): Buffer {
-  const w = new Writer(txnSize(req));
+  // Two passes in the same order: the first measures (each message's size and each string's
+  // UTF-8 length, once: measured again where each is written, a string's length was taken five
+  // times), the second writes, reading the measures back in order.
+  const plan = new Plan();
+  let size = 0;
+  for (const c of req.compare) size += 1 + lengthDelimited(compareSize(plan, c));
+  for (const op of req.success) size += 1 + lengthDelimited(opSize(plan, op));
+  for (const op of req.failure ?? []) size += 1 + lengthDelimited(opSize(plan, op));
+  const w = new Writer(size, plan);
   for (const c of req.compare) {
     w.tag(1, 2);
-    w.varint(compareSize(c));
+    w.varint(plan.next());
     writeCompare(w, c);
   }
   for (const op of req.success) writeOp(w, 2, op);
@@ -66,30 +74,60 @@ export function encodeTxnRequest(req: TxnRequest): Buffer {
   return w.buf;
 }
 
-function txnSize(req: TxnRequest): number {
-  let n = 0;
-  for (const c of req.compare) n += 1 + lengthDelimited(compareSize(c));
-  for (const op of req.success) n += 1 + lengthDelimited(opSize(op));
-  for (const op of req.failure ?? []) n += 1 + lengthDelimited(opSize(op));
-  return n;
+/**
+ * The measures of the first pass, in the order the second pass needs them: a message's size is
+ * known after its fields' (it is their sum) but written before them, so each message reserves
+ * its slot first and fills it once measured.
+ */
+class Plan {
+  private readonly measures: number[] = [];
+  private read = 0;
+
+  /** Reserve the slot of a message whose size is measured next. */
+  reserve(): number {
+    this.measures.push(0);
+    return this.measures.length - 1;
+  }
+
+  /** Record a message's size in the slot it reserved; returns the size. */
+  fill(slot: number, size: number): number {
+    this.measures[slot] = size;
+    return size;
+  }
+
+  /** A string's UTF-8 length (a byte array's length is read as it is). */
+  bytes(b: Bytes): number {
+    if (typeof b !== 'string') return b.length;
+    const n = Buffer.byteLength(b);
+    this.measures.push(n);
+    return n;
+  }
+
+  /** The next measure, in recording order. */
+  next(): number {
+    const v = this.measures[this.read++];
+    if (v === undefined) throw new Error('TxnRequest encoding read past its measures');
+    return v;
+  }
 }
 
-function compareSize(c: TxnCompare): number {
+function compareSize(plan: Plan, c: TxnCompare): number {
+  const slot = plan.reserve();
   let n = 0;
   const result = COMPARE_RESULTS[c.result];
   if (result !== 0) n += 1 + varintSize(result);
   const target = TARGETS[c.target];
   if (target !== 0) n += 1 + varintSize(target);
-  n += bytesField(c.key);
-  n += 1 + targetValueSize(c);
-  if (c.range_end !== undefined && byteLength(c.range_end) > 0) n += 2 + lengthDelimited(byteLength(c.range_end));
-  return n;
+  n += bytesField(plan, c.key);
+  n += 1 + targetValueSize(plan, c);
+  n += bytesField(plan, c.range_end, 2);
+  return plan.fill(slot, n);
 }
 
-function targetValueSize(c: TxnCompare): number {
+function targetValueSize(plan: Plan, c: TxnCompare): number {
   switch (c.target) {
     case 'Value':
-      return lengthDelimited(byteLength(c.value ?? ''));
+      return lengthDelimited(plan.bytes(c.value ?? ''));
     case 'Lease':
       return varintSize(int64Of(c.lease ?? 0));
     default:
@@ -123,35 +161,36 @@ function writeCompare(w: Writer, c: TxnCompare): void {
       w.tag(field, 0);
       w.varint(int64Of(c.target === 'Version' ? c.version : c.target === 'Create' ? c.create_revision : c.mod_revision));
   }
-  if (c.range_end !== undefined && byteLength(c.range_end) > 0) {
-    w.tag(64, 2);
-    w.bytes(c.range_end);
-  }
+  w.bytesField(64, c.range_end);
 }
 
-function opSize(op: TxnOp): number {
-  const inner = opBodySize(op);
-  return 1 + lengthDelimited(inner);
+/** A RequestOp's size; its own slot and its inner request's are recorded (outer first). */
+function opSize(plan: Plan, op: TxnOp): number {
+  const slot = plan.reserve();
+  return plan.fill(slot, 1 + lengthDelimited(opBodySize(plan, op)));
 }
 
-function opBodySize(op: TxnOp): number {
+function opBodySize(plan: Plan, op: TxnOp): number {
+  const slot = plan.reserve();
+  let n: number;
   if ('request_put' in op) {
     const p = op.request_put;
-    return bytesField(p.key) + bytesField(p.value) + int64Field(p.lease);
-  }
-  if ('request_delete_range' in op) {
+    n = bytesField(plan, p.key) + bytesField(plan, p.value) + int64Field(p.lease);
+  } else if ('request_delete_range' in op) {
     const d = op.request_delete_range;
-    return bytesField(d.key) + bytesField(d.range_end);
+    n = bytesField(plan, d.key) + bytesField(plan, d.range_end);
+  } else {
+    const r = op.request_range;
+    n = bytesField(plan, r.key) + bytesField(plan, r.range_end) + int64Field(r.limit);
   }
-  const r = op.request_range;
-  return bytesField(r.key) + bytesField(r.range_end) + int64Field(r.limit);
+  return plan.fill(slot, n);
 }
 
 function writeOp(w: Writer, field: number, op: TxnOp): void {
   w.tag(field, 2);
-  w.varint(opSize(op));
+  w.varint(w.plan.next());
   w.tag('request_range' in op ? 1 : 'request_put' in op ? 2 : 3, 2);
-  w.varint(opBodySize(op));
+  w.varint(w.plan.next());
   if ('request_put' in op) {
     const p = op.request_put;
     w.bytesField(1, p.key);
@@ -171,20 +210,16 @@ function writeOp(w: Writer, field: number, op: TxnOp): void {
 
 // --- sizes ---
 
-function byteLength(b: Bytes): number {
-  return typeof b === 'string' ? Buffer.byteLength(b) : b.length;
-}
-
 /** A length-delimited payload of `n` bytes with its length prefix. */
 function lengthDelimited(n: number): number {
   return varintSize(n) + n;
 }
 
-/** A bytes field (one-byte tag) left out when empty. */
-function bytesField(b: Bytes | undefined): number {
+/** A bytes field (a tag of `tagSize` bytes) left out when empty; its length is recorded when it is a string. */
+function bytesField(plan: Plan, b: Bytes | undefined, tagSize = 1): number {
   if (b === undefined) return 0;
-  const n = byteLength(b);
-  return n === 0 ? 0 : 1 + lengthDelimited(n);
+  const n = plan.bytes(b);
+  return n === 0 ? 0 : tagSize + lengthDelimited(n);
 }
 
 /** An int64 field (one-byte tag) left out at 0. */
@@ -228,7 +263,11 @@ class Writer {
   readonly buf: Buffer;
   pos = 0;
 
-  constructor(size: number) {
+  constructor(
+    size: number,
+    /** The first pass's measures, read in the order they were taken. */
+    readonly plan: Plan,
+  ) {
     this.buf = Buffer.allocUnsafe(size);
   }
 
@@ -253,11 +292,12 @@ class Writer {
     buf[this.pos++] = v;
   }
 
+  /** A length-prefixed string (its length measured in the first pass) or byte array. */
   bytes(b: Bytes): void {
     if (typeof b === 'string') {
-      const n = Buffer.byteLength(b);
+      const n = this.plan.next();
       this.varint(n);
-      this.pos += this.buf.write(b, this.pos, n, 'utf8');
+      if (n > 0) this.pos += this.buf.write(b, this.pos, n, 'utf8');
     } else {
       this.varint(b.length);
       this.buf.set(b, this.pos);
@@ -265,8 +305,18 @@ class Writer {
     }
   }
 
+  /** A bytes field left out when empty (as bytesField measured it: a string's length is read back either way). */
   bytesField(field: number, b: Bytes | undefined): void {
-    if (b === undefined || byteLength(b) === 0) return;
+    if (b === undefined) return;
+    if (typeof b === 'string') {
+      const n = this.plan.next();
+      if (n === 0) return;
+      this.tag(field, 2);
+      this.varint(n);
+      this.pos += this.buf.write(b, this.pos, n, 'utf8');
+      return;
+    }
+    if (b.length === 0) return;
     this.tag(field, 2);
     this.bytes(b);
   }
