@@ -7,7 +7,7 @@ import { silentLogger } from '../../controller/logger.js';
 import type { ExponentialRateLimiter } from '../../controller/rate-limiter.js';
 import { WorkQueue, type Priority } from '../../controller/workqueue.js';
 import { buildControllers } from '../../reconcilers/controllers.js';
-import type { Enqueue } from '../../reconcilers/event-mapping.js';
+import type { EventQueues } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import type { LagTracker } from '../../reconcilers/lag-tracker.js';
 import { KeyLayout } from '../../domain/keys.js';
@@ -103,14 +103,19 @@ class RecordingQueue extends WorkQueue {
   }
 }
 
-/** An Enqueue that records each key as `kind/name` (`model/name+Nms` for a delayed one). */
-export function recordingEnqueue(): { queued: string[]; enqueue: Enqueue } {
+/**
+ * Queues that record each key as `kind/name` (`model/name+Nms` for a delayed one, `resync/id` for
+ * an operator's resync request); `modelQueued`, when given, answers which models have work.
+ */
+export function recordingEnqueue(modelQueued?: (name: string) => boolean): { queued: string[]; enqueue: EventQueues } {
   const queued: string[] = [];
-  const enqueue: Enqueue = {
+  const enqueue: EventQueues = {
     model: (n) => void queued.push(`model/${n}`),
     modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
     package: (n) => void queued.push(`package/${n}`),
     request: (n) => void queued.push(`request/${n}`),
+    resync: (id) => void queued.push(`resync/${id}`),
+    ...(modelQueued ? { modelQueued } : {}),
   };
   return { queued, enqueue };
 }

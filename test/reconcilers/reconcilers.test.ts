@@ -3,11 +3,11 @@
 // fake ActionController records calls. The real-etcd tests (test/e2e) stay beside these.
 import test from 'ava';
 import { POD_STATUS } from '../../reconcilers/ports.js';
-import { fakeWorld } from '../fakes/world.js';
+import { fakeWorld, recordingEnqueue } from '../fakes/world.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
 import { KeyLayout } from '../../domain/keys.js';
 import { Fleet } from '../../reconcilers/fleet.js';
-import { enqueueAll, wireEventMapping, type EventQueues } from '../../reconcilers/event-mapping.js';
+import { enqueueAll, wireEventMapping } from '../../reconcilers/event-mapping.js';
 import { silentObserver } from '../../reconcilers/ports.js';
 import { nextPackageState } from '../../domain/rules.js';
 
@@ -190,14 +190,7 @@ test('event mapping: the first list queues only resync requests; the resync when
   lw.put(keys.reconcileRequestKey('p3'), JSON.stringify({ package: 'p3', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
   lw.put(keys.resyncRequestKey('r1'), '{"kind":"all"}');
   const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
-  const queued: string[] = [];
-  const q: EventQueues = {
-    model: (n) => void queued.push(`model/${n}`),
-    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
-    package: (n) => void queued.push(`package/${n}`),
-    request: (n) => void queued.push(`request/${n}`),
-    resync: (id) => void queued.push(`resync/${id}`),
-  };
+  const { queued, enqueue: q } = recordingEnqueue();
   wireEventMapping(fleet, q);
   fleet.caches.start();
   await fleet.caches.waitForSync();
@@ -224,16 +217,8 @@ test("resync: a package waiting for a queued model's first state is left to that
   lw.put(keys.stateKey('model', 'm3'), 'Running');
   lw.put(keys.stateKey('package', 'p5'), 'Running'); // no definition: queued to be removed
   const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
-  const queued: string[] = [];
   const modelsWithWork = new Set(['m1', 'm2', 'm3']);
-  const q: EventQueues = {
-    model: (n) => void queued.push(`model/${n}`),
-    modelAfter: (n, ms) => void queued.push(`model/${n}+${ms}ms`),
-    package: (n) => void queued.push(`package/${n}`),
-    request: (n) => void queued.push(`request/${n}`),
-    resync: (id) => void queued.push(`resync/${id}`),
-    modelQueued: (n) => modelsWithWork.has(n),
-  };
+  const { queued, enqueue: q } = recordingEnqueue((n) => modelsWithWork.has(n));
   wireEventMapping(fleet, q);
   fleet.caches.start();
   await fleet.caches.waitForSync();
