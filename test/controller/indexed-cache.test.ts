@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { IndexedCache, SMALL_BUCKET, type CacheEntry } from '../../controller/indexed-cache.js';
 
 const entry = (key: string, value: string[], modRevision = 1): CacheEntry<string[]> => ({ key, value, modRevision, createRevision: 1, version: 1 });
@@ -8,6 +8,26 @@ function reference(entries: Map<string, string[]>): Map<string, string[]> {
   const index = new Map<string, string[]>();
   for (const [key, values] of entries) for (const v of values) index.set(v, [...(index.get(v) ?? []), key]);
   return index;
+}
+
+/** A seeded generator of integers below n, from an LCG's high bits (its low bits repeat with short periods). */
+function seeded(seed: number): (n: number) => number {
+  return (n) => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return Math.floor(seed / 65536) % n;
+  };
+}
+
+/** Every read of the keys filed under `value` (in index 'by') gives `keys`, in filing order; `has` answers for each of `candidates`. */
+function assertKeys(t: ExecutionContext, c: IndexedCache<string[]>, value: string, keys: readonly string[], candidates: readonly string[], label: string): void {
+  const set = c.keysByIndex('by', value);
+  t.deepEqual([...set], keys, label);
+  t.is(set.size, keys.length, label);
+  t.is(c.countByIndex('by', value), keys.length, label);
+  const walked: string[] = [];
+  c.forEachByIndex('by', value, (e) => walked.push(e.key));
+  t.deepEqual(walked, keys, label);
+  for (const k of candidates) t.is(set.has(k), keys.includes(k), `${label}: has ${k}`);
 }
 
 test('an index value with one key answers like a set of one', (t) => {
@@ -74,11 +94,7 @@ test('an entry filed twice under one value, then moved, leaves nothing behind', 
 // (past SMALL_BUCKET: a Set, and back to an array as keys leave).
 for (const valueCount of [8, 2]) {
   test(`random sets and deletes keep the index equal to a rebuilt one (keys, order, values), ${valueCount} values`, (t) => {
-    let seed = 7;
-    const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) % 2147483648;
-      return Math.floor(seed / 65536) % n; // the high bits: the low ones of this generator repeat with short periods
-    };
+    const rnd = seeded(7);
     const c = new IndexedCache<string[]>();
     c.addIndex('by', (_k, v) => v);
     const live = new Map<string, string[]>();
@@ -102,11 +118,7 @@ for (const valueCount of [8, 2]) {
         t.deepEqual([...c.indexValues('by')].sort(), [...want.keys()].sort(), `values at step ${step}`);
         for (const [v, keys] of want) {
           largest = Math.max(largest, keys.length);
-          t.deepEqual([...c.keysByIndex('by', v)], keys, `keys of ${v} at step ${step}`);
-          const walked: string[] = [];
-          c.forEachByIndex('by', v, (e) => walked.push(e.key));
-          t.deepEqual(walked, keys);
-          t.is(c.countByIndex('by', v), keys.length);
+          assertKeys(t, c, v, keys, [], `keys of ${v} at step ${step}`);
         }
       }
     }
@@ -118,13 +130,7 @@ test('an index value holds up to SMALL_BUCKET keys, one more, and back, in filin
   const c = new IndexedCache<string[]>();
   c.addIndex('by', (_k, v) => v);
   const keys = Array.from({ length: SMALL_BUCKET + 2 }, (_, i) => `/k${String(i).padStart(2, '0')}`);
-  const expectAt = (n: number, list: string[]): void => {
-    const set = c.keysByIndex('by', 'x');
-    t.deepEqual([...set], list, `${n} keys`);
-    t.is(set.size, list.length);
-    t.is(c.countByIndex('by', 'x'), list.length);
-    for (const k of keys) t.is(set.has(k), list.includes(k));
-  };
+  const expectAt = (n: number, list: string[]): void => assertKeys(t, c, 'x', list, keys, `${n} keys`);
   for (let n = 1; n <= SMALL_BUCKET + 2; n++) {
     c.set(entry(keys[n - 1]!, ['x']));
     expectAt(n, keys.slice(0, n));
@@ -162,8 +168,7 @@ test('an index function returning a string files like one returning a one-elemen
   // Values of one element come back as a string, others as the list.
   asString.addIndex('by', (_k, v) => (v.length === 1 ? v[0]! : v));
   asList.addIndex('by', (_k, v) => v);
-  let seed = 3;
-  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  const rand = seeded(3);
   const pool = ['x', 'y', 'z'];
   for (let i = 0; i < 3000; i++) {
     const key = `/k${rand(8)}`;
