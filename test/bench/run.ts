@@ -40,6 +40,7 @@ function usage(): string {
   [--no-gate   (quick: do not compare with the regression baseline)]
   [--latency-seconds S] [--latency-rates 100,1000,half-ceiling] [--cpu-prof] [--no-build]
   [--no-relay   (latency: skip the two-hop relay floor measured after statemanager's rates)]
+  [--no-storm-floor   (storm: skip the generator alone and with a do-nothing controller, on the same etcd after the storm)]
   [--sm-config 'yaml lines added to statemanager's configuration file']
   [--sm-root DIR   (benchmark the build in DIR/dist instead of this checkout's; not rebuilt)]
   [--fleet-sizes 100000,250000,500000   (fleetscale: containers per cold start; models N/2, packages N/4;
@@ -61,6 +62,7 @@ function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { 
       'storm-concurrency': { type: 'string' },
       'latency-seconds': { type: 'string' },
       'no-relay': { type: 'boolean', default: false },
+      'no-storm-floor': { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
       'no-build': { type: 'boolean', default: false },
       'inject-fault': { type: 'boolean', default: false },
@@ -118,6 +120,7 @@ function options(): { opts: RunOptions; only: string[]; build: boolean; gate: { 
           : [100, 1000, 3000, 'half-ceiling'],
       latencySeconds: num(values['latency-seconds'], quick ? 1.5 : 10),
       relay: !values['no-relay'],
+      stormFloor: !values['no-storm-floor'],
       restartFraction: 0.1,
       baselineStormSeconds: quick ? 0.5 : 5,
       fleetSizes: fleetSizes(values['fleet-sizes'], quick),

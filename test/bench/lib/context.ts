@@ -22,6 +22,8 @@ export interface RunOptions {
   latencySeconds: number;
   /** latency: also measure the two-hop relay floor at the same rates (default on; --no-relay). */
   relay: boolean;
+  /** storm: then the generator alone and with a do-nothing controller on the same etcd (default on; --no-storm-floor). */
+  stormFloor: boolean;
   restartFraction: number;
   baselineStormSeconds: number;
   /** Container counts the fleetscale scenario cold-starts, one fresh etcd each. */

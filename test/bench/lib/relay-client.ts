@@ -14,6 +14,28 @@ export function relayMode(v: string | undefined): RelayMode {
   return v === 'txn' || v === 'puts' ? v : 'group';
 }
 
+/** The storm floor's options (test/bench/relay.ts): relay one put in `every` (≥ 1, a fraction spreads them evenly), each as a state write, and watch the relay's own writes. */
+export interface RelayFloor {
+  every: number;
+  state: boolean;
+  echo: boolean;
+}
+
+export function relayFloor(env: NodeJS.ProcessEnv): RelayFloor {
+  const every = Number(env.BENCH_RELAY_EVERY ?? 1);
+  return { every: Number.isFinite(every) && every >= 1 ? every : 1, state: env.BENCH_RELAY_STATE === '1', echo: env.BENCH_RELAY_ECHO === '1' };
+}
+
+/** Whether the relay writes for its `n`th put event (from 0): one in `every`, a fraction spread evenly (4.5: 2 of every 9). */
+export function relaysEvent(n: number, every: number): boolean {
+  return Math.floor((n + 1) / every) !== Math.floor(n / every);
+}
+
+/** The environment that asks the relay for `floor`. */
+export function relayFloorEnv(floor: RelayFloor): Record<string, string> {
+  return { BENCH_RELAY_MODE: 'group', BENCH_RELAY_EVERY: String(floor.every), BENCH_RELAY_STATE: floor.state ? '1' : '0', BENCH_RELAY_ECHO: floor.echo ? '1' : '0' };
+}
+
 export type RelayCommand = { cmd: 'stats' } | { cmd: 'exit' };
 
 export interface RelayStats {
@@ -24,16 +46,18 @@ export interface RelayStats {
   /** Failed writes (each sent again, up to 3 times) and watch errors. */
   errors: number;
   lastError?: string;
+  /** Events of the relay's own writes seen on its echo watch (storm floor only). */
+  echoes?: number;
 }
 
 export class RelayProcess {
   private readonly ipc: IpcChild<RelayCommand>;
 
-  constructor(root: string, endpoint: string) {
+  constructor(root: string, endpoint: string, env: Record<string, string> = {}) {
     this.ipc = new IpcChild('relay', () =>
       spawnTracked(process.execPath, ['--import', 'tsx', join(root, 'test/bench/relay.ts')], {
         cwd: root,
-        env: { ...process.env, BENCH_ETCD: endpoint },
+        env: { ...process.env, ...env, BENCH_ETCD: endpoint },
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       }),
     );

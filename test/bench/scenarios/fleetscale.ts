@@ -170,11 +170,15 @@ function curveRow(points: StartPoint[]): string {
   return `${each} — from ${fmt.n(a.shape.containers)} to ${fmt.n(b.shape.containers)} containers converged grows as N^${exponent(a, b, (p) => p.convergedMs)}, peak RSS as N^${exponent(a, b, (p) => p.peakRssBytes)}`;
 }
 
+/** Peak RSS goal of the fleet-100k cold start (issue 22). */
+const PEAK_RSS_GOAL_MB = 300;
+
 function judgedTargets(points: StartPoint[]): Target[] {
   const p = points.find(isJudged);
   const rows = [
     { name: 'fleet 100k: cold start to converged', target: '≤ 5 s' },
-    { name: 'fleet 100k: peak RSS', target: '≤ 250 MB' },
+    // Issue 22's goal (issue 13 asked for 250 MB and closed with the miss explained: docs/performance.md).
+    { name: 'fleet 100k: peak RSS', target: `≤ ${PEAK_RSS_GOAL_MB} MB` },
     // statemanager keeps up with etcd when it writes at ≥ 80 % of the rate etcd alone takes
     // the same number of state + history writes (lib/floor.ts); 100 % is etcd's own limit.
     { name: 'fleet 100k: state writes/s vs etcd floor', target: `≥ ${(FLOOR_SHARE_GOAL * 100).toFixed(0)} % of the floor` },
@@ -187,7 +191,7 @@ function judgedTargets(points: StartPoint[]): Target[] {
   const notConverged = { value: 'not converged', met: false };
   return [
     { ...rows[0]!, ...(p.converged ? { value: fmt.s(p.convergedMs / 1000), met: p.convergedMs <= 5_000 } : notConverged) },
-    { ...rows[1]!, value: fmt.mb(p.peakRssBytes), met: p.peakRssBytes <= 250 * 1024 * 1024 },
+    { ...rows[1]!, value: fmt.mb(p.peakRssBytes), met: p.peakRssBytes <= PEAK_RSS_GOAL_MB * 1024 * 1024 },
     { ...rows[2]!, ...(p.converged && p.vsFloor ? { value: p.vsFloor.text, met: p.vsFloor.share >= FLOOR_SHARE_GOAL } : notConverged) },
   ];
 }
@@ -201,7 +205,7 @@ function writePlot(ctx: Ctx, points: StartPoint[], machine: string): string[] {
       machine,
       subtitle: `models = containers / 2, packages = containers / 4, ${points[0]?.shape.nodes ?? '?'} nodes (1 NotReady); fresh etcd holding the fleet, no states`,
       // The goals are for the 100k fleet: drawn only when the plot has it.
-      ...(points.some(isJudged) ? { targets: { peakRssMb: 250, convergedSeconds: 5, label: 'at 100k' } } : {}),
+      ...(points.some(isJudged) ? { targets: { peakRssMb: PEAK_RSS_GOAL_MB, convergedSeconds: 5, label: 'at 100k' } } : {}),
     },
   );
   const files = [join(ctx.workDir, 'fleet-scale.svg')];

@@ -10,7 +10,8 @@ import type { GeneratorProcess } from '../lib/generator-client.js';
 import { canonicalState, verify } from '../lib/oracle.js';
 import { metricSum, Sampler, type Sample, type StateManagerProcess } from '../lib/statemanager.js';
 import { replay } from '../lib/watch.js';
-import { cpuWindow, etcdPid, formatShares, waitQuiet } from '../lib/cpu.js';
+import { cpuWindow, etcdPid, formatShares, waitQuiet, type CpuShares } from '../lib/cpu.js';
+import { RelayProcess, relayFloorEnv } from '../lib/relay-client.js';
 
 /** How many of the (sorted) revisions are ≤ r. */
 function countUpTo(sortedRevs: Float64Array, r: number): number {
@@ -141,6 +142,9 @@ export async function storm(ctx: Ctx): Promise<ScenarioResult> {
     log('storm: accounting state writes from etcd history');
     const writes = await accountWrites(env, startRev);
     const check = await verify(env.client);
+    // The same etcd without statemanager, then with a do-nothing controller making its I/O.
+    await sm.stop();
+    const floor = ctx.opts.stormFloor ? await stormFloor(ctx, env, gen, { concurrency, seconds, every: Math.max(1, accepted / Math.max(1, writes.writes)) }) : undefined;
     const processedPerSecond = processed / duration;
     // For the baseline comparison: events per second from the first put until statemanager had
     // applied them all and emptied its queues (every state right again).
@@ -174,6 +178,7 @@ export async function storm(ctx: Ctx): Promise<ScenarioResult> {
       ['statemanager CPU', `${fmt.pct(cpuSeconds / cpuSpan)} of one core (${cpuSeconds.toFixed(1)} s over ${cpuSpan.toFixed(1)} s)`],
       ['CPU during the storm (share of one core)', formatShares(cpuShares)],
       ['statemanager RSS', `max ${fmt.mb(rssMax)}, peak (VmHWM) ${fmt.mb(smProc?.hwmBytes ?? NaN)}`],
+      ...(floor ? floorRows(floor, accepted / duration) : []),
       ['correctness', check.ok ? `ok (${check.checked.models} models, ${check.checked.packages} packages)` : `FAILED: ${check.mismatchCount} wrong`],
     ];
     return {
@@ -207,6 +212,7 @@ export async function storm(ctx: Ctx): Promise<ScenarioResult> {
         coldStartBeforeStorm: { readyMs: conv.readyMs, convergedMs: conv.convergedMs },
         generatorErrors: res.errors,
         samplerErrors: s.errors,
+        ...(floor ? { floor } : {}),
       },
       table,
       targets,
@@ -235,4 +241,69 @@ function vsAlone(ctx: Ctx, concurrency: number, acceptedPerSecond: number): Targ
   }
   const share = acceptedPerSecond / alone;
   return { name, target, value: `${(share * 100).toFixed(0)} % (${fmt.n(acceptedPerSecond)} vs ${fmt.n(alone)} puts/s at ${concurrency} in flight)`, met: share >= 0.75 };
+}
+
+/** The storm's floor (--no-storm-floor skips it): what etcd accepts in the same place without statemanager. */
+export interface StormFloor {
+  concurrency: number;
+  /** The generator alone, on the same etcd right after statemanager's storm: puts/s. */
+  alonePerSecond: number;
+  /** With the relay (test/bench/relay.ts) writing one state-shaped write per `every` container puts and watching its own writes: puts/s. */
+  relayPerSecond: number;
+  every: number;
+  relayWrites: number;
+  relayEchoes: number;
+  relayErrors: number;
+  aloneShares: CpuShares;
+  relayShares: CpuShares;
+}
+
+/**
+ * The storm twice more on the same etcd at the same concurrency, after statemanager has stopped:
+ * the generator alone, then with a do-nothing controller making statemanager's I/O (its
+ * watches, and one guarded state write with its history entry per `every` puts, grouped into
+ * transactions as statemanager groups them). The judged ratio stays the one against the
+ * ceiling (issue 13's definition); these say how much of the drop any controller on these two
+ * cores costs, measured minutes apart instead of a scenario apart.
+ */
+async function stormFloor(ctx: Ctx, env: Env, gen: GeneratorProcess, o: { concurrency: number; seconds: number; every: number }): Promise<StormFloor> {
+  const run = async (label: string, pids: Record<string, number | undefined>): Promise<{ perSecond: number; shares: CpuShares }> => {
+    await waitQuiet({ etcd: etcdPid(env.etcd.dataDir), generator: gen.pid, ...pids }, ctx.opts.quick ? 0 : 30_000);
+    log(`storm floor: ${label}, ${o.seconds} s at ${o.concurrency} in flight`);
+    const cpu = cpuWindow({ etcd: etcdPid(env.etcd.dataDir), generator: gen.pid, ...pids });
+    const r = await gen.call<StormResult>({ cmd: 'storm', concurrency: o.concurrency, seconds: o.seconds, maxPuts: o.seconds * 40_000 }, (o.seconds + 60) * 1000);
+    return { perSecond: r.puts / ((r.t1 - r.t0) / 1000), shares: cpu.end() };
+  };
+  const alone = await run('the generator alone', {});
+  const relay = new RelayProcess(ctx.root, env.etcd.endpoint, relayFloorEnv({ every: o.every, state: true, echo: true }));
+  try {
+    await relay.start();
+    await sleep(500);
+    const withRelay = await run(`with the do-nothing controller (one state write per ${o.every.toFixed(2)} puts)`, { relay: relay.pid });
+    await sleep(1000);
+    const stats = await relay.stats();
+    return {
+      concurrency: o.concurrency,
+      alonePerSecond: alone.perSecond,
+      relayPerSecond: withRelay.perSecond,
+      every: o.every,
+      relayWrites: stats.puts,
+      relayEchoes: stats.echoes ?? 0,
+      relayErrors: stats.errors,
+      aloneShares: alone.shares,
+      relayShares: withRelay.shares,
+    };
+  } finally {
+    await relay.stop();
+  }
+}
+
+function floorRows(f: StormFloor, smPerSecond: number): [string, string][] {
+  return [
+    ['floor: generator alone, same etcd after', `${fmt.n(f.alonePerSecond)} puts/s at ${f.concurrency} in flight; with statemanager ÷ this: ${fmt.pct(smPerSecond / f.alonePerSecond)} (CPU: ${formatShares(f.aloneShares)})`],
+    [
+      'floor: a do-nothing controller',
+      `${fmt.n(f.relayPerSecond)} puts/s = ${fmt.pct(f.relayPerSecond / f.alonePerSecond)} of alone, with statemanager's I/O (1 state write + history per ${f.every.toFixed(2)} puts: ${fmt.n(f.relayWrites)} writes, ${fmt.n(f.relayEchoes)} echoes${f.relayErrors ? `, ${f.relayErrors} errors` : ''}); statemanager ÷ this: ${fmt.pct(smPerSecond / f.relayPerSecond)} (CPU: ${formatShares(f.relayShares)})`,
+    ],
+  ];
 }
