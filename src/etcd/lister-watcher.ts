@@ -21,8 +21,9 @@ export class EtcdListerWatcher implements ListerWatcher {
 
   async list(prefix: string): Promise<ListResult> {
     const items: KeyValue[] = [];
+    // Strings of their own: a listed value is a view of its page's message until read.
     const revision = await this.listPages(prefix, (page) => {
-      for (const kv of page) items.push(kv);
+      for (const kv of page) items.push({ key: kv.key, value: kv.value, modRevision: kv.modRevision, createRevision: kv.createRevision, version: kv.version });
     });
     return { items, revision };
   }
@@ -40,7 +41,7 @@ export class EtcdListerWatcher implements ListerWatcher {
       (kvs, rev) => {
         revision = rev;
         const items = new Array<KeyValue>(kvs.length);
-        for (let i = 0; i < kvs.length; i++) items[i] = toKeyValue(kvs[i]!);
+        for (let i = 0; i < kvs.length; i++) items[i] = new ListedKeyValue(kvs[i]!);
         onPage(items, revision);
       },
     );
@@ -127,6 +128,32 @@ class WatchedKeyValue implements KeyValue {
       this.raw = undefined;
     }
     return this.text;
+  }
+}
+
+/**
+ * A listed key-value whose value is turned into a string each time it is read (the informer reads
+ * it once, to parse it, and keeps what it parsed). A page holds thousands: made as the page came,
+ * their strings (a container's is about 400 bytes) were alive together while the informer applied
+ * the page, and young-generation collections copied them on the way.
+ */
+class ListedKeyValue implements KeyValue {
+  readonly key: string;
+  readonly modRevision: number;
+  readonly createRevision: number;
+  readonly version: number;
+  private readonly raw: Buffer;
+
+  constructor(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revision' | 'create_revision' | 'version'>) {
+    this.key = kv.key.toString();
+    this.raw = kv.value;
+    this.modRevision = Number(kv.mod_revision);
+    this.createRevision = Number(kv.create_revision);
+    this.version = Number(kv.version);
+  }
+
+  get value(): string {
+    return this.raw.toString();
   }
 }
 

@@ -4,7 +4,7 @@
 // dist/ it loads src/etcd/client.ts (the Etcd3 client and the EtcdWatchClient, built from an
 // etcd configuration as src/app.ts builds them), src/etcd/lister-watcher.ts and
 // src/etcd/state-store.ts, and then, on {cmd: 'run', writes}:
-// - lists, in pages (EtcdListerWatcher.listPages: 5,000 keys, toKeyValue), every prefix
+// - lists, in pages (EtcdListerWatcher.listPages: 5,000 keys, each value read once), every prefix
 //   statemanager's informers list (reconcilers/fleet.ts), all at once as the informers do; then
 //   watches each from its listed revision + 1 (EtcdListerWatcher.watch). The inputs (containers,
 //   nodes, package and scenario definitions) are the fleet's; the prefixes statemanager itself
@@ -78,6 +78,7 @@ async function main(dist: string, endpoint: string): Promise<void> {
     ];
     const echoPrefixes = new Set([own.statePrefix('model'), own.statePrefix('package')]);
     let listedKeys = 0;
+    let listedChars = 0;
     let echoes = 0;
     let otherEvents = 0;
     let committed = 0;
@@ -97,6 +98,8 @@ async function main(dist: string, endpoint: string): Promise<void> {
       prefixes.map(async (prefix) => {
         const revision = await lw.listPages(prefix, (items) => {
           listedKeys += items.length;
+          // Each value read once, as the informers read it to parse it (a listed value is a string only when read).
+          for (const kv of items) listedChars += kv.value.length;
         });
         const echo = echoPrefixes.has(prefix);
         handles.push(
@@ -142,7 +145,7 @@ async function main(dist: string, endpoint: string): Promise<void> {
     }
     cpu.done = cpuNow();
     at.done = performance.now();
-    return { listedKeys, prefixes: prefixes.length, writes: committed, notCommitted, echoes, otherEvents, txns, cpu, at };
+    return { listedKeys, listedChars, prefixes: prefixes.length, writes: committed, notCommitted, echoes, otherEvents, txns, cpu, at };
   };
 
   const exit = (): void => {

@@ -20,6 +20,8 @@ export type ClientFloorCommand = { cmd: 'run'; writes: number; timeoutMs: number
 export interface ClientFloorReport {
   /** Keys listed, over every prefix statemanager's informers list. */
   listedKeys: number;
+  /** Characters of the listed values, each read once as the informers read it to parse it. */
+  listedChars: number;
   /** Prefixes listed and watched (statemanager's informers: 9). */
   prefixes: number;
   /** State writes committed through the state store. */
