@@ -19,7 +19,7 @@ export type InformerEvent<T> =
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
-export type WatchRestartReason = 'compacted' | 'error' | 'disconnected';
+export type WatchRestartReason = 'compacted' | 'error' | 'disconnected' | 'history_replaced';
 
 export interface InformerMetrics {
   watchRestart(informer: string, reason: WatchRestartReason): void;
@@ -52,6 +52,15 @@ export class Informer<T> {
   private readonly ownWrites = new Map<string, string>();
   private revision = 0;
   private listedRevision = 0;
+  /**
+   * The store came back behind a revision this cache has seen (restored from an older backup, a
+   * new volume): the next list is taken as it is, whatever the revisions it holds.
+   */
+  private historyReplaced = false;
+  /** A list taken as it is is being applied (see historyReplaced). */
+  private listTakenAsIs = false;
+  /** The revision of the relist being applied, if one is. */
+  private relistAt: number | undefined;
   private synced = false;
   private stopped = false;
   private running: Promise<void> | undefined;
@@ -183,27 +192,35 @@ export class Informer<T> {
       this.listed(revision);
       return true;
     }
-    if (lw.listPages) {
-      // A relist (after a compaction, say at the end of a long etcd outage) page by page too:
-      // the whole list's raw values at once came on top of a full cache, every informer at once.
-      const relist = this.synced;
-      const seen = new Set<string>();
-      const revision = await lw.listPages(prefix, (items) => {
-        if (this.stopped) return;
-        for (const kv of items) {
-          seen.add(kv.key);
-          this.applyPut(kv, relist);
-        }
-      });
+    this.listTakenAsIs = this.historyReplaced;
+    try {
+      if (lw.listPages) {
+        // A relist (after a compaction, say at the end of a long etcd outage) page by page too:
+        // the whole list's raw values at once came on top of a full cache, every informer at once.
+        const relist = this.synced;
+        const seen = new Set<string>();
+        const revision = await lw.listPages(prefix, (items, at) => {
+          if (this.stopped) return;
+          this.relistAt = at;
+          for (const kv of items) {
+            seen.add(kv.key);
+            this.applyPut(kv, relist);
+          }
+        });
+        if (this.stopped) return false;
+        this.deleteUnseen(seen, revision, relist);
+        this.listed(revision);
+        return true;
+      }
+      const list = await lw.list(prefix);
       if (this.stopped) return false;
-      this.deleteUnseen(seen, revision, relist);
-      this.listed(revision);
+      this.relistAt = list.revision;
+      this.replace(list.items, list.revision);
       return true;
+    } finally {
+      this.listTakenAsIs = false;
+      this.relistAt = undefined;
     }
-    const list = await lw.list(prefix);
-    if (this.stopped) return false;
-    this.replace(list.items, list.revision);
-    return true;
   }
 
   /** Watch from the current revision; on errors resume; return when a relist is needed. */
@@ -225,10 +242,32 @@ export class Informer<T> {
         this.log.warn('watch revision compacted, listing again', { informer: this.name, revision: this.revision });
         return;
       }
+      const current = await this.storeRevisionIfBehind();
+      if (current !== undefined) {
+        this.historyReplaced = true;
+        this.opts.metrics?.watchRestart(this.name, 'history_replaced');
+        this.log.error('etcd is behind a revision this cache has seen: its history was replaced (restored from an older backup, or a new volume); listing again and taking the list as it is', {
+          informer: this.name,
+          revision: this.revision,
+          etcdRevision: current,
+        });
+        return;
+      }
       failures++;
       this.opts.metrics?.watchRestart(this.name, 'error');
       this.log.warn('watch ended, resuming', { informer: this.name, revision: this.revision, error: err.message });
       await this.sleep(this.backoff(failures));
+    }
+  }
+
+  /** The store's revision when it is behind this cache's (its history was replaced), else undefined (also when it cannot be read). */
+  private async storeRevisionIfBehind(): Promise<number | undefined> {
+    if (!this.opts.lw.currentRevision) return undefined;
+    try {
+      const current = await this.opts.lw.currentRevision();
+      return current < this.revision ? current : undefined;
+    } catch {
+      return undefined;
     }
   }
 
@@ -283,6 +322,20 @@ export class Informer<T> {
     this.opts.metrics?.lastRevision(this.name, this.revision);
   }
 
+  /**
+   * Whether a relisted key shows the store's history was replaced (restored with its revision
+   * bumped past ours, then compacted): in one history a list at L holds each key's last change at
+   * or before L, so what the cache saw of the key at or before L (a change, or an own delete) can
+   * be neither newer than it nor a delete after it. Own writes after L stay ahead of the list.
+   */
+  private otherHistory(old: CacheEntry<T> | undefined, kv: KeyValue): boolean {
+    const at = this.relistAt;
+    if (at === undefined) return false;
+    if (old !== undefined && old.modRevision <= at && old.modRevision > kv.modRevision) return true;
+    const deletedAt = this.tombstones.get(kv.key);
+    return deletedAt !== undefined && deletedAt <= at && deletedAt >= kv.modRevision;
+  }
+
   /** The cache already holds the key at a revision after `revision` (an own write assumed ahead of the watch). */
   private newerThan(key: string, revision: number): boolean {
     const cur = this.cache.get(key);
@@ -296,8 +349,10 @@ export class Informer<T> {
 
   private applyPut(kv: KeyValue, synthetic: boolean, assumed = false): void {
     const old = this.cache.get(kv.key);
-    if (old && old.modRevision >= kv.modRevision) return; // already assumed or stale
-    if (this.tombstoneCovers(kv.key, kv.modRevision)) return;
+    if (!this.listTakenAsIs && !this.otherHistory(old, kv)) {
+      if (old && old.modRevision >= kv.modRevision) return; // already assumed or stale
+      if (this.tombstoneCovers(kv.key, kv.modRevision)) return;
+    }
     const value = this.decode(kv);
     if (value === undefined) {
       if (old) this.applyDelete(kv.key, synthetic, assumed);
@@ -344,12 +399,19 @@ export class Informer<T> {
   /** After a list at `revision`: a cached key it did not hold is gone, unless written after it. */
   private deleteUnseen(seen: ReadonlySet<string>, revision: number, relist: boolean): void {
     for (const key of [...this.cache.keys()]) {
-      if (!seen.has(key) && this.cache.get(key)!.modRevision <= revision) this.applyDelete(key, relist);
+      if (!seen.has(key) && (this.listTakenAsIs || this.cache.get(key)!.modRevision <= revision)) this.applyDelete(key, relist);
     }
   }
 
   /** A list at `revision` has been applied: the watch goes on from there. */
   private listed(revision: number): void {
+    if (this.listTakenAsIs) {
+      // The revisions seen before belong to the replaced history: start again from the list's.
+      this.revision = revision;
+      this.tombstones.clear();
+      this.ownWrites.clear();
+      this.historyReplaced = false;
+    }
     this.revision = Math.max(this.revision, revision);
     this.listedRevision = revision;
     for (const [key, rev] of this.tombstones) if (rev <= this.revision) this.tombstones.delete(key);

@@ -58,4 +58,10 @@ export interface ListerWatcher {
   watch(prefix: string, fromRevision: number, callbacks: WatchCallbacks): WatchHandle;
   /** True when `revision` has been compacted away, so a watch cannot resume from it. */
   isCompacted(revision: number): Promise<boolean>;
+  /**
+   * Optional: the store's current revision, read consistently. Below a revision the informer has
+   * seen, the store's history was replaced (restored from an older backup, a new volume): the
+   * informer then lists again and takes the list as it is.
+   */
+  currentRevision?(): Promise<number>;
 }

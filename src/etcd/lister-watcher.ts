@@ -50,7 +50,7 @@ export class EtcdListerWatcher implements ListerWatcher {
   watch(prefix: string, fromRevision: number, cb: WatchCallbacks): WatchHandle {
     const key = Buffer.from(prefix);
     const w = this.watcher.watch(
-      { key, rangeEnd: prefixEnd(key), startRevision: fromRevision },
+      { key, rangeEnd: prefixEnd(key), startRevision: fromRevision, cancelIfBehind: true },
       {
         onEvents: (events, headerRevision) => {
           // The value is decoded only when read: the informer drops the echo of our own writes
@@ -71,6 +71,12 @@ export class EtcdListerWatcher implements ListerWatcher {
         return Promise.resolve();
       },
     };
+  }
+
+  async currentRevision(): Promise<number> {
+    // Linearizable (etcd3's default): the cluster's revision, not a lagging member's.
+    const res = await this.client.kv.range({ key: Buffer.from([0]), limit: 1, count_only: true }, { deadline: Date.now() + this.pageTimeoutMs });
+    return Number(res.header.revision);
   }
 
   async isCompacted(revision: number): Promise<boolean> {

@@ -52,6 +52,12 @@ export interface WatchTarget {
   startRevision?: number;
   /** Deliver each event's previous key-value (etcd's prev_kv). */
   prevKv?: boolean;
+  /**
+   * End with onCanceled when etcd is behind the revision the watch (re)starts from, instead of
+   * waiting until it gets there: for a cache of etcd, whose owner then compares with the cluster
+   * (etcd restored from an older backup, or on a new volume, comes back behind).
+   */
+  cancelIfBehind?: boolean;
 }
 
 export interface EtcdWatchHandlers {
@@ -363,6 +369,15 @@ class StreamWatch implements EtcdWatch {
     }
     if (res.created) {
       this.failures = 0;
+      if (this.target.cancelIfBehind === true && this.nextRevision > headerRevision + 1) {
+        // etcd is behind the revision this watch starts from: it came back with an older or
+        // empty history (restored from a backup, a new volume), or this member lags. etcd would
+        // wait silently until its revision passed ours and then send changes of another
+        // history; the owner must compare with the cluster and list again (informer.ts).
+        this.close();
+        this.h.onCanceled(`etcd's revision ${headerRevision} is behind ${this.nextRevision - 1}, where this watch resumes: its history was replaced, or this member lags`);
+        return;
+      }
       // From now on: a resume must not skip what happens after this point.
       if (this.nextRevision === 0) this.nextRevision = headerRevision + 1;
       this.h.onCreated?.(this.nextRevision - 1);

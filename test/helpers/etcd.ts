@@ -1,7 +1,7 @@
 // A private etcd per test file: the Debian binary on free loopback ports, a temporary data
 // directory, stopped (and the directory removed) when the test file ends, even on failure.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +19,11 @@ export interface EtcdServer {
   watchClient(): EtcdWatchClient;
   /** Stop the process, keeping the data directory (for restart tests). */
   kill(signal?: NodeJS.Signals): Promise<void>;
-  /** Start again on the same ports and data directory. */
-  restart(): Promise<void>;
+  /**
+   * Start again on the same ports and data directory; `wipe`: with the directory emptied first,
+   * as an etcd restored from an old backup or given a new volume comes back (its revision behind).
+   */
+  restart(o?: { wipe?: boolean }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -111,8 +114,12 @@ export async function startEtcd(): Promise<EtcdServer> {
       return c;
     },
     kill,
-    async restart() {
+    async restart(o) {
       await kill();
+      if (o?.wipe) {
+        rmSync(dataDir, { recursive: true, force: true });
+        mkdirSync(dataDir, { mode: 0o700 });
+      }
       const before = clientPort;
       await launch();
       if (clientPort !== before) throw new Error('etcd restarted on another port');
