@@ -92,7 +92,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     const meta = { nodeName, identity: call.caller.identity, error: message };
     // What a caller can cause (an oversize change, a tiny deadline, a race) is warned at a
     // bounded rate, so no caller can fill the error log; only the unexpected is an error.
-    if (kind === 'internal') deps.logger.error('SendChangedContainerList failed', meta);
+    if (kind === 'internal') deps.refusals.error('container-list-failed', 'SendChangedContainerList failed', meta);
     else deps.refusals.warn(`container-list-${kind}`, 'SendChangedContainerList not applied', meta);
     if (kind === 'conflict') return { ok: false, code: status.ABORTED, message };
     switch (kind) {

@@ -93,7 +93,7 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
   const { logger, record } = deps;
 
   const internal = (method: string, err: unknown): Refusal => {
-    logger.error('gRPC handler failed', { method, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    deps.refusals.error(`handler-failed-${method}`, 'gRPC handler failed', { method, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     return { code: grpc.status.INTERNAL, details: 'internal error' };
   };
 

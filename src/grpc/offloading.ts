@@ -189,7 +189,7 @@ async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller
     durationMs: forwarded.durationMs,
   };
   const recorded = deps.records.add(record).catch((err: unknown) => {
-    deps.logger.error('offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) });
+    deps.refusals.error('offloading-not-recorded', 'offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) });
   });
   return { ...forwarded, recorded };
 }
@@ -198,7 +198,7 @@ function failure(deps: OffloadingDeps, err: unknown, req: OffloadRequest, at: nu
   const addr = deps.actionController.addr;
   const transitionId = mintId(req, at);
   if (!(err instanceof ActionControllerCallError)) {
-    deps.logger.error('OffloadModel call failed', { model: req.model, error: errorMessage(err) });
+    deps.refusals.error('offload-call-failed', 'OffloadModel call failed', { model: req.model, error: errorMessage(err) });
     return { outcome: 'unavailable', message: `the ActionController at ${addr} could not be called: ${errorMessage(err)}`, transitionId };
   }
   if (err.code === grpc.status.DEADLINE_EXCEEDED) {

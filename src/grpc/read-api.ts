@@ -79,7 +79,7 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
   };
 
   const fail = (method: string, err: unknown): Refusal => {
-    deps.logger.error('gRPC read failed', { method, error: errorMessage(err) });
+    deps.refusals.error(`read-failed-${method}`, 'gRPC read failed', { method, error: errorMessage(err) });
     return { code: grpc.status.UNAVAILABLE, details: 'the state could not be read; try again' };
   };
 

@@ -135,7 +135,7 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${outcome.from ?? 'absent'} -> ${outcome.to}`);
   } catch (err) {
     const failure = classifyEtcdError(err);
-    deps.logger.error('SendStateChange failed', {
+    deps.refusals.error('state-change-failed', 'SendStateChange failed', {
       name: req.name,
       transitionId,
       identity: call.caller.identity,

@@ -1,4 +1,4 @@
-// Log lines that an outsider can cause (refused calls) at a bounded rate: a flood of bad calls
+// Log lines that an outsider can cause (refused calls, calls failing during an outage) at a bounded rate: a flood of bad calls
 // must not become a flood of log lines. Each kind of line gets `perInterval` lines per
 // interval; the next line after a quiet spell says how many were suppressed.
 import type { Logger } from '../../controller/logger.js';
@@ -32,6 +32,18 @@ export class ThrottledLog {
 
   /** Logs a warning unless `kind` has used up its lines in this interval. */
   warn(kind: string, message: string, meta: Record<string, unknown>): void {
+    this.line('warn', kind, message, meta);
+  }
+
+  /**
+   * Logs an error unless `kind` has used up its lines in this interval: calls that fail while
+   * etcd is away come as fast as callers retry (an outage of 10 s was 9,000 lines).
+   */
+  error(kind: string, message: string, meta: Record<string, unknown>): void {
+    this.line('error', kind, message, meta);
+  }
+
+  private line(level: 'warn' | 'error', kind: string, message: string, meta: Record<string, unknown>): void {
     const now = this.now();
     let w = this.windows.get(kind);
     if (w === undefined || now - w.start >= this.intervalMs) {
@@ -45,6 +57,6 @@ export class ThrottledLog {
       return;
     }
     w.logged++;
-    this.o.logger.warn(message, meta);
+    this.o.logger[level](message, meta);
   }
 }

@@ -2,7 +2,8 @@
 // new volume) has another history: the informer must notice, list again and take the list as it
 // is, whatever the revisions in it. Before, it resumed its watch from its own revision, which
 // etcd accepted and answered with nothing until its revision passed it: statemanager stayed
-// ready and never wrote another state (found by black-box probing).
+// ready and never wrote another state (found by black-box probing). Also what an outage logs:
+// one warning when the watch drops, not one per retry.
 import test from 'ava';
 import { Informer, type InformerEvent, type WatchRestartReason } from '../../controller/informer.js';
 import type { KeyValue, ListerWatcher, WatchCallbacks } from '../../controller/lister-watcher.js';
@@ -148,6 +149,43 @@ test('a store that cannot tell its revision is not taken for a replaced one', as
   await eventually(() => assert.ok(store.watches.length > watches));
   t.is(store.lists, 1);
   t.deepEqual(restarts, ['error']);
+  await informer.stop();
+});
+
+test('a watch disconnected again and again warns once, then at most every disconnectedWarnEveryMs, and says when it resumed', async (t) => {
+  const { store, lw } = scriptedStore([kv('/h/a', '1', 5)], 10);
+  const lines: [string, string, Record<string, unknown>][] = [];
+  const at = (level: string) => (message: string, meta: Record<string, unknown> = {}) => void lines.push([level, message, meta]);
+  const restarts: WatchRestartReason[] = [];
+  const informer = new Informer<string>({
+    name: 'h',
+    prefix: '/h/',
+    lw,
+    parse: (_k, v) => v,
+    logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },
+    metrics: { watchRestart: (_i, reason) => restarts.push(reason), lastRevision: () => undefined },
+    disconnectedWarnEveryMs: 200,
+  });
+  informer.start();
+  await informer.waitForSync();
+  const w = store.watches.at(-1)!;
+  lines.length = 0;
+  for (let i = 0; i < 5; i++) w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  t.deepEqual(lines.map(([level, message]) => [level, message]), [['warn', 'watch disconnected, it resumes by itself']]);
+  await new Promise((r) => setTimeout(r, 250));
+  w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  t.is(lines.length, 2);
+  t.like(lines[1], ['warn', 'watch still disconnected, retrying', { informer: 'h', retries: 5 }]);
+  t.true((lines[1]![2].forMs as number) >= 200);
+  w.onConnected!();
+  t.like(lines[2], ['info', 'watch resumed', { informer: 'h', retries: 6 }]);
+  w.onConnected!(); // connected again without a disconnection: nothing to say
+  t.is(lines.length, 3);
+  t.is(restarts.filter((r) => r === 'disconnected').length, 7, 'every disconnection counted');
+  // A new outage warns at once again.
+  w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  t.like(lines[3], ['warn', 'watch disconnected, it resumes by itself']);
   await informer.stop();
 });
 

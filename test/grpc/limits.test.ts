@@ -47,6 +47,25 @@ test('throttled log: at most N lines per kind per interval; the next line says h
   t.like(logger.lines.at(-1)!.meta, { i: 5, suppressedBefore: 3 });
 });
 
+test('throttled log: errors at the error level, with their own window per kind beside the warnings', (t) => {
+  let now = 0;
+  const logger = captureLogger();
+  const log = new ThrottledLog({ logger, perInterval: 2, intervalMs: 1000, now: () => now });
+  for (let i = 0; i < 4; i++) log.error('read-failed', 'gRPC read failed', { i });
+  log.warn('denied', 'gRPC call denied', {});
+  t.deepEqual(logger.lines.map((l) => [l.level, l.message, l.meta.i]), [
+    ['error', 'gRPC read failed', 0],
+    ['error', 'gRPC read failed', 1],
+    ['warn', 'gRPC call denied', undefined],
+  ]);
+  now = 999; // still within the interval: nothing more
+  log.error('read-failed', 'gRPC read failed', { i: 4 });
+  t.is(logger.lines.length, 3);
+  now = 1000;
+  log.error('read-failed', 'gRPC read failed', { i: 5 });
+  t.like(logger.lines.at(-1)!, { level: 'error', meta: { i: 5, suppressedBefore: 3 } });
+});
+
 test('rate limiter: costs, refunds, a cost above the burst passes only on a full bucket, and the wait until it fits', (t) => {
   let now = 0;
   const r = new RateLimiter({ perSecond: 100, burst: 1000, now: () => now });

@@ -246,6 +246,27 @@ test('with etcd not answering, the call ends within its deadline as ERROR_CODE_T
   t.true(Date.now() - started < 5000);
 });
 
+test('with etcd gone, failing calls log at most 10 lines per 10 s, and every caller still gets its answer', async (t) => {
+  // Nothing listens: every call fails at once, as fast as callers retry (an outage of 10 s
+  // logged 9,000 lines, found by black-box probing).
+  const hole = createServer();
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+  const addr = hole.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  await new Promise<void>((r) => hole.close(() => r()));
+  const dead = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
+  t.teardown(() => dead.close());
+  const s = await startTestServer(dead, {}, { requestTimeoutMs: 300 });
+  const c = s.client();
+  const codes = new Set<string>();
+  for (let i = 0; i < 25; i++) codes.add((await sendStateChange(c, scenario(`s${i}`, 'Idle'))).error_code);
+  t.true([...codes].every((code) => code === 'ERROR_CODE_TIMEOUT' || code === 'ERROR_CODE_RESOURCE_UNAVAILABLE'), [...codes].join());
+  const failed = s.logger.lines.filter((l) => l.message === 'SendStateChange failed');
+  t.is(failed.length, 10);
+  t.true(failed.every((l) => l.level === 'error' && typeof l.meta.error === 'string' && typeof l.meta.name === 'string'));
+  t.is(s.metrics.calls.length, 25, 'every call still counted');
+});
+
 // ---- compare-and-swap, driven directly with a client that lets a rival write between the read
 // and the write.
 
