@@ -91,7 +91,8 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
     last_transition_time_ns: v.enteredAt === undefined ? '0' : msToNs(v.enteredAt),
     state_generation: String(v.generation),
     asil_level: 'ASIL_LEVEL_UNSPECIFIED',
-    metadata: { revision: String(v.revision) },
+    // A reader that asked for history and got none can tell why: etcd was away (README, State API).
+    metadata: v.historyUnavailable === undefined ? { revision: String(v.revision) } : { revision: String(v.revision), history: `unavailable: ${v.historyUnavailable}` },
     history: v.history.map(toHistory),
     health_status: {
       healthy: !UNHEALTHY.has(v.state),

@@ -46,6 +46,11 @@ export interface ResourceStateView {
   enteredAt: number | undefined;
   revision: number;
   history: TransitionView[];
+  /**
+   * Why `history` (and `enteredAt`) could not be read, when they could not: etcd is away. The
+   * state itself comes from this replica's cache, which an outage does not take away.
+   */
+  historyUnavailable?: string;
 }
 
 export interface TransitionView {
@@ -96,7 +101,15 @@ export class StateReader {
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
     if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state)` };
-    const transitions = toTransitions(await this.history.read(kind, name));
+    let entries: HistoryEntry[];
+    try {
+      entries = await this.history.read(kind, name);
+    } catch (err) {
+      // The state is in the cache; only its history lives in etcd alone.
+      const why = err instanceof Error ? err.message : String(err);
+      return { ok: true, value: { kind, name, state: stored.state, generation: stored.version, enteredAt: undefined, revision, history: [], historyUnavailable: why } };
+    }
+    const transitions = toTransitions(entries);
     const last = transitions[transitions.length - 1];
     const current = last !== undefined && last.to === stored.state ? last : undefined;
     return {

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { StateFeed, type StateFeedOptions } from '../../src/state-api/feed.js';
-import { StateReader, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
+import { StateReader, type HistoryStore, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
 import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
 import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
@@ -64,7 +64,7 @@ class CountingSource {
   }
 }
 
-async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}) {
+async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}, history?: HistoryStore) {
   const keys = new KeyLayout(uniquePrefix());
   const client = etcd.client();
   const watchClient = etcd.watchClient();
@@ -75,7 +75,7 @@ async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcSe
     watchClient.close();
   });
   const caches = new HandCaches();
-  const reader = new StateReader(caches, new EtcdHistoryStore(client, keys, 3000));
+  const reader = new StateReader(caches, history ?? new EtcdHistoryStore(client, keys, 3000));
   const s = await startTestServer(client, config, { keys, readApi: { reader, feed } });
   const put = async (name: string, state: string): Promise<number> => Number((await client.put(keys.stateKey('scenario', name)).value(state).exec()).header.revision);
   return { s, feed, keys, client, caches, source, put, draft: (md?: () => grpc.Metadata) => new DraftClient(s.target, md) };
@@ -318,6 +318,30 @@ test.serial('the history answers carry the authenticated identity beside the sou
   t.deepEqual(history.history.map((h) => h.source), ['dashboard (identity token:operator)', 'token:operator']);
   const state = await c.getState('RESOURCE_TYPE_SCENARIO', 'brake');
   t.deepEqual(state.resource_state?.history.map((h) => h.source), ['dashboard (identity token:operator)', 'token:operator']);
+  c.close();
+});
+
+test.serial('GetResourceState while the history cannot be read: the cached state, no history, and metadata["history"] saying why', async (t) => {
+  let failing = true;
+  const { draft, caches, client, keys } = await serve({}, {}, {
+    read: async (kind, name) => {
+      if (failing) throw new Error('etcd is unavailable');
+      return new EtcdHistoryStore(client, keys, 3000).read(kind, name);
+    },
+  });
+  caches.states.set('brake', { name: 'brake', state: 'Waiting', version: 2 });
+  const c = draft();
+  const during = await c.getState('RESOURCE_TYPE_SCENARIO', 'brake');
+  t.true(during.success);
+  t.like(during.resource_state, { resource_name: 'brake', current_state: 'Waiting', state_generation: '2', last_transition_time_ns: '0', history: [] });
+  t.is(during.resource_state?.metadata.history, 'unavailable: etcd is unavailable');
+  t.regex(during.resource_state?.metadata.revision ?? '', /^\d+$/);
+  // Unknown resources are still unknown, whatever etcd does.
+  t.false((await c.getState('RESOURCE_TYPE_SCENARIO', 'nothing')).success);
+  failing = false;
+  const after = await c.getState('RESOURCE_TYPE_SCENARIO', 'brake');
+  t.true(after.success);
+  t.is(after.resource_state?.metadata.history, undefined);
   c.close();
 });
 
