@@ -22,6 +22,24 @@ test('JSON lines carry the message, level, time and fields; lines below the leve
   t.regex(String(line.timestamp), /^\d{4}-\d\d-\d\dT/);
 });
 
+test('JSON lines: nested fields as JSON; a cycle or a BigInt, which JSON.stringify refuses, still makes a line', async (t) => {
+  const { logger, lines } = capture('info', 'json');
+  logger.info('nested', { detail: { a: [1, 'x'], b: null }, n: 1.5 });
+  const cyclic: Record<string, unknown> = { name: 'c' };
+  cyclic.self = cyclic;
+  logger.warn('cyclic', { cyclic });
+  logger.error('big', { id: 12345678901234567890n });
+  logger.info('after', { ok: true });
+  await new Promise((r) => setImmediate(r));
+  t.is(lines.length, 4);
+  const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  t.like(parsed[0], { level: 'info', message: 'nested', detail: { a: [1, 'x'], b: null }, n: 1.5 });
+  t.like(parsed[1], { level: 'warn', message: 'cyclic', cyclic: { name: 'c', self: '[Circular]' } });
+  t.like(parsed[2], { level: 'error', message: 'big', id: '12345678901234567890' });
+  t.like(parsed[3], { level: 'info', message: 'after', ok: true });
+  for (const p of parsed) t.regex(String(p.timestamp), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+});
+
 test('text lines are human-readable', async (t) => {
   const { logger, lines } = capture('debug', 'text');
   logger.debug('resync', { reason: 'start', models: 3 });

@@ -5,6 +5,27 @@ export type LogFormat = 'json' | 'text';
 
 const passThrough = winston.format((info) => info);
 
+/** winston's key for the finished line (triple-beam's MESSAGE). */
+const MESSAGE = Symbol.for('message');
+const safeJson = winston.format.json();
+
+/**
+ * The timestamp and the JSON line in one step, by JSON.stringify: logform's timestamp() and
+ * json() (safe-stable-stringify, keys sorted) took 2.3 times as long per line, and at the default
+ * level every state change is a line (75,000 at a cold start of 100,000 containers: 1.4 s of CPU
+ * more than at warn, docs/performance.md). What JSON.stringify cannot write (a cycle, a BigInt)
+ * goes through logform's json() as before.
+ */
+const jsonLine = winston.format((info) => {
+  info.timestamp = new Date().toISOString();
+  try {
+    (info as unknown as Record<symbol, unknown>)[MESSAGE] = JSON.stringify(info);
+    return info;
+  } catch {
+    return safeJson.transform(info, safeJson.options);
+  }
+});
+
 export function createLogger(level: string, format: LogFormat, stream: NodeJS.WritableStream = process.stderr): winston.Logger {
   const human = winston.format.printf(({ level: lvl, message, timestamp, ...meta }) => {
     const rest = Object.entries(meta)
@@ -20,7 +41,7 @@ export function createLogger(level: string, format: LogFormat, stream: NodeJS.Wr
     transports: [
       new winston.transports.Stream({
         stream,
-        format: winston.format.combine(winston.format.timestamp(), format === 'json' ? winston.format.json() : human),
+        format: format === 'json' ? jsonLine() : winston.format.combine(winston.format.timestamp(), human),
       }),
     ],
   });
