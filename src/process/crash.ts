@@ -5,6 +5,7 @@
 // every state and every pending reconcile request.
 import { writeSync } from 'node:fs';
 import { errorMessage } from '../../controller/errors.js';
+import { flushHeldLines } from '../observability/line-batcher.js';
 
 export const CRASH_EXIT_CODE = 70;
 
@@ -35,7 +36,12 @@ export function installCrashPolicy(o: CrashPolicyOptions = {}): void {
       ...safe(o.context),
       timestamp: new Date().toISOString(),
     };
-    // Synchronous: winston's stream may never flush once we exit.
+    // Synchronous: winston's stream may never flush once we exit. The lines logged before it go first.
+    try {
+      flushHeldLines();
+    } catch {
+      // the crash line still goes out
+    }
     try {
       writeSync(2, JSON.stringify(line) + '\n');
     } catch {
