@@ -107,17 +107,17 @@ export function toKeyValue(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revisio
 }
 
 /**
- * A watched key-value whose value is turned into a string on first read. Until then it holds a
- * view of the watch response's message: the informer reads or drops it while handling the
- * response and keeps neither this object nor the view.
+ * A listed key-value: its value a view of the page's message, turned into a string each time it
+ * is read (the informer reads it once, to parse it, and keeps what it parsed). A page holds
+ * thousands: made as the page came, their strings (a container's is about 400 bytes) were alive
+ * together while the informer applied the page, and young-generation collections copied them.
  */
-class WatchedKeyValue implements KeyValue {
+class ListedKeyValue implements KeyValue {
   readonly key: string;
   readonly modRevision: number;
   readonly createRevision: number;
   readonly version: number;
-  private raw: Buffer | undefined;
-  private text: string | undefined;
+  protected raw: Buffer | undefined;
 
   constructor(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revision' | 'create_revision' | 'version'>) {
     this.key = kv.key.toString();
@@ -129,37 +129,24 @@ class WatchedKeyValue implements KeyValue {
   }
 
   get value(): string {
-    if (this.text === undefined) {
-      this.text = this.raw!.toString();
-      this.raw = undefined;
-    }
-    return this.text;
+    return this.raw!.toString();
   }
 }
 
 /**
- * A listed key-value whose value is turned into a string each time it is read (the informer reads
- * it once, to parse it, and keeps what it parsed). A page holds thousands: made as the page came,
- * their strings (a container's is about 400 bytes) were alive together while the informer applied
- * the page, and young-generation collections copied them on the way.
+ * A watched key-value keeps its string once read (the own-echo check may read it before the
+ * parse) and lets the view go. Until read it holds a view of the watch response's message: the
+ * informer reads or drops it while handling the response and keeps neither this object nor the view.
  */
-class ListedKeyValue implements KeyValue {
-  readonly key: string;
-  readonly modRevision: number;
-  readonly createRevision: number;
-  readonly version: number;
-  private readonly raw: Buffer;
+class WatchedKeyValue extends ListedKeyValue {
+  private text: string | undefined;
 
-  constructor(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revision' | 'create_revision' | 'version'>) {
-    this.key = kv.key.toString();
-    this.raw = kv.value;
-    this.modRevision = Number(kv.mod_revision);
-    this.createRevision = Number(kv.create_revision);
-    this.version = Number(kv.version);
-  }
-
-  get value(): string {
-    return this.raw.toString();
+  override get value(): string {
+    if (this.text === undefined) {
+      this.text = super.value;
+      this.raw = undefined;
+    }
+    return this.text;
   }
 }
 
