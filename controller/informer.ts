@@ -41,6 +41,8 @@ export interface InformerOptions<T> {
    * often; the first disconnection always warns, the resumption is logged once. Default 60 s.
    */
   disconnectedWarnEveryMs?: number;
+  /** The clock of the disconnection warnings (default Date.now). */
+  now?: () => number;
   /** Test-only bug shape (test/sim/mutations.ts): resume watches from the listed revision. Never set otherwise. */
   plantedBugResumeFromListed?: boolean;
 }
@@ -274,7 +276,7 @@ export class Informer<T> {
    */
   private disconnected(e: Error): void {
     this.opts.metrics?.watchRestart(this.name, 'disconnected');
-    const now = Date.now();
+    const now = (this.opts.now ?? Date.now)();
     const o = this.outage;
     if (o === undefined) {
       this.outage = { since: now, retries: 0, warnedAt: now };
@@ -291,7 +293,7 @@ export class Informer<T> {
     const o = this.outage;
     if (o === undefined) return;
     this.outage = undefined;
-    this.log.info('watch resumed', { informer: this.name, afterMs: Date.now() - o.since, retries: o.retries });
+    this.log.info('watch resumed', { informer: this.name, afterMs: (this.opts.now ?? Date.now)() - o.since, retries: o.retries });
   }
 
   /** The store's revision when it is behind this cache's (its history was replaced), else undefined (also when it cannot be read). */

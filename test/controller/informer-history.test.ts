@@ -31,6 +31,13 @@ function scriptedStore(items: KeyValue[], revision: number) {
   return { store, lw };
 }
 
+/** The store's content replaced, and its open watch ended with `error` (as etcd ends it). */
+function replaceAndEndWatch(store: ReturnType<typeof scriptedStore>['store'], items: KeyValue[], revision: number, error: string): void {
+  store.items = items;
+  store.revision = revision;
+  store.watches.at(-1)!.onError(new Error(error));
+}
+
 function informerWith(lw: ListerWatcher) {
   const restarts: WatchRestartReason[] = [];
   const informer = new Informer<string>({
@@ -62,9 +69,7 @@ test('a store behind the cache is listed again and taken as it is, even a key at
   events.length = 0;
 
   // The replacement: /h/a written at revision 2 again, with another value; /h/c gone; /h/b new.
-  store.items = [kv('/h/a', 'new', 2), kv('/h/b', '1', 3)];
-  store.revision = 3;
-  store.watches.at(-1)!.onError(new Error('etcd canceled the watch: behind'));
+  replaceAndEndWatch(store, [kv('/h/a', 'new', 2), kv('/h/b', '1', 3)], 3, 'etcd canceled the watch: behind');
 
   await eventually(() => assert.deepStrictEqual(contents(informer), [['/h/a', 'new'], ['/h/b', '1']]));
   t.deepEqual(restarts, ['history_replaced']);
@@ -94,9 +99,7 @@ test('restored with its revision bumped and compacted: the relist takes keys old
   events.length = 0;
 
   // The backup (taken at 30) restored with the revision bumped to 1,000 and marked compacted.
-  store.items = [kv('/h/a', 'backup', 20), kv('/h/d', '1', 10)];
-  store.revision = 1000;
-  store.watches.at(-1)!.onError(new Error('compacted'));
+  replaceAndEndWatch(store, [kv('/h/a', 'backup', 20), kv('/h/d', '1', 10)], 1000, 'compacted');
 
   await eventually(() => assert.deepStrictEqual(contents(informer), [['/h/a', 'backup'], ['/h/d', '1']]));
   t.deepEqual(restarts, ['compacted']);
@@ -116,9 +119,7 @@ test('a relist in one history keeps own writes made after the list, and a key ch
   // Own writes committed at 70 and 71, after the list the relist will be at (60).
   informer.assume(kv('/h/a', 'own', 70));
   informer.assume({ key: '/h/b', deletedAt: 71 });
-  store.items = [kv('/h/a', '2', 55), kv('/h/b', '1', 41), kv('/h/c', '1', 58)];
-  store.revision = 60;
-  store.watches.at(-1)!.onError(new Error('compacted'));
+  replaceAndEndWatch(store, [kv('/h/a', '2', 55), kv('/h/b', '1', 41), kv('/h/c', '1', 58)], 60, 'compacted');
   await eventually(() => assert.ok(informer.cache.has('/h/c')));
   t.deepEqual(contents(informer), [['/h/a', 'own'], ['/h/c', '1']]);
   await informer.stop();
@@ -157,11 +158,12 @@ test('a store that cannot tell its revision is not taken for a replaced one', as
   await informer.stop();
 });
 
-test('a watch disconnected again and again warns once, then at most every disconnectedWarnEveryMs, and says when it resumed', async (t) => {
+test('a watch disconnected again and again warns once, then again only when disconnectedWarnEveryMs has passed (below, at, past), and says when it resumed', async (t) => {
   const { store, lw } = scriptedStore([kv('/h/a', '1', 5)], 10);
   const lines: [string, string, Record<string, unknown>][] = [];
   const at = (level: string) => (message: string, meta: Record<string, unknown> = {}) => void lines.push([level, message, meta]);
   const restarts: WatchRestartReason[] = [];
+  let now = 1_000;
   const informer = new Informer<string>({
     name: 'h',
     prefix: '/h/',
@@ -170,27 +172,37 @@ test('a watch disconnected again and again warns once, then at most every discon
     logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },
     metrics: { watchRestart: (_i, reason) => restarts.push(reason), lastRevision: () => undefined },
     disconnectedWarnEveryMs: 200,
+    now: () => now,
   });
   informer.start();
   await informer.waitForSync();
   const w = store.watches.at(-1)!;
   lines.length = 0;
-  for (let i = 0; i < 5; i++) w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  const drop = (): void => w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  for (let i = 0; i < 5; i++) drop();
   t.deepEqual(lines.map(([level, message]) => [level, message]), [['warn', 'watch disconnected, it resumes by itself']]);
-  await new Promise((r) => setTimeout(r, 250));
-  w.onDisconnected!(new Error('connect ECONNREFUSED'));
-  w.onDisconnected!(new Error('connect ECONNREFUSED'));
+  now = 1_199; // just below the period since the warning
+  drop();
+  t.is(lines.length, 1);
+  now = 1_200; // at it
+  drop();
   t.is(lines.length, 2);
-  t.like(lines[1], ['warn', 'watch still disconnected, retrying', { informer: 'h', retries: 5 }]);
-  t.true((lines[1]![2].forMs as number) >= 200);
+  t.like(lines[1], ['warn', 'watch still disconnected, retrying', { informer: 'h', retries: 6, forMs: 200 }]);
+  now = 1_399; // below the period since that one
+  drop();
+  t.is(lines.length, 2);
+  now = 1_401; // past it
+  drop();
+  t.like(lines[2], ['warn', 'watch still disconnected, retrying', { retries: 8, forMs: 401 }]);
+  now = 1_500;
   w.onConnected!();
-  t.like(lines[2], ['info', 'watch resumed', { informer: 'h', retries: 6 }]);
+  t.like(lines[3], ['info', 'watch resumed', { informer: 'h', retries: 8, afterMs: 500 }]);
   w.onConnected!(); // connected again without a disconnection: nothing to say
-  t.is(lines.length, 3);
-  t.is(restarts.filter((r) => r === 'disconnected').length, 7, 'every disconnection counted');
+  t.is(lines.length, 4);
+  t.is(restarts.filter((r) => r === 'disconnected').length, 9, 'every disconnection counted');
   // A new outage warns at once again.
-  w.onDisconnected!(new Error('connect ECONNREFUSED'));
-  t.like(lines[3], ['warn', 'watch disconnected, it resumes by itself']);
+  drop();
+  t.like(lines[4], ['warn', 'watch disconnected, it resumes by itself']);
   await informer.stop();
 });
 
