@@ -239,6 +239,30 @@ test.serial('real etcd: a watch resuming ahead of etcd ends with a reason when a
   plain.close();
 });
 
+test.serial('real etcd: cancelIfBehind at its boundary — a watch from the next revision waits, one from a revision further on ends', async (t) => {
+  const client = etcd.client();
+  const head = Number((await client.put('/w/y').value('1').exec()).header.revision);
+  const wc = etcd.watchClient();
+  const watchFrom = (startRevision: number): { outcomes: string[]; close(): void } => {
+    const outcomes: string[] = [];
+    const w = wc.watch({ key: Buffer.from('/w/y'), startRevision, cancelIfBehind: true }, {
+      onEvents: (events) => outcomes.push(`events ${events.length}`),
+      onCreated: () => outcomes.push('created'),
+      onCompacted: () => outcomes.push('compacted'),
+      onCanceled: () => outcomes.push('canceled'),
+    });
+    return { outcomes, close: () => w.close() };
+  };
+  const next = watchFrom(head + 1); // every change after what etcd has: the normal resume
+  const past = watchFrom(head + 2); // one revision etcd has not reached
+  await eventually(() => assert.deepStrictEqual([next.outcomes, past.outcomes], [['created'], ['canceled']]));
+  await client.put('/w/y').value('2');
+  await eventually(() => assert.deepStrictEqual(next.outcomes, ['created', 'events 1']));
+  next.close();
+  past.close();
+  t.deepEqual([next.outcomes, past.outcomes], [['created', 'events 1'], ['canceled']]);
+});
+
 test.serial('real etcd: wiped and refilled with fewer revisions, the informer converges on the new content', async (t) => {
   const client = etcd.client();
   const prefix = '/wipe/';
