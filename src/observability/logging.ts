@@ -13,8 +13,8 @@ const safeJson = winston.format.json();
 /**
  * The timestamp and the JSON line in one step, by JSON.stringify: logform's timestamp() and
  * json() (safe-stable-stringify, keys sorted) took 2.3 times as long per line, and at the default
- * level every state change is a line (75,000 at a cold start of 100,000 containers: 1.4 s of CPU
- * more than at warn, docs/performance.md). What JSON.stringify cannot write (a cycle, a BigInt)
+ * level every state change is a line (76,000 at a cold start of 100,000 containers: about 1 s of
+ * CPU more than at warn, docs/performance.md). What JSON.stringify cannot write (a cycle, a BigInt)
  * goes through logform's json() as before.
  */
 const jsonLine = winston.format((info) => {
