@@ -1,7 +1,7 @@
 // The storm floor's relay options (test/bench/lib/relay-client.ts): which put events the relay
 // writes for, and how its environment is read back.
 import test from 'ava';
-import { relayFloor, relayFloorEnv, relaysEvent } from './lib/relay-client.js';
+import { MAX_RELAY_STATES, relayFloor, relayFloorEnv, relaysEvent } from './lib/relay-client.js';
 
 const relayedOf = (events: number, every: number): number[] => {
   const out: number[] = [];
@@ -29,10 +29,16 @@ test('a fraction relays events / every of them, spread evenly', (t) => {
 });
 
 test('the floor environment reads back as given; anything else is the plain relay', (t) => {
-  const floor = { every: 4.43, state: true, echo: true };
+  const floor = { every: 4.43, states: 2, echo: true };
   t.deepEqual(relayFloor(relayFloorEnv(floor)), floor);
-  t.deepEqual(relayFloor({}), { every: 1, state: false, echo: false });
+  t.deepEqual(relayFloor({}), { every: 1, states: 0, echo: false });
   for (const bad of ['0', '0.5', '-3', 'x', 'Infinity']) t.is(relayFloor({ BENCH_RELAY_EVERY: bad }).every, 1, bad);
   t.is(relayFloor({ BENCH_RELAY_EVERY: '1' }).every, 1);
   t.is(relayFloor({ BENCH_RELAY_EVERY: '1.5' }).every, 1.5);
+});
+
+test('state writes per relayed event: 0 up to MAX_RELAY_STATES, anything else the plain relay', (t) => {
+  t.is(MAX_RELAY_STATES, 2);
+  for (const n of [0, 1, 2]) t.is(relayFloor(relayFloorEnv({ every: 1, states: n, echo: false })).states, n);
+  for (const bad of ['3', '-1', '1.5', 'x', '']) t.is(relayFloor({ BENCH_RELAY_STATE: bad }).states, 0, bad);
 });

@@ -16,15 +16,18 @@
 // code under test changes. It is a floor for the chain's hops, not for CPU per event:
 // statemanager's watch client decodes its responses by hand (src/etcd/watch-response-decoder.ts),
 // which costs less than etcd3's protobufjs decoding here.
-// As the storm's floor (BENCH_RELAY_EVERY, BENCH_RELAY_STATE, BENCH_RELAY_ECHO, 'group' mode
-// only): it relays one put event in every BENCH_RELAY_EVERY, each as a state write is made (a
-// compare on the relayed key, its put and a history put of about the size statemanager writes),
-// and also watches its own writes as statemanager watches its states: the I/O statemanager adds
-// to etcd during a storm, with nothing computed (scenarios/storm.ts).
+// As a floor with statemanager's I/O (BENCH_RELAY_EVERY, BENCH_RELAY_STATE, BENCH_RELAY_ECHO,
+// 'group' mode only): it relays one put event in every BENCH_RELAY_EVERY, each as
+// BENCH_RELAY_STATE state writes are made (per state: a compare on its key, its put, a history
+// put of about the size statemanager writes and the delete of the entry that falls out of the
+// history), and also watches its own state keys as statemanager watches its states (not the
+// history): the I/O statemanager adds to etcd, with nothing computed. The storm's floor writes
+// one state per relayed event (scenarios/storm.ts); the latency scenario's two, a model's and
+// its package's in one transaction, as statemanager folds them (scenarios/latency.ts).
 // Driven by the harness over IPC ('ready' once the watch is created, then {cmd: 'stats'} and
 // {cmd: 'exit'}); it exits by itself when the harness goes away.
 import { Etcd3, type ICompare, type IKeyValue } from 'etcd3';
-import { RELAY_PREFIX, relayFloor, relayMode, relaysEvent, type RelayCommand, type RelayStats } from './lib/relay-client.js';
+import { RELAY_HISTORY_PREFIX, RELAY_PREFIX, relayFloor, relayMode, relaysEvent, type RelayCommand, type RelayStats } from './lib/relay-client.js';
 
 if (!process.env.BENCH_ETCD || !process.send) {
   process.stderr.write('relay.ts is started by the benchmark harness (test/bench/lib/relay-client.ts)\n');
@@ -33,17 +36,21 @@ if (!process.env.BENCH_ETCD || !process.send) {
   const TXN_OPS = 128;
   const client = new Etcd3({ hosts: process.env.BENCH_ETCD });
   const prefix = Buffer.from(RELAY_PREFIX);
-  const HISTORY = Buffer.from('/history');
+  // The second state of an event (a model's, where the first is its package's): still under the harness's watch.
+  const secondPrefix = Buffer.from(`${RELAY_PREFIX}/m`);
+  // statemanager's default history length: from then on every state write deletes the entry that falls out.
+  const HISTORY_LENGTH = 50;
   const stats: RelayStats = { events: 0, puts: 0, errors: 0 };
   const watcher = await client.watch().prefix('/container/').create();
   type Put = { request_put: { key: Buffer; value: Buffer } };
-  /** One relayed write: its puts and, as a state write, the compare guarding it. */
-  type Write = { puts: Put[]; compare: ICompare | undefined };
+  type Delete = { request_delete_range: { key: Buffer; range_end: Buffer } };
+  /** One relayed write: its operations and, as state writes, the compares guarding them. */
+  type Write = { puts: (Put | Delete)[]; compares: ICompare[] };
   const mode = relayMode(process.env.BENCH_RELAY_MODE);
   const floor = relayFloor(process.env);
-  if (mode !== 'group' && (floor.every > 1 || floor.state || floor.echo)) throw new Error('the storm floor options need BENCH_RELAY_MODE=group');
+  if (mode !== 'group' && (floor.every > 1 || floor.states > 0 || floor.echo)) throw new Error('the floor options need BENCH_RELAY_MODE=group');
   if (floor.echo) {
-    const echo = await client.watch().prefix(RELAY_PREFIX).create();
+    const echo = await client.watch().prefix(`${RELAY_PREFIX}/`).create();
     echo.on('data', (res) => (stats.echoes = (stats.echoes ?? 0) + res.events.length));
     echo.on('error', (err: unknown) => failed(err));
   }
@@ -60,9 +67,9 @@ if (!process.env.BENCH_ETCD || !process.send) {
   const send = (writes: Write[], attempt = 0): void => {
     inFlight++;
     const compare: ICompare[] = [];
-    const success: Put[] = [];
+    const success: (Put | Delete)[] = [];
     for (const w of writes) {
-      if (w.compare) compare.push(w.compare);
+      compare.push(...w.compares);
       success.push(...w.puts);
     }
     client.kv
@@ -83,7 +90,7 @@ if (!process.env.BENCH_ETCD || !process.send) {
   // Group commit, the rule statemanager's state store follows (src/etcd/state-store.ts): a write
   // goes out at once while fewer than 2 transactions are in flight, full ones (128 operations)
   // up to 8; the others wait for a slot and go out together.
-  const opsOf = (w: Write): number => w.puts.length + (w.compare ? 1 : 0);
+  const opsOf = (w: Write): number => w.puts.length + w.compares.length;
   const flush = (): void => {
     while (pending.length > 0 && (inFlight < 2 || (inFlight < 8 && pending.length * opsOf(pending[0]!) >= TXN_OPS))) send(take(pending));
   };
@@ -95,12 +102,28 @@ if (!process.env.BENCH_ETCD || !process.send) {
     let n = 0;
     let ops = 0;
     for (; n < writes.length && ops + opsOf(writes[n]!) <= TXN_OPS; n++) {
-      const k = writes[n]!.puts[0]!.request_put.key.toString('latin1');
+      const k = (writes[n]!.puts[0] as Put).request_put.key.toString('latin1');
       if (keys.has(k)) break;
       keys.add(k);
       ops += opsOf(writes[n]!);
     }
     return writes.splice(0, Math.max(1, n));
+  };
+  /** Writes per container key so far: the history sequence, as a state key's version is statemanager's. */
+  const versions = new Map<string, number>();
+  const historyKey = (stateKey: Buffer, seq: number): Buffer => Buffer.from(`${RELAY_HISTORY_PREFIX}${stateKey.toString('latin1')}/${String(seq).padStart(12, '0')}`, 'latin1');
+  /** `floor.states` guarded state writes for one event: the relayed key first (the harness matches it), then a second key. */
+  const stateWrites = (put: { key: Buffer; value: Buffer }, source: Buffer): Write => {
+    const w: Write = { puts: [], compares: [] };
+    const version = (versions.get(source.toString('latin1')) ?? 0) + 1;
+    versions.set(source.toString('latin1'), version);
+    for (let s = 0; s < floor.states; s++) {
+      const key = s === 0 ? put.key : Buffer.concat([secondPrefix, source]);
+      w.compares.push({ key, target: 'Version', result: 'Greater', version: -1 });
+      w.puts.push({ request_put: { key, value: put.value } }, { request_put: { key: historyKey(key, version), value: historyValue } });
+      if (version > HISTORY_LENGTH) w.puts.push({ request_delete_range: { key: historyKey(key, 0), range_end: historyKey(key, version - HISTORY_LENGTH + 1) } });
+    }
+    return w;
   };
   watcher.on('data', (res) => {
     const ops: Write[] = [];
@@ -119,11 +142,8 @@ if (!process.env.BENCH_ETCD || !process.send) {
           );
         };
         once(0);
-      } else if (!floor.state) ops.push({ puts: [{ request_put: put }], compare: undefined });
-      else {
-        const history = { key: Buffer.concat([prefix, HISTORY, kv.key, Buffer.from(`/${kv.mod_revision}`)]), value: historyValue };
-        ops.push({ puts: [{ request_put: put }, { request_put: history }], compare: { key: put.key, target: 'Version', result: 'Greater', version: -1 } });
-      }
+      } else if (floor.states === 0) ops.push({ puts: [{ request_put: put }], compares: [] });
+      else ops.push(stateWrites(put, kv.key));
     }
     if (mode === 'group') {
       pending.push(...ops);

@@ -33,7 +33,7 @@ interface Quantiles {
  */
 export function latencyVsFloor(results: ScenarioResult[]): string[] {
   const rates = results.find((r) => r.name === 'latency')?.figures.rates as
-    | { rate: number; puts: number; matched: number; endToEnd: Quantiles; floor: Quantiles; putRoundTrip?: Quantiles }[]
+    | { rate: number; puts: number; matched: number; endToEnd: Quantiles; floor: Quantiles; putRoundTrip?: Quantiles; relay?: RelayRow; ioRelay?: RelayRow }[]
     | undefined;
   if (!rates || rates.length === 0) return [];
   const ms = (v: number): string => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms` : 'n/a');
@@ -48,29 +48,35 @@ export function latencyVsFloor(results: ScenarioResult[]): string[] {
       const rt = r.putRoundTrip?.p50 ?? NaN;
       return `| ${r.rate.toLocaleString('en-US')}/s | ${ms(r.endToEnd.p50)} | ${ms(r.floor.p50)} | ${x(r.endToEnd.p50, r.floor.p50)} | ${ms(r.endToEnd.p99)} | ${ms(r.floor.p99)} | ${x(r.endToEnd.p99, r.floor.p99)} | ${ms(rt)} | ${x(r.endToEnd.p50, 2 * r.floor.p50)} | ${x(r.endToEnd.p50, 2 * r.floor.p50 + rt)} | ${r.matched.toLocaleString('en-US')} of ${r.puts.toLocaleString('en-US')} |`;
     }),
-    ...latencyVsRelay(rates),
+    ...latencyVsRelay(rates, 'relay', 'the two-hop relay', 'a minimal process that puts one key per container event'),
+    ...latencyVsRelay(rates, 'ioRelay', 'the relay with statemanager’s I/O', 'per container event the transaction statemanager writes for a model and its package, two guarded states with their history, and a watch on its own states'),
   ];
 }
 
+type RelayRow = { puts: number; matched: number; endToEnd: Quantiles; floor: Quantiles };
+
 /**
- * The two-hop relay floor (test/bench/relay.ts) at the same rates: put sent → the relayed key's
- * watch event, against etcd's floor in the relay's phase, and statemanager against the relay.
+ * A relay floor (test/bench/relay.ts) at the same rates: put sent → the relayed key's watch
+ * event, against etcd's floor in the relay's phase, and statemanager against the relay.
  */
 function latencyVsRelay(
-  rates: { rate: number; endToEnd: Quantiles; floor: Quantiles; relay?: { puts: number; matched: number; endToEnd: Quantiles; floor: Quantiles } }[],
+  rates: ({ rate: number; endToEnd: Quantiles; floor: Quantiles } & { relay?: RelayRow; ioRelay?: RelayRow })[],
+  which: 'relay' | 'ioRelay',
+  title: string,
+  what: string,
 ): string[] {
-  const withRelay = rates.filter((r) => r.relay);
+  const withRelay = rates.filter((r) => r[which]);
   if (withRelay.length === 0) return [];
   const ms = (v: number): string => (Number.isFinite(v) ? `${v < 10 ? v.toFixed(2) : v.toFixed(1)} ms` : 'n/a');
   const x = (a: number, b: number): string => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}×` : 'n/a');
   return [
     '',
-    '**latency against the two-hop relay** (relay: a minimal process that puts one key per container event, in statemanager’s place, same rates and generator, same run; its floor: etcd’s put → watch in the relay’s phase)',
+    `**latency against ${title}** (${what}, in statemanager’s place, same rates and generator, same run; its floor: etcd’s put → watch in the relay’s phase)`,
     '',
     '| rate | etcd floor in the relay’s phase p50 / p99 | relay p50 / p99 | relay ÷ that floor p50 / p99 | statemanager p50 / p99 | statemanager ÷ its phase’s floor p50 / p99 | statemanager ÷ relay p50 / p99 | puts relayed |',
     '|---|---|---|---|---|---|---|---|',
     ...withRelay.map((r) => {
-      const y = r.relay!;
+      const y = r[which]!;
       return `| ${r.rate.toLocaleString('en-US')}/s | ${ms(y.floor.p50)} / ${ms(y.floor.p99)} | ${ms(y.endToEnd.p50)} / ${ms(y.endToEnd.p99)} | ${x(y.endToEnd.p50, y.floor.p50)} / ${x(y.endToEnd.p99, y.floor.p99)} | ${ms(r.endToEnd.p50)} / ${ms(r.endToEnd.p99)} | ${x(r.endToEnd.p50, r.floor.p50)} / ${x(r.endToEnd.p99, r.floor.p99)} | ${x(r.endToEnd.p50, y.endToEnd.p50)} / ${x(r.endToEnd.p99, y.endToEnd.p99)} | ${y.matched.toLocaleString('en-US')} of ${y.puts.toLocaleString('en-US')} |`;
     }),
   ];

@@ -5,6 +5,9 @@
 // Then, at the same rates with the same generator, the two-hop relay floor: statemanager is
 // stopped and a minimal relay process (test/bench/relay.ts) puts one key per container event;
 // put sent → the relayed key's watch event is the least any controller's chain can take here.
+// Then the relay with statemanager's I/O: per container event the transaction statemanager
+// writes when a flip changes a model and its package (two guarded states, their history entries
+// and the entries that fall out), and a watch on its own states, with nothing computed.
 import type { RateResult } from '../generator.js';
 import { log, sleep, summary, waitFor } from '../lib/common.js';
 import { closeEnv, fmt, freshEtcd, generator, type Ctx, type Env, type ScenarioResult, type Target } from '../lib/context.js';
@@ -14,7 +17,7 @@ import type { GeneratorProcess } from '../lib/generator-client.js';
 import { canonicalState, verify } from '../lib/oracle.js';
 import { histogramQuantile, metric, type StateManagerProcess } from '../lib/statemanager.js';
 import { PrefixWatch, type SeenEvent } from '../lib/watch.js';
-import { RELAY_PREFIX, RelayProcess, relayMode, type RelayMode } from '../lib/relay-client.js';
+import { RELAY_HISTORY_PREFIX, RELAY_PREFIX, RelayProcess, relayFloorEnv, relayMode, type RelayMode } from '../lib/relay-client.js';
 
 const RELAY_MODE_TEXT: Record<RelayMode, string> = { group: 'group commit', txn: 'one transaction per watch response', puts: 'one put per event' };
 import { cpuWindow, etcdPid, formatShares, waitQuiet, type CpuShares } from '../lib/cpu.js';
@@ -42,7 +45,12 @@ export interface RateFigures {
   internalLag: { p50: number; p99: number; count: number };
   /** The two-hop relay at the same rate, measured after statemanager's rates (absent with --no-relay). */
   relay?: RelayFigures;
+  /** The relay with statemanager's I/O (two guarded states and their history per event, its own states watched), after the two-hop relay. */
+  ioRelay?: RelayFigures;
 }
+
+/** The relay with statemanager's I/O in the latency scenario: every event, a model's and its package's state, echoed. */
+export const IO_RELAY = { every: 1, states: 2, echo: true } as const;
 
 /**
  * The two-hop relay floor at one rate: the same generator and flips, statemanager stopped, the
@@ -170,7 +178,7 @@ async function measureRate(ctx: Ctx, env: Env, gen: GeneratorProcess, sm: StateM
   };
 }
 
-async function measureRelay(ctx: Ctx, env: Env, gen: GeneratorProcess, relay: RelayProcess, rate: number, seconds: number): Promise<RelayFigures> {
+async function measureRelay(ctx: Ctx, env: Env, gen: GeneratorProcess, relay: RelayProcess, rate: number, seconds: number, name: string, mode: RelayMode): Promise<RelayFigures> {
   const containerSeen = new Map<number, number>();
   // Source (container put) revision → when the harness saw its relayed write.
   const relayedSeen = new Map<number, number>();
@@ -182,7 +190,7 @@ async function measureRelay(ctx: Ctx, env: Env, gen: GeneratorProcess, relay: Re
   const from = (await currentRevision(env.client)) + 1;
   await cw.start(from);
   await rw.start(from);
-  log(`latency, two-hop relay: ${fmt.n(rate)} puts/s for ${seconds} s`);
+  log(`latency, ${name}: ${fmt.n(rate)} puts/s for ${seconds} s`);
   const pids = { relay: relay.pid, etcd: etcdPid(env.etcd.dataDir), generator: gen.pid };
   await waitQuiet(pids, ctx.opts.quick ? 0 : 60_000);
   const before = await relay.stats();
@@ -225,7 +233,7 @@ async function measureRelay(ctx: Ctx, env: Env, gen: GeneratorProcess, relay: Re
     cpu: cpuShares,
     relayErrors: after.errors - before.errors,
     ...(after.errors > before.errors && after.lastError ? { relayLastError: after.lastError } : {}),
-    mode: relayMode(process.env.BENCH_RELAY_MODE),
+    mode,
   };
 }
 
@@ -254,18 +262,27 @@ export async function latency(ctx: Ctx): Promise<ScenarioResult> {
       // were checked above) so only the relay acts on the generator's puts.
       await sm.stop();
       sm = undefined;
+      // Quick runs (CI) only at the rates with goals, to keep their length.
+      const relayed = rows.filter((x) => !ctx.opts.quick || (FLOOR_RATES as readonly number[]).includes(x.rate));
       relay = new RelayProcess(ctx.root, env.etcd.endpoint);
       await relay.start();
       await sleep(300);
-      for (const x of rows) {
-        // Quick runs (CI) only at the rates with goals, to keep their length.
-        if (ctx.opts.quick && !(FLOOR_RATES as readonly number[]).includes(x.rate)) continue;
-        x.relay = await measureRelay(ctx, env, gen, relay, x.rate, ctx.opts.latencySeconds);
+      for (const x of relayed) {
+        x.relay = await measureRelay(ctx, env, gen, relay, x.rate, ctx.opts.latencySeconds, 'two-hop relay', relayMode(process.env.BENCH_RELAY_MODE));
+        await sleep(300);
+      }
+      await relay.stop();
+      relay = new RelayProcess(ctx.root, env.etcd.endpoint, relayFloorEnv(IO_RELAY));
+      await relay.start();
+      await sleep(300);
+      for (const x of relayed) {
+        x.ioRelay = await measureRelay(ctx, env, gen, relay, x.rate, ctx.opts.latencySeconds, "relay with statemanager's I/O", 'group');
         await sleep(300);
       }
       await relay.stop();
       relay = undefined;
       await env.client.delete().prefix(`${RELAY_PREFIX}/`).exec();
+      await env.client.delete().prefix(`${RELAY_HISTORY_PREFIX}/`).exec();
     }
     const table: [string, string][] = rows.map((x) => [
       `${fmt.n(x.rate)} puts/s`,
@@ -283,8 +300,10 @@ export async function latency(ctx: Ctx): Promise<ScenarioResult> {
       table.push([`  p50 and p99 vs etcd's floor at ${fmt.n(rate)}/s`, x ? floorText(x) : 'not run']);
     }
     for (const x of rows) if (x.relay) table.push([`  two-hop relay at ${fmt.n(x.rate)}/s`, relayText(x, x.relay)]);
+    for (const x of rows) if (x.ioRelay) table.push([`  relay with statemanager's I/O at ${fmt.n(x.rate)}/s`, relayText(x, x.ioRelay)]);
     for (const x of rows) table.push([`  CPU at ${fmt.n(x.rate)}/s`, formatShares(x.cpu)]);
     for (const x of rows) if (x.relay) table.push([`  CPU, relay at ${fmt.n(x.rate)}/s`, formatShares(x.relay.cpu)]);
+    for (const x of rows) if (x.ioRelay) table.push([`  CPU, relay with statemanager's I/O at ${fmt.n(x.rate)}/s`, formatShares(x.ioRelay.cpu)]);
     for (const x of rows) {
       table.push([`  inside statemanager at ${fmt.n(x.rate)}/s`, `container event seen → package state committed: p50 ≤ ${fmt.ms(x.internalLag.p50)}, p99 ≤ ${fmt.ms(x.internalLag.p99)} (histogram buckets)`]);
     }
@@ -314,27 +333,34 @@ export async function latency(ctx: Ctx): Promise<ScenarioResult> {
       targets.push({ name: `latency p50 and p99 vs etcd floor at ${fmt.n(rate)}/s`, target: 'measured', value: x ? floorText(x) : 'not run', met: null });
     }
     if (ctx.opts.relay) {
-      for (const rate of FLOOR_RATES) {
-        // Measured, no goal of their own: what the least a controller can do costs here, and statemanager against it.
-        const x = rows.find((r) => r.rate === rate);
-        const y = x?.relay;
-        targets.push({
-          name: `two-hop relay p99 / etcd floor p99 at ${fmt.n(rate)}/s`,
-          target: 'measured',
-          value: y ? `${ratio(y).toFixed(2)}× (${fmt.ms(y.endToEnd.p99)} vs ${fmt.ms(y.floor.p99)}; p50 ${ratio50(y).toFixed(2)}×)` : 'not run',
-          met: null,
-        });
-        targets.push({
-          name: `latency p99 / two-hop relay p99 at ${fmt.n(rate)}/s`,
-          target: 'measured',
-          // Each phase against its own etcd floor too: the phases are minutes apart, other work on the machine may differ.
-          value: x && y ? `${vsRelay(x, y).toFixed(2)}× (${fmt.ms(x.endToEnd.p99)} vs ${fmt.ms(y.endToEnd.p99)}; p50 ${vsRelay50(x, y).toFixed(2)}×); each ÷ its phase's etcd floor p99: statemanager ${ratio(x).toFixed(2)}×, relay ${ratio(y).toFixed(2)}×` : 'not run',
-          met: null,
-        });
+      const relays: [string, (x: RateFigures) => RelayFigures | undefined][] = [
+        ['two-hop relay', (x) => x.relay],
+        ["relay with statemanager's I/O", (x) => x.ioRelay],
+      ];
+      for (const [name, of] of relays) {
+        for (const rate of FLOOR_RATES) {
+          // Measured, no goal of their own: what the least a controller can do costs here, and statemanager against it.
+          const x = rows.find((r) => r.rate === rate);
+          const y = x && of(x);
+          targets.push({
+            name: `${name} p99 / etcd floor p99 at ${fmt.n(rate)}/s`,
+            target: 'measured',
+            value: y ? `${ratio(y).toFixed(2)}× (${fmt.ms(y.endToEnd.p99)} vs ${fmt.ms(y.floor.p99)}; p50 ${ratio50(y).toFixed(2)}×)` : 'not run',
+            met: null,
+          });
+          targets.push({
+            name: `latency p99 / ${name} p99 at ${fmt.n(rate)}/s`,
+            target: 'measured',
+            // Each phase against its own etcd floor too: the phases are minutes apart, other work on the machine may differ.
+            value: x && y ? `${vsRelay(x, y).toFixed(2)}× (${fmt.ms(x.endToEnd.p99)} vs ${fmt.ms(y.endToEnd.p99)}; p50 ${vsRelay50(x, y).toFixed(2)}×); each ÷ its phase's etcd floor p99: statemanager ${ratio(x).toFixed(2)}×, relay ${ratio(y).toFixed(2)}×` : 'not run',
+            met: null,
+          });
+        }
       }
     }
     for (const x of rows) {
       if (x.relay && x.relay.matched < x.relay.puts * 0.95) targets.push({ name: `two-hop relay matching at ${x.rate}/s`, target: '≥ 95 % of puts relayed', value: `${x.relay.matched}/${x.relay.puts}`, met: false });
+      if (x.ioRelay && x.ioRelay.matched < x.ioRelay.puts * 0.95) targets.push({ name: `relay with statemanager's I/O matching at ${x.rate}/s`, target: '≥ 95 % of puts relayed', value: `${x.ioRelay.matched}/${x.ioRelay.puts}`, met: false });
       if (x.matched < x.puts * 0.95) targets.push({ name: `latency matching at ${x.rate}/s`, target: '≥ 95 % of puts matched', value: `${x.matched}/${x.puts}`, met: false });
     }
     return { name: 'latency', figures: { rates: rows, ceilingUsed: ceilingRate }, table, targets, correctness: { ok: check.ok, detail: check.mismatches } };

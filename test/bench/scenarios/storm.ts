@@ -275,7 +275,7 @@ async function stormFloor(ctx: Ctx, env: Env, gen: GeneratorProcess, o: { concur
     return { perSecond: r.puts / ((r.t1 - r.t0) / 1000), shares: cpu.end() };
   };
   const alone = await run('the generator alone', {});
-  const relay = new RelayProcess(ctx.root, env.etcd.endpoint, relayFloorEnv({ every: o.every, state: true, echo: true }));
+  const relay = new RelayProcess(ctx.root, env.etcd.endpoint, relayFloorEnv({ every: o.every, states: 1, echo: true }));
   try {
     await relay.start();
     await sleep(500);
