@@ -22,8 +22,9 @@ const script = (heapUrl: string) => `
   import { growYoungGenerationWithFleet, startWithSmallYoungGeneration } from '${heapUrl}';
   startWithSmallYoungGeneration();
   const [cap, threshold, started] = process.argv.slice(1).map(Number);
+  let growth;
   if (cap > 0) {
-    const growth = growYoungGenerationWithFleet(threshold, 20, cap);
+    growth = growYoungGenerationWithFleet(threshold, 20, cap);
     if (started) growth.markStartedUp();
   } else setFlagsFromString('--semi-space-growth-factor=2');
   let keep = [];
@@ -39,26 +40,42 @@ const script = (heapUrl: string) => `
     sizes.push(size);
   }
   sizes.sort((a, b) => a - b);
-  console.log(max, sizes[sizes.length >> 1]);
+  // Then idle for a second: how often the size is checked with nothing to do.
+  keep = [];
+  await new Promise((r) => setTimeout(r, 200));
+  const before = growth?.checks ?? 0;
+  await new Promise((r) => setTimeout(r, 1000));
+  console.log(max, sizes[sizes.length >> 1], before, (growth?.checks ?? 0) - before);
 `;
 
 /** `threshold`: the heap used from which the young generation may grow; `started`: the process said it is ready. */
-async function youngGeneration(cap: number, threshold = 0, started = false): Promise<{ max: number; median: number }> {
+async function youngGeneration(cap: number, threshold = 0, started = false): Promise<{ max: number; median: number; busyChecks: number; idleChecks: number }> {
   const heapUrl = pathToFileURL(resolve('src/process/heap.ts')).href;
   const args = [String(cap), String(threshold), started ? '1' : '0'];
   const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script(heapUrl), ...args]);
-  const [max = NaN, median = NaN] = stdout.trim().split(' ').map(Number);
-  return { max, median };
+  const [max = NaN, median = NaN, busyChecks = NaN, idleChecks = NaN] = stdout.trim().split(' ').map(Number);
+  return { max, median, busyChecks, idleChecks };
 }
 
 test('a busy process keeps its young generation near the cap; without it V8 grows it further', async (t) => {
-  const capped = (await youngGeneration(MAX_NEW_SPACE_BYTES)).max;
+  const growth = await youngGeneration(MAX_NEW_SPACE_BYTES);
+  const capped = growth.max;
   const uncapped = (await youngGeneration(0)).max;
   t.log(`young generation: ${(capped / 2 ** 20).toFixed(1)} MB capped, ${(uncapped / 2 ** 20).toFixed(1)} MB left to V8`);
   t.true(capped > 0);
   // Checks run between scavenges, so the cap can be overshot by a doubling or two (docs/performance.md).
   t.true(capped <= 4 * MAX_NEW_SPACE_BYTES, `capped at ${capped} B`);
   if (uncapped > 4 * MAX_NEW_SPACE_BYTES) t.true(capped < uncapped);
+});
+
+// Checked after each collection, not on a timer: a process allowed to grow that goes idle is not
+// woken to look (the 10 ms timer it replaced looked 100 times a second, forever).
+test('the young generation is checked after collections while busy, and not at all while idle', async (t) => {
+  const { busyChecks, idleChecks } = await youngGeneration(MAX_NEW_SPACE_BYTES);
+  t.log(`checks: ${busyChecks} in 1.5 s of allocation, ${idleChecks} in 1 s idle`);
+  t.true(busyChecks >= 10, `${busyChecks} checks while allocating`);
+  // A collection or two may still come (V8's memory reducer), each checked once.
+  t.true(idleChecks <= 5, `${idleChecks} checks while idle`);
 });
 
 // The median size, not the largest: with or without growth, V8 lets the young generation run past

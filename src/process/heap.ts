@@ -1,6 +1,6 @@
 // The V8 flags that follow from `memory` in the configuration, applied before the caches fill;
 // and a young generation sized to the fleet (issue 22: a small footprint on one vehicle).
-import { performance } from 'node:perf_hooks';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { Config } from '../config/config.js';
 
@@ -24,13 +24,11 @@ const YOUNG_GROWTH_DEFAULT = 2;
  * machine) and keeps it resident after a large fleet's cold start. The cap cannot be a flag set
  * at run time (V8 reads `--max-semi-space-size` once, when the heap is made), so
  * `growYoungGenerationWithFleet` lets it grow only while one more doubling stays below the cap;
- * checks between scavenges can overshoot (16 MB seen, once 31 MB). Measured at fleet 100k in
+ * checked after each collection, it can overshoot by a doubling. Measured at fleet 100k in
  * clean alternated pairs: peak RSS 435–475 → 328–376 MB (median 0.81×), CPU within the noise
  * (docs/performance.md, "Peak RSS at fleet 100k").
  */
 export const MAX_NEW_SPACE_BYTES = 8 * 1024 * 1024;
-/** How often the young generation's size is checked while it may grow (it doubles per scavenge at most). */
-const GROWING_PERIOD_MS = 10;
 
 function newSpaceBytes(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
@@ -71,15 +69,19 @@ export interface YoungGenerationGrowth {
   /** Called once the process is ready: from then on a busy event loop lets the young generation grow. */
   markStartedUp(): void;
   stop(): void;
+  /** How many times the young generation's size was checked against the cap (each after a collection). */
+  readonly checks: number;
 }
 
 /**
  * Let the young generation grow again once the heap outgrows a small fleet, or once the started
  * process is busy (event loop ≥ 50 % utilized for 2 checks in a row, 1 s; a start-up does not
  * count): a large fleet or a storm gets a larger young generation, an idle vehicle stays small.
- * Checked every `periodMs`. From then on it grows up to `maxNewSpaceBytes` and no further:
- * checked every 10 ms while it may grow, every `periodMs` once it is at the cap (V8 may shrink it
- * later; then it may grow again).
+ * Checked every `periodMs` until then. From then on it grows up to `maxNewSpaceBytes` and no
+ * further: its size is checked after every garbage collection (V8 grows or shrinks it only in
+ * one), so an idle process is not woken at all. The check used to run every 10 ms while the
+ * young generation could still grow, which an idle large fleet (V8 had shrunk it) did forever:
+ * 100 wake-ups a second, about 1 % of a core.
  */
 export function growYoungGenerationWithFleet(
   thresholdBytes = SMALL_HEAP_BYTES,
@@ -89,8 +91,8 @@ export function growYoungGenerationWithFleet(
   let startedUp = false;
   let last = performance.eventLoopUtilization();
   let busy = 0;
-  let timer: NodeJS.Timeout | undefined;
   let growing: boolean | undefined;
+  let checks = 0;
   const grown = (): boolean => {
     const now = performance.eventLoopUtilization();
     busy = startedUp && performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION ? busy + 1 : 0;
@@ -98,25 +100,31 @@ export function growYoungGenerationWithFleet(
     return getHeapStatistics().used_heap_size >= thresholdBytes || busy >= BUSY_WINDOWS;
   };
   const cap = (): void => {
+    checks++;
     const grow = youngGrowthFactor(newSpaceBytes(), maxNewSpaceBytes) > 1;
     if (grow === growing) return;
     growing = grow;
     setFlagsFromString(`--semi-space-growth-factor=${grow ? YOUNG_GROWTH_DEFAULT : 1}`);
-    schedule(grow ? GROWING_PERIOD_MS : periodMs, cap);
   };
-  const schedule = (ms: number, fn: () => void): void => {
+  const afterCollections = new PerformanceObserver(cap);
+  const timer = setInterval(() => {
+    if (!grown()) return;
     clearInterval(timer);
-    timer = setInterval(fn, ms);
-    timer.unref();
-  };
-  schedule(periodMs, () => {
-    if (grown()) cap();
-  });
+    cap();
+    afterCollections.observe({ entryTypes: ['gc'] });
+  }, periodMs);
+  timer.unref();
   return {
     markStartedUp: () => {
       startedUp = true;
     },
-    stop: () => clearInterval(timer),
+    stop: () => {
+      clearInterval(timer);
+      afterCollections.disconnect();
+    },
+    get checks() {
+      return checks;
+    },
   };
 }
 
