@@ -19,22 +19,26 @@ interface StartFigures {
   peakRssBytes: number;
   cpuSecondsToConverge: number;
   idleCpuCoreFraction: number;
+  /** ActionController calls statemanager made in the idle window (reconcile repeats fall due in it). */
+  idleAcCalls: number;
   cpu: CpuShares;
 }
 
-async function idleCpu(sm: StateManagerProcess, seconds: number): Promise<number> {
+async function idleCpu(sm: StateManagerProcess, seconds: number, acCalls: () => number): Promise<{ fraction: number; acCalls: number }> {
   // V8's memory reducer runs a few full GCs in the seconds after a burst: let it finish.
   await sleep(seconds * 1000);
   const a = sm.proc();
+  const callsBefore = acCalls();
   await sleep(seconds * 1000);
   const b = sm.proc();
-  return a && b ? (b.cpuSeconds - a.cpuSeconds) / seconds : NaN;
+  return { fraction: a && b ? (b.cpuSeconds - a.cpuSeconds) / seconds : NaN, acCalls: acCalls() - callsBefore };
 }
 
-async function measure(conv: ConvergeResult, idleSeconds: number): Promise<StartFigures> {
+async function measure(conv: ConvergeResult, idleSeconds: number, acCalls: () => number): Promise<StartFigures> {
   const p = conv.sm.proc();
   const peak = p?.hwmBytes ?? NaN;
   const cpu = p?.cpuSeconds ?? NaN;
+  const idle = await idleCpu(conv.sm, idleSeconds, acCalls);
   return {
     readyMs: conv.readyMs,
     convergedMs: conv.convergedMs,
@@ -42,7 +46,8 @@ async function measure(conv: ConvergeResult, idleSeconds: number): Promise<Start
     stateWrites: conv.stateWrites,
     peakRssBytes: peak,
     cpuSecondsToConverge: cpu,
-    idleCpuCoreFraction: await idleCpu(conv.sm, idleSeconds),
+    idleCpuCoreFraction: idle.fraction,
+    idleAcCalls: idle.acCalls,
     cpu: conv.cpu,
   };
 }
@@ -56,7 +61,8 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
     const idleSeconds = ctx.opts.quick ? 1 : 5;
     const first = await startAndConverge(ctx, env, 'coldstart');
     sm = first.sm;
-    const cold = await measure(first, idleSeconds);
+    const acCalls = (): number => ctx.ac.calls.length;
+    const cold = await measure(first, idleSeconds, acCalls);
     const check1 = await verify(env.client, first.expected);
 
     // Restart with containers changed while statemanager was down.
@@ -70,14 +76,14 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
     log(`coldstart: changed ${fmt.n(ch.puts)} containers while statemanager was down (${ch.seconds.toFixed(1)} s)`);
     const second = await startAndConverge(ctx, env, 'restart', { before });
     sm = second.sm;
-    const warm = await measure(second, idleSeconds);
+    const warm = await measure(second, idleSeconds, acCalls);
     const check2 = await verify(env.client, second.expected);
 
     const floor = await writeFloor(env, cold.stateWrites, 'coldstart');
     const vsFloor = compareToFloor(cold.stateWrites, cold.convergedMs, floor);
     const ok = check1.ok && check2.ok;
     const row = (f: StartFigures): string =>
-      `ready ${fmt.ms(f.readyMs)}, converged ${f.converged ? fmt.ms(f.convergedMs) : 'NO'}, ${fmt.n(f.stateWrites)} state writes, peak RSS ${fmt.mb(f.peakRssBytes)}, CPU ${f.cpuSecondsToConverge.toFixed(1)} s, idle CPU ${fmt.pct(f.idleCpuCoreFraction)} of a core`;
+      `ready ${fmt.ms(f.readyMs)}, converged ${f.converged ? fmt.ms(f.convergedMs) : 'NO'}, ${fmt.n(f.stateWrites)} state writes, peak RSS ${fmt.mb(f.peakRssBytes)}, CPU ${f.cpuSecondsToConverge.toFixed(1)} s, idle CPU ${fmt.pct(f.idleCpuCoreFraction)} of a core${idleCalls(f)}`;
     const table: [string, string][] = [
       ['cold start', row(cold)],
       [`restart, ${fmt.pct(ctx.opts.restartFraction)} changed`, row(warm)],
@@ -97,7 +103,7 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
       const worst = Math.max(f.readyMs, f.convergedMs);
       targets.push({ name: `${label}: ready and converged`, target: '≤ 10 s', value: f.converged ? fmt.s(worst / 1000) : 'not converged', met: f.converged && worst <= 10_000 });
       targets.push({ name: `${label}: peak RSS`, target: '≤ 400 MB', value: fmt.mb(f.peakRssBytes), met: f.peakRssBytes <= 400 * 1024 * 1024 });
-      targets.push({ name: `${label}: idle CPU after convergence`, target: 'near zero (< 2 % of a core)', value: fmt.pct(f.idleCpuCoreFraction), met: f.idleCpuCoreFraction < 0.02 });
+      targets.push({ name: `${label}: idle CPU after convergence`, target: 'near zero (< 2 % of a core)', value: `${fmt.pct(f.idleCpuCoreFraction)}${idleCalls(f)}`, met: f.idleCpuCoreFraction < 0.02 });
     }
     // Issue 13 asks more of the large fleet's cold start than issue 3's 10 s: converged in 4 s,
     // writing at etcd's pace (≥ 80 % of the floor's rate, see lib/floor.ts).
@@ -120,4 +126,9 @@ export async function coldstart(ctx: Ctx): Promise<ScenarioResult> {
     await sm?.stop();
     await closeEnv(env);
   }
+}
+
+/** " (40 ActionController calls in the window: …)" after the idle CPU when reconcile repeats fell due in it, else nothing. */
+function idleCalls(f: StartFigures): string {
+  return f.idleAcCalls > 0 ? ` (${fmt.n(f.idleAcCalls)} ActionController calls in the window: reconcile repeats)` : '';
 }
