@@ -15,26 +15,33 @@ export interface RateLimiter {
 export interface ExponentialRateLimiterOptions {
   baseMs: number;
   capMs: number;
+  /**
+   * Equal jitter (half the delay fixed, half random): keys that failed together, such as every
+   * delivery while its target is down, then do not all retry in the same moment.
+   */
+  jitter?: boolean;
 }
 
 /** delay = baseMs * 2^failures, capped at capMs (client-go's ItemExponentialFailureRateLimiter). */
 export class ExponentialRateLimiter implements RateLimiter {
   private readonly baseMs: number;
   private readonly capMs: number;
+  private readonly jitter: boolean;
   private readonly failures = new Map<string, number>();
 
-  constructor({ baseMs, capMs }: ExponentialRateLimiterOptions) {
+  constructor({ baseMs, capMs, jitter = false }: ExponentialRateLimiterOptions) {
     if (!(baseMs >= 0) || !(capMs >= 0)) {
       throw new RangeError('ExponentialRateLimiter: baseMs and capMs must be >= 0');
     }
     this.baseMs = baseMs;
     this.capMs = capMs;
+    this.jitter = jitter;
   }
 
   when(key: string): number {
     const failures = this.failures.get(key) ?? 0;
     this.failures.set(key, failures + 1);
-    return backoffDelay(failures + 1, this.baseMs, this.capMs);
+    return backoffDelay(failures + 1, this.baseMs, this.capMs, this.jitter);
   }
 
   forget(key: string): void {

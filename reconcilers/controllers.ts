@@ -77,8 +77,8 @@ export interface Controllers {
 /** Reconcilers and their controllers, with the fleet's events mapped onto them. */
 export function buildControllers(d: ControllersDeps): Controllers {
   const { settings: s, fleet, store, observer, clock, source, lag, triggerStates } = d;
-  const controller = (name: ControllerKind, reconciler: Reconciler, backoff: { base: number; cap: number }, workers: number): Controller => {
-    const rateLimiter = new ExponentialRateLimiter({ baseMs: backoff.base, capMs: backoff.cap });
+  const controller = (name: ControllerKind, reconciler: Reconciler, backoff: { base: number; cap: number }, workers: number, jitter = false): Controller => {
+    const rateLimiter = new ExponentialRateLimiter({ baseMs: backoff.base, capMs: backoff.cap, jitter });
     const queue = d.makeQueue?.(name, rateLimiter) ?? new WorkQueue({ name, rateLimiter, ...(d.queueMetrics ? { metrics: d.queueMetrics(name) } : {}) });
     return new Controller({ name, reconciler, queue, workers, logger: d.logger, ...(d.controllerMetrics ? { metrics: d.controllerMetrics(name) } : {}) });
   };
@@ -105,7 +105,9 @@ export function buildControllers(d: ControllersDeps): Controllers {
   const work = {
     model: controller('model', model, s.keyBackoff, s.workers),
     package: controller('package', pkg, s.keyBackoff, s.workers),
-    request: controller('request', request, s.requestBackoff, s.requestWorkers),
+    // Jittered: the requests of every package in Error fail together while the ActionController
+    // is away, and without it retried together (2,000 at once every 30 s in a black-box probe).
+    request: controller('request', request, s.requestBackoff, s.requestWorkers, true),
   };
   const enqueue = enqueueInto(work);
   const resync = new ResyncRequestReconciler({ fleet, store, enqueue, logger: d.logger });

@@ -80,3 +80,36 @@ test('the domain observer follows a change of the logger level', async (t) => {
   await new Promise((r) => setImmediate(r));
   t.deepEqual(lines.map((l) => (JSON.parse(l) as { to: string }).to), ['Dead']);
 });
+
+// Bad values written to etcd and deliveries failing while the ActionController is away come in
+// bulk (20,000 junk values were 17,000 lines in 8 s): every one is counted, 10 lines per reason per
+// 10 s are written, and the first line of the next window says how many were left out.
+test('invalid input and failed deliveries: counted every time, logged 10 per reason per 10 s', async (t) => {
+  for (const n of [9, 10, 11, 25]) {
+    const { logger, lines } = capture('info', 'json');
+    const metrics = new Metrics({ defaultMetrics: false });
+    let now = 1_000_000;
+    const o = new LoggingObserver(logger, metrics, () => now);
+    for (let i = 0; i < n; i++) {
+      o.invalidInput('malformed_json', `/container/n/c${i}`, 'Unexpected token');
+      o.reconcileRequest('failed', `p${i}`, 'ActionController unavailable');
+    }
+    o.invalidInput('unknown_status', '/container/n/x', 'status "zombie"');
+    await new Promise((r) => setImmediate(r));
+    const messages = lines.map((l) => JSON.parse(l) as { message: string; reason?: string; suppressedBefore?: number });
+    const logged = Math.min(n, 10);
+    t.is(messages.filter((m) => m.reason === 'malformed_json').length, logged, `${n} malformed`);
+    t.is(messages.filter((m) => m.message === 'reconcile request not delivered, will retry').length, logged, `${n} failed`);
+    t.is(messages.filter((m) => m.reason === 'unknown_status').length, 1, 'another reason has its own lines');
+    const text = await metrics.registry.metrics();
+    t.true(text.includes(`statemanager_invalid_input_total{reason="malformed_json"} ${n}`), `${n} counted`);
+    t.true(text.includes(`statemanager_reconcile_requests_total{result="failed"} ${n}`), `${n} failures counted`);
+    // The next window: a line again, with the count of those left out.
+    now += 10_000;
+    lines.length = 0;
+    o.invalidInput('malformed_json', '/container/n/again', 'Unexpected token');
+    await new Promise((r) => setImmediate(r));
+    const next = JSON.parse(lines[0]!) as { suppressedBefore?: number };
+    t.is(next.suppressedBefore, n > 10 ? n - 10 : undefined, `${n}: left out before`);
+  }
+});

@@ -86,6 +86,21 @@ test('exponential backoff stays capped after very many failures', (t) => {
   t.is(last, 1_000);
 });
 
+test('with jitter a delay is between half and all of the backoff, at the cap too, and keys failing together spread', (t) => {
+  const limiter = new ExponentialRateLimiter({ baseMs: 10, capMs: 50, jitter: true });
+  const firsts: number[] = [];
+  for (let k = 0; k < 200; k++) {
+    const delays = [1, 2, 3, 4, 5].map(() => limiter.when(`k${k}`));
+    // Below, at and past the cap: 10, 20, 40, then 50 twice.
+    [10, 20, 40, 50, 50].forEach((full, i) => t.true(delays[i]! >= full / 2 && delays[i]! <= full, `key ${k}, retry ${i + 1}: ${delays[i]} of ${full}`));
+    firsts.push(delays[0]!);
+  }
+  // 200 keys failing together do not retry in one moment: their first delays spread over the half that is random.
+  const spread = Math.max(...firsts) - Math.min(...firsts);
+  t.true(spread >= 2.5, `first delays spread over ${spread} ms of 5`);
+  t.is(limiter.numRequeues('k0'), 5);
+});
+
 // --- basic queue semantics ---
 
 test('a key added twice while waiting is queued once', (t) => {
