@@ -40,7 +40,7 @@ export class GrpcSource implements StateSource {
       this.conn.client.ListResourcesByState({ resource_type: TYPE_OF[kind], state: '', limit: 0 }, md, o, cb),
     );
     if (!res.success) throw new CliError(`${this.where} could not list ${kind}s: ${res.message}`);
-    // The server caps one answer (grpc.limits.listMaxResults) and the API cannot page: say so.
+    // The server caps one answer (grpc.limits.listMaxResults, listMaxBytes) and the API cannot page: say so.
     if (res.total_count > res.resources.length) {
       this.ctx.io.stderr.write(`statemanager: showing ${res.resources.length} of ${res.total_count} ${kind}s, the most ${this.where} answers at once; read etcd (without --server) for all of them\n`);
     }

@@ -6,6 +6,15 @@ import { authConfigSchema } from '../auth/config.js';
 import { durationSchema } from '../config/duration.js';
 import type { AnonymousAccess } from '../auth/identity.js';
 
+/**
+ * The contract's `limit` 0 means no limit, so the defaults bound a list only where a client could
+ * not take the answer anyway: 4 MiB is gRPC's default receive limit (grpc-js, grpc-go, tonic), and
+ * the resources stop 64 KiB short of it to leave room for the rest of the answer (about 30,000
+ * resources with 20-character names); 100,000 bounds what one answer makes statemanager hold.
+ */
+export const LIST_MAX_RESULTS_DEFAULT = 100_000;
+export const LIST_MAX_BYTES_DEFAULT = 4 * 1024 * 1024 - 64 * 1024;
+
 export const DEFAULT_GRPC_ADDR = '0.0.0.0:47006';
 
 export const tlsConfigSchema = z
@@ -98,7 +107,9 @@ export const limitsSchema = z
     /** etcd watches one replica opens at once to replay changes older than its resume buffer; more resumes wait their turn. */
     replayWatches: z.number().int().positive().max(64).default(4),
     /** Resources in one ListResourcesByState answer (limit 0 or above it gets this many; total_count counts all). */
-    listMaxResults: z.number().int().positive().default(1000),
+    listMaxResults: z.number().int().positive().default(LIST_MAX_RESULTS_DEFAULT),
+    /** Encoded bytes of the resources in one ListResourcesByState answer; the default is a gRPC client's default receive limit. */
+    listMaxBytes: z.number().int().positive().default(LIST_MAX_BYTES_DEFAULT),
     /**
      * TriggerOffloading records kept per model under /statemanager/offloading/{model}/ (the
      * oldest go first); records are kept only for models some package lists, so what a caller

@@ -24,6 +24,8 @@ import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs, nsToMs } from './resource
 import { answer, refuse, type Refusal, type Skeleton } from './handler.js';
 import { subscribeSpec, type StreamMetrics } from './subscribe.js';
 
+import { LIST_MAX_BYTES_DEFAULT, LIST_MAX_RESULTS_DEFAULT } from './config.js';
+
 export type { StreamMetrics };
 
 /** Bounds of the read API (grpc.limits in docs/grpc.md). */
@@ -32,11 +34,51 @@ export interface ReadLimits {
   subscriptionsPerIdentity: number;
   /** Subscriptions this replica holds open in total. Default 2000. */
   subscriptionsTotal: number;
-  /** Resources one ListResourcesByState answer carries at most. Default 1000. */
+  /** Resources one ListResourcesByState answer carries at most. Default 100,000. */
   listMaxResults: number;
+  /** Encoded bytes one ListResourcesByState answer carries at most (its resources). Default 4 MiB. */
+  listMaxBytes: number;
 }
 
-export const DEFAULT_READ_LIMITS: ReadLimits = { subscriptionsPerIdentity: 100, subscriptionsTotal: 2000, listMaxResults: 1000 };
+/** The defaults of grpc.limits (src/grpc/config.ts says why the lists' are these). */
+export const DEFAULT_READ_LIMITS: ReadLimits = { subscriptionsPerIdentity: 100, subscriptionsTotal: 2000, listMaxResults: LIST_MAX_RESULTS_DEFAULT, listMaxBytes: LIST_MAX_BYTES_DEFAULT };
+
+/** Bytes of a varint holding `n`. */
+const varintBytes = (n: number): number => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 5);
+/** A length-delimited field with a one-byte tag (field numbers below 16, as all of these). */
+const field = (v: string): number => {
+  const n = Buffer.byteLength(v);
+  return 1 + varintBytes(n) + n;
+};
+const nested = (n: number): number => 1 + varintBytes(n) + n;
+/** An int64 field at most: its tag and a 10-byte varint. */
+const INT64_FIELD = 11;
+/** An enum or bool field at most (values below 128). */
+const SMALL_FIELD = 2;
+
+/**
+ * An upper bound of one resource's encoded size in a ListResourcesByState answer (protobuf, with
+ * int64s counted at their longest): within about a fifth of the real size plus a few bytes
+ * (test/state-api/subscriptions.test.ts encodes answers with the served proto to check).
+ */
+export function listedResourceBytes(r: ResourceState): number {
+  let n = SMALL_FIELD + field(r.resource_name ?? '') + field(r.current_state ?? '') + (r.desired_state ? field(r.desired_state) : 0) + 2 * INT64_FIELD + SMALL_FIELD;
+  for (const [k, v] of Object.entries(r.metadata ?? {})) n += nested(field(k) + field(v));
+  for (const h of r.history ?? []) n += nested(field(h.from_state ?? '') + field(h.to_state ?? '') + INT64_FIELD + field(h.reason ?? '') + field(h.source ?? ''));
+  const health = r.health_status;
+  if (health) n += nested(SMALL_FIELD + field(health.status_message ?? '') + INT64_FIELD);
+  return nested(n);
+}
+
+/** How many of `resources`, in order, fit in `maxBytes` (listedResourceBytes each). */
+export function resourcesWithin(resources: readonly ResourceState[], maxBytes: number): number {
+  let bytes = 0;
+  for (let i = 0; i < resources.length; i++) {
+    bytes += listedResourceBytes(resources[i]!);
+    if (bytes > maxBytes) return i;
+  }
+  return resources.length;
+}
 
 export interface ReadApiDeps {
   reader: StateReader;
@@ -141,15 +183,15 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         // Async: a list over many states returns to the event loop as it goes (reader.ts).
         return deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit === 0 || r.limit > cap ? cap : r.limit }).then((a) => {
           if (!a.ok) return refused(a.message);
-          const capped = a.value.total > a.value.resources.length && (r.limit === 0 || r.limit > cap);
-          return answer({
-            success: true,
-            message: capped
-              ? `revision ${a.value.revision}; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`
-              : `revision ${a.value.revision}`,
-            resources: a.value.resources.map(toState),
-            total_count: a.value.total,
-          });
+          const resources = a.value.resources.map(toState);
+          const fit = resourcesWithin(resources, limits.listMaxBytes);
+          const byCount = a.value.total > resources.length && (r.limit === 0 || r.limit > cap);
+          let message = `revision ${a.value.revision}`;
+          if (fit < resources.length) {
+            resources.length = fit;
+            message += `; capped at ${fit} of ${a.value.total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${fit} by name; narrow the list by state or ask with a limit`;
+          } else if (byCount) message += `; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
+          return answer({ success: true, message, resources, total_count: a.value.total });
         });
       },
     }),

@@ -127,6 +127,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
                 subscriptionsPerIdentity: config.limits.subscriptionsPerIdentity,
                 subscriptionsTotal: config.limits.subscriptionsTotal,
                 listMaxResults: config.limits.listMaxResults,
+                listMaxBytes: config.limits.listMaxBytes,
               },
             },
             methods,

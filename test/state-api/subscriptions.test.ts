@@ -13,7 +13,9 @@ import { StateReader, type HistoryStore, type StateCaches, type StoredStateView 
 import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
 import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
-import { attributedSource } from '../../src/grpc/read-api.js';
+import { attributedSource, listedResourceBytes } from '../../src/grpc/read-api.js';
+import { loadStateManagerProto } from '../../src/grpc/proto.js';
+import type { ResourceState } from '../../src/generated/statemanager/ResourceState.js';
 import { DraftClient, type Subscription } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
@@ -297,6 +299,73 @@ test.serial('one ListResourcesByState answer is capped at listMaxResults; total_
   t.like(await list(3), { total_count: 4, message: 'revision 1' });
   t.is((await list(2)).resources.length, 2);
   c.close();
+});
+
+// Contract: limit 0 means no limit. The defaults bound a list only where a client could not take
+// it anyway (a black-box probe listed 5,000 packages and got 1,000).
+test.serial('limit 0 lists every resource under the default limits (5,000 packages)', async (t) => {
+  const { draft, caches } = await serve();
+  for (let i = 0; i < 5000; i++) caches.states.set(`pkg${String(i).padStart(5, '0')}`, { name: `pkg${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
+  const c = draft();
+  const all = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 });
+  t.is(all.resources.length, 5000);
+  t.like(all, { total_count: 5000, message: 'revision 1' });
+  c.close();
+});
+
+/** What the read API answers for a package named `name` in state Running at revision 1, as listed. */
+const listedPackage = (name: string): ResourceState => ({
+  resource_type: 'RESOURCE_TYPE_PACKAGE',
+  resource_name: name,
+  current_state: 'Running',
+  desired_state: '',
+  last_transition_time_ns: '0',
+  state_generation: '1',
+  asil_level: 'ASIL_LEVEL_UNSPECIFIED',
+  metadata: { revision: '1' },
+  history: [],
+  health_status: { healthy: true, status_message: `package ${name} is Running`, last_health_check_ns: '1733400000000000000', checks: [] },
+});
+
+test.serial('one ListResourcesByState answer stays within listMaxBytes: below, at and past it', async (t) => {
+  const name = (i: number) => `p${String(i).padStart(4, '0')}`;
+  const each = listedResourceBytes(listedPackage(name(0)));
+  const { draft, caches } = await serve({}, { limits: { listMaxBytes: 3 * each } });
+  const c = draft();
+  const fill = (n: number) => {
+    caches.states.clear();
+    for (let i = 0; i < n; i++) caches.states.set(name(i), { name: name(i), state: 'Running', version: 1 });
+  };
+  const list = (limit: number) => c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit });
+  fill(2); // below
+  t.like(await list(0), { total_count: 2, message: 'revision 1' });
+  fill(3); // at
+  const at = await list(0);
+  t.is(at.resources.length, 3);
+  t.like(at, { total_count: 3, message: 'revision 1' });
+  fill(4); // past
+  for (const limit of [0, 4]) {
+    const past = await list(limit);
+    t.deepEqual(past.resources.map((r) => r.resource_name), [name(0), name(1), name(2)], `limit ${limit}`);
+    t.is(past.total_count, 4);
+    t.regex(past.message, /capped at 3 of 4 \(grpc\.limits\.listMaxBytes: \d+ bytes in one answer\)/);
+  }
+  t.like(await list(3), { total_count: 4, message: 'revision 1' });
+  c.close();
+});
+
+test('the listed size of a resource bounds its encoded size from above, within a fifth', (t) => {
+  const proto = loadStateManagerProto();
+  const serialize = proto.statemanager.StateManagerConnection.service.ListResourcesByState.responseSerialize;
+  for (const name of ['p', 'package-0001', 'x'.repeat(200), 'ナビ地図-パッケージ', 'edge/nav'.repeat(30)]) {
+    const r = listedPackage(name);
+    const one = serialize({ success: true, message: '', resources: [r], total_count: 1 }).length;
+    const none = serialize({ success: true, message: '', resources: [], total_count: 1 }).length;
+    const encoded = one - none;
+    const bound = listedResourceBytes(r);
+    t.true(bound >= encoded, `${name}: bound ${bound} B, encoded ${encoded} B`);
+    t.true(bound <= encoded * 1.2 + 24, `${name}: bound ${bound} B, encoded ${encoded} B`);
+  }
 });
 
 test.serial('the history answers carry the authenticated identity beside the source', async (t) => {
