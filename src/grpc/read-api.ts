@@ -70,15 +70,6 @@ export function listedResourceBytes(r: ResourceState): number {
   return nested(n);
 }
 
-/** How many of `resources`, in order, fit in `maxBytes` (listedResourceBytes each). */
-export function resourcesWithin(resources: readonly ResourceState[], maxBytes: number): number {
-  let bytes = 0;
-  for (let i = 0; i < resources.length; i++) {
-    bytes += listedResourceBytes(resources[i]!);
-    if (bytes > maxBytes) return i;
-  }
-  return resources.length;
-}
 
 export interface ReadApiDeps {
   reader: StateReader;
@@ -183,14 +174,21 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         // Async: a list over many states returns to the event loop as it goes (reader.ts).
         return deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit === 0 || r.limit > cap ? cap : r.limit }).then((a) => {
           if (!a.ok) return refused(a.message);
-          const resources = a.value.resources.map(toState);
-          const fit = resourcesWithin(resources, limits.listMaxBytes);
-          const byCount = a.value.total > resources.length && (r.limit === 0 || r.limit > cap);
+          // Built one by one up to the byte budget: a list cut there holds no more than it sends.
+          const resources: ResourceState[] = [];
+          let bytes = 0;
+          for (const v of a.value.resources) {
+            const state = toState(v);
+            bytes += listedResourceBytes(state);
+            if (bytes > limits.listMaxBytes) break;
+            resources.push(state);
+          }
           let message = `revision ${a.value.revision}`;
-          if (fit < resources.length) {
-            resources.length = fit;
-            message += `; capped at ${fit} of ${a.value.total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${fit} by name; narrow the list by state or ask with a limit`;
-          } else if (byCount) message += `; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
+          if (resources.length < a.value.resources.length) {
+            message += `; capped at ${resources.length} of ${a.value.total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${resources.length} by name; narrow the list by state or ask with a limit`;
+          } else if (a.value.total > resources.length && (r.limit === 0 || r.limit > cap)) {
+            message += `; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
+          }
           return answer({ success: true, message, resources, total_count: a.value.total });
         });
       },
