@@ -4,7 +4,7 @@
 // nothing leaks when a resume ends; subscriptions are bounded per identity and in total;
 // replays from before the buffer share a bounded number of etcd watches; one list answer is
 // capped; the history carries the authenticated identity.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
 import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
@@ -274,12 +274,17 @@ test.serial('replays from before the buffer share a bounded number of etcd watch
   c.close();
 });
 
-test.serial('one ListResourcesByState answer is capped at listMaxResults; total_count counts all; the message says it was capped', async (t) => {
-  const { draft, caches } = await serve({}, { limits: { listMaxResults: 3 } });
+/**
+ * A list cap of three resources, below, at and past it: two and three listed whole, four cut to the
+ * first three by name with a message matching `capped` (for each of `pastLimits`); a limit of 3 is
+ * the client's own. The client is handed back open.
+ */
+async function listCappedAtThree(t: ExecutionContext, config: GrpcServerConfigInput, name: (i: number) => string, capped: RegExp, pastLimits: number[]): Promise<DraftClient> {
+  const { draft, caches } = await serve({}, config);
   const c = draft();
   const fill = (n: number) => {
     caches.states.clear();
-    for (let i = 0; i < n; i++) caches.states.set(`p${i}`, { name: `p${i}`, state: 'Running', version: 1 });
+    for (let i = 0; i < n; i++) caches.states.set(name(i), { name: name(i), state: 'Running', version: 1 });
   };
   const list = (limit: number) => c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit });
   fill(2); // below
@@ -289,20 +294,23 @@ test.serial('one ListResourcesByState answer is capped at listMaxResults; total_
   t.is(at.resources.length, 3);
   t.like(at, { total_count: 3, message: 'revision 1' });
   fill(4); // past
-  for (const limit of [0, 4, 100]) {
+  for (const limit of pastLimits) {
     const past = await list(limit);
-    t.deepEqual(past.resources.map((r) => r.resource_name), ['p0', 'p1', 'p2'], `limit ${limit}`);
+    t.deepEqual(past.resources.map((r) => r.resource_name), [name(0), name(1), name(2)], `limit ${limit}`);
     t.is(past.total_count, 4);
-    t.regex(past.message, /capped at 3 of 4 \(grpc\.limits\.listMaxResults\)/);
+    t.regex(past.message, capped);
   }
   // A limit within the cap is the client's own: not "capped".
   t.like(await list(3), { total_count: 4, message: 'revision 1' });
-  t.is((await list(2)).resources.length, 2);
+  return c;
+}
+
+test.serial('one ListResourcesByState answer is capped at listMaxResults; total_count counts all; the message says it was capped', async (t) => {
+  const c = await listCappedAtThree(t, { limits: { listMaxResults: 3 } }, (i) => `p${i}`, /capped at 3 of 4 \(grpc\.limits\.listMaxResults\)/, [0, 4, 100]);
+  t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 2 })).resources.length, 2);
   c.close();
 });
 
-// Contract: limit 0 means no limit. The defaults bound a list only where a client could not take
-// it anyway (a black-box probe listed 5,000 packages and got 1,000).
 test.serial('limit 0 lists every resource under the default limits (5,000 packages)', async (t) => {
   const { draft, caches } = await serve();
   for (let i = 0; i < 5000; i++) caches.states.set(`pkg${String(i).padStart(5, '0')}`, { name: `pkg${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
@@ -330,27 +338,7 @@ const listedPackage = (name: string): ResourceState => ({
 test.serial('one ListResourcesByState answer stays within listMaxBytes: below, at and past it', async (t) => {
   const name = (i: number) => `p${String(i).padStart(4, '0')}`;
   const each = listedResourceBytes(listedPackage(name(0)));
-  const { draft, caches } = await serve({}, { limits: { listMaxBytes: 3 * each } });
-  const c = draft();
-  const fill = (n: number) => {
-    caches.states.clear();
-    for (let i = 0; i < n; i++) caches.states.set(name(i), { name: name(i), state: 'Running', version: 1 });
-  };
-  const list = (limit: number) => c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit });
-  fill(2); // below
-  t.like(await list(0), { total_count: 2, message: 'revision 1' });
-  fill(3); // at
-  const at = await list(0);
-  t.is(at.resources.length, 3);
-  t.like(at, { total_count: 3, message: 'revision 1' });
-  fill(4); // past
-  for (const limit of [0, 4]) {
-    const past = await list(limit);
-    t.deepEqual(past.resources.map((r) => r.resource_name), [name(0), name(1), name(2)], `limit ${limit}`);
-    t.is(past.total_count, 4);
-    t.regex(past.message, /capped at 3 of 4 \(grpc\.limits\.listMaxBytes: \d+ bytes in one answer\)/);
-  }
-  t.like(await list(3), { total_count: 4, message: 'revision 1' });
+  const c = await listCappedAtThree(t, { limits: { listMaxBytes: 3 * each } }, name, /capped at 3 of 4 \(grpc\.limits\.listMaxBytes: \d+ bytes in one answer\)/, [0, 4]);
   c.close();
 });
 
