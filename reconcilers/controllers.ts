@@ -101,7 +101,19 @@ export function buildControllers(d: ControllersDeps): Controllers {
   const model: ModelReconciler = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag, ...folds });
   const modelQueued = (name: string): boolean => work.model.hasWork(name);
   const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, modelQueued, ...withLag, ...folds });
-  const request = new ReconcileRequestReconciler({ fleet, store, actionController: d.actionController, observer, clock, triggerStates, repeat: d.repeat });
+  const request = new ReconcileRequestReconciler({
+    fleet,
+    store,
+    actionController: d.actionController,
+    observer,
+    clock,
+    triggerStates,
+    repeat: d.repeat,
+    // Moves each waiting retry forward (the earlier time wins), so none runs twice.
+    retryNow: (pkgs) => {
+      for (const p of pkgs) work.request.enqueueAfter(p, 1);
+    },
+  });
   const work = {
     model: controller('model', model, s.keyBackoff, s.workers),
     package: controller('package', pkg, s.keyBackoff, s.workers),

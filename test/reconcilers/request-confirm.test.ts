@@ -51,3 +51,56 @@ test('a request is kept while the store still holds its package in Error, though
   t.truthy(w.lw.get(w.keys.reconcileRequestKey('p')));
   t.deepEqual(w.ac.calls, []);
 });
+
+/** A retry moved to now by a delivery that succeeded. */
+const hurried = (q: string): boolean => q.startsWith('request/') && q.endsWith('+1ms');
+
+/** Packages p1..pN, each with one dead model: every one in Error with a request. */
+async function manyInError(n: number) {
+  const w = await fakeWorld({ clock: { now: () => NOW } });
+  for (let i = 1; i <= n; i++) {
+    w.packageDef(`p${i}`, [`m${i}`]);
+    w.container('n1', `c${i}`, `m${i}`, 'dead');
+    await w.model.reconcile(`m${i}`);
+    await w.pkg.reconcile(`p${i}`);
+  }
+  return w;
+}
+
+// A black-box probe: 2,000 requests failed for 150 s (ActionController away), then took 30 s to
+// deliver, each waiting out its own backoff (up to the 30 s retry cap) after it was back.
+test('when the ActionController answers again, the requests whose delivery failed are tried at once', async (t) => {
+  const w = await manyInError(3);
+  w.ac.failing = true;
+  for (const p of ['p1', 'p2', 'p3']) t.deepEqual(await w.request.reconcile(p), { requeue: true }, p);
+  w.ac.failing = false;
+  w.queued.length = 0;
+  await w.request.reconcile('p2');
+  t.is(w.ac.calls.length, 1);
+  // The others' waiting retries move to now (1 ms): the queue keeps the earlier time, so none runs twice.
+  t.deepEqual(w.queued.filter(hurried).sort(), ['request/p1+1ms', 'request/p3+1ms']);
+  // Once: the next delivery that succeeds has nobody left to hurry.
+  w.queued.length = 0;
+  await w.request.reconcile('p1');
+  t.deepEqual(w.queued.filter(hurried), []);
+});
+
+test('a delivery that succeeds after only its own failure hurries nothing; a request gone is not hurried', async (t) => {
+  const w = await manyInError(4);
+  w.ac.failing = true;
+  await w.request.reconcile('p3');
+  w.ac.failing = false;
+  w.queued.length = 0;
+  await w.request.reconcile('p3');
+  t.deepEqual(w.queued.filter(hurried), [], 'its own failure only');
+  // p1 and p2 fail; p2's request goes (its package left Error); p4's success hurries p1 alone.
+  w.ac.failing = true;
+  await w.request.reconcile('p1');
+  await w.request.reconcile('p2');
+  w.lw.delete(w.keys.reconcileRequestKey('p2'));
+  await w.request.reconcile('p2');
+  w.ac.failing = false;
+  w.queued.length = 0;
+  await w.request.reconcile('p4');
+  t.deepEqual(w.queued.filter(hurried), ['request/p1+1ms']);
+});
