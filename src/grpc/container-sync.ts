@@ -7,8 +7,16 @@
 // etcd bounds a transaction to --max-txn-ops compares and as many operations (default 128).
 // When the per-key compares would not fit, the transaction instead counts the prefix after its
 // own writes; a count short of the list means a rival deleted an unchanged container in between,
-// and the next round puts it back. A list whose writes alone exceed the limit (or
-// --max-request-bytes) fails as 'too-large'.
+// and the next round puts it back.
+//
+// A change with more writes than one transaction may hold (a node's first list of 2,000
+// containers) goes in several, each guarded by "nothing under the prefix changed since the one
+// before" (the first: since the read), the last counting the prefix. Refusing it instead, as the
+// contract's "one transaction" would have it, left such a node without containers for good. A
+// model's containers are kept in one transaction where they fit, so each model goes from its old
+// containers to its new ones at once; readers may see other models of the list a few
+// milliseconds apart. A transaction that fails part-way leaves the prefix part-changed, and the
+// next round reads it and finishes the change.
 //
 // The same list again (a node agent resending, or a flood of one list) does not read every value
 // again: when this replica made the prefix equal to that very list at revision R, one transaction
@@ -20,6 +28,7 @@ import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
 import type { KeyLayout } from '../../domain/keys.js';
 import { prefixEnd } from '../etcd/lister-watcher.js';
 import { sameContainer } from './container-record.js';
+import { parseContainer } from '../../domain/container.js';
 import { etcdDeadline } from '../etcd/errors.js';
 import { rangePaged } from '../etcd/paged-range.js';
 import { UNLIMITED, WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
@@ -134,6 +143,7 @@ export async function syncContainerList(
       { key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 },
     ];
     const kept: IKeyValue[] = [];
+    const putJsons: string[] = [];
     const wanted = new Set<string>();
     for (const c of containers) {
       const key = o.keys.containerKey(node, c.id);
@@ -143,13 +153,16 @@ export async function syncContainerList(
         kept.push(kv);
       } else {
         success.push({ request_put: { key: Buffer.from(key), value: Buffer.from(c.json) } });
+        putJsons.push(c.json);
       }
     }
     let deleted = 0;
+    const deletedValues: Buffer[] = [];
     for (const [key, kv] of existing) {
       if (wanted.has(key)) continue;
       deleted++;
       success.push({ request_delete_range: { key: kv.key } });
+      deletedValues.push(kv.value);
     }
     const put = success.length - deleted;
     const unchanged = kept.length;
@@ -160,6 +173,16 @@ export async function syncContainerList(
     const bytes = writtenBytes(success);
     const budget = o.budget ?? UNLIMITED;
     if (!budget.take(bytes)) throw new WriteBudgetExceededError(bytes, budget.waitMs(bytes));
+    const maxOps = o.maxTxnOps ?? 128;
+    if (success.length >= maxOps) {
+      // More writes than one transaction holds with its count: several, in model order.
+      const models = [...putJsons.map(modelOf), ...deletedValues.map((v) => modelOf(v.toString()))];
+      const chunks = chunkByModel(success, models, maxOps - 1);
+      const done = await writeChunks(o, prefix, end, revision, chunks, budget);
+      if (done === undefined || done.count !== wanted.size) continue; // a rival in between: read and finish
+      remember(done.revision, wanted.size);
+      return { put, deleted, unchanged, attempts: attempt, revision: done.revision };
+    }
     // The kept keys must still be there, as read: the range compare cannot see a deletion.
     const guardEach = compare.length + kept.length <= (o.maxTxnOps ?? 128);
     if (guardEach) {
@@ -183,6 +206,73 @@ export async function syncContainerList(
     return { put, deleted, unchanged, attempts: attempt, revision: Number(res.header.revision) };
   }
   throw new ContainerSyncConflictError(node, o.maxAttempts);
+}
+
+/** A container's model for grouping writes ('' when the value names none or is not a container). */
+function modelOf(json: string): string {
+  const r = parseContainer(json);
+  return r.ok ? r.container.model : '';
+}
+
+/**
+ * `ops` in transactions of at most `size`, each model's ops together (stable, in model order),
+ * a model's group starting a new transaction when it does not fit in the current one but would
+ * fit in an empty one (a model with more ops than `size` is split).
+ */
+export function chunkByModel<T>(ops: readonly T[], models: readonly string[], size: number): T[][] {
+  const order = ops.map((_, i) => i).sort((a, b) => (models[a]! < models[b]! ? -1 : models[a]! > models[b]! ? 1 : a - b));
+  const chunks: T[][] = [];
+  let current: T[] = [];
+  for (let i = 0; i < order.length; ) {
+    let j = i;
+    while (j < order.length && models[order[j]!] === models[order[i]!]) j++;
+    const group = j - i;
+    if (current.length > 0 && current.length + group > size && group <= size) {
+      chunks.push(current);
+      current = [];
+    }
+    for (let k = i; k < j; k++) {
+      if (current.length === size) {
+        chunks.push(current);
+        current = [];
+      }
+      current.push(ops[order[k]!]!);
+    }
+    i = j;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * Writes `chunks` in order, each only if nothing under the prefix changed since `since` (the
+ * read, then the chunk before); the last also counts the prefix. Undefined when one lost a race
+ * (its bytes and the rest's refunded: nothing of theirs was written).
+ */
+async function writeChunks(
+  o: ContainerSyncOptions,
+  prefix: Buffer,
+  end: Buffer,
+  since: number,
+  chunks: readonly IRequestOp[][],
+  budget: WriteBudget,
+): Promise<{ revision: number; count: number } | undefined> {
+  let revision = since;
+  for (let i = 0; i < chunks.length; i++) {
+    const last = i === chunks.length - 1;
+    const success = last ? [...chunks[i]!, { request_range: { key: prefix, range_end: end, count_only: true } }] : chunks[i]!;
+    const res = await o.client.kv.txn(
+      { compare: [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 }], success, failure: [] },
+      { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
+    );
+    if (!res.succeeded) {
+      for (let k = i; k < chunks.length; k++) budget.refund(writtenBytes(chunks[k]!));
+      return undefined;
+    }
+    revision = Number(res.header.revision);
+    if (last) return { revision, count: Number(res.responses[res.responses.length - 1]?.response_range?.count) };
+  }
+  return { revision, count: -1 };
 }
 
 /** What the writes store: each put's key and value, each deletion's key (its tombstone). */

@@ -4,7 +4,7 @@ import test from 'ava';
 import { status } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
-import { ContainerSyncConflictError, listDigest, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
+import { chunkByModel, ContainerSyncConflictError, listDigest, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
 import { containerJson } from '../../src/grpc/container-record.js';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import {
@@ -293,13 +293,99 @@ test("a node past etcd's --max-txn-ops (128) still gets small changes through", 
   t.is((await snapshot(client, s.keys.containerPrefix('big'))).kvs.size, 141);
 });
 
-test("a change with more writes than etcd's --max-txn-ops: RESOURCE_EXHAUSTED, nothing written", async (t) => {
+test("a node's first list of 2,000 containers (more writes than etcd's --max-txn-ops, 128) is written whole over gRPC", async (t) => {
   const s = await startTestServer(client);
-  const containers = Array.from({ length: 200 }, (_, i) => ({ id: `c${i}`, image: 'img' }));
-  const err = await grpcError(sendContainerList(s.client(), { node_name: 'huge', containers }));
-  t.is(err.code, status.RESOURCE_EXHAUSTED, err.details);
-  t.regex(err.details, /max-txn-ops/);
-  t.is((await snapshot(client, s.keys.prefix)).kvs.size, 0);
+  const containers = Array.from({ length: 2000 }, (_, i) => ({ id: `c${i}`, image: 'img', annotation: { model: `m${i % 700}` } }));
+  t.is(await sendContainerList(s.client(), { node_name: 'huge', containers }), 'node huge: 2000 put, 0 deleted, 0 unchanged');
+  t.is((await snapshot(client, s.keys.containerPrefix('huge'))).kvs.size, 2000);
+  // And a shorter list after it: 1,500 deletions, several transactions again.
+  t.is(await sendContainerList(s.client(), { node_name: 'huge', containers: containers.slice(0, 500) }), 'node huge: 0 put, 1500 deleted, 500 unchanged');
+  t.deepEqual([...(await snapshot(client, s.keys.containerPrefix('huge'))).kvs.keys()].sort(), containers.slice(0, 500).map((c) => s.keys.containerKey('huge', c.id)).sort());
+});
+
+/** A client that counts transactions and may let a rival write before the nth. */
+function countingTxns(real: Etcd3, rival?: (txn: number) => Promise<void>): { client: Etcd3; txns: () => number } {
+  let txns = 0;
+  return {
+    client: {
+      kv: {
+        range: (...args: Parameters<Etcd3['kv']['range']>) => real.kv.range(...args),
+        txn: async (...args: Parameters<Etcd3['kv']['txn']>) => {
+          const n = ++txns;
+          await rival?.(n);
+          return real.kv.txn(...args);
+        },
+      },
+    } as unknown as Etcd3,
+    txns: () => txns,
+  };
+}
+
+for (const [writes, txns] of [
+  [7, 1],
+  [8, 2],
+  [14, 2],
+  [15, 3],
+] as const) {
+  test(`--max-txn-ops 8: ${writes} writes take ${txns} transaction(s) (7 writes and the count fit in one)`, async (t) => {
+    const keys = new KeyLayout(uniquePrefix());
+    const counted = countingTxns(etcd.client());
+    const ids = Array.from({ length: writes }, (_, i) => `c${String(i).padStart(2, '0')}`);
+    const r = await syncContainerList({ client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 8 }, 'n1', list(ids));
+    t.deepEqual({ put: r.put, attempts: r.attempts }, { put: writes, attempts: 1 });
+    t.is(counted.txns(), txns);
+    t.deepEqual([...(await snapshot(client, keys.containerPrefix('n1'))).kvs.keys()].sort(), ids.map((id) => keys.containerKey('n1', id)));
+  });
+}
+
+test('a rival write between two of the transactions: the next round reads the part-changed prefix and finishes it', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const rivalKey = keys.containerKey('n1', 'rival');
+  // Before the second transaction a rival creates a key: that transaction's guard fails.
+  const counted = countingTxns(real, async (n) => {
+    if (n === 2) await real.put(rivalKey).value('{}');
+  });
+  const ids = Array.from({ length: 20 }, (_, i) => `c${String(i).padStart(2, '0')}`);
+  const r = await syncContainerList({ client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 8 }, 'n1', list(ids));
+  t.is(r.attempts, 2);
+  // The second round puts what the first did not reach and deletes the rival's key.
+  t.is(r.deleted, 1);
+  t.is(r.unchanged, 7);
+  t.deepEqual([...(await snapshot(real, keys.containerPrefix('n1'))).kvs.keys()].sort(), ids.map((id) => keys.containerKey('n1', id)));
+});
+
+test('the transactions of a long change are charged to the budget, and the ones a lost race did not write are given back', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  let charged = 0;
+  const budget = {
+    take: (n: number) => ((charged += n), true),
+    refund: (n: number) => void (charged -= n),
+    waitMs: () => 0,
+  };
+  const counted = countingTxns(real, async (n) => {
+    if (n === 2) await real.put(keys.containerKey('n1', 'rival')).value('{}');
+  });
+  const values = list(Array.from({ length: 20 }, (_, i) => `c${String(i).padStart(2, '0')}`));
+  await syncContainerList({ client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 8, budget }, 'n1', values);
+  const stored = await snapshot(real, keys.containerPrefix('n1'));
+  let bytes = 0;
+  for (const [k, v] of stored.kvs) bytes += Buffer.byteLength(k) + Buffer.byteLength(v.value);
+  // Every container written once, plus the rival key's tombstone.
+  t.is(charged, bytes + Buffer.byteLength(keys.containerKey('n1', 'rival')));
+});
+
+test('writes grouped by model: a model\'s containers share a transaction where they fit, a model larger than one fills what is left and is split', (t) => {
+  const ops = ['a1', 'b1', 'a2', 'c1', 'b2', 'a3', 'd1', 'd2', 'd3', 'd4', 'd5'];
+  const models = ops.map((o) => o[0]!);
+  // b does not fit beside a (3 + 2 > 4): a new transaction; c fits beside b; d is split anyway, so it fills what is left.
+  t.deepEqual(chunkByModel(ops, models, 4), [['a1', 'a2', 'a3'], ['b1', 'b2', 'c1', 'd1'], ['d2', 'd3', 'd4', 'd5']]);
+  // Below, at and past the size: one group of 3, 4 and 5 ops.
+  t.deepEqual(chunkByModel(['x', 'y', 'z'], ['m', 'm', 'm'], 4), [['x', 'y', 'z']]);
+  t.deepEqual(chunkByModel(['w', 'x', 'y', 'z'], ['m', 'm', 'm', 'm'], 4), [['w', 'x', 'y', 'z']]);
+  t.deepEqual(chunkByModel(['v', 'w', 'x', 'y', 'z'], ['m', 'm', 'm', 'm', 'm'], 4), [['v', 'w', 'x', 'y'], ['z']]);
+  t.deepEqual(chunkByModel([], [], 4), []);
 });
 
 // ---- the same list again: checked with one transaction, not read whole.
