@@ -19,18 +19,25 @@ export class FleetStateCaches implements StateCaches {
       const v = this.versions[kind];
       fleet.onChange(INFORMER_OF[kind], (e) => {
         v.states++;
-        if (e.type !== 'updated') v.names++;
+        // A stored value that is not a state reads as absent (contract section 1): a key going
+        // from one to the other is a name coming or going for the lists.
+        if (e.type !== 'updated' || (e.old.value.state === undefined) !== (e.new.value.state === undefined)) v.names++;
       });
     }
   }
 
+  /** A stored value that is not a state name is absent here, as for every reader (contract section 1). */
   get(kind: ResourceKind, name: string): StoredStateView | undefined {
     const e = this.fleet.storedState(kind, name);
-    return e ? { name, state: e.value.state ?? e.value.raw, version: e.version } : undefined;
+    const state = e?.value.state;
+    return state !== undefined ? { name, state, version: e!.version } : undefined;
   }
 
   *list(kind: ResourceKind): Iterable<StoredStateView> {
-    for (const [name, e] of this.fleet.storedStates(kind)) yield { name, state: e.value.state ?? e.value.raw, version: e.version };
+    for (const [name, e] of this.fleet.storedStates(kind)) {
+      const state = e.value.state;
+      if (state !== undefined) yield { name, state, version: e.version };
+    }
   }
 
   revision(kind: ResourceKind): number {

@@ -8,7 +8,7 @@ import { SLICE, Slicer, SortedNames, yieldToLoop, type NameList } from './sorted
 /** A stored state as a cache holds it. */
 export interface StoredStateView {
   name: string;
-  /** Canonical spelling, or the raw value when it is not a state name. */
+  /** Canonical spelling (a stored value that is not a state name has no view: it reads as absent). */
   state: string;
   /** The state key's etcd version (one more with every change). */
   version: number;
@@ -100,7 +100,7 @@ export class StateReader {
   async get(kind: ResourceKind, name: string): Promise<ReadAnswer<ResourceStateView>> {
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
-    if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state)` };
+    if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state, or a stored value that is not a ${kind} state)` };
     let entries: HistoryEntry[];
     try {
       entries = await this.history.read(kind, name);

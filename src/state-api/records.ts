@@ -7,9 +7,9 @@ import type { EtcdWatchEvent, WatchTarget } from '../etcd/watch-client.js';
 export interface StateChangeRecord {
   kind: ResourceKind;
   name: string;
-  /** The state before ('' for a new resource), in the spelling statemanager writes when it is one. */
+  /** The state before ('' for a new resource or a value that is not a state), in the spelling statemanager writes. */
   from: string;
-  /** The state after ('' when the state key was deleted). */
+  /** The state after ('' when the state key was deleted or holds a value that is not a state). */
   to: string;
   revision: number;
   /** Position among the changes of one revision (a transaction may change several keys). */
@@ -69,7 +69,7 @@ export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: 
   return out;
 }
 
-/** The canonical spelling of a state, or the raw value when it is not one. */
+/** The canonical spelling of a state; '' (absent, contract section 1) when the value is not one. */
 function spelled(kind: ResourceKind, raw: string): string {
-  return parseState(kind, raw) ?? raw;
+  return parseState(kind, raw) ?? '';
 }

@@ -95,6 +95,21 @@ test('live subscribers get each change once with from and to; rewrites of the sa
   t.is(etcd.opened, 1);
 });
 
+test('a stored value that is not a state is absent to subscribers: going to one reads as the state going, one to another is no change', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5 });
+  await feed.start();
+  const all = collect(feed);
+  etcd.put([[scenarioKey('s'), 'Waiting']]);
+  etcd.put([[scenarioKey('s'), 'bogus']]);
+  etcd.put([[scenarioKey('s'), 'nonsense']]);
+  etcd.put([[scenarioKey('s'), 'Allowed']]);
+  etcd.put([[scenarioKey('t'), 'junk']]);
+  etcd.put([[scenarioKey('t'), null]]);
+  await settle();
+  t.deepEqual(all.got.map((r) => `${r.name}:${r.from}->${r.to}`), ['s:->Waiting', 's:Waiting->', 's:->Allowed']);
+});
+
 test('a resume from before the buffer replays through its own watch, then joins the shared stream with no gap and no duplicate', async (t) => {
   const etcd = new FakeEtcd();
   for (let i = 0; i < 20; i++) etcd.put([[scenarioKey(`s${i % 3}`), i % 2 ? 'Waiting' : 'Idle']]);

@@ -211,6 +211,30 @@ test('over the fleet: FleetStateCaches counts name changes and state changes fro
   t.is((await listed(reader, { kind: 'package', state: 'idle', limit: 0 })).total, 1);
 });
 
+test('a stored value that is not a state reads as absent: not got, not listed, not counted; going valid or invalid is a name coming or going', async (t) => {
+  const { keys, lw, caches } = await syncedFleet(t);
+  const reader = new StateReader(caches, noHistory);
+  lw.put(keys.stateKey('scenario', 'good'), 'Waiting');
+  lw.put(keys.stateKey('scenario', 'bogus'), 'bogus');
+  lw.put(keys.stateKey('scenario', 'spelled'), 'SCENARIO_STATE_ALLOWED');
+  t.is(caches.get('scenario', 'bogus'), undefined);
+  t.is(caches.get('scenario', 'spelled')?.state, 'Allowed');
+  const all = { kind: 'scenario' as const, state: '', limit: 0 };
+  t.deepEqual((await listed(reader, all)).resources.map((r) => r.name), ['good', 'spelled']);
+  t.is((await listed(reader, { ...all, limit: 1 })).total, 2);
+  t.is((await listed(reader, { ...all, state: 'waiting' })).total, 1);
+  const names = caches.namesVersion('scenario');
+  lw.put(keys.stateKey('scenario', 'bogus'), 'Satisfied');
+  t.is(caches.namesVersion('scenario'), names + 1, 'invalid to valid: a name comes');
+  t.deepEqual((await listed(reader, all)).resources.map((r) => [r.name, r.state]), [['bogus', 'Satisfied'], ['good', 'Waiting'], ['spelled', 'Allowed']]);
+  lw.put(keys.stateKey('scenario', 'good'), '');
+  t.is(caches.namesVersion('scenario'), names + 2, 'valid to invalid: a name goes');
+  lw.put(keys.stateKey('scenario', 'good'), 'nonsense');
+  t.is(caches.namesVersion('scenario'), names + 2, 'invalid to invalid: nothing comes or goes');
+  t.deepEqual((await listed(reader, { ...all, limit: 1 })).resources.map((r) => r.name), ['bogus']);
+  t.is((await listed(reader, { ...all, limit: 1 })).total, 2);
+});
+
 test('identical queries made while no state changed share one walk; a change makes the next one walk again', async (t) => {
   const c = new MemoryCaches();
   for (let i = 0; i < 3 * SLICE; i++) c.set(`m${i}`, i % 10 === 0 ? 'Running' : 'Exited');
