@@ -120,16 +120,17 @@ function classifyFields(raw: string | undefined, running: string | undefined): {
       return s !== undefined ? { status: s, raw: undefined } : { status: 'unknown', raw };
     }
   }
-  // No Status (absent, not a string, or blank): the Running flag, "true" in any case, trimmed.
-  return { status: running !== undefined && running.trim().toLowerCase() === 'true' ? 'running' : 'unknown', raw: undefined };
+  // No Status (absent, not a string, or blank): the Running flag, exactly "true" (contract:
+  // `state["Running"] == "true"`; only Status is read case-insensitively).
+  return { status: running === 'true' ? 'running' : 'unknown', raw: undefined };
 }
 
 /**
  * Contract section 1, "Container status": `state["Status"]`, trimmed and case-insensitive
  * (created/initialized → created; running/restarting/stopping → running; paused → paused;
  * exited/stopped/removing → exited; dead → dead; anything else → unknown).
- * With no Status (absent, not a string, empty or blank): `state["Running"]` equal to "true",
- * compared trimmed and case-insensitively ("true", "True", "TRUE"), → running; else unknown.
+ * With no Status (absent, not a string, empty or blank): `state["Running"]` exactly "true" →
+ * running; else ("True", " true", "1", a boolean) unknown.
  */
 export function containerStatus(info: ContainerInfo | Record<string, unknown>): ContainerStatus {
   return classify(info.state).status;
@@ -201,18 +202,19 @@ const NOT_READY: NodeStatus = Object.freeze({ ready: false, valid: true });
 const INVALID: NodeStatus = Object.freeze({ ready: true, valid: false });
 
 /**
- * The value of `/node/{node}/status`, trimmed and case-insensitive: `Ready`/`NODE_ALIVE` → ready;
- * `NotReady`/`NODE_DISCONNECTED` → not ready; anything else → ready, invalid. An absent key
- * (`undefined`) means Ready and is valid. The returned objects are shared and frozen.
+ * The value of `/node/{node}/status`, exactly as the contract spells it: `Ready`/`NODE_ALIVE` →
+ * ready; `NotReady`/`NODE_DISCONNECTED` → not ready; anything else (`notready`, ` NotReady`) →
+ * ready, invalid ("any other node status value counts as Ready and as invalid input"). An absent
+ * key (`undefined`) means Ready and is valid. The returned objects are shared and frozen.
  */
 export function parseNodeStatus(value: string | undefined): NodeStatus {
   if (value === undefined) return READY;
-  switch (value.trim().toLowerCase()) {
-    case 'ready':
-    case 'node_alive':
+  switch (value) {
+    case 'Ready':
+    case 'NODE_ALIVE':
       return READY;
-    case 'notready':
-    case 'node_disconnected':
+    case 'NotReady':
+    case 'NODE_DISCONNECTED':
       return NOT_READY;
     default:
       return INVALID;

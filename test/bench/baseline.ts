@@ -27,7 +27,7 @@ function containerOf(value: string): { model: string; status: St } | undefined {
     const model = a['io.pullpiri.annotations.model'] || a['pullpiri.model'] || a['model'] || j.config?.['model'];
     if (!model) return undefined;
     const raw = j.state?.Status?.trim().toLowerCase();
-    const status: St = raw ? (Object.hasOwn(WORDS, raw) ? WORDS[raw]! : 'unknown') : j.state?.Running?.trim().toLowerCase() === 'true' ? 'running' : 'unknown';
+    const status: St = raw ? (Object.hasOwn(WORDS, raw) ? WORDS[raw]! : 'unknown') : j.state?.Running === 'true' ? 'running' : 'unknown';
     return { model, status };
   } catch {
     return undefined;
@@ -72,8 +72,8 @@ async function handle(key: string, value: string): Promise<void> {
   const c = containerOf(value);
   if (!c) return;
   const kvs = await client.getAll().prefix(`/container/${node}/${c.model}-`).strings();
-  const nodeStatus = (await client.get(`/node/${node}/status`).string())?.trim().toLowerCase();
-  const notReady = nodeStatus === 'notready' || nodeStatus === 'node_disconnected';
+  const nodeStatus = await client.get(`/node/${node}/status`).string();
+  const notReady = nodeStatus === 'NotReady' || nodeStatus === 'NODE_DISCONNECTED';
   const statuses: St[] = [];
   for (const v of Object.values(kvs)) {
     const x = containerOf(v);

@@ -54,12 +54,12 @@ for (const [raw, want, flagged] of STATUS_ROWS) {
   });
 }
 
-// No Status: the Running flag, compared trimmed and case-insensitively.
+// No Status: the Running flag, exactly "true" (contract: `state["Running"] == "true"`).
 const FALLBACK_ROWS: [string, Record<string, unknown> | undefined, ContainerStatus][] = [
   ['Running "true"', { Running: 'true' }, 'running'],
-  ['Running "True"', { Running: 'True' }, 'running'],
-  ['Running "TRUE"', { Running: 'TRUE' }, 'running'],
-  ['Running " true "', { Running: ' true ' }, 'running'],
+  ['Running "True"', { Running: 'True' }, 'unknown'],
+  ['Running "TRUE"', { Running: 'TRUE' }, 'unknown'],
+  ['Running " true "', { Running: ' true ' }, 'unknown'],
   ['Running "false"', { Running: 'false' }, 'unknown'],
   ['Running "yes"', { Running: 'yes' }, 'unknown'],
   ['Running "1"', { Running: '1' }, 'unknown'],
@@ -212,15 +212,16 @@ for (const [title, value, reason] of BAD_ROWS) {
 // Node status.
 const NODE_ROWS: [string | undefined, boolean, boolean][] = [
   ['Ready', true, true],
-  ['ready', true, true],
-  [' READY\n', true, true],
+  ['ready', true, false],
+  [' READY\n', true, false],
   ['NODE_ALIVE', true, true],
-  ['node_alive', true, true],
+  ['node_alive', true, false],
   ['NotReady', false, true],
-  ['notready', false, true],
-  ['NOTREADY ', false, true],
+  ['notready', true, false],
+  ['NOTREADY ', true, false],
+  ['NotReady\n', true, false],
   ['NODE_DISCONNECTED', false, true],
-  ['node_disconnected', false, true],
+  ['node_disconnected', true, false],
   [undefined, true, true],
   ['', true, false],
   ['Not Ready', true, false],

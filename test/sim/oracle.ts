@@ -50,7 +50,7 @@ export function readContainer(key: string, value: string): Container | undefined
 
 export function nodeNotReady(w: World, node: string, liveness: boolean): boolean {
   const s = w.get(`/node/${node}/status`);
-  if (s !== undefined && ['notready', 'node_disconnected'].includes(s.trim().toLowerCase())) return true;
+  if (s === 'NotReady' || s === 'NODE_DISCONNECTED') return true;
   return liveness && w.get(`/node/${node}/lease`) === undefined;
 }
 

@@ -58,7 +58,7 @@ export function readContainer(value: string): { model: string; status: CStatus }
     const word = s.trim().toLowerCase();
     status = Object.prototype.hasOwnProperty.call(STATUS_WORDS, word) ? STATUS_WORDS[word]! : 'unknown';
   }
-  else status = str(o.state, 'Running')?.trim().toLowerCase() === 'true' ? 'running' : 'unknown';
+  else status = str(o.state, 'Running') === 'true' ? 'running' : 'unknown';
   return { model, status };
 }
 
@@ -129,8 +129,8 @@ export async function readWorld(c: Etcd3, prefix = ''): Promise<World> {
   const notReady = new Set<string>();
   for (const [k, v] of nodes.kvs) {
     const m = /^\/node\/([^/]+)\/status$/.exec(k.slice(prefix.length));
-    const s = v.value.trim().toLowerCase();
-    if (m && (s === 'notready' || s === 'node_disconnected')) notReady.add(m[1]!);
+    const s = v.value;
+    if (m && (s === 'NotReady' || s === 'NODE_DISCONNECTED')) notReady.add(m[1]!);
   }
   const containersByModel = new Map<string, CStatus[]>();
   for (const [k, v] of containers.kvs) {
