@@ -124,6 +124,8 @@ export class StateManagerApp {
       source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches,
       // Any replica may write it: one key, rewritten by each replay that has no buffered change to wait for.
       markReplay: async () => Number((await etcd.kv.put({ key: Buffer.from(keys.replayMarker), value: Buffer.from(this.identity) }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
+      // Linearizable, so a lagging member is not taken for etcd being behind the client.
+      etcdRevision: async () => Number((await etcd.kv.range({ key: Buffer.from(keys.replayMarker), count_only: true }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
     });
     metrics.apiEtcdWatches(() => this.feed.etcdWatches);
     // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.

@@ -24,7 +24,7 @@ export interface StreamMetrics {
   cut(reason: CutReason): void;
 }
 
-type CutReason = 'slow' | 'compacted' | 'restarted' | 'stopped';
+type CutReason = 'slow' | 'compacted' | 'future' | 'restarted' | 'stopped';
 
 export interface SubscribeDeps {
   feed: StateFeed;
@@ -94,6 +94,8 @@ function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {
       return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber stopped reading while ${reason.behind} changes arrived; subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
     case 'compacted':
       return [grpc.status.OUT_OF_RANGE, `revision compacted (etcd keeps changes from ${reason.compactRevision}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
+    case 'future':
+      return [grpc.status.OUT_OF_RANGE, `since_revision ${reason.sinceRevision} is past etcd's revision ${reason.etcdRevision} (a revision from another etcd history, e.g. before a restore from backup): list the states again, then subscribe from the revision of that answer`, 'future'];
     case 'restarted':
       return [grpc.status.UNAVAILABLE, `${reason.detail}; subscribe again with since_revision set to the last revision received`, 'restarted'];
     case 'stopped':

@@ -189,7 +189,7 @@ export class Metrics implements FleetGaugeSink {
     });
     this.apiSubscriptionsCut = new Counter({
       name: 'statemanager_api_subscriptions_cut_total',
-      help: 'Subscriptions ended by statemanager: slow (fell too far behind), compacted (resume revision gone), restarted, stopped',
+      help: 'Subscriptions ended by statemanager: slow (fell too far behind), compacted (resume revision gone), future (resume revision past etcd\'s), restarted, stopped',
       labelNames: ['reason'],
       registers: r,
     });

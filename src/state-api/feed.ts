@@ -42,6 +42,8 @@ export interface ChangeSink {
 
 export type SubscriptionEnd =
   | { kind: 'compacted'; compactRevision: number }
+  /** It asked for changes after a revision etcd has not reached (etcd restored from a backup, another cluster, a made-up number). */
+  | { kind: 'future'; sinceRevision: number; etcdRevision: number }
   | { kind: 'restarted'; detail: string }
   | { kind: 'stopped' }
   /** It did not read while `behind` changes arrived: every change up to `resumeRevision` was given. */
@@ -80,6 +82,12 @@ export interface StateFeedOptions {
    * an empty buffer knows it has every change. Without it a replay trusts etcd's progress answers.
    */
   markReplay?: () => Promise<number>;
+  /**
+   * etcd's current revision (a read). Asked when a subscriber resumes after a revision the feed
+   * has not seen: one past etcd's own is refused, not waited for in silence (etcd restored
+   * behind it would otherwise skip every change up to it). Without it such a resume waits.
+   */
+  etcdRevision?: () => Promise<number>;
   now?: () => number;
 }
 
@@ -188,7 +196,27 @@ export class StateFeed {
   private attach(sub: Subscriber): void {
     if (sub.closed) return;
     const since = sub.filter.sinceRevision;
-    sub.passed(since ?? this.newest);
+    if (since !== undefined && since > this.newest && this.o.etcdRevision) {
+      // Past what the feed has seen: usually only because etcd's revision moved on keys that are
+      // not states; past etcd's own only when the client's revision is from another history.
+      this.o.etcdRevision().then(
+        (etcdRevision) => {
+          if (sub.closed) return;
+          if (since > etcdRevision) sub.end({ kind: 'future', sinceRevision: since, etcdRevision });
+          else this.start_(sub, since);
+        },
+        (err: unknown) => {
+          if (!sub.closed) sub.end({ kind: 'restarted', detail: `etcd's revision could not be read (${errorMessage(err)})` });
+        },
+      );
+      return;
+    }
+    this.start_(sub, since ?? this.newest);
+  }
+
+  /** A subscriber's position set, and on from there. */
+  private start_(sub: Subscriber, after: number): void {
+    sub.passed(after);
     sub.mode = 'replay';
     this.advance(sub);
   }

@@ -205,6 +205,20 @@ test.serial('resume from before the replica restarted: exactly the missed change
   t.is(status.code, grpc.status.OUT_OF_RANGE, status.details);
   t.regex(status.details, /compacted/);
   t.is(await second.metric('statemanager_api_subscriptions_cut_total', 'reason="compacted"'), 1);
+
+  // A revision etcd has not reached (one from another history, e.g. before a restore): refused,
+  // not waited for in silence. At etcd's own revision the subscription goes on.
+  const now = Number((await w.client.kv.range({ key: Buffer.from('/api3/none'), count_only: true })).header.revision);
+  const ahead = client(second).subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(now + 1000) });
+  const refused = await ahead.end;
+  t.is(refused.code, grpc.status.OUT_OF_RANGE, refused.details);
+  t.regex(refused.details, new RegExp(`since_revision ${now + 1000} is past etcd's revision ${now}`));
+  // The /metrics page is rendered at most once a second: the count shows on a later one.
+  await eventually(async () => assert.strictEqual(await second.metric('statemanager_api_subscriptions_cut_total', 'reason="future"'), 1));
+  const atNow = client(second).subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(now) });
+  const next = await putScenario(w.client, w, 'r', 'Waiting');
+  await eventually(async () => assert.deepStrictEqual(atNow.revisions(), [next]));
+  atNow.cancel();
   resumed.cancel();
 });
 

@@ -110,6 +110,43 @@ test('a stored value that is not a state is absent to subscribers: going to one 
   t.deepEqual(all.got.map((r) => `${r.name}:${r.from}->${r.to}`), ['s:->Waiting', 's:Waiting->', 's:->Allowed']);
 });
 
+test("a resume past every change the feed saw asks etcd's revision: at it, it follows; one past it, the subscription ends as 'future'; below the feed's newest, etcd is not asked", async (t) => {
+  const etcd = new FakeEtcd();
+  let asked = 0;
+  let failing = false;
+  const feed = new StateFeed({
+    source: etcd, keys, logger: silentLogger, progressIntervalMs: 5,
+    etcdRevision: async () => {
+      asked++;
+      if (failing) throw new Error('etcd is away');
+      return etcd.revision;
+    },
+  });
+  await feed.start();
+  const first = etcd.put([[scenarioKey('s'), 'Idle']]);
+  // etcd's revision moves on keys that are not states: the feed has not seen these revisions.
+  etcd.put([[keys.nodeStatusKey('n1'), 'Ready']]);
+  etcd.put([[keys.nodeStatusKey('n1'), 'NotReady']]);
+  await settle();
+  const below = collect(feed, { sinceRevision: first - 1 });
+  await settle();
+  t.is(asked, 0, 'a revision the feed has seen needs no read');
+  t.deepEqual(below.got.map((r) => r.revision), [first]);
+  const at = collect(feed, { sinceRevision: etcd.revision });
+  const past = collect(feed, { sinceRevision: etcd.revision + 1 });
+  await settle();
+  t.is(asked, 2);
+  t.deepEqual(at.ends, []);
+  t.deepEqual(past.ends, ['future']);
+  const later = etcd.put([[scenarioKey('s'), 'Waiting']]);
+  await settle();
+  t.deepEqual(at.got.map((r) => r.revision), [later], 'at etcd\'s revision: every change after it');
+  failing = true;
+  const unreadable = collect(feed, { sinceRevision: etcd.revision + 5 });
+  await settle();
+  t.deepEqual(unreadable.ends, ['restarted']);
+});
+
 test('a resume from before the buffer replays through its own watch, then joins the shared stream with no gap and no duplicate', async (t) => {
   const etcd = new FakeEtcd();
   for (let i = 0; i < 20; i++) etcd.put([[scenarioKey(`s${i % 3}`), i % 2 ? 'Waiting' : 'Idle']]);
