@@ -6,7 +6,7 @@ import { parsePackageDefinition, parseScenarioDefinition, placementKey } from '.
 import type { KeyLayout } from './keys.js';
 import type { ReconcileRequestRecord } from './records.js';
 import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
-import { parseState, type ResourceKind, type StateOf } from './states.js';
+import { MAX_NAME_BYTES, nameOverLimit, parseState, type ResourceKind, type StateOf } from './states.js';
 
 export interface Problem {
   reason: string;
@@ -108,7 +108,10 @@ export const decodeNode: Decoder<NodeKey> = (keys, key, raw) => {
 function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, key: string) => string | undefined, parse: (raw: string) => { ok: true; value: T } | { ok: false; reason: string; detail: string }): Decoder<T> {
   const expected = kind === 'package' ? 'expected Package/{name}' : 'expected Scenario/{name}';
   return (keys, key, raw) => {
-    if (nameOf(keys, key) === undefined) return absent({ reason: 'bad_key', detail: expected });
+    const name = nameOf(keys, key);
+    if (name === undefined) return absent({ reason: 'bad_key', detail: expected });
+    const long = nameOverLimit(name);
+    if (long !== undefined) return absent({ reason: `${kind}_name_too_long`, detail: `the name is ${long} bytes, more than ${MAX_NAME_BYTES}` });
     const def = parse(raw);
     return def.ok ? { value: def.value } : absent({ reason: `${kind}_${def.reason}`, detail: def.detail });
   };

@@ -3,6 +3,7 @@
 // is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
 import { parseDocument } from 'yaml';
 import { parsePlainYaml, isRecord } from './plain-yaml.js';
+import { MAX_NAME_BYTES, nameOverLimit } from './states.js';
 
 export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target' | 'bad_model_name';
 
@@ -138,6 +139,10 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
     // `/model/{name}/state` could never be read back as that model's key.
     if (name.includes('/')) {
       return { ok: false, reason: 'bad_model_name', detail: `package spec.models lists ${JSON.stringify(name.slice(0, 64))}: a model name cannot contain '/'` };
+    }
+    const long = nameOverLimit(name);
+    if (long !== undefined) {
+      return { ok: false, reason: 'bad_model_name', detail: `package spec.models lists a model name of ${long} bytes (${JSON.stringify(name.slice(0, 64))}…): at most ${MAX_NAME_BYTES}` };
     }
     const node = isRecord(item) ? item.node : undefined;
     if (typeof node === 'string' && node.length > 0 && !placements.some(([m, n]) => m === name && n === node)) placements.push([name, node]);

@@ -15,6 +15,29 @@ export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
 export type ResourceKind = 'model' | 'package' | 'scenario';
 
+/**
+ * The most UTF-8 bytes a model, package or scenario name may have (Kubernetes' 253): the gRPC
+ * reads refuse longer names, so a definition naming one is invalid input rather than a state
+ * that can be written but never read back by name.
+ */
+export const MAX_NAME_BYTES = 253;
+
+/** The UTF-8 length of `name` when it is over MAX_NAME_BYTES; undefined when it fits. */
+export function nameOverLimit(name: string): number | undefined {
+  if (name.length * 3 <= MAX_NAME_BYTES) return undefined; // at most 3 bytes per UTF-16 unit
+  let bytes = 0;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0x80) bytes += 1;
+    else if (c < 0x800) bytes += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < name.length && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes > MAX_NAME_BYTES ? bytes : undefined;
+}
+
 export type StateOf<K extends ResourceKind> = K extends 'model'
   ? ModelState
   : K extends 'package'

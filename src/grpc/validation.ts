@@ -3,7 +3,7 @@
 // "not valid UTF-8" and refused.
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
-import { parseState, type ResourceKind } from '../../domain/states.js';
+import { MAX_NAME_BYTES, parseState, type ResourceKind } from '../../domain/states.js';
 import { modelOfContainer } from '../../domain/container.js';
 import { containerJson, toStoredContainer } from './container-record.js';
 import { kindOfResourceType, UNMANAGED_RESOURCE_TYPES } from './resource-types.js';
@@ -13,7 +13,7 @@ export const LIMITS = {
   containerIdBytes: 512,
   /** The stored JSON of one container. */
   containerBytes: 64 * 1024,
-  resourceNameBytes: 253,
+  resourceNameBytes: MAX_NAME_BYTES,
   transitionIdBytes: 256,
   sourceBytes: 256,
 } as const;

@@ -2,7 +2,7 @@
 // definitions name their package in spec.target. YAML or JSON.
 import test from 'ava';
 import { parsePackageDefinition, parseScenarioDefinition, placementKey, type DefinitionFailure } from '../../domain/definitions.js';
-import { decodePackageDefinition } from '../../domain/decoders.js';
+import { decodePackageDefinition, decodeScenarioDefinition } from '../../domain/decoders.js';
 import { KeyLayout } from '../../domain/keys.js';
 
 const PULLPIRI_PACKAGE = `apiVersion: v1
@@ -172,6 +172,37 @@ test('package definition: a model name with / is invalid input (its state key co
   t.like(r, { ok: false, reason: 'bad_model_name' });
   t.regex(r.ok ? '' : r.detail, /"a\/b": a model name cannot contain '\/'/);
 });
+
+for (const [title, name, ok] of [
+  ['252 bytes', 'm'.repeat(252), true],
+  ['253 bytes', 'm'.repeat(253), true],
+  ['254 bytes', 'm'.repeat(254), false],
+  ['253 bytes of 2-byte characters and one more', 'é'.repeat(126) + 'm', true],
+  ['254 bytes of 2-byte characters', 'é'.repeat(127), false],
+  ['84 3-byte characters (252 bytes) and a 4-byte one (256)', '가'.repeat(84) + '😀', false],
+  ['63 4-byte characters (252 bytes) and one byte more', '😀'.repeat(63) + 'm', true],
+] as const) {
+  test(`package definition: a model name of ${title} is ${ok ? 'valid' : 'invalid input (the reads refuse names over 253 bytes)'}`, (t) => {
+    const r = parsePackageDefinition(`spec:\n  models:\n    - name: ${JSON.stringify(name)}\n`);
+    if (ok) t.like(r, { ok: true, models: [name] });
+    else {
+      t.like(r, { ok: false, reason: 'bad_model_name' });
+      t.regex(r.ok ? '' : r.detail, /at most 253/);
+    }
+  });
+  test(`decoder: a package named by ${title} is ${ok ? 'valid' : 'invalid input'}; a scenario likewise`, (t) => {
+    const keys = new KeyLayout('');
+    const pkg = decodePackageDefinition(keys, `Package/${name}`, 'spec:\n  models: []\n');
+    const scenario = decodeScenarioDefinition(keys, `Scenario/${name}`, 'spec:\n  target: p\n');
+    if (ok) {
+      t.deepEqual(pkg, { value: { models: [], placements: [] } });
+      t.deepEqual(scenario, { value: 'p' });
+    } else {
+      t.like(pkg, { value: undefined, problem: { reason: 'package_name_too_long' } });
+      t.like(scenario, { value: undefined, problem: { reason: 'scenario_name_too_long' } });
+    }
+  });
+}
 
 test('package definition: placements are model and node pairs, once each, also for a model listed twice on two nodes', (t) => {
   const r = parsePackageDefinition('spec:\n  models:\n    - {name: a, node: n1}\n    - {name: a, node: n2}\n    - {name: a, node: n1}\n    - {name: b, node: 7}\n    - {name: c, node: ""}\n');
