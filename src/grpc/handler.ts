@@ -3,6 +3,7 @@
 // → fail (what run did not expect, logged and mapped to a status). A method only says what it
 // runs; each outcome is answered and counted in one place, once.
 import * as grpc from '@grpc/grpc-js';
+import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
@@ -167,6 +168,35 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
   return { unary, serverStream };
 }
 
+/** How long a cut stream's status may wait behind data its client does not read before the stream is reset. */
+export const UNREAD_STATUS_GRACE_MS = 5000;
+
+/**
+ * The HTTP/2 stream under a grpc-js server call: the handler's call → its intercepting calls
+ * (`call`, then `nextCall`) → the base call's `stream` (grpc-js 1.14's layout, which exposes no
+ * way to reset a stream). Undefined if grpc-js is laid out otherwise; the test that cuts a
+ * client that does not read then fails.
+ */
+export function http2StreamOf(call: unknown): Http2Stream | undefined {
+  let at = (call as { call?: unknown }).call;
+  for (let depth = 0; at !== null && typeof at === 'object' && depth < 16; depth++) {
+    const s = (at as { stream?: unknown }).stream;
+    if (s !== null && typeof s === 'object' && typeof (s as Http2Stream).close === 'function' && 'rstCode' in s) return s as Http2Stream;
+    at = (at as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+/** Resets a call's HTTP/2 stream that has not closed (its status never went); without one, destroys the call. */
+function resetUnfinished(call: grpc.ServerWritableStream<unknown, unknown>): void {
+  const h2 = http2StreamOf(call);
+  if (h2 === undefined) {
+    call.destroy();
+    return;
+  }
+  if (!h2.closed && !h2.destroyed) h2.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
 /** A server stream that ends once: closers run, the end is counted, then answered. */
 function openStream<Ev>(call: grpc.ServerWritableStream<unknown, Ev>, counted: (code: string) => void): { stream: Stream<Ev>; close: () => boolean } {
   let over = false;
@@ -190,8 +220,11 @@ function openStream<Ev>(call: grpc.ServerWritableStream<unknown, Ev>, counted: (
         return true;
       }
       call.emit('error', { code, details });
-      // A client that reads nothing never receives the status: free the stream anyway.
-      if (code === grpc.status.RESOURCE_EXHAUSTED) setTimeout(() => call.destroy(), 5000).unref();
+      // The status goes after the data already written; a client that does not read never
+      // receives either. After a grace the HTTP/2 stream is reset (RST_STREAM
+      // ENHANCE_YOUR_CALM, which gRPC clients report as RESOURCE_EXHAUSTED): that frees its
+      // slot among the connection's concurrent streams, which a destroyed call alone kept.
+      if (code === grpc.status.RESOURCE_EXHAUSTED) setTimeout(() => resetUnfinished(call), UNREAD_STATUS_GRACE_MS).unref();
       return true;
     },
     get over() {

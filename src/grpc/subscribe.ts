@@ -70,7 +70,8 @@ export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscr
           return more;
         },
         end: (reason) => {
-          if (reason.kind === 'slow') deps.logger.warn('state subscriber cut off: it does not read', { identity: caller.identity, peer, behind: reason.behind, resumeRevision: reason.resumeRevision });
+          // At the refusal log's bounded rate: a thousand stalled clients are not a thousand lines.
+          if (reason.kind === 'slow') deps.refusals.warn('subscriber-cut', 'state subscriber cut off: it does not keep up', { identity: caller.identity, peer, behind: reason.behind, resumeRevision: reason.resumeRevision });
           const [code, details, why] = endStatus(reason);
           if (!stream.over) deps.metrics?.cut(why);
           stream.end(code, details);
@@ -91,7 +92,7 @@ function peerHost(peer: string): string {
 function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {
   switch (reason.kind) {
     case 'slow':
-      return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber stopped reading while ${reason.behind} changes arrived; subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
+      return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber did not keep up (${reason.behind} changes arrived that it had not read); subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
     case 'compacted':
       return [grpc.status.OUT_OF_RANGE, `revision compacted (etcd keeps changes from ${reason.compactRevision}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
     case 'future':

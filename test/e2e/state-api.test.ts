@@ -4,6 +4,7 @@
 // compaction, 200 subscribers on one etcd watch, and a slow subscriber cut off.
 import test from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import http2 from 'node:http2';
 import type { Etcd3 } from 'etcd3';
 import { DraftClient, type DraftResourceState, type Subscription } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -220,6 +221,52 @@ test.serial('resume from before the replica restarted: exactly the missed change
   await eventually(async () => assert.deepStrictEqual(atNow.revisions(), [next]));
   atNow.cancel();
   resumed.cancel();
+});
+
+test.serial('a subscriber that never reads is cut and, past the grace, its HTTP/2 stream is reset (RESOURCE_EXHAUSTED to gRPC clients): the connection\'s stream slots come back', async (t) => {
+  const own = await startEtcd();
+  t.teardown(() => own.stop());
+  const w = new FleetWriter(own.client(), '/api8');
+  // Two streams per connection: two cut streams that kept their slots would block a third.
+  const r = await startReplica({ identity: 'api8', etcdEndpoint: own.endpoint, acAddr: env.ac.addr, config: { keyPrefix: '/api8', grpc: { limits: { subscriberBufferEvents: 20, maxConcurrentStreams: 2 } } } });
+  replicas.push(r);
+  await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
+  const session = http2.connect(`http://127.0.0.1:${r.grpcPort}`);
+  t.teardown(() => session.close());
+  session.on('error', () => {});
+  const path = '/statemanager.StateManagerConnection/SubscribeToStateChanges';
+  // A raw stream that never reads: its flow-control window fills and nothing more is taken.
+  const open = () => {
+    const st = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    const seen = { headers: false, status: undefined as string | undefined, rst: undefined as number | undefined, closedAt: 0 };
+    st.on('response', () => void (seen.headers = true));
+    st.on('trailers', (h) => void (seen.status = String(h['grpc-status'])));
+    st.on('close', () => {
+      seen.rst = st.rstCode;
+      seen.closedAt = Date.now();
+    });
+    st.on('error', () => {});
+    st.end(Buffer.alloc(5)); // an empty request: every kind
+    st.pause();
+    return seen;
+  };
+  const stuck = [open(), open()];
+  await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions'), 2));
+  // Large values fill the 64 KiB window fast; a thousand changes pass the 20 a stopped reader may fall behind.
+  const long = 'x'.repeat(2000);
+  for (let i = 0; i < 1000; i++) await putScenario(w.client, w, `s${i % 50}-${long.slice(0, 200)}`, i % 100 < 50 ? 'Idle' : 'Waiting');
+  await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions_cut_total', 'reason="slow"'), 2), { timeoutMs: 20_000 });
+  const cutAt = Date.now();
+  t.true(stuck.every((s) => s.headers && s.rst === undefined), 'not reset before the grace');
+  await eventually(async () => assert.ok(stuck.every((s) => s.rst !== undefined)), { timeoutMs: 10_000 });
+  t.deepEqual(stuck.map((s) => s.rst), [http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM]);
+  t.true(Math.max(...stuck.map((s) => s.closedAt)) - cutAt >= 3000, 'after the grace (5 s from the cut, the metric seen up to 1 s late)');
+  // Their slots came back: a third stream on the same connection is served.
+  const third = open();
+  await eventually(async () => assert.strictEqual(await r.metric('statemanager_api_subscriptions'), 1));
+  // Its headers come with its first change.
+  await putScenario(w.client, w, 'after', 'Idle');
+  await eventually(async () => assert.ok(third.headers));
 });
 
 test.serial('a follower answers reads and subscriptions from its own caches', async (t) => {
