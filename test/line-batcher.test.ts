@@ -1,6 +1,6 @@
 // Log lines written in one turn leave in one write (src/observability/line-batcher.ts), in order,
 // and none is lost when the process exits or crashes right after logging.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import test from 'ava';
 import { flushHeldLines, LineBatcher, type CorkableStream } from '../src/observability/line-batcher.js';
 
@@ -78,6 +78,30 @@ function child(body: string): { status: number | null; lines: string[] } {
 
 test('a process that exits in the same turn as it logged still writes every line, in order', (t) => {
   const { status, lines } = child(`for (let i = 0; i < 2000; i++) log.info('state changed', { i }); process.exit(3);`);
+  t.is(status, 3);
+  t.is(lines.length, 2000);
+  t.deepEqual(
+    lines.map((l) => (JSON.parse(l) as { i: number }).i),
+    Array.from({ length: 2000 }, (_, i) => i),
+  );
+});
+
+test('a process that exits in the same turn as it logged, its stderr a pipe read 1 s late: every line, in order (blocking writes)', async (t) => {
+  const script = `
+    import { createLogger } from './src/observability/logging.ts';
+    const log = createLogger('info', 'json');
+    for (let i = 0; i < 2000; i++) log.info('state changed', { i, pad: 'x'.repeat(60) });
+    process.exit(3);`;
+  const proc = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, stdio: ['ignore', 'ignore', 'pipe'] });
+  proc.stderr.pause();
+  let text = '';
+  // More than a pipe holds (64 KiB) is written before anyone reads: without blocking writes the rest was dropped at exit.
+  setTimeout(() => {
+    proc.stderr.setEncoding('utf8').on('data', (d: string) => (text += d));
+    proc.stderr.resume();
+  }, 1000);
+  const status = await new Promise<number | null>((resolve) => proc.on('close', resolve));
+  const lines = text.split('\n').filter((l) => l !== '');
   t.is(status, 3);
   t.is(lines.length, 2000);
   t.deepEqual(

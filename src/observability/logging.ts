@@ -1,6 +1,6 @@
 // winston: JSON lines for machines by default, a compact human format for the demo.
 import winston from 'winston';
-import { LineBatcher } from './line-batcher.js';
+import { blockingWrites, LineBatcher } from './line-batcher.js';
 
 export type LogFormat = 'json' | 'text';
 
@@ -27,7 +27,7 @@ const jsonLine = winston.format((info) => {
   }
 });
 
-export function createLogger(level: string, format: LogFormat, stream: NodeJS.WritableStream = new LineBatcher(process.stderr)): winston.Logger {
+export function createLogger(level: string, format: LogFormat, stream: NodeJS.WritableStream = new LineBatcher(blockingWrites(process.stderr))): winston.Logger {
   const human = winston.format.printf(({ level: lvl, message, timestamp, ...meta }) => {
     const rest = Object.entries(meta)
       .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
