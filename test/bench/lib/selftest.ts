@@ -64,7 +64,8 @@ export function oracleSelfTest(): string[] {
   expect(packageRule(undefined, []) === 'Idle', 'package with no models');
   const c = readContainer(JSON.stringify({ state: { Status: ' Restarting ' }, annotation: { model: 'm' }, config: { model: 'x' } }));
   expect(c?.model === 'm' && c.status === 'running', 'container parsing');
-  expect(readContainer(JSON.stringify({ state: { Running: 'TRUE' }, config: { model: 'x' } }))?.status === 'running', 'Running flag');
+  expect(readContainer(JSON.stringify({ state: { Running: 'true' }, config: { model: 'x' } }))?.status === 'running', 'Running flag');
+  expect(readContainer(JSON.stringify({ state: { Running: 'TRUE' }, config: { model: 'x' } }))?.status === 'unknown', 'Running flag other than "true"');
   expect(readContainer(JSON.stringify({ state: {} })) === undefined, 'container without model');
   return problems;
 }
