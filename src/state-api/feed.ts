@@ -203,7 +203,7 @@ export class StateFeed {
         (etcdRevision) => {
           if (sub.closed) return;
           if (since > etcdRevision) sub.end({ kind: 'future', sinceRevision: since, etcdRevision });
-          else this.start_(sub, since);
+          else this.placeAfter(sub, since);
         },
         (err: unknown) => {
           if (!sub.closed) sub.end({ kind: 'restarted', detail: `etcd's revision could not be read (${errorMessage(err)})` });
@@ -211,11 +211,11 @@ export class StateFeed {
       );
       return;
     }
-    this.start_(sub, since ?? this.newest);
+    this.placeAfter(sub, since ?? this.newest);
   }
 
-  /** A subscriber's position set, and on from there. */
-  private start_(sub: Subscriber, after: number): void {
+  /** Starts a subscriber after `after`: its replay first, then the buffer, then live. */
+  private placeAfter(sub: Subscriber, after: number): void {
     sub.passed(after);
     sub.mode = 'replay';
     this.advance(sub);
