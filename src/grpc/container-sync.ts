@@ -258,6 +258,7 @@ async function writeChunks(
   budget: WriteBudget,
 ): Promise<{ revision: number; count: number } | undefined> {
   let revision = since;
+  let count = -1;
   for (let i = 0; i < chunks.length; i++) {
     const last = i === chunks.length - 1;
     const success = last ? [...chunks[i]!, { request_range: { key: prefix, range_end: end, count_only: true } }] : chunks[i]!;
@@ -270,9 +271,9 @@ async function writeChunks(
       return undefined;
     }
     revision = Number(res.header.revision);
-    if (last) return { revision, count: Number(res.responses[res.responses.length - 1]?.response_range?.count) };
+    if (last) count = Number(res.responses[res.responses.length - 1]?.response_range?.count);
   }
-  return { revision, count: -1 };
+  return { revision, count };
 }
 
 /** What the writes store: each put's key and value, each deletion's key (its tombstone). */

@@ -15,7 +15,7 @@ export interface CorkableStream {
  * `stream` with blocking writes when it sits on a pipe or a terminal (stderr under a supervisor
  * or a container runtime). Node writes a pipe without blocking: what the reader has not taken
  * waits in libuv's queue, and `process.exit` drops it — 2,000 lines logged before an exit in the
- * same turn left 1,426 (a reader at full speed) or none (a reader 2 s late; test/line-batcher.test.ts).
+ * same turn left 1,426 (a reader at full speed) or none (a reader 1–2 s late; test/line-batcher.test.ts).
  * Blocking writes lose nothing: a writer faster than its reader waits, as a Go or C program does
  * on stderr, instead of queueing without bound. Files are written synchronously already.
  */
