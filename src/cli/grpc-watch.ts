@@ -104,17 +104,21 @@ export async function subscribeResuming(
           position = undefined;
           return subscribe();
         }
-        stderr.write(
-          `statemanager: cannot resume after revision ${position.revision}: ${conn.where} no longer has it (compacted); changes since then may be missing. Listing again and following from there\n`,
-        );
-        try {
-          const listed = await listedRevision(filter.kind);
-          position = listed === undefined ? undefined : { revision: listed, printed: new Set() };
-        } catch (err) {
+        {
+          const lostAfter = position.revision;
+          const cannot = `statemanager: cannot resume after revision ${lostAfter}: ${conn.where} no longer has it (compacted); changes since then may be missing`;
+          try {
+            const listed = await listedRevision(filter.kind);
+            position = listed === undefined ? undefined : { revision: listed, printed: new Set() };
+          } catch (err) {
+            if (stopped) return;
+            stderr.write(`${cannot}. Listing again failed (${errorMessage(err)}); following from now\n`);
+            position = undefined;
+            return retry(true);
+          }
           if (stopped) return;
-          stderr.write(`statemanager: ${errorMessage(err)}; following from now\n`);
-          position = undefined;
-          return retry(true);
+          // Said once listed, so that whatever is said next is a change after the new list.
+          stderr.write(`${cannot}. Listed again; following ${after()}\n`);
         }
         return subscribe();
       case grpc.status.OK:
