@@ -22,6 +22,9 @@ const replicas: Replica[] = [];
 const PREFIX = '/cli-grpc';
 let fleet: Replica;
 
+/** The "now" both ways read at: 5 s after the fleet settled (set then), so every SINCE is "…s ago". */
+let NOW = 0;
+
 test.before(async () => {
   etcd = await startEtcd();
   ac = await startActionController();
@@ -55,6 +58,8 @@ test.before(async () => {
     },
     { intervalMs: 300, timeoutMs: 20_000 },
   );
+  // Fixed at module load it was reached before the fleet settled on a loaded machine ("just now").
+  NOW = Date.now() + 5_000;
 });
 
 test.after.always(async () => {
@@ -72,7 +77,6 @@ async function replica(prefix: string, identity: string, config: Record<string, 
   return r;
 }
 
-const NOW = Date.now() + 5_000;
 
 /** The same command from etcd and over gRPC, at the same "now". */
 async function both(argv: string[], o: RunOptions = {}) {
