@@ -1,6 +1,8 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
 // the call gate, and every method built once, at start, on one handler skeleton (handler.ts).
 import * as grpc from '@grpc/grpc-js';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
 import { isLoopback, splitHostPort } from '../config/address.js';
 import type { Etcd3 } from 'etcd3';
 import type { StateManagerConnectionHandlers } from '../generated/statemanager/StateManagerConnection.js';
@@ -22,6 +24,7 @@ import type { StateReader } from '../state-api/reader.js';
 import type { StateFeed } from '../state-api/feed.js';
 import { errorMessage } from '../../controller/errors.js';
 import { skeleton } from './handler.js';
+import { ConnectionGate, type ConnectionRefusal } from './connection-gate.js';
 import { writeHandlers, type OffloadingService } from './write-api.js';
 
 /** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
@@ -31,6 +34,8 @@ export interface GrpcMetrics {
   anonymousBeyondLoopback?(on: boolean): void;
   /** Reloads of the TLS files and token files (outcome success or error), and when each was last loaded. */
   credentials?: ReloadMetrics;
+  /** Open connections, and connections closed as they came for being over a bound. */
+  connections?: { open(count: number): void; refused(reason: ConnectionRefusal): void };
 }
 
 export interface StateManagerServerOptions {
@@ -75,6 +80,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   const { config, logger } = o;
   const requestTimeoutMs = o.requestTimeoutMs ?? 5000;
   let server: grpc.Server | undefined;
+  let listeners: NetServer[] = [];
   let stopReloading = (): void => undefined;
 
   const start = async (): Promise<{ port: number }> => {
@@ -161,13 +167,33 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     });
     const service = proto.statemanager.StateManagerConnection.service;
     s.addService(service, handlers);
-    const port = await new Promise<number>((resolve, reject) => {
-      s.bindAsync(config.addr, credentials, (err, p) => (err ? reject(err) : resolve(p)));
-    }).catch((err: unknown) => {
+    // statemanager accepts the connections itself and hands them to grpc-js, so that one past
+    // the connection bounds is closed before TLS or HTTP/2 spend anything on it (connection-gate.ts).
+    const injector = s.createConnectionInjector(credentials);
+    const connections = new ConnectionGate(
+      { total: config.limits.maxConnections, perPeer: config.limits.connectionsPerPeer },
+      {
+        open: (n) => o.metrics?.connections?.open(n),
+        refused: (reason, peer, limit) => {
+          o.metrics?.connections?.refused(reason);
+          refusals.warn(`connection-${reason}`, 'gRPC connection refused: too many open', {
+            peer,
+            limit: reason === 'peer' ? `${limit} from one address (grpc.limits.connectionsPerPeer)` : `${limit} in all (grpc.limits.maxConnections)`,
+          });
+        },
+      },
+    );
+    const accept = (socket: Socket): void => {
+      if (connections.admit(socket)) injector.injectConnection(socket);
+      else socket.destroy();
+    };
+    const bound = await listen(config.addr, accept, logger).catch((err: unknown) => {
       s.forceShutdown();
       stopReloading();
       throw new Error(`cannot listen for gRPC on ${config.addr}: ${errorMessage(err)}`, { cause: err });
     });
+    listeners = bound.servers;
+    const port = bound.port;
     server = s;
     logger.info('gRPC server listening', {
       addr: config.addr,
@@ -187,6 +213,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const s = server;
     server = undefined;
     stopReloading();
+    for (const l of listeners.splice(0)) l.close();
     if (!s) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -202,6 +229,40 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   };
 
   return { start, stop };
+}
+
+/**
+ * Listens on every address `addr`'s host names (as grpc-js's bindAsync does: localhost is
+ * 127.0.0.1 and ::1), all on one port; resolves once at least one is bound.
+ */
+async function listen(addr: string, accept: (socket: Socket) => void, logger: Logger): Promise<{ port: number; servers: NetServer[] }> {
+  const { host, port } = splitHostPort(addr);
+  const addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
+  const servers: NetServer[] = [];
+  let bound = port;
+  let firstError: unknown;
+  for (const address of addresses) {
+    const server = createServer({ noDelay: true }, accept);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host: address, port: bound }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      firstError ??= err;
+      continue;
+    }
+    // Failed accepts (out of file descriptors) are the kernel's refusals: said, never fatal.
+    server.on('error', (err) => logger.warn('gRPC listener error', { address, error: errorMessage(err) }));
+    const a = server.address();
+    if (a !== null && typeof a === 'object') bound = a.port;
+    servers.push(server);
+  }
+  if (servers.length === 0) throw firstError ?? new Error(`no address for ${host}`);
+  return { port: bound, servers };
 }
 
 function warnAboutExposure(config: GrpcServerConfig, anonymous: AnonymousAccess, logger: Logger): void {

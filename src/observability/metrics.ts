@@ -50,6 +50,8 @@ export class Metrics implements FleetGaugeSink {
   /** TriggerOffloading requests by outcome (accepted, rejected, unavailable, timeout, invalid, not_found, denied, not_ready, over_budget). */
   readonly offloadingRequests: Counter<'outcome'>;
   readonly grpcAnonymousAllowed: Gauge;
+  readonly grpcConnections: Gauge;
+  readonly grpcConnectionsRefused: Counter<'reason'>;
   readonly apiSubscriptions: Gauge;
   readonly apiEventsSent: Counter;
   readonly apiSubscriptionsCut: Counter<'reason'>;
@@ -198,6 +200,17 @@ export class Metrics implements FleetGaugeSink {
       help: '1 when grpc.auth.allowAnonymous is true: callers without a certificate or token are served from anywhere',
       registers: r,
     });
+    this.grpcConnections = new Gauge({
+      name: 'statemanager_grpc_connections',
+      help: 'gRPC connections open (TCP, before TLS and any call)',
+      registers: r,
+    });
+    this.grpcConnectionsRefused = new Counter({
+      name: 'statemanager_grpc_connections_refused_total',
+      help: 'gRPC connections closed as they were accepted: peer (grpc.limits.connectionsPerPeer from one address) or total (grpc.limits.maxConnections)',
+      labelNames: ['reason'],
+      registers: r,
+    });
     this.grpcRequests = new Counter({
       name: 'statemanager_grpc_requests_total',
       help: 'gRPC requests served, by method and code',
@@ -248,11 +261,20 @@ export class Metrics implements FleetGaugeSink {
   }
 
   /** What the gRPC server counts: calls by method and code, the anonymous-access flag, credential reloads. */
-  grpc(): { request(method: string, code: string): void; anonymousBeyondLoopback(on: boolean): void; credentials: ReloadMetrics } {
+  grpc(): {
+    request(method: string, code: string): void;
+    anonymousBeyondLoopback(on: boolean): void;
+    credentials: ReloadMetrics;
+    connections: { open(count: number): void; refused(reason: string): void };
+  } {
     return {
       request: (method, code) => this.grpcRequests.labels({ method, code }).inc(),
       anonymousBeyondLoopback: (on) => this.grpcAnonymousAllowed.set(on ? 1 : 0),
       credentials: this.credentials(),
+      connections: {
+        open: (n) => this.grpcConnections.set(n),
+        refused: (reason) => this.grpcConnectionsRefused.labels({ reason }).inc(),
+      },
     };
   }
 

@@ -36,10 +36,20 @@ export function captureLogger(): Logger & { lines: LogLine[] } {
   return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
-export function recordingMetrics(): GrpcMetrics & { calls: [string, string][]; anonymousBeyondLoopbackSet: boolean[] } {
+export function recordingMetrics(): GrpcMetrics & { calls: [string, string][]; anonymousBeyondLoopbackSet: boolean[]; openConnections: number[]; refusedConnections: string[] } {
   const calls: [string, string][] = [];
   const anonymousBeyondLoopbackSet: boolean[] = [];
-  return { calls, anonymousBeyondLoopbackSet, request: (m, c) => void calls.push([m, c]), anonymousBeyondLoopback: (on) => void anonymousBeyondLoopbackSet.push(on) };
+  const openConnections: number[] = [];
+  const refusedConnections: string[] = [];
+  return {
+    calls,
+    anonymousBeyondLoopbackSet,
+    openConnections,
+    refusedConnections,
+    request: (m, c) => void calls.push([m, c]),
+    anonymousBeyondLoopback: (on) => void anonymousBeyondLoopbackSet.push(on),
+    connections: { open: (n) => void openConnections.push(n), refused: (r) => void refusedConnections.push(r) },
+  };
 }
 
 /** A key prefix no other test uses. */
