@@ -59,17 +59,18 @@ export const limitsSchema = z
      */
     maxConcurrentStreams: z.number().int().positive().default(100),
     /**
-     * Open connections from one peer address; one more is closed as it is accepted, before TLS
-     * (each costs about 19 KB and a file descriptor before any call authenticates it). A gRPC
-     * client holds one connection per server, so 256 leaves room for a host running many
-     * components, or several pods behind one address. 0 turns the bound off.
+     * Open connections from one peer address beyond this machine; one more is closed as it is
+     * accepted, before TLS (each costs about 19 KB and a file descriptor before any call
+     * authenticates it: 1,024 bound one address to about 19 MB). A gRPC client holds one
+     * connection per server; the room is for hosts behind one address (NAT, a proxy). Loopback
+     * peers count only towards maxConnections. 0 turns the bound off.
      */
-    connectionsPerPeer: z.number().int().min(0).default(256),
+    connectionsPerPeer: z.number().int().min(0).default(1024),
     /**
-     * Open connections in all (about 160 MB at 19 KB each): a fleet of many nodes, one connection
+     * Open connections in all (about 300 MB at 19 KB each): a fleet of many nodes, one connection
      * each, and its other components. 0 turns the bound off.
      */
-    maxConnections: z.number().int().min(0).default(8192),
+    maxConnections: z.number().int().min(0).default(16_384),
     /**
      * The server pings every connection this often (HTTP/2 PING, grpc.keepalive_time_ms) and
      * closes one whose peer does not answer within keepaliveTimeoutMs: a subscriber whose host

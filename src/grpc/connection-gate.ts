@@ -3,13 +3,17 @@
 // nothing is authenticated until a call arrives — 3,000 idle connections from one address took
 // 57 MB and were held forever. So connections are counted per peer address and in total, and one
 // past either bound is closed as it is accepted, before TLS or HTTP/2 spend anything on it.
+// This machine's own peers (loopback) count only towards the total: the components of one
+// vehicle, or a test harness with a client per simulated node, all share 127.0.0.1.
 import type { Socket } from 'node:net';
 
 export interface ConnectionLimits {
   /** Open connections in all; 0 turns the bound off. */
   total: number;
-  /** Open connections from one peer address; 0 turns the bound off. */
+  /** Open connections from one peer address that is not local; 0 turns the bound off. */
   perPeer: number;
+  /** Whether an address is this machine's (default: none is). */
+  isLocal?: (address: string) => boolean;
 }
 
 export type ConnectionRefusal = 'total' | 'peer';
@@ -36,7 +40,7 @@ export class ConnectionGate {
     const fromPeer = this.byPeer.get(peer) ?? 0;
     const { total, perPeer } = this.limits;
     if (total > 0 && this.open >= total) return this.refuse('total', peer, total);
-    if (perPeer > 0 && fromPeer >= perPeer) return this.refuse('peer', peer, perPeer);
+    if (perPeer > 0 && fromPeer >= perPeer && !this.limits.isLocal?.(peer)) return this.refuse('peer', peer, perPeer);
     this.open++;
     this.byPeer.set(peer, fromPeer + 1);
     this.events.open?.(this.open);

@@ -171,7 +171,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     // the connection bounds is closed before TLS or HTTP/2 spend anything on it (connection-gate.ts).
     const injector = s.createConnectionInjector(credentials);
     const connections = new ConnectionGate(
-      { total: config.limits.maxConnections, perPeer: config.limits.connectionsPerPeer },
+      { total: config.limits.maxConnections, perPeer: config.limits.connectionsPerPeer, isLocal: o.isLocalPeer ?? isLoopback },
       {
         open: (n) => o.metrics?.connections?.open(n),
         refused: (reason, peer, limit) => {

@@ -64,6 +64,16 @@ test('in all: below and at the bound admitted across addresses, past it refused;
   for (let i = 0; i < 1000; i++) t.true(unbounded.admit(fakeSocket('10.0.0.9')));
 });
 
+test('local peers count only towards the total', (t) => {
+  const gate = new ConnectionGate({ total: 4, perPeer: 1, isLocal: (a) => a === '127.0.0.1' });
+  t.true(gate.admit(fakeSocket('127.0.0.1')));
+  t.true(gate.admit(fakeSocket('127.0.0.1')), 'past the per-peer bound, but local');
+  t.true(gate.admit(fakeSocket('::ffff:127.0.0.1')), 'the same local address on a dual-stack socket');
+  t.true(gate.admit(fakeSocket('10.0.0.1')));
+  t.false(gate.admit(fakeSocket('127.0.0.1')), 'the total still holds');
+  t.is(gate.count('127.0.0.1'), 3);
+});
+
 test('an IPv4 peer seen on a dual-stack socket (::ffff:a.b.c.d) counts as the same address; a socket already gone is not served', (t) => {
   t.is(peerAddress('::ffff:10.1.2.3'), '10.1.2.3');
   t.is(peerAddress('::ffff:abcd'), '::ffff:abcd', 'not an IPv4 address');
@@ -77,8 +87,8 @@ test('an IPv4 peer seen on a dual-stack socket (::ffff:a.b.c.d) counts as the sa
 
 test('the bounds are configured with defaults and refuse negative values', (t) => {
   const c = parseGrpcServerConfig({});
-  t.is(c.limits.connectionsPerPeer, 256);
-  t.is(c.limits.maxConnections, 8192);
+  t.is(c.limits.connectionsPerPeer, 1024);
+  t.is(c.limits.maxConnections, 16_384);
   t.is(parseGrpcServerConfig({ limits: { connectionsPerPeer: 0, maxConnections: 0 } }).limits.maxConnections, 0);
   t.throws(() => parseGrpcServerConfig({ limits: { connectionsPerPeer: -1 } }));
   t.throws(() => parseGrpcServerConfig({ limits: { maxConnections: 1.5 } }));
@@ -112,7 +122,8 @@ async function getState(server: TestServer): Promise<grpc.status> {
 }
 
 test.serial('the real server: connections from one address past connectionsPerPeer are closed at once, before any call; the others stay served', async (t) => {
-  const server = await startTestServer(etcd.client(), { limits: { connectionsPerPeer: 3 } });
+  // 127.0.0.1 taken for a peer beyond this machine (local peers are not bounded per address).
+  const server = await startTestServer(etcd.client(), { limits: { connectionsPerPeer: 3 }, auth: { allowAnonymous: true } }, { isLocalPeer: () => false });
   const held = [await rawConnection(server.port), await rawConnection(server.port)];
   t.is(await getState(server), grpc.status.UNIMPLEMENTED, 'below the bound a client is served (reads are not wired in this server)');
   await eventually(() => assert.strictEqual(server.metrics.openConnections.at(-1), 2, 'the client closed its connection'));
@@ -144,4 +155,16 @@ test.serial('the real server: past maxConnections in all, closed at once; the ga
   b.socket.destroy();
   await eventually(() => assert.strictEqual(server.metrics.openConnections.at(-1), 0));
   t.is(await getState(server), grpc.status.UNIMPLEMENTED);
+});
+
+test.serial('the real server: loopback peers are not bounded per address, only in all', async (t) => {
+  const server = await startTestServer(etcd.client(), { limits: { connectionsPerPeer: 2, maxConnections: 5 } });
+  const held = [];
+  for (let i = 0; i < 5; i++) held.push(await rawConnection(server.port));
+  await eventually(() => assert.strictEqual(server.metrics.openConnections.at(-1), 5));
+  const past = await rawConnection(server.port);
+  await eventually(() => assert.ok(past.closed()));
+  t.deepEqual(server.metrics.refusedConnections, ['total']);
+  await new Promise((r) => setTimeout(r, 200));
+  t.true(held.every((c) => !c.closed()));
 });
