@@ -62,7 +62,15 @@ class FakeEtcd implements WatchSource {
   }
 }
 
-const settle = () => new Promise((r) => setTimeout(r, 30));
+/**
+ * Lets the fake's and the feed's pending work run: 30 ms, then rounds of setImmediate. A timer
+ * alone is not enough on a loaded machine: a process descheduled for longer than the timer runs
+ * it before the immediates queued ahead of it (timers come before the check phase).
+ */
+const settle = async (): Promise<void> => {
+  await new Promise((r) => setTimeout(r, 30));
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+};
 
 function collect(feed: StateFeed, filter: Parameters<StateFeed['subscribe']>[0] = {}) {
   const got: StateChangeRecord[] = [];
