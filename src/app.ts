@@ -145,7 +145,12 @@ export class StateManagerApp {
       },
       readApi: { reader: new StateReader(new FleetStateCaches(fleet), new EtcdHistoryStore(etcd, keys, requestTimeoutMs)), feed: this.feed, metrics: metrics.subscriptions() },
     });
-    this.http = new HttpServer({ addr: config.http.addr, registry: metrics.registry, probes: { ready: () => this.ready(), healthy: () => this.manager.healthy() } });
+    this.http = new HttpServer({
+      addr: config.http.addr,
+      registry: metrics.registry,
+      probes: { ready: () => this.ready(), healthy: () => this.manager.healthy() },
+      connectionRefused: () => metrics.httpConnectionsRefused.inc(),
+    });
   }
 
   private buildManager(config: Config, lock: LeaderLock | undefined): Manager {

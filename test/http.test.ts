@@ -1,8 +1,10 @@
 // /healthz and /readyz read the check registry: 503 naming what fails, 200 otherwise.
+import { connect, type Socket } from 'node:net';
 import test from 'ava';
 import { Registry } from 'prom-client';
 import { Manager } from '../controller/manager.js';
 import { HttpServer } from '../src/http/server.js';
+import { assert, eventually } from './helpers/eventually.js';
 
 test('/healthz and /readyz answer from the manager\'s named checks', async (t) => {
   let synced = false;
@@ -23,4 +25,42 @@ test('/healthz and /readyz answer from the manager\'s named checks', async (t) =
   await m.start();
   t.deepEqual(await get('/healthz'), [200, 'ok\n']);
   t.deepEqual(await get('/readyz'), [200, 'ok\n']);
+});
+
+/** A raw connection to the port that sends nothing: when, if ever, the server closes it. */
+async function silentConnection(port: number): Promise<{ closedAt: () => number | undefined; socket: Socket }> {
+  const socket = connect(port, '127.0.0.1');
+  let closedAt: number | undefined;
+  socket.on('close', () => void (closedAt = Date.now()));
+  socket.on('error', () => undefined);
+  await new Promise<void>((resolve) => socket.once('connect', resolve).once('close', resolve));
+  return { closedAt: () => closedAt, socket };
+}
+
+test('a connection that sends nothing is closed once idle for idleTimeoutMs, not before', async (t) => {
+  const http = new HttpServer({ addr: '127.0.0.1:0', registry: new Registry(), probes: { ready: () => ({ ok: true, failing: [] }) }, idleTimeoutMs: 400 });
+  const port = await http.start();
+  t.teardown(() => http.stop());
+  const opened = Date.now();
+  const c = await silentConnection(port);
+  await new Promise((r) => setTimeout(r, 250));
+  t.is(c.closedAt(), undefined, 'below the idle timeout: open');
+  await eventually(() => assert.notStrictEqual(c.closedAt(), undefined), { timeoutMs: 5000 });
+  t.true(c.closedAt()! - opened >= 400 - 20, `closed ${c.closedAt()! - opened} ms after it opened`);
+});
+
+test('past maxConnections a connection is closed as it comes and counted; below and at it they are served', async (t) => {
+  let refused = 0;
+  const http = new HttpServer({ addr: '127.0.0.1:0', registry: new Registry(), probes: { ready: () => ({ ok: true, failing: [] }) }, maxConnections: 3, connectionRefused: () => refused++ });
+  const port = await http.start();
+  t.teardown(() => http.stop());
+  const held = [await silentConnection(port), await silentConnection(port)];
+  t.is((await fetch(`http://127.0.0.1:${port}/readyz`, { headers: { connection: 'close' } })).status, 200, 'below: the third connection is served');
+  held.push(await silentConnection(port)); // at the bound
+  const past = await silentConnection(port);
+  await eventually(() => assert.notStrictEqual(past.closedAt(), undefined));
+  t.is(refused, 1);
+  t.true(held.every((c) => c.closedAt() === undefined));
+  held[0]!.socket.destroy();
+  await eventually(async () => assert.strictEqual((await fetch(`http://127.0.0.1:${port}/healthz`, { headers: { connection: 'close' } })).status, 200));
 });

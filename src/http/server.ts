@@ -15,6 +15,20 @@ const { createServer } = createRequire(import.meta.url)('node:http') as typeof i
 /** Default: at most ten renders of /metrics a second. */
 export const DEFAULT_METRICS_MIN_INTERVAL_MS = 100;
 
+/**
+ * Connections the probe and metrics port holds at once: kubelet's probes and a few scrapers use a
+ * handful. Without a bound anyone who reaches the port could hold connections (and file
+ * descriptors, shared with etcd's and gRPC's) without limit; one more is closed as it comes.
+ */
+export const DEFAULT_HTTP_MAX_CONNECTIONS = 256;
+
+/**
+ * A connection with nothing sent or received for this long is closed. Node's server otherwise
+ * keeps one that never sends a request forever (200 such connections were all open after 95 s);
+ * scrapers' keep-alive connections are closed after 5 s idle anyway (keepAliveTimeout).
+ */
+export const DEFAULT_HTTP_IDLE_TIMEOUT_MS = 30_000;
+
 export interface ProbeSource {
   ready(): { ok: boolean; failing: string[] };
   /** Liveness checks beyond the event loop's (the manager's registry). */
@@ -31,6 +45,12 @@ export interface HttpServerOptions {
   metricsMinIntervalMs?: number;
   /** The clock of that interval (tests); performance.now by default. */
   now?: () => number;
+  /** Default DEFAULT_HTTP_MAX_CONNECTIONS. */
+  maxConnections?: number;
+  /** Default DEFAULT_HTTP_IDLE_TIMEOUT_MS. */
+  idleTimeoutMs?: number;
+  /** Told of each connection closed for being over maxConnections. */
+  connectionRefused?: () => void;
 }
 
 export class HttpServer {
@@ -59,6 +79,9 @@ export class HttpServer {
         },
       );
     }));
+    server.maxConnections = this.o.maxConnections ?? DEFAULT_HTTP_MAX_CONNECTIONS;
+    server.timeout = this.o.idleTimeoutMs ?? DEFAULT_HTTP_IDLE_TIMEOUT_MS;
+    server.on('drop', () => this.o.connectionRefused?.());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());

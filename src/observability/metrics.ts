@@ -51,6 +51,7 @@ export class Metrics implements FleetGaugeSink {
   readonly offloadingRequests: Counter<'outcome'>;
   readonly grpcAnonymousAllowed: Gauge;
   readonly grpcConnections: Gauge;
+  readonly httpConnectionsRefused: Counter;
   readonly grpcConnectionsRefused: Counter<'reason'>;
   readonly apiSubscriptions: Gauge;
   readonly apiEventsSent: Counter;
@@ -209,6 +210,11 @@ export class Metrics implements FleetGaugeSink {
       name: 'statemanager_grpc_connections_refused_total',
       help: 'gRPC connections closed as they were accepted: peer (grpc.limits.connectionsPerPeer from one address) or total (grpc.limits.maxConnections)',
       labelNames: ['reason'],
+      registers: r,
+    });
+    this.httpConnectionsRefused = new Counter({
+      name: 'statemanager_http_connections_refused_total',
+      help: 'Connections to the probe and metrics port closed as they came: that many were open already',
       registers: r,
     });
     this.grpcRequests = new Counter({
