@@ -18,6 +18,11 @@ export interface CallGateOptions {
   inFlight?: InFlightLimiter;
   /** Failed authentications per peer address: once empty, the peer is refused before authentication. */
   authFailures?: RateLimiter;
+  /**
+   * Whether a peer address is this machine's: anonymous callers there get budgets per
+   * connection, elsewhere per address (default: no address is local).
+   */
+  isLocalPeer?: (address: string) => boolean;
   refusals: ThrottledLog;
   /** Counts a refused call by method name and status name. */
   refused(method: string, code: string): void;
@@ -55,8 +60,8 @@ export class CallGate {
       start: (next) => {
         next({
           onReceiveMetadata: (metadata, pass) => {
-            const remoteAddress = call.getConnectionInfo().remoteAddress;
-            const r = this.admit(name, unary, metadata, call.getAuthContext() as PeerAuthContext | null, remoteAddress);
+            const { remoteAddress, remotePort } = call.getConnectionInfo();
+            const r = this.admit(name, unary, metadata, call.getAuthContext() as PeerAuthContext | null, remoteAddress, remotePort);
             if ('code' in r) {
               this.o.refused(name, grpc.status[r.code]);
               call.sendStatus({ code: r.code, details: r.details });
@@ -84,7 +89,14 @@ export class CallGate {
     });
   };
 
-  private admit(method: string, unary: boolean, metadata: grpc.Metadata, authContext: PeerAuthContext | null, remoteAddress: string | undefined): Admitted | Refusal {
+  private admit(
+    method: string,
+    unary: boolean,
+    metadata: grpc.Metadata,
+    authContext: PeerAuthContext | null,
+    remoteAddress: string | undefined,
+    remotePort: number | undefined,
+  ): Admitted | Refusal {
     const peer = remoteAddress ?? 'unknown';
     // A verified client certificate cannot be guessed: only the other ways in are locked.
     const guessable = !authContext?.sslPeerCertificate;
@@ -98,8 +110,7 @@ export class CallGate {
       this.o.refusals.warn('unauthenticated', 'gRPC call unauthenticated', { method, peer: remoteAddress, reason: a.reason });
       return { code: grpc.status.UNAUTHENTICATED, details: a.reason };
     }
-    // Anonymous callers share no identity: each peer address gets its own buckets.
-    const budgetKey = a.caller.via === 'anonymous' ? `anonymous@${peer}` : a.caller.identity;
+    const budgetKey = a.caller.via === 'anonymous' ? this.anonymousBudgetKey(peer, remotePort) : a.caller.identity;
     if (!this.o.rateLimiter.take(budgetKey)) {
       this.o.refusals.warn('rate-limited', 'gRPC call over its rate limit', { method, identity: a.caller.identity, peer: remoteAddress });
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: `${a.caller.identity} is over its rate limit (grpc.limits.callsPerSecond); retry with backoff` };
@@ -115,5 +126,15 @@ export class CallGate {
     const admitted: Admitted = { caller: a.caller, budgetKey, ...(slot ? { slot } : {}) };
     this.admitted.set(metadata, admitted);
     return admitted;
+  }
+
+  /**
+   * Anonymous callers share no identity. Beyond this machine each peer address gets its own
+   * budgets. On this machine every component shares 127.0.0.1 (one vehicle's components, or a
+   * harness with a client per simulated node), and one that floods would starve the others: there
+   * each connection gets its own (the connection bounds, connection-gate.ts, bound how many).
+   */
+  private anonymousBudgetKey(peer: string, port: number | undefined): string {
+    return port !== undefined && this.o.isLocalPeer?.(peer) ? `anonymous@${peer}:${port}` : `anonymous@${peer}`;
   }
 }

@@ -81,12 +81,12 @@ export const limitsSchema = z
     keepaliveTimeMs: z.number().int().min(0).default(30_000),
     /** How long a keepalive ping may go unanswered before the connection is closed. */
     keepaliveTimeoutMs: z.number().int().positive().default(10_000),
-    /** Calls per second per identity (anonymous callers: per peer address); 0 turns the limit off. */
+    /** Calls per second per identity (anonymous callers: per peer address, on loopback per connection); 0 turns the limit off. */
     callsPerSecond: z.number().min(0).default(2000),
     /** Calls an identity may make at once above the rate before it is refused. */
     burst: z.number().int().positive().default(4000),
     /**
-     * Unary calls one identity (anonymous: one peer address) may have unanswered at once, over all
+     * Unary calls one identity (anonymous: one peer address, on loopback one connection) may have unanswered at once, over all
      * its connections; a slot is held until the handler answers. 0 turns the limit off.
      */
     callsInFlightPerIdentity: z.number().int().min(0).default(16),
@@ -113,7 +113,7 @@ export const limitsSchema = z
      * cut off (RESOURCE_EXHAUSTED, naming the revision to resume from). A backlog the client reads is never cut.
      */
     subscriberBufferEvents: z.number().int().positive().default(1000),
-    /** Subscriptions one identity (anonymous callers: one peer address) may hold open; more are RESOURCE_EXHAUSTED. */
+    /** Subscriptions one identity (anonymous callers: one peer address, on loopback one connection) may hold open; more are RESOURCE_EXHAUSTED. */
     subscriptionsPerIdentity: z.number().int().positive().default(100),
     /** Subscriptions one replica holds open in total; more are RESOURCE_EXHAUSTED. */
     subscriptionsTotal: z.number().int().positive().default(2000),

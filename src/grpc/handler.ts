@@ -31,7 +31,7 @@ export function refuse(code: grpc.status, details: string): { refusal: Refusal }
 export interface Call<Req> {
   caller: Caller;
   request: Req;
-  /** Whose budgets the call spends: the identity, or `anonymous@<peer address>`. */
+  /** Whose budgets the call spends: the identity, or `anonymous@<peer address>` (`…:<port>`, one connection, on loopback). */
   budgetKey: string;
   /** The client's deadline (epoch ms), if any. */
   callerDeadline?: number;

@@ -103,7 +103,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const credentials = tls?.credentials ?? grpc.ServerCredentials.createInsecure();
     const tokens = tokenFiles.tokens;
     const anonymous = anonymousAccess(config);
-    const authenticator = new Authenticator({ tokens, anonymous, isLocal: o.isLocalPeer ?? isLoopback });
+    const isLocalPeer = o.isLocalPeer ?? isLoopback;
+    const authenticator = new Authenticator({ tokens, anonymous, isLocal: isLocalPeer });
     const authorizer = new Authorizer(config.auth.rules, o.placement);
     warnAboutExposure(config, anonymous, logger);
     o.metrics?.anonymousBeyondLoopback?.(anonymous === 'anywhere');
@@ -117,6 +118,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       authFailures: new RateLimiter({ perSecond: config.limits.authFailuresPerMinute / 60, burst: Math.max(1, config.limits.authFailuresPerMinute) }),
       refusals,
       refused: record,
+      isLocalPeer,
     });
     const methods = skeleton({ admitted: (m) => gate.admittedOf(m), authorizer, logger, refusals, record });
     const read = o.readApi;
@@ -171,7 +173,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     // the connection bounds is closed before TLS or HTTP/2 spend anything on it (connection-gate.ts).
     const injector = s.createConnectionInjector(credentials);
     const connections = new ConnectionGate(
-      { total: config.limits.maxConnections, perPeer: config.limits.connectionsPerPeer, isLocal: o.isLocalPeer ?? isLoopback },
+      { total: config.limits.maxConnections, perPeer: config.limits.connectionsPerPeer, isLocal: isLocalPeer },
       {
         open: (n) => o.metrics?.connections?.open(n),
         refused: (reason, peer, limit) => {

@@ -12,7 +12,6 @@ import type { Logger } from '../../controller/logger.js';
 import type { ThrottledLog } from '../observability/throttled-log.js';
 import type { StateChangeRecord, StateFeed, Subscription, SubscriptionEnd } from '../state-api/feed.js';
 import type { SubscriptionQuota } from '../state-api/subscription-quota.js';
-import { splitHostPort } from '../config/address.js';
 import { LIMITS, quote, textProblem } from './validation.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs } from './resource-types.js';
 import type { StreamSpec } from './handler.js';
@@ -43,11 +42,11 @@ export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscr
   return {
     method: 'SubscribeToStateChanges',
     permission: 'read',
-    run({ caller, request, peer }, stream) {
+    run({ caller, request, peer, budgetKey }, stream) {
       const parsed = parseSubscription(request);
       if ('problem' in parsed) return { code: grpc.status.INVALID_ARGUMENT, details: parsed.problem };
-      const who = caller.via === 'anonymous' ? `anonymous@${peerHost(peer)}` : caller.identity;
-      const slot = deps.quota.take(who);
+      // The caller's budgets: its identity, or for anonymous callers what the call gate keys them by.
+      const slot = deps.quota.take(budgetKey);
       if (!slot.ok) {
         const meta = { identity: caller.identity, peer };
         deps.refusals.warn('subscriptions', 'subscription refused: over its limit', meta);
@@ -82,11 +81,6 @@ export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscr
       return undefined;
     },
   };
-}
-
-/** The host of a grpc-js peer string ("127.0.0.1:5000", "[::1]:5000", "ipv4:…"). */
-function peerHost(peer: string): string {
-  return splitHostPort(peer.replace(/^ipv[46]:/, '')).host;
 }
 
 function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {

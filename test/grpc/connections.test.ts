@@ -168,3 +168,35 @@ test.serial('the real server: loopback peers are not bounded per address, only i
   await new Promise((r) => setTimeout(r, 200));
   t.true(held.every((c) => !c.closed()));
 });
+
+/** `n` GetResourceState calls on one connection of its own: each call's status. */
+async function callsOnOwnConnection(server: TestServer, n: number): Promise<string[]> {
+  const client = new proto.statemanager.StateManagerConnection(server.target, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 });
+  try {
+    const codes: string[] = [];
+    for (let i = 0; i < n; i++) {
+      codes.push(
+        await new Promise<string>((resolve) =>
+          client.GetResourceState({ resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: 'x' }, { deadline: Date.now() + 3000 }, (err) => resolve(grpc.status[err ? (err.code as grpc.status) : grpc.status.OK])),
+        ),
+      );
+    }
+    return codes;
+  } finally {
+    client.close();
+  }
+}
+
+test.serial('anonymous callers on loopback: each connection has its own budgets, so one that spends all of its own leaves the next served', async (t) => {
+  // A burst of 2 and (practically) no refill: the third call of a budget is refused.
+  const server = await startTestServer(etcd.client(), { limits: { callsPerSecond: 0.001, burst: 2 } });
+  // The reads are not wired in this test server: a call past the gate answers UNIMPLEMENTED.
+  t.deepEqual(await callsOnOwnConnection(server, 3), ['UNIMPLEMENTED', 'UNIMPLEMENTED', 'RESOURCE_EXHAUSTED']);
+  t.deepEqual(await callsOnOwnConnection(server, 3), ['UNIMPLEMENTED', 'UNIMPLEMENTED', 'RESOURCE_EXHAUSTED']);
+});
+
+test.serial('anonymous callers beyond this machine: one budget per address, whatever the connection', async (t) => {
+  const server = await startTestServer(etcd.client(), { limits: { callsPerSecond: 0.001, burst: 2 }, auth: { allowAnonymous: true } }, { isLocalPeer: () => false });
+  t.deepEqual(await callsOnOwnConnection(server, 1), ['UNIMPLEMENTED']);
+  t.deepEqual(await callsOnOwnConnection(server, 2), ['UNIMPLEMENTED', 'RESOURCE_EXHAUSTED'], 'a second connection from the same address shares the budget');
+});
