@@ -56,7 +56,7 @@ test('1,000 replaying subscriptions from one caller: etcd watches stay bounded, 
     identity: 'flood',
     etcdEndpoint: env.etcd.endpoint,
     acAddr: env.ac.addr,
-    config: { keyPrefix: '/flood', log: { level: 'info' }, grpc: { limits: { subscriptionsPerIdentity: 1001, replayWatches } } },
+    config: { keyPrefix: '/flood', log: { level: 'info' }, grpc: { limits: { subscriptionsTotal: 1001, replayWatches } } },
   });
   replicas.push(r);
   await eventually(async () => assert.strictEqual((await r.get('/readyz')).status, 200), { timeoutMs: 20_000 });
@@ -128,7 +128,8 @@ test('1,000 replaying subscriptions from one caller: etcd watches stay bounded, 
   await eventually(async () => assert.strictEqual(await etcdWatchers(), quiet), { timeoutMs: 10_000 });
   t.is(await r.metric('statemanager_api_subscriptions'), 1001);
 
-  // At the per-identity bound (1,001 with the live one): one more is refused, not queued.
+  // At the replica's bound (1,001 with the live one): one more is refused, not queued. (Anonymous
+  // callers on loopback have budgets per connection: 84 on each of the 12, under the default 100.)
   const past = reader.subscribe('RESOURCE_TYPE_SCENARIO');
   t.is((await past.end).code, grpc.status.RESOURCE_EXHAUSTED);
   for (const s of subs) s.stream.cancel();
