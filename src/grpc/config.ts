@@ -91,6 +91,13 @@ export const limitsSchema = z
      */
     callsInFlightPerIdentity: z.number().int().min(0).default(16),
     /**
+     * SendChangedContainerList calls written at once, server-wide; more wait their turn, in order,
+     * until their deadline (30 s without one), then RESOURCE_EXHAUSTED. When every node sends its
+     * list at the same moment, starting them all together made each miss etcd's deadline.
+     * 0: every list starts at once.
+     */
+    containerListsAtOnce: z.number().int().min(0).default(64),
+    /**
      * Bytes one identity may write into etcd per second (keys and stored values of changed
      * containers, deletions, state changes with their history entries); 0 turns it off. A node
      * agent sends its list at most once a second and only when it changed, and only changed

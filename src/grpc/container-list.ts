@@ -13,6 +13,7 @@ import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import { WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
+import { WriteTurnTimeoutError, type WriteTurns } from './write-turns.js';
 
 export interface ContainerListDeps {
   client: Etcd3;
@@ -29,6 +30,8 @@ export interface ContainerListDeps {
   placement?: ModelPlacement;
   /** The lists this server last applied per node: the same list again is checked, not read whole. */
   recent?: RecentLists;
+  /** Lists written at once, server-wide; others wait their turn (write-turns.ts). */
+  turns?: WriteTurns;
 }
 
 export interface ContainerListCall {
@@ -56,7 +59,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
   }
 
   try {
-    const r = await syncContainerList(
+    const sync = () => syncContainerList(
       {
         client: deps.client,
         keys: deps.keys,
@@ -70,6 +73,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       nodeName,
       containers,
     );
+    const r = deps.turns ? await deps.turns.run(sync, call.callerDeadline) : await sync();
     const resp = `node ${nodeName}: ${r.put} put, ${r.deleted} deleted, ${r.unchanged} unchanged`;
     deps.logger.debug('container list applied', {
       nodeName,
@@ -83,6 +87,10 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     return { ok: true, resp };
   } catch (err) {
     const message = errorMessage(err);
+    if (err instanceof WriteTurnTimeoutError) {
+      deps.refusals.warn('container-list-busy', 'SendChangedContainerList waited too long for a turn', { nodeName, identity: call.caller.identity, waitedMs: err.waitedMs });
+      return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${message} (grpc.limits.containerListsAtOnce)` };
+    }
     if (err instanceof WriteBudgetExceededError) {
       const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, nodeName, bytes: err.bytes };
       deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);

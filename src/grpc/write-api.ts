@@ -16,6 +16,7 @@ import type { GrpcServerConfig } from './config.js';
 import { answer, refuse, type Skeleton } from './handler.js';
 import { RateLimiter } from './rate-limit.js';
 import { budgetOf } from './write-budget.js';
+import { WriteTurns } from './write-turns.js';
 import { handleContainerList, type ContainerListDeps } from './container-list.js';
 import { RecentLists } from './container-sync.js';
 import { stateChangeHandler } from './state-change.js';
@@ -47,6 +48,9 @@ export interface WriteApiDeps {
   offloading?: OffloadingService;
 }
 
+/** Longest wait for a container list's turn when its caller set no deadline (a node agent sends again). */
+export const CONTAINER_LIST_MAX_WAIT_MS = 30_000;
+
 export type WriteHandlers = Pick<StateManagerConnectionHandlers, 'SendChangedContainerList' | 'SendStateChange' | 'TriggerOffloading' | 'SendAction'>;
 
 export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
@@ -73,6 +77,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     refusals: d.refusals,
     ...(d.placement ? { placement: d.placement } : {}),
     recent: new RecentLists(),
+    turns: new WriteTurns({ concurrency: config.limits.containerListsAtOnce, maxWaitMs: CONTAINER_LIST_MAX_WAIT_MS }),
   };
   const stateChange = stateChangeHandler({
     client: d.client,

@@ -1,7 +1,7 @@
 // SendChangedContainerList over real gRPC against a real etcd: the node's prefix becomes the
 // list, in one transaction, without rewriting unchanged containers.
 import test from 'ava';
-import { status } from '@grpc/grpc-js';
+import { credentials, status } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
 import { chunkByModel, ContainerSyncConflictError, listDigest, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
@@ -17,6 +17,7 @@ import {
   stopAll,
   uniquePrefix,
   grpcError,
+  proto,
 } from './_support.js';
 
 let etcd: EtcdServer;
@@ -463,4 +464,16 @@ test('one digest per list: the same ids and values in the same order, and nothin
   t.is(listDigest(list(['a', 'b'])), listDigest(list(['a', 'b'])));
   t.not(listDigest(list(['a', 'b'])), listDigest(list(['b', 'a'])));
   t.not(listDigest([{ id: 'a', json: 'bc' }]), listDigest([{ id: 'ab', json: 'c' }]));
+});
+
+test('every node sending at once, with containerListsAtOnce 1: the lists are written in turns, each whole, none refused', async (t) => {
+  const s = await startTestServer(client, { limits: { containerListsAtOnce: 1 } });
+  const nodes = Array.from({ length: 30 }, (_, i) => `turn${i}`);
+  // A connection per node agent, as on a fleet (anonymous loopback callers: budgets per connection).
+  const agents = nodes.map(() => new proto.statemanager.StateManagerConnection(s.target, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  t.teardown(() => agents.forEach((a) => a.close()));
+  const answers = await Promise.all(nodes.map((n, i) => sendContainerList(agents[i]!, { node_name: n, containers: [{ ...nginx, id: `${n}-a` }, { ...nginx, id: `${n}-b` }] })));
+  t.deepEqual(answers, nodes.map((n) => `node ${n}: 2 put, 0 deleted, 0 unchanged`));
+  const keys = [...(await snapshot(client, s.keys.prefix)).kvs.keys()].filter((k) => k.includes('/container/turn'));
+  t.is(keys.length, 60);
 });
