@@ -109,3 +109,23 @@ test('hot histograms read exactly what prom-client observing each value shows', 
   await check();
   t.throws(() => queues.model.latency.observe(Number.NaN), { instanceOf: TypeError });
 });
+
+test('gRPC connection and container-list series: the waiting lists are read at each scrape; connections and refusals as told', async (t) => {
+  const m = new Metrics({ defaultMetrics: false });
+  const g = m.grpc();
+  const value = async (name: string): Promise<string> => (await m.registry.getSingleMetricAsString(name)).split('\n').filter((l) => l.startsWith(name)).join('\n');
+  t.is(await value('statemanager_grpc_container_lists_waiting'), 'statemanager_grpc_container_lists_waiting 0', 'nothing told yet');
+  let waiting = 7;
+  g.containerListsWaiting(() => waiting);
+  t.is(await value('statemanager_grpc_container_lists_waiting'), 'statemanager_grpc_container_lists_waiting 7');
+  waiting = 0;
+  t.is(await value('statemanager_grpc_container_lists_waiting'), 'statemanager_grpc_container_lists_waiting 0');
+  g.connections.open(3);
+  g.connections.refused('peer');
+  g.connections.refused('peer');
+  g.connections.refused('total');
+  t.is(await value('statemanager_grpc_connections'), 'statemanager_grpc_connections 3');
+  t.is(await value('statemanager_grpc_connections_refused_total'), 'statemanager_grpc_connections_refused_total{reason="peer"} 2\nstatemanager_grpc_connections_refused_total{reason="total"} 1');
+  m.httpConnectionsRefused.inc();
+  t.is(await value('statemanager_http_connections_refused_total'), 'statemanager_http_connections_refused_total 1');
+});

@@ -25,7 +25,7 @@ import type { StateFeed } from '../state-api/feed.js';
 import { errorMessage } from '../../controller/errors.js';
 import { skeleton } from './handler.js';
 import { ConnectionGate, type ConnectionRefusal } from './connection-gate.js';
-import { writeHandlers, type OffloadingService } from './write-api.js';
+import { containerListTurns, writeHandlers, type OffloadingService } from './write-api.js';
 
 /** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
 export interface GrpcMetrics {
@@ -36,6 +36,8 @@ export interface GrpcMetrics {
   credentials?: ReloadMetrics;
   /** Open connections, and connections closed as they came for being over a bound. */
   connections?: { open(count: number): void; refused(reason: ConnectionRefusal): void };
+  /** Given, at start, how to read the container lists waiting for a turn (write-turns.ts). */
+  containerListsWaiting?(read: () => number): void;
 }
 
 export interface StateManagerServerOptions {
@@ -120,6 +122,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       refused: record,
       isLocalPeer,
     });
+    const turns = containerListTurns(config);
+    o.metrics?.containerListsWaiting?.(() => turns.waiting);
     const methods = skeleton({ admitted: (m) => gate.admittedOf(m), authorizer, logger, refusals, record });
     const read = o.readApi;
     const handlers = {
@@ -143,6 +147,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
         : unimplementedReads(methods)),
       ...writeHandlers(
         {
+          containerListTurns: turns,
           client: o.client,
           keys: o.keys,
           store: o.store,

@@ -36,6 +36,8 @@ export interface OffloadingService {
 
 export interface WriteApiDeps {
   client: Etcd3;
+  /** Container lists written at once (default: from config.limits.containerListsAtOnce). */
+  containerListTurns?: WriteTurns;
   keys: KeyLayout;
   store: StateStore;
   authorizer: Authorizer;
@@ -50,6 +52,10 @@ export interface WriteApiDeps {
 
 /** Longest wait for a container list's turn when its caller set no deadline (a node agent sends again). */
 export const CONTAINER_LIST_MAX_WAIT_MS = 30_000;
+
+export function containerListTurns(config: GrpcServerConfig): WriteTurns {
+  return new WriteTurns({ concurrency: config.limits.containerListsAtOnce, maxWaitMs: CONTAINER_LIST_MAX_WAIT_MS });
+}
 
 export type WriteHandlers = Pick<StateManagerConnectionHandlers, 'SendChangedContainerList' | 'SendStateChange' | 'TriggerOffloading' | 'SendAction'>;
 
@@ -77,7 +83,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     refusals: d.refusals,
     ...(d.placement ? { placement: d.placement } : {}),
     recent: new RecentLists(),
-    turns: new WriteTurns({ concurrency: config.limits.containerListsAtOnce, maxWaitMs: CONTAINER_LIST_MAX_WAIT_MS }),
+    turns: d.containerListTurns ?? containerListTurns(config),
   };
   const stateChange = stateChangeHandler({
     client: d.client,

@@ -52,6 +52,7 @@ export class Metrics implements FleetGaugeSink {
   readonly grpcAnonymousAllowed: Gauge;
   readonly grpcConnections: Gauge;
   readonly httpConnectionsRefused: Counter;
+  private containerListsWaitingNow: () => number = () => 0;
   readonly grpcConnectionsRefused: Counter<'reason'>;
   readonly apiSubscriptions: Gauge;
   readonly apiEventsSent: Counter;
@@ -212,6 +213,15 @@ export class Metrics implements FleetGaugeSink {
       labelNames: ['reason'],
       registers: r,
     });
+    const waitingNow = (): number => this.containerListsWaitingNow();
+    new Gauge({
+      name: 'statemanager_grpc_container_lists_waiting',
+      help: 'SendChangedContainerList calls waiting for a turn to write (grpc.limits.containerListsAtOnce)',
+      registers: r,
+      collect() {
+        this.set(waitingNow());
+      },
+    });
     this.httpConnectionsRefused = new Counter({
       name: 'statemanager_http_connections_refused_total',
       help: 'Connections to the probe and metrics port closed as they came: that many were open already',
@@ -272,11 +282,15 @@ export class Metrics implements FleetGaugeSink {
     anonymousBeyondLoopback(on: boolean): void;
     credentials: ReloadMetrics;
     connections: { open(count: number): void; refused(reason: string): void };
+    containerListsWaiting(read: () => number): void;
   } {
     return {
       request: (method, code) => this.grpcRequests.labels({ method, code }).inc(),
       anonymousBeyondLoopback: (on) => this.grpcAnonymousAllowed.set(on ? 1 : 0),
       credentials: this.credentials(),
+      containerListsWaiting: (read) => {
+        this.containerListsWaitingNow = read;
+      },
       connections: {
         open: (n) => this.grpcConnections.set(n),
         refused: (reason) => this.grpcConnectionsRefused.labels({ reason }).inc(),
