@@ -1,8 +1,6 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
 // the call gate, and every method built once, at start, on one handler skeleton (handler.ts).
 import * as grpc from '@grpc/grpc-js';
-import { createServer, type Server as NetServer, type Socket } from 'node:net';
-import { lookup } from 'node:dns/promises';
 import { isLoopback, splitHostPort } from '../config/address.js';
 import type { Etcd3 } from 'etcd3';
 import type { StateManagerConnectionHandlers } from '../generated/statemanager/StateManagerConnection.js';
@@ -25,6 +23,7 @@ import type { StateFeed } from '../state-api/feed.js';
 import { errorMessage } from '../../controller/errors.js';
 import { skeleton } from './handler.js';
 import { ConnectionGate, type ConnectionRefusal } from './connection-gate.js';
+import { listenGated, type Listener } from './listener.js';
 import { containerListTurns, writeHandlers, type OffloadingService } from './write-api.js';
 
 /** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
@@ -82,7 +81,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   const { config, logger } = o;
   const requestTimeoutMs = o.requestTimeoutMs ?? 5000;
   let server: grpc.Server | undefined;
-  let listeners: NetServer[] = [];
+  let listener: Listener | undefined;
   let stopReloading = (): void => undefined;
 
   const start = async (): Promise<{ port: number }> => {
@@ -190,17 +189,12 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
         },
       },
     );
-    const accept = (socket: Socket): void => {
-      if (connections.admit(socket)) injector.injectConnection(socket);
-      else socket.destroy();
-    };
-    const bound = await listen(config.addr, accept, logger).catch((err: unknown) => {
+    listener = await listenGated(config.addr, connections, (socket) => injector.injectConnection(socket), logger).catch((err: unknown) => {
       s.forceShutdown();
       stopReloading();
       throw new Error(`cannot listen for gRPC on ${config.addr}: ${errorMessage(err)}`, { cause: err });
     });
-    listeners = bound.servers;
-    const port = bound.port;
+    const port = listener.port;
     server = s;
     logger.info('gRPC server listening', {
       addr: config.addr,
@@ -220,7 +214,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const s = server;
     server = undefined;
     stopReloading();
-    for (const l of listeners.splice(0)) l.close();
+    listener?.close();
+    listener = undefined;
     if (!s) return;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -236,40 +231,6 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
   };
 
   return { start, stop };
-}
-
-/**
- * Listens on every address `addr`'s host names (as grpc-js's bindAsync does: localhost is
- * 127.0.0.1 and ::1), all on one port; resolves once at least one is bound.
- */
-async function listen(addr: string, accept: (socket: Socket) => void, logger: Logger): Promise<{ port: number; servers: NetServer[] }> {
-  const { host, port } = splitHostPort(addr);
-  const addresses = (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
-  const servers: NetServer[] = [];
-  let bound = port;
-  let firstError: unknown;
-  for (const address of addresses) {
-    const server = createServer({ noDelay: true }, accept);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: address, port: bound }, () => {
-          server.off('error', reject);
-          resolve();
-        });
-      });
-    } catch (err) {
-      firstError ??= err;
-      continue;
-    }
-    // Failed accepts (out of file descriptors) are the kernel's refusals: said, never fatal.
-    server.on('error', (err) => logger.warn('gRPC listener error', { address, error: errorMessage(err) }));
-    const a = server.address();
-    if (a !== null && typeof a === 'object') bound = a.port;
-    servers.push(server);
-  }
-  if (servers.length === 0) throw firstError ?? new Error(`no address for ${host}`);
-  return { port: bound, servers };
 }
 
 function warnAboutExposure(config: GrpcServerConfig, anonymous: AnonymousAccess, logger: Logger): void {
