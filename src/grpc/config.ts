@@ -67,6 +67,13 @@ export const limitsSchema = z
      */
     connectionsPerPeer: z.number().int().min(0).default(1024),
     /**
+     * New connections per second from one peer address beyond this machine (a burst of twice
+     * that): each costs a TLS handshake before anything is known of its caller, so one address
+     * reconnecting in a loop could take the CPU. A node agent connects once and keeps its
+     * connection. 0 turns the bound off.
+     */
+    connectionsPerSecondPerPeer: z.number().min(0).default(100),
+    /**
      * Open connections in all (about 300 MB at 19 KB each): a fleet of many nodes, one connection
      * each, and its other components. 0 turns the bound off.
      */

@@ -4,7 +4,10 @@
 // 57 MB and were held forever. So connections are counted per peer address and in total, and one
 // past either bound is closed as it is accepted, before TLS or HTTP/2 spend anything on it.
 // This machine's own peers (loopback) count only towards the total: the components of one
-// vehicle, or a test harness with a client per simulated node, all share 127.0.0.1.
+// vehicle, or a test harness with a client per simulated node, all share 127.0.0.1. New
+// connections from one address are also bounded per second: each costs a TLS handshake (a
+// millisecond or more of CPU) before anything else is known of it.
+import { RateLimiter } from './rate-limit.js';
 import type { Socket } from 'node:net';
 
 export interface ConnectionLimits {
@@ -12,11 +15,15 @@ export interface ConnectionLimits {
   total: number;
   /** Open connections from one peer address that is not local; 0 turns the bound off. */
   perPeer: number;
+  /** New connections per second from one peer address that is not local (burst: twice that); 0 turns the bound off. */
+  perPeerPerSecond?: number;
   /** Whether an address is this machine's (default: none is). */
   isLocal?: (address: string) => boolean;
+  /** The clock of the per-second bound (tests). */
+  now?: () => number;
 }
 
-export type ConnectionRefusal = 'total' | 'peer';
+export type ConnectionRefusal = 'total' | 'peer' | 'rate';
 
 export interface ConnectionEvents {
   /** The number of open connections, after each change. */
@@ -27,11 +34,15 @@ export interface ConnectionEvents {
 export class ConnectionGate {
   private open = 0;
   private readonly byPeer = new Map<string, number>();
+  private readonly newPerPeer: RateLimiter;
 
   constructor(
     private readonly limits: ConnectionLimits,
     private readonly events: ConnectionEvents = {},
-  ) {}
+  ) {
+    const perSecond = limits.perPeerPerSecond ?? 0;
+    this.newPerPeer = new RateLimiter({ perSecond, burst: Math.max(1, Math.ceil(2 * perSecond)), ...(limits.now ? { now: limits.now } : {}) });
+  }
 
   /** Whether to serve `socket`; an admitted one gives its slot back when it closes. */
   admit(socket: Socket): boolean {
@@ -40,7 +51,9 @@ export class ConnectionGate {
     const fromPeer = this.byPeer.get(peer) ?? 0;
     const { total, perPeer } = this.limits;
     if (total > 0 && this.open >= total) return this.refuse('total', peer, total);
-    if (perPeer > 0 && fromPeer >= perPeer && !this.limits.isLocal?.(peer)) return this.refuse('peer', peer, perPeer);
+    const local = this.limits.isLocal?.(peer) ?? false;
+    if (perPeer > 0 && fromPeer >= perPeer && !local) return this.refuse('peer', peer, perPeer);
+    if (!local && !this.newPerPeer.take(peer)) return this.refuse('rate', peer, this.limits.perPeerPerSecond ?? 0);
     this.open++;
     this.byPeer.set(peer, fromPeer + 1);
     this.events.open?.(this.open);

@@ -26,6 +26,13 @@ import { ConnectionGate, type ConnectionRefusal } from './connection-gate.js';
 import { listenGated, type Listener } from './listener.js';
 import { containerListTurns, writeHandlers, type OffloadingService } from './write-api.js';
 
+/** How a connection refusal names the bound it hit. */
+const LIMIT_NAMES: Record<ConnectionRefusal, (limit: number) => string> = {
+  peer: (n) => `${n} from one address (grpc.limits.connectionsPerPeer)`,
+  total: (n) => `${n} in all (grpc.limits.maxConnections)`,
+  rate: (n) => `${n} new per second from one address (grpc.limits.connectionsPerSecondPerPeer)`,
+};
+
 /** Counts answered calls; `code` is the gRPC status name, or for SendStateChange answered OK its ErrorCode. */
 export interface GrpcMetrics {
   request(method: string, code: string): void;
@@ -177,14 +184,19 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     // the connection bounds is closed before TLS or HTTP/2 spend anything on it (connection-gate.ts).
     const injector = s.createConnectionInjector(credentials);
     const connections = new ConnectionGate(
-      { total: config.limits.maxConnections, perPeer: config.limits.connectionsPerPeer, isLocal: isLocalPeer },
+      {
+        total: config.limits.maxConnections,
+        perPeer: config.limits.connectionsPerPeer,
+        perPeerPerSecond: config.limits.connectionsPerSecondPerPeer,
+        isLocal: isLocalPeer,
+      },
       {
         open: (n) => o.metrics?.connections?.open(n),
         refused: (reason, peer, limit) => {
           o.metrics?.connections?.refused(reason);
           refusals.warn(`connection-${reason}`, 'gRPC connection refused: too many open', {
             peer,
-            limit: reason === 'peer' ? `${limit} from one address (grpc.limits.connectionsPerPeer)` : `${limit} in all (grpc.limits.maxConnections)`,
+            limit: LIMIT_NAMES[reason](limit),
           });
         },
       },

@@ -209,7 +209,7 @@ export class Metrics implements FleetGaugeSink {
     });
     this.grpcConnectionsRefused = new Counter({
       name: 'statemanager_grpc_connections_refused_total',
-      help: 'gRPC connections closed as they were accepted: peer (grpc.limits.connectionsPerPeer from one address) or total (grpc.limits.maxConnections)',
+      help: 'gRPC connections closed as they were accepted: peer (grpc.limits.connectionsPerPeer from one address), rate (grpc.limits.connectionsPerSecondPerPeer) or total (grpc.limits.maxConnections)',
       labelNames: ['reason'],
       registers: r,
     });

@@ -64,6 +64,23 @@ test('in all: below and at the bound admitted across addresses, past it refused;
   for (let i = 0; i < 1000; i++) t.true(unbounded.admit(fakeSocket('10.0.0.9')));
 });
 
+test('new connections per second from one address: a burst of twice the rate, then the rate; local peers and 0 unbounded', (t) => {
+  let now = 0;
+  const refused: string[] = [];
+  const gate = new ConnectionGate({ total: 0, perPeer: 0, perPeerPerSecond: 2, isLocal: (a) => a === '127.0.0.1', now: () => now }, { refused: (r, peer, limit) => void refused.push(`${r} ${peer} ${limit}`) });
+  for (let i = 0; i < 3; i++) t.true(gate.admit(fakeSocket('10.0.0.1')), `below the burst (${i + 1})`);
+  t.true(gate.admit(fakeSocket('10.0.0.1')), 'at the burst (4)');
+  t.false(gate.admit(fakeSocket('10.0.0.1')), 'past it');
+  t.deepEqual(refused, ['rate 10.0.0.1 2']);
+  t.true(gate.admit(fakeSocket('10.0.0.2')), 'another address has its own');
+  now += 500; // one connection's worth at 2 per second
+  t.true(gate.admit(fakeSocket('10.0.0.1')));
+  t.false(gate.admit(fakeSocket('10.0.0.1')));
+  for (let i = 0; i < 50; i++) t.true(gate.admit(fakeSocket('127.0.0.1')), 'local: unbounded');
+  const off = new ConnectionGate({ total: 0, perPeer: 0, perPeerPerSecond: 0, now: () => 0 });
+  for (let i = 0; i < 50; i++) t.true(off.admit(fakeSocket('10.0.0.9')));
+});
+
 test('local peers count only towards the total', (t) => {
   const gate = new ConnectionGate({ total: 4, perPeer: 1, isLocal: (a) => a === '127.0.0.1' });
   t.true(gate.admit(fakeSocket('127.0.0.1')));
@@ -89,6 +106,7 @@ test('the bounds are configured with defaults and refuse negative values', (t) =
   const c = parseGrpcServerConfig({});
   t.is(c.limits.connectionsPerPeer, 1024);
   t.is(c.limits.maxConnections, 16_384);
+  t.is(c.limits.connectionsPerSecondPerPeer, 100);
   t.is(parseGrpcServerConfig({ limits: { connectionsPerPeer: 0, maxConnections: 0 } }).limits.maxConnections, 0);
   t.throws(() => parseGrpcServerConfig({ limits: { connectionsPerPeer: -1 } }));
   t.throws(() => parseGrpcServerConfig({ limits: { maxConnections: 1.5 } }));
