@@ -149,3 +149,60 @@ test('no files: nothing to poll, no timer', async (t) => {
   t.is(await r.start(), 42);
   t.is(timers, 0);
 });
+
+test('a rotation that lands between reading one file and the next is read again and applied, not reported broken', async (t) => {
+  // A certificate and its key must come from the same Secret version.
+  const files = new Map<string, string>([
+    ['/crt', 'v1'],
+    ['/key', 'v1'],
+  ]);
+  let swapAfterNextCrt = false;
+  const outcomes: ReloadOutcome[] = [];
+  const applied: string[] = [];
+  let tick: (() => Promise<unknown>) | undefined;
+  const reloader: FileReloader<string> = new FileReloader<string>({
+    what: 'pair',
+    files: [
+      { label: 'certificate', path: '/crt' },
+      { label: 'key', path: '/key' },
+    ],
+    build: (c) => {
+      const [crt, key] = [c.get('/crt')!.toString(), c.get('/key')!.toString()];
+      if (crt !== key) throw new Error(`certificate ${crt} does not match key ${key}`);
+      return crt;
+    },
+    apply: (v) => void applied.push(v),
+    intervalMs: 1000,
+    logger: captureLogger(),
+    metrics: { reloaded: (_w, o) => void outcomes.push(o), loaded: () => undefined },
+    read: async (p) => {
+      const v = files.get(p)!;
+      // The Secret's symlink is swapped right after the certificate was read.
+      if (p === '/crt' && swapAfterNextCrt) {
+        swapAfterNextCrt = false;
+        files.set('/crt', 'v3');
+        files.set('/key', 'v3');
+      }
+      return Buffer.from(v);
+    },
+    every: (fn) => {
+      tick = async () => fn();
+      return { stop: () => undefined };
+    },
+  });
+  await reloader.start();
+  t.truthy(tick);
+  files.set('/crt', 'v2');
+  files.set('/key', 'v2');
+  swapAfterNextCrt = true; // this poll reads the certificate of v2 and the key of v3
+  t.is(await reloader.poll(), 'reloaded');
+  t.deepEqual(applied, ['v1', 'v3']);
+  t.deepEqual(outcomes, ['success'], 'nothing reported broken');
+
+  // A pair that stays mismatched is reported, once.
+  files.set('/crt', 'v4');
+  t.is(await reloader.poll(), 'failed');
+  t.is(await reloader.poll(), 'failed');
+  t.deepEqual(outcomes, ['success', 'error']);
+  t.deepEqual(applied, ['v1', 'v3']);
+});

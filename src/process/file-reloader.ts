@@ -97,7 +97,23 @@ export class FileReloader<T> {
     try {
       value = this.o.build(read.contents);
     } catch (err) {
-      return this.failure(read.fingerprint, err);
+      // Files read one after another can straddle a rotation (a certificate from the new Secret,
+      // its key from the old). Read once more: contents that changed meanwhile are built again
+      // instead of being reported broken.
+      let again: { contents: Map<string, Buffer>; fingerprint: string };
+      try {
+        again = await this.readAll();
+      } catch {
+        return this.failure(read.fingerprint, err);
+      }
+      if (again.fingerprint === read.fingerprint) return this.failure(read.fingerprint, err);
+      if (again.fingerprint === this.applied) return 'unchanged';
+      read = again;
+      try {
+        value = this.o.build(read.contents);
+      } catch (err2) {
+        return this.failure(read.fingerprint, err2);
+      }
     }
     this.applied = read.fingerprint;
     this.failed = '';
