@@ -1,7 +1,7 @@
 // What a peer can make the gRPC server hold before it makes a call: every accepted TCP
 // connection (TLS and an HTTP/2 session on top) costs about 19 KB and a file descriptor, and
 // nothing is authenticated until a call arrives — 3,000 idle connections from one address took
-// 57 MB and were held forever. So connections are counted per peer address and in total, and one
+// 58 MB and were held forever. So connections are counted per peer address and in total, and one
 // past either bound is closed as it is accepted, before TLS or HTTP/2 spend anything on it.
 // This machine's own peers (loopback) count only towards the total: the components of one
 // vehicle, or a test harness with a client per simulated node, all share 127.0.0.1. New

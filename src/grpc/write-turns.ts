@@ -48,6 +48,8 @@ export class WriteTurns {
     const waitUntil = Math.min(callerDeadline ?? Infinity, started + this.o.maxWaitMs);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new WriteTurnTimeoutError(Date.now() - started)), Math.max(0, waitUntil - started));
+    // A process that is stopping exits when its work is done, not when the last wait would end.
+    timer.unref();
     return queue.add(
       () => {
         // Started: the signal must not cut a write under way.

@@ -19,6 +19,12 @@ function pendingWrite(log: string[], name: string) {
 
 const tick = () => new Promise((r) => setImmediate(r));
 
+/** The waits' timers are unref'd: in the server its sockets keep the process alive; here this does. */
+function keepAlive(t: { teardown(fn: () => void): void }): void {
+  const hold = setInterval(() => undefined, 1000);
+  t.teardown(() => clearInterval(hold));
+}
+
 test('below and at the bound writes start at once; past it they wait, and start in order as turns free', async (t) => {
   const turns = new WriteTurns({ concurrency: 2, maxWaitMs: 10_000 });
   const log: string[] = [];
@@ -39,6 +45,7 @@ test('below and at the bound writes start at once; past it they wait, and start 
 });
 
 test("a write that gets no turn by its caller's deadline is refused and never runs; one whose turn comes before it runs", async (t) => {
+  keepAlive(t);
   const turns = new WriteTurns({ concurrency: 1, maxWaitMs: 10_000 });
   const log: string[] = [];
   const busy = pendingWrite(log, 'busy');
@@ -60,6 +67,7 @@ test("a write that gets no turn by its caller's deadline is refused and never ru
 });
 
 test('without a caller deadline the wait is bounded by maxWaitMs', async (t) => {
+  keepAlive(t);
   const turns = new WriteTurns({ concurrency: 1, maxWaitMs: 80 });
   const busy = pendingWrite([], 'busy');
   void turns.run(busy.write);
@@ -86,4 +94,16 @@ test('concurrency 0: every write starts at once', async (t) => {
   t.deepEqual(log, ['start a', 'start b', 'start c']);
   for (const w of ws) w.finish();
   t.deepEqual(await Promise.all(results), ['a', 'b', 'c']);
+});
+
+test('a wait for a turn does not keep a stopping process alive (its timer is unref\'d)', async (t) => {
+  const turns = new WriteTurns({ concurrency: 1, maxWaitMs: 60_000 });
+  const busy = pendingWrite([], 'busy');
+  void turns.run(busy.write);
+  const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+  const before = timers();
+  const waiting = turns.run(async () => 'next');
+  t.is(timers(), before, 'no referenced timer for the wait');
+  busy.finish();
+  t.is(await waiting, 'next');
 });
