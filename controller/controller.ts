@@ -10,6 +10,7 @@ import { errorMessage } from './errors.js';
 import type { Logger } from './logger.js';
 import type { Runnable } from './manager.js';
 import { noopControllerMetrics, type ControllerMetrics, type ReconcileOutcome } from './metrics.js';
+import { ThrottledLog } from './throttled-log.js';
 import type { Priority, WorkQueue } from './workqueue.js';
 
 export interface ReconcileResult {
@@ -50,6 +51,14 @@ export interface ControllerOptions {
   now?: () => number;
   /** Whether it runs only on the leader (the Manager pauses it on a follower). Default true. */
   needLeaderElection?: boolean;
+  /**
+   * "reconcile failed" lines per `failureLogIntervalMs` (default 10 per 10 s; the next line names
+   * how many were left out). Every failure is still counted in the metrics.
+   */
+  failureLogLines?: number;
+  failureLogIntervalMs?: number;
+  /** Wall clock in ms for the failure log's window (tests). */
+  wallClock?: () => number;
 }
 
 /** A Runnable, so the Manager starts, pauses, resumes and stops it as it is. */
@@ -60,6 +69,7 @@ export class Controller implements Runnable {
   private readonly queue: WorkQueue;
   private readonly workers: number;
   private readonly logger: Logger;
+  private readonly failureLog: ThrottledLog;
   private readonly metrics: ControllerMetrics;
   private readonly now: () => number;
   /** Called once no task is outstanding (pause and stop wait for the tasks in flight). */
@@ -87,6 +97,14 @@ export class Controller implements Runnable {
     this.queue = options.queue;
     this.workers = workers;
     this.logger = options.logger;
+    // A failure that hits every key (etcd out of space, a rejected guard) would otherwise be a
+    // line per key and retry: 2,500 keys gave 45,000 lines in two minutes.
+    this.failureLog = new ThrottledLog({
+      logger: options.logger,
+      perInterval: options.failureLogLines ?? 10,
+      intervalMs: options.failureLogIntervalMs ?? 10_000,
+      ...(options.wallClock ? { now: options.wallClock } : {}),
+    });
     this.metrics = options.metrics ?? noopControllerMetrics;
     this.now = options.now ?? (() => performance.now());
   }
@@ -261,7 +279,7 @@ export class Controller implements Runnable {
     this.queue.addRateLimited(key);
     this.metrics.reconcileError();
     this.metrics.reconcileTotal('error');
-    this.logger.error('reconcile failed', { controller: this.name, key, error: errorMessage(error) });
+    this.failureLog.error('reconcile failed', 'reconcile failed', { controller: this.name, key, error: errorMessage(error) });
   }
 
   private requeue(key: string, result: ReconcileResult | void): ReconcileOutcome {

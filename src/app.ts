@@ -116,7 +116,12 @@ export class StateManagerApp {
     this.enqueue = enqueue;
     this.manager = this.buildManager(config, leaderLock);
     for (const c of Object.values(controllers)) this.manager.add(c);
-    this.probe = new EtcdProbe(etcd, keys.own, logger);
+    this.probe = new EtcdProbe({
+      client: etcd, key: keys.own, logger,
+      alarmGauge: (alarm, members) => metrics.etcdAlarms.labels({ alarm }).set(members),
+      // Keys that failed meanwhile wait out their backoff (up to controller.backoffCap): now, not then.
+      onAlarmsCleared: () => this.resync('etcd alarm cleared'),
+    });
     this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
 
     const limits = config.grpc.limits;

@@ -8,13 +8,16 @@ import {
 } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
 
-export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'internal';
+export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'no-space' | 'internal';
 
 export function classifyEtcdError(err: unknown): EtcdFailure {
   const message = errorMessage(err);
   if (err instanceof GRPCDeadlineExceededError || /deadline/i.test(message)) return 'timeout';
   // etcd's --max-txn-ops and --max-request-bytes.
   if (/too many operations|request is too large|message larger than max/i.test(message)) return 'too-large';
+  // etcd's NOSPACE alarm: every write (a transaction with a put) is refused until an operator
+  // frees space and disarms it; reads and deletes still work.
+  if (/database space exceeded/i.test(message)) return 'no-space';
   if (err instanceof GRPCResourceExhastedError || err instanceof GRPCInvalidArgumentError) return 'internal';
   if (
     err instanceof GRPCUnavailableError ||
@@ -55,9 +58,23 @@ export class EtcdUnavailableError extends Error {
   }
 }
 
-/** Rethrow a failed call's error, as EtcdUnavailableError when etcd was unreachable or leaderless. */
+/**
+ * etcd refused a write for want of space (its NOSPACE alarm is raised): nothing was written. Not
+ * retried at once like EtcdUnavailableError (an alarm lasts until an operator acts, and every
+ * key retrying twice a second would keep etcd busy refusing them): the key backs off as after any
+ * failure, and the etcd probe queues every key again when the alarm is cleared.
+ */
+export class EtcdNoSpaceError extends Error {
+  constructor(cause: unknown) {
+    super(`etcd is out of space (NOSPACE alarm), nothing was written: ${errorMessage(cause)}`);
+    this.name = 'EtcdNoSpaceError';
+  }
+}
+
+/** Rethrow a failed call's error, as EtcdUnavailableError when etcd was unreachable or leaderless, EtcdNoSpaceError when it is out of space. */
 export function asStoreError(err: unknown): Error {
   const kind = classifyEtcdError(err);
   if (kind === 'unavailable' || kind === 'timeout') return new EtcdUnavailableError(err);
+  if (kind === 'no-space') return new EtcdNoSpaceError(err);
   return err instanceof Error ? err : new Error(String(err));
 }

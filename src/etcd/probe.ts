@@ -1,25 +1,62 @@
-// Is etcd answering? A cheap count-only range every 2 s (every second while it is not), for the
-// readiness check; the change is logged once each way.
+// Is etcd answering, and does it take writes? A cheap count-only range every 2 s (every second
+// while it is not, or while an alarm is raised), for the readiness check, and etcd's alarm list.
+// An etcd out of space (NOSPACE) or corrupt (CORRUPT) still answers reads, so reachability
+// alone would not tell an operator why no state is written; the alarms are logged once each
+// way, shown as a gauge, and when the last one is cleared every key is retried at once instead
+// of when its backoff ends (up to `controller.backoffCap`).
 import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../controller/logger.js';
 import type { Runnable } from '../../controller/manager.js';
 import { errorMessage } from '../../controller/errors.js';
 
+/** The alarms etcd raises (rpc.proto AlarmType), each with what an operator does about it. */
+export const ETCD_ALARMS = {
+  NOSPACE: 'etcd is out of space and refuses every write: compact, defragment, then disarm the alarm (etcdctl alarm disarm)',
+  CORRUPT: 'a member found its data inconsistent and the cluster refuses writes: see etcd\'s corruption recovery',
+} as const;
+export type EtcdAlarm = keyof typeof ETCD_ALARMS;
+
+/** etcd3 names the alarms by its enum's spelling (Nospace); etcd and etcdctl by the proto's (NOSPACE). */
+function alarmOf(name: string): EtcdAlarm | undefined {
+  const upper = name.toUpperCase();
+  return upper in ETCD_ALARMS ? (upper as EtcdAlarm) : undefined;
+}
+
+export interface EtcdProbeOptions {
+  client: Etcd3;
+  /** A key to range over (count only). */
+  key: string;
+  logger: Logger;
+  /** Members with each alarm raised, every time the alarms are read. */
+  alarmGauge?: (alarm: EtcdAlarm, members: number) => void;
+  /** The last raised alarm was cleared: etcd takes writes again. */
+  onAlarmsCleared?: () => void;
+  /** Default 2000 (1000 while unreachable or alarmed). */
+  intervalMs?: number;
+}
+
 export class EtcdProbe implements Runnable {
   readonly name = 'etcd-probe';
   readonly needLeaderElection = false;
   private reachableNow = false;
+  /** Members per raised alarm, as last read. */
+  private raised = new Map<EtcdAlarm, number>();
+  private alarmsUnreadable = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private readonly intervalMs: number;
 
-  constructor(
-    private readonly client: Etcd3,
-    private readonly key: string,
-    private readonly logger: Logger,
-  ) {}
+  constructor(private readonly o: EtcdProbeOptions) {
+    this.intervalMs = o.intervalMs ?? 2000;
+  }
 
   reachable(): boolean {
     return this.reachableNow;
+  }
+
+  /** The alarms raised on some member, as last read. */
+  alarms(): EtcdAlarm[] {
+    return [...this.raised.keys()];
   }
 
   start(): void {
@@ -32,16 +69,48 @@ export class EtcdProbe implements Runnable {
   }
 
   private async tick(): Promise<void> {
+    const { client, logger } = this.o;
     try {
-      await this.client.kv.range({ key: Buffer.from(this.key), limit: 1, count_only: true }, { deadline: Date.now() + 2000 });
-      if (!this.reachableNow) this.logger.info('etcd reachable');
+      await client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true }, { deadline: Date.now() + 2000 });
+      if (!this.reachableNow) logger.info('etcd reachable');
       this.reachableNow = true;
     } catch (err) {
-      if (this.reachableNow) this.logger.warn('etcd unreachable', { error: errorMessage(err) });
+      if (this.reachableNow) logger.warn('etcd unreachable', { error: errorMessage(err) });
       this.reachableNow = false;
     }
+    if (this.reachableNow) await this.readAlarms();
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick(), this.reachableNow ? 2000 : 1000);
+    const fast = !this.reachableNow || this.raised.size > 0;
+    this.timer = setTimeout(() => void this.tick(), fast ? Math.min(1000, this.intervalMs) : this.intervalMs);
     this.timer.unref();
+  }
+
+  private async readAlarms(): Promise<void> {
+    const { client, logger } = this.o;
+    let members: { alarm: string }[];
+    try {
+      members = (await client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' }, { deadline: Date.now() + 2000 })).alarms;
+      if (this.alarmsUnreadable) logger.info('etcd alarms readable again');
+      this.alarmsUnreadable = false;
+    } catch (err) {
+      // Seen only when etcd went away between the two calls, or a proxy in front of it does not
+      // pass the maintenance API on: keep what was read last.
+      if (!this.alarmsUnreadable) logger.warn('cannot read etcd alarms', { error: errorMessage(err) });
+      this.alarmsUnreadable = true;
+      return;
+    }
+    const now = new Map<EtcdAlarm, number>();
+    for (const m of members) {
+      const alarm = alarmOf(m.alarm);
+      if (alarm) now.set(alarm, (now.get(alarm) ?? 0) + 1);
+    }
+    for (const [alarm, count] of now) {
+      if (!this.raised.has(alarm)) logger.error('etcd alarm raised', { alarm, members: count, consequence: ETCD_ALARMS[alarm] });
+    }
+    for (const alarm of this.raised.keys()) if (!now.has(alarm)) logger.info('etcd alarm cleared', { alarm });
+    const cleared = this.raised.size > 0 && now.size === 0;
+    this.raised = now;
+    for (const alarm of Object.keys(ETCD_ALARMS) as EtcdAlarm[]) this.o.alarmGauge?.(alarm, now.get(alarm) ?? 0);
+    if (cleared) this.o.onAlarmsCleared?.();
   }
 }

@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Authenticator, Caller, PeerAuthContext } from '../auth/identity.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { InFlightLimiter, Slot } from './in-flight.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { UNDECODABLE, isUndecodable } from './proto.js';
 
 export interface CallGateOptions {

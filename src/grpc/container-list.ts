@@ -7,7 +7,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer, ModelPlacement } from '../auth/policy.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { ContainerSyncConflictError, syncContainerList, type RecentLists } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';
@@ -108,6 +108,8 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         return { ok: false, code: status.DEADLINE_EXCEEDED, message: 'etcd did not answer in time; send the list again' };
       case 'unavailable':
         return { ok: false, code: status.UNAVAILABLE, message: 'etcd is unavailable; send the list again' };
+      case 'no-space':
+        return { ok: false, code: status.UNAVAILABLE, message: 'etcd is out of space (its NOSPACE alarm is raised); nothing was written; send the list again later' };
       case 'too-large':
         return {
           ok: false,

@@ -7,7 +7,7 @@ import { constants as http2Constants, type Http2Stream } from 'node:http2';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { callerDeadlineMs } from '../etcd/errors.js';
 import type { Admitted as GateAdmitted } from './call-gate.js';
 

@@ -12,7 +12,7 @@ import type { OffloadingResponse } from '../generated/statemanager/OffloadingRes
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { ActionControllerCallError, type OffloadModelClient } from '../action-controller/client.js';
 import type { OffloadingRecords } from '../etcd/offloading-store.js';
 import { cutToBytes, RECORD_MESSAGE_BYTES, type ForwardedOutcome, type OffloadingRecord } from '../offloading/record.js';

@@ -15,7 +15,7 @@ import type { StateTransitionHistory } from '../generated/statemanager/StateTran
 import type { ResourceKind } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
 import { errorMessage } from '../../controller/errors.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import type { StateReader, ResourceStateView, TransitionView } from '../state-api/reader.js';
 import type { StateFeed } from '../state-api/feed.js';
 import { SubscriptionQuota } from '../state-api/subscription-quota.js';

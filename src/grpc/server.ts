@@ -15,7 +15,7 @@ import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './co
 import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
 import { InFlightLimiter } from './in-flight.js';
-import { ThrottledLog } from '../observability/throttled-log.js';
+import { ThrottledLog } from '../../controller/throttled-log.js';
 import { loadStateManagerProto } from './proto.js';
 import { readHandlers, unimplementedReads, type StreamMetrics } from './read-api.js';
 import type { StateReader } from '../state-api/reader.js';

@@ -18,7 +18,7 @@ import { ANY_STATE, type Authorizer } from '../auth/policy.js';
 import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
 import { validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { UNLIMITED, type WriteBudget } from './write-budget.js';
 
 export interface StateChangeDeps {
@@ -145,6 +145,8 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     const unknown = 'the outcome is unknown: read the state before retrying';
     if (failure === 'timeout') return answer('ERROR_CODE_TIMEOUT', 'etcd did not answer in time', unknown);
     if (failure === 'unavailable') return answer('ERROR_CODE_RESOURCE_UNAVAILABLE', 'etcd is unavailable', unknown);
+    // Refused before it was applied: nothing was written, and nothing will be until an operator acts.
+    if (failure === 'no-space') return answer('ERROR_CODE_RESOURCE_UNAVAILABLE', 'etcd is out of space (its NOSPACE alarm is raised); nothing was written', 'retry once etcd has been compacted, defragmented and its alarm disarmed');
     return answer('ERROR_CODE_INTERNAL_ERROR', 'internal error', unknown);
   }
 }

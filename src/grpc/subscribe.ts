@@ -9,7 +9,7 @@ import type { StateChangeEvent } from '../generated/statemanager/StateChangeEven
 import type { Severity } from '../generated/statemanager/Severity.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import type { StateChangeRecord, StateFeed, Subscription, SubscriptionEnd } from '../state-api/feed.js';
 import type { SubscriptionQuota } from '../state-api/subscription-quota.js';
 import { LIMITS, quote, textProblem } from './validation.js';

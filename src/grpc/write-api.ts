@@ -8,7 +8,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import type { StateStore, DomainObserver } from '../../reconcilers/ports.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Authorizer, ModelPlacement } from '../auth/policy.js';
-import type { ThrottledLog } from '../observability/throttled-log.js';
+import type { ThrottledLog } from '../../controller/throttled-log.js';
 import type { OffloadModelClient } from '../action-controller/client.js';
 import type { OffloadingRecords } from '../etcd/offloading-store.js';
 import { SingleFlight } from '../offloading/single-flight.js';

@@ -43,6 +43,7 @@ export class Metrics implements FleetGaugeSink {
   private readonly pendingGauge: Gauge;
   readonly invalidInput: Counter<'reason'>;
   readonly watchRestarts: Counter<'informer' | 'reason'>;
+  readonly etcdAlarms: Gauge<'alarm'>;
   readonly unexpectedExceptions: Counter<'origin'>;
   readonly lastRevision: Gauge<'informer'>;
   readonly leader: Gauge<'name'>;
@@ -160,6 +161,12 @@ export class Metrics implements FleetGaugeSink {
       name: 'statemanager_watch_restarts_total',
       help: 'Watch interruptions by informer and reason (compacted, error, disconnected)',
       labelNames: ['informer', 'reason'],
+      registers: r,
+    });
+    this.etcdAlarms = new Gauge({
+      name: 'statemanager_etcd_alarms',
+      help: "etcd members with each alarm raised (NOSPACE: out of space, CORRUPT), as read every 2 s; while above 0 etcd refuses every write",
+      labelNames: ['alarm'],
       registers: r,
     });
     this.unexpectedExceptions = new Counter({

@@ -8,7 +8,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { DomainObserver, ReconcileRequestResult } from '../../reconcilers/ports.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { Metrics } from './metrics.js';
-import { ThrottledLog } from './throttled-log.js';
+import { ThrottledLog } from '../../controller/throttled-log.js';
 
 /** winston's level check and level, when the logger has them (the interface of controller/logger.ts does not). */
 interface Leveled {

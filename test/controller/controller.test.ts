@@ -204,6 +204,39 @@ test('a thrown error is logged with the key and retried through the rate limiter
   await c.stop();
 });
 
+test('reconcile failures of many keys are logged 10 per window, each still counted, and the next window says how many were left out', async (t) => {
+  const queue = new WorkQueue({ name: 'q', rateLimiter: new ExponentialRateLimiter({ baseMs: 60_000, capMs: 60_000 }) });
+  const logger = recordingLogger();
+  let errorsCounted = 0;
+  const metrics: ControllerMetrics = { reconcileTotal: () => undefined, reconcileError: () => errorsCounted++, reconcileTime: () => undefined, activeWorkers: () => undefined };
+  let wall = 1_000_000;
+  const rec = new FakeReconciler(() => {
+    throw new Error('etcd is out of space');
+  });
+  const c = new Controller({ name: 'ctl', reconciler: rec, queue, logger, metrics, wallClock: () => wall });
+  c.start();
+  const failures = () => logger.entries.filter((e) => e.message === 'reconcile failed');
+  // 9, 10, 11 and 25 failures in one window: at most 10 lines.
+  let queued = 0;
+  for (const [n, lines] of [[9, 9], [10, 10], [11, 10], [25, 10]] as const) {
+    while (queued < n) c.enqueue(`k${queued++}`);
+    await waitFor(() => errorsCounted === n && queue.processingCount() === 0, `${n} failures`);
+    t.is(failures().length, lines, `${n} failures in one window`);
+  }
+  t.true(failures().every((e) => e.level === 'error' && e.meta?.controller === 'ctl' && e.meta?.error === 'etcd is out of space'));
+  // 9,999 ms later still the same window; at 10,000 ms a new one, whose first line names the 15 left out.
+  wall += 9_999;
+  c.enqueue('late');
+  await waitFor(() => errorsCounted === 26 && queue.processingCount() === 0, 'one more failure');
+  t.is(failures().length, 10);
+  wall += 1;
+  c.enqueue('later');
+  await waitFor(() => errorsCounted === 27 && queue.processingCount() === 0, 'a failure in the next window');
+  t.is(failures().length, 11);
+  t.like(failures()[10]?.meta, { key: 'later', suppressedBefore: 16 });
+  await c.stop();
+});
+
 test('non-Error throw values and synchronous throws are handled without unhandled rejections', async (t) => {
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);

@@ -7,7 +7,7 @@ import { ANONYMOUS, type Caller } from '../../src/auth/identity.js';
 import { Authorizer } from '../../src/auth/policy.js';
 import { InFlightLimiter } from '../../src/grpc/in-flight.js';
 import { answer, refuse, skeleton, type Stream } from '../../src/grpc/handler.js';
-import { ThrottledLog } from '../../src/observability/throttled-log.js';
+import { ThrottledLog } from '../../controller/throttled-log.js';
 import { captureLogger } from './_support.js';
 
 const TOKEN: Caller = { identity: 'token:agent', names: ['token:agent'], via: 'token' };

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { RateLimiter } from '../../src/grpc/rate-limit.js';
 import { InFlightLimiter } from '../../src/grpc/in-flight.js';
-import { ThrottledLog } from '../../src/observability/throttled-log.js';
+import { ThrottledLog } from '../../controller/throttled-log.js';
 import { captureLogger } from './_support.js';
 
 test('rate limiter: a burst, then the rate; identities are separate; 0 turns it off', (t) => {

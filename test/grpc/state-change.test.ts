@@ -12,7 +12,7 @@ import { EtcdStateStore } from '../../src/etcd/state-store.js';
 import { ANONYMOUS } from '../../src/auth/identity.js';
 import { Authorizer } from '../../src/auth/policy.js';
 import { stateChangeHandler } from '../../src/grpc/state-change.js';
-import { ThrottledLog } from '../../src/observability/throttled-log.js';
+import { ThrottledLog } from '../../controller/throttled-log.js';
 import {
   captureLogger,
   getString,

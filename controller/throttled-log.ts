@@ -1,7 +1,7 @@
 // Log lines that an outsider can cause (refused calls, calls failing during an outage) at a bounded rate: a flood of bad calls
 // must not become a flood of log lines. Each kind of line gets `perInterval` lines per
 // interval; the next line after a quiet spell says how many were suppressed.
-import type { Logger } from '../../controller/logger.js';
+import type { Logger } from './logger.js';
 
 export interface ThrottledLogOptions {
   logger: Logger;

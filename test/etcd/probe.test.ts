@@ -1,0 +1,82 @@
+// The etcd probe on a real etcd: reachability, and etcd's alarms (raised and cleared through the
+// maintenance API, as etcdctl does) logged once each way, shown, and their clearing announced.
+import test from 'ava';
+import type { Etcd3 } from 'etcd3';
+import { EtcdProbe, type EtcdAlarm } from '../../src/etcd/probe.js';
+import { startEtcd } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
+import { captureLogger } from '../grpc/_support.js';
+
+async function alarm(client: Etcd3, action: 'Activate' | 'Deactivate', which: 'Nospace' | 'Corrupt' = 'Nospace'): Promise<void> {
+  const memberID = (await client.maintenance.status({})).header.member_id;
+  await client.maintenance.alarm({ action, memberID, alarm: which });
+}
+
+test('alarms raised and cleared: one line each way, the gauge per alarm, and one announcement per clearing', async (t) => {
+  const etcd = await startEtcd();
+  t.teardown(() => etcd.stop());
+  const admin = etcd.client();
+  const logger = captureLogger();
+  const gauge = new Map<EtcdAlarm, number>();
+  let cleared = 0;
+  const probe = new EtcdProbe({ client: etcd.client(), key: '/probe', logger, intervalMs: 30, alarmGauge: (a, n) => gauge.set(a, n), onAlarmsCleared: () => cleared++ });
+  probe.start();
+  t.teardown(() => probe.stop());
+  await eventually(() => assert.ok(probe.reachable() && gauge.get('NOSPACE') === 0 && gauge.get('CORRUPT') === 0));
+  t.deepEqual(probe.alarms(), []);
+
+  await alarm(admin, 'Activate');
+  await eventually(() => assert.deepStrictEqual(probe.alarms(), ['NOSPACE']));
+  t.is(gauge.get('NOSPACE'), 1);
+  await alarm(admin, 'Activate', 'Corrupt');
+  await eventually(() => assert.strictEqual(gauge.get('CORRUPT'), 1));
+  // Clearing one of two is not "cleared": writes are still refused.
+  await alarm(admin, 'Deactivate');
+  await eventually(() => assert.deepStrictEqual(probe.alarms(), ['CORRUPT']));
+  t.is(cleared, 0);
+  await alarm(admin, 'Deactivate', 'Corrupt');
+  await eventually(() => assert.strictEqual(cleared, 1));
+  t.deepEqual(probe.alarms(), []);
+  t.is(gauge.get('CORRUPT'), 0);
+  // Several reads later still once.
+  await new Promise((r) => setTimeout(r, 200));
+  t.is(cleared, 1);
+  await alarm(admin, 'Activate');
+  await eventually(() => assert.deepStrictEqual(probe.alarms(), ['NOSPACE']));
+  await alarm(admin, 'Deactivate');
+  await eventually(() => assert.strictEqual(cleared, 2));
+
+  const lines = logger.lines.filter((l) => l.message.startsWith('etcd alarm'));
+  t.deepEqual(
+    lines.map((l) => [l.level, l.message, l.meta.alarm]),
+    [
+      ['error', 'etcd alarm raised', 'NOSPACE'],
+      ['error', 'etcd alarm raised', 'CORRUPT'],
+      ['info', 'etcd alarm cleared', 'NOSPACE'],
+      ['info', 'etcd alarm cleared', 'CORRUPT'],
+      ['error', 'etcd alarm raised', 'NOSPACE'],
+      ['info', 'etcd alarm cleared', 'NOSPACE'],
+    ],
+  );
+  t.regex(String(lines[0]!.meta.consequence), /refuses every write: compact, defragment, then disarm/);
+});
+
+test('an etcd that goes away: unreachable once, the alarms as last read, reachable again after it returns', async (t) => {
+  const etcd = await startEtcd();
+  t.teardown(() => etcd.stop());
+  const logger = captureLogger();
+  const probe = new EtcdProbe({ client: etcd.client(), key: '/probe', logger, intervalMs: 30 });
+  probe.start();
+  t.teardown(() => probe.stop());
+  await alarm(etcd.client(), 'Activate');
+  await eventually(() => assert.deepStrictEqual(probe.alarms(), ['NOSPACE']));
+  await etcd.kill();
+  await eventually(() => assert.strictEqual(probe.reachable(), false));
+  t.deepEqual(probe.alarms(), ['NOSPACE'], 'unknown while away: kept as last read');
+  await etcd.restart();
+  await eventually(() => assert.strictEqual(probe.reachable(), true), { timeoutMs: 20_000 });
+  // etcd keeps its alarms across a restart.
+  t.deepEqual(probe.alarms(), ['NOSPACE']);
+  t.is(logger.lines.filter((l) => l.message === 'etcd unreachable').length, 1);
+  t.is(logger.lines.filter((l) => l.message === 'etcd alarm raised').length, 1);
+});
