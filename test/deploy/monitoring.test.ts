@@ -330,6 +330,7 @@ test('every alert: a for duration, a severity, a summary and a description, and 
       'StatemanagerAnonymousAccessAllowed',
       'StatemanagerContainerToPackageLagHigh',
       'StatemanagerCredentialsReloadFailed',
+      'StatemanagerEtcdAlarm',
       'StatemanagerInvalidInput',
       'StatemanagerNoLeader',
       'StatemanagerPackagesInError',
