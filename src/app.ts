@@ -23,6 +23,8 @@ import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { EtcdProbe } from './etcd/probe.js';
+import { EtcdStuckConnections } from './etcd/stuck-connections.js';
+import { ConnectDeadline } from './grpc/connect-deadline.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import type { EtcdWatchClient } from './etcd/watch-client.js';
 import { createStateManagerServer, type StateManagerServer } from './grpc/server.js';
@@ -60,6 +62,7 @@ export class StateManagerApp {
   readonly offloadModel: OffloadModelClient;
   private readonly enqueue: Enqueue;
   private readonly probe: EtcdProbe;
+  private readonly stuckConnections: EtcdStuckConnections;
   /** Every state change from one etcd watch (opened with the first subscriber), for every subscriber of this replica. */
   private readonly feed: StateFeed;
   private readonly grpc: StateManagerServer;
@@ -89,7 +92,7 @@ export class StateManagerApp {
     const historyLength = config.history.length;
     this.store = new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
     const ac = config.actionController;
-    const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, tls: ac.tls });
+    const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, tls: ac.tls, onConnectTimeout: () => metrics.connectTimeouts.labels({ peer: 'action_controller' }).inc() });
     this.offloadModel = deps.offloadModel ?? ownedActionController!;
     this.closeClients = () => {
       ownedActionController?.close();
@@ -123,6 +126,12 @@ export class StateManagerApp {
       onAlarmsCleared: () => this.resync('etcd alarm cleared'),
     });
     this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
+    // etcd's request timeout is also its dial timeout (createEtcdClient): a connection attempt gets as long.
+    this.stuckConnections = new EtcdStuckConnections({
+      etcd, watchClient: this.watchClient, logger,
+      deadline: new ConnectDeadline(requestTimeoutMs),
+      onReset: () => metrics.connectTimeouts.labels({ peer: 'etcd' }).inc(),
+    });
 
     const limits = config.grpc.limits;
     this.feed = new StateFeed({
@@ -186,6 +195,7 @@ export class StateManagerApp {
   /** Watch at once (and probe etcd); workers start once every informer has synced. */
   start(): Promise<void> {
     this.probe.start();
+    this.stuckConnections.start();
     return this.manager.start();
   }
 
@@ -208,6 +218,7 @@ export class StateManagerApp {
     await this.grpc.stop();
     this.feed.stop();
     await this.probe.stop();
+    await this.stuckConnections.stop();
     await this.manager.stop();
     this.closeClients();
     await this.http.stop();

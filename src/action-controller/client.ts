@@ -8,6 +8,7 @@ import type { PodStatus } from '../generated/actioncontroller/PodStatus.js';
 import type { OffloadModelRequest } from '../generated/actioncontroller/OffloadModelRequest.js';
 import type { OffloadModelResponse__Output } from '../generated/actioncontroller/OffloadModelResponse.js';
 import type { ActionControllerClient, ReconcileCall } from '../../reconcilers/ports.js';
+import { ConnectDeadline, OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
 import { loadProto } from '../grpc/proto.js';
 
 const POD_STATUS_NAMES = ['NONE', 'INIT', 'READY', 'RUNNING', 'DONE', 'FAILED', 'UNKNOWN'] as const;
@@ -16,6 +17,8 @@ export interface GrpcActionControllerOptions {
   addr: string;
   timeoutMs: number;
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /** A connection attempt outlasted `timeoutMs` and was started again. */
+  onConnectTimeout?: () => void;
 }
 
 /** An ActionController call that failed: its gRPC status (DEADLINE_EXCEEDED when it was late). */
@@ -39,7 +42,9 @@ export interface OffloadModelClient {
 }
 
 export class GrpcActionControllerClient implements ActionControllerClient, OffloadModelClient {
-  private readonly client: ActionControllerConnectionClient;
+  private client: ActionControllerConnectionClient;
+  private readonly connectDeadline: ConnectDeadline;
+  private readonly makeClient: () => ActionControllerConnectionClient;
 
   constructor(private readonly o: GrpcActionControllerOptions) {
     const proto = loadProto<ProtoGrpcType>('actioncontroller.proto');
@@ -54,17 +59,35 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
         : grpc.credentials.createInsecure();
     // grpc-js's reconnect backoff grows to 120 s by default: after an ActionController outage of
     // minutes, requests would wait that long after it returned. Our own retry loop paces calls.
-    this.client = new proto.actioncontroller.ActionControllerConnection(o.addr, credentials, {
-      'grpc.initial_reconnect_backoff_ms': 100,
-      'grpc.max_reconnect_backoff_ms': 1_000,
-      // and its DNS resolver would not resolve again for 30 s after a failure.
-      'grpc.dns_min_time_between_resolutions_ms': 100,
-    });
+    this.makeClient = () =>
+      new proto.actioncontroller.ActionControllerConnection(o.addr, credentials, {
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1_000,
+        // and its DNS resolver would not resolve again for 30 s after a failure.
+        'grpc.dns_min_time_between_resolutions_ms': 100,
+        ...OWN_SUBCHANNEL_POOL,
+      });
+    this.client = this.makeClient();
+    this.connectDeadline = new ConnectDeadline(o.timeoutMs);
+  }
+
+  /**
+   * The client to call on: a new one when the connection attempt has lasted longer than a call
+   * may (grpc-js would wait for the kernel, or forever: connect-deadline.ts). Looked at on every
+   * call, which the request controller's retries make at least every `reconcile.retryCap`.
+   */
+  private connection(): ActionControllerConnectionClient {
+    if (this.connectDeadline.overdue(this.client)) {
+      this.client.close();
+      this.client = this.makeClient();
+      this.o.onConnectTimeout?.();
+    }
+    return this.client;
   }
 
   reconcile(call: ReconcileCall): Promise<{ status: number; desc: string }> {
     return new Promise((resolve, reject) => {
-      this.client.Reconcile(
+      this.connection().Reconcile(
         {
           scenario_name: call.scenarioName,
           current: POD_STATUS_NAMES[call.current] as PodStatus,
@@ -89,7 +112,7 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
    */
   offloadModel(request: OffloadModelRequest, deadline: number): Promise<OffloadModelResponse__Output> {
     return new Promise((resolve, reject) => {
-      this.client.OffloadModel(request, { deadline: Math.min(deadline, Date.now() + this.o.timeoutMs) }, (err, res) => {
+      this.connection().OffloadModel(request, { deadline: Math.min(deadline, Date.now() + this.o.timeoutMs) }, (err, res) => {
         if (err) reject(new ActionControllerCallError(err.code, err.details || err.message, this.o.addr));
         else resolve(res ?? { success: false, message: '', transition_id: '' });
       });

@@ -5,6 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config/config.js';
+import { OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
 import { installFastLongStrings } from './long-strings.js';
 import { EtcdWatchClient } from './watch-client.js';
 
@@ -26,6 +27,8 @@ export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.initial_reconnect_backoff_ms': 100,
   'grpc.max_reconnect_backoff_ms': 1_000,
   'grpc.dns_min_time_between_resolutions_ms': 100,
+  // Each client its own connection, so one stuck connecting can be replaced (connect-deadline.ts).
+  ...OWN_SUBCHANNEL_POOL,
 };
 
 export function createEtcdClient(c: EtcdConfig): Etcd3 {

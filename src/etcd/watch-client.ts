@@ -16,6 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
 import { asError } from '../../controller/errors.js';
+import type { ConnectDeadline } from '../grpc/connect-deadline.js';
 import { encodeTxnRequest, type TxnRequest } from './txn-request-encoder.js';
 import { decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedTxnResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
 
@@ -216,6 +217,27 @@ export class EtcdWatchClient {
 
   get activeWatches(): number {
     return this.watches.size;
+  }
+
+  /**
+   * Close the clients of every member with a channel connecting for longer than `deadline`
+   * allows, so the next call or stream makes a new connection attempt (connect-deadline.ts); a
+   * stream still waiting on the closed channel fails and reopens on the new one. Returns the
+   * addresses whose clients were closed.
+   */
+  resetConnecting(deadline: ConnectDeadline): string[] {
+    const reset: string[] = [];
+    for (const [index, m] of this.members.entries()) {
+      const clients = [m.watch, m.kv, m.auth].filter((c): c is ServiceClient => c !== undefined);
+      // Every client is asked (each one's clock starts when it is first seen connecting).
+      const overdue = clients.filter((c) => deadline.overdue(c));
+      if (overdue.length === 0) continue;
+      for (const c of clients) c.close();
+      m.watch = m.kv = m.auth = undefined;
+      this.memberFailed(index, new Error(`no connection to ${m.address} within ${deadline.deadlineMs} ms`));
+      reset.push(m.address);
+    }
+    return reset;
   }
 
   close(): void {

@@ -44,6 +44,7 @@ export class Metrics implements FleetGaugeSink {
   readonly invalidInput: Counter<'reason'>;
   readonly watchRestarts: Counter<'informer' | 'reason'>;
   readonly etcdAlarms: Gauge<'alarm'>;
+  readonly connectTimeouts: Counter<'peer'>;
   readonly unexpectedExceptions: Counter<'origin'>;
   readonly lastRevision: Gauge<'informer'>;
   readonly leader: Gauge<'name'>;
@@ -167,6 +168,12 @@ export class Metrics implements FleetGaugeSink {
       name: 'statemanager_etcd_alarms',
       help: "etcd members with each alarm raised (NOSPACE: out of space, CORRUPT), as read every 2 s; while above 0 etcd refuses every write",
       labelNames: ['alarm'],
+      registers: r,
+    });
+    this.connectTimeouts = new Counter({
+      name: 'statemanager_grpc_client_connect_timeouts_total',
+      help: 'Connection attempts to etcd or the ActionController given up after their deadline (etcd.requestTimeout, actionController.timeout) and started again',
+      labelNames: ['peer'],
       registers: r,
     });
     this.unexpectedExceptions = new Counter({

@@ -1,0 +1,46 @@
+// A deadline on a gRPC client's connection attempt, which grpc-js (1.14) does not have
+// (grpc/grpc-node#2785; the gRPC connection-backoff spec gives each attempt at least 20 s, C-core
+// and grpc-java enforce it). An attempt whose SYN went into a black hole waits for the kernel's
+// retransmissions (1, 2, 4 … 64 s apart, up to 127 s), and one accepted by a peer that never
+// answers (a broken middlebox, a stalled process) waits forever: the channel stays CONNECTING
+// after the path is back. Measured with etcd blackholed for 30, 60 and 90 s: statemanager wrote
+// again 4, 24 and 50–58 s after the path came back.
+//
+// `overdue` tells, each time it is asked, whether a client's channel has been CONNECTING for
+// longer than the deadline since it was first seen so; the owner then closes that client and
+// makes a new one. A new channel gets a new connection attempt only with its own subchannel pool
+// (`grpc.use_local_subchannel_pool`): from the process-wide pool it would get the stuck one back.
+import * as grpc from '@grpc/grpc-js';
+
+/** Channel option every client watched by a ConnectDeadline needs (see above). */
+export const OWN_SUBCHANNEL_POOL: grpc.ChannelOptions = { 'grpc.use_local_subchannel_pool': 1 };
+
+export class ConnectDeadline {
+  /** When each channel was first seen CONNECTING, in its current attempt as far as we can tell. */
+  private readonly since = new WeakMap<object, number>();
+
+  constructor(
+    readonly deadlineMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  /**
+   * Whether the client's channel has been CONNECTING for at least the deadline. Asked from time to
+   * time, it cannot see every transition: two attempts in a row that it sees both CONNECTING count
+   * as one, and closing a client that was about to connect costs one new attempt, nothing more.
+   */
+  overdue(client: grpc.Client): boolean {
+    const channel = client.getChannel();
+    if (channel.getConnectivityState(false) !== grpc.connectivityState.CONNECTING) {
+      this.since.delete(channel);
+      return false;
+    }
+    const now = this.now();
+    const first = this.since.get(channel);
+    if (first === undefined) {
+      this.since.set(channel, now);
+      return false;
+    }
+    return now - first >= this.deadlineMs;
+  }
+}

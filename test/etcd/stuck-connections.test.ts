@@ -1,0 +1,184 @@
+// A connection attempt to etcd that never completes (grpc-js gives it no deadline): replaced after
+// the deadline, so calls work again once the path is back. etcd behind a proxy that goes silent.
+import test from 'ava';
+import * as grpc from '@grpc/grpc-js';
+import { createEtcdClient, createEtcdWatchClient } from '../../src/etcd/client.js';
+import { EtcdStuckConnections } from '../../src/etcd/stuck-connections.js';
+import { ConnectDeadline } from '../../src/grpc/connect-deadline.js';
+import { parseConfig } from '../../src/config/config.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startStallProxy, type StallProxy } from '../helpers/stall-proxy.js';
+import { startActionController } from '../helpers/action-controller.js';
+import { GrpcActionControllerClient } from '../../src/action-controller/client.js';
+import { captureLogger } from '../grpc/_support.js';
+
+let etcd: EtcdServer;
+test.before(async () => {
+  etcd = await startEtcd();
+  await etcd.client().put('/k').value('v');
+});
+test.after.always(() => etcd?.stop());
+
+/** A fake client whose channel reports `state()`. */
+function fakeClient(state: () => grpc.connectivityState): grpc.Client {
+  const channel = { getConnectivityState: () => state() };
+  return { getChannel: () => channel } as unknown as grpc.Client;
+}
+
+test('ConnectDeadline: overdue at the deadline after the channel was first seen connecting, not a millisecond before; any other state starts the clock again', (t) => {
+  let now = 0;
+  let state = grpc.connectivityState.CONNECTING;
+  const d = new ConnectDeadline(1000, () => now);
+  const c = fakeClient(() => state);
+  t.false(d.overdue(c), 'first seen connecting: the clock starts');
+  now = 999;
+  t.false(d.overdue(c));
+  now = 1000;
+  t.true(d.overdue(c));
+  now = 1500;
+  t.true(d.overdue(c));
+  state = grpc.connectivityState.TRANSIENT_FAILURE;
+  t.false(d.overdue(c));
+  state = grpc.connectivityState.CONNECTING;
+  now = 1600;
+  t.false(d.overdue(c), 'a new attempt: a new clock');
+  now = 2599;
+  t.false(d.overdue(c));
+  now = 2600;
+  t.true(d.overdue(c));
+  for (const s of [grpc.connectivityState.IDLE, grpc.connectivityState.READY, grpc.connectivityState.SHUTDOWN]) {
+    state = s;
+    now += 10_000;
+    t.false(d.overdue(c), grpc.connectivityState[s]);
+  }
+});
+
+async function range(call: (deadline: number) => Promise<unknown>, ms: number): Promise<'ok' | 'failed'> {
+  try {
+    await call(Date.now() + ms);
+    return 'ok';
+  } catch {
+    return 'failed';
+  }
+}
+
+async function within(ms: number, attempt: () => Promise<'ok' | 'failed'>): Promise<number | undefined> {
+  const start = Date.now();
+  while (Date.now() - start < ms) {
+    if ((await attempt()) === 'ok') return Date.now() - start;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return undefined;
+}
+
+function clientsThrough(proxy: StallProxy, requestTimeout: number) {
+  const config = parseConfig({ etcd: { endpoints: [proxy.endpoint], requestTimeout } }).etcd;
+  const etcd3 = createEtcdClient(config);
+  const watchClient = createEtcdWatchClient(config);
+  return {
+    etcd3,
+    watchClient,
+    etcd3Range: (deadline: number) => etcd3.kv.range({ key: Buffer.from('/k') }, { deadline }),
+    watchRange: (deadline: number) => watchClient.range({ key: Buffer.from('/k') }, deadline),
+    close() {
+      etcd3.close();
+      watchClient.close();
+    },
+  };
+}
+
+test('a connection accepted but never answered: with the deadline both etcd clients work again soon after the path is back; without it the watch client never does', async (t) => {
+  const proxy = await startStallProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoint).port) });
+  t.teardown(() => proxy.stop());
+  proxy.stall();
+  const watched = clientsThrough(proxy, 1000);
+  const unwatched = clientsThrough(proxy, 1000);
+  t.teardown(() => {
+    watched.close();
+    unwatched.close();
+  });
+  const logger = captureLogger();
+  let resets = 0;
+  const stuck = new EtcdStuckConnections({ etcd: watched.etcd3, watchClient: watched.watchClient, deadline: new ConnectDeadline(1000), logger, periodMs: 100, onReset: () => resets++ });
+  stuck.start();
+  t.teardown(() => stuck.stop());
+
+  // Every client's first connection goes into the silence.
+  for (const c of [watched, unwatched]) {
+    t.is(await range(c.etcd3Range, 300), 'failed');
+    t.is(await range(c.watchRange, 300), 'failed');
+  }
+  t.true(proxy.silentConnections >= 4, `${proxy.silentConnections} silent connections`);
+  proxy.resume();
+
+  const etcd3Back = await within(8000, () => range(watched.etcd3Range, 500));
+  const watchBack = await within(8000, () => range(watched.watchRange, 500));
+  t.not(etcd3Back, undefined, 'etcd3 calls work again');
+  t.not(watchBack, undefined, 'watch client calls work again');
+  t.true(resets >= 1, `${resets} connections replaced`);
+  const lines = logger.lines.filter((l) => l.message.startsWith('etcd connection attempt took too long'));
+  t.is(lines.length, 1, 'one line a minute');
+  t.like(lines[0]?.meta, { deadlineMs: 1000 });
+
+  // The control: the watch client without the deadline is still stuck (grpc-js never gives up).
+  // etcd3 closes its clients after a failed call by itself, which with a subchannel pool of their
+  // own (ETCD_CHANNEL_OPTIONS) is a new attempt too.
+  t.is(await range(unwatched.watchRange, 1000), 'failed');
+  t.not(await within(3000, () => range(unwatched.etcd3Range, 500)), undefined);
+});
+
+test('connections that are up or refused are left alone', async (t) => {
+  const proxy = await startStallProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoint).port) });
+  t.teardown(() => proxy.stop());
+  const c = clientsThrough(proxy, 1000);
+  t.teardown(() => c.close());
+  let resets = 0;
+  const stuck = new EtcdStuckConnections({ etcd: c.etcd3, watchClient: c.watchClient, deadline: new ConnectDeadline(200), logger: captureLogger(), periodMs: 20, onReset: () => resets++ });
+  stuck.start();
+  t.teardown(() => stuck.stop());
+  for (let i = 0; i < 20; i++) {
+    t.is(await range(c.etcd3Range, 1000), 'ok');
+    t.is(await range(c.watchRange, 1000), 'ok');
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  t.is(resets, 0);
+  // Refused: the attempts fail fast (TRANSIENT_FAILURE between them), nothing to replace.
+  await proxy.stop();
+  const end = Date.now() + 1500;
+  while (Date.now() < end) {
+    await range(c.watchRange, 100);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  t.is(resets, 0);
+});
+
+test('the ActionController client: a connection attempt older than a call may last is started again on the next call', async (t) => {
+  const ac = await startActionController();
+  t.teardown(() => ac.stop());
+  const port = Number(ac.addr.split(':')[1]);
+  const proxy = await startStallProxy({ host: '127.0.0.1', port });
+  t.teardown(() => proxy.stop());
+  proxy.stall();
+  let timeouts = 0;
+  const client = new GrpcActionControllerClient({ addr: `127.0.0.1:${proxy.port}`, timeoutMs: 500, onConnectTimeout: () => timeouts++ });
+  const control = new GrpcActionControllerClient({ addr: `127.0.0.1:${proxy.port}`, timeoutMs: 500 });
+  t.teardown(() => {
+    client.close();
+    control.close();
+  });
+  const call = (c: GrpcActionControllerClient) =>
+    c.reconcile({ scenarioName: 's', current: 5, desired: 3 }).then(
+      () => 'ok' as const,
+      () => 'failed' as const,
+    );
+  t.is(await call(client), 'failed');
+  t.is(await call(control), 'failed');
+  proxy.resume();
+  // The clock starts at the first call that sees the channel connecting; a call under 500 ms later keeps the attempt.
+  t.is(await call(client), 'failed');
+  t.is(timeouts, 0);
+  t.not(await within(5000, () => call(client)), undefined);
+  t.is(timeouts, 1);
+  t.is(await call(control), 'failed', 'without the deadline grpc-js keeps waiting on the silent connection');
+  t.true(ac.calls.length >= 1);
+});
