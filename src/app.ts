@@ -157,7 +157,7 @@ export class StateManagerApp {
         definitions: fleet,
         counted: (outcome) => metrics.offloadingRequest(outcome),
       },
-      readApi: { reader: new StateReader(new FleetStateCaches(fleet), new EtcdHistoryStore(etcd, keys, requestTimeoutMs)), feed: this.feed, metrics: metrics.subscriptions() },
+      readApi: { reader: new StateReader(new FleetStateCaches(fleet), new EtcdHistoryStore(etcd, keys, requestTimeoutMs, () => !this.probe.knownUnreachable())), feed: this.feed, metrics: metrics.subscriptions() },
     });
     this.http = new HttpServer({
       addr: config.http.addr,

@@ -39,6 +39,7 @@ export class EtcdProbe implements Runnable {
   readonly name = 'etcd-probe';
   readonly needLeaderElection = false;
   private reachableNow = false;
+  private looked = false;
   /** Members per raised alarm, as last read. */
   private raised = new Map<EtcdAlarm, number>();
   private alarmsUnreadable = false;
@@ -52,6 +53,11 @@ export class EtcdProbe implements Runnable {
 
   reachable(): boolean {
     return this.reachableNow;
+  }
+
+  /** Whether the last look found etcd not answering (false before the first look has ended). */
+  knownUnreachable(): boolean {
+    return this.looked && !this.reachableNow;
   }
 
   /** The alarms raised on some member, as last read. */
@@ -78,6 +84,7 @@ export class EtcdProbe implements Runnable {
       if (this.reachableNow) logger.warn('etcd unreachable', { error: errorMessage(err) });
       this.reachableNow = false;
     }
+    this.looked = true;
     if (this.reachableNow) await this.readAlarms();
     if (this.stopped) return;
     const fast = !this.reachableNow || this.raised.size > 0;

@@ -34,7 +34,8 @@ export interface StateCaches {
 
 /** A resource's recorded transitions, oldest first, read fresh. */
 export interface HistoryStore {
-  read(kind: ResourceKind, name: string): Promise<HistoryEntry[]>;
+  /** `deadline` (epoch ms): the caller's, when sooner than the store's own request timeout. */
+  read(kind: ResourceKind, name: string, deadline?: number): Promise<HistoryEntry[]>;
 }
 
 export interface ResourceStateView {
@@ -97,13 +98,17 @@ export class StateReader {
     private readonly history: HistoryStore,
   ) {}
 
-  async get(kind: ResourceKind, name: string): Promise<ReadAnswer<ResourceStateView>> {
+  /**
+   * The cached state with its history from etcd; `historyDeadline` (epoch ms) bounds the history
+   * read, so a caller still gets the cached state in time when etcd does not answer.
+   */
+  async get(kind: ResourceKind, name: string, historyDeadline?: number): Promise<ReadAnswer<ResourceStateView>> {
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
     if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state, or a stored value that is not a ${kind} state)` };
     let entries: HistoryEntry[];
     try {
-      entries = await this.history.read(kind, name);
+      entries = await this.history.read(kind, name, historyDeadline);
     } catch (err) {
       // The state is in the cache; only its history lives in etcd alone.
       const why = err instanceof Error ? err.message : String(err);

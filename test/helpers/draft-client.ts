@@ -79,14 +79,14 @@ export class DraftClient {
     this.raw = new (constructor())(address, grpc.credentials.createInsecure());
   }
 
-  private call<T>(fn: Unary, req: unknown): Promise<T> {
+  private call<T>(fn: Unary, req: unknown, timeoutMs = 10_000): Promise<T> {
     return new Promise((resolve, reject) => {
-      fn.call(this.raw, req, this.metadata(), { deadline: Date.now() + 10_000 }, (err, res) => (err ? reject(err) : resolve(res as T)));
+      fn.call(this.raw, req, this.metadata(), { deadline: Date.now() + timeoutMs }, (err, res) => (err ? reject(err) : resolve(res as T)));
     });
   }
 
-  getState(resource_type: string, resource_name: string) {
-    return this.call<{ resource_state: DraftResourceState | null; success: boolean; message: string }>(this.raw.GetResourceState, { resource_type, resource_name });
+  getState(resource_type: string, resource_name: string, timeoutMs?: number) {
+    return this.call<{ resource_state: DraftResourceState | null; success: boolean; message: string }>(this.raw.GetResourceState, { resource_type, resource_name }, timeoutMs);
   }
 
   history(req: { resource_type: string; resource_name: string; start_time_ns?: string; end_time_ns?: string; limit?: number }) {

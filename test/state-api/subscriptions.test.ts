@@ -6,6 +6,7 @@
 // capped; the history carries the authenticated identity.
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import type { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { StateFeed, type StateFeedOptions } from '../../src/state-api/feed.js';
@@ -400,6 +401,43 @@ test.serial('GetResourceState while the history cannot be read: the cached state
   t.true(after.success);
   t.is(after.resource_state?.metadata.history, undefined);
   c.close();
+});
+
+test.serial('GetResourceState with etcd silent: the history read ends 250 ms before the caller\'s deadline, and the cached state arrives in time', async (t) => {
+  const deadlines: (number | undefined)[] = [];
+  const { draft, caches } = await serve({}, {}, {
+    // etcd behind a black hole: no answer until the deadline (its own 3 s without one).
+    read: (_kind, _name, deadline) => {
+      deadlines.push(deadline);
+      const ms = (deadline ?? Date.now() + 3000) - Date.now();
+      return new Promise((_resolve, reject) => setTimeout(() => reject(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded')), Math.max(0, ms)));
+    },
+  });
+  caches.states.set('brake', { name: 'brake', state: 'Waiting', version: 2 });
+  const c = draft();
+  for (const timeoutMs of [400, 1000]) {
+    const sent = Date.now();
+    const got = await c.getState('RESOURCE_TYPE_SCENARIO', 'brake', timeoutMs);
+    const tookMs = Date.now() - sent;
+    t.true(got.success, `answered within a ${timeoutMs} ms deadline`);
+    t.like(got.resource_state, { current_state: 'Waiting', history: [] });
+    t.regex(got.resource_state?.metadata.history ?? '', /^unavailable: .*DEADLINE_EXCEEDED/);
+    t.true(tookMs >= timeoutMs - 250 - 50 && tookMs < timeoutMs, `${tookMs} ms for a ${timeoutMs} ms deadline`);
+    const d = deadlines.at(-1)!;
+    t.true(d <= sent + timeoutMs - 250 + 20 && d >= sent + timeoutMs - 250 - 100, `history deadline ${d - sent} ms after sending`);
+  }
+  c.close();
+});
+
+test('EtcdHistoryStore: with etcd known unreachable a read fails at once, without a call to etcd', async (t) => {
+  let calls = 0;
+  const client = { kv: { range: () => (calls++, Promise.reject(new Error('called'))) } } as unknown as Etcd3;
+  const store = new EtcdHistoryStore(client, new KeyLayout('/h'), 3000, () => false);
+  await t.throwsAsync(store.read('scenario', 's'), { message: 'etcd is unreachable' });
+  t.is(calls, 0);
+  const reachable = new EtcdHistoryStore(client, new KeyLayout('/h'), 3000, () => true);
+  await t.throwsAsync(reachable.read('scenario', 's'), { message: 'called' });
+  t.is(calls, 1);
 });
 
 test('attributedSource: the identity is added when recorded and different from the source', (t) => {
