@@ -16,10 +16,23 @@ export const ETCD_ALARMS = {
 } as const;
 export type EtcdAlarm = keyof typeof ETCD_ALARMS;
 
-/** etcd3 names the alarms by its enum's spelling (Nospace); etcd and etcdctl by the proto's (NOSPACE). */
 function alarmOf(name: string): EtcdAlarm | undefined {
   const upper = name.toUpperCase();
   return upper in ETCD_ALARMS ? (upper as EtcdAlarm) : undefined;
+}
+
+/**
+ * The alarms in a StatusResponse's `errors`, one `memberID:<id> alarm:<NAME> ` per member and
+ * alarm (etcd 3.4 and 3.5 print an AlarmMember so); the other errors ("etcdserver: no leader") are
+ * not alarms.
+ */
+export function alarmsInStatus(errors: readonly string[]): { member: string; alarm: string }[] {
+  const out: { member: string; alarm: string }[] = [];
+  for (const e of errors) {
+    const m = /^memberID:(\S+)\s+alarm:(\S+)/.exec(e.trim());
+    if (m) out.push({ member: m[1]!, alarm: m[2]! });
+  }
+  return out;
 }
 
 export interface EtcdProbeOptions {
@@ -94,9 +107,12 @@ export class EtcdProbe implements Runnable {
 
   private async readAlarms(): Promise<void> {
     const { client, logger } = this.o;
-    let members: { alarm: string }[];
+    let raised: { alarm: string }[];
     try {
-      members = (await client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' }, { deadline: Date.now() + 2000 })).alarms;
+      // From the member's Status, which it answers from its own copy of the alarms: the Alarm
+      // RPC, even a GET, is a Raft proposal (a WAL write and fsync on every member), which every
+      // replica polling it would add to an idle cluster forever.
+      raised = alarmsInStatus((await client.maintenance.status({ deadline: Date.now() + 2000 })).errors ?? []);
       if (this.alarmsUnreadable) logger.info('etcd alarms readable again');
       this.alarmsUnreadable = false;
     } catch (err) {
@@ -107,7 +123,7 @@ export class EtcdProbe implements Runnable {
       return;
     }
     const now = new Map<EtcdAlarm, number>();
-    for (const m of members) {
+    for (const m of raised) {
       const alarm = alarmOf(m.alarm);
       if (alarm) now.set(alarm, (now.get(alarm) ?? 0) + 1);
     }

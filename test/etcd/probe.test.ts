@@ -2,7 +2,7 @@
 // maintenance API, as etcdctl does) logged once each way, shown, and their clearing announced.
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import { EtcdProbe, type EtcdAlarm } from '../../src/etcd/probe.js';
+import { alarmsInStatus, EtcdProbe, type EtcdAlarm } from '../../src/etcd/probe.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { captureLogger } from '../grpc/_support.js';
@@ -79,4 +79,30 @@ test('an etcd that goes away: unreachable once, the alarms as last read, reachab
   t.deepEqual(probe.alarms(), ['NOSPACE']);
   t.is(logger.lines.filter((l) => l.message === 'etcd unreachable').length, 1);
   t.is(logger.lines.filter((l) => l.message === 'etcd alarm raised').length, 1);
+});
+
+test('alarmsInStatus: one entry per member and alarm in a StatusResponse\'s errors; other errors are not alarms', (t) => {
+  t.deepEqual(alarmsInStatus([]), []);
+  t.deepEqual(alarmsInStatus(['memberID:8525059277543926353 alarm:NOSPACE ']), [{ member: '8525059277543926353', alarm: 'NOSPACE' }]);
+  t.deepEqual(alarmsInStatus(['etcdserver: no leader', 'memberID:1 alarm:CORRUPT ', 'memberID:2 alarm:NOSPACE']), [
+    { member: '1', alarm: 'CORRUPT' },
+    { member: '2', alarm: 'NOSPACE' },
+  ]);
+  t.deepEqual(alarmsInStatus(['alarm:NOSPACE', 'memberID: alarm:NOSPACE']), []);
+});
+
+test('an idle probe writes nothing to etcd: no Raft entry while it looks again and again', async (t) => {
+  const etcd = await startEtcd();
+  t.teardown(() => etcd.stop());
+  const admin = etcd.client();
+  const raftIndex = async () => Number((await admin.maintenance.status()).raftIndex);
+  let reads = 0;
+  const probe = new EtcdProbe({ client: etcd.client(), key: '/probe', logger: captureLogger(), intervalMs: 20, alarmGauge: () => reads++ });
+  await new Promise((r) => setTimeout(r, 300));
+  const before = await raftIndex();
+  probe.start();
+  t.teardown(() => probe.stop());
+  await eventually(() => assert.ok(reads >= 2 * 20), { timeoutMs: 10_000 });
+  // Reading the alarms through the Alarm RPC made a Raft entry each time (20 looks: 20 entries).
+  t.is(await raftIndex(), before);
 });
