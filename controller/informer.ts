@@ -70,6 +70,8 @@ export class Informer<T> {
   private relistAt: number | undefined;
   /** Since when the watch has been disconnected (Date.now()), with its retries and last warning. */
   private outage: { since: number; retries: number; warnedAt: number } | undefined;
+  /** When a failed list was last logged (Date.now()). */
+  private listWarnedAt = 0;
   private synced = false;
   private stopped = false;
   private running: Promise<void> | undefined;
@@ -163,6 +165,7 @@ export class Informer<T> {
     while (!this.stopped) {
       try {
         if (!(await this.listAndReplace())) return;
+        if (failures > 0) this.log.info('informer listed after failures', { informer: this.name, attempts: failures + 1 });
         failures = 0;
         if (!this.synced) {
           this.synced = true;
@@ -173,11 +176,17 @@ export class Informer<T> {
       } catch (err) {
         if (this.stopped) return;
         failures++;
-        this.log.warn('informer list failed, retrying', {
-          informer: this.name,
-          attempt: failures,
-          error: errorMessage(err),
-        });
+        // Once, then at most every disconnectedWarnEveryMs, as for a dropped watch: a list that
+        // cannot succeed (a wrong etcd password) was a line per informer and second for ever.
+        const now = (this.opts.now ?? Date.now)();
+        if (failures === 1 || now - this.listWarnedAt >= (this.opts.disconnectedWarnEveryMs ?? 60_000)) {
+          this.listWarnedAt = now;
+          this.log.warn(failures === 1 ? 'informer list failed, retrying' : 'informer list still failing, retrying', {
+            informer: this.name,
+            attempt: failures,
+            error: errorMessage(err),
+          });
+        }
         await this.sleep(this.backoff(failures));
       }
     }

@@ -6,6 +6,7 @@ import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config/config.js';
 import { OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
+import { AuthBackoff } from './auth-backoff.js';
 import { installFastLongStrings } from './long-strings.js';
 import { EtcdWatchClient } from './watch-client.js';
 
@@ -56,7 +57,21 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
     options.credentials = { rootCertificate: tls.ca as Buffer, ...(tls.key ? { privateKey: tls.key } : {}), ...(tls.cert ? { certChain: tls.cert } : {}) };
   }
   if (c.username) options.auth = { username: c.username, password: c.password };
-  return new Etcd3(options);
+  const client = new Etcd3(options);
+  if (c.username) holdRefusedCredentials(client, new AuthBackoff());
+  return client;
+}
+
+/**
+ * etcd3 authenticates again on every call after a refusal (its Authenticator forgets a failed
+ * attempt): route its attempts through an AuthBackoff. etcd3 1.1.2 keeps the Authenticator at
+ * `pool.authenticator`; another version without it is left as it is.
+ */
+function holdRefusedCredentials(client: Etcd3, backoff: AuthBackoff): void {
+  const authenticator = (client as unknown as { pool?: { authenticator?: { getMetadata?: () => Promise<grpc.Metadata> } } }).pool?.authenticator;
+  const getMetadata = authenticator?.getMetadata;
+  if (!authenticator || typeof getMetadata !== 'function') return;
+  authenticator.getMetadata = () => backoff.run(() => getMetadata.call(authenticator));
 }
 
 export function createEtcdWatchClient(c: EtcdConfig): EtcdWatchClient {

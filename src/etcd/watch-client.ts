@@ -17,6 +17,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
 import { asError } from '../../controller/errors.js';
 import type { ConnectDeadline } from '../grpc/connect-deadline.js';
+import { AuthBackoff } from './auth-backoff.js';
 import { encodeTxnRequest, type TxnRequest } from './txn-request-encoder.js';
 import { decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedTxnResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
 
@@ -162,6 +163,8 @@ export class EtcdWatchClient {
   private token: Promise<string> | undefined;
   private closed = false;
   private readonly watches = new Set<StreamWatch>();
+  /** Refused credentials are not tried again by every caller at once (auth-backoff.ts). */
+  private readonly authBackoff = new AuthBackoff();
 
   constructor(private readonly o: EtcdWatchClientOptions) {
     if (o.endpoints.length === 0) throw new Error('EtcdWatchClient needs at least one endpoint');
@@ -279,14 +282,17 @@ export class EtcdWatchClient {
       const auth = this.o.auth!;
       member.auth ??= new (etcdServices().Auth)(member.address, this.o.credentials, this.o.channelOptions);
       const client = member.auth;
-      const token = new Promise<string>((resolve, reject) => {
-        client.Authenticate(
-          { name: auth.username, password: auth.password },
-          new grpc.Metadata(),
-          { deadline: Date.now() + (this.o.requestTimeoutMs ?? 5000) },
-          (err, res) => (err ? reject(err) : resolve(res!.token)),
-        );
-      });
+      const token = this.authBackoff.run(
+        () =>
+          new Promise<string>((resolve, reject) => {
+            client.Authenticate(
+              { name: auth.username, password: auth.password },
+              new grpc.Metadata(),
+              { deadline: Date.now() + (this.o.requestTimeoutMs ?? 5000) },
+              (err, res) => (err ? reject(err) : resolve(res!.token)),
+            );
+          }),
+      );
       this.token = token;
       token.catch(() => {
         if (this.token === token) this.token = undefined;

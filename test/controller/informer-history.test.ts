@@ -206,6 +206,48 @@ test('a watch disconnected again and again warns once, then again only when disc
   await informer.stop();
 });
 
+test('a list failing again and again warns once, then again only when disconnectedWarnEveryMs has passed (below, at, past), and says when it listed', async (t) => {
+  const lines: [string, string, Record<string, unknown>][] = [];
+  const at = (level: string) => (message: string, meta: Record<string, unknown> = {}) => void lines.push([level, message, meta]);
+  let now = 1_000;
+  let calls = 0;
+  const lw: ListerWatcher = {
+    list: async () => {
+      calls++;
+      now += 50;
+      if (calls <= 10) throw new Error('etcdserver: authentication failed, invalid user ID or password');
+      return { items: [], revision: 7 };
+    },
+    watch: () => ({ close: async () => undefined }),
+    isCompacted: async () => false,
+  };
+  const informer = new Informer<string>({
+    name: 'h',
+    prefix: '/h/',
+    lw,
+    parse: (_k, v) => v,
+    logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },
+    disconnectedWarnEveryMs: 200,
+    retryBaseMs: 1,
+    retryCapMs: 1,
+    now: () => now,
+  });
+  informer.start();
+  await informer.waitForSync();
+  // Attempts at 1,050 (the first: said), 1,200 (150 ms later: below), 1,250 (200 ms: at), 1,450 (past once more), then a list at 1,550.
+  t.deepEqual(
+    lines.filter(([, m]) => m.startsWith('informer list')).map(([level, message, meta]) => [level, message, meta.attempt]),
+    [
+      ['warn', 'informer list failed, retrying', 1],
+      ['warn', 'informer list still failing, retrying', 5],
+      ['warn', 'informer list still failing, retrying', 9],
+      ['info', 'informer listed after failures', undefined],
+    ],
+  );
+  t.like(lines.find(([, m]) => m === 'informer listed after failures')?.[2], { informer: 'h', attempts: 11 });
+  await informer.stop();
+});
+
 let etcd: EtcdServer;
 test.before(async () => {
   etcd = await startEtcd();
