@@ -7,6 +7,7 @@
 import test from 'ava';
 import { Informer, type InformerEvent, type WatchRestartReason } from '../../controller/informer.js';
 import type { KeyValue, ListerWatcher, WatchCallbacks } from '../../controller/lister-watcher.js';
+import type { Logger } from '../../controller/logger.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
@@ -158,10 +159,16 @@ test('a store that cannot tell its revision is not taken for a replaced one', as
   await informer.stop();
 });
 
-test('a watch disconnected again and again warns once, then again only when disconnectedWarnEveryMs has passed (below, at, past), and says when it resumed', async (t) => {
-  const { store, lw } = scriptedStore([kv('/h/a', '1', 5)], 10);
+/** A logger that records [level, message, meta] in order. */
+function recordingLogger(): { lines: [string, string, Record<string, unknown>][]; logger: Logger } {
   const lines: [string, string, Record<string, unknown>][] = [];
   const at = (level: string) => (message: string, meta: Record<string, unknown> = {}) => void lines.push([level, message, meta]);
+  return { lines, logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') } };
+}
+
+test('a watch disconnected again and again warns once, then again only when disconnectedWarnEveryMs has passed (below, at, past), and says when it resumed', async (t) => {
+  const { store, lw } = scriptedStore([kv('/h/a', '1', 5)], 10);
+  const { lines, logger } = recordingLogger();
   const restarts: WatchRestartReason[] = [];
   let now = 1_000;
   const informer = new Informer<string>({
@@ -169,7 +176,7 @@ test('a watch disconnected again and again warns once, then again only when disc
     prefix: '/h/',
     lw,
     parse: (_k, v) => v,
-    logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },
+    logger,
     metrics: { watchRestart: (_i, reason) => restarts.push(reason), lastRevision: () => undefined },
     disconnectedWarnEveryMs: 200,
     now: () => now,
@@ -207,8 +214,7 @@ test('a watch disconnected again and again warns once, then again only when disc
 });
 
 test('a list failing again and again warns once, then again only when disconnectedWarnEveryMs has passed (below, at, past), and says when it listed', async (t) => {
-  const lines: [string, string, Record<string, unknown>][] = [];
-  const at = (level: string) => (message: string, meta: Record<string, unknown> = {}) => void lines.push([level, message, meta]);
+  const { lines, logger } = recordingLogger();
   let now = 1_000;
   let calls = 0;
   const lw: ListerWatcher = {
@@ -226,7 +232,7 @@ test('a list failing again and again warns once, then again only when disconnect
     prefix: '/h/',
     lw,
     parse: (_k, v) => v,
-    logger: { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') },
+    logger,
     disconnectedWarnEveryMs: 200,
     retryBaseMs: 1,
     retryCapMs: 1,
