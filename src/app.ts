@@ -125,7 +125,7 @@ export class StateManagerApp {
       // Keys that failed meanwhile wait out their backoff (up to controller.backoffCap): now, not then.
       onAlarmsCleared: () => this.resync('etcd alarm cleared'),
     });
-    this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : 'unreachable'));
+    this.manager.addReadyCheck('etcd', () => (this.probe.reachable() ? undefined : this.probe.credentialsRefused() ? 'refused our credentials or permissions' : 'unreachable'));
     // etcd's request timeout is also its dial timeout (createEtcdClient): a connection attempt gets as long.
     this.stuckConnections = new EtcdStuckConnections({
       etcd, watchClient: this.watchClient, logger,

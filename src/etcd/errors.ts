@@ -8,7 +8,7 @@ import {
 } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
 
-export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'no-space' | 'internal';
+export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'no-space' | 'refused' | 'internal';
 
 export function classifyEtcdError(err: unknown): EtcdFailure {
   const message = errorMessage(err);
@@ -18,6 +18,10 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
   // etcd's NOSPACE alarm: every write (a transaction with a put) is refused until an operator
   // frees space and disarms it; reads and deletes still work.
   if (/database space exceeded/i.test(message)) return 'no-space';
+  // etcd's ErrGRPCAuthFailed and ErrGRPCPermissionDenied: statemanager's own user name, password
+  // or role is wrong. Nothing was done, and nothing will be until an operator fixes them; a
+  // stale token is not here (the clients authenticate again and resend).
+  if (/authentication failed|invalid user ID or password|permission denied|user name is empty|user name not found/i.test(message)) return 'refused';
   if (err instanceof GRPCResourceExhastedError || err instanceof GRPCInvalidArgumentError) return 'internal';
   if (
     err instanceof GRPCUnavailableError ||
@@ -71,10 +75,25 @@ export class EtcdNoSpaceError extends Error {
   }
 }
 
-/** Rethrow a failed call's error, as EtcdUnavailableError when etcd was unreachable or leaderless, EtcdNoSpaceError when it is out of space. */
+/**
+ * etcd refused statemanager's credentials or its role's permissions: nothing was written. Like
+ * EtcdNoSpaceError it lasts until an operator acts, so the key backs off as after any failure.
+ */
+export class EtcdRefusedError extends Error {
+  constructor(cause: unknown) {
+    super(`etcd refused statemanager's credentials or permissions (etcd.username, etcd.password, its role), nothing was written: ${errorMessage(cause)}`);
+    this.name = 'EtcdRefusedError';
+  }
+}
+
+/**
+ * Rethrow a failed call's error, as EtcdUnavailableError when etcd was unreachable or leaderless,
+ * EtcdNoSpaceError when it is out of space, EtcdRefusedError when it refused our credentials.
+ */
 export function asStoreError(err: unknown): Error {
   const kind = classifyEtcdError(err);
   if (kind === 'unavailable' || kind === 'timeout') return new EtcdUnavailableError(err);
   if (kind === 'no-space') return new EtcdNoSpaceError(err);
+  if (kind === 'refused') return new EtcdRefusedError(err);
   return err instanceof Error ? err : new Error(String(err));
 }

@@ -8,6 +8,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../controller/logger.js';
 import type { Runnable } from '../../controller/manager.js';
 import { errorMessage } from '../../controller/errors.js';
+import { classifyEtcdError } from './errors.js';
 
 /** The alarms etcd raises (rpc.proto AlarmType), each with what an operator does about it. */
 export const ETCD_ALARMS = {
@@ -52,6 +53,8 @@ export class EtcdProbe implements Runnable {
   readonly name = 'etcd-probe';
   readonly needLeaderElection = false;
   private reachableNow = false;
+  /** The last look failed because etcd refused our credentials or permissions. */
+  private refusedNow = false;
   private looked = false;
   /** Members per raised alarm, as last read. */
   private raised = new Map<EtcdAlarm, number>();
@@ -66,6 +69,11 @@ export class EtcdProbe implements Runnable {
 
   reachable(): boolean {
     return this.reachableNow;
+  }
+
+  /** Whether the last look was refused for our credentials or permissions (etcd answers, but not us). */
+  credentialsRefused(): boolean {
+    return this.refusedNow;
   }
 
   /** Whether the last look found etcd not answering (false before the first look has ended). */
@@ -93,9 +101,16 @@ export class EtcdProbe implements Runnable {
       await client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true }, { deadline: Date.now() + 2000 });
       if (!this.reachableNow) logger.info('etcd reachable');
       this.reachableNow = true;
+      this.refusedNow = false;
     } catch (err) {
-      if (this.reachableNow) logger.warn('etcd unreachable', { error: errorMessage(err) });
+      // A refusal of our credentials is told apart: nothing heals it but an operator.
+      const refused = classifyEtcdError(err) === 'refused';
+      if (this.reachableNow || refused !== this.refusedNow) {
+        if (refused) logger.error("etcd refused statemanager's credentials or permissions", { error: errorMessage(err), fix: "check etcd.username and etcd.password (ETCD_USERNAME, ETCD_PASSWORD) and the user's role" });
+        else logger.warn('etcd unreachable', { error: errorMessage(err) });
+      }
       this.reachableNow = false;
+      this.refusedNow = refused;
     }
     this.looked = true;
     if (this.reachableNow) await this.readAlarms();

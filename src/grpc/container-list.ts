@@ -100,7 +100,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     const meta = { nodeName, identity: call.caller.identity, error: message };
     // What a caller can cause (an oversize change, a tiny deadline, a race) is warned at a
     // bounded rate, so no caller can fill the error log; only the unexpected is an error.
-    if (kind === 'internal') deps.refusals.error('container-list-failed', 'SendChangedContainerList failed', meta);
+    if (kind === 'internal' || kind === 'refused') deps.refusals.error('container-list-failed', 'SendChangedContainerList failed', meta);
     else deps.refusals.warn(`container-list-${kind}`, 'SendChangedContainerList not applied', meta);
     if (kind === 'conflict') return { ok: false, code: status.ABORTED, message };
     switch (kind) {
@@ -110,6 +110,8 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         return { ok: false, code: status.UNAVAILABLE, message: 'etcd is unavailable; send the list again' };
       case 'no-space':
         return { ok: false, code: status.UNAVAILABLE, message: 'etcd is out of space (its NOSPACE alarm is raised); nothing was written; send the list again later' };
+      case 'refused':
+        return { ok: false, code: status.UNAVAILABLE, message: "etcd refused statemanager's credentials or permissions; nothing was written; send the list again later" };
       case 'too-large':
         return {
           ok: false,

@@ -147,6 +147,7 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     if (failure === 'unavailable') return answer('ERROR_CODE_RESOURCE_UNAVAILABLE', 'etcd is unavailable', unknown);
     // Refused before it was applied: nothing was written, and nothing will be until an operator acts.
     if (failure === 'no-space') return answer('ERROR_CODE_RESOURCE_UNAVAILABLE', 'etcd is out of space (its NOSPACE alarm is raised); nothing was written', 'retry once etcd has been compacted, defragmented and its alarm disarmed');
+    if (failure === 'refused') return answer('ERROR_CODE_RESOURCE_UNAVAILABLE', "etcd refused statemanager's credentials or permissions; nothing was written", "retry once statemanager's etcd user, password and role are right");
     return answer('ERROR_CODE_INTERNAL_ERROR', 'internal error', unknown);
   }
 }
