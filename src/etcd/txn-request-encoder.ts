@@ -57,7 +57,7 @@ export function encodeTxnRequest(req: TxnRequest): Buffer {
   // Two passes in the same order: the first measures (each message's size and each string's
   // UTF-8 length, once: measured again where each is written, a string's length was taken five
   // times), the second writes, reading the measures back in order.
-  const plan = new Plan();
+  const plan = new Plan(scratchMeasures);
   let size = 0;
   for (const c of req.compare) size += 1 + lengthDelimited(compareSize(plan, c));
   for (const op of req.success) size += 1 + lengthDelimited(opSize(plan, op));
@@ -74,19 +74,28 @@ export function encodeTxnRequest(req: TxnRequest): Buffer {
   return w.buf;
 }
 
+/** The one array of measures, reused by every encoding (each runs start to end without yielding). */
+const scratchMeasures: number[] = [];
+
 /**
  * The measures of the first pass, in the order the second pass needs them: a message's size is
  * known after its fields' (it is their sum) but written before them, so each message reserves
  * its slot first and fills it once measured.
  */
 class Plan {
-  private readonly measures: number[] = [];
   private read = 0;
+  private count = 0;
+
+  /**
+   * `measures` is reused, written from its start: grown by push afresh for every transaction it
+   * was 7 % of the write path's garbage (and `length = 0` would drop its storage).
+   */
+  constructor(private readonly measures: number[]) {}
 
   /** Reserve the slot of a message whose size is measured next. */
   reserve(): number {
-    this.measures.push(0);
-    return this.measures.length - 1;
+    this.measures[this.count] = 0;
+    return this.count++;
   }
 
   /** Record a message's size in the slot it reserved; returns the size. */
@@ -99,15 +108,14 @@ class Plan {
   bytes(b: Bytes): number {
     if (typeof b !== 'string') return b.length;
     const n = Buffer.byteLength(b);
-    this.measures.push(n);
+    this.measures[this.count++] = n;
     return n;
   }
 
   /** The next measure, in recording order. */
   next(): number {
-    const v = this.measures[this.read++];
-    if (v === undefined) throw new Error('TxnRequest encoding read past its measures');
-    return v;
+    if (this.read >= this.count) throw new Error('TxnRequest encoding read past its measures');
+    return this.measures[this.read++]!;
   }
 }
 

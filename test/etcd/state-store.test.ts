@@ -2,10 +2,11 @@
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
-import type { HistoryEntry, StoredRevision } from '../../reconcilers/ports.js';
+import type { HistoryEntry, StateTransition, StoredRevision } from '../../reconcilers/ports.js';
 import * as grpc from '@grpc/grpc-js';
 import { EtcdStateStore, type TxnSender } from '../../src/etcd/state-store.js';
 import { EtcdWatchClient } from '../../src/etcd/watch-client.js';
+import { encodeTxnRequest, type TxnRequest } from '../../src/etcd/txn-request-encoder.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 let etcd: EtcdServer;
@@ -245,5 +246,47 @@ test('by hand: an unreachable etcd fails a write as unavailable, after trying ea
     t.true(Date.now() - started < 2000, 'refused connections fail at once, not at the deadline');
   } finally {
     wc.close();
+  }
+});
+
+test('a write is built into arrays of its exact size: every shape of transition (history full or not, a request put or removed, read guards) gives dense compares and operations, in order', async (t) => {
+  const sent: TxnRequest[] = [];
+  const store = new EtcdStateStore({
+    client: undefined as never,
+    txn: { txn: async (req) => (sent.push(req), { header: { revision: 9 }, succeeded: true, responses: [] }) },
+    keys: new KeyLayout(''),
+    historyLength: 3,
+    requestTimeoutMs: 1000,
+    ownPuts: { sending: () => undefined, answered: () => undefined },
+  });
+  const pkg = (name: string, version: number | undefined, reconcileRequest?: StateTransition['reconcileRequest']): StateTransition => ({
+    kind: 'package',
+    name,
+    to: 'Error',
+    expected: version === undefined ? undefined : { modRevision: 5, version },
+    history: { ...entry(null, 'Error'), kind: 'package', name },
+    ...(reconcileRequest ? { reconcileRequest } : {}),
+  });
+  const put = { put: { package: 'p', state: 'Error', requestedAt: 'now', deliveries: 0 } };
+  const cases: [StateTransition[], number][] = [
+    [[pkg('a', undefined)], 0],
+    [[pkg('b', 2)], 0], // version 3: history not yet full
+    [[pkg('c', 3)], 0], // version 4: the oldest entry falls out
+    [[pkg('d', 5, put)], 2],
+    [[pkg('e', undefined, { delete: true }), pkg('f', 7, put)], 1],
+  ];
+  for (const [transitions, guards] of cases) {
+    const read = Array.from({ length: guards }, (_, i) => ({ kind: 'model' as const, name: `g${i}`, expected: { modRevision: 3, version: 1 } }));
+    t.true((await store.writeStates(transitions, read)).committed);
+    const req = sent.at(-1)!;
+    const expectedOps = transitions.reduce((n, tr) => n + 2 + ((tr.expected?.version ?? 0) + 1 > 3 ? 1 : 0) + (tr.reconcileRequest ? 1 : 0), 0);
+    t.is(req.compare.length, transitions.length + guards);
+    t.is(req.success.length, expectedOps);
+    t.true(Object.keys(req.compare).length === req.compare.length && Object.keys(req.success).length === req.success.length, 'no holes');
+    t.deepEqual(
+      req.compare.map((c) => c.key),
+      [...transitions.map((tr) => `/package/${tr.name}/state`), ...read.map((g) => `/model/${g.name}/state`)],
+    );
+    t.notThrows(() => encodeTxnRequest(req));
   }
 });
