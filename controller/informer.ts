@@ -5,7 +5,7 @@
 import { backoffDelay } from './backoff.js';
 import { errorMessage } from './errors.js';
 import { IndexedCache, type CacheEntry } from './indexed-cache.js';
-import { WatchCompactedError, type KeyValue, type ListerWatcher, type WatchEvent, type WatchHandle } from './lister-watcher.js';
+import { WatchBacklogTooLargeError, WatchCompactedError, type KeyValue, type ListerWatcher, type WatchEvent, type WatchHandle } from './lister-watcher.js';
 import { silentLogger, type Logger } from './logger.js';
 
 // `assumed` is set (true) on events of this process's own committed writes: from assume(), or a
@@ -19,7 +19,7 @@ export type InformerEvent<T> =
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
-export type WatchRestartReason = 'compacted' | 'error' | 'disconnected' | 'history_replaced';
+export type WatchRestartReason = 'compacted' | 'backlog_too_large' | 'error' | 'disconnected' | 'history_replaced';
 
 export interface InformerMetrics {
   watchRestart(informer: string, reason: WatchRestartReason): void;
@@ -258,6 +258,11 @@ export class Informer<T> {
       if (compacted) {
         this.opts.metrics?.watchRestart(this.name, 'compacted');
         this.log.warn('watch revision compacted, listing again', { informer: this.name, revision: this.revision });
+        return;
+      }
+      if (err instanceof WatchBacklogTooLargeError) {
+        this.opts.metrics?.watchRestart(this.name, 'backlog_too_large');
+        this.log.warn('watch backlog too large to receive, listing again', { informer: this.name, revision: this.revision, error: err.message });
         return;
       }
       const current = await this.storeRevisionIfBehind();

@@ -44,6 +44,21 @@ export class WatchCompactedError extends Error {
   }
 }
 
+/**
+ * The watch cannot go on because the changes since `fromRevision` come in a message larger than
+ * the client may receive (a long partition's backlog): resuming would fail the same way, so list
+ * again (a list comes in pages) and watch from there.
+ */
+export class WatchBacklogTooLargeError extends Error {
+  constructor(
+    readonly fromRevision: number,
+    detail: string,
+  ) {
+    super(`watch from revision ${fromRevision} cannot resume: ${detail}`);
+    this.name = 'WatchBacklogTooLargeError';
+  }
+}
+
 export interface WatchHandle {
   close(): Promise<void>;
 }

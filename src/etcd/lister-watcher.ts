@@ -3,7 +3,7 @@
 // whose responses are decoded by hand (one stream per watch, resumes by itself after a dropped
 // connection, reports compaction with etcd's compact revision). etcd3 is left the compaction check.
 import type { Etcd3 } from 'etcd3';
-import { type KeyValue, type ListResult, type ListerWatcher, type WatchCallbacks, type WatchEvent, type WatchHandle, WatchCompactedError } from '../../controller/lister-watcher.js';
+import { type KeyValue, type ListResult, type ListerWatcher, type WatchCallbacks, type WatchEvent, type WatchHandle, WatchBacklogTooLargeError, WatchCompactedError } from '../../controller/lister-watcher.js';
 import { rangePaged } from './paged-range.js';
 import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
 import { errorMessage } from '../../controller/errors.js';
@@ -61,6 +61,7 @@ export class EtcdListerWatcher implements ListerWatcher {
         onProgress: (revision) => cb.onProgress?.(revision),
         onCompacted: (compactRevision) => cb.onError(new WatchCompactedError(fromRevision, compactRevision)),
         onCanceled: (reason) => cb.onError(new Error(`etcd canceled the watch: ${reason}`)),
+        onTooLarge: (reason) => cb.onError(new WatchBacklogTooLargeError(fromRevision, reason)),
         onDisconnected: (err) => cb.onDisconnected?.(err),
         onCreated: () => cb.onConnected?.(),
       },

@@ -73,6 +73,13 @@ export interface EtcdWatchHandlers {
   onCompacted(compactRevision: number): void;
   /** etcd canceled the watch for another reason: the watch has ended. */
   onCanceled(reason: string): void;
+  /**
+   * A response was larger than this client may receive (`grpc.max_receive_message_length`): a
+   * catch-up of up to 1,000 revisions after a partition, whole. Resuming would ask for the same
+   * response again, so the watch has ended; the owner lists again (paged) and watches from there.
+   * Without this handler, onCanceled is called.
+   */
+  onTooLarge?(reason: string): void;
   /** The stream broke; the watch resumes by itself from the next revision it has not seen. */
   onDisconnected?(err: Error): void;
 }
@@ -366,7 +373,17 @@ class StreamWatch implements EtcdWatch {
         fail(asError(err));
       }
     });
-    call.on('error', (err: Error) => fail(err));
+    call.on('error', (err: Error) => {
+      if (over || !isTooLarge(err)) return fail(err);
+      // Resuming would fetch the same catch-up and fail again, for ever (seen: 433 attempts in
+      // 60 s, each reading 100 MB from etcd): end the watch and let its owner list again.
+      over = true;
+      if (this.call === call) this.call = undefined;
+      this.close();
+      const reason = `a watch response from revision ${this.nextRevision} was larger than the client receives: ${err.message}`;
+      if (this.h.onTooLarge) this.h.onTooLarge(reason);
+      else this.h.onCanceled(reason);
+    });
     call.on('end', () => fail(new Error('etcd ended the watch stream')));
     call.write({
       create_request: {
@@ -432,6 +449,11 @@ class StreamWatch implements EtcdWatch {
     const delay = this.failures === 1 ? 0 : backoffDelay(this.failures - 1, this.retryBaseMs, this.retryCapMs, true);
     this.timer = setTimeout(() => this.open(), delay);
   }
+}
+
+/** grpc-js refused a message over `grpc.max_receive_message_length`. */
+function isTooLarge(err: Error): boolean {
+  return (err as Partial<grpc.ServiceError>).code === grpc.status.RESOURCE_EXHAUSTED && /larger than max/i.test(err.message);
 }
 
 function isAuthError(err: Error): boolean {

@@ -6,7 +6,7 @@
 // one warning when the watch drops, not one per retry.
 import test from 'ava';
 import { Informer, type InformerEvent, type WatchRestartReason } from '../../controller/informer.js';
-import type { KeyValue, ListerWatcher, WatchCallbacks } from '../../controller/lister-watcher.js';
+import { WatchBacklogTooLargeError, type KeyValue, type ListerWatcher, type WatchCallbacks } from '../../controller/lister-watcher.js';
 import type { Logger } from '../../controller/logger.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -350,5 +350,24 @@ test.serial('real etcd: wiped and refilled with fewer revisions, the informer co
   await writer.put(`${prefix}later`).value('2');
   await eventually(() => assert.strictEqual(informer.cache.get(`${prefix}later`)?.value, '2'), { timeoutMs: 10_000 });
   t.true(informer.lastRevision < seen);
+  await informer.stop();
+});
+
+test('a watch whose backlog is too large to receive is not resumed from the same revision (it would fail again for ever): the informer lists again and watches from the list', async (t) => {
+  const { store, lw } = scriptedStore([kv('/h/a', '1', 5)], 10);
+  const froms: number[] = [];
+  const watch = lw.watch.bind(lw);
+  lw.watch = (p, from, cb) => (froms.push(from), watch(p, from, cb));
+  const { informer, restarts } = informerWith(lw);
+  informer.start();
+  await informer.waitForSync();
+  // A partition's backlog: 100 large values written meanwhile, one response too large for the client.
+  store.items = [kv('/h/a', '2', 60), kv('/h/b', '1', 70)];
+  store.revision = 110;
+  store.watches.at(-1)!.onError(new WatchBacklogTooLargeError(11, 'Received message larger than max (104861917 vs 67108864)'));
+  await eventually(() => assert.deepStrictEqual(contents(informer), [['/h/a', '2'], ['/h/b', '1']]));
+  t.deepEqual(restarts, ['backlog_too_large']);
+  t.is(store.lists, 2);
+  t.deepEqual(froms, [11, 111], 'the second watch starts after the list, not at the revision whose catch-up was too large');
   await informer.stop();
 });

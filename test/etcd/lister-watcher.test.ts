@@ -3,12 +3,14 @@
 // revisions are etcd's.
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import type { KeyValue } from '../../controller/lister-watcher.js';
+import { WatchBacklogTooLargeError, type KeyValue } from '../../controller/lister-watcher.js';
 import { parseConfig } from '../../src/config/config.js';
-import { createEtcdClient, createEtcdWatchClient } from '../../src/etcd/client.js';
+import * as grpc from '@grpc/grpc-js';
+import { createEtcdClient, createEtcdWatchClient, ETCD_CHANNEL_OPTIONS } from '../../src/etcd/client.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
-import type { EtcdWatchClient } from '../../src/etcd/watch-client.js';
+import { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
 
 let etcd: EtcdServer;
 let kv: Etcd3;
@@ -74,4 +76,38 @@ test.serial('a listed page: each value as etcd holds it, the same string on ever
     t.is(d?.value, VALUES[i]![1].toString(), item.key);
     t.is(d?.get, undefined);
   }
+});
+
+test.serial('a watch whose catch-up is larger than the client receives ends with WatchBacklogTooLargeError at once, instead of reconnecting to the same catch-up for ever', async (t) => {
+  const prefix = '/lw-too-large/';
+  const from = Number((await kv.put(prefix + 'first').value('1').exec()).header.revision);
+  // Three values of 400 KB: etcd sends a watcher that starts behind them one response of 1.2 MB.
+  for (const k of ['a', 'b', 'c']) await kv.put(prefix + k).value('x'.repeat(400_000));
+  const config = parseConfig({ etcd: { endpoints: [etcd.endpoint] } }).etcd;
+  const small = new EtcdWatchClient({ endpoints: config.endpoints, credentials: grpc.credentials.createInsecure(), channelOptions: { ...ETCD_CHANNEL_OPTIONS, 'grpc.max_receive_message_length': 1024 * 1024 } });
+  t.teardown(() => small.close());
+  const lw = new EtcdListerWatcher(kv, small);
+  const errors: Error[] = [];
+  let disconnects = 0;
+  let events = 0;
+  const h = lw.watch(prefix, from + 1, {
+    onEvents: (evs) => void (events += evs.length),
+    onError: (err) => void errors.push(err),
+    onDisconnected: () => void disconnects++,
+  });
+  t.teardown(() => h.close());
+  await eventually(() => assert.strictEqual(errors.length, 1));
+  await new Promise((r) => setTimeout(r, 500));
+  t.true(errors[0] instanceof WatchBacklogTooLargeError, errors[0]!.message);
+  t.regex(errors[0]!.message, /larger than max/);
+  t.is(errors.length, 1, 'ended once');
+  t.is(disconnects, 0, 'not taken for a broken connection to resume');
+  t.is(events, 0);
+  // Under the limit the same watch is delivered whole.
+  const big = createEtcdWatchClient(config);
+  t.teardown(() => big.close());
+  let delivered = 0;
+  const h2 = new EtcdListerWatcher(kv, big).watch(prefix, from + 1, { onEvents: (evs) => void (delivered += evs.length), onError: () => undefined });
+  t.teardown(() => h2.close());
+  await eventually(() => assert.strictEqual(delivered, 3));
 });
