@@ -77,6 +77,16 @@ test('package definition: an empty models list is valid', (t) => {
   t.deepEqual(parsePackageDefinition('{"spec":{"models":[]}}'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
 });
 
+test('package definition indented up to 256 columns (compact indicators included) is still read', (t) => {
+  const deep = `spec:\n  models:\n    - name: a\n  x:\n${' '.repeat(250)}- - - y\n`;
+  t.deepEqual(parsePackageDefinition(deep), { ok: true, models: ['a'], skipped: 0, duplicates: [], placements: [] });
+  // 255 columns and the `:`: at the bound.
+  const at = `spec:\n  models:\n    - name: a\n  x:\n${' '.repeat(255)}y: z\n`;
+  t.deepEqual(parsePackageDefinition(at), { ok: true, models: ['a'], skipped: 0, duplicates: [], placements: [] });
+  // Dashes inside a scalar are not indicators: a line of them is text.
+  t.deepEqual(parsePackageDefinition(`spec:\n  models:\n    - name: a\n  note: ${'-'.repeat(1000)}\n`), { ok: true, models: ['a'], skipped: 0, duplicates: [], placements: [] });
+});
+
 test('package definition nested 64 levels deep is still read', (t) => {
   const r = parsePackageDefinition(`{"spec":{"models":[{"name":"a","x":${'['.repeat(60)}${']'.repeat(60)}}]}}`);
   t.deepEqual(r, { ok: true, models: ['a'], skipped: 0, duplicates: [], placements: [] });
@@ -110,6 +120,8 @@ const BAD_PACKAGES: [string, string, DefinitionFailure][] = [
   ['several documents', 'spec:\n  models: []\n---\nspec:\n  models: []\n', 'malformed'],
   ['broken JSON-looking text', '{"spec": {"models": [}', 'malformed'],
   ['nested 200,000 levels (the YAML parser recurses per level)', '['.repeat(200_000) + ']'.repeat(200_000), 'too_large'],
+  ['nested 400,000 levels as a compact block sequence (- - - …)', `spec:\n  models: ${'- '.repeat(400_000)}a\n`, 'too_large'],
+  ['a line indented past 256 columns', `spec:\n  models: []\n  x:\n${' '.repeat(257)}y: z\n`, 'too_large'],
   ['nested 65 levels inside a valid document', `spec:\n  models: ${'['.repeat(65)}${']'.repeat(65)}\n`, 'too_large'],
   ['over 1 MiB', `spec:\n  models: []\n  pad: ${'x'.repeat(1024 * 1024)}\n`, 'too_large'],
   ['empty value', '', 'not_an_object'],
