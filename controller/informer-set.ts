@@ -12,7 +12,28 @@ export interface OwnPut {
 }
 
 export class InformerSet implements Caches {
-  constructor(readonly informers: readonly Informer<unknown>[]) {}
+  private readonly historyListeners: ((detail: string) => void)[] = [];
+  private replacing = false;
+
+  constructor(readonly informers: readonly Informer<unknown>[]) {
+    // One informer finding the store's history replaced means every cache may hold the old one.
+    for (const i of informers) i.onHistoryReplaced((name, revision) => this.historyReplaced(`informer ${name} found etcd at revision ${revision}, behind what it had seen`));
+  }
+
+  /** Told once every informer has taken a list as it is after the store's history was replaced. */
+  onHistoryReplaced(listener: (detail: string) => void): void {
+    this.historyListeners.push(listener);
+  }
+
+  /** Every informer lists again and takes the list as it is; then the listeners are told. */
+  historyReplaced(detail: string): void {
+    if (this.replacing) return;
+    this.replacing = true;
+    void Promise.all(this.informers.map((i) => i.relistAsIs())).then(() => {
+      this.replacing = false;
+      for (const l of this.historyListeners) l(detail);
+    });
+  }
 
   start(): void {
     for (const i of this.informers) i.start();

@@ -78,6 +78,10 @@ export class Informer<T> {
   private watch: WatchHandle | undefined;
   private wake: (() => void) | undefined;
   private readonly syncWaiters: (() => void)[] = [];
+  /** Told when this informer finds the store's history replaced (InformerSet tells the others). */
+  private historyListener: ((informer: string, storeRevision: number) => void) | undefined;
+  /** Waiting for the next list taken as it is (relistAsIs). */
+  private asIsWaiters: (() => void)[] = [];
 
   constructor(private readonly opts: InformerOptions<T>) {
     this.name = opts.name;
@@ -87,6 +91,30 @@ export class Informer<T> {
 
   addHandler(handler: InformerHandler<T>): void {
     this.handlers.push(handler);
+  }
+
+  /** One listener, told when this informer finds the store behind what it has seen. */
+  onHistoryReplaced(listener: (informer: string, storeRevision: number) => void): void {
+    this.historyListener = listener;
+  }
+
+  /**
+   * Another informer of the same store found its history replaced: this cache may hold keys of
+   * the old history at revisions the new one has reached by other writes, which no revision
+   * check can tell (found by black-box probing: caches wrong for good after a restore while the
+   * first informers relisted). Stop watching, list again and take the list as it is. Resolves
+   * once that list is applied (at once when stopped or not yet synced: its first list is one).
+   */
+  relistAsIs(): Promise<void> {
+    if (this.stopped || !this.synced) return Promise.resolve();
+    const done = new Promise<void>((resolve) => this.asIsWaiters.push(resolve));
+    if (!this.historyReplaced) {
+      this.historyReplaced = true;
+      this.opts.metrics?.watchRestart(this.name, 'history_replaced');
+      this.log.warn('listing again and taking the list as it is: the store\'s history was replaced', { informer: this.name, revision: this.revision });
+      this.wake?.();
+    }
+    return done;
   }
 
   get lastRevision(): number {
@@ -109,6 +137,7 @@ export class Informer<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const w of this.asIsWaiters.splice(0)) w();
     this.wake?.();
     await this.watch?.close().catch(() => undefined);
     await this.running;
@@ -245,8 +274,9 @@ export class Informer<T> {
   private async watchUntilCompacted(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
+      if (this.historyReplaced) return; // told by relistAsIs, perhaps while listing or asleep
       const err = await this.watchOnce();
-      if (this.stopped) return;
+      if (this.stopped || this.historyReplaced) return;
       let compacted = err instanceof WatchCompactedError;
       if (!compacted) {
         try {
@@ -274,6 +304,7 @@ export class Informer<T> {
           revision: this.revision,
           etcdRevision: current,
         });
+        this.historyListener?.(this.name, current);
         return;
       }
       failures++;
@@ -459,6 +490,7 @@ export class Informer<T> {
       this.tombstones.clear();
       this.ownWrites.clear();
       this.historyReplaced = false;
+      for (const w of this.asIsWaiters.splice(0)) w();
     }
     this.revision = Math.max(this.revision, revision);
     this.listedRevision = revision;

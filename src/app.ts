@@ -142,6 +142,12 @@ export class StateManagerApp {
       etcdRevision: async () => Number((await etcd.kv.range({ key: Buffer.from(keys.replayMarker), count_only: true }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
     });
     metrics.apiEtcdWatches(() => this.feed.etcdWatches);
+    // etcd restored behind what was seen: once every cache has taken the new history as it is,
+    // the feed starts again and every key is recomputed (states written in the lost history are gone).
+    fleet.caches.onHistoryReplaced((detail) => {
+      this.feed.historyReplaced(detail);
+      this.resync(`etcd history replaced (${detail})`);
+    });
     // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.
     this.grpc = createStateManagerServer({
       client: etcd, keys, logger, observer, requestTimeoutMs, metrics: metrics.grpc(),

@@ -91,6 +91,9 @@ export interface StateFeedOptions {
   now?: () => number;
 }
 
+/** How the watch client ends a watch that reconnected to an etcd behind it (cancelIfBehind). */
+const BEHIND = /^etcd's revision \d+ is behind \d+/;
+
 export class StateFeed {
   private readonly buffer: StateChangeRecord[] = [];
   /** Sequence number of buffer[0]: a subscriber's cursor survives trimming. */
@@ -132,14 +135,17 @@ export class StateFeed {
   start(): Promise<void> {
     if (this.watch) return this.ready();
     this.stopped = false;
-    this.watch = this.o.source.watch(stateRange(this.o.keys, 0), {
+    // cancelIfBehind: a reconnect to an etcd restored behind the watch's revision ends it (and
+    // the feed restarts) instead of waiting in silence for the other history to pass it.
+    this.watch = this.o.source.watch({ ...stateRange(this.o.keys, 0), cancelIfBehind: true }, {
       onCreated: (revision) => {
         if (this.floor === Number.POSITIVE_INFINITY) this.floor = revision;
         for (const w of this.readyWaiters.splice(0)) w();
       },
       onEvents: (events) => this.publish(stateChanges(this.o.keys, events, this.now())),
       onCompacted: (rev) => this.restart(`the shared watch fell behind a compaction at ${rev}`),
-      onCanceled: (reason) => this.restart(`etcd canceled the shared watch: ${reason}`),
+      // Behind (cancelIfBehind): etcd came back with another history; every position is stale.
+      onCanceled: (reason) => (BEHIND.test(reason) ? this.historyReplaced(`the shared watch found ${reason}`) : this.restart(`etcd canceled the shared watch: ${reason}`)),
       onDisconnected: (err) => this.o.logger.debug('state feed watch reconnecting', { error: errorMessage(err) }),
     });
     return this.ready();
@@ -349,6 +355,23 @@ export class StateFeed {
   }
 
   /** The shared watch broke for good: start again from now; subscribers on it must resume. */
+  /**
+   * etcd's history was replaced (restored from an older backup, a new volume; the informers found
+   * it): the buffer and every subscriber's position belong to the old one. Drop the buffer, end
+   * every subscriber (replaying ones too) so each resumes against the new history — one that
+   * resumes past etcd's revision is told so (`future`) — and watch again from now.
+   */
+  historyReplaced(detail: string): void {
+    const reason = `etcd's history was replaced: ${detail}`;
+    this.replays.stop(reason);
+    for (const s of [...this.subs]) s.end({ kind: 'restarted', detail: reason });
+    this.watch?.close();
+    if (this.fanOut) clearImmediate(this.fanOut);
+    this.fanOut = undefined;
+    this.due.clear();
+    this.restart(reason);
+  }
+
   private restart(detail: string): void {
     this.o.logger.warn('state feed restarted', { detail });
     this.watch = undefined;

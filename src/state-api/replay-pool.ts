@@ -149,7 +149,8 @@ export class ReplayPool {
       onCompacted: (rev) => this.finish(f, { ok: false, compactRevision: rev, detail: `revision compacted at ${rev}` }),
       onCanceled: (reason) => this.finish(f, { ok: false, detail: `etcd canceled the replay: ${reason}` }),
     };
-    f.watch = this.o.source.watch((marking ? replayRange : stateRange)(this.o.keys, f.after + 1), handlers);
+    // cancelIfBehind: a replay from past etcd's revision (etcd restored behind it) ends at once.
+    f.watch = this.o.source.watch({ ...(marking ? replayRange : stateRange)(this.o.keys, f.after + 1), cancelIfBehind: true }, handlers);
     if (marking) {
       this.o.mark!().then(
         (revision) => {

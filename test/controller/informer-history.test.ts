@@ -6,6 +6,7 @@
 // one warning when the watch drops, not one per retry.
 import test from 'ava';
 import { Informer, type InformerEvent, type WatchRestartReason } from '../../controller/informer.js';
+import { InformerSet } from '../../controller/informer-set.js';
 import { WatchBacklogTooLargeError, type KeyValue, type ListerWatcher, type WatchCallbacks } from '../../controller/lister-watcher.js';
 import type { Logger } from '../../controller/logger.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
@@ -370,4 +371,54 @@ test('a watch whose backlog is too large to receive is not resumed from the same
   t.is(store.lists, 2);
   t.deepEqual(froms, [11, 111], 'the second watch starts after the list, not at the revision whose catch-up was too large');
   await informer.stop();
+});
+
+test.serial('real etcd: restored behind, one informer finds it and every informer of the set lists again as it is — also a quiet one whose revision the new history has passed, which no check of its own can tell; the listeners hear of it once, after', async (t) => {
+  const client = etcd.client();
+  await client.put('/quiet/x').value('old');
+  const restarts: [string, WatchRestartReason][] = [];
+  const make = (name: string, prefix: string) =>
+    new Informer<string>({
+      name,
+      prefix,
+      lw: new EtcdListerWatcher(etcd.client(), etcd.watchClient()),
+      parse: (_k, v) => v,
+      retryBaseMs: 50,
+      retryCapMs: 500,
+      metrics: { watchRestart: (i, reason) => restarts.push([i, reason]), lastRevision: () => undefined },
+    });
+  const busy = make('busy', '/busy/');
+  const quiet = make('quiet', '/quiet/');
+  const set = new InformerSet([busy as Informer<unknown>, quiet as Informer<unknown>]);
+  const told: string[] = [];
+  set.onHistoryReplaced((detail) => told.push(detail));
+  set.start();
+  await set.waitForSync();
+  // Changes the quiet informer does not watch: its revision stays at its list's.
+  for (let i = 0; i < 80; i++) await client.put(`/busy/k${i % 5}`).value(`v${i}`);
+  await eventually(() => assert.ok(busy.lastRevision > 80));
+  const quietAt = quiet.lastRevision;
+  t.true(busy.lastRevision > 80 && quietAt < 10, `busy at ${busy.lastRevision}, quiet at ${quietAt}`);
+
+  // The restore: the quiet key rewritten at a revision the quiet informer has already passed,
+  // then enough other writes that etcd is past the quiet informer (but behind the busy one).
+  await etcd.restart({ wipe: true });
+  const writer = etcd.client();
+  await writer.put('/quiet/x').value('new');
+  for (let i = 0; i < 20; i++) await writer.put(`/other/k${i}`).value('x');
+  const now = Number((await writer.get('x').exec()).header.revision);
+  t.true(now > quietAt && now < busy.lastRevision, `etcd at ${now}`);
+
+  await eventually(() => assert.strictEqual(quiet.cache.get('/quiet/x')?.value, 'new'), { timeoutMs: 20_000 });
+  await eventually(() => assert.strictEqual(told.length, 1));
+  t.regex(told[0]!, /informer busy found etcd at revision \d+, behind what it had seen/);
+  t.deepEqual(
+    restarts.filter(([, r]) => r === 'history_replaced').map(([i]) => i).sort(),
+    ['busy', 'quiet'],
+  );
+  t.is(busy.cache.size, 0, 'the busy prefix is empty in the new history');
+  // Both follow the new history from there.
+  await writer.put('/quiet/y').value('1');
+  await eventually(() => assert.strictEqual(quiet.cache.get('/quiet/y')?.value, '1'), { timeoutMs: 10_000 });
+  await set.stop();
 });

@@ -60,6 +60,21 @@ class FakeEtcd implements WatchSource {
   get active(): number {
     return this.watches.size;
   }
+
+  /** Restored from a backup taken at `revision`: later history gone; open watches are not told (as a reconnect would not be). */
+  restoreTo(revision: number): void {
+    this.revision = revision;
+    this.log.splice(this.log.findIndex((e) => e.revision > revision));
+  }
+
+  /** Ends every open watch as the watch client does when it reconnects to an etcd behind it (cancelIfBehind). */
+  cancelBehind(resumeAt: number): void {
+    for (const w of [...this.watches]) {
+      this.watches.delete(w);
+      w.closed = true;
+      w.h.onCanceled(`etcd's revision ${this.revision} is behind ${resumeAt}, where this watch resumes: its history was replaced, or this member lags`);
+    }
+  }
 }
 
 /**
@@ -499,4 +514,35 @@ test('many subscribers with slow sinks: a batch of changes is handed out in slic
   // A slice (5 ms) plus one subscriber's batch (50 × 20 µs) and timer slack under a loaded CI; 200 ms at once before.
   t.true(gap < 100, `gap ${gap.toFixed(1)} ms`);
   feed.stop();
+});
+
+test("etcd's history replaced: every subscriber ends (live and resumed alike), the old buffer serves nobody, a resume past etcd is 'future', and one within the new history gets only the new history's changes", async (t) => {
+  for (const how of ['told', 'shared watch behind'] as const) {
+    const etcd = new FakeEtcd();
+    const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5, bufferSize: 5, etcdRevision: async () => etcd.revision });
+    await feed.start();
+    const backup = etcd.put([[scenarioKey('s'), 'Idle']]);
+    for (let i = 0; i < 10; i++) etcd.put([[scenarioKey(`old${i}`), 'Waiting']]);
+    await settle();
+    const oldNewest = etcd.revision;
+    const live = collect(feed);
+    const replaying = collect(feed, { sinceRevision: 1 });
+    await settle();
+    t.true(live.got.length === 0 && replaying.got.length > 0);
+
+    etcd.restoreTo(backup);
+    if (how === 'told') feed.historyReplaced('informer x found etcd behind');
+    else etcd.cancelBehind(oldNewest + 1);
+    await settle();
+    t.deepEqual(live.ends, ['restarted'], how);
+    t.deepEqual(replaying.ends, ['restarted'], how);
+
+    const past = collect(feed, { sinceRevision: oldNewest });
+    const fresh = etcd.put([[scenarioKey('s'), 'Waiting']]);
+    const within = collect(feed, { sinceRevision: backup });
+    await settle();
+    t.deepEqual(past.ends, ['future'], `${how}: a revision of the old history past etcd's is refused, not waited for`);
+    t.deepEqual(within.got.map((r) => [r.revision, r.name, r.to]), [[fresh, 's', 'Waiting']], `${how}: nothing of the old history`);
+    feed.stop();
+  }
 });
