@@ -194,7 +194,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
         open: (n) => o.metrics?.connections?.open(n),
         refused: (reason, peer, limit) => {
           o.metrics?.connections?.refused(reason);
-          refusals.warn(`connection-${reason}`, 'gRPC connection refused: too many open', {
+          refusals.warn(`connection-${reason}`, reason === 'rate' ? 'gRPC connection refused: too many new from one address' : 'gRPC connection refused: too many open', {
             peer,
             limit: LIMIT_NAMES[reason](limit),
           });
