@@ -74,6 +74,9 @@ export function containerDecoder(nodeNames = new SharedNames(NODE_NAMES_KEPT)): 
   return (keys, key, raw) => {
     const where = keys.parseContainerKey(key);
     if (!where) return absent({ reason: 'bad_key', detail: 'expected /container/{node}/{containerId}' });
+    // Keys reach us as UTF-8 decoded with U+FFFD for what is not: two containers whose ids differ
+    // only in invalid bytes would be one key here (one put over the other, one delete for both).
+    if (key.includes('\uFFFD')) return absent({ reason: 'bad_key', detail: 'the node name or container id is not valid UTF-8 (or holds U+FFFD)' });
     const parsed = parseContainer(raw, where.id);
     if (!parsed.ok) return absent({ reason: parsed.reason, detail: parsed.detail });
     // Built field by field, not by spread: a spread copy plus one more property gives every

@@ -27,6 +27,10 @@ test('container decoder: the node name comes from the key, the same through a ta
   }
   t.is(names.size, 2);
   t.like(decode(keys, '/container/n1', value), { value: undefined, problem: { reason: 'bad_key' } });
+  // Invalid UTF-8 in the key (decoded to U+FFFD): two such ids would read as one.
+  for (const raw of [Buffer.from([0x2f, 0x63, 0x6f, 0x6e, 0x74, 0x61, 0x69, 0x6e, 0x65, 0x72, 0x2f, 0x6e, 0x31, 0x2f, 0x63, 0xff]), Buffer.from('/container/n\uFFFD1/c1')]) {
+    t.like(decode(keys, raw.toString(), value), { value: undefined, problem: { reason: 'bad_key', detail: 'the node name or container id is not valid UTF-8 (or holds U+FFFD)' } });
+  }
 });
 
 test('state decoder: keys with the same valid state share one frozen value; a bad value keeps its text and is reported', (t) => {
