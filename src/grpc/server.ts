@@ -61,6 +61,8 @@ export interface StateManagerServerOptions {
   requestTimeoutMs?: number;
   /** stop(): wait this long for calls in flight, then cut them. Default 5000. */
   shutdownTimeoutMs?: number;
+  /** How long an admitted call's request may take to arrive whole (CallGateOptions.requestArrivalMs; tests shorten it). */
+  requestArrivalMs?: number;
   /** How often the certificate, key, CA and token files are checked for changes. Default 10000. */
   credentialsReloadMs?: number;
   /** Where statemanager.proto is; found next to the sources or the build by default. */
@@ -127,6 +129,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       refusals,
       refused: record,
       isLocalPeer,
+      ...(o.requestArrivalMs !== undefined ? { requestArrivalMs: o.requestArrivalMs } : {}),
     });
     const turns = containerListTurns(config);
     o.metrics?.containerListsWaiting?.(() => turns.waiting);

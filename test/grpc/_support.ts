@@ -81,6 +81,7 @@ export async function startTestServer(
     placement?: ModelPlacement;
     readApi?: StateManagerServerOptions['readApi'];
     offloading?: StateManagerServerOptions['offloading'];
+    requestArrivalMs?: number;
   } = {},
 ): Promise<TestServer> {
   const keys = o.keys ?? new KeyLayout(uniquePrefix());
@@ -101,6 +102,7 @@ export async function startTestServer(
     ...(o.placement ? { placement: o.placement } : {}),
     ...(o.readApi ? { readApi: o.readApi } : {}),
     ...(o.offloading ? { offloading: o.offloading } : {}),
+    ...(o.requestArrivalMs !== undefined ? { requestArrivalMs: o.requestArrivalMs } : {}),
   });
   const { port } = await server.start();
   servers.push(server);

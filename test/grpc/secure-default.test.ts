@@ -13,6 +13,7 @@ import { StateFeed } from '../../src/state-api/feed.js';
 import { StateReader, type StateCaches } from '../../src/state-api/reader.js';
 import { DraftClient } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
 import { createTestPki, type CertificateAuthority, type IssuedCert, type TestPki } from '../helpers/certs.js';
 import {
   bearer,
@@ -257,4 +258,58 @@ test('reads need the read permission: a node identity is denied, an operator ser
   live.cancel();
   for (const c of [ops, node, nobody]) c.close();
   feed.stop();
+});
+
+/** Opens `n` calls of `method` on one HTTP/2 connection, sending headers and never a body or END_STREAM. */
+function halfOpenCalls(port: number, method: string, n: number) {
+  const session = connect(`http://127.0.0.1:${port}`);
+  const calls = Array.from({ length: n }, () => {
+    const stream = session.request({ ':method': 'POST', ':path': `/statemanager.StateManagerConnection/${method}`, 'content-type': 'application/grpc', te: 'trailers' }, { endStream: false });
+    const call = { status: undefined as string | undefined, message: '', closed: false, rstCode: -1, at: 0 };
+    const started = Date.now();
+    const status = (h: Record<string, unknown>) => {
+      if (h['grpc-status'] !== undefined) {
+        call.status = String(h['grpc-status']);
+        call.message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+      }
+    };
+    stream.on('response', status);
+    stream.on('trailers', status);
+    stream.on('data', () => undefined);
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      call.closed = true;
+      call.rstCode = stream.rstCode ?? -1;
+      call.at = Date.now() - started;
+    });
+    return call;
+  });
+  return { session, calls };
+}
+
+test('a refused call whose client never finishes its request does not keep its stream: answered, then RST_STREAM(NO_ERROR) (30,000 such held 230 MB before)', async (t) => {
+  const s = await startTestServer(client, {}, REMOTE);
+  const { session, calls } = halfOpenCalls(s.port, 'SendStateChange', 20);
+  t.teardown(() => session.destroy());
+  await eventually(() => assert.ok(calls.every((c) => c.closed), `${calls.filter((c) => c.closed).length} of 20 closed`));
+  t.true(calls.every((c) => c.status === String(grpc.status.UNAUTHENTICATED)), 'each got its answer first');
+  t.true(calls.every((c) => c.rstCode === 0), 'closed with NO_ERROR, the client told to stop sending');
+});
+
+test('an admitted call whose request does not arrive whole within requestArrivalMs is answered DEADLINE_EXCEEDED and its stream released; one whose request arrives in time is served', async (t) => {
+  const s = await startTestServer(client, {}, { requestArrivalMs: 300 });
+  const { session, calls } = halfOpenCalls(s.port, 'SendStateChange', 3);
+  t.teardown(() => session.destroy());
+  await new Promise((r) => setTimeout(r, 200));
+  t.true(calls.every((c) => !c.closed), 'below the bound: still waiting for its request');
+  await eventually(() => assert.ok(calls.every((c) => c.closed)));
+  for (const c of calls) {
+    t.is(c.status, String(grpc.status.DEADLINE_EXCEEDED));
+    t.regex(c.message, /did not arrive whole within 300 ms/);
+    t.is(c.rstCode, 0);
+    t.true(c.at >= 290 && c.at < 5000, `closed after ${c.at} ms`);
+  }
+  // Its in-flight slots were given back: a whole request right after is served.
+  const res = await sendStateChange(s.client(), { ...scenario('arrived', 'Idle'), current_state: '', transition_id: 't', timestamp_ns: 1, source: 'test' });
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS');
 });
