@@ -80,6 +80,11 @@ export interface EtcdWatchHandlers {
    * Without this handler, onCanceled is called.
    */
   onTooLarge?(reason: string): void;
+  /**
+   * With cancelIfBehind: etcd is behind the revision the watch (re)starts from (its history was
+   * replaced, or this member lags); the watch has ended. Without this handler, onCanceled is called.
+   */
+  onBehind?(reason: string): void;
   /** The stream broke; the watch resumes by itself from the next revision it has not seen. */
   onDisconnected?(err: Error): void;
 }
@@ -420,7 +425,9 @@ class StreamWatch implements EtcdWatch {
         // wait silently until its revision passed ours and then send changes of another
         // history; the owner must compare with the cluster and list again (informer.ts).
         this.close();
-        this.h.onCanceled(`etcd's revision ${headerRevision} is behind ${this.nextRevision - 1}, where this watch resumes: its history was replaced, or this member lags`);
+        const reason = `etcd's revision ${headerRevision} is behind ${this.nextRevision - 1}, where this watch resumes: its history was replaced, or this member lags`;
+        if (this.h.onBehind) this.h.onBehind(reason);
+        else this.h.onCanceled(reason);
         return;
       }
       // From now on: a resume must not skip what happens after this point.

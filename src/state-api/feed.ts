@@ -91,9 +91,6 @@ export interface StateFeedOptions {
   now?: () => number;
 }
 
-/** How the watch client ends a watch that reconnected to an etcd behind it (cancelIfBehind). */
-const BEHIND = /^etcd's revision \d+ is behind \d+/;
-
 export class StateFeed {
   private readonly buffer: StateChangeRecord[] = [];
   /** Sequence number of buffer[0]: a subscriber's cursor survives trimming. */
@@ -144,8 +141,9 @@ export class StateFeed {
       },
       onEvents: (events) => this.publish(stateChanges(this.o.keys, events, this.now())),
       onCompacted: (rev) => this.restart(`the shared watch fell behind a compaction at ${rev}`),
-      // Behind (cancelIfBehind): etcd came back with another history; every position is stale.
-      onCanceled: (reason) => (BEHIND.test(reason) ? this.historyReplaced(`the shared watch found ${reason}`) : this.restart(`etcd canceled the shared watch: ${reason}`)),
+      onCanceled: (reason) => this.restart(`etcd canceled the shared watch: ${reason}`),
+      // etcd came back with another history (cancelIfBehind): every position is stale.
+      onBehind: (reason) => this.historyReplaced(`the shared watch found ${reason}`),
       onDisconnected: (err) => this.o.logger.debug('state feed watch reconnecting', { error: errorMessage(err) }),
     });
     return this.ready();

@@ -72,7 +72,9 @@ class FakeEtcd implements WatchSource {
     for (const w of [...this.watches]) {
       this.watches.delete(w);
       w.closed = true;
-      w.h.onCanceled(`etcd's revision ${this.revision} is behind ${resumeAt}, where this watch resumes: its history was replaced, or this member lags`);
+      const reason = `etcd's revision ${this.revision} is behind ${resumeAt}, where this watch resumes: its history was replaced, or this member lags`;
+      if (w.h.onBehind) w.h.onBehind(reason);
+      else w.h.onCanceled(reason);
     }
   }
 }
