@@ -231,6 +231,11 @@ export class Fleet {
     return this.informers.packageStates.cache.get(this.keys.stateKey('package', name));
   }
 
+  /** Whether `Scenario/{name}` holds a valid definition. */
+  isScenarioDefined(name: string): boolean {
+    return this.informers.scenarioDefs.cache.get(this.keys.scenarioDefKey(name)) !== undefined;
+  }
+
   /** The first scenario by name whose spec.target is the package, or the package's own name. */
   scenarioFor(pkg: string): string {
     let first: string | undefined;

@@ -12,6 +12,7 @@ import { Manager, type CheckResult } from '../controller/manager.js';
 import { buildControllers } from '../reconcilers/controllers.js';
 import { enqueueAll, type Enqueue } from '../reconcilers/event-mapping.js';
 import { Fleet } from '../reconcilers/fleet.js';
+import { UndefinedScenarios } from '../reconcilers/undefined-scenarios.js';
 import { KeyLayout } from '../domain/keys.js';
 import { LagTracker } from '../reconcilers/lag-tracker.js';
 import { systemClock, type ActionControllerClient, type Clock } from '../reconcilers/ports.js';
@@ -134,6 +135,8 @@ export class StateManagerApp {
     });
 
     const limits = config.grpc.limits;
+    const undefinedScenarios = new UndefinedScenarios(fleet);
+    metrics.scenarioStatesWithoutDefinition(() => undefinedScenarios.undefinedScenarioStates());
     this.feed = new StateFeed({
       source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches,
       // Any replica may write it: one key, rewritten by each replay that has no buffered change to wait for.
@@ -156,6 +159,7 @@ export class StateManagerApp {
       credentialsReloadMs: config.grpc.credentialsReloadInterval,
       // The replica's own caches: every replica keeps them, leader or not.
       placement: fleet,
+      scenarios: undefinedScenarios,
       // TriggerOffloading: checked against the same caches, sent on the Reconcile client's connection.
       offloading: {
         actionController: this.offloadModel,

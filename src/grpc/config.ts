@@ -143,6 +143,12 @@ export const limitsSchema = z
      * can make statemanager store is bounded by this × the listed models × one record's size.
      */
     offloadingRecordsPerModel: z.number().int().positive().max(1000).default(20),
+    /**
+     * Scenario states held without a definition (`Scenario/{name}` absent): a SendStateChange that
+     * would create one more (absent → Idle) is refused with ERROR_CODE_RESOURCE_UNAVAILABLE once
+     * this many exist. Scenarios with a definition are never refused by it. 0 turns it off.
+     */
+    undefinedScenarioStates: z.number().int().min(0).default(10_000),
     /** Bytes of an OffloadingRequest's `reason` (stored with the record and logged); longer is refused. */
     offloadingReasonBytes: z.number().int().positive().max(16 * 1024).default(1024),
   })

@@ -28,7 +28,7 @@ export interface ScenarioChange {
   callerDeadline?: number;
 }
 
-export type ScenarioRefusal = 'denied' | 'precondition_failed' | 'invalid_transition' | 'contended';
+export type ScenarioRefusal = 'denied' | 'precondition_failed' | 'invalid_transition' | 'contended' | 'over_limit';
 
 export type ScenarioChangeOutcome =
   | { ok: true; from: ScenarioState | undefined; to: ScenarioState; revision: number }
@@ -41,6 +41,11 @@ export interface ScenarioChangerOptions {
   clock: Clock;
   /** Compare-and-swap attempts before answering `contended`. */
   maxAttempts: number;
+  /**
+   * Asked before a state is created (absent → Idle); a refusal detail refuses it (`over_limit`).
+   * Checked after the contract's checks, so a request they refuse is told that first.
+   */
+  admitNew?: (name: string) => string | undefined;
 }
 
 export class ScenarioChanger {
@@ -99,6 +104,8 @@ export class ScenarioChanger {
           stored === req.target ? `scenario ${req.name} is already ${stored}` : `scenario ${req.name}: ${stored ?? 'absent'} -> ${req.target} is not a scenario transition`,
       };
     }
+    const overLimit = stored === undefined ? this.o.admitNew?.(req.name) : undefined;
+    if (overLimit !== undefined) return { ok: false, refusal: 'over_limit', message: 'too many scenario states without a definition', details: overLimit };
     return undefined;
   }
 }

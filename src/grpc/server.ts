@@ -9,6 +9,7 @@ import type { StateStore, DomainObserver } from '../../reconcilers/ports.js';
 import type { Logger } from '../../controller/logger.js';
 import { Authenticator, type AnonymousAccess } from '../auth/identity.js';
 import { Authorizer, type ModelPlacement } from '../auth/policy.js';
+import type { ScenarioDefinitions } from '../../reconcilers/undefined-scenarios.js';
 import { watchTlsCredentials, watchTokenFiles, DEFAULT_CREDENTIALS_RELOAD_MS } from './credentials.js';
 import type { ReloadMetrics } from '../process/file-reloader.js';
 import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './config.js';
@@ -71,6 +72,8 @@ export interface StateManagerServerOptions {
   observer?: DomainObserver;
   /** Where packages place their models, for `placedModelsOnly` rules (the replica's own caches). */
   placement?: ModelPlacement;
+  /** Scenario definitions and the states held without one (grpc.limits.undefinedScenarioStates); unbounded without it. */
+  scenarios?: ScenarioDefinitions;
   /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
   isLocalPeer?: (address: string) => boolean;
   /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
@@ -167,6 +170,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
           requestTimeoutMs,
           ...(o.observer ? { observer: o.observer } : {}),
           ...(o.placement ? { placement: o.placement } : {}),
+          ...(o.scenarios ? { scenarios: o.scenarios } : {}),
           ...(o.offloading ? { offloading: o.offloading } : {}),
         },
         methods,

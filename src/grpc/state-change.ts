@@ -20,6 +20,7 @@ import { validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { UNLIMITED, type WriteBudget } from './write-budget.js';
+import type { ScenarioDefinitions } from '../../reconcilers/undefined-scenarios.js';
 
 export interface StateChangeDeps {
   client: Etcd3;
@@ -34,6 +35,12 @@ export interface StateChangeDeps {
   /** Where denials are logged, at a bounded rate (an outsider can cause them). */
   refusals: ThrottledLog;
   clock?: Clock;
+  /**
+   * Scenario definitions and the states held without one; with `maxUndefinedScenarioStates`
+   * (> 0), a request creating one more such state is refused once that many exist.
+   */
+  scenarios?: ScenarioDefinitions;
+  maxUndefinedScenarioStates?: number;
   /** Epoch nanoseconds; injectable for tests. */
   nowNs?: () => bigint;
 }
@@ -55,6 +62,7 @@ export function stateChangeHandler(deps: StateChangeDeps): (call: StateChangeCal
     observer: deps.observer ?? silentObserver,
     clock: deps.clock ?? systemClock,
     maxAttempts: deps.maxAttempts,
+    ...(deps.scenarios && deps.maxUndefinedScenarioStates ? { admitNew: undefinedScenarioLimit(deps.scenarios, deps.maxUndefinedScenarioStates) } : {}),
   });
   return (call) => handleStateChange(deps, changer, call);
 }
@@ -119,6 +127,9 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
       (from) => (claimed !== undefined ? undefined : deny(deps, call.caller, req, from, reader)),
     );
     if (!outcome.ok) budget.refund(bytes);
+    if (!outcome.ok && outcome.refusal === 'over_limit') {
+      deps.refusals.warn('undefined-scenarios', 'scenario state refused: too many without a definition', { method: 'SendStateChange', identity: call.caller.identity, name: req.name, limit: deps.maxUndefinedScenarioStates });
+    }
     if (!outcome.ok && !reader) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, withoutStoredState(outcome.refusal, req, outcome.details));
     if (!outcome.ok) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, outcome.details);
     deps.logger.info('scenario state changed', {
@@ -157,7 +168,18 @@ const REFUSAL_CODES: Record<ScenarioRefusal, ErrorCode__Output> = {
   precondition_failed: 'ERROR_CODE_PRECONDITION_FAILED',
   invalid_transition: 'ERROR_CODE_INVALID_STATE_TRANSITION',
   contended: 'ERROR_CODE_PRECONDITION_FAILED',
+  over_limit: 'ERROR_CODE_RESOURCE_UNAVAILABLE',
 };
+
+/** Refuses a new state for a scenario without a definition once `limit` such states are held. */
+function undefinedScenarioLimit(scenarios: ScenarioDefinitions, limit: number): (name: string) => string | undefined {
+  return (name) => {
+    if (scenarios.isScenarioDefined(name)) return undefined;
+    const held = scenarios.undefinedScenarioStates();
+    if (held < limit) return undefined;
+    return `scenario ${name} has no definition (Scenario/${name}) and ${held} scenario states without one are held, the limit (grpc.limits.undefinedScenarioStates); nothing was written; write its definition first`;
+  };
+}
 
 /**
  * The authorization rules' verdict, as a refusal detail (logged) or undefined when allowed.
@@ -186,6 +208,8 @@ function withoutStoredState(refusal: ScenarioRefusal, req: ValidStateChange, det
       return `scenario ${req.name}: the stored state -> ${req.target} is not a scenario transition`;
     case 'contended':
       return `scenario ${req.name} changed concurrently; nothing was written`;
+    case 'over_limit':
+      return details; // names no stored state
   }
 }
 

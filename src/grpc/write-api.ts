@@ -20,6 +20,7 @@ import { WriteTurns } from './write-turns.js';
 import { handleContainerList, type ContainerListDeps } from './container-list.js';
 import { RecentLists } from './container-sync.js';
 import { stateChangeHandler } from './state-change.js';
+import type { ScenarioDefinitions } from '../../reconcilers/undefined-scenarios.js';
 import { handleOffloading, type Forwarded, type OffloadingDeps, type OffloadingOutcome, type PackageModels } from './offloading.js';
 import { quote } from './validation.js';
 
@@ -47,6 +48,7 @@ export interface WriteApiDeps {
   requestTimeoutMs: number;
   observer?: DomainObserver;
   placement?: ModelPlacement;
+  scenarios?: ScenarioDefinitions;
   offloading?: OffloadingService;
 }
 
@@ -95,6 +97,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     maxAttempts: config.conflictRetries,
     refusals: d.refusals,
     ...(d.observer ? { observer: d.observer } : {}),
+    ...(d.scenarios ? { scenarios: d.scenarios, maxUndefinedScenarioStates: config.limits.undefinedScenarioStates } : {}),
   });
   const off = d.offloading;
   const offloading: OffloadingDeps | undefined = off && {

@@ -342,6 +342,17 @@ export class Metrics implements FleetGaugeSink {
     });
   }
 
+  scenarioStatesWithoutDefinition(count: () => number): void {
+    new Gauge({
+      name: 'statemanager_scenario_states_without_definition',
+      help: 'Scenario states held whose Scenario/{name} definition is absent (bounded by grpc.limits.undefinedScenarioStates)',
+      registers: [this.registry],
+      collect() {
+        this.set(count());
+      },
+    });
+  }
+
   /** Where the credential files' reloads are counted (what: grpc_tls, grpc_tokens). */
   credentials(): ReloadMetrics {
     return {

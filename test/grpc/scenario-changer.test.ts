@@ -73,3 +73,25 @@ test('a state that keeps changing under the swap is refused after the configured
   t.like(await changer.change(req('Idle')), { ok: false, refusal: 'contended' });
   t.deepEqual(store.writes, []);
 });
+
+test('admitNew is asked only before a state is created, after the contract\'s checks; its refusal writes nothing', async (t) => {
+  const { store, req, lw, keys } = setup();
+  const asked: string[] = [];
+  const reader = {
+    read: async (name: string) => {
+      const kv = lw.get(keys.stateKey('scenario', name));
+      return kv ? { state: parseState('scenario', kv.value), revision: { modRevision: kv.modRevision, version: kv.version } } : { state: undefined, revision: undefined };
+    },
+  };
+  let refuse = false;
+  const observer: DomainObserver = { invalidInput: () => undefined, reconcileRequest: () => undefined, transition: () => undefined };
+  const changer = new ScenarioChanger({ reader, store, observer, clock: { now: () => NOW }, maxAttempts: 3, admitNew: (name) => (asked.push(name), refuse ? 'full' : undefined) });
+  t.like(await changer.change(req('Idle')), { ok: true });
+  t.like(await changer.change(req('Waiting', 'Idle')), { ok: true });
+  t.deepEqual(asked, ['s'], 'an existing state moves without asking');
+  refuse = true;
+  t.like(await changer.change({ ...req('Waiting'), name: 'new' }), { ok: false, refusal: 'invalid_transition' }, 'the table is checked first');
+  t.like(await changer.change({ ...req('Idle'), name: 'new' }), { ok: false, refusal: 'over_limit', details: 'full' });
+  t.is(store.writes.length, 2);
+  t.is(lw.get(keys.stateKey('scenario', 'new')), undefined);
+});
