@@ -58,12 +58,36 @@ function tolerantRequests(def: protoLoader.PackageDefinition): protoLoader.Packa
   return def;
 }
 
+/**
+ * A response message encoded once and written as is, to many streams: a subscription's event goes
+ * to every subscriber as the same bytes. Every method's response encoder passes one through.
+ */
+export type PreEncoded = Buffer & { readonly preEncoded: unique symbol };
+
+/** Every service method's response encoder passes a PreEncoded message through unchanged. */
+function preEncodedResponses(def: protoLoader.PackageDefinition): protoLoader.PackageDefinition {
+  for (const service of Object.values(def)) {
+    for (const method of Object.values(service as Record<string, unknown>)) {
+      if (typeof method !== 'object' || method === null || !('responseSerialize' in method)) continue;
+      const m = method as { responseSerialize: (v: unknown) => Buffer };
+      const encode = m.responseSerialize;
+      m.responseSerialize = (value: unknown) => (Buffer.isBuffer(value) ? value : encode(value));
+    }
+  }
+  return def;
+}
+
+/** Encodes `method`'s response once, for writing as is (see PreEncoded). */
+export function preEncoder<T>(method: { responseSerialize: (value: T) => Buffer }): (value: T) => PreEncoded {
+  return (value) => method.responseSerialize(value) as PreEncoded;
+}
+
 const cache = new Map<string, ProtoGrpcType>();
 
 export function loadStateManagerProto(protoDir = findProtoDir()): ProtoGrpcType {
   let proto = cache.get(protoDir);
   if (proto === undefined) {
-    const def = tolerantRequests(protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] }));
+    const def = preEncodedResponses(tolerantRequests(protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] })));
     proto = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
     cache.set(protoDir, proto);
   }

@@ -23,6 +23,7 @@ import { LIMITS, textProblem } from './validation.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs, nsToMs } from './resource-types.js';
 import { answer, refuse, type Refusal, type Skeleton } from './handler.js';
 import { subscribeSpec, type StreamMetrics } from './subscribe.js';
+import type { PreEncoded } from './proto.js';
 
 import { LIST_MAX_BYTES_DEFAULT, LIST_MAX_RESULTS_DEFAULT } from './config.js';
 
@@ -79,6 +80,8 @@ export interface ReadApiDeps {
   metrics?: StreamMetrics;
   limits?: Partial<ReadLimits>;
   now?: () => number;
+  /** Encodes a subscription event once for all its subscribers (the server's response encoder). */
+  encodeEvent?: (event: StateChangeEvent) => PreEncoded;
 }
 
 const UNHEALTHY = new Set(['Error', 'Dead', 'Degraded']);
@@ -210,6 +213,7 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         nowNs,
         refusals: deps.refusals,
         ...(deps.metrics ? { metrics: deps.metrics } : {}),
+        ...(deps.encodeEvent ? { encode: deps.encodeEvent } : {}),
       }),
     ),
   };

@@ -17,7 +17,7 @@ import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
 import { InFlightLimiter } from './in-flight.js';
 import { ThrottledLog } from '../../controller/throttled-log.js';
-import { loadStateManagerProto } from './proto.js';
+import { loadStateManagerProto, preEncoder } from './proto.js';
 import { readHandlers, unimplementedReads, type StreamMetrics } from './read-api.js';
 import type { StateReader } from '../state-api/reader.js';
 import type { StateFeed } from '../state-api/feed.js';
@@ -147,6 +147,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
               logger,
               refusals,
               ...(read.metrics ? { metrics: read.metrics } : {}),
+              encodeEvent: preEncoder(proto.statemanager.StateManagerConnection.service.SubscribeToStateChanges),
               limits: {
                 subscriptionsPerIdentity: config.limits.subscriptionsPerIdentity,
                 subscriptionsTotal: config.limits.subscriptionsTotal,

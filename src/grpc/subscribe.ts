@@ -15,6 +15,7 @@ import type { SubscriptionQuota } from '../state-api/subscription-quota.js';
 import { LIMITS, quote, textProblem } from './validation.js';
 import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs } from './resource-types.js';
 import type { StreamSpec } from './handler.js';
+import type { PreEncoded } from './proto.js';
 
 export interface StreamMetrics {
   opened(): void;
@@ -34,11 +35,17 @@ export interface SubscribeDeps {
   /** Where refusals are logged, at a bounded rate (an outsider can cause them). */
   refusals: ThrottledLog;
   metrics?: StreamMetrics;
+  /**
+   * Encodes an event once for every subscriber it goes to (the server's response encoder); without
+   * it each write is encoded by grpc-js on its own. Encoding was half of a subscriber's CPU per event.
+   */
+  encode?: (event: StateChangeEvent) => PreEncoded;
 }
 
 const FILTER_KEYS = new Set(['name', 'since_revision']);
 
-export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscriptionRequest__Output, StateChangeEvent> {
+export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscriptionRequest__Output, StateChangeEvent | PreEncoded> {
+  const event = eventWriter(deps);
   return {
     method: 'SubscribeToStateChanges',
     permission: 'read',
@@ -64,7 +71,7 @@ export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscr
         // Written while the stream takes it; false pauses the subscription until 'drain'.
         send: (r) => {
           if (stream.over) return false;
-          const more = stream.write(toEvent(r, deps.nowNs()));
+          const more = stream.write(event(r));
           deps.metrics?.sent(1);
           return more;
         },
@@ -96,6 +103,22 @@ function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {
     case 'stopped':
       return [grpc.status.UNAVAILABLE, 'statemanager is shutting down; subscribe again (to any replica) with since_revision', 'stopped'];
   }
+}
+
+/**
+ * A change as its event: with an encoder, encoded at its first send and the same bytes written to
+ * every other subscriber (its event_timestamp_ns is that first send's time). The bytes live as
+ * long as the record (a WeakMap): in the feed's resume buffer, 10,000 changes, about 2 MB more.
+ */
+function eventWriter(deps: SubscribeDeps): (r: StateChangeRecord) => StateChangeEvent | PreEncoded {
+  const encode = deps.encode;
+  if (!encode) return (r) => toEvent(r, deps.nowNs());
+  const encoded = new WeakMap<StateChangeRecord, PreEncoded>();
+  return (r) => {
+    let bytes = encoded.get(r);
+    if (bytes === undefined) encoded.set(r, (bytes = encode(toEvent(r, deps.nowNs()))));
+    return bytes;
+  };
 }
 
 const SEVERITY: Record<string, Severity> = { Error: 'SEVERITY_ERROR', Dead: 'SEVERITY_ERROR', Degraded: 'SEVERITY_WARNING' };
