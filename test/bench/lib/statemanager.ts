@@ -27,6 +27,10 @@ export interface ProcSample {
   rssBytes: number;
   /** Peak RSS (VmHWM). */
   hwmBytes: number;
+  /** RSS in anonymous pages (heap, stacks, malloc): the process's own memory. */
+  rssAnonBytes: number;
+  /** RSS in pages of mapped files (the node binary's code, shared libraries): clean, shared with every Node process. */
+  rssFileBytes: number;
 }
 
 const CLK_TCK = 100;
@@ -39,7 +43,7 @@ export function procSample(pid: number): ProcSample | undefined {
     const cpuSeconds = (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
-    return { cpuSeconds, rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM') };
+    return { cpuSeconds, rssBytes: kb('VmRSS'), hwmBytes: kb('VmHWM'), rssAnonBytes: kb('RssAnon'), rssFileBytes: kb('RssFile') };
   } catch {
     return undefined;
   }
