@@ -93,6 +93,13 @@ export interface EtcdWatch {
   close(): void;
   /** Asks etcd for a progress notification (onProgress) as soon as every change so far is delivered. */
   requestProgress(): void;
+  /**
+   * Stops reading the stream: once the client's buffers are full, HTTP/2 flow control holds etcd's
+   * sends (etcd keeps the watch, and what it has read for it, until we read again). A few
+   * responses already received may still be delivered.
+   */
+  pause(): void;
+  resume(): void;
 }
 
 export interface EtcdWatchClientOptions {
@@ -321,6 +328,8 @@ class StreamWatch implements EtcdWatch {
   private timer: NodeJS.Timeout | undefined;
   /** The first revision not yet delivered (0: from now). */
   private nextRevision: number;
+  /** Kept across reconnects: a new stream of a paused watch starts paused. */
+  private paused = false;
 
   constructor(
     private readonly client: EtcdWatchClient,
@@ -345,6 +354,17 @@ class StreamWatch implements EtcdWatch {
   requestProgress(): void {
     // Answered with a header-only response once the stream is synced (etcd 3.4+).
     this.call?.write({ progress_request: {} });
+  }
+
+  pause(): void {
+    this.paused = true;
+    this.call?.pause();
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.call?.resume();
   }
 
   close(): void {
@@ -390,6 +410,7 @@ class StreamWatch implements EtcdWatch {
       else this.h.onCanceled(reason);
     });
     call.on('end', () => fail(new Error('etcd ended the watch stream')));
+    if (this.paused) call.pause();
     call.write({
       create_request: {
         key: this.target.key,

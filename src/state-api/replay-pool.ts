@@ -1,9 +1,15 @@
 // Replays of changes older than the feed's buffer, through a bounded number of etcd watches
 // however many subscribers resume at once. A replay is fetched in chunks: a watch from the
 // subscriber's position opens, gathers up to `chunk` changes (or everything up to the buffer),
-// and closes; the subscriber drains that chunk at its own pace and asks for the next. At most
-// `slots` watches are open; further fetches wait in order. Subscribers resuming from the same
-// position share one fetch (a flood of identical resumes costs one watch).
+// and pauses; the subscriber drains that chunk at its own pace and asks for the next, which the
+// same watch goes on to gather. At most `slots` watches are open; further fetches wait in order,
+// and a paused watch nobody is asking of gives its slot to them. Subscribers resuming from the
+// same position share one fetch (a flood of identical resumes costs one watch).
+//
+// Why the watch is kept: etcd reads its history from a watch's start revision up to now when the
+// watch opens, however little of it is then taken. A watch per chunk of 500 made a resume 100,000
+// changes back cost etcd 53 s of CPU against 0.7 s for one watch (found by black-box probing; 20
+// such resumes kept both cores busy for four minutes).
 import type { KeyLayout } from '../../domain/keys.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../etcd/watch-client.js';
 import { replayRange, stateChanges, stateRange, type StateChangeRecord } from './records.js';
@@ -47,6 +53,13 @@ export interface ReplayPoolOptions {
   mark?: () => Promise<number>;
   /** How often a fetch without `mark` asks etcd whether it has caught up (only with an empty buffer). Default 100 ms. */
   progressIntervalMs?: number;
+  /** How long a paused watch waits for its subscriber's next ask before it is closed. Default 10 s. */
+  parkMs?: number;
+  /**
+   * How long a paused watch keeps its slot while other fetches wait for one. A subscriber that
+   * reads asks again within milliseconds; one that does not gives way. Default 1 s.
+   */
+  yieldAfterMs?: number;
   /** Told when a marker could not be written (the fetch then fails; its subscriber resumes again). */
   onMarkFailed?: (err: unknown) => void;
   now?: () => number;
@@ -64,13 +77,23 @@ interface Fetch {
   over: boolean;
   running?: boolean;
   progressAnswers: number;
+  /** The marker's revision once written: the fetch ends at it. */
+  markedAt: number;
+  /** Paused after a whole chunk, waiting for the next ask at `after` (closed when this fires). */
+  parked?: NodeJS.Timeout;
+  parkedAt: number;
 }
 
 export class ReplayPool {
   private readonly queue: Fetch[] = [];
-  /** Fetches queued or running, by start, so identical resumes share one. */
+  /** Fetches queued, running or parked, by start, so identical resumes share one. */
   private readonly byStart = new Map<number, Fetch>();
+  /** Running fetches whose watch is paused between chunks, oldest first. */
+  private readonly parked = new Set<Fetch>();
   private running = 0;
+  private opened = 0;
+  /** Runs `next` when the oldest paused watch may give way to a waiting fetch. */
+  private yieldTimer: NodeJS.Timeout | undefined;
   private readonly slots: number;
   private readonly chunk: number;
 
@@ -89,11 +112,16 @@ export class ReplayPool {
     return this.queue.length;
   }
 
+  /** etcd watches opened for replays so far. */
+  get watchesOpened(): number {
+    return this.opened;
+  }
+
   /** The changes after `after` (a chunk of them); returns a cancel that drops this interest. */
   fetch(after: number, done: Done): () => void {
     let f = this.byStart.get(after);
     if (!f) {
-      f = { after, waiters: new Set(), records: [], through: after, over: false, progressAnswers: 0 };
+      f = { after, waiters: new Set(), records: [], through: after, over: false, progressAnswers: 0, markedAt: Number.POSITIVE_INFINITY, parkedAt: 0 };
       this.byStart.set(after, f);
       this.queue.push(f);
     }
@@ -101,6 +129,7 @@ export class ReplayPool {
     // One function object per interest, so the same callback may wait twice without clashing.
     const waiter: Done = (o) => done(o);
     fetch.waiters.add(waiter);
+    if (fetch.parked) this.unpark(fetch);
     this.next();
     return () => {
       if (!fetch.waiters.delete(waiter) || fetch.waiters.size > 0) return;
@@ -114,35 +143,56 @@ export class ReplayPool {
   /** Ends every fetch, queued or running. */
   stop(detail: string): void {
     for (const f of [...this.byStart.values()]) this.finish(f, { ok: false, detail });
+    clearTimeout(this.yieldTimer);
+    this.yieldTimer = undefined;
   }
 
   private next(): void {
-    while (this.running < this.slots && this.queue.length > 0) this.open(this.queue.shift()!);
+    while (this.queue.length > 0) {
+      if (this.running < this.slots) {
+        this.open(this.queue.shift()!);
+        continue;
+      }
+      // A paused watch nobody has asked of for a while yields its slot; its subscriber opens
+      // another later. Sooner, and every chunk would open a watch again (what this pool avoids).
+      const idle: Fetch | undefined = this.parked.values().next().value;
+      if (idle === undefined) return;
+      const now = (this.o.now ?? Date.now)();
+      const yieldAt = idle.parkedAt + (this.o.yieldAfterMs ?? 1000);
+      if (now < yieldAt) {
+        if (this.yieldTimer === undefined) {
+          this.yieldTimer = setTimeout(() => {
+            this.yieldTimer = undefined;
+            this.next();
+          }, yieldAt - now);
+          this.yieldTimer.unref();
+        }
+        return;
+      }
+      this.end(idle, false);
+    }
   }
 
   private open(f: Fetch): void {
     this.running++;
+    this.opened++;
     f.running = true;
     const now = this.o.now ?? Date.now;
     // With an empty buffer and a marker to write: the marker is the change the fetch waits for.
     // (While the feed is between watches its floor is unknown; then progress, as before.)
     const marking = this.o.mark !== undefined && this.o.firstBuffered() === undefined && Number.isFinite(this.o.floor());
-    let markedAt = Number.POSITIVE_INFINITY;
     const handlers: EtcdWatchHandlers = {
       onEvents: (events) => {
         f.records.push(...stateChanges(this.o.keys, events, now()));
         f.through = Math.max(f.through, Number(events[events.length - 1]!.kv.mod_revision));
-        // etcd sends whole revisions per response, in order: stopping between responses splits
-        // none, and an event at or past the floor means every older one came. Such an event is
-        // sure to come while the buffer holds a change (its oldest is one), or once the marker
-        // is written.
-        if (f.records.length >= this.chunk || f.through >= this.o.floor() || f.through >= markedAt) this.done(f);
+        // Responses the client had already received when it paused: kept for the next ask.
+        if (!f.parked) this.check(f);
       },
       onProgress: (revision) => {
         // Only with an empty buffer (no change to wait for) and no marker. etcd before 3.4.25 /
         // 3.5.8 answers a progress request at once, even before a new watch sent its history
         // (etcd #15220): the first answer is not trusted, the second comes a whole interval later.
-        if (marking || this.o.firstBuffered() !== undefined || ++f.progressAnswers < 2) return;
+        if (f.parked || marking || this.o.firstBuffered() !== undefined || ++f.progressAnswers < 2) return;
         f.through = Math.max(f.through, revision);
         this.done(f);
       },
@@ -154,9 +204,9 @@ export class ReplayPool {
     if (marking) {
       this.o.mark!().then(
         (revision) => {
-          markedAt = revision;
+          f.markedAt = revision;
           // The marker's event may already have come (through is past it): done.
-          if (!f.over && f.through >= revision) this.done(f);
+          if (!f.over && !f.parked && f.through >= revision) this.done(f);
         },
         (err: unknown) => {
           this.o.onMarkFailed?.(err);
@@ -169,8 +219,51 @@ export class ReplayPool {
     f.ticker.unref();
   }
 
+  /**
+   * etcd sends whole revisions per response, in order: stopping between responses splits none,
+   * and an event at or past the floor means every older one came. Such an event is sure to come
+   * while the buffer holds a change (its oldest is one), or once the marker is written.
+   */
+  private check(f: Fetch): void {
+    if (f.through >= this.o.floor() || f.through >= f.markedAt) this.done(f);
+    else if (f.records.length >= this.chunk) this.park(f);
+  }
+
   private done(f: Fetch): void {
     this.finish(f, { ok: true, chunk: { records: f.records, through: f.through } });
+  }
+
+  /** A whole chunk, short of the end: answered, and the watch paused at its end for the next ask. */
+  private park(f: Fetch): void {
+    const waiters = [...f.waiters];
+    const chunk: ReplayChunk = { records: f.records, through: f.through };
+    if (this.byStart.get(f.after) === f) this.byStart.delete(f.after);
+    f.waiters.clear();
+    f.records = [];
+    f.after = f.through;
+    f.progressAnswers = 0;
+    if (this.byStart.has(f.after) || !f.watch) {
+      this.end(f); // another fetch already starts there
+    } else {
+      this.byStart.set(f.after, f);
+      f.watch.pause();
+      this.parked.add(f);
+      f.parkedAt = (this.o.now ?? Date.now)();
+      f.parked = setTimeout(() => this.end(f), this.o.parkMs ?? 10_000);
+      f.parked.unref();
+      this.next();
+    }
+    for (const w of waiters) w({ ok: true, chunk });
+  }
+
+  /** Its subscriber asks again: read on from where the watch stopped. */
+  private unpark(f: Fetch): void {
+    clearTimeout(f.parked);
+    f.parked = undefined;
+    this.parked.delete(f);
+    f.watch?.resume();
+    // What arrived while paused may already make a chunk, or reach the end.
+    if (f.records.length > 0) this.check(f);
   }
 
   private finish(f: Fetch, outcome: ReplayOutcome): void {
@@ -181,9 +274,12 @@ export class ReplayPool {
   }
 
   /** Frees the fetch's watch and slot (once) and lets the next one start. */
-  private end(f: Fetch): void {
+  private end(f: Fetch, next = true): void {
     if (f.over) return;
     f.over = true;
+    clearTimeout(f.parked);
+    f.parked = undefined;
+    this.parked.delete(f);
     if (this.byStart.get(f.after) === f) this.byStart.delete(f.after);
     f.waiters.clear();
     const i = this.queue.indexOf(f);
@@ -194,6 +290,6 @@ export class ReplayPool {
       f.watch = undefined;
       this.running--;
     }
-    this.next();
+    if (next) this.next();
   }
 }

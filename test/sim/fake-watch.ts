@@ -116,6 +116,12 @@ class SimWatch implements EtcdWatch {
     this.schedulePump();
   }
 
+  // Only the state feed's replays pause, and the simulation runs informers: delivery goes on
+  // (the interface allows responses after a pause).
+  pause(): void {}
+
+  resume(): void {}
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
