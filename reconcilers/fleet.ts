@@ -135,22 +135,49 @@ export class Fleet {
     this.informers[kind].addHandler(handler);
   }
 
-  /** Feed the lease bookkeeping: a lease key going or coming, a node first seen (first seen without a lease counts as going). */
+  /**
+   * Feed the lease bookkeeping: a lease key going or coming, a node first seen (first seen without
+   * a lease counts as going), a node's last key gone (forgotten: back later, it is first seen again,
+   * as after a restart; and node names that churn do not pile up). Handlers run after the cache
+   * has applied the event, so a deletion reads the level left.
+   */
   private trackLeases(): void {
     const { keys, leases } = this;
+    const forgetIfGone = (node: string): void => {
+      if (!this.nodeHasKeys(node)) leases.forget(node);
+    };
     this.onChange('containers', (e) => {
       if (e.type === 'added') leases.nodeSeen(e.new.value.node);
+      else if (e.type === 'deleted') forgetIfGone(e.old.value.node);
     });
     this.onChange('nodes', (e) => {
       const lease = keys.parseNodeLeaseKey(e.key);
       if (lease === undefined) {
         const node = keys.parseNodeStatusKey(e.key);
-        if (node !== undefined && e.type === 'added') leases.nodeSeen(node);
+        if (node === undefined) return;
+        if (e.type === 'added') leases.nodeSeen(node);
+        else if (e.type === 'deleted') forgetIfGone(node);
         return;
       }
-      if (e.type === 'deleted') leases.leaseGone(lease);
-      else leases.leaseBack(lease);
+      if (e.type !== 'deleted') leases.leaseBack(lease);
+      else if (this.nodeHasKeys(lease)) leases.leaseGone(lease);
+      else leases.forget(lease);
     });
+  }
+
+  /** How many nodes the lease bookkeeping holds (at most those with a container, status or lease key). */
+  get leaseTrackedNodes(): number {
+    return this.leases.trackedNodes;
+  }
+
+  /** Whether the caches hold a container, the status key or the lease key of the node. */
+  nodeHasKeys(node: string): boolean {
+    const nodes = this.informers.nodes.cache;
+    return (
+      this.informers.containers.cache.countByIndex(INDEX_NODE, node) > 0 ||
+      nodes.get(this.keys.nodeStatusKey(node)) !== undefined ||
+      nodes.get(this.keys.nodeLeaseKey(node)) !== undefined
+    );
   }
 
   // --- reads ---

@@ -38,6 +38,20 @@ export class NodeLeases {
     this.absentSince.delete(node);
   }
 
+  /**
+   * The node has no key left (no container, status or lease): drop what is held for it, so a
+   * node that comes back is first seen again then, as a new node would be and as after a
+   * restart, and the bookkeeping stays bounded by the nodes that have keys now.
+   */
+  forget(node: string): void {
+    this.absentSince.delete(node);
+  }
+
+  /** How many nodes the bookkeeping holds. */
+  get trackedNodes(): number {
+    return this.absentSince.size;
+  }
+
   /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
   readiness(node: string, now: number): NodeReadiness {
     const statusReady = this.level.statusReady(node);

@@ -185,6 +185,84 @@ test('only /node/{node}/status and /node/{node}/lease are read; other /node/ key
   t.true(w.fleet.nodeReadiness('n1', w.clock.now()).ready, 'an invalid status counts as Ready');
 });
 
+// A node's bookkeeping lasts as long as it has a key (a container, its status or its lease): a
+// node whose keys all went is forgotten, so it comes back as a new node would (and as after a
+// restart), and node names that churn do not pile up.
+
+test('a node whose last key goes is forgotten; one with a key left is kept; churning names stay bounded', async (t) => {
+  const w = await world(ON);
+  t.is(w.fleet.leaseTrackedNodes, 1, 'n1: containers, no lease');
+  w.lw.put(w.keys.nodeStatusKey('n2'), 'Ready');
+  w.lw.put(w.keys.containerKey('n2', 'c3'), JSON.stringify({ id: 'c3', state: { Status: 'running' }, annotation: { model: 'mx' } }));
+  w.lease('n3');
+  t.is(w.fleet.leaseTrackedNodes, 2, 'n1 and n2 without a lease; n3 has one');
+
+  w.lw.delete(w.keys.containerKey('n2', 'c3'));
+  t.is(w.fleet.leaseTrackedNodes, 2, 'n2 keeps its status key');
+  w.lw.delete(w.keys.containerKey('n1', 'c1'));
+  t.is(w.fleet.leaseTrackedNodes, 2, 'n1 keeps a container');
+  w.lw.delete(w.keys.containerKey('n1', 'c2'));
+  t.is(w.fleet.leaseTrackedNodes, 1, 'n1 has no key left');
+  w.leaseGone('n3');
+  t.is(w.fleet.leaseTrackedNodes, 1, 'n3 went with its lease: nothing kept for it');
+  w.lw.delete(w.keys.nodeStatusKey('n2'));
+  t.is(w.fleet.leaseTrackedNodes, 0);
+
+  for (let i = 0; i < 1000; i++) {
+    const key = w.keys.containerKey(`churn-${i}`, 'c');
+    w.lw.put(key, JSON.stringify({ id: 'c', state: { Status: 'running' }, annotation: { model: 'mx' } }));
+    w.clock.t += 1000;
+    w.lw.delete(key);
+  }
+  t.is(w.fleet.leaseTrackedNodes, 0, 'one node a second, each gone: nothing left');
+  t.false(w.fleet.nodeHasKeys('churn-0'));
+});
+
+test('a node whose keys all went comes back as a new node: container first, lease within the grace, never NotReady', async (t) => {
+  const w = await world(ON);
+  w.lease('n1');
+  await w.settle();
+  t.is(w.state('package', 'p'), 'Running');
+  // n1 goes entirely: containers, then the lease (the agent and its node gone).
+  w.lw.delete(w.keys.containerKey('n1', 'c1'));
+  w.lw.delete(w.keys.containerKey('n1', 'c2'));
+  w.leaseGone('n1');
+  w.clock.t += 17_000;
+  const calls = w.ac.calls.length;
+  const history = w.store.history.length;
+
+  // n1 comes back, and n2 (never seen) starts the same way: a container first, the lease 500 ms later.
+  w.lw.put(w.keys.packageDefKey('p'), 'spec:\n  models:\n    - {name: m1, node: n1}\n    - {name: m2, node: n2}\n');
+  const running = (id: string, m: string): string => JSON.stringify({ id, state: { Status: 'running' }, annotation: { model: m } });
+  w.lw.put(w.keys.containerKey('n1', 'c1'), running('c1', 'm1'));
+  w.lw.put(w.keys.containerKey('n2', 'c2'), running('c2', 'm2'));
+  const returning = await w.model.reconcile('m1');
+  const fresh = await w.model.reconcile('m2');
+  t.deepEqual(fresh, { requeueAfterMs: 1000 }, 'a new node: the whole grace to go');
+  t.deepEqual(returning, fresh, 'the returning node: the same, not absent since it went 17 s ago');
+  w.clock.t += 500;
+  w.lease('n1');
+  w.lease('n2');
+  await w.settle();
+  t.is(w.state('model', 'm1'), 'Running');
+  t.is(w.state('package', 'p'), 'Running');
+  t.deepEqual(w.store.history.slice(history).filter((h) => h.to === 'Dead' || h.to === 'Error'), [], 'never Dead or Error');
+  t.is(w.ac.calls.length, calls, 'no reconcile request');
+});
+
+test('a node that keeps its status key but loses its containers stays tracked: its absence still counts from when it was first seen', async (t) => {
+  const w = await world(ON);
+  w.lw.put(w.keys.nodeStatusKey('n1'), 'Ready');
+  w.lw.delete(w.keys.containerKey('n1', 'c1'));
+  w.lw.delete(w.keys.containerKey('n1', 'c2'));
+  t.true(w.fleet.nodeHasKeys('n1'));
+  t.is(w.fleet.leaseTrackedNodes, 1);
+  w.clock.t += 17_000;
+  w.lw.put(w.keys.containerKey('n1', 'c1'), JSON.stringify({ id: 'c1', state: { Status: 'running' }, annotation: { model: 'm1' } }));
+  t.is(await w.model.reconcile('m1'), undefined);
+  t.is(w.state('model', 'm1'), 'Dead', 'no lease since T0: NotReady, not a new grace');
+});
+
 test('NodeLeases: absent since the lease went, since the node was first seen without one, or since the start', (t) => {
   const clock = { t: T0, now(): number { return this.t; } };
   const present = new Set<string>();
@@ -203,6 +281,12 @@ test('NodeLeases: absent since the lease went, since the node was first seen wit
   present.add('gone');
   leases.leaseBack('gone');
   t.deepEqual(leases.readiness('gone', clock.now()), { ready: true });
+  t.is(leases.trackedNodes, 1, 'seen');
+  leases.forget('seen');
+  t.is(leases.trackedNodes, 0, 'forgotten');
+  clock.t = T0 + 5000;
+  leases.nodeSeen('seen');
+  t.deepEqual(leases.readiness('seen', clock.now()), { ready: true, changesInMs: 1000 }, 'seen again: first seen now');
 });
 
 test('NodeLeases: liveness off reads the status alone', (t) => {

@@ -106,3 +106,36 @@ test('liveness off: a node whose lease key goes stays Ready, and the lease key i
   const text = await app.metrics.registry.metrics();
   t.false(/^statemanager_invalid_input_total\{[^}]*\} [1-9]/m.test(text), 'nothing reported as invalid');
 });
+
+test('a node whose keys all went and that comes back (containers first, the lease within the grace) gets a new grace, like a new node', async (t) => {
+  const { w, pkg, scenario, models } = await fleetOnN1();
+  const lease = w.client.lease(30);
+  await lease.put(w.keys.nodeLeaseKey('n1')).value('alive');
+  const app = await run(w, { enabled: true, grace: `${GRACE_MS}ms` });
+  await packageIs(w, pkg, 'Running');
+  // n1 goes entirely (its containers, then its lease), and stays gone for three graces.
+  for (const m of models) for (const id of [`${m}-1`, `${m}-2`]) await w.removeContainer('n1', id);
+  await lease.revoke();
+  await eventually(() => assert.strictEqual(app.fleet.nodeHasKeys('n1'), false));
+  const trackedWhileGone = app.fleet.leaseTrackedNodes;
+  await new Promise((r) => setTimeout(r, 3 * GRACE_MS));
+  const calls = env.ac.calls.filter((c) => c.scenario_name === scenario).length;
+
+  // Back: containers first, the lease 300 ms later; the states watched all along, past the grace.
+  const seen = new Set<string>();
+  const watching = (async () => {
+    for (const until = Date.now() + 2 * GRACE_MS; Date.now() < until; await new Promise((r) => setTimeout(r, 20))) {
+      seen.add(`${await w.state('model', models[0])}/${await w.state('package', pkg)}`);
+    }
+  })();
+  for (const m of models) for (const id of [`${m}-1`, `${m}-2`]) await w.container('n1', id, m, 'running');
+  await new Promise((r) => setTimeout(r, 300));
+  const again = w.client.lease(30);
+  await again.put(w.keys.nodeLeaseKey('n1')).value('alive');
+  await watching;
+  t.false([...seen].some((s) => s.includes('Dead') || s.includes('Error')), `seen: ${[...seen].join(', ')}`);
+  await packageIs(w, pkg, 'Running', 3000);
+  t.is(env.ac.calls.filter((c) => c.scenario_name === scenario).length, calls, 'no reconcile request');
+  t.is(trackedWhileGone, 0, 'nothing was kept for n1 while it had no key');
+  await again.revoke();
+});
