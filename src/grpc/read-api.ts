@@ -24,6 +24,7 @@ import { RESOURCE_TYPE_OF, kindOfResourceType, msToNs, nsToMs } from './resource
 import { answer, refuse, type Refusal, type Skeleton } from './handler.js';
 import { subscribeSpec, type StreamMetrics } from './subscribe.js';
 import type { PreEncoded } from './proto.js';
+import { buildListAnswer, SharedAnswers } from './list-answer.js';
 
 import { LIST_MAX_BYTES_DEFAULT, LIST_MAX_RESULTS_DEFAULT } from './config.js';
 
@@ -82,6 +83,8 @@ export interface ReadApiDeps {
   now?: () => number;
   /** Encodes a subscription event once for all its subscribers (the server's response encoder). */
   encodeEvent?: (event: StateChangeEvent) => PreEncoded;
+  /** Encodes a list answer a slice at a time (the server's response encoder). */
+  encodeList?: (response: ListResourcesByStateResponse) => PreEncoded;
 }
 
 const UNHEALTHY = new Set(['Error', 'Dead', 'Degraded']);
@@ -109,6 +112,7 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
   const now = deps.now ?? Date.now;
   const nowNs = (): string => msToNs(now());
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...deps.limits };
+  const lists = new SharedAnswers<ListResourcesByStateResponse | PreEncoded>();
 
   const kindOrProblem = (type: unknown, name: string | undefined): { kind: ResourceKind } | { problem: string } => {
     const kind = kindOfResourceType(type);
@@ -183,24 +187,27 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         if (Object.keys(r.label_selector).length > 0) return refused('label_selector is not supported: statemanager keeps no labels');
         const cap = limits.listMaxResults;
         // Async: a list over many states returns to the event loop as it goes (reader.ts).
-        return deps.reader.list({ kind: k.kind, state: r.state, limit: r.limit === 0 || r.limit > cap ? cap : r.limit }).then((a) => {
+        const limit = r.limit === 0 || r.limit > cap ? cap : r.limit;
+        // Async: a list over many states returns to the event loop as it goes (reader.ts), and so
+        // does building its answer (list-answer.ts).
+        return deps.reader.list({ kind: k.kind, state: r.state, limit }).then(async (a) => {
           if (!a.ok) return refused(a.message);
-          // Built one by one up to the byte budget: a list cut there holds no more than it sends.
-          const resources: ResourceState[] = [];
-          let bytes = 0;
-          for (const v of a.value.resources) {
-            const state = toState(v);
-            bytes += listedResourceBytes(state);
-            if (bytes > limits.listMaxBytes) break;
-            resources.push(state);
-          }
-          let message = `revision ${a.value.revision}`;
-          if (resources.length < a.value.resources.length) {
-            message += `; capped at ${resources.length} of ${a.value.total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${resources.length} by name; narrow the list by state or ask with a limit`;
-          } else if (a.value.total > resources.length && (r.limit === 0 || r.limit > cap)) {
-            message += `; capped at ${cap} of ${a.value.total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
-          }
-          return answer({ success: true, message, resources, total_count: a.value.total });
+          const { resources: views, total, revision } = a.value;
+          // The same question at the same revision has the same answer: built once for all who ask.
+          const key = `${k.kind}\n${r.state.toLowerCase()}\n${limit}\n${r.limit === 0 || r.limit > cap}\n${revision}\n${total}\n${views.length}`;
+          const built = await lists.get(key, () =>
+            buildListAnswer(views, { maxBytes: limits.listMaxBytes, toState, bytesOf: listedResourceBytes, ...(deps.encodeList ? { encode: deps.encodeList } : {}) }, (shown) => {
+              let message = `revision ${revision}`;
+              if (shown < views.length) {
+                message += `; capped at ${shown} of ${total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${shown} by name; narrow the list by state or ask with a limit`;
+              } else if (total > shown && (r.limit === 0 || r.limit > cap)) {
+                message += `; capped at ${cap} of ${total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
+              }
+              return { success: true, message, total_count: total };
+            }),
+          );
+          // A pre-encoded answer is written as is (every response encoder passes one through).
+          return answer(built as ListResourcesByStateResponse);
         });
       },
     }),

@@ -148,6 +148,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
               refusals,
               ...(read.metrics ? { metrics: read.metrics } : {}),
               encodeEvent: preEncoder(proto.statemanager.StateManagerConnection.service.SubscribeToStateChanges),
+              encodeList: preEncoder(proto.statemanager.StateManagerConnection.service.ListResourcesByState),
               limits: {
                 subscriptionsPerIdentity: config.limits.subscriptionsPerIdentity,
                 subscriptionsTotal: config.limits.subscriptionsTotal,

@@ -74,7 +74,7 @@ test('one watch serves every chunk of a replay: paused after each, resumed at th
   t.false(watches[0]!.paused, 'resumed by the next ask');
   watches[0]!.send(111, 125);
   t.like(second[0], { ok: true, chunk: { through: 125 } });
-  t.is((second[0] as { chunk: { records: unknown[] } }).chunk.records.length, 15);
+  t.is((second[0] as unknown as { chunk: { records: unknown[] } }).chunk.records.length, 15);
   t.is(pool.watchesOpened, 1);
 });
 
@@ -86,7 +86,7 @@ test('responses that arrive while paused are kept, and answer the next ask at on
   watches[0]!.send(115, 121);
   const next = ask(110);
   t.like(next[0], { ok: true, chunk: { through: 121 } });
-  t.is((next[0] as { chunk: { records: unknown[] } }).chunk.records.length, 11);
+  t.is((next[0] as unknown as { chunk: { records: unknown[] } }).chunk.records.length, 11);
   t.is(pool.watchesOpened, 1);
 });
 
