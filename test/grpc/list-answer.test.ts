@@ -36,7 +36,7 @@ test('the joined slices decode to the whole answer, in order, with the head\'s f
     const decoded = method.responseDeserialize(sliced as Buffer);
     t.like(decoded, { success: true, total_count: n + 5, message: `revision 42; ${n} shown` });
     t.is(decoded.resources.length, n);
-    t.is(decoded.resources[n - 1]!.resource_name, toState(n - 1).resource_name);
+    t.is(decoded.resources[n - 1]!.resource_name, toState(n - 1).resource_name!);
   }
 });
 
