@@ -7,9 +7,11 @@
 // same position share one fetch (a flood of identical resumes costs one watch).
 //
 // Why the watch is kept: etcd reads its history from a watch's start revision up to now when the
-// watch opens, however little of it is then taken. A watch per chunk of 500 made a resume 100,000
-// changes back cost etcd 53 s of CPU against 0.7 s for one watch (found by black-box probing; 20
-// such resumes kept both cores busy for four minutes).
+// watch opens, however little of it is then taken. With a watch per chunk of 500, a resume 100,000
+// changes back cost etcd 53 s of CPU (found by black-box probing; 20 such resumes kept both cores
+// busy for four minutes); with one watch, 27–33 s. The rest is etcd 3.4 catching up a watch far
+// behind (its first chunk alone took 8–10 s), over a range that also holds statemanager's history
+// keys, with previous values asked (see docs/state-api.md).
 import type { KeyLayout } from '../../domain/keys.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../etcd/watch-client.js';
 import { replayRange, stateChanges, stateRange, type StateChangeRecord } from './records.js';

@@ -18,8 +18,8 @@ interface FakeWatchState {
   h: EtcdWatchHandlers;
   closed: boolean;
   paused: boolean;
-  /** Responses sent while paused (or behind ones that were). */
-  held: { events: EtcdWatchEvent[]; revision: number }[];
+  /** Responses sent while paused (or behind ones that were); a progress answer has no events. */
+  held: { events?: EtcdWatchEvent[]; revision: number }[];
 }
 
 function deliver(w: FakeWatchState, events: EtcdWatchEvent[], revision: number): void {
@@ -68,7 +68,13 @@ class FakeEtcd implements WatchSource {
         w.closed = true;
         this.watches.delete(w);
       },
-      requestProgress: () => setImmediate(() => !w.closed && h.onProgress?.(this.revision)),
+      // On the stream, in order: a progress answer comes after every event sent before it.
+      requestProgress: () =>
+        setImmediate(() => {
+          if (w.closed) return;
+          if (w.paused || w.held.length > 0) w.held.push({ revision: this.revision });
+          else h.onProgress?.(this.revision);
+        }),
       // As flow control does: what is sent meanwhile waits, in order, and arrives on resume.
       pause: () => void (w.paused = true),
       resume: () => {
@@ -76,7 +82,8 @@ class FakeEtcd implements WatchSource {
         setImmediate(() => {
           while (!w.closed && !w.paused && w.held.length > 0) {
             const { events, revision } = w.held.shift()!;
-            w.h.onEvents(events, revision);
+            if (events) w.h.onEvents(events, revision);
+            else w.h.onProgress?.(revision);
           }
         });
       },
