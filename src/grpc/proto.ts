@@ -39,23 +39,28 @@ export function isUndecodable(message: unknown): message is Undecodable {
   return typeof message === 'object' && message !== null && UNDECODABLE in message;
 }
 
-/** Every service method's request decoder made total: a message it cannot decode becomes an Undecodable. */
-function tolerantRequests(def: protoLoader.PackageDefinition): protoLoader.PackageDefinition {
+type MethodCodec = { requestDeserialize: (b: Buffer) => unknown; responseSerialize: (v: unknown) => Buffer };
+
+/** Every service method's codec, for adjusting in place. */
+function eachMethod(def: protoLoader.PackageDefinition, adjust: (method: MethodCodec) => void): protoLoader.PackageDefinition {
   for (const service of Object.values(def)) {
     for (const method of Object.values(service as Record<string, unknown>)) {
-      if (typeof method !== 'object' || method === null || !('requestDeserialize' in method)) continue;
-      const m = method as { requestDeserialize: (b: Buffer) => unknown };
-      const decode = m.requestDeserialize;
-      m.requestDeserialize = (bytes: Buffer) => {
-        try {
-          return decode(bytes);
-        } catch (err) {
-          return { [UNDECODABLE]: err instanceof Error ? err.message : String(err) } satisfies Undecodable;
-        }
-      };
+      if (typeof method === 'object' && method !== null && 'requestDeserialize' in method && 'responseSerialize' in method) adjust(method as MethodCodec);
     }
   }
   return def;
+}
+
+/** Every service method's request decoder made total: a message it cannot decode becomes an Undecodable. */
+function tolerantRequests(m: MethodCodec): void {
+  const decode = m.requestDeserialize;
+  m.requestDeserialize = (bytes: Buffer) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      return { [UNDECODABLE]: err instanceof Error ? err.message : String(err) } satisfies Undecodable;
+    }
+  };
 }
 
 /**
@@ -65,16 +70,9 @@ function tolerantRequests(def: protoLoader.PackageDefinition): protoLoader.Packa
 export type PreEncoded = Buffer & { readonly preEncoded: unique symbol };
 
 /** Every service method's response encoder passes a PreEncoded message through unchanged. */
-function preEncodedResponses(def: protoLoader.PackageDefinition): protoLoader.PackageDefinition {
-  for (const service of Object.values(def)) {
-    for (const method of Object.values(service as Record<string, unknown>)) {
-      if (typeof method !== 'object' || method === null || !('responseSerialize' in method)) continue;
-      const m = method as { responseSerialize: (v: unknown) => Buffer };
-      const encode = m.responseSerialize;
-      m.responseSerialize = (value: unknown) => (Buffer.isBuffer(value) ? value : encode(value));
-    }
-  }
-  return def;
+function preEncodedResponses(m: MethodCodec): void {
+  const encode = m.responseSerialize;
+  m.responseSerialize = (value: unknown) => (Buffer.isBuffer(value) ? value : encode(value));
 }
 
 /** Encodes `method`'s response once, for writing as is (see PreEncoded). */
@@ -87,7 +85,10 @@ const cache = new Map<string, ProtoGrpcType>();
 export function loadStateManagerProto(protoDir = findProtoDir()): ProtoGrpcType {
   let proto = cache.get(protoDir);
   if (proto === undefined) {
-    const def = preEncodedResponses(tolerantRequests(protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] })));
+    const def = eachMethod(protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] }), (m) => {
+      tolerantRequests(m);
+      preEncodedResponses(m);
+    });
     proto = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
     cache.set(protoDir, proto);
   }
