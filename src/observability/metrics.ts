@@ -227,15 +227,9 @@ export class Metrics implements FleetGaugeSink {
       labelNames: ['reason'],
       registers: r,
     });
-    const waitingNow = (): number => this.containerListsWaitingNow();
-    new Gauge({
-      name: 'statemanager_grpc_container_lists_waiting',
-      help: 'SendChangedContainerList calls waiting for a turn to write (grpc.limits.containerListsAtOnce)',
-      registers: r,
-      collect() {
-        this.set(waitingNow());
-      },
-    });
+    this.sampledGauge('statemanager_grpc_container_lists_waiting', 'SendChangedContainerList calls waiting for a turn to write (grpc.limits.containerListsAtOnce)', () =>
+      this.containerListsWaitingNow(),
+    );
     this.httpConnectionsRefused = new Counter({
       name: 'statemanager_http_connections_refused_total',
       help: 'Connections to the probe and metrics port closed as they came: that many were open already',
@@ -332,23 +326,26 @@ export class Metrics implements FleetGaugeSink {
    * replays), read from `count` at each scrape. Once per registry.
    */
   apiEtcdWatches(count: () => number): void {
-    new Gauge({
-      name: 'statemanager_api_etcd_watches',
-      help: 'etcd watches held for SubscribeToStateChanges: the shared one and the replays from before the resume buffer',
-      registers: [this.registry],
-      collect() {
-        this.set(count());
-      },
-    });
+    this.sampledGauge('statemanager_api_etcd_watches', 'etcd watches held for SubscribeToStateChanges: the shared one and the replays from before the resume buffer', count);
   }
 
+  /** statemanager_scenario_states_without_definition, read from `count` at each scrape. Once per registry. */
   scenarioStatesWithoutDefinition(count: () => number): void {
+    this.sampledGauge(
+      'statemanager_scenario_states_without_definition',
+      'Scenario states held whose Scenario/{name} definition is absent (bounded by grpc.limits.undefinedScenarioStates)',
+      count,
+    );
+  }
+
+  /** A gauge set from `read()` at each scrape: nothing to keep up to date between scrapes. */
+  private sampledGauge(name: string, help: string, read: () => number): void {
     new Gauge({
-      name: 'statemanager_scenario_states_without_definition',
-      help: 'Scenario states held whose Scenario/{name} definition is absent (bounded by grpc.limits.undefinedScenarioStates)',
+      name,
+      help,
       registers: [this.registry],
       collect() {
-        this.set(count());
+        this.set(read());
       },
     });
   }
