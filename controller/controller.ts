@@ -119,6 +119,11 @@ export class Controller implements Runnable {
     this.queue.addAfter(key, delayMs, priority);
   }
 
+  /** Move `key` ahead of the low-priority work if it is waiting there (WorkQueue.promote). */
+  promote(key: string): void {
+    this.queue.promote(key);
+  }
+
   /** Whether work for `key` is queued or running (a reconciler coalescing with it asks). */
   hasWork(key: string): boolean {
     return this.queue.hasWork(key);

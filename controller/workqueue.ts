@@ -217,6 +217,17 @@ export class WorkQueue {
   }
 
   /**
+   * Move `key` to the high lane if it is waiting in the low one; nothing otherwise (a key in
+   * flight is not queued again, as add() would). For a key other work waits on.
+   */
+  promote(key: string): void {
+    const node = this.keys.get(key);
+    if (node === undefined || node.lane !== this.low) return;
+    this.low.remove(node);
+    this.high.push(node);
+  }
+
+  /**
    * Add `key` after `delayMs`. If the key is already waiting for a delay the earlier time wins
    * (client-go semantics); 'high' wins over 'low'. Dropped if the queue shuts down meanwhile.
    */

@@ -14,6 +14,7 @@ import { WorkQueue } from '../controller/workqueue.js';
 import { wireEventMapping, type Enqueue } from './event-mapping.js';
 import type { Fleet } from './fleet.js';
 import type { LagTracker } from './lag-tracker.js';
+import { ModelPasses } from './model-passes.js';
 import { ModelReconciler } from './model-reconciler.js';
 import { PackageCascade } from './package-cascade.js';
 import type { DomainObserver, ActionControllerClient, Clock, StateStore } from './ports.js';
@@ -99,8 +100,13 @@ export function buildControllers(d: ControllersDeps): Controllers {
   });
   const folds = d.foldPackages === false ? {} : { cascade };
   const model: ModelReconciler = new ModelReconciler({ fleet, store, observer, clock, source, ...withLag, ...folds });
-  const modelQueued = (name: string): boolean => work.model.hasWork(name);
-  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, modelQueued, ...withLag, ...folds });
+  const passes: ModelPasses = new ModelPasses({
+    fleet,
+    modelHasWork: (name): boolean => work.model.hasWork(name),
+    promoteModel: (name): void => work.model.promote(name),
+    queuePackage: (name, priority): void => work.package.enqueue(name, priority),
+  });
+  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, waitForModel: (m, p) => passes.waitFor(m, p), ...withLag, ...folds });
   const request = new ReconcileRequestReconciler({
     fleet,
     store,
@@ -115,25 +121,29 @@ export function buildControllers(d: ControllersDeps): Controllers {
     },
   });
   const work = {
-    model: controller('model', model, s.keyBackoff, s.workers),
+    model: controller('model', passes.wrap(model), s.keyBackoff, s.workers),
     package: controller('package', pkg, s.keyBackoff, s.workers),
     // Jittered: the requests of every package in Error fail together while the ActionController
     // is away, and without it retried together (2,000 at once every 30 s in a black-box probe).
     request: controller('request', request, s.requestBackoff, s.requestWorkers, true),
   };
-  const enqueue = enqueueInto(work);
+  const enqueue = enqueueInto(work, passes);
   const resync = new ResyncRequestReconciler({ fleet, store, enqueue, logger: d.logger });
   const controllers = { ...work, resync: controller('resync', resync, s.keyBackoff, 1) };
   wireEventMapping(fleet, { ...enqueue, resync: (id) => controllers.resync.enqueue(id) }, lag);
   return { controllers, reconcilers: { model, package: pkg, request, resync }, enqueue };
 }
 
-function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>): Enqueue {
+function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>, passes: ModelPasses): Enqueue {
   return {
     model: (name, priority) => c.model.enqueue(name, priority),
+    modelPass: (name, priority) => {
+      passes.expect(name);
+      c.model.enqueue(name, priority);
+    },
     modelAfter: (name, delayMs) => c.model.enqueueAfter(name, delayMs),
     package: (name, priority) => c.package.enqueue(name, priority),
     request: (name, priority) => c.request.enqueue(name, priority),
-    modelQueued: (name) => c.model.hasWork(name),
+    modelAwaited: (name) => passes.awaited(name),
   };
 }

@@ -13,8 +13,13 @@ export interface Enqueue {
   modelAfter(name: string, delayMs: number): void;
   package(name: string, priority?: Priority): void;
   request(pkg: string, priority?: Priority): void;
-  /** Whether work for the model is queued or running (a resync asks; absent: never assumed). */
-  modelQueued?(name: string): boolean;
+  /**
+   * Queue the model for a resync's pass: packages that list it wait for the pass, which queues
+   * them (ModelPasses). Absent: the model is queued as by `model`, and its packages by the resync.
+   */
+  modelPass?(name: string, priority?: Priority): void;
+  /** Whether a package reading the model waits for it (ModelPasses.awaited; absent: never). */
+  modelAwaited?(name: string): boolean;
 }
 
 /** What the event mapping queues into: the work above, and operator resync requests by id. */
@@ -133,31 +138,33 @@ function stateOf<S>(s: StoredState<S> | undefined): S | undefined {
 }
 
 /**
- * Every model, package and reconcile request, for a resync; but not a package one of whose models
- * has no state yet and is queued (as the models now all are at a cold start). That model's first
- * state write queues the package (event mapping, modelStates), and the package reconciler would
- * only wait for it: a cold start of 25,000 packages ran each package twice, the first time for
- * nothing.
+ * Every model, package and reconcile request, for a resync; but not a package that waits for one
+ * of its models (ModelPasses: the models' passes queue it). With passes, every package that
+ * lists a model is left to its models: decided from their recomputed states, not the stored
+ * ones, which a takeover or a missed event may have left behind the containers.
  */
 export function enqueueAll(fleet: Fleet, q: Enqueue, priority: Priority): { models: number; packages: number; packagesAfterModels: number; requests: number } {
   const models = fleet.allNames('model');
   const packages = fleet.allNames('package');
   const requests = fleet.allNames('request');
-  for (const m of models) q.model(m, priority);
+  for (const m of models) {
+    if (q.modelPass) q.modelPass(m, priority);
+    else q.model(m, priority);
+  }
   let afterModels = 0;
   for (const p of packages) {
-    if (waitsForAModelState(fleet, q, p)) afterModels++;
+    if (waitsForAModel(fleet, q, p)) afterModels++;
     else q.package(p, priority);
   }
   for (const r of requests) q.request(r, priority);
   return { models: models.size, packages: packages.size - afterModels, packagesAfterModels: afterModels, requests: requests.size };
 }
 
-/** One of the package's models has no state yet and has work queued: the package reconciler's wait (PackageReconciler). */
-function waitsForAModelState(fleet: Fleet, q: Enqueue, pkg: string): boolean {
-  if (!q.modelQueued) return false;
+/** One of the package's models is awaited: the package reconciler's wait (PackageReconciler). */
+function waitsForAModel(fleet: Fleet, q: Enqueue, pkg: string): boolean {
+  if (!q.modelAwaited) return false;
   const models = fleet.modelsOfPackage(pkg);
   if (models === undefined) return false;
-  for (const m of models) if (fleet.storedModelState(m) === undefined && q.modelQueued(m)) return true;
+  for (const m of models) if (q.modelAwaited(m)) return true;
   return false;
 }

@@ -19,8 +19,8 @@ export interface PackageReconcilerDeps {
   lag?: LagTracker;
   /** The folds of model reconciles: a package being folded is decided after its fold. */
   cascade?: PackageCascade;
-  /** Whether work for a model is queued or running. */
-  modelQueued?(name: string): boolean;
+  /** Whether to wait for a model: a resync's pass of it is due, or its first state is coming (ModelPasses.waitFor). */
+  waitForModel?(model: string, pkg: string): boolean;
 }
 
 export class PackageReconciler implements Reconciler {
@@ -49,12 +49,10 @@ export class PackageReconciler implements Reconciler {
 
     const modelStates: ModelState[] = [];
     for (const m of models) {
-      const model = fleet.storedModelState(m);
-      // A model with no state yet whose reconcile is coming would be read as Created: a cold
-      // start wrote half its packages twice (Idle, then their state). The model's first state
-      // write queues the package again (or folds it in).
-      if (model === undefined && this.d.modelQueued?.(m)) return;
-      modelStates.push(model?.value.state ?? 'Created');
+      // A model whose recomputation is coming (after a resync, or its first state) would be read
+      // from a stored state that may be behind its containers; its pass queues the package again.
+      if (this.d.waitForModel?.(m, name)) return;
+      modelStates.push(fleet.storedModelState(m)?.value.state ?? 'Created');
     }
     const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });
     if (!decision) {

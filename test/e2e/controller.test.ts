@@ -264,3 +264,21 @@ test('a stored state spelled differently is equal, not a change; a foreign value
   await w.client.delete().key(w.keys.stateKey('package', 'ps'));
   await eventually(async () => assert.strictEqual(await w.state('package', 'ps'), 'Running'));
 });
+
+test('a start after a leader died mid-work decides packages from their models recomputed: no Error entry that the containers do not imply', async (t) => {
+  // The dead leader wrote the models Dead, then their containers came back before it wrote them
+  // again (or the package's Error). 20 packages so that a package worker would reach some
+  // before their models if the resync queued both (it did: the black-box run's transient Errors).
+  const w = fresh();
+  for (let i = 0; i < 20; i++) {
+    await w.container('n1', `tk${i}`, `mtk${i}`, 'running');
+    await w.packageDef(`ptk${i}`, [`mtk${i}`]);
+    await w.client.put(w.keys.stateKey('model', `mtk${i}`)).value('Dead');
+    await w.client.put(w.keys.stateKey('package', `ptk${i}`)).value('Running');
+  }
+  await run(w);
+  await expectStates(w, 'model', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`mtk${i}`, 'Running'])));
+  await expectStates(w, 'package', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`ptk${i}`, 'Running'])));
+  for (let i = 0; i < 20; i++) t.deepEqual(await w.client.getAll().prefix(w.keys.historyPrefix('package', `ptk${i}`)).keys(), [], 'already right: no entry');
+  t.deepEqual(await w.client.getAll().prefix(w.keys.reconcileRequests).keys(), []);
+});

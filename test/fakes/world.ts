@@ -10,6 +10,7 @@ import { buildControllers } from '../../reconcilers/controllers.js';
 import type { EventQueues } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import type { LagTracker } from '../../reconcilers/lag-tracker.js';
+import type { ModelPasses } from '../../reconcilers/model-passes.js';
 import { KeyLayout } from '../../domain/keys.js';
 import type { NodeLivenessOptions } from '../../domain/node-liveness.js';
 import { silentObserver, type DomainObserver, type Clock } from '../../reconcilers/ports.js';
@@ -105,9 +106,10 @@ class RecordingQueue extends WorkQueue {
 
 /**
  * Queues that record each key as `kind/name` (`model/name+Nms` for a delayed one, `resync/id` for
- * an operator's resync request); `modelQueued`, when given, answers which models have work.
+ * an operator's resync request). With `passes`, a resync queues models for their passes
+ * (`modelPass`, recorded as `model/name`) and asks it which models packages wait for.
  */
-export function recordingEnqueue(modelQueued?: (name: string) => boolean): { queued: string[]; enqueue: EventQueues } {
+export function recordingEnqueue(passes?: Pick<ModelPasses, 'expect' | 'awaited'>): { queued: string[]; enqueue: EventQueues } {
   const queued: string[] = [];
   const enqueue: EventQueues = {
     model: (n) => void queued.push(`model/${n}`),
@@ -115,7 +117,15 @@ export function recordingEnqueue(modelQueued?: (name: string) => boolean): { que
     package: (n) => void queued.push(`package/${n}`),
     request: (n) => void queued.push(`request/${n}`),
     resync: (id) => void queued.push(`resync/${id}`),
-    ...(modelQueued ? { modelQueued } : {}),
+    ...(passes
+      ? {
+          modelPass: (n: string) => {
+            passes.expect(n);
+            queued.push(`model/${n}`);
+          },
+          modelAwaited: (n: string) => passes.awaited(n),
+        }
+      : {}),
   };
   return { queued, enqueue };
 }

@@ -8,6 +8,7 @@ import { FakeListerWatcher } from '../fakes/lister-watcher.js';
 import { KeyLayout } from '../../domain/keys.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import { enqueueAll, wireEventMapping } from '../../reconcilers/event-mapping.js';
+import { ModelPasses } from '../../reconcilers/model-passes.js';
 import { silentObserver } from '../../reconcilers/ports.js';
 import { nextPackageState } from '../../domain/rules.js';
 
@@ -206,33 +207,46 @@ test('event mapping: the first list queues only resync requests; the resync when
   await fleet.caches.stop();
 });
 
-test("resync: a package waiting for a queued model's first state is left to that state write; every other package is queued", async (t) => {
+test("resync: a package that lists a model is left to the model's pass, which queues it; without passes every package is queued", async (t) => {
   const keys = new KeyLayout('');
   const lw = new FakeListerWatcher();
   const def = (pkg: string, models: string[]): void => void lw.put(keys.packageDefKey(pkg), `spec:\n  models:\n${models.map((m) => `    - name: ${m}\n`).join('')}`);
-  def('p1', ['m1', 'm2']); // m1: no state, queued
-  def('p2', ['m3']); // m3 has a state, queued
-  def('p3', ['m4']); // m4: no state, not queued (a reconcile that will not write it)
-  def('p4', ['m3', 'm1']); // one model waited for is enough
+  def('p1', ['m1', 'm2']); // m1: no state yet
+  def('p2', ['m3']); // m3 has a state
+  def('p4', ['m3', 'm1']);
   lw.put(keys.stateKey('model', 'm3'), 'Running');
   lw.put(keys.stateKey('package', 'p5'), 'Running'); // no definition: queued to be removed
   const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
-  const modelsWithWork = new Set(['m1', 'm2', 'm3']);
-  const { queued, enqueue: q } = recordingEnqueue((n) => modelsWithWork.has(n));
+  const running = new Set<string>();
+  const passes = new ModelPasses({
+    fleet,
+    modelHasWork: (n) => queued.includes(`model/${n}`) || running.has(n),
+    promoteModel: () => {},
+    queuePackage: (n) => void queued.push(`package/${n}`),
+  });
+  const { queued, enqueue: q } = recordingEnqueue(passes);
   wireEventMapping(fleet, q);
   fleet.caches.start();
   await fleet.caches.waitForSync();
   const counts = enqueueAll(fleet, q, 'low');
-  t.deepEqual(queued.filter((k) => k.startsWith('package/')).sort(), ['package/p2', 'package/p3', 'package/p5']);
-  t.like(counts, { packages: 3, packagesAfterModels: 2 });
+  t.deepEqual(queued.filter((k) => k.startsWith('package/')), ['package/p5']);
+  t.like(counts, { models: 3, packages: 1, packagesAfterModels: 3 });
+  t.is(passes.dueCount(), 3);
+  // The passes: m3 unchanged (its packages are queued by the pass), m1 written (by its state's event).
   queued.length = 0;
-  lw.put(keys.stateKey('model', 'm1'), 'Running');
-  t.deepEqual(queued.filter((k) => k.startsWith('package/')).sort(), ['package/p1', 'package/p4'], "the model's first state queues the packages left out");
-  // Without the queues' answer (an Enqueue that cannot tell), every package is queued.
+  const model = passes.wrap({ reconcile: async (m) => void (m === 'm1' ? lw.put(keys.stateKey('model', 'm1'), 'Running') : undefined) });
+  await model.reconcile('m3');
+  t.deepEqual(queued.sort(), ['package/p2', 'package/p4']);
   queued.length = 0;
-  const { modelQueued: _, ...plain } = q;
+  await model.reconcile('m1');
+  t.deepEqual(queued.filter((k) => k.startsWith('package/')).sort(), ['package/p1', 'package/p4'], 'once each: the state event queued them, the pass did not again');
+  await model.reconcile('m2');
+  t.is(passes.dueCount(), 0);
+  // Without passes (an Enqueue that cannot tell), every package is queued.
+  queued.length = 0;
+  const { modelPass: _p, modelAwaited: _a, ...plain } = q;
   enqueueAll(fleet, plain, 'low');
-  t.is(queued.filter((k) => k.startsWith('package/')).length, 5);
+  t.is(queued.filter((k) => k.startsWith('package/')).length, 4);
   await fleet.caches.stop();
 });
 
