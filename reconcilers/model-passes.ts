@@ -23,6 +23,15 @@ export interface ModelPassesDeps {
   queuePackage(name: string, priority: Priority): void;
 }
 
+const NOT_AWAITED = 0;
+/** A resync's pass is due and has not written. */
+const AWAITED_DUE = 1;
+/** No state yet, and work is coming. */
+const AWAITED_FIRST = 2;
+/** Due, and the running pass has written its state. */
+const WRITTEN = 3;
+type Check = typeof NOT_AWAITED | typeof AWAITED_DUE | typeof AWAITED_FIRST | typeof WRITTEN;
+
 export class ModelPasses {
   /** Models queued by a resync whose pass has not run yet. */
   private readonly due = new Set<string>();
@@ -39,25 +48,12 @@ export class ModelPasses {
   }
 
   /**
-   * Whether a package reading the model should wait for it: a resync's pass of it is due, or it
-   * has no state yet and its first is coming (a cold start: read as Created, half the packages
-   * were written twice).
+   * Whether a package reading the model should wait for it: a resync's pass of it is due (and
+   * has not written its state yet), or it has no state yet and its first is coming (a cold start:
+   * read as Created, half the packages were written twice).
    */
   awaited(model: string): boolean {
-    if (!this.d.modelHasWork(model)) {
-      // Queued work dropped (a queue shut down): nothing is coming to end the wait.
-      if (this.due.delete(model)) {
-        this.waiters.delete(model);
-        this.running.delete(model);
-      }
-      return false;
-    }
-    const state = this.d.fleet.storedModelState(model)?.value.state;
-    if (!this.due.has(model)) return state === undefined;
-    // The pass has written its state (its event queued the packages, this one among them): what
-    // the package would wait for is there. Waiting would only run the package a third time.
-    const before = this.running.get(model);
-    return before === undefined || before === (state ?? '');
+    return this.check(model) !== NOT_AWAITED;
   }
 
   /**
@@ -66,14 +62,34 @@ export class ModelPasses {
    * queues its packages.)
    */
   waitFor(model: string, pkg: string): boolean {
-    if (!this.awaited(model)) return false;
-    if (this.due.has(model)) {
+    const c = this.check(model);
+    if (c === AWAITED_DUE) {
       this.d.promoteModel(model);
       let w = this.waiters.get(model);
       if (w === undefined) this.waiters.set(model, (w = new Set()));
       w.add(pkg);
+      return true;
     }
-    return true;
+    // Decided now (the pass has written its state): its end need not queue the package again.
+    if (c === WRITTEN) this.waiters.get(model)?.delete(pkg);
+    return c === AWAITED_FIRST;
+  }
+
+  private check(model: string): Check {
+    if (!this.d.modelHasWork(model)) {
+      // Queued work dropped (a queue shut down): nothing is coming to end the wait.
+      if (this.due.delete(model)) {
+        this.waiters.delete(model);
+        this.running.delete(model);
+      }
+      return NOT_AWAITED;
+    }
+    const state = this.d.fleet.storedModelState(model)?.value.state;
+    if (!this.due.has(model)) return state === undefined ? AWAITED_FIRST : NOT_AWAITED;
+    // The pass has written its state (its event queued the packages, this one among them): what
+    // the package would wait for is there.
+    const before = this.running.get(model);
+    return before === undefined || before === (state ?? '') ? AWAITED_DUE : WRITTEN;
   }
 
   /** Models still due (a gauge, tests). */

@@ -148,18 +148,20 @@ test('a pass ends the wait whatever its outcome; one that began before the model
   t.deepEqual(w.queued, ['p1:low', 'p2:low'], 'unchanged: the pass queues the packages that waited');
 });
 
-test('a pass that changed the state leaves its packages to the state event, except one that waited before the write', async (t) => {
-  const w = passesOver({ states: { m: 'Dead' }, packages: { m: ['p', 'pw', 'pl'] } });
+test('a pass that changed the state leaves its packages to the state event, except one that waited and has not run since', async (t) => {
+  const w = passesOver({ states: { m: 'Dead' }, packages: { m: ['p', 'pw', 'pr', 'pl'] } });
   const model = w.passes.wrap({
     reconcile: async () => {
       t.true(w.passes.waitFor('m', 'pw'), 'pw ran while the pass was computing: it waits');
-      w.states.set('m', 'Running'); // the write: its event queues p, pw and pl now
+      t.true(w.passes.waitFor('m', 'pr'));
+      w.states.set('m', 'Running'); // the write: its event queues all four now
       t.false(w.passes.waitFor('m', 'pl'), "pl's worker took it at once: the new state is there, nothing left to wait for");
+      t.false(w.passes.waitFor('m', 'pr'), 'pr too, and it is decided now');
     },
   });
   w.resync('m');
   await model.reconcile('m');
-  t.deepEqual(w.queued, ['pw:low'], 'p, queued by the event and not yet run, is not queued twice');
+  t.deepEqual(w.queued, ['pw:low'], 'p and pr are not queued twice, nor pl');
   t.is(w.passes.dueCount(), 0);
 });
 

@@ -16,7 +16,7 @@ import { clientFloorOnFreshEtcd, compareToClientFloor, type ClientFloor, type Cl
 import { compareToFloor, FLOOR_SHARE_GOAL, writeFloor, type FloorComparison, type WriteFloor } from '../lib/floor.js';
 import { verify } from '../lib/oracle.js';
 import { renderCurveSvg } from '../lib/plot.js';
-import { GC_ON_SIGNAL, metric, type StateManagerProcess } from '../lib/statemanager.js';
+import { GC_ON_SIGNAL, metric, type MetricMap, type StateManagerProcess } from '../lib/statemanager.js';
 
 /** The issue's fleet: the only size the targets judge. */
 const JUDGED = { containers: 100_000, nodes: 50 };
@@ -41,6 +41,8 @@ interface StartPoint {
   /** After the idle period and a full GC: nodejs_heap_size_used_bytes (see idleMemory). */
   heapUsedBytes: number;
   heapBeforeGcBytes: number;
+  /** Reconciles run by the model and package controllers over the cold start (any result). */
+  reconciles: { model: number; package: number };
   floor?: WriteFloor;
   vsFloor?: FloorComparison;
   /** The same I/O through statemanager's etcd code alone (lib/client-floor.ts), on a fresh etcd after statemanager stopped. */
@@ -74,7 +76,7 @@ const shapeText = (s: FleetShape): string => `${fmt.n(s.containers)} containers,
  * left until V8 happens to collect it — seconds later or not at all in a quiet process — which
  * buries the difference between two small fleets.
  */
-async function idleMemory(sm: StateManagerProcess, seconds: number): Promise<{ heapUsedBytes: number; steadyRssBytes: number; heapBeforeGcBytes: number }> {
+async function idleMemory(sm: StateManagerProcess, seconds: number): Promise<{ heapUsedBytes: number; steadyRssBytes: number; heapBeforeGcBytes: number; reconciles: { model: number; package: number } }> {
   await sleep(seconds * 1000);
   const before = await sm.scrape();
   sm.signal('SIGUSR2');
@@ -84,7 +86,15 @@ async function idleMemory(sm: StateManagerProcess, seconds: number): Promise<{ h
     steadyRssBytes: metric(before, 'process_resident_memory_bytes'),
     heapBeforeGcBytes: metric(before, 'nodejs_heap_size_used_bytes'),
     heapUsedBytes: metric(after, 'nodejs_heap_size_used_bytes'),
+    reconciles: { model: reconcilesOf(before, 'model'), package: reconcilesOf(before, 'package') },
   };
+}
+
+/** controller_runtime_reconcile_total of one controller, summed over its results. */
+function reconcilesOf(m: MetricMap, controller: string): number {
+  let n = 0;
+  for (const [k, v] of m) if (k.startsWith('controller_runtime_reconcile_total{') && k.includes(`controller="${controller}"`)) n += v;
+  return n;
 }
 
 /** The time limits grow with the fleet: a 500k cold start takes minutes on two cores. */
@@ -152,7 +162,7 @@ function perUnit(base: StartPoint, more: StartPoint, units: number): { heap: num
 function sizeRow(p: StartPoint, idleSeconds: number): string {
   return (
     `ready ${fmt.ms(p.readyMs)}, converged ${p.converged ? fmt.ms(p.convergedMs) : 'NO'}, ${fmt.n(p.stateWrites)} state writes, peak RSS ${fmt.mb(p.peakRssBytes)}, CPU ${p.cpuSeconds.toFixed(1)} s; ` +
-    `after ${idleSeconds} s idle: RSS ${fmt.mb(p.steadyRssBytes)} (${fmt.n(p.steadyRssBytes / p.shape.containers)} B per container), heap used ${fmt.mb(p.heapUsedBytes)} after a full GC (${fmt.mb(p.heapBeforeGcBytes)} before)`
+    `after ${idleSeconds} s idle: RSS ${fmt.mb(p.steadyRssBytes)} (${fmt.n(p.steadyRssBytes / p.shape.containers)} B per container), heap used ${fmt.mb(p.heapUsedBytes)} after a full GC (${fmt.mb(p.heapBeforeGcBytes)} before); reconciles: ${fmt.n(p.reconciles.model)} model, ${fmt.n(p.reconciles.package)} package`
   );
 }
 
