@@ -73,6 +73,8 @@ export interface Controllers {
   reconcilers: Reconcilers;
   /** Queues into the controllers (what the event mapping and resyncs use). */
   enqueue: Enqueue;
+  /** The resync's model passes the packages wait for (a gauge reads how many are due). */
+  passes: ModelPasses;
 }
 
 /** Reconcilers and their controllers, with the fleet's events mapped onto them. */
@@ -131,7 +133,7 @@ export function buildControllers(d: ControllersDeps): Controllers {
   const resync = new ResyncRequestReconciler({ fleet, store, enqueue, logger: d.logger });
   const controllers = { ...work, resync: controller('resync', resync, s.keyBackoff, 1) };
   wireEventMapping(fleet, { ...enqueue, resync: (id) => controllers.resync.enqueue(id) }, lag);
-  return { controllers, reconcilers: { model, package: pkg, request, resync }, enqueue };
+  return { controllers, reconcilers: { model, package: pkg, request, resync }, enqueue, passes };
 }
 
 function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>, passes: ModelPasses): Enqueue {

@@ -101,7 +101,7 @@ export class StateManagerApp {
       if (!deps.etcd) this.etcd.close();
     };
 
-    const { controllers, enqueue } = buildControllers({
+    const { controllers, enqueue, passes } = buildControllers({
       fleet,
       store: this.store,
       actionController: deps.actionController ?? ownedActionController!, observer, clock, logger,
@@ -118,6 +118,7 @@ export class StateManagerApp {
       queueMetrics: (name) => metrics.queue(name), controllerMetrics: (name) => metrics.controller(name),
     });
     this.enqueue = enqueue;
+    metrics.resyncModelsPending(() => passes.dueCount());
     this.manager = this.buildManager(config, leaderLock);
     for (const c of Object.values(controllers)) this.manager.add(c);
     this.probe = new EtcdProbe({

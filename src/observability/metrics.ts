@@ -338,6 +338,11 @@ export class Metrics implements FleetGaugeSink {
     );
   }
 
+  /** statemanager_resync_models_pending, read from `count` at each scrape. Once per registry. */
+  resyncModelsPending(count: () => number): void {
+    this.sampledGauge('statemanager_resync_models_pending', "Models a resync queued whose pass has not run yet: the packages listing them wait for it", count);
+  }
+
   /** A gauge set from `read()` at each scrape: nothing to keep up to date between scrapes. */
   private sampledGauge(name: string, help: string, read: () => number): void {
     new Gauge({

@@ -276,9 +276,11 @@ test('a start after a leader died mid-work decides packages from their models re
     await w.client.put(w.keys.stateKey('model', `mtk${i}`)).value('Dead');
     await w.client.put(w.keys.stateKey('package', `ptk${i}`)).value('Running');
   }
-  await run(w);
+  const app = await run(w);
   await expectStates(w, 'model', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`mtk${i}`, 'Running'])));
   await expectStates(w, 'package', Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`ptk${i}`, 'Running'])));
   for (let i = 0; i < 20; i++) t.deepEqual(await w.client.getAll().prefix(w.keys.historyPrefix('package', `ptk${i}`)).keys(), [], 'already right: no entry');
   t.deepEqual(await w.client.getAll().prefix(w.keys.reconcileRequests).keys(), []);
+  const pending = (await app.metrics.registry.metrics()).split('\n').find((l) => l.startsWith('statemanager_resync_models_pending '));
+  t.is(pending, 'statemanager_resync_models_pending 0', 'every pass has run');
 });
