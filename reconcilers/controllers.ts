@@ -108,7 +108,7 @@ export function buildControllers(d: ControllersDeps): Controllers {
     promoteModel: (name): void => work.model.promote(name),
     queuePackage: (name, priority): void => work.package.enqueue(name, priority),
   });
-  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, waitForModel: (m, p) => passes.waitFor(m, p), ...withLag, ...folds });
+  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, waitForModels: (p, models) => passes.waitForModels(p, models), ...withLag, ...folds });
   const request = new ReconcileRequestReconciler({
     fleet,
     store,
@@ -144,8 +144,15 @@ function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>, pas
       c.model.enqueue(name, priority);
     },
     modelAfter: (name, delayMs) => c.model.enqueueAfter(name, delayMs),
-    package: (name, priority) => c.package.enqueue(name, priority),
+    // A package waiting for a resync's model passes would only return: the last pass queues it.
+    package: (name, priority) => {
+      if (!passes.holds(name)) c.package.enqueue(name, priority);
+    },
+    packageForResync: (name, priority) => {
+      if (passes.holdForResync(name)) return false;
+      c.package.enqueue(name, priority);
+      return true;
+    },
     request: (name, priority) => c.request.enqueue(name, priority),
-    modelAwaited: (name) => passes.awaited(name),
   };
 }

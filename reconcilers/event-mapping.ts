@@ -18,8 +18,11 @@ export interface Enqueue {
    * them (ModelPasses). Absent: the model is queued as by `model`, and its packages by the resync.
    */
   modelPass?(name: string, priority?: Priority): void;
-  /** Whether a package reading the model waits for it (ModelPasses.awaited; absent: never). */
-  modelAwaited?(name: string): boolean;
+  /**
+   * A resync's package, after its models: queued, or left to its models' passes (false then;
+   * ModelPasses.holdForResync). Absent: queued as by `package`.
+   */
+  packageForResync?(name: string, priority?: Priority): boolean;
 }
 
 /** What the event mapping queues into: the work above, and operator resync requests by id. */
@@ -138,10 +141,10 @@ function stateOf<S>(s: StoredState<S> | undefined): S | undefined {
 }
 
 /**
- * Every model, package and reconcile request, for a resync; but not a package that waits for one
- * of its models (ModelPasses: the models' passes queue it). With passes, every package that
- * lists a model is left to its models: decided from their recomputed states, not the stored
- * ones, which a takeover or a missed event may have left behind the containers.
+ * Every model, package and reconcile request, for a resync; but not a package that waits for its
+ * models' passes (ModelPasses: the last of them queues it). With passes, every package that lists
+ * a model is left to its models: decided from their recomputed states, not the stored ones, which
+ * a takeover or a missed event may have left behind the containers.
  */
 export function enqueueAll(fleet: Fleet, q: Enqueue, priority: Priority): { models: number; packages: number; packagesAfterModels: number; requests: number } {
   const models = fleet.allNames('model');
@@ -153,18 +156,10 @@ export function enqueueAll(fleet: Fleet, q: Enqueue, priority: Priority): { mode
   }
   let afterModels = 0;
   for (const p of packages) {
-    if (waitsForAModel(fleet, q, p)) afterModels++;
-    else q.package(p, priority);
+    if (q.packageForResync) {
+      if (!q.packageForResync(p, priority)) afterModels++;
+    } else q.package(p, priority);
   }
   for (const r of requests) q.request(r, priority);
   return { models: models.size, packages: packages.size - afterModels, packagesAfterModels: afterModels, requests: requests.size };
-}
-
-/** One of the package's models is awaited: the package reconciler's wait (PackageReconciler). */
-function waitsForAModel(fleet: Fleet, q: Enqueue, pkg: string): boolean {
-  if (!q.modelAwaited) return false;
-  const models = fleet.modelsOfPackage(pkg);
-  if (models === undefined) return false;
-  for (const m of models) if (q.modelAwaited(m)) return true;
-  return false;
 }

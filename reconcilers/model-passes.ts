@@ -4,18 +4,21 @@
 // before writing it (a takeover), or an event was missed (what resyncs heal). A package decided
 // from that stored state writes a state its containers do not imply, with a history entry and,
 // for Error, a reconcile request: a black-box run of 15 leader kills saw 28 Error entries of
-// 1–51 ms. So a model queued by a resync is "due" until its pass has run; a package that lists a
-// due model waits (the package reconciler returns, writing nothing) and the pass queues it when
-// it ends. A waiting package moves the model it waits for ahead of the rest of the resync.
+// 1–51 ms. So a model queued by a resync is "due" until its pass has run, and a package that
+// lists due models waits for all of them: it is counted, not queued, and the last of their
+// passes queues it. An event for a waiting package moves its due models ahead of the rest of the
+// resync, so a live change is not held behind all of it.
 //
-// Only a resync makes a model due, and one pass of any outcome ends it: live events never make a
-// package wait, so a model that never stops changing cannot starve its packages.
+// Counting keeps a resync at one run per package, whatever its size: a package of 5,000 models
+// woken by each pass would have run 5,000 times, each reading its models again. Only a resync
+// makes a model due, and one pass of any outcome ends it: live events never make a package wait,
+// so a model that never stops changing cannot starve its packages.
 import type { Reconciler, ReconcileResult } from '../controller/controller.js';
 import type { Priority } from '../controller/workqueue.js';
 import type { Fleet } from './fleet.js';
 
 export interface ModelPassesDeps {
-  fleet: Pick<Fleet, 'packagesOfModel' | 'storedModelState'>;
+  fleet: Pick<Fleet, 'packagesOfModel' | 'modelsOfPackage' | 'storedModelState'>;
   /** Whether work for the model is queued or running. */
   modelHasWork(name: string): boolean;
   /** Move the model's queued work ahead of a resync's (nothing when it is not waiting in a queue). */
@@ -23,22 +26,18 @@ export interface ModelPassesDeps {
   queuePackage(name: string, priority: Priority): void;
 }
 
-const NOT_AWAITED = 0;
-/** A resync's pass is due and has not written. */
-const AWAITED_DUE = 1;
-/** No state yet, and work is coming. */
-const AWAITED_FIRST = 2;
-/** Due, and the running pass has written its state. */
-const WRITTEN = 3;
-type Check = typeof NOT_AWAITED | typeof AWAITED_DUE | typeof AWAITED_FIRST | typeof WRITTEN;
+/** A package waiting for passes: its model list when counted (a new definition is counted again) and how many are left. */
+interface Waiting {
+  models: readonly string[];
+  left: number;
+  /** Its due models were moved ahead of the resync's other work (once is enough). */
+  hurried: boolean;
+}
 
 export class ModelPasses {
   /** Models queued by a resync whose pass has not run yet. */
   private readonly due = new Set<string>();
-  /** Packages that waited for a due model, by model: its pass queues them again. */
-  private readonly waiters = new Map<string, Set<string>>();
-  /** Due models whose pass is running, with the state they had when it began ('' for none). */
-  private readonly running = new Map<string, string>();
+  private readonly waiting = new Map<string, Waiting>();
 
   constructor(private readonly d: ModelPassesDeps) {}
 
@@ -47,54 +46,53 @@ export class ModelPasses {
     this.due.add(model);
   }
 
-  /**
-   * Whether a package reading the model should wait for it: a resync's pass of it is due (and
-   * has not written its state yet), or it has no state yet and its first is coming (a cold start:
-   * read as Created, half the packages were written twice).
-   */
-  awaited(model: string): boolean {
-    return this.check(model) !== NOT_AWAITED;
+  /** For a resync, after its models: whether the package waits for their passes (then it is not to be queued). */
+  holdForResync(pkg: string): boolean {
+    const models = this.d.fleet.modelsOfPackage(pkg);
+    return models !== undefined && this.count(pkg, models, false) > 0;
   }
 
   /**
-   * awaited(), for `pkg`: a due model moves ahead of the resync's other work and queues `pkg`
-   * again when its pass ends. (A model with no state yet needs neither: its first state's event
-   * queues its packages.)
+   * An event for the package: whether it is waiting for passes under its current definition, so
+   * queueing it would only make it return (a model's state event at a cold start did that for
+   * every package). Its due models then move ahead of the resync's other work: something is
+   * happening to it now.
    */
-  waitFor(model: string, pkg: string): boolean {
-    const c = this.check(model);
-    if (c === AWAITED_DUE) {
-      this.d.promoteModel(model);
-      let w = this.waiters.get(model);
-      if (w === undefined) this.waiters.set(model, (w = new Set()));
-      w.add(pkg);
+  holds(pkg: string): boolean {
+    const w = this.waiting.get(pkg);
+    if (w === undefined || w.models !== this.d.fleet.modelsOfPackage(pkg)) return false;
+    this.hurry(w);
+    return true;
+  }
+
+  /**
+   * A package reconcile's question: wait? Yes while due models it lists have not passed (the last
+   * pass queues it), or while a model of it with no state yet has its first state coming (that
+   * state's event queues it; read as Created, a cold start wrote half the packages twice).
+   */
+  waitForModels(pkg: string, models: readonly string[] | undefined): boolean {
+    if (models === undefined) {
+      this.waiting.delete(pkg);
+      return false;
+    }
+    const w = this.waiting.get(pkg);
+    if (w !== undefined && w.models === models) {
+      this.hurry(w);
       return true;
     }
-    // Decided now (the pass has written its state): its end need not queue the package again.
-    if (c === WRITTEN) this.waiters.get(model)?.delete(pkg);
-    return c === AWAITED_FIRST;
-  }
-
-  private check(model: string): Check {
-    if (!this.d.modelHasWork(model)) {
-      // Queued work dropped (a queue shut down): nothing is coming to end the wait.
-      if (this.due.delete(model)) {
-        this.waiters.delete(model);
-        this.running.delete(model);
-      }
-      return NOT_AWAITED;
-    }
-    const state = this.d.fleet.storedModelState(model)?.value.state;
-    if (!this.due.has(model)) return state === undefined ? AWAITED_FIRST : NOT_AWAITED;
-    // The pass has written its state (its event queued the packages, this one among them): what
-    // the package would wait for is there.
-    const before = this.running.get(model);
-    return before === undefined || before === (state ?? '') ? AWAITED_DUE : WRITTEN;
+    if (this.count(pkg, models, true) > 0) return true;
+    for (const m of models) if (this.d.fleet.storedModelState(m) === undefined && this.d.modelHasWork(m)) return true;
+    return false;
   }
 
   /** Models still due (a gauge, tests). */
   dueCount(): number {
     return this.due.size;
+  }
+
+  /** Packages waiting for passes (tests). */
+  waitingCount(): number {
+    return this.waiting.size;
   }
 
   /** The model reconciler with the end of each due pass reported (any outcome ends it). */
@@ -103,23 +101,45 @@ export class ModelPasses {
       reconcile: (model: string): Promise<ReconcileResult | void> => {
         // A pass that began before the model was due does not count: the resync's is still queued.
         if (!this.due.has(model)) return inner.reconcile(model);
-        const before = this.d.fleet.storedModelState(model)?.value.state ?? '';
-        this.running.set(model, before);
-        return inner.reconcile(model).finally(() => this.passed(model, before));
+        return inner.reconcile(model).finally(() => this.passed(model));
       },
     };
   }
 
-  private passed(model: string, before: string): void {
-    this.running.delete(model);
-    if (!this.due.delete(model)) return;
-    const waited = this.waiters.get(model);
-    if (waited !== undefined) this.waiters.delete(model);
-    // A changed state queued the packages (event mapping), so only those that ran during the
-    // pass and waited are queued again: all of them again would run each twice at a cold start.
-    if ((this.d.fleet.storedModelState(model)?.value.state ?? '') === before) {
-      for (const p of this.d.fleet.packagesOfModel(model)) if (waited === undefined || !waited.has(p)) this.d.queuePackage(p, 'low');
+  /** Due models of `pkg` with work coming, recorded as what it waits for (moved ahead when `hurry`). */
+  private count(pkg: string, models: readonly string[], hurry: boolean): number {
+    let left = 0;
+    for (const m of models) {
+      if (!this.due.has(m)) continue;
+      if (!this.d.modelHasWork(m)) {
+        // Its queued work was dropped (a queue shut down): no pass is coming.
+        this.due.delete(m);
+        continue;
+      }
+      left++;
+      if (hurry) this.d.promoteModel(m);
     }
-    if (waited !== undefined) for (const p of waited) this.d.queuePackage(p, 'low');
+    if (left > 0) this.waiting.set(pkg, { models, left, hurried: hurry });
+    else this.waiting.delete(pkg);
+    return left;
+  }
+
+  private hurry(w: Waiting): void {
+    if (w.hurried) return;
+    w.hurried = true;
+    for (const m of w.models) if (this.due.has(m)) this.d.promoteModel(m);
+  }
+
+  private passed(model: string): void {
+    if (!this.due.delete(model)) return;
+    for (const p of this.d.fleet.packagesOfModel(model)) {
+      const w = this.waiting.get(p);
+      if (w === undefined) continue;
+      // A definition that gained this model after the count makes it short: the package runs
+      // early, counts again and waits for the rest.
+      if (--w.left > 0) continue;
+      this.waiting.delete(p);
+      this.d.queuePackage(p, 'low');
+    }
   }
 }

@@ -19,8 +19,8 @@ export interface PackageReconcilerDeps {
   lag?: LagTracker;
   /** The folds of model reconciles: a package being folded is decided after its fold. */
   cascade?: PackageCascade;
-  /** Whether to wait for a model: a resync's pass of it is due, or its first state is coming (ModelPasses.waitFor). */
-  waitForModel?(model: string, pkg: string): boolean;
+  /** Whether to wait for the models: a resync's passes of them are due, or a first state is coming (ModelPasses.waitForModels). */
+  waitForModels?(pkg: string, models: readonly string[] | undefined): boolean;
 }
 
 export class PackageReconciler implements Reconciler {
@@ -35,6 +35,9 @@ export class PackageReconciler implements Reconciler {
     }
     const stored = fleet.storedPackageState(name);
     const models = fleet.modelsOfPackage(name);
+    // A model whose recomputation is coming (after a resync, or its first state) would be read
+    // from a stored state that may be behind its containers; the package is queued again after it.
+    if (this.d.waitForModels?.(name, models)) return;
     const hasRequest = fleet.reconcileRequest(name) !== undefined;
 
     if (models === undefined) {
@@ -49,9 +52,6 @@ export class PackageReconciler implements Reconciler {
 
     const modelStates: ModelState[] = [];
     for (const m of models) {
-      // A model whose recomputation is coming (after a resync, or its first state) would be read
-      // from a stored state that may be behind its containers; its pass queues the package again.
-      if (this.d.waitForModel?.(m, name)) return;
       modelStates.push(fleet.storedModelState(m)?.value.state ?? 'Created');
     }
     const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });

@@ -107,9 +107,9 @@ class RecordingQueue extends WorkQueue {
 /**
  * Queues that record each key as `kind/name` (`model/name+Nms` for a delayed one, `resync/id` for
  * an operator's resync request). With `passes`, a resync queues models for their passes
- * (`modelPass`, recorded as `model/name`) and asks it which models packages wait for.
+ * (`modelPass`, recorded as `model/name`) and leaves to them the packages it holds.
  */
-export function recordingEnqueue(passes?: Pick<ModelPasses, 'expect' | 'awaited'>): { queued: string[]; enqueue: EventQueues } {
+export function recordingEnqueue(passes?: Pick<ModelPasses, 'expect' | 'holdForResync'>): { queued: string[]; enqueue: EventQueues } {
   const queued: string[] = [];
   const enqueue: EventQueues = {
     model: (n) => void queued.push(`model/${n}`),
@@ -123,7 +123,11 @@ export function recordingEnqueue(passes?: Pick<ModelPasses, 'expect' | 'awaited'
             passes.expect(n);
             queued.push(`model/${n}`);
           },
-          modelAwaited: (n: string) => passes.awaited(n),
+          packageForResync: (n: string) => {
+            if (passes.holdForResync(n)) return false;
+            queued.push(`package/${n}`);
+            return true;
+          },
         }
       : {}),
   };

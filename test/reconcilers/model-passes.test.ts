@@ -54,7 +54,7 @@ async function takeoverWorld(o: { passes: boolean }) {
     repeat: { initialMs: 0, capMs: 0 },
     settings: { keyBackoff: { base: 1, cap: 10 }, requestBackoff: { base: 1, cap: 10 }, workers: 4, requestWorkers: 1 },
   });
-  const { modelPass: _p, modelAwaited: _a, ...withoutPasses } = built.enqueue;
+  const { modelPass: _p, packageForResync: _r, ...withoutPasses } = built.enqueue;
   // What the Manager does on winning leadership: resync, then start the workers.
   enqueueAll(fleet, o.passes ? built.enqueue : withoutPasses, 'low');
   const cs = Object.values(built.controllers);
@@ -86,92 +86,137 @@ function passesOver(o: { states?: Record<string, string>; packages?: Record<stri
   const promoted: string[] = [];
   const queued: string[] = [];
   const states = new Map(Object.entries(o.states ?? {}));
+  const defs = new Map(Object.entries(o.packages ?? {}));
+  let hasWorkCalls = 0;
   const passes = new ModelPasses({
     fleet: {
-      packagesOfModel: (m) => o.packages?.[m] ?? [],
+      packagesOfModel: (m) => [...defs].filter(([, ms]) => ms.includes(m)).map(([p]) => p),
+      modelsOfPackage: (p) => defs.get(p),
       storedModelState: (m) => (states.has(m) ? ({ value: { state: states.get(m) } } as never) : undefined),
     },
-    modelHasWork: (m) => work.has(m),
+    modelHasWork: (m) => (hasWorkCalls++, work.has(m)),
     promoteModel: (m) => void promoted.push(m),
     queuePackage: (p, priority) => void queued.push(`${p}:${priority}`),
   });
-  const resync = (m: string): void => {
-    passes.expect(m);
-    work.add(m);
+  /** A resync: every model of every package queued for a pass, then the packages held or queued. */
+  const resync = (): string[] => {
+    for (const ms of defs.values()) for (const m of ms) {
+      passes.expect(m);
+      work.add(m);
+    }
+    return [...defs.keys()].filter((p) => !passes.holdForResync(p));
   };
-  return { passes, work, promoted, queued, states, resync };
+  const model = passes.wrap({ reconcile: async (m) => void work.delete(m) });
+  const run = (p: string): boolean => passes.waitForModels(p, defs.get(p));
+  return { passes, work, promoted, queued, states, defs, resync, model, run, hasWorkCalls: () => hasWorkCalls };
 }
 
-test('waiting: a due model with work is waited for and moved ahead; not due, or due with its work dropped, it is not', (t) => {
-  const w = passesOver({ states: { m1: 'Running', m2: 'Running' } });
-  w.resync('m1');
-  t.true(w.passes.waitFor('m1', 'p'));
-  t.deepEqual(w.promoted, ['m1']);
-  // A live event queues m2: never waited for when it has a state.
-  w.work.add('m2');
-  t.false(w.passes.waitFor('m2', 'p'));
-  // m1's queued work was dropped (a queue shut down): nothing would end the wait.
-  w.work.delete('m1');
-  t.false(w.passes.waitFor('m1', 'p'));
-  t.is(w.passes.dueCount(), 0);
-  t.deepEqual(w.promoted, ['m1'], 'only due models are moved ahead');
+test('a package waits for every due model of it, and the last of their passes queues it once', async (t) => {
+  const w = passesOver({ states: { m1: 'Running', m2: 'Running', m3: 'Running' }, packages: { p: ['m1', 'm2'], q: ['m2', 'm3'] } });
+  t.deepEqual(w.resync(), [], 'both held: nothing queued by the resync');
+  t.deepEqual(w.promoted, [], 'the resync moves nothing ahead');
+  t.true(w.passes.holds('p'), 'an event for p: not queued, it waits');
+  t.deepEqual(w.promoted, ['m1', 'm2'], 'and its due models move ahead');
+  t.true(w.passes.holds('p'));
+  t.true(w.run('p'), 'woken by something else meanwhile, it still waits');
+  t.deepEqual(w.promoted, ['m1', 'm2'], 'once');
+  await w.model.reconcile('m1');
+  t.deepEqual(w.queued, []);
+  await w.model.reconcile('m2');
+  t.deepEqual(w.queued, ['p:low']);
+  t.false(w.passes.holds('p'));
+  t.false(w.run('p'), 'decided now');
+  await w.model.reconcile('m3');
+  t.deepEqual(w.queued, ['p:low', 'q:low']);
+  t.is(w.passes.waitingCount(), 0);
 });
 
-test('waiting: a model with no state yet whose first pass is coming is waited for without being due (a live package definition)', (t) => {
-  const w = passesOver();
-  w.work.add('m');
-  t.true(w.passes.waitFor('m', 'p'));
-  t.deepEqual(w.promoted, [], 'not due: nothing to move ahead of');
-  w.work.delete('m');
-  t.false(w.passes.waitFor('m', 'p'), 'no work coming: read as Created');
+test('a package of 5,000 models is counted once and queued once per resync: reading its models again at each pass would be 12.5 million reads', async (t) => {
+  const models = Array.from({ length: 5_000 }, (_, i) => `m${i}`);
+  const w = passesOver({ states: Object.fromEntries(models.map((m) => [m, 'Running'])), packages: { big: models } });
+  t.deepEqual(w.resync(), []);
+  for (const m of models) {
+    await w.model.reconcile(m);
+    // The package is woken by other events meanwhile (its models' state events at a cold start).
+    if (w.passes.holds('big')) t.true(w.run('big'));
+  }
+  t.deepEqual(w.queued, ['big:low']);
+  t.true(w.hasWorkCalls() <= 2 * models.length, `${w.hasWorkCalls()} work lookups`);
+});
+
+test('live events never make a package wait; a model with no state and its first state coming does, without being counted', (t) => {
+  const w = passesOver({ states: { m1: 'Running' }, packages: { p: ['m1'], q: ['m2'] } });
+  w.work.add('m1'); // a container change queued m1
+  t.false(w.run('p'));
+  w.work.add('m2'); // a new model: its first state's event queues q
+  t.true(w.run('q'));
+  t.is(w.passes.waitingCount(), 0);
+  w.work.delete('m2');
+  t.false(w.run('q'), 'no work coming: read as Created');
+  t.deepEqual(w.promoted, []);
+});
+
+test('a due model whose queued work was dropped (a queue shut down) is not waited for', (t) => {
+  const w = passesOver({ states: { m1: 'Running', m2: 'Running' }, packages: { p: ['m1', 'm2'] } });
+  for (const m of ['m1', 'm2']) w.passes.expect(m);
+  w.work.add('m2');
+  t.true(w.passes.holdForResync('p'));
+  t.is(w.passes.dueCount(), 1, 'm1 had no work');
+  w.defs.set('p', ['m2', 'm1']); // counted again
+  w.work.delete('m2');
+  t.false(w.run('p'));
+  t.is(w.passes.dueCount(), 0);
+  t.is(w.passes.waitingCount(), 0);
 });
 
 test('a pass ends the wait whatever its outcome; one that began before the model was due does not', async (t) => {
-  const w = passesOver({ states: { m: 'Running' }, packages: { m: ['p1', 'p2'] } });
+  const w = passesOver({ states: { m: 'Running' }, packages: { p: ['m'] } });
   let release!: () => void;
-  const model = w.passes.wrap({
-    reconcile: (name) => (name === 'slow' ? new Promise<void>((r) => (release = r)) : Promise.reject(new Error('etcd unreachable'))),
-  });
-  // A pass running when the resync comes: the resync's own pass is still queued behind it.
-  w.states.set('slow', 'Running');
-  const running = model.reconcile('slow');
-  w.resync('slow');
+  const model = w.passes.wrap({ reconcile: () => new Promise<void>((r) => (release = r)) });
+  const running = model.reconcile('m'); // a live event's pass, running when the resync comes
+  w.resync();
   release();
   await running;
-  t.is(w.passes.dueCount(), 1);
-  t.true(w.passes.waitFor('slow', 'p'));
-  // A failing pass ends the wait too (the key is retried with backoff; its packages are not held).
-  w.resync('m');
-  await t.throwsAsync(model.reconcile('m'), { message: 'etcd unreachable' });
-  t.false(w.passes.waitFor('m', 'p'), 'its work is retried, but it is no longer due');
-  t.is(w.passes.dueCount(), 1, "only 'slow' is still due");
-  t.deepEqual(w.queued, ['p1:low', 'p2:low'], 'unchanged: the pass queues the packages that waited');
-});
-
-test('a pass that changed the state leaves its packages to the state event, except one that waited and has not run since', async (t) => {
-  const w = passesOver({ states: { m: 'Dead' }, packages: { m: ['p', 'pw', 'pr', 'pl'] } });
-  const model = w.passes.wrap({
-    reconcile: async () => {
-      t.true(w.passes.waitFor('m', 'pw'), 'pw ran while the pass was computing: it waits');
-      t.true(w.passes.waitFor('m', 'pr'));
-      w.states.set('m', 'Running'); // the write: its event queues all four now
-      t.false(w.passes.waitFor('m', 'pl'), "pl's worker took it at once: the new state is there, nothing left to wait for");
-      t.false(w.passes.waitFor('m', 'pr'), 'pr too, and it is decided now');
-    },
-  });
-  w.resync('m');
-  await model.reconcile('m');
-  t.deepEqual(w.queued, ['pw:low'], 'p and pr are not queued twice, nor pl');
+  t.is(w.passes.dueCount(), 1, "the resync's own pass is still to come");
+  t.true(w.run('p'));
+  const failing = w.passes.wrap({ reconcile: () => Promise.reject(new Error('etcd unreachable')) });
+  await t.throwsAsync(failing.reconcile('m'), { message: 'etcd unreachable' });
+  t.deepEqual(w.queued, ['p:low'], 'retried with backoff, but its packages are not held for it');
   t.is(w.passes.dueCount(), 0);
 });
 
+test('a definition changed while waiting is counted again: a model removed no longer holds it, a model added is waited for', async (t) => {
+  const w = passesOver({ states: { m1: 'Running', m2: 'Running', m3: 'Running' }, packages: { p: ['m1', 'm2'], other: ['m3'] } });
+  w.resync();
+  w.defs.set('p', ['m1']); // m2 removed
+  t.false(w.passes.holds('p'), "the definition's event queues it");
+  t.true(w.run('p'), 'counted again: m1 still due');
+  await w.model.reconcile('m1');
+  t.deepEqual(w.queued, ['p:low'], 'the last pass of the new definition queues it; m2 was not waited for');
+  await w.model.reconcile('m2');
+  t.deepEqual(w.queued, ['p:low']);
+  // Gained a due model after it was counted and before the event ran it: short by one, so it runs
+  // early, counts again and waits for the rest.
+  w.queued.length = 0;
+  w.defs.set('late', ['m3']);
+  w.resync();
+  w.defs.set('late', ['m3', 'mx']);
+  w.passes.expect('mx');
+  w.work.add('mx');
+  await w.model.reconcile('m3');
+  t.true(w.run('late'), 'mx still due');
+  await w.model.reconcile('mx');
+  t.true(w.queued.includes('late:low'));
+  t.false(w.run('late'));
+});
+
 test('a resync during a pass of a due model: the running pass ends the wait, the queued one still runs', async (t) => {
-  const w = passesOver({ states: { m: 'Running' }, packages: { m: ['p'] } });
+  const w = passesOver({ states: { m: 'Running' }, packages: { p: ['m'] } });
   let release!: () => void;
   const model = w.passes.wrap({ reconcile: () => new Promise<void>((r) => (release = r)) });
-  w.resync('m');
+  w.resync();
   const running = model.reconcile('m');
-  w.resync('m'); // a second resync while the first's pass runs
+  w.resync(); // a second resync while the first's pass runs
   release();
   await running;
   t.is(w.passes.dueCount(), 0);
