@@ -108,7 +108,7 @@ export function buildControllers(d: ControllersDeps): Controllers {
     promoteModel: (name): void => work.model.promote(name),
     queuePackage: (name, priority): void => work.package.enqueue(name, priority),
   });
-  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, waitForModels: (p, models) => passes.waitForModels(p, models), ...withLag, ...folds });
+  const pkg = new PackageReconciler({ fleet, store, observer, clock, triggerStates, source, waitForModels: (p, models) => passes.waitForModels(p, models), modelQueued: (m): boolean => work.model.hasWork(m), ...withLag, ...folds });
   const request = new ReconcileRequestReconciler({
     fleet,
     store,
@@ -147,6 +147,10 @@ function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>, pas
     // A package waiting for a resync's model passes would only return: the last pass queues it.
     package: (name, priority) => {
       if (!passes.holds(name)) c.package.enqueue(name, priority);
+    },
+    packageDefinitionChanged: (name) => {
+      passes.definitionChanged(name);
+      c.package.enqueue(name);
     },
     packageForResync: (name, priority) => {
       if (passes.holdForResync(name)) return false;

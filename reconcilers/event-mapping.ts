@@ -18,6 +18,8 @@ export interface Enqueue {
    * them (ModelPasses). Absent: the model is queued as by `model`, and its packages by the resync.
    */
   modelPass?(name: string, priority?: Priority): void;
+  /** The package's definition changed (queued as by `package`, and counted again if it waits for passes). Absent: `package`. */
+  packageDefinitionChanged?(name: string): void;
   /**
    * A resync's package, after its models: queued, or left to its models' passes (false then;
    * ModelPasses.holdForResync). Absent: queued as by `package`.
@@ -82,7 +84,8 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
   onChange('packageDefs', (e) => {
     const name = keys.parsePackageDefKey(e.key);
     if (name === undefined) return;
-    q.package(name);
+    if (q.packageDefinitionChanged) q.packageDefinitionChanged(name);
+    else q.package(name);
     const o = new Set(before(e)?.models ?? []);
     const n = new Set(after(e)?.models ?? []);
     // A model whose listing changed may gain or lose its state key.

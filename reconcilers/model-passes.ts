@@ -18,7 +18,7 @@ import type { Priority } from '../controller/workqueue.js';
 import type { Fleet } from './fleet.js';
 
 export interface ModelPassesDeps {
-  fleet: Pick<Fleet, 'packagesOfModel' | 'modelsOfPackage' | 'storedModelState'>;
+  fleet: Pick<Fleet, 'packagesOfModel' | 'modelsOfPackage'>;
   /** Whether work for the model is queued or running. */
   modelHasWork(name: string): boolean;
   /** Move the model's queued work ahead of a resync's (nothing when it is not waiting in a queue). */
@@ -53,22 +53,27 @@ export class ModelPasses {
   }
 
   /**
-   * An event for the package: whether it is waiting for passes under its current definition, so
-   * queueing it would only make it return (a model's state event at a cold start did that for
-   * every package). Its due models then move ahead of the resync's other work: something is
-   * happening to it now.
+   * An event for the package: whether it is waiting for passes, so queueing it would only make
+   * it return (a model's state event at a cold start did that for every package). Its due models
+   * then move ahead of the resync's other work: something is happening to it now. (A new
+   * definition is counted again: definitionChanged.)
    */
   holds(pkg: string): boolean {
     const w = this.waiting.get(pkg);
-    if (w === undefined || w.models !== this.d.fleet.modelsOfPackage(pkg)) return false;
+    if (w === undefined) return false;
     this.hurry(w);
     return true;
   }
 
+  /** The package's definition changed: what it waits for is counted again when it runs. */
+  definitionChanged(pkg: string): void {
+    this.waiting.delete(pkg);
+  }
+
   /**
-   * A package reconcile's question: wait? Yes while due models it lists have not passed (the last
-   * pass queues it), or while a model of it with no state yet has its first state coming (that
-   * state's event queues it; read as Created, a cold start wrote half the packages twice).
+   * A package reconcile's question: wait for due models it lists that have not passed? The last
+   * of their passes queues it. (The reconciler also waits for a model with no state yet whose
+   * first is coming: that state's event queues it.)
    */
   waitForModels(pkg: string, models: readonly string[] | undefined): boolean {
     if (models === undefined) {
@@ -80,9 +85,7 @@ export class ModelPasses {
       this.hurry(w);
       return true;
     }
-    if (this.count(pkg, models, true) > 0) return true;
-    for (const m of models) if (this.d.fleet.storedModelState(m) === undefined && this.d.modelHasWork(m)) return true;
-    return false;
+    return this.due.size > 0 && this.count(pkg, models, true) > 0;
   }
 
   /** Models still due (a gauge, tests). */
@@ -131,7 +134,7 @@ export class ModelPasses {
   }
 
   private passed(model: string): void {
-    if (!this.due.delete(model)) return;
+    if (!this.due.delete(model) || this.waiting.size === 0) return;
     for (const p of this.d.fleet.packagesOfModel(model)) {
       const w = this.waiting.get(p);
       if (w === undefined) continue;

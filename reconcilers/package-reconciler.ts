@@ -19,8 +19,10 @@ export interface PackageReconcilerDeps {
   lag?: LagTracker;
   /** The folds of model reconciles: a package being folded is decided after its fold. */
   cascade?: PackageCascade;
-  /** Whether to wait for the models: a resync's passes of them are due, or a first state is coming (ModelPasses.waitForModels). */
+  /** Whether to wait for the models: a resync's passes of them are due (ModelPasses.waitForModels). */
   waitForModels?(pkg: string, models: readonly string[] | undefined): boolean;
+  /** Whether work for a model is queued or running. */
+  modelQueued?(name: string): boolean;
 }
 
 export class PackageReconciler implements Reconciler {
@@ -35,8 +37,8 @@ export class PackageReconciler implements Reconciler {
     }
     const stored = fleet.storedPackageState(name);
     const models = fleet.modelsOfPackage(name);
-    // A model whose recomputation is coming (after a resync, or its first state) would be read
-    // from a stored state that may be behind its containers; the package is queued again after it.
+    // A model whose resync pass is coming would be read from a stored state that may be behind
+    // its containers; the last such pass queues the package again.
     if (this.d.waitForModels?.(name, models)) return;
     const hasRequest = fleet.reconcileRequest(name) !== undefined;
 
@@ -52,7 +54,12 @@ export class PackageReconciler implements Reconciler {
 
     const modelStates: ModelState[] = [];
     for (const m of models) {
-      modelStates.push(fleet.storedModelState(m)?.value.state ?? 'Created');
+      const model = fleet.storedModelState(m);
+      // A model with no state yet whose reconcile is coming would be read as Created: a cold
+      // start wrote half its packages twice (Idle, then their state). The model's first state
+      // write queues the package again (or folds it in).
+      if (model === undefined && this.d.modelQueued?.(m)) return;
+      modelStates.push(model?.value.state ?? 'Created');
     }
     const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });
     if (!decision) {

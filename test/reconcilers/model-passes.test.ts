@@ -92,7 +92,6 @@ function passesOver(o: { states?: Record<string, string>; packages?: Record<stri
     fleet: {
       packagesOfModel: (m) => [...defs].filter(([, ms]) => ms.includes(m)).map(([p]) => p),
       modelsOfPackage: (p) => defs.get(p),
-      storedModelState: (m) => (states.has(m) ? ({ value: { state: states.get(m) } } as never) : undefined),
     },
     modelHasWork: (m) => (hasWorkCalls++, work.has(m)),
     promoteModel: (m) => void promoted.push(m),
@@ -144,15 +143,13 @@ test('a package of 5,000 models is counted once and queued once per resync: read
   t.true(w.hasWorkCalls() <= 2 * models.length, `${w.hasWorkCalls()} work lookups`);
 });
 
-test('live events never make a package wait; a model with no state and its first state coming does, without being counted', (t) => {
+test('live events never make a package wait', (t) => {
   const w = passesOver({ states: { m1: 'Running' }, packages: { p: ['m1'], q: ['m2'] } });
   w.work.add('m1'); // a container change queued m1
+  w.work.add('m2'); // a new model (its first state's wait is the package reconciler's own)
   t.false(w.run('p'));
-  w.work.add('m2'); // a new model: its first state's event queues q
-  t.true(w.run('q'));
+  t.false(w.run('q'));
   t.is(w.passes.waitingCount(), 0);
-  w.work.delete('m2');
-  t.false(w.run('q'), 'no work coming: read as Created');
   t.deepEqual(w.promoted, []);
 });
 
@@ -163,6 +160,7 @@ test('a due model whose queued work was dropped (a queue shut down) is not waite
   t.true(w.passes.holdForResync('p'));
   t.is(w.passes.dueCount(), 1, 'm1 had no work');
   w.defs.set('p', ['m2', 'm1']); // counted again
+  w.passes.definitionChanged('p');
   w.work.delete('m2');
   t.false(w.run('p'));
   t.is(w.passes.dueCount(), 0);
@@ -189,6 +187,7 @@ test('a definition changed while waiting is counted again: a model removed no lo
   const w = passesOver({ states: { m1: 'Running', m2: 'Running', m3: 'Running' }, packages: { p: ['m1', 'm2'], other: ['m3'] } });
   w.resync();
   w.defs.set('p', ['m1']); // m2 removed
+  w.passes.definitionChanged('p');
   t.false(w.passes.holds('p'), "the definition's event queues it");
   t.true(w.run('p'), 'counted again: m1 still due');
   await w.model.reconcile('m1');
