@@ -18,7 +18,7 @@ import type { Priority } from '../controller/workqueue.js';
 import type { Fleet } from './fleet.js';
 
 export interface ModelPassesDeps {
-  fleet: Pick<Fleet, 'packagesOfModel' | 'modelsOfPackage'>;
+  fleet: Pick<Fleet, 'packagesOfModel' | 'modelsOfPackage' | 'storedModelState'>;
   /** Whether work for the model is queued or running. */
   modelHasWork(name: string): boolean;
   /** Move the model's queued work ahead of a resync's (nothing when it is not waiting in a queue). */
@@ -41,15 +41,27 @@ export class ModelPasses {
 
   constructor(private readonly d: ModelPassesDeps) {}
 
-  /** A resync queued the model: packages that list it wait for its pass. */
+  /**
+   * A resync queued the model: packages that list it wait for its pass. Only a stored state can
+   * be behind the containers; a model with none is waited for as a first state (below), so a cold
+   * start, where no model has one, counts nothing.
+   */
   expect(model: string): void {
-    this.due.add(model);
+    if (this.d.fleet.storedModelState(model) !== undefined) this.due.add(model);
   }
 
-  /** For a resync, after its models: whether the package waits for their passes (then it is not to be queued). */
+  /**
+   * For a resync, after its models: whether the package is left to them (then it is not queued).
+   * It waits for the passes of its due models, counted; or for the first state of a model with
+   * none and work coming, whose state event queues it (a cold start queued every package here
+   * too, and each ran twice).
+   */
   holdForResync(pkg: string): boolean {
     const models = this.d.fleet.modelsOfPackage(pkg);
-    return models !== undefined && this.count(pkg, models, false) > 0;
+    if (models === undefined) return false;
+    if (this.count(pkg, models, false) > 0) return true;
+    for (const m of models) if (this.d.fleet.storedModelState(m) === undefined && this.d.modelHasWork(m)) return true;
+    return false;
   }
 
   /**

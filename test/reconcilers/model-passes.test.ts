@@ -92,6 +92,7 @@ function passesOver(o: { states?: Record<string, string>; packages?: Record<stri
     fleet: {
       packagesOfModel: (m) => [...defs].filter(([, ms]) => ms.includes(m)).map(([p]) => p),
       modelsOfPackage: (p) => defs.get(p),
+      storedModelState: (m) => (states.has(m) ? ({ value: { state: states.get(m) } } as never) : undefined),
     },
     modelHasWork: (m) => (hasWorkCalls++, work.has(m)),
     promoteModel: (m) => void promoted.push(m),
@@ -141,6 +142,18 @@ test('a package of 5,000 models is counted once and queued once per resync: read
   }
   t.deepEqual(w.queued, ['big:low']);
   t.true(w.hasWorkCalls() <= 2 * models.length, `${w.hasWorkCalls()} work lookups`);
+});
+
+test('a model with no state is not due (nothing stored can be stale): a cold start counts nothing, its packages are left to first states', async (t) => {
+  const w = passesOver({ states: { m3: 'Running' }, packages: { p: ['m1', 'm2'], q: ['m3'] } });
+  t.deepEqual(w.resync(), [], 'p waits for its models\' first states (their events queue it), q for m3\'s pass');
+  t.is(w.passes.dueCount(), 1);
+  t.is(w.passes.waitingCount(), 1, 'only q is counted');
+  await w.model.reconcile('m1');
+  await w.model.reconcile('m3');
+  t.deepEqual(w.queued, ['q:low']);
+  w.work.clear();
+  t.false(w.passes.holdForResync('p'), 'no first state coming: queued by the resync');
 });
 
 test('live events never make a package wait', (t) => {
@@ -200,6 +213,7 @@ test('a definition changed while waiting is counted again: a model removed no lo
   w.defs.set('late', ['m3']);
   w.resync();
   w.defs.set('late', ['m3', 'mx']);
+  w.states.set('mx', 'Running');
   w.passes.expect('mx');
   w.work.add('mx');
   await w.model.reconcile('m3');
