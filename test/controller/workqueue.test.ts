@@ -162,6 +162,24 @@ test('a waiting low key re-added as high is promoted; a high key is never demote
   t.deepEqual(drain(q), ['h', 'y', 'x', 'z']);
 });
 
+test('promote moves a waiting low key to the high lane and does nothing else: not for a key in flight (no second pass), a high key, or an absent one', (t) => {
+  const q = new WorkQueue({ name: 't' });
+  q.add('x', 'low');
+  q.add('y', 'low');
+  q.add('h');
+  q.promote('y');
+  q.promote('h');
+  q.promote('absent');
+  t.is(q.len(), 3);
+  t.false(q.hasWork('absent'), 'promote adds nothing');
+  t.is(q.get(), 'h');
+  q.promote('h'); // in flight
+  t.false(q.addedWhileProcessing('h'), 'a key in flight is not queued again, as add() would');
+  q.done('h');
+  t.false(q.hasWork('h'));
+  t.deepEqual(drain(q), ['y', 'x']);
+});
+
 test('a key re-added while processing keeps the highest priority asked for', (t) => {
   const q = new WorkQueue({ name: 't' });
   q.add('a');
