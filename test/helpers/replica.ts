@@ -1,6 +1,6 @@
 // statemanager as a separate process (the real entry point), for tests that kill it.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './etcd.js';
@@ -68,7 +68,11 @@ async function startOnce(
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   live.add(child);
-  child.on('exit', () => live.delete(child));
+  child.on('exit', () => {
+    live.delete(child);
+    // The config file is read at start only; nothing else is written here.
+    rmSync(dir, { recursive: true, force: true });
+  });
   const output: string[] = [];
   const collect = (d: Buffer): void => {
     output.push(...d.toString().split('\n').filter((l) => l !== ''));
