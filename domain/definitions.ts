@@ -187,13 +187,15 @@ function specOf(value: string, what: string): { ok: true; spec: Record<string, u
 /**
  * A package definition's models: `spec.models[].name`, deduplicated, in order. Invalid when the
  * text does not parse, is not a mapping, or `spec` / `spec.models` is missing or not a mapping /
- * list (`models:` with no value is null: invalid), or a model name contains `/`. An empty list
- * is valid. Entries without a non-empty string `name` are skipped and counted in `skipped`.
+ * list, or a model name contains `/`. An empty list is valid, and so is `models:` with no
+ * entries (null). Entries without a non-empty string `name` are skipped and counted in `skipped`.
  */
 export function parsePackageDefinition(value: string): PackageDefinitionResult {
   const s = specOf(value, 'package');
   if (!s.ok) return s;
-  const list = s.spec.models;
+  // `models:` with no entries is YAML's null: an empty list, as Kubernetes reads a null list
+  // (the package is Idle, contract rule 1), not an invalid definition that drops its state.
+  const list = s.spec.models === null ? [] : s.spec.models;
   if (!Array.isArray(list)) {
     return {
       ok: false,

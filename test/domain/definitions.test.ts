@@ -75,6 +75,9 @@ test('package definition: entries without a string name are skipped and counted'
 test('package definition: an empty models list is valid', (t) => {
   t.deepEqual(parsePackageDefinition('spec:\n  models: []\n'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
   t.deepEqual(parsePackageDefinition('{"spec":{"models":[]}}'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
+  // `models:` with no entries (YAML null, JSON null): an empty list, not an invalid definition.
+  t.deepEqual(parsePackageDefinition('spec:\n  models:\n'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
+  t.deepEqual(parsePackageDefinition('{"spec":{"models":null}}'), { ok: true, models: [], skipped: 0, duplicates: [], placements: [] });
 });
 
 test('package definition indented up to 256 columns (compact indicators included) is still read', (t) => {
@@ -132,7 +135,6 @@ const BAD_PACKAGES: [string, string, DefinitionFailure][] = [
   ['spec not a mapping', 'spec: [1, 2]\n', 'no_spec'],
   ['spec null', 'spec:\n', 'no_spec'],
   ['missing models', 'spec:\n  pattern:\n    - type: plain\n', 'no_models'],
-  ['models null', 'spec:\n  models:\n', 'no_models'],
   ['models a mapping', 'spec:\n  models:\n    name: a\n', 'no_models'],
   ['models a string', '{"spec":{"models":"a,b"}}', 'no_models'],
 ];
