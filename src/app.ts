@@ -24,6 +24,7 @@ import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { EtcdProbe } from './etcd/probe.js';
+import { etcdPreviousValues } from './etcd/previous-values.js';
 import { EtcdStuckConnections } from './etcd/stuck-connections.js';
 import { ConnectDeadline } from './grpc/connect-deadline.js';
 import { EtcdStateStore } from './etcd/state-store.js';
@@ -142,6 +143,8 @@ export class StateManagerApp {
       source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches,
       // Any replica may write it: one key, rewritten by each replay that has no buffered change to wait for.
       markReplay: async () => Number((await etcd.kv.put({ key: Buffer.from(keys.replayMarker), value: Buffer.from(this.identity) }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
+      // Once per key a replay touches, instead of etcd looking up every event's previous value.
+      lookUpPrevious: etcdPreviousValues(etcd, requestTimeoutMs),
       // Linearizable, so a lagging member is not taken for etcd being behind the client.
       etcdRevision: async () => Number((await etcd.kv.range({ key: Buffer.from(keys.replayMarker), count_only: true }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
     });

@@ -21,6 +21,7 @@ import type { ResourceKind } from '../../domain/states.js';
 import type { EtcdWatch } from '../etcd/watch-client.js';
 import { stateChanges, stateRange, type StateChangeRecord } from './records.js';
 import { ReplayPool, type ReplayChunk, type WatchSource } from './replay-pool.js';
+import type { LookUpPrevious } from './replay-decoder.js';
 
 export type { StateChangeRecord } from './records.js';
 export type { WatchSource } from './replay-pool.js';
@@ -83,6 +84,11 @@ export interface StateFeedOptions {
    */
   markReplay?: () => Promise<number>;
   /**
+   * Reads keys' values before their first change in a replay (ReplayPoolOptions.lookUpPrevious):
+   * a replay's watch then does not ask etcd for each event's previous value.
+   */
+  lookUpPrevious?: LookUpPrevious;
+  /**
    * etcd's current revision (a read). Asked when a subscriber resumes after a revision the feed
    * has not seen: one past etcd's own is refused, not waited for in silence (etcd restored
    * behind it would otherwise skip every change up to it). Without it such a resume waits.
@@ -123,6 +129,7 @@ export class StateFeed {
       ...(o.replayChunk !== undefined ? { chunk: o.replayChunk } : {}),
       ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
       ...(o.markReplay ? { mark: o.markReplay } : {}),
+      ...(o.lookUpPrevious ? { lookUpPrevious: o.lookUpPrevious } : {}),
       onMarkFailed: (err) => o.logger.warn('a replay could not write its marker; the subscriber resumes again', { key: o.keys.replayMarker, error: errorMessage(err) }),
       now: this.now,
     });

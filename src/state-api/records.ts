@@ -21,14 +21,14 @@ export interface StateChangeRecord {
 const KINDS: readonly ResourceKind[] = ['model', 'package', 'scenario'];
 
 /** The keys of every state: from `/model/` to the end of `/scenario/` (a few `/node/` and `/package/` keys between are filtered). */
-export function stateRange(keys: KeyLayout, startRevision: number): WatchTarget {
+export function stateRange(keys: KeyLayout, startRevision: number, prevKv = true): WatchTarget {
   const first = [keys.statePrefix('model'), keys.statePrefix('package'), keys.statePrefix('scenario')].sort();
   const last = first[first.length - 1]!;
   return {
     key: Buffer.from(first[0]!),
     rangeEnd: Buffer.from(last.slice(0, -1) + String.fromCharCode(last.charCodeAt(last.length - 1) + 1)),
     startRevision,
-    prevKv: true,
+    prevKv,
   };
 }
 
@@ -36,8 +36,8 @@ export function stateRange(keys: KeyLayout, startRevision: number): WatchTarget 
  * The state keys and statemanager's own keys (where the replay marker is): every state key and
  * the marker in one watch, so the marker's event comes after every older state change.
  */
-export function replayRange(keys: KeyLayout, startRevision: number): WatchTarget {
-  const state = stateRange(keys, startRevision);
+export function replayRange(keys: KeyLayout, startRevision: number, prevKv = true): WatchTarget {
+  const state = stateRange(keys, startRevision, prevKv);
   const own = Buffer.from(keys.own);
   const ownEnd = Buffer.from(keys.own.slice(0, -1) + String.fromCharCode(keys.own.charCodeAt(keys.own.length - 1) + 1));
   return {
@@ -47,18 +47,27 @@ export function replayRange(keys: KeyLayout, startRevision: number): WatchTarget
   };
 }
 
-/** The state changes among one watch response's events; a rewrite of the same state is none. */
-export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: number): StateChangeRecord[] {
+/**
+ * The state changes among one watch response's events; a rewrite of the same state is none. The
+ * state before each change is the event's prev_kv, or, given `previous` (a watch without prev_kv),
+ * the state it holds for the key, which must hold every state key of `events` ('' for absent); it
+ * is kept up to date with each event.
+ */
+export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: number, previous?: Map<string, string>): StateChangeRecord[] {
   const out: StateChangeRecord[] = [];
   let revision = -1;
   let index = 0;
   for (const e of events) {
     const key = e.kv.key.toString('utf8');
-    const kind = KINDS.find((k) => keys.parseStateKey(k, key) !== undefined);
+    const kind = stateKeyKind(keys, key);
     if (kind === undefined) continue;
     const name = keys.parseStateKey(kind, key)!;
-    const from = e.prev_kv ? spelled(kind, e.prev_kv.value.toString('utf8')) : '';
     const to = e.type === 'Delete' ? '' : spelled(kind, e.kv.value.toString('utf8'));
+    let from: string;
+    if (previous) {
+      from = previous.get(key) ?? '';
+      previous.set(key, to);
+    } else from = e.prev_kv ? spelled(kind, e.prev_kv.value.toString('utf8')) : '';
     // A rewrite of the same state (another writer, another spelling) is not a change.
     if (from === to) continue;
     const rev = Number(e.kv.mod_revision);
@@ -69,7 +78,12 @@ export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: 
   return out;
 }
 
+/** The kind of state `key` holds; undefined for any other key (history entries, the replay marker, `/node/` keys). */
+export function stateKeyKind(keys: KeyLayout, key: string): ResourceKind | undefined {
+  return KINDS.find((k) => keys.parseStateKey(k, key) !== undefined);
+}
+
 /** The canonical spelling of a state; '' (absent, contract section 1) when the value is not one. */
-function spelled(kind: ResourceKind, raw: string): string {
+export function spelled(kind: ResourceKind, raw: string): string {
   return parseState(kind, raw) ?? '';
 }

@@ -15,6 +15,7 @@
 import type { KeyLayout } from '../../domain/keys.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../etcd/watch-client.js';
 import { replayRange, stateChanges, stateRange, type StateChangeRecord } from './records.js';
+import { ReplayDecoder, ReplayLookupCompacted, type LookUpPrevious } from './replay-decoder.js';
 
 export interface WatchSource {
   watch(target: WatchTarget, handlers: EtcdWatchHandlers): EtcdWatch;
@@ -62,6 +63,13 @@ export interface ReplayPoolOptions {
    * reads asks again within milliseconds; one that does not gives way. Default 1 s.
    */
   yieldAfterMs?: number;
+  /**
+   * Reads keys' values just before their first change in a replay, so its watch need not ask etcd
+   * for every event's previous value (src/state-api/replay-decoder.ts). A failed look-up fails the
+   * fetch (its subscriber resumes again); one that finds the revision compacted should throw a
+   * `ReplayLookupCompacted`. Without it (tests with fakes) the watch asks for prev_kv.
+   */
+  lookUpPrevious?: LookUpPrevious;
   /** Told when a marker could not be written (the fetch then fails; its subscriber resumes again). */
   onMarkFailed?: (err: unknown) => void;
   now?: () => number;
@@ -84,7 +92,10 @@ interface Fetch {
   /** Paused after a whole chunk, waiting for the next ask at `after` (closed when this fires). */
   parked?: NodeJS.Timeout;
   parkedAt: number;
+  /** Turns responses into changes when the watch has no prev_kv (lookUpPrevious). */
+  decoder?: ReplayDecoder;
 }
+
 
 export class ReplayPool {
   private readonly queue: Fetch[] = [];
@@ -183,12 +194,33 @@ export class ReplayPool {
     // With an empty buffer and a marker to write: the marker is the change the fetch waits for.
     // (While the feed is between watches its floor is unknown; then progress, as before.)
     const marking = this.o.mark !== undefined && this.o.firstBuffered() === undefined && Number.isFinite(this.o.floor());
+    const changes = (records: StateChangeRecord[], through: number): void => {
+      f.records.push(...records);
+      f.through = Math.max(f.through, through);
+      // Responses the client had already received when it paused: kept for the next ask.
+      if (!f.parked) this.check(f);
+    };
+    const lookUp = this.o.lookUpPrevious;
+    if (lookUp) {
+      f.decoder = new ReplayDecoder({
+        keys: this.o.keys,
+        lookUp,
+        onChanges: changes,
+        onError: (err) =>
+          this.finish(
+            f,
+            err instanceof ReplayLookupCompacted
+              ? { ok: false, compactRevision: err.revision + 1, detail: `revision compacted past ${err.revision}` }
+              : { ok: false, detail: `cannot read the states before the replay: ${err instanceof Error ? err.message : String(err)}` },
+          ),
+        now,
+      });
+    }
+    const decoder = f.decoder;
     const handlers: EtcdWatchHandlers = {
       onEvents: (events) => {
-        f.records.push(...stateChanges(this.o.keys, events, now()));
-        f.through = Math.max(f.through, Number(events[events.length - 1]!.kv.mod_revision));
-        // Responses the client had already received when it paused: kept for the next ask.
-        if (!f.parked) this.check(f);
+        if (decoder) decoder.push(events);
+        else changes(stateChanges(this.o.keys, events, now()), Number(events[events.length - 1]!.kv.mod_revision));
       },
       onProgress: (revision) => {
         // Only with an empty buffer (no change to wait for) and no marker. etcd before 3.4.25 /
@@ -202,7 +234,7 @@ export class ReplayPool {
       onCanceled: (reason) => this.finish(f, { ok: false, detail: `etcd canceled the replay: ${reason}` }),
     };
     // cancelIfBehind: a replay from past etcd's revision (etcd restored behind it) ends at once.
-    f.watch = this.o.source.watch({ ...(marking ? replayRange : stateRange)(this.o.keys, f.after + 1), cancelIfBehind: true }, handlers);
+    f.watch = this.o.source.watch({ ...(marking ? replayRange : stateRange)(this.o.keys, f.after + 1, decoder === undefined), cancelIfBehind: true }, handlers);
     if (marking) {
       this.o.mark!().then(
         (revision) => {
@@ -286,6 +318,7 @@ export class ReplayPool {
     f.waiters.clear();
     const i = this.queue.indexOf(f);
     if (i >= 0) this.queue.splice(i, 1);
+    f.decoder?.close();
     if (f.running) {
       clearInterval(f.ticker);
       f.watch?.close();

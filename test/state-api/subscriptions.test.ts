@@ -12,6 +12,7 @@ import { silentLogger } from '../../controller/logger.js';
 import { StateFeed, type StateFeedOptions } from '../../src/state-api/feed.js';
 import { StateReader, type HistoryStore, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
 import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
+import { etcdPreviousValues } from '../../src/etcd/previous-values.js';
 import type { EtcdWatch, EtcdWatchHandlers, WatchTarget } from '../../src/etcd/watch-client.js';
 import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
 import { attributedSource, listedResourceBytes } from '../../src/grpc/read-api.js';
@@ -52,8 +53,10 @@ class CountingSource {
   open = 0;
   max = 0;
   opened = 0;
+  readonly targets: WatchTarget[] = [];
   constructor(private readonly inner: { watch(t: WatchTarget, h: EtcdWatchHandlers): EtcdWatch }) {}
   watch(target: WatchTarget, h: EtcdWatchHandlers): EtcdWatch {
+    this.targets.push(target);
     const w = this.inner.watch(target, h);
     this.opened++;
     this.max = Math.max(this.max, ++this.open);
@@ -292,6 +295,76 @@ test.serial('a resume far behind reads its whole backlog through one etcd watch,
   await eventually(async () => assert.strictEqual(resumed.events.length, 2000 + warm.length), { timeoutMs: 30_000 });
   t.deepEqual(resumed.revisions(), [...old, ...warm]);
   t.is(source.opened - before, 1, 'one etcd watch for 40 chunks');
+  resumed.cancel();
+  live.cancel();
+  c.close();
+});
+
+test.serial('a replay that reads old states once per key (no prev_kv) gives every change its right old state: updates, deletes, values that are not states', async (t) => {
+  const lookUps: number[] = [];
+  const lookUp = etcdPreviousValues(etcd.client(), 3000);
+  const { draft, put, keys, client, source } = await serve({
+    replayChunk: 40,
+    bufferSize: 50,
+    lookUpPrevious: async (l) => {
+      lookUps.push(l.length);
+      return lookUp(l);
+    },
+  });
+  const names = Array.from({ length: 20 }, (_, i) => `r${i}`);
+  const states = ['Idle', 'Waiting', 'Satisfied', 'Allowed', 'Denied', 'Completed'];
+  // Before the resume's revision: each key gets a state (some twice), so its first change in the
+  // replay needs its old state from etcd.
+  const now = new Map<string, string>();
+  for (const [i, name] of names.entries()) {
+    await put(name, states[i % 3]!);
+    if (i % 2 === 0) await put(name, states[(i % 3) + 1]!);
+    now.set(name, states[i % 2 === 0 ? (i % 3) + 1 : i % 3]!);
+  }
+  const since = await put('r0', now.get('r0')!); // a rewrite of the same state: no change
+  // The replayed history: 300 writes of states, deletes and values that are not states (absent).
+  let seed = 7;
+  const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+  const expected: string[] = [];
+  let last = since;
+  for (let i = 0; i < 300; i++) {
+    const name = names[rand(names.length)]!;
+    const op = rand(10);
+    const key = keys.stateKey('scenario', name);
+    let to: string;
+    let rev: number;
+    if (op === 0) {
+      rev = Number((await client.delete().key(key).exec()).header.revision);
+      to = '';
+    } else if (op === 1) {
+      rev = Number((await client.put(key).value('not-a-state').exec()).header.revision);
+      to = '';
+    } else {
+      to = states[rand(states.length)]!;
+      rev = await put(name, to);
+    }
+    const from = now.get(name) ?? '';
+    now.set(name, to);
+    last = rev;
+    if (from !== to) expected.push(`${name}: ${from || '-'} -> ${to || '-'} @${rev}`);
+  }
+
+  const c = draft();
+  const live = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  const warm = await subscribed(live, put);
+  const targetsBefore = source.targets.length;
+  const resumed = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(since) });
+  await eventually(async () => assert.ok(resumed.revisions().includes(warm.at(-1)!), 'the replay reached the live stream'), { timeoutMs: 30_000 });
+  const got = resumed.events
+    .filter((e) => Number(e.metadata.revision) <= last)
+    .map((e) => `${e.state_change!.resource_name}: ${e.state_change!.current_state || '-'} -> ${e.state_change!.target_state || '-'} @${e.metadata.revision}`);
+  t.deepEqual(got, expected);
+  t.true(expected.length > 200, `${expected.length} changes replayed`);
+  const replays = source.targets.slice(targetsBefore);
+  t.true(replays.length >= 1);
+  t.true(replays.every((r) => r.prevKv === false), 'the replay watch does not ask etcd for previous values');
+  // Once per key: at most the 20 keys were looked up (a key deleted then created again needs none).
+  t.true(lookUps.reduce((a, b) => a + b, 0) <= names.length, `looked up ${lookUps.join('+')} keys`);
   resumed.cancel();
   live.cancel();
   c.close();
