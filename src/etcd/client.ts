@@ -2,8 +2,8 @@
 // our own watch client for watches, sharing endpoints, credentials and channel settings.
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { handleWhen, noop, retry } from 'cockatiel';
-import { Etcd3, isRecoverableError, type IOptions } from 'etcd3';
+import { handleWhen, retry } from 'cockatiel';
+import { Etcd3, GRPCAbortedError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCResourceExhastedError, isRecoverableError, RecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config/config.js';
 import { OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
 import { AuthBackoff } from './auth-backoff.js';
@@ -32,6 +32,36 @@ export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   ...OWN_SUBCHANNEL_POOL,
 };
 
+const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * etcd3's policy around each call to a member (no circuit breaker, see below). etcd3 closes every
+ * client of a member (the KV, the lease keeping leadership, …) after any "recoverable" failure,
+ * and retries the call; but a call that ran out of its deadline, was cancelled, or that etcd
+ * refused as too busy or aborted says nothing about the connection. A gRPC caller's 5 ms deadline
+ * passed on to a read made every such read close every connection to etcd (10,182 closed in 10 s
+ * by one well-behaved client), cancelling the calls in flight on them, each of which closed them
+ * again; the leader's lease was not renewed for 14 s and leadership was lost (black-box probe).
+ * Those failures now reach the caller as they are, typed as before, and are not retried: a dead
+ * connection is found by keepalive (ETCD_CHANNEL_OPTIONS) and a member that refuses connections
+ * fails with UNAVAILABLE, which still closes its clients and goes on to the next member.
+ */
+export const PER_CALL_FAILURES_KEEP_CONNECTIONS = {
+  async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T): Promise<T> {
+    try {
+      return await fn({ signal: NEVER_ABORTED, attempt: 0 });
+    } catch (err) {
+      if (isPerCallFailure(err)) delete (err as { [RecoverableError]?: boolean })[RecoverableError];
+      throw err;
+    }
+  },
+};
+
+/** A failure of the call itself, not of the connection it went over. */
+export function isPerCallFailure(err: unknown): boolean {
+  return err instanceof GRPCDeadlineExceededError || err instanceof GRPCCancelledError || err instanceof GRPCResourceExhastedError || err instanceof GRPCAbortedError;
+}
+
 export function createEtcdClient(c: EtcdConfig): Etcd3 {
   installFastLongStrings();
   const options: IOptions = {
@@ -43,7 +73,7 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
       // resets every channel, and the retries then missed their deadlines): calls failed for
       // seconds with "circuit breaker is open". A dead member refuses connections at once, so
       // no breaker: the retry goes to the next member.
-      host: (() => noop) as unknown as HostPolicy,
+      host: (() => PER_CALL_FAILURES_KEEP_CONNECTIONS) as unknown as HostPolicy,
       // Each retry picks another member: one attempt per member, then the caller's own backoff.
       global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) + 1 }),
       // No watchBackoff: nothing in the program watches through etcd3's watch manager any more

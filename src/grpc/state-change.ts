@@ -146,12 +146,11 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${outcome.from ?? 'absent'} -> ${outcome.to}`);
   } catch (err) {
     const failure = classifyEtcdError(err);
-    deps.refusals.error('state-change-failed', 'SendStateChange failed', {
-      name: req.name,
-      transitionId,
-      identity: call.caller.identity,
-      error: errorMessage(err),
-    });
+    const fields = { name: req.name, transitionId, identity: call.caller.identity, error: errorMessage(err) };
+    // The caller's own deadline ran out (a client that gives 5 ms): nothing is wrong here.
+    if (failure === 'timeout' && call.callerDeadline !== undefined && Date.now() >= call.callerDeadline) {
+      deps.refusals.warn('state-change-caller-deadline', "SendStateChange ran out of the caller's deadline", fields);
+    } else deps.refusals.error('state-change-failed', 'SendStateChange failed', fields);
     // A write that timed out may still have been applied: the caller has to read to know.
     const unknown = 'the outcome is unknown: read the state before retrying';
     if (failure === 'timeout') return answer('ERROR_CODE_TIMEOUT', 'etcd did not answer in time', unknown);

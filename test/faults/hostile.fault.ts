@@ -3,6 +3,7 @@
 // unicode and control characters in names, containers of unknown models, YAML of the wrong
 // shape), and random and oversize gRPC messages. The process stays up, the well-formed fleet
 // stays right, bad keys are counted, memory stays bounded, refused calls write nothing.
+import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import test from 'ava';
 import { Etcd3 } from 'etcd3';
@@ -190,3 +191,67 @@ function varint(n: number): Buffer {
   out.push(n);
   return Buffer.from(out);
 }
+
+/** Sockets in TIME_WAIT towards `port` on this machine: each one a connection closed from this side. */
+function closedConnectionsTo(port: number): number {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  let n = 0;
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 3 && f[2]!.endsWith(`:${hex}`) && f[3] === '06') n++;
+    }
+  }
+  return n;
+}
+
+test.serial("a flood of reads with deadlines of a few ms closes no connection to etcd, and the leader keeps its lease", async (t) => {
+  // Found by black-box probing: a caller's deadline passed on to a history read, once it ran out,
+  // made etcd3 close every client to the member (the leader's lease among them), 10,182 closed in
+  // 10 s by one well-behaved client, and a flood lost the replica its leadership.
+  etcd = await startEtcd();
+  ac = await startActionController();
+  const fleet = new FaultFleet({ nodes: 2, packages: 20, modelsPerPackage: 2, containersPerModel: 2 });
+  await fleet.seed(etcd.client());
+  const sm = await startReplica({ identity: 'deadlines', etcdEndpoint: etcd.endpoint, acAddr: ac.addr, config: faultConfig({ leaderElection: { enabled: true, leaseDuration: '3s' } }) });
+  replicas.push(sm);
+  const c = etcd.client();
+  t.true((await waitConverged(c, 30_000)).check.ok, 'converged before the flood');
+  const port = Number(new URL(etcd.endpoint).port);
+  const closedBefore = closedConnectionsTo(port);
+
+  const Client = loadStateManagerProto().statemanager.StateManagerConnection;
+  const clients = Array.from({ length: 8 }, () => new Client(`127.0.0.1:${sm.grpcPort}`, grpc.credentials.createInsecure()));
+  t.teardown(() => clients.forEach((x) => x.close()));
+  const name = 'p0';
+  let answered = 0;
+  const until = Date.now() + 6_000; // twice the lease
+  await Promise.all(
+    clients.flatMap((client) =>
+      Array.from({ length: 4 }, async (_, i) => {
+        while (Date.now() < until) {
+          // 1–300 ms: under the history read's 250 ms margin the read is skipped; just over it the read runs out.
+          const ms = [1, 5, 251, 255, 300][i % 5]!;
+          await new Promise<void>((resolve) =>
+            client.GetResourceState({ resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: name }, new grpc.Metadata(), { deadline: Date.now() + ms }, (err) => {
+              if (!err) answered++;
+              resolve();
+            }),
+          );
+        }
+      }),
+    ),
+  );
+  const closed = closedConnectionsTo(port) - closedBefore;
+  t.log(`${answered} reads answered in the flood; ${closed} connections to etcd closed from this machine`);
+  t.true(alive(sm));
+  t.true(closed < 20, `${closed} connections to etcd closed`);
+  t.false(sm.output.some((l) => l.includes('lost leadership')), 'leadership held');
+  t.is(await sm.metric('leader_election_master_status', 'name="statemanager"'), 1);
+});

@@ -3,6 +3,8 @@
 import { createServer, type Socket } from 'node:net';
 import test, { type ExecutionContext } from 'ava';
 import { Etcd3 } from 'etcd3';
+import * as grpc from '@grpc/grpc-js';
+import { assert, eventually } from '../helpers/eventually.js';
 import type { StateChange, StateChange__Output } from '../../src/generated/statemanager/StateChange.js';
 import type { HistoryEntry } from '../../reconcilers/ports.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -244,6 +246,28 @@ test('with etcd not answering, the call ends within its deadline as ERROR_CODE_T
   const res = await sendStateChange(s.client(), scenario('s1', 'Idle'));
   t.true(['ERROR_CODE_TIMEOUT', 'ERROR_CODE_RESOURCE_UNAVAILABLE'].includes(res.error_code), `${res.error_code}: ${res.message}`);
   t.true(Date.now() - started < 5000);
+});
+
+test("a call that runs out of the caller's own deadline is a warning, not an error: nothing is wrong with statemanager or etcd", async (t) => {
+  // A peer that accepts connections and never answers: the etcd read waits out the caller's 300 ms.
+  const sockets: Socket[] = [];
+  const hole = createServer((sock) => void sockets.push(sock));
+  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
+  const addr = hole.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  const dead = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
+  t.teardown(() => {
+    dead.close();
+    for (const s of sockets) s.destroy();
+    hole.close();
+  });
+  const s = await startTestServer(dead, {}, { requestTimeoutMs: 5000 });
+  const err = await new Promise<grpc.ServiceError | null>((resolve) => s.client().SendStateChange(scenario('s1', 'Idle'), new grpc.Metadata(), { deadline: Date.now() + 300 }, (e) => resolve(e)));
+  t.is(err?.code, grpc.status.DEADLINE_EXCEEDED);
+  await eventually(async () => assert.ok(s.logger.lines.some((l) => l.message === "SendStateChange ran out of the caller's deadline"), 'logged'), { timeoutMs: 3000 });
+  const line = s.logger.lines.find((l) => l.message === "SendStateChange ran out of the caller's deadline")!;
+  t.is(line.level, 'warn');
+  t.false(s.logger.lines.some((l) => l.message === 'SendStateChange failed'));
 });
 
 test('with etcd gone, failing calls log at most 10 lines per 10 s, and every caller still gets its answer', async (t) => {

@@ -536,6 +536,17 @@ test('EtcdHistoryStore: with etcd known unreachable a read fails at once, withou
   t.is(calls, 1);
 });
 
+test("EtcdHistoryStore: a caller's deadline already passed (or reached) fails the read at once, without a call to etcd; a later one calls", async (t) => {
+  let calls = 0;
+  const client = { kv: { range: () => (calls++, Promise.reject(new Error('called'))) } } as unknown as Etcd3;
+  const store = new EtcdHistoryStore(client, new KeyLayout('/h'), 3000, () => true);
+  await t.throwsAsync(store.read('scenario', 's', Date.now() - 1), { message: /no time left/ });
+  await t.throwsAsync(store.read('scenario', 's', Date.now()), { message: /no time left/ });
+  t.is(calls, 0);
+  await t.throwsAsync(store.read('scenario', 's', Date.now() + 50), { message: 'called' });
+  t.is(calls, 1);
+});
+
 test('attributedSource: the identity is added when recorded and different from the source', (t) => {
   t.is(attributedSource('controller', undefined), 'controller');
   t.is(attributedSource('cli', 'cn:ops'), 'cli (identity cn:ops)');

@@ -1,0 +1,69 @@
+// createEtcdClient against a real etcd: a call that fails on its own (its deadline passed, it was
+// cancelled) leaves every connection to the member as it is, where etcd3 closed them all (and a
+// gRPC caller's short deadlines then cost the leader its lease); a member that is down still
+// has its clients closed and made again.
+import test from 'ava';
+import type * as grpc from '@grpc/grpc-js';
+import { GRPCDeadlineExceededError, GRPCUnavailableError, type Etcd3 } from 'etcd3';
+import { parseConfig } from '../../src/config/config.js';
+import { createEtcdClient } from '../../src/etcd/client.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+let etcd: EtcdServer;
+test.before(async () => {
+  etcd = await startEtcd();
+});
+test.after.always(async () => {
+  await etcd?.stop();
+});
+
+/** etcd3 1.1.2's service clients of its one member, by service name. */
+function services(client: Etcd3): Record<string, grpc.Client | undefined> {
+  return (client as unknown as { pool: { hosts: { cachedServices: Record<string, grpc.Client | undefined> }[] } }).pool.hosts[0]!.cachedServices;
+}
+
+test.serial("300 reads whose deadline passes close no connection: the lease stays kept alive and a slow call in flight is answered", async (t) => {
+  const client = createEtcdClient(parseConfig({ etcd: { endpoints: [etcd.endpoint] } }).etcd);
+  t.teardown(() => client.close());
+  await client.put('/client-test/k').value('v').exec();
+  const kvBefore = services(client).KV;
+  t.truthy(kvBefore);
+  const lease = client.lease(2, { autoKeepAlive: true });
+  await lease.grant();
+  const leaseClient = services(client).Lease;
+  let lost = false;
+  lease.on('lost', () => (lost = true));
+
+  // In flight during the storm: a range of 2,000 keys with a normal deadline.
+  await Promise.all(Array.from({ length: 2000 }, (_, i) => client.put(`/client-test/many/${i}`).value('x'.repeat(100)).exec()));
+  const slow = client.getAll().prefix('/client-test/many/').strings();
+  const storm = await Promise.allSettled(
+    Array.from({ length: 300 }, (_, i) => client.kv.range({ key: Buffer.from('/client-test/k') }, { deadline: Date.now() + (i % 3) })),
+  );
+  const failed = storm.filter((r) => r.status === 'rejected');
+  t.true(failed.length > 0, 'some calls ran out of their deadline');
+  for (const r of failed) t.true((r as PromiseRejectedResult).reason instanceof GRPCDeadlineExceededError, 'typed as before');
+  t.is(Object.keys(await slow).length, 2000, 'the call in flight was answered');
+  t.is(services(client).KV, kvBefore, 'the KV client was not closed');
+  t.is(services(client).Lease, leaseClient, 'the lease client was not closed');
+  await new Promise((r) => setTimeout(r, 2500));
+  t.false(lost, 'the lease was kept alive past its TTL');
+  t.is((await client.get('/client-test/k').string()), 'v');
+  await lease.revoke();
+});
+
+test.serial('a member that is down still has its clients closed, and the next call after it is back goes through', async (t) => {
+  const client = createEtcdClient(parseConfig({ etcd: { endpoints: [etcd.endpoint], requestTimeout: 2000 } }).etcd);
+  t.teardown(() => client.close());
+  await client.put('/client-test/down').value('v').exec();
+  const kvBefore = services(client).KV;
+  await etcd.kill('SIGKILL');
+  try {
+    const err = await t.throwsAsync(client.get('/client-test/down').string());
+    t.true(err instanceof GRPCUnavailableError, String(err));
+    t.not(services(client).KV, kvBefore, "UNAVAILABLE closed the member's clients");
+  } finally {
+    await etcd.restart();
+  }
+  t.is(await client.get('/client-test/down').string(), 'v');
+});
