@@ -87,7 +87,7 @@ function clientsThrough(proxy: StallProxy, requestTimeout: number) {
   };
 }
 
-test('a connection accepted but never answered: with the deadline both etcd clients work again soon after the path is back; without it the watch client never does', async (t) => {
+test('a connection accepted but never answered: with the deadline both etcd clients work again soon after the path is back; without it neither does', async (t) => {
   const proxy = await startStallProxy({ host: '127.0.0.1', port: Number(new URL(etcd.endpoint).port) });
   t.teardown(() => proxy.stop());
   proxy.stall();
