@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { handleWhen, retry } from 'cockatiel';
-import { Etcd3, GRPCAbortedError, GRPCCancelledError, GRPCDeadlineExceededError, GRPCResourceExhastedError, isRecoverableError, RecoverableError, type IOptions } from 'etcd3';
+import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, RecoverableError, type IOptions } from 'etcd3';
 import type { Config } from '../config/config.js';
 import { OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
 import { AuthBackoff } from './auth-backoff.js';
@@ -37,14 +37,14 @@ const NEVER_ABORTED = new AbortController().signal;
 /**
  * etcd3's policy around each call to a member (no circuit breaker, see below). etcd3 closes every
  * client of a member (the KV, the lease keeping leadership, …) after any "recoverable" failure,
- * and retries the call; but a call that ran out of its deadline, was cancelled, or that etcd
- * refused as too busy or aborted says nothing about the connection. A gRPC caller's 5 ms deadline
- * passed on to a read made every such read close every connection to etcd (10,182 closed in 10 s
- * by one well-behaved client), cancelling the calls in flight on them, each of which closed them
- * again; the leader's lease was not renewed for 14 s and leadership was lost (black-box probe).
- * Those failures now reach the caller as they are, typed as before, and are not retried: a dead
- * connection is found by keepalive (ETCD_CHANNEL_OPTIONS) and a member that refuses connections
- * fails with UNAVAILABLE, which still closes its clients and goes on to the next member.
+ * and retries the call; but a call that ran out of its deadline says nothing about the
+ * connection, and its retry has no time left either. A gRPC caller's 5 ms deadline passed on to
+ * a read made every such read close every connection to etcd twice (10,182 closed in 10 s by one
+ * well-behaved client), and a flood of them cost the leader its lease: not renewed for 14 s
+ * (black-box probe). Such a failure now reaches the caller as it is, typed as before, closing
+ * nothing and not retried: a dead connection is found by keepalive (ETCD_CHANNEL_OPTIONS), one
+ * stuck connecting by EtcdStuckConnections, and a member that refuses connections fails with
+ * UNAVAILABLE, which still closes its clients and goes on to the next member.
  */
 export const PER_CALL_FAILURES_KEEP_CONNECTIONS = {
   async execute<T>(fn: (context: { signal: AbortSignal; attempt: number }) => PromiseLike<T> | T): Promise<T> {
@@ -59,7 +59,7 @@ export const PER_CALL_FAILURES_KEEP_CONNECTIONS = {
 
 /** A failure of the call itself, not of the connection it went over. */
 export function isPerCallFailure(err: unknown): boolean {
-  return err instanceof GRPCDeadlineExceededError || err instanceof GRPCCancelledError || err instanceof GRPCResourceExhastedError || err instanceof GRPCAbortedError;
+  return err instanceof GRPCDeadlineExceededError;
 }
 
 export function createEtcdClient(c: EtcdConfig): Etcd3 {

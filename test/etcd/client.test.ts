@@ -1,7 +1,7 @@
-// createEtcdClient against a real etcd: a call that fails on its own (its deadline passed, it was
-// cancelled) leaves every connection to the member as it is, where etcd3 closed them all (and a
-// gRPC caller's short deadlines then cost the leader its lease); a member that is down still
-// has its clients closed and made again.
+// createEtcdClient against a real etcd: a call that ran out of its deadline leaves every
+// connection to the member as it is, where etcd3 closed them all (and a gRPC caller's short
+// deadlines then cost the leader its lease); a member that is down still has its clients closed
+// and made again.
 import test from 'ava';
 import type * as grpc from '@grpc/grpc-js';
 import { GRPCDeadlineExceededError, GRPCUnavailableError, type Etcd3 } from 'etcd3';
