@@ -96,7 +96,6 @@ interface Fetch {
   decoder?: ReplayDecoder;
 }
 
-
 export class ReplayPool {
   private readonly queue: Fetch[] = [];
   /** Fetches queued, running or parked, by start, so identical resumes share one. */
@@ -226,7 +225,8 @@ export class ReplayPool {
         // Only with an empty buffer (no change to wait for) and no marker. etcd before 3.4.25 /
         // 3.5.8 answers a progress request at once, even before a new watch sent its history
         // (etcd #15220): the first answer is not trusted, the second comes a whole interval later.
-        if (f.parked || marking || this.o.firstBuffered() !== undefined || ++f.progressAnswers < 2) return;
+        // Nor while responses before it wait for a look-up: "every change so far" is not in records yet.
+        if (f.parked || marking || this.o.firstBuffered() !== undefined || decoder?.busy || ++f.progressAnswers < 2) return;
         f.through = Math.max(f.through, revision);
         this.done(f);
       },
