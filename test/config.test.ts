@@ -1,12 +1,17 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 import { heapFlags } from '../src/process/heap.js';
 
+/** One directory for every config file of this test file, removed when it ends. */
+const dir = mkdtempSync(join(tmpdir(), 'sm-config-'));
+test.after.always(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+
 function file(text: string): string {
-  const p = join(mkdtempSync(join(tmpdir(), 'sm-config-')), 'config.yaml');
+  const p = join(dir, `config-${files++}.yaml`);
   writeFileSync(p, text);
   return p;
 }
