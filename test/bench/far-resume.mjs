@@ -7,7 +7,7 @@
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import console from 'node:console';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import process from 'node:process';
@@ -21,7 +21,10 @@ const { etcdPreviousValues } = await import(`${dist}/src/etcd/previous-values.js
 const port = 25000 + Math.floor(Math.random() * 1000);
 const dir = mkdtempSync(join(tmpdir(), 'farres-'));
 const etcd = spawn('/usr/bin/etcd', ['--data-dir', dir, '--listen-client-urls', `http://127.0.0.1:${port}`, '--advertise-client-urls', `http://127.0.0.1:${port}`, '--listen-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${port + 1}`, '--initial-cluster', `default=http://127.0.0.1:${port + 1}`, '--quota-backend-bytes', String(8 * 1024 ** 3)], { stdio: 'ignore' });
-process.on('exit', () => etcd.kill('SIGKILL'));
+process.on('exit', () => {
+  etcd.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+});
 const cfg = { endpoints: [`127.0.0.1:${port}`], requestTimeout: 30000, tls: {} };
 await new Promise((r) => setTimeout(r, 1500));
 const client = createEtcdClient(cfg);
