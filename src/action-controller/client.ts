@@ -95,7 +95,7 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
         },
         { deadline: Date.now() + this.o.timeoutMs },
         (err, res) => {
-          if (err) reject(new Error(`ActionController ${this.o.addr}: ${err.details || err.message}`));
+          if (err) reject(new ActionControllerCallError(err.code, err.details || err.message, this.o.addr));
           else resolve({ status: res?.status ?? 0, desc: res?.desc ?? '' });
         },
       );

@@ -9,7 +9,7 @@ import { parseConfig } from '../../src/config/config.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { startStallProxy, type StallProxy } from '../helpers/stall-proxy.js';
 import { startActionController } from '../helpers/action-controller.js';
-import { GrpcActionControllerClient } from '../../src/action-controller/client.js';
+import { ActionControllerCallError, GrpcActionControllerClient } from '../../src/action-controller/client.js';
 import { captureLogger } from '../grpc/_support.js';
 
 let etcd: EtcdServer;
@@ -182,4 +182,16 @@ test('the ActionController client: a connection attempt older than a call may la
   t.is(timeouts, 1);
   t.is(await call(control), 'failed', 'without the deadline grpc-js keeps waiting on the silent connection');
   t.true(ac.calls.length >= 1);
+});
+
+test('a Reconcile the ActionController refuses fails naming the gRPC status, as an offloading call does', async (t) => {
+  const ac = await startActionController();
+  t.teardown(() => ac.stop());
+  ac.failing = true;
+  const client = new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: 2000 });
+  t.teardown(() => client.close());
+  const err = await t.throwsAsync(client.reconcile({ scenarioName: 's', current: 3, desired: 1 }));
+  t.true(err instanceof ActionControllerCallError);
+  t.is((err as ActionControllerCallError).code, grpc.status.UNAVAILABLE);
+  t.regex(err!.message, /^ActionController 127\.0\.0\.1:\d+: UNAVAILABLE: /);
 });
