@@ -228,8 +228,8 @@ test('many concurrent requests for the two branches of Satisfied: exactly one wi
   t.is((await history(s, 'fork')).length, 1);
 });
 
-test('with etcd not answering, the call ends within its deadline as ERROR_CODE_TIMEOUT', async (t) => {
-  // A peer that accepts connections and never answers.
+/** An etcd3 client of a peer that accepts connections and never answers; closed with the test. */
+async function silentEtcd(t: ExecutionContext): Promise<Etcd3> {
   const sockets: Socket[] = [];
   const hole = createServer((sock) => void sockets.push(sock));
   await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
@@ -241,6 +241,11 @@ test('with etcd not answering, the call ends within its deadline as ERROR_CODE_T
     for (const s of sockets) s.destroy();
     hole.close();
   });
+  return dead;
+}
+
+test('with etcd not answering, the call ends within its deadline as ERROR_CODE_TIMEOUT', async (t) => {
+  const dead = await silentEtcd(t);
   const s = await startTestServer(dead, {}, { requestTimeoutMs: 300 });
   const started = Date.now();
   const res = await sendStateChange(s.client(), scenario('s1', 'Idle'));
@@ -249,18 +254,8 @@ test('with etcd not answering, the call ends within its deadline as ERROR_CODE_T
 });
 
 test("a call that runs out of the caller's own deadline is a warning, not an error: nothing is wrong with statemanager or etcd", async (t) => {
-  // A peer that accepts connections and never answers: the etcd read waits out the caller's 300 ms.
-  const sockets: Socket[] = [];
-  const hole = createServer((sock) => void sockets.push(sock));
-  await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
-  const addr = hole.address();
-  const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const dead = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
-  t.teardown(() => {
-    dead.close();
-    for (const s of sockets) s.destroy();
-    hole.close();
-  });
+  // etcd never answers: the read waits out the caller's 300 ms.
+  const dead = await silentEtcd(t);
   const s = await startTestServer(dead, {}, { requestTimeoutMs: 5000 });
   const err = await new Promise<grpc.ServiceError | null>((resolve) => s.client().SendStateChange(scenario('s1', 'Idle'), new grpc.Metadata(), { deadline: Date.now() + 300 }, (e) => resolve(e)));
   t.is(err?.code, grpc.status.DEADLINE_EXCEEDED);
