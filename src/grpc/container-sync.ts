@@ -104,8 +104,19 @@ export interface SyncResult {
 }
 
 export class ContainerSyncConflictError extends Error {
-  constructor(node: string, attempts: number) {
-    super(`node ${node}: the container keys kept changing during ${attempts} attempts; send the list again`);
+  constructor(
+    node: string,
+    attempts: number,
+    /**
+     * A round's writes were committed before a rival's change sent it round again (a container it
+     * kept as it was, deleted in between; a later chunk of a large list losing its race): the
+     * prefix holds part of the list. The caller is told so, not that nothing was written.
+     */
+    readonly partlyWritten = false,
+  ) {
+    super(
+      `node ${node}: the container keys kept changing during ${attempts} attempts; ${partlyWritten ? 'part of the list was written, as another writer changed them at the same time' : 'nothing was written'}; send the list again`,
+    );
     this.name = 'ContainerSyncConflictError';
   }
 }
@@ -134,6 +145,7 @@ export async function syncContainerList(
     o.recent!.forget(node); // changed since: read it whole below
   }
   const remember = (revision: number, count: number): void => o.recent?.set(node, { digest, revision, count });
+  let partlyWritten = false;
   for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
     const { kvs, revision } = await readPrefix(o, prefix, end);
     const existing = new Map(kvs.map((kv) => [kv.key.toString(), kv] as const));
@@ -178,7 +190,7 @@ export async function syncContainerList(
       // More writes than one transaction holds with its count: several, in model order.
       const models = [...putJsons.map(modelOf), ...deletedValues.map((v) => modelOf(v.toString()))];
       const chunks = chunkByModel(success, models, maxOps - 1);
-      const done = await writeChunks(o, prefix, end, revision, chunks, budget);
+      const done = await writeChunks(o, prefix, end, revision, chunks, budget, () => (partlyWritten = true));
       if (done === undefined || done.count !== wanted.size) continue; // a rival in between: read and finish
       remember(done.revision, wanted.size);
       return { put, deleted, unchanged, attempts: attempt, revision: done.revision };
@@ -200,12 +212,13 @@ export async function syncContainerList(
       continue;
     }
     if (!guardEach && Number(res.responses[res.responses.length - 1]?.response_range?.count) !== containers.length) {
+      partlyWritten = true;
       continue; // a kept container was deleted in between: the next round puts it back
     }
     remember(Number(res.header.revision), wanted.size);
     return { put, deleted, unchanged, attempts: attempt, revision: Number(res.header.revision) };
   }
-  throw new ContainerSyncConflictError(node, o.maxAttempts);
+  throw new ContainerSyncConflictError(node, o.maxAttempts, partlyWritten);
 }
 
 /** A container's model for grouping writes ('' when the value names none or is not a container). */
@@ -256,6 +269,8 @@ async function writeChunks(
   since: number,
   chunks: readonly IRequestOp[][],
   budget: WriteBudget,
+  /** Told when a chunk was committed. */
+  onCommitted: () => void,
 ): Promise<{ revision: number; count: number } | undefined> {
   let revision = since;
   let count = -1;
@@ -270,6 +285,7 @@ async function writeChunks(
       for (let k = i; k < chunks.length; k++) budget.refund(writtenBytes(chunks[k]!));
       return undefined;
     }
+    onCommitted();
     revision = Number(res.header.revision);
     if (last) count = Number(res.responses[res.responses.length - 1]?.response_range?.count);
   }

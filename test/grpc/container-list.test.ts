@@ -224,7 +224,26 @@ test('a rival that always wins exhausts the attempts: nothing of ours is written
     ),
   );
   t.true(err instanceof ContainerSyncConflictError);
+  t.false((err as ContainerSyncConflictError).partlyWritten);
+  t.regex(err!.message, /nothing was written; send the list again$/);
   t.is(await getString(real, keys.containerKey('n1', 'a')), null);
+});
+
+test('a rival that deletes a kept container before every round: the attempts run out after writes landed, and the error says part of the list was written', async (t) => {
+  // Found by black-box probing: ABORTED said "send the list again" as if nothing was written,
+  // while the rounds' own puts had landed (the count guard only sees the rival's deletion after).
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const o = { keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 3 };
+  await syncContainerList({ ...o, client: real }, 'n1', list(['a', 'b', 'c', 'd', 'e']));
+  const kept = ['a', 'b', 'c'];
+  const err = await t.throwsAsync(
+    syncContainerList({ ...o, client: interfering(real, async (n) => void (await real.delete().key(keys.containerKey('n1', kept[n - 1]!)))) }, 'n1', list(['a', 'b', 'c', 'd', 'e', 'f'])),
+  );
+  t.true(err instanceof ContainerSyncConflictError);
+  t.true((err as ContainerSyncConflictError).partlyWritten);
+  t.regex(err!.message, /part of the list was written/);
+  t.not(await getString(real, keys.containerKey('n1', 'f')), null, 'the new container was written');
 });
 
 test('with etcd unreachable the call ends within its deadline as UNAVAILABLE or DEADLINE_EXCEEDED', async (t) => {
