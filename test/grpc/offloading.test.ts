@@ -260,6 +260,23 @@ test.serial('records per model: below, at and past the bound, the oldest go firs
   t.is((await etcd.client().getAll().prefix(s.keys.offloadingPrefix('nav')).keys()).length, 3);
 });
 
+test.serial('records per model: 60 added at once for one model keep exactly the bound, the newest; 19, 20 and 21 at once', async (t) => {
+  // Found by black-box probing: 200 different requests at once left 90 records against a bound of
+  // 20 (each add lost the others' guard until its last attempt, which writes unguarded).
+  const s = await setup({ perModel: 20 });
+  const record = (model: string, i: number) => ({
+    at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    model, package: 'p', scenario: 's', source: 'n1', target: 'n2', policy: 'pol', reason: `r${i}`,
+    identity: 'anonymous', callers: 1, outcome: 'accepted' as const, message: '', transitionId: `t${i}`, durationMs: 1,
+  });
+  for (const [model, n] of [['m60', 60], ['m19', 19], ['m20', 20], ['m21', 21]] as const) {
+    await Promise.all(Array.from({ length: n }, (_, i) => s.store.add(record(model, i))));
+    const kept = (await s.store.list(model)).map((r) => r.reason);
+    t.deepEqual(kept, Array.from({ length: Math.min(n, 20) }, (_, i) => `r${n - Math.min(n, 20) + i}`), `${n} at once`);
+  }
+  t.is(s.store.modelsAdding, 0, 'nothing left waiting');
+});
+
 test.serial('the ActionController down: accepted false saying so, well within the deadline; recorded as unavailable', async (t) => {
   const down = await startPullpiriActionController();
   await down.stop(); // a port nobody listens on any more
