@@ -297,7 +297,7 @@ test.serial('the ActionController slower than the caller: accepted false before 
   const res = await s.client().trigger(NAV, 1000);
   const took = Date.now() - started;
   t.false(res.accepted);
-  t.is(res.message, `the ActionController at ${ac.addr} did not answer in time; the outcome is unknown`);
+  t.is(res.message, `the ActionController at ${ac.addr} did not answer within the caller's deadline; the outcome is unknown`);
   t.true(took < 1000, `answered after ${took} ms`);
   t.true(took > 700, `answered after ${took} ms`);
   t.deepEqual(s.outcomes, ['timeout']);
@@ -357,6 +357,26 @@ test.serial('single flight: a joiner with a shorter deadline gets its own timely
   t.regex(short.message, /did not answer within the caller's deadline; the outcome is unknown$/);
   t.true((await long).accepted);
   t.is(ac.offloads.length - before, 1);
+});
+
+test.serial('single flight: a first caller with a short deadline gets its own timely answer and does not cut the call for joiners with longer ones', async (t) => {
+  // Found by black-box probing: the shared call took the first caller's deadline, so a first
+  // caller with 1.5 s cut it for 49 joiners with up to 10 s.
+  const s = await setup();
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 1200 });
+  const before = ac.offloads.length;
+  const c = s.client();
+  const started = Date.now();
+  const short = c.trigger(NAV, 500);
+  await new Promise((r) => setTimeout(r, 50));
+  const long = c.trigger(NAV, 5000);
+  const first = await short;
+  t.true(Date.now() - started < 500);
+  t.false(first.accepted);
+  t.regex(first.message, /did not answer within the caller's deadline; the outcome is unknown$/);
+  t.true((await long).accepted, 'the joiner got the ActionController\'s answer');
+  t.is(ac.offloads.length - before, 1);
+  await eventually(async () => assert.strictEqual((await s.store.list('nav')).at(-1)?.outcome, 'accepted'));
 });
 
 test.serial('authorization: a node identity may not move models; the policy manager may; a models pattern limits which', async (t) => {
