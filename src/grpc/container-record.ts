@@ -14,7 +14,7 @@ export interface StoredContainer {
 export function toStoredContainer(c: ContainerInfo__Output): StoredContainer {
   return {
     id: c.id,
-    names: [...c.names],
+    names: c.names,
     image: c.image,
     state: sortedMap(c.state),
     config: sortedMap(c.config),
@@ -23,7 +23,7 @@ export function toStoredContainer(c: ContainerInfo__Output): StoredContainer {
 }
 
 export function containerJson(c: StoredContainer): string {
-  return JSON.stringify({
+  return storedContainerJson({
     id: c.id,
     names: c.names,
     image: c.image,
@@ -31,6 +31,11 @@ export function containerJson(c: StoredContainer): string {
     config: sortedMap(c.config),
     annotation: sortedMap(c.annotation),
   });
+}
+
+/** The JSON of a container whose maps are sorted already (toStoredContainer's). */
+export function storedContainerJson(c: StoredContainer): string {
+  return JSON.stringify({ id: c.id, names: c.names, image: c.image, state: c.state, config: c.config, annotation: c.annotation });
 }
 
 /**
@@ -66,6 +71,15 @@ function isStringMap(v: unknown): v is Record<string, string> {
   return isObject(v) && Object.values(v).every((x) => typeof x === 'string');
 }
 
+/** `m` with its keys in order: `m` itself when they are (a copy is made only when needed). */
 function sortedMap(m: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.keys(m).sort().map((k) => [k, m[k]!] as const));
+  const keys = Object.keys(m);
+  let sorted = true;
+  for (let i = 1; i < keys.length && sorted; i++) sorted = keys[i - 1]! < keys[i]!;
+  // Already in order: the copy would enumerate exactly as `m` does (index-like keys first in both).
+  if (sorted) return m;
+  keys.sort();
+  const out: Record<string, string> = {};
+  for (const k of keys) out[k] = m[k]!;
+  return out;
 }

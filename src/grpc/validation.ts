@@ -5,7 +5,7 @@ import type { ContainerList__Output } from '../generated/monitoringserver/Contai
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
 import { MAX_NAME_BYTES, parseState, type ResourceKind } from '../../domain/states.js';
 import { modelOfContainer } from '../../domain/container.js';
-import { containerJson, toStoredContainer } from './container-record.js';
+import { storedContainerJson, toStoredContainer } from './container-record.js';
 import { kindOfResourceType, UNMANAGED_RESOURCE_TYPES } from './resource-types.js';
 
 export const LIMITS = {
@@ -42,9 +42,19 @@ export interface TextRules {
   noInvisible?: boolean;
 }
 
+// Anything but printable ASCII. A string without it is valid UTF-8 with no control, bidirectional
+// or invisible character, and its length is its size in bytes: one scan instead of five, for the
+// tens of thousands of strings a node's list carries.
+const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+
 /** What is wrong with a string field, as a phrase completing "<field> ...", or undefined. */
 export function textProblem(s: string, r: TextRules): string | undefined {
   if (r.required && s.length === 0) return 'is empty';
+  if (!NOT_PRINTABLE_ASCII.test(s)) {
+    if (r.maxBytes !== undefined && s.length > r.maxBytes) return `is ${s.length} bytes long, more than ${r.maxBytes}`;
+    if (r.noSlash && s.includes('/')) return "contains '/'";
+    return undefined;
+  }
   if (s.includes(REPLACEMENT)) return 'is not valid UTF-8';
   if (r.maxBytes !== undefined) {
     const n = Buffer.byteLength(s, 'utf8');
@@ -93,10 +103,12 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
   const containers: ValidContainerList['containers'] = [];
   const models = new Set<string>();
   let total = 0;
+  const idRules: TextRules = { required: true, maxBytes: LIMITS.containerIdBytes, noControl: true, noInvisible: true };
+  const modelRules: TextRules = { noInvisible: true };
   for (let i = 0; i < list.containers.length; i++) {
     const c = list.containers[i]!;
     const at = `containers[${i}]`;
-    const idProblem = textProblem(c.id, { required: true, maxBytes: LIMITS.containerIdBytes, noControl: true, noInvisible: true });
+    const idProblem = textProblem(c.id, idRules);
     if (idProblem) return fail(`${at}.id ${idProblem}`);
     const first = firstIndex.get(c.id);
     if (first !== undefined) return fail(`${at}.id repeats containers[${first}].id`);
@@ -104,7 +116,7 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
     const text = firstBadField(c, at, limits);
     if (text) return fail(text);
     const stored = toStoredContainer(c);
-    const json = containerJson(stored);
+    const json = storedContainerJson(stored);
     const bytes = Buffer.byteLength(json, 'utf8');
     if (bytes > LIMITS.containerBytes) return fail(`${at} is ${bytes} bytes as JSON, more than ${LIMITS.containerBytes}`);
     total += bytes;
@@ -112,7 +124,7 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
       return fail(`containers are more than ${limits.listBytes} bytes as JSON together (at ${at}); send fewer or smaller containers`);
     }
     const model = modelOfContainer(stored);
-    const modelProblem = model === undefined ? undefined : textProblem(model, { noInvisible: true });
+    const modelProblem = model === undefined ? undefined : textProblem(model, modelRules);
     if (modelProblem) return fail(`${at} names model ${quote(model!)}, which ${modelProblem}`);
     if (model !== undefined) models.add(model);
     containers.push({ id: c.id, json });
@@ -127,24 +139,22 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
  */
 function firstBadField(c: ContainerList__Output['containers'][number], at: string, limits: ContainerListLimits): string | undefined {
   const rules: TextRules = { noControl: true, maxBytes: limits.valueBytes };
-  const check = (s: string, path: string): string | undefined => {
-    const problem = textProblem(s, rules);
-    return problem ? `${path} ${problem}` : undefined;
-  };
+  const nameRules: TextRules = { ...rules, noInvisible: true };
   if (c.names.length > limits.namesPerContainer) return `${at}.names has ${c.names.length} entries, more than ${limits.namesPerContainer}`;
   for (let j = 0; j < c.names.length; j++) {
-    const problem = textProblem(c.names[j]!, { ...rules, noInvisible: true });
+    const problem = textProblem(c.names[j]!, nameRules);
     if (problem) return `${at}.names[${j}] ${problem}`;
   }
-  const image = check(c.image, `${at}.image`);
-  if (image) return image;
+  const image = textProblem(c.image, rules);
+  if (image) return `${at}.image ${image}`;
   for (const field of ['state', 'config', 'annotation'] as const) {
-    const entries = Object.entries(c[field]);
-    if (entries.length > limits.mapEntries) return `${at}.${field} has ${entries.length} entries, more than ${limits.mapEntries}`;
-    for (const [k, v] of entries) {
-      const path = `${at}.${field}[${quote(k)}]`;
-      const p = check(k, path) ?? check(v, path);
-      if (p) return p;
+    const map = c[field];
+    const keys = Object.keys(map);
+    if (keys.length > limits.mapEntries) return `${at}.${field} has ${keys.length} entries, more than ${limits.mapEntries}`;
+    for (const k of keys) {
+      // The path is built only for a refusal: most lists have none.
+      const p = textProblem(k, rules) ?? textProblem(map[k]!, rules);
+      if (p) return `${at}.${field}[${quote(k)}] ${p}`;
     }
   }
   return undefined;

@@ -304,6 +304,17 @@ test('text checks and quoting', (t) => {
   t.is(textProblem('a\u200b', rules), undefined); // only names refuse invisible characters
   t.is(textProblem('a\u200b', { ...rules, noInvisible: true }), 'contains an invisible or separator character (U+200B)');
   t.is(textProblem('ok', rules), undefined);
+  // Printable ASCII takes one scan: its length is its size, below, at and past the bound, and the
+  // characters around the printable range still take the full checks.
+  t.is(textProblem('abc', rules), undefined);
+  t.is(textProblem('abcd', rules), undefined);
+  t.is(textProblem('abcde', rules), 'is 5 bytes long, more than 4');
+  t.is(textProblem('ab/', rules), "contains '/'");
+  t.is(textProblem(' ~', rules), undefined);
+  t.is(textProblem('a\u007f', rules), 'contains control characters');
+  t.is(textProblem('a\u001f', rules), 'contains control characters');
+  t.is(textProblem('a\u202e', rules), 'contains bidirectional override characters');
+  t.is(textProblem('ää', rules), undefined, 'two characters of 4 bytes: at the bound');
   t.is(quote('x'.repeat(100)), JSON.stringify(`${'x'.repeat(64)}…`));
 });
 

@@ -4,7 +4,7 @@ import test from 'ava';
 import { credentials, status } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
-import { chunkByModel, ContainerSyncConflictError, listDigest, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
+import { chunkByModel, containerDigest, ContainerSyncConflictError, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
 import { containerJson } from '../../src/grpc/container-record.js';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import {
@@ -458,31 +458,155 @@ test('the same list again reads no value while the prefix is as it left it; a ch
   t.is(added.deleted, 1);
   t.deepEqual([...(await snapshot(real, keys.containerPrefix('n1'))).kvs.keys()].sort(), [keys.containerKey('n1', 'a'), keys.containerKey('n1', 'b')]);
 
-  // A different list is never taken for the same one.
-  const reads = counted.reads();
+  // A different list is never taken for the same one: its difference is written (without a read).
   const other = await syncContainerList(o, 'n1', list(['a']));
   t.is(other.deleted, 1);
-  t.true(counted.reads() > reads);
+  t.deepEqual([...(await snapshot(real, keys.containerPrefix('n1'))).kvs.keys()], [keys.containerKey('n1', 'a')]);
 });
 
-test('the lists remembered are bounded by nodes: below, at and past the bound', (t) => {
-  const recent = new RecentLists(2);
-  recent.set('n1', { digest: 'x', revision: 1, count: 1 });
-  t.is(recent.size, 1, 'below');
-  recent.set('n2', { digest: 'y', revision: 2, count: 1 });
-  t.is(recent.size, 2, 'at');
-  recent.set('n2', { digest: 'z', revision: 3, count: 1 });
-  t.is(recent.size, 2, 'at, a known node replaced');
-  recent.set('n3', { digest: 'w', revision: 4, count: 1 });
-  t.is(recent.size, 1, 'past: started again');
+const remembered = (ids: string[], revision = 1): { revision: number; digests: Map<string, string> } => ({
+  revision,
+  digests: new Map(ids.map((id) => [id, containerDigest(id)] as const)),
+});
+
+test('the lists remembered are bounded by containers over all nodes: below, at and past the bound', (t) => {
+  const recent = new RecentLists(4);
+  recent.set('n1', remembered(['a', 'b']));
+  t.deepEqual([recent.size, recent.containers], [1, 2], 'below');
+  recent.set('n2', remembered(['c', 'd']));
+  t.deepEqual([recent.size, recent.containers], [2, 4], 'at');
+  recent.set('n2', remembered(['c']));
+  t.deepEqual([recent.size, recent.containers], [2, 3], 'a known node replaced, its old count dropped');
+  recent.set('n3', remembered(['e', 'f']));
+  t.deepEqual([recent.size, recent.containers], [2, 3], 'past: the node remembered longest ago forgotten');
   t.is(recent.get('n1'), undefined);
-  t.like(recent.get('n3'), { digest: 'w' });
+  t.truthy(recent.get('n2'));
+  recent.set('n4', remembered(['1', '2', '3', '4', '5']));
+  t.is(recent.get('n4'), undefined, 'one list above the bound is not remembered');
+  t.deepEqual([recent.size, recent.containers], [2, 3], 'and forgets nothing else');
+  recent.forget('n3');
+  t.deepEqual([recent.size, recent.containers], [1, 1]);
 });
 
-test('one digest per list: the same ids and values in the same order, and nothing else', (t) => {
-  t.is(listDigest(list(['a', 'b'])), listDigest(list(['a', 'b'])));
-  t.not(listDigest(list(['a', 'b'])), listDigest(list(['b', 'a'])));
-  t.not(listDigest([{ id: 'a', json: 'bc' }]), listDigest([{ id: 'ab', json: 'c' }]));
+test('one digest per stored value: the same value gives the same digest, any other value another', (t) => {
+  const a = list(['a'])[0]!.json;
+  t.is(containerDigest(a), containerDigest(`${a}`));
+  t.not(containerDigest(a), containerDigest(list(['b'])[0]!.json));
+  t.not(containerDigest('{"id":"a"}'), containerDigest('{"id":"a" }'));
+});
+
+// ---- a changed list after one this replica wrote: the difference in one transaction, no read.
+
+const withImage = (ids: string[], image: (id: string) => string): { id: string; json: string }[] =>
+  ids.map((id) => ({ id, json: containerJson({ id, names: [], image: image(id), state: {}, config: {}, annotation: {} }) }));
+
+async function prefixContent(real: Etcd3, keys: KeyLayout, node: string): Promise<Map<string, string>> {
+  const { kvs } = await snapshot(real, keys.containerPrefix(node));
+  return byId([...kvs].map(([k, v]) => ({ id: k.slice(keys.containerPrefix(node).length), json: v.value })));
+}
+
+/** A list as a map by id, in id order (maps compare in order). */
+const byId = (l: { id: string; json: string }[]): Map<string, string> => new Map(l.map((c) => [c.id, c.json] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+
+test('a changed list after one this replica wrote writes only the difference, reads no value, and the prefix is the list', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const counted = countingReads(real);
+  const o = { client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, recent: new RecentLists() };
+  const ids = Array.from({ length: 300 }, (_, i) => `c${i}`);
+  await syncContainerList(o, 'n1', withImage(ids, () => 'v1'));
+  const reads = counted.reads();
+  const before = await modRevision(real, keys.containerKey('n1', 'c0'));
+
+  // Two changed, one new, one gone: 298 left alone.
+  const next = withImage([...ids.filter((id) => id !== 'c299'), 'c300'], (id) => (id === 'c5' || id === 'c7' ? 'v2' : 'v1'));
+  const r = await syncContainerList(o, 'n1', next);
+  t.deepEqual({ put: r.put, deleted: r.deleted, unchanged: r.unchanged, attempts: r.attempts }, { put: 3, deleted: 1, unchanged: 297, attempts: 1 });
+  t.is(counted.reads(), reads, 'no range read');
+  const content = await prefixContent(real, keys, 'n1');
+  t.deepEqual(content, byId(next));
+  t.is(await modRevision(real, keys.containerKey('n1', 'c0')), before, 'an unchanged container is not rewritten');
+  t.is(o.recent.containers, 300);
+
+  // The next list is checked against this one's digests: the same list again writes nothing.
+  const again = await syncContainerList(o, 'n1', next);
+  t.deepEqual({ put: again.put, deleted: again.deleted, unchanged: again.unchanged }, { put: 0, deleted: 0, unchanged: 300 });
+  t.is(counted.reads(), reads);
+});
+
+test('a changed list after a rival wrote under the prefix, or another replica did, reads it whole and the prefix is the list', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const counted = countingReads(real);
+  const o = { client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, recent: new RecentLists() };
+  const ids = ['a', 'b', 'c', 'd'];
+  await syncContainerList(o, 'n1', withImage(ids, () => 'v1'));
+
+  // A rival rewrites a container this list leaves as it was: the compare fails, the read repairs it.
+  await real.put(keys.containerKey('n1', 'b')).value('{"id":"b","names":["rival"]}');
+  let reads = counted.reads();
+  const l2 = withImage(ids, (id) => (id === 'a' ? 'v2' : 'v1'));
+  const r2 = await syncContainerList(o, 'n1', l2);
+  t.deepEqual({ put: r2.put, unchanged: r2.unchanged }, { put: 2, unchanged: 2 });
+  t.true(counted.reads() > reads);
+  t.deepEqual(await prefixContent(real, keys, 'n1'), byId(l2));
+
+  // Another replica (its own memory) writes the node's next list: this replica's memory is stale.
+  const other = { ...o, client: real, recent: new RecentLists() };
+  await syncContainerList(other, 'n1', withImage(['a', 'x'], () => 'v3'));
+  reads = counted.reads();
+  const l3 = withImage(['a', 'b'], () => 'v4');
+  const r3 = await syncContainerList(o, 'n1', l3);
+  t.deepEqual({ put: r3.put, deleted: r3.deleted }, { put: 2, deleted: 1 });
+  t.true(counted.reads() > reads);
+  t.deepEqual(await prefixContent(real, keys, 'n1'), byId(l3));
+});
+
+test('a changed list after a rival deleted a container it leaves alone: the short count sends it to a read, which puts the container back', async (t) => {
+  const keys = new KeyLayout(uniquePrefix());
+  const real = etcd.client();
+  const o = { client: real, keys, requestTimeoutMs: 2000, maxAttempts: 3, recent: new RecentLists() };
+  const ids = ['a', 'b', 'c'];
+  await syncContainerList(o, 'n1', withImage(ids, () => 'v1'));
+  await real.delete().key(keys.containerKey('n1', 'c')); // a deletion passes the range compare
+  const l2 = withImage(ids, (id) => (id === 'a' ? 'v2' : 'v1'));
+  const r = await syncContainerList(o, 'n1', l2);
+  t.is(r.put, 1, "the read's round puts back c; a's change landed in the first transaction");
+  t.deepEqual(await prefixContent(real, keys, 'n1'), byId(l2));
+});
+
+test('a difference below, at and past what one transaction holds: one transaction without a read below, a read and chunks at and past', async (t) => {
+  for (const changed of [2, 3, 4]) {
+    const keys = new KeyLayout(uniquePrefix());
+    const real = etcd.client();
+    const counted = countingReads(real);
+    let txns = 0;
+    const client = {
+      kv: {
+        range: counted.client.kv.range,
+        txn: (...args: Parameters<Etcd3['kv']['txn']>) => {
+          txns++;
+          return real.kv.txn(...args);
+        },
+      },
+    } as unknown as Etcd3;
+    // maxTxnOps 4: the difference and its count fit in one transaction up to 3 writes.
+    const o = { client, keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 4, recent: new RecentLists() };
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    await syncContainerList(o, 'n1', withImage(ids, () => 'v1'));
+    const [reads, txnsBefore] = [counted.reads(), txns];
+    const next = withImage(ids, (id) => (ids.indexOf(id) < changed ? 'v2' : 'v1'));
+    const r = await syncContainerList(o, 'n1', next);
+    t.is(r.put, changed);
+    t.deepEqual(await prefixContent(real, keys, 'n1'), byId(next));
+    if (changed < 4) {
+      t.is(counted.reads(), reads, `${changed} writes: no read`);
+      t.is(txns - txnsBefore, 1, `${changed} writes: one transaction`);
+    } else {
+      t.true(counted.reads() > reads, `${changed} writes: read`);
+      t.true(txns - txnsBefore >= 2, `${changed} writes: in chunks`);
+    }
+  }
 });
 
 test('every node sending at once, with containerListsAtOnce 1: the lists are written in turns, each whole, none refused', async (t) => {
