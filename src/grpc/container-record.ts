@@ -80,6 +80,15 @@ function sortedMap(m: Record<string, string>): Record<string, string> {
   if (sorted) return m;
   keys.sort();
   const out: Record<string, string> = {};
-  for (const k of keys) out[k] = m[k]!;
+  for (const k of keys) setOwn(out, k, m[k]!);
   return out;
+}
+
+/**
+ * `obj[key] = value` as an own property, also for the key "__proto__", which a plain assignment
+ * would take as the object's prototype and drop (protobufjs keeps it as an entry too).
+ */
+export function setOwn(obj: Record<string, string>, key: string, value: string): void {
+  if (key === '__proto__') Object.defineProperty(obj, key, { value, enumerable: true, configurable: true, writable: true });
+  else obj[key] = value;
 }

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../generated/statemanager.js';
+import { decodeContainerList } from './container-list-decoder.js';
 
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -39,7 +40,7 @@ export function isUndecodable(message: unknown): message is Undecodable {
   return typeof message === 'object' && message !== null && UNDECODABLE in message;
 }
 
-type MethodCodec = { requestDeserialize: (b: Buffer) => unknown; responseSerialize: (v: unknown) => Buffer };
+type MethodCodec = { path: string; requestDeserialize: (b: Buffer) => unknown; responseSerialize: (v: unknown) => Buffer };
 
 /** Every service method's codec, for adjusting in place. */
 function eachMethod(def: protoLoader.PackageDefinition, adjust: (method: MethodCodec) => void): protoLoader.PackageDefinition {
@@ -49,6 +50,14 @@ function eachMethod(def: protoLoader.PackageDefinition, adjust: (method: MethodC
     }
   }
   return def;
+}
+
+/** The path of the one method whose request is decoded by hand (container-list-decoder.ts). */
+export const CONTAINER_LIST_PATH = '/statemanager.StateManagerConnection/SendChangedContainerList';
+
+/** A node's container list is decoded by hand: the largest message, sent by every node. */
+function handDecodedContainerLists(m: MethodCodec): void {
+  if (m.path === CONTAINER_LIST_PATH) m.requestDeserialize = decodeContainerList;
 }
 
 /** Every service method's request decoder made total: a message it cannot decode becomes an Undecodable. */
@@ -86,6 +95,7 @@ export function loadStateManagerProto(protoDir = findProtoDir()): ProtoGrpcType 
   let proto = cache.get(protoDir);
   if (proto === undefined) {
     const def = eachMethod(protoLoader.loadSync('statemanager.proto', { ...PROTO_LOADER_OPTIONS, includeDirs: [protoDir] }), (m) => {
+      handDecodedContainerLists(m);
       tolerantRequests(m);
       preEncodedResponses(m);
     });

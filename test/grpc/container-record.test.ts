@@ -29,3 +29,14 @@ test('index-like keys enumerate first in any object: the JSON is the same whiche
   t.true(jsons[0]!.includes('"state":{"9":"3","10":"2","a":"4","b":"1"}'));
   t.true(sameContainer(jsons[0]!, containerJson(toStoredContainer(info(orders[1]!)))));
 });
+
+test('a map key "__proto__" stays an entry, as protobufjs decodes it, sorted or not', (t) => {
+  const state: Record<string, string> = {};
+  Object.defineProperty(state, '__proto__', { value: 'x', enumerable: true, configurable: true, writable: true });
+  state.a = 'y';
+  const json = storedContainerJson(toStoredContainer(info(state)));
+  t.true(json.includes('"state":{"__proto__":"x","a":"y"}'), json);
+  const unsorted: Record<string, string> = { z: '1' };
+  Object.defineProperty(unsorted, '__proto__', { value: 'x', enumerable: true, configurable: true, writable: true });
+  t.true(storedContainerJson(toStoredContainer(info(unsorted))).includes('"state":{"__proto__":"x","z":"1"}'));
+});
