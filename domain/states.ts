@@ -15,6 +15,10 @@ export type ContainerStatus = (typeof CONTAINER_STATUSES)[number];
 
 export type ResourceKind = 'model' | 'package' | 'scenario';
 
+export function isResourceKind(s: string): s is ResourceKind {
+  return s === 'model' || s === 'package' || s === 'scenario';
+}
+
 /**
  * The most UTF-8 bytes a model, package or scenario name may have (Kubernetes' 253): the gRPC
  * reads refuse longer names, so a definition naming one is invalid input rather than a state

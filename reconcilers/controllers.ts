@@ -21,9 +21,10 @@ import type { DomainObserver, ActionControllerClient, Clock, StateStore } from '
 import { PackageReconciler } from './package-reconciler.js';
 import { ReconcileRequestReconciler, type RepeatPolicy } from './reconcile-request-reconciler.js';
 import { ResyncRequestReconciler } from './resync-request-reconciler.js';
+import { HistoryReconciler, historyKey } from './history-reconciler.js';
 import type { PackageState } from '../domain/states.js';
 
-export type ControllerKind = 'model' | 'package' | 'request' | 'resync';
+export type ControllerKind = 'model' | 'package' | 'request' | 'resync' | 'history';
 
 export interface ControllerSettings {
   /** Backoff of a failing model, package or resync key. */
@@ -64,6 +65,7 @@ export interface Reconcilers {
   package: PackageReconciler;
   request: ReconcileRequestReconciler;
   resync: ResyncRequestReconciler;
+  history: HistoryReconciler;
 }
 
 export interface Controllers {
@@ -131,9 +133,14 @@ export function buildControllers(d: ControllersDeps): Controllers {
   };
   const enqueue = enqueueInto(work, passes);
   const resync = new ResyncRequestReconciler({ fleet, store, enqueue, logger: d.logger });
-  const controllers = { ...work, resync: controller('resync', resync, s.keyBackoff, 1) };
-  wireEventMapping(fleet, { ...enqueue, resync: (id) => controllers.resync.enqueue(id) }, lag);
-  return { controllers, reconcilers: { model, package: pkg, request, resync }, enqueue, passes };
+  const history = new HistoryReconciler({ fleet, store });
+  const controllers = { ...work, resync: controller('resync', resync, s.keyBackoff, 1), history: controller('history', history, s.keyBackoff, 1) };
+  wireEventMapping(
+    fleet,
+    { ...enqueue, resync: (id) => controllers.resync.enqueue(id), history: (kind, name) => controllers.history.enqueue(historyKey(kind, name)) },
+    lag,
+  );
+  return { controllers, reconcilers: { model, package: pkg, request, resync, history }, enqueue, passes };
 }
 
 function enqueueInto(c: Record<'model' | 'package' | 'request', Controller>, passes: ModelPasses): Enqueue {

@@ -4,6 +4,7 @@ import type { ContainerEntry, Fleet, NodeKey, StoredState, Watched, WatchedKind 
 import type { LagTracker } from './lag-tracker.js';
 
 import type { Priority } from '../controller/workqueue.js';
+import type { ResourceKind } from '../domain/states.js';
 
 export type { Priority };
 
@@ -30,6 +31,8 @@ export interface Enqueue {
 /** What the event mapping queues into: the work above, and operator resync requests by id. */
 export interface EventQueues extends Enqueue {
   resync(id: string): void;
+  /** A state key deleted by someone else: its history to remove (reconcilers/history-reconciler.ts). */
+  history?(kind: ResourceKind, name: string): void;
 }
 
 function before<T>(e: InformerEvent<T>): T | undefined {
@@ -100,9 +103,15 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
     if (n !== undefined && n !== o) q.request(n);
   });
 
+  // statemanager deletes a state's history with the state; a deletion by anyone else leaves it.
+  const historyOf = (kind: ResourceKind, e: InformerEvent<unknown>, name: string): void => {
+    if (e.type === 'deleted' && !e.assumed) q.history?.(kind, name);
+  };
+
   onChange('modelStates', (e) => {
     const name = keys.parseStateKey('model', e.key);
     if (name === undefined) return;
+    historyOf('model', e, name);
     // A foreign or bad value is repaired by recomputation; our own write (assumed) needs none.
     if (!e.assumed) q.model(name);
     if (stateOf(before(e)) !== stateOf(after(e))) {
@@ -115,11 +124,17 @@ export function wireEventMapping(fleet: Fleet, q: EventQueues, lag?: LagTracker)
   onChange('packageStates', (e) => {
     const name = keys.parseStateKey('package', e.key);
     if (name === undefined) return;
+    historyOf('package', e, name);
     if (!e.assumed) q.package(name);
     // The request reconciler reads a package's state only for the package's request. A request
     // written with the state comes on its own watch and is queued from there; one that came first
     // is waiting for this state and is queued now (a cold start queued every package here).
     if (stateOf(before(e)) !== stateOf(after(e)) && fleet.reconcileRequest(name) !== undefined) q.request(name);
+  });
+
+  onChange('scenarioStates', (e) => {
+    const name = keys.parseStateKey('scenario', e.key);
+    if (name !== undefined) historyOf('scenario', e, name);
   });
 
   onChange('requests', (e) => {

@@ -51,6 +51,13 @@ export interface StateStore {
   /** Writes waiting for a transaction slot (the store is the bottleneck while above zero). */
   writesWaiting(): number;
   deleteState(d: StateDeletion): Promise<CommitOutcome>;
+  /**
+   * Removes the history entries no stored state accounts for, left by a state key someone else
+   * deleted: all of them while the state key is absent (`state` undefined, guarded on its
+   * absence), else those past `state.version` (guarded on the state's mod revision), which a state
+   * created again at version 1 does not overwrite.
+   */
+  trimHistory(kind: ResourceKind, name: string, state: StoredRevision | undefined): Promise<CommitOutcome>;
   /** Replace a reconcile request if it is still at `expected`. */
   updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome>;
   deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome>;

@@ -35,6 +35,7 @@ import type {
   StoredRevision,
 } from '../../reconcilers/ports.js';
 import { prefixEnd } from './lister-watcher.js';
+import type { ResourceKind } from '../../domain/states.js';
 
 /** Extra conditions every write must meet (leadership); a write that fails them throws. */
 export interface WriteGuard {
@@ -303,6 +304,16 @@ export class EtcdStateStore implements StateStore {
     return { committed: true, revision };
   }
 
+  async trimHistory(kind: ResourceKind, name: string, state: StoredRevision | undefined): Promise<CommitOutcome> {
+    const { keys } = this.o;
+    const stateKey = keys.stateKey(kind, name);
+    const prefix = keys.historyPrefix(kind, name);
+    // Entries are numbered by the state's version: those past it belong to an earlier key.
+    const from = state === undefined ? prefix : keys.historyKey(kind, name, state.version + 1);
+    const res = await this.commit([guardOn(stateKey, state)], [delRange(from, stringPrefixEnd(prefix))], [stateKey]);
+    return res.succeeded ? { committed: true, revision: res.revision } : { committed: false };
+  }
+
   async updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome> {
     const key = this.o.keys.reconcileRequestKey(record.package);
     const value = JSON.stringify(record);
@@ -499,6 +510,11 @@ function put(key: string, value: string): TxnOp {
 
 function delKey(key: string): TxnOp {
   return { request_delete_range: { key } };
+}
+
+/** The end of the range of keys under `prefix` (which ends in '/'): the prefix with its last character's successor. */
+function stringPrefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
 }
 
 function delRange(from: string, to: string): TxnOp {

@@ -82,6 +82,43 @@ for (const [path, via] of PATHS) {
   });
 }
 
+for (const [path, via] of PATHS) {
+  test(`${path}: a state key deleted by someone else: its history is trimmed to what the level accounts for, under the state's guard`, async (t) => {
+    const keys = new KeyLayout(`/ss-trim-${path.replace(' ', '-')}`);
+    const client = etcd.client();
+    const store = new EtcdStateStore({ client, ...via(), keys, historyLength: 50, requestTimeoutMs: 3000 });
+    const seqs = async (): Promise<number[]> => (await client.getAll().prefix(keys.historyPrefix('model', 'm')).keys()).map((k) => Number(k.slice(k.lastIndexOf('/') + 1)));
+    let expected: StoredRevision | undefined;
+    for (const to of ['Created', 'Running', 'Paused', 'Running', 'Exited']) {
+      t.true((await store.writeState({ kind: 'model', name: 'm', to, expected, history: entry(null, to) })).committed);
+      expected = await stored(keys);
+    }
+    // A neighbour whose name extends this one keeps its history.
+    t.true((await store.writeState({ kind: 'model', name: 'm2', to: 'Running', expected: undefined, history: entry(null, 'Running') })).committed);
+    t.deepEqual(await seqs(), [1, 2, 3, 4, 5]);
+
+    // Someone deletes the state key: the history is left.
+    await client.delete().key(keys.stateKey('model', 'm'));
+    // Created again at version 1 (its entry 1 overwritten): entries 2 to 5 are another key's.
+    t.true((await store.writeState({ kind: 'model', name: 'm', to: 'Running', expected: undefined, history: entry(null, 'Running') })).committed);
+    const now = await stored(keys);
+    t.is(now.version, 1);
+    // A guard on an older revision of the state: nothing removed.
+    t.false((await store.trimHistory('model', 'm', { modRevision: now.modRevision - 1, version: 1 })).committed);
+    t.false((await store.trimHistory('model', 'm', undefined)).committed, 'absent, but the state is there');
+    t.deepEqual(await seqs(), [1, 2, 3, 4, 5]);
+    t.true((await store.trimHistory('model', 'm', now)).committed);
+    t.deepEqual(await seqs(), [1], 'below, at and past the version: entry 1 kept, 2 and on removed');
+    t.is((JSON.parse((await client.get(keys.historyKey('model', 'm', 1)).string())!) as HistoryEntry).to, 'Running');
+
+    // Deleted again and not created again: every entry goes; the neighbour's stay.
+    await client.delete().key(keys.stateKey('model', 'm'));
+    t.true((await store.trimHistory('model', 'm', undefined)).committed);
+    t.deepEqual(await seqs(), []);
+    t.deepEqual((await client.getAll().prefix(keys.historyPrefix('model', 'm2')).keys()).length, 1);
+  });
+}
+
 /** The real client, with the most transactions it ever had outstanding at once. */
 function countingClient(): { client: Etcd3; most: () => number; txns: () => number } {
   const real = etcd.client();

@@ -13,6 +13,7 @@ import type {
   StoredRevision,
 } from '../../reconcilers/ports.js';
 import type { FakeListerWatcher } from './lister-watcher.js';
+import type { ResourceKind } from '../../domain/states.js';
 
 export class FakeStateStore implements StateStore {
   readonly history: HistoryEntry[] = [];
@@ -64,6 +65,15 @@ export class FakeStateStore implements StateStore {
     const revision = this.lw.txn([{ delete: key }, ...(d.deleteReconcileRequest ? [{ delete: this.keys.reconcileRequestKey(d.name) }] : [])]);
     this.writes.push(`${d.kind}/${d.name} deleted`);
     return { committed: true, revision };
+  }
+
+  /** The fake keeps history in `history`, not under keys: a trim only checks its guard and is recorded. */
+  readonly trims: string[] = [];
+
+  async trimHistory(kind: ResourceKind, name: string, state: StoredRevision | undefined): Promise<CommitOutcome> {
+    if (!this.at(this.keys.stateKey(kind, name), state)) return { committed: false };
+    this.trims.push(`${kind}/${name}${state ? ` past ${state.version}` : ''}`);
+    return { committed: true, revision: this.lw.revision };
   }
 
   async updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome> {
