@@ -293,6 +293,12 @@ export class EtcdStateStore implements StateStore {
       delKey(stateKey),
       { request_delete_range: { key: historyPrefix, range_end: prefixEnd(historyPrefix) } },
     ];
+    // A model no package lists any more takes its offloading records along: kept, they grew
+    // with every model name ever offloaded (black-box probing: 10,786 records of 5,782 models).
+    if (d.kind === 'model') {
+      const offloading = Buffer.from(keys.offloadingPrefix(d.name));
+      success.push({ request_delete_range: { key: offloading, range_end: prefixEnd(offloading) } });
+    }
     const requestKey = keys.reconcileRequestKey(d.name);
     if (d.deleteReconcileRequest) success.push(delKey(requestKey));
     const res = await this.commit([guardOn(stateKey, d.expected)], success, d.deleteReconcileRequest ? [stateKey, requestKey] : [stateKey]);

@@ -67,9 +67,14 @@ for (const [path, via] of PATHS) {
     // "Must not exist yet" loses against an existing key.
     t.false((await store.writeState({ kind: 'model', name: 'm', to: 'Dead', expected: undefined, history: entry(null, 'Dead') })).committed);
 
+    // The model's offloading records go with it; another model's (even one whose name extends it) stay.
+    await etcd.client().put(`${keys.offloadingPrefix('m')}000000000000001-a`).value('{}');
+    await etcd.client().put(`${keys.offloadingPrefix('m2')}000000000000001-a`).value('{}');
     t.true((await store.deleteState({ kind: 'model', name: 'm', expected: expected! })).committed);
     t.is(await etcd.client().get(keys.stateKey('model', 'm')).string(), null);
     t.deepEqual(await etcd.client().getAll().prefix(keys.historyPrefix('model', 'm')).keys(), []);
+    t.deepEqual(await etcd.client().getAll().prefix(keys.offloadingPrefix('m')).keys(), []);
+    t.is((await etcd.client().getAll().prefix(keys.offloadingPrefix('m2')).keys()).length, 1);
   });
 }
 
