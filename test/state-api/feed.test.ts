@@ -379,6 +379,78 @@ test('a full sink pauses the subscriber at the end of a revision; resume() goes 
   feed.stop();
 });
 
+test('a replay whose watch hands over a chunk at once (records already in hand) goes on to the end, whatever the sink does', async (t) => {
+  // etcd sends a catch-up in responses of up to 1,000 revisions and a paused stream still
+  // delivers what is in flight: the pool then holds a chunk's worth when the subscriber asks, and
+  // answers within the call. The subscriber stalled for good when its sink filled right then.
+  const FLOOR = 5000;
+  const RESPONSE = 1000;
+  const source: WatchSource = {
+    watch(target, h) {
+      const start = target.startRevision ?? 0;
+      if (start === 0) {
+        setImmediate(() => h.onCreated?.(FLOOR));
+        return { pause() {}, resume() {}, close() {}, requestProgress() {} };
+      }
+      let next = start;
+      let paused = false;
+      let closed = false;
+      let inFlight = 0;
+      const pump = (): void => {
+        while (!closed && next <= FLOOR && (!paused || inFlight > 0)) {
+          if (paused) inFlight--;
+          else inFlight = 2;
+          const events: EtcdWatchEvent[] = [];
+          for (let r = next; r < next + RESPONSE && r <= FLOOR; r++) {
+            const key = Buffer.from(`/model/m${r % 300}/state`);
+            const kv = (v: string, rev: number, version: string) => ({ key, value: Buffer.from(v), mod_revision: String(rev), version, create_revision: '1', lease: '0' });
+            events.push({ type: 'Put', kv: kv(r % 2 ? 'Running' : 'Dead', r, '5'), prev_kv: kv(r % 2 ? 'Dead' : 'Running', r - 1, '4') });
+          }
+          next += events.length;
+          h.onEvents(events, FLOOR);
+        }
+      };
+      setImmediate(() => {
+        h.onCreated?.(start - 1);
+        pump();
+      });
+      return {
+        pause: () => void (paused = true),
+        resume: () => {
+          paused = false;
+          setImmediate(pump);
+        },
+        close: () => void (closed = true),
+        requestProgress() {},
+      };
+    },
+  };
+  const feed = new StateFeed({ source, keys, logger: silentLogger, bufferSize: 10_000 });
+  await feed.start();
+  let got = 0;
+  let unread = 0;
+  let ended: unknown;
+  // A gRPC stream's sink: full after 16 unread messages, drained on a later turn.
+  const sub = feed.subscribe(
+    { sinceRevision: 0 },
+    {
+      send: () => {
+        got++;
+        if (++unread < 16) return true;
+        setImmediate(() => {
+          unread = 0;
+          sub.resume();
+        });
+        return false;
+      },
+      end: (reason) => void (ended = reason),
+    },
+  );
+  await eventually(async () => assert.strictEqual(got, FLOOR), { timeoutMs: 8000 });
+  t.is(ended, undefined);
+  feed.stop();
+});
+
 test('a subscriber paused while more than maxPausedBehind changes arrive is cut, naming the last revision it was given whole; at the bound it is not', async (t) => {
   const etcd = new FakeEtcd();
   const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, maxPausedBehind: 5 });
