@@ -123,6 +123,7 @@ export function buildControllers(d: ControllersDeps): Controllers {
     retryNow: (pkgs) => {
       for (const p of pkgs) work.request.enqueueAfter(p, 1);
     },
+    packageDecisionPending: (p): boolean => passes.holds(p) || work.package.hasWork(p),
   });
   const work = {
     model: controller('model', passes.wrap(model), s.keyBackoff, s.workers),

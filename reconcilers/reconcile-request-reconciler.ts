@@ -27,6 +27,11 @@ export interface ReconcileRequestReconcilerDeps {
    * to `reconcile.retryCap`), but the ActionController has just answered another one.
    */
   retryNow?: (pkgs: string[]) => void;
+  /**
+   * Whether the package's own state is about to be decided again (queued, or waiting for a
+   * resync's model passes): its stored state may be stale, so no call is made on it until then.
+   */
+  packageDecisionPending?: (pkg: string) => boolean;
 }
 
 /** How soon to look again when the package-state watch is behind the request's, at first. */
@@ -59,6 +64,8 @@ export class ReconcileRequestReconciler implements Reconciler {
    * deliver at a 30 s retry cap with jitter; the first call that succeeds now sends the rest).
    */
   private readonly failedDelivery = new Set<string>();
+  /** Packages whose call waits for their own decision, with the delay of the last look. */
+  private readonly awaitingDecision = new Map<string, number>();
 
   constructor(private readonly d: ReconcileRequestReconcilerDeps) {}
 
@@ -70,6 +77,7 @@ export class ReconcileRequestReconciler implements Reconciler {
     if (!entry) {
       this.catchingUp.delete(pkg);
       this.failedDelivery.delete(pkg);
+      this.awaitingDecision.delete(pkg);
       return;
     }
     const stateEntry = fleet.storedPackageState(pkg);
@@ -109,6 +117,18 @@ export class ReconcileRequestReconciler implements Reconciler {
       const due = last + delay;
       if (now < due) return { requeueAfterMs: due - now };
     }
+
+    // After a restart or a takeover the stored state is the last leader's, which may be stale
+    // (its containers changed meanwhile) until the package is decided again: a repeat went out to
+    // packages that had left Error while statemanager was down (black-box probe: 8 of 1,000). Wait
+    // for that decision; one that takes the package out of Error removes the request.
+    if (this.d.packageDecisionPending?.(pkg)) {
+      const last = this.awaitingDecision.get(pkg);
+      const delay = last === undefined ? CATCH_UP_MS : Math.min(last * 2, CATCH_UP_CAP_MS);
+      this.awaitingDecision.set(pkg, delay);
+      return { requeueAfterMs: delay };
+    }
+    this.awaitingDecision.delete(pkg);
 
     // The caches may lag (a new leader, watches catching up after an outage): confirm in the store
     // that the request is still there and its package still in a trigger state, so a request the

@@ -127,6 +127,38 @@ test('request: delivered with the targeting scenario\'s name (or the package\'s)
   t.is(w.ac.calls.length, 1, 'no repeat when repeats are off');
 });
 
+test("request: no call while the package's own decision is pending (its stored state may be the last leader's); the decision that takes it out of Error removes the request", async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'dead');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), 'Error');
+  // A takeover's resync queued the package (or it waits for its models' passes): its stored Error may be stale.
+  w.busy.add('package/p');
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 });
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 40 }, 'looked at again, twice as late');
+  t.deepEqual(w.ac.calls, []);
+  // The containers came back while statemanager was away: the decision takes the package out of Error.
+  w.container('n1', 'c', 'm', 'running');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  w.busy.delete('package/p');
+  await w.request.reconcile('p');
+  t.deepEqual(w.ac.calls, [], 'never called');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+
+  // Still in Error once decided: delivered then, at once.
+  w.container('n1', 'c', 'm', 'dead');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  w.busy.add('package/p');
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 }, 'a new wait starts from the first delay');
+  w.busy.delete('package/p');
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
+});
+
 test('request: an unreachable ActionController keeps the request pending and retries', async (t) => {
   const w = await world();
   w.packageDef('p', ['m']);
