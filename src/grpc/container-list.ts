@@ -1,5 +1,6 @@
 // SendChangedContainerList: validation, authorization for the node named, then the etcd sync.
 // Refusals are gRPC statuses (the response message has no error field).
+import { answerDeadlineOf } from './answer-deadline.js';
 import { status } from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
@@ -58,6 +59,8 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     return { ok: false, code: status.PERMISSION_DENIED, message: `${call.caller.identity} may not send the container list of node ${nodeName}${why}` };
   }
 
+  // etcd's work for the caller ends before its deadline, so the answer says what happened.
+  const answerBy = answerDeadlineOf(Date.now(), call.callerDeadline);
   try {
     const sync = () => syncContainerList(
       {
@@ -68,12 +71,12 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         maxTxnOps: deps.maxTxnOps,
         ...(call.budget ? { budget: call.budget } : {}),
         ...(deps.recent ? { recent: deps.recent } : {}),
-        ...(call.callerDeadline !== undefined ? { callerDeadline: call.callerDeadline } : {}),
+        ...(answerBy !== undefined ? { callerDeadline: answerBy } : {}),
       },
       nodeName,
       containers,
     );
-    const r = deps.turns ? await deps.turns.run(sync, call.callerDeadline) : await sync();
+    const r = deps.turns ? await deps.turns.run(sync, answerBy) : await sync();
     const resp = `node ${nodeName}: ${r.put} put, ${r.deleted} deleted, ${r.unchanged} unchanged`;
     deps.logger.debug('container list applied', {
       nodeName,

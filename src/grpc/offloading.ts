@@ -5,6 +5,7 @@
 // Identical requests in flight on this replica share one ActionController call. Every request
 // that passes authorization is logged at info with the caller's identity and counted by outcome;
 // one that reaches the ActionController stage is recorded in etcd for `describe model`.
+import { answerDeadline } from './answer-deadline.js';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { OffloadingRequest__Output } from '../generated/statemanager/OffloadingRequest.js';
@@ -218,16 +219,6 @@ function failure(deps: OffloadingDeps, err: unknown, req: OffloadRequest, at: nu
 /** Below this much time left, the ActionController is not called at all. */
 const MIN_CALL_MS = 10;
 
-/**
- * When a caller with a deadline must have its answer: a little before the deadline, so that
- * `accepted: false` reaches it rather than DEADLINE_EXCEEDED.
- */
-export function answerDeadline(receivedAt: number, callerDeadline: number | undefined): number {
-  if (callerDeadline === undefined) return Number.POSITIVE_INFINITY;
-  const left = callerDeadline - receivedAt;
-  const margin = Math.min(250, Math.max(20, left / 10));
-  return callerDeadline - margin;
-}
 
 /** The shared result, or undefined when `answerBy` comes first. */
 async function withinDeadline<T>(p: Promise<T>, answerBy: number, now: () => number): Promise<T | undefined> {

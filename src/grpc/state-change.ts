@@ -3,6 +3,7 @@
 // run on a replica that is not the leader); this module maps its outcomes and etcd failures to
 // the contract's error codes. A caller without the read permission is never told the stored
 // state: a denial, a failed precondition or an invalid transition say only what it sent.
+import { AnswerDeadlineError, answerDeadlineOf, beforeAnswerDeadline } from './answer-deadline.js';
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
@@ -78,6 +79,8 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     error_details,
   });
 
+  // etcd's work for the caller ends before its deadline, so the answer says what happened.
+  const answerBy = answerDeadlineOf(Date.now(), call.callerDeadline);
   const v = validateStateChange(call.request);
   if (!v.ok) return answer('ERROR_CODE_INVALID_REQUEST', 'invalid request', v.message);
   const req = v.value;
@@ -113,7 +116,7 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
 
   try {
     // validateStateChange read both states as scenario states.
-    const outcome = await changer.change(
+    const outcome = await beforeAnswerDeadline(changer.change(
       {
         name: req.name,
         target: req.target as ScenarioState,
@@ -121,11 +124,11 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
         source,
         identity: call.caller.identity,
         transitionId,
-        ...(call.callerDeadline === undefined ? {} : { callerDeadline: call.callerDeadline }),
+        ...(answerBy === undefined ? {} : { callerDeadline: answerBy }),
       },
       // A claimed state was authorized above; otherwise the stored one is checked now.
       (from) => (claimed !== undefined ? undefined : deny(deps, call.caller, req, from, reader)),
-    );
+    ), answerBy);
     if (!outcome.ok) budget.refund(bytes);
     if (!outcome.ok && outcome.refusal === 'over_limit') {
       deps.refusals.warn('undefined-scenarios', 'scenario state refused: too many without a definition', { method: 'SendStateChange', identity: call.caller.identity, name: req.name, limit: deps.maxUndefinedScenarioStates });
@@ -145,10 +148,11 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     });
     return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${outcome.from ?? 'absent'} -> ${outcome.to}`);
   } catch (err) {
-    const failure = classifyEtcdError(err);
+    const failure = err instanceof AnswerDeadlineError ? 'timeout' : classifyEtcdError(err);
     const fields = { name: req.name, transitionId, identity: call.caller.identity, error: errorMessage(err) };
-    // The caller's own deadline ran out (a client that gives 5 ms): nothing is wrong here.
-    if (failure === 'timeout' && call.callerDeadline !== undefined && Date.now() >= call.callerDeadline) {
+    // The caller's own deadline ran out (a client that gives 5 ms, or etcd not answering): said
+    // to the caller, warned at a bounded rate.
+    if (failure === 'timeout' && answerBy !== undefined && Date.now() >= answerBy) {
       deps.refusals.warn('state-change-caller-deadline', "SendStateChange ran out of the caller's deadline", fields);
     } else deps.refusals.error('state-change-failed', 'SendStateChange failed', fields);
     // A write that timed out may still have been applied: the caller has to read to know.
