@@ -85,9 +85,23 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
     return this.client;
   }
 
+  /**
+   * A call that ran out of the whole timeout on an open connection says the connection may be
+   * dead (a black hole: the kernel keeps the calls written into it and delivers them all when the
+   * path is back). Further calls go on a new connection, which queues them unsent while it
+   * connects. Found by black-box probing: after a 90 s black hole the ActionController got 69
+   * calls within 100 ms, 49 of them for packages no longer in Error, one from a deposed leader.
+   */
+  private retire(client: ActionControllerConnectionClient): void {
+    if (this.client !== client) return;
+    client.close();
+    this.client = this.makeClient();
+  }
+
   reconcile(call: ReconcileCall): Promise<{ status: number; desc: string }> {
     return new Promise((resolve, reject) => {
-      this.connection().Reconcile(
+      const client = this.connection();
+      client.Reconcile(
         {
           scenario_name: call.scenarioName,
           current: POD_STATUS_NAMES[call.current] as PodStatus,
@@ -95,6 +109,7 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
         },
         { deadline: Date.now() + this.o.timeoutMs },
         (err, res) => {
+          if (err?.code === grpc.status.DEADLINE_EXCEEDED) this.retire(client);
           if (err) reject(new ActionControllerCallError(err.code, err.details || err.message, this.o.addr));
           else resolve({ status: res?.status ?? 0, desc: res?.desc ?? '' });
         },
@@ -112,7 +127,11 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
    */
   offloadModel(request: OffloadModelRequest, deadline: number): Promise<OffloadModelResponse__Output> {
     return new Promise((resolve, reject) => {
-      this.connection().OffloadModel(request, { deadline: Math.min(deadline, Date.now() + this.o.timeoutMs) }, (err, res) => {
+      const client = this.connection();
+      const own = Date.now() + this.o.timeoutMs;
+      client.OffloadModel(request, { deadline: Math.min(deadline, own) }, (err, res) => {
+        // Only the whole timeout says something of the connection; a caller's short deadline does not.
+        if (err?.code === grpc.status.DEADLINE_EXCEEDED && own <= deadline) this.retire(client);
         if (err) reject(new ActionControllerCallError(err.code, err.details || err.message, this.o.addr));
         else resolve(res ?? { success: false, message: '', transition_id: '' });
       });
