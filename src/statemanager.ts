@@ -38,27 +38,32 @@ async function main(): Promise<void> {
   const app = (running.app = new StateManagerApp({ config, logger }));
 
   let stopping = false;
-  const stop = async (signal: string): Promise<void> => {
+  const stop = async (signal: string, code = 0): Promise<void> => {
     if (stopping) return;
     stopping = true;
     logger.info('stopping', { signal });
     const force = setTimeout(() => {
-      logger.error('stop took too long, exiting');
+      process.stderr.write('statemanager: stop took too long, exiting\n');
       process.exit(1);
     }, 25_000);
     force.unref();
     await app.stop();
+    clearTimeout(force);
     youngGeneration.stop();
     stopHeapWatch();
     logger.info('stopped');
     logger.end();
-    process.exitCode = 0;
+    process.exitCode = code;
+    // Everything of ours is closed, but grpc-js may still have connection attempts under way (to
+    // an etcd behind a black hole the kernel retries a SYN for about two minutes), which keep the
+    // process alive: it then ended as "stop took too long" 25 s later, logging after the log had
+    // ended (found by black-box probing). Exit once the last lines are written.
+    setTimeout(() => process.exit(code), 200).unref();
   };
   // leaderElection.onLost: exit — leave it to the supervisor (Kubernetes, systemd) to restart us.
   void app.elector?.exited.then(async (reason) => {
     logger.error('leadership lost, exiting as configured', { reason });
-    await stop('leadership lost');
-    process.exitCode = 1;
+    await stop('leadership lost', 1);
   });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));

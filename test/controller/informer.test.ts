@@ -1,5 +1,5 @@
 import test from 'ava';
-import { Informer, type InformerEvent } from '../../controller/informer.js';
+import { Informer, STOP_WAIT_MS, type InformerEvent } from '../../controller/informer.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import type { ListerWatcher, WatchHandle } from '../../controller/lister-watcher.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -383,4 +383,41 @@ test.serial('a watch canceled by the server for another reason resumes from the 
   t.true(froms.length >= 2);
   t.is(froms[1], seen + 1, 'resumed right after the last revision it had');
   await informer.stop();
+});
+
+test(`stop waits for a list under way up to STOP_WAIT_MS (${STOP_WAIT_MS} ms), not for etcd: a list shorter, one longer, one that never ends`, async (t) => {
+  // Found by black-box probing: SIGTERM with etcd black-holed waited on a list that never ended.
+  for (const [listMs, waitsForIt] of [
+    [STOP_WAIT_MS / 4, true],
+    [STOP_WAIT_MS * 10, false],
+    [Number.POSITIVE_INFINITY, false],
+  ] as const) {
+    let listed = false;
+    const lw: ListerWatcher = {
+      list: () =>
+        new Promise((resolve) => {
+          if (Number.isFinite(listMs))
+            setTimeout(() => {
+              listed = true;
+              resolve({ items: [{ key: '/s/a', value: 'x', modRevision: 2, createRevision: 2, version: 1 }], revision: 2 });
+            }, listMs);
+        }),
+      watch: () => ({ close: async () => undefined }) as unknown as WatchHandle,
+      isCompacted: async () => false,
+    };
+    const informer = new Informer<string>({ name: `stop-${listMs}`, prefix: '/s/', parse: (_k, v) => v, lw });
+    informer.start();
+    await new Promise((r) => setTimeout(r, 10));
+    const started = Date.now();
+    await informer.stop();
+    const took = Date.now() - started;
+    if (waitsForIt) {
+      t.true(listed, `a list of ${listMs} ms is waited for`);
+      t.true(took < STOP_WAIT_MS, `${took} ms`);
+    } else {
+      t.false(listed);
+      t.true(took >= STOP_WAIT_MS - 20 && took < STOP_WAIT_MS + 500, `stopped after ${took} ms`);
+    }
+    t.is(informer.cache.size, 0, 'what a list returns after stop is dropped');
+  }
 });
