@@ -140,7 +140,7 @@ export class StateManagerApp {
     const undefinedScenarios = new UndefinedScenarios(fleet);
     metrics.scenarioStatesWithoutDefinition(() => undefinedScenarios.undefinedScenarioStates());
     this.feed = new StateFeed({
-      source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches,
+      source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches, disconnectedCutMs: requestTimeoutMs,
       // Any replica may write it: one key, rewritten by each replay that has no buffered change to wait for.
       markReplay: async () => Number((await etcd.kv.put({ key: Buffer.from(keys.replayMarker), value: Buffer.from(this.identity) }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
       // Once per key a replay touches, instead of etcd looking up every event's previous value.

@@ -94,6 +94,13 @@ export interface StateFeedOptions {
    * behind it would otherwise skip every change up to it). Without it such a resume waits.
    */
   etcdRevision?: () => Promise<number>;
+  /**
+   * How long the shared watch may stay disconnected from etcd before every subscriber is ended
+   * (UNAVAILABLE, to resume on a replica that reaches etcd: exact by revision), and new ones are
+   * refused until it is back. Default 5 s. Held open instead, subscribers of a replica cut off
+   * from etcd heard nothing for the whole partition (black-box probing: 351 s).
+   */
+  disconnectedCutMs?: number;
   now?: () => number;
 }
 
@@ -115,6 +122,10 @@ export class StateFeed {
   private readonly maxPausedBehind: number;
   private readonly now: () => number;
   private readonly replays: ReplayPool;
+  /** Set while the shared watch is disconnected: when it fires, subscribers are ended. */
+  private disconnectedTimer: NodeJS.Timeout | undefined;
+  /** Why subscribers are ended now: the shared watch has been disconnected too long. */
+  private offline: string | undefined;
 
   constructor(private readonly o: StateFeedOptions) {
     this.bufferSize = o.bufferSize ?? 10_000;
@@ -143,22 +154,51 @@ export class StateFeed {
     // the feed restarts) instead of waiting in silence for the other history to pass it.
     this.watch = this.o.source.watch({ ...stateRange(this.o.keys, 0), cancelIfBehind: true }, {
       onCreated: (revision) => {
+        this.connected();
         if (this.floor === Number.POSITIVE_INFINITY) this.floor = revision;
         for (const w of this.readyWaiters.splice(0)) w();
       },
-      onEvents: (events) => this.publish(stateChanges(this.o.keys, events, this.now())),
+      onEvents: (events) => {
+        this.connected();
+        this.publish(stateChanges(this.o.keys, events, this.now()));
+      },
+      onProgress: () => this.connected(),
       onCompacted: (rev) => this.restart(`the shared watch fell behind a compaction at ${rev}`),
       onCanceled: (reason) => this.restart(`etcd canceled the shared watch: ${reason}`),
       // etcd came back with another history (cancelIfBehind): every position is stale.
       onBehind: (reason) => this.historyReplaced(`the shared watch found ${reason}`),
-      onDisconnected: (err) => this.o.logger.debug('state feed watch reconnecting', { error: errorMessage(err) }),
+      onDisconnected: (err) => this.disconnected(err),
     });
     return this.ready();
+  }
+
+  private disconnected(err: Error): void {
+    this.o.logger.debug('state feed watch reconnecting', { error: errorMessage(err) });
+    if (this.disconnectedTimer !== undefined || this.offline !== undefined) return;
+    const ms = this.o.disconnectedCutMs ?? 5000;
+    this.disconnectedTimer = setTimeout(() => {
+      this.disconnectedTimer = undefined;
+      this.offline = `this replica has not reached etcd for ${Math.round(ms / 1000)} s (${errorMessage(err)})`;
+      this.o.logger.warn('state feed cut off from etcd: subscribers ended, to resume on another replica', { afterMs: ms, subscribers: this.subs.size, error: errorMessage(err) });
+      for (const s of [...this.subs]) s.end({ kind: 'restarted', detail: this.offline });
+    }, ms);
+    this.disconnectedTimer.unref();
+  }
+
+  /** A sign of life from the shared watch: subscribers are served again. */
+  private connected(): void {
+    clearTimeout(this.disconnectedTimer);
+    this.disconnectedTimer = undefined;
+    if (this.offline !== undefined) this.o.logger.info('state feed reached etcd again');
+    this.offline = undefined;
   }
 
   stop(): void {
     this.stopped = true;
     clearTimeout(this.idleTimer);
+    clearTimeout(this.disconnectedTimer);
+    this.disconnectedTimer = undefined;
+    this.offline = undefined;
     this.watch?.close();
     this.watch = undefined;
     for (const s of [...this.subs]) s.end({ kind: 'stopped' });
@@ -197,6 +237,7 @@ export class StateFeed {
     this.subs.add(sub);
     // Never from inside subscribe(): the caller does not hold the subscription yet.
     queueMicrotask(() => {
+      if (this.offline !== undefined) return sub.end({ kind: 'restarted', detail: this.offline });
       // Not started yet: the position "now" is not known until etcd confirms the shared watch.
       if (this.floor === Number.POSITIVE_INFINITY) void this.ready().then(() => this.attach(sub));
       else this.attach(sub);

@@ -94,6 +94,11 @@ class FakeEtcd implements WatchSource {
     return this.watches.size;
   }
 
+  /** Every open watch's stream breaks; each resumes by itself (as the watch client does) when changes come again. */
+  disconnect(err = new Error('connection lost')): void {
+    for (const w of this.watches) w.h.onDisconnected?.(err);
+  }
+
   /** Restored from a backup taken at `revision`: later history gone; open watches are not told (as a reconnect would not be). */
   restoreTo(revision: number): void {
     this.revision = revision;
@@ -448,6 +453,42 @@ test('a replay whose watch hands over a chunk at once (records already in hand) 
   );
   await eventually(async () => assert.strictEqual(got, FLOOR), { timeoutMs: 8000 });
   t.is(ended, undefined);
+  feed.stop();
+});
+
+test('the shared watch disconnected from etcd: below disconnectedCutMs subscribers stay; past it they are ended to resume elsewhere, and new ones refused until it is back', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, disconnectedCutMs: 300 });
+  await feed.start();
+  const a = collect(feed);
+  await settle();
+  etcd.put([[scenarioKey('a'), 'Idle']]);
+  await settle();
+  // A blip shorter than the bound: nothing ends.
+  etcd.disconnect();
+  await new Promise((r) => setTimeout(r, 150));
+  etcd.put([[scenarioKey('b'), 'Idle']]);
+  await new Promise((r) => setTimeout(r, 300));
+  t.deepEqual(a.ends, []);
+  t.deepEqual(a.got.map((r) => r.name), ['a', 'b']);
+  // Longer than the bound: ended as restarted (UNAVAILABLE: resume on another replica by revision).
+  etcd.disconnect();
+  await new Promise((r) => setTimeout(r, 200));
+  t.deepEqual(a.ends, [], 'not yet');
+  await new Promise((r) => setTimeout(r, 250));
+  t.deepEqual(a.ends, ['restarted']);
+  const late = collect(feed);
+  await settle();
+  t.deepEqual(late.ends, ['restarted'], 'a subscriber arriving while cut off is ended at once');
+  // Back: served again.
+  etcd.put([[scenarioKey('c'), 'Idle']]);
+  await settle();
+  const again = collect(feed);
+  await settle();
+  etcd.put([[scenarioKey('d'), 'Idle']]);
+  await settle();
+  t.deepEqual(again.ends, []);
+  t.deepEqual(again.got.map((r) => r.name), ['d']);
   feed.stop();
 });
 
