@@ -69,7 +69,8 @@ test('a state key deleted by someone else takes its history along; created again
   });
 
   // statemanager's own deletion (no package lists the model now) takes the history in its own
-  // transaction: nothing is queued for it.
+  // transaction: nothing is queued for it — unless the deletion's watch event came before the
+  // transaction's answer (then one trim finds nothing left to remove).
   const trims = async (): Promise<number> => {
     const text = await app.metrics.registry.metrics();
     return text.split('\n').filter((l) => l.startsWith('controller_runtime_reconcile_total{') && l.includes('controller="history"')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
@@ -80,5 +81,5 @@ test('a state key deleted by someone else takes its history along; created again
   await eventually(async () => assert.strictEqual(await w.state('model', 'm'), null));
   t.deepEqual(await history('model', 'm'), []);
   await new Promise((r) => setTimeout(r, 300));
-  t.is(await trims(), before);
+  t.true((await trims()) - before <= 1, `${(await trims()) - before} trims after statemanager's own deletion`);
 });
