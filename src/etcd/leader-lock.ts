@@ -164,7 +164,9 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     if (!orphan) return;
     await orphan.revoke({ deadline: this.deadline() });
     if (this.orphan === orphan) this.orphan = undefined;
-    this.o.logger.info('revoked the lease of the leadership given up: the leader key is free', { key: this.o.key });
+    // The leader key was attached to it: if this replica still held the key, the key is gone now;
+    // another replica may hold it already (the lease had expired, and it won).
+    this.o.logger.info('revoked the lease of the leadership given up: no key of this replica is left', { key: this.o.key });
   }
 
   private async revokeLease(id: string): Promise<void> {
