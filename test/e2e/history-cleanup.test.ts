@@ -12,7 +12,7 @@ import { startApp } from '../helpers/app.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
-import { proto, sendStateChange } from '../grpc/_support.js';
+import { proto, scenarioChange as change, sendStateChange } from '../grpc/_support.js';
 
 let etcd: EtcdServer;
 let ac: FakeActionController;
@@ -26,8 +26,6 @@ test.after.always(async () => {
   await ac?.stop();
   await etcd?.stop();
 });
-
-const change = (name: string, target: string, current = '') => ({ resource_type: 'RESOURCE_TYPE_SCENARIO' as const, resource_name: name, current_state: current, target_state: target, transition_id: `${name}-${target}`, timestamp_ns: 1, source: 'test' });
 
 test('a state key deleted by someone else takes its history along; created again, it has only its own', async (t) => {
   const w = new FleetWriter(etcd.client(), '/hist-gc');

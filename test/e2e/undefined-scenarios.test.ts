@@ -13,7 +13,7 @@ import { startApp } from '../helpers/app.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
-import { captureLogger, proto, sendStateChange } from '../grpc/_support.js';
+import { captureLogger, proto, scenarioChange as change, sendStateChange } from '../grpc/_support.js';
 
 let etcd: EtcdServer;
 let ac: FakeActionController;
@@ -28,7 +28,6 @@ test.after.always(async () => {
   await etcd?.stop();
 });
 
-const change = (name: string, target: string, current = '') => ({ resource_type: 'RESOURCE_TYPE_SCENARIO' as const, resource_name: name, current_state: current, target_state: target, transition_id: `${name}-${target}`, timestamp_ns: 1, source: 'test' });
 
 function gauge(text: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith('statemanager_scenario_states_without_definition '));

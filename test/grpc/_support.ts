@@ -141,6 +141,11 @@ export function sendContainerList(
   });
 }
 
+/** A scenario state change as a caller sends it, with a transition id made of name and target. */
+export function scenarioChange(name: string, target: string, current = ''): StateChange {
+  return { resource_type: 'RESOURCE_TYPE_SCENARIO', resource_name: name, current_state: current, target_state: target, transition_id: `${name}-${target}`, timestamp_ns: 1, source: 'test' };
+}
+
 export function sendStateChange(
   c: StateManagerConnectionClient,
   change: StateChange,
