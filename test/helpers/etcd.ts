@@ -22,8 +22,10 @@ export interface EtcdServer {
   /**
    * Start again on the same ports and data directory; `wipe`: with the directory emptied first,
    * as an etcd restored from an old backup or given a new volume comes back (its revision behind).
+   * `prefill`: writes made first on a private client port, so that no client of the real port
+   * sees etcd before they are all in (as a restored backup comes back with its content).
    */
-  restart(o?: { wipe?: boolean }): Promise<void>;
+  restart(o?: { wipe?: boolean; prefill?: (client: Etcd3) => Promise<void> }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -121,6 +123,18 @@ export async function startEtcd(): Promise<EtcdServer> {
         mkdirSync(dataDir, { mode: 0o700 });
       }
       const before = clientPort;
+      if (o?.prefill) {
+        clientPort = await freePort();
+        await launch();
+        const private_ = new Etcd3({ hosts: `http://127.0.0.1:${clientPort}` });
+        try {
+          await o.prefill(private_);
+        } finally {
+          private_.close();
+          await kill();
+        }
+        clientPort = before;
+      }
       await launch();
       if (clientPort !== before) throw new Error('etcd restarted on another port');
     },
