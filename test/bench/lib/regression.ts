@@ -55,8 +55,8 @@ export const FIGURES: FigureDef[] = [
       return ceiling && storm !== undefined ? storm / ceiling : undefined;
     },
   },
-  { key: 'heapPerContainer', label: 'memory per container (heap)', better: 'lower', unit: 'B', get: (f) => num((f.fleetscale?.perContainer as { heap?: number } | undefined)?.heap) },
-  { key: 'heapPerModel', label: 'memory per model (heap)', better: 'lower', unit: 'B', get: (f) => num((f.fleetscale?.perModel as { heap?: number } | undefined)?.heap) },
+  { key: 'heapPerContainer', label: 'memory per container (heap data)', better: 'lower', unit: 'B', get: (f) => num((f.fleetscale?.perContainer as { heap?: number } | undefined)?.heap) },
+  { key: 'heapPerModel', label: 'memory per model (heap data)', better: 'lower', unit: 'B', get: (f) => num((f.fleetscale?.perModel as { heap?: number } | undefined)?.heap) },
   {
     key: 'footprintRssMB',
     label: 'footprint, one vehicle: idle RSS',

@@ -107,6 +107,11 @@ export class StateManagerProcess {
 
   constructor(private readonly o: StateManagerOptions) {}
 
+  /** Written by GC_ON_SIGNAL's handler after each collection it runs (lib/gc-on-signal.mjs). */
+  get gcReportFile(): string {
+    return join(this.o.workDir, `gc-report-${this.o.label}.json`);
+  }
+
   get pid(): number {
     return this.child?.pid ?? 0;
   }
@@ -138,6 +143,8 @@ export class StateManagerProcess {
         STATEMANAGER_GRPC_ADDR: `127.0.0.1:${grpcPort}`,
         ACTION_CONTROLLER_ADDR: o.actionControllerAddr,
         STATEMANAGER_CONFIG: configFile,
+        // Where GC_ON_SIGNAL's handler writes the heap it finds after its collection.
+        BENCH_GC_REPORT: this.gcReportFile,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -4,7 +4,7 @@
 // floor: the same I/O through statemanager's etcd code alone, lib/client-floor.ts). Two more small cold
 // starts measure what one more container and one more model cost. The curve goes into an SVG.
 // Only the issue's own shape (100,000 containers, 50 nodes) is judged against its targets.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { log, sleep } from '../lib/common.js';
@@ -41,6 +41,11 @@ interface StartPoint {
   /** After the idle period and a full GC: nodejs_heap_size_used_bytes (see idleMemory). */
   heapUsedBytes: number;
   heapBeforeGcBytes: number;
+  /**
+   * Of heapUsedBytes, the spaces holding data (old, new and large-object spaces): without the code
+   * and trusted spaces, whose compiled code and bytecode follow what the JIT happened to compile.
+   */
+  dataHeapBytes: number;
   /** Reconciles run by the model and package controllers over the cold start (any result). */
   reconciles: { model: number; package: number };
   floor?: WriteFloor;
@@ -72,22 +77,35 @@ const shapeText = (s: FleetShape): string => `${fmt.n(s.containers)} containers,
 
 /**
  * Idle for `seconds`, then RSS as the idle process has it, then heap used right after a full GC
- * (SIGUSR2, see GC_ON_SIGNAL). Without the GC, heap used carries whatever garbage the cold start
- * left until V8 happens to collect it — seconds later or not at all in a quiet process — which
- * buries the difference between two small fleets.
+ * (SIGUSR2, see GC_ON_SIGNAL), as the process itself read it at the end of the collection.
+ * Without the GC, heap used carries whatever garbage the cold start left until V8 happens to
+ * collect it, which buries the difference between two small fleets; read by a scrape after the GC,
+ * it also carries what the process allocated in between.
  */
-async function idleMemory(sm: StateManagerProcess, seconds: number): Promise<{ heapUsedBytes: number; steadyRssBytes: number; heapBeforeGcBytes: number; reconciles: { model: number; package: number } }> {
+async function idleMemory(sm: StateManagerProcess, seconds: number): Promise<{ heapUsedBytes: number; steadyRssBytes: number; heapBeforeGcBytes: number; dataHeapBytes: number; reconciles: { model: number; package: number } }> {
   await sleep(seconds * 1000);
   const before = await sm.scrape();
+  rmSync(sm.gcReportFile, { force: true });
   sm.signal('SIGUSR2');
-  await sleep(500);
-  const after = await sm.scrape();
+  const report = await gcReport(sm.gcReportFile);
   return {
     steadyRssBytes: metric(before, 'process_resident_memory_bytes'),
     heapBeforeGcBytes: metric(before, 'nodejs_heap_size_used_bytes'),
-    heapUsedBytes: metric(after, 'nodejs_heap_size_used_bytes'),
+    heapUsedBytes: report.usedHeapSize,
+    dataHeapBytes: DATA_SPACES.reduce((sum, space) => sum + (report.spaces[space] ?? NaN), 0),
     reconciles: { model: reconcilesOf(before, 'model'), package: reconcilesOf(before, 'package') },
   };
+}
+
+/** V8's heap spaces that hold the program's objects (the rest hold code, bytecode and V8's own). */
+const DATA_SPACES = ['old_space', 'new_space', 'large_object_space', 'new_large_object_space'];
+
+/** The report GC_ON_SIGNAL's handler writes (renamed into place whole). */
+async function gcReport(file: string): Promise<{ usedHeapSize: number; spaces: Record<string, number> }> {
+  for (const until = Date.now() + 10_000; Date.now() < until; await sleep(50)) {
+    if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as { usedHeapSize: number; spaces: Record<string, number> };
+  }
+  throw new Error(`no heap report in ${file} 10 s after SIGUSR2`);
 }
 
 /** controller_runtime_reconcile_total of one controller, summed over its results. */
@@ -150,9 +168,16 @@ async function coldStartAt(ctx: Ctx, shape: FleetShape, label: string, o: { floo
 }
 
 /** Bytes one more container (or model) costs: the difference of two cold starts over the difference in count. */
-function perUnit(base: StartPoint, more: StartPoint, units: number): { heap: number; steadyRss: number; peakRss: number; units: number } {
-  return {
-    heap: (more.heapUsedBytes - base.heapUsedBytes) / units,
+/**
+ * What `units` more containers or models cost. `heap`: V8's data spaces only; the code and trusted
+ * spaces (compiled code, bytecode) follow what the JIT happened to compile, ±100 KB between runs
+ * of one shape, ±60 B per model of a quick fleet, rather than what the fleet holds. `heapWithCode`:
+ * all of heap used.
+ */
+function perUnit(base: StartPoint, more: StartPoint, units: number): { heap: number; heapWithCode: number; steadyRss: number; peakRss: number; units: number } {
+    return {
+    heap: (more.dataHeapBytes - base.dataHeapBytes) / units,
+    heapWithCode: (more.heapUsedBytes - base.heapUsedBytes) / units,
     steadyRss: (more.steadyRssBytes - base.steadyRssBytes) / units,
     peakRss: (more.peakRssBytes - base.peakRssBytes) / units,
     units,
@@ -269,7 +294,7 @@ export async function fleetscale(ctx: Ctx): Promise<ScenarioResult> {
   const ok = checks.every((c) => c.ok);
   const unit = (u: ReturnType<typeof perUnit>): string => `${fmt.n(u.heap)} B heap`;
   const unitRow = (u: ReturnType<typeof perUnit>, what: string, more: StartPoint): string =>
-    `${unit(u)} (Δ heap used after ${idleSeconds} s idle and a full GC / Δ ${what}); RSS: ${fmt.n(u.steadyRss)} B steady, ${fmt.n(u.peakRss)} B peak — ${shapeText(base.shape)} → ${shapeText(more.shape)}`;
+    `${unit(u)} (Δ heap data spaces after ${idleSeconds} s idle and a full GC / Δ ${what}; ${fmt.n(u.heapWithCode)} B with code and bytecode); RSS: ${fmt.n(u.steadyRss)} B steady, ${fmt.n(u.peakRss)} B peak — ${shapeText(base.shape)} → ${shapeText(more.shape)}`;
 
   const table: [string, string][] = [];
   for (const p of points) {
