@@ -35,6 +35,22 @@ export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
 const NEVER_ABORTED = new AbortController().signal;
 
 /**
+ * Every etcd3 call asks etcd to refuse it when the member has no leader (etcd's `hasleader`
+ * metadata, what clientv3.WithRequireLeader sets): a member cut off from the rest of its cluster
+ * then answers UNAVAILABLE "etcdserver: no leader" at once, and the call goes on to the next
+ * member, instead of waiting for its deadline there (a write waited 21 s, a read its whole
+ * deadline). The lease's keep-alive stream fails the same way and starts again on another member,
+ * instead of going unanswered until the leadership's renew deadline. The watch client sets it too.
+ */
+export const REQUIRE_LEADER: grpc.Interceptor = (options, nextCall) =>
+  new grpc.InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      metadata.set('hasleader', 'true');
+      next(metadata, listener);
+    },
+  });
+
+/**
  * etcd3's policy around each call to a member (no circuit breaker, see below). etcd3 closes every
  * client of a member (the KV, the lease keeping leadership, …) after any "recoverable" failure,
  * and retries the call; but a call that ran out of its deadline says nothing about the
@@ -79,7 +95,8 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
       // No watchBackoff: nothing in the program watches through etcd3's watch manager any more
       // (the controller, the read API and the CLI all use EtcdWatchClient).
     },
-    grpcOptions: ETCD_CHANNEL_OPTIONS,
+    // etcd3 hands these to each grpc-js client, which takes interceptors beside channel options.
+    grpcOptions: { ...ETCD_CHANNEL_OPTIONS, interceptors: [REQUIRE_LEADER] } as grpc.ChannelOptions,
   };
   const tls = readTls(c);
   if (tls) {

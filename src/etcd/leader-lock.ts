@@ -43,12 +43,27 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private firstAnswer = true;
   /** A lease given up without revoking it (etcd did not answer then); revoked before the next campaign. */
   private orphan: Lease | undefined;
+  /** A renewal on a stream of its own is under way (see nudge). */
+  private nudging = false;
 
   constructor(private readonly o: EtcdLeaderLockOptions) {}
 
   /** Step down when renewals have failed for 2/3 of the lease: before others can take over. */
   private get renewDeadlineMs(): number {
     return (this.o.leaseSeconds * 1000 * 2) / 3;
+  }
+
+  /**
+   * etcd3 renews every third of the lease on one stream. A renewal missing a twelfth of the lease
+   * after that is retried on a stream of its own, each attempt bounded by another twelfth, so
+   * three attempts (each on a member etcd3 picks at random) fit before the renew deadline.
+   */
+  private get nudgeAfterMs(): number {
+    return (this.o.leaseSeconds * 1000 * 5) / 12;
+  }
+
+  private get nudgeAttemptMs(): number {
+    return Math.min(this.o.requestTimeoutMs, (this.o.leaseSeconds * 1000) / 12);
   }
 
   async tryAcquire(): Promise<boolean> {
@@ -190,11 +205,39 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private watchRenewDeadline(): void {
     clearInterval(this.deadlineTimer);
     this.deadlineTimer = setInterval(() => {
-      if (this.held && Date.now() - this.lastRenewAt > this.renewDeadlineMs) {
-        this.markLost(`lease not renewed for ${Date.now() - this.lastRenewAt} ms`);
+      const since = Date.now() - this.lastRenewAt;
+      if (this.held && since > this.renewDeadlineMs) {
+        this.markLost(`lease not renewed for ${since} ms`);
+      } else if (this.held && since > this.nudgeAfterMs) {
+        this.nudge();
       }
-    }, 250);
+    }, Math.min(250, this.nudgeAttemptMs));
     this.deadlineTimer.unref();
+  }
+
+  /**
+   * One renewal on a new stream, while the regular one goes unanswered: a member cut off from its
+   * cluster takes keep-alives and answers none until etcd cancels its streams, three election
+   * timeouts after it lost its leader (about 5 s); the 15 s lease's renew deadline is 10 s.
+   * etcd3 opens the stream on a member it picks at random, and one without a leader refuses it
+   * at once (`hasleader`, REQUIRE_LEADER in client.ts).
+   */
+  private nudge(): void {
+    const lease = this.lease;
+    if (this.nudging || !lease) return;
+    this.nudging = true;
+    const startedAt = Date.now();
+    lease
+      .keepaliveOnce({ deadline: startedAt + this.nudgeAttemptMs })
+      .then(
+        () => {
+          if (this.lease !== lease) return;
+          this.o.logger.info('lease renewed on a new stream: the regular renewal had no answer', { key: this.o.key, unansweredMs: startedAt - this.lastRenewAt });
+          this.lastRenewAt = Date.now();
+        },
+        (err: Error) => this.o.logger.debug('lease renewal on a new stream failed', { key: this.o.key, error: err.message }),
+      )
+      .finally(() => (this.nudging = false));
   }
 
   private markLost(reason: string): void {

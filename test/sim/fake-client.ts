@@ -207,6 +207,21 @@ class FakeLease extends EventEmitter {
     this.stop();
   }
 
+  /** One keep-alive on a call of its own (etcd3: a new stream), as the leader lock's nudge sends it. */
+  async keepaliveOnce(opts?: Deadline): Promise<void> {
+    const id = await this.granted;
+    try {
+      await this.conn.call(opts, () => this.conn.server.keepAlive(id));
+    } catch (err) {
+      if (err instanceof EtcdLeaseInvalidError && !this.stopped) {
+        this.stop();
+        this.emit('lost', err);
+      }
+      throw err;
+    }
+    if (!this.stopped) this.lastKeepAlive = this.conn.sched.now();
+  }
+
   private stop(): void {
     this.stopped = true;
     this.conn.sched.cancel(this.timer);

@@ -1,0 +1,85 @@
+// The leader lock's renewals, on a fake etcd3 client: a regular renewal that goes unanswered is
+// retried on a stream of its own (nudge) after 5/12 of the lease, attempt by attempt, and the
+// lock is given up at 2/3 of the lease when none of them is answered either.
+import { EventEmitter } from 'node:events';
+import test from 'ava';
+import type { Etcd3 } from 'etcd3';
+import { EtcdLeaderLock } from '../../src/etcd/leader-lock.js';
+import { silentLogger } from '../../controller/logger.js';
+import type { EtcdWatchClient } from '../../src/etcd/watch-client.js';
+
+class FakeLease extends EventEmitter {
+  readonly onceCalls: { at: number; deadline: number }[] = [];
+  constructor(private readonly answerOnce: (deadline: number) => Promise<void>) {
+    super();
+  }
+  grant = async (): Promise<string> => '7';
+  keepaliveOnce = (o: { deadline: number }): Promise<unknown> => {
+    this.onceCalls.push({ at: Date.now(), deadline: o.deadline });
+    return this.answerOnce(o.deadline);
+  };
+  release = (): void => undefined;
+  revoke = async (): Promise<void> => undefined;
+}
+
+const LEASE_S = 3; // nudges after 1,250 ms, 250 ms each; gives up after 2,000 ms
+
+function lockWith(lease: FakeLease): EtcdLeaderLock {
+  const client = {
+    lease: () => lease,
+    kv: { txn: async () => ({ succeeded: true, responses: [] }) },
+  } as unknown as Etcd3;
+  return new EtcdLeaderLock({ client, watcher: {} as EtcdWatchClient, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('regular renewals answered: no renewal on a stream of its own, the lock held', async (t) => {
+  const lease = new FakeLease(async () => undefined);
+  const lock = lockWith(lease);
+  t.true(await lock.tryAcquire());
+  let lost: string | undefined;
+  void lock.lost().then((r) => (lost = r));
+  const timer = setInterval(() => lease.emit('keepaliveSucceeded'), 500);
+  await sleep(3_000);
+  clearInterval(timer);
+  t.deepEqual(lease.onceCalls, []);
+  t.is(lost, undefined);
+  await lock.release();
+});
+
+test('regular renewals unanswered: renewed on a new stream after 5/12 of the lease (not before), each attempt bounded by 1/12, and the lock held past its renew deadline', async (t) => {
+  const lease = new FakeLease(async () => undefined);
+  const lock = lockWith(lease);
+  const acquiredAt = Date.now();
+  t.true(await lock.tryAcquire());
+  let lost: string | undefined;
+  void lock.lost().then((r) => (lost = r));
+  await sleep(4_000); // twice the renew deadline
+  const first = lease.onceCalls[0];
+  t.truthy(first, 'renewed on a new stream');
+  t.true(first!.at - acquiredAt >= 1_250, `first at ${first!.at - acquiredAt} ms, the threshold is 1,250 ms`);
+  t.true(first!.at - acquiredAt < 1_250 + 1_000, `first at ${first!.at - acquiredAt} ms`);
+  t.true(lease.onceCalls.every((c) => c.deadline - c.at > 240 && c.deadline - c.at <= 250), 'each attempt has 250 ms');
+  // Each answered renewal restarts the count: one every 1.25–1.5 s, not one per tick.
+  t.true(lease.onceCalls.length >= 2 && lease.onceCalls.length <= 4, `${lease.onceCalls.length} renewals on new streams`);
+  t.is(lost, undefined);
+  await lock.release();
+});
+
+test('regular and new-stream renewals unanswered: at most three attempts, then the lock is given up at 2/3 of the lease', async (t) => {
+  const lease = new FakeLease((deadline) => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED'))));
+  const lock = lockWith(lease);
+  const acquiredAt = Date.now();
+  t.true(await lock.tryAcquire());
+  const reason = await lock.lost();
+  const lostAfter = Date.now() - acquiredAt;
+  t.regex(reason, /lease not renewed for \d+ ms/);
+  t.true(lostAfter >= 2_000 && lostAfter < 3_000, `given up after ${lostAfter} ms`);
+  t.true(lease.onceCalls.length >= 1 && lease.onceCalls.length <= 3, `${lease.onceCalls.length} attempts`);
+  t.true(lease.onceCalls.every((c) => c.at - acquiredAt >= 1_250));
+  await sleep(500);
+  const after = lease.onceCalls.length;
+  await sleep(600);
+  t.is(lease.onceCalls.length, after, 'no attempt once given up');
+});
