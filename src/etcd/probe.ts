@@ -98,7 +98,11 @@ export class EtcdProbe implements Runnable {
   private async tick(): Promise<void> {
     const { client, logger } = this.o;
     try {
-      await client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true }, { deadline: Date.now() + 2000 });
+      // Serializable: answered by the member itself. With `hasleader` (REQUIRE_LEADER in
+      // client.ts) a member without a leader still refuses it and the range goes on to the next
+      // member; a linearizable one sent to a member cut off from its cluster before it noticed
+      // waited its whole deadline, and /readyz said 503 while the others served.
+      await client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true, serializable: true }, { deadline: Date.now() + 2000 });
       if (!this.reachableNow) logger.info('etcd reachable');
       this.reachableNow = true;
       this.refusedNow = false;

@@ -102,30 +102,36 @@ test.serial('statemanager with the first endpoint cut off from its peers: stays 
   replicas.push(sm);
   t.true((await waitConverged(c, 30_000)).check.ok, 'converged before the cut');
 
+  // /readyz sampled every 100 ms from the cut to the end of the load.
+  const statuses: number[] = [];
+  const notReadyAt: string[] = [];
+  let sampling = true;
   cluster.isolate(cut!);
   const cutAt = Date.now();
+  const sampler = (async () => {
+    for (; sampling; await new Promise((r) => setTimeout(r, 100))) {
+      const r = await sm.get('/readyz').catch(() => ({ status: 0, body: 'no answer' }));
+      statuses.push(r.status);
+      if (r.status !== 200) notReadyAt.push(`${Date.now() - cutAt} ms after the cut: ${r.body.slice(0, 300)}`);
+    }
+  })();
   const settledMs = await settledIsolation(cluster, cut!, 15_000);
-  // Container changes past the lease's renew deadline, /readyz sampled every 100 ms meanwhile.
+  // Container changes past the lease's renew deadline.
   let stop = false;
   const load = storm(c, fleet, { rate: 200, inFlight: 8, seed: 41, tolerateErrors: true, stop: () => stop });
-  const statuses: number[] = [];
-  // A call sent to the cut member before it knew it had lost its leader (etcd's own detection,
-  // the settling above) waits its deadline: the readiness probe's is 2 s, and it looks again 1 s
-  // after a failure (and 0.5 s for the samples). From then on nothing may wait there.
-  const settledAt = Date.now();
-  const lateNotReady: string[] = [];
-  for (const until = Date.now() + 12_000; Date.now() < until; await new Promise((r) => setTimeout(r, 100))) {
-    const r = await sm.get('/readyz').catch(() => ({ status: 0, body: 'no answer' }));
-    statuses.push(r.status);
-    if (r.status !== 200 && Date.now() - settledAt > 3_500) lateNotReady.push(`${Date.now() - cutAt} ms after the cut: ${r.body.slice(0, 300)}`);
-  }
+  await new Promise((r) => setTimeout(r, 12_000));
+  sampling = false;
+  await sampler;
   stop = true;
   const s = await load;
   const converged = await waitConverged(c, 30_000, s.lastWriteAt);
   const notReady = statuses.filter((x) => x !== 200).length;
   t.log(`cut settled after ${settledMs} ms; /readyz not 200 in ${notReady} of ${statuses.length} samples; converged ${converged.ms} ms after the last write (${s.written} writes, ${s.failed} refused)`);
   t.true(converged.check.ok, converged.check.mismatches.join('\n'));
-  t.deepEqual(lateNotReady, []);
+  // The readiness probe's serializable range is answered by the cut member itself until it
+  // notices, and refused by it after (a linearizable one waited its 2 s deadline there: 503 for
+  // about 1 s in a third of runs).
+  t.deepEqual(notReadyAt, []);
   t.true(alive(sm));
   t.false(sm.output.some((l) => l.includes('lost leadership')), 'leadership held');
   t.is(await sm.metric('leader_election_master_status', 'name="statemanager"'), 1);
