@@ -109,6 +109,26 @@ test.serial("a deposed leader's write is refused by the guard", async (t) => {
   await lockB.release();
 });
 
+test.serial('real etcd: with its regular keep-alives gone unanswered, the leader lock renews on a stream of its own and holds the lease past two TTLs', async (t) => {
+  const keys = new KeyLayout('/ha5');
+  const client = env.etcd.client();
+  const lock = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 3, requestTimeoutMs: 3000, logger: silentLogger });
+  t.true(await lock.tryAcquire());
+  let lost: string | undefined;
+  void lock.lost().then((r) => (lost = r));
+  // The regular stream sends nothing from now on (etcd3 1.1.2's Lease writes each keep-alive
+  // through fireKeepAlive), as when it sits on a member that answers none.
+  const lease = (lock as unknown as { lease: { fireKeepAlive: () => Promise<void> } }).lease;
+  lease.fireKeepAlive = async () => undefined;
+  const leaseId = (await client.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]!.lease;
+  await new Promise((r) => setTimeout(r, 6_000)); // two TTLs, three renew deadlines
+  t.is(lost, undefined);
+  t.true(lock.isHeld());
+  // etcd itself renewed it: the key is still there under the same lease.
+  t.is((await client.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]?.lease, leaseId);
+  await lock.release();
+});
+
 test.serial('a restarted replica revokes the leader key its previous run left under its identity, once; another identity\'s key is never touched', async (t) => {
   const keys = new KeyLayout('/ha4');
   const client = env.etcd.client();
