@@ -39,16 +39,22 @@ function makeNetns(): Netns {
   const name = `smiso${process.pid}-${n}`;
   const link = `smv${process.pid % 100_000}x${n}`; // at most 15 characters, with the peer's `p`
   const subnet = `10.213.${100 + ((process.pid + n) % 150)}`;
-  removeNetns({ name, link, host: '', inside: '' }); // one left by a run killed before its clean-up
-  ip('netns', 'add', name);
-  ip('link', 'add', link, 'type', 'veth', 'peer', 'name', `${link}p`);
-  ip('link', 'set', `${link}p`, 'netns', name);
-  ip('addr', 'add', `${subnet}.1/30`, 'dev', link);
-  ip('link', 'set', link, 'up');
-  ip('netns', 'exec', name, 'ip', 'addr', 'add', `${subnet}.2/30`, 'dev', `${link}p`);
-  ip('netns', 'exec', name, 'ip', 'link', 'set', `${link}p`, 'up');
-  ip('netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
-  return { name, link, host: `${subnet}.1`, inside: `${subnet}.2` };
+  const made = { name, link, host: `${subnet}.1`, inside: `${subnet}.2` };
+  removeNetns(made); // one left by a run killed before its clean-up
+  try {
+    ip('netns', 'add', name);
+    ip('link', 'add', link, 'type', 'veth', 'peer', 'name', `${link}p`);
+    ip('link', 'set', `${link}p`, 'netns', name);
+    ip('addr', 'add', `${subnet}.1/30`, 'dev', link);
+    ip('link', 'set', link, 'up');
+    ip('netns', 'exec', name, 'ip', 'addr', 'add', `${subnet}.2/30`, 'dev', `${link}p`);
+    ip('netns', 'exec', name, 'ip', 'link', 'set', `${link}p`, 'up');
+    ip('netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
+  } catch (err) {
+    removeNetns(made); // half made: nothing left behind
+    throw err;
+  }
+  return made;
 }
 
 /** The link first (deleting one end deletes the pair at once; the namespace's end would go only once the kernel frees it). */
