@@ -41,3 +41,17 @@ export function beforeAnswerDeadline<T>(work: Promise<T>, answerBy: number | und
   work.catch(() => undefined); // settled after the answer: nobody waits for it any more
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
+
+/** How early a deadline's timer may fire by the wall clock (timers and Date.now() round apart). */
+export const CLOCK_SLACK_MS = 5;
+
+/**
+ * Whether a failed call ran out of its caller's own deadline (said to the caller and warned, not
+ * an error of statemanager or etcd): ended by its answer deadline, or timed out at it. A timer or
+ * etcd call ending at answerBy may read the clock a millisecond before it (half the runs of a test
+ * did here).
+ */
+export function ranOutOfCallerDeadline(err: unknown, timedOut: boolean, answerBy: number | undefined, now: number): boolean {
+  if (err instanceof AnswerDeadlineError) return true;
+  return timedOut && answerBy !== undefined && now >= answerBy - CLOCK_SLACK_MS;
+}

@@ -3,7 +3,7 @@
 // run on a replica that is not the leader); this module maps its outcomes and etcd failures to
 // the contract's error codes. A caller without the read permission is never told the stored
 // state: a denial, a failed precondition or an invalid transition say only what it sent.
-import { AnswerDeadlineError, answerDeadlineOf, beforeAnswerDeadline } from './answer-deadline.js';
+import { AnswerDeadlineError, answerDeadlineOf, beforeAnswerDeadline, ranOutOfCallerDeadline } from './answer-deadline.js';
 import { randomUUID } from 'node:crypto';
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
@@ -151,9 +151,8 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     const failure = err instanceof AnswerDeadlineError ? 'timeout' : classifyEtcdError(err);
     const fields = { name: req.name, transitionId, identity: call.caller.identity, error: errorMessage(err) };
     // The caller's own deadline ran out (a client that gives 5 ms, or etcd not answering): said
-    // to the caller, warned at a bounded rate. A timer or etcd call ending at answerBy may read
-    // the clock a millisecond before it (half the test runs did here).
-    if (err instanceof AnswerDeadlineError || (failure === 'timeout' && answerBy !== undefined && Date.now() >= answerBy - CLOCK_SLACK_MS)) {
+    // to the caller, warned at a bounded rate.
+    if (ranOutOfCallerDeadline(err, failure === 'timeout', answerBy, Date.now())) {
       deps.refusals.warn('state-change-caller-deadline', "SendStateChange ran out of the caller's deadline", fields);
     } else deps.refusals.error('state-change-failed', 'SendStateChange failed', fields);
     // A write that timed out may still have been applied: the caller has to read to know.
@@ -166,9 +165,6 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     return answer('ERROR_CODE_INTERNAL_ERROR', 'internal error', unknown);
   }
 }
-
-/** How early a deadline's timer may fire by the wall clock (timers and Date.now() round apart). */
-const CLOCK_SLACK_MS = 5;
 
 const REFUSAL_CODES: Record<ScenarioRefusal, ErrorCode__Output> = {
   denied: 'ERROR_CODE_PERMISSION_DENIED',
