@@ -39,12 +39,6 @@ export function etcdDeadline(timeoutMs: number, callerDeadline?: number): number
   return callerDeadline !== undefined && callerDeadline < own ? callerDeadline : own;
 }
 
-/** A grpc-js server call's deadline as epoch milliseconds (undefined when the client set none). */
-export function callerDeadlineMs(deadline: Date | number | undefined): number | undefined {
-  if (deadline === undefined) return undefined;
-  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
-  return Number.isFinite(ms) ? ms : undefined;
-}
 
 /**
  * etcd could not be reached or had no leader: the write did not happen, and nothing is wrong

@@ -3,6 +3,19 @@
 // own DEADLINE_EXCEEDED with nothing said (found by black-box probing: with etcd frozen, 3,938
 // container lists and 866 scenario changes of 5 s deadlines ended on the client's side, the
 // server's timeout answer coming 0.2 s after).
+import { MAX_TIMER_MS } from './long-deadlines.js';
+
+/**
+ * A grpc-js server call's deadline as epoch milliseconds: undefined when the client set none, and
+ * when it is further than a timer reaches (MAX_TIMER_MS, 24.8 days): every answer comes long
+ * before it, and the timers armed for the caller (the answer deadline, offloading's) would
+ * otherwise fire at once (found by black-box probing: a 25-day deadline failed every write).
+ */
+export function callerDeadlineMs(deadline: Date | number | undefined, now: number = Date.now()): number | undefined {
+  if (deadline === undefined) return undefined;
+  const ms = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(ms) && ms - now <= MAX_TIMER_MS ? ms : undefined;
+}
 
 /**
  * When a caller with a deadline must have its answer: before the deadline by a tenth of the time

@@ -8,7 +8,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
-import { callerDeadlineMs } from '../etcd/errors.js';
+import { callerDeadlineMs } from './answer-deadline.js';
 import type { Admitted as GateAdmitted } from './call-gate.js';
 
 export interface Refusal {

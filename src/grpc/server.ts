@@ -26,6 +26,7 @@ import { skeleton } from './handler.js';
 import { ConnectionGate, type ConnectionRefusal } from './connection-gate.js';
 import { listenGated, type Listener } from './listener.js';
 import { containerListTurns, writeHandlers, type OffloadingService } from './write-api.js';
+import { installLongDeadlines } from './long-deadlines.js';
 
 /** How a connection refusal names the bound it hit. */
 const LIMIT_NAMES: Record<ConnectionRefusal, (limit: number) => string> = {
@@ -179,6 +180,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
       ),
     } satisfies StateManagerConnectionHandlers;
 
+    // grpc-js ends a call whose deadline is more than 24.8 days away at once (long-deadlines.ts).
+    installLongDeadlines();
     const s = new grpc.Server({
       'grpc.max_receive_message_length': config.maxMessageBytes,
       'grpc.max_concurrent_streams': config.limits.maxConcurrentStreams,
