@@ -9,7 +9,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer, ModelPlacement } from '../auth/policy.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
-import { ContainerSyncConflictError, syncContainerList, type RecentLists } from './container-sync.js';
+import { ContainerSyncConflictError, PartlyWrittenError, syncContainerList, type RecentLists } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
@@ -88,38 +88,42 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       identity: call.caller.identity,
     });
     return { ok: true, resp };
-  } catch (err) {
+  } catch (thrown) {
+    // etcd failed after one of the call's transactions was written: said, as for ABORTED.
+    const partly = thrown instanceof PartlyWrittenError;
+    const err = partly ? thrown.cause : thrown;
     const message = errorMessage(err);
+    const written = partly ? 'part of the list was written' : 'nothing was written';
     if (err instanceof WriteTurnTimeoutError) {
       deps.refusals.warn('container-list-busy', 'SendChangedContainerList waited too long for a turn', { nodeName, identity: call.caller.identity, waitedMs: err.waitedMs });
       return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${message} (grpc.limits.containerListsAtOnce)` };
     }
     if (err instanceof WriteBudgetExceededError) {
-      const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, nodeName, bytes: err.bytes };
+      const meta = { method: 'SendChangedContainerList', identity: call.caller.identity, nodeName, bytes: err.bytes, ...(partly ? { partlyWritten: true } : {}) };
       deps.refusals.warn('write-budget', 'gRPC call over its write budget', meta);
-      return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${call.caller.identity}: ${message}` };
+      return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${call.caller.identity}: ${message}${partly ? `; ${written}` : ''}` };
     }
     const kind = err instanceof ContainerSyncConflictError ? 'conflict' : classifyEtcdError(err);
-    const meta = { nodeName, identity: call.caller.identity, error: message };
+    const meta = { nodeName, identity: call.caller.identity, error: message, ...(partly ? { partlyWritten: true } : {}) };
     // What a caller can cause (an oversize change, a tiny deadline, a race) is warned at a
     // bounded rate, so no caller can fill the error log; only the unexpected is an error.
     if (kind === 'internal' || kind === 'refused') deps.refusals.error('container-list-failed', 'SendChangedContainerList failed', meta);
-    else deps.refusals.warn(`container-list-${kind}`, 'SendChangedContainerList not applied', meta);
+    else deps.refusals.warn(`container-list-${kind}`, partly ? 'SendChangedContainerList partly applied' : 'SendChangedContainerList not applied', meta);
     if (kind === 'conflict') return { ok: false, code: status.ABORTED, message };
     switch (kind) {
       case 'timeout':
-        return { ok: false, code: status.DEADLINE_EXCEEDED, message: 'etcd did not answer in time; send the list again' };
+        return { ok: false, code: status.DEADLINE_EXCEEDED, message: `etcd did not answer in time; ${partly ? `${written}; ` : ''}send the list again` };
       case 'unavailable':
-        return { ok: false, code: status.UNAVAILABLE, message: 'etcd is unavailable; send the list again' };
+        return { ok: false, code: status.UNAVAILABLE, message: `etcd is unavailable; ${partly ? `${written}; ` : ''}send the list again` };
       case 'no-space':
-        return { ok: false, code: status.UNAVAILABLE, message: 'etcd is out of space (its NOSPACE alarm is raised); nothing was written; send the list again later' };
+        return { ok: false, code: status.UNAVAILABLE, message: `etcd is out of space (its NOSPACE alarm is raised); ${written}; send the list again later` };
       case 'refused':
-        return { ok: false, code: status.UNAVAILABLE, message: "etcd refused statemanager's credentials or permissions; nothing was written; send the list again later" };
+        return { ok: false, code: status.UNAVAILABLE, message: `etcd refused statemanager's credentials or permissions; ${written}; send the list again later` };
       case 'too-large':
         return {
           ok: false,
           code: status.RESOURCE_EXHAUSTED,
-          message: `node ${nodeName}: the change exceeds etcd's transaction limits (--max-txn-ops, --max-request-bytes); nothing was written`,
+          message: `node ${nodeName}: the change exceeds etcd's transaction limits (--max-txn-ops, --max-request-bytes); ${written}`,
         };
       default:
         return { ok: false, code: status.INTERNAL, message: 'internal error' };

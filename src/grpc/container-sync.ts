@@ -144,10 +144,40 @@ export class ContainerSyncConflictError extends Error {
   }
 }
 
+/**
+ * etcd failed the call (a timeout, unreachable, out of space, …) after one of its transactions had
+ * been written: a round later sent round again, or an earlier chunk of a large list. The prefix
+ * holds part of the list, and the caller is told so, not that nothing was written (found by
+ * black-box probing: a 6,000-container list cut by a frozen etcd left 360 and 3,000 of them, and
+ * its answer said "send the list again" as for a call that wrote nothing). `cause` is etcd's error.
+ */
+export class PartlyWrittenError extends Error {
+  constructor(override readonly cause: unknown) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = 'PartlyWrittenError';
+  }
+}
+
 export async function syncContainerList(
   o: ContainerSyncOptions,
   node: string,
   containers: readonly { id: string; json: string }[],
+): Promise<SyncResult> {
+  const progress = { partlyWritten: false };
+  try {
+    return await sync(o, node, containers, progress);
+  } catch (err) {
+    if (progress.partlyWritten && !(err instanceof ContainerSyncConflictError)) throw new PartlyWrittenError(err);
+    throw err;
+  }
+}
+
+async function sync(
+  o: ContainerSyncOptions,
+  node: string,
+  containers: readonly { id: string; json: string }[],
+  /** Whether one of this call's transactions was written (read when a later step fails). */
+  progress: { partlyWritten: boolean },
 ): Promise<SyncResult> {
   const prefix = Buffer.from(o.keys.containerPrefix(node));
   const end = prefixEnd(prefix);
@@ -155,7 +185,6 @@ export async function syncContainerList(
   const remember = (revision: number): void => {
     if (digests !== undefined) o.recent?.set(node, { revision, digests });
   };
-  let partlyWritten = false;
   const last = o.recent?.get(node);
   if (last !== undefined && digests !== undefined) {
     const r = await writeDifference(o, node, prefix, end, last, containers, digests);
@@ -163,7 +192,7 @@ export async function syncContainerList(
       remember(r.result.revision);
       return r.result;
     }
-    partlyWritten = r.wrote;
+    progress.partlyWritten = r.wrote;
     o.recent!.forget(node); // changed since, or too large a change: read it whole below
   }
   for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
@@ -210,7 +239,7 @@ export async function syncContainerList(
       // More writes than one transaction holds with its count: several, in model order.
       const models = [...putJsons.map(modelOf), ...deletedValues.map((v) => modelOf(v.toString()))];
       const chunks = chunkByModel(success, models, maxOps - 1);
-      const done = await writeChunks(o, prefix, end, revision, chunks, budget, () => (partlyWritten = true));
+      const done = await writeChunks(o, prefix, end, revision, chunks, budget, () => (progress.partlyWritten = true));
       if (done === undefined || done.count !== wanted.size) continue; // a rival in between: read and finish
       remember(done.revision);
       return { put, deleted, unchanged, attempts: attempt, revision: done.revision };
@@ -232,13 +261,13 @@ export async function syncContainerList(
       continue;
     }
     if (!guardEach && Number(res.responses[res.responses.length - 1]?.response_range?.count) !== containers.length) {
-      partlyWritten = true;
+      progress.partlyWritten = true;
       continue; // a kept container was deleted in between: the next round puts it back
     }
     remember(Number(res.header.revision));
     return { put, deleted, unchanged, attempts: attempt, revision: Number(res.header.revision) };
   }
-  throw new ContainerSyncConflictError(node, o.maxAttempts, partlyWritten);
+  throw new ContainerSyncConflictError(node, o.maxAttempts, progress.partlyWritten);
 }
 
 function digestsOf(containers: readonly { id: string; json: string }[]): Map<string, string> {
