@@ -80,19 +80,21 @@ export class EtcdListerWatcher implements ListerWatcher {
     return Number(res.header.revision);
   }
 
-  async isCompacted(revision: number): Promise<boolean> {
-    try {
-      await this.client.kv.range(
-        { key: Buffer.from([0]), limit: 1, revision, count_only: true },
-        { deadline: Date.now() + this.pageTimeoutMs },
-      );
-      return false;
-    } catch (err) {
-      const message = errorMessage(err);
-      if (/compacted/i.test(message)) return true;
-      if (/future revision/i.test(message)) return false;
-      throw err;
-    }
+  isCompacted(revision: number): Promise<boolean> {
+    return isRevisionCompacted(this.client, revision, this.pageTimeoutMs);
+  }
+}
+
+/** Whether etcd compacted `revision` away: a read at it (a future revision is not compacted). */
+export async function isRevisionCompacted(client: Etcd3, revision: number, timeoutMs: number): Promise<boolean> {
+  try {
+    await client.kv.range({ key: Buffer.from([0]), limit: 1, revision, count_only: true }, { deadline: Date.now() + timeoutMs });
+    return false;
+  } catch (err) {
+    const message = errorMessage(err);
+    if (/compacted/i.test(message)) return true;
+    if (/future revision/i.test(message)) return false;
+    throw err;
   }
 }
 

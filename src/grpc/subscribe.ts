@@ -95,7 +95,7 @@ function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {
     case 'slow':
       return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber did not keep up (${reason.behind} changes arrived that it had not read); subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
     case 'compacted':
-      return [grpc.status.OUT_OF_RANGE, `revision compacted (etcd keeps changes from ${reason.compactRevision}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
+      return [grpc.status.OUT_OF_RANGE, `revision compacted (${reason.compactRevision !== undefined ? `etcd keeps changes from ${reason.compactRevision}` : 'etcd no longer keeps the changes after it'}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
     case 'future':
       return [grpc.status.OUT_OF_RANGE, `since_revision ${reason.sinceRevision} is past etcd's revision ${reason.etcdRevision} (a revision from another etcd history, e.g. before a restore from backup): list the states again, then subscribe from the revision of that answer`, 'future'];
     case 'restarted':

@@ -19,7 +19,7 @@ import { errorMessage } from '../../controller/errors.js';
 import type { KeyLayout } from '../../domain/keys.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { EtcdWatch } from '../etcd/watch-client.js';
-import { stateChanges, stateRange, type StateChangeRecord } from './records.js';
+import { stateChanges, stateRange, unknownPreviousAt, type StateChangeRecord } from './records.js';
 import { ReplayPool, type ReplayChunk, type WatchSource } from './replay-pool.js';
 import type { LookUpPrevious } from './replay-decoder.js';
 
@@ -42,7 +42,8 @@ export interface ChangeSink {
 }
 
 export type SubscriptionEnd =
-  | { kind: 'compacted'; compactRevision: number }
+  /** `compactRevision` when etcd said it (a replay's watch); a resume found compacted by a read does not learn it. */
+  | { kind: 'compacted'; compactRevision?: number }
   /** It asked for changes after a revision etcd has not reached (etcd restored from a backup, another cluster, a made-up number). */
   | { kind: 'future'; sinceRevision: number; etcdRevision: number }
   | { kind: 'restarted'; detail: string }
@@ -94,6 +95,13 @@ export interface StateFeedOptions {
    * behind it would otherwise skip every change up to it). Without it such a resume waits.
    */
   etcdRevision?: () => Promise<number>;
+  /**
+   * Whether etcd compacted `revision` away (a read at it). Asked when a subscriber resumes from a
+   * revision the resume buffer still covers: etcd's compaction, not this replica's memory, decides
+   * whether a resume is possible (contract section 5: a compacted R answers OUT_OF_RANGE), so every
+   * replica answers alike. Without it, or when etcd cannot say, the buffer serves it.
+   */
+  isCompacted?: (revision: number) => Promise<boolean>;
   /**
    * How long the shared watch may stay disconnected from etcd before every subscriber is ended
    * (UNAVAILABLE, to resume on a replica that reaches etcd: exact by revision), and new ones are
@@ -160,6 +168,8 @@ export class StateFeed {
       },
       onEvents: (events) => {
         this.connected();
+        const lost = unknownPreviousAt(this.o.keys, events);
+        if (lost !== undefined) return this.previousCompacted(lost);
         this.publish(stateChanges(this.o.keys, events, this.now()));
       },
       onProgress: () => this.connected(),
@@ -259,6 +269,21 @@ export class StateFeed {
         },
         (err: unknown) => {
           if (!sub.closed) sub.end({ kind: 'restarted', detail: `etcd's revision could not be read (${errorMessage(err)})` });
+        },
+      );
+      return;
+    }
+    if (since !== undefined && since >= this.floor && this.o.isCompacted) {
+      // Found by black-box probing: a resume from a compacted revision was replayed from memory
+      // while a replica without the changes in its buffer (or etcd itself) refused it.
+      this.o.isCompacted(since + 1).then(
+        (compacted) => {
+          if (sub.closed) return;
+          if (compacted) sub.end({ kind: 'compacted' });
+          else this.placeAfter(sub, since);
+        },
+        () => {
+          if (!sub.closed) this.placeAfter(sub, since);
         },
       );
       return;
@@ -423,6 +448,17 @@ export class StateFeed {
     this.fanOut = undefined;
     this.due.clear();
     this.restart(reason);
+  }
+
+  /**
+   * etcd sent a change without the state before it (compacted while the shared watch was behind):
+   * nothing from this response on is published; subscribers resume from their last revision,
+   * where a replay finds the compaction and answers OUT_OF_RANGE (list again).
+   */
+  private previousCompacted(revision: number): void {
+    const watch = this.watch;
+    this.restart(`etcd no longer holds the state before the change at revision ${revision} (compacted while the shared watch was behind)`);
+    watch?.close();
   }
 
   private restart(detail: string): void {

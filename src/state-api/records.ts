@@ -78,6 +78,23 @@ export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: 
   return out;
 }
 
+/**
+ * The revision of the first state change among `events` whose previous value etcd did not send
+ * although the key had one (a put of a key written before, version > 1, or a deletion), or
+ * undefined. etcd (3.4 and on) looks each previous value up as it sends the event and leaves it
+ * out when that revision was compacted meanwhile: the change's old state is then unknown, and
+ * reading it as '' would say "a new resource" (found by black-box probing: a replica paused 30 s
+ * across a compaction published `"" -> Dead` for a model that was Running).
+ */
+export function unknownPreviousAt(keys: KeyLayout, events: readonly EtcdWatchEvent[]): number | undefined {
+  for (const e of events) {
+    if (e.prev_kv) continue;
+    if (e.type === 'Put' && Number(e.kv.version) <= 1) continue; // a creation has nothing before it
+    if (stateKeyKind(keys, e.kv.key.toString('utf8')) !== undefined) return Number(e.kv.mod_revision);
+  }
+  return undefined;
+}
+
 /** The kind of state `key` holds; undefined for any other key (history entries, the replay marker, `/node/` keys). */
 export function stateKeyKind(keys: KeyLayout, key: string): ResourceKind | undefined {
   return KINDS.find((k) => keys.parseStateKey(k, key) !== undefined);

@@ -37,14 +37,16 @@ class FakeEtcd implements WatchSource {
   private readonly watches = new Set<FakeWatchState>();
   opened = 0;
 
-  put(entries: [string, string | null][]): number {
+  /** `previousCompacted`: etcd could no longer look up the previous values (as after a compaction while the watch was behind). */
+  put(entries: [string, string | null][], o: { previousCompacted?: boolean } = {}): number {
     const rev = ++this.revision;
     const events: EtcdWatchEvent[] = entries.map(([key, value]) => {
       const prev = this.values.get(key);
-      const kv = (v: string) => ({ key: Buffer.from(key), value: Buffer.from(v), create_revision: '1', mod_revision: String(rev), version: '1', lease: '0' });
+      const version = prev === undefined ? '1' : '2';
+      const kv = (v: string) => ({ key: Buffer.from(key), value: Buffer.from(v), create_revision: '1', mod_revision: String(rev), version, lease: '0' });
       if (value === null) this.values.delete(key);
       else this.values.set(key, value);
-      return { type: value === null ? 'Delete' : 'Put', kv: kv(value ?? ''), prev_kv: prev === undefined ? null : kv(prev) };
+      return { type: value === null ? 'Delete' : 'Put', kv: kv(value ?? ''), prev_kv: prev === undefined || o.previousCompacted ? null : kv(prev) };
     });
     this.log.push({ revision: rev, events });
     for (const w of this.watches) if (!w.closed) queueMicrotask(() => deliver(w, events, rev));
@@ -696,4 +698,65 @@ test("etcd's history replaced: every subscriber ends (live and resumed alike), t
     t.deepEqual(within.got.map((r) => [r.revision, r.name, r.to]), [[fresh, 's', 'Waiting']], `${how}: nothing of the old history`);
     feed.stop();
   }
+});
+
+test("a change etcd sends without the state before it (compacted while the shared watch was behind) is never published as a new resource: subscribers end to resume, a resume from before it is told to list again", async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5 });
+  await feed.start();
+  const live = collect(feed);
+  const before = etcd.put([[keys.stateKey('model', 'm'), 'Running']]);
+  await settle();
+  t.deepEqual(live.got.map((r) => `${r.from}->${r.to}`), ['->Running']);
+  etcd.put([[keys.stateKey('model', 'm'), 'Dead']], { previousCompacted: true });
+  etcd.compacted = etcd.revision;
+  await settle();
+  t.deepEqual(live.got.map((r) => `${r.from}->${r.to}`), ['->Running'], 'no "" -> Dead');
+  t.deepEqual(live.ends, ['restarted']);
+  // Resuming from the last revision it was given: before the compaction, so list again.
+  const resumed = collect(feed, { sinceRevision: before });
+  await eventually(() => assert.deepStrictEqual(resumed.ends, ['compacted']));
+  t.deepEqual(resumed.got, []);
+  // The feed goes on: later changes reach new subscribers with their old state.
+  const after = collect(feed);
+  await settle();
+  etcd.put([[keys.stateKey('model', 'm'), 'Running']]);
+  await settle();
+  t.deepEqual(after.got.map((r) => `${r.from}->${r.to}`), ['Dead->Running']);
+});
+
+test("a resume from a revision the buffer still holds but etcd compacted is told to list again, as etcd and a replica without it answer: below, at and past the compaction", async (t) => {
+  const etcd = new FakeEtcd();
+  let checks = 0;
+  let fails = false;
+  // As etcd answers a read at a revision: compacted at or below `compacted` (the fake's watches agree).
+  const isCompacted = async (revision: number): Promise<boolean> => {
+    checks++;
+    if (fails) throw new Error('etcd unreachable');
+    return revision <= etcd.compacted;
+  };
+  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, isCompacted });
+  await feed.start();
+  const first = collect(feed);
+  const revs: number[] = [];
+  for (let i = 0; i < 6; i++) revs.push(etcd.put([[scenarioKey('s'), i % 2 ? 'Waiting' : 'Idle']]));
+  await settle();
+  t.is(first.got.length, 6, 'all buffered');
+  etcd.compacted = revs[3]!; // changes up to revs[3] gone from etcd, still in the buffer
+  const below = collect(feed, { sinceRevision: revs[3]! - 1 });
+  const at = collect(feed, { sinceRevision: revs[3]! });
+  const past = collect(feed, { sinceRevision: revs[4]! });
+  await eventually(() => assert.deepStrictEqual(below.ends, ['compacted']));
+  await settle();
+  t.deepEqual(below.got, []);
+  t.deepEqual(at.ends, []);
+  t.deepEqual(at.got.map((r) => r.revision), [revs[4], revs[5]], 'at the compaction: the changes after it');
+  t.deepEqual(past.got.map((r) => r.revision), [revs[5]]);
+  t.is(checks, 3);
+  // etcd cannot say: the buffer serves it.
+  fails = true;
+  const unknown = collect(feed, { sinceRevision: revs[0]! });
+  await settle();
+  t.deepEqual(unknown.ends, []);
+  t.is(unknown.got.length, 5);
 });
