@@ -105,6 +105,14 @@ export const limitsSchema = z
      */
     containerListsAtOnce: z.number().int().min(0).default(64),
     /**
+     * Bytes (the containers' JSON) of SendChangedContainerList calls waiting for their turn,
+     * server-wide: one more that would wait past it is refused at once (RESOURCE_EXHAUSTED,
+     * nothing written, "send the list again") instead of held. Loopback callers are budgeted per
+     * connection, so one local process with many connections could otherwise make statemanager
+     * hold every list it sends (60 connections × 16 lists of 600 KB: 1.08 GB). 0 turns it off.
+     */
+    containerListBytesWaiting: z.number().int().min(0).default(64 * 1024 * 1024),
+    /**
      * Bytes one identity may write into etcd per second (keys and stored values of changed
      * containers, deletions, state changes with their history entries); 0 turns it off. A node
      * agent sends its list at most once a second and only when it changed, and only changed

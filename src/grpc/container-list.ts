@@ -14,7 +14,7 @@ import { classifyEtcdError } from '../etcd/errors.js';
 import { validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import { WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
-import { WriteTurnTimeoutError, type WriteTurns } from './write-turns.js';
+import { WriteTurnsFullError, WriteTurnTimeoutError, type WriteTurns } from './write-turns.js';
 
 export interface ContainerListDeps {
   client: Etcd3;
@@ -76,7 +76,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       nodeName,
       containers,
     );
-    const r = deps.turns ? await deps.turns.run(sync, answerBy) : await sync();
+    const r = deps.turns ? await deps.turns.run(sync, answerBy, jsonBytes(containers)) : await sync();
     const resp = `node ${nodeName}: ${r.put} put, ${r.deleted} deleted, ${r.unchanged} unchanged`;
     deps.logger.debug('container list applied', {
       nodeName,
@@ -94,6 +94,10 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     const err = partly ? thrown.cause : thrown;
     const message = errorMessage(err);
     const written = partly ? 'part of the list was written' : 'nothing was written';
+    if (err instanceof WriteTurnsFullError) {
+      deps.refusals.warn('container-list-full', 'SendChangedContainerList refused: too many lists waiting', { nodeName, identity: call.caller.identity, waitingBytes: err.waitingBytes });
+      return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${message} (grpc.limits.containerListBytesWaiting)` };
+    }
     if (err instanceof WriteTurnTimeoutError) {
       deps.refusals.warn('container-list-busy', 'SendChangedContainerList waited too long for a turn', { nodeName, identity: call.caller.identity, waitedMs: err.waitedMs });
       return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${message} (grpc.limits.containerListsAtOnce)` };
@@ -129,4 +133,11 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         return { ok: false, code: status.INTERNAL, message: 'internal error' };
     }
   }
+}
+
+/** What a list holds while it waits for its turn: its containers' JSON (UTF-16 length, close to the bytes for the ASCII-heavy JSON of containers). */
+function jsonBytes(containers: readonly { json: string }[]): number {
+  let n = 0;
+  for (const c of containers) n += c.json.length;
+  return n;
 }

@@ -692,3 +692,29 @@ test('over gRPC: etcd gone after the first transaction of a long list is answere
   await own.restart();
   t.is((await snapshot(own.client(), s.keys.containerPrefix('n1'))).kvs.size, 7);
 });
+
+test('lists waiting past containerListBytesWaiting are refused at once (RESOURCE_EXHAUSTED, nothing written); the rest are written whole', async (t) => {
+  // One list's JSON is about 2 × 300 bytes: room for about two lists waiting behind the one written.
+  const s = await startTestServer(client, { limits: { containerListsAtOnce: 1, containerListBytesWaiting: 1300 } });
+  const nodes = Array.from({ length: 12 }, (_, i) => `full${i}`);
+  const agents = nodes.map(() => new proto.statemanager.StateManagerConnection(s.target, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  t.teardown(() => agents.forEach((a) => a.close()));
+  const answers = await Promise.all(
+    nodes.map((n, i) =>
+      sendContainerList(agents[i]!, { node_name: n, containers: [{ ...nginx, id: `${n}-a` }, { ...nginx, id: `${n}-b` }] }).then(
+        (resp) => ({ n, resp }),
+        (err: grpc.ServiceError) => ({ n, err }),
+      ),
+    ),
+  );
+  const written = answers.filter((a) => 'resp' in a).map((a) => a.n);
+  const refused = answers.filter((a) => 'err' in a);
+  t.true(written.length >= 2 && refused.length >= 1, `written ${written.length}, refused ${refused.length}`);
+  for (const r of refused) {
+    const err = (r as { err: grpc.ServiceError }).err;
+    t.is(err.code, status.RESOURCE_EXHAUSTED);
+    t.regex(err.details, /^node full\d+: statemanager holds \d+ KiB of other lists waiting to be written \(at most 1 KiB\); nothing was written; send the list again \(grpc\.limits\.containerListBytesWaiting\)$/);
+  }
+  const keys = [...(await snapshot(client, s.keys.prefix)).kvs.keys()].filter((k) => k.includes('/container/full'));
+  t.deepEqual(keys.sort(), written.flatMap((n) => [s.keys.containerKey(n, `${n}-a`), s.keys.containerKey(n, `${n}-b`)]).sort());
+});

@@ -2,7 +2,7 @@
 // waits no longer than its deadline (or maxWaitMs) and its list is then not written at all; a
 // write under way is never cut.
 import test from 'ava';
-import { WriteTurns, WriteTurnTimeoutError } from '../../src/grpc/write-turns.js';
+import { WriteTurns, WriteTurnsFullError, WriteTurnTimeoutError } from '../../src/grpc/write-turns.js';
 
 /** A write that runs until `finish()` is called, recording when it started. */
 function pendingWrite(log: string[], name: string) {
@@ -106,4 +106,55 @@ test('a wait for a turn does not keep a stopping process alive (its timer is unr
   t.is(timers(), before, 'no referenced timer for the wait');
   busy.finish();
   t.is(await waiting, 'next');
+});
+
+test('bytes waiting: below and at maxWaitingBytes a write waits; past it one is refused at once and never runs; a write that starts at once is never refused', async (t) => {
+  keepAlive(t);
+  const turns = new WriteTurns({ concurrency: 1, maxWaitMs: 10_000, maxWaitingBytes: 100 });
+  const log: string[] = [];
+  // Starts at once: not waiting, so its size does not count, however large.
+  const big = pendingWrite(log, 'big');
+  const first = turns.run(big.write, undefined, 10_000);
+  await tick();
+  t.is(turns.waitingBytes, 0);
+  const below = pendingWrite(log, 'below');
+  const at = pendingWrite(log, 'at');
+  const past = pendingWrite(log, 'past');
+  const w1 = turns.run(below.write, undefined, 60);
+  const w2 = turns.run(at.write, undefined, 40); // 100: at the bound
+  t.is(turns.waitingBytes, 100);
+  const err = await t.throwsAsync(turns.run(past.write, undefined, 1), { instanceOf: WriteTurnsFullError });
+  t.regex(err!.message, /^statemanager holds 0 KiB of other lists waiting to be written \(at most 0 KiB\); nothing was written; send the list again$/);
+  t.is(turns.waiting, 2);
+  // A turn frees: the oldest starts and gives its bytes back, so one of 60 fits again.
+  big.finish();
+  await first;
+  await tick();
+  t.is(turns.waitingBytes, 40);
+  const again = pendingWrite(log, 'again');
+  const w3 = turns.run(again.write, undefined, 60);
+  t.is(turns.waitingBytes, 100);
+  below.finish();
+  at.finish();
+  again.finish();
+  t.deepEqual(await Promise.all([w1, w2, w3]), ['below', 'at', 'again']);
+  t.false(log.includes('start past'));
+  t.is(turns.waitingBytes, 0);
+});
+
+test("bytes waiting are given back when a write's wait ends without a turn (its caller's deadline)", async (t) => {
+  keepAlive(t);
+  const turns = new WriteTurns({ concurrency: 1, maxWaitMs: 10_000, maxWaitingBytes: 100 });
+  const log: string[] = [];
+  const busy = pendingWrite(log, 'busy');
+  const first = turns.run(busy.write);
+  const late = pendingWrite(log, 'late');
+  await t.throwsAsync(turns.run(late.write, Date.now() + 50, 100), { instanceOf: WriteTurnTimeoutError });
+  t.is(turns.waitingBytes, 0);
+  const next = pendingWrite(log, 'next');
+  const w = turns.run(next.write, undefined, 100);
+  t.is(turns.waitingBytes, 100, 'room again for a write of the whole bound');
+  busy.finish();
+  next.finish();
+  t.deepEqual(await Promise.all([first, w]), ['busy', 'next']);
 });
