@@ -24,6 +24,10 @@ const REPLACEMENT = '\uFFFD';
 // C0 controls, DEL and C1 controls: they reach logs, terminals and the CLI's tables.
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+// The same without tab, line feed and carriage return, which free text holds (a Podman label's
+// description, its error text in state["Error"]).
+// eslint-disable-next-line no-control-regex
+const CONTROL_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
 // Bidirectional overrides and isolates, which can make a name read as another (CVE-2021-42574).
 const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
 
@@ -40,6 +44,8 @@ export interface TextRules {
   noControl?: boolean;
   /** Refuse invisible and separator characters (names: they would read as another name). */
   noInvisible?: boolean;
+  /** With noControl: tab, line feed and carriage return are kept (free text, not names). */
+  lineBreaks?: boolean;
 }
 
 // Anything but printable ASCII. A string without it is valid UTF-8 with no control, bidirectional
@@ -61,7 +67,7 @@ export function textProblem(s: string, r: TextRules): string | undefined {
     if (n > r.maxBytes) return `is ${n} bytes long, more than ${r.maxBytes}`;
   }
   if (r.noSlash && s.includes('/')) return "contains '/'";
-  if (r.noControl && CONTROL.test(s)) return 'contains control characters';
+  if (r.noControl && (r.lineBreaks ? CONTROL_BUT_LINE_BREAKS : CONTROL).test(s)) return 'contains control characters';
   if (r.noControl && BIDI.test(s)) return 'contains bidirectional override characters';
   if (r.noInvisible) {
     const m = INVISIBLE.exec(s);
@@ -104,7 +110,8 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
   const models = new Set<string>();
   let total = 0;
   const idRules: TextRules = { required: true, maxBytes: LIMITS.containerIdBytes, noControl: true, noInvisible: true };
-  const modelRules: TextRules = { noInvisible: true };
+  // The model a container names becomes a key: no control character, line breaks included.
+  const modelRules: TextRules = { noInvisible: true, noControl: true };
   for (let i = 0; i < list.containers.length; i++) {
     const c = list.containers[i]!;
     const at = `containers[${i}]`;
@@ -140,6 +147,12 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
 function firstBadField(c: ContainerList__Output['containers'][number], at: string, limits: ContainerListLimits): string | undefined {
   const rules: TextRules = { noControl: true, maxBytes: limits.valueBytes };
   const nameRules: TextRules = { ...rules, noInvisible: true };
+  // A map's values are free text (a label's description, Podman's error text): they may break
+  // lines. Found by a Pullpiri compatibility probe: nodeagent copies every label and the error
+  // text as they are, so one multi-line label refused the node's whole list, and nodeagent,
+  // which sends a list again only when a container changes, left the node's states frozen.
+  // A value that names the container's model is still checked as a name (modelOfContainer below).
+  const valueRules: TextRules = { ...rules, lineBreaks: true };
   if (c.names.length > limits.namesPerContainer) return `${at}.names has ${c.names.length} entries, more than ${limits.namesPerContainer}`;
   for (let j = 0; j < c.names.length; j++) {
     const problem = textProblem(c.names[j]!, nameRules);
@@ -153,7 +166,8 @@ function firstBadField(c: ContainerList__Output['containers'][number], at: strin
     if (keys.length > limits.mapEntries) return `${at}.${field} has ${keys.length} entries, more than ${limits.mapEntries}`;
     for (const k of keys) {
       // The path is built only for a refusal: most lists have none.
-      const p = textProblem(k, rules) ?? textProblem(map[k]!, rules);
+      // The status fields the rules read are checked as before: not free text.
+      const p = textProblem(k, rules) ?? textProblem(map[k]!, field === 'state' && (k === 'Status' || k === 'Running') ? rules : valueRules);
       if (p) return `${at}.${field}[${quote(k)}] ${p}`;
     }
   }

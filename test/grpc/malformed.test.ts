@@ -13,6 +13,7 @@ import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import {
   encodeContainerList,
   encodeStateChange,
+  getString,
   grpcError,
   sendContainerList,
   sendRaw,
@@ -220,4 +221,20 @@ test.serial('state change: the raw encoder is faithful (a valid raw request is a
   t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
   t.is(res.transition_id, 'raw-1');
   t.is(await client.get(s.keys.stateKey('scenario', 's1')).string(), 'Waiting');
+});
+
+test.serial("container list: a map's values may break lines (a Podman label's description, its error text), names, keys, images, the status fields and a model named by a value may not", async (t) => {
+  // Found by a Pullpiri compatibility probe: nodeagent copies every label and Podman's error text
+  // as they are; one multi-line label refused the node's whole list and froze its states.
+  const free = { id: 'free', annotation: { description: 'Line one\nLine two\r\n\tindented', 'io.pullpiri.annotations.model': 'm1' }, state: { Status: 'exited', Error: 'exit 1:\n\tpanic' }, config: { Cmd: 'a\tb' } };
+  await sendContainerList(c, { node_name: 'n-free', containers: [free] });
+  const stored = JSON.parse((await getString(client, s.keys.containerKey('n-free', 'free')))!) as { annotation: Record<string, string>; state: Record<string, string> };
+  t.is(stored.annotation.description, 'Line one\nLine two\r\n\tindented');
+  t.is(stored.state.Error, 'exit 1:\n\tpanic');
+  // Other controls in a value, a line break in a key, in the status fields or in a model's name: refused as before.
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: { description: 'bell\u0007' } }] }, /^containers\[0\]\.annotation\["description"\] contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: { 'two\nlines': 'x' } }] }, /^containers\[0\]\.annotation\["two\\nlines"\] contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', state: { Running: 'true\n' } }] }, /^containers\[0\]\.state\["Running"\] contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: { 'io.pullpiri.annotations.model': 'm\n1' } }] }, /^containers\[0\] names model "m\\n1", which contains control characters$/);
+  await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', image: 'img\n' }] }, /^containers\[0\]\.image contains control characters$/);
 });
