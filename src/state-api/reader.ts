@@ -36,6 +36,8 @@ export interface StateCaches {
 export interface HistoryStore {
   /** `deadline` (epoch ms): the caller's, when sooner than the store's own request timeout. */
   read(kind: ResourceKind, name: string, deadline?: number): Promise<HistoryEntry[]>;
+  /** Optional: when each stored state was entered (epoch ms), undefined where not recorded; for lists. */
+  enteredAt?(kind: ResourceKind, states: readonly StoredStateView[], deadline?: number): Promise<(number | undefined)[]>;
 }
 
 export interface ResourceStateView {
@@ -152,7 +154,7 @@ export class StateReader {
     const statesVersion = this.caches.statesVersion?.(q.kind);
     let entry = this.answers.get(key);
     if (!entry || statesVersion === undefined || entry.statesVersion !== statesVersion) {
-      const promise = this.walk(q.kind, canonical, q.limit);
+      const promise = this.walk(q.kind, canonical, q.limit).then((found) => this.withEnteredAt(q.kind, found));
       entry = { statesVersion, promise };
       if (statesVersion !== undefined) this.keep(key, entry);
     }
@@ -165,7 +167,7 @@ export class StateReader {
       value: {
         total: found.total,
         revision,
-        resources: found.shown.map((s) => ({ kind: q.kind, name: s.name, state: s.state, generation: s.version, enteredAt: undefined, revision, history: [] })),
+        resources: found.shown.map((s, i) => ({ kind: q.kind, name: s.name, state: s.state, generation: s.version, enteredAt: found.enteredAt?.[i], revision, history: [] })),
       },
     };
   }
@@ -202,6 +204,16 @@ export class StateReader {
       this.sorted.set(kind, names);
     }
     return names;
+  }
+
+  /** The walk's states with when each was entered; without them (0 in the answer) when etcd cannot say. */
+  private async withEnteredAt(kind: ResourceKind, found: Found): Promise<Found> {
+    if (!this.history.enteredAt || found.shown.length === 0) return found;
+    try {
+      return { ...found, enteredAt: await this.history.enteredAt(kind, found.shown) };
+    } catch {
+      return found;
+    }
   }
 
   private async walk(kind: ResourceKind, canonical: string | undefined, limit: number): Promise<Found> {
@@ -254,6 +266,8 @@ interface Found {
   revision: number;
   /** The states version the answer is exact at; undefined: states changed during the walk. */
   statesVersion: number | undefined;
+  /** When each shown state was entered (epoch ms), where recorded. */
+  enteredAt?: (number | undefined)[];
 }
 
 interface SharedAnswer {

@@ -115,6 +115,9 @@ test.serial('reads: state, history and lists from the caches, in the draft messa
   // Lists: sorted by name, state matched leniently, limit and total.
   const all = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE' });
   t.deepEqual(all.resources.map((x) => [x.resource_name, x.current_state]), [['p1', 'Running'], ['p2', 'Error']]);
+  // When the current state was entered, as GetResourceState says (it answered 0 in lists: a Pullpiri compatibility probe).
+  t.is(all.resources[0]!.last_transition_time_ns, p1.last_transition_time_ns);
+  t.not(all.resources[1]!.last_transition_time_ns, '0');
   t.is(all.total_count, 2);
   t.deepEqual((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', state: 'error' })).resources.map((x) => x.resource_name), ['p2']);
   t.deepEqual((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', state: 'PACKAGE_STATE_RUNNING' })).resources.map((x) => x.resource_name), ['p1']);

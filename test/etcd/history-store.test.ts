@@ -1,0 +1,60 @@
+// When each listed state was entered, from the history entry its own write added, read in
+// transactions of LOOKUPS_PER_TXN single-key reads (ListResourcesByState answered 0 for every
+// resource: a Pullpiri compatibility probe). On a real etcd: below, at and past one transaction.
+import test from 'ava';
+import type { Etcd3 } from 'etcd3';
+import { KeyLayout } from '../../domain/keys.js';
+import { EtcdHistoryStore, LOOKUPS_PER_TXN } from '../../src/etcd/history-store.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+
+let etcd: EtcdServer;
+let client: Etcd3;
+
+test.before(async () => {
+  etcd = await startEtcd();
+  client = etcd.client();
+});
+
+test.after.always(async () => {
+  await etcd?.stop();
+});
+
+let prefixes = 0;
+const layout = () => new KeyLayout(`/hs${++prefixes}`);
+
+const entry = (to: string, at: string) => JSON.stringify({ kind: 'model', name: 'x', from: null, to, at, reason: 'r', source: 's' });
+
+for (const n of [LOOKUPS_PER_TXN - 1, LOOKUPS_PER_TXN, LOOKUPS_PER_TXN + 1, 4 * LOOKUPS_PER_TXN + 1]) {
+  test(`${n} states (one transaction holds ${LOOKUPS_PER_TXN} reads): each one's time from the entry at its version`, async (t) => {
+    const keys = layout();
+    const states = Array.from({ length: n }, (_, i) => ({ name: `m${String(i).padStart(4, '0')}`, state: 'Running', version: 1 + (i % 3) }));
+    const at = (i: number) => new Date(Date.UTC(2026, 11, 6, 12, 0, 0, i)).toISOString();
+    for (let i = 0; i < n; i += 50) {
+      await Promise.all(states.slice(i, i + 50).map((s, j) => client.put(keys.historyKey('model', s.name, s.version)).value(entry('Running', at(i + j)))));
+    }
+    const got = await new EtcdHistoryStore(client, keys, 3000).enteredAt('model', states);
+    t.deepEqual(got, states.map((_, i) => Date.parse(at(i))));
+  });
+}
+
+test('no entry at the version (written by another program, or trimmed), an entry of another state, an unreadable one: unknown', async (t) => {
+  const keys = layout();
+  await client.put(keys.historyKey('model', 'other', 2)).value(entry('Dead', '2026-12-06T12:00:00.000Z'));
+  await client.put(keys.historyKey('model', 'bad', 1)).value('{not json');
+  await client.put(keys.historyKey('model', 'older', 1)).value(entry('Running', '2026-12-06T12:00:00.000Z'));
+  await client.put(keys.historyKey('model', 'ok', 3)).value(entry('Running', '2026-12-06T12:00:01.000Z'));
+  const states = [
+    { name: 'none', state: 'Running', version: 1 },
+    { name: 'other', state: 'Running', version: 2 },
+    { name: 'bad', state: 'Running', version: 1 },
+    { name: 'older', state: 'Running', version: 2 }, // its entry is at version 1: a rewrite since
+    { name: 'ok', state: 'Running', version: 3 },
+  ];
+  t.deepEqual(await new EtcdHistoryStore(client, keys, 3000).enteredAt('model', states), [undefined, undefined, undefined, undefined, Date.parse('2026-12-06T12:00:01.000Z')]);
+});
+
+test('etcd known unreachable: refused at once, without a call', async (t) => {
+  const store = new EtcdHistoryStore(client, layout(), 3000, () => false);
+  await t.throwsAsync(store.enteredAt('model', [{ name: 'm', state: 'Running', version: 1 }]), { message: 'etcd is unreachable' });
+  t.deepEqual(await store.enteredAt('model', []), []);
+});
