@@ -10,8 +10,11 @@ import type { ScenarioState } from '../../domain/states.js';
 
 /** The stored scenario state, read fresh (a follower may serve the request). */
 export interface ScenarioStateReader {
-  /** `callerDeadline` (epoch ms): the read does not outlive the client's deadline. */
-  read(name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined }>;
+  /**
+   * `callerDeadline` (epoch ms): the read does not outlive the client's deadline. `definedAt`: the
+   * create revision of the scenario's definition key (`Scenario/{name}`), when it has one.
+   */
+  read(name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined; definedAt?: number }>;
 }
 
 export interface ScenarioChange {
@@ -48,6 +51,9 @@ export interface ScenarioChangerOptions {
   admitNew?: (name: string) => string | undefined;
 }
 
+/** History reason of a state written over one its scenario's withdrawal left behind. */
+export const WITHDRAWN_REASON = 'requested: the scenario was defined again after its last state';
+
 export class ScenarioChanger {
   constructor(private readonly o: ScenarioChangerOptions) {}
 
@@ -57,7 +63,15 @@ export class ScenarioChanger {
    */
   async change(req: ScenarioChange, authorize: (from: ScenarioState | undefined) => string | undefined = () => undefined): Promise<ScenarioChangeOutcome> {
     for (let attempt = 1; attempt <= this.o.maxAttempts; attempt++) {
-      const { state: stored, revision } = await this.o.reader.read(req.name, req.callerDeadline);
+      const read = await this.o.reader.read(req.name, req.callerDeadline);
+      const { revision } = read;
+      // A state last written before the scenario's definition was created (again) belongs to the
+      // scenario that was withdrawn: the new one starts from nothing. Pullpiri's apiserver
+      // withdraws by deleting `Scenario/{name}` and applies again with "" -> idle; the withdrawn
+      // one's Completed made that an invalid transition for good (a Pullpiri compatibility probe).
+      // The write is still guarded by the stored key's revision.
+      const withdrawn = read.state !== undefined && read.definedAt !== undefined && revision !== undefined && read.definedAt > revision.modRevision;
+      const stored = withdrawn ? undefined : read.state;
       const refusal = this.check(req, stored, authorize);
       if (refusal) return refusal;
       const at = new Date(this.o.clock.now()).toISOString();
@@ -66,10 +80,10 @@ export class ScenarioChanger {
         name: req.name,
         to: req.target,
         expected: revision,
-        history: { kind: 'scenario', name: req.name, from: stored ?? null, to: req.target, at, reason: 'requested', source: req.source, identity: req.identity, transitionId: req.transitionId, drawn: true },
+        history: { kind: 'scenario', name: req.name, from: stored ?? null, to: req.target, at, reason: withdrawn ? WITHDRAWN_REASON : 'requested', source: req.source, identity: req.identity, transitionId: req.transitionId, drawn: true },
       });
       if (outcome.committed) {
-        this.o.observer.transition('scenario', req.name, stored ?? null, req.target, `requested by ${req.source}`);
+        this.o.observer.transition('scenario', req.name, stored ?? null, req.target, `requested by ${req.source}${withdrawn ? ` (${WITHDRAWN_REASON}; it was ${read.state})` : ''}`);
         return { ok: true, from: stored, to: req.target, revision: outcome.revision };
       }
     }

@@ -223,16 +223,24 @@ function writtenBytes(deps: StateChangeDeps, req: ValidStateChange, source: stri
   return 2 * stateKey + 16 + Buffer.byteLength(req.target) + Buffer.byteLength(entry);
 }
 
-/** A stored value that is not a scenario state counts as absent. */
-async function readScenarioState(deps: StateChangeDeps, name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined }> {
-  const kv = await readKey(deps, deps.keys.stateKey('scenario', name), callerDeadline);
-  if (!kv) return { state: undefined, revision: undefined };
-  return { state: parseState('scenario', kv.value.toString()), revision: { modRevision: Number(kv.mod_revision), version: Number(kv.version) } };
-}
-
-async function readKey(deps: StateChangeDeps, key: string, callerDeadline?: number): Promise<IKeyValue | undefined> {
-  const res = await deps.client.kv.range({ key: Buffer.from(key) }, { deadline: etcdDeadline(deps.requestTimeoutMs, callerDeadline) });
-  return res.kvs[0];
+/**
+ * The stored state and when the scenario's definition was created, in one read (one revision). A
+ * stored value that is not a scenario state counts as absent.
+ */
+async function readScenarioState(deps: StateChangeDeps, name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined; definedAt?: number }> {
+  const res = await deps.client.kv.txn(
+    {
+      compare: [],
+      success: [{ request_range: { key: Buffer.from(deps.keys.stateKey('scenario', name)) } }, { request_range: { key: Buffer.from(deps.keys.scenarioDefKey(name)), keys_only: true } }],
+      failure: [],
+    },
+    { deadline: etcdDeadline(deps.requestTimeoutMs, callerDeadline) },
+  );
+  const kv: IKeyValue | undefined = res.responses[0]?.response_range?.kvs[0];
+  const def: IKeyValue | undefined = res.responses[1]?.response_range?.kvs[0];
+  const definedAt = def === undefined ? {} : { definedAt: Number(def.create_revision) };
+  if (!kv) return { state: undefined, revision: undefined, ...definedAt };
+  return { state: parseState('scenario', kv.value.toString()), revision: { modRevision: Number(kv.mod_revision), version: Number(kv.version) }, ...definedAt };
 }
 
 function systemNowNs(): bigint {

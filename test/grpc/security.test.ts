@@ -185,6 +185,12 @@ test('SendStateChange: authorized before any read; a caller without the read per
         get(kv, q) {
           const v = Reflect.get(kv, q) as unknown;
           if (q === 'range') return (...args: Parameters<typeof kv.range>) => (reads++, kv.range(...args));
+          // The stored state is read with its definition in one transaction of reads only.
+          if (q === 'txn')
+            return (...args: Parameters<typeof kv.txn>) => {
+              if (args[0].success?.every((op) => op.request_range !== undefined)) reads++;
+              return kv.txn(...args);
+            };
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(kv) : v;
         },
       });

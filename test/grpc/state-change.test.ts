@@ -304,6 +304,12 @@ function interfering(real: Etcd3, rival: (read: number) => Promise<void>): Etcd3
         await rival(++reads);
         return res;
       },
+      // The state is read with its definition's create revision, in one transaction.
+      txn: async (...args: Parameters<Etcd3['kv']['txn']>) => {
+        const res = await real.kv.txn(...args);
+        await rival(++reads);
+        return res;
+      },
     },
   } as unknown as Etcd3;
 }
@@ -365,4 +371,41 @@ test('a rival that keeps rewriting exhausts the attempts: PRECONDITION_FAILED, n
   t.is(res.error_code, 'ERROR_CODE_PRECONDITION_FAILED', res.error_details);
   t.regex(stored ?? '', /^waiting$/i);
   t.is(h, 0);
+});
+
+// Found by a Pullpiri compatibility probe: apiserver withdraws a scenario by deleting
+// `Scenario/{name}` and applies it again with "" -> idle, which the withdrawn one's Completed
+// refused for good (Completed -> Idle is not a transition).
+test('a scenario withdrawn (definition deleted) and applied again (created again) starts from nothing: "" -> Idle succeeds over the old state', async (t) => {
+  const s = await startTestServer(client);
+  const defKey = s.keys.scenarioDefKey('wd');
+  await client.put(defKey).value('apiVersion: v1\nkind: Scenario\nmetadata:\n  name: wd\nspec:\n  target: p\n');
+  for (const target of ['Idle', 'Waiting', 'Satisfied', 'Allowed', 'Completed']) t.is((await sendStateChange(s.client(), scenario('wd', target))).error_code, 'ERROR_CODE_SUCCESS', target);
+  // Withdrawn only: the state stays (a state is kept until someone deletes it), and Completed -> Idle is still refused.
+  await client.delete().key(defKey);
+  t.is((await sendStateChange(s.client(), scenario('wd', 'Idle'))).error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  // Applied again: a new scenario.
+  await client.put(defKey).value('apiVersion: v1\nkind: Scenario\nmetadata:\n  name: wd\nspec:\n  target: p\n');
+  const res = await sendStateChange(s.client(), scenario('wd', 'Idle', { current_state: '' }));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.message);
+  t.is(await getString(client, s.keys.stateKey('scenario', 'wd')), 'Idle');
+  const last = (await history(s, 'wd')).at(-1)!;
+  t.like(last, { from: null, to: 'Idle', reason: 'requested: the scenario was defined again after its last state' });
+  // From then on the new scenario's own state counts: Idle -> Idle is no change, Idle -> Waiting is.
+  t.is((await sendStateChange(s.client(), scenario('wd', 'Idle'))).error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  t.is((await sendStateChange(s.client(), scenario('wd', 'Waiting'))).error_code, 'ERROR_CODE_SUCCESS');
+});
+
+test('a definition rewritten in place (not withdrawn) or created before the last state changes nothing: Completed -> Idle is refused', async (t) => {
+  const s = await startTestServer(client);
+  const defKey = s.keys.scenarioDefKey('kept');
+  await client.put(defKey).value('spec: {target: p}');
+  for (const target of ['Idle', 'Waiting', 'Satisfied', 'Allowed', 'Completed']) t.is((await sendStateChange(s.client(), scenario('kept', target))).error_code, 'ERROR_CODE_SUCCESS', target);
+  await client.put(defKey).value('spec: {target: q}'); // updated: same create revision
+  t.is((await sendStateChange(s.client(), scenario('kept', 'Idle'))).error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  // Created again, then the state written after it: the state is the new scenario's own.
+  await client.delete().key(defKey);
+  await client.put(defKey).value('spec: {target: p}');
+  await client.put(s.keys.stateKey('scenario', 'kept')).value('Completed');
+  t.is((await sendStateChange(s.client(), scenario('kept', 'Idle'))).error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
 });
