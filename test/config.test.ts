@@ -123,3 +123,49 @@ test('grpc.credentialsReloadInterval: 10 s by default, a duration of at least 1 
   t.regex(below.message, /grpc\.credentialsReloadInterval: at least 1s/);
   t.throws(() => loadConfig(file('grpc: {credentialsReloadInterval: soon}'), {}), { message: /"soon" is not a duration/ });
 });
+
+// Found by black-box probing of the configuration (each started, and did something else).
+test('durations: at most 596h (2^31 - 1 ms, the longest timer), below, at and past it; etcd and ActionController timeouts above 0; a lease of at least 1 s', (t) => {
+  const load = (yaml: string) => loadConfig(file(yaml), {});
+  t.is(load(`leaderElection:\n  leaseDuration: ${2 ** 31 - 2}\n`).leaderElection.leaseDuration, 2 ** 31 - 2);
+  t.is(load(`leaderElection:\n  leaseDuration: ${2 ** 31 - 1}\n`).leaderElection.leaseDuration, 2 ** 31 - 1);
+  t.throws(() => load(`leaderElection:\n  leaseDuration: ${2 ** 31}\n`), { instanceOf: ConfigError, message: /^invalid configuration at leaderElection\.leaseDuration: 2147483648 ms is longer than 596h \(24\.8 days\), the longest a timer holds$/ });
+  t.throws(() => load('leaderElection:\n  leaseDuration: 600h\n'), { message: /leaseDuration: "600h" is longer than 596h/ });
+  t.is(load('controller:\n  resyncPeriod: 596h\n').controller.resyncPeriod, 596 * 3_600_000);
+  t.throws(() => load('controller:\n  resyncPeriod: 597h\n'), { message: /controller\.resyncPeriod: "597h" is longer than 596h/ });
+  t.throws(() => load('etcd:\n  requestTimeout: 0s\n'), { message: /^invalid configuration at etcd\.requestTimeout: must be longer than 0$/ });
+  t.is(load('etcd:\n  requestTimeout: 1\n').etcd.requestTimeout, 1);
+  t.throws(() => load('actionController:\n  timeout: 0\n'), { message: /actionController\.timeout: must be longer than 0/ });
+  t.throws(() => load('leaderElection:\n  leaseDuration: 999ms\n'), { message: /leaderElection\.leaseDuration: at least 1s/ });
+  t.is(load('leaderElection:\n  leaseDuration: 1s\n').leaderElection.leaseDuration, 1000);
+});
+
+test('an etcd URL with a user or password is refused, without repeating them (they were logged, and never used)', (t) => {
+  const err = t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: 'http://root:TopSecretPw1@127.0.0.1:2379' }), { instanceOf: ConfigError });
+  t.regex(err!.message, /^invalid configuration at etcd\.endpoints\.0: an etcd URL may not hold a user or password .*ETCD_USERNAME, ETCD_PASSWORD\)$/);
+  t.false(err!.message.includes('TopSecretPw1'));
+  t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: 'http://root@127.0.0.1:2379' }), { message: /may not hold a user or password/ });
+  t.deepEqual(loadConfig(undefined, { ETCD_ENDPOINTS: 'http://127.0.0.1:2379' }).etcd.endpoints, ['http://127.0.0.1:2379']);
+});
+
+test('numbers from the environment are decimal integers: empty, blank, hex and exponents are refused, not read as 0, 16 or 100', (t) => {
+  t.is(loadConfig(undefined, { STATEMANAGER_WORKERS: ' 16 ' }).controller.workers, 16);
+  t.is(loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: '0' }).memory.heapGrowthPercent, 0);
+  for (const v of ['', '  ', '0x10', '1e2', '16.0', 'ten']) {
+    t.throws(() => loadConfig(undefined, { STATEMANAGER_WORKERS: v }), { instanceOf: ConfigError, message: /^invalid configuration at controller\.workers: / }, JSON.stringify(v));
+    t.throws(() => loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: v }), { instanceOf: ConfigError, message: /^invalid configuration at memory\.heapGrowthPercent: / }, JSON.stringify(v));
+  }
+});
+
+test('a key prefix with surrounding spaces or control characters is refused (" " managed nothing, without a word)', (t) => {
+  t.throws(() => loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: ' ' }), { message: /^invalid configuration at keyPrefix: may not start or end with whitespace$/ });
+  t.throws(() => loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: '/a\n' }), { message: /keyPrefix: may not/ });
+  t.is(loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: '/site-1' }).keyPrefix, '/site-1');
+});
+
+test('POD_NAME wins over an identity in the file, as every environment variable does (replicas given one identity fought over the lease)', (t) => {
+  const p = file('leaderElection:\n  identity: from-file\n');
+  t.is(loadConfig(p, { POD_NAME: 'from-env' }).leaderElection.identity, 'from-env');
+  t.is(loadConfig(p, {}).leaderElection.identity, 'from-file');
+  t.is(loadConfig(p, { POD_NAME: '' }).leaderElection.identity, 'from-file');
+});

@@ -3,6 +3,7 @@
 // and the interruption signal.
 import { CliError, INTERRUPTED, UsageError } from './errors.js';
 import { parseDuration } from './format.js';
+import { MAX_DURATION_MS } from '../config/duration.js';
 
 export const DEFAULT_TIMEOUT = '3s';
 
@@ -19,9 +20,10 @@ export interface Timeouts {
 /** `text` is --timeout's value; `given` whether the user gave it; `waits` whether the command waits. */
 export function timeouts(text: string, given: boolean, waits: boolean): Timeouts {
   const timeout = parseDuration(text);
-  if (timeout === undefined || timeout <= 0) {
-    throw new UsageError(`--timeout "${text}" is not a duration (use e.g. 500ms, 3s, 1m)`);
-  }
+  if (timeout === undefined) throw new UsageError(`--timeout "${text}" is not a duration (use e.g. 500ms, 3s, 1m)`);
+  if (timeout <= 0) throw new UsageError(`--timeout "${text}" must be longer than 0`);
+  // A longer timer fires at once: 1000h ended every command at once with "no answer within 1000h".
+  if (timeout > MAX_DURATION_MS) throw new UsageError(`--timeout "${text}" is longer than 596h (24.8 days), the longest a timer holds`);
   return { callMs: waits ? parseDuration(DEFAULT_TIMEOUT)! : timeout, boundMs: waits && given ? timeout : undefined };
 }
 

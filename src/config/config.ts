@@ -10,15 +10,28 @@ import { grpcServerConfigSchema } from '../grpc/config.js';
 
 /** "500ms", "30s", "5m", "1h", or a number of milliseconds. */
 export const duration = durationSchema;
+const positiveDuration = durationSchema.pipe(z.number().positive('must be longer than 0'));
 
-const endpointUrl = z.string().refine((v) => {
-  try {
-    const u = new URL(v);
-    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
-  } catch {
-    return false;
-  }
-}, 'expected an http:// or https:// URL, e.g. http://127.0.0.1:2379');
+const endpointUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '';
+    } catch {
+      return false;
+    }
+  }, 'expected an http:// or https:// URL, e.g. http://127.0.0.1:2379')
+  // Credentials in the URL were never used (the connection failed on the name) and were logged
+  // with every endpoint (found by black-box probing). The message does not repeat them.
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.username === '' && u.password === '';
+    } catch {
+      return true;
+    }
+  }, 'an etcd URL may not hold a user or password (it would be logged, and is not used): set etcd.username and etcd.password or etcd.passwordFile (ETCD_USERNAME, ETCD_PASSWORD)');
 
 const tlsFiles = z
   .object({
@@ -32,7 +45,13 @@ const tlsFiles = z
 
 export const configSchema = z
   .object({
-    keyPrefix: z.string().default(''),
+    // A prefix with surrounding spaces managed nothing, without a word (black-box probe: " ").
+    keyPrefix: z
+      .string()
+      .refine((p) => p === p.trim(), 'may not start or end with whitespace')
+      // eslint-disable-next-line no-control-regex
+      .refine((p) => !/[\u0000-\u001f\u007f]/.test(p), 'may not hold control characters')
+      .default(''),
     etcd: z
       .object({
         endpoints: z.array(endpointUrl).min(1).default(['http://127.0.0.1:2379']),
@@ -40,7 +59,8 @@ export const configSchema = z
         password: z.string().default(''),
         passwordFile: z.string().default(''),
         tls: tlsFiles,
-        requestTimeout: duration.default(5000),
+        // Every etcd call's deadline: 0 failed every call, leader election included (a replica that could never lead yet said it was ready).
+        requestTimeout: positiveDuration.default(5000),
       })
       .strict()
       .refine((e) => e.username !== '' || (e.password === '' && e.passwordFile === ''), {
@@ -57,7 +77,7 @@ export const configSchema = z
     actionController: z
       .object({
         addr: hostPortSchema.default('127.0.0.1:47001'),
-        timeout: duration.default(5000),
+        timeout: positiveDuration.default(5000),
         tls: tlsFiles,
       })
       .strict()
@@ -103,7 +123,8 @@ export const configSchema = z
     leaderElection: z
       .object({
         enabled: z.boolean().default(true),
-        leaseDuration: duration.default(15_000),
+        // etcd's lease TTL is whole seconds; below one second the lease was silently a second long.
+        leaseDuration: duration.pipe(z.number().min(1000, 'at least 1s')).default(15_000),
         identity: z.string().default(''),
         onLost: z.enum(['follow', 'exit']).default('follow'),
       })
@@ -176,13 +197,20 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv): 
   if (env.STATEMANAGER_KEY_PREFIX !== undefined) out.keyPrefix = env.STATEMANAGER_KEY_PREFIX;
   if (env.STATEMANAGER_LOG_LEVEL !== undefined) section('log').level = env.STATEMANAGER_LOG_LEVEL;
   if (env.STATEMANAGER_LOG_FORMAT !== undefined) section('log').format = env.STATEMANAGER_LOG_FORMAT;
-  if (env.STATEMANAGER_WORKERS !== undefined) section('controller').workers = Number(env.STATEMANAGER_WORKERS);
-  if (env.STATEMANAGER_HEAP_GROWTH_PERCENT !== undefined) section('memory').heapGrowthPercent = Number(env.STATEMANAGER_HEAP_GROWTH_PERCENT);
-  if (env.POD_NAME !== undefined && env.POD_NAME !== '') {
-    const le = section('leaderElection');
-    if (!le.identity) le.identity = env.POD_NAME;
-  }
+  if (env.STATEMANAGER_WORKERS !== undefined) section('controller').workers = integerOf(env.STATEMANAGER_WORKERS);
+  if (env.STATEMANAGER_HEAP_GROWTH_PERCENT !== undefined) section('memory').heapGrowthPercent = integerOf(env.STATEMANAGER_HEAP_GROWTH_PERCENT);
+  // The pod's own name wins over an identity in the file too: a chart's extraConfig setting one
+  // gave every replica the same identity, and two of them fought over the lease (black-box probe).
+  if (env.POD_NAME !== undefined && env.POD_NAME !== '') section('leaderElection').identity = env.POD_NAME;
   return out;
+}
+
+/**
+ * A decimal integer from an environment variable; anything else is passed on as text, for the
+ * schema to refuse. Number() read "" and "  " as 0, "0x10" as 16 and "1e2" as 100 (black-box probe).
+ */
+function integerOf(text: string): number | string {
+  return /^\s*-?\d+\s*$/.test(text) ? Number(text) : text;
 }
 
 export function parseConfig(raw: unknown): Config {

@@ -478,6 +478,10 @@ test('usage errors exit 2 with one line; --help exits 0', async (t) => {
     [['get', 'nodes'], /^statemanager: command-argument value 'nodes' is invalid for argument 'resource'/],
     [['-o', 'xml', 'get', 'packages'], /^statemanager: option '-o, --output <format>' argument 'xml' is invalid/],
     [['--timeout', 'soon', 'get', 'packages'], /^statemanager: --timeout "soon" is not a duration/],
+    [['--timeout', '0', 'get', 'packages'], /^statemanager: --timeout "0" must be longer than 0\n/],
+    // Past the longest timer (596h): it fired at once, "no answer within 1000h" (black-box probe).
+    [['--timeout', '597h', 'get', 'packages'], /^statemanager: --timeout "597h" is longer than 596h \(24\.8 days\), the longest a timer holds\n/],
+    [['--timeout', '1000h', 'watch'], /^statemanager: --timeout "1000h" is longer than 596h/],
     [['describe', 'package', 'shop', '--history', 'x'], /^statemanager: --history "x" is not a whole number/],
     [['watch', '--count', '0'], /^statemanager: --count "0" is not a positive whole number/],
     [['--config', '/nonexistent/sm.yaml', 'get', 'packages'], /^statemanager: cannot read configuration file \/nonexistent\/sm.yaml/],
