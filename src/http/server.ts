@@ -23,6 +23,14 @@ export const DEFAULT_METRICS_MIN_INTERVAL_MS = 100;
 export const DEFAULT_HTTP_MAX_CONNECTIONS = 256;
 
 /**
+ * Connections one peer address holds at once: kubelet probes on one or two and a scraper on a few.
+ * The port's bound alone let one local client holding 256 idle connections (and reopening each one
+ * closed) fail 18 of 19 /healthz probes in 40 s, which would have restarted the pod (black-box
+ * probe). One more from the same address is closed as it comes.
+ */
+export const DEFAULT_HTTP_CONNECTIONS_PER_PEER = 32;
+
+/**
  * A connection with nothing sent or received for this long is closed. Node's server otherwise
  * keeps one that never sends a request forever (200 such connections were all open after 95 s);
  * scrapers' keep-alive connections are closed after 5 s idle anyway (keepAliveTimeout).
@@ -47,6 +55,8 @@ export interface HttpServerOptions {
   now?: () => number;
   /** Default DEFAULT_HTTP_MAX_CONNECTIONS. */
   maxConnections?: number;
+  /** Default DEFAULT_HTTP_CONNECTIONS_PER_PEER; 0: no bound per address. */
+  connectionsPerPeer?: number;
   /** Default DEFAULT_HTTP_IDLE_TIMEOUT_MS. */
   idleTimeoutMs?: number;
   /** Told of each connection closed for being over maxConnections. */
@@ -70,7 +80,8 @@ export class HttpServer {
     const server = (this.server = createServer((req, res) => {
       void this.handle(req.url ?? '/', req.method ?? 'GET').then(
         ({ status, type, body }) => {
-          res.writeHead(status, { 'content-type': type });
+          // RFC 9110: a 405 says which methods the resource has.
+          res.writeHead(status, status === 405 ? { 'content-type': type, allow: 'GET, HEAD' } : { 'content-type': type });
           res.end(body);
         },
         (err: unknown) => {
@@ -82,6 +93,25 @@ export class HttpServer {
     server.maxConnections = this.o.maxConnections ?? DEFAULT_HTTP_MAX_CONNECTIONS;
     server.timeout = this.o.idleTimeoutMs ?? DEFAULT_HTTP_IDLE_TIMEOUT_MS;
     server.on('drop', () => this.o.connectionRefused?.());
+    const perPeer = this.o.connectionsPerPeer ?? DEFAULT_HTTP_CONNECTIONS_PER_PEER;
+    if (perPeer > 0) {
+      const open = new Map<string, number>();
+      server.on('connection', (socket) => {
+        const peer = socket.remoteAddress ?? '';
+        const n = open.get(peer) ?? 0;
+        if (n >= perPeer) {
+          socket.destroy();
+          this.o.connectionRefused?.();
+          return;
+        }
+        open.set(peer, n + 1);
+        socket.once('close', () => {
+          const left = (open.get(peer) ?? 1) - 1;
+          if (left > 0) open.set(peer, left);
+          else open.delete(peer);
+        });
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
