@@ -436,6 +436,9 @@ if (!helm.ok) {
 
   test('inconsistent values fail with a clear message', async (t) => {
     t.regex(await templateFails(['--set', 'replicaCount=2', '--set', 'leaderElection.enabled=false']), /requires leaderElection\.enabled=true/);
+    // Also when extraConfig turns it off (black-box probe: it rendered, and both replicas wrote states).
+    t.regex(await templateFails(['--set', 'replicaCount=2', '--set', 'extraConfig.leaderElection.enabled=false']), /requires leaderElection\.enabled=true: the configuration as rendered/);
+    t.regex(await templateFails(['--set', 'http.port=47006']), /grpc\.port and http\.port are both 47006/);
     t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.endpoints={https://e:2379}']), /etcd\.tls\.existingSecret/);
     t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=s']), /not https/);
     t.regex(await templateFails(['--set', 'grpc.tls.enabled=true']), /grpc\.tls\.existingSecret/);

@@ -269,6 +269,15 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and $gauth.tokens (not $gtls.certFile) (not (regexMatch "^(127\\.|localhost:|\\[::1\\]:)" (toString $g.addr))) }}
 {{- fail (printf "grpc.auth.tokens need TLS: without it bearer tokens travel in clear text and statemanager refuses to start (it listens on %s). Set grpc.tls.enabled=true and grpc.tls.existingSecret (the server certificate)" (toString $g.addr)) }}
 {{- end }}
+{{- /* Leader election as rendered: extraConfig could turn it off past the check on the values
+       (found by black-box probing: two replicas both writing states). */}}
+{{- $le := $cfg.leaderElection | default dict }}
+{{- if and (gt (int .Values.replicaCount) 1) (eq (toString $le.enabled) "false") }}
+{{- fail "replicaCount > 1 requires leaderElection.enabled=true: the configuration as rendered (from extraConfig) turns it off, and replicas without leader election would all write states" }}
+{{- end }}
+{{- if eq (int .Values.grpc.port) (int .Values.http.port) }}
+{{- fail (printf "grpc.port and http.port are both %d: statemanager cannot listen on one port twice" (int .Values.grpc.port)) }}
+{{- end }}
 {{- if and (not .Values.etcd.bundled.enabled) (eq (len .Values.etcd.endpoints) 0) }}
 {{- fail "set etcd.endpoints to your etcd cluster, or etcd.bundled.enabled=true to try statemanager out" }}
 {{- end }}
