@@ -94,7 +94,7 @@ export class StateManagerApp {
     const historyLength = config.history.length;
     this.store = new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
     const ac = config.actionController;
-    const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, tls: ac.tls, onConnectTimeout: () => metrics.connectTimeouts.labels({ peer: 'action_controller' }).inc() });
+    const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, offloadTimeoutMs: ac.offloadTimeout, tls: ac.tls, onConnectTimeout: () => metrics.connectTimeouts.labels({ peer: 'action_controller' }).inc() });
     this.offloadModel = deps.offloadModel ?? ownedActionController!;
     this.closeClients = () => {
       ownedActionController?.close();

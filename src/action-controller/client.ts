@@ -16,6 +16,13 @@ const POD_STATUS_NAMES = ['NONE', 'INIT', 'READY', 'RUNNING', 'DONE', 'FAILED', 
 export interface GrpcActionControllerOptions {
   addr: string;
   timeoutMs: number;
+  /**
+   * The deadline of an OffloadModel call (default timeoutMs): Pullpiri's ActionController stops the
+   * model on one node and starts it on the other before it answers, which takes longer than a
+   * Reconcile's answer (a Pullpiri compatibility probe: a 7 s move was answered "did not answer in
+   * time" at 5 s, and policymanager, with no cooldown set, may ask again).
+   */
+  offloadTimeoutMs?: number;
   tls?: { caFile: string; certFile: string; keyFile: string };
   /** A connection attempt outlasted `timeoutMs` and was started again. */
   onConnectTimeout?: () => void;
@@ -122,13 +129,13 @@ export class GrpcActionControllerClient implements ActionControllerClient, Offlo
   }
 
   /**
-   * The same connection, TLS and deadline policy as Reconcile: the configured timeout, or the
-   * given deadline when it comes sooner (the caller's own).
+   * The same connection, TLS and deadline policy as Reconcile: the configured offloading timeout,
+   * or the given deadline when it comes sooner (the caller's own).
    */
   offloadModel(request: OffloadModelRequest, deadline: number): Promise<OffloadModelResponse__Output> {
     return new Promise((resolve, reject) => {
       const client = this.connection();
-      const own = Date.now() + this.o.timeoutMs;
+      const own = Date.now() + (this.o.offloadTimeoutMs ?? this.o.timeoutMs);
       client.OffloadModel(request, { deadline: Math.min(deadline, own) }, (err, res) => {
         // Only the whole timeout says something of the connection; a caller's short deadline does not.
         if (err?.code === grpc.status.DEADLINE_EXCEEDED && own <= deadline) this.retire(client);

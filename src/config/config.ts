@@ -78,6 +78,8 @@ export const configSchema = z
       .object({
         addr: hostPortSchema.default('127.0.0.1:47001'),
         timeout: positiveDuration.default(5000),
+        // OffloadModel's deadline: the ActionController moves the model before it answers.
+        offloadTimeout: positiveDuration.default(60_000),
         tls: tlsFiles,
       })
       .strict()

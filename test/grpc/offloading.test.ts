@@ -58,7 +58,7 @@ interface Setup {
  * A server with offloading against `acAddr` (this file's ActionController by default), the
  * package definitions `navigation: [nav, nav-route]` and `media: [media-player]` in a real app's caches.
  */
-async function setup(o: { config?: GrpcServerConfigInput; acAddr?: string; acTimeoutMs?: number; perModel?: number; definitions?: PackageModels } = {}): Promise<Setup> {
+async function setup(o: { config?: GrpcServerConfigInput; acAddr?: string; acTimeoutMs?: number; acOffloadTimeoutMs?: number; perModel?: number; definitions?: PackageModels } = {}): Promise<Setup> {
   const prefix = uniquePrefix();
   const keys = new KeyLayout(prefix);
   const w = new FleetWriter(etcd.client(), prefix);
@@ -67,7 +67,7 @@ async function setup(o: { config?: GrpcServerConfigInput; acAddr?: string; acTim
   const app = await startApp(etcd, ac.addr, { keyPrefix: prefix });
   apps.push(app);
   await eventually(async () => assert.ok(app.fleet.modelsOfPackage('media')));
-  const acClient = new GrpcActionControllerClient({ addr: o.acAddr ?? ac.addr, timeoutMs: o.acTimeoutMs ?? 5000 });
+  const acClient = new GrpcActionControllerClient({ addr: o.acAddr ?? ac.addr, timeoutMs: o.acTimeoutMs ?? 5000, ...(o.acOffloadTimeoutMs !== undefined ? { offloadTimeoutMs: o.acOffloadTimeoutMs } : {}) });
   closers.push(() => acClient.close());
   const store = new EtcdOffloadingStore({ client: etcd.client(), keys, requestTimeoutMs: 3000, perModel: o.perModel ?? 20 });
   const outcomes: OffloadingOutcome[] = [];
@@ -459,4 +459,24 @@ test.serial('a server without offloading configured answers UNIMPLEMENTED', asyn
   closers.push(() => c.close());
   const err = (await c.trigger(NAV).catch((e: unknown) => e)) as grpc.ServiceError;
   t.is(err.code, grpc.status.UNIMPLEMENTED);
+});
+
+// Found by a Pullpiri compatibility probe: Pullpiri's ActionController moves the model before it
+// answers; a 7 s move was answered "did not answer in time" at the 5 s Reconcile timeout.
+test.serial('OffloadModel has its own timeout (actionController.offloadTimeout), longer than a Reconcile\'s: a move answered within it is accepted, one past it is not', async (t) => {
+  const s = await setup({ acTimeoutMs: 300, acOffloadTimeoutMs: 1500 });
+  const noDeadline = () =>
+    new Promise<{ accepted: boolean; message: string }>((resolve, reject) =>
+      s.client().raw.TriggerOffloading(NAV, new grpc.Metadata(), {}, (err, r) => (err ? reject(err) : resolve(r as { accepted: boolean; message: string }))),
+    );
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 1000 });
+  const moved = await noDeadline();
+  t.true(moved.accepted, `past the 300 ms Reconcile timeout, within the 1.5 s one: ${moved.message}`);
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 2500 });
+  const started = Date.now();
+  const late = await noDeadline();
+  t.false(late.accepted);
+  t.regex(late.message, /did not answer in time; the outcome is unknown/);
+  const took = Date.now() - started;
+  t.true(took >= 1400 && took < 2400, `answered after ${took} ms`);
 });
