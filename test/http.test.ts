@@ -104,3 +104,11 @@ test('a method other than GET or HEAD is 405 with Allow', async (t) => {
   t.is(res.status, 405);
   t.is(res.headers.get('allow'), 'GET, HEAD');
 });
+
+test('a port that cannot be bound is refused naming the setting and the address', async (t) => {
+  const first = new HttpServer({ addr: '127.0.0.1:0', registry: new Registry(), probes: { ready: () => ({ ok: true, failing: [] }) } });
+  const port = await first.start();
+  t.teardown(() => first.stop());
+  const second = new HttpServer({ addr: `127.0.0.1:${port}`, registry: new Registry(), probes: { ready: () => ({ ok: true, failing: [] }) } });
+  await t.throwsAsync(second.start(), { message: new RegExp(`^cannot listen for HTTP \\(http\\.addr\\) on 127\\.0\\.0\\.1:${port}: listen EADDRINUSE`) });
+});

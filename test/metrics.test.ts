@@ -129,3 +129,12 @@ test('gRPC connection and container-list series: the waiting lists are read at e
   m.httpConnectionsRefused.inc();
   t.is(await value('statemanager_http_connections_refused_total'), 'statemanager_http_connections_refused_total 1');
 });
+
+test('every series named *_total is a counter (promtool check metrics lints a gauge so named; prom-client had three)', async (t) => {
+  const m = new Metrics();
+  const gaugesNamedTotal = (await m.registry.getMetricsAsJSON()).filter((x) => x.name.endsWith('_total') && String(x.type) !== 'counter').map((x) => x.name);
+  t.deepEqual(gaugesNamedTotal, []);
+  // The counts are still there, by type.
+  const page = await m.registry.metrics();
+  t.regex(page, /^nodejs_active_handles\{/m);
+});

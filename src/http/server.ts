@@ -113,7 +113,8 @@ export class HttpServer {
       });
     }
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      // Named as the gRPC server's is: "listen EADDRNOTAVAIL … 10.99.99.99" did not say which setting.
+      server.once('error', (err) => reject(new Error(`cannot listen for HTTP (http.addr) on ${this.o.addr}: ${err.message}`, { cause: err })));
       server.listen(port, host, () => resolve());
     });
     return (server.address() as AddressInfo).port;
