@@ -76,7 +76,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       nodeName,
       containers,
     );
-    const r = deps.turns ? await deps.turns.run(sync, answerBy, jsonBytes(containers)) : await sync();
+    const r = deps.turns ? await deps.turns.run(sync, answerBy, jsonBytes(containers), nodeName) : await sync();
     const resp = `node ${nodeName}: ${r.put} put, ${r.deleted} deleted, ${r.unchanged} unchanged`;
     deps.logger.debug('container list applied', {
       nodeName,

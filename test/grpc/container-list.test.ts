@@ -6,6 +6,7 @@ import { credentials, status } from '@grpc/grpc-js';
 import { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
 import { chunkByModel, containerDigest, ContainerSyncConflictError, PartlyWrittenError, RecentLists, syncContainerList } from '../../src/grpc/container-sync.js';
+import { WriteBudgetExceededError } from '../../src/grpc/write-budget.js';
 import { classifyEtcdError } from '../../src/etcd/errors.js';
 import { containerJson } from '../../src/grpc/container-record.js';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -720,4 +721,56 @@ test('lists waiting past containerListBytesWaiting are refused at once (RESOURCE
   }
   const keys = [...(await snapshot(client, s.keys.prefix)).kvs.keys()].filter((k) => k.includes('/container/full'));
   t.deepEqual(keys.sort(), written.flatMap((n) => [s.keys.containerKey(n, `${n}-a`), s.keys.containerKey(n, `${n}-b`)]).sort());
+});
+
+test("16 lists of one node at once on one connection are written one after another in the order sent: none races another (no ABORTED), and the last sent is what etcd holds", async (t) => {
+  // Found by black-box probing: one connection with 16 changed lists of one node in flight raced
+  // itself (56 of 1,593 answered ABORTED "the container keys kept changing") and took 16 turns.
+  const s = await startTestServer(client);
+  const c = s.client();
+  const lists = Array.from({ length: 16 }, (_, i) =>
+    Array.from({ length: 30 }, (_, j) => ({ ...nginx, id: `c${j}`, state: { Status: (i + j) % 2 === 0 ? 'running' : 'exited' }, stats: { n: String(i) } })).slice(0, 20 + (i % 10)),
+  );
+  const answers = await Promise.allSettled(lists.map((containers) => sendContainerList(c, { node_name: 'busy', containers })));
+  t.deepEqual(answers.map((a) => a.status), Array(16).fill('fulfilled'), JSON.stringify(answers.filter((a) => a.status === 'rejected')));
+  const last = lists[15]!;
+  const stored = (await snapshot(client, s.keys.containerPrefix('busy'))).kvs;
+  t.deepEqual([...stored.keys()].sort(), last.map((x) => s.keys.containerKey('busy', x.id)).sort());
+  for (const x of last) t.is(JSON.parse(stored.get(s.keys.containerKey('busy', x.id))!.value).state.Status, x.state.Status);
+});
+
+test("a change too large for one transaction whose cost, against the list this replica last wrote, the budget cannot cover is refused before any value is read; below and at the budget it is read and written", async (t) => {
+  // Found by black-box probing: a flood of changed 300-container lists of one node was read whole
+  // (90 KB) and compared before each refusal, with the memory of the last list forgotten at the first.
+  const keys = new KeyLayout(uniquePrefix());
+  const counted = countingReads(etcd.client());
+  let avail = Number.MAX_SAFE_INTEGER;
+  const budget = {
+    take: (n: number) => (n > avail ? false : ((avail -= n), true)),
+    refund: (n: number) => void (avail += n),
+    waitMs: (n: number) => (n > avail ? 1000 : 0),
+  };
+  const o = { client: counted.client, keys, requestTimeoutMs: 2000, maxAttempts: 3, maxTxnOps: 8, budget, recent: new RecentLists() };
+  const ids = Array.from({ length: 10 }, (_, i) => `c${i}`);
+  const version = (v: string) => ids.map((id) => ({ id, json: containerJson({ id, names: [], image: v, state: {}, config: {}, annotation: {} }) }));
+  await syncContainerList(o, 'n1', version('v1'));
+  const cost = (v: string) => version(v).reduce((n, c) => n + Buffer.byteLength(keys.containerKey('n1', c.id)) + Buffer.byteLength(c.json), 0);
+
+  // Past: one byte short of the change's cost. Refused, nothing read, the memory kept.
+  avail = cost('v2') - 1;
+  const reads = counted.reads();
+  await t.throwsAsync(syncContainerList(o, 'n1', version('v2')), { instanceOf: WriteBudgetExceededError });
+  t.is(counted.reads(), reads, 'refused before reading the prefix');
+  const same = await syncContainerList(o, 'n1', version('v1'));
+  t.is(same.unchanged, 10);
+  t.is(counted.reads(), reads, 'the memory of the last list stayed: the same list again reads nothing');
+
+  // At: exactly the cost. Read whole (10 writes take two transactions) and written.
+  avail = cost('v3');
+  const at = await syncContainerList(o, 'n1', version('v3'));
+  t.is(at.put, 10);
+  t.true(counted.reads() > reads);
+  t.is(avail, 0);
+  const stored = (await snapshot(etcd.client(), keys.containerPrefix('n1'))).kvs;
+  t.true([...stored.values()].every((kv) => JSON.parse(kv.value).image === 'v3'));
 });

@@ -158,3 +158,88 @@ test("bytes waiting are given back when a write's wait ends without a turn (its 
   next.finish();
   t.deepEqual(await Promise.all([first, w]), ['busy', 'next']);
 });
+
+test("one key's writes run one after another in the order they came, with turns free; other keys' writes do not wait for them", async (t) => {
+  const turns = new WriteTurns({ concurrency: 8, maxWaitMs: 10_000 });
+  const log: string[] = [];
+  const [a1, a2, a3, b1] = ['a1', 'a2', 'a3', 'b1'].map((n) => pendingWrite(log, n));
+  const results = [turns.run(a1!.write, undefined, 0, 'a'), turns.run(a2!.write, undefined, 0, 'a'), turns.run(a3!.write, undefined, 0, 'a'), turns.run(b1!.write, undefined, 0, 'b')];
+  await tick();
+  t.deepEqual(log, ['start a1', 'start b1'], "a2 and a3 wait for a1 though 6 turns are free; b's does not");
+  t.is(turns.waiting, 2, 'the writes waiting in their line are counted as waiting');
+  t.is(turns.running, 2);
+  a1!.finish();
+  await tick();
+  await tick();
+  t.deepEqual(log, ['start a1', 'start b1', 'start a2']);
+  a2!.finish();
+  await tick();
+  await tick();
+  t.deepEqual(log, ['start a1', 'start b1', 'start a2', 'start a3']);
+  a3!.finish();
+  b1!.finish();
+  t.deepEqual(await Promise.all(results), ['a1', 'a2', 'a3', 'b1']);
+  t.is(turns.waiting, 0);
+});
+
+test("a write that waits in its key's line past its deadline is refused and never runs; the one behind it still waits for the write under way", async (t) => {
+  keepAlive(t);
+  const turns = new WriteTurns({ concurrency: 8, maxWaitMs: 10_000 });
+  const log: string[] = [];
+  const first = pendingWrite(log, 'first');
+  const late = pendingWrite(log, 'late');
+  const third = pendingWrite(log, 'third');
+  const r1 = turns.run(first.write, undefined, 0, 'n');
+  const r2 = turns.run(late.write, Date.now() + 60, 0, 'n');
+  const r3 = turns.run(third.write, Date.now() + 5_000, 0, 'n');
+  const err = await t.throwsAsync(r2, { instanceOf: WriteTurnTimeoutError });
+  t.true(err!.waitedMs >= 55, `waited ${err!.waitedMs} ms`);
+  await tick();
+  t.deepEqual(log, ['start first'], 'the third does not start beside the write still under way');
+  t.is(turns.waiting, 1);
+  first.finish();
+  await r1;
+  await tick();
+  await tick();
+  t.deepEqual(log, ['start first', 'start third']);
+  third.finish();
+  t.is(await r3, 'third');
+  t.false(log.includes('start late'));
+});
+
+test("a key's line ends with its last write, failed or not: the next write of the key starts at once", async (t) => {
+  const turns = new WriteTurns({ concurrency: 2, maxWaitMs: 10_000 });
+  await t.throwsAsync(turns.run(async () => Promise.reject(new Error('etcd said no')), undefined, 0, 'n'), { message: 'etcd said no' });
+  const log: string[] = [];
+  const next = pendingWrite(log, 'next');
+  const r = turns.run(next.write, undefined, 0, 'n');
+  await tick();
+  t.deepEqual(log, ['start next']);
+  t.is(turns.waiting, 0);
+  next.finish();
+  t.is(await r, 'next');
+});
+
+test("bytes waiting: a write waiting in its key's line holds its bytes (turns free), and one past the bound is refused at once", async (t) => {
+  keepAlive(t);
+  const turns = new WriteTurns({ concurrency: 8, maxWaitMs: 10_000, maxWaitingBytes: 100 });
+  const log: string[] = [];
+  const under = pendingWrite(log, 'under way');
+  const r1 = turns.run(under.write, undefined, 500, 'n');
+  const at = pendingWrite(log, 'at');
+  const r2 = turns.run(at.write, undefined, 100, 'n');
+  t.is(turns.waitingBytes, 100, 'at the bound');
+  await t.throwsAsync(turns.run(async () => 'past', undefined, 1, 'n'), { instanceOf: WriteTurnsFullError });
+  const other = pendingWrite(log, 'other node');
+  const r3 = turns.run(other.write, undefined, 1000, 'm');
+  await tick();
+  t.deepEqual(log, ['start under way', 'start other node'], "another node's write starts at once: it does not wait, so its size does not count");
+  under.finish();
+  await r1;
+  await tick();
+  await tick();
+  t.is(turns.waitingBytes, 0);
+  at.finish();
+  other.finish();
+  t.deepEqual(await Promise.all([r2, r3]), ['at', 'other node']);
+});
