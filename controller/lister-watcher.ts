@@ -61,6 +61,8 @@ export class WatchBacklogTooLargeError extends Error {
 
 export interface WatchHandle {
   close(): Promise<void>;
+  /** Optional: asks the store for a progress notification (onProgress) once every change so far is delivered. */
+  requestProgress?(): void;
 }
 
 export interface ListerWatcher {

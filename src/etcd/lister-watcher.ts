@@ -71,6 +71,7 @@ export class EtcdListerWatcher implements ListerWatcher {
         w.close();
         return Promise.resolve();
       },
+      requestProgress: () => w.requestProgress(),
     };
   }
 

@@ -21,6 +21,12 @@ export interface StateCaches {
   /** The newest etcd revision the kind's cache has seen. */
   revision(kind: ResourceKind): number;
   /**
+   * Optional: resolves once the kind's cache holds every change up to etcd's revision of about
+   * now, so revision() is one the answer is read at, not the kind's last change (a resume from
+   * that was compacted away while the kind stayed quiet).
+   */
+  caughtUp?(kind: ResourceKind): Promise<void>;
+  /**
    * A number that grows whenever a name of the kind is added or removed (not when a state
    * changes). Without it the list of names is built again for every list call.
    */
@@ -105,6 +111,7 @@ export class StateReader {
    * read, so a caller still gets the cached state in time when etcd does not answer.
    */
   async get(kind: ResourceKind, name: string, historyDeadline?: number): Promise<ReadAnswer<ResourceStateView>> {
+    await this.caches.caughtUp?.(kind);
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
     if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state, or a stored value that is not a ${kind} state)` };
@@ -150,6 +157,7 @@ export class StateReader {
     const wanted = q.state.trim();
     const canonical = wanted === '' ? undefined : parseState(q.kind, wanted);
     if (wanted !== '' && canonical === undefined) return { ok: false, message: `state ${JSON.stringify(wanted)} is not a ${q.kind} state` };
+    await this.caches.caughtUp?.(q.kind);
     const key = `${q.kind}\n${canonical ?? ''}\n${q.limit}`;
     const statesVersion = this.caches.statesVersion?.(q.kind);
     let entry = this.answers.get(key);
