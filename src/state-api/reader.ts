@@ -111,7 +111,7 @@ export class StateReader {
    * read, so a caller still gets the cached state in time when etcd does not answer.
    */
   async get(kind: ResourceKind, name: string, historyDeadline?: number): Promise<ReadAnswer<ResourceStateView>> {
-    await this.caches.caughtUp?.(kind);
+    await this.caughtUp(kind, historyDeadline);
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
     if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state, or a stored value that is not a ${kind} state)` };
@@ -132,8 +132,16 @@ export class StateReader {
     };
   }
 
-  async historyOf(q: HistoryQuery): Promise<ReadAnswer<TransitionView[]>> {
-    const entries = await this.history.read(q.kind, q.name);
+  /** The kind's cache caught up with etcd (StateCaches.caughtUp), waited for no later than `deadline` (epoch ms). */
+  private caughtUp(kind: ResourceKind, deadline: number | undefined): Promise<void> {
+    const p = this.caches.caughtUp?.(kind);
+    if (p === undefined) return Promise.resolve();
+    return deadline === undefined ? p : settledBy(p, deadline, undefined);
+  }
+
+  /** `deadline` (epoch ms): the history read ends by then (it throws), so the caller is answered in time. */
+  async historyOf(q: HistoryQuery, deadline?: number): Promise<ReadAnswer<TransitionView[]>> {
+    const entries = await this.history.read(q.kind, q.name, deadline);
     if (entries.length === 0 && !this.caches.get(q.kind, q.name)) {
       return { ok: false, message: `${q.kind} ${JSON.stringify(q.name)} not found (no stored state, no history)` };
     }
@@ -153,20 +161,22 @@ export class StateReader {
    * a subscription from `revision`), and `total` counts what the walk saw. Identical queries
    * (kind, state, limit) made while no state changed share one answer.
    */
-  async list(q: ListQuery): Promise<ReadAnswer<ListAnswer>> {
+  async list(q: ListQuery, deadline?: number): Promise<ReadAnswer<ListAnswer>> {
     const wanted = q.state.trim();
     const canonical = wanted === '' ? undefined : parseState(q.kind, wanted);
     if (wanted !== '' && canonical === undefined) return { ok: false, message: `state ${JSON.stringify(wanted)} is not a ${q.kind} state` };
-    await this.caches.caughtUp?.(q.kind);
+    await this.caughtUp(q.kind, deadline);
     const key = `${q.kind}\n${canonical ?? ''}\n${q.limit}`;
     const statesVersion = this.caches.statesVersion?.(q.kind);
     let entry = this.answers.get(key);
     if (!entry || statesVersion === undefined || entry.statesVersion !== statesVersion) {
-      const promise = this.walk(q.kind, canonical, q.limit).then((found) => this.withEnteredAt(q.kind, found));
-      entry = { statesVersion, promise };
+      const walked = this.walk(q.kind, canonical, q.limit);
+      entry = { statesVersion, walked, promise: walked.then((found) => this.withEnteredAt(q.kind, found)) };
       if (statesVersion !== undefined) this.keep(key, entry);
     }
-    const found = await entry.promise;
+    // When each state was entered comes from etcd: a caller whose deadline comes first gets the
+    // states without it (0), in time (found by black-box probing: reads left unanswered while etcd hung).
+    const found = deadline === undefined ? await entry.promise : await settledBy(entry.promise, deadline, await entry.walked);
     // Nothing changed since the answer began: it is the caches as they are now, at today's revision.
     const unchanged = found.statesVersion !== undefined && this.caches.statesVersion?.(q.kind) === found.statesVersion;
     const revision = unchanged ? this.caches.revision(q.kind) : found.revision;
@@ -280,7 +290,17 @@ interface Found {
 
 interface SharedAnswer {
   statesVersion: number | undefined;
+  /** The states from the caches. */
+  walked: Promise<Found>;
+  /** The same with when each state was entered (read from etcd). */
   promise: Promise<Found>;
+}
+
+/** `p`'s value, or `fallback` at `deadline` (epoch ms) if `p` has not settled by then. */
+function settledBy<T>(p: Promise<T>, deadline: number, fallback: T): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), Math.max(0, deadline - Date.now()))));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }
 
 function toTransitions(entries: HistoryEntry[]): TransitionView[] {
