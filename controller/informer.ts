@@ -15,8 +15,6 @@ import { silentLogger, type Logger } from './logger.js';
 
 /** How long stop() waits for a list or watch call still under way to end. */
 export const STOP_WAIT_MS = 1000;
-/** The longest caughtUp() waits for the store's progress notification (a store catching a watch up answers late). */
-export const CAUGHT_UP_WAIT_MS = 250;
 
 export type InformerEvent<T> =
   | { type: 'added'; key: string; new: CacheEntry<T>; synthetic: boolean; assumed?: true; initial?: true }
@@ -83,11 +81,6 @@ export class Informer<T> {
   private running: Promise<void> | undefined;
   private watch: WatchHandle | undefined;
   private wake: (() => void) | undefined;
-  /** The watch is established (etcd confirmed it) and not disconnected since. */
-  private live = false;
-  /** Callers of caughtUp() waiting for the progress notification asked for them. */
-  private progressWaiters: (() => void)[] = [];
-  private progressTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly syncWaiters: (() => void)[] = [];
   /** Told when this informer finds the store's history replaced (InformerSet tells the others). */
   private historyListener: ((informer: string, storeRevision: number) => void) | undefined;
@@ -141,32 +134,6 @@ export class Informer<T> {
     return new Promise((resolve) => this.syncWaiters.push(resolve));
   }
 
-  /**
-   * Resolves once the cache holds every change up to the store's revision at about this moment
-   * (asked of the store with a progress request on the watch), so lastRevision is then a revision
-   * the cache is complete at, not only that of the prefix's last change. Found by black-box
-   * probing: a reader of a quiet prefix was told the revision of its last change, a compaction past
-   * it made every resume from there answer "compacted, list again", and the list again gave the
-   * same revision, for as long as the prefix stayed quiet. Callers at once share one request. At
-   * once when the watch is not live or cannot ask; at most `timeoutMs` otherwise.
-   */
-  caughtUp(timeoutMs = CAUGHT_UP_WAIT_MS): Promise<void> {
-    const w = this.watch;
-    if (!this.live || this.stopped || w?.requestProgress === undefined) return Promise.resolve();
-    return new Promise((resolve) => {
-      this.progressWaiters.push(resolve);
-      if (this.progressWaiters.length > 1) return;
-      w.requestProgress!();
-      this.progressTimer = setTimeout(() => this.progressArrived(), timeoutMs);
-    });
-  }
-
-  private progressArrived(): void {
-    clearTimeout(this.progressTimer);
-    this.progressTimer = undefined;
-    for (const w of this.progressWaiters.splice(0)) w();
-  }
-
   start(): void {
     if (this.running) return;
     this.running = this.run();
@@ -174,7 +141,6 @@ export class Informer<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.progressArrived();
     for (const w of this.asIsWaiters.splice(0)) w();
     this.wake?.();
     await this.watch?.close().catch(() => undefined);
@@ -364,8 +330,6 @@ export class Informer<T> {
    * (nine informers: about 12 lines a second, 45,000 an hour, before).
    */
   private disconnected(e: Error): void {
-    this.live = false;
-    this.progressArrived();
     this.opts.metrics?.watchRestart(this.name, 'disconnected');
     const now = (this.opts.now ?? Date.now)();
     const o = this.outage;
@@ -381,7 +345,6 @@ export class Informer<T> {
   }
 
   private reconnected(): void {
-    this.live = true;
     const o = this.outage;
     if (o === undefined) return;
     this.outage = undefined;
@@ -405,8 +368,6 @@ export class Informer<T> {
       const end = (err: Error): void => {
         if (ended) return;
         ended = true;
-        this.live = false;
-        this.progressArrived();
         this.wake = undefined;
         const w = this.watch;
         this.watch = undefined;
@@ -424,7 +385,6 @@ export class Informer<T> {
             this.revision = revision;
             this.opts.metrics?.lastRevision(this.name, revision);
           }
-          if (!ended) this.progressArrived();
         },
         onError: end,
         onDisconnected: (e) => this.disconnected(e),

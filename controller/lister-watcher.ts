@@ -61,8 +61,6 @@ export class WatchBacklogTooLargeError extends Error {
 
 export interface WatchHandle {
   close(): Promise<void>;
-  /** Optional: asks the store for a progress notification (onProgress) once every change so far is delivered. */
-  requestProgress?(): void;
 }
 
 export interface ListerWatcher {

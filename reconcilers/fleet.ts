@@ -310,11 +310,6 @@ export class Fleet {
     return this.states(kind).lastRevision;
   }
 
-  /** Resolves once the kind's state cache holds every change up to the store's revision of about now (Informer.caughtUp). */
-  statesCaughtUp(kind: ResourceKind): Promise<void> {
-    return this.states(kind).caughtUp();
-  }
-
   private states(kind: ResourceKind): Informer<StoredState<string>> {
     const i = this.informers;
     // Read-only here, so a cache of narrower state names may be read as one of strings.

@@ -21,7 +21,7 @@ import type { Config } from './config/config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdHistoryStore } from './etcd/history-store.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
-import { EtcdListerWatcher, isRevisionCompacted } from './etcd/lister-watcher.js';
+import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { EtcdProbe } from './etcd/probe.js';
 import { etcdPreviousValues } from './etcd/previous-values.js';
@@ -147,7 +147,6 @@ export class StateManagerApp {
       lookUpPrevious: etcdPreviousValues(etcd, requestTimeoutMs),
       // Linearizable, so a lagging member is not taken for etcd being behind the client.
       etcdRevision: async () => Number((await etcd.kv.range({ key: Buffer.from(keys.replayMarker), count_only: true }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
-      isCompacted: (revision) => isRevisionCompacted(etcd, revision, requestTimeoutMs),
     });
     metrics.apiEtcdWatches(() => this.feed.etcdWatches);
     // etcd restored behind what was seen: once every cache has taken the new history as it is,

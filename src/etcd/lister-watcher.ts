@@ -71,7 +71,6 @@ export class EtcdListerWatcher implements ListerWatcher {
         w.close();
         return Promise.resolve();
       },
-      requestProgress: () => w.requestProgress(),
     };
   }
 

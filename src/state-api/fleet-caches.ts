@@ -14,7 +14,7 @@ export class FleetStateCaches implements StateCaches {
     scenario: { names: 0, states: 0 },
   };
 
-  constructor(private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision' | 'statesCaughtUp' | 'onChange'>) {
+  constructor(private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision' | 'onChange'>) {
     for (const kind of Object.keys(INFORMER_OF) as ResourceKind[]) {
       const v = this.versions[kind];
       fleet.onChange(INFORMER_OF[kind], (e) => {
@@ -42,10 +42,6 @@ export class FleetStateCaches implements StateCaches {
 
   revision(kind: ResourceKind): number {
     return this.fleet.stateRevision(kind);
-  }
-
-  caughtUp(kind: ResourceKind): Promise<void> {
-    return this.fleet.statesCaughtUp(kind);
   }
 
   namesVersion(kind: ResourceKind): number {

@@ -21,12 +21,6 @@ export interface StateCaches {
   /** The newest etcd revision the kind's cache has seen. */
   revision(kind: ResourceKind): number;
   /**
-   * Optional: resolves once the kind's cache holds every change up to etcd's revision of about
-   * now, so revision() is one the answer is read at, not the kind's last change (a resume from
-   * that was compacted away while the kind stayed quiet).
-   */
-  caughtUp?(kind: ResourceKind): Promise<void>;
-  /**
    * A number that grows whenever a name of the kind is added or removed (not when a state
    * changes). Without it the list of names is built again for every list call.
    */
@@ -111,7 +105,6 @@ export class StateReader {
    * read, so a caller still gets the cached state in time when etcd does not answer.
    */
   async get(kind: ResourceKind, name: string, historyDeadline?: number): Promise<ReadAnswer<ResourceStateView>> {
-    await this.caughtUp(kind, historyDeadline);
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
     if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state, or a stored value that is not a ${kind} state)` };
@@ -130,13 +123,6 @@ export class StateReader {
       ok: true,
       value: { kind, name, state: stored.state, generation: stored.version, enteredAt: current?.at, revision, history: transitions },
     };
-  }
-
-  /** The kind's cache caught up with etcd (StateCaches.caughtUp), waited for no later than `deadline` (epoch ms). */
-  private caughtUp(kind: ResourceKind, deadline: number | undefined): Promise<void> {
-    const p = this.caches.caughtUp?.(kind);
-    if (p === undefined) return Promise.resolve();
-    return deadline === undefined ? p : settledBy(p, deadline, undefined);
   }
 
   /** `deadline` (epoch ms): the history read ends by then (it throws), so the caller is answered in time. */
@@ -165,7 +151,6 @@ export class StateReader {
     const wanted = q.state.trim();
     const canonical = wanted === '' ? undefined : parseState(q.kind, wanted);
     if (wanted !== '' && canonical === undefined) return { ok: false, message: `state ${JSON.stringify(wanted)} is not a ${q.kind} state` };
-    await this.caughtUp(q.kind, deadline);
     const key = `${q.kind}\n${canonical ?? ''}\n${q.limit}`;
     const statesVersion = this.caches.statesVersion?.(q.kind);
     let entry = this.answers.get(key);

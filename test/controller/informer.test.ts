@@ -1,5 +1,5 @@
 import test from 'ava';
-import { CAUGHT_UP_WAIT_MS, Informer, STOP_WAIT_MS, type InformerEvent } from '../../controller/informer.js';
+import { Informer, STOP_WAIT_MS, type InformerEvent } from '../../controller/informer.js';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import type { ListerWatcher, WatchHandle } from '../../controller/lister-watcher.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -419,55 +419,5 @@ test(`stop waits for a list under way up to STOP_WAIT_MS (${STOP_WAIT_MS} ms), n
       t.true(took >= STOP_WAIT_MS - 20 && took < STOP_WAIT_MS + 500, `stopped after ${took} ms`);
     }
     t.is(informer.cache.size, 0, 'what a list returns after stop is dropped');
-  }
-});
-
-test.serial("caughtUp: a quiet prefix's revision moves to etcd's (asked with a progress request), not only to its last change; at once when the watch cannot ask; at most CAUGHT_UP_WAIT_MS when the store does not answer", async (t) => {
-  const { informer } = informerOn('/caught/');
-  await etcd.client().put('/caught/a').value('1');
-  informer.start();
-  await informer.waitForSync();
-  await eventually(async () => assert.ok(informer.cache.has('/caught/a')));
-  // etcd's revision moves on keys the informer does not watch.
-  let now = 0;
-  for (let i = 0; i < 3; i++) now = Number((await etcd.client().put(`/elsewhere/${i}`).value('x').exec()).header.revision);
-  t.true(informer.lastRevision < now, 'a quiet prefix: its last change only');
-  await eventually(async () => {
-    await informer.caughtUp();
-    assert.ok(informer.lastRevision >= now, `${informer.lastRevision} < ${now}`);
-  });
-  // Two callers at once share one request; both see the new revision.
-  now = Number((await etcd.client().put('/elsewhere/x').value('y').exec()).header.revision);
-  await Promise.all([informer.caughtUp(), informer.caughtUp()]);
-  t.true(informer.lastRevision >= now);
-
-  // A watch that cannot ask (no requestProgress): at once. One whose store never answers: the bound.
-  const silentProgress = (ask: boolean): ListerWatcher => {
-    const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), 5000);
-    return {
-      list: (p) => real.list(p),
-      isCompacted: (r) => real.isCompacted(r),
-      watch: (p, from, cb): WatchHandle => {
-        const w = real.watch(p, from, cb);
-        return ask ? { close: () => w.close(), requestProgress: () => undefined } : { close: () => w.close() };
-      },
-    };
-  };
-  for (const ask of [false, true]) {
-    const i = new Informer<string>({ name: `silent-${ask}`, prefix: '/caught/', lw: silentProgress(ask), parse: (_k, v) => v, retryBaseMs: 50, retryCapMs: 500 });
-    started.push(i);
-    i.start();
-    await i.waitForSync();
-    await new Promise((r) => setTimeout(r, 200)); // the watch established
-    // "At once": before any timer, however loaded the machine.
-    const atOnce = () => Promise.race([i.caughtUp().then(() => 'at once'), new Promise((r) => setTimeout(() => r('later'), 0))]);
-    if (ask) {
-      const began = Date.now();
-      await i.caughtUp();
-      const took = Date.now() - began;
-      t.true(took >= CAUGHT_UP_WAIT_MS - 5 && took < CAUGHT_UP_WAIT_MS + 2000, `waited ${took} ms`);
-    } else t.is(await atOnce(), 'at once');
-    await i.stop();
-    t.is(await atOnce(), 'at once', 'stopped');
   }
 });
