@@ -310,6 +310,11 @@ export class Fleet {
     return this.states(kind).lastRevision;
   }
 
+  /** Keys the kind's state cache holds (every state key under its prefix; other keys there are not held). */
+  stateKeyCount(kind: ResourceKind): number {
+    return this.states(kind).cache.size;
+  }
+
   private states(kind: ResourceKind): Informer<StoredState<string>> {
     const i = this.informers;
     // Read-only here, so a cache of narrower state names may be read as one of strings.

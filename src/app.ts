@@ -22,6 +22,7 @@ import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdHistoryStore } from './etcd/history-store.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
+import { countPrefix } from './etcd/prefix-counts.js';
 import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { EtcdProbe } from './etcd/probe.js';
 import { etcdPreviousValues } from './etcd/previous-values.js';
@@ -171,7 +172,7 @@ export class StateManagerApp {
         definitions: fleet,
         counted: (outcome) => metrics.offloadingRequest(outcome),
       },
-      readApi: { reader: new StateReader(new FleetStateCaches(fleet), new EtcdHistoryStore(etcd, keys, requestTimeoutMs, () => !this.probe.knownUnreachable())), feed: this.feed, metrics: metrics.subscriptions() },
+      readApi: { reader: new StateReader(new FleetStateCaches(fleet, (kind, since) => countPrefix(etcd, keys.statePrefix(kind), since, requestTimeoutMs)), new EtcdHistoryStore(etcd, keys, requestTimeoutMs, () => !this.probe.knownUnreachable())), feed: this.feed, metrics: metrics.subscriptions() },
     });
     this.http = new HttpServer({
       addr: config.http.addr,

@@ -3,6 +3,19 @@
 import type { Fleet, WatchedKind } from '../../reconcilers/fleet.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { StateCaches, StoredStateView } from './reader.js';
+import type { PrefixCounts } from '../etcd/prefix-counts.js';
+
+export type CountStates = (kind: ResourceKind, sinceRevision: number) => Promise<PrefixCounts>;
+
+/** A kind's cache found equal to etcd at `storeRevision` while the cache stood at `cacheRevision`. */
+interface Verified {
+  cacheRevision: number;
+  storeRevision: number;
+  at: number;
+}
+
+/** How often a quiet kind's revision is checked against etcd at most (each check counts its prefix twice). */
+export const VERIFY_EVERY_MS = 1000;
 
 const INFORMER_OF = { model: 'modelStates', package: 'packageStates', scenario: 'scenarioStates' } as const satisfies Record<ResourceKind, WatchedKind>;
 
@@ -14,11 +27,22 @@ export class FleetStateCaches implements StateCaches {
     scenario: { names: 0, states: 0 },
   };
 
-  constructor(private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision' | 'onChange'>) {
+  private readonly verified = new Map<ResourceKind, Verified>();
+  /** When each kind's cache last changed (0: not since the start). */
+  private readonly changedAt: Record<ResourceKind, number> = { model: 0, package: 0, scenario: 0 };
+  private readonly verifying = new Map<ResourceKind, Promise<void>>();
+
+  constructor(
+    private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision' | 'stateKeyCount' | 'onChange'>,
+    /** Without it the revision is the cache's own: that of the kind's last change. */
+    private readonly count?: CountStates,
+    private readonly now: () => number = Date.now,
+  ) {
     for (const kind of Object.keys(INFORMER_OF) as ResourceKind[]) {
       const v = this.versions[kind];
       fleet.onChange(INFORMER_OF[kind], (e) => {
         v.states++;
+        this.changedAt[kind] = this.now();
         // A stored value that is not a state reads as absent (contract section 1): a key going
         // from one to the other is a name coming or going for the lists.
         if (e.type !== 'updated' || (e.old.value.state === undefined) !== (e.new.value.state === undefined)) v.names++;
@@ -40,8 +64,52 @@ export class FleetStateCaches implements StateCaches {
     }
   }
 
+  /**
+   * The cache's revision, or a later etcd revision the cache was found equal to etcd at (while it
+   * has not changed since): for a quiet kind, the revision of its last change is one etcd may have
+   * compacted, and a subscriber told it could not resume from it (found by black-box probing).
+   */
   revision(kind: ResourceKind): number {
-    return this.fleet.stateRevision(kind);
+    const own = this.fleet.stateRevision(kind);
+    const v = this.verified.get(kind);
+    return v !== undefined && v.cacheRevision === own ? Math.max(own, v.storeRevision) : own;
+  }
+
+  /**
+   * Checks a quiet kind's cache against etcd (not changed for VERIFY_EVERY_MS), at most every
+   * VERIFY_EVERY_MS, sharing a check under way: in one read, whether a key under the prefix was
+   * modified after the cache's revision, and how many there are. None modified and as many as
+   * the cache holds means etcd's keys there are the cache's, unchanged (a key created after it
+   * would show as modified; one deleted, with none created, in the count),
+   * so the cache is etcd at the read's revision. Anything else, or the cache moving meanwhile,
+   * leaves the cache's own revision. Not etcd's progress notifications: etcd 3.4 answers a progress
+   * request out of order with the watch's events (etcd-io/etcd#15220), so they may come before
+   * changes the cache has still to receive.
+   */
+  refresh(kind: ResourceKind): Promise<void> {
+    if (this.count === undefined) return Promise.resolve();
+    const under = this.verifying.get(kind);
+    if (under !== undefined) return under;
+    const now = this.now();
+    // A kind that changed within the interval has a recent revision of its own (compactions keep
+    // more history than that: the chart keeps 5 minutes); the check is for quiet kinds, and costs
+    // etcd a read of every key of the prefix.
+    if (now - this.changedAt[kind] < VERIFY_EVERY_MS) return Promise.resolve();
+    const cacheRevision = this.fleet.stateRevision(kind);
+    const v = this.verified.get(kind);
+    if (v !== undefined && v.cacheRevision === cacheRevision && now - v.at < VERIFY_EVERY_MS) return Promise.resolve();
+    const keys = this.fleet.stateKeyCount(kind);
+    const check = this.count(kind, cacheRevision).then(
+      (c) => {
+        if (c.unchangedSince && c.total === keys && this.fleet.stateRevision(kind) === cacheRevision && this.fleet.stateKeyCount(kind) === keys) {
+          this.verified.set(kind, { cacheRevision, storeRevision: c.revision, at: this.now() });
+        }
+      },
+      () => undefined, // etcd cannot say: the cache's own revision
+    );
+    const done = check.finally(() => this.verifying.delete(kind));
+    this.verifying.set(kind, done);
+    return done;
   }
 
   namesVersion(kind: ResourceKind): number {

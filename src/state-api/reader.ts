@@ -20,6 +20,8 @@ export interface StateCaches {
   list(kind: ResourceKind): Iterable<StoredStateView>;
   /** The newest etcd revision the kind's cache has seen. */
   revision(kind: ResourceKind): number;
+  /** Optional: brings revision() up to etcd's when the cache is found equal to etcd (a quiet kind). */
+  refresh?(kind: ResourceKind): Promise<void>;
   /**
    * A number that grows whenever a name of the kind is added or removed (not when a state
    * changes). Without it the list of names is built again for every list call.
@@ -105,6 +107,7 @@ export class StateReader {
    * read, so a caller still gets the cached state in time when etcd does not answer.
    */
   async get(kind: ResourceKind, name: string, historyDeadline?: number): Promise<ReadAnswer<ResourceStateView>> {
+    await this.refreshed(kind, historyDeadline);
     const revision = this.caches.revision(kind);
     const stored = this.caches.get(kind, name);
     if (!stored) return { ok: false, message: `${kind} ${JSON.stringify(name)} not found (no stored state, or a stored value that is not a ${kind} state)` };
@@ -123,6 +126,13 @@ export class StateReader {
       ok: true,
       value: { kind, name, state: stored.state, generation: stored.version, enteredAt: current?.at, revision, history: transitions },
     };
+  }
+
+  /** The kind's revision refreshed (StateCaches.refresh), waited for no later than `deadline` (epoch ms). */
+  private refreshed(kind: ResourceKind, deadline: number | undefined): Promise<void> {
+    const p = this.caches.refresh?.(kind);
+    if (p === undefined) return Promise.resolve();
+    return deadline === undefined ? p : settledBy(p, deadline, undefined);
   }
 
   /** `deadline` (epoch ms): the history read ends by then (it throws), so the caller is answered in time. */
@@ -151,6 +161,7 @@ export class StateReader {
     const wanted = q.state.trim();
     const canonical = wanted === '' ? undefined : parseState(q.kind, wanted);
     if (wanted !== '' && canonical === undefined) return { ok: false, message: `state ${JSON.stringify(wanted)} is not a ${q.kind} state` };
+    await this.refreshed(q.kind, deadline);
     const key = `${q.kind}\n${canonical ?? ''}\n${q.limit}`;
     const statesVersion = this.caches.statesVersion?.(q.kind);
     let entry = this.answers.get(key);
