@@ -128,11 +128,11 @@ export class StateReader {
     };
   }
 
-  /** The kind's revision refreshed (StateCaches.refresh), waited for no later than `deadline` (epoch ms). */
+  /** The kind's revision refreshed (StateCaches.refresh), waited for at most REFRESH_WAIT_MS and no later than `deadline` (epoch ms). */
   private refreshed(kind: ResourceKind, deadline: number | undefined): Promise<void> {
     const p = this.caches.refresh?.(kind);
     if (p === undefined) return Promise.resolve();
-    return deadline === undefined ? p : settledBy(p, deadline, undefined);
+    return settledBy(p, Math.min(deadline ?? Infinity, Date.now() + REFRESH_WAIT_MS), undefined);
   }
 
   /** `deadline` (epoch ms): the history read ends by then (it throws), so the caller is answered in time. */
@@ -291,6 +291,9 @@ interface SharedAnswer {
   /** The same with when each state was entered (read from etcd). */
   promise: Promise<Found>;
 }
+
+/** The longest a read waits for its kind's check against etcd (an etcd that hangs: the answer comes without it). */
+export const REFRESH_WAIT_MS = 250;
 
 /** `p`'s value, or `fallback` at `deadline` (epoch ms) if `p` has not settled by then. */
 function settledBy<T>(p: Promise<T>, deadline: number, fallback: T): Promise<T> {

@@ -11,7 +11,7 @@ import { silentObserver } from '../../reconcilers/ports.js';
 import { Fleet } from '../../reconcilers/fleet.js';
 import type { ResourceKind } from '../../domain/states.js';
 import { FleetStateCaches } from '../../src/state-api/fleet-caches.js';
-import { StateReader, type ListAnswer, type ListQuery, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
+import { REFRESH_WAIT_MS, StateReader, type ListAnswer, type ListQuery, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
 import { SLICE, sortNames } from '../../src/state-api/sorted-names.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
 import { largestLoopGap } from '../helpers/loop-gap.js';
@@ -331,4 +331,20 @@ test("a caller's deadline bounds the reads: an etcd that does not answer leaves 
   const deadline = Date.now() + 1000;
   await reader.historyOf({ kind: 'model', name: 'a', limit: 0 }, deadline);
   t.is(historyDeadline, deadline);
+});
+
+test(`a read waits for its kind's check against etcd at most REFRESH_WAIT_MS (${REFRESH_WAIT_MS} ms), also without a deadline: a check that never ends, one that ends at once`, async (t) => {
+  const c = new MemoryCaches();
+  c.set('a', 'Running');
+  let hang = true;
+  const caches = Object.assign(c, { refresh: () => (hang ? new Promise<void>(() => undefined) : Promise.resolve()) });
+  const reader = new StateReader(caches, noHistory);
+  const began = Date.now();
+  t.true((await reader.list({ kind: 'model', state: '', limit: 0 })).ok);
+  t.true((await reader.get('model', 'a')).ok);
+  const took = Date.now() - began;
+  t.true(took >= 2 * REFRESH_WAIT_MS - 10 && took < 2 * REFRESH_WAIT_MS + 2000, `two reads took ${took} ms`);
+  hang = false;
+  const first = await Promise.race([reader.list({ kind: 'model', state: '', limit: 0 }).then(() => 'answered'), new Promise((r) => setTimeout(() => r('waited'), REFRESH_WAIT_MS))]);
+  t.is(first, 'answered', 'a check that ends at once is not waited for longer');
 });
