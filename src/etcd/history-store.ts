@@ -10,6 +10,9 @@ import { etcdDeadline } from './errors.js';
 import { prefixEnd } from './lister-watcher.js';
 
 export class EtcdHistoryStore {
+  /** Per state (kind and name): when the change it is now entered it, as read (undefined: no entry says). */
+  private readonly entered = new Map<string, { version: number; modRevision: number; state: string; at: number | undefined }>();
+
   constructor(
     private readonly client: Etcd3,
     private readonly keys: KeyLayout,
@@ -51,30 +54,54 @@ export class EtcdHistoryStore {
   async enteredAt(kind: ResourceKind, states: readonly StoredStateView[], deadline?: number): Promise<(number | undefined)[]> {
     const out = new Array<number | undefined>(states.length).fill(undefined);
     if (states.length === 0) return out;
+    // A state's entry, once read, is known for as long as the state is the same change (its
+    // version and revision): found by black-box probing, one client listing 20,000 quiet models
+    // again and again read their 20,000 entries each time, half of etcd's CPU.
+    const missing: number[] = [];
+    for (let i = 0; i < states.length; i++) {
+      const s = states[i]!;
+      const known = s.modRevision === undefined ? undefined : this.entered.get(memoKey(kind, s.name));
+      if (known !== undefined && known.version === s.version && known.modRevision === s.modRevision && known.state === s.state) out[i] = known.at;
+      else missing.push(i);
+    }
+    if (missing.length === 0) return out;
     if (!this.reachable()) throw new Error('etcd is unreachable');
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < states.length) {
+      while (next < missing.length) {
         const start = next;
         next += LOOKUPS_PER_TXN;
-        const part = states.slice(start, start + LOOKUPS_PER_TXN);
+        const part = missing.slice(start, start + LOOKUPS_PER_TXN);
         const res = await this.client.kv.txn(
-          { compare: [], success: part.map((s) => ({ request_range: { key: Buffer.from(this.keys.historyKey(kind, s.name, s.version)) } })), failure: [] },
+          { compare: [], success: part.map((i) => ({ request_range: { key: Buffer.from(this.keys.historyKey(kind, states[i]!.name, states[i]!.version)) } })), failure: [] },
           { deadline: etcdDeadline(this.requestTimeoutMs, deadline) },
         );
         for (let j = 0; j < part.length; j++) {
+          const s = states[part[j]!]!;
           const kv = res.responses[j]?.response_range?.kvs[0];
           const e = kv === undefined ? undefined : parseHistoryEntry(kv.value.toString('utf8'));
-          if (e === undefined || e.to !== part[j]!.state) continue;
-          const at = Date.parse(e.at);
-          if (!Number.isNaN(at)) out[start + j] = at;
+          const parsed = e === undefined || e.to !== s.state ? Number.NaN : Date.parse(e.at);
+          const at = Number.isNaN(parsed) ? undefined : parsed;
+          out[part[j]!] = at;
+          if (s.modRevision !== undefined) this.remember(kind, s, at);
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(LOOKUP_TXNS_AT_ONCE, Math.ceil(states.length / LOOKUPS_PER_TXN)) }, worker));
+    await Promise.all(Array.from({ length: Math.min(LOOKUP_TXNS_AT_ONCE, Math.ceil(missing.length / LOOKUPS_PER_TXN)) }, worker));
     return out;
   }
+
+  private remember(kind: ResourceKind, s: StoredStateView, at: number | undefined): void {
+    // Bounded: past ENTERED_KEPT states (more than a fleet holds) it starts again.
+    if (this.entered.size >= ENTERED_KEPT) this.entered.clear();
+    this.entered.set(memoKey(kind, s.name), { version: s.version, modRevision: s.modRevision!, state: s.state, at });
+  }
 }
+
+/** States whose entered time is kept, over all kinds; one more clears them (about 150 B each). */
+export const ENTERED_KEPT = 200_000;
+
+const memoKey = (kind: ResourceKind, name: string): string => `${kind}\n${name}`;
 
 /** Reads in one transaction: below etcd's default --max-txn-ops (128). */
 export const LOOKUPS_PER_TXN = 100;

@@ -54,13 +54,13 @@ export class FleetStateCaches implements StateCaches {
   get(kind: ResourceKind, name: string): StoredStateView | undefined {
     const e = this.fleet.storedState(kind, name);
     const state = e?.value.state;
-    return state !== undefined ? { name, state, version: e!.version } : undefined;
+    return state !== undefined ? { name, state, version: e!.version, modRevision: e!.modRevision } : undefined;
   }
 
   *list(kind: ResourceKind): Iterable<StoredStateView> {
     for (const [name, e] of this.fleet.storedStates(kind)) {
       const state = e.value.state;
-      if (state !== undefined) yield { name, state, version: e.version };
+      if (state !== undefined) yield { name, state, version: e.version, modRevision: e.modRevision };
     }
   }
 

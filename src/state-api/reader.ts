@@ -12,6 +12,8 @@ export interface StoredStateView {
   state: string;
   /** The state key's etcd version (one more with every change). */
   version: number;
+  /** Optional: the revision of the state key's last change (tells a key written again after a deletion, whose versions start again at 1). */
+  modRevision?: number;
 }
 
 /** What the reader needs of the caches. */
