@@ -81,6 +81,10 @@ export class Informer<T> {
   private running: Promise<void> | undefined;
   private watch: WatchHandle | undefined;
   private wake: (() => void) | undefined;
+  /** The newest revision assume() applied (reached by the watch later). */
+  private assumedThrough = 0;
+  /** Callers of reached() waiting for the cache's revision. */
+  private revisionWaiters: { revision: number; resolve: () => void }[] = [];
   private readonly syncWaiters: (() => void)[] = [];
   /** Told when this informer finds the store's history replaced (InformerSet tells the others). */
   private historyListener: ((informer: string, storeRevision: number) => void) | undefined;
@@ -141,6 +145,7 @@ export class Informer<T> {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const w of this.revisionWaiters.splice(0)) w.resolve();
     for (const w of this.asIsWaiters.splice(0)) w();
     this.wake?.();
     await this.watch?.close().catch(() => undefined);
@@ -163,6 +168,7 @@ export class Informer<T> {
     // else): then the cache is already as new as the write, and applying it would go back.
     const revision = 'deletedAt' in kv ? kv.deletedAt : kv.modRevision;
     if (revision <= this.revision) return;
+    if (revision > this.assumedThrough) this.assumedThrough = revision;
     if ('deletedAt' in kv) {
       // Two own writes can answer out of order: a delete older than the cached entry is stale.
       if (this.newerThan(kv.key, kv.deletedAt)) return;
@@ -171,6 +177,31 @@ export class Informer<T> {
       return;
     }
     this.applyPut(kv, false, true);
+  }
+
+  /**
+   * The newest revision of an own write applied ahead of the watch (assume), when the cache has not
+   * reached it yet; else lastRevision. Until the watch brings the cache there, the cache holds
+   * that write but maybe not a foreign change made before it.
+   */
+  get aheadRevision(): number {
+    return Math.max(this.revision, this.assumedThrough);
+  }
+
+  /** Resolves once lastRevision has reached `revision` (at once if it has); the caller bounds the wait. */
+  reached(revision: number): Promise<void> {
+    if (this.revision >= revision || this.stopped) return Promise.resolve();
+    return new Promise((resolve) => this.revisionWaiters.push({ revision, resolve }));
+  }
+
+  private revisionMoved(): void {
+    if (this.revisionWaiters.length === 0) return;
+    const still: { revision: number; resolve: () => void }[] = [];
+    for (const w of this.revisionWaiters) {
+      if (w.revision <= this.revision) w.resolve();
+      else still.push(w);
+    }
+    this.revisionWaiters = still;
   }
 
   /**
@@ -384,6 +415,7 @@ export class Informer<T> {
           if (!ended && revision > this.revision) {
             this.revision = revision;
             this.opts.metrics?.lastRevision(this.name, revision);
+            this.revisionMoved();
           }
         },
         onError: end,
@@ -409,6 +441,7 @@ export class Informer<T> {
       for (const [key, rev] of this.tombstones) if (rev <= this.revision) this.tombstones.delete(key);
     }
     this.opts.metrics?.lastRevision(this.name, this.revision);
+    this.revisionMoved();
   }
 
   /**
@@ -506,6 +539,7 @@ export class Informer<T> {
     this.listedRevision = revision;
     for (const [key, rev] of this.tombstones) if (rev <= this.revision) this.tombstones.delete(key);
     this.opts.metrics?.lastRevision(this.name, this.revision);
+    this.revisionMoved();
   }
 
   private decode(kv: KeyValue): T | undefined {

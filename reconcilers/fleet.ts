@@ -310,6 +310,16 @@ export class Fleet {
     return this.states(kind).lastRevision;
   }
 
+  /** The newest revision of an own state write the kind's cache holds ahead of its watch, else stateRevision (Informer.aheadRevision). */
+  stateAheadRevision(kind: ResourceKind): number {
+    return this.states(kind).aheadRevision;
+  }
+
+  /** Resolves once the kind's state cache has reached `revision` through its watch. */
+  stateReached(kind: ResourceKind, revision: number): Promise<void> {
+    return this.states(kind).reached(revision);
+  }
+
   /** Keys the kind's state cache holds (every state key under its prefix; other keys there are not held). */
   stateKeyCount(kind: ResourceKind): number {
     return this.states(kind).cache.size;

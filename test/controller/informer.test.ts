@@ -421,3 +421,29 @@ test(`stop waits for a list under way up to STOP_WAIT_MS (${STOP_WAIT_MS} ms), n
     t.is(informer.cache.size, 0, 'what a list returns after stop is dropped');
   }
 });
+
+test.serial("an own write assumed ahead of the watch: aheadRevision says it until the watch reaches it; reached() resolves then, not before, and on stop", async (t) => {
+  const { informer } = informerOn('/ahead/');
+  informer.start();
+  await informer.waitForSync();
+  const before = informer.lastRevision;
+  t.is(informer.aheadRevision, before, 'nothing assumed');
+  // A revision the store has not reached yet stands for a write whose watch event is still to come.
+  const r = Number((await etcd.client().put('/elsewhere/ahead').value('x').exec()).header.revision) + 1;
+  informer.assume({ key: '/ahead/a', value: 'v', modRevision: r, createRevision: r, version: 1 });
+  t.is(informer.aheadRevision, r);
+  t.true(informer.lastRevision < r);
+  let reached = false;
+  const waiting = informer.reached(r).then(() => (reached = true));
+  await new Promise((res) => setTimeout(res, 100));
+  t.false(reached, 'not before the watch brings revision r');
+  const put = Number((await etcd.client().put('/ahead/a').value('v').exec()).header.revision);
+  t.is(put, r);
+  await waiting;
+  t.true(informer.lastRevision >= r);
+  t.is(informer.aheadRevision, informer.lastRevision);
+  const never = informer.reached(r + 1000);
+  await informer.stop();
+  await never;
+  t.pass();
+});

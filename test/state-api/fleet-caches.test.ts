@@ -12,6 +12,8 @@ function world() {
     clock: 1_000,
     answer: { revision: 50, unchangedSince: true, total: 3 } as PrefixCounts | Error,
     changed: [] as ((e: { type: string }) => void)[],
+    ahead: 0,
+    reachedWaiters: [] as [number, () => void][],
     asked: [] as number[],
     /** Runs while the count is under way (a change arriving meanwhile). */
     meanwhile: undefined as (() => void) | undefined,
@@ -21,6 +23,8 @@ function world() {
     storedStates: function* () {},
     stateRevision: () => w.revision,
     stateKeyCount: () => w.keys,
+    stateAheadRevision: () => Math.max(w.revision, w.ahead),
+    stateReached: (_kind: string, revision: number) => new Promise<void>((resolve) => w.reachedWaiters.push([revision, resolve])),
     onChange: (_kind: string, h: (e: { type: string }) => void) => void w.changed.push(h),
   };
   const count = async (_kind: string, since: number): Promise<PrefixCounts> => {
@@ -43,7 +47,7 @@ test("equal to etcd: the revision is etcd's until the cache moves; a kind never 
   t.is(caches.revision('package'), 10, 'another kind is not checked by this one');
   w.revision = 11; // a change arrived: the check was of the cache before it
   t.is(caches.revision('model'), 11);
-  const without = new FleetStateCaches({ stateRevision: () => 7, stateKeyCount: () => 0, onChange: () => undefined } as never);
+  const without = new FleetStateCaches({ stateRevision: () => 7, stateAheadRevision: () => 7, stateKeyCount: () => 0, onChange: () => undefined } as never);
   await without.refresh('model');
   t.is(without.revision('model'), 7);
 });
@@ -93,4 +97,24 @@ test(`at most one check every VERIFY_EVERY_MS (${VERIFY_EVERY_MS} ms) while the 
   w.revision = 20; // the cache moved: checked at once, whatever the clock
   await caches.refresh('model');
   t.deepEqual(w.asked, [10, 10, 20]);
+});
+
+test("the leader's own writes ahead of its watch (assumed) are waited for: the refresh ends when the cache's revision reaches them, not before", async (t) => {
+  const { w, caches } = world();
+  for (const h of w.changed) h({ type: 'added' }); // busy: no check against etcd, only the wait
+  w.ahead = 14;
+  let done = false;
+  const p = caches.refresh('model').then(() => (done = true));
+  await new Promise((r) => setImmediate(r));
+  t.false(done, 'the cache (10) has not reached the own write at 14');
+  t.deepEqual(w.reachedWaiters.map(([r]) => r), [14]);
+  w.revision = 14;
+  w.reachedWaiters[0]![1]();
+  await p;
+  t.true(done);
+  t.deepEqual(w.asked, [], 'a busy kind is not checked against etcd');
+  // Nothing ahead: nothing waited for.
+  w.ahead = 0;
+  await caches.refresh('model');
+  t.is(w.reachedWaiters.length, 1);
 });
