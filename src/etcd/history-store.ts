@@ -23,6 +23,8 @@ export class EtcdHistoryStore {
      * for the cached state it could have answered at once.
      */
     private readonly reachable: () => boolean = () => true,
+    /** States whose entered time is kept (ENTERED_KEPT). */
+    private readonly enteredKept: number = ENTERED_KEPT,
   ) {}
 
   async read(kind: ResourceKind, name: string, deadline?: number): Promise<HistoryEntry[]> {
@@ -93,8 +95,9 @@ export class EtcdHistoryStore {
 
   private remember(kind: ResourceKind, s: StoredStateView, at: number | undefined): void {
     // Bounded: past ENTERED_KEPT states (more than a fleet holds) it starts again.
-    if (this.entered.size >= ENTERED_KEPT) this.entered.clear();
-    this.entered.set(memoKey(kind, s.name), { version: s.version, modRevision: s.modRevision!, state: s.state, at });
+    const key = memoKey(kind, s.name);
+    if (this.entered.size >= this.enteredKept && !this.entered.has(key)) this.entered.clear();
+    this.entered.set(key, { version: s.version, modRevision: s.modRevision!, state: s.state, at });
   }
 }
 

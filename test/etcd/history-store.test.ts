@@ -85,3 +85,25 @@ test('an entered time read once is known while the state is the same change: a s
   await store.enteredAt('model', [{ name: 'b', state: 'Running', version: 1 }]);
   t.is(txns, 4);
 });
+
+test('the entered times kept are bounded: below and at the bound every state is known; one more state starts again (a state already kept is updated in place)', async (t) => {
+  const keys = layout();
+  for (const n of ['a', 'b', 'c']) await client.put(keys.historyKey('model', n, 1)).value(entry('Running', '2026-12-06T12:00:00.000Z'));
+  let txns = 0;
+  const counting = { kv: { txn: (...args: Parameters<Etcd3['kv']['txn']>) => (txns++, client.kv.txn(...args)) } } as unknown as Etcd3;
+  const store = new EtcdHistoryStore(counting, keys, 3000, () => true, 2);
+  const s = (name: string, modRevision = 10) => ({ name, state: 'Running', version: 1, modRevision });
+  await store.enteredAt('model', [s('a')]);
+  await store.enteredAt('model', [s('b')]); // at the bound: 2 kept
+  await store.enteredAt('model', [s('a'), s('b')]);
+  t.is(txns, 2, 'below and at the bound: both known');
+  await store.enteredAt('model', [s('a', 11)]); // a kept state changes: updated in place, nothing dropped
+  await store.enteredAt('model', [s('a', 11), s('b')]);
+  t.is(txns, 3);
+  await store.enteredAt('model', [s('c')]); // past the bound: started again with c
+  t.is(txns, 4);
+  await store.enteredAt('model', [s('c')]);
+  t.is(txns, 4, 'c kept');
+  await store.enteredAt('model', [s('a', 11)]);
+  t.is(txns, 5, 'a was dropped with the rest');
+});
