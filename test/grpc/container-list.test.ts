@@ -266,15 +266,23 @@ test("with etcd frozen (connections open, nothing answered), the caller gets sta
   // A 2.5 s deadline: statemanager answers 250 ms before it (the most margin it keeps), so a
   // test process stalled for a moment under CI's load does not let the caller's timer win (seen
   // once with 1.5 s, whose margin is 150 ms).
+  // The server and the client share this process: a stall of the test process longer than the
+  // margin around the answer deadline lets the client's timer win whatever the server does (seen
+  // twice in CI, with 1.5 s and 2.5 s). So up to three calls; one answered by statemanager in time
+  // shows the behaviour, and a server that never answers in time fails all three.
   const dead = await silentEtcd(t);
   const s = await startTestServer(dead, {}, { requestTimeoutMs: 5000 });
-  const started = Date.now();
-  const err = await new Promise<grpc.ServiceError | null>((resolve) =>
-    s.client().SendChangedContainerList({ node_name: 'n1', containers: [{ ...nginx, id: 'a' }] }, new grpc.Metadata(), { deadline: started + 2500 }, (e) => resolve(e)),
-  );
-  t.is(err?.code, status.DEADLINE_EXCEEDED);
-  t.is(err?.details, 'etcd did not answer in time; send the list again', "statemanager's answer, not the caller's own deadline");
-  t.true(Date.now() - started < 2500);
+  const seen: string[] = [];
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const started = Date.now();
+    const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+      s.client().SendChangedContainerList({ node_name: 'n1', containers: [{ ...nginx, id: 'a' }] }, new grpc.Metadata(), { deadline: started + 2500 }, (e) => resolve(e)),
+    );
+    t.is(err?.code, status.DEADLINE_EXCEEDED);
+    seen.push(err?.details ?? '');
+    if (err?.details === 'etcd did not answer in time; send the list again' && Date.now() - started < 2500) break;
+  }
+  t.is(seen.at(-1), 'etcd did not answer in time; send the list again', `statemanager's answer, not the caller's own deadline: ${JSON.stringify(seen)}`);
 });
 
 test('beyond loopback: the default serves only loopback peers (said at start); allowAnonymous is warned about; clear-text tokens do not start', async (t) => {
