@@ -2,7 +2,7 @@
 // equal to etcd (none of the prefix's keys modified since the cache's revision, as many keys as
 // the cache holds, the cache unmoved meanwhile), at most every VERIFY_EVERY_MS, one check shared.
 import test from 'ava';
-import { FleetStateCaches, VERIFY_EVERY_MS } from '../../src/state-api/fleet-caches.js';
+import { CHECK_COST_FACTOR, FleetStateCaches, MAX_CHECK_GAP_MS, VERIFY_EVERY_MS } from '../../src/state-api/fleet-caches.js';
 import type { PrefixCounts } from '../../src/etcd/prefix-counts.js';
 
 function world() {
@@ -98,6 +98,39 @@ test(`at most one check every VERIFY_EVERY_MS (${VERIFY_EVERY_MS} ms) while the 
   await caches.refresh('model');
   t.deepEqual(w.asked, [10, 10, 20]);
 });
+
+for (const [what, took, gap] of [
+  ['a check of 100 ms', 100, CHECK_COST_FACTOR * 100],
+  ['a check of 10 s (past the cap)', 10_000, MAX_CHECK_GAP_MS],
+] as const) {
+  test(`checks are spaced CHECK_COST_FACTOR (${CHECK_COST_FACTOR}) times the last one's duration, at most MAX_CHECK_GAP_MS: ${what}, the next one below, at and past ${gap} ms; a failed one too`, async (t) => {
+    const { w, caches } = world();
+    w.meanwhile = () => (w.clock += took); // etcd takes `took` to answer
+    const start = w.clock;
+    await caches.refresh('model');
+    t.is(w.asked.length, 1);
+    w.meanwhile = undefined;
+    w.revision = 11; // the cache moved: no verified revision to keep, so only the spacing holds it back
+    w.clock = start + gap - 1;
+    await caches.refresh('model');
+    t.is(w.asked.length, 1, 'below');
+    t.is(caches.revision('model'), 11, "not checked: the cache's own revision");
+    w.clock = start + gap;
+    w.answer = new Error('etcd unavailable');
+    w.meanwhile = () => (w.clock += took);
+    await caches.refresh('model');
+    t.is(w.asked.length, 2, 'at');
+    w.meanwhile = undefined;
+    w.answer = { revision: 70, unchangedSince: true, total: 3 };
+    w.clock = start + 2 * gap - 1; // the failed check started at start + gap
+    await caches.refresh('model');
+    t.is(w.asked.length, 2, 'a failed check is spaced too');
+    w.clock += 1;
+    await caches.refresh('model');
+    t.is(w.asked.length, 3, 'past it');
+    t.is(caches.revision('model'), 70);
+  });
+}
 
 test("the leader's own writes ahead of its watch (assumed) are waited for: the refresh ends when the cache's revision reaches them, not before", async (t) => {
   const { w, caches } = world();
