@@ -14,6 +14,7 @@ import type { StateChangeEvent } from '../generated/statemanager/StateChangeEven
 import type { StateTransitionHistory } from '../generated/statemanager/StateTransitionHistory.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
+import { classifyEtcdError } from '../etcd/errors.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
 import type { StateReader, ResourceStateView, TransitionView } from '../state-api/reader.js';
@@ -127,7 +128,7 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
 
   const fail = (method: string, err: unknown): Refusal => {
     deps.refusals.error(`read-failed-${method}`, 'gRPC read failed', { method, error: errorMessage(err) });
-    return { code: grpc.status.UNAVAILABLE, details: 'the state could not be read; try again' };
+    return { code: grpc.status.UNAVAILABLE, details: readFailureDetails(err) };
   };
 
   const toState = (v: ResourceStateView): ResourceState => ({
@@ -257,4 +258,19 @@ function toHistory(t: TransitionView): StateTransitionHistory {
 export function attributedSource(source: string, identity: string | undefined): string {
   if (identity === undefined || identity === '' || identity === source) return source;
   return source === '' ? `(identity ${identity})` : `${source} (identity ${identity})`;
+}
+
+/** What a caller is told when a read's etcd part failed: why, in etcd's terms, without its internals. */
+export function readFailureDetails(err: unknown): string {
+  if (errorMessage(err) === 'etcd is unreachable') return 'etcd cannot be reached; the state could not be read; try again';
+  switch (classifyEtcdError(err)) {
+    case 'timeout':
+      return 'etcd did not answer in time; the state could not be read; try again';
+    case 'unavailable':
+      return 'etcd cannot be reached; the state could not be read; try again';
+    case 'refused':
+      return "etcd refused statemanager's credentials or permissions; the state could not be read";
+    default:
+      return 'the state could not be read; try again';
+  }
 }

@@ -89,8 +89,8 @@ export class DraftClient {
     return this.call<{ resource_state: DraftResourceState | null; success: boolean; message: string }>(this.raw.GetResourceState, { resource_type, resource_name }, timeoutMs);
   }
 
-  history(req: { resource_type: string; resource_name: string; start_time_ns?: string; end_time_ns?: string; limit?: number }) {
-    return this.call<{ history: DraftHistory[]; success: boolean; message: string }>(this.raw.GetResourceStateHistory, req);
+  history(req: { resource_type: string; resource_name: string; start_time_ns?: string; end_time_ns?: string; limit?: number }, timeoutMs?: number) {
+    return this.call<{ history: DraftHistory[]; success: boolean; message: string }>(this.raw.GetResourceStateHistory, req, timeoutMs);
   }
 
   list(req: { resource_type: string; state?: string; limit?: number; label_selector?: Record<string, string> }) {
