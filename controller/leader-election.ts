@@ -1,5 +1,6 @@
 // One leader among replicas, after client-go's leaderelection: campaign for a lock, run the
 // leader's work while holding it, stop at once when it is lost, and hand it over on shutdown.
+import { errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 
 export interface LeaderLock {
@@ -31,19 +32,39 @@ export interface LeaderElectorOptions {
   onLost: 'follow' | 'exit';
   logger?: Logger;
   onLeaderChange?(leading: boolean): void;
+  /** Waits after a failed attempt; injectable for tests. */
+  sleep?: (ms: number) => Promise<void>;
+  /** In [0, 1): the jitter of the wait after a failed attempt; injectable for tests. */
+  random?: () => number;
+  /** Clock in ms, for the rate of the failure lines; injectable for tests. */
+  now?: () => number;
 }
+
+/** A failed attempt waits retryPeriodMs times 1 to this (client-go's JitterUntil factor), so replicas do not retry in step. */
+export const RETRY_JITTER = 1.2;
+/** While attempts keep failing, one line says so at most this often (with how many failed). */
+export const FAILURE_LOG_EVERY_MS = 60_000;
 
 export class LeaderElector {
   private leading = false;
   private stopped = false;
   private loop: Promise<void> | undefined;
   private readonly log: Logger;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+  private readonly now: () => number;
+  /** Attempts failed in a row, and when the last line about them was logged. */
+  private failedInRow = 0;
+  private failureLoggedAt = 0;
   private exitResolve: ((reason: string) => void) | undefined;
   /** Resolves when the elector gave up for good after a loss with onLost = 'exit'. */
   readonly exited: Promise<string>;
 
   constructor(private readonly o: LeaderElectorOptions) {
     this.log = o.logger ?? silentLogger;
+    this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.random = o.random ?? Math.random;
+    this.now = o.now ?? Date.now;
     this.exited = new Promise((resolve) => (this.exitResolve = resolve));
   }
 
@@ -66,15 +87,22 @@ export class LeaderElector {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      let acquired = false;
+      let acquired: boolean;
       try {
         acquired = await this.o.lock.tryAcquire();
+        this.attemptAnswered();
       } catch (err) {
-        this.log.warn('leader election attempt failed', { identity: this.o.identity, error: (err as Error).message });
+        this.attemptFailed(err);
+        if (this.stopped) return;
+        // Not waitForChange: it ends at once while no one holds the lock, and a failing etcd
+        // (NOSPACE, no quorum) then had the follower try 42 times a second, each attempt a lease,
+        // a watch and a read on etcd, and a line each (found by black-box probing).
+        await this.sleep(this.o.retryPeriodMs * (1 + (RETRY_JITTER - 1) * this.random()));
+        continue;
       }
       if (this.stopped) return;
       if (!acquired) {
-        await this.o.lock.waitForChange(this.o.retryPeriodMs).catch(() => new Promise((r) => setTimeout(r, this.o.retryPeriodMs)));
+        await this.o.lock.waitForChange(this.o.retryPeriodMs).catch(() => this.sleep(this.o.retryPeriodMs));
         continue;
       }
       this.log.info('became leader', { identity: this.o.identity });
@@ -90,6 +118,20 @@ export class LeaderElector {
         return;
       }
     }
+  }
+
+  private attemptFailed(err: unknown): void {
+    this.failedInRow++;
+    const now = this.now();
+    if (this.failedInRow > 1 && now - this.failureLoggedAt < FAILURE_LOG_EVERY_MS) return;
+    this.failureLoggedAt = now;
+    this.log.warn('leader election attempt failed', { identity: this.o.identity, error: errorMessage(err), failedInRow: this.failedInRow });
+  }
+
+  private attemptAnswered(): void {
+    if (this.failedInRow === 0) return;
+    this.log.info('leader election attempts answered again', { identity: this.o.identity, failedInRow: this.failedInRow });
+    this.failedInRow = 0;
   }
 
   private async setLeading(leading: boolean, reason: string): Promise<void> {

@@ -77,7 +77,20 @@ export class StateManagerApp {
     const { config, logger } = deps;
     this.log = logger;
     const keys = (this.keys = new KeyLayout(config.keyPrefix));
-    const etcd = (this.etcd = deps.etcd ?? createEtcdClient(config.etcd));
+    // Members that let a call wait past its deadline and have not answered since (a hung member).
+    const hungMembers = new Set<string>();
+    const etcd = (this.etcd =
+      deps.etcd ??
+      createEtcdClient(config.etcd, {
+        onMemberHung: (member, forMs) => {
+          hungMembers.add(member);
+          logger.warn('etcd member let a call run out of its deadline: calls go to the other members meanwhile', { member, skippedForMs: forMs });
+        },
+        onMemberAnswered: (member) => {
+          hungMembers.delete(member);
+          logger.info('etcd member answers again', { member });
+        },
+      }));
     this.watchClient = createEtcdWatchClient(config.etcd);
     const metrics = (this.metrics = deps.metrics ?? new Metrics());
     const observer = (this.observer = new LoggingObserver(logger, metrics));
@@ -121,10 +134,12 @@ export class StateManagerApp {
     });
     this.enqueue = enqueue;
     metrics.resyncModelsPending(() => passes.dueCount());
+    metrics.etcdMembersHung(() => hungMembers.size);
     this.manager = this.buildManager(config, leaderLock);
     for (const c of Object.values(controllers)) this.manager.add(c);
     this.probe = new EtcdProbe({
       client: etcd, key: keys.own, logger,
+      lookAgainAfterDeadline: config.etcd.endpoints.length > 1,
       alarmGauge: (alarm, members) => metrics.etcdAlarms.labels({ alarm }).set(members),
       // Keys that failed meanwhile wait out their backoff (up to controller.backoffCap): now, not then.
       onAlarmsCleared: () => this.resync('etcd alarm cleared'),

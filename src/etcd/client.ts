@@ -7,6 +7,7 @@ import { Etcd3, GRPCDeadlineExceededError, isRecoverableError, RecoverableError,
 import type { Config } from '../config/config.js';
 import { OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
 import { AuthBackoff } from './auth-backoff.js';
+import { MemberSuspicion } from './member-suspicion.js';
 import { installFastLongStrings } from './long-strings.js';
 import { EtcdWatchClient } from './watch-client.js';
 
@@ -78,8 +79,29 @@ export function isPerCallFailure(err: unknown): boolean {
   return err instanceof GRPCDeadlineExceededError;
 }
 
-export function createEtcdClient(c: EtcdConfig): Etcd3 {
+/** A call to a member that waited at least this long and ran out of its deadline marks the member hung (member-suspicion.ts). */
+export const HUNG_AFTER_MS = 1000;
+/** How long a hung member is first skipped; doubled each time it is found hung again, up to MAX_SKIP_MS. */
+export const FIRST_SKIP_MS = 10_000;
+export const MAX_SKIP_MS = 60_000;
+
+export interface EtcdClientHooks {
+  /** A member let a call wait past its deadline: calls skip it for `forMs` while another member answers. */
+  onMemberHung?: (member: string, forMs: number) => void;
+  /** A member found hung answered a call again. */
+  onMemberAnswered?: (member: string) => void;
+}
+
+export function createEtcdClient(c: EtcdConfig, hooks: EtcdClientHooks = {}): Etcd3 {
   installFastLongStrings();
+  const suspicion = new MemberSuspicion({
+    members: c.endpoints,
+    slowCallMs: HUNG_AFTER_MS,
+    suspectForMs: FIRST_SKIP_MS,
+    maxSuspectForMs: MAX_SKIP_MS,
+    ...(hooks.onMemberHung ? { onSuspect: hooks.onMemberHung } : {}),
+    ...(hooks.onMemberAnswered ? { onCleared: hooks.onMemberAnswered } : {}),
+  });
   const options: IOptions = {
     hosts: c.endpoints,
     dialTimeout: c.requestTimeout,
@@ -88,8 +110,9 @@ export function createEtcdClient(c: EtcdConfig): Etcd3 {
       // is back, and with several members it opened on live ones too (a failure on the dead one
       // resets every channel, and the retries then missed their deadlines): calls failed for
       // seconds with "circuit breaker is open". A dead member refuses connections at once, so
-      // no breaker: the retry goes to the next member.
-      host: (() => PER_CALL_FAILURES_KEEP_CONNECTIONS) as unknown as HostPolicy,
+      // no breaker: the retry goes to the next member. A hung one (connections open, nothing
+      // answered) is skipped for a while once a call waited past its deadline there.
+      host: ((member: string) => suspicion.policy(member, PER_CALL_FAILURES_KEEP_CONNECTIONS)) as unknown as HostPolicy,
       // Each retry picks another member: one attempt per member, then the caller's own backoff.
       global: retry(handleWhen(isRecoverableError), { maxAttempts: Math.max(1, c.endpoints.length) + 1 }),
       // No watchBackoff: nothing in the program watches through etcd3's watch manager any more

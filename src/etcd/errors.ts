@@ -26,7 +26,10 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
   if (
     err instanceof GRPCUnavailableError ||
     err instanceof ClientClosedError ||
-    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|too many requests|client is closed/i.test(message)
+    // etcd's transient refusals while its Raft group changes (a leader moved, a member stopping):
+    // nothing was applied, and the same request succeeds once it settles. "raft proposal dropped"
+    // came as UNKNOWN during a forced leader move (black-box probing) and was an internal error.
+    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|too many requests|client is closed|proposal dropped|server stopped/i.test(message)
   ) {
     return 'unavailable';
   }

@@ -9,6 +9,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Runnable } from '../../controller/manager.js';
 import { errorMessage } from '../../controller/errors.js';
 import { classifyEtcdError } from './errors.js';
+import { isPerCallFailure } from './client.js';
 
 /** The alarms etcd raises (rpc.proto AlarmType), each with what an operator does about it. */
 export const ETCD_ALARMS = {
@@ -47,7 +48,15 @@ export interface EtcdProbeOptions {
   onAlarmsCleared?: () => void;
   /** Default 2000 (1000 while unreachable or alarmed). */
   intervalMs?: number;
+  /**
+   * Look once more when a look ran out of its deadline (several members: the client skips the
+   * member that let it wait, client.ts), so one hung member is not a 503 while the others answer.
+   */
+  lookAgainAfterDeadline?: boolean;
 }
+
+/** How long one look at etcd may take. */
+export const LOOK_DEADLINE_MS = 2000;
 
 export class EtcdProbe implements Runnable {
   readonly name = 'etcd-probe';
@@ -96,13 +105,16 @@ export class EtcdProbe implements Runnable {
   }
 
   private async tick(): Promise<void> {
-    const { client, logger } = this.o;
+    const { logger } = this.o;
     try {
       // Serializable: answered by the member itself. With `hasleader` (REQUIRE_LEADER in
       // client.ts) a member without a leader still refuses it and the range goes on to the next
       // member; a linearizable one sent to a member cut off from its cluster before it noticed
       // waited its whole deadline, and /readyz said 503 while the others served.
-      await client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true, serializable: true }, { deadline: Date.now() + 2000 });
+      await this.look().catch((err: unknown) => {
+        if (this.o.lookAgainAfterDeadline && isPerCallFailure(err) && !this.stopped) return this.look();
+        throw err;
+      });
       if (!this.reachableNow) logger.info('etcd reachable');
       this.reachableNow = true;
       this.refusedNow = false;
@@ -122,6 +134,10 @@ export class EtcdProbe implements Runnable {
     const fast = !this.reachableNow || this.raised.size > 0;
     this.timer = setTimeout(() => void this.tick(), fast ? Math.min(1000, this.intervalMs) : this.intervalMs);
     this.timer.unref();
+  }
+
+  private async look(): Promise<void> {
+    await this.o.client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true, serializable: true }, { deadline: Date.now() + LOOK_DEADLINE_MS });
   }
 
   private async readAlarms(): Promise<void> {

@@ -337,6 +337,15 @@ export class Metrics implements FleetGaugeSink {
     this.sampledGauge('statemanager_api_etcd_watches', 'etcd watches held for SubscribeToStateChanges: the shared one and the replays from before the resume buffer', count);
   }
 
+  /** statemanager_etcd_members_hung, read from `count` at each scrape. Once per registry. */
+  etcdMembersHung(count: () => number): void {
+    this.sampledGauge(
+      'statemanager_etcd_members_hung',
+      "etcd members that let a call wait past its deadline and have not answered one since: etcd's unary calls go to the other members while any answers",
+      count,
+    );
+  }
+
   /** statemanager_scenario_states_without_definition, read from `count` at each scrape. Once per registry. */
   scenarioStatesWithoutDefinition(count: () => number): void {
     this.sampledGauge(

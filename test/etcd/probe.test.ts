@@ -2,7 +2,11 @@
 // maintenance API, as etcdctl does) logged once each way, shown, and their clearing announced.
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import { alarmsInStatus, EtcdProbe, type EtcdAlarm } from '../../src/etcd/probe.js';
+import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
+import { alarmsInStatus, EtcdProbe, LOOK_DEADLINE_MS, type EtcdAlarm } from '../../src/etcd/probe.js';
+import { createEtcdClient } from '../../src/etcd/client.js';
+import { parseConfig } from '../../src/config/config.js';
+import { silentEndpoint } from '../helpers/silent-etcd.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { captureLogger } from '../grpc/_support.js';
@@ -80,6 +84,31 @@ test('an etcd that goes away: unreachable once, the alarms as last read, reachab
   t.is(logger.lines.filter((l) => l.message === 'etcd unreachable').length, 1);
   t.is(logger.lines.filter((l) => l.message === 'etcd alarm raised').length, 1);
 });
+
+for (const lookAgain of [true, false]) {
+  test.serial(`one hung member of two (connections open, nothing answered), tried first: ${lookAgain ? 'the look that ran out of its deadline is made again, on the other member: never unreachable' : 'without looking again, unreachable until the next look'}`, async (t) => {
+    // Found by black-box probing: one member of three SIGSTOPped made /readyz flap for the whole hang.
+    const etcd = await startEtcd();
+    t.teardown(() => etcd.stop());
+    const hung = await silentEndpoint(t);
+    const client = createEtcdClient(parseConfig({ etcd: { endpoints: [etcd.endpoint, hung] } }).etcd);
+    ConnectionPool.deterministicOrder = true; // the last member first: the hung one
+    t.teardown(() => {
+      ConnectionPool.deterministicOrder = false;
+      client.close();
+    });
+    const probe = new EtcdProbe({ client, key: '/probe', logger: captureLogger(), intervalMs: 300, lookAgainAfterDeadline: lookAgain });
+    const seen = new Set<string>();
+    const watching = setInterval(() => seen.add(probe.reachable() ? 'reachable' : probe.knownUnreachable() ? 'unreachable' : 'not looked yet'), 10);
+    t.teardown(() => clearInterval(watching));
+    probe.start();
+    t.teardown(() => probe.stop());
+    await eventually(() => assert.ok(probe.reachable()), { timeoutMs: 3 * LOOK_DEADLINE_MS });
+    clearInterval(watching);
+    // Before it was reachable (sampled every 10 ms: the look takes LOOK_DEADLINE_MS).
+    t.deepEqual([...seen].filter((s) => s !== 'reachable').sort(), lookAgain ? ['not looked yet'] : ['not looked yet', 'unreachable']);
+  });
+}
 
 test('alarmsInStatus: one entry per member and alarm in a StatusResponse\'s errors; other errors are not alarms', (t) => {
   t.deepEqual(alarmsInStatus([]), []);

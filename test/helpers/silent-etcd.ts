@@ -6,6 +6,13 @@ import { Etcd3 } from 'etcd3';
 
 /** An etcd3 client of such an endpoint; the endpoint and client are closed with the test. */
 export async function silentEtcd(t: ExecutionContext): Promise<Etcd3> {
+  const dead = new Etcd3({ hosts: await silentEndpoint(t) });
+  t.teardown(() => dead.close());
+  return dead;
+}
+
+/** Such an endpoint (`http://127.0.0.1:PORT`), closed with the test. */
+export async function silentEndpoint(t: ExecutionContext): Promise<string> {
   const sockets: Socket[] = [];
   const hole = createServer((sock) => {
     sockets.push(sock);
@@ -14,11 +21,9 @@ export async function silentEtcd(t: ExecutionContext): Promise<Etcd3> {
   await new Promise<void>((r) => hole.listen(0, '127.0.0.1', () => r()));
   const addr = hole.address();
   const port = typeof addr === 'object' && addr ? addr.port : 0;
-  const dead = new Etcd3({ hosts: `http://127.0.0.1:${port}` });
   t.teardown(() => {
-    dead.close();
     for (const s of sockets) s.destroy();
     hole.close();
   });
-  return dead;
+  return `http://127.0.0.1:${port}`;
 }

@@ -1,0 +1,84 @@
+// The elector's loop after failed attempts (a lock whose etcd refuses: NOSPACE, no quorum): it
+// waits its retry period with jitter instead of the lock's change (which ends at once while no one
+// holds the lock), and says so in one line, then at most one a minute while it lasts.
+import test from 'ava';
+import { FAILURE_LOG_EVERY_MS, LeaderElector, RETRY_JITTER, type LeaderLock } from '../../controller/leader-election.js';
+import { captureLogger } from '../grpc/_support.js';
+
+const RETRY_MS = 3000;
+
+function world(failures: number) {
+  const w = { clock: 0, attempts: 0, waitsForChange: 0, sleeps: [] as number[], random: 0.5, led: false, failures };
+  const lock: LeaderLock = {
+    tryAcquire: async () => {
+      w.attempts++;
+      if (w.attempts <= w.failures) throw new Error('etcdserver: mvcc: database space exceeded');
+      return true;
+    },
+    // As the etcd lock does while no one holds the key: at once.
+    waitForChange: async () => void w.waitsForChange++,
+    lost: () => new Promise<string>(() => undefined),
+    release: async () => undefined,
+    holder: async () => undefined,
+  };
+  const logger = captureLogger();
+  const elector = new LeaderElector({
+    identity: 'me',
+    lock,
+    callbacks: { onStartedLeading: () => void (w.led = true), onStoppedLeading: () => undefined },
+    retryPeriodMs: RETRY_MS,
+    onLost: 'follow',
+    logger,
+    now: () => w.clock,
+    random: () => w.random,
+    sleep: async (ms) => {
+      w.sleeps.push(ms);
+      w.clock += ms;
+      await new Promise((r) => setImmediate(r));
+    },
+  });
+  return { w, elector, logger };
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 10_000 && !cond(); i++) await new Promise((r) => setImmediate(r));
+}
+
+test('a failed attempt waits the retry period times 1 to RETRY_JITTER, not for the lock to change; the next attempt that answers leads', async (t) => {
+  const { w, elector } = world(3);
+  w.random = 0.999;
+  elector.start();
+  await until(() => w.led);
+  t.true(w.led);
+  t.is(w.attempts, 4);
+  t.is(w.waitsForChange, 0, 'a lock without holder would have ended the wait at once');
+  t.is(w.sleeps.length, 3);
+  for (const ms of w.sleeps) t.true(ms >= RETRY_MS && ms < RETRY_MS * RETRY_JITTER, `${ms} ms`);
+  const low = world(1);
+  low.w.random = 0;
+  low.elector.start();
+  await until(() => low.w.led);
+  t.deepEqual(low.w.sleeps, [RETRY_MS], 'no jitter drawn: exactly the retry period');
+  await elector.stop();
+  await low.elector.stop();
+});
+
+test(`attempts failing in a row: one line, then none until FAILURE_LOG_EVERY_MS (${FAILURE_LOG_EVERY_MS} ms) after it (below, at), and one when attempts answer again`, async (t) => {
+  // 20 failures 3 s apart (random 0: exactly the retry period): lines at 0 and at 60 s (the 21st
+  // attempt answers at 60 s, so the 20th, at 57 s, is below it), then the recovery line.
+  const { w, elector, logger } = world(21);
+  w.random = 0;
+  elector.start();
+  await until(() => w.led);
+  const failed = logger.lines.filter((l) => l.message === 'leader election attempt failed');
+  t.deepEqual(
+    failed.map((l) => l.meta.failedInRow),
+    [1, 21],
+    'the first failure, then the one at 60 s (the 20th, at 57 s, is below the interval)',
+  );
+  t.is(failed[0]!.meta.error, 'etcdserver: mvcc: database space exceeded');
+  const back = logger.lines.filter((l) => l.message === 'leader election attempts answered again');
+  t.deepEqual(back.map((l) => l.meta.failedInRow), [21]);
+  t.is(w.attempts, 22);
+  await elector.stop();
+});

@@ -1,0 +1,30 @@
+// How etcd's failures are told apart: what a caller is told, and whether a write retries fast
+// (unavailable: nothing was applied, the same request succeeds once etcd settles) or backs off.
+import test from 'ava';
+import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import { classifyEtcdError } from '../../src/etcd/errors.js';
+
+for (const [message, kind] of [
+  ['etcdserver: raft proposal dropped', 'unavailable'],
+  ['2 UNKNOWN: raft proposal dropped', 'unavailable'],
+  ['etcdserver: server stopped', 'unavailable'],
+  ['etcdserver: leader changed', 'unavailable'],
+  ['etcdserver: no leader', 'unavailable'],
+  ['etcdserver: request timed out, possibly due to previous leader failure', 'unavailable'],
+  ['etcdserver: too many requests', 'unavailable'],
+  ['etcdserver: mvcc: database space exceeded', 'no-space'],
+  ['etcdserver: too many operations in txn request', 'too-large'],
+  ['etcdserver: request is too large', 'too-large'],
+  ['etcdserver: authentication failed, invalid user ID or password', 'refused'],
+  ['etcdserver: permission denied', 'refused'],
+  ['etcdserver: duplicate key given in txn request', 'internal'],
+] as const) {
+  test(`${JSON.stringify(message)} is ${kind}`, (t) => {
+    t.is(classifyEtcdError(new Error(message)), kind);
+  });
+}
+
+test("etcd3's typed errors: a deadline is a timeout, an unavailable member unavailable", (t) => {
+  t.is(classifyEtcdError(new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded')), 'timeout');
+  t.is(classifyEtcdError(new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped')), 'unavailable');
+});
