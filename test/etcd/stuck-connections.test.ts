@@ -237,6 +237,30 @@ test('the ActionController client: a call that ran out of the whole timeout move
   t.not(await within(5000, () => call()), undefined);
 });
 
+test('the ActionController client: a peer that accepts and never answers, for long: each replaced connection closes its socket, so the sockets held stay bounded', async (t) => {
+  // Found by black-box probing: an ActionController that accepted connections and answered
+  // nothing kept one more socket open every 5 s (each call's timeout replaced the connection).
+  const ac = await startActionController();
+  t.teardown(() => ac.stop());
+  const proxy = await startStallProxy({ host: '127.0.0.1', port: Number(ac.addr.split(':')[1]) });
+  t.teardown(() => proxy.stop());
+  proxy.stall();
+  let timeouts = 0;
+  const client = new GrpcActionControllerClient({ addr: `127.0.0.1:${proxy.port}`, timeoutMs: 150, onConnectTimeout: () => timeouts++ });
+  t.teardown(() => client.close());
+  let calls = 0;
+  const most = { held: 0 };
+  const until = Date.now() + 3000;
+  while (Date.now() < until) {
+    await client.reconcile({ scenarioName: 's', current: 5, desired: 3 }).catch(() => undefined);
+    calls++;
+    most.held = Math.max(most.held, proxy.silentConnections);
+  }
+  t.true(calls >= 10, `${calls} calls`);
+  t.true(proxy.silentConnections <= 3, `${proxy.silentConnections} silent connections held after ${calls} calls (${timeouts} connection timeouts)`);
+  t.true(most.held <= 4, `at most ${most.held} held at once`);
+});
+
 test('a Reconcile the ActionController refuses fails naming the gRPC status, as an offloading call does', async (t) => {
   const ac = await startActionController();
   t.teardown(() => ac.stop());
