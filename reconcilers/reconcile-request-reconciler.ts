@@ -8,6 +8,10 @@ import type { Fleet } from './fleet.js';
 import { type DomainObserver, POD_STATUS, type ActionControllerClient, type Clock, type ReconcileRequestRecord, type StateStore, type StoredRevision } from './ports.js';
 import { parseState, type PackageState } from '../domain/states.js';
 
+
+/** Characters of the ActionController's `desc` logged with a delivery. */
+const DESC_LOGGED = 200;
+
 export interface RepeatPolicy {
   /** Delay before the first repeat after a delivery; 0 disables repeats. */
   initialMs: number;
@@ -139,8 +143,9 @@ export class ReconcileRequestReconciler implements Reconciler {
     if (!confirmed || storedState === undefined || !triggerStates.has(storedState)) return REQUEUE;
 
     const scenarioName = fleet.scenarioFor(pkg);
+    let answer: { status: number; desc: string };
     try {
-      await this.d.actionController.reconcile({
+      answer = await this.d.actionController.reconcile({
         scenarioName,
         current: POD_STATUS.FAILED,
         desired: POD_STATUS.RUNNING,
@@ -151,7 +156,8 @@ export class ReconcileRequestReconciler implements Reconciler {
       this.failedDelivery.add(pkg);
       return { requeue: true };
     }
-    observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}`);
+    // The answer's status is logged, not interpreted: the contract gives it no meaning.
+    observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}, ActionController status ${answer.status}${answer.desc ? ` ${JSON.stringify(answer.desc.slice(0, DESC_LOGGED))}` : ''}`);
     this.failedDelivery.delete(pkg);
     if (this.failedDelivery.size > 0) {
       const waiting = [...this.failedDelivery];

@@ -14,7 +14,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import type { Authorizer } from '../auth/policy.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
-import { ActionControllerCallError, type OffloadModelClient } from '../action-controller/client.js';
+import { ActionControllerCallError, OffloadsInFlightError, type OffloadModelClient } from '../action-controller/client.js';
 import type { OffloadingRecords } from '../etcd/offloading-store.js';
 import { cutToBytes, RECORD_MESSAGE_BYTES, type ForwardedOutcome, type OffloadingRecord } from '../offloading/record.js';
 import type { SingleFlight } from '../offloading/single-flight.js';
@@ -24,7 +24,7 @@ import { UNLIMITED, type WriteBudget } from './write-budget.js';
 import { errorMessage } from '../../controller/errors.js';
 
 /** Every outcome a request can have, the label of statemanager_offloading_requests_total. */
-export const OFFLOADING_OUTCOMES = ['accepted', 'rejected', 'unavailable', 'timeout', 'invalid', 'not_found', 'denied', 'not_ready', 'over_budget'] as const;
+export const OFFLOADING_OUTCOMES = ['accepted', 'rejected', 'unavailable', 'timeout', 'lost', 'invalid', 'not_found', 'denied', 'not_ready', 'over_budget'] as const;
 export type OffloadingOutcome = (typeof OFFLOADING_OUTCOMES)[number];
 
 /** The package definitions as this replica's caches hold them (the Fleet). */
@@ -124,7 +124,7 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
 
   const answerBy = answerDeadline(receivedAt, call.callerDeadline);
   const key = JSON.stringify([req.scenario, req.package, req.model, req.source, req.target, req.policy, req.reason]);
-  const flight = deps.flights.do(key, () => forward(deps, req, caller, receivedAt, answerBy, key));
+  const flight = deps.flights.do(key, (callers) => forward(deps, req, caller, receivedAt, answerBy, callers), answerBy);
   if (flight.shared) budget.refund(bytes); // the first caller's call records it
   const result = await withinDeadline(flight.promise, answerBy, now);
   // The answer waits for the record while the caller's deadline allows, so an answer usually
@@ -142,7 +142,7 @@ export async function handleOffloading(deps: OffloadingDeps, call: OffloadingCal
 }
 
 /** One ActionController call, and its record (the answer does not wait for etcd beyond the caller's deadline). */
-async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller, receivedAt: number, answerBy: number, key: string): Promise<Forwarded> {
+async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller, receivedAt: number, answerBy: number, callers: () => number): Promise<Forwarded> {
   const now = deps.now ?? Date.now;
   const started = now();
   let result: Omit<Forwarded, 'durationMs'>;
@@ -185,7 +185,7 @@ async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller
     policy: req.policy,
     reason: req.reason,
     identity: caller.identity,
-    callers: deps.flights.callers(key),
+    callers: callers(),
     outcome: forwarded.outcome,
     message: cutToBytes(forwarded.message, RECORD_MESSAGE_BYTES),
     transitionId: forwarded.transitionId,
@@ -200,6 +200,9 @@ async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller
 function failure(deps: OffloadingDeps, err: unknown, req: OffloadRequest, at: number): Omit<Forwarded, 'durationMs'> {
   const addr = deps.actionController.addr;
   const transitionId = mintId(req, at);
+  if (err instanceof OffloadsInFlightError) {
+    return { outcome: 'unavailable', message: `statemanager has ${err.inFlight} OffloadModel calls in flight to the ActionController at ${addr} already, the most it keeps; nothing was sent; retry later`, transitionId };
+  }
   if (!(err instanceof ActionControllerCallError)) {
     deps.refusals.error('offload-call-failed', 'OffloadModel call failed', { model: req.model, error: errorMessage(err) });
     return { outcome: 'unavailable', message: `the ActionController at ${addr} could not be called: ${errorMessage(err)}`, transitionId };
@@ -210,10 +213,25 @@ function failure(deps: OffloadingDeps, err: unknown, req: OffloadRequest, at: nu
   if (err.code === grpc.status.UNIMPLEMENTED) {
     return { outcome: 'unavailable', message: `the ActionController at ${addr} does not implement OffloadModel; the model was not moved`, transitionId };
   }
-  if (err.code === grpc.status.UNAVAILABLE) {
+  if (err.code === grpc.status.UNAVAILABLE && notSent(err.details)) {
     return { outcome: 'unavailable', message: `the ActionController at ${addr} cannot be reached (${err.details}); the model was not moved`, transitionId };
   }
+  if (err.code === grpc.status.UNAVAILABLE) {
+    // Sent, and then the connection went (or the ActionController said UNAVAILABLE itself): it
+    // may have moved the model. Found by black-box probing: a connection dropped after the call
+    // arrived was answered "the model was not moved", and a policy manager may ask again.
+    return { outcome: 'lost', message: `the connection to the ActionController at ${addr} was lost during the call (${err.details}); the outcome is unknown`, transitionId };
+  }
   return { outcome: 'unavailable', message: `the ActionController at ${addr} failed the call: ${grpc.status[err.code] ?? err.code}: ${err.details}`, transitionId };
+}
+
+/**
+ * grpc-js's UNAVAILABLE details for a call that never left this process: no connection could be
+ * made, the name did not resolve, or the channel closed first. Any other UNAVAILABLE came after
+ * the call was sent ("Connection dropped", a reset stream) or from the ActionController itself.
+ */
+export function notSent(details: string): boolean {
+  return /^(No connection established|Name resolution failed|Channel closed before call started)/.test(details);
 }
 
 /** Below this much time left, the ActionController is not called at all. */

@@ -4,8 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { isRecord } from '../../domain/plain-yaml.js';
 
-/** What became of a request that passed the checks and was sent on (or tried to be). */
-export type ForwardedOutcome = 'accepted' | 'rejected' | 'unavailable' | 'timeout';
+/**
+ * What became of a request that passed the checks and was sent on (or tried to be): `timeout` and
+ * `lost` (the connection went during the call) leave the outcome unknown.
+ */
+export type ForwardedOutcome = 'accepted' | 'rejected' | 'unavailable' | 'timeout' | 'lost';
 
 export interface OffloadingRecord {
   /** ISO-8601 time the request was received. */
@@ -31,7 +34,7 @@ export interface OffloadingRecord {
 /** The ActionController's message is stored up to this many bytes. */
 export const RECORD_MESSAGE_BYTES = 1024;
 
-const OUTCOMES: readonly string[] = ['accepted', 'rejected', 'unavailable', 'timeout'];
+const OUTCOMES: readonly string[] = ['accepted', 'rejected', 'unavailable', 'timeout', 'lost'];
 
 /**
  * A record id: the time in milliseconds, zero-padded so ids sort by time, and a random suffix so

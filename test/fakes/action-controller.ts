@@ -4,10 +4,12 @@ import type { ActionControllerClient, ReconcileCall } from '../../reconcilers/po
 export class FakeActionController implements ActionControllerClient {
   readonly calls: ReconcileCall[] = [];
   failing = false;
+  /** What each call is answered. */
+  answer = { status: 0, desc: 'ok' };
 
   async reconcile(call: ReconcileCall): Promise<{ status: number; desc: string }> {
     if (this.failing) throw new Error('ActionController unavailable');
     this.calls.push(call);
-    return { status: 0, desc: 'ok' };
+    return this.answer;
   }
 }

@@ -6,7 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import { KeyLayout } from '../../domain/keys.js';
 import { GrpcActionControllerClient } from '../../src/action-controller/client.js';
 import { EtcdOffloadingStore } from '../../src/etcd/offloading-store.js';
-import type { OffloadingOutcome, PackageModels } from '../../src/grpc/offloading.js';
+import { notSent, type OffloadingOutcome, type PackageModels } from '../../src/grpc/offloading.js';
 import { parseGrpcServerConfig, type GrpcServerConfigInput } from '../../src/grpc/config.js';
 import { authRuleSchema } from '../../src/auth/config.js';
 import { Authorizer } from '../../src/auth/policy.js';
@@ -15,6 +15,7 @@ import { startApp } from '../helpers/app.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
+import { startStallProxy } from '../helpers/stall-proxy.js';
 import { PolicyManagerClient, pullpiriSuccess, startPullpiriActionController, type OffloadingRequest, type PullpiriActionController } from '../helpers/pullpiri-2026.js';
 import { bearer, startTestServer, stopAll, uniquePrefix, type TestServer } from './_support.js';
 
@@ -377,6 +378,57 @@ test.serial('single flight: a first caller with a short deadline gets its own ti
   t.true((await long).accepted, 'the joiner got the ActionController\'s answer');
   t.is(ac.offloads.length - before, 1);
   await eventually(async () => assert.strictEqual((await s.store.list('nav')).at(-1)?.outcome, 'accepted'));
+});
+
+test.serial('single flight: a request that comes once every caller of a hung call has stopped waiting is sent again, not joined to it', async (t) => {
+  // Found by black-box probing: a call hung at the ActionController for the whole 60 s
+  // offloading timeout, and identical retries with 2 s deadlines, sent after the ActionController
+  // had recovered, joined it and were never sent.
+  const s = await setup();
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 4000 });
+  const before = ac.offloads.length;
+  const c = s.client();
+  const first = await c.trigger(NAV, 500);
+  t.regex(first.message, /did not answer within the caller's deadline; the outcome is unknown$/);
+  ac.behaviour = pullpiriSuccess; // the ActionController recovered; the first call still hangs there
+  const retry = await c.trigger(NAV, 2000);
+  t.true(retry.accepted, retry.message);
+  t.is(ac.offloads.length - before, 2, 'sent again');
+  // While a caller still waits, an identical request joins (below its deadline).
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 600 });
+  const waiting = c.trigger(NAV, 3000);
+  await new Promise((r) => setTimeout(r, 100));
+  const joined = await c.trigger(NAV, 3000);
+  t.true(joined.accepted);
+  t.true((await waiting).accepted);
+  t.is(ac.offloads.length - before, 3, 'joined, not sent');
+});
+
+test.serial('a connection lost after the call reached the ActionController: the outcome is unknown (lost), not "not moved"; one never made: not moved', async (t) => {
+  // Found by black-box probing: "cannot be reached (Connection dropped); the model was not moved",
+  // recorded as unavailable, though the ActionController had the request.
+  const proxy = await startStallProxy({ host: '127.0.0.1', port: ac.port });
+  t.teardown(() => proxy.stop());
+  const s = await setup({ acAddr: `127.0.0.1:${proxy.port}` });
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 1000 });
+  const before = ac.offloads.length;
+  const answer = s.client().trigger(NAV, 5000);
+  await eventually(async () => assert.strictEqual(ac.offloads.length - before, 1));
+  proxy.cutAll();
+  const res = await answer;
+  t.false(res.accepted);
+  t.regex(res.message, /^the connection to the ActionController at 127\.0\.0\.1:\d+ was lost during the call \(.+\); the outcome is unknown$/);
+  t.is(s.outcomes.at(-1), 'lost');
+  await eventually(async () => assert.strictEqual((await s.store.list('nav')).at(-1)?.outcome, 'lost'));
+  await proxy.stop();
+  const refused = await s.client().trigger({ ...NAV, target_node: 'edge-3' }, 5000);
+  t.regex(refused.message, /cannot be reached \(No connection established.*\); the model was not moved$/);
+  t.is(s.outcomes.at(-1), 'unavailable');
+});
+
+test('notSent: only the UNAVAILABLE of a call that never left this process', (t) => {
+  for (const d of ['No connection established. Last error: connect ECONNREFUSED 127.0.0.1:47301', 'Name resolution failed for target dns:ac:47301', 'Channel closed before call started']) t.true(notSent(d), d);
+  for (const d of ['Connection dropped', 'Received RST_STREAM with code 2 (Call ended without gRPC status)', 'the ActionController is restarting']) t.false(notSent(d), d);
 });
 
 test.serial('authorization: a node identity may not move models; the policy manager may; a models pattern limits which', async (t) => {

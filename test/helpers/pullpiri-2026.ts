@@ -96,10 +96,10 @@ export function pullpiriSuccess(req: OffloadModelRequest): OffloadBehaviour {
  * An ActionController on 127.0.0.1 from Pullpiri's actioncontroller.proto. `withoutOffload`
  * serves the service without OffloadModel (an ActionController from before 2026).
  */
-export async function startPullpiriActionController(o: { port?: number; withoutOffload?: boolean } = {}): Promise<PullpiriActionController> {
+export async function startPullpiriActionController(o: { port?: number; withoutOffload?: boolean; serverOptions?: grpc.ServerOptions } = {}): Promise<PullpiriActionController> {
   const def = protoLoader.loadSync(fixture('pullpiri-2026-actioncontroller.proto'), OPTIONS);
   const pkg = grpc.loadPackageDefinition(def) as unknown as { actioncontroller: { ActionControllerConnection: { service: grpc.ServiceDefinition } } };
-  const server = new grpc.Server();
+  const server = new grpc.Server(o.serverOptions);
   const ac: PullpiriActionController = {
     addr: '',
     port: 0,

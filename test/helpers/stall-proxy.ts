@@ -11,6 +11,8 @@ export interface StallProxy {
   readonly silentConnections: number;
   stall(): void;
   resume(): void;
+  /** Closes every connection it holds, both sides (a connection lost mid-call); new ones are forwarded. */
+  cutAll(): void;
   stop(): Promise<void>;
 }
 
@@ -59,6 +61,9 @@ export async function startStallProxy(target: { host: string; port: number }): P
     },
     resume() {
       stalled = false;
+    },
+    cutAll() {
+      for (const s of all) s.destroy();
     },
     async stop() {
       for (const s of all) s.destroy();

@@ -127,6 +127,18 @@ test('request: delivered with the targeting scenario\'s name (or the package\'s)
   t.is(w.ac.calls.length, 1, 'no repeat when repeats are off');
 });
 
+test("request: a delivery's line names the ActionController's answer (its status and desc, logged, not interpreted)", async (t) => {
+  const lines: [string, string, string | undefined][] = [];
+  const w = await fakeWorld({ clock: { now: () => NOW }, observer: { ...silentObserver, reconcileRequest: (kind, pkg, detail) => void lines.push([kind, pkg, detail]) } });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'dead');
+  w.ac.answer = { status: 7, desc: 'queued "behind" another repair' };
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  await w.request.reconcile('p');
+  t.deepEqual(lines.filter(([kind]) => kind === 'delivered'), [['delivered', 'p', 'scenario p, delivery 1, ActionController status 7 "queued \\"behind\\" another repair"']]);
+});
+
 test("request: no call while the package's own decision is pending (its stored state may be the last leader's); the decision that takes it out of Error removes the request", async (t) => {
   const w = await world();
   w.packageDef('p', ['m']);
