@@ -7,8 +7,8 @@
 // SIGSTOPped for 60 s made 10–25 % of SendStateChange calls fail, /readyz flap and elections
 // time out, while the other two answered at once.
 //
-// A suspect member is skipped while another member is not suspect (so one etcd, or every member
-// suspect, is still called). A call it answers, even with an error of etcd's, clears it. The time
+// A suspect member is skipped while another member is not suspect (so every member suspect is
+// still called; with one etcd nothing is tracked). A call it answers, even with an error of etcd's, clears it. The time
 // it is skipped doubles each time it is found hung again, up to a cap, and starts again from the
 // first once it answers.
 import { GRPCDeadlineExceededError } from 'etcd3';
@@ -37,6 +37,8 @@ export class MemberSkippedError extends Error {
 }
 
 interface Suspicion {
+  /** When it was found hung (calls in flight before then are the same hang, not a new one). */
+  since: number;
   until: number;
   /** How many times in a row it was found hung (the skip doubles with each). */
   strikes: number;
@@ -74,11 +76,17 @@ export class MemberSuspicion {
       if (!isConnectionFailure(err)) this.answered(member);
       return;
     }
-    if (waitedMs < this.o.slowCallMs) return;
+    // One etcd: there is nowhere else to send calls, and nothing to tell.
+    if (waitedMs < this.o.slowCallMs || this.o.members.length < 2) return;
+    const now = this.now();
     const before = this.suspects.get(member);
+    // The calls that were in flight when the member was found hung run out one after another:
+    // each is the same hang, not a new one (counted as new, the first hang skipped it for 60 s at
+    // once, and a line each: found by black-box probing).
+    if (before !== undefined && now < before.until && now - waitedMs < before.since) return;
     const strikes = (before?.strikes ?? 0) + 1;
     const forMs = Math.min(this.o.maxSuspectForMs, this.o.suspectForMs * 2 ** (strikes - 1));
-    this.suspects.set(member, { until: this.now() + forMs, strikes });
+    this.suspects.set(member, { since: now, until: now + forMs, strikes });
     this.o.onSuspect?.(member, forMs);
   }
 

@@ -41,7 +41,11 @@ test('a deadline failure after waiting below slowCallMs says nothing; at it the 
 
 test('found hung again, the skip doubles up to maxSuspectForMs (below, at and past the cap); an answer starts it again from the first', (t) => {
   const { w, s } = world();
-  for (let i = 0; i < 5; i++) s.failed('a', deadline(), SLOW);
+  // Each call sent when the one before it had found the member hung (every member hung, say).
+  for (let i = 0; i < 5; i++) {
+    w.clock += SLOW;
+    s.failed('a', deadline(), SLOW);
+  }
   t.deepEqual(w.hung.map(([, ms]) => ms), [FIRST, 2 * FIRST, 4 * FIRST, MAX, MAX]);
   s.answered('a');
   t.deepEqual(w.cleared, ['a']);
@@ -50,10 +54,26 @@ test('found hung again, the skip doubles up to maxSuspectForMs (below, at and pa
   t.is(w.hung.at(-1)![1], FIRST);
 });
 
-test('a member is skipped only while another is not: one etcd, or every member hung, is still called', (t) => {
+test('the calls in flight when a member was found hung are the same hang: no new strike, no new line; a call sent after it is', (t) => {
+  const { w, s } = world();
+  w.clock = 5000;
+  s.failed('a', deadline(), SLOW); // sent at 4000, found hung at 5000
+  w.clock = 5500;
+  s.failed('a', deadline(), SLOW + 400); // sent at 4100: in flight before
+  s.failed('a', deadline(), 5500 - 4999); // sent at 4999, still before
+  t.deepEqual(w.hung, [['a', FIRST]], 'one line, the first skip');
+  s.failed('a', deadline(), 5500 - 5000); // sent at 5000 exactly (every member hung, say): below SLOW, nothing
+  w.clock = 6200;
+  s.failed('a', deadline(), SLOW); // sent at 5200, after it was found: hung again
+  t.deepEqual(w.hung, [['a', FIRST], ['a', 2 * FIRST]]);
+});
+
+test('one etcd: nothing to skip to, nothing tracked or told; every member hung is still called', (t) => {
   const alone = world(['only']);
   alone.s.failed('only', deadline(), SLOW);
   t.false(alone.s.skips('only'), 'the only member');
+  t.deepEqual(alone.s.suspected(), []);
+  t.deepEqual(alone.w.hung, []);
   const { s } = world(['a', 'b']);
   s.failed('a', deadline(), SLOW);
   t.true(s.skips('a'));
