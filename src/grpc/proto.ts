@@ -84,9 +84,23 @@ function preEncodedResponses(m: MethodCodec): void {
   m.responseSerialize = (value: unknown) => (Buffer.isBuffer(value) ? value : encode(value));
 }
 
-/** Encodes `method`'s response once, for writing as is (see PreEncoded). */
+/**
+ * Encodes `method`'s response once, for writing as is (see PreEncoded), in memory of its own: the
+ * bytes are kept (a subscription's event lives with its change in the resume buffer), and
+ * protobufjs encodes into Node's shared pool, so a 110-byte event kept a whole 64 KiB slab alive
+ * (found by black-box probing: 185 MB of slabs held by the 10,000 buffered events of a leader
+ * after 30 minutes of ordinary traffic; up to 655 MB when other allocations come between events).
+ */
 export function preEncoder<T>(method: { responseSerialize: (value: T) => Buffer }): (value: T) => PreEncoded {
-  return (value) => method.responseSerialize(value) as PreEncoded;
+  return (value) => ownMemory(method.responseSerialize(value)) as PreEncoded;
+}
+
+/** `bytes`, or a copy of them in an ArrayBuffer of their own when they are a slice of a larger one. */
+export function ownMemory(bytes: Buffer): Buffer {
+  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength) return bytes;
+  const own = Buffer.allocUnsafeSlow(bytes.byteLength);
+  bytes.copy(own);
+  return own;
 }
 
 const cache = new Map<string, ProtoGrpcType>();
