@@ -196,7 +196,17 @@ test.serial('a client that stops reading is cut with RESOURCE_EXHAUSTED naming t
 
   const rest = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(from) });
   const expected = [...slow.revisions().filter((r) => r <= first), ...revs];
-  await eventually(async () => assert.strictEqual(slow.events.length + rest.events.length, expected.length), { timeoutMs: 60_000 });
+  try {
+    await eventually(async () => assert.strictEqual(slow.events.length + rest.events.length, expected.length), { timeoutMs: 60_000 });
+  } catch (e) {
+    // Seen 3 times (once in CI, twice under CPU stress, in about 40 runs): the resume got every
+    // replay chunk but not the last changes before the feed's buffer, and stayed subscribed.
+    // What it got says where it stopped.
+    const got = new Set(rest.revisions());
+    const missing = expected.filter((r) => r > from && !got.has(r));
+    t.log(`rest: ${rest.events.length} events, error ${rest.error?.code} ${rest.error?.details}; first ${rest.revisions()[0]} last ${rest.revisions().at(-1)}; missing ${missing.length}: ${missing.slice(0, 10).join(',')} … ${missing.slice(-5).join(',')}; from ${from}; revs first ${revs[0]} last ${revs.at(-1)}; feed subs ${feed.subscribers}`);
+    throw e;
+  }
   t.deepEqual([...slow.revisions(), ...rest.revisions()], expected, 'whole, in order, no duplicate at the cut');
   rest.cancel();
   c.close();
