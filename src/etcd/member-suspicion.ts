@@ -12,6 +12,7 @@
 // it is skipped doubles each time it is found hung again, up to a cap, and starts again from the
 // first once it answers.
 import { GRPCDeadlineExceededError } from 'etcd3';
+import { classifyEtcdError } from './errors.js';
 
 export interface MemberSuspicionOptions {
   /** Members as given to etcd3 (its host policy factory is called with each). */
@@ -64,16 +65,18 @@ export class MemberSuspicion {
     return this.o.members.filter((m) => this.isSuspect(m));
   }
 
-  /** The outcome of a call that went to `member` after `waitedMs`. */
+  /** A call to `member` was answered: it is alive. */
   answered(member: string): void {
     if (this.suspects.delete(member)) this.o.onCleared?.(member);
   }
 
+  /** A call to `member` failed after `waitedMs`. */
   failed(member: string, err: unknown, waitedMs: number): void {
     if (!(err instanceof GRPCDeadlineExceededError)) {
-      // etcd answered (a compare that failed, a refusal): the member is alive. A connection
-      // failure is etcd3's to handle (it closes the member's clients and goes on).
-      if (!isConnectionFailure(err)) this.answered(member);
+      // etcd answered (a refusal of its own): the member is alive. A connection failure is
+      // etcd3's to handle (it closes the member's clients and goes on).
+      const kind = classifyEtcdError(err);
+      if (kind !== 'unavailable' && kind !== 'timeout') this.answered(member);
       return;
     }
     // One etcd: there is nowhere else to send calls, and nothing to tell.
@@ -116,11 +119,6 @@ export class MemberSuspicion {
     const s = this.suspects.get(member);
     return s !== undefined && this.now() < s.until;
   }
-}
-
-function isConnectionFailure(err: unknown): boolean {
-  const message = err instanceof Error ? err.message : String(err);
-  return /unavailable|ECONNREFUSED|ECONNRESET|No connection|client is closed|cancelled/i.test(message);
 }
 
 function isStream(result: unknown): boolean {
