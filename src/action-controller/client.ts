@@ -9,7 +9,7 @@ import type { PodStatus } from '../generated/actioncontroller/PodStatus.js';
 import type { OffloadModelRequest } from '../generated/actioncontroller/OffloadModelRequest.js';
 import type { OffloadModelResponse__Output } from '../generated/actioncontroller/OffloadModelResponse.js';
 import type { ActionControllerClient, ReconcileCall } from '../../reconcilers/ports.js';
-import { ConnectDeadline, connectionAttempts, OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
+import { closeWithAttempts, ConnectDeadline, OWN_SUBCHANNEL_POOL } from '../grpc/connect-deadline.js';
 import { loadProto } from '../grpc/proto.js';
 
 const POD_STATUS_NAMES = ['NONE', 'INIT', 'READY', 'RUNNING', 'DONE', 'FAILED', 'UNKNOWN'] as const;
@@ -206,11 +206,4 @@ class Connection {
     this.current = this.make();
     closeWithAttempts(old);
   }
-}
-
-function closeWithAttempts(client: grpc.Client): void {
-  const attempts = connectionAttempts(client);
-  client.close();
-  // After the close: the subchannel is then idle, so ending its attempt starts no other.
-  setImmediate(() => attempts.end());
 }

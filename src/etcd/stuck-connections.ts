@@ -6,7 +6,7 @@ import type { Etcd3 } from 'etcd3';
 import type { Logger } from '../../controller/logger.js';
 import type { Runnable } from '../../controller/manager.js';
 import { ThrottledLog } from '../../controller/throttled-log.js';
-import { connectionAttempts, type ConnectDeadline } from '../grpc/connect-deadline.js';
+import { closeWithAttempts, type ConnectDeadline } from '../grpc/connect-deadline.js';
 import type { EtcdWatchClient } from './watch-client.js';
 
 /** What etcd3 (1.1.2) keeps per member: its service clients, made on first use, and a way to close them. */
@@ -39,11 +39,7 @@ function endAttemptsOnReset(h: Etcd3Host & { [ENDS_ATTEMPTS]?: true }): void {
   h.resetAllServices = () => {
     const clients = Object.values(h.cachedServices).filter((c): c is grpc.Client => c !== undefined);
     h.cachedServices = Object.create(null) as Record<string, grpc.Client | undefined>;
-    for (const c of clients) {
-      const attempts = connectionAttempts(c);
-      c.close();
-      setImmediate(() => attempts.end());
-    }
+    for (const c of clients) closeWithAttempts(c);
   };
   h[ENDS_ATTEMPTS] = true;
 }

@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { backoffDelay } from '../../controller/backoff.js';
 import { asError } from '../../controller/errors.js';
-import { connectionAttempts, type ConnectDeadline } from '../grpc/connect-deadline.js';
+import { closeWithAttempts, type ConnectDeadline } from '../grpc/connect-deadline.js';
 import { AuthBackoff } from './auth-backoff.js';
 import { encodeTxnRequest, type TxnRequest } from './txn-request-encoder.js';
 import { decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedTxnResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
@@ -254,11 +254,7 @@ export class EtcdWatchClient {
       // Every client is asked (each one's clock starts when it is first seen connecting).
       const overdue = clients.filter((c) => deadline.overdue(c));
       if (overdue.length === 0) continue;
-      for (const c of clients) {
-        const attempts = connectionAttempts(c);
-        c.close();
-        setImmediate(() => attempts.end());
-      }
+      for (const c of clients) closeWithAttempts(c);
       m.watch = m.kv = m.auth = undefined;
       this.memberFailed(index, new Error(`no connection to ${m.address} within ${deadline.deadlineMs} ms`));
       reset.push(m.address);

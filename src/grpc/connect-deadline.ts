@@ -95,3 +95,13 @@ export function connectionAttempts(client: grpc.Client): { count: number; end():
     },
   };
 }
+
+/**
+ * Closes `client` and ends the connection attempts of its own subchannel pool (connectionAttempts),
+ * after the close: its subchannel is then idle, so ending an attempt starts no other.
+ */
+export function closeWithAttempts(client: grpc.Client): void {
+  const attempts = connectionAttempts(client);
+  client.close();
+  setImmediate(() => attempts.end());
+}

@@ -64,8 +64,8 @@ test('a failed attempt waits the retry period times 1 to RETRY_JITTER, not for t
 });
 
 test(`attempts failing in a row: one line, then none until FAILURE_LOG_EVERY_MS (${FAILURE_LOG_EVERY_MS} ms) after it (below, at), and one when attempts answer again`, async (t) => {
-  // 20 failures 3 s apart (random 0: exactly the retry period): lines at 0 and at 60 s (the 21st
-  // attempt answers at 60 s, so the 20th, at 57 s, is below it), then the recovery line.
+  // 21 failures 3 s apart (random 0: exactly the retry period): lines at 0 and at 60 s (the 21st
+  // attempt fails at 60 s, so the 20th, at 57 s, is below it), then the recovery line.
   const { w, elector, logger } = world(21);
   w.random = 0;
   elector.start();
@@ -80,5 +80,16 @@ test(`attempts failing in a row: one line, then none until FAILURE_LOG_EVERY_MS 
   const back = logger.lines.filter((l) => l.message === 'leader election attempts answered again');
   t.deepEqual(back.map((l) => l.meta.failedInRow), [21]);
   t.is(w.attempts, 22);
+  await elector.stop();
+});
+
+test(`past FAILURE_LOG_EVERY_MS after the last line (random 0.5: 3.3 s apart), the next failure is logged`, async (t) => {
+  // Failures at 0, 3.3, …, 56.1, 59.4 (below 60 s: not logged), 62.7 s (past: logged).
+  const { w, elector, logger } = world(20);
+  w.random = 0.5;
+  elector.start();
+  await until(() => w.led);
+  const failed = logger.lines.filter((l) => l.message === 'leader election attempt failed');
+  t.deepEqual(failed.map((l) => l.meta.failedInRow), [1, 20]);
   await elector.stop();
 });
