@@ -25,6 +25,7 @@ import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { countPrefix } from './etcd/prefix-counts.js';
 import { EtcdOffloadingStore } from './etcd/offloading-store.js';
 import { EtcdProbe } from './etcd/probe.js';
+import { etcdReplayMarker } from './etcd/replay-marker.js';
 import { etcdPreviousValues } from './etcd/previous-values.js';
 import { EtcdStuckConnections } from './etcd/stuck-connections.js';
 import { ConnectDeadline } from './grpc/connect-deadline.js';
@@ -158,7 +159,7 @@ export class StateManagerApp {
     this.feed = new StateFeed({
       source: this.watchClient, keys, logger, maxPausedBehind: limits.subscriberBufferEvents, replayWatches: limits.replayWatches, disconnectedCutMs: requestTimeoutMs,
       // Any replica may write it: one key, rewritten by each replay that has no buffered change to wait for.
-      markReplay: async () => Number((await etcd.kv.put({ key: Buffer.from(keys.replayMarker), value: Buffer.from(this.identity) }, { deadline: Date.now() + requestTimeoutMs })).header.revision),
+      markReplay: etcdReplayMarker(etcd, keys, this.identity, requestTimeoutMs),
       // Once per key a replay touches, instead of etcd looking up every event's previous value.
       lookUpPrevious: etcdPreviousValues(etcd, requestTimeoutMs),
       // Linearizable, so a lagging member is not taken for etcd being behind the client.

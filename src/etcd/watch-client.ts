@@ -91,8 +91,6 @@ export interface EtcdWatchHandlers {
 
 export interface EtcdWatch {
   close(): void;
-  /** Asks etcd for a progress notification (onProgress) as soon as every change so far is delivered. */
-  requestProgress(): void;
   /**
    * Stops reading the stream: once the client's buffers are full, HTTP/2 flow control holds etcd's
    * sends (etcd keeps the watch, and what it has read for it, until we read again). A few
@@ -349,11 +347,6 @@ class StreamWatch implements EtcdWatch {
       ({ index, client, metadata }) => this.stream(index, client, metadata),
       (err: unknown) => this.broken(-1, asError(err)),
     );
-  }
-
-  requestProgress(): void {
-    // Answered with a header-only response once the stream is synced (etcd 3.4+).
-    this.call?.write({ progress_request: {} });
   }
 
   pause(): void {

@@ -63,8 +63,6 @@ export interface StateFeedOptions {
   logger: Logger;
   /** Recent changes kept for resumes. Default 10,000. */
   bufferSize?: number;
-  /** How often a replay asks etcd whether it has caught up. Default 100 ms. */
-  progressIntervalMs?: number;
   /**
    * The shared watch starts with the first subscriber and stops this long after the last one
    * left (keeping the resume buffer for reconnects meanwhile): with nobody subscribed it costs
@@ -81,9 +79,9 @@ export interface StateFeedOptions {
   fanOutSliceMs?: number;
   /**
    * Puts the replay marker and answers its revision (ReplayPoolOptions.mark): how a replay with
-   * an empty buffer knows it has every change. Without it a replay trusts etcd's progress answers.
+   * an empty buffer knows it has every change.
    */
-  markReplay?: () => Promise<number>;
+  markReplay: () => Promise<number>;
   /**
    * Reads keys' values before their first change in a replay (ReplayPoolOptions.lookUpPrevious):
    * a replay's watch then does not ask etcd for each event's previous value.
@@ -139,8 +137,7 @@ export class StateFeed {
       firstBuffered: () => this.buffer[0]?.revision,
       ...(o.replayWatches !== undefined ? { slots: o.replayWatches } : {}),
       ...(o.replayChunk !== undefined ? { chunk: o.replayChunk } : {}),
-      ...(o.progressIntervalMs !== undefined ? { progressIntervalMs: o.progressIntervalMs } : {}),
-      ...(o.markReplay ? { mark: o.markReplay } : {}),
+      mark: o.markReplay,
       ...(o.lookUpPrevious ? { lookUpPrevious: o.lookUpPrevious } : {}),
       onMarkFailed: (err) => o.logger.warn('a replay could not write its marker; the subscriber resumes again', { key: o.keys.replayMarker, error: errorMessage(err) }),
       now: this.now,
@@ -291,6 +288,7 @@ export class StateFeed {
       this.buffer.length = 0;
       this.base = 0;
       this.floor = Number.POSITIVE_INFINITY;
+      this.replays.bufferReset();
     }, this.o.idleStopMs ?? 60_000);
     this.idleTimer.unref();
   }
@@ -330,7 +328,17 @@ export class StateFeed {
         sub.chunk = undefined;
         continue;
       }
-      if (sub.fetching) return;
+      if (sub.fetching || sub.awaitingStart) return;
+      if (this.floor === Number.POSITIVE_INFINITY) {
+        // Between shared watches: where the next buffer starts is not known yet. A replay now
+        // could only end at its marker, and the next one at another, for as long as this lasts.
+        sub.awaitingStart = true;
+        void this.ready().then(() => {
+          sub.awaitingStart = false;
+          this.advance(sub);
+        });
+        return;
+      }
       if (sub.after >= this.floor) {
         // Reached the buffer: from here on, the shared stream.
         sub.mode = 'buffer';
@@ -451,6 +459,7 @@ export class StateFeed {
     this.buffer.length = 0;
     this.base = 0;
     this.floor = Number.POSITIVE_INFINITY;
+    this.replays.bufferReset();
     // Replaying subscribers go on: they reach the new buffer's floor by replay.
     for (const s of [...this.subs]) if (s.mode === 'buffer') s.end({ kind: 'restarted', detail });
     if (!this.stopped && this.subs.size > 0) void this.start();
@@ -479,6 +488,8 @@ class Subscriber implements Subscription {
   chunkAt = 0;
   /** Cancels the replay fetch under way. */
   fetching: (() => void) | undefined;
+  /** Waits for the shared watch to start again before its next replay fetch. */
+  awaitingStart = false;
 
   constructor(
     readonly filter: SubscriptionFilter,

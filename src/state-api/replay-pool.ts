@@ -48,14 +48,12 @@ export interface ReplayPoolOptions {
    * Puts statemanager's replay marker (`keys.replayMarker`) and answers its revision. With an
    * empty buffer a fetch has no change it is sure to receive, so it writes the marker and watches
    * the state keys and the marker together: once the marker's event came, every older change did.
-   * Without it (tests with fakes) a fetch asks etcd for progress instead, which etcd before 3.4.25
-   * / 3.5.8 answers before a new watch has sent its history (etcd #15220): measured on 3.4.23, a
-   * replay behind 150,000 revisions ended after 1,000 of 4,688 changes
-   * (test/etcd/replay-progress.test.ts).
+   * Not etcd's progress answers: etcd before 3.4.25 / 3.5.8 answers a progress request on its own,
+   * out of order with the watch's events (etcd #15220). A replay ending on them lost changes behind
+   * 150,000 revisions (test/etcd/replay-progress.test.ts) and, with its watch paused between chunks,
+   * the changes after its last full chunk (test/etcd/replay-paused.test.ts).
    */
-  mark?: () => Promise<number>;
-  /** How often a fetch without `mark` asks etcd whether it has caught up (only with an empty buffer). Default 100 ms. */
-  progressIntervalMs?: number;
+  mark: () => Promise<number>;
   /** How long a paused watch waits for its subscriber's next ask before it is closed. Default 10 s. */
   parkMs?: number;
   /**
@@ -83,15 +81,15 @@ interface Fetch {
   records: StateChangeRecord[];
   through: number;
   watch?: EtcdWatch;
-  ticker?: NodeJS.Timeout;
   over: boolean;
   running?: boolean;
-  progressAnswers: number;
   /** The marker's revision once written: the fetch ends at it. */
   markedAt: number;
   /** Paused after a whole chunk, waiting for the next ask at `after` (closed when this fires). */
   parked?: NodeJS.Timeout;
   parkedAt: number;
+  /** Ends at its marker (the buffer was empty when it opened), not only at the floor. */
+  marking?: boolean;
   /** Turns responses into changes when the watch has no prev_kv (lookUpPrevious). */
   decoder?: ReplayDecoder;
 }
@@ -133,7 +131,7 @@ export class ReplayPool {
   fetch(after: number, done: Done): () => void {
     let f = this.byStart.get(after);
     if (!f) {
-      f = { after, waiters: new Set(), records: [], through: after, over: false, progressAnswers: 0, markedAt: Number.POSITIVE_INFINITY, parkedAt: 0 };
+      f = { after, waiters: new Set(), records: [], through: after, over: false, markedAt: Number.POSITIVE_INFINITY, parkedAt: 0 };
       this.byStart.set(after, f);
       this.queue.push(f);
     }
@@ -157,6 +155,20 @@ export class ReplayPool {
     for (const f of [...this.byStart.values()]) this.finish(f, { ok: false, detail });
     clearTimeout(this.yieldTimer);
     this.yieldTimer = undefined;
+  }
+
+  /**
+   * The feed's buffer was emptied (its watch restarted, or stopped for want of subscribers): a
+   * fetch opened without a marker waits for a buffered change that may now never come. It ends
+   * with what it has (every change up to its `through`: responses are whole revisions), a parked
+   * one closes, and its subscriber asks again from there, against the new buffer.
+   */
+  bufferReset(): void {
+    for (const f of [...this.byStart.values()]) {
+      if (!f.running || f.marking || f.over) continue;
+      if (f.parked) this.end(f);
+      else this.done(f);
+    }
   }
 
   private next(): void {
@@ -190,9 +202,9 @@ export class ReplayPool {
     this.opened++;
     f.running = true;
     const now = this.o.now ?? Date.now;
-    // With an empty buffer and a marker to write: the marker is the change the fetch waits for.
-    // (While the feed is between watches its floor is unknown; then progress, as before.)
-    const marking = this.o.mark !== undefined && this.o.firstBuffered() === undefined && Number.isFinite(this.o.floor());
+    // With an empty buffer the marker is the change the fetch waits for (also while the feed is
+    // between watches: its next buffer starts at a revision not known yet).
+    f.marking = this.o.firstBuffered() === undefined;
     const changes = (records: StateChangeRecord[], through: number): void => {
       f.records.push(...records);
       f.through = Math.max(f.through, through);
@@ -221,22 +233,13 @@ export class ReplayPool {
         if (decoder) decoder.push(events);
         else changes(stateChanges(this.o.keys, events, now()), Number(events[events.length - 1]!.kv.mod_revision));
       },
-      onProgress: (revision) => {
-        // Only with an empty buffer (no change to wait for) and no marker. etcd before 3.4.25 /
-        // 3.5.8 answers a progress request at once, even before a new watch sent its history
-        // (etcd #15220): the first answer is not trusted, the second comes a whole interval later.
-        // Nor while responses before it wait for a look-up: "every change so far" is not in records yet.
-        if (f.parked || marking || this.o.firstBuffered() !== undefined || decoder?.busy || ++f.progressAnswers < 2) return;
-        f.through = Math.max(f.through, revision);
-        this.done(f);
-      },
       onCompacted: (rev) => this.finish(f, { ok: false, compactRevision: rev, detail: `revision compacted at ${rev}` }),
       onCanceled: (reason) => this.finish(f, { ok: false, detail: `etcd canceled the replay: ${reason}` }),
     };
     // cancelIfBehind: a replay from past etcd's revision (etcd restored behind it) ends at once.
-    f.watch = this.o.source.watch({ ...(marking ? replayRange : stateRange)(this.o.keys, f.after + 1, decoder === undefined), cancelIfBehind: true }, handlers);
-    if (marking) {
-      this.o.mark!().then(
+    f.watch = this.o.source.watch({ ...(f.marking ? replayRange : stateRange)(this.o.keys, f.after + 1, decoder === undefined), cancelIfBehind: true }, handlers);
+    if (f.marking) {
+      this.o.mark().then(
         (revision) => {
           f.markedAt = revision;
           // The marker's event may already have come (through is past it): done.
@@ -247,10 +250,7 @@ export class ReplayPool {
           this.finish(f, { ok: false, detail: `cannot mark the end of the replay: ${err instanceof Error ? err.message : String(err)}` });
         },
       );
-      return;
     }
-    f.ticker = setInterval(() => f.watch?.requestProgress(), this.o.progressIntervalMs ?? 100);
-    f.ticker.unref();
   }
 
   /**
@@ -275,7 +275,6 @@ export class ReplayPool {
     f.waiters.clear();
     f.records = [];
     f.after = f.through;
-    f.progressAnswers = 0;
     if (this.byStart.has(f.after) || !f.watch) {
       this.end(f); // another fetch already starts there
     } else {
@@ -320,7 +319,6 @@ export class ReplayPool {
     if (i >= 0) this.queue.splice(i, 1);
     f.decoder?.close();
     if (f.running) {
-      clearInterval(f.ticker);
       f.watch?.close();
       f.watch = undefined;
       this.running--;

@@ -62,7 +62,7 @@ function fakeConnection(): { etcd: EtcdConnection; handlers: () => EtcdWatchHand
   const client = {
     watch(_target: unknown, handlers: EtcdWatchHandlers) {
       h = handlers;
-      return { close: () => void (closed = true), requestProgress: () => undefined };
+      return { close: () => void (closed = true) };
     },
   } as unknown as EtcdWatchClient;
   const config = parseConfig({ etcd: { endpoints: ['http://127.0.0.1:1'] } }).etcd;

@@ -29,6 +29,7 @@ import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
 import { parseGrpcServerConfig } from '../../src/grpc/config.js';
 import { createStateManagerServer } from '../../src/grpc/server.js';
 import { StateFeed } from '../../src/state-api/feed.js';
+import { etcdReplayMarker } from '../../src/etcd/replay-marker.js';
 import { StateReader } from '../../src/state-api/reader.js';
 import { FleetStateCaches } from '../../src/state-api/fleet-caches.js';
 import { startApp } from '../helpers/app.js';
@@ -467,7 +468,7 @@ test.serial('random rule sets and identities: no success without a rule, nothing
   const app = await startApp(etcdServer!, ac!.addr, { keyPrefix: RULES_PREFIX });
   const fleet = new FleetWriter(etcd, RULES_PREFIX);
   await fleet.packageDef('p1', ['m1', 'm2']);
-  const feed = new StateFeed({ source: app.watchClient, keys: app.keys, logger: silentLogger });
+  const feed = new StateFeed({ source: app.watchClient, markReplay: etcdReplayMarker(app.etcd, app.keys, 'test', 3000), keys: app.keys, logger: silentLogger });
   const reader = new StateReader(new FleetStateCaches(app.fleet), new EtcdHistoryStore(app.etcd, app.keys, 3000));
   const store = new EtcdStateStore({ client: app.etcd, keys: app.keys, historyLength: 50, requestTimeoutMs: 3000 });
   const seen = new Map<string, number>();

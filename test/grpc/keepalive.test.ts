@@ -6,6 +6,7 @@ import test from 'ava';
 import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { StateFeed } from '../../src/state-api/feed.js';
+import { etcdReplayMarker } from '../../src/etcd/replay-marker.js';
 import { StateReader, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
 import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
 import type { GrpcServerConfigInput } from '../../src/grpc/config.js';
@@ -67,7 +68,7 @@ async function subscriberBehindProxy(limits: GrpcServerConfigInput['limits']) {
   const keys = new KeyLayout(uniquePrefix());
   const client = etcd.client();
   const watchClient = etcd.watchClient();
-  const feed = new StateFeed({ source: watchClient, keys, logger: silentLogger, idleStopMs: 300 });
+  const feed = new StateFeed({ source: watchClient, markReplay: etcdReplayMarker(client, keys, 'test', 3000), keys, logger: silentLogger, idleStopMs: 300 });
   const reader = new StateReader(noStates, new EtcdHistoryStore(client, keys, 3000));
   const s = await startTestServer(client, { limits }, { keys, readApi: { reader, feed } });
   const proxy = await freezableProxy(s.target);

@@ -10,6 +10,7 @@ import type { HistoryEntry } from '../../reconcilers/ports.js';
 import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { StateFeed } from '../../src/state-api/feed.js';
+import { etcdReplayMarker } from '../../src/etcd/replay-marker.js';
 import { StateReader, type StateCaches } from '../../src/state-api/reader.js';
 import { DraftClient } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -228,7 +229,7 @@ test('reads need the read permission: a node identity is denied, an operator ser
     list: () => [{ name: 'p', state: 'Running', version: 3 }],
     revision: () => 7,
   };
-  const feed = new StateFeed({ source: etcd.watchClient(), keys, logger: silentLogger });
+  const feed = new StateFeed({ source: etcd.watchClient(), markReplay: etcdReplayMarker(client, keys, 'test', 3000), keys, logger: silentLogger });
   await feed.start();
   const readApi = { reader: new StateReader(caches, { read: async () => [] }), feed };
   const s = await startTestServer(

@@ -112,10 +112,6 @@ class SimWatch implements EtcdWatch {
     });
   }
 
-  requestProgress(): void {
-    this.schedulePump();
-  }
-
   // Only the state feed's replays pause, and the simulation runs informers: delivery goes on
   // (the interface allows responses after a pause).
   pause(): void {}

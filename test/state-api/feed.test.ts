@@ -15,15 +15,19 @@ const keys = new KeyLayout('');
 
 interface FakeWatchState {
   from: number;
+  /** The watched keys: [key, rangeEnd). */
+  range: [string, string];
   h: EtcdWatchHandlers;
   closed: boolean;
   paused: boolean;
-  /** Responses sent while paused (or behind ones that were); a progress answer has no events. */
-  held: { events?: EtcdWatchEvent[]; revision: number }[];
+  /** Responses sent while paused (or behind ones that were). */
+  held: { events: EtcdWatchEvent[]; revision: number }[];
 }
 
-function deliver(w: FakeWatchState, events: EtcdWatchEvent[], revision: number): void {
+function deliver(w: FakeWatchState, all: EtcdWatchEvent[], revision: number): void {
   if (w.closed) return;
+  const events = all.filter((e) => e.kv.key.toString() >= w.range[0] && e.kv.key.toString() < w.range[1]);
+  if (events.length === 0) return;
   if (w.paused || w.held.length > 0) w.held.push({ events, revision });
   else w.h.onEvents(events, revision);
 }
@@ -53,9 +57,23 @@ class FakeEtcd implements WatchSource {
     return rev;
   }
 
+  marks = 0;
+  /** The replay marker (StateFeedOptions.markReplay): a put, like any other. */
+  readonly mark = async (): Promise<number> => (this.marks++, this.put([[keys.replayMarker, 'marker']]));
+
+  /** etcd cancels the watches that started from "now" (the feed's shared one). */
+  cancelFromNow(reason: string): void {
+    for (const w of [...this.watches]) {
+      if (w.from !== 0) continue;
+      this.watches.delete(w);
+      w.closed = true;
+      w.h.onCanceled(reason);
+    }
+  }
+
   watch(target: WatchTarget, h: EtcdWatchHandlers): EtcdWatch {
     this.opened++;
-    const w: FakeWatchState = { from: target.startRevision ?? 0, h, closed: false, paused: false, held: [] };
+    const w: FakeWatchState = { from: target.startRevision ?? 0, range: [target.key.toString(), target.rangeEnd?.toString() ?? `${target.key.toString()}\0`], h, closed: false, paused: false, held: [] };
     const start = w.from === 0 ? this.revision + 1 : w.from;
     setImmediate(() => {
       if (w.closed) return;
@@ -70,13 +88,6 @@ class FakeEtcd implements WatchSource {
         w.closed = true;
         this.watches.delete(w);
       },
-      // On the stream, in order: a progress answer comes after every event sent before it.
-      requestProgress: () =>
-        setImmediate(() => {
-          if (w.closed) return;
-          if (w.paused || w.held.length > 0) w.held.push({ revision: this.revision });
-          else h.onProgress?.(this.revision);
-        }),
       // As flow control does: what is sent meanwhile waits, in order, and arrives on resume.
       pause: () => void (w.paused = true),
       resume: () => {
@@ -84,8 +95,7 @@ class FakeEtcd implements WatchSource {
         setImmediate(() => {
           while (!w.closed && !w.paused && w.held.length > 0) {
             const { events, revision } = w.held.shift()!;
-            if (events) w.h.onEvents(events, revision);
-            else w.h.onProgress?.(revision);
+            w.h.onEvents(events, revision);
           }
         });
       },
@@ -140,7 +150,7 @@ const scenarioKey = (n: string) => keys.stateKey('scenario', n);
 
 test('live subscribers get each change once with from and to; rewrites of the same state and other keys are not changes', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger });
   await feed.start();
   const all = collect(feed);
   const models = collect(feed, { kind: 'model' });
@@ -162,7 +172,7 @@ test('live subscribers get each change once with from and to; rewrites of the sa
 
 test('a stored value that is not a state is absent to subscribers: going to one reads as the state going, one to another is no change', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger });
   await feed.start();
   const all = collect(feed);
   etcd.put([[scenarioKey('s'), 'Waiting']]);
@@ -180,7 +190,7 @@ test("a resume past every change the feed saw asks etcd's revision: at it, it fo
   let asked = 0;
   let failing = false;
   const feed = new StateFeed({
-    source: etcd, keys, logger: silentLogger, progressIntervalMs: 5,
+    source: etcd, markReplay: etcd.mark, keys, logger: silentLogger,
     etcdRevision: async () => {
       asked++;
       if (failing) throw new Error('etcd is away');
@@ -215,7 +225,7 @@ test("a resume past every change the feed saw asks etcd's revision: at it, it fo
 test('a resume from before the buffer replays through its own watch, then joins the shared stream with no gap and no duplicate', async (t) => {
   const etcd = new FakeEtcd();
   for (let i = 0; i < 20; i++) etcd.put([[scenarioKey(`s${i % 3}`), i % 2 ? 'Waiting' : 'Idle']]);
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize: 5, progressIntervalMs: 5 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 5 });
   await feed.start();
   for (let i = 0; i < 20; i++) etcd.put([[scenarioKey(`t${i % 3}`), i % 2 ? 'Waiting' : 'Idle']]);
   await settle();
@@ -234,7 +244,7 @@ test('a compacted resume revision ends the subscription as compacted', async (t)
   const etcd = new FakeEtcd();
   for (let i = 0; i < 5; i++) etcd.put([[scenarioKey('s'), i % 2 ? 'Waiting' : 'Idle']]);
   etcd.compacted = 4;
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize: 1 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 1 });
   await feed.start();
   const c = collect(feed, { sinceRevision: 2 });
   // Not a fixed sleep: the property test in this file can hold the event loop past 30 ms.
@@ -251,7 +261,7 @@ test('property: any mix of joins, resumes and buffer sizes delivers exactly the 
       async (bufferSize, ops) => {
         const etcd = new FakeEtcd();
         for (let i = 0; i < 10; i++) etcd.put([[scenarioKey(`pre${i % 2}`), i % 2 ? 'Waiting' : 'Idle']]);
-        const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize, progressIntervalMs: 2 });
+        const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize });
         await feed.start();
         const subs: { since: number; c: ReturnType<typeof collect> }[] = [];
         for (const op of ops) {
@@ -273,6 +283,7 @@ test('property: any mix of joins, resumes and buffer sizes delivers exactly the 
           for (const entry of etcd.log) {
             for (const e of entry.events) {
               const key = e.kv.key.toString();
+              if (key === keys.replayMarker) continue; // no state
               const before = last.get(key) ?? '';
               const after = e.kv.value.toString();
               last.set(key, after);
@@ -290,7 +301,7 @@ test('property: any mix of joins, resumes and buffer sizes delivers exactly the 
 
 test('the shared watch opens with the first subscriber and closes after the last one left (idleStopMs)', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, idleStopMs: 20 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, idleStopMs: 20 });
   await settle();
   t.is(etcd.opened, 0, 'no subscriber, no watch');
   const a = collect(feed);
@@ -358,7 +369,6 @@ function counting(etcd: FakeEtcd) {
           closed = true;
           w.close();
         },
-        requestProgress: () => w.requestProgress(),
         pause: () => w.pause(),
         resume: () => w.resume(),
       };
@@ -369,7 +379,7 @@ function counting(etcd: FakeEtcd) {
 
 test('a full sink pauses the subscriber at the end of a revision; resume() goes on from there, nothing lost or repeated', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger });
   await feed.start();
   const r = reader(feed, {}, 2);
   await settle();
@@ -397,7 +407,7 @@ test('a replay whose watch hands over a chunk at once (records already in hand) 
       const start = target.startRevision ?? 0;
       if (start === 0) {
         setImmediate(() => h.onCreated?.(FLOOR));
-        return { pause() {}, resume() {}, close() {}, requestProgress() {} };
+        return { pause() {}, resume() {}, close() {} };
       }
       let next = start;
       let paused = false;
@@ -428,11 +438,10 @@ test('a replay whose watch hands over a chunk at once (records already in hand) 
           setImmediate(pump);
         },
         close: () => void (closed = true),
-        requestProgress() {},
       };
     },
   };
-  const feed = new StateFeed({ source, keys, logger: silentLogger, bufferSize: 10_000 });
+  const feed = new StateFeed({ source, markReplay: async () => FLOOR + 1, keys, logger: silentLogger, bufferSize: 10_000 });
   await feed.start();
   let got = 0;
   let unread = 0;
@@ -460,7 +469,7 @@ test('a replay whose watch hands over a chunk at once (records already in hand) 
 
 test('the shared watch disconnected from etcd: below disconnectedCutMs subscribers stay; past it they are ended to resume elsewhere, and new ones refused until it is back', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, disconnectedCutMs: 300 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, disconnectedCutMs: 300 });
   await feed.start();
   const a = collect(feed);
   await settle();
@@ -496,7 +505,7 @@ test('the shared watch disconnected from etcd: below disconnectedCutMs subscribe
 
 test('a subscriber paused while more than maxPausedBehind changes arrive is cut, naming the last revision it was given whole; at the bound it is not', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, maxPausedBehind: 5 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, maxPausedBehind: 5 });
   await feed.start();
   const r = reader(feed, {}, 1);
   await settle();
@@ -515,7 +524,7 @@ test('a subscriber paused while more than maxPausedBehind changes arrive is cut,
 
 test('a paused subscriber whose place the buffer dropped is cut, naming the last revision it was given whole', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize: 3, maxPausedBehind: 1000 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 3, maxPausedBehind: 1000 });
   await feed.start();
   const r = reader(feed, {}, 1);
   await settle();
@@ -534,7 +543,7 @@ test('replays from before the buffer use at most replayWatches etcd watches at o
   const etcd = new FakeEtcd();
   for (let i = 0; i < 40; i++) etcd.put([[scenarioKey(`old${i}`), 'Idle']]);
   const { c, source } = counting(etcd);
-  const feed = new StateFeed({ source, keys, logger: silentLogger, bufferSize: 3, replayWatches: 2, replayChunk: 7, progressIntervalMs: 2 });
+  const feed = new StateFeed({ source, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 3, replayWatches: 2, replayChunk: 7 });
   await feed.start();
   etcd.put([[scenarioKey('new'), 'Idle']]);
   await settle();
@@ -601,7 +610,7 @@ test('property: readers at any pace, resuming from anywhere, get exactly the cha
       async (bufferSize, chunk, ops) => {
         const etcd = new FakeEtcd();
         for (let i = 0; i < 10; i++) etcd.put([[scenarioKey(`pre${i % 2}`), i % 2 ? 'Waiting' : 'Idle']]);
-        const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize, replayChunk: chunk, replayWatches: 2, progressIntervalMs: 2, maxPausedBehind: 1_000_000 });
+        const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize, replayChunk: chunk, replayWatches: 2, maxPausedBehind: 1_000_000 });
         await feed.start();
         const subs: { since: number; r: ReturnType<typeof resumingReader> }[] = [];
         const readAll = async () => {
@@ -637,14 +646,15 @@ test('property: readers at any pace, resuming from anywhere, get exactly the cha
 });
 
 /** Whether the put at `revision` changed its key's value (the log holds one put per revision here). */
+/** Whether the put at `revision` changed a state (the replay marker is no state). */
 function changed(etcd: FakeEtcd, revision: number): boolean {
   const e = etcd.log.find((x) => x.revision === revision)!.events[0]!;
-  return (e.prev_kv?.value.toString() ?? '') !== e.kv.value.toString();
+  return e.kv.key.toString() !== keys.replayMarker && (e.prev_kv?.value.toString() ?? '') !== e.kv.value.toString();
 }
 
 test('many subscribers with slow sinks: a batch of changes is handed out in slices, never one long block, and every subscriber gets all of it', async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, fanOutSliceMs: 5 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, fanOutSliceMs: 5 });
   await feed.start();
   const spin = (us: number) => {
     const until = performance.now() + us / 1000;
@@ -672,7 +682,7 @@ test('many subscribers with slow sinks: a batch of changes is handed out in slic
 test("etcd's history replaced: every subscriber ends (live and resumed alike), the old buffer serves nobody, a resume past etcd is 'future', and one within the new history gets only the new history's changes", async (t) => {
   for (const how of ['told', 'shared watch behind'] as const) {
     const etcd = new FakeEtcd();
-    const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5, bufferSize: 5, etcdRevision: async () => etcd.revision });
+    const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 5, etcdRevision: async () => etcd.revision });
     await feed.start();
     const backup = etcd.put([[scenarioKey('s'), 'Idle']]);
     for (let i = 0; i < 10; i++) etcd.put([[scenarioKey(`old${i}`), 'Waiting']]);
@@ -702,7 +712,7 @@ test("etcd's history replaced: every subscriber ends (live and resumed alike), t
 
 test("a change etcd sends without the state before it (compacted while the shared watch was behind) is never published as a new resource: subscribers end to resume, a resume from before it is told to list again", async (t) => {
   const etcd = new FakeEtcd();
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, progressIntervalMs: 5 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger });
   await feed.start();
   const live = collect(feed);
   const before = etcd.put([[keys.stateKey('model', 'm'), 'Running']]);
@@ -730,7 +740,7 @@ test("a resume from a revision the buffer still holds is served from it, also wh
   // resume refused as etcd would refuse it could never be made (found by black-box probing).
   const etcd = new FakeEtcd();
   for (let i = 0; i < 3; i++) etcd.put([[scenarioKey('old'), i % 2 ? 'Waiting' : 'Idle']]);
-  const feed = new StateFeed({ source: etcd, keys, logger: silentLogger, bufferSize: 4 });
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 4 });
   await feed.start();
   const first = collect(feed);
   const revs: number[] = [];
@@ -748,3 +758,66 @@ test("a resume from a revision the buffer still holds is served from it, also wh
   t.deepEqual(past.got.map((r) => r.revision), [revs[5]]);
   t.deepEqual(below.got, []);
 });
+
+test('a replay waiting for a buffered change when the shared watch restarts ends with what it has, waits for the new watch, and ends at one marker: every change once, none needed after', async (t) => {
+  // The feed's buffer emptied under a fetch opened without a marker: the change it waited for
+  // (one at or past the floor) may never come. Without bufferReset the subscriber got nothing;
+  // without waiting for the new watch, it wrote a marker after marker until the watch was back.
+  const etcd = new FakeEtcd();
+  const gate = gated(etcd);
+  const feed = new StateFeed({ source: gate.source, markReplay: etcd.mark, keys, logger: silentLogger, bufferSize: 3 });
+  await feed.start();
+  const old: number[] = [];
+  for (let i = 0; i < 10; i++) old.push(etcd.put([[scenarioKey(`s${i}`), 'Idle']]));
+  await settle();
+  gate.holdReplays = true; // the replay's history is slow to come
+  const sub = collect(feed, { sinceRevision: old[1]! });
+  await settle();
+  t.is(gate.replays, 1);
+  etcd.put([['/elsewhere', 'x']]); // etcd's revision moves past the last state change
+  gate.holdShared = true; // and the shared watch is slow to start again
+  etcd.cancelFromNow('the shared watch fell behind');
+  await settle();
+  gate.releaseReplays();
+  await settle();
+  t.deepEqual(sub.got, [], 'the first fetch ended with nothing (its responses were late)');
+  t.is(etcd.marks, 0, 'no replay while the new watch has not started');
+  gate.releaseShared();
+  await settle();
+  t.deepEqual(sub.got.map((r) => r.revision), old.slice(2), 'every change after the resume, once, with no change after');
+  t.deepEqual(sub.ends, []);
+  t.is(etcd.marks, 1);
+  const live = etcd.put([[scenarioKey('s0'), 'Waiting']]);
+  await settle();
+  t.deepEqual(sub.got.slice(8).map((r) => r.revision), [live], 'then live');
+  feed.stop();
+});
+
+/** A watch source whose replay watches (from a revision) or new shared watches (from now) deliver nothing while held, then all of it on release. */
+function gated(etcd: FakeEtcd) {
+  const held = { replays: [] as (() => void)[], shared: [] as (() => void)[] };
+  const g = {
+    holdReplays: false,
+    holdShared: false,
+    replays: 0,
+    releaseReplays: () => {
+      g.holdReplays = false;
+      for (const f of held.replays.splice(0)) f();
+    },
+    releaseShared: () => {
+      g.holdShared = false;
+      for (const f of held.shared.splice(0)) f();
+    },
+    source: {
+      watch(target: WatchTarget, h: EtcdWatchHandlers): EtcdWatch {
+        const replay = (target.startRevision ?? 0) !== 0;
+        if (replay) g.replays++;
+        const queue = replay ? held.replays : held.shared;
+        const holding = () => (replay ? g.holdReplays : g.holdShared) || queue.length > 0;
+        const later = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => (holding() ? queue.push(() => f(...a)) : f(...a));
+        return etcd.watch(target, { ...h, onEvents: later(h.onEvents), ...(h.onCreated ? { onCreated: later(h.onCreated) } : {}) });
+      },
+    } as WatchSource,
+  };
+  return g;
+}

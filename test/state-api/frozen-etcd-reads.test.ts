@@ -8,6 +8,7 @@ import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
 import { EtcdHistoryStore } from '../../src/etcd/history-store.js';
 import { StateFeed } from '../../src/state-api/feed.js';
+import { etcdReplayMarker } from '../../src/etcd/replay-marker.js';
 import { StateReader, type StateCaches, type StoredStateView } from '../../src/state-api/reader.js';
 import { DraftClient } from '../helpers/draft-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -36,7 +37,7 @@ test(`with etcd frozen, GetResourceStateHistory (a ${DEADLINE_MS} ms deadline) i
   // A frozen etcd of its own for each call: after a call that timed out, etcd3's client refuses
   // the next ones at once ("etcd cannot be reached"), which would hide a call left to the deadline.
   let history = new EtcdHistoryStore(await silentEtcd(t), keys, 5000);
-  const feed = new StateFeed({ source: etcd.watchClient(), keys, logger: silentLogger, idleStopMs: 300 });
+  const feed = new StateFeed({ source: etcd.watchClient(), markReplay: etcdReplayMarker(etcd.client(), keys, 'test', 3000), keys, logger: silentLogger, idleStopMs: 300 });
   const reader = new StateReader(oneState, {
     read: (...a: Parameters<EtcdHistoryStore['read']>) => history.read(...a),
     enteredAt: (...a: Parameters<EtcdHistoryStore['enteredAt']>) => history.enteredAt(...a),

@@ -21,7 +21,6 @@ class ScriptedWatch implements EtcdWatch {
   close(): void {
     this.closed = true;
   }
-  requestProgress(): void {}
   pause(): void {
     this.paused = true;
   }
@@ -47,6 +46,7 @@ function setup(o: { slots?: number; parkMs?: number; yieldAfterMs?: number } = {
     keys,
     floor: () => 10_000,
     firstBuffered: () => 10_001,
+    mark: async () => 20_000,
     chunk: 10,
     slots: o.slots ?? 1,
     parkMs: o.parkMs ?? 10_000,
@@ -144,7 +144,7 @@ test('an ask that reads on without delay keeps the slot however many fetches wai
   t.is(pool.waiting, 5);
 });
 
-test('with old states looked up, the watch asks for no prev_kv, chunks come in order, and a progress answer during a look-up does not end the fetch early', async (t) => {
+test('with old states looked up, the watch asks for no prev_kv, chunks come in order, and the marker arriving during a look-up does not end the fetch before the changes ahead of it', async (t) => {
   const watches: ScriptedWatch[] = [];
   const targets: WatchTarget[] = [];
   const pending: { keys: string[]; answer: (v: (string | undefined)[]) => void }[] = [];
@@ -152,9 +152,9 @@ test('with old states looked up, the watch asks for no prev_kv, chunks come in o
     source: { watch: (target: WatchTarget, h: EtcdWatchHandlers) => (targets.push(target), watches.push(new ScriptedWatch(target.startRevision ?? 0, h)), watches[watches.length - 1]!) },
     keys,
     floor: () => Number.POSITIVE_INFINITY,
-    firstBuffered: () => undefined, // no change to wait for and no marker: progress decides the end
+    firstBuffered: () => undefined, // no change to wait for: the marker decides the end
     chunk: 100,
-    progressIntervalMs: 60_000,
+    mark: async () => 202,
     lookUpPrevious: (l) => new Promise((answer) => pending.push({ keys: l.map((x) => x.key), answer })),
   });
   const got: ReplayOutcome[] = [];
@@ -163,19 +163,18 @@ test('with old states looked up, the watch asks for no prev_kv, chunks come in o
   const w = watches[0]!;
   // An update of a key that existed before the replay (version 3): its old state is looked up.
   w.h.onEvents([{ type: 'Put', kv: { key: Buffer.from(keys.stateKey('scenario', 'a')), value: Buffer.from('Waiting'), create_revision: '150', mod_revision: '201', version: '3', lease: '0' } }], 201);
-  w.h.onProgress!(201);
-  w.h.onProgress!(201);
+  w.h.onEvents([{ type: 'Put', kv: { key: Buffer.from(keys.replayMarker), value: Buffer.from('r1'), create_revision: '9', mod_revision: '202', version: '7', lease: '0' } }], 202);
   await sleep(5);
   t.deepEqual(got, [], 'not done while the look-up is under way');
   t.deepEqual(pending.map((p) => p.keys), [[keys.stateKey('scenario', 'a')]]);
   pending[0]!.answer(['Idle']);
   await sleep(5);
-  t.deepEqual(got, [], 'the answers ignored during the look-up are not counted');
-  w.h.onProgress!(201);
-  w.h.onProgress!(201);
   t.is(got.length, 1);
   const out = got[0]!;
   t.true(out.ok);
-  if (out.ok) t.deepEqual(out.chunk.records.map((r) => `${r.name}: ${r.from} -> ${r.to} @${r.revision}`), ['a: Idle -> Waiting @201']);
+  if (out.ok) {
+    t.deepEqual(out.chunk.records.map((r) => `${r.name}: ${r.from} -> ${r.to} @${r.revision}`), ['a: Idle -> Waiting @201']);
+    t.is(out.chunk.through, 202);
+  }
   pool.stop('done');
 });
