@@ -56,8 +56,12 @@ export const limitsSchema = z
     /**
      * HTTP/2 streams one connection may have open at once (grpc.max_concurrent_streams). A real
      * client uses a handful: one call at a time per agent, plus a few long-lived subscriptions.
+     * More than subscriptionsPerIdentity + callsInFlightPerIdentity (100 + 16), so that the call
+     * past an identity's budget reaches the server and is refused: at 100, the 101st subscription
+     * of one connection waited in the client for a stream, silently, and every later call on that
+     * connection with it (found by black-box probing). See streamsShortOfBudgets.
      */
-    maxConcurrentStreams: z.number().int().positive().default(100),
+    maxConcurrentStreams: z.number().int().positive().default(128),
     /**
      * Open connections from one peer address beyond this machine; one more is closed as it is
      * accepted, before TLS (each costs about 19 KB and a file descriptor before any call
@@ -242,4 +246,18 @@ export function anonymousAccess(c: Pick<GrpcServerConfig, 'tls' | 'auth'>): Anon
 
 export function parseGrpcServerConfig(input: unknown): GrpcServerConfig {
   return grpcServerConfigSchema.parse(input ?? {});
+}
+
+/**
+ * Why a connection holding its identity's whole budget (every subscription, every unary call in
+ * flight) could not be told that one more call is over it, or undefined: the call past the budget
+ * needs a stream, and with none free the client queues it, and every later call on the
+ * connection, without a word. Told once at start.
+ */
+export function streamsShortOfBudgets(limits: Pick<GrpcServerConfig['limits'], 'maxConcurrentStreams' | 'subscriptionsPerIdentity' | 'callsInFlightPerIdentity'>): string | undefined {
+  // callsInFlightPerIdentity 0: unary calls are unbounded, and waiting for a stream is then
+  // HTTP/2's ordinary back-pressure; the subscriptions' bound must still be heard.
+  const held = limits.subscriptionsPerIdentity + limits.callsInFlightPerIdentity;
+  if (limits.maxConcurrentStreams > held) return undefined;
+  return `grpc.limits.maxConcurrentStreams (${limits.maxConcurrentStreams}) is not above subscriptionsPerIdentity (${limits.subscriptionsPerIdentity}) + callsInFlightPerIdentity (${limits.callsInFlightPerIdentity}): a client that opens more on one connection waits for a stream, with every later call on it, instead of hearing RESOURCE_EXHAUSTED`;
 }

@@ -12,7 +12,7 @@ import { Authorizer, type ModelPlacement } from '../auth/policy.js';
 import type { ScenarioDefinitions } from '../../reconcilers/undefined-scenarios.js';
 import { watchTlsCredentials, watchTokenFiles, DEFAULT_CREDENTIALS_RELOAD_MS } from './credentials.js';
 import type { ReloadMetrics } from '../process/file-reloader.js';
-import { anonymousAccess, requiresClientCert, type GrpcServerConfig } from './config.js';
+import { anonymousAccess, requiresClientCert, streamsShortOfBudgets, type GrpcServerConfig } from './config.js';
 import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
 import { InFlightLimiter } from './in-flight.js';
@@ -121,6 +121,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const authenticator = new Authenticator({ tokens, anonymous, isLocal: isLocalPeer });
     const authorizer = new Authorizer(config.auth.rules, o.placement);
     warnAboutExposure(config, anonymous, logger);
+    const shortOfStreams = streamsShortOfBudgets(config.limits);
+    if (shortOfStreams !== undefined) logger.warn(shortOfStreams);
     o.metrics?.anonymousBeyondLoopback?.(anonymous === 'anywhere');
 
     const record = (method: string, code: string): void => o.metrics?.request(method, code);

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Authenticator, certificateNames, parseSubjectAltName, type Caller, type PeerAuthContext } from '../../src/auth/identity.js';
 import { ANY_STATE, Authorizer, expandTemplate, matchPattern } from '../../src/auth/policy.js';
 import { TokenTable } from '../../src/auth/tokens.js';
-import { anonymousAccess, grpcServerConfigSchema, parseGrpcServerConfig, requiresClientCert } from '../../src/grpc/config.js';
+import { anonymousAccess, grpcServerConfigSchema, parseGrpcServerConfig, requiresClientCert, streamsShortOfBudgets } from '../../src/grpc/config.js';
 import { hostOf, isLoopback } from '../../src/grpc/server.js';
 import { quote, textProblem } from '../../src/grpc/validation.js';
 
@@ -25,7 +25,7 @@ test('config: defaults', (t) => {
   t.like(c, { addr: '0.0.0.0:47006', maxContainersPerList: 10_000, maxMessageBytes: 2 * 1024 * 1024, conflictRetries: 5 });
   t.like(c.limits, {
     listBytes: 1024 * 1024,
-    maxConcurrentStreams: 100,
+    maxConcurrentStreams: 128,
     callsPerSecond: 2000,
     callsInFlightPerIdentity: 16,
     writeBytesPerSecond: 64 * 1024,
@@ -36,6 +36,17 @@ test('config: defaults', (t) => {
   t.is(c.tls, undefined);
   t.false(requiresClientCert(c));
   t.is(anonymousAccess(c), 'loopback');
+  t.is(streamsShortOfBudgets(c.limits), undefined, 'the defaults leave a stream for the call past a budget');
+});
+
+test('config: streams per connection short of one identity\'s budgets are told, below, at and just past subscriptions + calls in flight', (t) => {
+  const limits = { subscriptionsPerIdentity: 100, callsInFlightPerIdentity: 16 };
+  t.regex(streamsShortOfBudgets({ ...limits, maxConcurrentStreams: 115 }) ?? '', /maxConcurrentStreams \(115\) is not above subscriptionsPerIdentity \(100\) \+ callsInFlightPerIdentity \(16\).*RESOURCE_EXHAUSTED/);
+  t.regex(streamsShortOfBudgets({ ...limits, maxConcurrentStreams: 116 }) ?? '', /maxConcurrentStreams \(116\)/);
+  t.is(streamsShortOfBudgets({ ...limits, maxConcurrentStreams: 117 }), undefined);
+  // Unary calls unbounded (0): only the subscriptions' bound must be heard.
+  t.regex(streamsShortOfBudgets({ subscriptionsPerIdentity: 100, callsInFlightPerIdentity: 0, maxConcurrentStreams: 100 }) ?? '', /is not above/);
+  t.is(streamsShortOfBudgets({ subscriptionsPerIdentity: 100, callsInFlightPerIdentity: 0, maxConcurrentStreams: 101 }), undefined);
 });
 
 test('config: the documented example parses', (t) => {

@@ -154,6 +154,10 @@ test('the server announces grpc.max_concurrent_streams in its HTTP/2 settings', 
   });
   session.close();
   t.is(settings.maxConcurrentStreams, 7);
+  // Fewer than one identity's subscriptions and calls in flight: said once at start.
+  t.is(s.logger.lines.filter((l) => l.level === 'warn' && /maxConcurrentStreams \(7\) is not above/.test(l.message)).length, 1);
+  const defaults = await startTestServer(client);
+  t.false(defaults.logger.lines.some((l) => /maxConcurrentStreams/.test(l.message)), 'not with the defaults');
 });
 
 test('a list over limits.listBytes answers INVALID_ARGUMENT before etcd (200 containers of 8 KiB)', async (t) => {

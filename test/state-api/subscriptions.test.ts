@@ -264,6 +264,26 @@ test.serial('subscriptions are bounded per identity and in total (RESOURCE_EXHAU
   b.close();
 });
 
+test.serial('with the default limits, one connection holding its identity\'s subscriptions hears RESOURCE_EXHAUSTED for one more, and its other calls are answered', async (t) => {
+  // maxConcurrentStreams was 100, the subscriptions an identity may hold (on loopback, anonymous:
+  // one connection) 100 too: the 101st waited in the client for a stream, silently, and every
+  // unary call on the connection with it until its deadline (found by black-box probing).
+  const { draft, feed } = await serve();
+  const c = draft();
+  const subs = Array.from({ length: 99 }, () => c.subscribe('RESOURCE_TYPE_SCENARIO'));
+  await eventually(async () => assert.strictEqual(feed.subscribers, 99));
+  subs.push(c.subscribe('RESOURCE_TYPE_SCENARIO')); // at the bound
+  await eventually(async () => assert.strictEqual(feed.subscribers, 100));
+  const past = await c.subscribe('RESOURCE_TYPE_SCENARIO').end;
+  t.is(past.code, grpc.status.RESOURCE_EXHAUSTED, past.details);
+  t.regex(past.details, /has 100 subscriptions open.*subscriptionsPerIdentity/);
+  const answered = await Promise.all(Array.from({ length: 16 }, () => c.getState('RESOURCE_TYPE_SCENARIO', 'nothing', 3000).then(() => 'answered', (e: grpc.ServiceError) => grpc.status[e.code])));
+  t.deepEqual(answered, Array.from({ length: 16 }, () => 'answered'), 'every unary call of the identity\'s budget answered, none waiting for a stream');
+  for (const s of subs) s.cancel();
+  await eventually(async () => assert.strictEqual(feed.subscribers, 0));
+  c.close();
+});
+
 test.serial('replays from before the buffer share a bounded number of etcd watches, however many resume at once', async (t) => {
   const { draft, put, feed, source } = await serve({ replayWatches: 2, bufferSize: 50 });
   const old = await createScenarios(put, 300, 'old');
