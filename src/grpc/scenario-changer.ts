@@ -8,13 +8,32 @@ import type { DomainObserver, Clock, StateStore, StoredRevision } from '../../re
 import { scenarioTransitionAllowed } from '../../domain/rules.js';
 import type { ScenarioState } from '../../domain/states.js';
 
+export interface ScenarioStateRead {
+  state: ScenarioState | undefined;
+  revision: StoredRevision | undefined;
+  /** The create revision of the scenario's definition key (`Scenario/{name}`), when it has one. */
+  definedAt?: number;
+  /**
+   * Whether a definition existed when the state was last written; asked only when the definition
+   * was created after that write, undefined when not asked or not known (compacted).
+   */
+  definedAtWrite?: boolean;
+}
+
 /** The stored scenario state, read fresh (a follower may serve the request). */
 export interface ScenarioStateReader {
-  /**
-   * `callerDeadline` (epoch ms): the read does not outlive the client's deadline. `definedAt`: the
-   * create revision of the scenario's definition key (`Scenario/{name}`), when it has one.
-   */
-  read(name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined; definedAt?: number }>;
+  /** `callerDeadline` (epoch ms): the read does not outlive the client's deadline. */
+  read(name: string, callerDeadline?: number): Promise<ScenarioStateRead>;
+}
+
+/**
+ * A state last written under an earlier definition of the scenario, which was since deleted and
+ * created again: it belongs to the withdrawn scenario, and the new one starts from nothing. One
+ * written while no definition existed (a request ahead of the API server's definition write) is
+ * the scenario's own; when etcd no longer knows, it is taken as withdrawn.
+ */
+export function withdrawnState(read: ScenarioStateRead): boolean {
+  return read.state !== undefined && read.definedAt !== undefined && read.revision !== undefined && read.definedAt > read.revision.modRevision && read.definedAtWrite !== false;
 }
 
 export interface ScenarioChange {
@@ -70,9 +89,9 @@ export class ScenarioChanger {
       // withdraws by deleting `Scenario/{name}` and applies again with "" -> idle; the withdrawn
       // one's Completed made that an invalid transition for good (a Pullpiri compatibility probe).
       // The write is still guarded by the stored key's revision.
-      const withdrawn = read.state !== undefined && read.definedAt !== undefined && revision !== undefined && read.definedAt > revision.modRevision;
+      const withdrawn = withdrawnState(read);
       const stored = withdrawn ? undefined : read.state;
-      const refusal = this.check(req, stored, authorize);
+      const refusal = this.check(req, read.state, withdrawn, authorize);
       if (refusal) return refusal;
       const at = new Date(this.o.clock.now()).toISOString();
       const outcome = await this.o.store.writeState({
@@ -95,27 +114,32 @@ export class ScenarioChanger {
     };
   }
 
-  /** Authorization, then the precondition, then the transition table. */
-  private check(req: ScenarioChange, stored: ScenarioState | undefined, authorize: (from: ScenarioState | undefined) => string | undefined): ScenarioChangeOutcome | undefined {
+  /**
+   * Authorization, then the precondition (against the state as stored, as every read shows it),
+   * then the transition table (from nothing when the stored state is a withdrawn scenario's).
+   */
+  private check(req: ScenarioChange, asStored: ScenarioState | undefined, withdrawn: boolean, authorize: (from: ScenarioState | undefined) => string | undefined): ScenarioChangeOutcome | undefined {
+    const stored = withdrawn ? undefined : asStored;
     // Authorized against the state the caller says it changes from: if that differs from the
     // stored one the precondition refuses the request anyway.
     const denied = authorize(req.current ?? stored);
     if (denied !== undefined) return { ok: false, refusal: 'denied', message: 'permission denied', details: denied };
-    if (req.current !== undefined && req.current !== stored) {
+    if (req.current !== undefined && req.current !== asStored) {
       return {
         ok: false,
         refusal: 'precondition_failed',
         message: 'current_state does not match the stored state',
-        details: `current_state is ${req.current} but scenario ${req.name} is ${stored ?? 'absent (no stored state)'}`,
+        details: `current_state is ${req.current} but scenario ${req.name} is ${asStored ?? 'absent (no stored state)'}`,
       };
     }
     if (!scenarioTransitionAllowed(stored, req.target)) {
+      const why = withdrawn ? ` (its ${asStored} was written before the scenario was defined again: it starts from nothing)` : '';
       return {
         ok: false,
         refusal: 'invalid_transition',
         message: 'invalid state transition',
         details:
-          stored === req.target ? `scenario ${req.name} is already ${stored}` : `scenario ${req.name}: ${stored ?? 'absent'} -> ${req.target} is not a scenario transition`,
+          stored === req.target ? `scenario ${req.name} is already ${stored}` : `scenario ${req.name}: ${stored ?? 'absent'} -> ${req.target} is not a scenario transition${why}`,
       };
     }
     const overLimit = stored === undefined ? this.o.admitNew?.(req.name) : undefined;

@@ -11,7 +11,7 @@ import type { StateChangeResponse } from '../generated/statemanager/StateChangeR
 import type { ErrorCode__Output } from '../generated/statemanager/ErrorCode.js';
 import type { KeyLayout } from '../../domain/keys.js';
 import { type DomainObserver, silentObserver, systemClock, type Clock, type StateStore, type StoredRevision } from '../../reconcilers/ports.js';
-import { ScenarioChanger, type ScenarioRefusal } from './scenario-changer.js';
+import { ScenarioChanger, type ScenarioRefusal, type ScenarioStateRead } from './scenario-changer.js';
 import { parseState, type ScenarioState } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
@@ -225,22 +225,34 @@ function writtenBytes(deps: StateChangeDeps, req: ValidStateChange, source: stri
 
 /**
  * The stored state and when the scenario's definition was created, in one read (one revision). A
- * stored value that is not a scenario state counts as absent.
+ * stored value that is not a scenario state counts as absent. When the definition was created
+ * after the state's last write, whether a definition existed at that write (a second read, at the
+ * state's revision; unknown when etcd has compacted it).
  */
-async function readScenarioState(deps: StateChangeDeps, name: string, callerDeadline?: number): Promise<{ state: ScenarioState | undefined; revision: StoredRevision | undefined; definedAt?: number }> {
+async function readScenarioState(deps: StateChangeDeps, name: string, callerDeadline?: number): Promise<ScenarioStateRead> {
+  const deadline = etcdDeadline(deps.requestTimeoutMs, callerDeadline);
+  const defKey = Buffer.from(deps.keys.scenarioDefKey(name));
   const res = await deps.client.kv.txn(
     {
       compare: [],
-      success: [{ request_range: { key: Buffer.from(deps.keys.stateKey('scenario', name)) } }, { request_range: { key: Buffer.from(deps.keys.scenarioDefKey(name)), keys_only: true } }],
+      success: [{ request_range: { key: Buffer.from(deps.keys.stateKey('scenario', name)) } }, { request_range: { key: defKey, keys_only: true } }],
       failure: [],
     },
-    { deadline: etcdDeadline(deps.requestTimeoutMs, callerDeadline) },
+    { deadline },
   );
   const kv: IKeyValue | undefined = res.responses[0]?.response_range?.kvs[0];
   const def: IKeyValue | undefined = res.responses[1]?.response_range?.kvs[0];
   const definedAt = def === undefined ? {} : { definedAt: Number(def.create_revision) };
   if (!kv) return { state: undefined, revision: undefined, ...definedAt };
-  return { state: parseState('scenario', kv.value.toString()), revision: { modRevision: Number(kv.mod_revision), version: Number(kv.version) }, ...definedAt };
+  const read: ScenarioStateRead = { state: parseState('scenario', kv.value.toString()), revision: { modRevision: Number(kv.mod_revision), version: Number(kv.version) }, ...definedAt };
+  if (read.state === undefined || read.definedAt === undefined || read.definedAt <= read.revision!.modRevision) return read;
+  try {
+    const then = await deps.client.kv.range({ key: defKey, revision: kv.mod_revision, count_only: true }, { deadline });
+    return { ...read, definedAtWrite: Number(then.count) > 0 };
+  } catch (err) {
+    if (/compacted/i.test(errorMessage(err))) return read; // unknown: taken as withdrawn
+    throw err;
+  }
 }
 
 function systemNowNs(): bigint {

@@ -396,6 +396,50 @@ test('a scenario withdrawn (definition deleted) and applied again (created again
   t.is((await sendStateChange(s.client(), scenario('wd', 'Waiting'))).error_code, 'ERROR_CODE_SUCCESS');
 });
 
+// Found by black-box probing (a client of the contract): the precondition took a withdrawn
+// scenario's state as absent while every read showed it, and a state written before the first
+// definition existed was taken as withdrawn, so the scenario could not go on from it.
+test('a state written while no definition existed is the scenario\'s own when the definition comes: it goes on from it, checked against it', async (t) => {
+  const s = await startTestServer(client);
+  t.is((await sendStateChange(s.client(), scenario('early', 'Idle'))).error_code, 'ERROR_CODE_SUCCESS');
+  await client.put(s.keys.scenarioDefKey('early')).value('spec: {target: p}');
+  const res = await sendStateChange(s.client(), scenario('early', 'Waiting', { current_state: 'Idle' }));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+  t.like((await history(s, 'early')).at(-1), { from: 'Idle', to: 'Waiting', reason: 'requested' });
+});
+
+test('a withdrawn scenario\'s state passes the precondition as stored (as reads show it) and the new scenario starts from nothing', async (t) => {
+  const s = await startTestServer(client);
+  const defKey = s.keys.scenarioDefKey('again');
+  await client.put(defKey).value('spec: {target: p}');
+  for (const target of ['Idle', 'Waiting', 'Satisfied', 'Allowed', 'Completed']) t.is((await sendStateChange(s.client(), scenario('again', target))).error_code, 'ERROR_CODE_SUCCESS', target);
+  await client.delete().key(defKey);
+  await client.put(defKey).value('spec: {target: p}');
+  const onward = await sendStateChange(s.client(), scenario('again', 'Waiting', { current_state: 'Completed' }));
+  t.is(onward.error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  t.regex(onward.error_details, /absent -> Waiting is not a scenario transition \(its Completed was written before the scenario was defined again: it starts from nothing\)/);
+  const stale = await sendStateChange(s.client(), scenario('again', 'Idle', { current_state: 'Allowed' }));
+  t.is(stale.error_code, 'ERROR_CODE_PRECONDITION_FAILED');
+  t.regex(stale.error_details, /current_state is Allowed but scenario again is Completed/);
+  const res = await sendStateChange(s.client(), scenario('again', 'Idle', { current_state: 'Completed' }));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+  t.like((await history(s, 'again')).at(-1), { from: null, to: 'Idle', reason: 'requested: the scenario was defined again after its last state' });
+});
+
+test('when etcd has compacted the state\'s last write, whether a definition existed then is unknown: taken as withdrawn', async (t) => {
+  // An etcd of its own: the compaction would reach the other tests' revisions.
+  const own = await startEtcd();
+  t.teardown(() => own.stop());
+  const ownClient = own.client();
+  const s = await startTestServer(ownClient);
+  t.is((await sendStateChange(s.client(), scenario('lost', 'Idle'))).error_code, 'ERROR_CODE_SUCCESS');
+  const put = await ownClient.put(s.keys.scenarioDefKey('lost')).value('spec: {target: p}').exec();
+  await ownClient.kv.compact({ revision: put.header.revision });
+  t.is((await sendStateChange(s.client(), scenario('lost', 'Waiting', { current_state: 'Idle' }))).error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
+  const res = await sendStateChange(s.client(), scenario('lost', 'Idle', { current_state: '' }));
+  t.is(res.error_code, 'ERROR_CODE_SUCCESS', res.error_details);
+});
+
 test('a definition rewritten in place (not withdrawn) or created before the last state changes nothing: Completed -> Idle is refused', async (t) => {
   const s = await startTestServer(client);
   const defKey = s.keys.scenarioDefKey('kept');
