@@ -46,10 +46,10 @@ test('environment variables win over the file', (t) => {
 
 test('mistakes stop start-up with one readable line naming the setting', (t) => {
   const cases: [string, Record<string, string>, RegExp][] = [
-    ['', { ETCD_ENDPOINTS: 'not a url' }, /^invalid configuration at etcd\.endpoints\.0: expected an http/],
+    ['', { ETCD_ENDPOINTS: 'not a url' }, /^invalid configuration at etcd\.endpoints\.0 \(set by ETCD_ENDPOINTS\): expected an http/],
     ['controller:\n  workers: -1\n', {}, /^invalid configuration at controller\.workers: /],
     ['controller:\n  resyncPeriod: 10x\n', {}, /controller\.resyncPeriod: "10x" is not a duration/],
-    ['', { STATEMANAGER_HTTP_ADDR: 'nohost' }, /^invalid configuration at http\.addr: expected host:port/],
+    ['', { STATEMANAGER_HTTP_ADDR: 'nohost' }, /^invalid configuration at http\.addr \(set by STATEMANAGER_HTTP_ADDR\): expected host:port/],
     ['reconcile:\n  triggerStates: [Broken]\n', {}, /reconcile\.triggerStates\.0/],
     ['unknownKey: 1\n', {}, /unknownKey|Unrecognized/],
     ['etcd: [1, 2\n', {}, /is not valid YAML/],
@@ -60,6 +60,18 @@ test('mistakes stop start-up with one readable line naming the setting', (t) => 
     t.false(err!.message.includes('\n'), 'one line');
   }
   t.throws(() => loadConfig('/nonexistent/config.yaml', {}), { instanceOf: ConfigError, message: /cannot read configuration file/ });
+  // From the file, the setting alone: no variable set it.
+  t.throws(() => loadConfig(file('http:\n  addr: nohost\n'), {}), { message: /^invalid configuration at http\.addr: expected host:port/ });
+});
+
+test('the ActionController address may be written as an http:// URL, as Pullpiri\'s components write it; https:// is refused, naming the TLS settings', (t) => {
+  t.is(loadConfig(undefined, { ACTION_CONTROLLER_ADDR: 'http://10.0.0.5:47001' }).actionController.addr, '10.0.0.5:47001');
+  t.is(loadConfig(undefined, { ACTION_CONTROLLER_ADDR: 'HTTP://ac.local:47001/' }).actionController.addr, 'ac.local:47001');
+  t.is(loadConfig(undefined, { ACTION_CONTROLLER_ADDR: 'http://[::1]:47001' }).actionController.addr, '[::1]:47001');
+  t.throws(() => loadConfig(undefined, { ACTION_CONTROLLER_ADDR: 'https://ac:47001' }), {
+    message: /^invalid configuration at actionController\.addr \(set by ACTION_CONTROLLER_ADDR\): https:\/\/ is not taken here: write host:port and configure TLS with the tls settings beside it$/,
+  });
+  for (const bad of ['http://ac', 'http://ac:47001/path', 'grpc://ac:47001', 'ac']) t.throws(() => loadConfig(undefined, { ACTION_CONTROLLER_ADDR: bad }), { message: /actionController\.addr \(set by ACTION_CONTROLLER_ADDR\): expected host:port/ }, bad);
 });
 
 test('configuration fails closed: a TLS block that is not entirely empty must be complete and spelt right', (t) => {
@@ -142,7 +154,7 @@ test('durations: at most 596h (2^31 - 1 ms, the longest timer), below, at and pa
 
 test('an etcd URL with a user or password is refused, without repeating them (they were logged, and never used)', (t) => {
   const err = t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: 'http://root:TopSecretPw1@127.0.0.1:2379' }), { instanceOf: ConfigError });
-  t.regex(err!.message, /^invalid configuration at etcd\.endpoints\.0: an etcd URL may not hold a user or password .*ETCD_USERNAME, ETCD_PASSWORD\)$/);
+  t.regex(err!.message, /^invalid configuration at etcd\.endpoints\.0 \(set by ETCD_ENDPOINTS\): an etcd URL may not hold a user or password .*ETCD_USERNAME, ETCD_PASSWORD\)$/);
   t.false(err!.message.includes('TopSecretPw1'));
   t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: 'http://root@127.0.0.1:2379' }), { message: /may not hold a user or password/ });
   t.deepEqual(loadConfig(undefined, { ETCD_ENDPOINTS: 'http://127.0.0.1:2379' }).etcd.endpoints, ['http://127.0.0.1:2379']);
@@ -152,14 +164,14 @@ test('numbers from the environment are decimal integers: empty, blank, hex and e
   t.is(loadConfig(undefined, { STATEMANAGER_WORKERS: ' 16 ' }).controller.workers, 16);
   t.is(loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: '0' }).memory.heapGrowthPercent, 0);
   for (const v of ['', '  ', '0x10', '1e2', '16.0', 'ten']) {
-    t.throws(() => loadConfig(undefined, { STATEMANAGER_WORKERS: v }), { instanceOf: ConfigError, message: /^invalid configuration at controller\.workers: / }, JSON.stringify(v));
-    t.throws(() => loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: v }), { instanceOf: ConfigError, message: /^invalid configuration at memory\.heapGrowthPercent: / }, JSON.stringify(v));
+    t.throws(() => loadConfig(undefined, { STATEMANAGER_WORKERS: v }), { instanceOf: ConfigError, message: /^invalid configuration at controller\.workers \(set by STATEMANAGER_WORKERS\): / }, JSON.stringify(v));
+    t.throws(() => loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: v }), { instanceOf: ConfigError, message: /^invalid configuration at memory\.heapGrowthPercent \(set by STATEMANAGER_HEAP_GROWTH_PERCENT\): / }, JSON.stringify(v));
   }
 });
 
 test('a key prefix with surrounding spaces or control characters is refused (" " managed nothing, without a word)', (t) => {
-  t.throws(() => loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: ' ' }), { message: /^invalid configuration at keyPrefix: may not start or end with whitespace$/ });
-  t.throws(() => loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: '/a\n' }), { message: /keyPrefix: may not/ });
+  t.throws(() => loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: ' ' }), { message: /^invalid configuration at keyPrefix \(set by STATEMANAGER_KEY_PREFIX\): may not start or end with whitespace$/ });
+  t.throws(() => loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: '/a\n' }), { message: /keyPrefix \(set by STATEMANAGER_KEY_PREFIX\): may not/ });
   t.is(loadConfig(undefined, { STATEMANAGER_KEY_PREFIX: '/site-1' }).keyPrefix, '/site-1');
 });
 

@@ -10,6 +10,17 @@ export const hostPortSchema = z.string().refine(
   { message: 'expected host:port, e.g. 0.0.0.0:47006 or [::]:47006' },
 );
 
+/**
+ * An address to dial, `host:port`, also written as an `http://host:port` URL: Pullpiri's
+ * components write the ActionController's address that way (black-box probing: a deployment
+ * that set `ACTION_CONTROLLER_ADDR=http://…` would not start). `http` names plaintext, the
+ * default; TLS is configured by its own settings, so `https://` is refused, saying so.
+ */
+export const dialAddressSchema = z.preprocess(
+  (v) => (typeof v === 'string' ? v.replace(/^http:\/\/([^/]+)\/?$/i, '$1') : v),
+  z.string().refine((s) => !/^https:\/\//i.test(s), { message: 'https:// is not taken here: write host:port and configure TLS with the tls settings beside it' }).pipe(hostPortSchema),
+);
+
 export function splitHostPort(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   const host = i < 0 ? addr : addr.slice(0, i);

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_STATES } from '../../domain/states.js';
-import { hostPortSchema } from './address.js';
+import { dialAddressSchema, hostPortSchema } from './address.js';
 import { durationSchema } from './duration.js';
 import { grpcServerConfigSchema } from '../grpc/config.js';
 
@@ -76,7 +76,7 @@ export const configSchema = z
       .prefault({}),
     actionController: z
       .object({
-        addr: hostPortSchema.default('127.0.0.1:47001'),
+        addr: dialAddressSchema.default('127.0.0.1:47001'),
         timeout: positiveDuration.default(5000),
         // OffloadModel's deadline: the ActionController moves the model before it answers.
         offloadTimeout: positiveDuration.default(60_000),
@@ -176,6 +176,34 @@ export type ConfigInput = z.input<typeof configSchema>;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  constructor(
+    message: string,
+    /** The setting refused (`actionController.addr`), when one was. */
+    readonly path?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The settings each environment variable sets, so that a refusal names the variable too. */
+const ENV_SETTINGS: readonly (readonly [string, string])[] = [
+  ['ETCD_ENDPOINTS', 'etcd.endpoints'],
+  ['ETCD_USERNAME', 'etcd.username'],
+  ['ETCD_PASSWORD', 'etcd.password'],
+  ['STATEMANAGER_GRPC_ADDR', 'grpc.addr'],
+  ['ACTION_CONTROLLER_ADDR', 'actionController.addr'],
+  ['STATEMANAGER_HTTP_ADDR', 'http.addr'],
+  ['STATEMANAGER_KEY_PREFIX', 'keyPrefix'],
+  ['STATEMANAGER_LOG_LEVEL', 'log.level'],
+  ['STATEMANAGER_LOG_FORMAT', 'log.format'],
+  ['STATEMANAGER_WORKERS', 'controller.workers'],
+  ['STATEMANAGER_HEAP_GROWTH_PERCENT', 'memory.heapGrowthPercent'],
+  ['POD_NAME', 'leaderElection.identity'],
+];
+
+/** The environment variable that set the refused setting, if one did. */
+function settingVariable(path: string, env: NodeJS.ProcessEnv): string | undefined {
+  return ENV_SETTINGS.find(([name, at]) => env[name] !== undefined && (path === at || path.startsWith(`${at}.`)))?.[0];
 }
 
 /** Environment variables win over the file (contract §4). */
@@ -221,7 +249,7 @@ export function parseConfig(raw: unknown): Config {
     const issue = res.error.issues[0]!;
     const where = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
     const more = res.error.issues.length > 1 ? ` (and ${res.error.issues.length - 1} more)` : '';
-    throw new ConfigError(`invalid configuration at ${where}: ${issue.message}${more}`);
+    throw new ConfigError(`invalid configuration at ${where}: ${issue.message}${more}`, issue.path.join('.'));
   }
   return res.data;
 }
@@ -247,7 +275,14 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
     }
     raw = doc as Record<string, unknown>;
   }
-  const config = parseConfig(applyEnv(raw, env));
+  let config: Config;
+  try {
+    config = parseConfig(applyEnv(raw, env));
+  } catch (err) {
+    const variable = err instanceof ConfigError && err.path !== undefined ? settingVariable(err.path, env) : undefined;
+    if (variable === undefined) throw err;
+    throw new ConfigError((err as ConfigError).message.replace(/^invalid configuration at [^:]+/, (at) => `${at} (set by ${variable})`), (err as ConfigError).path);
+  }
   if (config.etcd.passwordFile && !config.etcd.password) {
     try {
       config.etcd.password = readFileSync(config.etcd.passwordFile, 'utf8').trim();
