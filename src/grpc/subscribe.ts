@@ -156,14 +156,17 @@ export function parseSubscription(req: StateChangeSubscriptionRequest__Output): 
   if (unknown.length > 0) return { problem: `filter ${unknown.map(quote).join(', ')} not understood (known: name, since_revision)` };
   const filter: { kind?: ResourceKind; name?: string; sinceRevision?: number } = {};
   if (kind) filter.kind = kind;
+  // An empty value is no filter: a map value cannot be left unset in proto3, and a client built
+  // from the draft may send every key it knows (black-box probing: refused INVALID_ARGUMENT).
+  // No name or revision is empty, so nothing is lost by it.
   const name = req.filter.name;
-  if (name !== undefined) {
+  if (name !== undefined && name !== '') {
     const p = textProblem(name, { required: true, maxBytes: LIMITS.resourceNameBytes, noControl: true, noInvisible: true });
     if (p) return { problem: `filter["name"] ${p}` };
     filter.name = name;
   }
   const since = req.filter.since_revision;
-  if (since !== undefined) {
+  if (since !== undefined && since !== '') {
     if (!/^\d{1,15}$/.test(since)) return { problem: `filter["since_revision"] ${quote(since)} is not a revision (a non-negative integer)` };
     filter.sinceRevision = Number(since);
   }
