@@ -44,6 +44,8 @@ const helm = findHelm();
 const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as { version: string; appVersion: string; name: string };
 const release = 'sm';
 const productionValues = join(chartDir, 'values-production.yaml');
+/** values-production.yaml with the one value it asks for: the ActionController's Service. */
+const production = ['-f', productionValues, '--set', 'actionController.addr=actioncontroller.pullpiri:47001'];
 
 type Args = string[];
 
@@ -116,8 +118,8 @@ const combos: Record<string, Args> = {
     '--set', 'image.digest=sha256:' + 'a'.repeat(64),
   ],
   'leader election off, one replica': ['--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false'],
-  'production values (values-production.yaml)': ['-f', productionValues],
-  'production values with the bundled etcd': ['-f', productionValues, '--set', 'etcd.bundled.enabled=true'],
+  'production values (values-production.yaml)': production,
+  'production values with the bundled etcd': [...production, '--set', 'etcd.bundled.enabled=true'],
   'bundled etcd with a NetworkPolicy, no TLS': ['--set', 'etcd.bundled.enabled=true', '--set', 'replicaCount=1', '--set', 'networkPolicy.enabled=true'],
   'bearer tokens over TLS': [
     '--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=sm-grpc-tls',
@@ -439,6 +441,12 @@ if (!helm.ok) {
     // Also when extraConfig turns it off (black-box probe: it rendered, and both replicas wrote states).
     t.regex(await templateFails(['--set', 'replicaCount=2', '--set', 'extraConfig.leaderElection.enabled=false']), /requires leaderElection\.enabled=true: the configuration as rendered/);
     t.regex(await templateFails(['--set', 'http.port=47006']), /grpc\.port and http\.port are both 47006/);
+    // Secrets through extraConfig would be rendered into the ConfigMap (found by an operator's audit).
+    const inlineToken = ['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=t', '--set-json', 'extraConfig={"grpc":{"auth":{"tokens":[{"identity":"ops","token":"0123456789abcdef0123456789abcdef"}],"rules":[]}}}'];
+    t.regex(await templateFails(inlineToken), /grpc\.auth\.tokens\[0\] holds its token inline \(from extraConfig\): it would be in the ConfigMap/);
+    t.regex(await templateFails(['--set-json', 'extraConfig={"etcd":{"password":"hunter2"}}']), /etcd\.password is set in the configuration \(from extraConfig\): it would be in the ConfigMap/);
+    const tokenFiles = await template(['--set', 'grpc.tls.enabled=true', '--set', 'grpc.tls.existingSecret=t', '--set', 'grpc.auth.tokens.existingSecret=tok', '--set', 'grpc.auth.tokens.identities={ops}', '--set-json', 'grpc.auth.rules=[]']);
+    t.false((configMap(t, tokenFiles).data?.['config.yaml'] ?? '').includes('token:'), 'token files: only paths in the ConfigMap');
     t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.endpoints={https://e:2379}']), /etcd\.tls\.existingSecret/);
     t.regex(await templateFails(['--set', 'etcd.tls.enabled=true', '--set', 'etcd.tls.existingSecret=s']), /not https/);
     t.regex(await templateFails(['--set', 'grpc.tls.enabled=true']), /grpc\.tls\.existingSecret/);
@@ -501,12 +509,34 @@ if (!helm.ok) {
     t.true(bundled.includes('bypass every gRPC rule'));
     t.true(bundled.includes('networkPolicy.enabled=true'), 'names the NetworkPolicy fix');
     t.false(defaults.includes('no client authentication'), 'no etcd warning without the bundled etcd');
-    const authed = await notes(['-f', productionValues, '--set', 'etcd.bundled.enabled=true']);
+    const authed = await notes([...production, '--set', 'etcd.bundled.enabled=true']);
     t.false(authed.includes('no client authentication'), authed);
     t.true(authed.includes('client certificates required'));
     const tls = await notes(combos['production TLS'] ?? []);
     t.false(tls.includes('not encrypted'));
     t.true(tls.includes('TLS, Secret sm-etcd-tls'));
+    // The ActionController's address, and a note when it is this pod itself (the default).
+    t.regex(defaults, /ActionController: 127\.0\.0\.1:47001\n/);
+    t.regex(defaults, /NOTE: actionController\.addr 127\.0\.0\.1:47001 is this pod itself/);
+    const served = await notes(production);
+    t.regex(served, /ActionController: actioncontroller\.pullpiri:47001 \(TLS\)/);
+    t.false(served.includes('is this pod itself'));
+  });
+
+  test('values-production.yaml asks for the ActionController\'s Service: rendering without it fails saying so; the default (this pod) renders with a note', async (t) => {
+    const err = await templateFails(['-f', productionValues]);
+    t.regex(err, /actionController\.addr is empty: set it to the ActionController's Service \(host:port\).*127\.0\.0\.1 would be this pod itself/);
+    t.regex(await templateFails(['--set', 'actionController.addr=']), /actionController\.addr is empty/);
+    for (const addr of ['actioncontroller:47001', 'http://10.0.0.5:47001']) t.is((configOf(t, await template(['--set', `actionController.addr=${addr}`])) as { actionController: { addr: string } }).actionController.addr, addr);
+    t.is((configOf(t, await template(production)) as { actionController: { addr: string } }).actionController.addr, 'actioncontroller.pullpiri:47001');
+  });
+
+  test('required pod anti-affinity with more than one replica rolls one pod at a time (a surge pod would need one node more than there are replicas)', async (t) => {
+    const strategy = async (args: Args) => (deployment(t, await template(args)).spec as { strategy: { rollingUpdate: { maxSurge: number; maxUnavailable: number } } }).strategy.rollingUpdate;
+    t.deepEqual(await strategy(['--set', 'podAntiAffinityPreset=hard', '--set', 'replicaCount=3']), { maxSurge: 0, maxUnavailable: 1 });
+    t.deepEqual(await strategy(['--set', 'podAntiAffinityPreset=hard', '--set', 'replicaCount=2']), { maxSurge: 0, maxUnavailable: 1 });
+    t.deepEqual(await strategy(['--set', 'podAntiAffinityPreset=hard', '--set', 'replicaCount=1', '--set', 'leaderElection.enabled=false']), { maxSurge: 1, maxUnavailable: 0 }, 'one replica: never without a ready pod');
+    t.deepEqual(await strategy(['--set', 'podAntiAffinityPreset=soft', '--set', 'replicaCount=3']), { maxSurge: 1, maxUnavailable: 0 });
   });
 
   test('NOTES.txt warns loudly when anonymous access is on, and notes when nobody can be identified', async (t) => {
@@ -526,7 +556,7 @@ if (!helm.ok) {
     t.regex(open, /served from ANYWHERE/);
     t.true(open.includes('statemanager_grpc_anonymous_allowed=1'), 'names the metric that exports it');
     t.true(open.includes('may do everything'), 'without rules: says anonymous callers may do everything');
-    const openProd = await notes(['-f', productionValues, '--set', 'grpc.auth.allowAnonymous=true']);
+    const openProd = await notes([...production, '--set', 'grpc.auth.allowAnonymous=true']);
     t.regex(openProd, /WARNING: grpc\.auth\.allowAnonymous=true/, 'warned even with a client CA and rules');
 
     const defaults = await notes([]);
@@ -535,7 +565,7 @@ if (!helm.ok) {
     t.true(defaults.includes('loopback'), 'says only loopback callers (sidecars) are served');
     t.true(defaults.includes('sidecars'));
 
-    const prod = await notes(['-f', productionValues]);
+    const prod = await notes(production);
     t.false(prod.includes('WARNING'), prod);
     t.false(prod.includes('no gRPC authentication'));
     t.true(prod.includes('mutual TLS, client CA Secret statemanager-grpc-client-ca'));
@@ -550,7 +580,7 @@ if (!helm.ok) {
   });
 
   test('production values: mutual TLS with its own client CA Secret, rules on, anonymous refused, parsed by the program', async (t) => {
-    const objs = await template(['-f', productionValues]);
+    const objs = await template(production);
     const spec = podSpec(deployment(t, objs));
     const c = container(spec, 'statemanager');
     const text = one(t, objs, 'ConfigMap').data?.['config.yaml'] ?? '';
@@ -574,7 +604,7 @@ if (!helm.ok) {
     t.false('requireClientCert' in raw.grpc.tls, 'requireClientCert follows from the client CA');
     t.is(raw.grpc.auth.allowAnonymous, false);
     t.false('tokens' in raw.grpc.auth, 'no tokens: certificates identify every caller');
-    const unset = await template(['-f', productionValues, '--set', 'grpc.auth.allowAnonymous=null']);
+    const unset = await template([...production, '--set', 'grpc.auth.allowAnonymous=null']);
     assertAuthenticated(t, 'values-production.yaml with allowAnonymous unset', programConfig(one(t, unset, 'ConfigMap').data?.['config.yaml'] ?? '', c));
   });
 
@@ -659,7 +689,7 @@ if (!helm.ok) {
   });
 
   test('production values: NetworkPolicies on; with the bundled etcd only statemanager reaches its client port', async (t) => {
-    const prod = await template(['-f', productionValues]);
+    const prod = await template(production);
     const dep = deployment(t, prod);
     const grpc = ingressSources(prod, dep, 47006);
     const http = ingressSources(prod, dep, 47086);
@@ -674,7 +704,7 @@ if (!helm.ok) {
     t.true(Array.isArray(http) && http.some((p) => !p.namespaceSelector && p.podSelector && Object.entries(p.podSelector.matchLabels ?? {}).every(([k, v]) => testPod.metadata.labels?.[k] === v)), 'the helm test pod reaches /readyz');
     t.is(byKind(prod, 'NetworkPolicy').length, 1, 'no bundled etcd, one policy');
 
-    const bundled = await template(['-f', productionValues, '--set', 'etcd.bundled.enabled=true']);
+    const bundled = await template([...production, '--set', 'etcd.bundled.enabled=true']);
     t.deepEqual(await validateAll(bundled), []);
     t.is(byKind(bundled, 'NetworkPolicy').length, 2, 'a policy for statemanager and one for etcd');
     assertEtcdIsolated(t, bundled, 'production + bundled etcd');
@@ -689,7 +719,7 @@ if (!helm.ok) {
   });
 
   test('bundled etcd with client-certificate auth: etcd requires certificates, statemanager presents one over https', async (t) => {
-    const objs = await template(['-f', productionValues, '--set', 'etcd.bundled.enabled=true']);
+    const objs = await template([...production, '--set', 'etcd.bundled.enabled=true']);
     const sts = one(t, objs, 'StatefulSet');
     const etcd = container(podSpec(sts), 'etcd');
     const args = (etcd as { args?: string[] }).args ?? [];
@@ -714,7 +744,7 @@ if (!helm.ok) {
   });
 
   test('actionController.tls: Secret mounted read-only, files in the configuration, on in production', async (t) => {
-    const objs = await template(['-f', productionValues]);
+    const objs = await template(production);
     const spec = podSpec(deployment(t, objs));
     const c = container(spec, 'statemanager');
     const vol = spec.volumes?.find((v) => v.secret?.secretName === 'statemanager-action-controller-tls');

@@ -303,10 +303,12 @@ configMapGenerator:
       t.deepEqual(http, [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], 'metrics only from monitoring');
       const egress = (np.spec as { egress: { ports: { port: number }[] }[] }).egress.flatMap((r) => r.ports.map((p) => p.port));
       t.deepEqual(egress.sort((a, b) => a - b), [53, 53, 2379, 47001]);
+      // Not this pod's own loopback: no failed package would ever be repaired (found by an operator's audit).
+      t.false(/^(127\.|localhost:|\[::1\]:)/.test(cfg.actionController.addr), `${name}: ActionController ${cfg.actionController.addr}`);
     });
   }
 
-  test('ha: three replicas required on different nodes, PDB', async (t) => {
+  test('ha: three replicas required on different nodes, PDB, one pod replaced at a time', async (t) => {
     const objs = await overlay('ha');
     t.is(replicas(t, objs), 3);
     t.is(byKind(objs, 'PodDisruptionBudget').length, 1);
@@ -318,6 +320,8 @@ configMapGenerator:
     const sel = (dep.spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels;
     t.deepEqual(req[0]?.labelSelector?.matchLabels, sel, 'anti-affinity selects the statemanager pods');
     t.is(anti?.preferredDuringSchedulingIgnoredDuringExecution, undefined, 'the soft rule is replaced');
+    // A surge pod would need a fourth node: a rollout on three waited for it until its deadline.
+    t.deepEqual((dep.spec as { strategy: { rollingUpdate: unknown } }).strategy.rollingUpdate, { maxSurge: 0, maxUnavailable: 1 });
   });
 
   test('every overlay: the Deployment keeps its base selector and the etcd Service is only in dev', async (t) => {
@@ -400,7 +404,7 @@ components:
     });
 
     test('the prod overlay and the chart production values give the same gRPC configuration', async (t) => {
-      const r = await run(h.bin, ['template', 'sm', chartDir, '-f', join(chartDir, 'values-production.yaml')], helmEnv);
+      const r = await run(h.bin, ['template', 'sm', chartDir, '-f', join(chartDir, 'values-production.yaml'), '--set', 'actionController.addr=actioncontroller.pullpiri:47001'], helmEnv);
       t.is(r.code, 0, r.stderr);
       const chartCfg = configOf(t, parseManifests(r.stdout)) as { grpc: unknown; etcd: { tls: unknown }; actionController: { tls: unknown } };
       const prodCfg = configOf(t, await overlay('prod')) as { grpc: unknown; etcd: { tls: unknown }; actionController: { tls: unknown } };

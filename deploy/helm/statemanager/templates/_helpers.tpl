@@ -162,6 +162,10 @@ The program's configuration file (config.yaml), as YAML.
 {{- if kindIs "slice" $a.rules }}
 {{- $_ := set $auth "rules" (deepCopy $a.rules) }}
 {{- end }}
+{{- /* values-production.yaml leaves it empty: the default, 127.0.0.1, would be this pod itself. */}}
+{{- if not $v.actionController.addr }}
+{{- fail "actionController.addr is empty: set it to the ActionController's Service (host:port), e.g. --set actionController.addr=actioncontroller.pullpiri:47001 (127.0.0.1 would be this pod itself: no failed package would be repaired)" }}
+{{- end }}
 {{- $actionController := dict "addr" $v.actionController.addr "timeout" $v.actionController.timeout }}
 {{- if $v.actionController.tls.enabled }}
 {{- $dir := include "statemanager.actionControllerTlsDir" . }}
@@ -269,6 +273,18 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and $gauth.tokens (not $gtls.certFile) (not (regexMatch "^(127\\.|localhost:|\\[::1\\]:)" (toString $g.addr))) }}
 {{- fail (printf "grpc.auth.tokens need TLS: without it bearer tokens travel in clear text and statemanager refuses to start (it listens on %s). Set grpc.tls.enabled=true and grpc.tls.existingSecret (the server certificate)" (toString $g.addr)) }}
 {{- end }}
+{{- /* Secrets never in the ConfigMap: an inline token or an etcd password set through extraConfig
+       would be rendered into it (readable by whoever may read ConfigMaps, and kept in helm's
+       release history). Found by an operator's audit. */}}
+{{- range $i, $tok := ($gauth.tokens | default list) }}
+{{- if and (kindIs "map" $tok) (hasKey $tok "token") }}
+{{- fail (printf "grpc.auth.tokens[%d] holds its token inline (from extraConfig): it would be in the ConfigMap. Put the tokens in a Secret and use grpc.auth.tokens.existingSecret and grpc.auth.tokens.identities" $i) }}
+{{- end }}
+{{- end }}
+{{- $ce := $cfg.etcd | default dict }}
+{{- if $ce.password }}
+{{- fail "etcd.password is set in the configuration (from extraConfig): it would be in the ConfigMap. Use etcd.username with etcd.auth.existingSecret (the password reaches the pod as ETCD_PASSWORD from the Secret)" }}
+{{- end }}
 {{- /* Leader election as rendered: extraConfig could turn it off past the check on the values
        (found by black-box probing: two replicas both writing states). */}}
 {{- $le := $cfg.leaderElection | default dict }}
@@ -281,4 +297,9 @@ Checks that cannot be expressed in values.schema.json.
 {{- if and (not .Values.etcd.bundled.enabled) (eq (len .Values.etcd.endpoints) 0) }}
 {{- fail "set etcd.endpoints to your etcd cluster, or etcd.bundled.enabled=true to try statemanager out" }}
 {{- end }}
+{{- end }}
+
+{{/* "true" when a host:port (or http://host:port) names this pod's own loopback, else "". */}}
+{{- define "statemanager.loopbackAddr" -}}
+{{- if regexMatch "^(127\\.[0-9.]+|localhost|\\[::1\\]):[0-9]+/?$" (trimPrefix "http://" .) }}true{{ end }}
 {{- end }}
