@@ -188,7 +188,7 @@ export class StateManagerApp {
         definitions: fleet,
         counted: (outcome) => metrics.offloadingRequest(outcome),
       },
-      readApi: { reader: new StateReader(new FleetStateCaches(fleet, (kind, since) => countPrefix(etcd, keys.statePrefix(kind), since, requestTimeoutMs)), new EtcdHistoryStore(etcd, keys, requestTimeoutMs, () => !this.probe.knownUnreachable())), feed: this.feed, metrics: metrics.subscriptions() },
+      readApi: { reader: new StateReader(new FleetStateCaches(fleet, (kind, since) => countPrefix(etcd, keys.statePrefix(kind), since, requestTimeoutMs)), new EtcdHistoryStore(etcd, keys, requestTimeoutMs, () => !this.probe.knownUnreachable())), feed: this.feed, metrics: metrics.subscriptions(), loading: () => (this.fleet.caches.hasSynced() ? undefined : 'its caches have not loaded the states from etcd yet') },
     });
     this.http = new HttpServer({
       addr: config.http.addr,

@@ -78,6 +78,13 @@ export function listedResourceBytes(r: ResourceState): number {
 export interface ReadApiDeps {
   reader: StateReader;
   feed: StateFeed;
+  /**
+   * Why the replica's caches cannot answer yet (its informers' first lists not applied), or
+   * undefined. Until then the cached reads answer UNAVAILABLE: a replica starting up answered
+   * "not found" for existing resources and lists of 5,000 of 50,000 with success (found by
+   * black-box probing, 1.6 s on a quiet cluster, 5 s and more under load).
+   */
+  loading?: () => string | undefined;
   logger: Logger;
   refusals: ThrottledLog;
   metrics?: StreamMetrics;
@@ -126,6 +133,11 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
     return { kind };
   };
 
+  const notYet = (): ReturnType<typeof refuse> | undefined => {
+    const why = deps.loading?.();
+    return why === undefined ? undefined : refuse(grpc.status.UNAVAILABLE, `this replica is starting: ${why}; retry, or ask another replica`);
+  };
+
   const fail = (method: string, err: unknown): Refusal => {
     deps.refusals.error(`read-failed-${method}`, 'gRPC read failed', { method, error: errorMessage(err) });
     return { code: grpc.status.UNAVAILABLE, details: readFailureDetails(err) };
@@ -158,6 +170,8 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
       run({ request: r, callerDeadline }) {
         const k = kindOrProblem(r.resource_type, r.resource_name);
         if ('problem' in k) return answer({ success: false, message: k.problem });
+        const starting = notYet();
+        if (starting) return starting;
         // The history read ends early enough for the cached state to reach the caller in time.
         const historyDeadline = callerDeadline === undefined ? undefined : callerDeadline - HISTORY_ANSWER_MARGIN_MS;
         return deps.reader.get(k.kind, r.resource_name, historyDeadline).then((a) => answer(a.ok ? { success: true, message: '', resource_state: toState(a.value) } : { success: false, message: a.message }));
@@ -189,6 +203,8 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         if ('problem' in k) return refused(k.problem);
         if (r.limit < 0) return refused(`limit ${r.limit} is negative`);
         if (Object.keys(r.label_selector).length > 0) return refused('label_selector is not supported: statemanager keeps no labels');
+        const starting = notYet();
+        if (starting) return starting;
         const cap = limits.listMaxResults;
         // Async: a list over many states returns to the event loop as it goes (reader.ts).
         const limit = r.limit === 0 || r.limit > cap ? cap : r.limit;

@@ -78,7 +78,7 @@ export interface StateManagerServerOptions {
   /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
   isLocalPeer?: (address: string) => boolean;
   /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
-  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics };
+  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; loading?: () => string | undefined };
   /** TriggerOffloading (contract section 3); without it the call answers UNIMPLEMENTED. */
   offloading?: OffloadingService;
 }
@@ -147,6 +147,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
             {
               reader: read.reader,
               feed: read.feed,
+              ...(read.loading ? { loading: read.loading } : {}),
               logger,
               refusals,
               ...(read.metrics ? { metrics: read.metrics } : {}),

@@ -8,7 +8,7 @@ import http2 from 'node:http2';
 import { UNREAD_STATUS_GRACE_MS } from '../../src/grpc/handler.js';
 import type { Etcd3 } from 'etcd3';
 import { DraftClient, type DraftResourceState, type Subscription } from '../helpers/draft-client.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { sharedEnv } from '../helpers/shared-env.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { FleetWriter } from '../helpers/fleet-writer.js';
@@ -386,4 +386,37 @@ test.serial('200 subscribers cost no etcd watch of their own; a slow subscriber 
   t.regex(status.details, /since_revision=\d+/);
   t.true(slow.events.length < n);
   fast.cancel();
+});
+
+test.serial('a replica starting on 100,000 scenario states answers each read either UNAVAILABLE ("this replica is starting") or right, never "not found" or a short list', async (t) => {
+  // Found by black-box probing at fleet scale: before its informers had loaded, a starting replica
+  // answered "not found" for existing resources and lists of 5,000 of 50,000 with success.
+  const own = await startEtcd();
+  t.teardown(() => own.stop());
+  const etcd = own.client();
+  const N = 100_000;
+  for (let i = 0; i < N; i += 100) {
+    await etcd.kv.txn({ compare: [], failure: [], success: Array.from({ length: 100 }, (_, j) => ({ request_put: { key: Buffer.from(`/api9/scenario/s${i + j}/state`), value: Buffer.from('Idle') } })) });
+  }
+  const grpcPort = await freePort();
+  const starting = startReplica({ identity: 'api9', etcdEndpoint: own.endpoint, acAddr: env.ac.addr, grpcPort, config: { keyPrefix: '/api9', log: { level: 'warn' } } });
+  const seen = new Map<string, number>();
+  const count = (what: string) => seen.set(what, (seen.get(what) ?? 0) + 1);
+  for (let done = false, until = Date.now() + 60_000; !done && Date.now() < until; ) {
+    // A channel of its own each time: one that was refused waits out grpc-js's reconnect backoff.
+    const c = new DraftClient(`127.0.0.1:${grpcPort}`);
+    const [one, all] = await Promise.all([
+      c.getState('RESOURCE_TYPE_SCENARIO', `s${N - 1}`, 2000).then((a) => (a.success ? `state ${a.resource_state?.current_state}` : `refused ${a.message}`), (e: grpc.ServiceError) => grpc.status[e.code] ?? String(e.code)),
+      c.list({ resource_type: 'RESOURCE_TYPE_SCENARIO', limit: 1 }).then((a) => (a.success ? `total ${a.total_count}` : `refused ${a.message}`), (e: grpc.ServiceError) => grpc.status[e.code] ?? String(e.code)),
+    ]);
+    c.close();
+    count(one);
+    count(all);
+    done = one === 'state Idle' && all === `total ${N}`;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  replicas.push(await starting);
+  t.log([...seen].map(([k, n]) => `${n}× ${k}`).join('; '));
+  t.deepEqual([...seen.keys()].filter((k) => k !== 'UNAVAILABLE' && k !== 'state Idle' && k !== `total ${N}`), [], 'nothing but "starting" or the right answer');
+  t.true(seen.has('state Idle') && seen.has(`total ${N}`), 'answered once loaded');
 });
