@@ -14,6 +14,12 @@ export interface StateChangeRecord {
   revision: number;
   /** Position among the changes of one revision (a transaction may change several keys). */
   index: number;
+  /**
+   * The last state change of its revision. A stream that breaks after a change that is not (a
+   * replica killed, a connection cut) may have delivered part of the revision, so a resume from
+   * that revision would skip the rest: the event says where to resume from instead.
+   */
+  endsRevision: boolean;
   /** When this replica saw the change (epoch ms). */
   seenAt: number;
 }
@@ -73,7 +79,8 @@ export function stateChanges(keys: KeyLayout, events: EtcdWatchEvent[], seenAt: 
     const rev = Number(e.kv.mod_revision);
     index = rev === revision ? index + 1 : 0;
     revision = rev;
-    out.push({ kind, name, from, to, revision: rev, index, seenAt });
+    if (out.length > 0 && out[out.length - 1]!.revision === rev) out[out.length - 1]!.endsRevision = false;
+    out.push({ kind, name, from, to, revision: rev, index, seenAt, endsRevision: true });
   }
   return out;
 }

@@ -38,7 +38,7 @@ function openSubscribers(n: number, encode?: (e: StateChangeEvent) => PreEncoded
   return { sinks, written };
 }
 
-const record = (i: number): StateChangeRecord => ({ kind: 'package', name: `p${i}`, from: 'Running', to: 'Error', revision: 100 + i, index: 0, seenAt: 1_765_000_000_000 });
+const record = (i: number): StateChangeRecord => ({ kind: 'package', name: `p${i}`, from: 'Running', to: 'Error', revision: 100 + i, index: 0, seenAt: 1_765_000_000_000, endsRevision: true });
 
 test('each change is encoded once, and every subscriber is written the same bytes', (t) => {
   let encodings = 0;
@@ -51,7 +51,7 @@ test('each change is encoded once, and every subscriber is written the same byte
   t.is(written[1]![0], written[0]![0], 'the same Buffer');
   t.is(written[2]![1], written[0]![1]);
   const decoded = method.responseDeserialize(written[0]![1] as Buffer);
-  t.like(decoded, { event_type: 'EVENT_TYPE_STATE_CHANGE', event_id: '102-0', severity: 'SEVERITY_ERROR', state_change: { resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p2', current_state: 'Running', target_state: 'Error' }, metadata: { revision: '102', kind: 'package' } });
+  t.like(decoded, { event_type: 'EVENT_TYPE_STATE_CHANGE', event_id: '102-0', severity: 'SEVERITY_ERROR', state_change: { resource_type: 'RESOURCE_TYPE_PACKAGE', resource_name: 'p2', current_state: 'Running', target_state: 'Error' }, metadata: { revision: '102', kind: 'package', resume_since_revision: '102' } });
 });
 
 test('the encoded bytes are what grpc-js encodes from the event, and its encoder passes them through', (t) => {

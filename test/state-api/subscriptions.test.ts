@@ -306,6 +306,36 @@ test.serial('a replica whose caches have not loaded answers the cached reads UNA
   c.close();
 });
 
+test.serial('each event says the revision to resume from should the stream break after it: the one before while its revision has more changes; a resume from it gets the rest of the revision', async (t) => {
+  // Found by black-box probing: clients resuming from the last revision they had got, after a
+  // replica was killed in the middle of a transaction's changes, missed the rest of it (3–46 each).
+  const { draft, put, client, keys } = await serve();
+  const c = draft();
+  const live = c.subscribe('RESOURCE_TYPE_SCENARIO');
+  await subscribed(live, put);
+  const before = live.events.length;
+  const txn = await client.kv.txn({ compare: [], failure: [], success: ['t1', 't2', 't3'].map((n) => ({ request_put: { key: Buffer.from(keys.stateKey('scenario', n)), value: Buffer.from('Idle') } })) });
+  const R = Number(txn.header.revision);
+  await eventually(async () => assert.strictEqual(live.events.length, before + 3));
+  const three = live.events.slice(before);
+  t.deepEqual(three.map((e) => [e.event_id, e.metadata.revision, e.metadata.resume_since_revision]), [
+    [`${R}-0`, String(R), String(R - 1)],
+    [`${R}-1`, String(R), String(R - 1)],
+    [`${R}-2`, String(R), String(R)],
+  ]);
+  // Broken after the second: resumed as it says, the third comes (the first two again, by the same event_id).
+  const resumed = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: three[1]!.metadata.resume_since_revision! });
+  await eventually(async () => assert.strictEqual(resumed.events.length, 3));
+  t.deepEqual(resumed.events.map((e) => e.event_id), three.map((e) => e.event_id));
+  // From the revision itself, the rest of it never comes: why the events say where to resume.
+  const literal = c.subscribe('RESOURCE_TYPE_SCENARIO', { since_revision: String(R) });
+  const next = await put('after', 'Idle');
+  await eventually(async () => assert.ok(literal.revisions().includes(next)));
+  t.deepEqual(literal.revisions(), [next]);
+  for (const sub of [live, resumed, literal]) sub.cancel();
+  c.close();
+});
+
 test.serial('replays from before the buffer share a bounded number of etcd watches, however many resume at once', async (t) => {
   const { draft, put, feed, source } = await serve({ replayWatches: 2, bufferSize: 50 });
   const old = await createScenarios(put, 300, 'old');
