@@ -167,7 +167,12 @@ export class StateReader {
     const key = `${q.kind}\n${canonical ?? ''}\n${q.limit}`;
     const statesVersion = this.caches.statesVersion?.(q.kind);
     let entry = this.answers.get(key);
-    if (!entry || statesVersion === undefined || entry.statesVersion !== statesVersion) {
+    // An answer still being made is joined even when a state changed since it began: like every
+    // answer it is at or after the revision it began at (a walk reads the caches as it goes), and
+    // under steady writes every caller made its own (found by black-box probing: 50 callers
+    // listing 50,000 models at 3 changes/s took 0.7-1 s of CPU each, and the leader's event loop
+    // fell 1.4 s behind).
+    if (!entry || statesVersion === undefined || (entry.statesVersion !== statesVersion && entry.settled)) {
       const walked = this.walk(q.kind, canonical, q.limit);
       entry = { statesVersion, walked, promise: walked.then((found) => this.withEnteredAt(q.kind, found)) };
       if (statesVersion !== undefined) this.keep(key, entry);
@@ -195,10 +200,14 @@ export class StateReader {
     if (this.answers.size > KEPT_ANSWERS) this.answers.delete(this.answers.keys().next().value!);
     entry.promise.then(
       (found) => {
+        entry.settled = true;
         // A long answer (limit 0 over many) is not worth its memory once given.
         if (found.statesVersion === undefined || found.shown.length > SLICE) this.drop(key, entry);
       },
-      () => this.drop(key, entry),
+      () => {
+        entry.settled = true;
+        this.drop(key, entry);
+      },
     );
   }
 
@@ -292,6 +301,8 @@ interface SharedAnswer {
   walked: Promise<Found>;
   /** The same with when each state was entered (read from etcd). */
   promise: Promise<Found>;
+  /** Made: a caller after a change of a state makes another. */
+  settled?: boolean;
 }
 
 /** The longest a read waits for its kind's check against etcd (an etcd that hangs: the answer comes without it). */

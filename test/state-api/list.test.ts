@@ -15,6 +15,7 @@ import { REFRESH_WAIT_MS, StateReader, type ListAnswer, type ListQuery, type Sta
 import { SLICE, sortNames } from '../../src/state-api/sorted-names.js';
 import { FakeListerWatcher } from '../fakes/lister-watcher.js';
 import { largestLoopGap } from '../helpers/loop-gap.js';
+import { eventually } from '../helpers/eventually.js';
 
 /** Model states in memory, with the counters FleetStateCaches keeps, and counts of the reads. */
 class MemoryCaches implements StateCaches {
@@ -251,6 +252,34 @@ test('identical queries made while no state changed share one walk; a change mak
   t.deepEqual(await listed(reader, q), reference(c.truth, q));
   c.rev += 5; // progress: the revision moves, no state does
   t.is((await listed(reader, q)).revision, c.rev);
+});
+
+test('a list asked while an identical one is still being made joins it, even after a state changed; once made, the next one walks again', async (t) => {
+  // Under steady writes every caller walked and read etcd for its own (black-box probing: 50
+  // callers listing 50,000 models at 3 changes/s, 0.7-1 s of CPU each).
+  const c = new MemoryCaches();
+  for (let i = 0; i < 3 * SLICE; i++) c.set(`m${i}`, i % 10 === 0 ? 'Running' : 'Exited');
+  const gates: (() => void)[] = [];
+  const reader = new StateReader(c, { read: async () => [], enteredAt: (_k, states) => new Promise((r) => gates.push(() => r(states.map(() => 1000)))) });
+  const q = { kind: 'model' as const, state: 'Running', limit: 0 };
+  const first = listed(reader, q);
+  await eventually(async () => assert.strictEqual(gates.length, 1), { timeoutMs: 5000 });
+  const walked = c.gets + c.builds;
+  const at = c.rev;
+  c.set('m3', 'Running'); // a change while the first is being made
+  const joined = Array.from({ length: 16 }, () => listed(reader, q));
+  await new Promise((r) => setImmediate(r));
+  t.is(c.gets + c.builds, walked, 'no walk of their own');
+  t.is(gates.length, 1, 'no etcd read of their own');
+  gates[0]!();
+  const answers = await Promise.all([first, ...joined]);
+  for (const a of answers) t.deepEqual(a, answers[0]);
+  t.is(answers[0]!.revision, at, 'the revision the answer began at');
+  // Made: the next one sees the change.
+  const next = listed(reader, q);
+  await eventually(async () => assert.strictEqual(gates.length, 2), { timeoutMs: 5000 });
+  gates[1]!();
+  t.is((await next).total, answers[0]!.total + 1);
 });
 
 test('a state changed during a walk: the answer is at or after the revision it began at', async (t) => {
