@@ -10,8 +10,11 @@ export interface LeaderLock {
   waitForChange(timeoutMs: number): Promise<void>;
   /** Resolves when the held lock is lost (lease expired, revoked, or taken). */
   lost(): Promise<string>;
-  /** Give the lock up so another replica can take it without waiting for expiry. */
-  release(): Promise<void>;
+  /**
+   * Give the lock up so another replica can take it without waiting for expiry; false when it
+   * could not be removed (it then expires with its lease).
+   */
+  release(): Promise<boolean | void>;
   /** Who holds it now, if known. */
   holder(): Promise<string | undefined>;
 }
@@ -81,8 +84,14 @@ export class LeaderElector {
     this.stopped = true;
     const wasLeading = this.leading;
     if (wasLeading) await this.setLeading(false, 'shutting down');
-    await this.o.lock.release().catch((err: unknown) => this.log.warn('leader lock release failed', { error: String(err) }));
-    if (wasLeading) this.log.info('leadership released', { identity: this.o.identity });
+    const removed = await this.o.lock.release().catch((err: unknown) => {
+      this.log.warn('leader lock release failed', { error: String(err) });
+      return false;
+    });
+    if (!wasLeading) return;
+    // Found by an operator's audit: "released" was said with etcd away, the lock still standing.
+    if (removed === false) this.log.warn('leadership given up, but the lock could not be removed (etcd unreachable?): another replica takes over when its lease expires', { identity: this.o.identity });
+    else this.log.info('leadership released', { identity: this.o.identity });
   }
 
   private async run(): Promise<void> {

@@ -201,7 +201,9 @@ export class StateManagerApp {
   private buildManager(config: Config, lock: LeaderLock | undefined): Manager {
     const le = config.leaderElection;
     const leaderGauge = this.metrics.leader.labels({ name: 'statemanager' });
-    leaderGauge.set(0);
+    // Without leader election this replica does all the work: it is the leader (found by an
+    // operator's audit: 0 on the only writer, and the dashboard's leader panel showed nobody).
+    leaderGauge.set(lock ? 0 : 1);
     const onLeaderChange = (leading: boolean): void => leaderGauge.set(leading ? 1 : 0);
     return new Manager({
       caches: this.fleet.caches,

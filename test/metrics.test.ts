@@ -18,6 +18,7 @@ test('queue, controller, informer and transition series read exact values at eve
   // Series exist (as zeros) before anything happened.
   t.is(value(text, 'workqueue_depth{name="model"}'), 0);
   t.is(value(text, 'controller_runtime_reconcile_total{controller="model",result="error"}'), 0);
+  t.is(value(text, 'controller_runtime_reconcile_errors_total{controller="model"}'), 0, 'before the first error too (an operator audit: no series until then)');
   t.is(value(text, 'controller_runtime_active_workers{controller="model"}'), 0);
 
   for (let i = 0; i < 5; i++) {

@@ -135,16 +135,25 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     return new Promise((resolve) => (this.lostResolve = resolve));
   }
 
-  async release(): Promise<void> {
+  /** False when the lease could not be revoked (its key stays until the lease expires). */
+  async release(): Promise<boolean> {
     const lease = this.lease;
     const wasHeld = this.held;
     this.drop();
     await this.revokeOrphan().catch(() => undefined);
+    let revoked = true;
     if (lease) {
       // Revoking deletes the key at once: a follower takes over without waiting for the TTL.
-      await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
+      revoked = await lease.revoke({ deadline: this.deadline() }).then(
+        () => true,
+        () => {
+          lease.release();
+          return false;
+        },
+      );
     }
-    if (wasHeld) this.o.logger.debug('leader lock released', { key: this.o.key });
+    if (wasHeld) this.o.logger.debug(revoked ? 'leader lock released' : 'leader lock left to expire', { key: this.o.key });
+    return revoked;
   }
 
   async holder(): Promise<string | undefined> {

@@ -401,7 +401,8 @@ export class Metrics implements FleetGaugeSink {
     // Every series exists from the start, so dashboards see zeros rather than gaps.
     const results = ['success', 'error', 'requeue', 'requeue_after', 'unavailable'] as const;
     const totals = new Map(results.map((result) => [result, this.hot.counter(this.c.total, { controller: name, result })]));
-    this.c.errors.labels({ controller: name });
+    // inc(0): a series exists only once touched (found by an operator's audit: none until the first error).
+    this.c.errors.labels({ controller: name }).inc(0);
     const workers = this.hot.gauge(this.c.workers, { controller: name });
     const time = this.hot.histogram(this.c.time, { controller: name });
     return {

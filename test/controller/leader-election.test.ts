@@ -7,7 +7,7 @@ import { captureLogger } from '../grpc/_support.js';
 
 const RETRY_MS = 3000;
 
-function world(failures: number) {
+function world(failures: number, released: boolean | void = undefined) {
   const w = { clock: 0, attempts: 0, waitsForChange: 0, sleeps: [] as number[], random: 0.5, led: false, failures };
   const lock: LeaderLock = {
     tryAcquire: async () => {
@@ -18,7 +18,7 @@ function world(failures: number) {
     // As the etcd lock does while no one holds the key: at once.
     waitForChange: async () => void w.waitsForChange++,
     lost: () => new Promise<string>(() => undefined),
-    release: async () => undefined,
+    release: async () => released,
     holder: async () => undefined,
   };
   const logger = captureLogger();
@@ -92,4 +92,19 @@ test(`past FAILURE_LOG_EVERY_MS after the last line (random 0.5: 3.3 s apart), t
   const failed = logger.lines.filter((l) => l.message === 'leader election attempt failed');
   t.deepEqual(failed.map((l) => l.meta.failedInRow), [1, 20]);
   await elector.stop();
+});
+
+test('stopping a leader says "released" only when the lock was removed; with etcd away it says the lock stays until its lease expires', async (t) => {
+  for (const [released, level, line] of [
+    [true, 'info', 'leadership released'],
+    [undefined, 'info', 'leadership released'],
+    [false, 'warn', 'leadership given up, but the lock could not be removed (etcd unreachable?): another replica takes over when its lease expires'],
+  ] as const) {
+    const { w, elector, logger } = world(0, released);
+    elector.start();
+    await until(() => w.led);
+    await elector.stop();
+    const said = logger.lines.filter((l) => /^leadership (released|given up)/.test(l.message)).map((l) => `${l.level} ${l.message}`);
+    t.deepEqual(said, [`${level} ${line}`], String(released));
+  }
 });

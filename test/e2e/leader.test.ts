@@ -165,3 +165,14 @@ test.serial('a restarted replica revokes the leader key its previous run left un
   await r.release();
   await fresh.release();
 });
+
+test.serial('without leader election the one replica reports itself the leader (leader_election_master_status 1), as it does all the work', async (t) => {
+  // Found by an operator's audit: 0 on the only writer, and the dashboard's leader panel showed nobody.
+  const w = new FleetWriter(env.etcd.client(), '/ha9');
+  await w.packageDef('p', ['m']);
+  await w.container('n1', 'c1', 'm', 'running');
+  const solo = await startReplica({ identity: 'ha9-solo', etcdEndpoint: env.etcd.endpoint, acAddr: env.ac.addr, config: { keyPrefix: '/ha9', leaderElection: { enabled: false } } });
+  replicas.push(solo);
+  await eventually(async () => assert.strictEqual(await w.state('package', 'p'), 'Running'), { timeoutMs: 20_000 });
+  t.is(await solo.metric('leader_election_master_status', 'name="statemanager"'), 1);
+});

@@ -83,3 +83,18 @@ test('regular and new-stream renewals unanswered: at most three attempts, then t
   await sleep(600);
   t.is(lease.onceCalls.length, after, 'no attempt once given up');
 });
+
+test('release says whether the lock was removed: true when its lease is revoked, false when etcd refuses the revoke (the key then stays until the lease expires)', async (t) => {
+  const ok = new FakeLease(async () => undefined);
+  const held = lockWith(ok);
+  t.true(await held.tryAcquire());
+  t.true(await held.release());
+  const away = new FakeLease(async () => undefined);
+  away.revoke = async () => {
+    throw new Error('etcd is unreachable');
+  };
+  const stuck = lockWith(away);
+  t.true(await stuck.tryAcquire());
+  t.false(await stuck.release());
+  t.true(await lockWith(new FakeLease(async () => undefined)).release(), 'nothing held: nothing left behind');
+});
