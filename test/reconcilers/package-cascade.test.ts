@@ -171,3 +171,15 @@ test('a fold samples the container-to-package lag even when a package worker run
   t.deepEqual(w.store.writes, ['model/m=Running', 'package/p=Running']);
   t.is(samples.length, 1, 'one lag sample for the one package state written');
 });
+
+test('a folded package\'s history entry is not older than the model change that caused it: both at the time of the decision', async (t) => {
+  let clock = NOW;
+  const w = await fakeWorld({ clock: { now: () => (clock += 7) }, foldPackages: true });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  const [model, pkg] = w.store.history;
+  t.like(model, { kind: 'model', name: 'm' });
+  t.like(pkg, { kind: 'package', name: 'p' });
+  t.is(model!.at, pkg!.at);
+});
