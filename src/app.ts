@@ -35,6 +35,7 @@ import { createStateManagerServer, type StateManagerServer } from './grpc/server
 import { HttpServer } from './http/server.js';
 import { maintainFleetGauges } from './observability/gauges.js';
 import { Metrics } from './observability/metrics.js';
+import { clientCertificates } from './observability/client-certificates.js';
 import { LoggingObserver } from './observability/observer.js';
 import { StateFeed } from './state-api/feed.js';
 import { FleetStateCaches } from './state-api/fleet-caches.js';
@@ -94,6 +95,7 @@ export class StateManagerApp {
       }));
     this.watchClient = createEtcdWatchClient(config.etcd);
     const metrics = (this.metrics = deps.metrics ?? new Metrics());
+    for (const c of clientCertificates(config)) metrics.clientCertificateExpiry.labels({ what: c.what }).set(c.expiresAt);
     const observer = (this.observer = new LoggingObserver(logger, metrics));
     const requestTimeoutMs = config.etcd.requestTimeout;
     const le = config.leaderElection;

@@ -10,7 +10,7 @@ import type { StateChange__Output } from '../generated/statemanager/StateChange.
 import type { StateChangeResponse } from '../generated/statemanager/StateChangeResponse.js';
 import type { ErrorCode__Output } from '../generated/statemanager/ErrorCode.js';
 import type { KeyLayout } from '../../domain/keys.js';
-import { type DomainObserver, silentObserver, systemClock, type Clock, type StateStore, type StoredRevision } from '../../reconcilers/ports.js';
+import { type DomainObserver, silentObserver, systemClock, type Clock, type StateStore } from '../../reconcilers/ports.js';
 import { ScenarioChanger, type ScenarioRefusal, type ScenarioStateRead } from './scenario-changer.js';
 import { parseState, type ScenarioState } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';

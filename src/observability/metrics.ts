@@ -66,6 +66,7 @@ export class Metrics implements FleetGaugeSink {
   private readonly resourceGauge: Gauge<'kind' | 'state'>;
   readonly credentialReloads: Counter<'what' | 'outcome'>;
   readonly credentialsLoaded: Gauge<'what'>;
+  readonly clientCertificateExpiry: Gauge<'what'>;
 
   constructor(options: { registry?: Registry; defaultMetrics?: boolean } = {}) {
     const registry = (this.registry = options.registry ?? new Registry());
@@ -277,6 +278,12 @@ export class Metrics implements FleetGaugeSink {
     this.credentialsLoaded = new Gauge({
       name: 'statemanager_credentials_last_reload_timestamp_seconds',
       help: 'When the credentials in service were loaded from their files (at start or by the last successful reload), Unix seconds',
+      labelNames: ['what'],
+      registers: r,
+    });
+    this.clientCertificateExpiry = new Gauge({
+      name: 'statemanager_client_certificate_expiry_timestamp_seconds',
+      help: 'When the client certificate statemanager presents expires (what: etcd_client, action_controller_client), Unix seconds; read once at start, so a renewed one needs a restart',
       labelNames: ['what'],
       registers: r,
     });

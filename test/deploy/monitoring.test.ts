@@ -328,6 +328,7 @@ test('every alert: a for duration, a severity, a summary and a description, and 
     [
       'StatemanagerAbsent',
       'StatemanagerAnonymousAccessAllowed',
+      'StatemanagerClientCertificateExpiring',
       'StatemanagerContainerToPackageLagHigh',
       'StatemanagerCredentialsReloadFailed',
       'StatemanagerEtcdAlarm',
