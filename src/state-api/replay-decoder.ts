@@ -45,11 +45,6 @@ export class ReplayDecoder {
 
   constructor(private readonly o: ReplayDecoderOptions) {}
 
-  /** Responses are waiting for a look-up: not every response received has been delivered. */
-  get busy(): boolean {
-    return this.draining || this.waiting.length > 0;
-  }
-
   /** Keys whose state the decoder follows (at most the state keys the replay touched). */
   get keysFollowed(): number {
     return this.states.size;
