@@ -45,7 +45,7 @@ export interface InformerOptions<T> {
    * often; the first disconnection always warns, the resumption is logged once. Default 60 s.
    */
   disconnectedWarnEveryMs?: number;
-  /** The clock of the disconnection warnings (default Date.now). */
+  /** The clock of the disconnection warnings, in monotonic ms: a step of the wall clock must not stretch or cut an interval (default performance.now). */
   now?: () => number;
   /** Test-only bug shape (test/sim/mutations.ts): resume watches from the listed revision. Never set otherwise. */
   plantedBugResumeFromListed?: boolean;
@@ -248,7 +248,7 @@ export class Informer<T> {
         failures++;
         // Once, then at most every disconnectedWarnEveryMs, as for a dropped watch: a list that
         // cannot succeed (a wrong etcd password) was a line per informer and second for ever.
-        const now = (this.opts.now ?? Date.now)();
+        const now = this.elapsedMs();
         if (failures === 1 || now - this.listWarnedAt >= (this.opts.disconnectedWarnEveryMs ?? 60_000)) {
           this.listWarnedAt = now;
           this.log.warn(failures === 1 ? 'informer list failed, retrying' : 'informer list still failing, retrying', {
@@ -355,6 +355,11 @@ export class Informer<T> {
     }
   }
 
+  /** Monotonic ms for the warnings' intervals (a wall-clock step would silence them for its length). */
+  private elapsedMs(): number {
+    return this.opts.now?.() ?? performance.now();
+  }
+
   /**
    * Counted every time; logged once when it starts and then at most every
    * disconnectedWarnEveryMs: during an etcd outage every informer retries about once a second
@@ -362,7 +367,7 @@ export class Informer<T> {
    */
   private disconnected(e: Error): void {
     this.opts.metrics?.watchRestart(this.name, 'disconnected');
-    const now = (this.opts.now ?? Date.now)();
+    const now = this.elapsedMs();
     const o = this.outage;
     if (o === undefined) {
       this.outage = { since: now, retries: 0, warnedAt: now };
@@ -379,7 +384,7 @@ export class Informer<T> {
     const o = this.outage;
     if (o === undefined) return;
     this.outage = undefined;
-    this.log.info('watch resumed', { informer: this.name, afterMs: (this.opts.now ?? Date.now)() - o.since, retries: o.retries });
+    this.log.info('watch resumed', { informer: this.name, afterMs: this.elapsedMs() - o.since, retries: o.retries });
   }
 
   /** The store's revision when it is behind this cache's (its history was replaced), else undefined (also when it cannot be read). */

@@ -39,7 +39,7 @@ export interface LeaderElectorOptions {
   sleep?: (ms: number) => Promise<void>;
   /** In [0, 1): the jitter of the wait after a failed attempt; injectable for tests. */
   random?: () => number;
-  /** Clock in ms, for the rate of the failure lines; injectable for tests. */
+  /** Clock in monotonic ms: a step of the wall clock must not stretch or cut an interval, for the rate of the failure lines (default performance.now); injectable for tests. */
   now?: () => number;
 }
 
@@ -67,7 +67,7 @@ export class LeaderElector {
     this.log = o.logger ?? silentLogger;
     this.sleep = o.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.random = o.random ?? Math.random;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? (() => performance.now());
     this.exited = new Promise((resolve) => (this.exitResolve = resolve));
   }
 

@@ -9,6 +9,7 @@ export interface ThrottledLogOptions {
   perInterval?: number;
   /** Default 10 s. */
   intervalMs?: number;
+  /** The clock of the intervals, in monotonic ms: a step of the wall clock must not stretch or cut an interval (default performance.now). */
   now?: () => number;
 }
 
@@ -27,7 +28,7 @@ export class ThrottledLog {
   constructor(private readonly o: ThrottledLogOptions) {
     this.perInterval = o.perInterval ?? 10;
     this.intervalMs = o.intervalMs ?? 10_000;
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? (() => performance.now());
   }
 
   /** Logs a warning unless `kind` has used up its lines in this interval. */
@@ -46,7 +47,8 @@ export class ThrottledLog {
   private line(level: 'warn' | 'error', kind: string, message: string, meta: Record<string, unknown>): void {
     const now = this.now();
     let w = this.windows.get(kind);
-    if (w === undefined || now - w.start >= this.intervalMs) {
+    // A clock that went back opens a new window (it once silenced a kind for as long as the step).
+    if (w === undefined || now - w.start >= this.intervalMs || now < w.start) {
       const suppressed = w?.suppressed ?? 0;
       w = { start: now, logged: 0, suppressed: 0 };
       this.windows.set(kind, w);

@@ -192,7 +192,7 @@ export class Fleet {
     return this.informers.nodes.cache.get(this.keys.nodeLeaseKey(node)) !== undefined;
   }
 
-  /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
+  /** Status, lease presence and time since the lease went, at `now` (a reading of the clock's `elapsed()`, monotonic). */
   nodeReadiness(node: string, now: number): NodeReadiness {
     return this.leases.readiness(node, now);
   }

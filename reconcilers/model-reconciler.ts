@@ -41,6 +41,8 @@ export class ModelReconciler implements Reconciler {
     }
 
     const now = this.d.clock.now();
+    // Lease graces are measured on the monotonic clock; `now` dates what is written.
+    const elapsed = this.d.clock.elapsed();
     // Each node's readiness once. A model's containers are usually on one node: a Map is made
     // only when a second node turns up (one per reconcile was a visible share of the garbage).
     let firstNode: string | undefined;
@@ -52,11 +54,11 @@ export class ModelReconciler implements Reconciler {
       if (c.node === firstNode) r = firstReadiness!;
       else if (firstNode === undefined) {
         firstNode = c.node;
-        r = firstReadiness = fleet.nodeReadiness(c.node, now);
+        r = firstReadiness = fleet.nodeReadiness(c.node, elapsed);
       } else {
         otherNodes ??= new Map();
         r = otherNodes.get(c.node);
-        if (!r) otherNodes.set(c.node, (r = fleet.nodeReadiness(c.node, now)));
+        if (!r) otherNodes.set(c.node, (r = fleet.nodeReadiness(c.node, elapsed)));
       }
       statuses.push(effectiveStatus(c.status, r.ready));
     }

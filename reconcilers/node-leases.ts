@@ -22,16 +22,16 @@ export class NodeLeases {
     private readonly clock: Clock,
     private readonly level: NodeLevelReader,
   ) {
-    this.createdAt = clock.now();
+    this.createdAt = clock.elapsed();
   }
 
   /** A node appeared (a container on it, or its status key): without a lease it counts as gone from now. */
   nodeSeen(node: string): void {
-    if (!this.absentSince.has(node) && !this.level.leasePresent(node)) this.absentSince.set(node, this.clock.now());
+    if (!this.absentSince.has(node) && !this.level.leasePresent(node)) this.absentSince.set(node, this.clock.elapsed());
   }
 
   leaseGone(node: string): void {
-    this.absentSince.set(node, this.clock.now());
+    this.absentSince.set(node, this.clock.elapsed());
   }
 
   leaseBack(node: string): void {
@@ -52,7 +52,7 @@ export class NodeLeases {
     return this.absentSince.size;
   }
 
-  /** Status, lease presence and time since the lease went, at `now` (the reconcilers' clock). */
+  /** Status, lease presence and time since the lease went, at `now` (a reading of the clock's `elapsed()`). */
   readiness(node: string, now: number): NodeReadiness {
     const statusReady = this.level.statusReady(node);
     // The lease is read only when it can matter (liveness on, status Ready).

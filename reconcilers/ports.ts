@@ -92,10 +92,17 @@ export interface ActionControllerClient {
 }
 
 export interface Clock {
+  /** Wall-clock time, ms since the epoch: for what is written or shown (history `at`, requests). */
   now(): number;
+  /**
+   * A monotonic reading in ms: for durations the controller measures itself (a node lease's
+   * grace). A vehicle's wall clock steps when it first syncs (hours or years at boot): a grace
+   * measured on it would be cut to nothing, or stretched by the step.
+   */
+  elapsed(): number;
 }
 
-export const systemClock: Clock = { now: () => Date.now() };
+export const systemClock: Clock = { now: () => Date.now(), elapsed: () => performance.now() };
 
 // What the domain reports as it works; src/ turns it into log lines and metrics.
 

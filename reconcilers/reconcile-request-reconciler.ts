@@ -119,7 +119,9 @@ export class ReconcileRequestReconciler implements Reconciler {
       if (delay === 0) return;
       const last = Date.parse(record.lastDeliveredAt ?? '') || 0;
       const due = last + delay;
-      if (now < due) return { requeueAfterMs: due - now };
+      // Further off than the delay itself only when the wall clock stepped back since the last
+      // delivery (or the replica that made it runs ahead): repeat now rather than wait the step.
+      if (now < due && due - now <= delay) return { requeueAfterMs: due - now };
     }
 
     // After a restart or a takeover the stored state is the last leader's, which may be stale

@@ -36,6 +36,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private lease: Lease | undefined;
   private leaseId: string | undefined;
   private held = false;
+  /** When the lease was last renewed, in monotonic ms (a wall-clock step is no missed renewal). */
   private lastRenewAt = 0;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lostResolve: ((reason: string) => void) | undefined;
@@ -96,7 +97,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
       if (!kv || kv.lease !== this.leaseId) return false; // someone else holds it
     }
     this.held = true;
-    this.lastRenewAt = Date.now();
+    this.lastRenewAt = performance.now();
     this.watchRenewDeadline();
     return true;
   }
@@ -205,7 +206,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private async newLease(): Promise<void> {
     // The deadline bounds the grant alone (an attempt during an outage fails instead of hanging).
     const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true, deadline: this.deadline() });
-    lease.on('keepaliveSucceeded', () => (this.lastRenewAt = Date.now()));
+    lease.on('keepaliveSucceeded', () => (this.lastRenewAt = performance.now()));
     lease.on('lost', (err) => this.markLost(`lease lost: ${err.message}`));
     this.leaseId = await lease.grant();
     this.lease = lease;
@@ -214,7 +215,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private watchRenewDeadline(): void {
     clearInterval(this.deadlineTimer);
     this.deadlineTimer = setInterval(() => {
-      const since = Date.now() - this.lastRenewAt;
+      const since = Math.round(performance.now() - this.lastRenewAt);
       if (this.held && since > this.renewDeadlineMs) {
         this.markLost(`lease not renewed for ${since} ms`);
       } else if (this.held && since > this.nudgeAfterMs) {
@@ -235,14 +236,14 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     const lease = this.lease;
     if (this.nudging || !lease) return;
     this.nudging = true;
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     lease
-      .keepaliveOnce({ deadline: startedAt + this.nudgeAttemptMs })
+      .keepaliveOnce({ deadline: Date.now() + this.nudgeAttemptMs })
       .then(
         () => {
           if (this.lease !== lease) return;
-          this.o.logger.info('lease renewed on a new stream: the regular renewal had no answer', { key: this.o.key, unansweredMs: startedAt - this.lastRenewAt });
-          this.lastRenewAt = Date.now();
+          this.o.logger.info('lease renewed on a new stream: the regular renewal had no answer', { key: this.o.key, unansweredMs: Math.round(startedAt - this.lastRenewAt) });
+          this.lastRenewAt = performance.now();
         },
         (err: Error) => this.o.logger.debug('lease renewal on a new stream failed', { key: this.o.key, error: err.message }),
       )

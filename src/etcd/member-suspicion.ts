@@ -27,6 +27,7 @@ export interface MemberSuspicionOptions {
   onSuspect?: (member: string, forMs: number) => void;
   /** Told when a suspect member answered again. */
   onCleared?: (member: string) => void;
+  /** The clock of the skips, in monotonic ms: a step of the wall clock must not stretch or cut an interval (default performance.now). */
   now?: () => number;
 }
 
@@ -50,7 +51,7 @@ export class MemberSuspicion {
   private readonly now: () => number;
 
   constructor(private readonly o: MemberSuspicionOptions) {
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? (() => performance.now());
   }
 
   /** Whether a call should skip `member` now: it is suspect and another member is not. */

@@ -9,6 +9,7 @@ export interface RateLimitOptions {
   burst: number;
   /** Most identities tracked; the least recently seen is dropped first. Default 10,000. */
   maxIdentities?: number;
+  /** The clock of the refill, in monotonic ms: a step of the wall clock must not stretch or cut an interval (default performance.now). */
   now?: () => number;
 }
 
@@ -23,7 +24,7 @@ export class RateLimiter {
   private readonly maxIdentities: number;
 
   constructor(private readonly o: RateLimitOptions) {
-    this.now = o.now ?? Date.now;
+    this.now = o.now ?? (() => performance.now());
     this.maxIdentities = o.maxIdentities ?? 10_000;
   }
 
@@ -86,7 +87,9 @@ export class RateLimiter {
         if (oldest !== undefined) this.buckets.delete(oldest);
       }
     } else {
-      b.tokens = Math.min(this.o.burst, b.tokens + ((now - b.at) / 1000) * this.o.perSecond);
+      // A clock that went back refills nothing and takes nothing (it once emptied every bucket for
+      // as long as the step).
+      b.tokens = Math.min(this.o.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * this.o.perSecond);
       b.at = now;
       // Map order is insertion order: re-inserting keeps the least recently seen first.
       this.buckets.delete(identity);

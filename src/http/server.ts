@@ -65,7 +65,8 @@ export interface HttpServerOptions {
 
 export class HttpServer {
   private server: Server | undefined;
-  private lastTick = Date.now();
+  /** The event loop's last tick, in monotonic ms: a wall-clock step is no stall. */
+  private lastTick = performance.now();
   private ticker: NodeJS.Timeout | undefined;
   private readonly metrics: MetricsPage;
 
@@ -75,7 +76,7 @@ export class HttpServer {
 
   async start(): Promise<number> {
     const { host, port } = splitHostPort(this.o.addr);
-    this.ticker = setInterval(() => (this.lastTick = Date.now()), 1000);
+    this.ticker = setInterval(() => (this.lastTick = performance.now()), 1000);
     this.ticker.unref();
     const server = (this.server = createServer((req, res) => {
       void this.handle(req.url ?? '/', req.method ?? 'GET').then(
@@ -132,7 +133,7 @@ export class HttpServer {
     const path = url.split('?')[0];
     if (method !== 'GET' && method !== 'HEAD') return text(405, 'method not allowed');
     if (path === '/healthz' || path === '/livez') {
-      const late = Date.now() - this.lastTick;
+      const late = Math.round(performance.now() - this.lastTick);
       const limit = this.o.stallThresholdMs ?? 10_000;
       if (late > limit) return text(503, `event-loop: stalled for ${late} ms\n`);
       const h = this.o.probes.healthy?.() ?? { ok: true, failing: [] };

@@ -70,7 +70,10 @@ export interface ReplayPoolOptions {
   lookUpPrevious?: LookUpPrevious;
   /** Told when a marker could not be written (the fetch then fails; its subscriber resumes again). */
   onMarkFailed?: (err: unknown) => void;
+  /** Wall-clock ms: the time of each change replayed. */
   now?: () => number;
+  /** Monotonic ms: how long a watch has been parked (default performance.now). */
+  elapsed?: () => number;
 }
 
 type Done = (o: ReplayOutcome) => void;
@@ -110,6 +113,10 @@ export class ReplayPool {
   constructor(private readonly o: ReplayPoolOptions) {
     this.slots = o.slots ?? 4;
     this.chunk = o.chunk ?? 500;
+  }
+
+  private elapsed(): number {
+    return this.o.elapsed?.() ?? performance.now();
   }
 
   /** etcd watches open for replays now (never more than `slots`). */
@@ -181,7 +188,7 @@ export class ReplayPool {
       // another later. Sooner, and every chunk would open a watch again (what this pool avoids).
       const idle: Fetch | undefined = this.parked.values().next().value;
       if (idle === undefined) return;
-      const now = (this.o.now ?? Date.now)();
+      const now = this.elapsed();
       const yieldAt = idle.parkedAt + (this.o.yieldAfterMs ?? 1000);
       if (now < yieldAt) {
         if (this.yieldTimer === undefined) {
@@ -281,7 +288,7 @@ export class ReplayPool {
       this.byStart.set(f.after, f);
       f.watch.pause();
       this.parked.add(f);
-      f.parkedAt = (this.o.now ?? Date.now)();
+      f.parkedAt = this.elapsed();
       f.parked = setTimeout(() => this.end(f), this.o.parkMs ?? 10_000);
       f.parked.unref();
       this.next();

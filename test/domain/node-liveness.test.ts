@@ -25,8 +25,11 @@ test('nodeReadiness: the rule, first match wins', (t) => {
   t.deepEqual(at(true, false, -50), { ready: true, changesInMs: 1000 }, 'a clock that went back counts as just gone');
 });
 
+/** `t` moves both readings; `step` moves the wall clock alone, as a clock sync does. */
+const steppingClock = () => ({ t: T0, step: 0, now(): number { return this.t + this.step; }, elapsed(): number { return this.t; } });
+
 async function world(liveness?: NodeLivenessOptions) {
-  const clock = { t: T0, now(): number { return this.t; } };
+  const clock = steppingClock();
   const invalid: string[] = [];
   const observer: DomainObserver = { ...silentObserver, invalidInput: (reason, key) => void invalid.push(`${reason} ${key}`) };
   const { keys, lw, fleet, store, model, pkg, request, ac, queued, container } = await fakeWorld({ prefix: '/p', clock, observer, ...(liveness ? { liveness } : {}) });
@@ -59,7 +62,7 @@ test('liveness off: no lease ever, hours later the node is Ready; lease keys are
   t.is(await w.model.reconcile('m1'), undefined, 'no requeue');
   t.is(w.state('model', 'm1'), 'Running');
   t.deepEqual(w.invalid, []);
-  t.true(w.fleet.nodeReadiness('n1', w.clock.now()).ready);
+  t.true(w.fleet.nodeReadiness('n1', w.clock.elapsed()).ready);
 });
 
 test('lease present: Ready however long, and no requeue', async (t) => {
@@ -92,6 +95,29 @@ test('lease gone: Ready within the grace (the model asks to be looked at when it
   t.is(w.state('model', 'm2'), 'Dead');
   t.is(w.state('package', 'p'), 'Error');
   t.deepEqual(w.ac.calls, [{ scenarioName: 'p', current: POD_STATUS.FAILED, desired: POD_STATUS.RUNNING }]);
+});
+
+test('a step of the wall clock neither cuts nor stretches the grace (a vehicle syncing its clock at boot)', async (t) => {
+  for (const step of [3_600_000, -3_600_000]) {
+    const w = await world(ON);
+    w.lease('n1');
+    await w.settle();
+    w.leaseGone('n1');
+    w.clock.t += 400;
+    w.clock.step += step;
+    t.deepEqual(await w.model.reconcile('m1'), { requeueAfterMs: 600 }, `a ${step} ms step: still within the grace`);
+    await w.settle();
+    t.is(w.state('package', 'p'), 'Running');
+    t.deepEqual(w.ac.calls, []);
+    w.clock.t += 600;
+    await w.settle();
+    t.is(w.state('model', 'm1'), 'Dead', `a ${step} ms step: Dead when the grace ends`);
+    t.is(w.state('package', 'p'), 'Error');
+  }
+  // Never seen with a lease: absent since the start, on the same clock.
+  const w = await world(ON);
+  w.clock.step += 3_600_000;
+  t.deepEqual(await w.model.reconcile('m1'), { requeueAfterMs: 1000 }, 'no lease yet, the wall clock an hour on: the grace still runs');
 });
 
 test('lease back: the node\'s models are queued at once and recover', async (t) => {
@@ -182,7 +208,7 @@ test('only /node/{node}/status and /node/{node}/lease are read; other /node/ key
   t.deepEqual(w.invalid, ['bad_node_status /p/node/n1/status']);
   w.lease('n1');
   t.true(w.fleet.leasePresent('n1'));
-  t.true(w.fleet.nodeReadiness('n1', w.clock.now()).ready, 'an invalid status counts as Ready');
+  t.true(w.fleet.nodeReadiness('n1', w.clock.elapsed()).ready, 'an invalid status counts as Ready');
 });
 
 // A node's bookkeeping lasts as long as it has a key (a container, its status or its lease): a
@@ -264,7 +290,7 @@ test('a node that keeps its status key but loses its containers stays tracked: i
 });
 
 test('NodeLeases: absent since the lease went, since the node was first seen without one, or since the start', (t) => {
-  const clock = { t: T0, now(): number { return this.t; } };
+  const clock = steppingClock();
   const present = new Set<string>();
   const leases = new NodeLeases(ON, clock, { statusReady: () => true, leasePresent: (n) => present.has(n) });
   clock.t = T0 + 200;
@@ -274,23 +300,23 @@ test('NodeLeases: absent since the lease went, since the node was first seen wit
   clock.t = T0 + 400;
   leases.leaseGone('gone');
   clock.t = T0 + 1000;
-  t.deepEqual(leases.readiness('never', clock.now()), { ready: false, cause: 'lease' }, 'never seen: absent since the start');
-  t.deepEqual(leases.readiness('seen', clock.now()), { ready: true, changesInMs: 200 }, 'first seen without a lease');
-  t.deepEqual(leases.readiness('gone', clock.now()), { ready: true, changesInMs: 400 }, 'since the lease went');
-  t.deepEqual(leases.readiness('live', clock.now()), { ready: true }, 'lease present');
+  t.deepEqual(leases.readiness('never', clock.elapsed()), { ready: false, cause: 'lease' }, 'never seen: absent since the start');
+  t.deepEqual(leases.readiness('seen', clock.elapsed()), { ready: true, changesInMs: 200 }, 'first seen without a lease');
+  t.deepEqual(leases.readiness('gone', clock.elapsed()), { ready: true, changesInMs: 400 }, 'since the lease went');
+  t.deepEqual(leases.readiness('live', clock.elapsed()), { ready: true }, 'lease present');
   present.add('gone');
   leases.leaseBack('gone');
-  t.deepEqual(leases.readiness('gone', clock.now()), { ready: true });
+  t.deepEqual(leases.readiness('gone', clock.elapsed()), { ready: true });
   t.is(leases.trackedNodes, 1, 'seen');
   leases.forget('seen');
   t.is(leases.trackedNodes, 0, 'forgotten');
   clock.t = T0 + 5000;
   leases.nodeSeen('seen');
-  t.deepEqual(leases.readiness('seen', clock.now()), { ready: true, changesInMs: 1000 }, 'seen again: first seen now');
+  t.deepEqual(leases.readiness('seen', clock.elapsed()), { ready: true, changesInMs: 1000 }, 'seen again: first seen now');
 });
 
 test('NodeLeases: liveness off reads the status alone', (t) => {
-  const leases = new NodeLeases(LIVENESS_OFF, { now: () => T0 }, { statusReady: (n) => n !== 'down', leasePresent: () => false });
+  const leases = new NodeLeases(LIVENESS_OFF, { now: () => T0, elapsed: () => T0 }, { statusReady: (n) => n !== 'down', leasePresent: () => false });
   t.deepEqual(leases.readiness('up', T0 + 10_000), { ready: true });
   t.deepEqual(leases.readiness('down', T0), { ready: false, cause: 'status' });
 });

@@ -26,6 +26,8 @@ export interface FakeWorldOptions {
   /** Let a model reconcile write the packages it changes (the program's default); off here so each reconciler is tested alone. */
   foldPackages?: boolean;
   lag?: LagTracker;
+  /** Repeats of a delivered request while its package stays in Error; off by default. */
+  repeat?: { initialMs: number; capMs: number };
 }
 
 export async function fakeWorld(o: FakeWorldOptions) {
@@ -49,7 +51,7 @@ export async function fakeWorld(o: FakeWorldOptions) {
     source: 'controller/test',
     logger: silentLogger,
     triggerStates: new Set(['Error'] as const),
-    repeat: { initialMs: 0, capMs: 0 },
+    repeat: o.repeat ?? { initialMs: 0, capMs: 0 },
     settings: { keyBackoff: { base: 1, cap: 10 }, requestBackoff: { base: 1, cap: 10 }, workers: 1, requestWorkers: 1 },
     makeQueue: (name, rateLimiter) => new RecordingQueue(name, rateLimiter, queued, busy),
     foldPackages: o.foldPackages ?? false,

@@ -20,6 +20,24 @@ test('rate limiter: a burst, then the rate; identities are separate; 0 turns it 
   t.true([1, 2, 3].every(() => off.take('a')));
 });
 
+test('rate limiter and throttled log: a clock that steps back refuses and silences nothing', (t) => {
+  let now = 10_000_000;
+  const r = new RateLimiter({ perSecond: 10, burst: 3, now: () => now });
+  t.deepEqual([1, 2, 3].map(() => r.take('a')), [true, true, true]);
+  now -= 3_600_000; // an hour back
+  t.false(r.take('a'), 'still empty: the step gives nothing');
+  now += 100;
+  t.true(r.take('a'), 'refilled at the rate from the step on, not an hour later');
+  t.false(r.take('a'));
+  const logger = captureLogger();
+  const log = new ThrottledLog({ logger, perInterval: 1, intervalMs: 1000, now: () => now });
+  log.warn('k', 'one', {});
+  log.warn('k', 'suppressed', {});
+  now -= 3_600_000;
+  log.warn('k', 'after the step', {});
+  t.deepEqual(logger.lines.map((l) => [l.message, l.meta.suppressedBefore]), [['one', undefined], ['after the step', 1]]);
+});
+
 test('rate limiter: the table is bounded; the least recently seen identity goes first', (t) => {
   const r = new RateLimiter({ perSecond: 1, burst: 1, maxIdentities: 2, now: () => 0 });
   t.true(r.take('a'));

@@ -26,7 +26,7 @@ function setup(maxAttempts = 3) {
       return kv ? { state: parseState('scenario', kv.value), revision: { modRevision: kv.modRevision, version: kv.version } } : { state: undefined, revision: undefined };
     },
   };
-  const changer = new ScenarioChanger({ reader, store, observer, clock: { now: () => NOW }, maxAttempts });
+  const changer = new ScenarioChanger({ reader, store, observer, clock: { now: () => NOW, elapsed: () => NOW }, maxAttempts });
   const req = (target: ScenarioChange['target'], current?: ScenarioChange['current']): ScenarioChange => ({ name: 's', target, current, source: 'policymanager', identity: 'cn:policymanager', transitionId: 't-1' });
   return { keys, lw, store, transitions, changer, req };
 }
@@ -85,7 +85,7 @@ test('admitNew is asked only before a state is created, after the contract\'s ch
   };
   let refuse = false;
   const observer: DomainObserver = { invalidInput: () => undefined, reconcileRequest: () => undefined, transition: () => undefined };
-  const changer = new ScenarioChanger({ reader, store, observer, clock: { now: () => NOW }, maxAttempts: 3, admitNew: (name) => (asked.push(name), refuse ? 'full' : undefined) });
+  const changer = new ScenarioChanger({ reader, store, observer, clock: { now: () => NOW, elapsed: () => NOW }, maxAttempts: 3, admitNew: (name) => (asked.push(name), refuse ? 'full' : undefined) });
   t.like(await changer.change(req('Idle')), { ok: true });
   t.like(await changer.change(req('Waiting', 'Idle')), { ok: true });
   t.deepEqual(asked, ['s'], 'an existing state moves without asking');

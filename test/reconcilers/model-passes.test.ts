@@ -38,7 +38,7 @@ async function takeoverWorld(o: { passes: boolean }) {
   }
   lw.put(keys.packageDefKey('p'), 'spec:\n  models:\n    - name: m1\n    - name: m2\n');
   lw.put(keys.stateKey('package', 'p'), 'Running');
-  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
+  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW, elapsed: () => NOW } });
   fleet.caches.start();
   await fleet.caches.waitForSync();
   const store = new SlowStore(lw, keys);
@@ -47,7 +47,7 @@ async function takeoverWorld(o: { passes: boolean }) {
     store,
     actionController: new FakeActionController(),
     observer: silentObserver,
-    clock: { now: () => NOW },
+    clock: { now: () => NOW, elapsed: () => NOW },
     source: 'controller/test',
     logger: silentLogger,
     triggerStates: new Set(['Error'] as const),

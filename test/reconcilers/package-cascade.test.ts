@@ -8,7 +8,7 @@ import { fakeWorld } from '../fakes/world.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
-const world = () => fakeWorld({ clock: { now: () => NOW }, foldPackages: true });
+const world = () => fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW }, foldPackages: true });
 
 test('a model change writes its package in the same transaction; the package reconcile then writes nothing', async (t) => {
   const w = await world();
@@ -155,7 +155,7 @@ test("a package's reconcile during a fold of it waits for the fold's answer, the
 
 test('a fold samples the container-to-package lag even when a package worker runs first once the fold settles', async (t) => {
   const samples: number[] = [];
-  const w = await fakeWorld({ clock: { now: () => NOW }, foldPackages: true, lag: new LagTracker(() => 0, (s) => samples.push(s)) });
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW }, foldPackages: true, lag: new LagTracker(() => 0, (s) => samples.push(s)) });
   w.packageDef('p', ['m']);
   w.container('n1', 'c1', 'm', 'running');
   // A worker takes each package key the moment it is queued (as one does when the fold settles
@@ -174,7 +174,7 @@ test('a fold samples the container-to-package lag even when a package worker run
 
 test('a folded package\'s history entry is not older than the model change that caused it: both at the time of the decision', async (t) => {
   let clock = NOW;
-  const w = await fakeWorld({ clock: { now: () => (clock += 7) }, foldPackages: true });
+  const w = await fakeWorld({ clock: { now: () => (clock += 7), elapsed: () => clock }, foldPackages: true });
   w.packageDef('p', ['m']);
   w.container('n1', 'c1', 'm', 'running');
   await w.model.reconcile('m');

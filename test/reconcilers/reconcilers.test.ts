@@ -14,7 +14,7 @@ import { nextPackageState } from '../../domain/rules.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
-const world = () => fakeWorld({ clock: { now: () => NOW } });
+const world = () => fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW } });
 
 test('model: its containers decide the state, written once with history; unchanged writes nothing', async (t) => {
   const w = await world();
@@ -129,7 +129,7 @@ test('request: delivered with the targeting scenario\'s name (or the package\'s)
 
 test("request: a delivery's line names the ActionController's answer (its status and desc, logged, not interpreted)", async (t) => {
   const lines: [string, string, string | undefined][] = [];
-  const w = await fakeWorld({ clock: { now: () => NOW }, observer: { ...silentObserver, reconcileRequest: (kind, pkg, detail) => void lines.push([kind, pkg, detail]) } });
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW }, observer: { ...silentObserver, reconcileRequest: (kind, pkg, detail) => void lines.push([kind, pkg, detail]) } });
   w.packageDef('p', ['m']);
   w.container('n1', 'c', 'm', 'dead');
   w.ac.answer = { status: 7, desc: 'queued "behind" another repair' };
@@ -234,7 +234,7 @@ test('event mapping: the first list queues only resync requests; the resync when
   lw.put(keys.stateKey('package', 'p2'), 'Running');
   lw.put(keys.reconcileRequestKey('p3'), JSON.stringify({ package: 'p3', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
   lw.put(keys.resyncRequestKey('r1'), '{"kind":"all"}');
-  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
+  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW, elapsed: () => NOW } });
   const { queued, enqueue: q } = recordingEnqueue();
   wireEventMapping(fleet, q);
   fleet.caches.start();
@@ -260,7 +260,7 @@ test("resync: a package that lists a model is left to its models' passes, the la
   def('p4', ['m3', 'm1']);
   lw.put(keys.stateKey('model', 'm3'), 'Running');
   lw.put(keys.stateKey('package', 'p5'), 'Running'); // no definition: queued to be removed
-  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW } });
+  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW, elapsed: () => NOW } });
   const passes = new ModelPasses({
     fleet,
     modelHasWork: (n) => queued.includes(`model/${n}`),

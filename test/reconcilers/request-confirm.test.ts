@@ -7,7 +7,7 @@ import { fakeWorld } from '../fakes/world.js';
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
 async function inError() {
-  const w = await fakeWorld({ clock: { now: () => NOW } });
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW } });
   w.packageDef('p', ['m']);
   w.container('n1', 'c', 'm', 'dead');
   await w.model.reconcile('m');
@@ -57,7 +57,7 @@ const hurried = (q: string): boolean => q.startsWith('request/') && q.endsWith('
 
 /** Packages p1..pN, each with one dead model: every one in Error with a request. */
 async function manyInError(n: number) {
-  const w = await fakeWorld({ clock: { now: () => NOW } });
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW } });
   for (let i = 1; i <= n; i++) {
     w.packageDef(`p${i}`, [`m${i}`]);
     w.container('n1', `c${i}`, `m${i}`, 'dead');
@@ -103,4 +103,24 @@ test('a delivery that succeeds after only its own failure hurries nothing; a req
   w.queued.length = 0;
   await w.request.reconcile('p4');
   t.deepEqual(w.queued.filter(hurried), ['request/p1+1ms']);
+});
+
+test('a repeat waits its delay, and no longer when the wall clock stepped back since the delivery', async (t) => {
+  const clock = { wall: NOW, now(): number { return this.wall; }, elapsed: () => 0 };
+  const w = await fakeWorld({ clock, repeat: { initialMs: 60_000, capMs: 60_000 } });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'dead');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
+  clock.wall += 20_000;
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 40_000 }, 'the rest of the delay');
+  t.is(w.ac.calls.length, 1);
+  clock.wall -= 3_600_000; // the clock synced an hour back
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 2, 'repeated now, not in an hour and 40 s');
+  t.like(JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value), { deliveries: 2 });
+  clock.wall += 59_000;
+  t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 1_000 }, 'the next delay counts from the new clock');
 });

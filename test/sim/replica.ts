@@ -78,7 +78,7 @@ export class SimReplica {
     const client = conn.client();
     this.watch = new FakeWatchClient(conn);
     const watcher = this.watch.asClient();
-    const clock = { now: () => Date.now() };
+    const clock = { now: () => Date.now(), elapsed: () => performance.now() };
     const lock = new EtcdLeaderLock({
       client,
       watcher,

@@ -52,6 +52,7 @@ function setup(o: { slots?: number; parkMs?: number; yieldAfterMs?: number } = {
     parkMs: o.parkMs ?? 10_000,
     yieldAfterMs: o.yieldAfterMs ?? 1_000,
     now: () => now,
+    elapsed: () => now,
   });
   const ask = (after: number) => {
     const got: ReplayOutcome[] = [];
