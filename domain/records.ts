@@ -37,4 +37,9 @@ export interface ReconcileRequestRecord {
   /** Failed calls since the last success (informational; retries are driven by the queue). */
   failures?: number;
   lastError?: string;
+  /**
+   * Set on a request written apart from its state (a package found in a trigger state with none):
+   * the package state's mod revision it was written against, which stands for "seen since".
+   */
+  packageStateRevision?: number;
 }

@@ -64,6 +64,16 @@ export class PackageReconciler implements Reconciler {
     const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });
     if (!decision) {
       this.d.lag?.packageSettled(name, false);
+      // In a trigger state with no request: another writer put it there (the StateManager this
+      // one took over from, or an operator), so its repair was never asked for here. Level-based:
+      // ask for it now, once (a request exists from then on until the package leaves the state).
+      const state = stored?.value.state;
+      if (stored && state !== undefined && triggerStates.has(state) && !hasRequest) {
+        const at = new Date(this.d.clock.now()).toISOString();
+        const res = await store.createReconcileRequest({ package: name, state, requestedAt: at, deliveries: 0, packageStateRevision: stored.modRevision }, stored);
+        if (!res.committed) return REQUEUE;
+        observer.reconcileRequest('created', name, `package found ${state} with no reconcile request (written so by another writer)`);
+      }
       return;
     }
     const res = await store.writeState(decision.transition);

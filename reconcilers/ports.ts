@@ -60,6 +60,12 @@ export interface StateStore {
   trimHistory(kind: ResourceKind, name: string, state: StoredRevision | undefined): Promise<CommitOutcome>;
   /** Replace a reconcile request if it is still at `expected`. */
   updateReconcileRequest(record: ReconcileRequestRecord, expected: StoredRevision): Promise<CommitOutcome>;
+  /**
+   * A request for a package found in a trigger state with none (left so by another writer, e.g.
+   * the StateManager this one replaced): written only while the package state is still at
+   * `packageState` and no request exists.
+   */
+  createReconcileRequest(record: ReconcileRequestRecord, packageState: StoredRevision): Promise<CommitOutcome>;
   deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome>;
   /** Remove an operator's resync request once applied, if it is still at `expected`. */
   deleteResyncRequest(id: string, expected: StoredRevision): Promise<CommitOutcome>;

@@ -86,8 +86,11 @@ export class ReconcileRequestReconciler implements Reconciler {
     }
     const stateEntry = fleet.storedPackageState(pkg);
     // A request is created in the same transaction as the state that triggered it, but the two
-    // arrive through different watches: decide only on a package state at least that new.
-    if (!fleet.packageStateSeenSince(pkg, entry.createRevision)) {
+    // arrive through different watches: decide only on a package state at least that new (or,
+    // for one written apart from its state, the state it was guarded on: nothing may come after
+    // it in that watch for a long time).
+    const against = entry.value.record?.packageStateRevision;
+    if (!fleet.packageStateSeenSince(pkg, entry.createRevision) && (against === undefined || against !== stateEntry?.modRevision)) {
       const last = this.catchingUp.get(pkg);
       const delay = last === undefined ? CATCH_UP_MS : Math.min(last * 2, CATCH_UP_CAP_MS);
       this.catchingUp.set(pkg, delay);

@@ -330,6 +330,18 @@ export class EtcdStateStore implements StateStore {
     return { committed: true, revision };
   }
 
+  async createReconcileRequest(record: ReconcileRequestRecord, packageState: StoredRevision): Promise<CommitOutcome> {
+    const { keys } = this.o;
+    const key = keys.reconcileRequestKey(record.package);
+    const stateKey = keys.stateKey('package', record.package);
+    const value = JSON.stringify(record);
+    const res = await this.announced(this.o.ownPuts ? [{ key, value }] : undefined, [guardOn(stateKey, packageState), guardOn(key, undefined)], [put(key, value)], [stateKey, key]);
+    if (!res.succeeded) return { committed: false };
+    const revision = res.revision;
+    this.o.onCommit?.([kvAt(key, value, revision)]);
+    return { committed: true, revision };
+  }
+
   deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome> {
     return this.deleteIfAt(this.o.keys.reconcileRequestKey(pkg), expected);
   }

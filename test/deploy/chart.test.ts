@@ -539,6 +539,13 @@ if (!helm.ok) {
     t.deepEqual(await strategy(['--set', 'podAntiAffinityPreset=soft', '--set', 'replicaCount=3']), { maxSurge: 1, maxUnavailable: 0 });
   });
 
+  test('updateStrategy Recreate (an upgrade whose replicas must not run beside older ones) renders without the default rollingUpdate, which Kubernetes refuses beside it', async (t) => {
+    for (const preset of ['soft', 'hard']) {
+      const spec = deployment(t, await template(['--set', 'updateStrategy.type=Recreate', '--set', `podAntiAffinityPreset=${preset}`, '--set', 'replicaCount=3'])).spec as { strategy: unknown };
+      t.deepEqual(spec.strategy, { type: 'Recreate' }, preset);
+    }
+  });
+
   test('NOTES.txt warns loudly when anonymous access is on, and notes when nobody can be identified', async (t) => {
     const dir = tempDir('sm-notes-');
     cpSync(chartDir, dir, { recursive: true });

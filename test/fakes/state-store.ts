@@ -83,6 +83,13 @@ export class FakeStateStore implements StateStore {
     return { committed: true, revision: this.lw.revision };
   }
 
+  async createReconcileRequest(record: ReconcileRequestRecord, packageState: StoredRevision): Promise<CommitOutcome> {
+    const key = this.keys.reconcileRequestKey(record.package);
+    if (!this.at(this.keys.stateKey('package', record.package), packageState) || this.lw.get(key) !== undefined) return { committed: false };
+    this.lw.put(key, JSON.stringify(record));
+    return { committed: true, revision: this.lw.revision };
+  }
+
   async deleteReconcileRequest(pkg: string, expected: StoredRevision): Promise<CommitOutcome> {
     return this.deleteIfAt(this.keys.reconcileRequestKey(pkg), expected);
   }

@@ -3,6 +3,7 @@
 // (cases the deterministic simulation, test/sim, found mishandled).
 import test from 'ava';
 import { fakeWorld } from '../fakes/world.js';
+import { silentObserver, type DomainObserver } from '../../reconcilers/ports.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
@@ -124,3 +125,42 @@ test('a repeat waits its delay, and no longer when the wall clock stepped back s
   clock.wall += 59_000;
   t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 1_000 }, 'the next delay counts from the new clock');
 });
+
+test('a package found in Error with no request (another writer put it there) gets one, once, without a state write; a failed guard retries', async (t) => {
+  const lines: string[] = [];
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW }, observer: silentObserverFor(lines) });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'dead');
+  w.lw.put(w.keys.stateKey('model', 'p-unrelated'), 'Running');
+  w.lw.put(w.keys.stateKey('model', 'm'), 'Dead');
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Error');
+  const stateRevision = w.lw.get(w.keys.stateKey('package', 'p'))!.modRevision;
+  const create = w.store.createReconcileRequest.bind(w.store);
+  let refused = 1;
+  w.store.createReconcileRequest = async (r, s) => (refused-- > 0 ? { committed: false } : create(r, s));
+  t.deepEqual(await w.pkg.reconcile('p'), { requeue: true }, 'a guard that failed (the state moved meanwhile) is a retry');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+  t.is(await w.pkg.reconcile('p'), undefined);
+  t.like(JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value), { package: 'p', state: 'Error', deliveries: 0, requestedAt: new Date(NOW).toISOString() });
+  t.is(w.lw.get(w.keys.stateKey('package', 'p'))!.modRevision, stateRevision, 'the state is not written');
+  t.deepEqual(lines, ['created p package found Error with no reconcile request (written so by another writer)']);
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
+  await w.pkg.reconcile('p');
+  t.is(lines.filter((l) => l.startsWith('created')).length, 1, 'not again while the request stands');
+});
+
+test('a package found in Error that its models take out of it: a transition, no request', async (t) => {
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW } });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'running');
+  w.lw.put(w.keys.stateKey('model', 'm'), 'Running');
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Error');
+  await w.pkg.reconcile('p');
+  t.is(w.state('package', 'p'), 'Running');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+});
+
+function silentObserverFor(lines: string[]): DomainObserver {
+  return { ...silentObserver, reconcileRequest: (result, pkg, detail) => void lines.push(`${result} ${pkg} ${detail ?? ''}`.trim()) };
+}
