@@ -1,6 +1,7 @@
 // Log lines that an outsider can cause (refused calls, calls failing during an outage) at a bounded rate: a flood of bad calls
 // must not become a flood of log lines. Each kind of line gets `perInterval` lines per
-// interval; the next line after a quiet spell says how many were suppressed.
+// interval; when an interval ends with lines suppressed, one line says how many, with the last of
+// them (else a kind that stops for good, such as bad keys found at start, never told it).
 import type { Logger } from './logger.js';
 
 export interface ThrottledLogOptions {
@@ -17,6 +18,8 @@ interface Window {
   start: number;
   logged: number;
   suppressed: number;
+  /** The last line suppressed, for the summary at the interval's end. */
+  last?: { level: 'warn' | 'error'; message: string; meta: Record<string, unknown> };
 }
 
 export class ThrottledLog {
@@ -55,10 +58,22 @@ export class ThrottledLog {
       if (suppressed > 0) meta = { ...meta, suppressedBefore: suppressed };
     }
     if (w.logged >= this.perInterval) {
-      w.suppressed++;
+      if (w.suppressed++ === 0) this.summarizeAtEnd(kind, w, now);
+      w.last = { level, message, meta };
       return;
     }
     w.logged++;
     this.o.logger[level](message, meta);
+  }
+
+  /** At the end of `w`'s interval, if no later line of `kind` has said it: how many were suppressed. */
+  private summarizeAtEnd(kind: string, w: Window, now: number): void {
+    const timer = setTimeout(() => {
+      if (this.windows.get(kind) !== w || w.suppressed === 0 || !w.last) return;
+      this.windows.delete(kind);
+      const { level, message, meta } = w.last;
+      this.o.logger[level](`${message} (the last of ${w.suppressed} such lines not logged in ${this.intervalMs / 1000} s)`, { ...meta, suppressed: w.suppressed });
+    }, Math.max(0, w.start + this.intervalMs - now));
+    timer.unref();
   }
 }

@@ -38,6 +38,19 @@ test('rate limiter and throttled log: a clock that steps back refuses and silenc
   t.deepEqual(logger.lines.map((l) => [l.message, l.meta.suppressedBefore]), [['one', undefined], ['after the step', 1]]);
 });
 
+test('throttled log: an interval that ends with lines suppressed and no line after says how many, with the last of them', async (t) => {
+  const logger = captureLogger();
+  const log = new ThrottledLog({ logger, perInterval: 1, intervalMs: 60 });
+  for (const key of ['/a', '/b', '/c']) log.warn('bad', 'invalid value', { key });
+  log.warn('other', 'refused', {});
+  t.deepEqual(logger.lines.map((l) => [l.message, l.meta.key]), [['invalid value', '/a'], ['refused', undefined]], 'within the interval: the first of each kind');
+  await new Promise((r) => setTimeout(r, 150));
+  t.deepEqual(logger.lines.slice(2).map((l) => [l.level, l.message, l.meta.key, l.meta.suppressed]), [['warn', 'invalid value (the last of 2 such lines not logged in 0.06 s)', '/c', 2]], 'one summary, for the kind that had lines suppressed');
+  log.warn('bad', 'invalid value', { key: '/d' });
+  t.is(logger.lines.at(-1)!.meta.key, '/d');
+  t.is(logger.lines.at(-1)!.meta.suppressedBefore, undefined, 'not counted twice');
+});
+
 test('rate limiter: the table is bounded; the least recently seen identity goes first', (t) => {
   const r = new RateLimiter({ perSecond: 1, burst: 1, maxIdentities: 2, now: () => 0 });
   t.true(r.take('a'));
