@@ -20,6 +20,9 @@ import { GrpcActionControllerClient, type OffloadModelClient } from './action-co
 import type { Config } from './config/config.js';
 import { createEtcdClient, createEtcdWatchClient } from './etcd/client.js';
 import { EtcdHistoryStore } from './etcd/history-store.js';
+import { EtcdHistoryNames } from './etcd/history-names.js';
+import { HistorySweep } from '../reconcilers/history-sweep.js';
+import { historyKey } from '../reconcilers/history-reconciler.js';
 import { EtcdLeaderLock } from './etcd/leader-lock.js';
 import { EtcdListerWatcher } from './etcd/lister-watcher.js';
 import { countPrefix } from './etcd/prefix-counts.js';
@@ -140,6 +143,17 @@ export class StateManagerApp {
     metrics.etcdMembersHung(() => hungMembers.size);
     this.manager = this.buildManager(config, leaderLock);
     for (const c of Object.values(controllers)) this.manager.add(c);
+    if (config.history.sweepAfter > 0) {
+      this.manager.add(
+        new HistorySweep({
+          names: new EtcdHistoryNames({ client: etcd, keys, requestTimeoutMs }),
+          storedVersion: (kind, name) => fleet.storedState(kind, name)?.version,
+          queue: (kind, name) => controllers.history.enqueue(historyKey(kind, name)),
+          logger,
+          delayMs: config.history.sweepAfter,
+        }),
+      );
+    }
     this.probe = new EtcdProbe({
       client: etcd, key: keys.own, logger,
       lookAgainAfterDeadline: config.etcd.endpoints.length > 1,

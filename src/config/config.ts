@@ -119,7 +119,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     history: z
-      .object({ length: z.number().int().min(0).max(10_000).default(50) })
+      .object({
+        length: z.number().int().min(0).max(10_000).default(50),
+        // After winning leadership: look for history left by state keys deleted while no replica
+        // watched (reconcilers/history-sweep.ts); 0 turns it off.
+        sweepAfter: duration.default(30_000),
+      })
       .strict()
       .prefault({}),
     leaderElection: z

@@ -81,3 +81,25 @@ test('a state key deleted by someone else takes its history along; created again
   await new Promise((r) => setTimeout(r, 300));
   t.true((await trims()) - before <= 1, `${(await trims()) - before} trims after statemanager's own deletion`);
 });
+
+test('history left behind while no replica watched (deleted before start) is found after winning leadership and trimmed by the level', async (t) => {
+  const w = new FleetWriter(etcd.client(), '/hist-sweep');
+  const entry = (kind: string, name: string, from: string | null, to: string) => JSON.stringify({ kind, name, from, to, at: '2026-12-01T00:00:00.000Z', reason: 'an earlier life', source: 'controller/old' });
+  const put = (k: string, v: string) => w.client.put(k).value(v);
+  // A scenario whose state is gone: four entries. A scenario created again at version 1 over
+  // three older entries. A live scenario whose two entries are its own.
+  for (const [i, [from, to]] of ([[null, 'Idle'], ['Idle', 'Waiting'], ['Waiting', 'Satisfied'], ['Satisfied', 'Allowed']] as const).entries()) await put(w.keys.historyKey('scenario', 'gone', i + 1), entry('scenario', 'gone', from, to));
+  for (const [i, [from, to]] of ([[null, 'Idle'], ['Idle', 'Waiting'], ['Waiting', 'Satisfied']] as const).entries()) await put(w.keys.historyKey('scenario', 'again', i + 1), entry('scenario', 'again', from, to));
+  await put(w.keys.stateKey('scenario', 'again'), 'Idle');
+  await put(w.keys.historyKey('scenario', 'again', 1), entry('scenario', 'again', null, 'Idle'));
+  await put(w.keys.stateKey('scenario', 'live'), 'Idle');
+  await put(w.keys.historyKey('scenario', 'live', 1), entry('scenario', 'live', null, 'Idle'));
+  await put(w.keys.stateKey('scenario', 'live'), 'Waiting');
+  await put(w.keys.historyKey('scenario', 'live', 2), entry('scenario', 'live', 'Idle', 'Waiting'));
+  const names = async (name: string) => Object.keys(await w.client.getAll().prefix(w.keys.historyPrefix('scenario', name)).strings()).length;
+
+  const app = await startApp(etcd, ac.addr, { keyPrefix: w.prefix, history: { length: 50, sweepAfter: '100ms' } });
+  t.teardown(() => app.stop());
+  await eventually(async () => assert.deepStrictEqual([await names('gone'), await names('again'), await names('live')], [0, 1, 2]), { timeoutMs: 10_000 });
+  t.deepEqual(Object.values(await w.client.getAll().prefix(w.keys.historyPrefix('scenario', 'again')).strings()).map((v) => (JSON.parse(v) as HistoryEntry).to), ['Idle']);
+});
