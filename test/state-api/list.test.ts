@@ -282,6 +282,21 @@ test('a list asked while an identical one is still being made joins it, even aft
   t.is((await next).total, answers[0]!.total + 1);
 });
 
+test('callers of the same long list at the same revision share one array of views; another revision gets its own', async (t) => {
+  const c = new MemoryCaches();
+  for (let i = 0; i < 3 * SLICE; i++) c.set(`m${String(i).padStart(6, '0')}`, 'Running');
+  const reader = new StateReader(c, noHistory);
+  const q = { kind: 'model' as const, state: '', limit: 0 };
+  const answers = await Promise.all(Array.from({ length: 20 }, () => listed(reader, q)));
+  t.is(answers[0]!.resources.length, 3 * SLICE);
+  t.true(answers.every((a) => a.resources === answers[0]!.resources), 'one array for all 20 (each made its own before: 50 callers of 50,000 ran the heap out)');
+  c.set('m000000', 'Dead');
+  const later = await listed(reader, q);
+  t.not(later.resources, answers[0]!.resources);
+  t.is(later.resources[0]!.state, 'Dead');
+  t.deepEqual(later, reference(c.truth, q));
+});
+
 test('a state changed during a walk: the answer is at or after the revision it began at', async (t) => {
   const c = new MemoryCaches();
   const n = 4 * SLICE;
