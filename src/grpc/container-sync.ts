@@ -55,6 +55,12 @@ export interface ContainerSyncOptions {
 
 /** Containers whose digests a RecentLists remembers by default, over all nodes (about 150 B each). */
 export const RECENT_LIST_CONTAINERS = 100_000;
+/**
+ * Nodes a RecentLists remembers by default (about 400 B each without containers): empty lists
+ * cost no container, and one caller sending them under ever-new node names grew the heap by
+ * 60 MB a minute (black-box probing).
+ */
+export const RECENT_LIST_NODES = 10_000;
 
 export interface RecentList {
   /** The revision at which the prefix was made equal to the list. */
@@ -65,14 +71,17 @@ export interface RecentList {
 
 /**
  * The last list each node's prefix was made equal to, as a digest per container. Bounded by
- * containers over all nodes: past `maxContainers` the nodes remembered longest ago are forgotten
+ * containers over all nodes and by nodes: past either the nodes remembered longest ago are forgotten
  * (such a node then costs one full read more); a single list above the bound is not remembered.
  */
 export class RecentLists {
   private readonly byNode = new Map<string, RecentList>();
   private total = 0;
 
-  constructor(private readonly maxContainers = RECENT_LIST_CONTAINERS) {}
+  constructor(
+    private readonly maxContainers = RECENT_LIST_CONTAINERS,
+    private readonly maxNodes = RECENT_LIST_NODES,
+  ) {}
 
   get(node: string): RecentList | undefined {
     return this.byNode.get(node);
@@ -82,7 +91,7 @@ export class RecentLists {
     this.forget(node);
     if (list.digests.size > this.maxContainers) return;
     for (const [oldest, l] of this.byNode) {
-      if (this.total + list.digests.size <= this.maxContainers) break;
+      if (this.total + list.digests.size <= this.maxContainers && this.byNode.size < this.maxNodes) break;
       this.byNode.delete(oldest);
       this.total -= l.digests.size;
     }

@@ -517,6 +517,22 @@ test('the lists remembered are bounded by containers over all nodes: below, at a
   t.deepEqual([recent.size, recent.containers], [1, 1]);
 });
 
+test('the lists remembered are bounded by nodes too (empty lists cost no container): below, at and past the bound', (t) => {
+  const recent = new RecentLists(100, 3);
+  recent.set('n1', remembered([]));
+  recent.set('n2', remembered([]));
+  t.is(recent.size, 2, 'below');
+  recent.set('n3', remembered(['a']));
+  t.deepEqual([recent.size, recent.containers], [3, 1], 'at');
+  recent.set('n3', remembered(['a', 'b']));
+  t.deepEqual([recent.size, recent.containers], [3, 2], 'a known node replaced: nothing forgotten');
+  for (let i = 4; i < 1000; i++) recent.set(`n${i}`, remembered([]));
+  t.is(recent.size, 3, 'past: ever-new names keep three');
+  t.deepEqual([recent.get('n1'), recent.get('n3')], [undefined, undefined], 'the oldest forgotten first');
+  t.truthy(recent.get('n999'));
+  t.is(recent.containers, 0);
+});
+
 test('one digest per stored value: the same value gives the same digest, any other value another', (t) => {
   const a = list(['a'])[0]!.json;
   t.is(containerDigest(a), containerDigest(`${a}`));

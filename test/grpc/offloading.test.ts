@@ -180,8 +180,15 @@ test.serial('every refusal names its field, answers accepted false, and neither 
   }
   t.is(ac.offloads.length, before);
   t.deepEqual(await etcd.client().getAll().prefix(s.keys.offloading).keys(), []);
-  // Authorized requests are logged at info, refusals included, with the caller.
-  t.is(s.server.logger.lines.filter((l) => l.message === 'offloading request' && l.level === 'info' && l.meta.identity === 'anonymous').length, REFUSALS.length);
+  // Refusals of authorized requests are logged at warn with the caller, at most 10 of a kind per 10 s.
+  const byOutcome = new Map<string, number>();
+  for (const [, , , o] of REFUSALS) byOutcome.set(o, (byOutcome.get(o) ?? 0) + 1);
+  const expected = [...byOutcome.values()].reduce((sum, n) => sum + Math.min(n, 10), 0);
+  t.true(byOutcome.get('invalid')! > 10, 'more invalid ones than one interval logs');
+  t.is(s.server.logger.lines.filter((l) => l.message === 'offloading request' && l.level === 'warn' && l.meta.identity === 'anonymous').length, expected);
+  for (let i = 0; i < 30; i++) await client.trigger(REFUSALS.find(([, , , o]) => o === 'not_found')![1]);
+  const notFound = s.server.logger.lines.filter((l) => l.message === 'offloading request' && l.meta.outcome === 'not_found');
+  t.is(notFound.length, 10, `${REFUSALS.filter(([, , , o]) => o === 'not_found').length} + 30 refused as not found: 10 lines`);
 });
 
 test.serial('bounds: reason and policy_name below, at and just past their limits (and the configured reason limit)', async (t) => {
