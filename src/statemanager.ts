@@ -7,7 +7,7 @@ import { createLogger } from './observability/logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
-import { applyHeapFlags, growYoungGenerationWithFleet, watchHeapLimit } from './process/heap.js';
+import { applyHeapFlags, checkHeapLimitAgainstContainer, growYoungGenerationWithFleet, watchHeapLimit } from './process/heap.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
@@ -28,6 +28,12 @@ async function main(): Promise<void> {
     logger.warn('heap near its limit: give the container more memory (V8 takes about half of it) or the process will run out', {
       usedMB: Math.round(used / 2 ** 20),
       limitMB: Math.round(limit / 2 ** 20),
+    }),
+  );
+  checkHeapLimitAgainstContainer((limit, container) =>
+    logger.warn("heap limit above the container's memory: the kernel would kill the process before the heap warning; set NODE_OPTIONS=--max-old-space-size to about half the container's memory (in MB)", {
+      heapLimitMB: Math.round(limit / 2 ** 20),
+      containerMB: Math.round(container / 2 ** 20),
     }),
   );
   const running: { app?: StateManagerApp } = {};

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import test from 'ava';
-import { HEAP_CALM_SHARE, HEAP_WARN_SHARE, heapNearLimit, MAX_NEW_SPACE_BYTES, youngGrowthFactor } from '../src/process/heap.js';
+import { HEAP_CALM_SHARE, HEAP_WARN_SHARE, heapLimitAboveContainer, heapNearLimit, MAX_NEW_SPACE_BYTES, youngGrowthFactor } from '../src/process/heap.js';
 
 const run = promisify(execFile);
 
@@ -103,4 +103,38 @@ test('the heap counts as near its limit from 85 % of it, and again as calm only 
   t.true(heapNearLimit(HEAP_CALM_SHARE * limit, limit, true), 'near stays near down to 70 %');
   t.false(heapNearLimit(HEAP_CALM_SHARE * limit - 1, limit, true), 'below 70 % it is calm again');
   t.false(heapNearLimit(500, 0, false), 'no limit known');
+});
+
+test('the heap limit counts as above the container from three quarters of its memory; no container, no warning', (t) => {
+  const MB = 2 ** 20;
+  t.false(heapLimitAboveContainer(259 * MB, 512 * MB), '512Mi: about half');
+  t.false(heapLimitAboveContainer(384 * MB, 512 * MB), 'at three quarters');
+  t.true(heapLimitAboveContainer(385 * MB, 512 * MB), 'past it');
+  t.true(heapLimitAboveContainer(259 * MB, 256 * MB), '256Mi: V8 keeps its 259 MB floor');
+  t.false(heapLimitAboveContainer(259 * MB, undefined));
+  t.false(heapLimitAboveContainer(259 * MB, 0));
+  t.false(heapLimitAboveContainer(259 * MB, Number.MAX_SAFE_INTEGER), 'an unlimited cgroup');
+});
+
+test.serial('in a real 256 MiB memory cgroup the start-up check finds V8\'s heap limit above the container\'s; in a 1 GiB one it does not', async (t) => {
+  const base = '/sys/fs/cgroup/memory';
+  const { existsSync, mkdirSync, rmdirSync, writeFileSync } = await import('node:fs');
+  if (!existsSync(`${base}/memory.limit_in_bytes`) || process.getuid?.() !== 0) {
+    t.log(`no writable cgroup v1 memory controller here (${base}); the rule is tested above`);
+    t.pass();
+    return;
+  }
+  const check = `import { checkHeapLimitAgainstContainer } from ${JSON.stringify(pathToFileURL(resolve('src/process/heap.ts')).href)};
+let said = 'quiet'; checkHeapLimitAgainstContainer((l, c) => (said = 'warned ' + Math.round(l / 2 ** 20) + ' ' + Math.round(c / 2 ** 20))); console.log(said);`;
+  for (const [mb, expected] of [[256, /^warned \d+ 256$/], [1024, /^quiet$/]] as const) {
+    const group = `${base}/sm-heap-test-${process.pid}-${mb}`;
+    mkdirSync(group);
+    try {
+      writeFileSync(`${group}/memory.limit_in_bytes`, String(mb * 2 ** 20));
+      const { stdout } = await promisify(execFile)('sh', ['-c', `echo $$ > ${group}/cgroup.procs && exec "$0" --import tsx --input-type=module -e "$1"`, process.execPath, check]);
+      t.regex(stdout.trim(), expected, `${mb} MiB`);
+    } finally {
+      rmdirSync(group);
+    }
+  }
 });

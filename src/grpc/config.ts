@@ -14,6 +14,8 @@ import type { AnonymousAccess } from '../auth/identity.js';
  */
 export const LIST_MAX_RESULTS_DEFAULT = 100_000;
 export const LIST_MAX_BYTES_DEFAULT = 4 * 1024 * 1024 - 64 * 1024;
+/** Eight full answers: 32 MiB outside the heap at most, whatever the number of callers. */
+export const LIST_BYTES_IN_FLIGHT_DEFAULT = 32 * 1024 * 1024;
 
 export const DEFAULT_GRPC_ADDR = '0.0.0.0:47006';
 
@@ -149,6 +151,11 @@ export const limitsSchema = z
     listMaxResults: z.number().int().positive().default(LIST_MAX_RESULTS_DEFAULT),
     /** Encoded bytes of the resources in one ListResourcesByState answer; the default is a gRPC client's default receive limit. */
     listMaxBytes: z.number().int().positive().default(LIST_MAX_BYTES_DEFAULT),
+    /**
+     * Bytes of ListResourcesByState answers being sent at once by one replica (grpc-js holds a
+     * copy of each until it is sent); more wait their turn, in order, within their deadline.
+     */
+    listBytesInFlight: z.number().int().positive().default(LIST_BYTES_IN_FLIGHT_DEFAULT),
     /**
      * TriggerOffloading records kept per model under /statemanager/offloading/{model}/ (the
      * oldest go first); records are kept only for models some package lists, so what a caller

@@ -37,6 +37,8 @@ export interface Call<Req> {
   callerDeadline?: number;
   /** grpc-js's peer string ("127.0.0.1:5000"). */
   peer: string;
+  /** Runs `fn` once the call is over: its answer sent, or the call cancelled (at once if it already is). */
+  onEnd(fn: () => void): void;
 }
 
 /**
@@ -111,7 +113,10 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
       return { code: grpc.status.PERMISSION_DENIED, details: `${caller.identity} may not read states` };
     }
     const deadline = callerDeadlineMs(call.getDeadline());
-    return { caller, request: call.request, budgetKey: gated.budgetKey, peer: call.getPeer(), ...(deadline === undefined ? {} : { callerDeadline: deadline }) };
+    // grpc-js emits 'cancelled' when a call ends either way: after its status is sent (for an
+    // answer, once its last byte has gone to the connection) or when it is cancelled.
+    const onEnd = (fn: () => void): void => void (call.cancelled ? fn() : call.once('cancelled', fn));
+    return { caller, request: call.request, budgetKey: gated.budgetKey, peer: call.getPeer(), onEnd, ...(deadline === undefined ? {} : { callerDeadline: deadline }) };
   };
 
   const unary = <Req, Res>(spec: UnarySpec<Req, Res>): grpc.handleUnaryCall<Req, Res> => {

@@ -28,7 +28,8 @@ import { subscribeSpec, type StreamMetrics } from './subscribe.js';
 import type { PreEncoded } from './proto.js';
 import { buildListAnswer, SharedAnswers } from './list-answer.js';
 
-import { LIST_MAX_BYTES_DEFAULT, LIST_MAX_RESULTS_DEFAULT } from './config.js';
+import { LIST_BYTES_IN_FLIGHT_DEFAULT, LIST_MAX_BYTES_DEFAULT, LIST_MAX_RESULTS_DEFAULT } from './config.js';
+import { BytesInFlight } from './bytes-in-flight.js';
 
 export type { StreamMetrics };
 
@@ -42,6 +43,8 @@ export interface ReadLimits {
   listMaxResults: number;
   /** Encoded bytes one ListResourcesByState answer carries at most (its resources). Default 4 MiB. */
   listMaxBytes: number;
+  /** Bytes of list answers being sent at once (src/grpc/bytes-in-flight.ts). Default 32 MiB. */
+  listBytesInFlight?: number;
 }
 
 /** The defaults of grpc.limits (src/grpc/config.ts says why the lists' are these). */
@@ -94,6 +97,8 @@ export interface ReadApiDeps {
   encodeEvent?: (event: StateChangeEvent) => PreEncoded;
   /** Encodes a list answer a slice at a time (the server's response encoder). */
   encodeList?: (response: ListResourcesByStateResponse) => PreEncoded;
+  /** The turns of long list answers being sent (tests look at it); one of limits.listBytesInFlight otherwise. */
+  listSends?: BytesInFlight;
 }
 
 const UNHEALTHY = new Set(['Error', 'Dead', 'Degraded']);
@@ -103,6 +108,14 @@ const UNHEALTHY = new Set(['Error', 'Dead', 'Degraded']);
  * the cached state without it: time for the answer to be encoded and reach the caller.
  */
 export const HISTORY_ANSWER_MARGIN_MS = 250;
+/** Lists that may be this long or longer take a turn to be made and sent (smaller ones cost little). */
+export const LIST_GATED_BYTES = 64 * 1024;
+/** Callers whose list answers wait their turn at most; one more is refused. */
+export const LIST_SENDS_WAITING = 1000;
+/** A turn given this long before the caller's deadline at the latest: time left to send. */
+const LIST_SEND_MARGIN_MS = 100;
+/** Bytes one listed resource is taken for when deciding whether a list may be long (listedResourceBytes of a typical one). */
+const LISTED_BYTES_ESTIMATE = 100;
 
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
@@ -122,6 +135,32 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
   const nowNs = (): string => msToNs(now());
   const limits: ReadLimits = { ...DEFAULT_READ_LIMITS, ...deps.limits };
   const lists = new SharedAnswers<ListResourcesByStateResponse | PreEncoded>();
+  const sending = deps.listSends ?? new BytesInFlight({ capacity: limits.listBytesInFlight ?? LIST_BYTES_IN_FLIGHT_DEFAULT, maxWaiting: LIST_SENDS_WAITING });
+
+  /** A list's answer from the caches: walked and built returning to the event loop as it goes (reader.ts, list-answer.ts). */
+  const listAnswer = (kind: ResourceKind, r: ListResourcesByStateRequest__Output, limit: number, callerDeadline: number | undefined) => {
+    const refused = (message: string) => answer({ success: false, message, resources: [], total_count: 0 });
+    const cap = limits.listMaxResults;
+    return deps.reader.list({ kind, state: r.state, limit }, callerDeadline === undefined ? undefined : callerDeadline - HISTORY_ANSWER_MARGIN_MS).then(async (a) => {
+      if (!a.ok) return refused(a.message);
+      const { resources: views, total, revision } = a.value;
+      // The same question at the same revision has the same answer: built once for all who ask.
+      const key = `${kind}\n${r.state.toLowerCase()}\n${limit}\n${r.limit === 0 || r.limit > cap}\n${revision}\n${total}\n${views.length}`;
+      const built = await lists.get(key, () =>
+        buildListAnswer(views, { maxBytes: limits.listMaxBytes, toState, bytesOf: listedResourceBytes, ...(deps.encodeList ? { encode: deps.encodeList } : {}) }, (shown) => {
+          let message = `revision ${revision}`;
+          if (shown < views.length) {
+            message += `; capped at ${shown} of ${total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${shown} by name; narrow the list by state or ask with a limit`;
+          } else if (total > shown && (r.limit === 0 || r.limit > cap)) {
+            message += `; capped at ${cap} of ${total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
+          }
+          return { success: true, message, total_count: total };
+        }),
+      );
+      // A pre-encoded answer is written as is (every response encoder passes one through).
+      return answer(built as ListResourcesByStateResponse);
+    });
+  };
 
   const kindOrProblem = (type: unknown, name: string | undefined): { kind: ResourceKind } | { problem: string } => {
     const kind = kindOfResourceType(type);
@@ -197,7 +236,7 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
       method: 'ListResourcesByState',
       permission: 'read',
       fail,
-      run({ request: r, callerDeadline }) {
+      run({ request: r, callerDeadline, onEnd }) {
         const refused = (message: string) => answer({ success: false, message, resources: [], total_count: 0 });
         const k = kindOrProblem(r.resource_type, undefined);
         if ('problem' in k) return refused(k.problem);
@@ -206,28 +245,22 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         const starting = notYet();
         if (starting) return starting;
         const cap = limits.listMaxResults;
-        // Async: a list over many states returns to the event loop as it goes (reader.ts).
         const limit = r.limit === 0 || r.limit > cap ? cap : r.limit;
-        // Async: a list over many states returns to the event loop as it goes (reader.ts), and so
-        // does building its answer (list-answer.ts).
-        return deps.reader.list({ kind: k.kind, state: r.state, limit }, callerDeadline === undefined ? undefined : callerDeadline - HISTORY_ANSWER_MARGIN_MS).then(async (a) => {
-          if (!a.ok) return refused(a.message);
-          const { resources: views, total, revision } = a.value;
-          // The same question at the same revision has the same answer: built once for all who ask.
-          const key = `${k.kind}\n${r.state.toLowerCase()}\n${limit}\n${r.limit === 0 || r.limit > cap}\n${revision}\n${total}\n${views.length}`;
-          const built = await lists.get(key, () =>
-            buildListAnswer(views, { maxBytes: limits.listMaxBytes, toState, bytesOf: listedResourceBytes, ...(deps.encodeList ? { encode: deps.encodeList } : {}) }, (shown) => {
-              let message = `revision ${revision}`;
-              if (shown < views.length) {
-                message += `; capped at ${shown} of ${total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${shown} by name; narrow the list by state or ask with a limit`;
-              } else if (total > shown && (r.limit === 0 || r.limit > cap)) {
-                message += `; capped at ${cap} of ${total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
-              }
-              return { success: true, message, total_count: total };
-            }),
-          );
-          // A pre-encoded answer is written as is (every response encoder passes one through).
-          return answer(built as ListResourcesByStateResponse);
+        // A list that may be long takes its turn before it is made: being made (views), encoded
+        // and sent (grpc-js's copy) it holds up to twice its answer's size, and 50 callers listing
+        // 50,000 models at once ran the heap out under the chart's 512Mi (black-box probing in a
+        // cgroup). Short lists never wait.
+        const mayBe = Math.min(limits.listMaxBytes, Math.min(limit, deps.reader.count(k.kind)) * LISTED_BYTES_ESTIMATE);
+        const turn = mayBe >= LIST_GATED_BYTES ? sending.acquire(mayBe, callerDeadline === undefined ? undefined : callerDeadline - LIST_SEND_MARGIN_MS) : undefined;
+        return (turn ?? Promise.resolve(undefined)).then((t) => {
+          if (t === 'busy' || t === 'late') {
+            return refuse(
+              grpc.status.RESOURCE_EXHAUSTED,
+              `${Math.round(sending.inFlight / 1048576)} MB of list answers are being made and sent to other callers (grpc.limits.listBytesInFlight: ${limits.listBytesInFlight ?? LIST_BYTES_IN_FLIGHT_DEFAULT} bytes)${t === 'busy' ? ` and ${sending.waiting} callers wait` : ''}; retry, or narrow the list by state or limit`,
+            );
+          }
+          if (t !== undefined) onEnd(t);
+          return listAnswer(k.kind, r, limit, callerDeadline);
         });
       },
     }),

@@ -1,5 +1,6 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
 // the call gate, and every method built once, at start, on one handler skeleton (handler.ts).
+import type { BytesInFlight } from './bytes-in-flight.js';
 import * as grpc from '@grpc/grpc-js';
 import { isLoopback, splitHostPort } from '../config/address.js';
 import type { Etcd3 } from 'etcd3';
@@ -78,7 +79,7 @@ export interface StateManagerServerOptions {
   /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
   isLocalPeer?: (address: string) => boolean;
   /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
-  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; loading?: () => string | undefined };
+  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; loading?: () => string | undefined; listSends?: BytesInFlight };
   /** TriggerOffloading (contract section 3); without it the call answers UNIMPLEMENTED. */
   offloading?: OffloadingService;
 }
@@ -148,6 +149,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
               reader: read.reader,
               feed: read.feed,
               ...(read.loading ? { loading: read.loading } : {}),
+              ...(read.listSends ? { listSends: read.listSends } : {}),
               logger,
               refusals,
               ...(read.metrics ? { metrics: read.metrics } : {}),
@@ -158,6 +160,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
                 subscriptionsTotal: config.limits.subscriptionsTotal,
                 listMaxResults: config.limits.listMaxResults,
                 listMaxBytes: config.limits.listMaxBytes,
+                listBytesInFlight: config.limits.listBytesInFlight,
               },
             },
             methods,

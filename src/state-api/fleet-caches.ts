@@ -37,8 +37,8 @@ export class FleetStateCaches implements StateCaches {
   };
 
   private readonly verified = new Map<ResourceKind, Verified>();
-  /** When each kind's cache last changed (0: not since the start). */
-  private readonly changedAt: Record<ResourceKind, number> = { model: 0, package: 0, scenario: 0 };
+  /** When each kind's cache last changed, in monotonic ms (-Infinity: not since the start). */
+  private readonly changedAt: Record<ResourceKind, number> = { model: -Infinity, package: -Infinity, scenario: -Infinity };
   private readonly verifying = new Map<ResourceKind, Promise<void>>();
   /** When each kind's last check started, and when the next may (CHECK_COST_FACTOR times its duration later). */
   private readonly nextCheckAt: Record<ResourceKind, number> = { model: 0, package: 0, scenario: 0 };
@@ -47,7 +47,8 @@ export class FleetStateCaches implements StateCaches {
     private readonly fleet: Pick<Fleet, 'storedState' | 'storedStates' | 'stateRevision' | 'stateKeyCount' | 'stateAheadRevision' | 'stateReached' | 'onChange'>,
     /** Without it the revision is the cache's own: that of the kind's last change. */
     private readonly count?: CountStates,
-    private readonly now: () => number = Date.now,
+    /** Monotonic ms: the checks' intervals (a step of the wall clock must not space them). */
+    private readonly now: () => number = () => performance.now(),
   ) {
     for (const kind of Object.keys(INFORMER_OF) as ResourceKind[]) {
       const v = this.versions[kind];
@@ -66,6 +67,10 @@ export class FleetStateCaches implements StateCaches {
     const e = this.fleet.storedState(kind, name);
     const state = e?.value.state;
     return state !== undefined ? { name, state, version: e!.version, modRevision: e!.modRevision } : undefined;
+  }
+
+  size(kind: ResourceKind): number {
+    return this.fleet.stateKeyCount(kind);
   }
 
   *list(kind: ResourceKind): Iterable<StoredStateView> {

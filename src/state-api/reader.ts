@@ -20,6 +20,8 @@ export interface StoredStateView {
 export interface StateCaches {
   get(kind: ResourceKind, name: string): StoredStateView | undefined;
   list(kind: ResourceKind): Iterable<StoredStateView>;
+  /** Optional: about how many states of the kind list() gives (an upper bound), at once. */
+  size?(kind: ResourceKind): number;
   /** The newest etcd revision the kind's cache has seen. */
   revision(kind: ResourceKind): number;
   /** Optional: brings revision() up to etcd's when the cache is found equal to etcd (a quiet kind). */
@@ -159,6 +161,11 @@ export class StateReader {
    * a subscription from `revision`), and `total` counts what the walk saw. Identical queries
    * (kind, state, limit) made while no state changed share one answer.
    */
+  /** About how many states of the kind a list walks (at least); Infinity when the caches cannot say. */
+  count(kind: ResourceKind): number {
+    return this.caches.size?.(kind) ?? Infinity;
+  }
+
   async list(q: ListQuery, deadline?: number): Promise<ReadAnswer<ListAnswer>> {
     const wanted = q.state.trim();
     const canonical = wanted === '' ? undefined : parseState(q.kind, wanted);
@@ -181,8 +188,13 @@ export class StateReader {
     // states without it (0), in time (found by black-box probing: reads left unanswered while etcd hung).
     const found = deadline === undefined ? await entry.promise : await settledBy(entry.promise, deadline, await entry.walked);
     // Nothing changed since the answer began: it is the caches as they are now, at today's revision.
+    // A long answer's revision is fixed by its first such caller: it stays true (no state of the
+    // kind changed since) and every caller of the answer then shares one array of views, where
+    // etcd's revision, moving with every other write, gave each its own (a short answer, kept
+    // for later callers, shows today's).
     const unchanged = found.statesVersion !== undefined && this.caches.statesVersion?.(q.kind) === found.statesVersion;
-    const revision = unchanged ? this.caches.revision(q.kind) : found.revision;
+    const fixed = found.shown.length > SLICE && entry.views?.found === found ? entry.views.revision : undefined;
+    const revision = unchanged ? (fixed ?? this.caches.revision(q.kind)) : found.revision;
     // One array of views for every caller given the same states at the same revision: 50 callers
     // listing 50,000 models each held their own (about 5 MB), and the heap ran out under the
     // chart's 512Mi (found by black-box probing in a cgroup).

@@ -93,8 +93,8 @@ export class DraftClient {
     return this.call<{ history: DraftHistory[]; success: boolean; message: string }>(this.raw.GetResourceStateHistory, req, timeoutMs);
   }
 
-  list(req: { resource_type: string; state?: string; limit?: number; label_selector?: Record<string, string> }) {
-    return this.call<{ resources: DraftResourceState[]; success: boolean; message: string; total_count: number }>(this.raw.ListResourcesByState, req);
+  list(req: { resource_type: string; state?: string; limit?: number; label_selector?: Record<string, string> }, timeoutMs?: number) {
+    return this.call<{ resources: DraftResourceState[]; success: boolean; message: string; total_count: number }>(this.raw.ListResourcesByState, req, timeoutMs);
   }
 
   sendStateChange(req: { resource_type: string; resource_name: string; target_state: string; current_state?: string; source?: string }) {

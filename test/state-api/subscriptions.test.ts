@@ -6,6 +6,7 @@
 // capped; the history carries the authenticated identity.
 import test, { type ExecutionContext } from 'ava';
 import * as grpc from '@grpc/grpc-js';
+import { BytesInFlight } from '../../src/grpc/bytes-in-flight.js';
 import type { Etcd3 } from 'etcd3';
 import { KeyLayout } from '../../domain/keys.js';
 import { silentLogger } from '../../controller/logger.js';
@@ -44,6 +45,9 @@ class HandCaches implements StateCaches {
   list(): Iterable<StoredStateView> {
     return this.states.values();
   }
+  size(): number {
+    return this.states.size;
+  }
   revision(): number {
     return 1;
   }
@@ -74,7 +78,7 @@ class CountingSource {
   }
 }
 
-async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}, history?: HistoryStore, loading?: () => string | undefined) {
+async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}, history?: HistoryStore, loading?: () => string | undefined, listSends?: BytesInFlight) {
   const keys = new KeyLayout(uniquePrefix());
   const client = etcd.client();
   const watchClient = etcd.watchClient();
@@ -86,7 +90,7 @@ async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcSe
   });
   const caches = new HandCaches();
   const reader = new StateReader(caches, history ?? new EtcdHistoryStore(client, keys, 3000));
-  const s = await startTestServer(client, config, { keys, readApi: { reader, feed, ...(loading ? { loading } : {}) } });
+  const s = await startTestServer(client, config, { keys, readApi: { reader, feed, ...(loading ? { loading } : {}), ...(listSends ? { listSends } : {}) } });
   const put = async (name: string, state: string): Promise<number> => Number((await client.put(keys.stateKey('scenario', name)).value(state).exec()).header.revision);
   return { s, feed, keys, client, caches, source, put, draft: (md?: () => grpc.Metadata) => new DraftClient(s.target, md) };
 }
@@ -486,6 +490,40 @@ async function listCappedAtThree(t: ExecutionContext, config: GrpcServerConfigIn
 test.serial('one ListResourcesByState answer is capped at listMaxResults; total_count counts all; the message says it was capped', async (t) => {
   const c = await listCappedAtThree(t, { limits: { listMaxResults: 3 } }, (i) => `p${i}`, /capped at 3 of 4 \(grpc\.limits\.listMaxResults\)/, [0, 4, 100]);
   t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 2 })).resources.length, 2);
+  c.close();
+});
+
+test.serial('long list answers are sent a few at a time: 12 callers at once all get the whole list, what is being sent stays within the budget, and every turn is given back when its call ends', async (t) => {
+  // 50 callers listing 50,000 models together got a copy each from grpc-js at once (4 MiB each):
+  // the kernel killed the process under the chart's 512Mi (black-box probing in a cgroup).
+  // Each list is taken for 300 kB (3,000 resources of about 100 bytes): three fit the budget.
+  const sends = new BytesInFlight({ capacity: 900_000, maxWaiting: 100 });
+  const { draft, caches } = await serve({}, {}, undefined, undefined, sends);
+  for (let i = 0; i < 3000; i++) caches.states.set(`package-with-a-longer-name-${String(i).padStart(5, '0')}`, { name: `package-with-a-longer-name-${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
+  let most = 0;
+  const sample = setInterval(() => (most = Math.max(most, sends.inFlight)), 1);
+  const clients = Array.from({ length: 12 }, () => draft());
+  const answers = await Promise.all(clients.map((c) => c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 })));
+  clearInterval(sample);
+  for (const a of answers) t.is(a.resources.length, 3000);
+  t.true(most >= 300_000, 'the lists went through the gate');
+  t.true(most <= 900_000, `at most the budget in flight (${most} bytes)`);
+  await eventually(() => assert.strictEqual(sends.inFlight, 0), { timeoutMs: 2000 });
+  t.is(sends.waiting, 0);
+  for (const c of clients) c.close();
+});
+
+test.serial('a list answer waiting its turn past the caller\'s deadline is RESOURCE_EXHAUSTED, naming the setting', async (t) => {
+  const sends = new BytesInFlight({ capacity: 1, maxWaiting: 100 });
+  const { draft, caches } = await serve({}, {}, undefined, undefined, sends);
+  for (let i = 0; i < 3000; i++) caches.states.set(`package-with-a-longer-name-${String(i).padStart(5, '0')}`, { name: `package-with-a-longer-name-${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
+  const holder = await sends.acquire(1);
+  const c = draft();
+  const err = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 }, 800).then(() => undefined, (e: grpc.ServiceError) => e);
+  t.is(err?.code, grpc.status.RESOURCE_EXHAUSTED);
+  t.regex(err?.details ?? '', /grpc\.limits\.listBytesInFlight/);
+  if (typeof holder === 'function') holder();
+  t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 })).resources.length, 3000, 'served once the budget is free');
   c.close();
 });
 
