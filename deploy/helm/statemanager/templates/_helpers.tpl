@@ -194,7 +194,7 @@ The program's configuration file (config.yaml), as YAML.
   "actionController" $actionController
   "controller" (dict "workers" (int $v.controller.workers) "resyncPeriod" $v.controller.resyncPeriod)
   "reconcile" (dict "triggerStates" $v.reconcile.triggerStates "repeatCap" $v.reconcile.repeatCap)
-  "history" (dict "length" (int $v.history.length))
+  "history" (dict "length" (int $v.history.length) "sweepAfter" $v.history.sweepAfter)
   "memory" (dict "heapGrowthPercent" (int $v.memory.heapGrowthPercent))
   "leaderElection" (dict "enabled" $v.leaderElection.enabled "leaseDuration" $v.leaderElection.leaseDuration)
   "nodeLiveness" (dict "enabled" $v.nodeLiveness.enabled "grace" $v.nodeLiveness.grace)
