@@ -527,6 +527,26 @@ test.serial('a list answer waiting its turn past the caller\'s deadline is RESOU
   c.close();
 });
 
+test.serial('a list taken for under 64 KiB never waits for a turn; just past it, it does (each resource taken for 100 bytes: 655 and 656 resources)', async (t) => {
+  const sends = new BytesInFlight({ capacity: 1, maxWaiting: 100 });
+  const { draft, caches } = await serve({}, {}, undefined, undefined, sends);
+  const holder = await sends.acquire(1);
+  const c = draft();
+  const fill = (n: number) => {
+    caches.states.clear();
+    for (let i = 0; i < n; i++) caches.states.set(`p${String(i).padStart(5, '0')}`, { name: `p${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
+  };
+  fill(655); // 65,500 bytes: below
+  t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 }, 800)).resources.length, 655);
+  t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 2000 }, 800)).resources.length, 655, 'a limit above the kind: the kind decides');
+  fill(656); // 65,600 bytes: past
+  const late = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 }, 800).then(() => undefined, (e: grpc.ServiceError) => e.code);
+  t.is(late, grpc.status.RESOURCE_EXHAUSTED, 'waited for the turn held elsewhere');
+  t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 655 }, 800)).resources.length, 655, 'a limit below the bound: no wait');
+  if (typeof holder === 'function') holder();
+  c.close();
+});
+
 test.serial('limit 0 lists every resource under the default limits (5,000 packages)', async (t) => {
   const { draft, caches } = await serve();
   for (let i = 0; i < 5000; i++) caches.states.set(`pkg${String(i).padStart(5, '0')}`, { name: `pkg${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
