@@ -43,7 +43,7 @@ export interface ReadLimits {
   listMaxResults: number;
   /** Encoded bytes one ListResourcesByState answer carries at most (its resources). Default 4 MiB. */
   listMaxBytes: number;
-  /** Bytes of list answers being sent at once (src/grpc/bytes-in-flight.ts). Default 32 MiB. */
+  /** Bytes of long list answers being made and sent at once (src/grpc/bytes-in-flight.ts). Default 32 MiB. */
   listBytesInFlight?: number;
 }
 
@@ -97,7 +97,7 @@ export interface ReadApiDeps {
   encodeEvent?: (event: StateChangeEvent) => PreEncoded;
   /** Encodes a list answer a slice at a time (the server's response encoder). */
   encodeList?: (response: ListResourcesByStateResponse) => PreEncoded;
-  /** The turns of long list answers being sent (tests look at it); one of limits.listBytesInFlight otherwise. */
+  /** The turns of long lists being made and sent (tests look at it); one of limits.listBytesInFlight otherwise. */
   listSends?: BytesInFlight;
 }
 
