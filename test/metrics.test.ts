@@ -121,6 +121,10 @@ test('gRPC connection and container-list series: the waiting lists are read at e
   t.is(await value('statemanager_grpc_container_lists_waiting'), 'statemanager_grpc_container_lists_waiting 7');
   waiting = 0;
   t.is(await value('statemanager_grpc_container_lists_waiting'), 'statemanager_grpc_container_lists_waiting 0');
+  t.is(await value('statemanager_grpc_lists_waiting'), 'statemanager_grpc_lists_waiting 0', 'nothing told yet');
+  g.listSends(() => ({ waiting: 12, inFlight: 8_388_608 }));
+  t.is(await value('statemanager_grpc_lists_waiting'), 'statemanager_grpc_lists_waiting 12');
+  t.is(await value('statemanager_grpc_list_bytes_in_flight'), 'statemanager_grpc_list_bytes_in_flight 8388608');
   g.connections.open(3);
   g.connections.refused('peer');
   g.connections.refused('peer');

@@ -1,6 +1,6 @@
 // The statemanager.StateManagerConnection server: credentials (plaintext, TLS or mutual TLS),
 // the call gate, and every method built once, at start, on one handler skeleton (handler.ts).
-import type { BytesInFlight } from './bytes-in-flight.js';
+import { BytesInFlight } from './bytes-in-flight.js';
 import * as grpc from '@grpc/grpc-js';
 import { isLoopback, splitHostPort } from '../config/address.js';
 import type { Etcd3 } from 'etcd3';
@@ -19,7 +19,7 @@ import { RateLimiter } from './rate-limit.js';
 import { InFlightLimiter } from './in-flight.js';
 import { ThrottledLog } from '../../controller/throttled-log.js';
 import { loadStateManagerProto, preEncoder } from './proto.js';
-import { readHandlers, unimplementedReads, type StreamMetrics } from './read-api.js';
+import { LIST_SENDS_WAITING, readHandlers, unimplementedReads, type StreamMetrics } from './read-api.js';
 import type { StateReader } from '../state-api/reader.js';
 import type { StateFeed } from '../state-api/feed.js';
 import { errorMessage } from '../../controller/errors.js';
@@ -47,6 +47,8 @@ export interface GrpcMetrics {
   connections?: { open(count: number): void; refused(reason: ConnectionRefusal): void };
   /** Given, at start, how to read the container lists waiting for a turn (write-turns.ts). */
   containerListsWaiting?(read: () => number): void;
+  /** Given, at start, how to read the long lists waiting for a turn and the bytes being sent (bytes-in-flight.ts). */
+  listSends?(read: () => { waiting: number; inFlight: number }): void;
 }
 
 export interface StateManagerServerOptions {
@@ -141,6 +143,8 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
     const turns = containerListTurns(config);
     o.metrics?.containerListsWaiting?.(() => turns.waiting);
     const methods = skeleton({ admitted: (m) => gate.admittedOf(m), authorizer, logger, refusals, record });
+    const listSends = o.readApi?.listSends ?? new BytesInFlight({ capacity: config.limits.listBytesInFlight, maxWaiting: LIST_SENDS_WAITING });
+    o.metrics?.listSends?.(() => ({ waiting: listSends.waiting, inFlight: listSends.inFlight }));
     const read = o.readApi;
     const handlers = {
       ...(read
@@ -149,7 +153,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
               reader: read.reader,
               feed: read.feed,
               ...(read.loading ? { loading: read.loading } : {}),
-              ...(read.listSends ? { listSends: read.listSends } : {}),
+              listSends,
               logger,
               refusals,
               ...(read.metrics ? { metrics: read.metrics } : {}),

@@ -58,6 +58,7 @@ export class Metrics implements FleetGaugeSink {
   readonly grpcConnections: Gauge;
   readonly httpConnectionsRefused: Counter;
   private containerListsWaitingNow: () => number = () => 0;
+  private listSendsNow: () => { waiting: number; inFlight: number } = () => ({ waiting: 0, inFlight: 0 });
   readonly grpcConnectionsRefused: Counter<'reason'>;
   readonly apiSubscriptions: Gauge;
   readonly apiEventsSent: Counter;
@@ -239,6 +240,8 @@ export class Metrics implements FleetGaugeSink {
     this.sampledGauge('statemanager_grpc_container_lists_waiting', 'SendChangedContainerList calls waiting for a turn to write (grpc.limits.containerListsAtOnce)', () =>
       this.containerListsWaitingNow(),
     );
+    this.sampledGauge('statemanager_grpc_lists_waiting', 'Long ListResourcesByState calls waiting for a turn to be made and sent (grpc.limits.listBytesInFlight)', () => this.listSendsNow().waiting);
+    this.sampledGauge('statemanager_grpc_list_bytes_in_flight', 'Bytes of long ListResourcesByState answers being made and sent (at most grpc.limits.listBytesInFlight, or one answer)', () => this.listSendsNow().inFlight);
     this.httpConnectionsRefused = new Counter({
       name: 'statemanager_http_connections_refused_total',
       help: 'Connections to the probe and metrics port closed as they came: that many were open already',
@@ -306,6 +309,7 @@ export class Metrics implements FleetGaugeSink {
     credentials: ReloadMetrics;
     connections: { open(count: number): void; refused(reason: string): void };
     containerListsWaiting(read: () => number): void;
+    listSends(read: () => { waiting: number; inFlight: number }): void;
   } {
     return {
       request: (method, code) => this.grpcRequests.labels({ method, code }).inc(),
@@ -313,6 +317,9 @@ export class Metrics implements FleetGaugeSink {
       credentials: this.credentials(),
       containerListsWaiting: (read) => {
         this.containerListsWaitingNow = read;
+      },
+      listSends: (read) => {
+        this.listSendsNow = read;
       },
       connections: {
         open: (n) => this.grpcConnections.set(n),
