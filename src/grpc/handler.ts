@@ -39,6 +39,12 @@ export interface Call<Req> {
   peer: string;
   /** Runs `fn` once the call is over: its answer sent, or the call cancelled (at once if it already is). */
   onEnd(fn: () => void): void;
+  /**
+   * Resets the call's HTTP/2 stream if it has not ended `ms` from now: a unary answer its client
+   * does not read keeps its status, and so its end, from ever coming (grpc-js sends neither the
+   * status nor its deadline's until the answer is written), holding what the call holds.
+   */
+  cutAfter(ms: number): void;
 }
 
 /**
@@ -116,7 +122,15 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
     // grpc-js emits 'cancelled' when a call ends either way: after its status is sent (for an
     // answer, once its last byte has gone to the connection) or when it is cancelled.
     const onEnd = (fn: () => void): void => void (call.cancelled ? fn() : call.once('cancelled', fn));
-    return { caller, request: call.request, budgetKey: gated.budgetKey, peer: call.getPeer(), onEnd, ...(deadline === undefined ? {} : { callerDeadline: deadline }) };
+    const cutAfter = (ms: number): void => {
+      const timer = setTimeout(() => {
+        const h2 = http2StreamOf(call);
+        if (h2 !== undefined && !h2.closed && !h2.destroyed) h2.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      }, ms);
+      timer.unref();
+      onEnd(() => clearTimeout(timer));
+    };
+    return { caller, request: call.request, budgetKey: gated.budgetKey, peer: call.getPeer(), onEnd, cutAfter, ...(deadline === undefined ? {} : { callerDeadline: deadline }) };
   };
 
   const unary = <Req, Res>(spec: UnarySpec<Req, Res>): grpc.handleUnaryCall<Req, Res> => {

@@ -81,7 +81,7 @@ export interface StateManagerServerOptions {
   /** Whether a peer address is this machine's (anonymous callers' default reach). Default: loopback. */
   isLocalPeer?: (address: string) => boolean;
   /** Contract section 5 (reads and subscriptions); without it those calls answer UNIMPLEMENTED. */
-  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; loading?: () => string | undefined; listSends?: BytesInFlight };
+  readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; loading?: () => string | undefined; listSends?: BytesInFlight; listHoldCapMs?: number };
   /** TriggerOffloading (contract section 3); without it the call answers UNIMPLEMENTED. */
   offloading?: OffloadingService;
 }
@@ -154,6 +154,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
               feed: read.feed,
               ...(read.loading ? { loading: read.loading } : {}),
               listSends,
+              ...(read.listHoldCapMs !== undefined ? { listHoldCapMs: read.listHoldCapMs } : {}),
               logger,
               refusals,
               ...(read.metrics ? { metrics: read.metrics } : {}),

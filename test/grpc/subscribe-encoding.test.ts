@@ -32,7 +32,7 @@ function openSubscribers(n: number, encode?: (e: StateChangeEvent) => PreEncoded
     const out: (StateChangeEvent | PreEncoded)[] = [];
     written.push(out);
     const stream: Stream<StateChangeEvent | PreEncoded> = { write: (e) => (out.push(e), true), end: () => true, over: false, onClose: () => undefined, onDrain: () => undefined };
-    const refused = spec.run({ caller: ANONYMOUS, request: { resource_type: 'RESOURCE_TYPE_UNSPECIFIED', filter: {}, include_health_events: false, include_recovery_events: false }, budgetKey: `anonymous@127.0.0.1:${i}`, peer: '127.0.0.1', onEnd: () => undefined }, stream);
+    const refused = spec.run({ caller: ANONYMOUS, request: { resource_type: 'RESOURCE_TYPE_UNSPECIFIED', filter: {}, include_health_events: false, include_recovery_events: false }, budgetKey: `anonymous@127.0.0.1:${i}`, peer: '127.0.0.1', onEnd: () => undefined, cutAfter: () => undefined }, stream);
     if (refused) throw new Error(refused.details);
   }
   return { sinks, written };

@@ -5,6 +5,7 @@
 // replays from before the buffer share a bounded number of etcd watches; one list answer is
 // capped; the history carries the authenticated identity.
 import test, { type ExecutionContext } from 'ava';
+import http2 from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import { BytesInFlight } from '../../src/grpc/bytes-in-flight.js';
 import type { Etcd3 } from 'etcd3';
@@ -78,7 +79,7 @@ class CountingSource {
   }
 }
 
-async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}, history?: HistoryStore, loading?: () => string | undefined, listSends?: BytesInFlight) {
+async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcServerConfigInput = {}, history?: HistoryStore, loading?: () => string | undefined, listSends?: BytesInFlight, listHoldCapMs?: number) {
   const keys = new KeyLayout(uniquePrefix());
   const client = etcd.client();
   const watchClient = etcd.watchClient();
@@ -90,7 +91,7 @@ async function serve(feedOptions: Partial<StateFeedOptions> = {}, config: GrpcSe
   });
   const caches = new HandCaches();
   const reader = new StateReader(caches, history ?? new EtcdHistoryStore(client, keys, 3000));
-  const s = await startTestServer(client, config, { keys, readApi: { reader, feed, ...(loading ? { loading } : {}), ...(listSends ? { listSends } : {}) } });
+  const s = await startTestServer(client, config, { keys, readApi: { reader, feed, ...(loading ? { loading } : {}), ...(listSends ? { listSends } : {}), ...(listHoldCapMs !== undefined ? { listHoldCapMs } : {}) } });
   const put = async (name: string, state: string): Promise<number> => Number((await client.put(keys.stateKey('scenario', name)).value(state).exec()).header.revision);
   return { s, feed, keys, client, caches, source, put, draft: (md?: () => grpc.Metadata) => new DraftClient(s.target, md) };
 }
@@ -519,8 +520,17 @@ test.serial('a list answer waiting its turn past the caller\'s deadline is RESOU
   for (let i = 0; i < 3000; i++) caches.states.set(`package-with-a-longer-name-${String(i).padStart(5, '0')}`, { name: `package-with-a-longer-name-${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
   const holder = await sends.acquire(1);
   const c = draft();
-  const err = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 }, 800).then(() => undefined, (e: grpc.ServiceError) => e);
+  // Less than the time a long answer needs left (2 s): refused at once, not left to run out.
+  const asked = performance.now();
+  const err = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 }, 1500).then(() => undefined, (e: grpc.ServiceError) => e);
   t.is(err?.code, grpc.status.RESOURCE_EXHAUSTED);
+  t.true(performance.now() - asked < 1000, `answered in ${Math.round(performance.now() - asked)} ms, well before the 1.5 s deadline`);
+  // More than that left: it waits until 2 s before its deadline, then is refused in time.
+  const asked3 = performance.now();
+  const err3 = await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 }, 3000).then(() => undefined, (e: grpc.ServiceError) => e);
+  t.is(err3?.code, grpc.status.RESOURCE_EXHAUSTED);
+  const waited = performance.now() - asked3;
+  t.true(waited >= 900 && waited < 2500, `waited ${Math.round(waited)} ms of its 3 s`);
   t.regex(err?.details ?? '', /grpc\.limits\.listBytesInFlight/);
   if (typeof holder === 'function') holder();
   t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 0 })).resources.length, 3000, 'served once the budget is free');
@@ -545,6 +555,32 @@ test.serial('a list taken for under 64 KiB never waits for a turn; just past it,
   t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 655 }, 800)).resources.length, 655, 'a limit below the bound: no wait');
   if (typeof holder === 'function') holder();
   c.close();
+});
+
+test.serial('a long list\'s answer its client does not read is cut a second past the caller\'s deadline, or at the hold cap without one, and its turn given back', async (t) => {
+  // grpc-js holds a unary call's status, its deadline's included, behind an answer its client
+  // does not read, so the call never ends: a probe's client that never read held every turn.
+  for (const [timeout, capMs, atLeast, atMost] of [['1S', 60_000, 1500, 4000], [undefined, 400, 300, 2500]] as const) {
+    const sends = new BytesInFlight({ capacity: 100_000_000, maxWaiting: 100 });
+    const { s, caches } = await serve({}, {}, undefined, undefined, sends, capMs);
+    for (let i = 0; i < 3000; i++) caches.states.set(`package-with-a-longer-name-${String(i).padStart(5, '0')}`, { name: `package-with-a-longer-name-${String(i).padStart(5, '0')}`, state: 'Running', version: 1 });
+    // A raw HTTP/2 client whose window is 0: it asks, and never reads.
+    const session = http2.connect(`http://${s.target}`, { settings: { initialWindowSize: 0 } });
+    t.teardown(() => session.destroy());
+    const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': '/statemanager.StateManagerConnection/ListResourcesByState', 'content-type': 'application/grpc', te: 'trailers' };
+    if (timeout) headers['grpc-timeout'] = timeout;
+    const asked = performance.now();
+    const req = session.request(headers);
+    req.on('error', () => undefined);
+    req.end(Buffer.from([0, 0, 0, 0, 2, 0x08, 2])); // ListResourcesByStateRequest{resource_type: PACKAGE}
+    req.pause();
+    const closed = new Promise<number>((resolve) => req.on('close', () => resolve(req.rstCode)));
+    await eventually(() => assert.ok(sends.inFlight > 0), { timeoutMs: 3000 });
+    t.is(await closed, http2.constants.NGHTTP2_ENHANCE_YOUR_CALM, 'reset: gRPC clients read it as RESOURCE_EXHAUSTED');
+    const after = performance.now() - asked;
+    t.true(after >= atLeast && after < atMost, `${timeout ?? 'no deadline'}: cut after ${Math.round(after)} ms`);
+    await eventually(() => assert.strictEqual(sends.inFlight, 0), { timeoutMs: 2000 });
+  }
 });
 
 test.serial('limit 0 lists every resource under the default limits (5,000 packages)', async (t) => {
