@@ -123,10 +123,7 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
     // answer, once its last byte has gone to the connection) or when it is cancelled.
     const onEnd = (fn: () => void): void => void (call.cancelled ? fn() : call.once('cancelled', fn));
     const cutAfter = (ms: number): void => {
-      const timer = setTimeout(() => {
-        const h2 = http2StreamOf(call);
-        if (h2 !== undefined && !h2.closed && !h2.destroyed) h2.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
-      }, ms);
+      const timer = setTimeout(() => resetStream(call), ms);
       timer.unref();
       onEnd(() => clearTimeout(timer));
     };
@@ -206,14 +203,17 @@ export function http2StreamOf(call: unknown): Http2Stream | undefined {
   return undefined;
 }
 
+/** Resets a call's HTTP/2 stream that has not closed (RST_STREAM ENHANCE_YOUR_CALM); false when grpc-js shows none. */
+function resetStream(call: unknown): boolean {
+  const h2 = http2StreamOf(call);
+  if (h2 === undefined) return false;
+  if (!h2.closed && !h2.destroyed) h2.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  return true;
+}
+
 /** Resets a call's HTTP/2 stream that has not closed (its status never went); without one, destroys the call. */
 function resetUnfinished(call: grpc.ServerWritableStream<unknown, unknown>): void {
-  const h2 = http2StreamOf(call);
-  if (h2 === undefined) {
-    call.destroy();
-    return;
-  }
-  if (!h2.closed && !h2.destroyed) h2.close(http2Constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  if (!resetStream(call)) call.destroy();
 }
 
 /** A server stream that ends once: closers run, the end is counted, then answered. */

@@ -132,6 +132,9 @@ export const LIST_HOLD_CAP_MS = 60_000;
 /** Bytes one listed resource is taken for when deciding whether a list may be long (listedResourceBytes of a typical one). */
 const LISTED_BYTES_ESTIMATE = 100;
 
+/** A list refused in the answer itself (success false), as the contract's other refusals. */
+const refusedList = (message: string) => answer<ListResourcesByStateResponse>({ success: false, message, resources: [], total_count: 0 });
+
 type Unary<Req, Res> = grpc.handleUnaryCall<Req, Res>;
 
 export interface ReadHandlers {
@@ -154,10 +157,9 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
 
   /** A list's answer from the caches: walked and built returning to the event loop as it goes (reader.ts, list-answer.ts). */
   const listAnswer = (kind: ResourceKind, r: ListResourcesByStateRequest__Output, limit: number, callerDeadline: number | undefined) => {
-    const refused = (message: string) => answer({ success: false, message, resources: [], total_count: 0 });
     const cap = limits.listMaxResults;
     return deps.reader.list({ kind, state: r.state, limit }, callerDeadline === undefined ? undefined : callerDeadline - HISTORY_ANSWER_MARGIN_MS).then(async (a) => {
-      if (!a.ok) return refused(a.message);
+      if (!a.ok) return refusedList(a.message);
       const { resources: views, total, revision } = a.value;
       // The same question at the same revision has the same answer: built once for all who ask.
       const key = `${kind}\n${r.state.toLowerCase()}\n${limit}\n${r.limit === 0 || r.limit > cap}\n${revision}\n${total}\n${views.length}`;
@@ -252,11 +254,10 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
       permission: 'read',
       fail,
       run({ request: r, callerDeadline, onEnd, cutAfter }) {
-        const refused = (message: string) => answer({ success: false, message, resources: [], total_count: 0 });
         const k = kindOrProblem(r.resource_type, undefined);
-        if ('problem' in k) return refused(k.problem);
-        if (r.limit < 0) return refused(`limit ${r.limit} is negative`);
-        if (Object.keys(r.label_selector).length > 0) return refused('label_selector is not supported: statemanager keeps no labels');
+        if ('problem' in k) return refusedList(k.problem);
+        if (r.limit < 0) return refusedList(`limit ${r.limit} is negative`);
+        if (Object.keys(r.label_selector).length > 0) return refusedList('label_selector is not supported: statemanager keeps no labels');
         const starting = notYet();
         if (starting) return starting;
         const cap = limits.listMaxResults;
