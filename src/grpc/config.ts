@@ -119,6 +119,12 @@ export const limitsSchema = z
      */
     containerListBytesWaiting: z.number().int().min(0).default(64 * 1024 * 1024),
     /**
+     * SendChangedContainerList calls waiting for a turn, server-wide; one more is refused at once
+     * (RESOURCE_EXHAUSTED). Thousands of agents sending faster than the turns write made the line
+     * grow to 18,000 lists whose callers had given up (black-box probing). 0 turns it off.
+     */
+    containerListsWaiting: z.number().int().min(0).default(2000),
+    /**
      * Bytes one identity may write into etcd per second (keys and stored values of changed
      * containers, deletions, state changes with their history entries); 0 turns it off. A node
      * agent sends its list at most once a second and only when it changed, and only changed

@@ -11,10 +11,10 @@ import type { Authorizer, ModelPlacement } from '../auth/policy.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { ContainerSyncConflictError, PartlyWrittenError, syncContainerList, type RecentLists } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
-import { validateContainerList, type ContainerListLimits } from './validation.js';
+import { quote, validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import { WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
-import { WriteTurnsFullError, WriteTurnTimeoutError, type WriteTurns } from './write-turns.js';
+import { busyMessage, WriteTurnCancelledError, WriteTurnsBusyError, WriteTurnsFullError, WriteTurnTimeoutError, type Busy, type WriteTurns } from './write-turns.js';
 
 export interface ContainerListDeps {
   client: Etcd3;
@@ -41,11 +41,17 @@ export interface ContainerListCall {
   callerDeadline?: number;
   /** The caller's budget of bytes into etcd; unlimited when omitted. */
   budget?: WriteBudget;
+  /** Runs `fn` once the call is over (answered or cancelled): a list still waiting for its turn then leaves the line. */
+  onEnd?(fn: () => void): void;
 }
 
 export type ContainerListOutcome = { ok: true; resp: string } | { ok: false; code: status; message: string };
 
 export async function handleContainerList(deps: ContainerListDeps, call: ContainerListCall): Promise<ContainerListOutcome> {
+  // Refused before any work when the lists waiting would not be written in time: under more lists
+  // than the turns write, the refusals are most of the calls, and must cost little.
+  const busy = deps.turns?.admission(answerDeadlineOf(Date.now(), call.callerDeadline));
+  if (busy !== undefined) return refusedBusy(deps, call, call.request.node_name, busy);
   const v = validateContainerList(call.request, deps.limits);
   if (!v.ok) return { ok: false, code: status.INVALID_ARGUMENT, message: v.message };
   const { nodeName, containers, models } = v.value;
@@ -76,7 +82,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       nodeName,
       containers,
     );
-    const r = deps.turns ? await deps.turns.run(sync, answerBy, jsonBytes(containers), nodeName) : await sync();
+    const r = deps.turns ? await deps.turns.run(sync, answerBy, jsonBytes(containers), nodeName, call.onEnd) : await sync();
     const resp = `node ${nodeName}: ${r.put} put, ${r.deleted} deleted, ${r.unchanged} unchanged`;
     deps.logger.debug('container list applied', {
       nodeName,
@@ -97,6 +103,11 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
     if (err instanceof WriteTurnsFullError) {
       deps.refusals.warn('container-list-full', 'SendChangedContainerList refused: too many lists waiting', { nodeName, identity: call.caller.identity, waitingBytes: err.waitingBytes });
       return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${nodeName}: ${message} (grpc.limits.containerListBytesWaiting)` };
+    }
+    if (err instanceof WriteTurnsBusyError) return refusedBusy(deps, call, nodeName, err.busy);
+    if (err instanceof WriteTurnCancelledError) {
+      // Nobody reads this answer: the client cancelled or gave up (its deadline passed).
+      return { ok: false, code: status.CANCELLED, message: `node ${nodeName}: ${message}` };
     }
     if (err instanceof WriteTurnTimeoutError) {
       deps.refusals.warn('container-list-busy', 'SendChangedContainerList waited too long for a turn', { nodeName, identity: call.caller.identity, waitedMs: err.waitedMs });
@@ -133,6 +144,13 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         return { ok: false, code: status.INTERNAL, message: 'internal error' };
     }
   }
+}
+
+function refusedBusy(deps: ContainerListDeps, call: ContainerListCall, nodeName: string, busy: Busy): ContainerListOutcome {
+  const meta = { nodeName: quote(nodeName), identity: call.caller.identity, waiting: busy.waiting, reason: busy.reason, expectedWaitMs: Math.ceil(busy.expectedWaitMs) };
+  deps.refusals.warn('container-list-busy', 'SendChangedContainerList refused: the lists waiting would not be written in time', meta);
+  const setting = busy.reason === 'full' ? 'containerListsWaiting' : 'containerListsAtOnce';
+  return { ok: false, code: status.RESOURCE_EXHAUSTED, message: `node ${quote(nodeName)}: ${busyMessage(busy)} (grpc.limits.${setting})` };
 }
 
 /** What a list holds while it waits for its turn: its containers' JSON (UTF-16 length, close to the bytes for the ASCII-heavy JSON of containers). */

@@ -53,14 +53,20 @@ export interface ContainerSyncOptions {
   recent?: RecentLists;
 }
 
-/** Containers whose digests a RecentLists remembers by default, over all nodes (about 150 B each). */
-export const RECENT_LIST_CONTAINERS = 100_000;
 /**
- * Nodes a RecentLists remembers by default (about 400 B each without containers): empty lists
- * cost no container, and one caller sending them under ever-new node names grew the heap by
- * 60 MB a minute (black-box probing).
+ * Containers whose digests a RecentLists remembers by default, over all nodes (about 120 B each:
+ * 200,000 take about 23 MB). Twice the fleet target: at exactly the bound a fleet of 100,000
+ * containers reporting in turn evicted each node just before its next list.
  */
-export const RECENT_LIST_NODES = 10_000;
+export const RECENT_LIST_CONTAINERS = 200_000;
+/**
+ * Nodes a RecentLists remembers by default (about 330 B each without containers: 50,000 take
+ * about 16 MB). Empty lists cost no container, and one caller sending them under ever-new node
+ * names grew the heap by 60 MB a minute (black-box probing), hence a bound; at 10,000, 20,000
+ * node agents reporting in turn each evicted the node whose list came next, so every list was
+ * read from etcd whole (black-box probing).
+ */
+export const RECENT_LIST_NODES = 50_000;
 
 export interface RecentList {
   /** The revision at which the prefix was made equal to the list. */

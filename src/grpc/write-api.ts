@@ -56,7 +56,12 @@ export interface WriteApiDeps {
 export const CONTAINER_LIST_MAX_WAIT_MS = 30_000;
 
 export function containerListTurns(config: GrpcServerConfig): WriteTurns {
-  return new WriteTurns({ concurrency: config.limits.containerListsAtOnce, maxWaitMs: CONTAINER_LIST_MAX_WAIT_MS, maxWaitingBytes: config.limits.containerListBytesWaiting });
+  return new WriteTurns({
+    concurrency: config.limits.containerListsAtOnce,
+    maxWaitMs: CONTAINER_LIST_MAX_WAIT_MS,
+    maxWaitingBytes: config.limits.containerListBytesWaiting,
+    maxWaiting: config.limits.containerListsWaiting,
+  });
 }
 
 export type WriteHandlers = Pick<StateManagerConnectionHandlers, 'SendChangedContainerList' | 'SendStateChange' | 'TriggerOffloading' | 'SendAction'>;

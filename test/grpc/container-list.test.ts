@@ -666,6 +666,55 @@ test('every node sending at once, with containerListsAtOnce 1: the lists are wri
   t.is(keys.length, 60);
 });
 
+/** `real` whose transactions wait until `open()` is called (a slow etcd holding the turns). */
+function gatedTxns(real: Etcd3): { client: Etcd3; open(): void; held(): number } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let held = 0;
+  const bound = <T extends object>(target: T, p: string | symbol): unknown => {
+    const v = Reflect.get(target, p) as unknown;
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+  };
+  const kv = new Proxy(real.kv, {
+    get: (target, p) =>
+      p === 'txn'
+        ? async (...args: Parameters<Etcd3['kv']['txn']>) => {
+            held++;
+            await gate;
+            return target.txn(...args);
+          }
+        : bound(target, p),
+  });
+  return { client: new Proxy(real, { get: (target, p) => (p === 'kv' ? kv : bound(target, p)) }), open, held: () => held };
+}
+
+// Found by black-box probing: lists waited for their turn until their callers had given up and
+// were written then, so under 20,000 agents the turns went to lists nobody waited for.
+test('a list whose caller cancels while it waits for its turn is never written; one past containerListsWaiting is refused at once', async (t) => {
+  const gated = gatedTxns(client);
+  const s = await startTestServer(gated.client, { limits: { containerListsAtOnce: 1, containerListsWaiting: 1 } });
+  const agents = ['held', 'gone', 'past'].map(() => new proto.statemanager.StateManagerConnection(s.target, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
+  t.teardown(() => agents.forEach((a) => a.close()));
+  const list = (n: string) => ({ node_name: n, containers: [{ ...nginx, id: `${n}-a` }] });
+  const held = sendContainerList(agents[0]!, list('held'));
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(gated.held(), 1, "the first list holds the only turn, in etcd's hands");
+  // No deadline: before, it waited up to 30 s and was written when the turn came.
+  const gone = agents[1]!.SendChangedContainerList(list('gone'), () => undefined);
+  await new Promise((r) => setTimeout(r, 300));
+  const past = await grpcError(sendContainerList(agents[2]!, list('past')));
+  t.is(past.code, status.RESOURCE_EXHAUSTED, 'one waiting: the bound');
+  t.regex(past.details, /^node "past": statemanager has 1 other lists waiting to be written \(the most it holds\); nothing was written; send the list again \(grpc\.limits\.containerListsWaiting\)$/);
+  gone.cancel();
+  await new Promise((r) => setTimeout(r, 300));
+  gated.open();
+  t.is(await held, 'node held: 1 put, 0 deleted, 0 unchanged');
+  await new Promise((r) => setTimeout(r, 300));
+  const keys = [...(await snapshot(client, s.keys.prefix)).kvs.keys()].filter((k) => k.includes('/container/'));
+  t.deepEqual(keys, [s.keys.containerKey('held', 'held-a')], 'neither the cancelled list nor the refused one was written');
+  t.is(gated.held(), 1, 'no transaction for the cancelled list');
+});
+
 /** `real` with etcd killed just before its `n`th transaction (the ones before it were written). */
 function killedBeforeTxn(own: EtcdServer, real: Etcd3, n: number): Etcd3 {
   let txns = 0;
