@@ -8,6 +8,13 @@ import { errorMessage } from '../../controller/errors.js';
 import type { Logger } from '../../controller/logger.js';
 import type { ConnectionGate } from './connection-gate.js';
 
+/**
+ * Connections the kernel holds for us before we accept them (capped by net.core.somaxconn).
+ * Node's default is 511: 4,000–5,000 node agents connecting at once (statemanager restarted)
+ * had 661–2,133 connections reset by the kernel (black-box probing), each client then backing off.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 export interface Listener {
   readonly port: number;
   /** Stops accepting; connections already handed on are grpc-js's to close. */
@@ -33,7 +40,7 @@ export async function listenGated(addr: string, gate: ConnectionGate, inject: (s
     try {
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: address, port: bound }, () => {
+        server.listen({ host: address, port: bound, backlog: LISTEN_BACKLOG }, () => {
           server.off('error', reject);
           resolve();
         });
