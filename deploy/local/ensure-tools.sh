@@ -53,6 +53,21 @@ fi
 version=$(etcd --version)
 echo "${version%%$'\n'*}"
 
+# iptables (Debian's iptables) for the fault suite's network partitions: tests cut an etcd member
+# off inside a network namespace of their own (test/faults/_cluster.ts). Optional, as promtool.
+if ! command -v iptables >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing iptables from Debian (the fault suite's network partitions)"
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+    { $SUDO apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends iptables >/dev/null; } ||
+      echo "WARNING: could not install Debian's iptables package: the fault suite's partition tests will be skipped" >&2
+  else
+    echo "WARNING: iptables is missing and apt-get is not available: the fault suite's partition tests will be skipped" >&2
+  fi
+fi
+
 # promtool (Debian's prometheus package) for `promtool check rules` / `promtool test rules` of the
 # alerts (test/deploy/monitoring.test.ts). Optional: without it those tests are skipped and say so.
 # The package's service is not started in a container (policy-rc.d, no systemd); the tests never
