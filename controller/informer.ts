@@ -23,7 +23,7 @@ export type InformerEvent<T> =
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
-export type WatchRestartReason = 'compacted' | 'backlog_too_large' | 'error' | 'disconnected' | 'history_replaced' | 'fallen_behind';
+export type WatchRestartReason = 'compacted' | 'backlog_too_large' | 'error' | 'disconnected' | 'history_replaced' | 'fallen_behind' | 'stalled';
 
 export interface InformerMetrics {
   watchRestart(informer: string, reason: WatchRestartReason): void;
@@ -56,8 +56,27 @@ export interface InformerOptions<T> {
    * DEFAULT_MAX_WATCH_LAG; 0: never.
    */
   maxWatchLag?: number;
+  /**
+   * How long the event loop may go without running (the process stopped, starved, paused) before
+   * the next watch response is taken for one that may have waited in the socket since before:
+   * the watch is then opened again from the last revision applied, and etcd's answer says how
+   * far behind it is (maxWatchLag). Without it, the responses buffered when the process stopped
+   * were decided first: 474 transient Error states in a probe. Default DEFAULT_STALL_MS; 0: never.
+   */
+  stallMs?: number;
   /** Test-only bug shape (test/sim/mutations.ts): resume watches from the listed revision. Never set otherwise. */
   plantedBugResumeFromListed?: boolean;
+}
+
+/** See InformerOptions.stallMs. */
+export const DEFAULT_STALL_MS = 5_000;
+
+/** The process did not run for a while: what the watch delivers now may have waited since. */
+export class WatchAfterStallError extends Error {
+  constructor(readonly stalledMs: number) {
+    super(`the process did not run for ${Math.round(stalledMs)} ms`);
+    this.name = 'WatchAfterStallError';
+  }
 }
 
 /**
@@ -344,6 +363,17 @@ export class Informer<T> {
       if (this.historyReplaced) return; // told by relistAsIs, perhaps while listing or asleep
       const err = await this.watchOnce();
       if (this.stopped || this.historyReplaced) return;
+      if (err instanceof WatchAfterStallError) {
+        // Opened again from the last revision applied: nothing is lost, and the new watch's first
+        // answer carries etcd's head, so a large lag lists again (WatchFallenBehindError).
+        this.opts.metrics?.watchRestart(this.name, 'stalled');
+        this.log.warn('the process was stalled: watching again from the last revision applied, to see how far behind etcd it is', {
+          informer: this.name,
+          revision: this.revision,
+          stalledMs: Math.round(err.stalledMs),
+        });
+        continue;
+      }
       if (err instanceof WatchFallenBehindError) {
         this.opts.metrics?.watchRestart(this.name, 'fallen_behind');
         this.log.warn('watch far behind etcd: listing again, to decide from the current level rather than from history', {
@@ -440,6 +470,7 @@ export class Informer<T> {
       const end = (err: Error): void => {
         if (ended) return;
         ended = true;
+        if (heartbeat !== undefined) clearInterval(heartbeat);
         this.wake = undefined;
         const w = this.watch;
         this.watch = undefined;
@@ -449,9 +480,31 @@ export class Informer<T> {
       this.wake = () => end(new Error('stopped'));
       const from = this.opts.plantedBugResumeFromListed ? this.listedRevision : this.revision + 1;
       const maxLag = this.opts.maxWatchLag ?? DEFAULT_MAX_WATCH_LAG;
+      // When the event loop last ran a timer: a response read long after it may have waited in the
+      // socket while the process was stopped.
+      const stallMs = this.opts.stallMs ?? DEFAULT_STALL_MS;
+      // Either order: the loop may run its late timer before reading the socket (after SIGCONT,
+      // libuv's poll returns at once when its timeout has passed), so the timer notes the stall
+      // it saw, for the next response; or read first, which finds the timer not yet run.
+      let beat = this.elapsedMs();
+      let stalledFor = 0;
+      const heartbeat =
+        stallMs > 0
+          ? setInterval(() => {
+              const now = this.elapsedMs();
+              if (now - beat > stallMs) stalledFor = now - beat;
+              beat = now;
+            }, Math.max(1, Math.min(1000, stallMs / 4)))
+          : undefined;
+      heartbeat?.unref();
       this.watch = this.opts.lw.watch(this.opts.prefix, from, {
         onEvents: (events, headerRevision) => {
           if (ended) return;
+          if (stallMs > 0) {
+            const now = this.elapsedMs();
+            if (now - beat > stallMs) return end(new WatchAfterStallError(now - beat));
+            if (stalledFor > 0) return end(new WatchAfterStallError(stalledFor));
+          }
           // Not applied: these changes are history, and a list has the level they led to.
           const first = events[0]?.kv.modRevision ?? headerRevision;
           if (maxLag > 0 && headerRevision - first > maxLag) return end(new WatchFallenBehindError(first - 1, headerRevision));

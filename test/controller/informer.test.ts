@@ -1,5 +1,7 @@
 import test from 'ava';
-import { DEFAULT_MAX_WATCH_LAG, Informer, STOP_WAIT_MS, type InformerEvent } from '../../controller/informer.js';
+import { DEFAULT_MAX_WATCH_LAG, DEFAULT_STALL_MS, Informer, STOP_WAIT_MS, type InformerEvent } from '../../controller/informer.js';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import type { ListerWatcher, WatchHandle } from '../../controller/lister-watcher.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
@@ -545,4 +547,70 @@ for (const [lag, relists] of [
 
 test('the default lag before listing again is 50,000 revisions', (t) => {
   t.is(DEFAULT_MAX_WATCH_LAG, 50_000);
+});
+
+/** Another process puts `n` values of `key` one after another, the last 'now'; its pid. */
+function flipsFromAnotherProcess(endpoint: string, key: string, n: number): number {
+  const script = `
+    const { Etcd3 } = require('etcd3');
+    (async () => {
+      const c = new Etcd3({ hosts: ${JSON.stringify(endpoint)} });
+      for (let i = 1; i <= ${n}; i += 50) await Promise.all(Array.from({ length: 50 }, (_, j) => c.put(${JSON.stringify(key)}).value('v' + (i + j))));
+      await c.put(${JSON.stringify(key)}).value('now');
+      c.close();
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  return spawn(process.execPath, ['-e', script], { cwd: new URL('../..', import.meta.url).pathname, stdio: 'ignore' }).pid!;
+}
+
+/** Block this process's event loop (as SIGSTOP would) until `pid` exits, and `minMs` at least. */
+function stallWhile(pid: number, minMs: number): void {
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const start = Date.now();
+  while (Date.now() - start < 60_000 && (Date.now() - start < minMs || alive(pid))) Atomics.wait(cell, 0, 0, 50);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+// Found by black-box probing: after a SIGSTOP, the watch responses etcd had sent before the
+// process stopped waited in its socket and were decided first, stale: 474 transient Error states.
+for (const stallMs of [300, 0]) {
+  test.serial(`the responses read after the process stood still ${stallMs ? 'are not applied: the watch is opened again and, far behind, lists again' : '(stall check off) are applied, every step'}`, async (t) => {
+    const prefix = `/stall-${stallMs}-${Date.now()}/`;
+    const key = `${prefix}pkg`;
+    await etcd.client().put(key).value('v0');
+    let lists = 0;
+    const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), 5000);
+    const lw: ListerWatcher = { list: (p) => (lists++, real.list(p)), isCompacted: (r) => real.isCompacted(r), watch: (p, f, cb) => real.watch(p, f, cb) };
+    const informer = new Informer<string>({ name: `stall${stallMs}`, prefix, lw, parse: (_k, v) => v, retryBaseMs: 50, retryCapMs: 500, maxWatchLag: 1000, stallMs });
+    const seen: string[] = [];
+    informer.addHandler((e) => {
+      if (e.type !== 'deleted' && e.key === key) seen.push(e.new.value);
+    });
+    started.push(informer);
+    void informer.start();
+    await eventually(() => assert.deepStrictEqual(seen, ['v0']));
+    await new Promise((r) => setTimeout(r, 200));
+    // The loop stands still while another process writes 3,000 changes: etcd sends them to the
+    // socket as they happen, so they wait there with the revisions of their time.
+    stallWhile(flipsFromAnotherProcess(etcd.endpoint, key, 3000), 1000);
+    await eventually(() => assert.strictEqual(informer.cache.get(key)?.value, 'now'), { timeoutMs: 15_000 });
+    if (stallMs > 0) {
+      t.true(seen.length < 100, `${seen.length} steps handed on (the first response read may be applied before the stall shows: none here)`);
+      t.deepEqual(seen, ['v0', 'now']);
+      t.is(lists, 2);
+    } else {
+      t.true(seen.length > 1000, `${seen.length} steps handed on`);
+    }
+  });
+}
+
+test('the default stall before a watch is opened again is 5 s', (t) => {
+  t.is(DEFAULT_STALL_MS, 5_000);
 });
