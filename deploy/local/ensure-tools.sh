@@ -53,37 +53,30 @@ fi
 version=$(etcd --version)
 echo "${version%%$'\n'*}"
 
-# iptables (Debian's iptables) for the fault suite's network partitions: tests cut an etcd member
-# off inside a network namespace of their own (test/faults/_cluster.ts). Optional, as promtool.
-if ! command -v iptables >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing iptables from Debian (the fault suite's network partitions)"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    { $SUDO apt-get update -qq &&
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends iptables >/dev/null; } ||
-      echo "WARNING: could not install Debian's iptables package: the fault suite's partition tests will be skipped" >&2
-  else
-    echo "WARNING: iptables is missing and apt-get is not available: the fault suite's partition tests will be skipped" >&2
+# Optional tools from Debian's packages: installed when missing and apt-get can; otherwise the
+# tests that need them are skipped and say so. Usage: optional_tool COMMAND PACKAGE WHAT.
+optional_tool() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "WARNING: $1 is missing and apt-get is not available: $3 will be skipped" >&2
+    return 0
   fi
-fi
+  echo "==> installing $1 from Debian ($2)"
+  local SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  { $SUDO apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$2" >/dev/null; } ||
+    echo "WARNING: could not install Debian's $2 package: $3 will be skipped" >&2
+}
+
+# iptables for the fault suite's network partitions: tests cut an etcd member off inside a
+# network namespace of their own (test/faults/_cluster.ts).
+optional_tool iptables iptables "the fault suite's partition tests"
 
 # promtool (Debian's prometheus package) for `promtool check rules` / `promtool test rules` of the
-# alerts (test/deploy/monitoring.test.ts). Optional: without it those tests are skipped and say so.
-# The package's service is not started in a container (policy-rc.d, no systemd); the tests never
-# talk to a Prometheus server.
-if ! command -v promtool >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "==> installing promtool from Debian (prometheus)"
-    SUDO=""
-    if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-    { $SUDO apt-get update -qq &&
-      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
-      echo "WARNING: could not install Debian's prometheus package: the promtool tests of the alerts will be skipped" >&2
-  else
-    echo "WARNING: promtool is missing and apt-get is not available: the promtool tests of the alerts will be skipped (install Prometheus's promtool to run them)" >&2
-  fi
-fi
+# alerts (test/deploy/monitoring.test.ts). The package's service is not started in a container
+# (policy-rc.d, no systemd); the tests never talk to a Prometheus server.
+optional_tool promtool prometheus "the promtool tests of the alerts"
 if command -v promtool >/dev/null 2>&1; then
   version=$(promtool --version 2>&1)
   echo "${version%%$'\n'*}"

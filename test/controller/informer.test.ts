@@ -454,14 +454,18 @@ test.serial("an own write assumed ahead of the watch: aheadRevision says it unti
 // writes replayed 233,000 revisions of history for four minutes on resume, and its controllers
 // acted on every old level: 4,850 Error states written that the containers no longer implied,
 // 533 repairs asked for packages that were fine.
-test.serial('a watch that resumes far behind etcd (a stalled process) lists again instead of replaying history: the handlers see the current level, not the steps to it', async (t) => {
-  const prefix = `/lag-${Date.now()}/`;
+/**
+ * An informer (maxWatchLag 1,000) whose watch is held, as by SIGSTOP, while `changes` values are
+ * put to one key, then 'now'; what its handlers saw of the key and how often it listed.
+ */
+async function heldWhileChanged(name: string, changes: number): Promise<{ seen: string[]; lists: number }> {
+  const prefix = `/${name}-${Date.now()}/`;
   const key = `${prefix}pkg`;
   await etcd.client().put(key).value('v0');
   const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), 5000);
   let lists = 0;
   const held = holdingFirstWatch(real, { list: (p) => (lists++, real.list(p)) });
-  const informer = new Informer<string>({ name: 'lag', prefix, lw: held.lw, parse: (_k, v) => v, retryBaseMs: 50, retryCapMs: 500, maxWatchLag: 1000 });
+  const informer = new Informer<string>({ name, prefix, lw: held.lw, parse: (_k, v) => v, retryBaseMs: 50, retryCapMs: 500, maxWatchLag: 1000 });
   const seen: string[] = [];
   informer.addHandler((e) => {
     if (e.type !== 'deleted' && e.key === key) seen.push(e.new.value);
@@ -469,36 +473,23 @@ test.serial('a watch that resumes far behind etcd (a stalled process) lists agai
   started.push(informer);
   void informer.start();
   await eventually(() => assert.deepStrictEqual(seen, ['v0']));
-  // 3,000 changes of the key while the watch is held (as by SIGSTOP): 3,000 revisions behind.
   const c = etcd.client();
-  for (let i = 1; i <= 3000; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => c.put(key).value(`v${i + j}`)));
+  for (let i = 1; i <= changes; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => c.put(key).value(`v${i + j}`)));
   await c.put(key).value('now');
   held.release();
   await eventually(() => assert.strictEqual(informer.cache.get(key)?.value, 'now'), { timeoutMs: 10_000 });
+  return { seen, lists };
+}
+
+test.serial('a watch that resumes far behind etcd (a stalled process) lists again instead of replaying history: the handlers see the current level, not the steps to it', async (t) => {
+  // 3,000 changes while the watch is held: 3,000 revisions behind.
+  const { seen, lists } = await heldWhileChanged('lag', 3000);
   t.deepEqual(seen, ['v0', 'now'], 'no step in between was handed to the controllers');
   t.is(lists, 2, 'listed again');
 });
 
 test.serial('a watch behind etcd by no more than maxWatchLag replays the changes, each handed on', async (t) => {
-  const prefix = `/lag-small-${Date.now()}/`;
-  const key = `${prefix}pkg`;
-  await etcd.client().put(key).value('v0');
-  const real = new EtcdListerWatcher(etcd.client(), etcd.watchClient(), 5000);
-  let lists = 0;
-  const held = holdingFirstWatch(real, { list: (p) => (lists++, real.list(p)) });
-  const informer = new Informer<string>({ name: 'lag-small', prefix, lw: held.lw, parse: (_k, v) => v, retryBaseMs: 50, retryCapMs: 500, maxWatchLag: 1000 });
-  const seen: string[] = [];
-  informer.addHandler((e) => {
-    if (e.type !== 'deleted' && e.key === key) seen.push(e.new.value);
-  });
-  started.push(informer);
-  void informer.start();
-  await eventually(() => assert.deepStrictEqual(seen, ['v0']));
-  const c = etcd.client();
-  for (let i = 1; i <= 300; i += 100) await Promise.all(Array.from({ length: 100 }, (_, j) => c.put(key).value(`v${i + j}`)));
-  await c.put(key).value('now');
-  held.release();
-  await eventually(() => assert.strictEqual(informer.cache.get(key)?.value, 'now'), { timeoutMs: 10_000 });
+  const { seen, lists } = await heldWhileChanged('lag-small', 300);
   t.is(seen.length, 302, 'every change replayed');
   t.is(lists, 1, 'not listed again');
 });

@@ -666,11 +666,8 @@ test('every node sending at once, with containerListsAtOnce 1: the lists are wri
   t.is(keys.length, 60);
 });
 
-/** `real` whose transactions wait until `open()` is called (a slow etcd holding the turns). */
-function gatedTxns(real: Etcd3): { client: Etcd3; open(): void; held(): number } {
-  let open!: () => void;
-  const gate = new Promise<void>((r) => (open = r));
-  let held = 0;
+/** `real` with `before` awaited ahead of each of its transactions (the kv's other methods as they are). */
+function beforeEachTxn(real: Etcd3, before: () => Promise<void>): Etcd3 {
   const bound = <T extends object>(target: T, p: string | symbol): unknown => {
     const v = Reflect.get(target, p) as unknown;
     return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
@@ -679,13 +676,24 @@ function gatedTxns(real: Etcd3): { client: Etcd3; open(): void; held(): number }
     get: (target, p) =>
       p === 'txn'
         ? async (...args: Parameters<Etcd3['kv']['txn']>) => {
-            held++;
-            await gate;
+            await before();
             return target.txn(...args);
           }
         : bound(target, p),
   });
-  return { client: new Proxy(real, { get: (target, p) => (p === 'kv' ? kv : bound(target, p)) }), open, held: () => held };
+  return new Proxy(real, { get: (target, p) => (p === 'kv' ? kv : bound(target, p)) });
+}
+
+/** `real` whose transactions wait until `open()` is called (a slow etcd holding the turns). */
+function gatedTxns(real: Etcd3): { client: Etcd3; open(): void; held(): number } {
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  let held = 0;
+  const client = beforeEachTxn(real, () => {
+    held++;
+    return gate;
+  });
+  return { client, open, held: () => held };
 }
 
 // Found by black-box probing: lists waited for their turn until their callers had given up and
@@ -718,20 +726,9 @@ test('a list whose caller cancels while it waits for its turn is never written; 
 /** `real` with etcd killed just before its `n`th transaction (the ones before it were written). */
 function killedBeforeTxn(own: EtcdServer, real: Etcd3, n: number): Etcd3 {
   let txns = 0;
-  const bound = <T extends object>(target: T, p: string | symbol): unknown => {
-    const v = Reflect.get(target, p) as unknown;
-    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-  };
-  const kv = new Proxy(real.kv, {
-    get: (target, p) =>
-      p === 'txn'
-        ? async (...args: Parameters<Etcd3['kv']['txn']>) => {
-            if (++txns === n) await own.kill();
-            return target.txn(...args);
-          }
-        : bound(target, p),
+  return beforeEachTxn(real, async () => {
+    if (++txns === n) await own.kill();
   });
-  return new Proxy(real, { get: (target, p) => (p === 'kv' ? kv : bound(target, p)) });
 }
 
 // Found by black-box probing: a node's first list of 6,000 containers cut by a frozen etcd after
