@@ -220,7 +220,12 @@ export class StateManagerApp {
     // Without leader election this replica does all the work: it is the leader (found by an
     // operator's audit: 0 on the only writer, and the dashboard's leader panel showed nobody).
     leaderGauge.set(lock ? 0 : 1);
-    const onLeaderChange = (leading: boolean): void => leaderGauge.set(leading ? 1 : 0);
+    let led = false;
+    const onLeaderChange = (leading: boolean): void => {
+      leaderGauge.set(leading ? 1 : 0);
+      if (led && !leading) this.metrics.leadershipLost.inc();
+      led = leading;
+    };
     return new Manager({
       caches: this.fleet.caches,
       resync: (reason) => this.resync(reason),

@@ -51,6 +51,7 @@ export class Metrics implements FleetGaugeSink {
   readonly unexpectedExceptions: Counter<'origin'>;
   readonly lastRevision: Gauge<'informer'>;
   readonly leader: Gauge<'name'>;
+  readonly leadershipLost: Counter;
   readonly grpcRequests: Counter<'method' | 'code'>;
   /** TriggerOffloading requests by outcome (accepted, rejected, unavailable, timeout, invalid, not_found, denied, not_ready, over_budget). */
   readonly offloadingRequests: Counter<'outcome'>;
@@ -203,6 +204,12 @@ export class Metrics implements FleetGaugeSink {
       name: 'leader_election_master_status',
       help: 'Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master',
       labelNames: ['name'],
+      registers: r,
+    });
+    // A gauge scraped every 15 s misses a flap of a few seconds; a counter does not.
+    this.leadershipLost = new Counter({
+      name: 'statemanager_leadership_lost_total',
+      help: 'Times this replica lost the leadership it held (lease not renewed in time, taken over, or given up)',
       registers: r,
     });
     this.apiSubscriptions = new Gauge({
