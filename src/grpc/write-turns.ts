@@ -138,6 +138,11 @@ export class WriteTurns {
   admission(callerDeadline: number | undefined): Busy | undefined {
     const queue = this.queue;
     if (!queue || queue.pending + queue.size < this.o.concurrency) return undefined;
+    return this.busy(callerDeadline);
+  }
+
+  /** Why a write that would wait is refused (the line full, or too slow for the deadline); undefined: it may wait. */
+  private busy(callerDeadline: number | undefined): Busy | undefined {
     const maxWaiting = this.o.maxWaiting ?? 0;
     if (maxWaiting > 0 && this.waiting >= maxWaiting) return { waiting: this.waiting, reason: 'full', expectedWaitMs: 0 };
     const expected = this.expectedWaitMs();
@@ -175,12 +180,8 @@ export class WriteTurns {
     const waits = (key !== undefined && this.lines.has(key)) || queue.pending + queue.size >= this.o.concurrency;
     if (waits) {
       if (max > 0 && this.bytesWaiting + bytes > max) return Promise.reject(new WriteTurnsFullError(this.bytesWaiting, max));
-      const maxWaiting = this.o.maxWaiting ?? 0;
-      if (maxWaiting > 0 && this.waiting >= maxWaiting) return Promise.reject(new WriteTurnsBusyError({ waiting: this.waiting, reason: 'full', expectedWaitMs: 0 }));
-      const expected = this.expectedWaitMs();
-      if (callerDeadline !== undefined && expected !== undefined && Date.now() + expected > callerDeadline) {
-        return Promise.reject(new WriteTurnsBusyError({ waiting: this.waiting, reason: 'slow', expectedWaitMs: expected }));
-      }
+      const busy = this.busy(callerDeadline);
+      if (busy !== undefined) return Promise.reject(new WriteTurnsBusyError(busy));
     }
     let held = bytes;
     this.bytesWaiting += held;
