@@ -105,7 +105,7 @@ export function modelOfNames(names: unknown): string | undefined {
 
 /**
  * The status of a container from its `state` map; `raw` is set only when a `Status` string was
- * present (non-blank) but is not one the contract lists.
+ * present (non-empty) but is not one the contract lists.
  */
 function classify(state: unknown): { status: ContainerStatus; raw: string | undefined } {
   return classifyFields(entry(state, 'Status'), entry(state, 'Running'));
@@ -114,22 +114,20 @@ function classify(state: unknown): { status: ContainerStatus; raw: string | unde
 /** classify, from `state["Status"]` and `state["Running"]` when each is a non-empty string. */
 function classifyFields(raw: string | undefined, running: string | undefined): { status: ContainerStatus; raw: string | undefined } {
   if (raw !== undefined) {
-    const key = raw.trim().toLowerCase();
-    if (key.length > 0) {
-      const s = STATUS_MAP.get(key);
-      return s !== undefined ? { status: s, raw: undefined } : { status: 'unknown', raw };
-    }
+    // Not trimmed: " running" is none of the contract's spellings (anything else → unknown).
+    const s = STATUS_MAP.get(raw.toLowerCase());
+    return s !== undefined ? { status: s, raw: undefined } : { status: 'unknown', raw };
   }
-  // No Status (absent, not a string, or blank): the Running flag, exactly "true" (contract:
+  // No Status (absent, not a string, or empty): the Running flag, exactly "true" (contract:
   // `state["Running"] == "true"`; only Status is read case-insensitively).
   return { status: running === 'true' ? 'running' : 'unknown', raw: undefined };
 }
 
 /**
- * Contract section 1, "Container status": `state["Status"]`, trimmed and case-insensitive
+ * Contract section 1, "Container status": `state["Status"]`, case-insensitive, not trimmed
  * (created/initialized → created; running/restarting/stopping → running; paused → paused;
- * exited/stopped/removing → exited; dead → dead; anything else → unknown).
- * With no Status (absent, not a string, empty or blank): `state["Running"]` exactly "true" →
+ * exited/stopped/removing → exited; dead → dead; anything else, " running" too → unknown).
+ * With no Status (absent, not a string or empty): `state["Running"]` exactly "true" →
  * running; else ("True", " true", "1", a boolean) unknown.
  */
 export function containerStatus(info: ContainerInfo | Record<string, unknown>): ContainerStatus {

@@ -108,7 +108,7 @@ export const decodeNode: Decoder<NodeKey> = (keys, key, raw) => {
 };
 
 /** A definition's key and value, for the two kinds the API server writes. */
-function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, key: string) => string | undefined, parse: (raw: string) => { ok: true; value: T } | { ok: false; reason: string; detail: string }): Decoder<T> {
+function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, key: string) => string | undefined, parse: (raw: string) => { ok: true; value: T; problem?: Problem } | { ok: false; reason: string; detail: string }): Decoder<T> {
   const expected = kind === 'package' ? 'expected Package/{name}' : 'expected Scenario/{name}';
   return (keys, key, raw) => {
     const name = nameOf(keys, key);
@@ -116,7 +116,8 @@ function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, k
     const long = nameOverLimit(name);
     if (long !== undefined) return absent({ reason: `${kind}_name_too_long`, detail: `the name is ${long} bytes, more than ${MAX_NAME_BYTES}` });
     const def = parse(raw);
-    return def.ok ? { value: def.value } : absent({ reason: `${kind}_${def.reason}`, detail: def.detail });
+    if (!def.ok) return absent({ reason: `${kind}_${def.reason}`, detail: def.detail });
+    return def.problem === undefined ? { value: def.value } : { value: def.value, problem: def.problem };
   };
 }
 
@@ -132,7 +133,12 @@ export const decodePackageDefinition: Decoder<PackageDefinition> = definition(
   (keys, key) => keys.parsePackageDefKey(key),
   (raw) => {
     const d = parsePackageDefinition(raw);
-    return d.ok ? { ok: true, value: { models: d.models, placements: d.placements.map(([model, node]) => placementKey(model, node)) } } : d;
+    if (!d.ok) return d;
+    const value = { models: d.models, placements: d.placements.map(([model, node]) => placementKey(model, node)) };
+    // The rest of the package is read; the entries that name no model are said, not dropped silently
+    // (black-box probing: `name: 2024`, a number to YAML, left a dead container's package Running).
+    if (d.skipped === 0) return { ok: true, value };
+    return { ok: true, value, problem: { reason: 'package_model_entry_skipped', detail: `spec.models has ${d.skipped} ${d.skipped === 1 ? 'entry' : 'entries'} naming no model, first ${d.firstSkipped ?? 'unknown'}; ${d.models.length} listed` } };
   },
 );
 

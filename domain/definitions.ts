@@ -20,6 +20,8 @@ export type PackageDefinitionResult =
       models: string[];
       /** `spec.models` entries skipped because they had no non-empty string `name`. */
       skipped: number;
+      /** What the first skipped entry was, for the log line. */
+      firstSkipped?: string;
       /** Names listed more than once (each counted once here), for the caller to report. */
       duplicates: string[];
       /** `[model, node]` for every entry with a non-empty string `node` (`spec.models[].node`). */
@@ -208,10 +210,12 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
   const placements: [string, string][] = [];
   const seen = new Set<string>();
   let skipped = 0;
+  let firstSkipped: string | undefined;
   for (const item of list as unknown[]) {
     const name = isRecord(item) ? item.name : undefined;
     if (typeof name !== 'string' || name.length === 0) {
       skipped++;
+      firstSkipped ??= skippedEntry(item);
       continue;
     }
     // `/model/{name}/state` could never be read back as that model's key.
@@ -231,7 +235,16 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
     seen.add(name);
     models.push(name);
   }
-  return { ok: true, models, skipped, duplicates, placements };
+  return { ok: true, models, skipped, ...(firstSkipped !== undefined ? { firstSkipped } : {}), duplicates, placements };
+}
+
+/** Why a `spec.models` entry lists no model, for the log line (YAML reads `name: 2024` as a number). */
+function skippedEntry(item: unknown): string {
+  if (!isRecord(item)) return `an entry that is ${item === null ? 'null' : Array.isArray(item) ? 'a list' : `a ${typeof item}`}, not a mapping with a name${typeof item === 'string' ? ` (${JSON.stringify(item.slice(0, 64))}: write "- name: ..." instead)` : ''}`;
+  const name = item.name;
+  if (name === undefined) return 'an entry without a name';
+  if (typeof name === 'string') return 'an entry with an empty name';
+  return `an entry whose name is a ${name === null ? 'null' : typeof name} (${String(name).slice(0, 64)}), not a string: quote it`;
 }
 
 /** A scenario definition's package: `spec.target`, a non-empty string; otherwise invalid. */

@@ -75,10 +75,14 @@ const LOOKUP: Record<ResourceKind, Map<string, string>> = {
   scenario: buildLookup('scenario'),
 };
 
-/** The canonical name of a stored or requested state, or undefined when it is not one. */
+/**
+ * The canonical name of a stored or requested state, or undefined when it is not one. Matched
+ * case-insensitively but not trimmed (contract section 1: anything else is absent and repaired;
+ * a stored " Running" stayed in etcd for good while it was trimmed).
+ */
 export function parseState<K extends ResourceKind>(kind: K, raw: string | undefined | null): StateOf<K> | undefined {
   if (raw === undefined || raw === null) return undefined;
-  return LOOKUP[kind].get(raw.trim().toLowerCase()) as StateOf<K> | undefined;
+  return LOOKUP[kind].get(raw.toLowerCase()) as StateOf<K> | undefined;
 }
 
 export function isState<K extends ResourceKind>(kind: K, raw: string): raw is StateOf<K> {

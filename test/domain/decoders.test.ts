@@ -1,5 +1,5 @@
 import test from 'ava';
-import { containerDecoder, decodeState, SharedNames } from '../../domain/decoders.js';
+import { containerDecoder, decodePackageDefinition, decodeState, SharedNames } from '../../domain/decoders.js';
 import { KeyLayout } from '../../domain/keys.js';
 
 const keys = new KeyLayout('');
@@ -36,12 +36,28 @@ test('container decoder: the node name comes from the key, the same through a ta
 test('state decoder: keys with the same valid state share one frozen value; a bad value keeps its text and is reported', (t) => {
   const decode = decodeState('model');
   const a = decode(keys, '/model/a/state', 'Running');
-  const b = decode(keys, '/model/b/state', ' running ');
+  const b = decode(keys, '/model/b/state', 'running');
   t.deepEqual(a, { value: { state: 'Running', raw: 'Running' } });
   t.is(a, b, 'one value for every key in Running');
   t.true(Object.isFrozen(a) && Object.isFrozen(a.value));
   t.deepEqual(decode(keys, '/model/a/state', 'Dead'), { value: { state: 'Dead', raw: 'Dead' } });
+  t.like(decode(keys, '/model/a/state', ' Running'), { value: { state: undefined, raw: ' Running' }, problem: { reason: 'bad_state_value' } }, 'padded: not trimmed');
   t.like(decode(keys, '/model/a/state', 'Sleeping'), { value: { state: undefined, raw: 'Sleeping' }, problem: { reason: 'bad_state_value' } });
   t.is(decode(keys, '/model/a/other', 'Running').value, undefined, 'not a state key');
   t.not(decodeState('model')(keys, '/model/a/state', 'Running'), a, 'a table per decoder, not a module global');
+});
+
+test('package decoder: entries naming no model are reported with the package kept (a number, a plain string, a merge key only)', (t) => {
+  const number = decodePackageDefinition(keys, 'Package/p', 'spec:\n  models:\n    - name: 2024\n    - name: nav\n');
+  t.deepEqual(number.value?.models, ['nav']);
+  t.is(number.problem?.reason, 'package_model_entry_skipped');
+  t.regex(number.problem?.detail ?? '', /1 entry naming no model, first an entry whose name is a number \(2024\), not a string: quote it; 1 listed/);
+  const plain = decodePackageDefinition(keys, 'Package/p', 'spec:\n  models:\n    - nav\n    - "map"\n');
+  t.deepEqual(plain.value?.models, []);
+  t.regex(plain.problem?.detail ?? '', /2 entries naming no model, first an entry that is a string, not a mapping with a name \("nav": write "- name: \.\.\." instead\)/);
+  const merged = decodePackageDefinition(keys, 'Package/p', 'd: &d {name: x}\nspec:\n  models:\n    - <<: *d\n');
+  t.is(merged.problem?.reason, 'package_model_entry_skipped');
+  t.deepEqual(merged.value?.models, []);
+  const clean = decodePackageDefinition(keys, 'Package/p', 'spec:\n  models:\n    - name: "2024"\n');
+  t.deepEqual(clean, { value: { models: ['2024'], placements: [] } }, 'a quoted number is a name, and nothing is reported');
 });

@@ -69,7 +69,7 @@ test('package definition: entries without a string name are skipped and counted'
     '    - just-a-string',
     '    - name: "7"', // quoted: a string
   ].join('\n');
-  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['a', '7'], skipped: 5, duplicates: [], placements: [] });
+  t.deepEqual(parsePackageDefinition(yaml), { ok: true, models: ['a', '7'], skipped: 5, firstSkipped: 'an entry without a name', duplicates: [], placements: [] });
 });
 
 test('package definition: an empty models list is valid', (t) => {

@@ -7,7 +7,9 @@ const ROWS: [ResourceKind, string | undefined | null, string | undefined][] = [
   ['model', 'Running', 'Running'],
   ['model', 'running', 'Running'],
   ['model', 'RUNNING', 'Running'],
-  ['model', ' Dead\n', 'Dead'],
+  // Not trimmed: a padded value is none of the names (absent, and repaired).
+  ['model', ' Dead\n', undefined],
+  ['model', 'Running ', undefined],
   ['model', 'MODEL_STATE_RUNNING', 'Running'],
   ['model', 'model_state_created', 'Created'],
   ['model', 'MODEL_STATE_DEAD', 'Dead'],
