@@ -31,6 +31,7 @@ import { EtcdProbe } from './etcd/probe.js';
 import { etcdReplayMarker } from './etcd/replay-marker.js';
 import { etcdPreviousValues } from './etcd/previous-values.js';
 import { EtcdStuckConnections } from './etcd/stuck-connections.js';
+import { RecentLists } from './grpc/container-sync.js';
 import { ConnectDeadline } from './grpc/connect-deadline.js';
 import { EtcdStateStore } from './etcd/state-store.js';
 import type { EtcdWatchClient } from './etcd/watch-client.js';
@@ -184,8 +185,11 @@ export class StateManagerApp {
     metrics.apiEtcdWatches(() => this.feed.etcdWatches);
     // etcd restored behind what was seen: once every cache has taken the new history as it is,
     // the feed starts again and every key is recomputed (states written in the lost history are gone).
+    const recentLists = new RecentLists();
     fleet.caches.onHistoryReplaced((detail) => {
       this.feed.historyReplaced(detail);
+      // The container lists written before say nothing of what the restored etcd holds.
+      recentLists.clear();
       this.resync(`etcd history replaced (${detail})`);
     });
     // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.
@@ -193,6 +197,7 @@ export class StateManagerApp {
       client: etcd, keys, logger, observer, requestTimeoutMs, metrics: metrics.grpc(),
       store: new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs }),
       config: config.grpc,
+      recentLists,
       credentialsReloadMs: config.grpc.credentialsReloadInterval,
       // The replica's own caches: every replica keeps them, leader or not.
       placement: fleet,

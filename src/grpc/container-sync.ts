@@ -83,6 +83,7 @@ export interface RecentList {
 export class RecentLists {
   private readonly byNode = new Map<string, RecentList>();
   private total = 0;
+  private era = 0;
 
   constructor(
     private readonly maxContainers = RECENT_LIST_CONTAINERS,
@@ -93,7 +94,26 @@ export class RecentLists {
     return this.byNode.get(node);
   }
 
-  set(node: string, list: RecentList): void {
+  /** Changes at every clear(): a list made before one is not remembered after it (set's `since`). */
+  get generation(): number {
+    return this.era;
+  }
+
+  /**
+   * Forgets every node: etcd's history was replaced (restored from a backup, a new volume), so
+   * "nothing under the prefix modified since R" no longer means the prefix is as this replica
+   * left it (black-box probing: after a restore, agents' unchanged lists were answered OK for a
+   * minute while a third of their containers kept the backup's values).
+   */
+  clear(): void {
+    this.byNode.clear();
+    this.total = 0;
+    this.era++;
+  }
+
+  /** Remembers `list` as `node`'s, unless clear() ran since `since` (a generation read when the list's call began). */
+  set(node: string, list: RecentList, since = this.era): void {
+    if (since !== this.era) return;
     this.forget(node);
     if (list.digests.size > this.maxContainers) return;
     for (const [oldest, l] of this.byNode) {
@@ -197,8 +217,9 @@ async function sync(
   const prefix = Buffer.from(o.keys.containerPrefix(node));
   const end = prefixEnd(prefix);
   const digests = o.recent ? digestsOf(containers) : undefined;
+  const generation = o.recent?.generation;
   const remember = (revision: number): void => {
-    if (digests !== undefined) o.recent?.set(node, { revision, digests });
+    if (digests !== undefined) o.recent?.set(node, { revision, digests }, generation);
   };
   const last = o.recent?.get(node);
   if (last !== undefined && digests !== undefined) {

@@ -27,6 +27,7 @@ import { skeleton } from './handler.js';
 import { ConnectionGate, type ConnectionRefusal } from './connection-gate.js';
 import { listenGated, type Listener } from './listener.js';
 import { containerListTurns, writeHandlers, type OffloadingService } from './write-api.js';
+import type { RecentLists } from './container-sync.js';
 import { installLongDeadlines } from './long-deadlines.js';
 
 /** How a connection refusal names the bound it hit. */
@@ -84,6 +85,8 @@ export interface StateManagerServerOptions {
   readApi?: { reader: StateReader; feed: StateFeed; metrics?: StreamMetrics; loading?: () => string | undefined; listSends?: BytesInFlight; listHoldCapMs?: number };
   /** TriggerOffloading (contract section 3); without it the call answers UNIMPLEMENTED. */
   offloading?: OffloadingService;
+  /** The container lists last written per node, for the caller to clear when etcd's history is replaced; default: the server's own. */
+  recentLists?: RecentLists;
 }
 
 export interface StateManagerServer {
@@ -186,6 +189,7 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
           ...(o.placement ? { placement: o.placement } : {}),
           ...(o.scenarios ? { scenarios: o.scenarios } : {}),
           ...(o.offloading ? { offloading: o.offloading } : {}),
+          ...(o.recentLists ? { recentLists: o.recentLists } : {}),
         },
         methods,
       ),

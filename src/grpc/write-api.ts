@@ -50,6 +50,8 @@ export interface WriteApiDeps {
   placement?: ModelPlacement;
   scenarios?: ScenarioDefinitions;
   offloading?: OffloadingService;
+  /** The container lists this replica last wrote per node (forgotten when etcd's history is replaced); default: the server's own. */
+  recentLists?: RecentLists;
 }
 
 /** Longest wait for a container list's turn when its caller set no deadline (a node agent sends again). */
@@ -89,7 +91,7 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
     maxTxnOps: config.etcdMaxTxnOps,
     refusals: d.refusals,
     ...(d.placement ? { placement: d.placement } : {}),
-    recent: new RecentLists(),
+    recent: d.recentLists ?? new RecentLists(),
     turns: d.containerListTurns ?? containerListTurns(config),
   };
   const stateChange = stateChangeHandler({

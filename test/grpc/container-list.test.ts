@@ -844,3 +844,15 @@ test("a change too large for one transaction whose cost, against the list this r
   const stored = (await snapshot(etcd.client(), keys.containerPrefix('n1'))).kvs;
   t.true([...stored.values()].every((kv) => JSON.parse(kv.value).image === 'v3'));
 });
+
+test('clear() forgets every node, and a list whose call began before it is not remembered after it', (t) => {
+  const recent = new RecentLists();
+  recent.set('n1', remembered(['a', 'b']));
+  const before = recent.generation;
+  recent.clear();
+  t.deepEqual([recent.size, recent.containers, recent.get('n1')], [0, 0, undefined]);
+  recent.set('n2', remembered(['c']), before);
+  t.is(recent.get('n2'), undefined, 'made against the history before the clear');
+  recent.set('n2', remembered(['c']), recent.generation);
+  t.deepEqual([recent.size, recent.containers], [1, 1], 'made after it');
+});
