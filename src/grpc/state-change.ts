@@ -17,7 +17,7 @@ import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import { ANY_STATE, type Authorizer } from '../auth/policy.js';
 import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
-import { validateStateChange, type ValidStateChange } from './validation.js';
+import { LIMITS, validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { UNLIMITED, type WriteBudget } from './write-budget.js';
@@ -70,7 +70,10 @@ export function stateChangeHandler(deps: StateChangeDeps): (call: StateChangeCal
 
 async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger, call: StateChangeCall): Promise<StateChangeResponse> {
   const nowNs = deps.nowNs ?? systemNowNs;
-  const transitionId = call.request.transition_id.length > 0 ? call.request.transition_id : randomUUID();
+  // An id over its limit is refused below and not echoed (black-box probing: a 100 KB id came
+  // back whole in its refusal).
+  const asked = call.request.transition_id;
+  const transitionId = asked.length === 0 ? randomUUID() : Buffer.byteLength(asked, 'utf8') > LIMITS.transitionIdBytes ? '' : asked;
   const answer = (error_code: ErrorCode__Output, message: string, error_details = ''): StateChangeResponse => ({
     message,
     transition_id: transitionId,

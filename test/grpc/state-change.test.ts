@@ -453,3 +453,28 @@ test('a definition rewritten in place (not withdrawn) or created before the last
   await client.put(s.keys.stateKey('scenario', 'kept')).value('Completed');
   t.is((await sendStateChange(s.client(), scenario('kept', 'Idle'))).error_code, 'ERROR_CODE_INVALID_STATE_TRANSITION');
 });
+
+test('a transition id at its limit is echoed; one past it is refused and not echoed (a 100 KB id came back whole)', async (t) => {
+  const s = await startTestServer(client);
+  const atLimit = 'x'.repeat(256);
+  const ok = await sendStateChange(s.client(), scenario('tid', 'Idle', { transition_id: atLimit }));
+  t.is(ok.error_code, 'ERROR_CODE_SUCCESS');
+  t.is(ok.transition_id, atLimit);
+  for (const long of ['x'.repeat(257), 'é'.repeat(129), 'x'.repeat(100_000)]) {
+    const res = await sendStateChange(s.client(), scenario('tid', 'Waiting', { transition_id: long }));
+    t.is(res.error_code, 'ERROR_CODE_INVALID_REQUEST');
+    t.regex(res.error_details, /transition_id is \d+ bytes long, more than 256/);
+    t.is(res.transition_id, '');
+  }
+  t.is(await getString(client, s.keys.stateKey('scenario', 'tid')), 'Idle', 'nothing written by the refused ones');
+});
+
+test('a padded state name is not one (contract section 1: names are matched case-insensitively, not trimmed)', async (t) => {
+  const s = await startTestServer(client);
+  for (const target of [' Idle', 'Idle\n', '\tidle ']) {
+    const res = await sendStateChange(s.client(), scenario('pad', target));
+    t.is(res.error_code, 'ERROR_CODE_INVALID_REQUEST', JSON.stringify(target));
+  }
+  t.is(await getString(client, s.keys.stateKey('scenario', 'pad')), null);
+  t.is((await sendStateChange(s.client(), scenario('pad', 'IDLE'))).error_code, 'ERROR_CODE_SUCCESS');
+});
