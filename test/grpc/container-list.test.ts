@@ -11,6 +11,7 @@ import { classifyEtcdError } from '../../src/etcd/errors.js';
 import { containerJson } from '../../src/grpc/container-record.js';
 import { freePort, startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { silentEtcd } from '../helpers/silent-etcd.js';
+import { assert, eventually } from '../helpers/eventually.js';
 import {
   getString,
   modRevision,
@@ -705,11 +706,11 @@ test('a list whose caller cancels while it waits for its turn is never written; 
   t.teardown(() => agents.forEach((a) => a.close()));
   const list = (n: string) => ({ node_name: n, containers: [{ ...nginx, id: `${n}-a` }] });
   const held = sendContainerList(agents[0]!, list('held'));
-  await new Promise((r) => setTimeout(r, 300));
-  t.is(gated.held(), 1, "the first list holds the only turn, in etcd's hands");
+  // Waited for, not slept on: under a loaded CI run 300 ms was once too short for the first call.
+  await eventually(() => assert.strictEqual(gated.held(), 1, "the first list holds the only turn, in etcd's hands"));
   // No deadline: before, it waited up to 30 s and was written when the turn came.
   const gone = agents[1]!.SendChangedContainerList(list('gone'), () => undefined);
-  await new Promise((r) => setTimeout(r, 300));
+  await new Promise((r) => setTimeout(r, 1000));
   const past = await grpcError(sendContainerList(agents[2]!, list('past')));
   t.is(past.code, status.RESOURCE_EXHAUSTED, 'one waiting: the bound');
   t.regex(past.details, /^node "past": statemanager has 1 other lists waiting to be written \(the most it holds\); nothing was written; send the list again \(grpc\.limits\.containerListsWaiting\)$/);
