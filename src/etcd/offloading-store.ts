@@ -1,7 +1,9 @@
 // TriggerOffloading records in etcd, under /statemanager/offloading/{model}/{id}: at most
 // `perModel` per model, the oldest deleted in the transaction that adds a new one (guarded so
-// that two replicas recording at once do not both keep one too many). They survive restarts
-// and are read by `statemanager describe model`.
+// that two replicas recording at once do not both keep one too many), and only while the model
+// has a state: the leader deletes a model's records with its state when no package lists it any
+// more, and a record written after that (its OffloadModel call answered late) stayed for good
+// (black-box soak). They survive restarts and are read by `statemanager describe model`.
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import type { KeyLayout } from '../../domain/keys.js';
 import { parseOffloadingRecord, recordId, type OffloadingRecord } from '../offloading/record.js';
@@ -9,8 +11,8 @@ import { etcdDeadline } from './errors.js';
 import { prefixEnd } from './lister-watcher.js';
 
 export interface OffloadingRecords {
-  /** Stores the record, dropping the model's oldest beyond the bound. */
-  add(record: OffloadingRecord): Promise<void>;
+  /** Stores the record, dropping the model's oldest beyond the bound; false (nothing stored) when the model has no state. */
+  add(record: OffloadingRecord): Promise<boolean>;
   /** The model's records, oldest first. */
   list(model: string): Promise<OffloadingRecord[]>;
 }
@@ -36,7 +38,7 @@ export class EtcdOffloadingStore implements OffloadingRecords {
 
   constructor(private readonly o: EtcdOffloadingStoreOptions) {}
 
-  add(record: OffloadingRecord): Promise<void> {
+  add(record: OffloadingRecord): Promise<boolean> {
     const model = record.model;
     const before = this.adding.get(model) ?? Promise.resolve();
     const run = before.then(() => this.addNow(record));
@@ -56,7 +58,8 @@ export class EtcdOffloadingStore implements OffloadingRecords {
     return this.adding.size;
   }
 
-  private async addNow(record: OffloadingRecord): Promise<void> {
+  private async addNow(record: OffloadingRecord): Promise<boolean> {
+    const stateKey = Buffer.from(this.o.keys.stateKey('model', record.model));
     const prefix = Buffer.from(this.o.keys.offloadingPrefix(record.model));
     const end = prefixEnd(prefix);
     const key = Buffer.from(this.o.keys.offloadingPrefix(record.model) + recordId(Date.parse(record.at) || Date.now()));
@@ -69,11 +72,14 @@ export class EtcdOffloadingStore implements OffloadingRecords {
       const excess = res.kvs.length + 1 - this.o.perModel;
       const success: IRequestOp[] = [{ request_put: { key, value } }];
       for (const kv of res.kvs.slice(0, Math.max(0, excess))) success.push({ request_delete_range: { key: kv.key } });
-      // Nothing under the model's prefix written since the read; the last attempt writes anyway
-      // (the next record trims what a race left over).
-      const compare: ICompare[] = attempt < attempts ? [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 }] : [];
-      const txn = await this.o.client.kv.txn({ compare, success, failure: [] }, { deadline: etcdDeadline(this.o.requestTimeoutMs) });
-      if (txn.succeeded) return;
+      // The model has a state, and nothing under the model's prefix was written since the read;
+      // the last attempt writes anyway as to the prefix (the next record trims what a race left over).
+      const compare: ICompare[] = [{ key: stateKey, target: 'Version', result: 'Greater', version: 0 }];
+      if (attempt < attempts) compare.push({ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 });
+      const failure: IRequestOp[] = [{ request_range: { key: stateKey, count_only: true } }];
+      const txn = await this.o.client.kv.txn({ compare, success, failure }, { deadline: etcdDeadline(this.o.requestTimeoutMs) });
+      if (txn.succeeded) return true;
+      if (Number(txn.responses[0]?.response_range?.count ?? 0) === 0) return false;
     }
   }
 

@@ -192,9 +192,15 @@ async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller
     transitionId: forwarded.transitionId,
     durationMs: forwarded.durationMs,
   };
-  const recorded = deps.records.add(record).catch((err: unknown) => {
-    deps.refusals.error('offloading-not-recorded', 'offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) });
-  });
+  const recorded = deps.records.add(record).then(
+    (stored) => {
+      // No package lists the model any more (its state went while the ActionController answered).
+      if (!stored) deps.refusals.warn('offloading-not-recorded', 'offloading request not recorded: the model has no state (no package lists it)', { model: req.model, transitionId: record.transitionId, outcome: record.outcome });
+    },
+    (err: unknown) => {
+      deps.refusals.error('offloading-not-recorded', 'offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) });
+    },
+  );
   return { ...forwarded, recorded };
 }
 

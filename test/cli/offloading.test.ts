@@ -33,9 +33,14 @@ test.before(async () => {
     transitionId: 'offload-nav-1',
     durationMs: 12,
   };
+  // Records are written while the model has a state; the state is removed after, so that describe
+  // shows the records of a model with none (as after statemanager's history was cleared).
+  const stateKey = new KeyLayout(PREFIX).stateKey('model', 'nav');
+  await etcd.client().put(stateKey).value('Running');
   await store.add(base);
   await store.add({ ...base, at: ago(300_000), source: 'edge-2', target: 'edge-3', outcome: 'unavailable', callers: 3, message: 'the ActionController at 127.0.0.1:47001 cannot be reached (No connection established); the model was not moved', transitionId: 'offload-nav-edge-2-2' });
   await store.add({ ...base, at: ago(60_000), source: 'edge-2', target: 'edge-1', outcome: 'rejected', identity: 'token:pm\u001b[2J', policy: '', message: 'Failed to offload: full', transitionId: 'offload-nav-3' });
+  await etcd.client().delete().key(stateKey);
 });
 
 test.after.always(async () => {

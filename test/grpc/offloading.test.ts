@@ -277,6 +277,9 @@ test.serial('records per model: 60 added at once for one model keep exactly the 
     model, package: 'p', scenario: 's', source: 'n1', target: 'n2', policy: 'pol', reason: `r${i}`,
     identity: 'anonymous', callers: 1, outcome: 'accepted' as const, message: '', transitionId: `t${i}`, durationMs: 1,
   });
+  // Records are kept for models with a state: a package lists them, and the leader gives them one.
+  await etcd.client().put(s.keys.packageDefKey('bulk')).value('spec:\n  models:\n    - name: m60\n    - name: m19\n    - name: m20\n    - name: m21\n');
+  for (const m of ['m60', 'm19', 'm20', 'm21']) await eventually(async () => assert.notStrictEqual(await etcd.client().get(s.keys.stateKey('model', m)).string(), null));
   for (const [model, n] of [['m60', 60], ['m19', 19], ['m20', 20], ['m21', 21]] as const) {
     await Promise.all(Array.from({ length: n }, (_, i) => s.store.add(record(model, i))));
     const kept = (await s.store.list(model)).map((r) => r.reason);
@@ -538,4 +541,25 @@ test.serial('OffloadModel has its own timeout (actionController.offloadTimeout),
   t.regex(late.message, /did not answer in time; the outcome is unknown/);
   const took = Date.now() - started;
   t.true(took >= 1400 && took < 2400, `answered after ${took} ms`);
+});
+
+test.serial('a record is kept only while its model has a state: one whose package went while the ActionController answered is not written, and says so', async (t) => {
+  // Found by a black-box soak: the last package listing the model was deleted during the call; the
+  // leader deleted the model's state and records, then the answer's record was written, for good.
+  const s = await setup();
+  const record = { at: new Date().toISOString(), model: 'gone', package: 'p', scenario: 's', source: 'n1', target: 'n2', policy: 'pol', reason: 'r', identity: 'anonymous', callers: 1, outcome: 'accepted' as const, message: '', transitionId: 't', durationMs: 1 };
+  t.false(await s.store.add(record), 'no state: nothing stored');
+  await etcd.client().put(s.keys.stateKey('model', 'gone')).value('Created');
+  t.true(await s.store.add(record), 'with a state: stored');
+  t.is((await s.store.list('gone')).length, 1);
+
+  ac.behaviour = (req) => ({ ...(pullpiriSuccess(req) as { answer: never }), delayMs: 1500 });
+  const answer = s.client().trigger({ ...NAV, model_name: 'media-player', source_node: 'edge-2', target_node: 'edge-1', package_name: 'media' });
+  await new Promise((r) => setTimeout(r, 300));
+  await etcd.client().delete().key(s.keys.packageDefKey('media'));
+  // The leader deletes the model's state (and its records) once no package lists it.
+  await eventually(async () => assert.strictEqual(await etcd.client().get(s.keys.stateKey('model', 'media-player')).string(), null));
+  t.true((await answer).accepted, 'the ActionController still answered');
+  await eventually(() => assert.ok(s.server.logger.lines.some((l) => l.message.startsWith('offloading request not recorded: the model has no state') && l.meta.model === 'media-player')));
+  t.deepEqual(await etcd.client().getAll().prefix(s.keys.offloadingPrefix('media-player')).keys(), [], 'no record left behind');
 });
