@@ -195,7 +195,7 @@ async function forward(deps: OffloadingDeps, req: OffloadRequest, caller: Caller
   const recorded = deps.records.add(record).then(
     (stored) => {
       // No package lists the model any more (its state went while the ActionController answered).
-      if (!stored) deps.refusals.warn('offloading-not-recorded', 'offloading request not recorded: the model has no state (no package lists it)', { model: req.model, transitionId: record.transitionId, outcome: record.outcome });
+      if (!stored) deps.refusals.warn('offloading-not-recorded', 'offloading request not recorded: the model has no state (no package lists it any more, or its first state is not written yet)', { model: req.model, transitionId: record.transitionId, outcome: record.outcome });
     },
     (err: unknown) => {
       deps.refusals.error('offloading-not-recorded', 'offloading request not recorded', { model: req.model, transitionId: record.transitionId, error: errorMessage(err) });
