@@ -35,6 +35,15 @@ export class InformerSet implements Caches {
     });
   }
 
+  /**
+   * Every informer lists again and takes the list as it is, as after a replaced history but with
+   * no listener told: an operator's full resync, which then recomputes from what etcd holds even
+   * when a cache missed changes no check could see (etcd restored while this process was stopped).
+   */
+  async relistAll(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.relistAsIs('requested')));
+  }
+
   start(): void {
     for (const i of this.informers) i.start();
   }

@@ -23,7 +23,7 @@ export type InformerEvent<T> =
 
 export type InformerHandler<T> = (event: InformerEvent<T>) => void;
 
-export type WatchRestartReason = 'compacted' | 'backlog_too_large' | 'error' | 'disconnected' | 'history_replaced' | 'fallen_behind' | 'stalled';
+export type WatchRestartReason = 'compacted' | 'backlog_too_large' | 'error' | 'disconnected' | 'history_replaced' | 'fallen_behind' | 'stalled' | 'requested';
 
 export interface InformerMetrics {
   watchRestart(informer: string, reason: WatchRestartReason): void;
@@ -157,14 +157,16 @@ export class Informer<T> {
    * check can tell (found by black-box probing: caches wrong for good after a restore while the
    * first informers relisted). Stop watching, list again and take the list as it is. Resolves
    * once that list is applied (at once when stopped or not yet synced: its first list is one).
+   * `requested`: an operator asked for it (a full resync), whatever the cache may have missed.
    */
-  relistAsIs(): Promise<void> {
+  relistAsIs(why: 'history_replaced' | 'requested' = 'history_replaced'): Promise<void> {
     if (this.stopped || !this.synced) return Promise.resolve();
     const done = new Promise<void>((resolve) => this.asIsWaiters.push(resolve));
     if (!this.historyReplaced) {
       this.historyReplaced = true;
-      this.opts.metrics?.watchRestart(this.name, 'history_replaced');
-      this.log.warn('listing again and taking the list as it is: the store\'s history was replaced', { informer: this.name, revision: this.revision });
+      this.opts.metrics?.watchRestart(this.name, why);
+      if (why === 'requested') this.log.info('listing again and taking the list as it is, as requested', { informer: this.name, revision: this.revision });
+      else this.log.warn('listing again and taking the list as it is: the store\'s history was replaced', { informer: this.name, revision: this.revision });
       this.wake?.();
     }
     return done;

@@ -24,6 +24,9 @@ export class ResyncRequestReconciler implements Reconciler {
     const { fleet, store, enqueue, logger } = this.o;
     const entry = fleet.resyncRequest(id);
     if (!entry) return; // already applied and deleted, or never valid
+    // A full resync starts from what etcd holds, not from what the caches kept (found by black-box
+    // probing: after a restore no replica saw, `resync` recomputed the same wrong states).
+    if (entry.value.kind === 'all') await fleet.caches.relistAll();
     const what = applyResyncRequest(fleet, enqueue, entry.value);
     logger.info('resync requested', { key: fleet.keys.resyncRequestKey(id), what });
     const res = await store.deleteResyncRequest(id, { modRevision: entry.modRevision, version: entry.version });

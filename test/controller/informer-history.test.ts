@@ -432,3 +432,38 @@ test.serial('real etcd: restored behind, one informer finds it and every informe
   await eventually(() => assert.strictEqual(quiet.cache.get('/quiet/y')?.value, '1'), { timeoutMs: 10_000 });
   await set.stop();
 });
+
+test.serial('real etcd: relistAll (an operator\'s full resync) lists every informer again as it is: a key the cache holds that etcd does not is gone, one it missed is there, counted as requested; the listeners are not told; the watch goes on', async (t) => {
+  const client = etcd.client();
+  await client.put('/req/a').value('1');
+  const restarts: [string, WatchRestartReason][] = [];
+  const informer = new Informer<string>({
+    name: 'req',
+    prefix: '/req/',
+    lw: new EtcdListerWatcher(etcd.client(), etcd.watchClient()),
+    parse: (_k, v) => v,
+    retryBaseMs: 50,
+    retryCapMs: 500,
+    metrics: { watchRestart: (i, reason) => restarts.push([i, reason]), lastRevision: () => undefined },
+  });
+  const set = new InformerSet([informer as Informer<unknown>]);
+  const told: string[] = [];
+  set.onHistoryReplaced((detail) => told.push(detail));
+  set.start();
+  await set.waitForSync();
+  // A cache that went wrong without a watch event to say so: a key etcd never held, and a value changed behind it.
+  // (Told as own writes at a revision etcd has not reached: no watch event will ever correct them.)
+  const at = informer.lastRevision + 1000;
+  informer.assume({ key: '/req/ghost', value: 'x', modRevision: at, createRevision: at, version: 1 });
+  informer.assume({ key: '/req/a', value: 'stale', modRevision: at, createRevision: 0, version: 2 });
+  t.is(informer.cache.get('/req/a')?.value, 'stale');
+  t.is(informer.cache.get('/req/ghost')?.value, 'x');
+  await set.relistAll();
+  t.is(informer.cache.get('/req/ghost'), undefined);
+  t.is(informer.cache.get('/req/a')?.value, '1');
+  t.deepEqual(restarts, [['req', 'requested']]);
+  t.deepEqual(told, []);
+  await client.put('/req/b').value('2');
+  await eventually(() => assert.strictEqual(informer.cache.get('/req/b')?.value, '2'), { timeoutMs: 10_000 });
+  await set.stop();
+});

@@ -59,6 +59,13 @@ export class FakeListerWatcher implements ListerWatcher {
     return rev;
   }
 
+  /** A put no watch delivers (a change a cache missed, as after a restore no one saw); a list has it. */
+  putUnseen(key: string, value: string): void {
+    const old = this.data.get(key);
+    this.revision++;
+    this.data.set(key, { key, value, modRevision: this.revision, createRevision: old?.createRevision ?? this.revision, version: (old?.version ?? 0) + 1 });
+  }
+
   get(key: string): KeyValue | undefined {
     return this.data.get(key);
   }

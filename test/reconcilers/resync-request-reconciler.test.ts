@@ -63,3 +63,18 @@ test('"all" queues every model, package and request the fleet knows', async (t) 
   t.true(queued.includes('model/m1'));
   t.true(queued.includes('package/p1'));
 });
+
+test('"all" first lists every cache again and takes the lists as they are: a change the caches missed is seen; a named request does not list', async (t) => {
+  const { keys, lw, fleet, queued, reconciler } = await setup();
+  lw.put('Package/p1', 'spec:\n  models:\n    - name: m1\n');
+  // Missed by the watch (etcd restored while no replica watched): the cache still says m1.
+  lw.putUnseen('Package/p1', 'spec:\n  models:\n    - name: m2\n');
+  lw.put(keys.resyncRequestKey('one'), '{"kind":"package","name":"p1"}');
+  await reconciler.reconcile('one');
+  t.deepEqual(fleet.modelsOfPackage('p1'), ['m1'], 'a named request queues from the cache as it is');
+  lw.put(keys.resyncRequestKey('all'), '{"kind":"all"}');
+  await reconciler.reconcile('all');
+  t.deepEqual(fleet.modelsOfPackage('p1'), ['m2'], 'listed again');
+  t.true(queued.includes('model/m2'));
+  t.false(queued.includes('model/m1'), 'm1 is no longer listed by any package');
+});
