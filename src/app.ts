@@ -54,6 +54,8 @@ export interface AppDeps {
   /** TriggerOffloading's way to the ActionController; by default the client Reconcile uses. */
   offloadModel?: OffloadModelClient;
   clock?: Clock;
+  /** Told when a list shows the fleet is larger than a vehicle (a full page of keys): src/main.ts turns V8's optimizing compilers on. */
+  onLargeFleet?: () => void;
 }
 
 export class StateManagerApp {
@@ -110,7 +112,7 @@ export class StateManagerApp {
 
     const clock = deps.clock ?? systemClock;
     const liveness = { enabled: config.nodeLiveness.enabled, graceMs: config.nodeLiveness.grace };
-    const fleet = (this.fleet = new Fleet({ keys, lw: new EtcdListerWatcher(etcd, this.watchClient), observer, logger, metrics: metrics.informers(), liveness, clock }));
+    const fleet = (this.fleet = new Fleet({ keys, lw: new EtcdListerWatcher(etcd, this.watchClient, undefined, undefined, deps.onLargeFleet), observer, logger, metrics: metrics.informers(), liveness, clock }));
     maintainFleetGauges(metrics, fleet);
     const historyLength = config.history.length;
     this.store = new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });

@@ -1,7 +1,10 @@
-// statemanager's entry point (node dist/src/main.js). It sizes V8's young generation before
-// anything else loads (src/process/heap.ts: statically imported dependencies would load first), then
-// loads the process itself (src/statemanager.ts).
+// statemanager's entry point (node dist/src/main.js). Before anything else loads it sizes V8's young
+// generation and holds off its optimizing compilers (src/process/heap.ts, optimizers.ts: statically
+// imported dependencies would load first), then loads the process itself (src/statemanager.ts).
 import { startWithSmallYoungGeneration } from './process/heap.js';
+import { holdOptimizingCompilers } from './process/optimizers.js';
 
 startWithSmallYoungGeneration();
-await import('./statemanager.js');
+const optimizers = holdOptimizingCompilers();
+const { runStateManager } = await import('./statemanager.js');
+runStateManager(optimizers);

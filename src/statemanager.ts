@@ -8,8 +8,9 @@ import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
 import { applyHeapFlags, checkHeapLimitAgainstContainer, growYoungGenerationWithFleet, watchHeapLimit } from './process/heap.js';
+import type { OptimizerHold } from './process/optimizers.js';
 
-async function main(): Promise<void> {
+async function main(optimizers: OptimizerHold): Promise<void> {
   const { values } = parseArgs({ options: { config: { type: 'string', short: 'c' } }, allowPositionals: false });
   let config: Config;
   try {
@@ -24,6 +25,10 @@ async function main(): Promise<void> {
   applyHeapFlags(config.memory);
   const youngGeneration = growYoungGenerationWithFleet();
   const logger = createLogger(config.log.level, config.log.format);
+  optimizers.onRelease((reason) =>
+    logger.info("V8's optimizing compilers on: the process outgrew one vehicle", { reason, afterMs: Math.round(performance.now()) }),
+  );
+  optimizers.releaseWhenOutgrown();
   const stopHeapWatch = watchHeapLimit((used, limit) =>
     logger.warn('heap near its limit: give the container more memory (V8 takes about half of it) or the process will run out', {
       usedMB: Math.round(used / 2 ** 20),
@@ -41,7 +46,7 @@ async function main(): Promise<void> {
     context: () => ({ identity: running.app?.identity, leader: running.app?.isLeader() }),
     onCrash: (origin) => running.app?.metrics.unexpectedExceptions.labels({ origin }).inc(),
   });
-  const app = (running.app = new StateManagerApp({ config, logger }));
+  const app = (running.app = new StateManagerApp({ config, logger, onLargeFleet: () => optimizers.release('fleet') }));
 
   let stopping = false;
   const stop = async (signal: string, code = 0): Promise<void> => {
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
     await app.stop();
     clearTimeout(force);
     youngGeneration.stop();
+    optimizers.stop();
     stopHeapWatch();
     logger.info('stopped');
     logger.end();
@@ -88,7 +94,10 @@ async function main(): Promise<void> {
   logger.info('statemanager ready');
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`statemanager: ${errorMessage(err)}\n`);
-  process.exit(1);
-});
+/** Runs the process; src/main.ts calls it once the compilers are held off. */
+export function runStateManager(optimizers: OptimizerHold): void {
+  main(optimizers).catch((err: unknown) => {
+    process.stderr.write(`statemanager: ${errorMessage(err)}\n`);
+    process.exit(1);
+  });
+}

@@ -17,6 +17,8 @@ export class EtcdListerWatcher implements ListerWatcher {
     private readonly pageSize = PAGE_SIZE,
     /** Deadline of each page (a page of 5,000 keys is a few MB). */
     private readonly pageTimeoutMs = 30_000,
+    /** Told of each page that came full: the prefix holds more keys than a page (a fleet, not a vehicle). */
+    private readonly onFullPage: () => void = () => {},
   ) {}
 
   async list(prefix: string): Promise<ListResult> {
@@ -40,6 +42,7 @@ export class EtcdListerWatcher implements ListerWatcher {
       { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize },
       (kvs, rev) => {
         revision = rev;
+        if (kvs.length >= this.pageSize) this.onFullPage();
         const items = new Array<KeyValue>(kvs.length);
         for (let i = 0; i < kvs.length; i++) items[i] = new ListedKeyValue(kvs[i]!);
         onPage(items, revision);

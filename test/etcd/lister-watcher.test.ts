@@ -78,6 +78,20 @@ test.serial('a listed page: each value as etcd holds it, the same string on ever
   }
 });
 
+test.serial('a list tells of each page that came full (a fleet larger than a page), not of a shorter one', async (t) => {
+  // Pages of three keys: a prefix with two keys (below), three (at), four (past: one full page and one of one).
+  const fullPages: number[] = [];
+  for (const n of [2, 3, 4, 7]) {
+    const prefix = `/lw-full-${n}/`;
+    for (let i = 0; i < n; i++) await kv.put(`${prefix}${i}`).value('v');
+    let full = 0;
+    const lw = new EtcdListerWatcher(kv, wc, 3, 30_000, () => full++);
+    t.is((await lw.list(prefix)).items.length, n);
+    fullPages.push(full);
+  }
+  t.deepEqual(fullPages, [0, 1, 1, 2]);
+});
+
 test.serial('a watch whose catch-up is larger than the client receives ends with WatchBacklogTooLargeError at once, instead of reconnecting to the same catch-up for ever', async (t) => {
   const prefix = '/lw-too-large/';
   const from = Number((await kv.put(prefix + 'first').value('1').exec()).header.revision);

@@ -1,0 +1,119 @@
+// V8's optimizing compilers (Maglev and TurboFan) held off while the process is small and idle
+// (issue 22: a small footprint on one vehicle). Loading the dependencies and parsing the protos is
+// hot enough for V8 to optimize the parsers, which brings in the compilers' own code (about 8 MB of
+// the node binary's pages, kept resident) and their zones: one vehicle idled at 95 MB with them and
+// 82 MB without (docs/performance.md, "Optimizing compilers held off while small"). The
+// interpreter and Sparkplug are plenty for a vehicle's few events; a large fleet (its first full
+// page of a list, 5,000 keys), a heap past a vehicle's or a busy event loop turns them on for good.
+import { performance } from 'node:perf_hooks';
+import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+
+/**
+ * Flags with which the operator already decided how V8 compiles: with any of them on node's
+ * command line or in NODE_OPTIONS the compilers are left as given. `--jitless` and `--lite-mode`
+ * also forbid turning them on later (no executable memory).
+ */
+const OPERATOR_FLAGS = /(^|\s)--(no-)?(jitless|lite-mode|lite_mode|opt|turbofan|maglev)(=|\s|$)/;
+
+/** Whether the operator's node flags already say how V8 compiles (then nothing is held). */
+export function operatorChoseCompilers(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
+  return OPERATOR_FLAGS.test(` ${execArgv.join(' ')} ${nodeOptions ?? ''} `);
+}
+
+/** Heap used from which the process is no vehicle: one vehicle uses 22–30 MB with its garbage. */
+export const OPTIMIZE_HEAP_BYTES = 48 * 1024 * 1024;
+/** A check of the event loop's utilization every this many milliseconds... */
+export const OPTIMIZE_CHECK_MS = 100;
+/** ...at least this busy... */
+export const OPTIMIZE_BUSY_UTILIZATION = 0.5;
+/** ...this many checks in a row (300 ms: a vehicle's start after loading takes about 100 ms). */
+export const OPTIMIZE_BUSY_CHECKS = 3;
+
+/** Why the compilers were turned on: the heap, a busy event loop, or a list larger than a vehicle's (the app says). */
+export type OptimizeReason = 'heap' | 'busy' | 'fleet';
+
+/**
+ * One check: `busy` is how many checks in a row the event loop was at least
+ * `OPTIMIZE_BUSY_UTILIZATION` utilized before this one; `reason` is set when the process has
+ * outgrown a vehicle (the heap first: it says the fleet is large, whatever the loop does).
+ */
+export function outgrown(
+  busyBefore: number,
+  utilization: number,
+  heapUsed: number,
+  limits: { heapBytes: number; busyChecks: number },
+): { busy: number; reason?: OptimizeReason } {
+  const busy = utilization >= OPTIMIZE_BUSY_UTILIZATION ? busyBefore + 1 : 0;
+  if (heapUsed >= limits.heapBytes) return { busy, reason: 'heap' };
+  return busy >= limits.busyChecks ? { busy, reason: 'busy' } : { busy };
+}
+
+/** The handle of `holdOptimizingCompilers`. */
+export interface OptimizerHold {
+  /** Whether the compilers are held off now. */
+  readonly held: boolean;
+  /** Turns them on (once) and tells the listener why. */
+  release(reason: OptimizeReason): void;
+  /** The listener told when they are turned on (a log line: the logger comes after the hold). */
+  onRelease(listener: (reason: OptimizeReason) => void): void;
+  /**
+   * From now on, turns them on when the heap used reaches `heapBytes` or the event loop is busy
+   * for `busyChecks` checks of `periodMs` in a row. The timer does not keep the process alive.
+   */
+  releaseWhenOutgrown(opts?: { heapBytes?: number; periodMs?: number; busyChecks?: number }): void;
+  stop(): void;
+}
+
+/**
+ * Turns the optimizing compilers off now, unless the operator's flags decided (then the returned
+ * hold is not `held` and does nothing). Must run after V8 has started with them available (never
+ * as a command-line flag of ours): turning a compiler on at run time needs its dispatcher, which
+ * V8 makes at start only for a compiler that was on.
+ */
+export function holdOptimizingCompilers(
+  operatorChose = operatorChoseCompilers(process.execArgv, process.env.NODE_OPTIONS),
+): OptimizerHold {
+  let held = !operatorChose;
+  let onRelease: (reason: OptimizeReason) => void = () => {};
+  let timer: NodeJS.Timeout | undefined;
+  if (held) {
+    setFlagsFromString('--no-maglev');
+    setFlagsFromString('--no-turbofan');
+  }
+  const stop = (): void => {
+    if (timer !== undefined) clearInterval(timer);
+    timer = undefined;
+  };
+  const release = (reason: OptimizeReason): void => {
+    if (!held) return;
+    held = false;
+    stop();
+    setFlagsFromString('--maglev');
+    setFlagsFromString('--turbofan');
+    onRelease(reason);
+  };
+  return {
+    get held() {
+      return held;
+    },
+    release,
+    onRelease: (listener) => {
+      onRelease = listener;
+    },
+    releaseWhenOutgrown: ({ heapBytes = OPTIMIZE_HEAP_BYTES, periodMs = OPTIMIZE_CHECK_MS, busyChecks = OPTIMIZE_BUSY_CHECKS } = {}) => {
+      if (!held || timer !== undefined) return;
+      const limits = { heapBytes, busyChecks };
+      let last = performance.eventLoopUtilization();
+      let busy = 0;
+      timer = setInterval(() => {
+        const now = performance.eventLoopUtilization();
+        const next = outgrown(busy, performance.eventLoopUtilization(now, last).utilization, getHeapStatistics().used_heap_size, limits);
+        last = now;
+        busy = next.busy;
+        if (next.reason !== undefined) release(next.reason);
+      }, periodMs);
+      timer.unref();
+    },
+    stop,
+  };
+}

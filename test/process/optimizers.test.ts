@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { resolve } from 'node:path';
+import test from 'ava';
+import { OPTIMIZE_BUSY_CHECKS, OPTIMIZE_BUSY_UTILIZATION, OPTIMIZE_HEAP_BYTES, operatorChoseCompilers, outgrown } from '../../src/process/optimizers.js';
+
+const run = promisify(execFile);
+
+test('the operator chose how V8 compiles with --jitless, --lite-mode, --[no-]opt, --[no-]maglev or --[no-]turbofan, on the command line or in NODE_OPTIONS', (t) => {
+  for (const flag of ['--jitless', '--lite-mode', '--no-opt', '--opt', '--no-maglev', '--maglev', '--no-turbofan', '--turbofan']) {
+    t.true(operatorChoseCompilers([flag], undefined), `${flag} on the command line`);
+    t.true(operatorChoseCompilers([], `--max-old-space-size=200 ${flag}`), `${flag} in NODE_OPTIONS`);
+  }
+  t.false(operatorChoseCompilers([], undefined), 'nothing');
+  t.false(operatorChoseCompilers(['--max-old-space-size=200', '--import', 'tsx'], '--enable-source-maps'), 'other flags');
+  t.false(operatorChoseCompilers(['--maglev-inlining'], '--turbofan-foo'), 'flags that only begin the same');
+});
+
+test('the heap used outgrows a vehicle at the threshold, not below it', (t) => {
+  const limits = { heapBytes: OPTIMIZE_HEAP_BYTES, busyChecks: OPTIMIZE_BUSY_CHECKS };
+  t.is(outgrown(0, 0, OPTIMIZE_HEAP_BYTES - 1, limits).reason, undefined, 'below');
+  t.is(outgrown(0, 0, OPTIMIZE_HEAP_BYTES, limits).reason, 'heap', 'at');
+  t.is(outgrown(0, 0, OPTIMIZE_HEAP_BYTES + 1, limits).reason, 'heap', 'past');
+});
+
+test('the event loop outgrows a vehicle after enough busy checks in a row; an idle check starts the count again', (t) => {
+  const limits = { heapBytes: OPTIMIZE_HEAP_BYTES, busyChecks: OPTIMIZE_BUSY_CHECKS };
+  const busy = OPTIMIZE_BUSY_UTILIZATION;
+  const idle = OPTIMIZE_BUSY_UTILIZATION - 0.01;
+  t.deepEqual(outgrown(OPTIMIZE_BUSY_CHECKS - 2, busy, 0, limits), { busy: OPTIMIZE_BUSY_CHECKS - 1 }, 'one check short');
+  t.deepEqual(outgrown(OPTIMIZE_BUSY_CHECKS - 1, busy, 0, limits), { busy: OPTIMIZE_BUSY_CHECKS, reason: 'busy' }, 'at');
+  t.deepEqual(outgrown(OPTIMIZE_BUSY_CHECKS, busy, 0, limits), { busy: OPTIMIZE_BUSY_CHECKS + 1, reason: 'busy' }, 'past');
+  t.deepEqual(outgrown(OPTIMIZE_BUSY_CHECKS - 1, idle, 0, limits), { busy: 0 }, 'just under the utilization: the count starts again');
+});
+
+// A real process: `%GetOptimizationStatus` (V8's natives syntax) says whether a hot function was
+// optimized (bit 16). Held, it is not; released, it is; with the operator's --jitless nothing is held
+// and release does nothing (turning a compiler on under --jitless would have no code space).
+const script = (url: string) => `
+  import { holdOptimizingCompilers } from '${url}';
+  const [how] = process.argv.slice(1);
+  const hold = holdOptimizingCompilers();
+  let reason = 'none';
+  hold.onRelease((r) => (reason = r));
+  const hot = new Function('a', 'let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * 2; return s;');
+  const arr = Array.from({ length: 100 }, (_, i) => i);
+  const status = new Function('f', 'return %GetOptimizationStatus(f)');
+  const spin = (n) => { let z = 0; for (let k = 0; k < n; k++) z += hot(arr); return z; };
+  const tiered = async () => { for (let r = 0; r < 40; r++) { spin(20000); await new Promise((res) => setTimeout(res, 5)); } return (status(hot) & 16) !== 0; };
+  const heldBefore = hold.held;
+  const whileHeld = await tiered();
+  if (how === 'outgrow') {
+    hold.releaseWhenOutgrown({ heapBytes: Number.MAX_SAFE_INTEGER, periodMs: 20, busyChecks: 3 });
+    const end = Date.now() + 5000;
+    while (hold.held && Date.now() < end) { const until = Date.now() + 19; while (Date.now() < until); await new Promise((res) => setImmediate(res)); }
+  } else if (how === 'idle') {
+    hold.releaseWhenOutgrown({ heapBytes: Number.MAX_SAFE_INTEGER, periodMs: 20, busyChecks: 3 });
+    await new Promise((res) => setTimeout(res, 400));
+    hold.stop();
+  } else hold.release('heap');
+  const afterRelease = await tiered();
+  console.log(JSON.stringify({ heldBefore, whileHeld, held: hold.held, reason, afterRelease }));
+`;
+
+async function compilers(how: 'release' | 'outgrow' | 'idle', nodeArgs: string[] = []) {
+  const url = pathToFileURL(resolve('src/process/optimizers.ts')).href;
+  const { stdout } = await run(process.execPath, ['--allow-natives-syntax', ...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', script(url), how], {
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  return JSON.parse(stdout.trim()) as { heldBefore: boolean; whileHeld: boolean; held: boolean; reason: string; afterRelease: boolean };
+}
+
+test('held, a hot function is not optimized; released, it is', async (t) => {
+  t.deepEqual(await compilers('release'), { heldBefore: true, whileHeld: false, held: false, reason: 'heap', afterRelease: true });
+});
+
+test('a busy event loop releases the compilers; an idle one keeps them held', async (t) => {
+  t.deepEqual(await compilers('outgrow'), { heldBefore: true, whileHeld: false, held: false, reason: 'busy', afterRelease: true });
+  const idle = await compilers('idle');
+  t.is(idle.held, true);
+  t.is(idle.afterRelease, false, 'still not optimized');
+});
+
+test("with the operator's --jitless nothing is held and nothing is turned on", async (t) => {
+  const r = await compilers('release', ['--jitless']);
+  t.is(r.heldBefore, false);
+  t.is(r.reason, 'none');
+  t.false(r.afterRelease);
+});
