@@ -91,6 +91,7 @@ async function main(optimizers: OptimizerHold): Promise<void> {
   });
   await app.start();
   youngGeneration.markStartedUp();
+  optimizers.markStartedUp();
   logger.info('statemanager ready');
 }
 

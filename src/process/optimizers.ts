@@ -4,7 +4,8 @@
 // the node binary's pages, kept resident) and their zones: one vehicle idled at 95 MB with them and
 // 82 MB without (docs/performance.md, "Optimizing compilers held off while small"). The
 // interpreter and Sparkplug are plenty for a vehicle's few events; a large fleet (its first full
-// page of a list, 5,000 keys), a heap past a vehicle's or a busy event loop turns them on for good.
+// page of a list, 5,000 keys), a heap past a vehicle's or a started process busy for a second (20 %
+// of the event loop) turns them on for good.
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 
@@ -22,12 +23,15 @@ export function operatorChoseCompilers(execArgv: readonly string[], nodeOptions:
 
 /** Heap used from which the process is no vehicle: one vehicle uses 22–30 MB with its garbage. */
 export const OPTIMIZE_HEAP_BYTES = 48 * 1024 * 1024;
-/** A check of the event loop's utilization every this many milliseconds... */
-export const OPTIMIZE_CHECK_MS = 100;
-/** ...at least this busy... */
-export const OPTIMIZE_BUSY_UTILIZATION = 0.5;
-/** ...this many checks in a row (300 ms: a vehicle's start after loading takes about 100 ms). */
-export const OPTIMIZE_BUSY_CHECKS = 3;
+/** Once started, a check of the event loop's utilization every this many milliseconds... */
+export const OPTIMIZE_CHECK_MS = 500;
+/**
+ * ...at least this busy (a vehicle idles at well under 1 %; without these compilers the state
+ * store's write path takes 1.5× the CPU, so 20 % held would be about 13 % with them)...
+ */
+export const OPTIMIZE_BUSY_UTILIZATION = 0.2;
+/** ...this many checks in a row (1 s). */
+export const OPTIMIZE_BUSY_CHECKS = 2;
 
 /** Why the compilers were turned on: the heap, a busy event loop, or a list larger than a vehicle's (the app says). */
 export type OptimizeReason = 'heap' | 'busy' | 'fleet';
@@ -57,10 +61,13 @@ export interface OptimizerHold {
   /** The listener told when they are turned on (a log line: the logger comes after the hold). */
   onRelease(listener: (reason: OptimizeReason) => void): void;
   /**
-   * From now on, turns them on when the heap used reaches `heapBytes` or the event loop is busy
-   * for `busyChecks` checks of `periodMs` in a row. The timer does not keep the process alive.
+   * From now on, turns them on when the heap used reaches `heapBytes`, or, once `markStartedUp`
+   * was called, when the event loop is busy for `busyChecks` checks of `periodMs` in a row (a
+   * vehicle's own start is busy for a moment). The timer does not keep the process alive.
    */
   releaseWhenOutgrown(opts?: { heapBytes?: number; periodMs?: number; busyChecks?: number }): void;
+  /** The process is ready: from now on a busy event loop counts. */
+  markStartedUp(): void;
   stop(): void;
 }
 
@@ -74,6 +81,9 @@ export function holdOptimizingCompilers(
   operatorChose = operatorChoseCompilers(process.execArgv, process.env.NODE_OPTIONS),
 ): OptimizerHold {
   let held = !operatorChose;
+  let startedUp = false;
+  // The event loop's utilization counted from the last check, or from the start-up's end.
+  let last = performance.eventLoopUtilization();
   let onRelease: (reason: OptimizeReason) => void = () => {};
   let timer: NodeJS.Timeout | undefined;
   if (held) {
@@ -97,17 +107,21 @@ export function holdOptimizingCompilers(
       return held;
     },
     release,
+    markStartedUp: () => {
+      startedUp = true;
+      last = performance.eventLoopUtilization();
+    },
     onRelease: (listener) => {
       onRelease = listener;
     },
     releaseWhenOutgrown: ({ heapBytes = OPTIMIZE_HEAP_BYTES, periodMs = OPTIMIZE_CHECK_MS, busyChecks = OPTIMIZE_BUSY_CHECKS } = {}) => {
       if (!held || timer !== undefined) return;
       const limits = { heapBytes, busyChecks };
-      let last = performance.eventLoopUtilization();
       let busy = 0;
       timer = setInterval(() => {
         const now = performance.eventLoopUtilization();
-        const next = outgrown(busy, performance.eventLoopUtilization(now, last).utilization, getHeapStatistics().used_heap_size, limits);
+        const utilization = startedUp ? performance.eventLoopUtilization(now, last).utilization : 0;
+        const next = outgrown(busy, utilization, getHeapStatistics().used_heap_size, limits);
         last = now;
         busy = next.busy;
         if (next.reason !== undefined) release(next.reason);

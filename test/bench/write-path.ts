@@ -8,6 +8,7 @@
 // once more at the end so the last allocations are counted).
 //
 //   node test/bench/write-path.ts [DIST]      DIST: a build's dist/ (default: this checkout's)
+//   WRITE_PATH_NODE_ARGS='--no-maglev --no-turbofan' node test/bench/write-path.ts   (more node flags for the child)
 //
 // The writers' own objects (the transitions, their history entries) are about 0.7 KB per write.
 import { spawnSync } from 'node:child_process';
@@ -25,7 +26,7 @@ const ANSWER_MS = 20;
 const dist = resolve(process.argv[2] ?? join(fileURLToPath(import.meta.url), '../../../dist'));
 
 if (process.env.WRITE_PATH_CHILD !== '1') {
-  const child = spawnSync(process.execPath, ['--trace-gc-nvp', '--expose-gc', fileURLToPath(import.meta.url), dist], { env: { ...process.env, WRITE_PATH_CHILD: '1' }, encoding: 'utf8', maxBuffer: 64 << 20 });
+  const child = spawnSync(process.execPath, ['--trace-gc-nvp', '--expose-gc', ...(process.env.WRITE_PATH_NODE_ARGS ?? '').split(' ').filter(Boolean), fileURLToPath(import.meta.url), dist], { env: { ...process.env, WRITE_PATH_CHILD: '1' }, encoding: 'utf8', maxBuffer: 64 << 20 });
   if (child.status !== 0) throw new Error(`write-path child failed: ${child.stderr}`);
   let allocated = 0;
   let promoted = 0;

@@ -50,11 +50,15 @@ const script = (url: string) => `
   const tiered = async () => { for (let r = 0; r < 40; r++) { spin(20000); await new Promise((res) => setTimeout(res, 5)); } return (status(hot) & 16) !== 0; };
   const heldBefore = hold.held;
   const whileHeld = await tiered();
-  if (how === 'outgrow') {
+  if (how === 'outgrow' || how === 'starting') {
+    // Busy 19 ms in every 20 for up to 1.5 s: started, the compilers are turned on; starting, not.
+    if (how === 'outgrow') hold.markStartedUp();
     hold.releaseWhenOutgrown({ heapBytes: Number.MAX_SAFE_INTEGER, periodMs: 20, busyChecks: 3 });
-    const end = Date.now() + 5000;
+    const end = Date.now() + 1500;
     while (hold.held && Date.now() < end) { const until = Date.now() + 19; while (Date.now() < until); await new Promise((res) => setImmediate(res)); }
+    hold.stop();
   } else if (how === 'idle') {
+    hold.markStartedUp();
     hold.releaseWhenOutgrown({ heapBytes: Number.MAX_SAFE_INTEGER, periodMs: 20, busyChecks: 3 });
     await new Promise((res) => setTimeout(res, 400));
     hold.stop();
@@ -63,7 +67,7 @@ const script = (url: string) => `
   console.log(JSON.stringify({ heldBefore, whileHeld, held: hold.held, reason, afterRelease }));
 `;
 
-async function compilers(how: 'release' | 'outgrow' | 'idle', nodeArgs: string[] = []) {
+async function compilers(how: 'release' | 'outgrow' | 'starting' | 'idle', nodeArgs: string[] = []) {
   const url = pathToFileURL(resolve('src/process/optimizers.ts')).href;
   const { stdout } = await run(process.execPath, ['--allow-natives-syntax', ...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', script(url), how], {
     env: { ...process.env, NODE_OPTIONS: '' },
@@ -75,11 +79,13 @@ test('held, a hot function is not optimized; released, it is', async (t) => {
   t.deepEqual(await compilers('release'), { heldBefore: true, whileHeld: false, held: false, reason: 'heap', afterRelease: true });
 });
 
-test('a busy event loop releases the compilers; an idle one keeps them held', async (t) => {
+test('a started process whose event loop is busy turns the compilers on; an idle one, or a busy start-up, keeps them held', async (t) => {
   t.deepEqual(await compilers('outgrow'), { heldBefore: true, whileHeld: false, held: false, reason: 'busy', afterRelease: true });
-  const idle = await compilers('idle');
-  t.is(idle.held, true);
-  t.is(idle.afterRelease, false, 'still not optimized');
+  for (const how of ['idle', 'starting'] as const) {
+    const r = await compilers(how);
+    t.is(r.held, true, how);
+    t.is(r.afterRelease, false, `${how}: still not optimized`);
+  }
 });
 
 test("with the operator's --jitless nothing is held and nothing is turned on", async (t) => {
