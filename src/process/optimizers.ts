@@ -10,15 +10,63 @@ import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 
 /**
- * Flags with which the operator already decided how V8 compiles: with any of them on node's
- * command line or in NODE_OPTIONS the compilers are left as given. `--jitless` and `--lite-mode`
- * also forbid turning them on later (no executable memory).
+ * Flags with which the operator already decided how V8 compiles (as V8 names them: `_` or `-`,
+ * `--no-`, `--no_` or `--no` before the name, `=value` after): with any of them on node's command
+ * line or in NODE_OPTIONS the compilers are left as given.
  */
-const OPERATOR_FLAGS = /(^|\s)--(no-)?(jitless|lite-mode|lite_mode|opt|turbofan|maglev)(=|\s|$)/;
+const OPERATOR_FLAGS: ReadonlySet<string> = new Set(['jitless', 'lite-mode', 'opt', 'maglev', 'turbofan', 'max-opt']);
+
+/** The flag an argument names, as V8 reads it (`--no_turbofan` and `--noturbofan` are `turbofan`), or undefined. */
+export function v8FlagName(arg: string): string | undefined {
+  const m = /^--?([^=\s]+)/.exec(arg);
+  if (!m) return undefined;
+  const name = m[1]!.replace(/_/g, '-');
+  if (name.startsWith('no-')) return name.slice(3);
+  if (name.startsWith('no') && OPERATOR_FLAGS.has(name.slice(2))) return name.slice(2);
+  return name;
+}
+
+/** NODE_OPTIONS split as node splits it: on spaces, outside double quotes, with `\` escaping in them. */
+export function splitNodeOptions(options: string): string[] {
+  const out: string[] = [];
+  let current = '';
+  let quoted = false;
+  let any = false;
+  for (let i = 0; i < options.length; i++) {
+    const c = options[i]!;
+    if (quoted && c === '\\' && i + 1 < options.length) current += options[++i];
+    else if (c === '"') {
+      quoted = !quoted;
+      any = true;
+    } else if (c === ' ' && !quoted) {
+      if (any || current !== '') out.push(current);
+      current = '';
+      any = false;
+    } else {
+      current += c;
+      any = true;
+    }
+  }
+  if (any || current !== '') out.push(current);
+  return out;
+}
 
 /** Whether the operator's node flags already say how V8 compiles (then nothing is held). */
 export function operatorChoseCompilers(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
-  return OPERATOR_FLAGS.test(` ${execArgv.join(' ')} ${nodeOptions ?? ''} `);
+  return [...execArgv, ...splitNodeOptions(nodeOptions ?? '')].some((arg) => {
+    const name = v8FlagName(arg);
+    return name !== undefined && OPERATOR_FLAGS.has(name);
+  });
+}
+
+/**
+ * Whether V8 runs without code space (`--jitless`, which `--lite-mode` implies): it then has no
+ * WebAssembly. Turning a compiler on there ends the process with SIGSEGV, so this is checked
+ * whatever the flags seem to say (found by black-box probing: a quoted `"--jitless"` in
+ * NODE_OPTIONS, which node honours, was missed by a pattern and the process crashed at release).
+ */
+export function runningJitless(): boolean {
+  return typeof WebAssembly === 'undefined';
 }
 
 /** Heap used from which the process is no vehicle: one vehicle uses 22–30 MB with its garbage. */
@@ -80,7 +128,7 @@ export interface OptimizerHold {
 export function holdOptimizingCompilers(
   operatorChose = operatorChoseCompilers(process.execArgv, process.env.NODE_OPTIONS),
 ): OptimizerHold {
-  let held = !operatorChose;
+  let held = !operatorChose && !runningJitless();
   let startedUp = false;
   // The event loop's utilization counted from the last check, or from the start-up's end.
   let last = performance.eventLoopUtilization();

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import test from 'ava';
-import { OPTIMIZE_BUSY_CHECKS, OPTIMIZE_BUSY_UTILIZATION, OPTIMIZE_HEAP_BYTES, operatorChoseCompilers, outgrown } from '../../src/process/optimizers.js';
+import { OPTIMIZE_BUSY_CHECKS, OPTIMIZE_BUSY_UTILIZATION, OPTIMIZE_HEAP_BYTES, operatorChoseCompilers, outgrown, splitNodeOptions, v8FlagName } from '../../src/process/optimizers.js';
 
 const run = promisify(execFile);
 
@@ -15,6 +15,26 @@ test('the operator chose how V8 compiles with --jitless, --lite-mode, --[no-]opt
   t.false(operatorChoseCompilers([], undefined), 'nothing');
   t.false(operatorChoseCompilers(['--max-old-space-size=200', '--import', 'tsx'], '--enable-source-maps'), 'other flags');
   t.false(operatorChoseCompilers(['--maglev-inlining'], '--turbofan-foo'), 'flags that only begin the same');
+  t.false(operatorChoseCompilers(['--no-maglev-inlining', '--nomaglev-inlining', '--import', 'tsx'], undefined), 'negated flags that only begin the same');
+});
+
+// Found by black-box probing: V8 reads `--no_turbofan`, `--noturbofan` and `--noopt` as `--no-turbofan`
+// and `--no-opt`, and node honours `"--jitless"` quoted in NODE_OPTIONS; a pattern over the raw text
+// missed them (the compilers held and turned on against the operator's flag, and under the quoted
+// --jitless the process died with SIGSEGV when they were turned on).
+test('every spelling V8 reads names the same flag, also quoted in NODE_OPTIONS', (t) => {
+  for (const arg of ['--no-turbofan', '--no_turbofan', '--noturbofan', '--turbofan', '-turbofan']) t.is(v8FlagName(arg), 'turbofan', arg);
+  for (const arg of ['--max-opt=0', '--max_opt=2']) t.is(v8FlagName(arg), 'max-opt', arg);
+  t.is(v8FlagName('--noopt'), 'opt');
+  t.is(v8FlagName('--lite_mode'), 'lite-mode');
+  t.is(v8FlagName('tsx'), undefined);
+  for (const spelling of ['--no_turbofan', '--noturbofan', '--noopt', '--no_maglev', '--nomaglev', '--max-opt=1', '--max_opt=0', '--lite_mode']) {
+    t.true(operatorChoseCompilers([spelling], undefined), `${spelling} on the command line`);
+    t.true(operatorChoseCompilers([], `--enable-source-maps ${spelling}`), `${spelling} in NODE_OPTIONS`);
+  }
+  t.true(operatorChoseCompilers([], '"--jitless"'), 'quoted');
+  t.true(operatorChoseCompilers([], '--require "./a b.js" "--no_turbofan"'), 'quoted after a quoted path with a space');
+  t.deepEqual(splitNodeOptions('--a  "--b c" "x\\"y" ""'), ['--a', '--b c', 'x"y', '']);
 });
 
 test('the heap used outgrows a vehicle at the threshold, not below it', (t) => {
@@ -40,7 +60,7 @@ test('the event loop outgrows a vehicle after enough busy checks in a row; an id
 const script = (url: string) => `
   import { holdOptimizingCompilers } from '${url}';
   const [how] = process.argv.slice(1);
-  const hold = holdOptimizingCompilers();
+  const hold = process.env.FLAGS_SILENT === '1' ? holdOptimizingCompilers(false) : holdOptimizingCompilers();
   let reason = 'none';
   hold.onRelease((r) => (reason = r));
   const hot = new Function('a', 'let s = 0; for (let i = 0; i < a.length; i++) s += a[i] * 2; return s;');
@@ -67,10 +87,10 @@ const script = (url: string) => `
   console.log(JSON.stringify({ heldBefore, whileHeld, held: hold.held, reason, afterRelease }));
 `;
 
-async function compilers(how: 'release' | 'outgrow' | 'starting' | 'idle', nodeArgs: string[] = []) {
+async function compilers(how: 'release' | 'outgrow' | 'starting' | 'idle', nodeArgs: string[] = [], nodeOptions = '', flagsSilent = false) {
   const url = pathToFileURL(resolve('src/process/optimizers.ts')).href;
   const { stdout } = await run(process.execPath, ['--allow-natives-syntax', ...nodeArgs, '--import', 'tsx', '--input-type=module', '-e', script(url), how], {
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: nodeOptions, FLAGS_SILENT: flagsSilent ? '1' : '0' },
   });
   return JSON.parse(stdout.trim()) as { heldBefore: boolean; whileHeld: boolean; held: boolean; reason: string; afterRelease: boolean };
 }
@@ -93,4 +113,18 @@ test("with the operator's --jitless nothing is held and nothing is turned on", a
   t.is(r.heldBefore, false);
   t.is(r.reason, 'none');
   t.false(r.afterRelease);
+});
+
+// Jitless is also found from V8 itself (no WebAssembly), whatever the flags' text says: turning a
+// compiler on under it crashed the process. Quoted in NODE_OPTIONS the rule above finds it; with the
+// flags' reading overruled (as if the rule had missed a spelling) the process still holds nothing
+// and survives a release.
+test('a process that runs jitless is never held, so a release cannot crash it', async (t) => {
+  const quoted = await compilers('release', [], '"--jitless"');
+  t.is(quoted.heldBefore, false);
+  t.false(quoted.afterRelease);
+  const overruled = await compilers('release', ['--jitless'], '', true);
+  t.is(overruled.heldBefore, false, 'held under --jitless with the flags read as silent');
+  t.is(overruled.reason, 'none');
+  t.false(overruled.afterRelease);
 });
