@@ -4,7 +4,7 @@
 // the node binary's pages, kept resident) and their zones: one vehicle idled at 95 MB with them and
 // 82 MB without (docs/performance.md, "Optimizing compilers held off while small"). The
 // interpreter and Sparkplug are plenty for a vehicle's few events; a large fleet (its first full
-// page of a list, 5,000 keys), a heap past a vehicle's or a started process busy for a second (20 %
+// page of a list, 5,000 keys), a heap past a vehicle's or a started process busy for a second (10 %
 // of the event loop) turns them on for good.
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
@@ -75,9 +75,10 @@ export const OPTIMIZE_HEAP_BYTES = 48 * 1024 * 1024;
 export const OPTIMIZE_CHECK_MS = 500;
 /**
  * ...at least this busy (a vehicle idles at well under 1 %; without these compilers the state
- * store's write path takes 1.5× the CPU, so 20 % held would be about 13 % with them)...
+ * store's write path takes 1.5× the CPU; at 20 % a fleet of 4,000 containers taking a steady 200
+ * changes a second, 12.5 % of a core, stayed held for 26 s)...
  */
-export const OPTIMIZE_BUSY_UTILIZATION = 0.2;
+export const OPTIMIZE_BUSY_UTILIZATION = 0.1;
 /** ...this many checks in a row (1 s). */
 export const OPTIMIZE_BUSY_CHECKS = 2;
 
