@@ -3,6 +3,7 @@
 import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { Config } from '../config/config.js';
+import { outgrown } from './outgrown.js';
 
 export function heapFlags(memory: Config['memory']): string[] {
   return memory.heapGrowthPercent > 0 ? [`--heap-growing-percent=${memory.heapGrowthPercent}`] : [];
@@ -93,11 +94,13 @@ export function growYoungGenerationWithFleet(
   let busy = 0;
   let growing: boolean | undefined;
   let checks = 0;
+  const limits = { heapBytes: thresholdBytes, utilization: BUSY_UTILIZATION, busyChecks: BUSY_WINDOWS };
   const grown = (): boolean => {
     const now = performance.eventLoopUtilization();
-    busy = startedUp && performance.eventLoopUtilization(now, last).utilization >= BUSY_UTILIZATION ? busy + 1 : 0;
+    const next = outgrown(busy, startedUp ? performance.eventLoopUtilization(now, last).utilization : 0, getHeapStatistics().used_heap_size, limits);
     last = now;
-    return getHeapStatistics().used_heap_size >= thresholdBytes || busy >= BUSY_WINDOWS;
+    busy = next.busy;
+    return next.reason !== undefined;
   };
   const cap = (): void => {
     checks++;

@@ -8,6 +8,7 @@
 // of the event loop) turns them on for good.
 import { performance } from 'node:perf_hooks';
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { outgrown, type OutgrownReason } from './outgrown.js';
 
 /**
  * Flags with which the operator already decided how V8 compiles (as V8 names them: `_` or `-`,
@@ -83,23 +84,7 @@ export const OPTIMIZE_BUSY_UTILIZATION = 0.1;
 export const OPTIMIZE_BUSY_CHECKS = 2;
 
 /** Why the compilers were turned on: the heap, a busy event loop, or a list larger than a vehicle's (the app says). */
-export type OptimizeReason = 'heap' | 'busy' | 'fleet';
-
-/**
- * One check: `busy` is how many checks in a row the event loop was at least
- * `OPTIMIZE_BUSY_UTILIZATION` utilized before this one; `reason` is set when the process has
- * outgrown a vehicle (the heap first: it says the fleet is large, whatever the loop does).
- */
-export function outgrown(
-  busyBefore: number,
-  utilization: number,
-  heapUsed: number,
-  limits: { heapBytes: number; busyChecks: number },
-): { busy: number; reason?: OptimizeReason } {
-  const busy = utilization >= OPTIMIZE_BUSY_UTILIZATION ? busyBefore + 1 : 0;
-  if (heapUsed >= limits.heapBytes) return { busy, reason: 'heap' };
-  return busy >= limits.busyChecks ? { busy, reason: 'busy' } : { busy };
-}
+export type OptimizeReason = OutgrownReason | 'fleet';
 
 /** The handle of `holdOptimizingCompilers`. */
 export interface OptimizerHold {
@@ -165,7 +150,7 @@ export function holdOptimizingCompilers(
     },
     releaseWhenOutgrown: ({ heapBytes = OPTIMIZE_HEAP_BYTES, periodMs = OPTIMIZE_CHECK_MS, busyChecks = OPTIMIZE_BUSY_CHECKS } = {}) => {
       if (!held || timer !== undefined) return;
-      const limits = { heapBytes, busyChecks };
+      const limits = { heapBytes, busyChecks, utilization: OPTIMIZE_BUSY_UTILIZATION };
       let busy = 0;
       timer = setInterval(() => {
         const now = performance.eventLoopUtilization();

@@ -3,7 +3,8 @@ import { promisify } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
 import test from 'ava';
-import { OPTIMIZE_BUSY_CHECKS, OPTIMIZE_BUSY_UTILIZATION, OPTIMIZE_HEAP_BYTES, operatorChoseCompilers, outgrown, splitNodeOptions, v8FlagName } from '../../src/process/optimizers.js';
+import { OPTIMIZE_BUSY_CHECKS, OPTIMIZE_BUSY_UTILIZATION, OPTIMIZE_HEAP_BYTES, operatorChoseCompilers, splitNodeOptions, v8FlagName } from '../../src/process/optimizers.js';
+import { outgrown } from '../../src/process/outgrown.js';
 
 const run = promisify(execFile);
 
@@ -38,14 +39,14 @@ test('every spelling V8 reads names the same flag, also quoted in NODE_OPTIONS',
 });
 
 test('the heap used outgrows a vehicle at the threshold, not below it', (t) => {
-  const limits = { heapBytes: OPTIMIZE_HEAP_BYTES, busyChecks: OPTIMIZE_BUSY_CHECKS };
+  const limits = { heapBytes: OPTIMIZE_HEAP_BYTES, busyChecks: OPTIMIZE_BUSY_CHECKS, utilization: OPTIMIZE_BUSY_UTILIZATION };
   t.is(outgrown(0, 0, OPTIMIZE_HEAP_BYTES - 1, limits).reason, undefined, 'below');
   t.is(outgrown(0, 0, OPTIMIZE_HEAP_BYTES, limits).reason, 'heap', 'at');
   t.is(outgrown(0, 0, OPTIMIZE_HEAP_BYTES + 1, limits).reason, 'heap', 'past');
 });
 
 test('the event loop outgrows a vehicle after enough busy checks in a row; an idle check starts the count again', (t) => {
-  const limits = { heapBytes: OPTIMIZE_HEAP_BYTES, busyChecks: OPTIMIZE_BUSY_CHECKS };
+  const limits = { heapBytes: OPTIMIZE_HEAP_BYTES, busyChecks: OPTIMIZE_BUSY_CHECKS, utilization: OPTIMIZE_BUSY_UTILIZATION };
   const busy = OPTIMIZE_BUSY_UTILIZATION;
   const idle = OPTIMIZE_BUSY_UTILIZATION - 0.01;
   t.deepEqual(outgrown(OPTIMIZE_BUSY_CHECKS - 2, busy, 0, limits), { busy: OPTIMIZE_BUSY_CHECKS - 1 }, 'one check short');
