@@ -206,3 +206,93 @@ test('a rotation that lands between reading one file and the next is read again 
   t.deepEqual(outcomes, ['success', 'error']);
   t.deepEqual(applied, ['v1', 'v3']);
 });
+
+/** A certificate and key pair as a Secret holds them: each read of /crt or /key sees the version then current. */
+function pairWorld() {
+  let version: Record<string, string> = { '/crt': 'crt-1', '/key': 'key-1' };
+  /** Versions to switch to right after a read of /crt, one per read. */
+  const swapsAfterCrt: (Record<string, string> | undefined)[] = [];
+  const outcomes: ReloadOutcome[] = [];
+  const applied: string[] = [];
+  const logger = captureLogger();
+  const reloader = new FileReloader<string>({
+    what: 'pair',
+    files: [
+      { label: 'certificate', path: '/crt' },
+      { label: 'key', path: '/key' },
+    ],
+    build: (c) => {
+      const [crt, key] = [c.get('/crt')!.toString(), c.get('/key')!.toString()];
+      if (crt.startsWith('bad')) throw new Error(`certificate ${crt} cannot be used`);
+      if (key.startsWith('bad')) throw new Error(`key ${key} cannot be used`);
+      if (crt.slice(4) !== key.slice(4)) throw new Error(`certificate ${crt} and key ${key} cannot be used`);
+      return crt;
+    },
+    apply: (v) => void applied.push(v),
+    intervalMs: 1000,
+    logger,
+    metrics: { reloaded: (_w, o) => void outcomes.push(o), loaded: () => undefined },
+    read: async (p) => {
+      const v = version[p]!;
+      if (p === '/crt' && swapsAfterCrt.length > 0) version = swapsAfterCrt.shift() ?? version;
+      return Buffer.from(v);
+    },
+    every: () => ({ stop: () => undefined }),
+  });
+  return {
+    reloader,
+    outcomes,
+    applied,
+    set: (v: Record<string, string>) => (version = v),
+    swapsAfterCrt,
+    errors: () => logger.lines.filter((l) => l.level === 'error').map((l) => String(l.meta.error)),
+    warnings: () => logger.lines.filter((l) => l.level === 'warn').map((l) => l.message),
+  };
+}
+
+test('one broken version rotated to another while it is read again: only the version that stays is reported, with its own error', async (t) => {
+  const w = pairWorld();
+  await w.reloader.start();
+  w.set({ '/crt': 'bad-crt', '/key': 'key-1' });
+  t.is(await w.reloader.poll(), 'failed');
+  t.deepEqual(w.errors(), ['certificate bad-crt cannot be used']);
+  // The next version is broken too (its key). The poll reads the old version whole; its second
+  // read takes the old certificate and the new key (torn); the third and fourth the new version.
+  w.set({ '/crt': 'bad-crt', '/key': 'key-1' });
+  w.swapsAfterCrt.push(undefined, { '/crt': 'crt-1', '/key': 'bad-key' });
+  t.is(await w.reloader.poll(), 'failed');
+  t.deepEqual(w.errors(), ['certificate bad-crt cannot be used', 'key bad-key cannot be used'], 'the torn read is not reported');
+  t.deepEqual(w.outcomes, ['error', 'error']);
+  t.is(await w.reloader.poll(), 'failed');
+  t.deepEqual(w.outcomes, ['error', 'error'], 'the version that stays is counted once');
+  t.deepEqual(w.applied, ['crt-1']);
+});
+
+test('contents that change at every read are left to the next poll: not applied, not reported, one warning', async (t) => {
+  const w = pairWorld();
+  await w.reloader.start();
+  w.set({ '/crt': 'bad-0', '/key': 'key-1' });
+  // Every read of the certificate is followed by a new version: no two reads ever agree.
+  for (let i = 1; i <= 5; i++) w.swapsAfterCrt.push({ '/crt': `bad-${i}`, '/key': 'key-1' });
+  t.is(await w.reloader.poll(), 'unchanged');
+  t.deepEqual(w.outcomes, []);
+  t.deepEqual(w.errors(), []);
+  t.deepEqual(w.warnings(), ['credential files still changing: read again at the next poll']);
+  // Once they settle, the next poll reports them.
+  t.is(await w.reloader.poll(), 'failed');
+  t.deepEqual(w.errors(), ['certificate bad-5 cannot be used']);
+});
+
+test('reads again at most four times: a version that settles on the fourth is reported, one that settles on the fifth waits', async (t) => {
+  for (const [changes, outcome] of [
+    [3, 'failed'],
+    [4, 'unchanged'],
+  ] as const) {
+    const w = pairWorld();
+    await w.reloader.start();
+    w.set({ '/crt': 'bad-0', '/key': 'key-1' });
+    for (let i = 1; i <= changes; i++) w.swapsAfterCrt.push({ '/crt': `bad-${i}`, '/key': 'key-1' });
+    t.is(await w.reloader.poll(), outcome, `${changes} changes`);
+    t.deepEqual(w.errors(), outcome === 'failed' ? [`certificate bad-${changes} cannot be used`] : []);
+  }
+});

@@ -42,6 +42,14 @@ export interface FileReloaderOptions<T> {
   every?: (fn: () => void, ms: number) => { stop(): void };
 }
 
+/** Reads after a failed build before contents that keep changing are left to the next poll. */
+const SETTLE_READS = 4;
+
+interface FileContents {
+  contents: Map<string, Buffer>;
+  fingerprint: string;
+}
+
 /** What one poll did. */
 export type PollResult = 'unchanged' | 'reloaded' | 'failed';
 
@@ -83,7 +91,7 @@ export class FileReloader<T> {
   }
 
   private async check(): Promise<PollResult> {
-    let read: { contents: Map<string, Buffer>; fingerprint: string };
+    let read: FileContents;
     try {
       read = await this.readAll();
     } catch (err) {
@@ -97,23 +105,13 @@ export class FileReloader<T> {
     try {
       value = this.o.build(read.contents);
     } catch (err) {
-      // Files read one after another can straddle a rotation (a certificate from the new Secret,
-      // its key from the old). Read once more: contents that changed meanwhile are built again
-      // instead of being reported broken.
-      let again: { contents: Map<string, Buffer>; fingerprint: string };
-      try {
-        again = await this.readAll();
-      } catch {
-        return this.failure(read.fingerprint, err);
-      }
-      if (again.fingerprint === read.fingerprint) return this.failure(read.fingerprint, err);
-      if (again.fingerprint === this.applied) return 'unchanged';
-      read = again;
-      try {
-        value = this.o.build(read.contents);
-      } catch (err2) {
-        return this.failure(read.fingerprint, err2);
-      }
+      // Files read one after another can straddle a rotation (a certificate from one Secret
+      // version, its key from the next), and so can a second read. Contents are reported broken
+      // only once two reads in a row agree; contents still moving wait for the next poll.
+      const settled = await this.settle(read, err);
+      if (settled.outcome !== 'built') return settled.outcome;
+      read = settled.read;
+      value = settled.value;
     }
     this.applied = read.fingerprint;
     this.failed = '';
@@ -122,6 +120,33 @@ export class FileReloader<T> {
     this.o.metrics?.loaded(this.o.what, this.nowSeconds());
     this.o.logger.info('credentials reloaded', { what: this.o.what, files: this.o.files.map((f) => f.path) });
     return 'reloaded';
+  }
+
+  /** Reads again after contents that did not build, until two reads agree or a build succeeds. */
+  private async settle(first: FileContents, firstError: unknown): Promise<{ outcome: 'built'; read: FileContents; value: T } | { outcome: PollResult }> {
+    let last = first;
+    let lastError = firstError;
+    for (let attempt = 0; attempt < SETTLE_READS; attempt++) {
+      let again: FileContents;
+      try {
+        again = await this.readAll();
+      } catch (err) {
+        return { outcome: this.failure(`unreadable:${errorMessage(err)}`, err) };
+      }
+      if (again.fingerprint === last.fingerprint) return { outcome: this.failure(last.fingerprint, lastError) };
+      if (again.fingerprint === this.applied) {
+        this.failed = '';
+        return { outcome: 'unchanged' };
+      }
+      try {
+        return { outcome: 'built', read: again, value: this.o.build(again.contents) };
+      } catch (err) {
+        last = again;
+        lastError = err;
+      }
+    }
+    this.o.logger.warn('credential files still changing: read again at the next poll', { what: this.o.what });
+    return { outcome: 'unchanged' };
   }
 
   private failure(fingerprint: string, err: unknown): PollResult {
@@ -134,7 +159,7 @@ export class FileReloader<T> {
     return 'failed';
   }
 
-  private async readAll(): Promise<{ contents: Map<string, Buffer>; fingerprint: string }> {
+  private async readAll(): Promise<FileContents> {
     const contents = new Map<string, Buffer>();
     const hash = createHash('sha256');
     for (const f of this.o.files) {
