@@ -6,7 +6,7 @@ import { parsePackageDefinition, parseScenarioDefinition, placementKey } from '.
 import type { KeyLayout } from './keys.js';
 import type { ReconcileRequestRecord } from './records.js';
 import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
-import { MAX_NAME_BYTES, nameOverLimit, parseState, type ResourceKind, type StateOf } from './states.js';
+import { MAX_NAME_BYTES, nameNotUtf8, nameOverLimit, parseState, type ResourceKind, type StateOf } from './states.js';
 
 export interface Problem {
   reason: string;
@@ -113,6 +113,9 @@ function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, k
   return (keys, key, raw) => {
     const name = nameOf(keys, key);
     if (name === undefined) return absent({ reason: 'bad_key', detail: expected });
+    // As for containers: bytes that are not UTF-8 read as U+FFFD, so two keys could be one name,
+    // and the reads refuse such a name.
+    if (nameNotUtf8(name)) return absent({ reason: 'bad_key', detail: 'the name is not valid UTF-8 (or holds U+FFFD)' });
     const long = nameOverLimit(name);
     if (long !== undefined) return absent({ reason: `${kind}_name_too_long`, detail: `the name is ${long} bytes, more than ${MAX_NAME_BYTES}` });
     const def = parse(raw);

@@ -26,6 +26,25 @@ export function isResourceKind(s: string): s is ResourceKind {
  */
 export const MAX_NAME_BYTES = 253;
 
+/**
+ * Whether `name` would not come back from etcd as itself: a lone UTF-16 surrogate (JSON and YAML
+ * escapes can make one; etcd's keys hold U+FFFD in its place, so the state would be written under
+ * another name, and found unlisted and deleted) or U+FFFD itself (what bytes that are not UTF-8
+ * read as: the gRPC reads refuse it, and two different keys would read as one name).
+ */
+export function nameNotUtf8(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    if (c < 0xd800) continue;
+    if (c === 0xfffd) return true;
+    if (c >= 0xe000) continue;
+    // A high surrogate followed by a low one is one character; anything else is a lone half.
+    if (c <= 0xdbff && i + 1 < name.length && (name.charCodeAt(i + 1) & 0xfc00) === 0xdc00) i++;
+    else return true;
+  }
+  return false;
+}
+
 /** The UTF-8 length of `name` when it is over MAX_NAME_BYTES; undefined when it fits. */
 export function nameOverLimit(name: string): number | undefined {
   if (name.length * 3 <= MAX_NAME_BYTES) return undefined; // at most 3 bytes per UTF-16 unit

@@ -256,3 +256,46 @@ test('decoder: a model name with / makes the package definition invalid input, r
   t.not(placementKey('a', 'n1'), placementKey('a', 'n2'));
   t.not(placementKey('a', 'n1'), placementKey('b', 'n1'));
 });
+
+for (const [title, json] of [
+  ['a lone high surrogate (a name cut in the middle of an emoji)', '"s2\\udbffy"'],
+  ['a lone low surrogate', '"s2\\udc00y"'],
+  ['U+FFFD (what bytes that are not UTF-8 read as)', '"r\\ufffdsume"'],
+] as const) {
+  test(`names with ${title}: a model so named or a scenario targeting one is invalid input, and so is a Package/ or Scenario/ key (etcd would store another name)`, (t) => {
+    const name = JSON.parse(json) as string;
+    // JSON and YAML escapes both make such a name.
+    for (const text of [`{"spec":{"models":[{"name":"ok"},{"name":${json}}]}}`, `spec:\n  models:\n    - name: ok\n    - name: ${json}\n`]) {
+      const r = parsePackageDefinition(text);
+      t.like(r, { ok: false, reason: 'bad_model_name' });
+      t.regex(r.ok ? '' : r.detail, /must be valid UTF-8 without U\+FFFD/);
+    }
+    t.like(parseScenarioDefinition(`{"spec":{"target":${json}}}`), { ok: false, reason: 'bad_target' });
+    const keys = new KeyLayout('');
+    t.like(decodePackageDefinition(keys, `Package/p-${name}`, 'spec:\n  models: []\n'), { value: undefined, problem: { reason: 'bad_key' } });
+    t.like(decodeScenarioDefinition(keys, `Scenario/s-${name}`, 'spec:\n  target: p\n'), { value: undefined, problem: { reason: 'bad_key' } });
+    t.like(decodeScenarioDefinition(keys, 'Scenario/s', `{"spec":{"target":${json}}}`), { value: undefined, problem: { reason: 'scenario_bad_target' } });
+  });
+}
+
+test('names with an emoji (a surrogate pair) are valid everywhere', (t) => {
+  t.like(parsePackageDefinition('{"spec":{"models":[{"name":"map-\\ud83d\\ude00"}]}}'), { ok: true, models: ['map-😀'] });
+  t.like(parseScenarioDefinition('{"spec":{"target":"pkg-😀"}}'), { ok: true, target: 'pkg-😀' });
+  t.deepEqual(decodePackageDefinition(new KeyLayout(''), 'Package/p-😀', 'spec:\n  models: []\n'), { value: { models: [], placements: [] } });
+});
+
+test('a package of nearly 1 MiB (the largest the limits take) with 30,000 placed entries: read whole, every pair once, every duplicate once (the lists were scanned per entry: 5 s for 36,000)', (t) => {
+  // 10,000 models, each listed three times: on two nodes, then again on the first.
+  const lines = ['spec:', '  models:'];
+  for (let copy = 0; copy < 3; copy++) for (let i = 0; i < 10_000; i++) lines.push(`  - name: m${i}`, `    node: ${copy === 1 ? 'b' : 'a'}${i % 50}`);
+  const text = lines.join('\n') + '\n';
+  t.true(text.length <= 1024 * 1024 && text.length > 800_000, `${text.length} characters`);
+  const r = parsePackageDefinition(text);
+  if (!r.ok) return t.fail(r.detail);
+  t.is(r.models.length, 10_000);
+  t.is(r.duplicates.length, 10_000);
+  t.deepEqual(r.duplicates.slice(0, 2), ['m0', 'm1']);
+  t.is(r.placements.length, 20_000);
+  t.deepEqual(r.placements.slice(0, 2), [['m0', 'a0'], ['m1', 'a1']]);
+  t.deepEqual(r.placements[10_000], ['m0', 'b0']);
+});
