@@ -2,14 +2,15 @@
 // `spec:\n  models:\n    - name: a\n      node: n1`): nested block mappings and sequences of
 // mappings whose scalars are all plain identifiers. It reads about 10× faster than the full
 // parser, which took a tenth of a fleet-scale cold start. Anything outside that subset —
-// quotes, flow style, comments, anchors, tags, multi-line scalars, duplicate keys, scalars the
+// quotes, flow style, anchors, tags, multi-line scalars, duplicate keys, scalars the
 // YAML core schema reads as null, booleans or numbers, odd indentation — returns undefined, and
 // the caller uses the full parser: the fast path never gives a different answer, only a faster one.
 
 export type PlainValue = string | null | PlainValue[] | { [key: string]: PlainValue };
 
-// Each line is `^( *)(- )?(KEY):(?: (SCALAR))?$`, read with charCodeAt (a regular expression and
-// `split` made a match array, its captures and a string per line: a third of the parse):
+// Each line is `^( *)(- )?(KEY):(?: +(SCALAR))?(?: +(#.*)?)?$` or a comment line (spaces, `#`),
+// read with charCodeAt (a regular expression and `split` made a match array, its captures and a
+// string per line: a third of the parse):
 // KEY is `[A-Za-z_][A-Za-z0-9_.-]*`; SCALAR, a plain scalar that the core schema reads as a
 // string, is `[A-Za-z_][A-Za-z0-9_./-]*` (no characters YAML gives meaning to: `:`, `#`, quotes,
 // brackets, commas, spaces).
@@ -27,6 +28,7 @@ interface Line {
 const SPACE = 0x20;
 const DASH = 0x2d;
 const COLON = 0x3a;
+const HASH = 0x23;
 
 /** `[A-Za-z_]`: how a key and a scalar start. */
 function isStart(c: number): boolean {
@@ -36,6 +38,21 @@ function isStart(c: number): boolean {
 /** `[A-Za-z0-9_.-]`, and `/` too in a scalar. */
 function isRest(c: number, slash: boolean): boolean {
   return isStart(c) || (c >= 0x30 && c <= 0x39) || c === 0x2e || c === DASH || (slash && c === 0x2f);
+}
+
+/** Whether text[i, end) is nothing, spaces, or spaces and a comment (`#` after a space, as YAML has it). */
+function restIsComment(text: string, i: number, end: number): boolean {
+  if (i === end) return true;
+  if (text.charCodeAt(i) !== SPACE) return false;
+  while (i < end && text.charCodeAt(i) === SPACE) i++;
+  return i === end || text.charCodeAt(i) === HASH;
+}
+
+/** Whether text[start, end) is a comment line: spaces, then `#`. */
+function isCommentLine(text: string, start: number, end: number): boolean {
+  let i = start;
+  while (i < end && text.charCodeAt(i) === SPACE) i++;
+  return i < end && text.charCodeAt(i) === HASH;
 }
 
 /** The line text[start, end) in the subset, or undefined. */
@@ -54,12 +71,16 @@ function readLine(text: string, start: number, end: number): Line | undefined {
   i++;
   let value: string | undefined;
   if (i < end) {
-    if (text.charCodeAt(i) !== SPACE || i + 1 >= end || !isStart(text.charCodeAt(i + 1))) return undefined;
-    const valueStart = ++i;
-    i++;
-    while (i < end && isRest(text.charCodeAt(i), true)) i++;
-    if (i !== end) return undefined;
-    value = text.slice(valueStart, end);
+    if (text.charCodeAt(i) !== SPACE) return undefined;
+    while (i < end && text.charCodeAt(i) === SPACE) i++;
+    if (i < end && text.charCodeAt(i) !== HASH) {
+      if (!isStart(text.charCodeAt(i))) return undefined;
+      const valueStart = i;
+      i++;
+      while (i < end && isRest(text.charCodeAt(i), true)) i++;
+      value = text.slice(valueStart, i);
+      if (!restIsComment(text, i, end)) return undefined;
+    }
   }
   return { indent: spaces + (item ? 2 : 0), item, key, value };
 }
@@ -71,8 +92,8 @@ export function parsePlainYaml(text: string): PlainValue | undefined {
     if (end === -1) end = text.length;
     const l = readLine(text, start, end);
     if (l === undefined) {
-      // A blank line is skipped; anything else outside the subset is the full parser's.
-      if (text.slice(start, end).trim() !== '') return undefined;
+      // A blank line or a comment line is skipped; anything else outside the subset is the full parser's.
+      if (!isCommentLine(text, start, end) && text.slice(start, end).trim() !== '') return undefined;
     } else {
       if (l.value !== undefined && NOT_STRINGS.has(l.value)) return undefined;
       if (NOT_STRINGS.has(l.key) || l.key === '__proto__') return undefined;

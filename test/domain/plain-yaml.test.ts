@@ -33,7 +33,6 @@ test('anything outside the subset is declined, never misread', (t) => {
   for (const text of [
     'spec:\n  models:\n    - name: "a"\n', // quotes
     'spec: {models: [a]}\n', // flow
-    'spec:\n  target: p # comment\n',
     'spec:\n  target: true\n', // a boolean
     'spec:\n  target: null\n',
     'spec:\n  target: 12\n', // a number
@@ -50,8 +49,6 @@ test('anything outside the subset is declined, never misread', (t) => {
     // Edges of the line reader: carriage returns, two spaces, a trailing space, a bare or
     // unspaced dash, a key or scalar starting with a digit or dash.
     'spec:\r\n  target: p\r\n',
-    'spec:\n  target:  p\n',
-    'spec:\n  target: p \n',
     'spec:\n  -\n',
     'spec:\n  -name: a\n',
     'spec:\n  1a: b\n',
@@ -59,9 +56,33 @@ test('anything outside the subset is declined, never misread', (t) => {
     'spec:\n  target: 1p\n',
     'spec:\n  target:\tp\n',
     'spec',
+    // `#` is a comment only after a space; a key cannot hold one.
+    'spec:\n  target: p#c\n',
+    'spec:\n  target:#c\n',
+    'spec:\n  tar#get: p\n',
+    'spec:\n  - # c\n    name: a\n',
+    'spec:\n  target: p\t# c\n',
   ]) {
     t.is(parsePlainYaml(text), undefined, JSON.stringify(text));
   }
+});
+
+test('comments, extra spaces before a value and trailing spaces are read as the full parser reads them', (t) => {
+  for (const text of [
+    'spec:\n  target: p # comment\n',
+    'spec:\n  target: p #\n',
+    'spec:\n  target:  p\n',
+    'spec:\n  target: p \n',
+    'spec:\n  target: # nothing here\n',
+    'spec:   \n  target: p\n',
+    '# a package\nspec: # its spec\n  # the models\n  models:\n  - name: a # first\n# a comment at column 0\n      # one far right\n    node: n1\n  - name: b\n',
+  ]) {
+    const fast = parsePlainYaml(text);
+    t.not(fast, undefined, JSON.stringify(text));
+    t.deepEqual({ ok: fast }, full(text), JSON.stringify(text));
+  }
+  t.deepEqual(parsePlainYaml('spec:\n  target: p # comment\n'), { spec: { target: 'p' } });
+  t.deepEqual(parsePlainYaml('# only\n# comments\n'), undefined, 'no mapping: the full parser decides');
 });
 
 // Documents built from the subset's pieces and the ones just outside it, at random indentation.
@@ -69,8 +90,13 @@ const scalar = fc.oneof(
   fc.constantFrom('a', 'n1', 'm-1', 'HPC', 'x.y', 'a/b', '_z', 'yes', 'no', 'on', 'Infinity', 'e5', 'true', 'False', 'null', '~', '12', '0x1f', '.inf', 'a:b', 'a #b', '"q"', "'q'", '[a]', '{a: b}', '*r', '&r a', '!t a', 'a b'),
 );
 const key = fc.constantFrom('name', 'node', 'spec', 'models', 'target', 'a', 'b', 'null', 'true', 'k-1', 'k.2');
-const line = fc.record({ indent: fc.integer({ min: 0, max: 8 }), item: fc.boolean(), key, value: fc.option(scalar, { nil: undefined }) });
-const randomDoc = fc.array(line, { minLength: 1, maxLength: 12 }).map((ls) => ls.map((l) => `${' '.repeat(l.indent)}${l.item ? '- ' : ''}${l.key}:${l.value === undefined ? '' : ` ${l.value}`}`).join('\n') + '\n');
+// What may follow a line: nothing, spaces, a comment, or a `#` that is not one.
+const suffix = fc.constantFrom('', '', '', ' ', '  ', ' # c', '  #c: d', ' #', '#c', '\t# c', ' # "q" [a]');
+const line = fc.record({ indent: fc.integer({ min: 0, max: 8 }), item: fc.boolean(), key, value: fc.option(scalar, { nil: undefined }), gap: fc.constantFrom(' ', ' ', '  '), suffix });
+const commentLine = fc.tuple(fc.integer({ min: 0, max: 10 }), fc.constantFrom('#', '# c', '#- name: x', '# a: b')).map(([n, c]) => ({ text: ' '.repeat(n) + c }));
+const randomDoc = fc
+  .array(fc.oneof({ weight: 5, arbitrary: line }, { weight: 1, arbitrary: commentLine }), { minLength: 1, maxLength: 12 })
+  .map((ls) => ls.map((l) => ('text' in l ? l.text : `${' '.repeat(l.indent)}${l.item ? '- ' : ''}${l.key}:${l.value === undefined ? '' : `${l.gap}${l.value}`}${l.suffix}`)).join('\n') + '\n');
 
 // Well-formed trees rendered as block YAML, some with one line shifted or one scalar swapped.
 type Tree = { [k: string]: string | null | Tree | Tree[] };
@@ -96,14 +122,19 @@ function render(t: Tree, indent: number, firstPrefix = ''): string[] {
   }
   return out;
 }
-const treeDoc = fc.tuple(tree, fc.integer({ min: -1, max: 30 }), fc.integer({ min: -2, max: 2 })).map(([t, at, shift]) => {
-  const lines = render(t, 0);
-  if (at >= 0 && at < lines.length && shift !== 0) {
-    const l = lines[at]!;
-    lines[at] = shift > 0 ? ' '.repeat(shift) + l : l.replace(new RegExp(`^ {0,${-shift}}`), '');
-  }
-  return lines.join('\n') + '\n';
-});
+const treeDoc = fc
+  .tuple(tree, fc.integer({ min: -1, max: 30 }), fc.integer({ min: -2, max: 2 }), fc.integer({ min: -1, max: 30 }), fc.integer({ min: -1, max: 30 }), fc.integer({ min: 0, max: 8 }))
+  .map(([t, at, shift, commentAt, trailAt, commentIndent]) => {
+    const lines = render(t, 0);
+    if (at >= 0 && at < lines.length && shift !== 0) {
+      const l = lines[at]!;
+      lines[at] = shift > 0 ? ' '.repeat(shift) + l : l.replace(new RegExp(`^ {0,${-shift}}`), '');
+    }
+    // A trailing comment on one line, a comment line between two.
+    if (trailAt >= 0 && trailAt < lines.length) lines[trailAt] += ' # trailing: x';
+    if (commentAt >= 0 && commentAt <= lines.length) lines.splice(commentAt, 0, `${' '.repeat(commentIndent)}# - name: c`);
+    return lines.join('\n') + '\n';
+  });
 const doc = fc.oneof(randomDoc, treeDoc, treeDoc);
 
 test('property: when the fast path answers, it is the full parser\'s answer', (t) => {
