@@ -29,6 +29,20 @@ export interface RetryAfter {
   readonly retryAfterMs: number;
 }
 
+/**
+ * An error saying this process no longer leads (its writes are fenced off): expected after a lost
+ * election, which the election itself reports, so the key is retried with backoff and counted as
+ * a requeue, not logged as a failure (a replica stalled past its lease logged 266 "reconcile
+ * failed" lines at error level for it: black-box probing). The next leader resyncs anyway.
+ */
+export interface LeadershipLost {
+  readonly leadershipLost: true;
+}
+
+export function isLeadershipLost(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as Partial<LeadershipLost>).leadershipLost === true;
+}
+
 export function retryAfterOf(error: unknown): number | undefined {
   const ms = (error as Partial<RetryAfter> | null | undefined)?.retryAfterMs;
   return typeof error === 'object' && typeof ms === 'number' && ms >= 0 ? ms : undefined;
@@ -282,6 +296,11 @@ export class Controller implements Runnable {
       return;
     }
     this.queue.addRateLimited(key);
+    if (isLeadershipLost(error)) {
+      this.metrics.reconcileTotal('requeue');
+      this.logger.debug('reconcile stopped: leadership lost', { controller: this.name, key, error: errorMessage(error) });
+      return;
+    }
     this.metrics.reconcileError();
     this.metrics.reconcileTotal('error');
     this.failureLog.error('reconcile failed', 'reconcile failed', { controller: this.name, key, error: errorMessage(error) });

@@ -7,13 +7,15 @@
 // stopped during an outage is alive afterwards, with the leader key, and every campaign (ours
 // and the followers') would otherwise wait a whole TTL for a lease nobody renews.
 import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
+import type { LeadershipLost } from '../../controller/controller.js';
 import type { LeaderLock } from '../../controller/leader-election.js';
 import type { Logger } from '../../controller/logger.js';
 import type { WriteGuard } from './state-store.js';
 import type { TxnCompare } from './txn-request-encoder.js';
 import type { EtcdWatchClient } from './watch-client.js';
 
-export class NotLeaderError extends Error {
+export class NotLeaderError extends Error implements LeadershipLost {
+  readonly leadershipLost = true;
   constructor(reason: string) {
     super(`not the leader: ${reason}`);
     this.name = 'NotLeaderError';

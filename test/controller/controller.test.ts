@@ -359,6 +359,32 @@ test('requeue: true retries through the rate limiter without logging an error', 
   await c.stop();
 });
 
+test('a reconcile stopped by a lost leadership is retried through the rate limiter and counted as a requeue, not logged or counted as an error', async (t) => {
+  const queue = fastQueue();
+  const logger = recordingLogger();
+  const results: ReconcileOutcome[] = [];
+  let errors = 0;
+  const metrics: ControllerMetrics = { reconcileTotal: (r) => void results.push(r), reconcileError: () => void errors++, reconcileTime: () => undefined, activeWorkers: () => undefined };
+  const seenRequeues: number[] = [];
+  const lost = Object.assign(new Error('not the leader: the leader lock was lost; write refused'), { leadershipLost: true as const });
+  const rec = new FakeReconciler((key, call) => {
+    seenRequeues.push(queue.numRequeues(key));
+    if (call <= 2) throw lost;
+    // A marker that is not exactly `true` is an ordinary failure.
+    if (call === 3) throw Object.assign(new Error('odd'), { leadershipLost: 'yes' });
+  });
+  const c = new Controller({ name: 'c', reconciler: rec, queue, logger, metrics });
+  c.start();
+  c.enqueue('a');
+  await waitFor(() => rec.count('a') === 4 && queue.processingCount() === 0, 'fourth reconcile');
+  t.deepEqual(seenRequeues, [0, 1, 2, 3], 'each went through the rate limiter');
+  t.deepEqual(results, ['requeue', 'requeue', 'error', 'success']);
+  t.is(errors, 1);
+  t.deepEqual(logger.entries.filter((e) => e.level === 'error').map((e) => e.meta?.error), ['odd']);
+  t.deepEqual(logger.entries.filter((e) => e.level === 'debug').map((e) => e.message), ['reconcile stopped: leadership lost', 'reconcile stopped: leadership lost']);
+  await c.stop();
+});
+
 test('stop() drains in-flight reconciles and takes no new keys', async (t) => {
   const queue = fastQueue();
   const g = gate();

@@ -6,6 +6,7 @@ import test from 'ava';
 import type { Etcd3 } from 'etcd3';
 import { EtcdLeaderLock } from '../../src/etcd/leader-lock.js';
 import { silentLogger } from '../../controller/logger.js';
+import { isLeadershipLost } from '../../controller/controller.js';
 import type { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 
 class FakeLease extends EventEmitter {
@@ -97,4 +98,12 @@ test('release says whether the lock was removed: true when its lease is revoked,
   t.true(await stuck.tryAcquire());
   t.false(await stuck.release());
   t.true(await lockWith(new FakeLease(async () => undefined)).release(), 'nothing held: nothing left behind');
+});
+
+test('a write guard without the lock refuses with an error the controllers read as a lost leadership, not a failure', (t) => {
+  const lock = lockWith(new FakeLease(async () => undefined));
+  const err = t.throws(() => lock.compares());
+  t.is(err?.message, 'not the leader: this replica does not hold the leader lock');
+  t.true(isLeadershipLost(err));
+  t.false(isLeadershipLost(new Error('not the leader')), 'the message alone is not the marker');
 });
