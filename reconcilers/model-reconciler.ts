@@ -6,7 +6,7 @@ import { effectiveStatus } from '../domain/container.js';
 import type { Fleet } from './fleet.js';
 import { NO_CASCADE, type Cascade, type PackageCascade } from './package-cascade.js';
 import { reportPackageDecision } from './package-decision.js';
-import type { DomainObserver, Clock, CommitOutcome, StateStore, StateTransition } from './ports.js';
+import { isTooLarge, type DomainObserver, type Clock, type CommitOutcome, type StateStore, type StateTransition } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
 import type { NodeReadiness } from '../domain/node-liveness.js';
 import { isDiagramEdge, nextModelState, summarizeCounts } from '../domain/rules.js';
@@ -103,22 +103,31 @@ export class ModelReconciler implements Reconciler {
         drawn: isDiagramEdge('model', prev, next),
       },
     };
-    const res = cascade.transitions.length === 0 ? await store.writeState(transition) : await this.writeFolded(transition, cascade);
-    if (!res.committed) return REQUEUE;
+    const folded = cascade.transitions.length === 0 ? { res: await store.writeState(transition), folded: false } : await this.writeFolded(transition, cascade);
+    if (!folded.res.committed) return REQUEUE;
     observer.transition('model', name, prev ?? null, next, reason);
-    for (const d of cascade.decisions) reportPackageDecision(observer, d);
+    if (folded.folded) for (const d of cascade.decisions) reportPackageDecision(observer, d);
     return after;
   }
 
-  private async writeFolded(transition: StateTransition, cascade: Cascade): Promise<CommitOutcome> {
+  /** The model's transition with its packages' in one write; the model's alone when that is more than the store takes at once. */
+  private async writeFolded(transition: StateTransition, cascade: Cascade): Promise<{ res: CommitOutcome; folded: boolean }> {
     const folds = this.d.cascade!;
     folds.begin(cascade);
     try {
-      const res = await this.d.store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
+      let res: CommitOutcome;
+      try {
+        res = await this.d.store.writeStates([transition, ...cascade.transitions], cascade.unchanged);
+      } catch (err) {
+        // Over etcd's transaction limits (set lower than the default): the packages are left to
+        // their own reconciles, which the settle below lets run.
+        if (!isTooLarge(err)) throw err;
+        return { res: await this.d.store.writeState(transition), folded: false };
+      }
       // Before the fold settles: settling lets a deferred package reconcile run, which finds
       // nothing left to write and would close the lag without its sample.
       if (res.committed) for (const t of cascade.transitions) this.d.lag?.packageSettled(t.name, true);
-      return res;
+      return { res, folded: true };
     } finally {
       folds.settle(cascade);
     }

@@ -41,6 +41,18 @@ export interface ReadGuard {
 
 export type CommitOutcome = { committed: true; revision: number } | { committed: false };
 
+/**
+ * A write the store refused as larger than one transaction may be (etcd's --max-txn-ops or
+ * --max-request-bytes): nothing was written; the same writes in smaller transactions may pass.
+ */
+export interface TooLargeForOneWrite {
+  readonly tooLarge: true;
+}
+
+export function isTooLarge(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as Partial<TooLargeForOneWrite>).tooLarge === true;
+}
+
 export interface StateStore {
   writeState(t: StateTransition): Promise<CommitOutcome>;
   /**

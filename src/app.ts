@@ -115,7 +115,7 @@ export class StateManagerApp {
     const fleet = (this.fleet = new Fleet({ keys, lw: new EtcdListerWatcher(etcd, this.watchClient, undefined, undefined, deps.onLargeFleet), observer, logger, metrics: metrics.informers(), liveness, clock }));
     maintainFleetGauges(metrics, fleet);
     const historyLength = config.history.length;
-    this.store = new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
+    this.store = new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, maxTxnOps: config.grpc.etcdMaxTxnOps, logger, ...(leaderLock ? { guard: leaderLock } : {}), onCommit: (changes) => fleet.caches.assume(changes), ownPuts: fleet.caches });
     const ac = config.actionController;
     const ownedActionController = deps.actionController && deps.offloadModel ? undefined : new GrpcActionControllerClient({ addr: ac.addr, timeoutMs: ac.timeout, offloadTimeoutMs: ac.offloadTimeout, tls: ac.tls, onConnectTimeout: () => metrics.connectTimeouts.labels({ peer: 'action_controller' }).inc() });
     this.offloadModel = deps.offloadModel ?? ownedActionController!;
@@ -197,7 +197,7 @@ export class StateManagerApp {
     // Every replica serves gRPC; scenario writes are compare-and-swap, so their store needs no leader guard.
     this.grpc = createStateManagerServer({
       client: etcd, keys, logger, observer, requestTimeoutMs, metrics: metrics.grpc(),
-      store: new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs }),
+      store: new EtcdStateStore({ client: etcd, txn: this.watchClient, keys, historyLength, requestTimeoutMs, maxTxnOps: config.grpc.etcdMaxTxnOps, logger }),
       config: config.grpc,
       recentLists,
       credentialsReloadMs: config.grpc.credentialsReloadInterval,

@@ -7,6 +7,7 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
+import type { TooLargeForOneWrite } from '../../reconcilers/ports.js';
 
 export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'no-space' | 'refused' | 'internal';
 
@@ -84,13 +85,28 @@ export class EtcdRefusedError extends Error {
 }
 
 /**
+ * etcd refused a transaction as larger than it takes (--max-txn-ops, --max-request-bytes): nothing
+ * was written. Writes grouped into it can go in smaller groups; a single write too large for etcd
+ * fails as it is.
+ */
+export class EtcdTooLargeError extends Error implements TooLargeForOneWrite {
+  readonly tooLarge = true;
+  constructor(cause: unknown) {
+    super(`etcd refused the transaction as too large (its --max-txn-ops or --max-request-bytes), nothing was written: ${errorMessage(cause)}`);
+    this.name = 'EtcdTooLargeError';
+  }
+}
+
+/**
  * Rethrow a failed call's error, as EtcdUnavailableError when etcd was unreachable or leaderless,
- * EtcdNoSpaceError when it is out of space, EtcdRefusedError when it refused our credentials.
+ * EtcdNoSpaceError when it is out of space, EtcdRefusedError when it refused our credentials,
+ * EtcdTooLargeError when the transaction was over its limits.
  */
 export function asStoreError(err: unknown): Error {
   const kind = classifyEtcdError(err);
   if (kind === 'unavailable' || kind === 'timeout') return new EtcdUnavailableError(err);
   if (kind === 'no-space') return new EtcdNoSpaceError(err);
   if (kind === 'refused') return new EtcdRefusedError(err);
+  if (kind === 'too-large') return new EtcdTooLargeError(err);
   return err instanceof Error ? err : new Error(String(err));
 }

@@ -20,6 +20,8 @@
 // go through etcd3 in the same shapes (etcd3Txn).
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import { asStoreError } from './errors.js';
+import type { Logger } from '../../controller/logger.js';
+import { isTooLarge } from '../../reconcilers/ports.js';
 import type { Bytes, TxnCompare, TxnOp, TxnRequest } from './txn-request-encoder.js';
 import type { DecodedTxnResponse } from './watch-response-decoder.js';
 import type { OwnPut } from '../../controller/informer-set.js';
@@ -66,6 +68,14 @@ export interface EtcdStateStoreOptions {
    * or not), so a watch event that comes before the answer is known as this process's own.
    */
   ownPuts?: { sending(puts: readonly OwnPut[]): void; answered(puts: readonly OwnPut[]): void };
+  /**
+   * etcd's --max-txn-ops (default 128): grouped transactions stay under it. A group etcd refuses as
+   * too large all the same (a lower limit, or its --max-request-bytes) is sent write by write, and
+   * later groups are cut to half its size.
+   */
+  maxTxnOps?: number;
+  /** Says when etcd's limits made the groups smaller. */
+  logger?: Logger;
   /** Transactions outstanding at once before writes are grouped (default 2). */
   maxInFlight?: number;
   /** Transactions outstanding at once when the waiting writes fill whole transactions (default 8). */
@@ -132,6 +142,8 @@ interface PendingWrite {
 // etcd's default --max-txn-ops is 128 (per list); stay below it, guard compares included.
 const MAX_BATCH_COMPARES = 100;
 const MAX_BATCH_OPS = 120;
+/** Compares a group leaves for the write guard's (the leader lock: one). */
+const GUARD_COMPARES = 2;
 
 export class EtcdStateStore implements StateStore {
   private readonly pending: PendingWrite[] = [];
@@ -140,9 +152,15 @@ export class EtcdStateStore implements StateStore {
   private readonly maxInFlight: number;
   private readonly maxFullInFlight: number;
   private readonly sender: TxnSender;
+  /** The most compares and operations of writes grouped into one transaction. */
+  private batchCompares: number;
+  private batchOps: number;
 
   constructor(private readonly o: EtcdStateStoreOptions) {
     this.sender = o.txn ?? etcd3Txn(o.client);
+    const maxTxnOps = o.maxTxnOps ?? 128;
+    this.batchCompares = Math.max(1, Math.min(MAX_BATCH_COMPARES, maxTxnOps - GUARD_COMPARES));
+    this.batchOps = Math.max(1, Math.min(MAX_BATCH_OPS, maxTxnOps));
     this.maxInFlight = Math.max(1, o.maxInFlight ?? 2);
     this.maxFullInFlight = Math.max(this.maxInFlight, o.maxFullInFlight ?? 8);
   }
@@ -402,7 +420,7 @@ export class EtcdStateStore implements StateStore {
     for (const w of this.pending) {
       compares += w.compare.length;
       ops += w.success.length;
-      if (compares > MAX_BATCH_COMPARES || ops > MAX_BATCH_OPS) return true;
+      if (compares > this.batchCompares || ops > this.batchOps) return true;
     }
     return false;
   }
@@ -415,7 +433,7 @@ export class EtcdStateStore implements StateStore {
     let compares = 0;
     let ops = 0;
     for (const w of this.pending) {
-      const fits = compares + w.compare.length <= MAX_BATCH_COMPARES && ops + w.success.length <= MAX_BATCH_OPS;
+      const fits = compares + w.compare.length <= this.batchCompares && ops + w.success.length <= this.batchOps;
       if (batch.length === 0 || (fits && !w.keys.some((k) => keys.has(k)))) {
         batch.push(w);
         for (const k of w.keys) keys.add(k);
@@ -443,7 +461,15 @@ export class EtcdStateStore implements StateStore {
         batch.flatMap((w) => w.success),
       );
     } catch (err) {
-      for (const w of batch) w.reject(err);
+      if (!isTooLarge(err)) {
+        for (const w of batch) w.reject(err);
+        return;
+      }
+      // Over etcd's limits after all (set lower than maxTxnOps, or its request bytes): smaller
+      // groups from now on, and these writes one by one. Sent again as they were, they failed
+      // every time, and a cold start never converged (black-box probing: --max-txn-ops 64).
+      this.shrinkBatches(batch, err);
+      await Promise.all(batch.map((w) => this.sendAlone(w.compare, w.success).then(w.resolve, w.reject)));
       return;
     }
     if (res.succeeded) {
@@ -454,6 +480,34 @@ export class EtcdStateStore implements StateStore {
     // Some compare failed (a lost race, or the leader guard): every write on its own, so each
     // gets the outcome it would have had alone.
     await Promise.all(batch.map((w) => this.sendAlone(w.compare, w.success).then(w.resolve, w.reject)));
+  }
+
+  /** Groups at most half the size of `refused` from now on (never below one write). */
+  private shrinkBatches(refused: readonly PendingWrite[], err: unknown): void {
+    let compares = 0;
+    let ops = 0;
+    for (const w of refused) {
+      compares += w.compare.length;
+      ops += w.success.length;
+    }
+    const nextCompares = Math.max(1, Math.min(this.batchCompares, Math.floor(compares / 2)));
+    const nextOps = Math.max(1, Math.min(this.batchOps, Math.floor(ops / 2)));
+    if (nextCompares === this.batchCompares && nextOps === this.batchOps) return;
+    this.batchCompares = nextCompares;
+    this.batchOps = nextOps;
+    this.o.logger?.warn('etcd refused a group of state writes as too large: smaller groups from now on (set grpc.etcdMaxTxnOps to etcd\'s --max-txn-ops)', {
+      writes: refused.length,
+      compares,
+      operations: ops,
+      maxCompares: nextCompares,
+      maxOperations: nextOps,
+      error: err instanceof Error ? err.message : String(err),
+    });
+  }
+
+  /** The most compares and operations one group of writes holds now (tests). */
+  batchLimits(): { compares: number; operations: number } {
+    return { compares: this.batchCompares, operations: this.batchOps };
   }
 
   private async sendAlone(compare: TxnCompare[], success: TxnOp[]): Promise<TxnOutcome> {

@@ -190,7 +190,8 @@ export const grpcServerConfigSchema = z
     limits: limitsSchema.prefault({}),
     /**
      * etcd's --max-txn-ops (default 128). SendChangedContainerList guards each unchanged
-     * container with its own compare only while they fit.
+     * container with its own compare only while they fit; the controller's grouped state writes
+     * stay under it too (and get smaller by themselves when etcd refuses one as too large).
      */
     etcdMaxTxnOps: z.number().int().min(2).default(128),
     /** Attempts of an etcd compare-and-swap that keeps losing to concurrent writers. */

@@ -20,6 +20,8 @@ export class FakeStateStore implements StateStore {
   readonly writes: string[] = [];
   /** How many of the next writes fail as if another writer got there first. */
   failNext = 0;
+  /** Writes of more transitions than this are refused as too large for one transaction (etcd's limits). */
+  maxTransitions = Infinity;
 
   constructor(
     private readonly lw: FakeListerWatcher,
@@ -38,6 +40,7 @@ export class FakeStateStore implements StateStore {
   }
 
   async writeStates(transitions: readonly StateTransition[], unchanged: readonly ReadGuard[]): Promise<CommitOutcome> {
+    if (transitions.length > this.maxTransitions) throw Object.assign(new Error('etcdserver: too many operations in txn request'), { tooLarge: true as const });
     const guards = [...transitions, ...unchanged].map((g) => [this.keys.stateKey(g.kind, g.name), g.expected] as const);
     if (!guards.every(([key, expected]) => this.at(key, expected))) return { committed: false };
     // One transaction, as in etcd: the requests carry the states' revision.

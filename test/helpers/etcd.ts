@@ -47,7 +47,8 @@ process.on('exit', () => {
   for (const p of live) p.kill('SIGKILL');
 });
 
-export async function startEtcd(): Promise<EtcdServer> {
+/** A private etcd; `extraArgs` are given to it as they are (e.g. `--max-txn-ops 16`). */
+export async function startEtcd(extraArgs: readonly string[] = []): Promise<EtcdServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'sm-etcd-'));
   let clientPort = 0;
   let peerPort = 0;
@@ -69,6 +70,7 @@ export async function startEtcd(): Promise<EtcdServer> {
           '--listen-client-urls', c, '--advertise-client-urls', c,
           '--listen-peer-urls', p, '--initial-advertise-peer-urls', p,
           '--initial-cluster', `t=${p}`, '--logger=zap', '--log-level=error',
+          ...extraArgs,
         ],
         { stdio: ['ignore', 'ignore', 'pipe'] },
       );

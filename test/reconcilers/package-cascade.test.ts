@@ -183,3 +183,26 @@ test('a folded package\'s history entry is not older than the model change that 
   t.like(pkg, { kind: 'package', name: 'p' });
   t.is(model!.at, pkg!.at);
 });
+
+test('a fold over the store\'s transaction limits (etcd\'s set lower) writes the model alone; the package reconcile writes the package, and only written changes are reported', async (t) => {
+  const transitions: string[] = [];
+  const w = await fakeWorld({
+    clock: { now: () => NOW, elapsed: () => NOW },
+    foldPackages: true,
+    observer: { invalidInput: () => undefined, reconcileRequest: () => undefined, transition: (kind, name, _from, to) => void transitions.push(`${kind}/${name}=${to}`) },
+  });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'running');
+  w.store.maxTransitions = 1;
+  t.is(await w.model.reconcile('m'), undefined, 'not a failure: no retry with backoff');
+  t.deepEqual(w.store.writes, ['model/m=Running']);
+  t.deepEqual(transitions, ['model/m=Running'], 'the package decision that was not written is not reported');
+  await w.pkg.reconcile('p');
+  t.deepEqual(w.store.writes, ['model/m=Running', 'package/p=Running']);
+  t.deepEqual(transitions, ['model/m=Running', 'package/p=Running']);
+  // Under the limit again: folded.
+  w.store.maxTransitions = 2;
+  w.container('n1', 'c1', 'm', 'dead');
+  await w.model.reconcile('m');
+  t.deepEqual(w.store.writes.slice(2), ['model/m=Dead', 'package/p=Error']);
+});
