@@ -68,6 +68,10 @@ export class EtcdProbe implements Runnable {
   /** Members per raised alarm, as last read. */
   private raised = new Map<EtcdAlarm, number>();
   private alarmsUnreadable = false;
+  /** The etcd cluster the last status came from, and every one seen (see noteCluster). */
+  private clusterNow: string | undefined;
+  private readonly clustersSeen = new Set<string>();
+  private mixedClustersSaid = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly intervalMs: number;
@@ -140,6 +144,34 @@ export class EtcdProbe implements Runnable {
     await this.o.client.kv.range({ key: Buffer.from(this.o.key), limit: 1, count_only: true, serializable: true }, { deadline: Date.now() + LOOK_DEADLINE_MS });
   }
 
+  /**
+   * Which cluster answered (each look's status comes from one member, etcd3's pick). Another id
+   * once is a new cluster (a restore, the whole cluster re-created): said at info. An id seen
+   * before coming back means the endpoints answer for two clusters at once, one member re-created
+   * on its old URL as a cluster of its own: leadership then flaps between the two (black-box
+   * probing: lost 4 times in 30 s, nothing in the log said why), so it is said at error, once.
+   */
+  private noteCluster(clusterId: string, memberId: string): void {
+    const before = this.clusterNow;
+    this.clusterNow = clusterId;
+    if (before === undefined || before === clusterId) {
+      this.clustersSeen.add(clusterId);
+      return;
+    }
+    if (!this.clustersSeen.has(clusterId)) {
+      this.clustersSeen.add(clusterId);
+      this.o.logger.info('etcd answers as another cluster (restored, or created again)', { clusterId, before, memberId });
+      return;
+    }
+    if (this.mixedClustersSaid) return;
+    this.mixedClustersSaid = true;
+    this.o.logger.error('etcd endpoints answer for more than one etcd cluster: a member was created again as a cluster of its own', {
+      clusters: [...this.clustersSeen],
+      memberId,
+      fix: 'remove its URL from ETCD_ENDPOINTS (etcd.endpoints), or add it back to the cluster (etcdctl member remove, then member add)',
+    });
+  }
+
   private async readAlarms(): Promise<void> {
     const { client, logger } = this.o;
     let raised: { alarm: string }[];
@@ -147,7 +179,9 @@ export class EtcdProbe implements Runnable {
       // From the member's Status, which it answers from its own copy of the alarms: the Alarm
       // RPC, even a GET, is a Raft proposal (a WAL write and fsync on every member), which every
       // replica polling it would add to an idle cluster forever.
-      raised = alarmsInStatus((await client.maintenance.status({ deadline: Date.now() + 2000 })).errors ?? []);
+      const status = await client.maintenance.status({ deadline: Date.now() + 2000 });
+      this.noteCluster(String(status.header.cluster_id), String(status.header.member_id));
+      raised = alarmsInStatus(status.errors ?? []);
       if (this.alarmsUnreadable) logger.info('etcd alarms readable again');
       this.alarmsUnreadable = false;
     } catch (err) {

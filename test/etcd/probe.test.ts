@@ -135,3 +135,40 @@ test('an idle probe writes nothing to etcd: no Raft entry while it looks again a
   // Reading the alarms through the Alarm RPC made a Raft entry each time (20 looks: 20 entries).
   t.is(await raftIndex(), before);
 });
+
+test('the cluster that answers: another one once is said at info (a restore); one seen before coming back is said at error, once (an endpoint serving a cluster of its own)', async (t) => {
+  const answers = ['A', 'A', 'B', 'B', 'A', 'B', 'A', 'C'];
+  let at = 0;
+  const client = {
+    kv: { range: async () => ({ kvs: [], count: '0' }) },
+    maintenance: { status: async () => ({ header: { cluster_id: answers[Math.min(at++, answers.length - 1)], member_id: `m${at}` }, errors: [] }) },
+  } as unknown as Etcd3;
+  const logger = captureLogger();
+  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 5 });
+  probe.start();
+  t.teardown(() => probe.stop());
+  await eventually(() => assert.ok(at >= answers.length + 2));
+  const said = logger.lines.filter((l) => /cluster/.test(l.message)).map((l) => [l.level, l.message, l.meta.clusterId ?? l.meta.clusters]);
+  t.deepEqual(said, [
+    ['info', 'etcd answers as another cluster (restored, or created again)', 'B'],
+    ['error', 'etcd endpoints answer for more than one etcd cluster: a member was created again as a cluster of its own', ['A', 'B']],
+    ['info', 'etcd answers as another cluster (restored, or created again)', 'C'],
+  ]);
+  t.true(probe.reachable(), 'the look itself is answered: readiness is not the probe\'s to take away here');
+});
+
+test('two etcd clusters behind one client: said at error once, naming both', async (t) => {
+  const [a, b] = await Promise.all([startEtcd(), startEtcd()]);
+  t.teardown(() => Promise.all([a.stop(), b.stop()]).then(() => undefined));
+  const client = createEtcdClient(parseConfig({ etcd: { endpoints: [a.endpoint, b.endpoint] } }).etcd);
+  t.teardown(() => client.close());
+  const logger = captureLogger();
+  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 10 });
+  probe.start();
+  t.teardown(() => probe.stop());
+  await eventually(() => assert.ok(logger.lines.some((l) => l.level === 'error' && /more than one etcd cluster/.test(l.message))));
+  const error = logger.lines.find((l) => l.level === 'error')!;
+  t.is((error.meta.clusters as string[]).length, 2);
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(logger.lines.filter((l) => l.level === 'error').length, 1);
+});
