@@ -48,6 +48,12 @@ function restIsComment(text: string, i: number, end: number): boolean {
   return i === end || text.charCodeAt(i) === HASH;
 }
 
+/** Whether text[start, end) holds nothing but spaces (U+0020). */
+function isSpaces(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (text.charCodeAt(i) !== SPACE) return false;
+  return true;
+}
+
 /** Whether text[start, end) is a comment line: spaces, then `#`. */
 function isCommentLine(text: string, start: number, end: number): boolean {
   let i = start;
@@ -92,8 +98,10 @@ export function parsePlainYaml(text: string): PlainValue | undefined {
     if (end === -1) end = text.length;
     const l = readLine(text, start, end);
     if (l === undefined) {
-      // A blank line or a comment line is skipped; anything else outside the subset is the full parser's.
-      if (!isCommentLine(text, start, end) && text.slice(start, end).trim() !== '') return undefined;
+      // A line of spaces or a comment line is skipped; anything else outside the subset is the
+      // full parser's (a line of tabs, a no-break space or a lone CR is content to YAML, where
+      // trim() took it for blank: black-box probing found definitions read differently so).
+      if (!isCommentLine(text, start, end) && !isSpaces(text, start, end)) return undefined;
     } else {
       if (l.value !== undefined && NOT_STRINGS.has(l.value)) return undefined;
       if (NOT_STRINGS.has(l.key) || l.key === '__proto__') return undefined;
