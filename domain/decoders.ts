@@ -6,7 +6,8 @@ import { parsePackageDefinition, parseScenarioDefinition, placementKey } from '.
 import type { KeyLayout } from './keys.js';
 import type { ReconcileRequestRecord } from './records.js';
 import { parseResyncRequest, type ResyncRequest } from './resync-request-format.js';
-import { MAX_NAME_BYTES, nameNotUtf8, nameOverLimit, parseState, type ResourceKind, type StateOf } from './states.js';
+import { MAX_NAME_BYTES, nameOverLimit, parseState, type ResourceKind, type StateOf } from './states.js';
+import { nameCharacterProblem } from './names.js';
 
 export interface Problem {
   reason: string;
@@ -113,9 +114,10 @@ function definition<T>(kind: 'package' | 'scenario', nameOf: (keys: KeyLayout, k
   return (keys, key, raw) => {
     const name = nameOf(keys, key);
     if (name === undefined) return absent({ reason: 'bad_key', detail: expected });
-    // As for containers: bytes that are not UTF-8 read as U+FFFD, so two keys could be one name,
-    // and the reads refuse such a name.
-    if (nameNotUtf8(name)) return absent({ reason: 'bad_key', detail: 'the name is not valid UTF-8 (or holds U+FFFD)' });
+    // As for containers: bytes that are not UTF-8 read as U+FFFD, so two keys could be one name;
+    // and the reads refuse such a name, as one with control or invisible characters.
+    const characters = nameCharacterProblem(name);
+    if (characters !== undefined) return absent({ reason: 'bad_key', detail: `the name ${characters}` });
     const long = nameOverLimit(name);
     if (long !== undefined) return absent({ reason: `${kind}_name_too_long`, detail: `the name is ${long} bytes, more than ${MAX_NAME_BYTES}` });
     const def = parse(raw);
@@ -162,7 +164,12 @@ export const decodeScenarioDefinition: Decoder<string> = definition(
 export function decodeState<K extends ResourceKind>(kind: K): Decoder<StoredState<StateOf<K>>> {
   const shared = new Map<StateOf<K>, Decoded<StoredState<StateOf<K>>>>();
   return (keys, key, raw) => {
-    if (keys.parseStateKey(kind, key) === undefined) return absent(); // not a state key
+    if (keys.parseStateKey(kind, key) === undefined) {
+      // Not a state key; one only its name keeps from being one was written by someone else
+      // (statemanager writes no such name), as raw bytes that are not UTF-8, say: said, not kept.
+      if (keys.isStateKeyShape(kind, key)) return absent({ reason: 'bad_key', detail: 'the name is not valid UTF-8, or holds control or invisible characters: no client could read it by name' });
+      return absent();
+    }
     const state = parseState(kind, raw);
     if (state === undefined) {
       return { value: { state, raw }, problem: { reason: 'bad_state_value', detail: `${JSON.stringify(raw.slice(0, 64))} is not a ${kind} state; recomputing` } };

@@ -3,7 +3,8 @@
 // is a subset; JSON-looking values take a JSON.parse fast path. Pure: problems are returned.
 import { isScalar, parseDocument, visit } from 'yaml';
 import { parsePlainYaml, isRecord } from './plain-yaml.js';
-import { MAX_NAME_BYTES, nameNotUtf8, nameOverLimit } from './states.js';
+import { MAX_NAME_BYTES, nameOverLimit } from './states.js';
+import { nameCharacterProblem } from './names.js';
 
 export type DefinitionFailure = 'malformed' | 'too_large' | 'not_an_object' | 'no_spec' | 'no_models' | 'no_target' | 'bad_model_name' | 'bad_target';
 
@@ -226,8 +227,10 @@ export function parsePackageDefinition(value: string): PackageDefinitionResult {
     if (name.includes('/')) {
       return { ok: false, reason: 'bad_model_name', detail: `package spec.models lists ${JSON.stringify(name.slice(0, 64))}: a model name cannot contain '/'` };
     }
-    if (nameNotUtf8(name)) {
-      return { ok: false, reason: 'bad_model_name', detail: `package spec.models lists ${JSON.stringify(name.slice(0, 64))}: a model name must be valid UTF-8 without U+FFFD (it could not be stored and read back as itself)` };
+    // A name the gRPC services refuse could be stored but never read back by name.
+    const characters = nameCharacterProblem(name);
+    if (characters !== undefined) {
+      return { ok: false, reason: 'bad_model_name', detail: `package spec.models lists ${JSON.stringify(name.slice(0, 64))}, which ${characters}: no client could read it by name` };
     }
     const long = nameOverLimit(name);
     if (long !== undefined) {
@@ -276,8 +279,9 @@ export function parseScenarioDefinition(value: string): ScenarioDefinitionResult
       detail: target === undefined ? 'scenario spec has no target' : 'scenario spec.target is not a non-empty string',
     };
   }
-  if (nameNotUtf8(target)) {
-    return { ok: false, reason: 'bad_target', detail: `scenario spec.target ${JSON.stringify(target.slice(0, 64))} is not valid UTF-8 or holds U+FFFD: no package can be named so` };
+  const characters = nameCharacterProblem(target);
+  if (characters !== undefined) {
+    return { ok: false, reason: 'bad_target', detail: `scenario spec.target ${JSON.stringify(target.slice(0, 64))} ${characters}: no package can be named so` };
   }
   return { ok: true, target };
 }

@@ -2,6 +2,7 @@
 // statemanager's own bookkeeping under /statemanager/. Parsing is done once per key here so
 // the rest of the code deals in names, not strings with slashes.
 import type { ResourceKind } from './states.js';
+import { nameCharacterProblem } from './names.js';
 
 export interface ContainerKey {
   node: string;
@@ -102,8 +103,19 @@ export class KeyLayout {
     return `${this.statePrefix(kind)}${name}/state`;
   }
 
+  /**
+   * The name of `/{kind}/{name}/state`, or undefined for any other key, and for a name no client
+   * could read by name (not UTF-8 as itself, control or invisible characters: written by someone
+   * else as raw bytes, say; deleting its U+FFFD spelling would never remove it).
+   */
   parseStateKey(kind: ResourceKind, key: string): string | undefined {
-    return middle(key, this.statePrefix(kind), '/state');
+    const name = middle(key, this.statePrefix(kind), '/state');
+    return name !== undefined && nameCharacterProblem(name) === undefined ? name : undefined;
+  }
+
+  /** Whether `key` is shaped as a state key, whatever its name holds. */
+  isStateKeyShape(kind: ResourceKind, key: string): boolean {
+    return middle(key, this.statePrefix(kind), '/state') !== undefined;
   }
 
   /** History entries sort by key: the sequence is zero-padded. */

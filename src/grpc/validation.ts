@@ -4,6 +4,7 @@
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
 import { MAX_NAME_BYTES, parseState, type ResourceKind } from '../../domain/states.js';
+import { BIDI, CONTROL, INVISIBLE, NOT_PRINTABLE_ASCII } from '../../domain/names.js';
 import { modelOfContainer } from '../../domain/container.js';
 import { storedContainerJson, toStoredContainer } from './container-record.js';
 import { kindOfResourceType, UNMANAGED_RESOURCE_TYPES } from './resource-types.js';
@@ -21,21 +22,10 @@ export const LIMITS = {
 export type Validation<T> = { ok: true; value: T } | { ok: false; message: string };
 
 const REPLACEMENT = '\uFFFD';
-// C0 controls, DEL and C1 controls: they reach logs, terminals and the CLI's tables.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-// The same without tab, line feed and carriage return, which free text holds (a Podman label's
-// description, its error text in state["Error"]).
+// CONTROL (domain/names.ts) without tab, line feed and carriage return, which free text holds (a
+// Podman label's description, its error text in state["Error"]).
 // eslint-disable-next-line no-control-regex
 const CONTROL_BUT_LINE_BREAKS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
-// Bidirectional overrides and isolates, which can make a name read as another (CVE-2021-42574).
-const BIDI = /[\u202a-\u202e\u2066-\u2069]/;
-
-// Characters that show nothing or break a line: format characters (zero-width space and
-// joiners U+200B–U+200D, marks U+200E/U+200F/U+061C, word joiner U+2060, BOM U+FEFF, soft hyphen,
-// tags…), the other default-ignorable code points (variation selectors, Hangul fillers…) and the
-// line and paragraph separators U+2028/U+2029. In a name they make one name read as another.
-const INVISIBLE = /[\p{Cf}\p{Default_Ignorable_Code_Point}\u2028\u2029]/u;
 
 export interface TextRules {
   maxBytes?: number;
@@ -48,10 +38,9 @@ export interface TextRules {
   lineBreaks?: boolean;
 }
 
-// Anything but printable ASCII. A string without it is valid UTF-8 with no control, bidirectional
-// or invisible character, and its length is its size in bytes: one scan instead of five, for the
-// tens of thousands of strings a node's list carries.
-const NOT_PRINTABLE_ASCII = /[^\x20-\x7e]/;
+// A string of printable ASCII only (NOT_PRINTABLE_ASCII finds nothing) is valid UTF-8 with no
+// control, bidirectional or invisible character, and its length is its size in bytes: one scan
+// instead of five, for the tens of thousands of strings a node's list carries.
 
 /** What is wrong with a string field, as a phrase completing "<field> ...", or undefined. */
 export function textProblem(s: string, r: TextRules): string | undefined {

@@ -2,7 +2,7 @@
 // definitions name their package in spec.target. YAML or JSON.
 import test from 'ava';
 import { parsePackageDefinition, parseScenarioDefinition, placementKey, type DefinitionFailure } from '../../domain/definitions.js';
-import { decodePackageDefinition, decodeScenarioDefinition } from '../../domain/decoders.js';
+import { decodePackageDefinition, decodeScenarioDefinition, decodeState } from '../../domain/decoders.js';
 import { KeyLayout } from '../../domain/keys.js';
 
 const PULLPIRI_PACKAGE = `apiVersion: v1
@@ -257,28 +257,43 @@ test('decoder: a model name with / makes the package definition invalid input, r
   t.not(placementKey('a', 'n1'), placementKey('b', 'n1'));
 });
 
-for (const [title, json] of [
-  ['a lone high surrogate (a name cut in the middle of an emoji)', '"s2\\udbffy"'],
-  ['a lone low surrogate', '"s2\\udc00y"'],
-  ['U+FFFD (what bytes that are not UTF-8 read as)', '"r\\ufffdsume"'],
+for (const [title, json, problem] of [
+  ['a lone high surrogate (a name cut in the middle of an emoji)', '"s2\\udbffy"', /is not valid UTF-8/],
+  ['a lone low surrogate', '"s2\\udc00y"', /is not valid UTF-8/],
+  ['U+FFFD (what bytes that are not UTF-8 read as)', '"r\\ufffdsume"', /is not valid UTF-8/],
+  ['a zero-width joiner (the family emoji)', '"fam-\\ud83d\\udc68\\u200d\\ud83d\\udc69"', /invisible or separator character \(U\+200D\)/],
+  ['a variation selector (a red heart)', '"love-\\u2764\\ufe0f"', /invisible or separator character \(U\+FE0F\)/],
+  ['a zero-width space', '"n1\\u200b"', /invisible or separator character \(U\+200B\)/],
+  ['a soft hyphen', '"a\\u00adb"', /invisible or separator character \(U\+00AD\)/],
+  ['a control character', '"a\\u0007b"', /control characters/],
+  ['a bidirectional override', '"a\\u202eb"', /bidirectional override/],
 ] as const) {
-  test(`names with ${title}: a model so named or a scenario targeting one is invalid input, and so is a Package/ or Scenario/ key (etcd would store another name)`, (t) => {
+  test(`names with ${title}: a model so named or a scenario targeting one is invalid input, and so is a Package/, Scenario/ or state key (the gRPC reads refuse the name)`, (t) => {
     const name = JSON.parse(json) as string;
     // JSON and YAML escapes both make such a name.
     for (const text of [`{"spec":{"models":[{"name":"ok"},{"name":${json}}]}}`, `spec:\n  models:\n    - name: ok\n    - name: ${json}\n`]) {
       const r = parsePackageDefinition(text);
       t.like(r, { ok: false, reason: 'bad_model_name' });
-      t.regex(r.ok ? '' : r.detail, /must be valid UTF-8 without U\+FFFD/);
+      t.regex(r.ok ? '' : r.detail, problem);
     }
     t.like(parseScenarioDefinition(`{"spec":{"target":${json}}}`), { ok: false, reason: 'bad_target' });
     const keys = new KeyLayout('');
     t.like(decodePackageDefinition(keys, `Package/p-${name}`, 'spec:\n  models: []\n'), { value: undefined, problem: { reason: 'bad_key' } });
     t.like(decodeScenarioDefinition(keys, `Scenario/s-${name}`, 'spec:\n  target: p\n'), { value: undefined, problem: { reason: 'bad_key' } });
     t.like(decodeScenarioDefinition(keys, 'Scenario/s', `{"spec":{"target":${json}}}`), { value: undefined, problem: { reason: 'scenario_bad_target' } });
+    // A state key so named (written by someone else, raw): no state key, said as a bad key.
+    const stateKey = keys.stateKey('model', `m-${name}`);
+    t.is(keys.parseStateKey('model', stateKey), undefined);
+    t.like(decodeState('model')(keys, stateKey, 'Running'), { value: undefined, problem: { reason: 'bad_key' } });
+    t.deepEqual(decodeState('model')(keys, '/model/m/other', 'Running'), { value: undefined }, 'not shaped as a state key: nothing said');
   });
 }
 
-test('names with an emoji (a surrogate pair) are valid everywhere', (t) => {
+test('names with an emoji (a surrogate pair), CJK, Hangul, combining marks are valid everywhere', (t) => {
+  for (const name of ['map-😀', '地図', '지도', 'café', 'n\u0303o', '🇰🇷']) {
+    t.like(parsePackageDefinition(JSON.stringify({ spec: { models: [{ name }] } })), { ok: true, models: [name] });
+    t.is(new KeyLayout('').parseStateKey('model', `/model/${name}/state`), name);
+  }
   t.like(parsePackageDefinition('{"spec":{"models":[{"name":"map-\\ud83d\\ude00"}]}}'), { ok: true, models: ['map-😀'] });
   t.like(parseScenarioDefinition('{"spec":{"target":"pkg-😀"}}'), { ok: true, target: 'pkg-😀' });
   t.deepEqual(decodePackageDefinition(new KeyLayout(''), 'Package/p-😀', 'spec:\n  models: []\n'), { value: { models: [], placements: [] } });
