@@ -125,6 +125,8 @@ const BAD_PACKAGES: [string, string, DefinitionFailure][] = [
   ['nested 200,000 levels (the YAML parser recurses per level)', '['.repeat(200_000) + ']'.repeat(200_000), 'too_large'],
   ['nested 400,000 levels as a compact block sequence (- - - …)', `spec:\n  models: ${'- '.repeat(400_000)}a\n`, 'too_large'],
   ['a line indented past 256 columns', `spec:\n  models: []\n  x:\n${' '.repeat(257)}y: z\n`, 'too_large'],
+  ['256 spaces and a key: 257 with its `:`', `spec:\n  models: []\n${' '.repeat(256)}x: y\n`, 'too_large'],
+  ['257 compact nestings after text that opens no flow (x{)', `spec:\n  models: []\n  a: x{\n  b: ${'- '.repeat(257)}c\n`, 'too_large'],
   ['nested 65 levels inside a valid document', `spec:\n  models: ${'['.repeat(65)}${']'.repeat(65)}\n`, 'too_large'],
   ['over 1 MiB', `spec:\n  models: []\n  pad: ${'x'.repeat(1024 * 1024)}\n`, 'too_large'],
   ['empty value', '', 'not_an_object'],
@@ -313,4 +315,17 @@ test('a package of nearly 1 MiB (the largest the limits take) with 30,000 placed
   t.is(r.placements.length, 20_000);
   t.deepEqual(r.placements.slice(0, 2), [['m0', 'a0'], ['m1', 'a1']]);
   t.deepEqual(r.placements[10_000], ['m0', 'b0']);
+});
+
+test('the indentation bound counts what nests: a line of spaces alone does not, nor the colons of a one-line flow list; 256 columns of indentation are taken', (t) => {
+  // 130 placed models in one flow line: 260 `: ` inside braces (3 KB).
+  const flowLine = `{"spec": {"models": [${Array.from({ length: 130 }, (_, i) => `{name: m${i}, node: n${i}}`).join(', ')}]}}`;
+  t.like(parsePackageDefinition(`spec:\n  models: [${Array.from({ length: 130 }, (_, i) => `{name: m${i}, node: n${i}}`).join(', ')}]\n`), { ok: true });
+  t.like(parsePackageDefinition(flowLine.replace(/"/g, '')), { ok: true });
+  // A line of 300 spaces between two keys.
+  const r = parsePackageDefinition(`spec:\n  models:\n    - name: a\n${' '.repeat(300)}\n  x: y\n`);
+  t.like(r, { ok: true, models: ['a'] });
+  // 255 spaces and a key (256 with its `:`) are taken; the refusal above is one column past.
+  const at = parsePackageDefinition(`spec:\n  models: []\n  x:\n${' '.repeat(255)}y: z\n`);
+  t.like(at, { ok: true });
 });
