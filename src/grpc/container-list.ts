@@ -11,6 +11,7 @@ import type { Authorizer, ModelPlacement } from '../auth/policy.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
 import { ContainerSyncConflictError, PartlyWrittenError, syncContainerList, type RecentLists } from './container-sync.js';
 import { classifyEtcdError } from '../etcd/errors.js';
+import type { TxnOpsLimit } from '../etcd/txn-ops-limit.js';
 import { quote, validateContainerList, type ContainerListLimits } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import { WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
@@ -24,7 +25,8 @@ export interface ContainerListDeps {
   requestTimeoutMs: number;
   maxAttempts: number;
   limits: ContainerListLimits;
-  maxTxnOps: number;
+  /** etcd's --max-txn-ops as configured, or as found (cut when etcd refuses a transaction as too large). */
+  maxTxnOps: number | TxnOpsLimit;
   /** Where denials are logged, at a bounded rate. */
   refusals: ThrottledLog;
   /** Names the models not placed on the node in a denial. */
@@ -68,13 +70,14 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
   // etcd's work for the caller ends before its deadline, so the answer says what happened.
   const answerBy = answerDeadlineOf(Date.now(), call.callerDeadline);
   try {
-    const sync = () => syncContainerList(
+    const limit = deps.maxTxnOps;
+    const once = () => syncContainerList(
       {
         client: deps.client,
         keys: deps.keys,
         requestTimeoutMs: deps.requestTimeoutMs,
         maxAttempts: deps.maxAttempts,
-        maxTxnOps: deps.maxTxnOps,
+        maxTxnOps: typeof limit === 'number' ? limit : limit.get(),
         ...(call.budget ? { budget: call.budget } : {}),
         ...(deps.recent ? { recent: deps.recent } : {}),
         ...(answerBy !== undefined ? { callerDeadline: answerBy } : {}),
@@ -82,6 +85,18 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
       nodeName,
       containers,
     );
+    // A transaction etcd refuses as too large wrote nothing: the list again in smaller ones (the
+    // sync reads the prefix again, so a part written before is taken as it is).
+    const sync = async (): Promise<Awaited<ReturnType<typeof once>>> => {
+      for (;;) {
+        try {
+          return await once();
+        } catch (err) {
+          const cause = err instanceof PartlyWrittenError ? err.cause : err;
+          if (typeof limit === 'number' || classifyEtcdError(cause) !== 'too-large' || !limit.cut()) throw err;
+        }
+      }
+    };
     const r = deps.turns ? await deps.turns.run(sync, answerBy, jsonBytes(containers), nodeName, call.onEnd) : await sync();
     const resp = `node ${nodeName}: ${r.put} put, ${r.deleted} deleted, ${r.unchanged} unchanged`;
     deps.logger.debug('container list applied', {
@@ -138,7 +153,7 @@ export async function handleContainerList(deps: ContainerListDeps, call: Contain
         return {
           ok: false,
           code: status.RESOURCE_EXHAUSTED,
-          message: `node ${nodeName}: the change exceeds etcd's transaction limits (--max-txn-ops, --max-request-bytes); ${written}`,
+          message: `node ${nodeName}: the change exceeds etcd's transaction limits (--max-txn-ops, --max-request-bytes; grpc.etcdMaxTxnOps); ${written}`,
         };
       default:
         return { ok: false, code: status.INTERNAL, message: 'internal error' };

@@ -18,6 +18,7 @@ import { RateLimiter } from './rate-limit.js';
 import { budgetOf } from './write-budget.js';
 import { WriteTurns } from './write-turns.js';
 import { handleContainerList, type ContainerListDeps } from './container-list.js';
+import { TxnOpsLimit } from '../etcd/txn-ops-limit.js';
 import { RecentLists } from './container-sync.js';
 import { stateChangeHandler } from './state-change.js';
 import type { ScenarioDefinitions } from '../../reconcilers/undefined-scenarios.js';
@@ -88,7 +89,9 @@ export function writeHandlers(d: WriteApiDeps, s: Skeleton): WriteHandlers {
       mapEntries: config.limits.mapEntries,
       valueBytes: config.limits.valueBytes,
     },
-    maxTxnOps: config.etcdMaxTxnOps,
+    maxTxnOps: new TxnOpsLimit(config.etcdMaxTxnOps, (from, to) =>
+      logger.warn("etcd refused a container list's transaction as too large: smaller transactions from now on (set grpc.etcdMaxTxnOps to etcd's --max-txn-ops)", { from, to }),
+    ),
     refusals: d.refusals,
     ...(d.placement ? { placement: d.placement } : {}),
     recent: d.recentLists ?? new RecentLists(),
