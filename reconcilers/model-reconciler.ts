@@ -83,7 +83,7 @@ export class ModelReconciler implements Reconciler {
       return after;
     }
 
-    const reason = `containers: ${summarizeCounts(statuses)}${notReady !== undefined ? `; NotReady nodes: ${notReady.sort().join(', ')}` : ''}`;
+    const reason = `containers: ${summarizeCounts(statuses)}${notReady !== undefined ? `; NotReady nodes: ${nodeList(notReady)}` : ''}`;
     const cascade = this.d.cascade?.plan(name, next, now) ?? NO_CASCADE;
     const transition: StateTransition = {
       kind: 'model',
@@ -132,6 +132,19 @@ export class ModelReconciler implements Reconciler {
       folds.settle(cascade);
     }
   }
+}
+
+/**
+ * The NotReady nodes a history entry names, at most MAX_NODES_IN_REASON: a model on 100 nodes
+ * with long names made one entry of 20 KB, a write over a lowered --max-request-bytes that never
+ * went through (black-box probing), and every entry is kept 50 times over.
+ */
+export const MAX_NODES_IN_REASON = 10;
+
+function nodeList(names: string[]): string {
+  names.sort();
+  if (names.length <= MAX_NODES_IN_REASON) return names.join(', ');
+  return `${names.slice(0, MAX_NODES_IN_REASON).join(', ')} and ${names.length - MAX_NODES_IN_REASON} more`;
 }
 
 /** The earlier of `ms` and when the node's readiness changes by time alone. */

@@ -5,6 +5,7 @@
 import test from 'ava';
 import { LIVENESS_OFF, nodeReadiness, type NodeLivenessOptions } from '../../domain/node-liveness.js';
 import { NodeLeases } from '../../reconcilers/node-leases.js';
+import { MAX_NODES_IN_REASON } from '../../reconcilers/model-reconciler.js';
 import { silentObserver, type DomainObserver, POD_STATUS } from '../../reconcilers/ports.js';
 import { fakeWorld } from '../fakes/world.js';
 
@@ -46,7 +47,7 @@ async function world(liveness?: NodeLivenessOptions) {
   lw.put(keys.packageDefKey('p'), 'spec:\n  models:\n    - {name: m1, node: n1}\n    - {name: m2, node: n1}\n');
   container('n1', 'c1', 'm1', 'running');
   container('n1', 'c2', 'm2', 'running');
-  return { keys, lw, clock, fleet, store, model, ac, queued, invalid, lease, leaseGone, state, settle };
+  return { keys, lw, clock, fleet, store, model, ac, queued, invalid, lease, leaseGone, state, settle, container };
 }
 
 test('liveness off: no lease ever, hours later the node is Ready; lease keys are recognised, not invalid, and queue nothing', async (t) => {
@@ -320,3 +321,21 @@ test('NodeLeases: liveness off reads the status alone', (t) => {
   t.deepEqual(leases.readiness('up', T0 + 10_000), { ready: true });
   t.deepEqual(leases.readiness('down', T0), { ready: false, cause: 'status' });
 });
+
+for (const nodes of [MAX_NODES_IN_REASON, MAX_NODES_IN_REASON + 1, 100]) {
+  test(`a model on ${nodes} NotReady nodes: the history names ${nodes <= MAX_NODES_IN_REASON ? 'all of them' : `the first ${MAX_NODES_IN_REASON} and how many more`}`, async (t) => {
+    const w = await world(ON);
+    for (let i = 0; i < nodes; i++) {
+      const node = `node-${String(i).padStart(3, '0')}-${'x'.repeat(150)}`;
+      w.container(node, `c${i}`, 'm1', 'running');
+      w.lw.put(w.keys.nodeStatusKey(node), 'NotReady');
+    }
+    await w.model.reconcile('m1');
+    const reason = w.store.history.filter((h) => h.name === 'm1').at(-1)?.reason ?? '';
+    const named = reason.split('NotReady nodes: ')[1]!;
+    t.is(named.split(', ').length, Math.min(nodes, MAX_NODES_IN_REASON));
+    if (nodes > MAX_NODES_IN_REASON) t.regex(named, new RegExp(` and ${nodes - MAX_NODES_IN_REASON} more$`));
+    else t.notRegex(named, /more$/);
+    t.true(reason.length < 2000, `${reason.length} characters`);
+  });
+}
