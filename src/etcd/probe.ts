@@ -53,10 +53,19 @@ export interface EtcdProbeOptions {
    * member that let it wait, client.ts), so one hung member is not a 503 while the others answer.
    */
   lookAgainAfterDeadline?: boolean;
+  /** Monotonic clock in ms (tests); performance.now by default. */
+  now?: () => number;
 }
 
 /** How long one look at etcd may take. */
 export const LOOK_DEADLINE_MS = 2000;
+/** Switches between clusters within MIXED_WINDOW_MS that mean endpoints of two clusters at once (restores are minutes apart). */
+export const MIXED_SWITCHES = 5;
+export const MIXED_WINDOW_MS = 60_000;
+/** No switch for this long: one cluster again (said), and a later mix is said again. */
+export const QUIET_MS = 300_000;
+/** Members named per cluster in the error line. */
+const MAX_MEMBERS_NAMED = 8;
 
 export class EtcdProbe implements Runnable {
   readonly name = 'etcd-probe';
@@ -68,9 +77,10 @@ export class EtcdProbe implements Runnable {
   /** Members per raised alarm, as last read. */
   private raised = new Map<EtcdAlarm, number>();
   private alarmsUnreadable = false;
-  /** The etcd cluster the last status came from, and every one seen (see noteCluster). */
+  /** The etcd cluster the last status came from, every one seen with the members that answered for it, and when the answers last switched between clusters (see noteCluster). */
   private clusterNow: string | undefined;
-  private readonly clustersSeen = new Set<string>();
+  private readonly clustersSeen = new Map<string, Set<string>>();
+  private switches: number[] = [];
   private mixedClustersSaid = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -145,30 +155,39 @@ export class EtcdProbe implements Runnable {
   }
 
   /**
-   * Which cluster answered (each look's status comes from one member, etcd3's pick). Another id
-   * once is a new cluster (a restore, the whole cluster re-created): said at info. An id seen
-   * before coming back means the endpoints answer for two clusters at once, one member re-created
-   * on its old URL as a cluster of its own: leadership then flaps between the two (black-box
-   * probing: lost 4 times in 30 s, nothing in the log said why), so it is said at error, once.
+   * Which cluster answered (each look's status comes from one member, etcd3's pick). Endpoints
+   * that answer for two clusters at once (a member created again on its old URL as a cluster of
+   * its own: leadership then flaps between the two, and before this nothing in the log said why,
+   * black-box probing) switch between them again and again: MIXED_SWITCHES switches within
+   * MIXED_WINDOW_MS are said at error, once, naming the members of each; said again only after
+   * QUIET_MS without a switch. A new cluster id now and then is a restore (which may also bring
+   * back an id seen before: etcd derives it from the peer URLs and the cluster token) and is an
+   * info line.
    */
   private noteCluster(clusterId: string, memberId: string): void {
+    const now = (this.o.now ?? performance.now.bind(performance))();
     const before = this.clusterNow;
     this.clusterNow = clusterId;
-    if (before === undefined || before === clusterId) {
-      this.clustersSeen.add(clusterId);
-      return;
+    let members = this.clustersSeen.get(clusterId);
+    const seenBefore = members !== undefined;
+    if (members === undefined) this.clustersSeen.set(clusterId, (members = new Set()));
+    if (members.size < MAX_MEMBERS_NAMED) members.add(memberId);
+    if (this.switches.length > 0 && now - this.switches[this.switches.length - 1]! > QUIET_MS) {
+      if (this.mixedClustersSaid) this.o.logger.info('etcd endpoints answer for one cluster again', { clusterId });
+      this.mixedClustersSaid = false;
+      this.switches = [];
     }
-    if (!this.clustersSeen.has(clusterId)) {
-      this.clustersSeen.add(clusterId);
-      this.o.logger.info('etcd answers as another cluster (restored, or created again)', { clusterId, before, memberId });
-      return;
-    }
-    if (this.mixedClustersSaid) return;
+    if (before === undefined || before === clusterId) return;
+    this.switches.push(now);
+    this.switches = this.switches.filter((at) => now - at <= MIXED_WINDOW_MS);
+    if (!seenBefore) this.o.logger.info('etcd answers as another cluster (restored, or created again)', { clusterId, before, memberId });
+    if (this.switches.length < MIXED_SWITCHES || this.mixedClustersSaid) return;
     this.mixedClustersSaid = true;
     this.o.logger.error('etcd endpoints answer for more than one etcd cluster: a member was created again as a cluster of its own', {
-      clusters: [...this.clustersSeen],
-      memberId,
-      fix: 'remove its URL from ETCD_ENDPOINTS (etcd.endpoints), or add it back to the cluster (etcdctl member remove, then member add)',
+      clusters: Object.fromEntries([...this.clustersSeen].map(([id, m]) => [id, [...m]])),
+      switches: this.switches.length,
+      withinMs: MIXED_WINDOW_MS,
+      fix: 'find the endpoint of the other cluster (etcdctl --endpoints=URL endpoint status, for each URL of ETCD_ENDPOINTS: its cluster id) and remove its URL from ETCD_ENDPOINTS (etcd.endpoints), or add that member back to the cluster (etcdctl member remove, then member add)',
     });
   }
 

@@ -3,7 +3,7 @@
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
-import { alarmsInStatus, EtcdProbe, LOOK_DEADLINE_MS, type EtcdAlarm } from '../../src/etcd/probe.js';
+import { alarmsInStatus, EtcdProbe, LOOK_DEADLINE_MS, MIXED_SWITCHES, MIXED_WINDOW_MS, QUIET_MS, type EtcdAlarm } from '../../src/etcd/probe.js';
 import { createEtcdClient } from '../../src/etcd/client.js';
 import { parseConfig } from '../../src/config/config.js';
 import { silentEndpoint } from '../helpers/silent-etcd.js';
@@ -136,25 +136,47 @@ test('an idle probe writes nothing to etcd: no Raft entry while it looks again a
   t.is(await raftIndex(), before);
 });
 
-test('the cluster that answers: another one once is said at info (a restore); one seen before coming back is said at error, once (an endpoint serving a cluster of its own)', async (t) => {
-  const answers = ['A', 'A', 'B', 'B', 'A', 'B', 'A', 'C'];
+test(`the cluster that answers: a new id now and then (restores, one bringing back an id seen before) is said at info; ${MIXED_SWITCHES} switches within ${MIXED_WINDOW_MS / 1000} s are said at error once, naming the members, and again only after ${QUIET_MS / 1000} s without a switch`, async (t) => {
+  // [cluster id, ms since the last answer]
+  const script: [string, number][] = [
+    ['A', 0], ['A', 2000],
+    // Three restores a minute apart, the third bringing back A: info lines, no error.
+    ['B', 60_000], ['B', 2000], ['A', 60_000], ['C', 60_000],
+    // Two clusters answering at once: four switches within a minute are not yet a mix; the fifth is.
+    ['A', 2000], ['C', 2000], ['A', 2000], ['C', 2000], ['A', 2000], ['C', 2000], ['A', 2000],
+    // Quiet for over five minutes: one cluster again; a later mix is said again.
+    ['A', QUIET_MS + 1], ['C', 2000], ['A', 2000], ['C', 2000], ['A', 2000], ['C', 2000],
+  ];
   let at = 0;
+  let clock = 0;
   const client = {
     kv: { range: async () => ({ kvs: [], count: '0' }) },
-    maintenance: { status: async () => ({ header: { cluster_id: answers[Math.min(at++, answers.length - 1)], member_id: `m${at}` }, errors: [] }) },
+    maintenance: {
+      status: async () => {
+        const [id, step] = script[Math.min(at, script.length - 1)]!;
+        if (at < script.length) clock += step;
+        at++;
+        return { header: { cluster_id: id, member_id: `${id.toLowerCase()}${at % 2}` }, errors: [] };
+      },
+    },
   } as unknown as Etcd3;
   const logger = captureLogger();
-  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 5 });
+  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 5, now: () => clock });
   probe.start();
   t.teardown(() => probe.stop());
-  await eventually(() => assert.ok(at >= answers.length + 2));
-  const said = logger.lines.filter((l) => /cluster/.test(l.message)).map((l) => [l.level, l.message, l.meta.clusterId ?? l.meta.clusters]);
+  await eventually(() => assert.ok(at >= script.length + 2));
+  const said = logger.lines.filter((l) => /cluster/.test(l.message)).map((l) => [l.level, l.message.split(':')[0], l.meta.clusterId ?? Object.keys(l.meta.clusters as object)]);
   t.deepEqual(said, [
     ['info', 'etcd answers as another cluster (restored, or created again)', 'B'],
-    ['error', 'etcd endpoints answer for more than one etcd cluster: a member was created again as a cluster of its own', ['A', 'B']],
     ['info', 'etcd answers as another cluster (restored, or created again)', 'C'],
+    ['error', 'etcd endpoints answer for more than one etcd cluster', ['A', 'B', 'C']],
+    ['info', 'etcd endpoints answer for one cluster again', 'A'],
+    ['error', 'etcd endpoints answer for more than one etcd cluster', ['A', 'B', 'C']],
   ]);
-  t.true(probe.reachable(), 'the look itself is answered: readiness is not the probe\'s to take away here');
+  const error = logger.lines.find((l) => l.level === 'error')!;
+  t.true((error.meta.clusters as Record<string, string[]>).C!.every((m) => m.startsWith('c')), 'the members that answered for each');
+  t.regex(String(error.meta.fix), /etcdctl --endpoints=URL endpoint status/);
+  t.true(probe.reachable());
 });
 
 test('two etcd clusters behind one client: said at error once, naming both', async (t) => {
@@ -168,7 +190,7 @@ test('two etcd clusters behind one client: said at error once, naming both', asy
   t.teardown(() => probe.stop());
   await eventually(() => assert.ok(logger.lines.some((l) => l.level === 'error' && /more than one etcd cluster/.test(l.message))));
   const error = logger.lines.find((l) => l.level === 'error')!;
-  t.is((error.meta.clusters as string[]).length, 2);
+  t.is(Object.keys(error.meta.clusters as object).length, 2);
   await new Promise((r) => setTimeout(r, 300));
   t.is(logger.lines.filter((l) => l.level === 'error').length, 1);
 });
