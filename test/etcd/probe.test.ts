@@ -194,3 +194,34 @@ test('two etcd clusters behind one client: said at error once, naming both', asy
   await new Promise((r) => setTimeout(r, 300));
   t.is(logger.lines.filter((l) => l.level === 'error').length, 1);
 });
+
+test(`one cluster again only past ${QUIET_MS / 1000} s without a switch: at it, still a mix`, async (t) => {
+  const mix: [string, number][] = Array.from({ length: MIXED_SWITCHES + 1 }, (_, i) => [i % 2 === 0 ? 'A' : 'B', 1000]);
+  // The last switch of the mix, then the same cluster exactly QUIET_MS later (no switch), then 1 ms more.
+  const script: [string, number][] = [...mix, [mix.at(-1)![0], QUIET_MS], [mix.at(-1)![0], 1]];
+  let at = 0;
+  let clock = 0;
+  const seenAt: number[] = [];
+  const logger = captureLogger();
+  const client = {
+    kv: { range: async () => ({ kvs: [], count: '0' }) },
+    maintenance: {
+      status: async () => {
+        const [id, step] = script[Math.min(at, script.length - 1)]!;
+        if (at < script.length) clock += step;
+        at++;
+        seenAt.push(logger.lines.filter((l) => /one cluster again/.test(l.message)).length);
+        return { header: { cluster_id: id, member_id: 'm' }, errors: [] };
+      },
+    },
+  } as unknown as Etcd3;
+  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 5, now: () => clock });
+  probe.start();
+  t.teardown(() => probe.stop());
+  await eventually(() => assert.ok(at >= script.length + 2));
+  const lines = logger.lines.filter((l) => /cluster/.test(l.level === 'error' ? 'cluster' : l.message)).map((l) => l.message.split(':')[0]);
+  t.deepEqual(lines, ['etcd answers as another cluster (restored, or created again)', 'etcd endpoints answer for more than one etcd cluster', 'etcd endpoints answer for one cluster again']);
+  // Read before each answer is taken: none after the answer at exactly QUIET_MS, one after the next.
+  t.is(seenAt[script.length - 1], 0, 'at QUIET_MS: still a mix');
+  t.is(seenAt[script.length], 1, 'past it: one cluster again');
+});
