@@ -147,24 +147,12 @@ test(`the cluster that answers: a new id now and then (restores, one bringing ba
     // Quiet for over five minutes: one cluster again; a later mix is said again.
     ['A', QUIET_MS + 1], ['C', 2000], ['A', 2000], ['C', 2000], ['A', 2000], ['C', 2000],
   ];
-  let at = 0;
-  let clock = 0;
-  const client = {
-    kv: { range: async () => ({ kvs: [], count: '0' }) },
-    maintenance: {
-      status: async () => {
-        const [id, step] = script[Math.min(at, script.length - 1)]!;
-        if (at < script.length) clock += step;
-        at++;
-        return { header: { cluster_id: id, member_id: `${id.toLowerCase()}${at % 2}` }, errors: [] };
-      },
-    },
-  } as unknown as Etcd3;
+  const scripted = scriptedStatus(script, (id, at) => `${id.toLowerCase()}${at % 2}`);
   const logger = captureLogger();
-  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 5, now: () => clock });
+  const probe = new EtcdProbe({ client: scripted.client, key: '/probe', logger, intervalMs: 5, now: scripted.now });
   probe.start();
   t.teardown(() => probe.stop());
-  await eventually(() => assert.ok(at >= script.length + 2));
+  await eventually(() => assert.ok(scripted.answered() >= script.length + 2));
   const said = logger.lines.filter((l) => /cluster/.test(l.message)).map((l) => [l.level, l.message.split(':')[0], l.meta.clusterId ?? Object.keys(l.meta.clusters as object)]);
   t.deepEqual(said, [
     ['info', 'etcd answers as another cluster (restored, or created again)', 'B'],
@@ -199,10 +187,30 @@ test(`one cluster again only past ${QUIET_MS / 1000} s without a switch: at it, 
   const mix: [string, number][] = Array.from({ length: MIXED_SWITCHES + 1 }, (_, i) => [i % 2 === 0 ? 'A' : 'B', 1000]);
   // The last switch of the mix, then the same cluster exactly QUIET_MS later (no switch), then 1 ms more.
   const script: [string, number][] = [...mix, [mix.at(-1)![0], QUIET_MS], [mix.at(-1)![0], 1]];
-  let at = 0;
-  let clock = 0;
   const seenAt: number[] = [];
   const logger = captureLogger();
+  const scripted = scriptedStatus(script, () => {
+    seenAt.push(logger.lines.filter((l) => /one cluster again/.test(l.message)).length);
+    return 'm';
+  });
+  const probe = new EtcdProbe({ client: scripted.client, key: '/probe', logger, intervalMs: 5, now: scripted.now });
+  probe.start();
+  t.teardown(() => probe.stop());
+  await eventually(() => assert.ok(scripted.answered() >= script.length + 2));
+  const lines = logger.lines.filter((l) => /cluster/.test(l.level === 'error' ? 'cluster' : l.message)).map((l) => l.message.split(':')[0]);
+  t.deepEqual(lines, ['etcd answers as another cluster (restored, or created again)', 'etcd endpoints answer for more than one etcd cluster', 'etcd endpoints answer for one cluster again']);
+  // Read before each answer is taken: none after the answer at exactly QUIET_MS, one after the next.
+  t.is(seenAt[script.length - 1], 0, 'at QUIET_MS: still a mix');
+  t.is(seenAt[script.length], 1, 'past it: one cluster again');
+});
+
+/**
+ * A client whose status answers follow `script` ([cluster id, ms the clock moves before it]), the
+ * last one repeated; `member` names the member answering the `at`-th status (from 1).
+ */
+function scriptedStatus(script: readonly [string, number][], member: (clusterId: string, at: number) => string): { client: Etcd3; now: () => number; answered: () => number } {
+  let at = 0;
+  let clock = 0;
   const client = {
     kv: { range: async () => ({ kvs: [], count: '0' }) },
     maintenance: {
@@ -210,18 +218,9 @@ test(`one cluster again only past ${QUIET_MS / 1000} s without a switch: at it, 
         const [id, step] = script[Math.min(at, script.length - 1)]!;
         if (at < script.length) clock += step;
         at++;
-        seenAt.push(logger.lines.filter((l) => /one cluster again/.test(l.message)).length);
-        return { header: { cluster_id: id, member_id: 'm' }, errors: [] };
+        return { header: { cluster_id: id, member_id: member(id, at) }, errors: [] };
       },
     },
   } as unknown as Etcd3;
-  const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 5, now: () => clock });
-  probe.start();
-  t.teardown(() => probe.stop());
-  await eventually(() => assert.ok(at >= script.length + 2));
-  const lines = logger.lines.filter((l) => /cluster/.test(l.level === 'error' ? 'cluster' : l.message)).map((l) => l.message.split(':')[0]);
-  t.deepEqual(lines, ['etcd answers as another cluster (restored, or created again)', 'etcd endpoints answer for more than one etcd cluster', 'etcd endpoints answer for one cluster again']);
-  // Read before each answer is taken: none after the answer at exactly QUIET_MS, one after the next.
-  t.is(seenAt[script.length - 1], 0, 'at QUIET_MS: still a mix');
-  t.is(seenAt[script.length], 1, 'past it: one cluster again');
-});
+  return { client, now: () => clock, answered: () => at };
+}
