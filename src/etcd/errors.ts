@@ -7,6 +7,7 @@ import {
   GRPCUnavailableError,
 } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
+import { notSentMessage } from '../grpc/not-sent.js';
 import type { TooLargeForOneWrite } from '../../reconcilers/ports.js';
 
 export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'no-space' | 'refused' | 'internal';
@@ -35,6 +36,20 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
     return 'unavailable';
   }
   return 'internal';
+}
+
+/**
+ * Whether a failed etcd write certainly applied nothing: it never left this process (no
+ * connection to any member, the client closed, every member's circuit open), or etcd refused it
+ * whole (too large, out of space, statemanager's credentials). A timeout or a connection dropped
+ * under it may have been applied.
+ */
+export function notApplied(err: unknown): boolean {
+  if (err instanceof ClientClosedError) return true;
+  const message = errorMessage(err);
+  if (notSentMessage(message) || /circuit breaker is open|Connection pool has no hosts/i.test(message)) return true;
+  const failure = classifyEtcdError(err);
+  return failure === 'too-large' || failure === 'no-space' || failure === 'refused';
 }
 
 /** The deadline for one etcd call: the per-call timeout, but never past the client's own deadline. */

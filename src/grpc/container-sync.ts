@@ -33,7 +33,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import { prefixEnd } from '../etcd/lister-watcher.js';
 import { sameContainer } from './container-record.js';
 import { parseContainer } from '../../domain/container.js';
-import { etcdDeadline } from '../etcd/errors.js';
+import { etcdDeadline, notApplied } from '../etcd/errors.js';
 import { rangePaged } from '../etcd/paged-range.js';
 import { UNLIMITED, WriteBudgetExceededError, type WriteBudget } from './write-budget.js';
 
@@ -287,11 +287,11 @@ async function sync(
     } else {
       success.push({ request_range: { key: prefix, range_end: end, count_only: true } });
     }
-    // A transaction that failed to reach etcd keeps its charge: it may have been applied.
-    const res = await o.client.kv.txn(
+    // A transaction whose outcome is unknown (a timeout) keeps its charge: it may have been applied.
+    const res = await refundIfNotApplied(budget, bytes, () => o.client.kv.txn(
       { compare, success, failure: [] },
       { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
-    );
+    ));
     if (!res.succeeded) {
       budget.refund(bytes); // lost a race: nothing was written
       continue;
@@ -354,12 +354,12 @@ async function writeDifference(
   }
   if (!budget.take(bytes)) throw new WriteBudgetExceededError(bytes, budget.waitMs(bytes));
   success.push({ request_range: { key: prefix, range_end: end, count_only: true } });
-  // A transaction that failed to reach etcd keeps its charge, and the memory stays: its compare
+  // A transaction whose outcome is unknown keeps its charge, and the memory stays: its compare
   // fails next time if it was applied after all.
-  const res = await o.client.kv.txn(
+  const res = await refundIfNotApplied(budget, bytes, () => o.client.kv.txn(
     { compare: [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: last.revision + 1 }], success, failure: [] },
     { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
-  );
+  ));
   if (!res.succeeded) {
     budget.refund(bytes);
     return { wrote: false };
@@ -426,10 +426,17 @@ async function writeChunks(
   for (let i = 0; i < chunks.length; i++) {
     const last = i === chunks.length - 1;
     const success = last ? [...chunks[i]!, { request_range: { key: prefix, range_end: end, count_only: true } }] : chunks[i]!;
-    const res = await o.client.kv.txn(
-      { compare: [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 }], success, failure: [] },
-      { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
-    );
+    let res: Awaited<ReturnType<typeof o.client.kv.txn>>;
+    try {
+      res = await o.client.kv.txn(
+        { compare: [{ key: prefix, range_end: end, target: 'Mod', result: 'Less', mod_revision: revision + 1 }], success, failure: [] },
+        { deadline: etcdDeadline(o.requestTimeoutMs, o.callerDeadline) },
+      );
+    } catch (err) {
+      // The chunks after it were never sent; it, only when it certainly applied nothing.
+      for (let k = notApplied(err) ? i : i + 1; k < chunks.length; k++) budget.refund(writtenBytes(chunks[k]!));
+      throw err;
+    }
     if (!res.succeeded) {
       for (let k = i; k < chunks.length; k++) budget.refund(writtenBytes(chunks[k]!));
       return undefined;
@@ -439,6 +446,21 @@ async function writeChunks(
     if (last) count = Number(res.responses[res.responses.length - 1]?.response_range?.count);
   }
   return { revision, count };
+}
+
+/**
+ * Runs a write charged `bytes` to `budget`, refunding them when it fails having certainly
+ * applied nothing (etcd unreachable, or refusing it whole). Found by black-box probing: with etcd
+ * unreachable for 150 s a node agent resending its lists was refused for its write budget after
+ * 70 s, its lists charged though none had left the process.
+ */
+async function refundIfNotApplied<T>(budget: WriteBudget, bytes: number, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if (notApplied(err)) budget.refund(bytes);
+    throw err;
+  }
 }
 
 /** What the writes store: each put's key and value, each deletion's key (its tombstone). */

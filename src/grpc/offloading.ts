@@ -6,6 +6,7 @@
 // that passes authorization is logged at info with the caller's identity and counted by outcome;
 // one that reaches the ActionController stage is recorded in etcd for `describe model`.
 import { answerDeadline } from './answer-deadline.js';
+import { notSent } from './not-sent.js';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { OffloadingRequest__Output } from '../generated/statemanager/OffloadingRequest.js';
@@ -230,15 +231,6 @@ function failure(deps: OffloadingDeps, err: unknown, req: OffloadRequest, at: nu
     return { outcome: 'lost', message: `the connection to the ActionController at ${addr} was lost during the call (${err.details}); the outcome is unknown`, transitionId };
   }
   return { outcome: 'unavailable', message: `the ActionController at ${addr} failed the call: ${grpc.status[err.code] ?? err.code}: ${err.details}`, transitionId };
-}
-
-/**
- * grpc-js's UNAVAILABLE details for a call that never left this process: no connection could be
- * made, the name did not resolve, or the channel closed first. Any other UNAVAILABLE came after
- * the call was sent ("Connection dropped", a reset stream) or from the ActionController itself.
- */
-export function notSent(details: string): boolean {
-  return /^(No connection established|Name resolution failed|Channel closed before call started)/.test(details);
 }
 
 /** Below this much time left, the ActionController is not called at all. */

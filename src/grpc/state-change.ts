@@ -16,7 +16,7 @@ import { parseState, type ScenarioState } from '../../domain/states.js';
 import type { Logger } from '../../controller/logger.js';
 import type { Caller } from '../auth/identity.js';
 import { ANY_STATE, type Authorizer } from '../auth/policy.js';
-import { classifyEtcdError, etcdDeadline } from '../etcd/errors.js';
+import { classifyEtcdError, etcdDeadline, notApplied } from '../etcd/errors.js';
 import { LIMITS, validateStateChange, type ValidStateChange } from './validation.js';
 import { errorMessage } from '../../controller/errors.js';
 import type { ThrottledLog } from '../../controller/throttled-log.js';
@@ -151,6 +151,8 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     });
     return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${outcome.from ?? 'absent'} -> ${outcome.to}`);
   } catch (err) {
+    // Charged for nothing when etcd certainly applied nothing (unreachable, or refusing it whole).
+    if (notApplied(err)) budget.refund(bytes);
     const failure = err instanceof AnswerDeadlineError ? 'timeout' : classifyEtcdError(err);
     const fields = { name: req.name, transitionId, identity: call.caller.identity, error: errorMessage(err) };
     // The caller's own deadline ran out (a client that gives 5 ms, or etcd not answering): said

@@ -1,8 +1,8 @@
 // How etcd's failures are told apart: what a caller is told, and whether a write retries fast
 // (unavailable: nothing was applied, the same request succeeds once etcd settles) or backs off.
 import test from 'ava';
-import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
-import { classifyEtcdError } from '../../src/etcd/errors.js';
+import { ClientClosedError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import { classifyEtcdError, notApplied } from '../../src/etcd/errors.js';
 
 for (const [message, kind] of [
   ['etcdserver: raft proposal dropped', 'unavailable'],
@@ -27,4 +27,23 @@ for (const [message, kind] of [
 test("etcd3's typed errors: a deadline is a timeout, an unavailable member unavailable", (t) => {
   t.is(classifyEtcdError(new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded')), 'timeout');
   t.is(classifyEtcdError(new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped')), 'unavailable');
+});
+
+test('notApplied: only a write that never left the process or that etcd refused whole; a timeout or a dropped connection may have been applied', (t) => {
+  for (const err of [
+    new ClientClosedError('KV'),
+    new GRPCUnavailableError('14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: '),
+    new GRPCUnavailableError('14 UNAVAILABLE: Name resolution failed for target dns:etcd:2379'),
+    new Error('Execution prevented because the circuit breaker is open'),
+    new Error('etcdserver: too many operations in txn request'),
+    new Error('etcdserver: mvcc: database space exceeded'),
+    new Error('etcdserver: permission denied'),
+  ]) t.true(notApplied(err), err.message);
+  for (const err of [
+    new GRPCDeadlineExceededError('4 DEADLINE_EXCEEDED: Deadline exceeded after 2.001s'),
+    new GRPCUnavailableError('14 UNAVAILABLE: Connection dropped'),
+    new GRPCUnavailableError('14 UNAVAILABLE: read ECONNRESET'),
+    new Error('etcdserver: leader changed'),
+    new Error('etcdserver: request timed out, possibly due to previous leader failure'),
+  ]) t.false(notApplied(err), err.message);
 });
