@@ -104,8 +104,13 @@ export const configSchema = z
         repeatCap: duration.default(300_000),
         retryBase: duration.default(500),
         retryCap: duration.default(30_000),
-        /** Concurrent ActionController calls. */
-        workers: z.number().int().min(1).max(64).default(4),
+        /**
+         * Concurrent ActionController calls. Each holds its worker for a confirming etcd read, the
+         * call and the record's write: 4 delivered 65-80 a second, so 5,000 packages entering
+         * Error at once waited up to 59 s and 1,157 that recovered 15 s later were never called
+         * (black-box probing); 32 delivered all 5,000 in 10 s.
+         */
+        workers: z.number().int().min(1).max(64).default(32),
       })
       .strict()
       .prefault({}),
