@@ -93,15 +93,15 @@ export function subscribeSpec(deps: SubscribeDeps): StreamSpec<StateChangeSubscr
 function endStatus(reason: SubscriptionEnd): [grpc.status, string, CutReason] {
   switch (reason.kind) {
     case 'slow':
-      return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber did not keep up (${reason.behind} changes arrived that it had not read); subscribe again with filter since_revision=${reason.resumeRevision} (every change up to it was sent)`, 'slow'];
+      return [grpc.status.RESOURCE_EXHAUSTED, `the subscriber did not keep up (${reason.behind} changes arrived that it had not read); subscribe again with filter since_revision set to the resume_since_revision of the last event read, which is since_revision=${reason.resumeRevision} when every message before this status was read (every change up to it was sent; grpc-js drops the messages not yet read when this status comes)`, 'slow'];
     case 'compacted':
       return [grpc.status.OUT_OF_RANGE, `revision compacted (${reason.compactRevision !== undefined ? `etcd keeps changes from ${reason.compactRevision}` : 'etcd no longer keeps the changes after it'}): list the states again, then subscribe from the revision of that answer`, 'compacted'];
     case 'future':
       return [grpc.status.OUT_OF_RANGE, `since_revision ${reason.sinceRevision} is past etcd's revision ${reason.etcdRevision} (a revision from another etcd history, e.g. before a restore from backup): list the states again, then subscribe from the revision of that answer`, 'future'];
     case 'restarted':
-      return [grpc.status.UNAVAILABLE, `${reason.detail}; subscribe again with since_revision set to the last revision received`, 'restarted'];
+      return [grpc.status.UNAVAILABLE, `${reason.detail}; subscribe again with filter since_revision set to the resume_since_revision of the last event received`, 'restarted'];
     case 'stopped':
-      return [grpc.status.UNAVAILABLE, 'statemanager is shutting down; subscribe again (to any replica) with since_revision', 'stopped'];
+      return [grpc.status.UNAVAILABLE, 'statemanager is shutting down; subscribe again (to any replica) with filter since_revision set to the resume_since_revision of the last event received', 'stopped'];
   }
 }
 
