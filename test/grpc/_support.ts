@@ -135,9 +135,10 @@ export function sendContainerList(
   c: StateManagerConnectionClient,
   list: ContainerList,
   metadata = new grpc.Metadata(),
+  options: grpc.CallOptions = deadline(),
 ): Promise<string> {
   return new Promise((resolve, reject) => {
-    c.SendChangedContainerList(list, metadata, deadline(), (err, res) => (err ? reject(err) : resolve(res!.resp)));
+    c.SendChangedContainerList(list, metadata, options, (err, res) => (err ? reject(err) : resolve(res!.resp)));
   });
 }
 

@@ -661,7 +661,10 @@ test('every node sending at once, with containerListsAtOnce 1: the lists are wri
   // A connection per node agent, as on a fleet (anonymous loopback callers: budgets per connection).
   const agents = nodes.map(() => new proto.statemanager.StateManagerConnection(s.target, credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1 }));
   t.teardown(() => agents.forEach((a) => a.close()));
-  const answers = await Promise.all(nodes.map((n, i) => sendContainerList(agents[i]!, { node_name: n, containers: [{ ...nginx, id: `${n}-a` }, { ...nginx, id: `${n}-b` }] })));
+  // A deadline the turns' pace cannot pass on a loaded machine (a CI run's writes took about 500
+  // ms each: 16 waiting were refused as past a 10 s deadline, which is the pace check at work).
+  const long = { deadline: Date.now() + 120_000 };
+  const answers = await Promise.all(nodes.map((n, i) => sendContainerList(agents[i]!, { node_name: n, containers: [{ ...nginx, id: `${n}-a` }, { ...nginx, id: `${n}-b` }] }, undefined, long)));
   t.deepEqual(answers, nodes.map((n) => `node ${n}: 2 put, 0 deleted, 0 unchanged`));
   const keys = [...(await snapshot(client, s.keys.prefix)).kvs.keys()].filter((k) => k.includes('/container/turn'));
   t.is(keys.length, 60);
