@@ -101,8 +101,9 @@ export class LeaderElector {
         acquired = await this.o.lock.tryAcquire();
         this.attemptAnswered();
       } catch (err) {
-        this.attemptFailed(err);
+        // Stopping closes the clients under an attempt: its failure is the stop, not news.
         if (this.stopped) return;
+        this.attemptFailed(err);
         // Not waitForChange: it ends at once while no one holds the lock, and a failing etcd
         // (NOSPACE, no quorum) then had the follower try 42 times a second, each attempt a lease,
         // a watch and a read on etcd, and a line each (found by black-box probing).

@@ -3,7 +3,7 @@
 // starting and stopping. Everything it runs is built by the composition root, src/app.ts.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
-import { createLogger } from './observability/logging.js';
+import { createLogger, endLogger } from './observability/logging.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
@@ -64,7 +64,7 @@ async function main(optimizers: OptimizerHold): Promise<void> {
     optimizers.stop();
     stopHeapWatch();
     logger.info('stopped');
-    logger.end();
+    endLogger(logger);
     process.exitCode = code;
     // Everything of ours is closed, but grpc-js may still have connection attempts under way (to
     // an etcd behind a black hole the kernel retries a SYN for about two minutes), which keep the
@@ -79,6 +79,11 @@ async function main(optimizers: OptimizerHold): Promise<void> {
   });
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+  // A hangup (a closed terminal, a supervisor's or log rotation's `kill -HUP`) or SIGQUIT ended the
+  // process with no line and its lease held, so the other replica took over only when it expired
+  // (10.5 s against 176 ms after SIGTERM, black-box probing): they stop it the same way, said.
+  process.on('SIGHUP', () => void stop('SIGHUP'));
+  process.on('SIGQUIT', () => void stop('SIGQUIT'));
 
   const ports = await app.serve();
   logger.info('statemanager starting', {

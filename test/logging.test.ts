@@ -1,6 +1,6 @@
 import test from 'ava';
 import { PassThrough } from 'node:stream';
-import { createLogger } from '../src/observability/logging.js';
+import { createLogger, endLogger } from '../src/observability/logging.js';
 import { Metrics } from '../src/observability/metrics.js';
 import { LoggingObserver } from '../src/observability/observer.js';
 
@@ -112,4 +112,18 @@ test('invalid input and failed deliveries: counted every time, logged 10 per rea
     const next = JSON.parse(lines[0]!) as { suppressedBefore?: number };
     t.is(next.suppressedBefore, n > 10 ? n - 10 : undefined, `${n}: left out before`);
   }
+});
+
+test('a line logged after the log is ended is dropped, not thrown (winston throws "write after end")', async (t) => {
+  const { logger, lines } = capture('info', 'json');
+  logger.info('stopped');
+  endLogger(logger);
+  t.notThrows(() => logger.warn('leader election attempt failed', { error: 'client closed' }));
+  t.notThrows(() => logger.log('error', 'late'));
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(lines.map((l) => (JSON.parse(l) as { message: string }).message), ['stopped']);
+  // Without it: the throw that ended a process stopped right after start-up with exit 70.
+  const plain = capture('info', 'json').logger;
+  plain.end();
+  t.throws(() => plain.warn('late'), { message: /write after end/ });
 });

@@ -47,3 +47,14 @@ export function createLogger(level: string, format: LogFormat, stream: NodeJS.Wr
     ],
   });
 }
+
+/**
+ * Ends the log, its last lines flushed. A line logged afterwards, by work still winding down (a
+ * leader election attempt failing on the closed clients), is dropped: winston throws "write
+ * after end" at the caller, and a SIGTERM right after start-up ended with exit 70 as an unexpected
+ * exception in 8 of 10 runs (black-box probing).
+ */
+export function endLogger(logger: winston.Logger): void {
+  logger.end();
+  logger.write = (() => true) as typeof logger.write;
+}

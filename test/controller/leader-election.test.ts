@@ -108,3 +108,22 @@ test('stopping a leader says "released" only when the lock was removed; with etc
     t.deepEqual(said, [`${level} ${line}`], String(released));
   }
 });
+
+test('an attempt that fails because the elector is stopping (its clients closed under it) is not logged', async (t) => {
+  let fail!: (err: Error) => void;
+  const lock: LeaderLock = {
+    tryAcquire: () => new Promise<boolean>((_, reject) => (fail = reject)),
+    waitForChange: async () => undefined,
+    lost: () => new Promise<string>(() => undefined),
+    release: async () => undefined,
+    holder: async () => undefined,
+  };
+  const logger = captureLogger();
+  const elector = new LeaderElector({ identity: 'me', lock, callbacks: { onStartedLeading: () => undefined, onStoppedLeading: () => undefined }, retryPeriodMs: RETRY_MS, onLost: 'follow', logger });
+  elector.start();
+  await until(() => fail !== undefined);
+  await elector.stop();
+  fail(new Error('Tried to call a Lease method on etcd3, but the client was already closed'));
+  await until(() => false);
+  t.deepEqual(logger.lines.map((l) => l.message), []);
+});
