@@ -160,6 +160,14 @@ test('an etcd URL with a user or password is refused, without repeating them (th
   t.deepEqual(loadConfig(undefined, { ETCD_ENDPOINTS: 'http://127.0.0.1:2379' }).etcd.endpoints, ['http://127.0.0.1:2379']);
 });
 
+test('an etcd URL: a trailing slash is dropped (as etcdctl takes it); a path, query or fragment is refused, naming the form', (t) => {
+  t.deepEqual(loadConfig(undefined, { ETCD_ENDPOINTS: 'http://127.0.0.1:2379/,https://[::1]:2379/' }).etcd.endpoints, ['http://127.0.0.1:2379', 'https://[::1]:2379']);
+  for (const url of ['http://127.0.0.1:2379/v3', 'http://127.0.0.1:2379//', 'http://127.0.0.1:2379/?x=1', 'http://127.0.0.1:2379#a']) {
+    const err = t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: url }), { instanceOf: ConfigError }, url);
+    t.regex(err!.message, /^invalid configuration at etcd\.endpoints\.0 \(set by ETCD_ENDPOINTS\): an etcd URL is scheme:\/\/host:port, with no path, query or fragment/, url);
+  }
+});
+
 test('numbers from the environment are decimal integers: empty, blank, hex and exponents are refused, not read as 0, 16 or 100', (t) => {
   t.is(loadConfig(undefined, { STATEMANAGER_WORKERS: ' 16 ' }).controller.workers, 16);
   t.is(loadConfig(undefined, { STATEMANAGER_HEAP_GROWTH_PERCENT: '0' }).memory.heapGrowthPercent, 0);

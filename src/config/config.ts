@@ -31,7 +31,19 @@ const endpointUrl = z
     } catch {
       return true;
     }
-  }, 'an etcd URL may not hold a user or password (it would be logged, and is not used): set etcd.username and etcd.password or etcd.passwordFile (ETCD_USERNAME, ETCD_PASSWORD)');
+  }, 'an etcd URL may not hold a user or password (it would be logged, and is not used): set etcd.username and etcd.password or etcd.passwordFile (ETCD_USERNAME, ETCD_PASSWORD)')
+  // etcd serves gRPC at the root: a path, query or fragment would never be used, and the client
+  // took `host:port/` for a name it could not parse, retrying for ever (black-box probing). A
+  // trailing slash alone, as etcdctl accepts it, is dropped.
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return u.pathname === '/' && u.search === '' && u.hash === '';
+    } catch {
+      return true;
+    }
+  }, 'an etcd URL is scheme://host:port, with no path, query or fragment, e.g. http://127.0.0.1:2379')
+  .transform((v) => v.replace(/\/$/, ''));
 
 const tlsFiles = z
   .object({

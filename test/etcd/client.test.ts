@@ -95,3 +95,10 @@ test.serial(`a hung member (connections open, nothing answered) beside a live on
   t.deepEqual(outcomes, ['deadline slow', 'v fast', 'v fast', 'v fast', 'v fast', 'v fast']);
   t.deepEqual(told, [[hung, FIRST_SKIP_MS]]);
 });
+
+test('an endpoint written with a trailing slash reaches etcd (the client took `host:port/` for a name it could not parse)', async (t) => {
+  const client = createEtcdClient(parseConfig({ etcd: { endpoints: [`${etcd.endpoint}/`] } }).etcd);
+  t.teardown(() => client.close());
+  await client.put('/slash/k').value('v');
+  t.is(await client.get('/slash/k').string(), 'v');
+});
