@@ -57,6 +57,8 @@ export interface ApiDescription {
   health: { healthy: boolean; message: string } | null;
   history: Transition[];
   historyTotal: number;
+  /** Why the server could not read the history (etcd unreachable); null when it could. */
+  historyUnavailable: string | null;
   /** What the gRPC API does not serve (read etcd, without --server, for it). */
   notServed: string[];
 }
@@ -114,6 +116,7 @@ export async function describeOverApi(source: StateSource, kind: 'package' | 'mo
     health: d.health ?? null,
     history: limit === 0 ? [] : d.history.slice(-limit),
     historyTotal: d.history.length,
+    historyUnavailable: d.historyUnavailable ?? null,
     notServed: NOT_SERVED[kind],
   };
 }
@@ -164,9 +167,10 @@ export async function describePackage(reader: EtcdReader, name: string, limit: n
 
 // --- rendering (pure) -------------------------------------------------------------------------
 
-function heading(kind: string, name: string, state: string | null, since: string | null, now: number, colour: boolean): string {
+function heading(kind: string, name: string, state: string | null, since: string | null, now: number, colour: boolean, historyUnavailable: string | null = null): string {
   const s = state === null ? NONE : paintState(state, colour);
-  return `${kind}/${name}   ${s}   ${since === null ? 'no recorded transition' : `since ${relativeTime(since, now)} (${since})`}`;
+  const when = historyUnavailable !== null ? 'since unknown (history unavailable)' : since === null ? 'no recorded transition' : `since ${relativeTime(since, now)} (${since})`;
+  return `${kind}/${name}   ${s}   ${when}`;
 }
 
 /** "history (last 2 of 7):" and one aligned line per transition. */
@@ -260,11 +264,12 @@ export function apiTree(d: ApiDescription, now: number, colour: boolean): TreeNo
   const generation = d.generation === null ? [] : [`generation: ${d.generation}${d.revision === null ? '' : ` (read at revision ${d.revision})`}`];
   const health = d.health === null ? [] : [`health: ${d.health.healthy ? 'healthy' : 'unhealthy'}${d.health.message ? ` (${d.health.message})` : ''}`];
   return {
-    label: heading(d.kind, d.name, d.state, d.since, now, colour),
+    label: heading(d.kind, d.name, d.state, d.since, now, colour, d.historyUnavailable),
     lines: [
       ...generation,
       ...health,
-      ...historyLines(d.history, d.historyTotal, now, colour),
+      // Found by black-box probing: with etcd away this said "none recorded" and exited 0.
+      ...(d.historyUnavailable !== null ? [`history: unavailable (${d.historyUnavailable})`] : historyLines(d.history, d.historyTotal, now, colour)),
       `not served over gRPC: ${d.notServed.join(', ')} (read etcd, without --server, for those)`,
     ],
   };

@@ -42,6 +42,8 @@ export function splitSource(text: string): { source: string; identity?: string }
 export function toDetail(kind: ResourceKind, r: ResourceState__Output): ResourceDetail {
   const history = r.history.map((h) => toTransition(kind, r.resource_name, h));
   const revision = Number(r.metadata.revision);
+  // The server answers from its caches while etcd is away, saying the history is unavailable.
+  const unavailable = /^unavailable: (.*)$/s.exec(r.metadata.history ?? '')?.[1];
   return {
     name: r.resource_name,
     state: r.current_state === '' ? null : r.current_state,
@@ -50,5 +52,6 @@ export function toDetail(kind: ResourceKind, r: ResourceState__Output): Resource
     history,
     ...(Number.isSafeInteger(revision) ? { revision } : {}),
     ...(r.health_status ? { health: { healthy: r.health_status.healthy, message: r.health_status.status_message } } : {}),
+    ...(unavailable !== undefined ? { historyUnavailable: unavailable } : {}),
   };
 }

@@ -1,5 +1,6 @@
 // A failure of a call to a statemanager as one line the operator can act on.
 import * as grpc from '@grpc/grpc-js';
+import { notSent } from '../grpc/not-sent.js';
 import { errorMessage } from '../../controller/errors.js';
 import { CliError, INTERRUPTED } from './errors.js';
 import { formatDuration } from './format.js';
@@ -28,6 +29,9 @@ export function grpcFailure(err: unknown, at: GrpcCallSite): CliError {
     case grpc.status.DEADLINE_EXCEEDED:
       return new CliError(`cannot reach ${where}: no answer within ${formatDuration(at.timeoutMs)}`);
     case grpc.status.UNAVAILABLE:
+      // The server's own answer while its etcd is away: it was reached (black-box probing: this
+      // said "cannot reach statemanager" with statemanager up).
+      if (/\betcd\b/i.test(details) && !notSent(details)) return new CliError(`${where} answered, but could not read etcd: ${details}`);
       return new CliError(`cannot reach ${where}: ${connectionCause(e.details ?? details, at.tls)}`);
     case grpc.status.UNIMPLEMENTED:
       return new CliError(`${where} does not serve this call (${details}); it may be older than this CLI`);

@@ -10,6 +10,7 @@ import type { ResourceStateResponse__Output } from '../generated/statemanager/Re
 import { RESOURCE_TYPE_OF } from '../grpc/resource-types.js';
 import type { Context } from './context.js';
 import { CliError } from './errors.js';
+import { errorMessage } from '../../controller/errors.js';
 import { isNotFound, nsToIso, toDetail, toTransition } from './grpc-answers.js';
 import { GrpcConnection } from './grpc-connection.js';
 import { subscribeResuming } from './grpc-watch.js';
@@ -45,22 +46,37 @@ export class GrpcSource implements StateSource {
       this.ctx.io.stderr.write(`statemanager: showing ${res.resources.length} of ${res.total_count} ${kind}s, the most ${this.where} answers at once; read etcd (without --server) for all of them\n`);
     }
     const out: ResourceSummary[] = res.resources.map((r) => ({ name: r.resource_name, state: r.current_state, since: null, generation: Number(r.state_generation) }));
-    // The list carries no history: the last transition of each, a few at a time.
+    // The list carries no history: the last transition of each, a few at a time. A history the
+    // server cannot read (etcd away: it still answers the list from its caches) leaves SINCE
+    // empty, said once; it failed the whole list before (black-box probing).
     const calls = new PQueue({ concurrency: PARALLEL });
+    let unread = 0;
+    let why = '';
     await calls.addAll(
       out.map((row) => async () => {
-        const h = await this.historyCall(kind, row.name, 1);
+        const h = await this.historyCall(kind, row.name, 1).catch((err: unknown) => ({ success: false, message: errorMessage(err), history: [] }));
+        if (!h.success) {
+          unread++;
+          why ||= h.message;
+        }
         const last = h.success ? h.history[h.history.length - 1] : undefined;
         row.since = last ? nsToIso(last.timestamp_ns) : null;
       }),
     );
+    if (unread > 0) this.historyNotShown(`${unread} of ${out.length} ${kind}s`, why);
     return out;
   }
 
   async get(kind: ResourceKind, name: string): Promise<ResourceSummary | undefined> {
     const d = await this.detail(kind, name);
     if (d === undefined) return undefined;
+    if (d.historyUnavailable !== undefined) this.historyNotShown(`${kind} "${name}"`, d.historyUnavailable);
     return { name: d.name, state: d.state, since: d.since, ...(d.generation !== undefined ? { generation: d.generation } : {}) };
+  }
+
+  /** SINCE is empty because the server could not read the history, not because none is recorded. */
+  private historyNotShown(what: string, why: string): void {
+    this.ctx.io.stderr.write(`statemanager: SINCE not shown for ${what}: ${this.where} could not read the history (${why})\n`);
   }
 
   async detail(kind: ResourceKind, name: string): Promise<ResourceDetail | undefined> {

@@ -28,6 +28,8 @@ export interface ResourceDetail extends ResourceSummary {
   revision?: number;
   /** gRPC only: the API's health status of the resource. */
   health?: { healthy: boolean; message: string };
+  /** gRPC only: why the server could not read the history (etcd unreachable): `history` is then empty, not "none recorded". */
+  historyUnavailable?: string;
 }
 
 /** One change as `watch` prints it; `data` is what JSON/YAML output shows. */

@@ -336,3 +336,41 @@ test('an unreachable server: every command exits 1 within seconds, with one clea
     t.true(r.ms < 5000, `${argv.join(' ')} took ${r.ms} ms`);
   }
 });
+
+test('a server whose etcd is away: describe says the history is unavailable, get lists without SINCE and says why, history names etcd', async (t) => {
+  // Found by black-box probing: describe said "no recorded transition … none recorded" (exit 0),
+  // and the list failed whole as "cannot reach statemanager", statemanager being up.
+  const own = await startEtcd();
+  t.teardown(() => own.stop());
+  const w = new FleetWriter(own.client(), '/cli-away');
+  await w.packageDef('shop', ['web']);
+  await w.container('n1', 'c1', 'web', 'running');
+  const r = await startReplica({ identity: 'cli-away', etcdEndpoint: own.endpoint, acAddr: ac.addr, config: { keyPrefix: '/cli-away' } });
+  replicas.push(r);
+  await eventually(async () => assert.strictEqual(await w.state('package', 'shop'), 'Running'), { timeoutMs: 20_000 });
+  const server = ['--server', `127.0.0.1:${r.grpcPort}`];
+  t.regex((await cli([...server, 'describe', 'package', 'shop'], { env: {} })).stdout, /^package\/shop {3}Running {3}since .*\n[\s\S]*history/);
+  await own.kill();
+
+  const described = await cli([...server, 'describe', 'package', 'shop'], { env: {} });
+  t.is(described.code, 0, described.stderr);
+  t.regex(described.stdout, /^package\/shop {3}Running {3}since unknown \(history unavailable\)\n/);
+  t.regex(described.stdout, /\n {3}history: unavailable \(.+\)\n/);
+  t.notRegex(described.stdout, /none recorded|no recorded transition/);
+  const json = JSON.parse((await cli([...server, 'describe', 'package', 'shop', '-o', 'json'], { env: {} })).stdout);
+  t.like(json, { state: 'Running', since: null, history: [] });
+  t.true(typeof json.historyUnavailable === 'string' && json.historyUnavailable !== '');
+
+  const listed = await cli([...server, 'get', 'packages'], { env: {} });
+  t.is(listed.code, 0, listed.stderr);
+  t.regex(listed.stdout, /shop +Running/);
+  t.regex(listed.stderr, new RegExp(`^statemanager: SINCE not shown for 1 of 1 packages: statemanager at 127\\.0\\.0\\.1:${r.grpcPort} could not read the history \\(.*etcd.*\\)\\n$`));
+  const one = await cli([...server, 'get', 'package', 'shop'], { env: {} });
+  t.is(one.code, 0, one.stderr);
+  t.regex(one.stderr, /SINCE not shown for package "shop": .* could not read the history \(.+\)/);
+
+  const history = await cli([...server, 'history', 'package', 'shop'], { env: {} });
+  t.is(history.code, 1);
+  t.notRegex(history.stderr, /cannot reach statemanager/);
+  t.regex(history.stderr, /etcd/);
+});
