@@ -129,8 +129,8 @@ export type ReconcileRequestResult = 'created' | 'delivered' | 'failed' | 'clear
 export interface DomainObserver {
   /** Bad input skipped: logged with the key, counted by reason. */
   invalidInput(reason: string, key: string, detail: string): void;
-  /** A state change that was committed. */
-  transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string): void;
+  /** A state change that was committed: one per change; `details` (who asked, for a requested change) go on the same line. */
+  transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string, details?: Readonly<Record<string, string | number>>): void;
   reconcileRequest(result: ReconcileRequestResult, pkg: string, detail?: string): void;
 }
 

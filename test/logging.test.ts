@@ -69,6 +69,14 @@ test('the domain observer writes state changes and requests at info, and only wa
   }
 });
 
+test('a requested change: who asked goes on the one state-changed line', async (t) => {
+  const { logger, lines } = capture('info', 'json');
+  new LoggingObserver(logger, new Metrics({ defaultMetrics: false })).transition('scenario', 's', null, 'Idle', 'requested by pm', { source: 'pm', transitionId: 'tx', identity: 'token:pm', revision: 7 });
+  await new Promise((r) => setImmediate(r));
+  t.is(lines.length, 1);
+  t.like(JSON.parse(lines[0]!), { message: 'state changed', kind: 'scenario', name: 's', from: null, to: 'Idle', reason: 'requested by pm', source: 'pm', transitionId: 'tx', identity: 'token:pm', revision: 7 });
+});
+
 test('the domain observer follows a change of the logger level', async (t) => {
   const { logger, lines } = capture('warn', 'json');
   const o = new LoggingObserver(logger, new Metrics({ defaultMetrics: false }));

@@ -102,7 +102,14 @@ export class ScenarioChanger {
         history: { kind: 'scenario', name: req.name, from: stored ?? null, to: req.target, at, reason: withdrawn ? WITHDRAWN_REASON : 'requested', source: req.source, identity: req.identity, transitionId: req.transitionId, drawn: true },
       });
       if (outcome.committed) {
-        this.o.observer.transition('scenario', req.name, stored ?? null, req.target, `requested by ${req.source}${withdrawn ? ` (${WITHDRAWN_REASON}; it was ${read.state})` : ''}`);
+        // The change's one line, with who asked (a second line from the gRPC handler doubled every
+        // scenario change in the log: black-box probing).
+        this.o.observer.transition('scenario', req.name, stored ?? null, req.target, `requested by ${req.source}${withdrawn ? ` (${WITHDRAWN_REASON}; it was ${read.state})` : ''}`, {
+          source: req.source,
+          transitionId: req.transitionId,
+          identity: req.identity,
+          revision: outcome.revision,
+        });
         return { ok: true, from: stored, to: req.target, revision: outcome.revision };
       }
     }

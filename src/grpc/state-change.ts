@@ -138,17 +138,6 @@ async function handleStateChange(deps: StateChangeDeps, changer: ScenarioChanger
     }
     if (!outcome.ok && !reader) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, withoutStoredState(outcome.refusal, req, outcome.details));
     if (!outcome.ok) return answer(REFUSAL_CODES[outcome.refusal], outcome.message, outcome.details);
-    deps.logger.info('scenario state changed', {
-      kind: 'scenario',
-      name: req.name,
-      from: outcome.from ?? null,
-      to: outcome.to,
-      reason: 'requested',
-      source,
-      transitionId,
-      identity: call.caller.identity,
-      revision: outcome.revision,
-    });
     return answer('ERROR_CODE_SUCCESS', `scenario ${req.name}: ${outcome.from ?? 'absent'} -> ${outcome.to}`);
   } catch (err) {
     // Charged for nothing when etcd certainly applied nothing (unreachable, or refusing it whole).

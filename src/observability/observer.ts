@@ -55,12 +55,12 @@ export class LoggingObserver implements DomainObserver {
     this.throttled.warn(`invalid input: ${reason}`, 'invalid input skipped', { reason, key, detail });
   }
 
-  transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string): void {
+  transition(kind: ResourceKind, name: string, from: string | null, to: string | null, reason: string, details?: Readonly<Record<string, string | number>>): void {
     this.metrics.transition(kind, from ?? 'none', to ?? 'none');
     // One per state change: below the configured level (the benchmarks run at warn) winston
     // would still take the line through its streams before dropping it.
     if (!this.levelEnabled('info')) return;
-    this.logger.info('state changed', { kind, name, from, to, reason });
+    this.logger.info('state changed', details === undefined ? { kind, name, from, to, reason } : { kind, name, from, to, reason, ...details });
   }
 
   reconcileRequest(result: ReconcileRequestResult, pkg: string, detail?: string): void {

@@ -94,6 +94,8 @@ export async function startTestServer(
     keys,
     store,
     logger,
+    // The production observer's line for a requested change (state changed, with who asked).
+    observer: { invalidInput: () => undefined, reconcileRequest: () => undefined, transition: (kind, name, from, to, reason, details) => logger.info('state changed', { kind, name, from, to, reason, ...details }) },
     metrics,
     requestTimeoutMs,
     config: parseGrpcServerConfig({ addr: '127.0.0.1:0', ...config }),

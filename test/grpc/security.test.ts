@@ -315,7 +315,7 @@ test('bearer tokens map to identities (inline and from a file); unknown, malform
   t.is(entry.source, 'policy-engine');
   // The caller chose its source; the history also records who it was authenticated as.
   t.is(entry.identity, 'token:policymanager');
-  t.true(s.logger.lines.some((l) => l.message === 'scenario state changed' && l.meta.identity === 'token:policymanager'));
+  t.true(s.logger.lines.some((l) => l.message === 'state changed' && l.meta.identity === 'token:policymanager'));
 });
 
 test('bearer tokens over TLS', async (t) => {

@@ -69,8 +69,11 @@ test('absent -> Idle succeeds: state, history entry, echoed transition id, times
   t.deepEqual(rest, []);
   t.like(entry, { kind: 'scenario', name: 's1', from: null, to: 'Idle', reason: 'requested', source: 'apiserver', transitionId: 'tx-1', drawn: true });
   t.is(await getString(client, s.keys.historyKey('scenario', 's1', 1)) !== null, true);
-  const log = s.logger.lines.find((l) => l.message === 'scenario state changed');
-  t.like(log?.meta, { kind: 'scenario', name: 's1', from: null, to: 'Idle', reason: 'requested', source: 'apiserver', transitionId: 'tx-1' });
+  // One line for the change, with who asked.
+  const lines = s.logger.lines.filter((l) => /state changed/.test(l.message));
+  t.is(lines.length, 1);
+  t.like(lines[0]?.meta, { kind: 'scenario', name: 's1', from: null, to: 'Idle', reason: 'requested by apiserver', source: 'apiserver', transitionId: 'tx-1', identity: 'anonymous' });
+  t.true(Number.isInteger(lines[0]?.meta.revision));
   t.deepEqual(s.metrics.calls, [['SendStateChange', 'ERROR_CODE_SUCCESS']]);
 });
 
@@ -114,7 +117,7 @@ async function refused(t: ExecutionContext, s: TestServer, change: StateChange, 
   const res = await sendStateChange(s.client(), change);
   t.is(res.error_code, code, res.error_details);
   t.deepEqual((await snapshot(client, s.keys.prefix)).kvs, before.kvs);
-  t.false(s.logger.lines.some((l) => l.message === 'scenario state changed' && l.meta.name === change.resource_name));
+  t.false(s.logger.lines.some((l) => l.message === 'state changed' && l.meta.name === change.resource_name));
   return res.error_details;
 }
 
