@@ -104,6 +104,8 @@ async function main(optimizers: OptimizerHold): Promise<void> {
 export function runStateManager(optimizers: OptimizerHold): void {
   main(optimizers).catch((err: unknown) => {
     process.stderr.write(`statemanager: ${errorMessage(err)}\n`);
-    process.exit(1);
+    // A configuration refused once the process had begun (credential files read at serve) is
+    // exit 2 as one refused at load: systemd's RestartPreventExitStatus=2 stops there.
+    process.exit(err instanceof ConfigError ? 2 : 1);
   });
 }

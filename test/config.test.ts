@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../src/config/config.js';
 import { heapFlags } from '../src/process/heap.js';
+import { createTestPki } from './helpers/certs.js';
 
 /** One directory for every config file of this test file, removed when it ends. */
 const dir = mkdtempSync(join(tmpdir(), 'sm-config-'));
@@ -188,4 +189,27 @@ test('POD_NAME wins over an identity in the file, as every environment variable 
   t.is(loadConfig(p, { POD_NAME: 'from-env' }).leaderElection.identity, 'from-env');
   t.is(loadConfig(p, {}).leaderElection.identity, 'from-file');
   t.is(loadConfig(p, { POD_NAME: '' }).leaderElection.identity, 'from-file');
+});
+
+test('client TLS files of etcd and the ActionController: checked at load, a missing or non-PEM one refused naming its setting', async (t) => {
+  const pki = await createTestPki();
+  t.teardown(() => pki.cleanup());
+  const ca = await pki.createCa('etcd-ca');
+  const client = await ca.issue('sm', { cn: 'sm', usage: 'client' });
+  const garbage = file('not a certificate\n');
+  const tls = (section: string, o: Record<string, string>) => file(`${section}:\n  tls:\n${Object.entries(o).map(([k, v]) => `    ${k}: ${v}\n`).join('')}`);
+  const good = loadConfig(tls('etcd', { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile }), {});
+  t.is(good.etcd.tls.caFile, ca.certFile);
+  for (const section of ['etcd', 'actionController']) {
+    for (const [setting, files, message] of [
+      ['caFile', { caFile: join(dir, 'nope.crt') }, /^cannot read (etcd|actionController)\.tls\.caFile .*nope\.crt: ENOENT/],
+      ['caFile', { caFile: garbage }, /^(etcd|actionController)\.tls\.caFile .* is not a PEM certificate/],
+      ['certFile', { certFile: garbage, keyFile: client.keyFile }, /^(etcd|actionController)\.tls\.certFile .* is not a PEM certificate/],
+      ['keyFile', { certFile: client.certFile, keyFile: client.certFile }, /^(etcd|actionController)\.tls\.keyFile .* is not a PEM private key/],
+    ] as const) {
+      const err = t.throws(() => loadConfig(tls(section, files), {}), { instanceOf: ConfigError }, `${section}.${setting}`);
+      t.regex(err!.message, message);
+      t.is(err!.path, `${section}.tls.${setting}`);
+    }
+  }
 });

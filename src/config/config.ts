@@ -1,5 +1,6 @@
 // Configuration: a YAML file (optional) overlaid by environment variables (contract §4),
 // validated once at start so a mistake stops start-up with one readable line.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -312,5 +313,33 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
       throw new ConfigError(`cannot read etcd.passwordFile: ${(err as Error).message}`);
     }
   }
+  checkTlsFiles('etcd.tls', config.etcd.tls);
+  checkTlsFiles('actionController.tls', config.actionController.tls);
   return config;
+}
+
+/**
+ * The client TLS files of etcd or the ActionController: readable, and a certificate or key each.
+ * Found by black-box probing: a missing one stopped the process with a bare ENOENT naming no
+ * setting and exit 1 (a supervisor restarting it every 2 s), and a CA that is not PEM was taken at
+ * start, every connection then failing with a TLS message that never named the CA.
+ */
+function checkTlsFiles(section: string, tls: { caFile: string; certFile: string; keyFile: string }): void {
+  const check = (setting: string, file: string, what: string, parse: (b: Buffer) => unknown): void => {
+    if (file === '') return;
+    let contents: Buffer;
+    try {
+      contents = readFileSync(file);
+    } catch (err) {
+      throw new ConfigError(`cannot read ${section}.${setting} ${file}: ${(err as Error).message}`, `${section}.${setting}`);
+    }
+    try {
+      parse(contents);
+    } catch (err) {
+      throw new ConfigError(`${section}.${setting} ${file} is not ${what}: ${(err as Error).message}`, `${section}.${setting}`);
+    }
+  };
+  check('caFile', tls.caFile, 'a PEM certificate', (b) => new X509Certificate(b));
+  check('certFile', tls.certFile, 'a PEM certificate', (b) => new X509Certificate(b));
+  check('keyFile', tls.keyFile, 'a PEM private key', (b) => createPrivateKey(b));
 }

@@ -17,6 +17,7 @@ import { TokenTable, tokenFiles } from '../auth/tokens.js';
 import type { TokenConfig } from '../auth/config.js';
 import { FileReloader, type ReloadMetrics, type WatchedFile } from '../process/file-reloader.js';
 import type { GrpcTlsConfig } from './config.js';
+import { ConfigError } from '../config/config.js';
 
 /** Default poll period of the credential files. */
 export const DEFAULT_CREDENTIALS_RELOAD_MS = 10_000;
@@ -96,7 +97,7 @@ export async function watchTlsCredentials(tls: GrpcTlsConfig, mutual: boolean, d
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.every ? { every: deps.every } : {}),
   });
-  await reloader.start();
+  await startOrRefuse(reloader);
   return { credentials: credentials!, stop: () => reloader.stop() };
 }
 
@@ -116,8 +117,20 @@ export async function watchTokenFiles(config: readonly TokenConfig[], deps: Relo
     ...(deps.metrics ? { metrics: deps.metrics } : {}),
     ...(deps.every ? { every: deps.every } : {}),
   });
-  await reloader.start();
+  await startOrRefuse(reloader);
   return { tokens: tokens!, stop: () => reloader.stop() };
+}
+
+/**
+ * The first read of credential files: what fails is a configuration refused at start (exit 2, so
+ * a supervisor that stops at refused configurations stops here too; it restarted every 2 s).
+ */
+async function startOrRefuse(reloader: { start(): Promise<unknown> }): Promise<void> {
+  try {
+    await reloader.start();
+  } catch (err) {
+    throw new ConfigError(errorMessage(err));
+  }
 }
 
 function describeCertificate(options: SecureContextOptions): Record<string, unknown> {

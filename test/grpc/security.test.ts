@@ -3,6 +3,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { ConfigError } from '../../src/config/config.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Etcd3 } from 'etcd3';
 import type { AuthRule } from '../../src/auth/config.js';
@@ -347,14 +348,18 @@ test('start fails clearly on unreadable certificate or token files and on a take
       logger: captureLogger(),
       config: parseGrpcServerConfig({ addr: '127.0.0.1:0', ...(config as object) }),
     });
+  // Files that cannot be used are a refused configuration (exit 2 in src/statemanager.ts); a taken port is not.
   await t.throwsAsync(make({ tls: { ...tls(), keyFile: join(pki.dir, 'missing.key') }, auth: { rules: [] } }).start(), {
     message: /cannot read gRPC TLS key .*missing\.key/,
+    instanceOf: ConfigError,
   });
   await t.throwsAsync(make({ auth: { tokens: [{ tokenFile: join(pki.dir, 'missing.token'), identity: 'x' }], rules: [] } }).start(), {
     message: /cannot read token file .*missing\.token/,
+    instanceOf: ConfigError,
   });
   const first = await startTestServer(client);
-  await t.throwsAsync(make({ addr: `127.0.0.1:${first.port}` }).start(), { message: /cannot listen for gRPC on 127\.0\.0\.1:\d+/ });
+  const taken = await t.throwsAsync(make({ addr: `127.0.0.1:${first.port}` }).start(), { message: /cannot listen for gRPC on 127\.0\.0\.1:\d+/ });
+  t.false(taken instanceof ConfigError);
   const twice = make({});
   await twice.start();
   await t.throwsAsync(twice.start(), { message: /already started/ });
