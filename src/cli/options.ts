@@ -66,7 +66,14 @@ function etcdTarget(opts: GlobalOptions, processEnv: NodeJS.ProcessEnv): EtcdTar
     const config = loadConfig(opts.config ?? (env.STATEMANAGER_CONFIG || undefined), env);
     return { config, keys: new KeyLayout(config.keyPrefix) };
   } catch (err) {
-    if (err instanceof ConfigError) throw new UsageError(err.message);
+    // The flags go in through the variables: a refusal names the flag that set the value (it named
+    // a variable nobody had set, black-box probing).
+    if (err instanceof ConfigError) {
+      let message = err.message;
+      if (opts.endpoints !== undefined) message = message.replace('(set by ETCD_ENDPOINTS)', '(set by --endpoints)');
+      if (opts.prefix !== undefined) message = message.replace('(set by STATEMANAGER_KEY_PREFIX)', '(set by --prefix)');
+      throw new UsageError(message);
+    }
     throw err;
   }
 }

@@ -485,7 +485,9 @@ test('usage errors exit 2 with one line; --help exits 0', async (t) => {
     [['describe', 'package', 'shop', '--history', 'x'], /^statemanager: --history "x" is not a whole number/],
     [['watch', '--count', '0'], /^statemanager: --count "0" is not a positive whole number/],
     [['--config', '/nonexistent/sm.yaml', 'get', 'packages'], /^statemanager: cannot read configuration file \/nonexistent\/sm.yaml/],
-    [['--endpoints', 'not-a-url', 'get', 'packages'], /^statemanager: invalid configuration at etcd.endpoints.0/],
+    [['--endpoints', 'not-a-url', 'get', 'packages'], /^statemanager: invalid configuration at etcd.endpoints.0 \(set by --endpoints\)/],
+    // The flag that set it, not the variable it goes through (black-box probing).
+    [['--prefix', ' x', 'get', 'packages'], /^statemanager: invalid configuration at keyPrefix \(set by --prefix\)/],
   ];
   for (const [argv, message] of cases) {
     const r = await sm(argv);
