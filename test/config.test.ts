@@ -145,6 +145,10 @@ test('durations: at most 596h (2^31 - 1 ms, the longest timer), below, at and pa
   t.throws(() => load(`leaderElection:\n  leaseDuration: ${2 ** 31}\n`), { instanceOf: ConfigError, message: /^invalid configuration at leaderElection\.leaseDuration: 2147483648 ms is longer than 596h \(24\.8 days\), the longest a timer holds$/ });
   t.throws(() => load('leaderElection:\n  leaseDuration: 600h\n'), { message: /leaseDuration: "600h" is longer than 596h/ });
   t.is(load('controller:\n  resyncPeriod: 596h\n').controller.resyncPeriod, 596 * 3_600_000);
+  // 1ms for 1m ran 800 resyncs a second: at least 1s, or 0 for none.
+  t.throws(() => load('controller:\n  resyncPeriod: 999ms\n'), { message: /controller\.resyncPeriod: at least 1s, or 0 to turn the periodic resync off/ });
+  t.is(load('controller:\n  resyncPeriod: 1s\n').controller.resyncPeriod, 1000);
+  t.is(load('controller:\n  resyncPeriod: 0\n').controller.resyncPeriod, 0);
   t.throws(() => load('controller:\n  resyncPeriod: 597h\n'), { message: /controller\.resyncPeriod: "597h" is longer than 596h/ });
   t.throws(() => load('etcd:\n  requestTimeout: 0s\n'), { message: /^invalid configuration at etcd\.requestTimeout: must be longer than 0$/ });
   t.is(load('etcd:\n  requestTimeout: 1\n').etcd.requestTimeout, 1);

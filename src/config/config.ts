@@ -104,7 +104,9 @@ export const configSchema = z
         // store fill whole transactions under load (docs/performance.md: at 3,000 package
         // flips/s 64 fell seconds behind; 4 missed every target).
         workers: z.number().int().min(1).max(1024).default(256),
-        resyncPeriod: duration.default(600_000),
+        // A full recompute every period; 0 turns it off. Under 1 s is a typo (1ms for 1m ran 800
+        // resyncs a second, each logged: black-box probing).
+        resyncPeriod: duration.refine((v) => v === 0 || v >= 1000, 'at least 1s, or 0 to turn the periodic resync off').default(600_000),
         backoffBase: duration.default(5),
         backoffCap: duration.default(30_000),
       })
