@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/config.js';
 import { createLogger, endLogger } from './observability/logging.js';
+import { logProcessWarnings } from './process/warnings.js';
 import { StateManagerApp } from './app.js';
 import { installCrashPolicy } from './process/crash.js';
 import { errorMessage } from '../controller/errors.js';
@@ -25,6 +26,7 @@ async function main(optimizers: OptimizerHold): Promise<void> {
   applyHeapFlags(config.memory);
   const youngGeneration = growYoungGenerationWithFleet();
   const logger = createLogger(config.log.level, config.log.format);
+  logProcessWarnings(logger);
   optimizers.onRelease((reason) =>
     logger.info("V8's optimizing compilers on: the process outgrew one vehicle", { reason, afterMs: Math.round(performance.now()) }),
   );
