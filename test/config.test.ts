@@ -167,6 +167,19 @@ test('an etcd URL with a user or password is refused, without repeating them (th
 
 test('an etcd URL: a trailing slash is dropped (as etcdctl takes it); a path, query or fragment is refused, naming the form', (t) => {
   t.deepEqual(loadConfig(undefined, { ETCD_ENDPOINTS: 'http://127.0.0.1:2379/,https://[::1]:2379/' }).etcd.endpoints, ['http://127.0.0.1:2379', 'https://[::1]:2379']);
+  // The URL as parsed is what is used, written back (the text as given reached the client: black-box probing).
+  for (const [given, used] of [
+    ['http://h:2379?', 'http://h:2379'],
+    ['http://h:2379/?', 'http://h:2379'],
+    ['http://h:2379#', 'http://h:2379'],
+    ['http://h:2379/.', 'http://h:2379'],
+    ['http://h:2379\\', 'http://h:2379'],
+    ['HTTP://H:2379/', 'http://h:2379'],
+    ['http://h:80', 'http://h:80'],
+    ['https://h:443', 'https://h:443'],
+    ['http://h:02379', 'http://h:2379'],
+  ]) t.deepEqual(loadConfig(undefined, { ETCD_ENDPOINTS: given! }).etcd.endpoints, [used], given);
+  for (const url of ['http://127.0.0.1', 'http://h:', 'http://[::1]']) t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: url }), { message: /an etcd URL needs its port/ }, url);
   for (const url of ['http://127.0.0.1:2379/v3', 'http://127.0.0.1:2379//', 'http://127.0.0.1:2379/?x=1', 'http://127.0.0.1:2379#a']) {
     const err = t.throws(() => loadConfig(undefined, { ETCD_ENDPOINTS: url }), { instanceOf: ConfigError }, url);
     t.regex(err!.message, /^invalid configuration at etcd\.endpoints\.0 \(set by ETCD_ENDPOINTS\): an etcd URL is scheme:\/\/host:port, with no path, query or fragment/, url);

@@ -44,7 +44,18 @@ const endpointUrl = z
       return true;
     }
   }, 'an etcd URL is scheme://host:port, with no path, query or fragment, e.g. http://127.0.0.1:2379')
-  .transform((v) => v.replace(/\/$/, ''));
+  // Without a port the client dialled 443 (black-box probing): etcd has no default to assume.
+  .refine((v) => explicitPort(v) !== undefined, 'an etcd URL needs its port, e.g. http://127.0.0.1:2379')
+  // What is used is the URL as parsed, written back: the text as given went to the client, so
+  // `HTTP://`, an empty `?` or `#`, `/.` or a trailing `\` passed the checks above and never
+  // connected (black-box probing).
+  .transform((v) => `${new URL(v).protocol}//${new URL(v).hostname}:${Number(explicitPort(v))}`);
+
+/** The port written in a URL (the parser drops 80 or 443 when it is the scheme's default). */
+function explicitPort(url: string): string | undefined {
+  const authority = /^[^:/?#]+:[/\\]{2}([^/?#\\]*)/.exec(url)?.[1] ?? '';
+  return /:(\d+)$/.exec(authority)?.[1];
+}
 
 const tlsFiles = z
   .object({
