@@ -213,6 +213,7 @@ test('client TLS files of etcd and the ActionController: checked at load, a miss
   t.teardown(() => pki.cleanup());
   const ca = await pki.createCa('etcd-ca');
   const client = await ca.issue('sm', { cn: 'sm', usage: 'client' });
+  const other = await ca.issue('other', { cn: 'other', usage: 'client' });
   const garbage = file('not a certificate\n');
   const tls = (section: string, o: Record<string, string>) => file(`${section}:\n  tls:\n${Object.entries(o).map(([k, v]) => `    ${k}: ${v}\n`).join('')}`);
   const good = loadConfig(tls('etcd', { caFile: ca.certFile, certFile: client.certFile, keyFile: client.keyFile }), {});
@@ -223,6 +224,8 @@ test('client TLS files of etcd and the ActionController: checked at load, a miss
       ['caFile', { caFile: garbage }, /^(etcd|actionController)\.tls\.caFile .* is not a PEM certificate/],
       ['certFile', { certFile: garbage, keyFile: client.keyFile }, /^(etcd|actionController)\.tls\.certFile .* is not a PEM certificate/],
       ['keyFile', { certFile: client.certFile, keyFile: client.certFile }, /^(etcd|actionController)\.tls\.keyFile .* is not a PEM private key/],
+      // A key of another certificate (black-box probing: a bare "key values mismatch", exit 1).
+      ['keyFile', { certFile: client.certFile, keyFile: other.keyFile }, /^(etcd|actionController)\.tls\.certFile .* and (etcd|actionController)\.tls\.keyFile .* cannot be used together/],
     ] as const) {
       const err = t.throws(() => loadConfig(tls(section, files), {}), { instanceOf: ConfigError }, `${section}.${setting}`);
       t.regex(err!.message, message);

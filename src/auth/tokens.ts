@@ -48,8 +48,10 @@ export class TokenTable {
     for (const t of config) {
       let token = t.token;
       if (token === undefined && t.tokenFile !== undefined) {
-        token = (fileText(t.tokenFile).split(/\r?\n/)[0] ?? '').trim();
-        if (token.length === 0) throw new Error(`token file ${t.tokenFile} is empty`);
+        const text = fileText(t.tokenFile);
+        token = (text.split(/\r?\n/)[0] ?? '').trim();
+        // The token is the first line: a blank one before it was "empty" (black-box probing).
+        if (token.length === 0) throw new Error(text.trim() === '' ? `token file ${t.tokenFile} is empty` : `token file ${t.tokenFile}: its first line is blank (the token is read from the first line)`);
         const bytes = Buffer.byteLength(token, 'utf8');
         if (bytes < MIN_FILE_TOKEN_BYTES) {
           throw new Error(`token file ${t.tokenFile} holds a token of ${bytes} bytes: at least ${MIN_FILE_TOKEN_BYTES} are needed (e.g. openssl rand -hex 32)`);

@@ -1,6 +1,8 @@
 // The flags of --server (and STATEMANAGER_TOKEN) as a gRPC channel: credentials, options and the
 // bearer token. A token never leaves in clear text for another machine unless asked.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { errorMessage } from '../../controller/errors.js';
 import { isLoopback, splitHostPort } from '../config/address.js';
@@ -51,14 +53,37 @@ export function channelSetup(o: GlobalOptions, env: NodeJS.ProcessEnv, addr: str
     options['grpc.ssl_target_name_override'] = o.serverName;
     options['grpc.default_authority'] = o.serverName;
   }
-  const credentials = tls
-    ? grpc.credentials.createSsl(
-        o.ca !== undefined ? readFlagFile('--ca', o.ca) : null,
-        o.key !== undefined ? readFlagFile('--key', o.key) : null,
-        o.cert !== undefined ? readFlagFile('--cert', o.cert) : null,
-      )
-    : grpc.credentials.createInsecure();
+  const credentials = tls ? sslCredentials(o) : grpc.credentials.createInsecure();
   return { credentials, options, tls, token };
+}
+
+/**
+ * The TLS files, each checked to be what its flag says, and the key to belong to the certificate:
+ * a non-PEM --cert or --key was an "unexpected error" (exit 1), a key of another certificate a bare
+ * OpenSSL line, and a non-PEM --ca was taken without a word (black-box probing).
+ */
+function sslCredentials(o: { ca?: string; cert?: string; key?: string }): grpc.ChannelCredentials {
+  const file = (flag: string, path: string | undefined, what: string, parse: (b: Buffer) => unknown): Buffer | null => {
+    if (path === undefined) return null;
+    const contents = readFlagFile(flag, path);
+    try {
+      parse(contents);
+    } catch (err) {
+      throw new UsageError(`${flag} ${path} is not ${what}: ${errorMessage(err).split('\n')[0]}`);
+    }
+    return contents;
+  };
+  const ca = file('--ca', o.ca, 'a PEM certificate', (b) => new X509Certificate(b));
+  const key = file('--key', o.key, 'a PEM private key', (b) => createPrivateKey(b));
+  const cert = file('--cert', o.cert, 'a PEM certificate', (b) => new X509Certificate(b));
+  if (key !== null && cert !== null) {
+    try {
+      createSecureContext({ key, cert });
+    } catch (err) {
+      throw new UsageError(`--cert ${o.cert} and --key ${o.key} cannot be used together: ${errorMessage(err).split('\n')[0]}`);
+    }
+  }
+  return grpc.credentials.createSsl(ca, key, cert);
 }
 
 function readFlagFile(flag: string, file: string): Buffer {

@@ -2,6 +2,7 @@
 // validated once at start so a mistake stops start-up with one readable line.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { PACKAGE_STATES } from '../../domain/states.js';
@@ -338,8 +339,8 @@ export function loadConfig(file: string | undefined, env: NodeJS.ProcessEnv = pr
  * start, every connection then failing with a TLS message that never named the CA.
  */
 function checkTlsFiles(section: string, tls: { caFile: string; certFile: string; keyFile: string }): void {
-  const check = (setting: string, file: string, what: string, parse: (b: Buffer) => unknown): void => {
-    if (file === '') return;
+  const check = (setting: string, file: string, what: string, parse: (b: Buffer) => unknown): Buffer | undefined => {
+    if (file === '') return undefined;
     let contents: Buffer;
     try {
       contents = readFileSync(file);
@@ -351,8 +352,17 @@ function checkTlsFiles(section: string, tls: { caFile: string; certFile: string;
     } catch (err) {
       throw new ConfigError(`${section}.${setting} ${file} is not ${what}: ${(err as Error).message}`, `${section}.${setting}`);
     }
+    return contents;
   };
   check('caFile', tls.caFile, 'a PEM certificate', (b) => new X509Certificate(b));
-  check('certFile', tls.certFile, 'a PEM certificate', (b) => new X509Certificate(b));
-  check('keyFile', tls.keyFile, 'a PEM private key', (b) => createPrivateKey(b));
+  const cert = check('certFile', tls.certFile, 'a PEM certificate', (b) => new X509Certificate(b));
+  const key = check('keyFile', tls.keyFile, 'a PEM private key', (b) => createPrivateKey(b));
+  // A key of another certificate failed every connection with a bare OpenSSL "key values mismatch".
+  if (cert !== undefined && key !== undefined) {
+    try {
+      createSecureContext({ cert, key });
+    } catch (err) {
+      throw new ConfigError(`${section}.certFile ${tls.certFile} and ${section}.keyFile ${tls.keyFile} cannot be used together: ${(err as Error).message}`, `${section}.keyFile`);
+    }
+  }
 }

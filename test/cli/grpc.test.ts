@@ -320,6 +320,26 @@ test('usage: gRPC flags need --server, etcd flags do not mix with it, resync is 
   t.regex(help.stdout, /--server <host:port>[\s\S]*--token <token>[\s\S]*--token-file <file>[\s\S]*--tls[\s\S]*--ca <file>[\s\S]*--cert <file>[\s\S]*--key <file>[\s\S]*--server-name <name>/);
 });
 
+test('TLS files that are not what their flag says, or a key of another certificate: one line naming the flag, exit 2', async (t) => {
+  // Found by black-box probing: "unexpected error" (exit 1), a bare OpenSSL line, a non-PEM --ca taken.
+  const ca = await pki.createCa('cli-flags');
+  const a = await ca.issue('a', { cn: 'a', usage: 'client' });
+  const b = await ca.issue('b', { cn: 'b', usage: 'client' });
+  const garbage = join(dir, 'garbage.pem');
+  writeFileSync(garbage, 'not pem\n');
+  for (const [flags, message] of [
+    [['--ca', garbage], /^statemanager: --ca \S+garbage\.pem is not a PEM certificate: /],
+    [['--cert', garbage, '--key', a.keyFile], /^statemanager: --cert \S+garbage\.pem is not a PEM certificate: /],
+    [['--cert', a.certFile, '--key', garbage], /^statemanager: --key \S+garbage\.pem is not a PEM private key: /],
+    [['--cert', a.certFile, '--key', b.keyFile], /^statemanager: --cert \S+ and --key \S+ cannot be used together: /],
+  ] as const) {
+    const r = await cli(['--server', '127.0.0.1:1', ...flags, 'get', 'packages'], { env: {} });
+    t.is(r.code, 2, flags.join(' '));
+    t.regex(r.stderr, message, flags.join(' '));
+    t.is(r.stderr.trimEnd().split('\n').length, 1);
+  }
+});
+
 test('an unreachable server: every command exits 1 within seconds, with one clear line', async (t) => {
   const port = await freePort(); // nothing listens there
   for (const argv of [

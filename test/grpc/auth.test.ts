@@ -289,7 +289,7 @@ test('authenticator: certificate, then token, then anonymous where allowed', (t)
 
 test('tokens: files are read (first line, trimmed); problems name the file', async (t) => {
   const tokA = 'tok-a-0123456789abcdef0123456789';
-  const files: Record<string, string> = { '/t/a': `  ${tokA}  \nignored\n`, '/t/empty': '\n', '/t/short': `${'s'.repeat(31)}\n` };
+  const files: Record<string, string> = { '/t/a': `  ${tokA}  \nignored\n`, '/t/empty': '\n', '/t/blank-first': `\n${'t'.repeat(40)}\n`, '/t/short': `${'s'.repeat(31)}\n` };
   const read = async (f: string) => {
     const v = files[f];
     if (v === undefined) throw new Error('ENOENT');
@@ -301,6 +301,7 @@ test('tokens: files are read (first line, trimmed); problems name the file', asy
   t.is(table.lookup(tokA.slice(0, -1)), undefined);
   await t.throwsAsync(TokenTable.load([{ tokenFile: '/t/missing', identity: 'a' }], read), { message: /cannot read token file \/t\/missing/ });
   await t.throwsAsync(TokenTable.load([{ tokenFile: '/t/empty', identity: 'a' }], read), { message: /token file \/t\/empty is empty/ });
+  await t.throwsAsync(TokenTable.load([{ tokenFile: '/t/blank-first', identity: 'a' }], read), { message: 'token file /t/blank-first: its first line is blank (the token is read from the first line)' });
   await t.throwsAsync(TokenTable.load([{ tokenFile: '/t/short', identity: 'a' }], read), { message: /token file \/t\/short holds a token of 31 bytes: at least 32 are needed/ });
   t.throws(() => TokenTable.fromPairs([{ token: 'x', identity: 'a' }, { token: 'x', identity: 'b' }]), { message: /configured twice/ });
 });
