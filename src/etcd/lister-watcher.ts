@@ -4,13 +4,16 @@
 // connection, reports compaction with etcd's compact revision). etcd3 is left the compaction check.
 import type { Etcd3 } from 'etcd3';
 import { type KeyValue, type ListResult, type ListerWatcher, type WatchCallbacks, type WatchEvent, type WatchHandle, WatchBacklogTooLargeError, WatchCompactedError } from '../../controller/lister-watcher.js';
-import { rangePaged } from './paged-range.js';
+import { PageCap, rangePaged } from './paged-range.js';
 import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
 import { errorMessage } from '../../controller/errors.js';
 
 const PAGE_SIZE = 5000;
 
 export class EtcdListerWatcher implements ListerWatcher {
+  /** Shared by every list through this client: they share its link. */
+  private readonly cap: PageCap;
+
   constructor(
     private readonly client: Etcd3,
     private readonly watcher: EtcdWatchClient,
@@ -19,7 +22,14 @@ export class EtcdListerWatcher implements ListerWatcher {
     private readonly pageTimeoutMs = 30_000,
     /** Told of each page that came full: the prefix holds more keys than a page (a fleet, not a vehicle). */
     private readonly onFullPage: () => void = () => {},
-  ) {}
+  ) {
+    this.cap = new PageCap(pageSize, pageTimeoutMs);
+  }
+
+  /** The most keys a page asks for now (smaller after pages ran out of their deadline). */
+  get pageLimit(): number {
+    return this.cap.current;
+  }
 
   async list(prefix: string): Promise<ListResult> {
     const items: KeyValue[] = [];
@@ -39,7 +49,7 @@ export class EtcdListerWatcher implements ListerWatcher {
           { key: req.key as Buffer, range_end: req.range_end as Buffer, limit: Number(req.limit), ...(req.revision !== undefined ? { revision: Number(req.revision) } : {}) },
           Date.now() + this.pageTimeoutMs,
         ),
-      { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize },
+      { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize, cap: this.cap },
       (kvs, rev) => {
         revision = rev;
         if (kvs.length >= this.pageSize) this.onFullPage();

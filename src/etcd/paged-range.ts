@@ -13,6 +13,39 @@ import { errorMessage } from '../../controller/errors.js';
 /** Default byte budget of one page: well under the client's 64 MiB receive limit. */
 export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 
+/**
+ * The most keys a page asks for, shared by the lists that go over one link. A page that runs out
+ * of its deadline halves it; a page that came back full in under a quarter of its deadline doubles
+ * it again, up to the page size. Over a narrow link (a vehicle's etcd on another ECU, a cellular
+ * link: black-box probing at 256 kbit/s) a page of 5,000 containers took longer than its deadline
+ * every time, and the lists were retried for ever without one page getting through.
+ */
+export class PageCap {
+  private cap: number;
+
+  constructor(
+    readonly pageSize: number,
+    private readonly deadlineMs: number,
+  ) {
+    this.cap = Math.max(1, Math.floor(pageSize));
+  }
+
+  /** The most keys the next page asks for. */
+  get current(): number {
+    return this.cap;
+  }
+
+  /** A page of `limit` keys ran out of its deadline. */
+  timedOut(limit: number): void {
+    this.cap = Math.max(1, Math.min(this.cap, Math.floor(limit / 2)));
+  }
+
+  /** A page of `limit` keys came back with `keys` keys after `ms`. */
+  answered(limit: number, keys: number, ms: number): void {
+    if (keys >= limit && limit >= this.cap && ms < this.deadlineMs / 4) this.cap = Math.min(Math.max(1, Math.floor(this.pageSize)), this.cap * 2);
+  }
+}
+
 /** What paging needs of a page: etcd3's IRangeResponse, or the watch client's hand-decoded one. */
 export interface RangePage<KV extends PagedKeyValue> {
   header: { revision: string | number };
@@ -27,15 +60,18 @@ export interface PagedKeyValue {
 
 export async function rangePaged<KV extends PagedKeyValue>(
   send: (req: IRangeRequest) => Promise<RangePage<KV>>,
-  range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number; maxPageBytes?: number },
+  range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number; maxPageBytes?: number; cap?: PageCap },
   onPage: (kvs: KV[], revision: number) => void,
 ): Promise<number> {
-  const pageSize = Math.max(1, Math.floor(range.pageSize));
+  const cap = range.cap;
+  const pageSize = (): number => Math.max(1, Math.floor(cap ? Math.min(cap.current, range.pageSize) : range.pageSize));
   const maxPageBytes = range.maxPageBytes ?? MAX_PAGE_BYTES;
   let revision = range.revision ?? 0;
   let from = range.key;
-  let limit = pageSize;
+  let limit = pageSize();
+  let sentAt = 0;
   const request = (): Promise<RangePage<KV>> => {
+    sentAt = Date.now();
     const p = send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
     // Awaited below unless onPage throws first: never an unhandled rejection.
     p.catch(() => undefined);
@@ -44,15 +80,20 @@ export async function rangePaged<KV extends PagedKeyValue>(
   let pending = request();
   for (;;) {
     let res: RangePage<KV>;
+    // The page asked for while the one before was handed over was on its way from then.
+    const askedAt = sentAt;
     try {
       res = await pending;
     } catch (err) {
+      // Too slow for its deadline: the caller retries, with smaller pages from now on.
+      if (cap && isDeadline(err)) cap.timedOut(limit);
       // The page was larger than a message may be: retry the same page with half the keys.
       if (limit <= 1 || !isResponseTooLarge(err)) throw err;
       limit = Math.max(1, Math.floor(limit / 2));
       pending = request();
       continue;
     }
+    cap?.answered(limit, res.kvs.length, Date.now() - askedAt);
     // Later pages are read at the first page's revision: one consistent snapshot.
     if (revision === 0) revision = Number(res.header.revision);
     const last = res.kvs[res.kvs.length - 1];
@@ -62,7 +103,7 @@ export async function rangePaged<KV extends PagedKeyValue>(
       // caller decodes this one (a cold start of 100,000 containers waited half a second on
       // pages). At most two pages are held at once.
       from = Buffer.concat([last.key, Buffer.from([0])]);
-      limit = nextLimit(res.kvs, maxPageBytes, pageSize);
+      limit = nextLimit(res.kvs, maxPageBytes, pageSize());
       pending = request();
     }
     onPage(res.kvs, revision);
@@ -87,4 +128,9 @@ function nextLimit(kvs: readonly PagedKeyValue[], maxPageBytes: number, pageSize
  */
 function isResponseTooLarge(err: unknown): boolean {
   return /message larger than max/i.test(errorMessage(err));
+}
+
+/** A call that ran out of its deadline (grpc-js's DEADLINE_EXCEEDED, code 4, or etcd3's wrapping of it). */
+function isDeadline(err: unknown): boolean {
+  return (err as { code?: unknown } | undefined)?.code === 4 || /DEADLINE_EXCEEDED|deadline exceeded/i.test(errorMessage(err));
 }

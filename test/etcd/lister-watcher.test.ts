@@ -11,6 +11,7 @@ import { EtcdListerWatcher } from '../../src/etcd/lister-watcher.js';
 import { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
+import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
 let etcd: EtcdServer;
 let kv: Etcd3;
@@ -124,4 +125,40 @@ test.serial('a watch whose catch-up is larger than the client receives ends with
   const h2 = new EtcdListerWatcher(kv, big).watch(prefix, from + 1, { onEvents: (evs) => void (delivered += evs.length), onError: () => undefined });
   t.teardown(() => h2.close());
   await eventually(() => assert.strictEqual(delivered, 3));
+});
+
+test.serial('over a link too narrow for a page within its deadline, pages get smaller until a list gets through; the limit is kept for the next list', async (t) => {
+  // 300 keys of 2,000 bytes (600 KB) behind a link of 300 KB/s, pages of 300 keys with a 1 s
+  // deadline: a whole page needs 2 s. Each page that runs out of its deadline halves the limit.
+  const prefix = '/lw-narrow/';
+  const value = 'v'.repeat(2000);
+  for (let i = 0; i < 300; i += 50) {
+    const txn = kv.if(prefix + 'none', 'Create', '==', 0);
+    const ops = Array.from({ length: 50 }, (_, j) => kv.put(`${prefix}${String(i + j).padStart(3, '0')}`).value(value));
+    await txn.then(...ops).commit();
+  }
+  const url = new URL(etcd.endpoint);
+  const proxy = await startThrottleProxy({ host: url.hostname, port: Number(url.port) }, 300_000);
+  t.teardown(() => proxy.stop());
+  const narrow = new EtcdWatchClient({ endpoints: [proxy.endpoint], credentials: grpc.credentials.createInsecure(), channelOptions: ETCD_CHANNEL_OPTIONS });
+  t.teardown(() => narrow.close());
+  const lw = new EtcdListerWatcher(kv, narrow, 300, 1000);
+  t.is(lw.pageLimit, 300);
+  const failures: string[] = [];
+  let listed = 0;
+  for (let attempt = 0; attempt < 8 && listed === 0; attempt++) {
+    try {
+      listed = (await lw.list(prefix)).items.length;
+    } catch (err) {
+      failures.push((err as Error).message);
+    }
+  }
+  t.is(listed, 300, `listed after ${failures.length} failures`);
+  t.true(failures.length >= 1, 'the first page ran out of its deadline');
+  t.true(failures.every((m) => /DEADLINE_EXCEEDED/.test(m)), failures.join('; '));
+  const limit = lw.pageLimit;
+  t.true(limit <= 150, `limit ${limit}`);
+  // The next list starts at that limit (a page that comes back full within a quarter of its
+  // deadline may double it again): it gets through at once.
+  t.is((await lw.list(prefix)).items.length, 300);
 });

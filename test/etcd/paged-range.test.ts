@@ -4,7 +4,7 @@ import test from 'ava';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRangeResponse } from 'etcd3';
 import { prefixEnd } from '../../src/etcd/lister-watcher.js';
-import { MAX_PAGE_BYTES, rangePaged } from '../../src/etcd/paged-range.js';
+import { MAX_PAGE_BYTES, PageCap, rangePaged } from '../../src/etcd/paged-range.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 const KiB = 1024;
@@ -253,4 +253,53 @@ test('a caller that throws on a page ends the listing with its error; the page a
   await new Promise((r) => setTimeout(r, 100));
   t.is(sent, 2);
   t.deepEqual(unhandled, []);
+});
+
+test('PageCap: halved by a page that ran out of its deadline (never below one key), doubled by a full page back within a quarter of it (never above the page size)', (t) => {
+  const cap = new PageCap(1000, 30_000);
+  t.is(cap.current, 1000);
+  cap.timedOut(1000);
+  t.is(cap.current, 500);
+  // A page of a larger limit asked for before the cap fell does not raise it.
+  cap.timedOut(1000);
+  t.is(cap.current, 500);
+  cap.timedOut(500);
+  t.is(cap.current, 250);
+  // Full, at the cap: below a quarter of the deadline doubles it; at or past it does not.
+  cap.answered(250, 250, 7_500);
+  t.is(cap.current, 250, 'at a quarter');
+  cap.answered(250, 250, 7_499);
+  t.is(cap.current, 500, 'just under a quarter');
+  // Not full (the prefix's last page), or a smaller limit (bytes): no change.
+  cap.answered(500, 499, 10);
+  t.is(cap.current, 500);
+  cap.answered(100, 100, 10);
+  t.is(cap.current, 500);
+  cap.answered(500, 500, 10);
+  t.is(cap.current, 1000);
+  cap.answered(1000, 1000, 10);
+  t.is(cap.current, 1000, 'never above the page size');
+  for (let i = 0; i < 20; i++) cap.timedOut(cap.current);
+  t.is(cap.current, 1, 'never below one key');
+  cap.timedOut(1);
+  t.is(cap.current, 1);
+});
+
+test('rangePaged with a PageCap: a page that runs out of its deadline ends the listing with its error and lowers the limit the next listing starts at; other errors do not', async (t) => {
+  const cap = new PageCap(100, 1000);
+  const limits: number[] = [];
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    limits.push(Number(req.limit));
+    throw Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded after 1.000s'), { code: 4 });
+  };
+  const range = { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 100, cap };
+  await t.throwsAsync(rangePaged(send, range, () => undefined), { message: /DEADLINE_EXCEEDED/ });
+  await t.throwsAsync(rangePaged(send, range, () => undefined), { message: /DEADLINE_EXCEEDED/ });
+  t.deepEqual(limits, [100, 50]);
+  t.is(cap.current, 25);
+  const unavailable = async (): Promise<IRangeResponse> => {
+    throw new Error('14 UNAVAILABLE: No connection established');
+  };
+  await t.throwsAsync(rangePaged(unavailable, range, () => undefined), { message: /UNAVAILABLE/ });
+  t.is(cap.current, 25);
 });
