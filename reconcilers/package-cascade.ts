@@ -16,7 +16,7 @@
 // queues it) and finds a folded package already right.
 import type { ModelState, PackageState } from '../domain/states.js';
 import type { Fleet } from './fleet.js';
-import { decidePackage, type PackageDecision } from './package-decision.js';
+import { decidePackage, requestStatus, type PackageDecision } from './package-decision.js';
 import type { ReadGuard, StateTransition } from './ports.js';
 
 /** What the work queues hold: the coalescing rule asks before folding a package in. */
@@ -144,7 +144,7 @@ export class PackageCascade {
         name: pkg,
         stored: fleet.storedPackageState(pkg),
         modelStates,
-        hasRequest: fleet.reconcileRequest(pkg) !== undefined,
+        request: requestStatus(fleet.reconcileRequest(pkg)),
         triggerStates: this.d.triggerStates,
         now,
         source: this.d.source,

@@ -5,7 +5,7 @@ import type { Fleet } from './fleet.js';
 import type { PackageCascade } from './package-cascade.js';
 import type { DomainObserver, Clock, StateStore } from './ports.js';
 import type { LagTracker } from './lag-tracker.js';
-import { decidePackage, reportPackageDecision } from './package-decision.js';
+import { decidePackage, reportPackageDecision, requestStatus } from './package-decision.js';
 import type { ModelState, PackageState } from '../domain/states.js';
 
 export interface PackageReconcilerDeps {
@@ -40,7 +40,8 @@ export class PackageReconciler implements Reconciler {
     // A model whose resync pass is coming would be read from a stored state that may be behind
     // its containers; the last such pass queues the package again.
     if (this.d.waitForModels?.(name, models)) return;
-    const hasRequest = fleet.reconcileRequest(name) !== undefined;
+    const request = requestStatus(fleet.reconcileRequest(name));
+    const hasRequest = request !== 'none';
 
     if (models === undefined) {
       this.d.lag?.packageSettled(name, false);
@@ -61,7 +62,7 @@ export class PackageReconciler implements Reconciler {
       if (model === undefined && this.d.modelQueued?.(m)) return;
       modelStates.push(model?.value.state ?? 'Created');
     }
-    const decision = decidePackage({ name, stored, modelStates, hasRequest, triggerStates, now: this.d.clock.now(), source: this.d.source });
+    const decision = decidePackage({ name, stored, modelStates, request, triggerStates, now: this.d.clock.now(), source: this.d.source });
     if (!decision) {
       this.d.lag?.packageSettled(name, false);
       // In a trigger state with no request: another writer put it there (the StateManager this

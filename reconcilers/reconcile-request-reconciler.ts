@@ -1,7 +1,8 @@
 // Delivers durable reconcile requests to the ActionController: at least once (a request
 // pending at a crash is sent after restart), retried with the queue's backoff while the
 // ActionController is unreachable, and repeated with growing intervals while the package stays
-// in a trigger state. A request whose package left that state is dropped, never sent.
+// in a trigger state. A request whose package left that state before its first call is called
+// once all the same (the package did enter it), then removed; one already delivered is removed.
 import { backoffDelay } from '../controller/backoff.js';
 import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Fleet } from './fleet.js';
@@ -55,11 +56,12 @@ export function repeatDelayMs(policy: RepeatPolicy, deliveries: number): number 
 export class ReconcileRequestReconciler implements Reconciler {
   /**
    * Deliveries the ActionController took whose record could not be written yet (etcd down), by
-   * package, with the request revision they were for: the retry writes the record without calling
+   * package, with the request revision they were for: the retry writes the record (or, with no
+   * record, removes the request of a package that had left the trigger state) without calling
    * again. Without this every retry during an outage called the ActionController once more
    * (found by the simulation, test/sim). Lost on a crash: then one duplicate, as documented.
    */
-  private readonly unrecorded = new Map<string, { modRevision: number; record: ReconcileRequestRecord }>();
+  private readonly unrecorded = new Map<string, { modRevision: number; record: ReconcileRequestRecord | undefined }>();
   /** Packages whose request waits for the package-state watch, with the delay of the last look. */
   private readonly catchingUp = new Map<string, number>();
   /**
@@ -105,14 +107,26 @@ export class ReconcileRequestReconciler implements Reconciler {
       const confirmed = await store.confirmReconcileRequest(pkg, entry);
       const stored = parseState('package', confirmed?.packageState);
       if (!confirmed || (stored !== undefined && triggerStates.has(stored))) return REQUEUE;
+      // The package entered the trigger state and left it before its call was made (a short
+      // episode, a busy or starved leader, a takeover): the entry is still called, once, and the
+      // request removed after. A package that is gone is not called.
+      const owed = (entry.value.record?.deliveries ?? 0) === 0 && stored !== undefined && memo?.modRevision !== entry.modRevision;
+      if (owed) {
+        const record = entry.value.record ?? { package: pkg, state: stored, requestedAt: new Date(this.d.clock.now()).toISOString(), deliveries: 0 };
+        if (!(await this.call(pkg, record, `package left ${record.state} before the call, now ${stored}`))) return { requeue: true };
+        this.unrecorded.set(pkg, { modRevision: entry.modRevision, record: undefined });
+      }
       const res = await store.deleteReconcileRequest(pkg, entry);
+      this.unrecorded.delete(pkg);
       if (!res.committed) return REQUEUE;
+      this.awaitingDecision.delete(pkg);
+      this.failedDelivery.delete(pkg);
       observer.reconcileRequest('cleared', pkg, state ? `package is ${state}` : 'package has no state');
       return;
     }
 
     const pending = this.unrecorded.get(pkg);
-    if (pending) return this.record(pkg, pending.record, entry);
+    if (pending?.record) return this.record(pkg, pending.record, entry);
 
     const now = this.d.clock.now();
     // An unreadable record is treated as a fresh request: the package is in a trigger state.
@@ -147,6 +161,21 @@ export class ReconcileRequestReconciler implements Reconciler {
     const storedState = parseState('package', confirmed?.packageState);
     if (!confirmed || storedState === undefined || !triggerStates.has(storedState)) return REQUEUE;
 
+    const scenarioName = await this.call(pkg, record);
+    if (scenarioName === undefined) return { requeue: true };
+    const delivered = {
+      ...record,
+      state,
+      deliveries: record.deliveries + 1,
+      lastDeliveredAt: new Date(this.d.clock.now()).toISOString(),
+      scenario: scenarioName,
+    };
+    return this.record(pkg, delivered, entry);
+  }
+
+  /** Calls the ActionController for the package; the scenario it named, or undefined when the call failed (reported, retried). */
+  private async call(pkg: string, record: ReconcileRequestRecord, note?: string): Promise<string | undefined> {
+    const { fleet, observer } = this.d;
     const scenarioName = fleet.scenarioFor(pkg);
     let answer: { status: number; desc: string };
     try {
@@ -159,24 +188,17 @@ export class ReconcileRequestReconciler implements Reconciler {
       // Reported (log line, metric) here; a quiet rate-limited retry rather than an error.
       observer.reconcileRequest('failed', pkg, `${scenarioName}: ${(err as Error).message}`);
       this.failedDelivery.add(pkg);
-      return { requeue: true };
+      return undefined;
     }
     // The answer's status is logged, not interpreted: the contract gives it no meaning.
-    observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}, ActionController status ${answer.status}${answer.desc ? ` ${JSON.stringify(answer.desc.slice(0, DESC_LOGGED))}` : ''}`);
+    observer.reconcileRequest('delivered', pkg, `scenario ${scenarioName}, delivery ${record.deliveries + 1}, ActionController status ${answer.status}${answer.desc ? ` ${JSON.stringify(answer.desc.slice(0, DESC_LOGGED))}` : ''}${note ? `; ${note}` : ''}`);
     this.failedDelivery.delete(pkg);
     if (this.failedDelivery.size > 0) {
       const waiting = [...this.failedDelivery];
       this.failedDelivery.clear();
       this.d.retryNow?.(waiting);
     }
-    const delivered = {
-      ...record,
-      state,
-      deliveries: record.deliveries + 1,
-      lastDeliveredAt: new Date(this.d.clock.now()).toISOString(),
-      scenario: scenarioName,
-    };
-    return this.record(pkg, delivered, entry);
+    return scenarioName;
   }
 
   /** Write a delivery down; if etcd cannot be reached, remember it so the retry does not call again. */

@@ -36,10 +36,29 @@ test('entering Error through a fold writes the reconcile request with it, once',
   t.is(request?.modRevision, w.lw.get(w.keys.stateKey('package', 'p'))?.modRevision);
   await w.pkg.reconcile('p');
   t.is(w.lw.get(w.keys.reconcileRequestKey('p'))?.modRevision, request?.modRevision, 'not written again');
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
   w.container('n1', 'c1', 'm', 'running');
   await w.model.reconcile('m');
   t.is(w.state('package', 'p'), 'Running');
-  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined, 'leaving Error clears it in the same transaction');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined, 'leaving Error clears the delivered request in the same transaction');
+});
+
+test('leaving Error before the call keeps the request owed: the fold leaves it, the call is made once, then it is removed', async (t) => {
+  const w = await world();
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c1', 'm', 'dead');
+  await w.model.reconcile('m');
+  t.is(w.state('package', 'p'), 'Error');
+  w.container('n1', 'c1', 'm', 'running');
+  await w.model.reconcile('m');
+  t.is(w.state('package', 'p'), 'Running');
+  t.like(JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value), { deliveries: 0, state: 'Error' }, 'kept: its call is owed');
+  await w.request.reconcile('p');
+  t.deepEqual(w.ac.calls.map((c) => c.scenarioName), ['p']);
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined, 'removed after the call');
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1, 'once');
 });
 
 test('a package with work queued or running is left to its reconciler', async (t) => {

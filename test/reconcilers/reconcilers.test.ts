@@ -58,7 +58,7 @@ test('model: a state no package lists any more is deleted', async (t) => {
   t.is(w.state('model', 'm'), undefined);
 });
 
-test('package: all models Dead enters Error with a reconcile request in the same write; leaving it clears the request', async (t) => {
+test('package: all models Dead enters Error with a reconcile request in the same write; leaving it after the call clears the request', async (t) => {
   const w = await world();
   w.packageDef('p', ['m1', 'm2']);
   for (const m of ['m1', 'm2']) {
@@ -69,6 +69,8 @@ test('package: all models Dead enters Error with a reconcile request in the same
   t.is(w.state('package', 'p'), 'Error');
   const record = JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value) as { deliveries: number; state: string };
   t.like(record, { deliveries: 0, state: 'Error' });
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
 
   w.container('n1', 'm1-c', 'm1', 'running');
   await w.model.reconcile('m1');
@@ -139,7 +141,7 @@ test("request: a delivery's line names the ActionController's answer (its status
   t.deepEqual(lines.filter(([kind]) => kind === 'delivered'), [['delivered', 'p', 'scenario p, delivery 1, ActionController status 7 "queued \\"behind\\" another repair"']]);
 });
 
-test("request: no call while the package's own decision is pending (its stored state may be the last leader's); the decision that takes it out of Error removes the request", async (t) => {
+test("request: no call while the package's own decision is pending (its stored state may be the last leader's); after the decision that takes it out of Error the entry is called once and the request removed", async (t) => {
   const w = await world();
   w.packageDef('p', ['m']);
   w.container('n1', 'c', 'm', 'dead');
@@ -156,8 +158,9 @@ test("request: no call while the package's own decision is pending (its stored s
   await w.model.reconcile('m');
   await w.pkg.reconcile('p');
   w.busy.delete('package/p');
+  t.like(JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value), { deliveries: 0 }, 'the decision kept the request: its call is owed');
   await w.request.reconcile('p');
-  t.deepEqual(w.ac.calls, [], 'never called');
+  t.is(w.ac.calls.length, 1, 'the entry into Error is called once, after the decision');
   t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
 
   // Still in Error once decided: delivered then, at once.
@@ -168,7 +171,7 @@ test("request: no call while the package's own decision is pending (its stored s
   t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 }, 'a new wait starts from the first delay');
   w.busy.delete('package/p');
   await w.request.reconcile('p');
-  t.is(w.ac.calls.length, 1);
+  t.is(w.ac.calls.length, 2);
 });
 
 test('request: an unreachable ActionController keeps the request pending and retries', async (t) => {
@@ -186,7 +189,7 @@ test('request: an unreachable ActionController keeps the request pending and ret
   t.like(JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value), { deliveries: 1 });
 });
 
-test('request: a package no longer in Error has its request cleared without a call', async (t) => {
+test('request: a package that left Error before its call is called once, then its request cleared; a delivered one is cleared without a call, and a package that is gone is not called', async (t) => {
   const w = await world();
   w.packageDef('p', ['m']);
   w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
@@ -200,11 +203,17 @@ test('request: a package no longer in Error has its request cleared without a ca
   );
   w.lw.put(w.keys.stateKey('package', 'p'), 'Running');
   await w.request.reconcile('p');
-  t.deepEqual(w.ac.calls, []);
+  t.deepEqual(w.ac.calls.map((c) => c.scenarioName), ['p'], 'the entry into Error is called, once');
   t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
   // A later request written ahead of the watch starts again at 20 ms.
   w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 0 }));
   t.deepEqual(await w.request.reconcile('p'), { requeueAfterMs: 20 });
+  // Delivered already: cleared without another call.
+  w.lw.put(w.keys.reconcileRequestKey('p'), JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 1 }));
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Degraded');
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
 });
 
 test('event mapping: a container change queues its model; a model state change queues the packages listing it', async (t) => {

@@ -164,3 +164,23 @@ test('a package found in Error that its models take out of it: a transition, no 
 function silentObserverFor(lines: string[]): DomainObserver {
   return { ...silentObserver, reconcileRequest: (result, pkg, detail) => void lines.push(`${result} ${pkg} ${detail ?? ''}`.trim()) };
 }
+
+test('an owed call for a package that left Error: a removal the store could not make is made on the retry without calling again; a failed call is retried', async (t) => {
+  const w = await inError();
+  w.lw.put(w.keys.stateKey('package', 'p'), 'Running');
+  w.store.confirmReconcileRequest = async () => ({ packageState: 'Running' });
+  w.ac.failing = true;
+  t.deepEqual(await w.request.reconcile('p'), { requeue: true });
+  t.truthy(w.lw.get(w.keys.reconcileRequestKey('p')), 'kept while its call fails');
+  w.ac.failing = false;
+  const remove = w.store.deleteReconcileRequest.bind(w.store);
+  w.store.deleteReconcileRequest = async () => {
+    throw Object.assign(new Error('etcd unavailable'), { retryAfterMs: 200 });
+  };
+  await t.throwsAsync(w.request.reconcile('p'));
+  t.is(w.ac.calls.length, 1);
+  w.store.deleteReconcileRequest = remove;
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1, 'not called again');
+  t.is(w.lw.get(w.keys.reconcileRequestKey('p')), undefined);
+});

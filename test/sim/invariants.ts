@@ -100,10 +100,12 @@ interface Episode {
   entryRevision: number;
   entryAt: number;
   exitAt: number | undefined;
+  /** The package was removed (its definition gone) after it: no call is owed. */
+  removed: boolean;
 }
 
 /**
- * Every entry into Error reached the ActionController and no call came without one. Counted per
+ * Every entry into Error reached the ActionController (also one left before its call), and no call came without one. Counted per
  * package, not per entry: a call decided for one entry may arrive after the package left Error and
  * entered it again (then it counts for the new entry too). At most, per package: for each entry,
  * one call, the repeats the policy allows in its duration, and one per fault during it that can
@@ -120,8 +122,10 @@ export function checkDeliveries(i: CheckInput): string[] {
       const was = ch.prev?.value === 'Error';
       const is = ch.type === 'Put' && ch.kv!.value === 'Error';
       const list = episodes.get(m[2]!) ?? [];
-      if (!was && is) list.push({ entryRevision: c.revision, entryAt: c.at, exitAt: undefined });
+      if (!was && is) list.push({ entryRevision: c.revision, entryAt: c.at, exitAt: undefined, removed: false });
       if (was && !is && list.length > 0) list[list.length - 1]!.exitAt = c.at;
+      // A package removed (its definition gone) is owed no call for the entries before.
+      if (ch.type !== 'Put') for (const ep of list) ep.removed = true;
       episodes.set(m[2]!, list);
     }
   }
@@ -136,9 +140,11 @@ export function checkDeliveries(i: CheckInput): string[] {
   }
   for (const [pkg, list] of episodes) {
     const calls = accepted.get(pkg) ?? [];
-    const open = list.find((e) => e.exitAt === undefined);
-    if (open && !calls.some((c) => c.revision >= open.entryRevision)) {
-      out.push(`package ${pkg} entered Error at revision ${open.entryRevision} and is still there, but the ActionController never got it`);
+    // Every entry is called, also one the package left before its call was made (contract
+    // section 3: sent when a package enters Error); not one of a package removed since.
+    for (const ep of list) {
+      if (ep.removed || calls.some((c) => c.revision >= ep.entryRevision)) continue;
+      out.push(`package ${pkg} entered Error at revision ${ep.entryRevision}${ep.exitAt === undefined ? ' and is still there' : ' and left it'}, but the ActionController never got it`);
     }
     let allowed = calls.filter((c) => !c.answered).length;
     for (const ep of list) {
