@@ -1,9 +1,10 @@
 // The V8 flags that follow from `memory` in the configuration, applied before the caches fill;
 // and a young generation sized to the fleet (issue 22: a small footprint on one vehicle).
-import { performance, PerformanceObserver } from 'node:perf_hooks';
+import { constants, performance, PerformanceObserver } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, getHeapStatistics, setFlagsFromString } from 'node:v8';
 import type { Config } from '../config/config.js';
 import { outgrown } from './outgrown.js';
+import { splitNodeOptions, v8FlagName } from './optimizers.js';
 
 export function heapFlags(memory: Config['memory']): string[] {
   return memory.heapGrowthPercent > 0 ? [`--heap-growing-percent=${memory.heapGrowthPercent}`] : [];
@@ -131,10 +132,14 @@ export function growYoungGenerationWithFleet(
   };
 }
 
-/** Share of V8's heap limit above which the process warns (a fleet too large for its memory limit). */
-export const HEAP_WARN_SHARE = 0.85;
+/**
+ * Share of V8's heap limit above which the process warns (a fleet too large for its memory limit).
+ * Not higher: V8 ends a process whose full collections free too little ("ineffective
+ * mark-compacts near heap limit") before the heap is full: at 80 % of a 40 MB old generation.
+ */
+export const HEAP_WARN_SHARE = 0.75;
 /** Share below which a warned process may warn again. */
-export const HEAP_CALM_SHARE = 0.7;
+export const HEAP_CALM_SHARE = 0.6;
 
 /**
  * Whether the heap is near its limit, with hysteresis: `true` from `HEAP_WARN_SHARE` of the
@@ -148,19 +153,50 @@ export function heapNearLimit(used: number, limit: number, nearBefore: boolean):
 }
 
 /**
- * Calls `warn` once each time the heap comes near its limit (checked every `periodMs`; after a
- * scavenge the figure is what survived, so a passing spike of garbage seldom counts). Returns a stop function.
+ * Calls `warn` once each time the heap comes near its limit: checked every `periodMs` (after a
+ * scavenge the figure is what survived, so a passing spike of garbage seldom counts) and after
+ * every full collection, whose figure is what is live. Every 5 s alone missed a heap that grew
+ * from 83 % to its limit within 6 s of a replica becoming leader (black-box probing in a 64 MB
+ * cgroup): the process died of "heap out of memory" without the line. Returns a stop function.
  */
-export function watchHeapLimit(warn: (usedBytes: number, limitBytes: number) => void, periodMs = 5000): () => void {
+export function watchHeapLimit(warn: (usedBytes: number, limitBytes: number) => void, periodMs = 5000, oldSpaceLimit = oldSpaceLimitBytes(process.execArgv, process.env.NODE_OPTIONS)): () => void {
   let near = false;
-  const timer = setInterval(() => {
-    const { used_heap_size: used, heap_size_limit: limit } = getHeapStatistics();
+  const check = (): void => {
+    const stats = getHeapStatistics();
+    const used = stats.used_heap_size;
+    const limit = oldSpaceLimit ?? stats.heap_size_limit;
     const now = heapNearLimit(used, limit, near);
     if (now && !near) warn(used, limit);
     near = now;
-  }, periodMs);
+  };
+  const timer = setInterval(check, periodMs);
   timer.unref();
-  return () => clearInterval(timer);
+  const fullCollections = new PerformanceObserver((list) => {
+    if (list.getEntries().some((e) => (e as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MAJOR)) check();
+  });
+  fullCollections.observe({ entryTypes: ['gc'] });
+  return () => {
+    clearInterval(timer);
+    fullCollections.disconnect();
+  };
+}
+
+/**
+ * The old generation's limit an operator set (`--max-old-space-size`, in MB, on node's command line
+ * or in NODE_OPTIONS; the last one counts), in bytes, or undefined. V8's `heap_size_limit` adds the
+ * young generation's reserve to it, which on a large machine is 192 MB: with the flag at 40 MB
+ * the heap ran out at 14 % of `heap_size_limit`, and the warning never came.
+ */
+export function oldSpaceLimitBytes(execArgv: readonly string[], nodeOptions: string | undefined): number | undefined {
+  const args = [...execArgv, ...splitNodeOptions(nodeOptions ?? '')];
+  let mb: number | undefined;
+  for (let i = 0; i < args.length; i++) {
+    if (v8FlagName(args[i]!) !== 'max-old-space-size') continue;
+    const eq = args[i]!.indexOf('=');
+    const value = Number(eq >= 0 ? args[i]!.slice(eq + 1) : args[i + 1]);
+    if (Number.isFinite(value) && value > 0) mb = value;
+  }
+  return mb === undefined ? undefined : mb * 2 ** 20;
 }
 
 /**
