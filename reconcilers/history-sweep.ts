@@ -5,7 +5,7 @@
 // rolling upgrades). Once per leadership, after the resync's work has had its time, every kind's
 // history is listed (keys only, page by page) and each name whose entries outrun its state — no
 // state, or entries past its version — goes to the history controller, which trims by the level
-// under a guard, as for a deletion seen live.
+// under a guard, as for a deletion seen live. A sweep that fails is tried again later, while leading.
 import type { Logger } from '../controller/logger.js';
 import type { Runnable } from '../controller/manager.js';
 import { errorMessage } from '../controller/errors.js';
@@ -31,6 +31,9 @@ export interface HistorySweepOptions {
   logger: Logger;
   /** Wait after winning leadership (the resync goes first); 0 sweeps at once. */
   delayMs: number;
+  /** Wait before a failed sweep is tried again, doubling up to `retryCapMs` (default 1 min and 15 min). */
+  retryMs?: number;
+  retryCapMs?: number;
 }
 
 const KINDS: readonly ResourceKind[] = ['model', 'package', 'scenario'];
@@ -67,11 +70,29 @@ export class HistorySweep implements Runnable {
   private run(): void {
     if (this.running) return;
     const abort = (this.abort = new AbortController());
-    this.running = this.sweep(abort.signal)
-      .catch((err: unknown) => {
-        if (!abort.signal.aborted) this.o.logger.warn('history sweep failed; the next leadership looks again', { error: errorMessage(err) });
-      })
-      .finally(() => (this.running = undefined));
+    this.running = this.sweepUntilDone(abort.signal).finally(() => (this.running = undefined));
+  }
+
+  /**
+   * Sweeps, and after a failure sweeps again later while still leading: a leader on a slow link
+   * (black-box probing: 256 kbit/s to etcd) failed its one sweep on a page's deadline and held
+   * leadership for good, so history left behind was never found.
+   */
+  private async sweepUntilDone(signal: AbortSignal): Promise<void> {
+    if (this.o.delayMs > 0) await abortableSleep(this.o.delayMs, signal);
+    let wait = this.o.retryMs ?? 60_000;
+    for (let attempt = 1; !signal.aborted; attempt++) {
+      try {
+        await this.sweep(signal);
+        if (attempt > 1 && !signal.aborted) this.o.logger.info('history swept after failures', { attempts: attempt });
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        this.o.logger.warn('history sweep failed; trying again', { error: errorMessage(err), attempt, retryInMs: wait });
+      }
+      await abortableSleep(wait, signal);
+      wait = Math.min(wait * 2, this.o.retryCapMs ?? 15 * 60_000);
+    }
   }
 
   private async halt(): Promise<void> {
@@ -80,7 +101,6 @@ export class HistorySweep implements Runnable {
   }
 
   private async sweep(signal: AbortSignal): Promise<void> {
-    if (this.o.delayMs > 0) await abortableSleep(this.o.delayMs, signal);
     let names = 0;
     let queued = 0;
     for (const kind of KINDS) {

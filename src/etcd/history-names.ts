@@ -6,6 +6,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { HistoryName, HistoryNames } from '../../reconcilers/history-sweep.js';
 import { prefixEnd } from './lister-watcher.js';
+import { isDeadline, PageCap } from './paged-range.js';
 
 export interface EtcdHistoryNamesOptions {
   client: Etcd3;
@@ -18,7 +19,12 @@ export interface EtcdHistoryNamesOptions {
 }
 
 export class EtcdHistoryNames implements HistoryNames {
-  constructor(private readonly o: EtcdHistoryNamesOptions) {}
+  /** Smaller pages after one ran out of its deadline (a slow link to etcd), as the informers' lists. */
+  private readonly cap: PageCap;
+
+  constructor(private readonly o: EtcdHistoryNamesOptions) {
+    this.cap = new PageCap(o.pageSize ?? 5000, o.requestTimeoutMs);
+  }
 
   async list(kind: ResourceKind, page: (names: readonly HistoryName[]) => void, signal: AbortSignal): Promise<void> {
     const prefix = `${this.o.keys.history}${kind}/`;
@@ -28,7 +34,20 @@ export class EtcdHistoryNames implements HistoryNames {
     let current: HistoryName | undefined;
     for (;;) {
       if (signal.aborted) return;
-      const res = await this.o.client.kv.range({ key: from, range_end: end, limit: this.o.pageSize ?? 5000, keys_only: true }, { deadline: Date.now() + this.o.requestTimeoutMs });
+      const limit = this.cap.current;
+      const askedAt = Date.now();
+      let res: Awaited<ReturnType<Etcd3['kv']['range']>>;
+      try {
+        res = await this.o.client.kv.range({ key: from, range_end: end, limit, keys_only: true }, { deadline: askedAt + this.o.requestTimeoutMs });
+      } catch (err) {
+        // The same page again, smaller, until a page of one key is too slow.
+        if (limit > 1 && isDeadline(err)) {
+          this.cap.timedOut(limit);
+          continue;
+        }
+        throw err;
+      }
+      this.cap.answered(limit, res.kvs.length, Date.now() - askedAt);
       const out: HistoryName[] = [];
       for (const kv of res.kvs) {
         const rest = kv.key.toString('utf8').slice(prefix.length);

@@ -131,6 +131,6 @@ function isResponseTooLarge(err: unknown): boolean {
 }
 
 /** A call that ran out of its deadline (grpc-js's DEADLINE_EXCEEDED, code 4, or etcd3's wrapping of it). */
-function isDeadline(err: unknown): boolean {
+export function isDeadline(err: unknown): boolean {
   return (err as { code?: unknown } | undefined)?.code === 4 || /DEADLINE_EXCEEDED|deadline exceeded/i.test(errorMessage(err));
 }

@@ -6,7 +6,10 @@ import { KeyLayout } from '../../domain/keys.js';
 import { EtcdHistoryNames } from '../../src/etcd/history-names.js';
 import { HistorySweep, type HistoryName } from '../../reconcilers/history-sweep.js';
 import { silentLogger } from '../../controller/logger.js';
+import { parseConfig } from '../../src/config/config.js';
+import { createEtcdClient } from '../../src/etcd/client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startThrottleProxy } from '../helpers/throttle-proxy.js';
 
 let etcd: EtcdServer;
 test.before(async () => {
@@ -55,4 +58,53 @@ test('the sweep queues a name with no state or entries past its version, not one
   later.start();
   await later.pause();
   t.deepEqual(listed, []);
+});
+
+test('a sweep that fails is tried again while leading, after 1, 2, 4 … times retryMs up to its cap; paused meanwhile, it stops', async (t) => {
+  let lists = 0;
+  const failures = 3;
+  const names = {
+    list: async (kind: string, page: (n: readonly HistoryName[]) => void) => {
+      if (kind === 'model' && ++lists <= failures) throw new Error('4 DEADLINE_EXCEEDED: Deadline exceeded after 5.000s');
+      if (kind === 'model') page([{ name: 'left', lastVersion: 2 }]);
+    },
+  };
+  const lines: { message: string; meta?: Record<string, unknown> }[] = [];
+  const logger = { ...silentLogger, warn: (message: string, meta?: Record<string, unknown>) => void lines.push({ message, meta }), info: (message: string, meta?: Record<string, unknown>) => void lines.push({ message, meta }) };
+  const queued: string[] = [];
+  const sweep = new HistorySweep({ names, storedVersion: () => undefined, queue: (k, n) => void queued.push(`${k}/${n}`), logger, delayMs: 0, retryMs: 20, retryCapMs: 50 });
+  sweep.start();
+  await sweep.done;
+  t.is(lists, failures + 1);
+  t.deepEqual(queued, ['model/left']);
+  t.deepEqual(lines.filter((l) => l.message.startsWith('history sweep failed')).map((l) => l.meta?.retryInMs), [20, 40, 50], 'doubling, up to the cap');
+  t.like(lines.at(-1), { message: 'history swept after failures', meta: { attempts: 4 } });
+
+  // Failing for good: pausing (leadership lost) ends the retries.
+  const failing = new HistorySweep({ names: { list: async () => Promise.reject(new Error('UNAVAILABLE')) }, storedVersion: () => undefined, queue: () => undefined, logger: silentLogger, delayMs: 0, retryMs: 10_000 });
+  failing.start();
+  await new Promise((r) => setTimeout(r, 50));
+  const started = Date.now();
+  await failing.pause();
+  t.true(Date.now() - started < 1000, 'pause ends the wait');
+});
+
+test('over a link too narrow for a page within the request deadline, the same page is asked again smaller until it gets through', async (t) => {
+  const keys = new KeyLayout('/hn-narrow');
+  const client = etcd.client();
+  // 2,000 names of one entry each: keys-only pages of about 60 bytes a key.
+  for (let i = 0; i < 2000; i += 100) {
+    await client.if(keys.historyKey('model', 'none', 1), 'Create', '==', 0).then(...Array.from({ length: 100 }, (_, j) => client.put(keys.historyKey('model', `model-${String(i + j).padStart(5, '0')}`, 1)).value('{}'))).commit();
+  }
+  const url = new URL(etcd.endpoint);
+  const proxy = await startThrottleProxy({ host: url.hostname, port: Number(url.port) }, 40_000);
+  t.teardown(() => proxy.stop());
+  // The program's own client (etcd3 with statemanager's policies: no circuit breaker).
+  const narrow = createEtcdClient(parseConfig({ etcd: { endpoints: [proxy.endpoint] } }).etcd);
+  t.teardown(() => narrow.close());
+  // A page of 2,000 keys needs about 3 s at 40 KB/s; the deadline is 1 s.
+  const names: string[] = [];
+  await new EtcdHistoryNames({ client: narrow, keys, requestTimeoutMs: 1000, pageSize: 2000, pauseMs: 0 }).list('model', (p) => void names.push(...p.map((n) => n.name)), new AbortController().signal);
+  t.is(names.length, 2000);
+  t.is(new Set(names).size, 2000);
 });
