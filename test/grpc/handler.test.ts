@@ -12,7 +12,7 @@ import { captureLogger } from './_support.js';
 
 const TOKEN: Caller = { identity: 'token:agent', names: ['token:agent'], via: 'token' };
 
-function setup(o: { caller?: Caller | undefined; rules?: ConstructorParameters<typeof Authorizer>[0] } = {}) {
+function setup(o: { caller?: Caller | undefined; rules?: ConstructorParameters<typeof Authorizer>[0]; deadline?: grpc.Deadline } = {}) {
   const logger = captureLogger();
   const recorded: [string, string][] = [];
   const inFlight = new InFlightLimiter(1);
@@ -26,10 +26,16 @@ function setup(o: { caller?: Caller | undefined; rules?: ConstructorParameters<t
     refusals: new ThrottledLog({ logger }),
     record: (m, c) => void recorded.push([m, c]),
   });
-  const base = { metadata, request: { n: 1 }, getDeadline: () => Infinity, getPeer: () => '127.0.0.1:5000' };
-  const unaryCall = base as unknown as grpc.ServerUnaryCall<{ n: number }, string>;
+  const base = { metadata, request: { n: 1 }, getDeadline: (): grpc.Deadline => o.deadline ?? Infinity, getPeer: () => '127.0.0.1:5000' };
+  // As grpc-js's: 'cancelled' once the call has ended, answered or not.
+  const unaryEmitter = Object.assign(new EventEmitter(), base, { cancelled: false });
+  const unaryCall = unaryEmitter as unknown as grpc.ServerUnaryCall<{ n: number }, string>;
   const answers: unknown[][] = [];
-  const callback: grpc.sendUnaryData<string> = (...args) => void answers.push(args);
+  const callback: grpc.sendUnaryData<string> = (...args) => {
+    answers.push(args);
+    unaryEmitter.cancelled = true;
+    unaryEmitter.emit('cancelled', 'cancelled');
+  };
   return { s, logger, recorded, inFlight, base, unaryCall, answers, callback };
 }
 
@@ -52,6 +58,16 @@ test('unary: the answer is counted under its label (OK by default) and frees the
   t.deepEqual(x.answers, [[null, 'done']]);
   t.deepEqual(x.recorded, [['M', 'ERROR_CODE_SUCCESS']]);
   t.is(x.inFlight.inFlight('k'), 0);
+});
+
+test('unary: an answer whose call ends past the caller\'s deadline is counted DEADLINE_EXCEEDED (the caller timed out), one ending before it under its label', async (t) => {
+  for (const [deadline, counted] of [[Date.now() - 1, 'DEADLINE_EXCEEDED'], [Date.now() + 60_000, 'OK']] as const) {
+    const x = setup({ deadline });
+    x.s.unary<{ n: number }, string>({ method: 'M', permission: 'per-request', run: async () => answer('done') })(x.unaryCall, x.callback);
+    await tick();
+    t.deepEqual(x.answers, [[null, 'done']]);
+    t.deepEqual(x.recorded, [['M', counted]]);
+  }
 });
 
 test('unary: a refusal is answered and counted by its status name', (t) => {

@@ -580,6 +580,9 @@ test.serial('a long list\'s answer its client does not read is cut a second past
     const after = performance.now() - asked;
     t.true(after >= atLeast && after < atMost, `${timeout ?? 'no deadline'}: cut after ${Math.round(after)} ms`);
     await eventually(() => assert.strictEqual(sends.inFlight, 0), { timeoutMs: 2000 });
+    // An answer that ended past its caller's deadline is not counted OK: the caller timed out.
+    const counted = s.metrics.calls.filter(([m]) => m === 'ListResourcesByState').map(([, code]) => code);
+    if (timeout) t.deepEqual(counted, ['DEADLINE_EXCEEDED']);
   }
 });
 
