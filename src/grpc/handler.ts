@@ -136,7 +136,7 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
       // The caller's in-flight slot is held until this answer, not until the client gives up.
       const slot = deps.admitted(call.metadata)?.slot;
       slot?.own();
-      let admitted: Call<Req> | Refusal | undefined;
+      const admitted = admit(spec, call);
       const respond = (o: Outcome<Res>): void => {
         slot?.release();
         if ('refusal' in o) {
@@ -147,14 +147,13 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
           // list over a slow link) never reached it as OK (black-box probing at 64 kbit/s: 4 of 4
           // lists timed out at the caller and were counted OK).
           const label = o.label ?? 'OK';
-          if (admitted !== undefined && 'caller' in admitted) {
+          if ('caller' in admitted) {
             const { onEnd, callerDeadline } = admitted;
             onEnd(() => record(spec.method, callerDeadline !== undefined && Date.now() >= callerDeadline ? 'DEADLINE_EXCEEDED' : label));
           } else record(spec.method, label);
           callback(null, o.response);
         }
       };
-      admitted = admit(spec, call);
       if (!('caller' in admitted)) return respond({ refusal: admitted });
       let ran: Outcome<Res> | Promise<Outcome<Res>>;
       try {
