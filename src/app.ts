@@ -161,6 +161,7 @@ export class StateManagerApp {
       client: etcd, key: keys.own, logger,
       lookAgainAfterDeadline: config.etcd.endpoints.length > 1,
       alarmGauge: (alarm, members) => metrics.etcdAlarms.labels({ alarm }).set(members),
+      revisionGauge: (revision) => metrics.etcdRevision.set(revision),
       // Keys that failed meanwhile wait out their backoff (up to controller.backoffCap): now, not then.
       onAlarmsCleared: () => this.resync('etcd alarm cleared'),
     });

@@ -46,6 +46,8 @@ export interface EtcdProbeOptions {
   alarmGauge?: (alarm: EtcdAlarm, members: number) => void;
   /** The last raised alarm was cleared: etcd takes writes again. */
   onAlarmsCleared?: () => void;
+  /** etcd's current revision, at each read of its status (every look that found it reachable). */
+  revisionGauge?: (revision: number) => void;
   /** Default 2000 (1000 while unreachable or alarmed). */
   intervalMs?: number;
   /**
@@ -59,6 +61,8 @@ export interface EtcdProbeOptions {
 
 /** How long one look at etcd may take. */
 export const LOOK_DEADLINE_MS = 2000;
+/** A look whose timer fired this late: a failure to answer in time may be this process's own. */
+export const HELD_MS = 1000;
 /** Switches between clusters within MIXED_WINDOW_MS that mean endpoints of two clusters at once (restores are minutes apart). */
 export const MIXED_SWITCHES = 5;
 export const MIXED_WINDOW_MS = 60_000;
@@ -83,11 +87,15 @@ export class EtcdProbe implements Runnable {
   private switches: number[] = [];
   private mixedClustersSaid = false;
   private timer: NodeJS.Timeout | undefined;
+  /** When the next look's timer is due (the monotonic clock), to tell how late it fired. */
+  private dueAt: number | undefined;
   private stopped = false;
   private readonly intervalMs: number;
+  private readonly now: () => number;
 
   constructor(private readonly o: EtcdProbeOptions) {
     this.intervalMs = o.intervalMs ?? 2000;
+    this.now = o.now ?? (() => performance.now());
   }
 
   reachable(): boolean {
@@ -120,6 +128,10 @@ export class EtcdProbe implements Runnable {
 
   private async tick(): Promise<void> {
     const { logger } = this.o;
+    // How late this look's timer fired: a process starved of CPU (a cgroup quota, a blocked event
+    // loop) misses etcd's deadlines itself, and black-box probing found such a replica saying
+    // `etcd unreachable` while etcd answered everyone else in under a millisecond.
+    const heldMs = this.dueAt === undefined ? 0 : Math.max(0, Math.round(this.now() - this.dueAt));
     try {
       // Serializable: answered by the member itself. With `hasleader` (REQUIRE_LEADER in
       // client.ts) a member without a leader still refuses it and the range goes on to the next
@@ -137,6 +149,7 @@ export class EtcdProbe implements Runnable {
       const refused = classifyEtcdError(err) === 'refused';
       if (this.reachableNow || refused !== this.refusedNow) {
         if (refused) logger.error("etcd refused statemanager's credentials or permissions", { error: errorMessage(err), fix: "check etcd.username and etcd.password (ETCD_USERNAME, ETCD_PASSWORD) and the user's role" });
+        else if (heldMs >= HELD_MS && classifyEtcdError(err) === 'timeout') logger.warn('etcd did not answer in time, but this process was held itself (starved of CPU, or its event loop blocked): its timers ran late', { error: errorMessage(err), lateMs: heldMs });
         else logger.warn('etcd unreachable', { error: errorMessage(err) });
       }
       this.reachableNow = false;
@@ -146,7 +159,9 @@ export class EtcdProbe implements Runnable {
     if (this.reachableNow) await this.readAlarms();
     if (this.stopped) return;
     const fast = !this.reachableNow || this.raised.size > 0;
-    this.timer = setTimeout(() => void this.tick(), fast ? Math.min(1000, this.intervalMs) : this.intervalMs);
+    const delay = fast ? Math.min(1000, this.intervalMs) : this.intervalMs;
+    this.dueAt = this.now() + delay;
+    this.timer = setTimeout(() => void this.tick(), delay);
     this.timer.unref();
   }
 
@@ -200,6 +215,7 @@ export class EtcdProbe implements Runnable {
       // replica polling it would add to an idle cluster forever.
       const status = await client.maintenance.status({ deadline: Date.now() + 2000 });
       this.noteCluster(String(status.header.cluster_id), String(status.header.member_id));
+      this.o.revisionGauge?.(Number(status.header.revision));
       raised = alarmsInStatus(status.errors ?? []);
       if (this.alarmsUnreadable) logger.info('etcd alarms readable again');
       this.alarmsUnreadable = false;

@@ -3,10 +3,11 @@
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
-import { alarmsInStatus, EtcdProbe, LOOK_DEADLINE_MS, MIXED_SWITCHES, MIXED_WINDOW_MS, QUIET_MS, type EtcdAlarm } from '../../src/etcd/probe.js';
+import { alarmsInStatus, EtcdProbe, HELD_MS, LOOK_DEADLINE_MS, MIXED_SWITCHES, MIXED_WINDOW_MS, QUIET_MS, type EtcdAlarm } from '../../src/etcd/probe.js';
 import { createEtcdClient } from '../../src/etcd/client.js';
 import { parseConfig } from '../../src/config/config.js';
 import { silentEndpoint } from '../helpers/silent-etcd.js';
+import { startStallProxy } from '../helpers/stall-proxy.js';
 import { startEtcd } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
 import { captureLogger } from '../grpc/_support.js';
@@ -224,3 +225,42 @@ function scriptedStatus(script: readonly [string, number][], member: (clusterId:
   } as unknown as Etcd3;
   return { client, now: () => clock, answered: () => at };
 }
+
+for (const late of [0, HELD_MS]) {
+  test.serial(`a look that runs out of its deadline ${late ? 'after its timer fired late: this process was held, said so' : 'on time: etcd unreachable'}`, async (t) => {
+    // Found by black-box probing: a replica held to 1 % of a core said `etcd unreachable` while etcd
+    // answered the others in under a millisecond.
+    const etcd = await startEtcd();
+    t.teardown(() => etcd.stop());
+    const url = new URL(etcd.endpoint);
+    const proxy = await startStallProxy({ host: url.hostname, port: Number(url.port) });
+    t.teardown(() => proxy.stop());
+    const client = createEtcdClient(parseConfig({ etcd: { endpoints: [proxy.endpoint] } }).etcd);
+    t.teardown(() => client.close());
+    const logger = captureLogger();
+    let skew = 0;
+    const probe = new EtcdProbe({ client, key: '/probe', logger, intervalMs: 50, now: () => performance.now() + skew });
+    probe.start();
+    t.teardown(() => probe.stop());
+    await eventually(() => assert.ok(probe.reachable()));
+    proxy.stall();
+    // The clock jumps as a starved process's does between its timer's due time and its firing.
+    skew += late;
+    await eventually(() => assert.strictEqual(probe.reachable(), false), { timeoutMs: 3 * LOOK_DEADLINE_MS });
+    const said = logger.lines.filter((l) => l.level === 'warn' && l.message !== 'cannot read etcd alarms').map((l) => l.message);
+    t.is(said.length, 1, said.join('; '));
+    t.regex(said[0]!, late ? /this process was held itself/ : /^etcd unreachable$/);
+  });
+}
+
+test("etcd's current revision is told at each status read", async (t) => {
+  const etcd = await startEtcd();
+  t.teardown(() => etcd.stop());
+  const revisions: number[] = [];
+  const probe = new EtcdProbe({ client: etcd.client(), key: '/probe', logger: captureLogger(), intervalMs: 30, revisionGauge: (r) => void revisions.push(r) });
+  probe.start();
+  t.teardown(() => probe.stop());
+  const put = Number((await etcd.client().put('/probe-revision').value('1').exec()).header.revision);
+  await eventually(() => assert.ok(revisions.some((r) => r >= put), `${revisions.at(-1)} < ${put}`));
+  t.true(revisions.every((r, i) => i === 0 || r >= revisions[i - 1]!), 'never going back');
+});
