@@ -10,6 +10,9 @@
 import type { IRangeRequest } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
 
+/** Pages of one list asked for again, smaller, after running out of their deadline, before the list fails. */
+export const DEADLINE_RETRIES = 2;
+
 /** Default byte budget of one page: well under the client's 64 MiB receive limit. */
 export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
 
@@ -70,6 +73,7 @@ export async function rangePaged<KV extends PagedKeyValue>(
   let from = range.key;
   let limit = pageSize();
   let sentAt = 0;
+  let deadlineRetries = 0;
   const request = (): Promise<RangePage<KV>> => {
     sentAt = Date.now();
     const p = send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
@@ -85,8 +89,19 @@ export async function rangePaged<KV extends PagedKeyValue>(
     try {
       res = await pending;
     } catch (err) {
-      // Too slow for its deadline: the caller retries, with smaller pages from now on.
-      if (cap && isDeadline(err)) cap.timedOut(limit);
+      // Too slow for its deadline: the same page again, smaller (the pages before it are kept: a
+      // list over a slow link started again from its first page each time), a few times; then
+      // the caller retries, with the smaller pages from now on. Not more often: to an etcd that
+      // is gone each try waits the whole deadline.
+      if (cap && isDeadline(err)) {
+        cap.timedOut(limit);
+        if (deadlineRetries < DEADLINE_RETRIES && limit > 1) {
+          deadlineRetries++;
+          limit = Math.max(1, Math.min(Math.floor(limit / 2), cap.current));
+          pending = request();
+          continue;
+        }
+      }
       // The page was larger than a message may be: retry the same page with half the keys.
       if (limit <= 1 || !isResponseTooLarge(err)) throw err;
       limit = Math.max(1, Math.floor(limit / 2));

@@ -4,7 +4,7 @@ import test from 'ava';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRangeResponse } from 'etcd3';
 import { prefixEnd } from '../../src/etcd/lister-watcher.js';
-import { MAX_PAGE_BYTES, PageCap, rangePaged } from '../../src/etcd/paged-range.js';
+import { DEADLINE_RETRIES, MAX_PAGE_BYTES, PageCap, rangePaged } from '../../src/etcd/paged-range.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 const KiB = 1024;
@@ -285,21 +285,31 @@ test('PageCap: halved by a page that ran out of its deadline (never below one ke
   t.is(cap.current, 1);
 });
 
-test('rangePaged with a PageCap: a page that runs out of its deadline ends the listing with its error and lowers the limit the next listing starts at; other errors do not', async (t) => {
+test(`rangePaged with a PageCap: a page that runs out of its deadline is asked again with half the keys, ${DEADLINE_RETRIES} times at most, keeping the pages before it; then the listing fails and the next starts at the lower limit; other errors change nothing`, async (t) => {
   const cap = new PageCap(100, 1000);
   const limits: number[] = [];
-  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
-    limits.push(Number(req.limit));
+  const deadline = (): never => {
     throw Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded after 1.000s'), { code: 4 });
   };
+  // The first page answers at once; the second runs out of its deadline whatever its size.
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    limits.push(Number(req.limit));
+    if (limits.length > 1) deadline();
+    return { header: { revision: '7' }, kvs: Array.from({ length: Number(req.limit) }, (_, i) => ({ key: Buffer.from(`/x/${i}`), value: Buffer.from('v') })), more: true } as unknown as IRangeResponse;
+  };
   const range = { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 100, cap };
+  const pages: number[] = [];
+  await t.throwsAsync(rangePaged(send, range, (kvs) => void pages.push(kvs.length)), { message: /DEADLINE_EXCEEDED/ });
+  t.deepEqual(pages, [100], 'the page before kept');
+  t.deepEqual(limits, [100, 100, 50, 25], 'the failing page asked again with half the keys, twice');
+  t.is(cap.current, 12);
+  limits.length = 0;
   await t.throwsAsync(rangePaged(send, range, () => undefined), { message: /DEADLINE_EXCEEDED/ });
-  await t.throwsAsync(rangePaged(send, range, () => undefined), { message: /DEADLINE_EXCEEDED/ });
-  t.deepEqual(limits, [100, 50]);
-  t.is(cap.current, 25);
+  t.is(limits[0], 12, 'the next listing starts at the lower limit');
   const unavailable = async (): Promise<IRangeResponse> => {
     throw new Error('14 UNAVAILABLE: No connection established');
   };
+  const before = cap.current;
   await t.throwsAsync(rangePaged(unavailable, range, () => undefined), { message: /UNAVAILABLE/ });
-  t.is(cap.current, 25);
+  t.is(cap.current, before);
 });
