@@ -313,3 +313,23 @@ test(`rangePaged with a PageCap: a page that runs out of its deadline is asked a
   await t.throwsAsync(rangePaged(unavailable, range, () => undefined), { message: /UNAVAILABLE/ });
   t.is(cap.current, before);
 });
+
+test('rangePaged with a PageCap: a connection dropped under a page that had run a quarter of its deadline counts as too slow; one dropped at once does not', async (t) => {
+  for (const [afterMs, shrinks] of [[300, true], [0, false]] as const) {
+    const cap = new PageCap(100, 1000);
+    const limits: number[] = [];
+    const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+      limits.push(Number(req.limit));
+      await new Promise((r) => setTimeout(r, afterMs));
+      throw Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: 14 });
+    };
+    await t.throwsAsync(rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 100, cap }, () => undefined), { message: /UNAVAILABLE/ });
+    if (shrinks) {
+      t.deepEqual(limits, [100, 50, 25], 'asked again smaller, twice');
+      t.is(cap.current, 12);
+    } else {
+      t.deepEqual(limits, [100], 'dropped at once: the caller retries');
+      t.is(cap.current, 100);
+    }
+  }
+});
