@@ -113,7 +113,7 @@ export class ReconcileRequestReconciler implements Reconciler {
       const owed = (entry.value.record?.deliveries ?? 0) === 0 && stored !== undefined && memo?.modRevision !== entry.modRevision;
       if (owed) {
         const record = entry.value.record ?? { package: pkg, state: stored, requestedAt: new Date(this.d.clock.now()).toISOString(), deliveries: 0 };
-        if (!(await this.call(pkg, record, `package left ${record.state} before the call, now ${stored}`))) return { requeue: true };
+        if (!(await this.call(pkg, record, `package left ${entry.value.record ? record.state : 'its trigger state'} before the call, now ${stored}`))) return { requeue: true };
         this.unrecorded.set(pkg, { modRevision: entry.modRevision, record: undefined });
       }
       const res = await store.deleteReconcileRequest(pkg, entry);

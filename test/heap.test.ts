@@ -164,13 +164,13 @@ test('a heap growing to its limit between two timer checks is warned of after a 
   t.regex(res.stdout, /^near (7[5-9]|[89]\d|1\d\d)%$/m, 'warned before');
 });
 
-test('the old generation\'s limit an operator set: --max-old-space-size on the command line or in NODE_OPTIONS, in V8\'s spellings, the last one counting', (t) => {
+test('the old generation\'s limit an operator set: --max-old-space-size on the command line or in NODE_OPTIONS, in V8\'s spellings, the command line over NODE_OPTIONS', (t) => {
   const MB = 2 ** 20;
   t.is(oldSpaceLimitBytes([], undefined), undefined);
   t.is(oldSpaceLimitBytes(['--max-old-space-size=32'], undefined), 32 * MB);
   t.is(oldSpaceLimitBytes(['--max_old_space_size=48'], undefined), 48 * MB);
   t.is(oldSpaceLimitBytes([], '--max-old-space-size=64 --enable-source-maps'), 64 * MB);
-  t.is(oldSpaceLimitBytes(['--max-old-space-size=32'], '"--max-old-space-size=96"'), 96 * MB, 'NODE_OPTIONS after the command line');
+  t.is(oldSpaceLimitBytes(['--max-old-space-size=32'], '"--max-old-space-size=96"'), 32 * MB, 'the command line over NODE_OPTIONS (node reads NODE_OPTIONS first)');
   t.is(oldSpaceLimitBytes(['--max-old-space-size', '40'], undefined), 40 * MB);
   t.is(oldSpaceLimitBytes(['--max-old-space-size=none'], undefined), undefined);
   t.is(oldSpaceLimitBytes(['--max-semi-space-size=16'], undefined), undefined);

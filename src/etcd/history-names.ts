@@ -6,7 +6,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { HistoryName, HistoryNames } from '../../reconcilers/history-sweep.js';
 import { prefixEnd } from './lister-watcher.js';
-import { isDeadline, PageCap } from './paged-range.js';
+import { DEADLINE_RETRIES, isDeadline, isDropped, PageCap } from './paged-range.js';
 
 export interface EtcdHistoryNamesOptions {
   client: Etcd3;
@@ -32,6 +32,7 @@ export class EtcdHistoryNames implements HistoryNames {
     let from = Buffer.from(prefix);
     // A name's entries may straddle two pages: it is given with the page where they end.
     let current: HistoryName | undefined;
+    let retries = 0;
     for (;;) {
       if (signal.aborted) return;
       const limit = this.cap.current;
@@ -40,13 +41,18 @@ export class EtcdHistoryNames implements HistoryNames {
       try {
         res = await this.o.client.kv.range({ key: from, range_end: end, limit, keys_only: true }, { deadline: askedAt + this.o.requestTimeoutMs });
       } catch (err) {
-        // The same page again, smaller, until a page of one key is too slow.
-        if (limit > 1 && isDeadline(err)) {
+        // The same page again, smaller, a few times (as the informers' lists: to an etcd that is
+        // gone each try waits the whole deadline); then the sweep fails and is tried again later.
+        if (isDeadline(err) || (isDropped(err) && Date.now() - askedAt >= this.o.requestTimeoutMs / 4)) {
           this.cap.timedOut(limit);
-          continue;
+          if (limit > 1 && retries < DEADLINE_RETRIES) {
+            retries++;
+            continue;
+          }
         }
         throw err;
       }
+      retries = 0;
       this.cap.answered(limit, res.kvs.length, Date.now() - askedAt);
       const out: HistoryName[] = [];
       for (const kv of res.kvs) {

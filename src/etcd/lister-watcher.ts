@@ -43,6 +43,7 @@ export class EtcdListerWatcher implements ListerWatcher {
   listPages(prefix: string, onPage: (items: KeyValue[], revision: number) => void): Promise<number> {
     const key = Buffer.from(prefix);
     let revision = 0;
+    let listed = 0;
     return rangePaged(
       (req) =>
         this.watcher.range(
@@ -52,7 +53,10 @@ export class EtcdListerWatcher implements ListerWatcher {
       { key, rangeEnd: prefixEnd(key), pageSize: this.pageSize, cap: this.cap },
       (kvs, rev) => {
         revision = rev;
-        if (kvs.length >= this.pageSize) this.onFullPage();
+        // Once per page size of keys listed (pages may be smaller than it after a slow link).
+        const before = Math.floor(listed / this.pageSize);
+        listed += kvs.length;
+        for (let i = before; i < Math.floor(listed / this.pageSize); i++) this.onFullPage();
         const items = new Array<KeyValue>(kvs.length);
         for (let i = 0; i < kvs.length; i++) items[i] = new ListedKeyValue(kvs[i]!);
         onPage(items, revision);

@@ -10,7 +10,7 @@
 import type { IRangeRequest } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
 
-/** Pages of one list asked for again, smaller, after running out of their deadline, before the list fails. */
+/** Times one page is asked for again, smaller, after running out of its deadline, before the list fails. */
 export const DEADLINE_RETRIES = 2;
 
 /** Default byte budget of one page: well under the client's 64 MiB receive limit. */
@@ -113,6 +113,8 @@ export async function rangePaged<KV extends PagedKeyValue>(
       continue;
     }
     cap?.answered(limit, res.kvs.length, Date.now() - askedAt);
+    // Retries are counted per page: slow pages here and there do not fail a long list.
+    deadlineRetries = 0;
     // Later pages are read at the first page's revision: one consistent snapshot.
     if (revision === 0) revision = Number(res.header.revision);
     const last = res.kvs[res.kvs.length - 1];
@@ -150,7 +152,7 @@ function isResponseTooLarge(err: unknown): boolean {
 }
 
 /** A call whose connection went away under it (grpc-js's UNAVAILABLE, code 14). */
-function isDropped(err: unknown): boolean {
+export function isDropped(err: unknown): boolean {
   return (err as { code?: unknown } | undefined)?.code === 14 || /UNAVAILABLE/.test(errorMessage(err));
 }
 

@@ -89,6 +89,8 @@ export class EtcdProbe implements Runnable {
   private timer: NodeJS.Timeout | undefined;
   /** When the next look's timer is due (the monotonic clock), to tell how late it fired. */
   private dueAt: number | undefined;
+  /** The last failure was put down to this process being held, not yet to etcd. */
+  private blamedProcess = false;
   private stopped = false;
   private readonly intervalMs: number;
   private readonly now: () => number;
@@ -131,7 +133,8 @@ export class EtcdProbe implements Runnable {
     // How late this look's timer fired: a process starved of CPU (a cgroup quota, a blocked event
     // loop) misses etcd's deadlines itself, and black-box probing found such a replica saying
     // `etcd unreachable` while etcd answered everyone else in under a millisecond.
-    const heldMs = this.dueAt === undefined ? 0 : Math.max(0, Math.round(this.now() - this.dueAt));
+    const startedAt = this.now();
+    const lateMs = this.dueAt === undefined ? 0 : Math.max(0, Math.round(startedAt - this.dueAt));
     try {
       // Serializable: answered by the member itself. With `hasleader` (REQUIRE_LEADER in
       // client.ts) a member without a leader still refuses it and the range goes on to the next
@@ -142,15 +145,23 @@ export class EtcdProbe implements Runnable {
         throw err;
       });
       if (!this.reachableNow) logger.info('etcd reachable');
+      this.blamedProcess = false;
       this.reachableNow = true;
       this.refusedNow = false;
     } catch (err) {
       // A refusal of our credentials is told apart: nothing heals it but an operator.
       const refused = classifyEtcdError(err) === 'refused';
-      if (this.reachableNow || refused !== this.refusedNow) {
+      // Held before the look (its timer fired late) or during it (it ended well past its deadline).
+      const heldMs = Math.max(lateMs, Math.round(this.now() - startedAt - LOOK_DEADLINE_MS * (this.o.lookAgainAfterDeadline ? 2 : 1)));
+      const held = heldMs >= HELD_MS && classifyEtcdError(err) === 'timeout';
+      if (this.reachableNow || refused !== this.refusedNow || (this.blamedProcess && !held && !refused)) {
+        this.blamedProcess = false;
         if (refused) logger.error("etcd refused statemanager's credentials or permissions", { error: errorMessage(err), fix: "check etcd.username and etcd.password (ETCD_USERNAME, ETCD_PASSWORD) and the user's role" });
-        else if (heldMs >= HELD_MS && classifyEtcdError(err) === 'timeout') logger.warn('etcd did not answer in time, but this process was held itself (starved of CPU, or its event loop blocked): its timers ran late', { error: errorMessage(err), lateMs: heldMs });
-        else logger.warn('etcd unreachable', { error: errorMessage(err) });
+        else if (held) {
+          logger.warn('etcd did not answer in time, but this process was held itself (starved of CPU, or its event loop blocked): its timers ran late', { error: errorMessage(err), lateMs: heldMs });
+          // Said again as etcd's once a look fails that was not held: a real outage is not hidden.
+          this.blamedProcess = true;
+        } else logger.warn('etcd unreachable', { error: errorMessage(err) });
       }
       this.reachableNow = false;
       this.refusedNow = refused;

@@ -149,7 +149,9 @@ export function skeleton(deps: SkeletonDeps): Skeleton {
           const label = o.label ?? 'OK';
           if ('caller' in admitted) {
             const { onEnd, callerDeadline } = admitted;
-            onEnd(() => record(spec.method, callerDeadline !== undefined && Date.now() >= callerDeadline ? 'DEADLINE_EXCEEDED' : label));
+            // A caller gone before the answer (cancelled) did not get it either.
+            const goneBefore = call.cancelled;
+            onEnd(() => record(spec.method, callerDeadline !== undefined && Date.now() >= callerDeadline ? 'DEADLINE_EXCEEDED' : goneBefore ? 'CANCELLED' : label));
           } else record(spec.method, label);
           callback(null, o.response);
         }

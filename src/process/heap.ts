@@ -162,9 +162,19 @@ export function heapNearLimit(used: number, limit: number, nearBefore: boolean):
 export function watchHeapLimit(warn: (usedBytes: number, limitBytes: number) => void, periodMs = 5000, oldSpaceLimit = oldSpaceLimitBytes(process.execArgv, process.env.NODE_OPTIONS)): () => void {
   let near = false;
   const check = (): void => {
-    const stats = getHeapStatistics();
-    const used = stats.used_heap_size;
-    const limit = oldSpaceLimit ?? stats.heap_size_limit;
+    let used: number;
+    let limit: number;
+    if (oldSpaceLimit === undefined) {
+      const stats = getHeapStatistics();
+      used = stats.used_heap_size;
+      limit = stats.heap_size_limit;
+    } else {
+      // Against the old generation's limit, the old generation's use: the young generation's
+      // garbage (up to MAX_NEW_SPACE_BYTES) is not what runs out.
+      used = 0;
+      for (const space of getHeapSpaceStatistics()) if (space.space_name !== 'new_space' && space.space_name !== 'new_large_object_space') used += space.space_used_size;
+      limit = oldSpaceLimit;
+    }
     const now = heapNearLimit(used, limit, near);
     if (now && !near) warn(used, limit);
     near = now;
@@ -183,12 +193,13 @@ export function watchHeapLimit(warn: (usedBytes: number, limitBytes: number) => 
 
 /**
  * The old generation's limit an operator set (`--max-old-space-size`, in MB, on node's command line
- * or in NODE_OPTIONS; the last one counts), in bytes, or undefined. V8's `heap_size_limit` adds the
+ * or in NODE_OPTIONS; the command line's over NODE_OPTIONS', the last one of each), in bytes, or undefined. V8's `heap_size_limit` adds the
  * young generation's reserve to it, which on a large machine is 192 MB: with the flag at 40 MB
  * the heap ran out at 14 % of `heap_size_limit`, and the warning never came.
  */
 export function oldSpaceLimitBytes(execArgv: readonly string[], nodeOptions: string | undefined): number | undefined {
-  const args = [...execArgv, ...splitNodeOptions(nodeOptions ?? '')];
+  // Node reads NODE_OPTIONS first, then its command line: the command line's value is in force.
+  const args = [...splitNodeOptions(nodeOptions ?? ''), ...execArgv];
   let mb: number | undefined;
   for (let i = 0; i < args.length; i++) {
     if (v8FlagName(args[i]!) !== 'max-old-space-size') continue;

@@ -333,3 +333,18 @@ test('rangePaged with a PageCap: a connection dropped under a page that had run 
     }
   }
 });
+
+test('rangePaged with a PageCap: the retries are counted per page, so pages that each run out of their deadline once do not fail a long list', async (t) => {
+  const cap = new PageCap(10, 1000);
+  let calls = 0;
+  const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    // Every other call runs out of its deadline: each page fails once, then is answered.
+    if (++calls % 2 === 1) throw Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4 });
+    const n = Number(req.limit);
+    return { header: { revision: '7' }, kvs: Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`/x/${calls}-${i}`), value: Buffer.from('v') })), more: calls < 12 } as unknown as IRangeResponse;
+  };
+  let keys = 0;
+  await rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 10, cap }, (kvs) => void (keys += kvs.length));
+  t.is(calls, 12, 'six pages, each asked twice');
+  t.true(keys > 0);
+});

@@ -33,7 +33,7 @@ function setup(o: { caller?: Caller | undefined; rules?: ConstructorParameters<t
   const answers: unknown[][] = [];
   const callback: grpc.sendUnaryData<string> = (...args) => {
     answers.push(args);
-    unaryEmitter.cancelled = true;
+    // (Not marked cancelled for good: the tests use one fake for several calls.)
     unaryEmitter.emit('cancelled', 'cancelled');
   };
   return { s, logger, recorded, inFlight, base, unaryCall, answers, callback };
@@ -68,6 +68,20 @@ test('unary: an answer whose call ends past the caller\'s deadline is counted DE
     t.deepEqual(x.answers, [[null, 'done']]);
     t.deepEqual(x.recorded, [['M', counted]]);
   }
+});
+
+test('unary: an answer to a caller that went away before it (cancelled, deadline not passed) is counted CANCELLED', async (t) => {
+  const x = setup({ deadline: Date.now() + 60_000 });
+  x.s.unary<{ n: number }, string>({
+    method: 'M',
+    permission: 'per-request',
+    run: async () => {
+      (x.unaryCall as unknown as { cancelled: boolean }).cancelled = true;
+      return answer('done');
+    },
+  })(x.unaryCall, x.callback);
+  await tick();
+  t.deepEqual(x.recorded, [['M', 'CANCELLED']]);
 });
 
 test('unary: a refusal is answered and counted by its status name', (t) => {
