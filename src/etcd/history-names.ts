@@ -6,7 +6,7 @@ import type { KeyLayout } from '../../domain/keys.js';
 import type { ResourceKind } from '../../domain/states.js';
 import type { HistoryName, HistoryNames } from '../../reconcilers/history-sweep.js';
 import { prefixEnd } from './lister-watcher.js';
-import { DEADLINE_RETRIES, isDeadline, isDropped, PageCap } from './paged-range.js';
+import { DEADLINE_RETRIES, pageTooSlow, PageCap } from './paged-range.js';
 
 export interface EtcdHistoryNamesOptions {
   client: Etcd3;
@@ -43,7 +43,7 @@ export class EtcdHistoryNames implements HistoryNames {
       } catch (err) {
         // The same page again, smaller, a few times (as the informers' lists: to an etcd that is
         // gone each try waits the whole deadline); then the sweep fails and is tried again later.
-        if (isDeadline(err) || (isDropped(err) && Date.now() - askedAt >= this.o.requestTimeoutMs / 4)) {
+        if (pageTooSlow(err, Date.now() - askedAt, this.o.requestTimeoutMs)) {
           this.cap.timedOut(limit);
           if (limit > 1 && retries < DEADLINE_RETRIES) {
             retries++;

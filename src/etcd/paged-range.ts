@@ -9,6 +9,7 @@
 // after compaction) from ever completing.
 import type { IRangeRequest } from 'etcd3';
 import { errorMessage } from '../../controller/errors.js';
+import { classifyEtcdError } from './errors.js';
 
 /** Times one page is asked for again, smaller, after running out of its deadline, before the list fails. */
 export const DEADLINE_RETRIES = 2;
@@ -97,7 +98,7 @@ export async function rangePaged<KV extends PagedKeyValue>(
       // over a saturated 64 kbit/s link the lists' connections were dropped about 16 s into their
       // pages, never reaching the deadline, and 1,000 containers never became ready (black-box
       // probing); one that fails at once (etcd gone) is left to the caller.
-      if (cap && (isDeadline(err) || (isDropped(err) && Date.now() - askedAt >= cap.deadlineMs / 4))) {
+      if (cap && pageTooSlow(err, Date.now() - askedAt, cap.deadlineMs)) {
         cap.timedOut(limit);
         if (deadlineRetries < DEADLINE_RETRIES && limit > 1) {
           deadlineRetries++;
@@ -151,12 +152,11 @@ function isResponseTooLarge(err: unknown): boolean {
   return /message larger than max/i.test(errorMessage(err));
 }
 
-/** A call whose connection went away under it (grpc-js's UNAVAILABLE, code 14). */
-export function isDropped(err: unknown): boolean {
-  return (err as { code?: unknown } | undefined)?.code === 14 || /UNAVAILABLE/.test(errorMessage(err));
-}
-
-/** A call that ran out of its deadline (grpc-js's DEADLINE_EXCEEDED, code 4, or etcd3's wrapping of it). */
-export function isDeadline(err: unknown): boolean {
-  return (err as { code?: unknown } | undefined)?.code === 4 || /DEADLINE_EXCEEDED|deadline exceeded/i.test(errorMessage(err));
+/**
+ * Whether a page failed for being too slow: it ran out of its deadline, or its connection was
+ * dropped after it had run a quarter of it (as etcd's errors are classified everywhere else).
+ */
+export function pageTooSlow(err: unknown, elapsedMs: number, deadlineMs: number): boolean {
+  const failure = classifyEtcdError(err);
+  return failure === 'timeout' || (failure === 'unavailable' && elapsedMs >= deadlineMs / 4);
 }

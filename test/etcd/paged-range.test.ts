@@ -4,7 +4,7 @@ import test from 'ava';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRangeResponse } from 'etcd3';
 import { prefixEnd } from '../../src/etcd/lister-watcher.js';
-import { DEADLINE_RETRIES, MAX_PAGE_BYTES, PageCap, rangePaged } from '../../src/etcd/paged-range.js';
+import { DEADLINE_RETRIES, MAX_PAGE_BYTES, PageCap, pageTooSlow, rangePaged } from '../../src/etcd/paged-range.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 const KiB = 1024;
@@ -347,4 +347,15 @@ test('rangePaged with a PageCap: the retries are counted per page, so pages that
   await rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 10, cap }, (kvs) => void (keys += kvs.length));
   t.is(calls, 12, 'six pages, each asked twice');
   t.true(keys > 0);
+});
+
+test('pageTooSlow: a deadline always; a dropped connection from a quarter of the deadline (below, at, past); other errors never', (t) => {
+  const deadline = Object.assign(new Error('4 DEADLINE_EXCEEDED: Deadline exceeded'), { code: 4 });
+  const dropped = Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: 14 });
+  t.true(pageTooSlow(deadline, 0, 1000));
+  t.false(pageTooSlow(dropped, 249, 1000), 'below');
+  t.true(pageTooSlow(dropped, 250, 1000), 'at');
+  t.true(pageTooSlow(dropped, 251, 1000), 'past');
+  t.false(pageTooSlow(new Error('8 RESOURCE_EXHAUSTED: Received message larger than max'), 5000, 1000));
+  t.false(pageTooSlow(new Error('etcdserver: permission denied'), 5000, 1000));
 });
