@@ -249,7 +249,8 @@ export class ReplayPool {
       this.o.mark().then(
         (revision) => {
           f.markedAt = revision;
-          // The marker's event may already have come (through is past it): done.
+          // The marker's event may already have come (through is past it): done. A paused fetch
+          // is checked at its next ask (unpark).
           if (!f.over && !f.parked && f.through >= revision) this.done(f);
         },
         (err: unknown) => {
@@ -302,8 +303,10 @@ export class ReplayPool {
     f.parked = undefined;
     this.parked.delete(f);
     f.watch?.resume();
-    // What arrived while paused may already make a chunk, or reach the end.
-    if (f.records.length > 0) this.check(f);
+    // What arrived while paused may already make a chunk, or reach the end: also a response with
+    // no state change that passed the marker, or the marker's answer that came meanwhile (checked
+    // only when changes had arrived, such a fetch hung with its slot until an unrelated write).
+    this.check(f);
   }
 
   private finish(f: Fetch, outcome: ReplayOutcome): void {

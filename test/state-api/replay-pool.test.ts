@@ -179,3 +179,77 @@ test('with old states looked up, the watch asks for no prev_kv, chunks come in o
   }
   pool.stop('done');
 });
+
+/**
+ * A marking replay (empty buffer) whose watch sees the marker, in a response with no state change,
+ * while it is paused after a whole chunk, or whose marker write is answered while it is paused:
+ * the next ask must end it there. It checked only when changes had arrived meanwhile, so the
+ * fetch hung with its slot held until some unrelated key in its range was written — on a quiet
+ * system, never; and every replay queued behind it waited too (found by a code review, repro on
+ * a real etcd with look-ups slower than etcd's catch-up rounds).
+ */
+function markingPool(mark: () => Promise<number>) {
+  const watches: ScriptedWatch[] = [];
+  const pool = new ReplayPool({
+    source: { watch: (t: WatchTarget, h: EtcdWatchHandlers) => (watches.push(new ScriptedWatch(t.startRevision ?? 0, h)), watches[watches.length - 1]!) },
+    keys,
+    floor: () => Number.POSITIVE_INFINITY,
+    firstBuffered: () => undefined,
+    mark,
+    chunk: 10,
+    slots: 1,
+  });
+  return { pool, watches };
+}
+
+/** A response holding only a put of the replay marker at `revision` (no state change). */
+function markerOnly(w: ScriptedWatch, revision: number): void {
+  w.h.onEvents([{ type: 'Put', kv: { key: Buffer.from(keys.replayMarker), value: Buffer.from('r1'), create_revision: '9', mod_revision: String(revision), version: '7', lease: '0' }, prev_kv: null }], revision);
+}
+
+test('a marking replay that reaches its marker while paused, in a response with no state change, ends at the next ask', async (t) => {
+  const { pool, watches } = markingPool(async () => 120);
+  const first: ReplayOutcome[] = [];
+  pool.fetch(100, (x) => first.push(x));
+  await sleep(1); // the marker is written at 120
+  watches[0]!.send(101, 110); // a whole chunk short of the marker: answered, paused
+  t.like(first[0], { ok: true, chunk: { through: 110 } });
+  t.true(watches[0]!.paused);
+  markerOnly(watches[0]!, 120); // came in while paused
+  const second: ReplayOutcome[] = [];
+  pool.fetch(110, (x) => second.push(x));
+  t.is(second.length, 1, 'answered at the ask, not when some other key is written');
+  t.like(second[0], { ok: true, chunk: { through: 120, records: [] } });
+  t.true(watches[0]!.closed, 'its watch closed');
+  t.is(pool.watches, 0, 'its slot freed');
+  // Below the marker the ask still waits (no end before the marker).
+  const { pool: other, watches: ws } = markingPool(async () => 130);
+  const a: ReplayOutcome[] = [];
+  other.fetch(100, (x) => a.push(x));
+  await sleep(1);
+  ws[0]!.send(101, 110);
+  markerOnly(ws[0]!, 129); // one short of the marker
+  const b: ReplayOutcome[] = [];
+  other.fetch(110, (x) => b.push(x));
+  t.is(b.length, 0, 'one revision short of the marker: still waiting');
+  markerOnly(ws[0]!, 130);
+  t.like(b[0], { ok: true, chunk: { through: 130 } });
+  other.stop('done');
+});
+
+test('a marking replay whose marker write is answered while it is paused, after the watch passed it, ends at the next ask', async (t) => {
+  let answer!: (revision: number) => void;
+  const { pool, watches } = markingPool(() => new Promise<number>((r) => (answer = r)));
+  const first: ReplayOutcome[] = [];
+  pool.fetch(100, (x) => first.push(x));
+  watches[0]!.send(101, 110); // a whole chunk before the marker's answer: paused
+  t.true(watches[0]!.paused);
+  markerOnly(watches[0]!, 111); // the marker's event, ahead of its write's answer
+  answer(111);
+  await sleep(1);
+  const second: ReplayOutcome[] = [];
+  pool.fetch(110, (x) => second.push(x));
+  t.is(second.length, 1);
+  t.like(second[0], { ok: true, chunk: { through: 111, records: [] } });
+  t.is(pool.watches, 0);
+});
