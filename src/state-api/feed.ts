@@ -285,6 +285,11 @@ export class StateFeed {
       if (this.subs.size > 0 || !this.watch) return;
       this.watch.close();
       this.watch = undefined;
+      // A cut-off was the closed watch's: the next one starts as at a fresh start (kept, it
+      // refused the first subscriber after etcd was back).
+      clearTimeout(this.disconnectedTimer);
+      this.disconnectedTimer = undefined;
+      this.offline = undefined;
       this.buffer.length = 0;
       this.base = 0;
       this.floor = Number.POSITIVE_INFINITY;

@@ -503,6 +503,28 @@ test('the shared watch disconnected from etcd: below disconnectedCutMs subscribe
   feed.stop();
 });
 
+// The cut-off is a fact about the shared watch: once that watch is closed for want of subscribers,
+// the next one starts as at a fresh start. Kept, it refused the first subscriber after etcd was
+// back (found by a code review).
+test('after a cut-off the shared watch closed for want of subscribers: the next subscriber is not refused for the old outage', async (t) => {
+  const etcd = new FakeEtcd();
+  const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, disconnectedCutMs: 50, idleStopMs: 20 });
+  const a = collect(feed);
+  await settle();
+  etcd.disconnect();
+  await new Promise((r) => setTimeout(r, 120));
+  t.deepEqual(a.ends, ['restarted'], 'cut off');
+  await new Promise((r) => setTimeout(r, 80));
+  t.is(feed.etcdWatches, 0, 'the shared watch closed once idle');
+  const next = collect(feed);
+  await settle();
+  etcd.put([[scenarioKey('e'), 'Idle']]);
+  await settle();
+  t.deepEqual(next.ends, []);
+  t.deepEqual(next.got.map((r) => r.name), ['e']);
+  feed.stop();
+});
+
 test('a subscriber paused while more than maxPausedBehind changes arrive is cut, naming the last revision it was given whole; at the bound it is not', async (t) => {
   const etcd = new FakeEtcd();
   const feed = new StateFeed({ source: etcd, markReplay: etcd.mark, keys, logger: silentLogger, maxPausedBehind: 5 });
