@@ -103,6 +103,24 @@ export class IndexedCache<T> {
     }
   }
 
+  /** The values of the entries filed under `value` in index `name`, in keysByIndex's order, in an array of their number (no closure, no growth). */
+  valuesByIndex(name: string, value: string): T[] {
+    const bucket = this.index(name).get(value);
+    if (bucket === undefined) return [];
+    if (typeof bucket === 'string') {
+      const e = this.entries.get(bucket);
+      return e === undefined ? [] : [e.value];
+    }
+    const out = new Array<T>(Array.isArray(bucket) ? bucket.length : bucket.size);
+    let n = 0;
+    for (const key of bucket) {
+      const e = this.entries.get(key);
+      if (e !== undefined) out[n++] = e.value;
+    }
+    out.length = n;
+    return out;
+  }
+
   private index(name: string): Map<string, Bucket> {
     const index = this.indexes.get(name);
     if (!index) throw new Error(`no index ${name}`);

@@ -194,6 +194,11 @@ export function countValues(values: Iterable<string>): Map<string, number> {
 
 export function summarizeCounts(values: readonly string[]): string {
   if (values.length === 0) return 'none';
+  // The usual case, every child in one state: no arrays (a cold start writes 75,000 reasons).
+  const first = values[0]!;
+  let same = 1;
+  while (same < values.length && values[same] === first) same++;
+  if (same === values.length) return `${same} ${first}`;
   // Once per written state: a handful of distinct values, so two short arrays and a linear
   // search rather than a Map, its entries spread into an array, a sort callback and a join.
   const distinct: string[] = [];

@@ -198,9 +198,7 @@ export class Fleet {
   }
 
   containersOfModel(model: string): ContainerEntry[] {
-    const out: ContainerEntry[] = [];
-    this.informers.containers.cache.forEachByIndex(INDEX_MODEL, model, (c) => out.push(c.value));
-    return out;
+    return this.informers.containers.cache.valuesByIndex(INDEX_MODEL, model);
   }
 
   reconcileRequest(pkg: string): CacheEntry<StoredRequest> | undefined {

@@ -48,8 +48,10 @@ export class ModelReconciler implements Reconciler {
     let firstNode: string | undefined;
     let firstReadiness: NodeReadiness | undefined;
     let otherNodes: Map<string, NodeReadiness> | undefined;
-    const statuses: ContainerStatus[] = [];
-    for (const c of fleet.containersOfModel(name)) {
+    const containers = fleet.containersOfModel(name);
+    const statuses = new Array<ContainerStatus>(containers.length);
+    for (let i = 0; i < containers.length; i++) {
+      const c = containers[i]!;
       let r: NodeReadiness | undefined;
       if (c.node === firstNode) r = firstReadiness!;
       else if (firstNode === undefined) {
@@ -60,7 +62,7 @@ export class ModelReconciler implements Reconciler {
         r = otherNodes.get(c.node);
         if (!r) otherNodes.set(c.node, (r = fleet.nodeReadiness(c.node, elapsed)));
       }
-      statuses.push(effectiveStatus(c.status, r.ready));
+      statuses[i] = effectiveStatus(c.status, r.ready);
     }
     // Nothing is allocated for nodes that are Ready for good (the common case: no closure, no list).
     let recheckMs: number | undefined;

@@ -27,6 +27,9 @@ function assertKeys(t: ExecutionContext, c: IndexedCache<string[]>, value: strin
   const walked: string[] = [];
   c.forEachByIndex('by', value, (e) => walked.push(e.key));
   t.deepEqual(walked, keys, label);
+  const values = c.valuesByIndex('by', value);
+  t.deepEqual(values, keys.map((k) => c.get(k)!.value), label);
+  t.is(values.length, keys.length, label);
   for (const k of candidates) t.is(set.has(k), keys.includes(k), `${label}: has ${k}`);
 }
 

@@ -332,6 +332,10 @@ test('summarizeCounts gives the counted values sorted by localeCompare, as a Map
   const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
   t.is(summarizeCounts([]), 'none');
   t.is(summarizeCounts(['running', 'dead', 'running']), '1 dead, 2 running');
+  // Every child in one state (the path without arrays), and one child apart at either end.
+  for (const values of [['running'], ['running', 'running', 'running'], ['running', 'running', 'dead'], ['dead', 'running', 'running'], ['', '']]) {
+    t.is(summarizeCounts(values), reference(values), JSON.stringify(values));
+  }
   for (let i = 0; i < 2000; i++) {
     const values = Array.from({ length: rand(12) }, () => pool[rand(pool.length)]!);
     t.is(summarizeCounts(values), reference(values), JSON.stringify(values));
