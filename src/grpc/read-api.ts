@@ -167,9 +167,9 @@ export function readHandlers(deps: ReadApiDeps, s: Skeleton): ReadHandlers {
         buildListAnswer(views, { maxBytes: limits.listMaxBytes, toState, bytesOf: listedResourceBytes, ...(deps.encodeList ? { encode: deps.encodeList } : {}) }, (shown) => {
           let message = `revision ${revision}`;
           if (shown < views.length) {
-            message += `; capped at ${shown} of ${total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${shown} by name; narrow the list by state or ask with a limit`;
+            message += `; capped at ${shown} of ${total} (grpc.limits.listMaxBytes: ${limits.listMaxBytes} bytes in one answer): the first ${shown} by name (no paging: a smaller limit gives fewer of the same; narrow the list by state)`;
           } else if (total > shown && (r.limit === 0 || r.limit > cap)) {
-            message += `; capped at ${cap} of ${total} (grpc.limits.listMaxResults): the first ${cap} by name; narrow the list by state`;
+            message += `; capped at ${cap} of ${total} (grpc.limits.listMaxResults): the first ${cap} by name (no paging: a smaller limit gives fewer of the same; narrow the list by state)`;
           }
           return { success: true, message, total_count: total };
         }),

@@ -489,7 +489,7 @@ async function listCappedAtThree(t: ExecutionContext, config: GrpcServerConfigIn
 }
 
 test.serial('one ListResourcesByState answer is capped at listMaxResults; total_count counts all; the message says it was capped', async (t) => {
-  const c = await listCappedAtThree(t, { limits: { listMaxResults: 3 } }, (i) => `p${i}`, /capped at 3 of 4 \(grpc\.limits\.listMaxResults\)/, [0, 4, 100]);
+  const c = await listCappedAtThree(t, { limits: { listMaxResults: 3 } }, (i) => `p${i}`, /capped at 3 of 4 \(grpc\.limits\.listMaxResults\): the first 3 by name \(no paging: a smaller limit gives fewer of the same; narrow the list by state\)/, [0, 4, 100]);
   t.is((await c.list({ resource_type: 'RESOURCE_TYPE_PACKAGE', limit: 2 })).resources.length, 2);
   c.close();
 });
@@ -613,7 +613,7 @@ const listedPackage = (name: string): ResourceState => ({
 test.serial('one ListResourcesByState answer stays within listMaxBytes: below, at and past it', async (t) => {
   const name = (i: number) => `p${String(i).padStart(4, '0')}`;
   const each = listedResourceBytes(listedPackage(name(0)));
-  const c = await listCappedAtThree(t, { limits: { listMaxBytes: 3 * each } }, name, /capped at 3 of 4 \(grpc\.limits\.listMaxBytes: \d+ bytes in one answer\)/, [0, 4]);
+  const c = await listCappedAtThree(t, { limits: { listMaxBytes: 3 * each } }, name, /capped at 3 of 4 \(grpc\.limits\.listMaxBytes: \d+ bytes in one answer\): the first 3 by name \(no paging: a smaller limit gives fewer of the same; narrow the list by state\)/, [0, 4]);
   c.close();
 });
 
