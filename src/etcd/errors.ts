@@ -12,6 +12,8 @@ import type { TooLargeForOneWrite } from '../../reconcilers/ports.js';
 
 export type EtcdFailure = 'timeout' | 'unavailable' | 'too-large' | 'no-space' | 'refused' | 'internal';
 
+const TOO_MANY_REQUESTS = /too many requests/i;
+
 export function classifyEtcdError(err: unknown): EtcdFailure {
   const message = errorMessage(err);
   if (err instanceof GRPCDeadlineExceededError || /deadline/i.test(message)) return 'timeout';
@@ -24,6 +26,9 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
   // or role is wrong. Nothing was done, and nothing will be until an operator fixes them; a
   // stale token is not here (the clients authenticate again and resend).
   if (/authentication failed|invalid user ID or password|permission denied|user name is empty|user name not found/i.test(message)) return 'refused';
+  // etcd's ErrTooManyRequests (its apply loop far behind its commits): refused before its Raft
+  // proposal, nothing applied; etcd3 casts it to GRPCResourceExhastedError, which read as internal.
+  if (TOO_MANY_REQUESTS.test(message)) return 'unavailable';
   if (err instanceof GRPCResourceExhastedError || err instanceof GRPCInvalidArgumentError) return 'internal';
   if (
     err instanceof GRPCUnavailableError ||
@@ -31,7 +36,7 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
     // etcd's transient refusals while its Raft group changes (a leader moved, a member stopping):
     // nothing was applied, and the same request succeeds once it settles. "raft proposal dropped"
     // came as UNKNOWN during a forced leader move (black-box probing) and was an internal error.
-    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|too many requests|client is closed|proposal dropped|server stopped/i.test(message)
+    /unavailable|ECONNREFUSED|ECONNRESET|No connection|broken|circuit|no leader|leader changed|request timed out|client is closed|proposal dropped|server stopped/i.test(message)
   ) {
     return 'unavailable';
   }
@@ -41,13 +46,13 @@ export function classifyEtcdError(err: unknown): EtcdFailure {
 /**
  * Whether a failed etcd write certainly applied nothing: it never left this process (no
  * connection to any member, the client closed, every member's circuit open), or etcd refused it
- * whole (too large, out of space, statemanager's credentials). A timeout or a connection dropped
+ * whole (too large, out of space, statemanager's credentials, too many requests). A timeout or a connection dropped
  * under it may have been applied.
  */
 export function notApplied(err: unknown): boolean {
   if (err instanceof ClientClosedError) return true;
   const message = errorMessage(err);
-  if (notSentMessage(message) || /circuit breaker is open|Connection pool has no hosts/i.test(message)) return true;
+  if (notSentMessage(message) || /circuit breaker is open|Connection pool has no hosts/i.test(message) || TOO_MANY_REQUESTS.test(message)) return true;
   const failure = classifyEtcdError(err);
   return failure === 'too-large' || failure === 'no-space' || failure === 'refused';
 }
