@@ -14,9 +14,38 @@
 // the end of the message, which it cuts short. A known field with another wire
 // type is stepped over as an unknown one (protobufjs reads it as its own type anyway, which may
 // throw or give garbage).
+//
+// Bounded: grpc-js decodes a request before any handler runs, so the list's bounds
+// (`ContainerListBounds`: containers, names and map entries) hold here. Past one, what it bounds
+// is counted, not built, and the list carries the refusal (OVER_BOUND) that validation gives: a
+// 2 MiB message of a million empty containers built a million objects (about 360 MB of heap, and
+// two such calls held open ran a 512 MB heap out of memory) before the count was checked.
+//
+// Text is checked for UTF-8 here, on the bytes: a string whose bytes are not UTF-8 marks the list
+// (INVALID_UTF8, with the field's path). A U+FFFD that the bytes hold (a valid character: Podman
+// writes it for bytes it could not read in a label or its error text) is text like any other.
+import { isUtf8 } from 'node:buffer';
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
 import type { ContainerInfo__Output } from '../generated/monitoringserver/ContainerInfo.js';
 import { setOwn } from './container-record.js';
+import { quote } from './quote.js';
+
+/** What one list may hold (grpc.maxContainersPerList, grpc.limits.namesPerContainer, grpc.limits.mapEntries). */
+export interface ContainerListBounds {
+  maxContainers: number;
+  namesPerContainer: number;
+  /** Entries of each of `state`, `config` and `annotation`. */
+  mapEntries: number;
+}
+
+export const UNBOUNDED: ContainerListBounds = { maxContainers: Infinity, namesPerContainer: Infinity, mapEntries: Infinity };
+
+/** On a decoded list: the first bound it is over, as validation's refusal ("containers has N entries, …"). */
+export const OVER_BOUND = Symbol('over a bound of the list');
+/** On a decoded list: the path of the first string whose bytes are not UTF-8 ("containers[2].image"). */
+export const INVALID_UTF8 = Symbol('a string that is not UTF-8');
+
+export type DecodedContainerList = ContainerList__Output & { [OVER_BOUND]?: string; [INVALID_UTF8]?: string };
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -49,8 +78,20 @@ type Utf8Sliceable = Buffer & { utf8Slice(start: number, end: number): string };
 
 class Cursor {
   pos = 0;
+  /** The last string read was not UTF-8 (its bytes; a U+FFFD they hold is text). */
+  invalid = false;
+  /** The first bound passed, as validation words it. */
+  overBound: string | undefined;
+  /** Where the first string that is not UTF-8 was. */
+  invalidAt: string | undefined;
+  /** The last map entry read (mapEntry). */
+  private key = '';
+  private value = '';
 
-  constructor(private readonly buf: Buffer) {}
+  constructor(
+    private readonly buf: Buffer,
+    private readonly bounds: ContainerListBounds,
+  ) {}
 
   /** A varint's low 32 bits, unsigned (as protobufjs's uint32); at most 10 bytes. */
   varint(end: number): number {
@@ -81,8 +122,19 @@ class Cursor {
     // Buffer's own UTF-8 slice, as protobufjs calls it: toString's argument handling around it
     // cost as much as the decoding, for the 20-odd short strings of each container.
     const s = (this.buf as Utf8Sliceable).utf8Slice(this.pos, stop);
+    // Only a string with U+FFFD can come from bytes that are not UTF-8.
+    this.invalid = s.includes('\uFFFD') && !isUtf8(this.buf.subarray(this.pos, stop));
     this.pos = stop;
     return s;
+  }
+
+  /** Marks the list at the first string that was not UTF-8 (`path` built only then). */
+  private checkText(path: () => string): void {
+    if (this.invalid && this.invalidAt === undefined) this.invalidAt = path();
+  }
+
+  private over(message: string): void {
+    this.overBound ??= message;
   }
 
   advance(n: number, end: number): void {
@@ -122,61 +174,113 @@ class Cursor {
     }
   }
 
-  /** One map entry (key 1, value 2; absent ones empty), set as protobufjs sets it. */
-  mapEntry(into: Record<string, string>, end: number): void {
+  /** One map entry (key 1, value 2; absent ones empty) into `this.key` and `this.value`; whether either was not UTF-8. */
+  private mapEntry(end: number): boolean {
     const stop = this.delimited(end);
-    let key = '';
-    let value = '';
+    this.key = '';
+    this.value = '';
+    let invalid = false;
     while (this.pos < stop) {
       const tag = this.varint(stop);
-      if (tag === ENTRY_KEY) key = this.string(stop);
-      else if (tag === ENTRY_VALUE) value = this.string(stop);
-      else this.skip(tag, stop);
+      if (tag === ENTRY_KEY) this.key = this.string(stop);
+      else if (tag === ENTRY_VALUE) this.value = this.string(stop);
+      else {
+        this.skip(tag, stop);
+        continue;
+      }
+      invalid ||= this.invalid;
     }
-    setOwn(into, key, value);
+    return invalid;
   }
 
-  containerInfo(end: number): ContainerInfo__Output {
+  /**
+   * A map entry set as protobufjs sets it (a key given again replaces its value), while the map
+   * holds fewer than its bound of keys; returns how many it holds, or would (a key past the bound
+   * is counted, not set).
+   */
+  private entryInto(into: Record<string, string>, size: number, end: number, at: number, field: string): number {
+    const invalid = this.mapEntry(end);
+    if (invalid && this.invalidAt === undefined) this.invalidAt = `containers[${at}].${field}[${quote(this.key)}]`;
+    if (size < this.bounds.mapEntries) {
+      if (Object.hasOwn(into, this.key)) {
+        setOwn(into, this.key, this.value);
+        return size;
+      }
+      setOwn(into, this.key, this.value);
+      return size + 1;
+    }
+    if (Object.hasOwn(into, this.key)) setOwn(into, this.key, this.value);
+    else size++;
+    return size;
+  }
+
+  containerInfo(end: number, at: number): ContainerInfo__Output {
     const stop = this.delimited(end);
     const info: ContainerInfo__Output = { id: '', names: [], image: '', state: {}, config: {}, annotation: {}, stats: {} };
+    const { namesPerContainer, mapEntries } = this.bounds;
+    let names = 0;
+    let state = 0;
+    let config = 0;
+    let annotation = 0;
     while (this.pos < stop) {
       const tag = this.varint(stop);
       switch (tag) {
         case INFO_ID:
           info.id = this.string(stop);
+          this.checkText(() => `containers[${at}].id`);
           break;
         case INFO_NAMES:
-          info.names.push(this.string(stop));
+          if (names++ < namesPerContainer) {
+            info.names.push(this.string(stop));
+            this.checkText(() => `containers[${at}].names[${names - 1}]`);
+          } else this.pos = this.delimited(stop);
           break;
         case INFO_IMAGE:
           info.image = this.string(stop);
+          this.checkText(() => `containers[${at}].image`);
           break;
         case INFO_STATE:
-          this.mapEntry(info.state, stop);
+          state = this.entryInto(info.state, state, stop, at, 'state');
           break;
         case INFO_CONFIG:
-          this.mapEntry(info.config, stop);
+          config = this.entryInto(info.config, config, stop, at, 'config');
           break;
         case INFO_ANNOTATION:
-          this.mapEntry(info.annotation, stop);
+          annotation = this.entryInto(info.annotation, annotation, stop, at, 'annotation');
           break;
         default:
           this.skip(tag, stop); // stats (7) among them: never stored
       }
     }
+    // Worded as validation words them (validateContainerList), in its order.
+    if (names > namesPerContainer) this.over(`containers[${at}].names has ${names} entries, more than ${namesPerContainer}`);
+    if (state > mapEntries) this.over(`containers[${at}].state has ${state} entries, more than ${mapEntries}`);
+    if (config > mapEntries) this.over(`containers[${at}].config has ${config} entries, more than ${mapEntries}`);
+    if (annotation > mapEntries) this.over(`containers[${at}].annotation has ${annotation} entries, more than ${mapEntries}`);
     return info;
   }
 }
 
-export function decodeContainerList(buf: Buffer): ContainerList__Output {
-  const c = new Cursor(buf);
+export function decodeContainerList(buf: Buffer, bounds: ContainerListBounds = UNBOUNDED): DecodedContainerList {
+  const c = new Cursor(buf, bounds);
   const end = buf.length;
-  const list: ContainerList__Output = { node_name: '', containers: [] };
+  const list: DecodedContainerList = { node_name: '', containers: [] };
+  let containers = 0;
   while (c.pos < end) {
     const tag = c.varint(end);
-    if (tag === LIST_NODE_NAME) list.node_name = c.string(end);
-    else if (tag === LIST_CONTAINERS) list.containers.push(c.containerInfo(end));
-    else c.skip(tag, end);
+    if (tag === LIST_NODE_NAME) {
+      list.node_name = c.string(end);
+      if (c.invalid) c.invalidAt ??= 'node_name';
+    } else if (tag === LIST_CONTAINERS) {
+      // Past the bound a container is stepped over, only counted.
+      if (containers < bounds.maxContainers) list.containers.push(c.containerInfo(end, containers));
+      else c.pos = c.delimited(end);
+      containers++;
+    } else c.skip(tag, end);
   }
+  // The count first, as validation checks it first.
+  if (containers > bounds.maxContainers) list[OVER_BOUND] = `containers has ${containers} entries, more than the maximum of ${bounds.maxContainers}`;
+  else if (c.overBound !== undefined) list[OVER_BOUND] = c.overBound;
+  if (c.invalidAt !== undefined) list[INVALID_UTF8] = c.invalidAt;
   return list;
 }

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType } from '../generated/statemanager.js';
-import { decodeContainerList } from './container-list-decoder.js';
+import { decodeContainerList, type ContainerListBounds } from './container-list-decoder.js';
 
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -62,14 +62,29 @@ function handDecodedContainerLists(m: MethodCodec): void {
 
 /** Every service method's request decoder made total: a message it cannot decode becomes an Undecodable. */
 function tolerantRequests(m: MethodCodec): void {
-  const decode = m.requestDeserialize;
-  m.requestDeserialize = (bytes: Buffer) => {
+  m.requestDeserialize = tolerant(m.requestDeserialize);
+}
+
+function tolerant(decode: (bytes: Buffer) => unknown): (bytes: Buffer) => unknown {
+  return (bytes: Buffer) => {
     try {
       return decode(bytes);
     } catch (err) {
       return { [UNDECODABLE]: err instanceof Error ? err.message : String(err) } satisfies Undecodable;
     }
   };
+}
+
+/**
+ * The service with its container lists decoded within `bounds` (one server's limits; the loaded
+ * service is shared): grpc-js decodes a request before any handler sees it, so only its decoder
+ * can keep a list past its bounds from being built.
+ */
+export function withContainerListBounds<S extends object>(service: S, bounds: ContainerListBounds): S {
+  const name = Object.keys(service).find((k) => (service as Record<string, MethodCodec>)[k]!.path === CONTAINER_LIST_PATH);
+  if (name === undefined) return service;
+  const method = (service as Record<string, MethodCodec>)[name]!;
+  return { ...service, [name]: { ...method, requestDeserialize: tolerant((bytes) => decodeContainerList(bytes, bounds)) } };
 }
 
 /**

@@ -18,7 +18,7 @@ import { CallGate } from './call-gate.js';
 import { RateLimiter } from './rate-limit.js';
 import { InFlightLimiter } from './in-flight.js';
 import { ThrottledLog } from '../../controller/throttled-log.js';
-import { loadStateManagerProto, preEncoder } from './proto.js';
+import { loadStateManagerProto, preEncoder, withContainerListBounds } from './proto.js';
 import { LIST_SENDS_WAITING, readHandlers, unimplementedReads, type StreamMetrics } from './read-api.js';
 import type { StateReader } from '../state-api/reader.js';
 import type { StateFeed } from '../state-api/feed.js';
@@ -205,7 +205,11 @@ export function createStateManagerServer(o: StateManagerServerOptions): StateMan
         : {}),
       interceptors: [gate.interceptor],
     });
-    const service = proto.statemanager.StateManagerConnection.service;
+    const service = withContainerListBounds(proto.statemanager.StateManagerConnection.service, {
+      maxContainers: config.maxContainersPerList,
+      namesPerContainer: config.limits.namesPerContainer,
+      mapEntries: config.limits.mapEntries,
+    });
     s.addService(service, handlers);
     // statemanager accepts the connections itself and hands them to grpc-js, so that one past
     // the connection bounds is closed before TLS or HTTP/2 spend anything on it (connection-gate.ts).

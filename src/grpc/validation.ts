@@ -1,6 +1,7 @@
 // Request validation for both services: every refusal names the offending field. grpc-js
 // decodes strings leniently (invalid UTF-8 becomes U+FFFD), so U+FFFD in a name is read as
-// "not valid UTF-8" and refused.
+// "not valid UTF-8" and refused. A container list's free text (its image, map keys and values)
+// is checked on its bytes by its decoder (container-list-decoder.ts): there a U+FFFD is text.
 import type { ContainerList__Output } from '../generated/monitoringserver/ContainerList.js';
 import type { StateChange__Output } from '../generated/statemanager/StateChange.js';
 import { MAX_NAME_BYTES, parseState, type ResourceKind } from '../../domain/states.js';
@@ -8,6 +9,8 @@ import { BIDI, CONTROL, INVISIBLE, NOT_PRINTABLE_ASCII } from '../../domain/name
 import { modelOfContainer } from '../../domain/container.js';
 import { storedContainerJson, toStoredContainer } from './container-record.js';
 import { kindOfResourceType, UNMANAGED_RESOURCE_TYPES } from './resource-types.js';
+import { quote } from './quote.js';
+import { INVALID_UTF8, OVER_BOUND, type DecodedContainerList } from './container-list-decoder.js';
 
 export const LIMITS = {
   nodeNameBytes: 253,
@@ -36,6 +39,12 @@ export interface TextRules {
   noInvisible?: boolean;
   /** With noControl: tab, line feed and carriage return are kept (free text, not names). */
   lineBreaks?: boolean;
+  /**
+   * Free text whose bytes the decoder checked (INVALID_UTF8): a U+FFFD is the character itself, not
+   * a sign of bytes that were not UTF-8. In names it is still refused: two keys whose bytes differ
+   * only where they are not UTF-8 would be one name.
+   */
+  replacementIsText?: boolean;
 }
 
 // A string of printable ASCII only (NOT_PRINTABLE_ASCII finds nothing) is valid UTF-8 with no
@@ -50,7 +59,7 @@ export function textProblem(s: string, r: TextRules): string | undefined {
     if (r.noSlash && s.includes('/')) return "contains '/'";
     return undefined;
   }
-  if (s.includes(REPLACEMENT)) return 'is not valid UTF-8';
+  if (!r.replacementIsText && s.includes(REPLACEMENT)) return 'is not valid UTF-8';
   if (r.maxBytes !== undefined) {
     const n = Buffer.byteLength(s, 'utf8');
     if (n > r.maxBytes) return `is ${n} bytes long, more than ${r.maxBytes}`;
@@ -87,10 +96,14 @@ export interface ContainerListLimits {
   valueBytes: number;
 }
 
-export function validateContainerList(list: ContainerList__Output, limits: ContainerListLimits): Validation<ValidContainerList> {
+export function validateContainerList(list: ContainerList__Output | DecodedContainerList, limits: ContainerListLimits): Validation<ValidContainerList> {
   const fail = (message: string): Validation<ValidContainerList> => ({ ok: false, message });
   const nodeProblem = textProblem(list.node_name, nameRules(LIMITS.nodeNameBytes));
   if (nodeProblem) return fail(`node_name ${nodeProblem}`);
+  // What the decoder found: a bound passed (what it bounds was counted, not decoded), bytes that are not UTF-8.
+  const decoded = list as DecodedContainerList;
+  if (decoded[OVER_BOUND] !== undefined) return fail(decoded[OVER_BOUND]);
+  if (decoded[INVALID_UTF8] !== undefined) return fail(`${decoded[INVALID_UTF8]} is not valid UTF-8`);
   if (list.containers.length > limits.maxContainers) {
     return fail(`containers has ${list.containers.length} entries, more than the maximum of ${limits.maxContainers}`);
   }
@@ -134,8 +147,8 @@ export function validateContainerList(list: ContainerList__Output, limits: Conta
  * "<path> <problem>". Stats are not stored: not checked.
  */
 function firstBadField(c: ContainerList__Output['containers'][number], at: string, limits: ContainerListLimits): string | undefined {
-  const rules: TextRules = { noControl: true, maxBytes: limits.valueBytes };
-  const nameRules: TextRules = { ...rules, noInvisible: true };
+  const rules: TextRules = { noControl: true, maxBytes: limits.valueBytes, replacementIsText: true };
+  const nameRules: TextRules = { ...rules, noInvisible: true, replacementIsText: false };
   // A map's values are free text (a label's description, Podman's error text): they may break
   // lines. Found by a Pullpiri compatibility probe: nodeagent copies every label and the error
   // text as they are, so one multi-line label refused the node's whole list, and nodeagent,
@@ -212,7 +225,4 @@ export function validateStateChange(req: StateChange__Output): Validation<ValidS
   };
 }
 
-/** A client-supplied string for a message: JSON-quoted, cut to 64 characters. */
-export function quote(s: string): string {
-  return JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
-}
+export { quote };

@@ -3,7 +3,7 @@
 // message, a MalformedMessageError and nothing else for a malformed one.
 import test from 'ava';
 import fc from 'fast-check';
-import { decodeContainerList, MalformedMessageError } from '../../src/grpc/container-list-decoder.js';
+import { decodeContainerList, INVALID_UTF8, MalformedMessageError, OVER_BOUND, type DecodedContainerList } from '../../src/grpc/container-list-decoder.js';
 import { CONTAINER_LIST_PATH, isUndecodable, loadProto, loadStateManagerProto } from '../../src/grpc/proto.js';
 import type { ContainerList__Output } from '../../src/generated/monitoringserver/ContainerList.js';
 import { decodableVariant, requestFields, undecodableBytes } from '../fuzz/_arbitraries.js';
@@ -24,8 +24,13 @@ function withoutStats(v: ContainerList__Output): ContainerList__Output {
   return { ...v, containers: v.containers.map((c) => ({ ...c, stats: {} })) };
 }
 
+/** The decoded fields, without what the decoder marks beside them (INVALID_UTF8, OVER_BOUND). */
+function plain(v: ContainerList__Output): ContainerList__Output {
+  return { node_name: v.node_name, containers: v.containers };
+}
+
 function decodesAsProtobufjs(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void }, bytes: Buffer, message?: string): void {
-  t.deepEqual(decodeContainerList(bytes), withoutStats(protobufjs.requestDeserialize(bytes)), message);
+  t.deepEqual(plain(decodeContainerList(bytes)), withoutStats(protobufjs.requestDeserialize(bytes)), message);
 }
 
 test('the service decodes SendChangedContainerList by hand, and still marks what it cannot decode', (t) => {
@@ -52,7 +57,7 @@ test('a message protobufjs encodes decodes to what protobufjs decodes', (t) => {
   fc.assert(
     fc.property(fc.record({ node_name: fc.string({ unit: 'binary', maxLength: 20 }), containers: fc.array(info, { maxLength: 6 }) }), (list) => {
       const bytes = protobufjs.requestSerialize(list);
-      t.deepEqual(decodeContainerList(bytes), withoutStats(protobufjs.requestDeserialize(bytes)));
+      t.deepEqual(plain(decodeContainerList(bytes)), withoutStats(protobufjs.requestDeserialize(bytes)));
     }),
     { numRuns: 500 },
   );
@@ -144,4 +149,74 @@ test('random damage to well-formed messages: a value of the right shape or a Mal
     }),
     { numRuns: 300 },
   );
+});
+
+// Bounds kept while decoding: grpc-js decodes a request before any handler runs, so a 2 MiB list
+// of a million empty containers built a million objects (about 360 MB of heap; two such calls held
+// open ran a 512 MB heap out of memory) before validation counted them (code review).
+const bounds = { maxContainers: 3, namesPerContainer: 2, mapEntries: 2 };
+const over = (v: DecodedContainerList): string | undefined => v[OVER_BOUND];
+
+test('containers past maxContainers are counted, not decoded: below, at and past the bound', (t) => {
+  const list = (n: number) => w.encode(w.containerList({ node_name: 'n', containers: Array.from({ length: n }, (_, i) => ({ id: `c${i}` })) }));
+  for (const n of [2, 3]) {
+    const d = decodeContainerList(list(n), bounds);
+    t.is(d.containers.length, n);
+    t.is(over(d), undefined, `${n}`);
+  }
+  const past = decodeContainerList(list(4), bounds);
+  t.is(past.containers.length, 3, 'the fourth is stepped over');
+  t.is(over(past), 'containers has 4 entries, more than the maximum of 3');
+  // A million empty containers (2 bytes each): three objects, and the count.
+  const million = Buffer.concat([w.encode([{ no: 1, bytes: Buffer.from('n') }]), Buffer.alloc(2 * 1_000_000, Buffer.from([0x12, 0x00]))]);
+  const big = decodeContainerList(million, { ...bounds, maxContainers: 10_000 });
+  t.is(big.containers.length, 10_000);
+  t.is(over(big), 'containers has 1000000 entries, more than the maximum of 10000');
+  t.is(over(decodeContainerList(million)), undefined, 'unbounded by default (as protobufjs)');
+});
+
+test('names and map entries past their bounds are counted, not kept: below, at and past each', (t) => {
+  const one = (c: w.ContainerMsg) => decodeContainerList(w.encode(w.containerList({ node_name: 'n', containers: [{ id: 'c', ...c }] })), bounds);
+  t.is(over(one({ names: ['a', 'b'] })), undefined);
+  const names = one({ names: ['a', 'b', 'c', 'd'] });
+  t.deepEqual(names.containers[0]!.names, ['a', 'b']);
+  t.is(over(names), 'containers[0].names has 4 entries, more than 2');
+  for (const field of ['state', 'config', 'annotation'] as const) {
+    t.is(over(one({ [field]: [['a', '1'], ['b', '2']] })), undefined, `${field}: at the bound`);
+    // A key given again replaces its value and is not counted twice, also at the bound.
+    const again = one({ [field]: [['a', '1'], ['b', '2'], ['a', '3']] });
+    t.is(over(again), undefined, `${field}: a key given again`);
+    t.deepEqual(again.containers[0]![field], { a: '3', b: '2' });
+    const past = one({ [field]: [['a', '1'], ['b', '2'], ['c', '3'], ['b', '4']] });
+    t.deepEqual(past.containers[0]![field], { a: '1', b: '4' }, `${field}: past the bound the keys held still take their values`);
+    t.is(over(past), `containers[0].${field} has 3 entries, more than 2`);
+  }
+  // The first bound passed is the one said: the count of containers before anything inside one.
+  const both = decodeContainerList(w.encode(w.containerList({ node_name: 'n', containers: [{ id: 'a', names: ['1', '2', '3'] }, { id: 'b' }, { id: 'c' }, { id: 'd' }] })), bounds);
+  t.is(over(both), 'containers has 4 entries, more than the maximum of 3');
+});
+
+// A U+FFFD the bytes hold is a character (Podman writes it for bytes it could not read in a label
+// or its error text); bytes that are not UTF-8 mark the list with the field's path. Refusing every
+// U+FFFD refused a node's whole list for one label, and its states froze (code review).
+test('text is checked for UTF-8 on its bytes: a U+FFFD they hold is text, bytes that are not UTF-8 are marked where they are', (t) => {
+  const valid = decodeContainerList(w.encode(w.containerList({ node_name: 'n', containers: [{ id: 'c', image: 'img\uFFFD', state: [['Error', 'exec failed: \uFFFD\uFFFD']], annotation: [['description', 'caf\uFFFD']] }] })));
+  t.is(valid[INVALID_UTF8], undefined);
+  t.is(valid.containers[0]!.state.Error, 'exec failed: \uFFFD\uFFFD');
+  const bad = Buffer.from([0xff, 0xfe]);
+  for (const [c, path] of [
+    [{ id: bad }, 'containers[0].id'],
+    [{ id: 'c', names: ['ok', bad] }, 'containers[0].names[1]'],
+    [{ id: 'c', image: bad }, 'containers[0].image'],
+    [{ id: 'c', state: [['Error', bad]] }, 'containers[0].state["Error"]'],
+    [{ id: 'c', config: [[bad, 'v']] }, 'containers[0].config["\uFFFD\uFFFD"]'],
+    [{ id: 'c', annotation: [['k', 'v'], ['model', bad]] }, 'containers[0].annotation["model"]'],
+  ] as [w.ContainerMsg, string][]) {
+    const d = decodeContainerList(w.encode(w.containerList({ node_name: 'n', containers: [c] })));
+    t.is(d[INVALID_UTF8], path);
+  }
+  t.is(decodeContainerList(w.encode(w.containerList({ node_name: bad, containers: [] })))[INVALID_UTF8], 'node_name');
+  // The first one found is said.
+  const two = decodeContainerList(w.encode(w.containerList({ node_name: 'n', containers: [{ id: 'a', image: bad }, { id: bad }] })));
+  t.is(two[INVALID_UTF8], 'containers[0].image');
 });

@@ -143,6 +143,30 @@ test.serial('container list: more containers than maxContainersPerList', async (
   await listRefused(t, { node_name: 'n1', containers }, /^containers has 6 entries, more than the maximum of 5$/);
 });
 
+// Bounded while decoding (grpc-js decodes before any handler): 100,000 empty containers in 200 KB
+// are counted, not built, and refused as any list over the bound (code review: a million in 2 MiB
+// took about 360 MB of heap before validation counted them).
+test.serial('container list: 100,000 empty containers in one message are refused by count at the decoder', async (t) => {
+  const body = Buffer.concat([encodeContainerList('n1', []), Buffer.alloc(2 * 100_000, Buffer.from([0x12, 0x00]))]);
+  await rawListRefused(t, body, /^containers has 100000 entries, more than the maximum of 5$/);
+});
+
+// A U+FFFD the bytes hold is a character: Podman writes it for bytes it could not read in a label
+// or its error text, and one such label refused the node's whole list (code review). In names and
+// ids it is still refused; bytes that are not UTF-8 are refused where they are (above).
+test.serial('container list: a U+FFFD character in the image or a label is stored; in an id or a name refused', async (t) => {
+  const res = await sendContainerList(c, { node_name: 'n7', containers: [{ id: 'z', image: 'img\uFFFD', annotation: { description: 'caf\uFFFD', model: 'm7' }, state: { Status: 'running', Error: 'exec failed: \uFFFD\uFFFD' } }] });
+  t.is(res, 'node n7: 1 put, 0 deleted, 0 unchanged');
+  const stored = JSON.parse((await client.get(s.keys.containerKey('n7', 'z')).string())!);
+  t.is(stored.annotation.description, 'caf\uFFFD');
+  t.is(stored.state.Error, 'exec failed: \uFFFD\uFFFD');
+  t.is(stored.image, 'img\uFFFD');
+  await sendContainerList(c, { node_name: 'n7', containers: [] });
+  await listRefused(t, { node_name: 'n7', containers: [{ id: 'z\uFFFD' }] }, /^containers\[0\]\.id is not valid UTF-8$/);
+  await listRefused(t, { node_name: 'n7', containers: [{ id: 'z', names: ['\uFFFD'] }] }, /^containers\[0\]\.names\[0\] is not valid UTF-8$/);
+  await listRefused(t, { node_name: 'n7', containers: [{ id: 'z', annotation: { model: 'm\uFFFD' } }] }, /^containers\[0\] names model "m\uFFFD", which is not valid UTF-8$/);
+});
+
 test.serial('container list: a container too large to store', async (t) => {
   const big = Object.fromEntries([1, 2, 3, 4, 5].map((i) => [`k${i}`, 'v'.repeat(15_000)]));
   await listRefused(t, { node_name: 'n1', containers: [{ id: 'a', annotation: big }] }, /^containers\[0\] is \d+ bytes as JSON, more than 65536$/);
