@@ -233,7 +233,9 @@ async function sync(
   }
   for (let attempt = 1; attempt <= o.maxAttempts; attempt++) {
     const { kvs, revision } = await readPrefix(o, prefix, end);
-    const existing = new Map(kvs.map((kv) => [kv.key.toString(), kv] as const));
+    // Keyed by the keys' bytes (latin1 maps each byte to one character): two keys whose bytes are
+    // not UTF-8 decode to the same text, and one of them was never deleted (code review).
+    const existing = new Map(kvs.map((kv) => [kv.key.toString('latin1'), kv] as const));
     const success: IRequestOp[] = [];
     // Nothing under the prefix modified or created after the read.
     const compare: ICompare[] = [
@@ -244,8 +246,9 @@ async function sync(
     const wanted = new Set<string>();
     for (const c of containers) {
       const key = o.keys.containerKey(node, c.id);
-      wanted.add(key);
-      const kv = existing.get(key);
+      const bytes = byteKey(key);
+      wanted.add(bytes);
+      const kv = existing.get(bytes);
       if (kv !== undefined && sameContainer(kv.value.toString(), c.json)) {
         kept.push(kv);
       } else {
@@ -304,6 +307,12 @@ async function sync(
     return { put, deleted, unchanged, attempts: attempt, revision: Number(res.header.revision) };
   }
   throw new ContainerSyncConflictError(node, o.maxAttempts, progress.partlyWritten);
+}
+
+/** A key as its UTF-8 bytes, one character per byte (as `existing` holds them); ASCII is itself. */
+function byteKey(key: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /^[\x00-\x7f]*$/.test(key) ? key : Buffer.from(key, 'utf8').toString('latin1');
 }
 
 function digestsOf(containers: readonly { id: string; json: string }[]): Map<string, string> {

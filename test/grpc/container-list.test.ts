@@ -860,3 +860,17 @@ test('clear() forgets every node, and a list whose call began before it is not r
   recent.set('n2', remembered(['c']), recent.generation);
   t.deepEqual([recent.size, recent.containers], [1, 1], 'made after it');
 });
+
+// Keys under a node's prefix whose bytes are not UTF-8 (written by something else: a broken agent,
+// an operator's tool) decode to the same text; the list's read kept one of each such group, so an
+// empty list answered "1 deleted" and left the other (code review). Keyed by bytes, each goes.
+test('keys under the node whose bytes are not UTF-8 are each made equal to the list', async (t) => {
+  const s = await startTestServer(client);
+  const prefix = Buffer.from(s.keys.containerPrefix('bytes-node'));
+  const json = Buffer.from(JSON.stringify({ id: 'x', names: [], image: 'i', state: {}, config: {}, annotation: {} }));
+  for (const b of [0xfe, 0xff]) await client.kv.put({ key: Buffer.concat([prefix, Buffer.from([b])]), value: json });
+  t.is(await sendContainerList(s.client(), { node_name: 'bytes-node', containers: [{ id: 'é-1', image: 'img' }] }), 'node bytes-node: 1 put, 2 deleted, 0 unchanged');
+  const left = (await client.getAll().prefix(prefix.toString()).keys()).map((k) => k.slice(prefix.length));
+  t.deepEqual(left, ['é-1'], 'the two stray keys gone, the wanted one (not ASCII) there');
+  t.is(await sendContainerList(s.client(), { node_name: 'bytes-node', containers: [{ id: 'é-1', image: 'img' }] }), 'node bytes-node: 0 put, 0 deleted, 1 unchanged');
+});
