@@ -198,7 +198,12 @@ export class WriteTurns {
       turn.gone = true;
       turn.onGone?.();
     });
-    if (turn.gone) return Promise.reject(new WriteTurnCancelledError());
+    // Gone already (onGone called back at once): its bytes are given back, or they stayed counted
+    // as waiting for good, and enough of them refused every list that had to wait (code review).
+    if (turn.gone) {
+      release();
+      return Promise.reject(new WriteTurnCancelledError());
+    }
     const done = key === undefined ? this.inTurn(queue, write, turn) : this.inLine(queue, key, write, turn);
     // A wait that ended without a turn (the caller's deadline) gives its bytes back too.
     done.catch(release);
@@ -244,7 +249,12 @@ export class WriteTurns {
         release();
         // A turn that comes when nobody waits for it any more writes nothing: its caller went
         // away, or its deadline passed while the event loop was too busy to fire the timer.
-        if (turn.gone) return Promise.reject(new WriteTurnCancelledError());
+        // Gone already (onGone called back at once): its bytes are given back, or they stayed counted
+    // as waiting for good, and enough of them refused every list that had to wait (code review).
+    if (turn.gone) {
+      release();
+      return Promise.reject(new WriteTurnCancelledError());
+    }
         if (Date.now() >= waitUntil) return Promise.reject(new WriteTurnTimeoutError(Date.now() - started));
         return timed();
       },

@@ -159,6 +159,28 @@ test("bytes waiting are given back when a write's wait ends without a turn (its 
   t.deepEqual(await Promise.all([first, w]), ['busy', 'next']);
 });
 
+// A caller already gone when its write asks for a turn (onGone calls back at once): its bytes are
+// not left counted as waiting (code review: three such calls of 400 bytes left 1,200 counted, and a
+// later list that had to wait was refused as if the waiting room were full).
+test('bytes waiting are given back by a write whose caller is gone before it asks for a turn', async (t) => {
+  keepAlive(t);
+  const turns = new WriteTurns({ concurrency: 1, maxWaitMs: 10_000, maxWaitingBytes: 100 });
+  const log: string[] = [];
+  const busy = pendingWrite(log, 'busy');
+  const first = turns.run(busy.write);
+  for (let i = 0; i < 3; i++) {
+    await t.throwsAsync(turns.run(pendingWrite(log, `gone${i}`).write, undefined, 100, undefined, (fn) => fn()), { instanceOf: WriteTurnCancelledError });
+  }
+  t.is(turns.waitingBytes, 0);
+  const next = pendingWrite(log, 'next');
+  const w = turns.run(next.write, undefined, 100);
+  t.is(turns.waitingBytes, 100, 'a write of the whole bound still waits');
+  busy.finish();
+  next.finish();
+  t.deepEqual(await Promise.all([first, w]), ['busy', 'next']);
+  t.false(log.some((l) => l.startsWith('start gone')), 'no gone write ran');
+});
+
 test("one key's writes run one after another in the order they came, with turns free; other keys' writes do not wait for them", async (t) => {
   const turns = new WriteTurns({ concurrency: 8, maxWaitMs: 10_000 });
   const log: string[] = [];
