@@ -152,6 +152,12 @@ test('durations: at most 596h (2^31 - 1 ms, the longest timer), below, at and pa
   t.throws(() => load('controller:\n  resyncPeriod: 597h\n'), { message: /controller\.resyncPeriod: "597h" is longer than 596h/ });
   t.throws(() => load('etcd:\n  requestTimeout: 0s\n'), { message: /^invalid configuration at etcd\.requestTimeout: must be longer than 0$/ });
   t.is(load('etcd:\n  requestTimeout: 1\n').etcd.requestTimeout, 1);
+  // The connections' keepalive: defaults, below, at and past etcd's minimum ping interval (5 s).
+  t.like(load('').etcd, { keepaliveTime: 10_000, keepaliveTimeout: 5_000 });
+  t.throws(() => load('etcd:\n  keepaliveTime: 4999ms\n'), { message: /^invalid configuration at etcd\.keepaliveTime: at least 5s \(etcd's --grpc-keepalive-min-time/ });
+  t.is(load('etcd:\n  keepaliveTime: 5s\n').etcd.keepaliveTime, 5000);
+  t.is(load('etcd:\n  keepaliveTime: 1m\n  keepaliveTimeout: 30s\n').etcd.keepaliveTimeout, 30_000);
+  t.throws(() => load('etcd:\n  keepaliveTimeout: 0\n'), { message: /^invalid configuration at etcd\.keepaliveTimeout: must be longer than 0$/ });
   t.throws(() => load('actionController:\n  timeout: 0\n'), { message: /actionController\.timeout: must be longer than 0/ });
   t.throws(() => load('leaderElection:\n  leaseDuration: 999ms\n'), { message: /leaderElection\.leaseDuration: at least 1s/ });
   t.is(load('leaderElection:\n  leaseDuration: 1s\n').leaderElection.leaseDuration, 1000);

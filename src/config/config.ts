@@ -86,6 +86,13 @@ export const configSchema = z
         tls: tlsFiles,
         // Every etcd call's deadline: 0 failed every call, leader election included (a replica that could never lead yet said it was ready).
         requestTimeout: positiveDuration.default(5000),
+        // The connections' keepalive: a ping after this long, dropped unanswered after the
+        // timeout. Over a saturated narrow link the answer waits behind the data already sent (at
+        // 64 kbit/s, 5 s was too little: every connection was dropped 15 s after it opened).
+        // At least etcd's own --grpc-keepalive-min-time (5 s by default): a client pinging more
+        // often is sent away (GOAWAY too_many_pings) and every connection dropped.
+        keepaliveTime: duration.pipe(z.number().min(5000, "at least 5s (etcd's --grpc-keepalive-min-time: pinged more often, etcd closes the connection)")).default(10_000),
+        keepaliveTimeout: positiveDuration.default(5_000),
       })
       .strict()
       .refine((e) => e.username !== '' || (e.password === '' && e.passwordFile === ''), {

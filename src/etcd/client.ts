@@ -33,6 +33,11 @@ export const ETCD_CHANNEL_OPTIONS: grpc.ChannelOptions = {
   ...OWN_SUBCHANNEL_POOL,
 };
 
+/** ETCD_CHANNEL_OPTIONS with the configured keepalive (etcd.keepaliveTime, etcd.keepaliveTimeout). */
+export function etcdChannelOptions(c: Pick<EtcdConfig, 'keepaliveTime' | 'keepaliveTimeout'>): grpc.ChannelOptions {
+  return { ...ETCD_CHANNEL_OPTIONS, 'grpc.keepalive_time_ms': c.keepaliveTime, 'grpc.keepalive_timeout_ms': c.keepaliveTimeout };
+}
+
 const NEVER_ABORTED = new AbortController().signal;
 
 /**
@@ -119,7 +124,7 @@ export function createEtcdClient(c: EtcdConfig, hooks: EtcdClientHooks = {}): Et
       // (the controller, the read API and the CLI all use EtcdWatchClient).
     },
     // etcd3 hands these to each grpc-js client, which takes interceptors beside channel options.
-    grpcOptions: { ...ETCD_CHANNEL_OPTIONS, interceptors: [REQUIRE_LEADER] } as grpc.ChannelOptions,
+    grpcOptions: { ...etcdChannelOptions(c), interceptors: [REQUIRE_LEADER] } as grpc.ChannelOptions,
   };
   const tls = readTls(c);
   if (tls) {
@@ -149,7 +154,7 @@ export function createEtcdWatchClient(c: EtcdConfig): EtcdWatchClient {
   return new EtcdWatchClient({
     endpoints: c.endpoints,
     credentials: channelCredentials(c),
-    channelOptions: ETCD_CHANNEL_OPTIONS,
+    channelOptions: etcdChannelOptions(c),
     requestTimeoutMs: c.requestTimeout,
     ...(c.username ? { auth: { username: c.username, password: c.password } } : {}),
   });

@@ -47,7 +47,7 @@ async function main(dist: string, endpoint: string): Promise<void> {
     load<typeof KeysModule>('domain/keys.js'),
   ]);
   // statemanager's configuration with ETCD_ENDPOINTS set and everything else at its default.
-  const etcdConfig = { endpoints: [endpoint], username: '', password: '', passwordFile: '', tls: { caFile: '', certFile: '', keyFile: '' }, requestTimeout: 5000 };
+  const etcdConfig = { endpoints: [endpoint], username: '', password: '', passwordFile: '', tls: { caFile: '', certFile: '', keyFile: '' }, requestTimeout: 5000, keepaliveTime: 10_000, keepaliveTimeout: 5_000 };
   const etcd = createEtcdClient(etcdConfig);
   const watchClient = createEtcdWatchClient(etcdConfig);
   const lw = new EtcdListerWatcher(etcd, watchClient);

@@ -4,7 +4,7 @@ import test from 'ava';
 import { handleWhen, noop, retry } from 'cockatiel';
 import { Etcd3, isRecoverableError, type IKeyValue, type IOptions, type IRangeRequest, type IRangeResponse } from 'etcd3';
 import { prefixEnd } from '../../src/etcd/lister-watcher.js';
-import { DEADLINE_RETRIES, MAX_PAGE_BYTES, PageCap, pageTooSlow, rangePaged } from '../../src/etcd/paged-range.js';
+import { DEADLINE_RETRIES, DROP_PAUSE_MS, DROP_RETRIES, MAX_PAGE_BYTES, PageCap, pageTooSlow, rangePaged } from '../../src/etcd/paged-range.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 
 const KiB = 1024;
@@ -255,7 +255,7 @@ test('a caller that throws on a page ends the listing with its error; the page a
   t.deepEqual(unhandled, []);
 });
 
-test('PageCap: halved by a page that ran out of its deadline (never below one key), doubled by a full page back within a quarter of it (never above the page size)', (t) => {
+test('PageCap: halved by a page that ran out of its deadline (never below one key), doubled by a full page back within an eighth of it (never above the page size)', (t) => {
   const cap = new PageCap(1000, 30_000);
   t.is(cap.current, 1000);
   cap.timedOut(1000);
@@ -265,11 +265,13 @@ test('PageCap: halved by a page that ran out of its deadline (never below one ke
   t.is(cap.current, 500);
   cap.timedOut(500);
   t.is(cap.current, 250);
-  // Full, at the cap: below a quarter of the deadline doubles it; at or past it does not.
+  // Full, at the cap: below an eighth of the deadline doubles it; at or past it does not.
   cap.answered(250, 250, 7_500);
   t.is(cap.current, 250, 'at a quarter');
-  cap.answered(250, 250, 7_499);
-  t.is(cap.current, 500, 'just under a quarter');
+  cap.answered(250, 250, 3_750);
+  t.is(cap.current, 250, 'at an eighth');
+  cap.answered(250, 250, 3_749);
+  t.is(cap.current, 500, 'just under an eighth');
   // Not full (the prefix's last page), or a smaller limit (bytes): no change.
   cap.answered(500, 499, 10);
   t.is(cap.current, 500);
@@ -347,6 +349,51 @@ test('rangePaged with a PageCap: the retries are counted per page, so pages that
   await rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 10, cap }, (kvs) => void (keys += kvs.length));
   t.is(calls, 12, 'six pages, each asked twice');
   t.true(keys > 0);
+});
+
+// A connection that fails at once under a page after the first (over a saturated link keepalive
+// dropped every connection about 15 s after it opened): the same page again, as it was, rather than
+// the whole list from its first page (black-box probing at 64 kbit/s: 1,000 containers never ready).
+test(`rangePaged: a page after the first whose connection fails at once is asked again as it was, ${DROP_RETRIES} times at most, ${DROP_PAUSE_MS} ms apart, keeping the pages before it; counted per page`, async (t) => {
+  const dropped = (): never => {
+    throw Object.assign(new Error('14 UNAVAILABLE: Connection dropped'), { code: 14 });
+  };
+  const page = (req: IRangeRequest, n: number, more: boolean): IRangeResponse =>
+    ({ header: { revision: '7' }, kvs: Array.from({ length: n }, (_, i) => ({ key: Buffer.from(`${req.key!.toString()}${i}`), value: Buffer.from('v') })), more }) as unknown as IRangeResponse;
+  for (const failures of [DROP_RETRIES, DROP_RETRIES + 1]) {
+    const asked: string[] = [];
+    let second = 0;
+    const send = async (req: IRangeRequest): Promise<IRangeResponse> => {
+      asked.push(`${req.key!.toString()} ${String(req.limit)} @${String(req.revision ?? 0)}`);
+      if (asked.length === 1) return page(req, 10, true);
+      if (second++ < failures) dropped();
+      return page(req, 3, false);
+    };
+    const pages: number[] = [];
+    const started = Date.now();
+    const listing = rangePaged(send, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 10, cap: new PageCap(10, 30_000) }, (kvs) => void pages.push(kvs.length));
+    if (failures <= DROP_RETRIES) {
+      t.is(await listing, 7);
+      t.deepEqual(pages, [10, 3], `${failures} drops: the list completes`);
+      t.true(Date.now() - started >= failures * DROP_PAUSE_MS - 20, 'a moment apart');
+    } else {
+      await t.throwsAsync(listing, { message: /Connection dropped/ });
+      t.deepEqual(pages, [10], `${failures} drops: the caller's retry`);
+    }
+    // The same page each time: the same start key, limit and revision.
+    t.is(new Set(asked.slice(1)).size, 1, asked.join(' | '));
+    t.is(asked.length, 1 + Math.min(failures, DROP_RETRIES) + 1);
+  }
+  // Counted per page: each page may fail its connection that many times.
+  let calls = 0;
+  const flaky = async (req: IRangeRequest): Promise<IRangeResponse> => {
+    calls++;
+    if (calls > 1 && calls % 3 !== 1) dropped();
+    return page(req, 10, calls < 13);
+  };
+  let keys = 0;
+  await rangePaged(flaky, { key: Buffer.from('/x/'), rangeEnd: Buffer.from('/x0'), pageSize: 10 }, (kvs) => void (keys += kvs.length));
+  t.is(keys, 50, 'five pages, four of them after two drops each');
 });
 
 test('pageTooSlow: a deadline always; a dropped connection from a quarter of the deadline (below, at, past); other errors never', (t) => {

@@ -188,7 +188,9 @@ The program's configuration file (config.yaml), as YAML.
     "username" $v.etcd.username
     "passwordFile" ""
     "tls" $etcdTls
-    "requestTimeout" $v.etcd.requestTimeout)
+    "requestTimeout" $v.etcd.requestTimeout
+    "keepaliveTime" $v.etcd.keepaliveTime
+    "keepaliveTimeout" $v.etcd.keepaliveTimeout)
   "grpc" $grpc
   "http" (dict "addr" (printf "0.0.0.0:%d" (int $v.http.port)))
   "actionController" $actionController
