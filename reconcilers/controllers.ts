@@ -58,6 +58,8 @@ export interface ControllersDeps {
    * two-step path (model, then package), which tests of the package reconciler alone use.
    */
   foldPackages?: boolean;
+  /** Whether this replica may act as the leader now (the ActionController is called only then; see ReconcileRequestReconcilerDeps.mayAct). */
+  mayAct?: () => boolean;
 }
 
 export interface Reconcilers {
@@ -124,6 +126,7 @@ export function buildControllers(d: ControllersDeps): Controllers {
       for (const p of pkgs) work.request.enqueueAfter(p, 1);
     },
     packageDecisionPending: (p): boolean => passes.holds(p) || work.package.hasWork(p),
+    ...(d.mayAct ? { mayAct: d.mayAct } : {}),
   });
   const work = {
     model: controller('model', passes.wrap(model), s.keyBackoff, s.workers),

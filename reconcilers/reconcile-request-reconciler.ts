@@ -37,6 +37,22 @@ export interface ReconcileRequestReconcilerDeps {
    * resync's model passes): its stored state may be stale, so no call is made on it until then.
    */
   packageDecisionPending?: (pkg: string) => boolean;
+  /**
+   * Whether this replica may act as the leader at this moment: it holds the lock and its lease was
+   * renewed within the renew deadline, on the monotonic clock. Asked right before each call: the
+   * store's confirm is fenced, but a replica held (a pause, a stall) or answered late after it
+   * called the ActionController once the lease had gone to another replica (code review).
+   */
+  mayAct?: () => boolean;
+}
+
+/** No call: this replica may no longer act as the leader (the controller requeues it, not as a failure). */
+class NotActingLeader extends Error {
+  readonly leadershipLost = true;
+  constructor() {
+    super('not calling the ActionController: this replica may no longer hold the leadership');
+    this.name = 'NotActingLeader';
+  }
 }
 
 /** How soon to look again when the package-state watch is behind the request's, at first. */
@@ -178,6 +194,8 @@ export class ReconcileRequestReconciler implements Reconciler {
     const { fleet, observer } = this.d;
     const scenarioName = fleet.scenarioFor(pkg);
     let answer: { status: number; desc: string };
+    // Synchronously before the call: nothing may run between this look and the call leaving.
+    if (this.d.mayAct && !this.d.mayAct()) throw new NotActingLeader();
     try {
       answer = await this.d.actionController.reconcile({
         scenarioName,

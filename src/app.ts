@@ -140,6 +140,7 @@ export class StateManagerApp {
         requestWorkers: config.reconcile.workers,
       },
       queueMetrics: (name) => metrics.queue(name), controllerMetrics: (name) => metrics.controller(name),
+      ...(leaderLock ? { mayAct: () => leaderLock.mayAct() } : {}),
     });
     this.enqueue = enqueue;
     metrics.resyncModelsPending(() => passes.dueCount());

@@ -48,6 +48,12 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private orphan: Lease | undefined;
   /** A renewal on a stream of its own is under way (see nudge). */
   private nudging = false;
+  /** Counts releases: a campaign that finds it moved was given up meanwhile (a stop) and keeps nothing. */
+  private releases = 0;
+  /** The watch on the leader key while it is held (see watchKey). */
+  private keyWatch: { close(): void } | undefined;
+  /** Why the lock held was lost, when nobody was waiting on lost() yet. */
+  private lostReason: string | undefined;
 
   constructor(private readonly o: EtcdLeaderLockOptions) {}
 
@@ -71,8 +77,12 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   async tryAcquire(): Promise<boolean> {
     const { client, key, identity } = this.o;
+    const releases = this.releases;
     await this.revokeOrphan();
-    if (!this.lease) await this.newLease();
+    if (!this.lease) await this.newLease(releases);
+    // Released while the lease was granted (a stop): newLease revoked it; nothing to campaign with.
+    if (this.releases !== releases || !this.lease) return false;
+    const lease = this.lease;
     const k = Buffer.from(key);
     const res = await client.kv.txn(
       {
@@ -98,9 +108,18 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
       }
       if (!kv || kv.lease !== this.leaseId) return false; // someone else holds it
     }
+    if (this.releases !== releases) {
+      // Released while the key was being taken (a stop): release() revoked this lease, or revoke
+      // it now, so the key does not outlive the process by a whole lease (code review: SIGTERM
+      // during a campaign left the key held for its TTL).
+      await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
+      return false;
+    }
     this.held = true;
+    this.lostReason = undefined;
     this.lastRenewAt = performance.now();
     this.watchRenewDeadline();
+    this.watchKey(Number(res.header.revision));
     return true;
   }
 
@@ -135,11 +154,18 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   lost(): Promise<string> {
+    // Lost before anyone asked (the key's watch can tell at once): said at once, not never.
+    const already = this.lostReason;
+    if (already !== undefined) {
+      this.lostReason = undefined;
+      return Promise.resolve(already);
+    }
     return new Promise((resolve) => (this.lostResolve = resolve));
   }
 
   /** False when the lease could not be revoked (its key stays until the lease expires). */
   async release(): Promise<boolean> {
+    this.releases++;
     const lease = this.lease;
     const wasHeld = this.held;
     this.drop();
@@ -166,6 +192,16 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   isHeld(): boolean {
     return this.held;
+  }
+
+  /**
+   * Whether this replica may act as the leader at this moment: it holds the key and its lease was
+   * renewed within the renew deadline, on the monotonic clock, so a process that was held (a
+   * pause, a stall) past it says no before its deadline timer has run (code review: a Reconcile
+   * call went out after a stall of 2.5 leases, with another replica leading).
+   */
+  mayAct(): boolean {
+    return this.held && performance.now() - this.lastRenewAt <= this.renewDeadlineMs;
   }
 
   // --- WriteGuard ---
@@ -205,13 +241,64 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     }
   }
 
-  private async newLease(): Promise<void> {
+  private async newLease(releases: number): Promise<void> {
     // The deadline bounds the grant alone (an attempt during an outage fails instead of hanging).
     const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true, deadline: this.deadline() });
-    lease.on('keepaliveSucceeded', () => (this.lastRenewAt = performance.now()));
-    lease.on('lost', (err) => this.markLost(`lease lost: ${err.message}`));
-    this.leaseId = await lease.grant();
+    lease.on('keepaliveSucceeded', () => {
+      // Only this lease's renewals, while it is the one kept: a late answer for a lease given up
+      // is no renewal of the next.
+      if (this.lease === lease) this.lastRenewAt = performance.now();
+    });
+    lease.on('lost', (err) => {
+      if (this.lease === lease) this.markLost(`lease lost: ${err.message}`);
+    });
+    const id = await lease.grant();
+    if (this.releases !== releases) {
+      // Released while it was being granted (a stop): release() found no lease to revoke.
+      await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
+      return;
+    }
+    this.leaseId = id;
     this.lease = lease;
+  }
+
+  /**
+   * While the key is held, a watch on it: deleted (an operator's `etcdctl del`) or put under
+   * another lease, it is lost at once. Nothing else looked at the key while it was held, and the
+   * lease kept being renewed: the old leader went on leading, workers and timers running, beside
+   * the replica that took the key, until a write of its failed (code review). A watch that ends
+   * (compacted, canceled) is replaced by a look at the key.
+   */
+  private watchKey(fromRevision: number): void {
+    this.keyWatch?.close();
+    const leaseId = this.leaseId;
+    const check = (): void => {
+      if (!this.held || this.leaseId !== leaseId) return;
+      this.o.client.kv.range({ key: Buffer.from(this.o.key) }, { deadline: this.deadline() }).then(
+        (res) => {
+          const kv = res.kvs[0];
+          if (this.held && this.leaseId === leaseId && (!kv || kv.lease !== leaseId)) this.markLost(kv ? 'leader key is held by another lease' : 'leader key is gone');
+          else if (this.held && this.leaseId === leaseId) this.watchKey(Number(res.header.revision));
+        },
+        () => {
+          // etcd did not answer: the renew deadline decides.
+        },
+      );
+    };
+    this.keyWatch = this.o.watcher.watch(
+      { key: Buffer.from(this.o.key), startRevision: fromRevision + 1 },
+      {
+        onEvents: (events) => {
+          if (!this.held || this.leaseId !== leaseId) return;
+          for (const e of events) {
+            if (e.type === 'Delete') return this.markLost('leader key was deleted');
+            if (e.kv.lease !== leaseId) return this.markLost('leader key is held by another lease');
+          }
+        },
+        onCompacted: check,
+        onCanceled: check,
+      },
+    );
   }
 
   private watchRenewDeadline(): void {
@@ -264,7 +351,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     if (lease) this.orphan = lease;
     const resolve = this.lostResolve;
     this.lostResolve = undefined;
-    resolve?.(reason);
+    if (resolve) resolve(reason);
+    else this.lostReason = reason;
   }
 
   private drop(): void {
@@ -272,6 +360,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     this.lease = undefined;
     this.leaseId = undefined;
     clearInterval(this.deadlineTimer);
+    this.keyWatch?.close();
+    this.keyWatch = undefined;
   }
 
   private deadline(): number {

@@ -193,7 +193,7 @@ test.serial('a restarted replica revokes the leader key its previous run left un
   t.true(await twin.tryAcquire());
   const leaseOf = async () => (await client.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]?.lease;
   const twinLease = await leaseOf();
-  t.regex(await r.lost(), /lease/, 'the first lost its lease to the twin');
+  t.regex(await r.lost(), /lease|leader key was deleted/, 'the first lost its lease to the twin (the key deleted with it: its watch may tell first)');
   // ...and the first, whose first answer is spent, never takes it back: no ping-pong.
   for (let i = 0; i < 3; i++) t.false(await r.tryAcquire());
   t.is(await leaseOf(), twinLease, 'the twin still holds the key under its own lease');
@@ -236,4 +236,60 @@ test.serial('a replica whose lease is taken from it counts the lost leadership (
   // The only replica: it leads again, and the count stays.
   await eventually(async () => assert.strictEqual(await r.metric('leader_election_master_status', 'name="statemanager"'), 1), { timeoutMs: 20_000 });
   t.is(await r.metric('statemanager_leadership_lost_total'), 1);
+});
+
+// Found by a code review (each fails without its fix): nothing looked at the leader key while it
+// was held, a stop during a campaign's lease grant left the key for a whole lease, and a replica
+// held past its renew deadline still called the ActionController before its timer said so.
+test.serial('the leader key deleted or put under another lease while held: lost at once, not at the next write', async (t) => {
+  const keys = new KeyLayout('/ha-watch');
+  const client = env.etcd.client();
+  const lock = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 30, requestTimeoutMs: 3000, logger: silentLogger });
+  t.true(await lock.tryAcquire());
+  const lost = lock.lost();
+  const started = Date.now();
+  await client.delete().key(keys.leader).exec(); // an operator's etcdctl del
+  t.is(await lost, 'leader key was deleted');
+  t.true(Date.now() - started < 3000, `${Date.now() - started} ms`);
+  t.false(lock.isHeld());
+  t.false(lock.mayAct());
+  await lock.release();
+
+  const again = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'b', leaseSeconds: 30, requestTimeoutMs: 3000, logger: silentLogger });
+  t.true(await again.tryAcquire());
+  const other = await client.lease(30, { autoKeepAlive: false }).grant();
+  await client.put(keys.leader).value('x').lease(other).exec();
+  t.is(await again.lost(), 'leader key is held by another lease');
+  await client.leaseClient.leaseRevoke({ ID: other });
+  await again.release();
+});
+
+test.serial('released while a campaign waits for its lease (a stop): the campaign keeps nothing, and no key is left', async (t) => {
+  const keys = new KeyLayout('/ha-stop');
+  const client = env.etcd.client();
+  const lock = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 30, requestTimeoutMs: 3000, logger: silentLogger });
+  const campaign = lock.tryAcquire();
+  // The grant is under way: release now, as a SIGTERM at that moment does.
+  t.true(await lock.release());
+  t.false(await campaign);
+  t.false(lock.isHeld());
+  t.is(await client.get(keys.leader).string(), null, 'no key held for the lease');
+  await new Promise((r) => setTimeout(r, 300));
+  t.is(await client.get(keys.leader).string(), null, 'nor put a moment later');
+});
+
+test.serial('mayAct: held and renewed within the renew deadline; a process held past it says no before its timer runs', async (t) => {
+  const keys = new KeyLayout('/ha-act');
+  const client = env.etcd.client();
+  // 3 s lease: renew deadline 2 s.
+  const lock = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 3, requestTimeoutMs: 3000, logger: silentLogger });
+  t.false(lock.mayAct(), 'not held');
+  t.true(await lock.tryAcquire());
+  t.true(lock.mayAct());
+  // Held (a stall: GC, SIGSTOP, a starved CPU) for longer than the renew deadline, then asked
+  // at once, before any timer or answer can run.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 2_100);
+  t.true(lock.isHeld(), 'its deadline timer has not run yet');
+  t.false(lock.mayAct(), 'but it may not act');
+  await lock.release();
 });

@@ -28,9 +28,11 @@ const LEASE_S = 3; // nudges after 1,250 ms, 250 ms each; gives up after 2,000 m
 function lockWith(lease: FakeLease): EtcdLeaderLock {
   const client = {
     lease: () => lease,
-    kv: { txn: async () => ({ succeeded: true, responses: [] }) },
+    kv: { txn: async () => ({ succeeded: true, responses: [], header: { revision: '1' } }) },
   } as unknown as Etcd3;
-  return new EtcdLeaderLock({ client, watcher: {} as EtcdWatchClient, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
+  // The key's watch while held (watchKey): nothing happens to the key in these tests.
+  const watcher = { watch: () => ({ close: () => undefined }) } as unknown as EtcdWatchClient;
+  return new EtcdLeaderLock({ client, watcher, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

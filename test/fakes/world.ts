@@ -28,6 +28,8 @@ export interface FakeWorldOptions {
   lag?: LagTracker;
   /** Repeats of a delivered request while its package stays in Error; off by default. */
   repeat?: { initialMs: number; capMs: number };
+  /** Whether this replica may act as the leader (the leader lock's mayAct); always, by default. */
+  mayAct?: () => boolean;
 }
 
 export async function fakeWorld(o: FakeWorldOptions) {
@@ -56,6 +58,7 @@ export async function fakeWorld(o: FakeWorldOptions) {
     makeQueue: (name, rateLimiter) => new RecordingQueue(name, rateLimiter, queued, busy),
     foldPackages: o.foldPackages ?? false,
     ...(o.lag ? { lag: o.lag } : {}),
+    ...(o.mayAct ? { mayAct: o.mayAct } : {}),
   });
   const { model, package: pkg, request } = reconcilers;
   const container = (node: string, id: string, model: string, status: string): void =>

@@ -11,6 +11,7 @@ import { enqueueAll, wireEventMapping } from '../../reconcilers/event-mapping.js
 import { ModelPasses } from '../../reconcilers/model-passes.js';
 import { silentObserver } from '../../reconcilers/ports.js';
 import { nextPackageState } from '../../domain/rules.js';
+import { isLeadershipLost } from '../../controller/controller.js';
 
 const NOW = Date.parse('2026-12-01T12:00:00Z');
 
@@ -127,6 +128,25 @@ test('request: delivered with the targeting scenario\'s name (or the package\'s)
   t.like(record, { deliveries: 1, scenario: 's1' });
   await w.request.reconcile('p');
   t.is(w.ac.calls.length, 1, 'no repeat when repeats are off');
+});
+
+// The store's confirm is fenced by the leader lock, but a replica held (a pause, a stall) or
+// answered late after it still called the ActionController with another replica leading (code
+// review): whether it may act is asked right before the call, which is then not made.
+test('request: no call when this replica may no longer act as the leader; the key is requeued as a lost leadership, and called once it may', async (t) => {
+  let may = false;
+  const w = await fakeWorld({ clock: { now: () => NOW, elapsed: () => NOW }, mayAct: () => may });
+  w.packageDef('p', ['m']);
+  w.container('n1', 'c', 'm', 'dead');
+  await w.model.reconcile('m');
+  await w.pkg.reconcile('p');
+  const err = await t.throwsAsync(w.request.reconcile('p'));
+  t.true(isLeadershipLost(err), String(err));
+  t.deepEqual(w.ac.calls, []);
+  t.like(JSON.parse(w.lw.get(w.keys.reconcileRequestKey('p'))!.value), { deliveries: 0 });
+  may = true;
+  await w.request.reconcile('p');
+  t.is(w.ac.calls.length, 1);
 });
 
 test("request: a delivery's line names the ActionController's answer (its status and desc, logged, not interpreted)", async (t) => {
