@@ -13,9 +13,17 @@
 // woken by each pass would have run 5,000 times, each reading its models again. Only a resync
 // makes a model due, and one pass of any outcome ends it: live events never make a package wait,
 // so a model that never stops changing cannot starve its packages.
-import type { Reconciler, ReconcileResult } from '../controller/controller.js';
+import { REQUEUE, type Reconciler, type ReconcileResult } from '../controller/controller.js';
 import type { Priority } from '../controller/workqueue.js';
 import type { Fleet } from './fleet.js';
+
+/**
+ * How long after its first lost race a due model's passes may go on losing them before one ends
+ * its pass all the same: long enough for a cache to catch up with a stream a little behind,
+ * short enough that a model whose state some other writer keeps changing does not hold its
+ * packages for long.
+ */
+export const LOST_RACES_WINDOW_MS = 2000;
 
 export interface ModelPassesDeps {
   fleet: Pick<Fleet, 'packagesOfModel' | 'modelsOfPackage' | 'storedModelState'>;
@@ -24,6 +32,8 @@ export interface ModelPassesDeps {
   /** Move the model's queued work ahead of a resync's (nothing when it is not waiting in a queue). */
   promoteModel(name: string): void;
   queuePackage(name: string, priority: Priority): void;
+  /** Monotonic ms (tests); performance.now by default. */
+  now?: () => number;
 }
 
 /** A package waiting for passes: its model list when counted (a new definition is counted again) and how many are left. */
@@ -38,6 +48,8 @@ export class ModelPasses {
   /** Models queued by a resync whose pass has not run yet. */
   private readonly due = new Set<string>();
   private readonly waiting = new Map<string, Waiting>();
+  /** When due models' passes first lost their race (see wrap). */
+  private readonly lostRaces = new Map<string, number>();
 
   constructor(private readonly d: ModelPassesDeps) {}
 
@@ -110,15 +122,50 @@ export class ModelPasses {
     return this.waiting.size;
   }
 
-  /** The model reconciler with the end of each due pass reported (any outcome ends it). */
+  /**
+   * The model reconciler with the end of each due pass reported. Any outcome ends it but a lost
+   * race (REQUEUE: etcd's state is not the one the cache read), for LOST_RACES_WINDOW_MS:
+   * a new leader's cache of model states can be behind its cache of package states (a stream
+   * each), and a package decided after such a pass read the model state the last leader had
+   * already replaced (code review: a package written Error, with a Reconcile call, that its
+   * models never implied). The pass after the cache caught up ends it.
+   */
   wrap(inner: Reconciler): Reconciler {
     return {
-      reconcile: (model: string): Promise<ReconcileResult | void> => {
+      reconcile: async (model: string): Promise<ReconcileResult | void> => {
         // A pass that began before the model was due does not count: the resync's is still queued.
         if (!this.due.has(model)) return inner.reconcile(model);
-        return inner.reconcile(model).finally(() => this.passed(model));
+        let result: ReconcileResult | void;
+        try {
+          result = await inner.reconcile(model);
+        } catch (err) {
+          this.passed(model);
+          throw err;
+        }
+        if (result === REQUEUE && this.lostRace(model)) return result;
+        this.passed(model);
+        return result;
       },
     };
+  }
+
+  /** A due pass lost its race: whether the model stays due (its next pass is the one waited for). */
+  private lostRace(model: string): boolean {
+    const now = this.now();
+    const first = this.lostRaces.get(model) ?? now;
+    if (now - first >= LOST_RACES_WINDOW_MS) return false;
+    this.lostRaces.set(model, first);
+    return true;
+  }
+
+  /** A lost race's retry is coming (requeued after a backoff, so not work in the queue meanwhile). */
+  private retrying(model: string): boolean {
+    const first = this.lostRaces.get(model);
+    return first !== undefined && this.now() - first < LOST_RACES_WINDOW_MS;
+  }
+
+  private now(): number {
+    return this.d.now?.() ?? performance.now();
   }
 
   /** Due models of `pkg` with work coming, recorded as what it waits for (moved ahead when `hurry`). */
@@ -126,7 +173,8 @@ export class ModelPasses {
     let left = 0;
     for (const m of models) {
       if (!this.due.has(m)) continue;
-      if (!this.d.modelHasWork(m)) {
+      // A pass that lost its race is requeued after a backoff (not work in the queue meanwhile).
+      if (!this.d.modelHasWork(m) && !this.retrying(m)) {
         // Its queued work was dropped (a queue shut down): no pass is coming.
         this.due.delete(m);
         continue;
@@ -146,6 +194,7 @@ export class ModelPasses {
   }
 
   private passed(model: string): void {
+    this.lostRaces.delete(model);
     if (!this.due.delete(model) || this.waiting.size === 0) return;
     for (const p of this.d.fleet.packagesOfModel(model)) {
       const w = this.waiting.get(p);

@@ -6,7 +6,9 @@ import { silentLogger } from '../../controller/logger.js';
 import { buildControllers } from '../../reconcilers/controllers.js';
 import { enqueueAll } from '../../reconcilers/event-mapping.js';
 import { Fleet } from '../../reconcilers/fleet.js';
-import { ModelPasses } from '../../reconcilers/model-passes.js';
+import { LOST_RACES_WINDOW_MS, ModelPasses } from '../../reconcilers/model-passes.js';
+import { REQUEUE } from '../../controller/controller.js';
+import type { WatchCallbacks, WatchEvent } from '../../controller/lister-watcher.js';
 import { silentObserver } from '../../reconcilers/ports.js';
 import { KeyLayout } from '../../domain/keys.js';
 import { FakeActionController } from '../fakes/action-controller.js';
@@ -81,7 +83,7 @@ test('without the passes (the package queued by the resync beside its models) th
   t.true(store.writes.includes('package/p=Error'), `writes: ${store.writes.join(', ')}`);
 });
 
-function passesOver(o: { states?: Record<string, string>; packages?: Record<string, string[]> } = {}) {
+function passesOver(o: { states?: Record<string, string>; packages?: Record<string, string[]>; now?: () => number } = {}) {
   const work = new Set<string>();
   const promoted: string[] = [];
   const queued: string[] = [];
@@ -97,6 +99,7 @@ function passesOver(o: { states?: Record<string, string>; packages?: Record<stri
     modelHasWork: (m) => (hasWorkCalls++, work.has(m)),
     promoteModel: (m) => void promoted.push(m),
     queuePackage: (p, priority) => void queued.push(`${p}:${priority}`),
+    ...(o.now ? { now: o.now } : {}),
   });
   /** A resync: every model of every package queued for a pass, then the packages held or queued. */
   const resync = (): string[] => {
@@ -234,4 +237,94 @@ test('a resync during a pass of a due model: the running pass ends the wait, the
   await running;
   t.is(w.passes.dueCount(), 0);
   t.deepEqual(w.queued, ['p:low']);
+});
+
+// A new leader's cache of model states can be behind its cache of package states (a stream
+// each): a due model's pass that loses its race read a state the last leader had replaced, so it
+// keeps the model due (its retry is the pass waited for) for LOST_RACES_WINDOW_MS; past it a lost
+// race ends the pass, so a model some other writer keeps changing cannot hold its packages.
+test(`a due pass that lost its race keeps its packages waiting for the next pass, for ${LOST_RACES_WINDOW_MS} ms from the first: below, at and past it`, async (t) => {
+  let now = 0;
+  const w = passesOver({ states: { m: 'Dead' }, packages: { p: ['m'] }, now: () => now });
+  const lost = w.passes.wrap({ reconcile: async () => REQUEUE });
+  t.deepEqual(w.resync(), [], 'p held for m');
+  w.work.delete('m'); // requeued after a backoff: not in the queue meanwhile
+  t.is(await lost.reconcile('m'), REQUEUE);
+  t.true(w.run('p'), 'still waiting: its retry is coming');
+  t.deepEqual(w.queued, []);
+  now = LOST_RACES_WINDOW_MS - 1;
+  await lost.reconcile('m');
+  t.true(w.run('p'), 'below the window');
+  now = LOST_RACES_WINDOW_MS;
+  await lost.reconcile('m');
+  t.deepEqual(w.queued, ['p:low'], 'at the window the lost race ends the pass');
+  t.is(w.passes.dueCount(), 0);
+  // A lost race, then a pass that commits or finds nothing to do: that pass ends it.
+  now = 0;
+  t.deepEqual(w.resync(), []);
+  w.work.delete('m');
+  await lost.reconcile('m');
+  t.true(w.run('p'));
+  await w.model.reconcile('m');
+  t.deepEqual(w.queued, ['p:low', 'p:low']);
+  t.is(w.passes.dueCount(), 0);
+});
+
+/** The model-state stream held back (a new leader's informers, a stream each, a little apart). */
+class LaggingLW extends FakeListerWatcher {
+  private readonly held: { cb: WatchCallbacks; events: WatchEvent[]; rev: number }[] = [];
+  hold = false;
+  constructor(private readonly lagging: string) {
+    super();
+  }
+  override watch(prefix: string, from: number, cb: WatchCallbacks) {
+    if (prefix !== this.lagging) return super.watch(prefix, from, cb);
+    return super.watch(prefix, from, { ...cb, onEvents: (events, rev) => (this.hold ? void this.held.push({ cb, events, rev }) : cb.onEvents(events, rev)) });
+  }
+  release(): void {
+    this.hold = false;
+    for (const h of this.held.splice(0)) h.cb.onEvents(h.events, h.rev);
+  }
+}
+
+// Found by a code review (with this reproduction): the last leader wrote m Running, then p Running
+// (its request removed), then handed over; the new leader's model-state stream was 50 ms behind,
+// its resync's pass of m lost its race (the cache said Dead), ended the pass, and p was decided
+// from m Dead: written Error, with a request and a Reconcile call, then Running again.
+test('a takeover with the model-state stream behind the package-state stream: no package state its models do not imply, no call', async (t) => {
+  const keys = new KeyLayout('');
+  const lw = new LaggingLW(keys.statePrefix('model'));
+  lw.put(keys.containerKey('n1', 'c'), JSON.stringify({ id: 'c', state: { Status: 'dead' }, annotation: { 'io.pullpiri.annotations.model': 'm' } }));
+  lw.put(keys.packageDefKey('p'), 'spec:\n  models:\n    - name: m\n');
+  lw.put(keys.stateKey('model', 'm'), 'Dead');
+  lw.txn([
+    { put: keys.stateKey('package', 'p'), value: 'Error' },
+    { put: keys.reconcileRequestKey('p'), value: JSON.stringify({ package: 'p', state: 'Error', requestedAt: new Date(NOW).toISOString(), deliveries: 1, lastDeliveredAt: new Date(NOW).toISOString() }) },
+  ]);
+  const fleet = new Fleet({ keys, lw, observer: silentObserver, clock: { now: () => NOW, elapsed: () => NOW } });
+  fleet.caches.start();
+  await fleet.caches.waitForSync();
+  lw.hold = true;
+  lw.put(keys.containerKey('n1', 'c'), JSON.stringify({ id: 'c', state: { Status: 'running' }, annotation: { 'io.pullpiri.annotations.model': 'm' } }));
+  lw.put(keys.stateKey('model', 'm'), 'Running');
+  lw.txn([{ put: keys.stateKey('package', 'p'), value: 'Running' }, { delete: keys.reconcileRequestKey('p') }]);
+  const store = new FakeStateStore(lw, keys);
+  const ac = new FakeActionController();
+  const built = buildControllers({
+    fleet, store, actionController: ac, observer: silentObserver,
+    clock: { now: () => NOW, elapsed: () => NOW }, source: 'controller/new-leader', logger: silentLogger,
+    triggerStates: new Set(['Error'] as const), repeat: { initialMs: 0, capMs: 0 },
+    settings: { keyBackoff: { base: 1, cap: 10 }, requestBackoff: { base: 1, cap: 10 }, workers: 4, requestWorkers: 1 },
+  });
+  enqueueAll(fleet, built.enqueue, 'low'); // Manager.startLeading: the resync, then the workers
+  const controllers = Object.values(built.controllers);
+  for (const c of controllers) c.start();
+  await new Promise((r) => setTimeout(r, 50));
+  lw.release();
+  await new Promise((r) => setTimeout(r, 300));
+  await Promise.all(controllers.map((c) => c.stop()));
+  await fleet.caches.stop();
+  t.false(store.writes.includes('package/p=Error'), `writes: ${store.writes.join(', ')}`);
+  t.deepEqual(ac.calls, []);
+  t.is(lw.get(keys.stateKey('package', 'p'))?.value, 'Running');
 });
