@@ -157,7 +157,9 @@ test('durations: at most 596h (2^31 - 1 ms, the longest timer), below, at and pa
   t.throws(() => load('etcd:\n  keepaliveTime: 4999ms\n'), { message: /^invalid configuration at etcd\.keepaliveTime: at least 5s \(etcd's --grpc-keepalive-min-time/ });
   t.is(load('etcd:\n  keepaliveTime: 5s\n').etcd.keepaliveTime, 5000);
   t.is(load('etcd:\n  keepaliveTime: 1m\n  keepaliveTimeout: 30s\n').etcd.keepaliveTimeout, 30_000);
-  t.throws(() => load('etcd:\n  keepaliveTimeout: 0\n'), { message: /^invalid configuration at etcd\.keepaliveTimeout: must be longer than 0$/ });
+  t.throws(() => load('etcd:\n  keepaliveTimeout: 0\n'), { message: /^invalid configuration at etcd\.keepaliveTimeout: at least 1s/ });
+  t.throws(() => load('etcd:\n  keepaliveTimeout: 999ms\n'), { message: /^invalid configuration at etcd\.keepaliveTimeout: at least 1s \(a ping is answered after a round trip/ });
+  t.is(load('etcd:\n  keepaliveTimeout: 1s\n').etcd.keepaliveTimeout, 1000);
   t.throws(() => load('actionController:\n  timeout: 0\n'), { message: /actionController\.timeout: must be longer than 0/ });
   t.throws(() => load('leaderElection:\n  leaseDuration: 999ms\n'), { message: /leaderElection\.leaseDuration: at least 1s/ });
   t.is(load('leaderElection:\n  leaseDuration: 1s\n').leaderElection.leaseDuration, 1000);

@@ -92,7 +92,9 @@ export const configSchema = z
         // At least etcd's own --grpc-keepalive-min-time (5 s by default): a client pinging more
         // often is sent away (GOAWAY too_many_pings) and every connection dropped.
         keepaliveTime: duration.pipe(z.number().min(5000, "at least 5s (etcd's --grpc-keepalive-min-time: pinged more often, etcd closes the connection)")).default(10_000),
-        keepaliveTimeout: positiveDuration.default(5_000),
+        // At least 1 s: a ping's answer takes a round trip and a turn of etcd's loop; 1 ms
+        // dropped connections on an idle link (black-box probing), with nothing said.
+        keepaliveTimeout: duration.pipe(z.number().min(1000, 'at least 1s (a ping is answered after a round trip; shorter drops healthy connections)')).default(5_000),
       })
       .strict()
       .refine((e) => e.username !== '' || (e.password === '' && e.passwordFile === ''), {
