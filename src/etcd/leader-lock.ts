@@ -38,8 +38,19 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private lease: Lease | undefined;
   private leaseId: string | undefined;
   private held = false;
-  /** When the lease was last renewed, in monotonic ms (a wall-clock step is no missed renewal). */
+  /**
+   * When the newest renewal etcd answered was sent (grant, keep-alive or one on a new stream), in
+   * monotonic ms (a wall-clock step is no missed renewal). From the sending, not the answer: etcd
+   * starts the lease's TTL again when it takes the renewal, and an answer that comes late (a slow
+   * or saturated link) does not move that. Counted from the answer, a renewal answered more than a
+   * third of the lease late kept the replica leading past the moment etcd could expire its lease
+   * and give the key to another (code review).
+   */
   private lastRenewAt = 0;
+  /** When each keep-alive of the current stream still unanswered was sent, oldest first (etcd answers them in order). */
+  private keepalivesSent: number[] = [];
+  /** The lease being granted (its keep-alives may start before the grant's await returns). */
+  private granting: Lease | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lostResolve: ((reason: string) => void) | undefined;
   /** No campaign of this process has had an answer from etcd yet. */
@@ -117,7 +128,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     }
     this.held = true;
     this.lostReason = undefined;
-    this.lastRenewAt = performance.now();
+    // Not now: the lease was last renewed when its last answered renewal was sent, however long
+    // the campaign's own transaction took (a follower's keep-alives may have gone unanswered).
     this.watchRenewDeadline();
     this.watchKey(Number(res.header.revision));
     return true;
@@ -243,16 +255,38 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   private async newLease(releases: number): Promise<void> {
     // The deadline bounds the grant alone (an attempt during an outage fails instead of hanging).
+    // etcd3 sends the grant as the lease is made, and starts its keep-alives as soon as it is
+    // answered, which can be before the await below returns.
+    this.keepalivesSent = [];
+    const grantSentAt = performance.now();
     const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true, deadline: this.deadline() });
+    this.granting = lease;
+    // Only this lease's renewals, while it is the one kept (or being granted): a late answer for a
+    // lease given up is no renewal of the next.
+    const ours = (): boolean => this.lease === lease || this.granting === lease;
+    // A new keep-alive stream: the unanswered ones of the last will not be answered.
+    lease.on('keepaliveEstablished', () => {
+      if (ours()) this.keepalivesSent = [];
+    });
+    lease.on('keepaliveFired', () => {
+      if (ours()) this.keepalivesSent.push(performance.now());
+    });
     lease.on('keepaliveSucceeded', () => {
-      // Only this lease's renewals, while it is the one kept: a late answer for a lease given up
-      // is no renewal of the next.
-      if (this.lease === lease) this.lastRenewAt = performance.now();
+      // An answer to no keep-alive seen sent (not etcd3's way) counts from now.
+      if (ours()) this.renewed(this.keepalivesSent.shift() ?? performance.now());
+    });
+    lease.on('keepaliveFailed', () => {
+      if (ours()) this.keepalivesSent = [];
     });
     lease.on('lost', (err) => {
       if (this.lease === lease) this.markLost(`lease lost: ${err.message}`);
     });
-    const id = await lease.grant();
+    let id: string;
+    try {
+      id = await lease.grant();
+    } finally {
+      this.granting = undefined;
+    }
     if (this.releases !== releases) {
       // Released while it was being granted (a stop): release() found no lease to revoke.
       await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
@@ -260,6 +294,12 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     }
     this.leaseId = id;
     this.lease = lease;
+    this.renewed(grantSentAt);
+  }
+
+  /** etcd answered a renewal of the kept lease sent at `sentAt` (monotonic ms). */
+  private renewed(sentAt: number): void {
+    if (sentAt > this.lastRenewAt) this.lastRenewAt = sentAt;
   }
 
   /**
@@ -335,7 +375,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
           // The regular renewal answered meanwhile (a slow link, not a dead stream): nothing to say
           // (black-box probing: the line came with a negative unansweredMs in 8 of 11 cases).
           if (this.lastRenewAt <= startedAt) this.o.logger.info('lease renewed on a new stream: the regular renewal had no answer', { key: this.o.key, unansweredMs });
-          this.lastRenewAt = performance.now();
+          this.renewed(startedAt);
         },
         (err: Error) => this.o.logger.debug('lease renewal on a new stream failed', { key: this.o.key, error: err.message }),
       )

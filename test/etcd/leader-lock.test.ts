@@ -109,3 +109,79 @@ test('a write guard without the lock refuses with an error the controllers read 
   t.true(isLeadershipLost(err));
   t.false(isLeadershipLost(new Error('not the leader')), 'the message alone is not the marker');
 });
+
+// A renewal's answer that comes late (a slow or saturated link) does not move when etcd took it:
+// etcd starts the lease's TTL again when the renewal arrives. Counted from the answer, the lock
+// stayed held past the moment etcd could expire the lease (code review). Here keep-alives go out
+// every third of the 3 s lease (renew deadline 2 s) and each is answered `lateMs` after it was
+// sent; renewals on a new stream get no answer within their 250 ms.
+async function renewedLate(lateMs: number, forMs: number): Promise<{ lostAfterMs: number | undefined; mayActAtEnd: boolean }> {
+  const lease = new FakeLease((deadline) => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED'))));
+  const lock = lockWith(lease);
+  // etcd3's stream: established, then a keep-alive at once and every third of the lease.
+  lease.emit('keepaliveEstablished');
+  const acquiredAt = Date.now();
+  const acquired = await lock.tryAcquire();
+  if (!acquired) throw new Error('not acquired');
+  let lostAfterMs: number | undefined;
+  void lock.lost().then(() => (lostAfterMs = Date.now() - acquiredAt));
+  const answers: NodeJS.Timeout[] = [];
+  const fire = (): void => {
+    lease.emit('keepaliveFired');
+    answers.push(setTimeout(() => lease.emit('keepaliveSucceeded'), lateMs));
+  };
+  fire();
+  const timer = setInterval(fire, (LEASE_S * 1000) / 3);
+  await sleep(forMs);
+  clearInterval(timer);
+  for (const a of answers) clearTimeout(a);
+  const mayActAtEnd = lock.mayAct();
+  await lock.release();
+  return { lostAfterMs, mayActAtEnd };
+}
+
+test('keep-alives answered 0.5 s late (below a third of the lease): the lock is held', async (t) => {
+  const r = await renewedLate(500, 3_500);
+  t.is(r.lostAfterMs, undefined);
+  t.true(r.mayActAtEnd);
+});
+
+test('keep-alives answered 1.2 s late (past a third of the lease): the renew deadline counts from their sending and the lock is given up', async (t) => {
+  // The newest renewal answered was sent 1 s + 1.2 s before the next answer: past the 2 s deadline.
+  const r = await renewedLate(1_200, 3_500);
+  t.not(r.lostAfterMs, undefined, 'given up');
+  t.true(r.lostAfterMs! >= 2_000 && r.lostAfterMs! < 3_300, `given up after ${r.lostAfterMs} ms`);
+  t.false(r.mayActAtEnd);
+});
+
+test("a campaign won after the lease's keep-alives went unanswered counts from the last renewal answered, not from winning", async (t) => {
+  const lease = new FakeLease((deadline) => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED'))));
+  let winning = false;
+  const client = {
+    lease: () => lease,
+    kv: {
+      txn: async () =>
+        winning
+          ? { succeeded: true, responses: [], header: { revision: '1' } }
+          : { succeeded: false, responses: [{ response_range: { kvs: [{ lease: '9', value: Buffer.from('b') }] } }], header: { revision: '1' } },
+    },
+  } as unknown as Etcd3;
+  const watcher = { watch: () => ({ close: () => undefined }) } as unknown as EtcdWatchClient;
+  const lock = new EtcdLeaderLock({ client, watcher, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
+  const grantedAt = Date.now();
+  t.false(await lock.tryAcquire(), 'another replica holds the key: the lease is granted and kept');
+  // Its keep-alives go out and are not answered for 1.5 s; then the key is free and won.
+  lease.emit('keepaliveEstablished');
+  lease.emit('keepaliveFired');
+  await sleep(1_500);
+  winning = true;
+  t.true(await lock.tryAcquire());
+  const wonAt = Date.now();
+  t.true(lock.mayAct(), 'the grant, 1.5 s ago, is within the 2 s deadline');
+  const reason = await lock.lost();
+  const lostAfterGrant = Date.now() - grantedAt;
+  t.regex(reason, /lease not renewed for \d+ ms/);
+  // From the grant's sending: 2 s after it, not 2 s after winning (3.5 s).
+  t.true(lostAfterGrant >= 2_000 && lostAfterGrant < 2_800, `given up ${lostAfterGrant} ms after the grant, ${Date.now() - wonAt} ms after winning`);
+  t.false(lock.mayAct());
+});
