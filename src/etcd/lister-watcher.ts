@@ -4,7 +4,8 @@
 // connection, reports compaction with etcd's compact revision). etcd3 is left the compaction check.
 import type { Etcd3 } from 'etcd3';
 import { type KeyValue, type ListResult, type ListerWatcher, type WatchCallbacks, type WatchEvent, type WatchHandle, WatchBacklogTooLargeError, WatchCompactedError } from '../../controller/lister-watcher.js';
-import { PageCap, rangePaged } from './paged-range.js';
+import { listPageShape, PageCap, rangePaged } from './paged-range.js';
+import type { DecodedListPage } from './watch-response-decoder.js';
 import type { EtcdKeyValue, EtcdWatchClient } from './watch-client.js';
 import { errorMessage } from '../../controller/errors.js';
 
@@ -44,9 +45,9 @@ export class EtcdListerWatcher implements ListerWatcher {
     const key = Buffer.from(prefix);
     let revision = 0;
     let listed = 0;
-    return rangePaged(
+    return rangePaged<DecodedListPage>(
       (req) =>
-        this.watcher.range(
+        this.watcher.listPage(
           { key: req.key as Buffer, range_end: req.range_end as Buffer, limit: Number(req.limit), ...(req.revision !== undefined ? { revision: Number(req.revision) } : {}) },
           Date.now() + this.pageTimeoutMs,
         ),
@@ -57,10 +58,10 @@ export class EtcdListerWatcher implements ListerWatcher {
         const before = Math.floor(listed / this.pageSize);
         listed += kvs.length;
         for (let i = before; i < Math.floor(listed / this.pageSize); i++) this.onFullPage();
-        const items = new Array<KeyValue>(kvs.length);
-        for (let i = 0; i < kvs.length; i++) items[i] = new ListedKeyValue(kvs[i]!);
-        onPage(items, revision);
+        // Decoded as the informers take them: a string key, the value read from the page when asked.
+        onPage(kvs, revision);
       },
+      listPageShape,
     );
   }
 
@@ -127,10 +128,9 @@ export function toKeyValue(kv: Pick<EtcdKeyValue, 'key' | 'value' | 'mod_revisio
 }
 
 /**
- * A listed key-value: its value a view of the page's message, turned into a string each time it
- * is read (the informer reads it once, to parse it, and keeps what it parsed). A page holds
- * thousands: made as the page came, their strings (a container's is about 400 bytes) were alive
- * together while the informer applied the page, and young-generation collections copied them.
+ * A watched key-value's value is a view of the message until read (the lists' pages are read as
+ * PageKeyValue, watch-response-decoder.ts): turned into a string when read, not when the response
+ * came (a response holds many; the informer drops the echo of its own writes unread).
  */
 class ListedKeyValue implements KeyValue {
   readonly key: string;

@@ -67,8 +67,8 @@ export class PageCap {
   }
 }
 
-/** What paging needs of a page: etcd3's IRangeResponse, or the watch client's hand-decoded one. */
-export interface RangePage<KV extends PagedKeyValue> {
+/** What paging needs of a page: etcd3's IRangeResponse, or the watch client's hand-decoded ones. */
+export interface RangePage<KV> {
   header: { revision: string | number };
   kvs: KV[];
   more: boolean;
@@ -79,10 +79,29 @@ export interface PagedKeyValue {
   value: Buffer;
 }
 
-export async function rangePaged<KV extends PagedKeyValue>(
-  send: (req: IRangeRequest) => Promise<RangePage<KV>>,
+/** Where a page's last key is and how many bytes its keys and values hold: what starts and sizes the next page. */
+export interface PageShape {
+  lastKey: Buffer | undefined;
+  bytes: number;
+}
+
+/** The shape of a page of key-values with Buffer keys and values (etcd3's, the watch client's range()). */
+export function bufferPageShape(page: RangePage<PagedKeyValue>): PageShape {
+  let bytes = 0;
+  for (const kv of page.kvs) bytes += kv.key.length + kv.value.length;
+  return { lastKey: page.kvs[page.kvs.length - 1]?.key, bytes };
+}
+
+/** The shape of a list's page as the watch client's listPage() decodes it (counted as it was read). */
+export function listPageShape(page: PageShape): PageShape {
+  return page;
+}
+
+export async function rangePaged<Page extends RangePage<unknown>>(
+  send: (req: IRangeRequest) => Promise<Page>,
   range: { key: Buffer; rangeEnd: Buffer; pageSize: number; revision?: number; maxPageBytes?: number; cap?: PageCap },
-  onPage: (kvs: KV[], revision: number) => void,
+  onPage: (kvs: Page['kvs'], revision: number) => void,
+  shape: (page: Page) => PageShape = bufferPageShape as unknown as (page: Page) => PageShape,
 ): Promise<number> {
   const cap = range.cap;
   const pageSize = (): number => Math.max(1, Math.floor(cap ? Math.min(cap.current, range.pageSize) : range.pageSize));
@@ -93,7 +112,7 @@ export async function rangePaged<KV extends PagedKeyValue>(
   let sentAt = 0;
   let deadlineRetries = 0;
   let dropRetries = 0;
-  const request = (): Promise<RangePage<KV>> => {
+  const request = (): Promise<Page> => {
     sentAt = Date.now();
     const p = send({ key: from, range_end: range.rangeEnd, limit, ...(revision > 0 ? { revision } : {}) });
     // Awaited below unless onPage throws first: never an unhandled rejection.
@@ -102,7 +121,7 @@ export async function rangePaged<KV extends PagedKeyValue>(
   };
   let pending = request();
   for (;;) {
-    let res: RangePage<KV>;
+    let res: Page;
     // The page asked for while the one before was handed over was on its way from then.
     const askedAt = sentAt;
     try {
@@ -146,14 +165,14 @@ export async function rangePaged<KV extends PagedKeyValue>(
     dropRetries = 0;
     // Later pages are read at the first page's revision: one consistent snapshot.
     if (revision === 0) revision = Number(res.header.revision);
-    const last = res.kvs[res.kvs.length - 1];
-    const more = res.more && last !== undefined;
+    const { lastKey, bytes } = shape(res);
+    const more = res.more && lastKey !== undefined;
     if (more) {
       // The next page is asked for before this one is handed over: etcd reads it while the
       // caller decodes this one (a cold start of 100,000 containers waited half a second on
       // pages). At most two pages are held at once.
-      from = Buffer.concat([last.key, Buffer.from([0])]);
-      limit = nextLimit(res.kvs, maxPageBytes, pageSize());
+      from = Buffer.concat([lastKey, Buffer.from([0])]);
+      limit = nextLimit(res.kvs.length, bytes, maxPageBytes, pageSize());
       pending = request();
     }
     onPage(res.kvs, revision);
@@ -161,12 +180,10 @@ export async function rangePaged<KV extends PagedKeyValue>(
   }
 }
 
-/** Keys in the next page so that, at this page's bytes per key, it stays under maxPageBytes. */
-function nextLimit(kvs: readonly PagedKeyValue[], maxPageBytes: number, pageSize: number): number {
-  let bytes = 0;
-  for (const kv of kvs) bytes += kv.key.length + kv.value.length;
+/** Keys in the next page so that, at this page's bytes per key (`keys` keys of `bytes` bytes), it stays under maxPageBytes. */
+function nextLimit(keys: number, bytes: number, maxPageBytes: number, pageSize: number): number {
   if (bytes === 0) return pageSize;
-  return Math.min(pageSize, Math.max(1, Math.floor((maxPageBytes * kvs.length) / bytes)));
+  return Math.min(pageSize, Math.max(1, Math.floor((maxPageBytes * keys) / bytes)));
 }
 
 /**

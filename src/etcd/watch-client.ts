@@ -19,7 +19,16 @@ import { asError } from '../../controller/errors.js';
 import { closeWithAttempts, type ConnectDeadline } from '../grpc/connect-deadline.js';
 import { AuthBackoff } from './auth-backoff.js';
 import { encodeTxnRequest, type TxnRequest } from './txn-request-encoder.js';
-import { decodeRangeResponse, decodeTxnResponse, decodeWatchResponse, type DecodedRangeResponse, type DecodedTxnResponse, type DecodedWatchResponse } from './watch-response-decoder.js';
+import {
+  decodeListPage,
+  decodeRangeResponse,
+  decodeTxnResponse,
+  decodeWatchResponse,
+  type DecodedListPage,
+  type DecodedRangeResponse,
+  type DecodedTxnResponse,
+  type DecodedWatchResponse,
+} from './watch-response-decoder.js';
 
 /**
  * One of etcd's int64s: a number from this client's watches (exact within ±2^53, which every
@@ -126,6 +135,8 @@ export interface RangeRequest {
 interface ServiceClient extends grpc.Client {
   Watch(metadata: grpc.Metadata): WatchCall;
   Range(req: RangeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: DecodedRangeResponse) => void): grpc.ClientUnaryCall;
+  /** etcd's Range, its answer decoded as a list's page (decodeListPage). */
+  ListPage(req: RangeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: DecodedListPage) => void): grpc.ClientUnaryCall;
   Txn(req: TxnRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: DecodedTxnResponse) => void): grpc.ClientUnaryCall;
   Authenticate(
     req: { name: string; password: string },
@@ -164,6 +175,8 @@ function etcdServices(): Services {
       'etcdserverpb.KV': {
         ...kvService,
         Range: { ...kvService['Range']!, responseDeserialize: decodeRangeResponse },
+        // The same call (its path is etcd's Range), its answer decoded for the informers.
+        ListPage: { ...kvService['Range']!, responseDeserialize: decodeListPage },
         Txn: { ...kvService['Txn']!, requestSerialize: encodeTxnRequest as (req: unknown) => Buffer, responseDeserialize: decodeTxnResponse },
       },
     };
@@ -201,10 +214,21 @@ export class EtcdWatchClient {
    * failure that says the member is gone or the token is stale moves later calls and streams on
    * (the caller retries: the informer lists again).
    */
-  async range(req: RangeRequest, deadline: number): Promise<DecodedRangeResponse> {
+  range(req: RangeRequest, deadline: number): Promise<DecodedRangeResponse> {
+    return this.rangeAs('Range', req, deadline);
+  }
+
+  /** One Range call as range() makes it, its answer decoded as a list's page (the informers' lists). */
+  listPage(req: RangeRequest, deadline: number): Promise<DecodedListPage> {
+    return this.rangeAs('ListPage', req, deadline);
+  }
+
+  private async rangeAs<M extends 'Range' | 'ListPage'>(method: M, req: RangeRequest, deadline: number): Promise<M extends 'Range' ? DecodedRangeResponse : DecodedListPage> {
     const { index, client, metadata } = await this.connection('kv');
-    return new Promise((resolve, reject) => {
-      client.Range(req, metadata, { deadline }, (err, res) => {
+    type Res = M extends 'Range' ? DecodedRangeResponse : DecodedListPage;
+    return new Promise<Res>((resolve, reject) => {
+      const call = client[method] as (req: RangeRequest, metadata: grpc.Metadata, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: Res) => void) => grpc.ClientUnaryCall;
+      call.call(client, req, metadata, { deadline }, (err, res) => {
         if (!err) return resolve(res!);
         if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED || isAuthError(err)) this.memberFailed(index, err);
         reject(err);

@@ -15,7 +15,7 @@
 //   KeyValue       { bytes key = 1; int64 create_revision = 2; int64 mod_revision = 3;
 //                    int64 version = 4; bytes value = 5; int64 lease = 6; }
 //   RangeResponse  { ResponseHeader header = 1; repeated mvccpb.KeyValue kvs = 2; bool more = 3; int64 count = 4; }
-//                  (the paged lists' pages, decoded the same way: decodeRangeResponse)
+//                  (the paged lists' pages: decodeListPage, straight to the informers' key-values)
 //   TxnResponse    { ResponseHeader header = 1; bool succeeded = 2; repeated ResponseOp responses = 3; }
 //   ResponseOp     { oneof { RangeResponse response_range = 1; PutResponse response_put = 2;
 //                    DeleteRangeResponse response_delete_range = 3; TxnResponse response_txn = 4; } }
@@ -74,6 +74,43 @@ export interface DecodedRangeResponse {
   count: number;
 }
 
+/**
+ * A listed key-value as the informers take it (controller/lister-watcher.ts's KeyValue): its key a
+ * string, its value read from the page's message when asked (the informer asks once, to parse it,
+ * and keeps what it parsed). One object per key: a key-value with two views of the message, then
+ * an object of the informer's shape around them, were three, alive together for the whole page
+ * (5,000 keys, more than a young generation of 1 MB holds at a cold start's listing), so a page's
+ * worth was promoted and collected with the old generation: about 50 MB at fleet 100k
+ * (docs/performance.md, "Pages decoded straight to key-values").
+ */
+export class PageKeyValue {
+  constructor(
+    readonly key: string,
+    private readonly message: Buffer,
+    private readonly valueStart: number,
+    private readonly valueEnd: number,
+    readonly modRevision: number,
+    readonly createRevision: number,
+    readonly version: number,
+  ) {}
+
+  get value(): string {
+    return this.message.toString('utf8', this.valueStart, this.valueEnd);
+  }
+}
+
+/** A RangeResponse as a list's page: its key-values, with what paging needs of them. */
+export interface DecodedListPage {
+  /** revision: 0 without a header. */
+  header: { revision: number };
+  kvs: PageKeyValue[];
+  more: boolean;
+  /** The last key's bytes (a view of the message), where the next page starts; undefined on an empty page. */
+  lastKey: Buffer | undefined;
+  /** The keys' and values' bytes, which size the next page. */
+  bytes: number;
+}
+
 /** A TxnResponse as decoded: the header's revision, whether the compares held, each range's answer. */
 export interface DecodedTxnResponse {
   /** revision: 0 without a header. */
@@ -100,6 +137,11 @@ export function decodeWatchResponse(message: Buffer): DecodedWatchResponse {
 /** Decodes one RangeResponse message. Throws on a malformed one. */
 export function decodeRangeResponse(message: Buffer): DecodedRangeResponse {
   return decodeWhole(message, rangeResponse);
+}
+
+/** Decodes one RangeResponse message as a list's page. Throws on a malformed one. */
+export function decodeListPage(message: Buffer): DecodedListPage {
+  return decodeWhole(message, listPage);
 }
 
 /** Decodes one TxnResponse message. Throws on a malformed one. */
@@ -178,6 +220,79 @@ function rangeResponse(end: number): DecodedRangeResponse {
     }
   }
   return res;
+}
+
+function listPage(end: number): DecodedListPage {
+  const res: DecodedListPage = { header: { revision: 0 }, kvs: [], more: false, lastKey: undefined, bytes: 0 };
+  let lastStart = 0;
+  let lastEnd = 0;
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 2:
+        res.header = { revision: header(lengthEnd(end)) };
+        break;
+      case (2 << 3) | 2: {
+        const kv = pageKeyValue(lengthEnd(end));
+        res.kvs.push(kv);
+        lastStart = keyStart;
+        lastEnd = keyEnd;
+        res.bytes += keyEnd - keyStart + valueBytes;
+        break;
+      }
+      case (3 << 3) | 0:
+        res.more = bool(end);
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  if (res.kvs.length > 0) res.lastKey = lastStart === lastEnd ? EMPTY : buf.subarray(lastStart, lastEnd);
+  return res;
+}
+
+// Where the last key read by pageKeyValue lies in the message, and its value's length.
+let keyStart = 0;
+let keyEnd = 0;
+let valueBytes = 0;
+
+/** A key-value read as keyValue() reads it (the last of a field given twice wins), made a PageKeyValue. */
+function pageKeyValue(end: number): PageKeyValue {
+  keyStart = keyEnd = 0;
+  let valueStart = 0;
+  let valueEnd = 0;
+  let createRevision = 0;
+  let modRevision = 0;
+  let version = 0;
+  while (pos < end) {
+    const tag = varint32(end);
+    switch (tag) {
+      case (1 << 3) | 2:
+        keyEnd = lengthEnd(end);
+        keyStart = pos;
+        pos = keyEnd;
+        break;
+      case (2 << 3) | 0:
+        createRevision = int64(end);
+        break;
+      case (3 << 3) | 0:
+        modRevision = int64(end);
+        break;
+      case (4 << 3) | 0:
+        version = int64(end);
+        break;
+      case (5 << 3) | 2:
+        valueEnd = lengthEnd(end);
+        valueStart = pos;
+        pos = valueEnd;
+        break;
+      default:
+        skip(tag, end);
+    }
+  }
+  valueBytes = valueEnd - valueStart;
+  const key = keyStart === keyEnd ? '' : buf.toString('utf8', keyStart, keyEnd);
+  return new PageKeyValue(key, valueStart === valueEnd ? EMPTY : buf, valueStart, valueEnd, modRevision, createRevision, version);
 }
 
 function watchResponse(end: number): DecodedWatchResponse {

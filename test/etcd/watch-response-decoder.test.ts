@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import test from 'ava';
 import fc from 'fast-check';
-import { decodeRangeResponse, decodeWatchResponse, type DecodedKeyValue, type DecodedRangeResponse, type DecodedWatchResponse } from '../../src/etcd/watch-response-decoder.js';
+import { decodeListPage, decodeRangeResponse, decodeWatchResponse, type DecodedKeyValue, type DecodedListPage, type DecodedRangeResponse, type DecodedWatchResponse } from '../../src/etcd/watch-response-decoder.js';
 import type { EtcdWatchEvent } from '../../src/etcd/watch-client.js';
 import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { assert, eventually } from '../helpers/eventually.js';
@@ -489,6 +489,61 @@ test('RangeResponse: a cut page throws, or decodes as protobufjs decodes it', (t
   t.pass();
 });
 
+// ---- The same RangeResponse as a list's page (decodeListPage: the informers' lists) ----
+
+/** What a page is to the informers and to paging, from decodeRangeResponse's views. */
+function pageFromRange(r: DecodedRangeResponse): unknown {
+  const last = r.kvs[r.kvs.length - 1];
+  return {
+    revision: r.header.revision,
+    more: r.more,
+    kvs: r.kvs.map((k) => ({ key: k.key.toString(), value: k.value.toString(), modRevision: k.mod_revision, createRevision: k.create_revision, version: k.version })),
+    lastKey: last === undefined ? undefined : last.key.toString('hex'),
+    bytes: r.kvs.reduce((n, k) => n + k.key.length + k.value.length, 0),
+  };
+}
+
+function plainPage(p: DecodedListPage): unknown {
+  return {
+    revision: p.header.revision,
+    more: p.more,
+    kvs: p.kvs.map((k) => ({ key: k.key, value: k.value, modRevision: k.modRevision, createRevision: k.createRevision, version: k.version })),
+    lastKey: p.lastKey?.toString('hex'),
+    bytes: p.bytes,
+  };
+}
+
+test('a list page: every RangeResponse (protobufjs-encoded or hand-written, keys and values any bytes) reads as decodeRangeResponse reads it, with its last key and its bytes', (t) => {
+  fc.assert(
+    fc.property(rangeArb, styleArb, (r, st) => {
+      for (const wire of [writeRange(r, st)]) {
+        assert.deepStrictEqual(plainPage(decodeListPage(wire)), pageFromRange(decodeRangeResponse(wire)));
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
+
+test('a list page: a cut page throws, or reads as decodeRangeResponse reads it', (t) => {
+  fc.assert(
+    fc.property(rangeArb, styleArb, fc.nat(), (r, st, at) => {
+      const whole = writeRange(r, st);
+      const cut = whole.subarray(0, at % (whole.length + 1));
+      let expected: unknown;
+      try {
+        expected = pageFromRange(decodeRangeResponse(cut));
+      } catch {
+        assert.throws(() => decodeListPage(cut));
+        return;
+      }
+      assert.deepStrictEqual(plainPage(decodeListPage(cut)), expected);
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass();
+});
+
 // ---- On a real etcd ----
 
 let etcd: Promise<EtcdServer> | undefined;
@@ -554,6 +609,13 @@ test('the watch client\'s range: a page of real etcd as etcd3 reads it, with lim
         JSON.stringify({ ...req, key: req.key.toString(), range_end: req.range_end.toString() }),
       );
       t.is(typeof mine.header.revision, 'number');
+    }
+    for (const req of [
+      { key: Buffer.from('/rng/'), range_end: Buffer.from('/rng0'), limit: 3 },
+      { key: Buffer.from('/rng/'), range_end: Buffer.from('/rng0'), limit: 100, revision: past },
+      { key: Buffer.from('/rng/none'), range_end: Buffer.from('/rng/nonf'), limit: 10 },
+    ]) {
+      t.deepEqual(plainPage(await wc.listPage(req, Date.now() + 5000)), pageFromRange(await wc.range(req, Date.now() + 5000)), 'listPage reads what range reads');
     }
     const leased = await wc.range({ key: Buffer.from('/rng/leased') }, Date.now() + 5000);
     t.is(leased.kvs[0]?.lease, leaseId);
