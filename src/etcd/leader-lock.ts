@@ -39,18 +39,16 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private leaseId: string | undefined;
   private held = false;
   /**
-   * When the newest renewal etcd answered was sent (grant, keep-alive or one on a new stream), in
-   * monotonic ms (a wall-clock step is no missed renewal). From the sending, not the answer: etcd
-   * starts the lease's TTL again when it takes the renewal, and an answer that comes late (a slow
-   * or saturated link) does not move that. Counted from the answer, a renewal answered more than a
+   * When the newest renewal etcd answered was sent (the grant or a keep-alive), in monotonic ms (a
+   * wall-clock step is no missed renewal). From the sending, not the answer: etcd starts the
+   * lease's TTL again when it takes the renewal, and an answer that comes late (a slow or
+   * saturated link) does not move that. Counted from the answer, a renewal answered more than a
    * third of the lease late kept the replica leading past the moment etcd could expire its lease
    * and give the key to another (code review).
    */
   private lastRenewAt = 0;
-  /** When each keep-alive of the current stream still unanswered was sent, oldest first (etcd answers them in order). */
-  private keepalivesSent: number[] = [];
-  /** The lease being granted (its keep-alives may start before the grant's await returns). */
-  private granting: Lease | undefined;
+  /** The regular renewals of the kept lease (renewEvery). */
+  private renewTimer: NodeJS.Timeout | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lostResolve: ((reason: string) => void) | undefined;
   /** No campaign of this process has had an answer from etcd yet. */
@@ -74,9 +72,9 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   /**
-   * etcd3 renews every third of the lease on one stream. A renewal missing a twelfth of the lease
-   * after that is retried on a stream of its own, each attempt bounded by another twelfth, so
-   * three attempts (each on a member etcd3 picks at random) fit before the renew deadline.
+   * The lease is renewed every third of it (renewEvery). A renewal missing a twelfth of the lease
+   * after that is retried, each attempt bounded by another twelfth, so three attempts (each on a
+   * member etcd3 picks at random) fit before the renew deadline.
    */
   private get nudgeAfterMs(): number {
     return (this.o.leaseSeconds * 1000 * 5) / 12;
@@ -94,6 +92,12 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     // Released while the lease was granted (a stop): newLease revoked it; nothing to campaign with.
     if (this.releases !== releases || !this.lease) return false;
     const lease = this.lease;
+    // A kept lease whose renewals went unanswered for a while (a follower's, on a member that
+    // answers nothing) is renewed first: the key is taken only under a lease renewed well within
+    // its deadline. Won under it as it was, the lock was given up at its first deadline check, the
+    // elector having started and stopped leading at once (code review).
+    if (performance.now() - this.lastRenewAt > this.nudgeAfterMs && !(await this.renewOnce(lease, this.nudgeAttemptMs))) return false;
+    if (this.releases !== releases || this.lease !== lease) return false;
     const k = Buffer.from(key);
     const res = await client.kv.txn(
       {
@@ -255,38 +259,15 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
 
   private async newLease(releases: number): Promise<void> {
     // The deadline bounds the grant alone (an attempt during an outage fails instead of hanging).
-    // etcd3 sends the grant as the lease is made, and starts its keep-alives as soon as it is
-    // answered, which can be before the await below returns.
-    this.keepalivesSent = [];
+    // etcd3 sends the grant as the lease is made. Its own keep-alives (one stream, answers told
+    // with no word of which request or stream they answer, and still told from a stream it has
+    // torn down: code review) cannot say when a renewal was sent: the lock renews by itself.
     const grantSentAt = performance.now();
-    const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: true, deadline: this.deadline() });
-    this.granting = lease;
-    // Only this lease's renewals, while it is the one kept (or being granted): a late answer for a
-    // lease given up is no renewal of the next.
-    const ours = (): boolean => this.lease === lease || this.granting === lease;
-    // A new keep-alive stream: the unanswered ones of the last will not be answered.
-    lease.on('keepaliveEstablished', () => {
-      if (ours()) this.keepalivesSent = [];
-    });
-    lease.on('keepaliveFired', () => {
-      if (ours()) this.keepalivesSent.push(performance.now());
-    });
-    lease.on('keepaliveSucceeded', () => {
-      // An answer to no keep-alive seen sent (not etcd3's way) counts from now.
-      if (ours()) this.renewed(this.keepalivesSent.shift() ?? performance.now());
-    });
-    lease.on('keepaliveFailed', () => {
-      if (ours()) this.keepalivesSent = [];
-    });
+    const lease = this.o.client.lease(this.o.leaseSeconds, { autoKeepAlive: false, deadline: this.deadline() });
     lease.on('lost', (err) => {
       if (this.lease === lease) this.markLost(`lease lost: ${err.message}`);
     });
-    let id: string;
-    try {
-      id = await lease.grant();
-    } finally {
-      this.granting = undefined;
-    }
+    const id = await lease.grant();
     if (this.releases !== releases) {
       // Released while it was being granted (a stop): release() found no lease to revoke.
       await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
@@ -295,6 +276,38 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     this.leaseId = id;
     this.lease = lease;
     this.renewed(grantSentAt);
+    this.renewEvery(lease);
+  }
+
+  /**
+   * Renews `lease` every third of it while it is the one kept (held or not: a follower keeps its
+   * lease for its next campaign), each renewal a keep-alive of its own, bounded by the renew
+   * deadline (an answer later than that renews nothing the lock could use). Two may be under way
+   * on a slow link; each counts from its own sending.
+   */
+  private renewEvery(lease: Lease): void {
+    clearInterval(this.renewTimer);
+    const timer = setInterval(() => {
+      if (this.lease !== lease) return clearInterval(timer);
+      void this.renewOnce(lease, this.renewDeadlineMs);
+    }, (this.o.leaseSeconds * 1000) / 3);
+    timer.unref();
+    this.renewTimer = timer;
+  }
+
+  /** One keep-alive of `lease` on a stream of its own, bounded by `attemptMs`; whether etcd answered it (counted from its sending). */
+  private async renewOnce(lease: Lease, attemptMs: number): Promise<boolean> {
+    const sentAt = performance.now();
+    try {
+      await lease.keepaliveOnce({ deadline: Date.now() + attemptMs });
+    } catch (err) {
+      this.o.logger.debug('lease renewal failed', { key: this.o.key, error: err instanceof Error ? err.message : String(err) });
+      return false;
+    }
+    // A late answer for a lease given up is no renewal of the next.
+    if (this.lease !== lease) return false;
+    this.renewed(sentAt);
+    return true;
   }
 
   /** etcd answered a renewal of the kept lease sent at `sentAt` (monotonic ms). */
@@ -355,7 +368,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   /**
-   * One renewal on a new stream, while the regular one goes unanswered: a member cut off from its
+   * One renewal more, while the regular ones go unanswered: a member cut off from its
    * cluster takes keep-alives and answers none until etcd cancels its streams, three election
    * timeouts after it lost its leader (about 5 s); the 15 s lease's renew deadline is 10 s.
    * etcd3 opens the stream on a member it picks at random, and one without a leader refuses it
@@ -400,6 +413,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     this.lease = undefined;
     this.leaseId = undefined;
     clearInterval(this.deadlineTimer);
+    clearInterval(this.renewTimer);
     this.keyWatch?.close();
     this.keyWatch = undefined;
   }

@@ -1,6 +1,7 @@
-// The leader lock's renewals, on a fake etcd3 client: a regular renewal that goes unanswered is
-// retried on a stream of its own (nudge) after 5/12 of the lease, attempt by attempt, and the
-// lock is given up at 2/3 of the lease when none of them is answered either.
+// The leader lock's renewals, on a fake etcd3 client: the lease is renewed every third of it, each
+// renewal a keep-alive of its own (keepaliveOnce, bounded by the 2/3 renew deadline) counted from
+// when it was sent; a renewal unanswered 5/12 of the lease is retried (nudge), attempt by attempt,
+// each bounded by 1/12; and the lock is given up at 2/3 of the lease when none is answered.
 import { EventEmitter } from 'node:events';
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
@@ -11,19 +12,33 @@ import type { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 
 class FakeLease extends EventEmitter {
   readonly onceCalls: { at: number; deadline: number }[] = [];
-  constructor(private readonly answerOnce: (deadline: number) => Promise<void>) {
+  constructor(private readonly answerOnce: (deadline: number, attemptMs: number) => Promise<void>) {
     super();
   }
   grant = async (): Promise<string> => '7';
   keepaliveOnce = (o: { deadline: number }): Promise<unknown> => {
-    this.onceCalls.push({ at: Date.now(), deadline: o.deadline });
-    return this.answerOnce(o.deadline);
+    const at = Date.now();
+    this.onceCalls.push({ at, deadline: o.deadline });
+    return this.answerOnce(o.deadline, o.deadline - at);
   };
   release = (): void => undefined;
   revoke = async (): Promise<void> => undefined;
+  /** The retries (attempts bounded by 1/12 of the lease), not the regular renewals (2/3). */
+  get retries(): { at: number; deadline: number }[] {
+    return this.onceCalls.filter((c) => c.deadline - c.at <= RETRY_MS);
+  }
+  get regular(): { at: number; deadline: number }[] {
+    return this.onceCalls.filter((c) => c.deadline - c.at > RETRY_MS);
+  }
 }
 
-const LEASE_S = 3; // nudges after 1,250 ms, 250 ms each; gives up after 2,000 ms
+const LEASE_S = 3; // renews every 1,000 ms; retries after 1,250 ms, 250 ms each; gives up after 2,000 ms
+const RETRY_MS = 250;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const answered = async (): Promise<void> => undefined;
+/** No answer: the attempt fails at its deadline. */
+const unanswered = (deadline: number): Promise<void> => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED')));
 
 function lockWith(lease: FakeLease): EtcdLeaderLock {
   const client = {
@@ -35,43 +50,45 @@ function lockWith(lease: FakeLease): EtcdLeaderLock {
   return new EtcdLeaderLock({ client, watcher, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-test('regular renewals answered: no renewal on a stream of its own, the lock held', async (t) => {
-  const lease = new FakeLease(async () => undefined);
+test('renewals answered: one every third of the lease, each bounded by the renew deadline, no retry, the lock held', async (t) => {
+  const lease = new FakeLease(answered);
   const lock = lockWith(lease);
   t.true(await lock.tryAcquire());
   let lost: string | undefined;
   void lock.lost().then((r) => (lost = r));
-  const timer = setInterval(() => lease.emit('keepaliveSucceeded'), 500);
-  await sleep(3_000);
-  clearInterval(timer);
-  t.deepEqual(lease.onceCalls, []);
+  await sleep(3_100);
+  t.deepEqual(lease.retries, []);
+  t.true(lease.regular.length >= 2 && lease.regular.length <= 4, `${lease.regular.length} renewals in 3.1 s`);
+  t.true(lease.regular.every((c) => c.deadline - c.at > 1_990 && c.deadline - c.at <= 2_000), 'each bounded by the 2 s renew deadline');
   t.is(lost, undefined);
+  t.true(lock.mayAct());
   await lock.release();
+  const after = lease.onceCalls.length;
+  await sleep(1_200);
+  t.is(lease.onceCalls.length, after, 'no renewal once released');
 });
 
-test('regular renewals unanswered: renewed on a new stream after 5/12 of the lease (not before), each attempt bounded by 1/12, and the lock held past its renew deadline', async (t) => {
-  const lease = new FakeLease(async () => undefined);
+test('regular renewals unanswered: retried after 5/12 of the lease (not before), each attempt bounded by 1/12, and the lock held past its renew deadline', async (t) => {
+  const lease = new FakeLease((deadline, attemptMs) => (attemptMs > RETRY_MS ? unanswered(deadline) : answered()));
   const lock = lockWith(lease);
   const acquiredAt = Date.now();
   t.true(await lock.tryAcquire());
   let lost: string | undefined;
   void lock.lost().then((r) => (lost = r));
   await sleep(4_000); // twice the renew deadline
-  const first = lease.onceCalls[0];
-  t.truthy(first, 'renewed on a new stream');
+  const first = lease.retries[0];
+  t.truthy(first, 'retried');
   t.true(first!.at - acquiredAt >= 1_250, `first at ${first!.at - acquiredAt} ms, the threshold is 1,250 ms`);
   t.true(first!.at - acquiredAt < 1_250 + 1_000, `first at ${first!.at - acquiredAt} ms`);
-  t.true(lease.onceCalls.every((c) => c.deadline - c.at > 240 && c.deadline - c.at <= 250), 'each attempt has 250 ms');
-  // Each answered renewal restarts the count: one every 1.25–1.5 s, not one per tick.
-  t.true(lease.onceCalls.length >= 2 && lease.onceCalls.length <= 4, `${lease.onceCalls.length} renewals on new streams`);
+  t.true(lease.retries.every((c) => c.deadline - c.at > 240 && c.deadline - c.at <= 250), 'each attempt has 250 ms');
+  // Each answered retry restarts the count: one every 1.25–1.5 s, not one per tick.
+  t.true(lease.retries.length >= 2 && lease.retries.length <= 4, `${lease.retries.length} retries`);
   t.is(lost, undefined);
   await lock.release();
 });
 
-test('regular and new-stream renewals unanswered: at most three attempts, then the lock is given up at 2/3 of the lease', async (t) => {
-  const lease = new FakeLease((deadline) => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED'))));
+test('regular renewals and retries unanswered: at most three retries, then the lock is given up at 2/3 of the lease', async (t) => {
+  const lease = new FakeLease(unanswered);
   const lock = lockWith(lease);
   const acquiredAt = Date.now();
   t.true(await lock.tryAcquire());
@@ -79,12 +96,13 @@ test('regular and new-stream renewals unanswered: at most three attempts, then t
   const lostAfter = Date.now() - acquiredAt;
   t.regex(reason, /lease not renewed for \d+ ms/);
   t.true(lostAfter >= 2_000 && lostAfter < 3_000, `given up after ${lostAfter} ms`);
-  t.true(lease.onceCalls.length >= 1 && lease.onceCalls.length <= 3, `${lease.onceCalls.length} attempts`);
-  t.true(lease.onceCalls.every((c) => c.at - acquiredAt >= 1_250));
+  t.true(lease.retries.length >= 1 && lease.retries.length <= 3, `${lease.retries.length} retries`);
+  t.true(lease.retries.every((c) => c.at - acquiredAt >= 1_250));
+  t.false(lock.mayAct());
   await sleep(500);
   const after = lease.onceCalls.length;
-  await sleep(600);
-  t.is(lease.onceCalls.length, after, 'no attempt once given up');
+  await sleep(1_100);
+  t.is(lease.onceCalls.length, after, 'no renewal once given up');
 });
 
 test('release says whether the lock was removed: true when its lease is revoked, false when etcd refuses the revoke (the key then stays until the lease expires)', async (t) => {
@@ -112,41 +130,29 @@ test('a write guard without the lock refuses with an error the controllers read 
 
 // A renewal's answer that comes late (a slow or saturated link) does not move when etcd took it:
 // etcd starts the lease's TTL again when the renewal arrives. Counted from the answer, the lock
-// stayed held past the moment etcd could expire the lease (code review). Here keep-alives go out
-// every third of the 3 s lease (renew deadline 2 s) and each is answered `lateMs` after it was
-// sent; renewals on a new stream get no answer within their 250 ms.
+// stayed held past the moment etcd could expire the lease (code review). Here the regular renewals
+// (every 1 s of the 3 s lease, renew deadline 2 s) are answered `lateMs` after they were sent;
+// retries get no answer within their 250 ms.
 async function renewedLate(lateMs: number, forMs: number): Promise<{ lostAfterMs: number | undefined; mayActAtEnd: boolean }> {
-  const lease = new FakeLease((deadline) => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED'))));
+  const lease = new FakeLease((deadline, attemptMs) => (attemptMs > RETRY_MS ? sleep(lateMs).then(() => undefined) : unanswered(deadline)));
   const lock = lockWith(lease);
-  // etcd3's stream: established, then a keep-alive at once and every third of the lease.
-  lease.emit('keepaliveEstablished');
   const acquiredAt = Date.now();
-  const acquired = await lock.tryAcquire();
-  if (!acquired) throw new Error('not acquired');
+  if (!(await lock.tryAcquire())) throw new Error('not acquired');
   let lostAfterMs: number | undefined;
   void lock.lost().then(() => (lostAfterMs = Date.now() - acquiredAt));
-  const answers: NodeJS.Timeout[] = [];
-  const fire = (): void => {
-    lease.emit('keepaliveFired');
-    answers.push(setTimeout(() => lease.emit('keepaliveSucceeded'), lateMs));
-  };
-  fire();
-  const timer = setInterval(fire, (LEASE_S * 1000) / 3);
   await sleep(forMs);
-  clearInterval(timer);
-  for (const a of answers) clearTimeout(a);
   const mayActAtEnd = lock.mayAct();
   await lock.release();
   return { lostAfterMs, mayActAtEnd };
 }
 
-test('keep-alives answered 0.5 s late (below a third of the lease): the lock is held', async (t) => {
+test('renewals answered 0.5 s late (below a third of the lease): the lock is held', async (t) => {
   const r = await renewedLate(500, 3_500);
   t.is(r.lostAfterMs, undefined);
   t.true(r.mayActAtEnd);
 });
 
-test('keep-alives answered 1.2 s late (past a third of the lease): the renew deadline counts from their sending and the lock is given up', async (t) => {
+test('renewals answered 1.2 s late (past a third of the lease): the renew deadline counts from their sending and the lock is given up', async (t) => {
   // The newest renewal answered was sent 1 s + 1.2 s before the next answer: past the 2 s deadline.
   const r = await renewedLate(1_200, 3_500);
   t.not(r.lostAfterMs, undefined, 'given up');
@@ -154,34 +160,41 @@ test('keep-alives answered 1.2 s late (past a third of the lease): the renew dea
   t.false(r.mayActAtEnd);
 });
 
-test("a campaign won after the lease's keep-alives went unanswered counts from the last renewal answered, not from winning", async (t) => {
-  const lease = new FakeLease((deadline) => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED'))));
+test("a campaign under a kept lease whose renewals went unanswered renews it first: unanswered, the key is not taken; answered, it is, and held", async (t) => {
+  let answering = false;
+  const lease = new FakeLease((deadline) => (answering ? answered() : unanswered(deadline)));
   let winning = false;
+  let txns = 0;
   const client = {
     lease: () => lease,
     kv: {
-      txn: async () =>
-        winning
+      txn: async () => {
+        txns++;
+        return winning
           ? { succeeded: true, responses: [], header: { revision: '1' } }
-          : { succeeded: false, responses: [{ response_range: { kvs: [{ lease: '9', value: Buffer.from('b') }] } }], header: { revision: '1' } },
+          : { succeeded: false, responses: [{ response_range: { kvs: [{ lease: '9', value: Buffer.from('b') }] } }], header: { revision: '1' } };
+      },
     },
   } as unknown as Etcd3;
   const watcher = { watch: () => ({ close: () => undefined }) } as unknown as EtcdWatchClient;
   const lock = new EtcdLeaderLock({ client, watcher, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
-  const grantedAt = Date.now();
   t.false(await lock.tryAcquire(), 'another replica holds the key: the lease is granted and kept');
-  // Its keep-alives go out and are not answered for 1.5 s; then the key is free and won.
-  lease.emit('keepaliveEstablished');
-  lease.emit('keepaliveFired');
+  t.is(txns, 1);
+  // Its renewals go unanswered for 1.5 s (past 5/12 of the lease); then the key is free.
   await sleep(1_500);
   winning = true;
-  t.true(await lock.tryAcquire());
-  const wonAt = Date.now();
-  t.true(lock.mayAct(), 'the grant, 1.5 s ago, is within the 2 s deadline');
-  const reason = await lock.lost();
-  const lostAfterGrant = Date.now() - grantedAt;
-  t.regex(reason, /lease not renewed for \d+ ms/);
-  // From the grant's sending: 2 s after it, not 2 s after winning (3.5 s).
-  t.true(lostAfterGrant >= 2_000 && lostAfterGrant < 2_800, `given up ${lostAfterGrant} ms after the grant, ${Date.now() - wonAt} ms after winning`);
-  t.false(lock.mayAct());
+  const before = lease.retries.length;
+  t.false(await lock.tryAcquire(), 'the renewal before the campaign is unanswered: no campaign');
+  t.is(txns, 1, 'the key was not asked for');
+  t.is(lease.retries.length, before + 1, 'one renewal tried first, bounded by 1/12 of the lease');
+  answering = true;
+  t.true(await lock.tryAcquire(), 'renewed, then won');
+  t.is(txns, 2);
+  t.true(lock.mayAct());
+  let lost: string | undefined;
+  void lock.lost().then((r) => (lost = r));
+  await sleep(2_500);
+  t.is(lost, undefined, 'held: counted from the renewal before the campaign, then the regular ones');
+  t.true(lock.mayAct());
+  await lock.release();
 });

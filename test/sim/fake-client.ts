@@ -121,7 +121,7 @@ export class FakeEtcdConnection {
       leaseClient: {
         leaseRevoke: (req: { ID: string }, opts: Deadline) => this.call(opts, () => (server.revokeLease(String(req.ID)), {})),
       },
-      lease: (ttlSeconds: number, opts?: Deadline) => new FakeLease(this, ttlSeconds, opts),
+      lease: (ttlSeconds: number, opts?: Deadline & { autoKeepAlive?: boolean }) => new FakeLease(this, ttlSeconds, opts),
       get: (key: string) => {
         let o: Deadline;
         const b = {
@@ -178,14 +178,15 @@ class FakeLease extends EventEmitter {
   constructor(
     private readonly conn: FakeEtcdConnection,
     private readonly ttlSeconds: number,
-    opts: Deadline,
+    opts: (Deadline & { autoKeepAlive?: boolean }) | undefined,
   ) {
     super();
     this.granted = conn.call(opts, () => conn.server.grantLease(ttlSeconds * 1000, conn.id));
     this.granted.then(
       () => {
         this.lastKeepAlive = conn.sched.now();
-        if (!this.stopped) this.timer = conn.sched.every((ttlSeconds * 1000) / 3, () => this.fire());
+        // etcd3 keeps the lease alive by itself unless told not to (the leader lock renews by itself).
+        if (!this.stopped && opts?.autoKeepAlive !== false) this.timer = conn.sched.every((ttlSeconds * 1000) / 3, () => this.fire());
       },
       (err: unknown) => this.emit('lost', err),
     );
@@ -207,7 +208,7 @@ class FakeLease extends EventEmitter {
     this.stop();
   }
 
-  /** One keep-alive on a call of its own (etcd3: a new stream), as the leader lock's nudge sends it. */
+  /** One keep-alive on a call of its own (etcd3: a new stream), as the leader lock sends its renewals. */
   async keepaliveOnce(opts?: Deadline): Promise<void> {
     const id = await this.granted;
     try {

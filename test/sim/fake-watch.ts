@@ -2,6 +2,7 @@
 // EtcdWatchClient (watch(target, handlers) → close/requestProgress) and its behaviour: a broken
 // stream reports onDisconnected and resumes from the next revision not delivered, a resume from
 // a compacted revision ends the watch with onCompacted. Faults break or hold streams.
+import type { IKeyValue } from 'etcd3';
 import { backoffDelay } from '../../controller/backoff.js';
 import type { EtcdWatch, EtcdWatchClient, EtcdWatchEvent, EtcdWatchHandlers, RangeRequest, WatchTarget } from '../../src/etcd/watch-client.js';
 import { toEtcdKv, type FakeEtcdConnection } from './fake-client.js';
@@ -27,6 +28,17 @@ export class FakeWatchClient {
    */
   range(req: RangeRequest, deadline: number): Promise<unknown> {
     return this.conn.client().kv.range(req, { deadline });
+  }
+
+  /** The informers' lists' Range, as the real client's listPage() gives it: key-values of the informers' shape, the last key and the bytes. */
+  async listPage(req: RangeRequest, deadline: number): Promise<unknown> {
+    const r = (await this.range(req, deadline)) as { header: { revision: string }; kvs: IKeyValue[]; more: boolean };
+    let bytes = 0;
+    const kvs = r.kvs.map((kv) => {
+      bytes += kv.key.length + kv.value.length;
+      return { key: kv.key.toString(), value: kv.value.toString(), modRevision: Number(kv.mod_revision), createRevision: Number(kv.create_revision), version: Number(kv.version) };
+    });
+    return { header: r.header, kvs, more: r.more, lastKey: r.kvs[r.kvs.length - 1]?.key, bytes };
   }
 
   /** The project's type, for the code that takes one. */
