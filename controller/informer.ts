@@ -64,9 +64,18 @@ export interface InformerOptions<T> {
    * were decided first: 474 transient Error states in a probe. Default DEFAULT_STALL_MS; 0: never.
    */
   stallMs?: number;
+  /**
+   * A list still under way after this long says how far it got, and again as often (keys so far,
+   * the page size): over a narrow link a list of 1,000 containers took minutes with nothing said
+   * until it was done (black-box probing). Default LIST_PROGRESS_EVERY_MS; 0: never.
+   */
+  listProgressEveryMs?: number;
   /** Test-only bug shape (test/sim/mutations.ts): resume watches from the listed revision. Never set otherwise. */
   plantedBugResumeFromListed?: boolean;
 }
+
+/** See InformerOptions.listProgressEveryMs. */
+export const LIST_PROGRESS_EVERY_MS = 10_000;
 
 /** See InformerOptions.stallMs. */
 export const DEFAULT_STALL_MS = 5_000;
@@ -121,6 +130,8 @@ export class Informer<T> {
   private outage: { since: number; retries: number; warnedAt: number } | undefined;
   /** When a failed list was last logged (Date.now()). */
   private listWarnedAt = 0;
+  /** Keys the list under way has handed over so far (its progress lines). */
+  private listedKeys = 0;
   private synced = false;
   private stopped = false;
   private running: Promise<void> | undefined;
@@ -314,13 +325,36 @@ export class Informer<T> {
    * stay reachable from run()'s frame while it waits on the watch for hours. False when stopped.
    */
   private async listAndReplace(): Promise<boolean> {
+    const every = this.opts.listProgressEveryMs ?? LIST_PROGRESS_EVERY_MS;
+    if (every <= 0) return this.listOnce();
+    const startedAt = this.elapsedMs();
+    const progress = setInterval(() => {
+      const pageLimit = this.opts.lw.pageLimit;
+      this.log.info('informer still listing', {
+        informer: this.name,
+        keys: this.listedKeys,
+        elapsedS: Math.round((this.elapsedMs() - startedAt) / 1000),
+        ...(pageLimit !== undefined ? { pageLimit } : {}),
+      });
+    }, every);
+    progress.unref();
+    try {
+      return await this.listOnce();
+    } finally {
+      clearInterval(progress);
+    }
+  }
+
+  private async listOnce(): Promise<boolean> {
     const { lw, prefix } = this.opts;
+    this.listedKeys = 0;
     if (!this.synced && this.cache.size === 0 && lw.listPages) {
       // The first list into an empty cache: nothing can disappear, so each page is applied as it
       // arrives and its raw values die with it (at 100k containers the whole list's strings were
       // tens of MB of peak heap). A list that fails half-way leaves a partial cache; the retry
       // then takes the path below, which reports the differences as replace() always has.
       const revision = await lw.listPages(prefix, (items) => {
+        this.listedKeys += items.length;
         if (!this.stopped) for (const kv of items) this.applyPut(kv, false);
       });
       if (this.stopped) return false;
@@ -335,6 +369,7 @@ export class Informer<T> {
         const relist = this.synced;
         const seen = new Set<string>();
         const revision = await lw.listPages(prefix, (items, at) => {
+          this.listedKeys += items.length;
           if (this.stopped) return;
           this.relistAt = at;
           for (const kv of items) {

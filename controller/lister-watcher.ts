@@ -73,6 +73,8 @@ export interface ListerWatcher {
   watch(prefix: string, fromRevision: number, callbacks: WatchCallbacks): WatchHandle;
   /** True when `revision` has been compacted away, so a watch cannot resume from it. */
   isCompacted(revision: number): Promise<boolean>;
+  /** Optional: the most keys a page of a list asks for now (smaller after pages ran out of their deadline); said in the list's progress lines. */
+  readonly pageLimit?: number;
   /**
    * Optional: the store's current revision, read consistently. Below a revision the informer has
    * seen, the store's history was replaced (restored from an older backup, a new volume): the
