@@ -49,6 +49,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private lastRenewAt = 0;
   /** The regular renewals of the kept lease (renewEvery). */
   private renewTimer: NodeJS.Timeout | undefined;
+  /** Renewals under way (keepAliveHalfClosed), cancelled when the lease is given up. */
+  private readonly renewals = new Set<{ cancel(): void }>();
   private deadlineTimer: NodeJS.Timeout | undefined;
   private lostResolve: ((reason: string) => void) | undefined;
   /** No campaign of this process has had an answer from etcd yet. */
@@ -96,7 +98,13 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     // answers nothing) is renewed first: the key is taken only under a lease renewed well within
     // its deadline. Won under it as it was, the lock was given up at its first deadline check, the
     // elector having started and stopped leading at once (code review).
-    if (performance.now() - this.lastRenewAt > this.nudgeAfterMs && !(await this.renewOnce(lease, this.nudgeAttemptMs))) return false;
+    if (performance.now() - this.lastRenewAt > this.nudgeAfterMs && !(await this.renewOnce(lease, this.nudgeAttemptMs))) {
+      // Lost (etcd said the lease expired): the next attempt campaigns with a new one. Unanswered:
+      // a failed attempt, which the elector counts and says (review: returned as a lost campaign,
+      // it logged "attempts answered again" while etcd was down).
+      if (this.lease !== lease) return false;
+      throw new Error('the lease kept for the campaign could not be renewed (etcd did not answer)');
+    }
     if (this.releases !== releases || this.lease !== lease) return false;
     const k = Buffer.from(key);
     const res = await client.kv.txn(
@@ -299,7 +307,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private async renewOnce(lease: Lease, attemptMs: number): Promise<boolean> {
     const sentAt = performance.now();
     try {
-      await lease.keepaliveOnce({ deadline: Date.now() + attemptMs });
+      await this.keepAliveHalfClosed(lease, attemptMs);
     } catch (err) {
       this.o.logger.debug('lease renewal failed', { key: this.o.key, error: err instanceof Error ? err.message : String(err) });
       return false;
@@ -308,6 +316,36 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     if (this.lease !== lease) return false;
     this.renewed(sentAt);
     return true;
+  }
+
+  /**
+   * One keep-alive on a stream of its own, half-closed once written (etcd answers, then ends the
+   * stream) and cancelled when the lease is given up. etcd3's keepaliveOnce leaves the stream
+   * writable, and a writable stream that fails (its deadline is such a failure) makes etcd3 close
+   * every client of the member (rpc.js, markFailed): a renewal every third of the lease, each
+   * timing out while etcd was held, reset the member's connections 13 times in 6 s (review), which
+   * every other call on them paid for. An answer with TTL 0 is a lease etcd expired: lost.
+   */
+  private async keepAliveHalfClosed(lease: Lease, attemptMs: number): Promise<void> {
+    const id = await lease.grant();
+    const stream = await this.o.client.leaseClient.leaseKeepAlive({ deadline: Date.now() + attemptMs });
+    const entry = { cancel: () => stream.cancel() };
+    this.renewals.add(entry);
+    try {
+      const res = await new Promise<{ TTL: string }>((resolve, reject) => {
+        stream.on('data', resolve);
+        stream.on('error', reject);
+        stream.on('end', () => reject(new Error('keep-alive stream ended unanswered')));
+        stream.write({ ID: id });
+        stream.end();
+      });
+      if (String(res.TTL) === '0') {
+        if (this.lease === lease) this.markLost('lease lost: etcd says it expired');
+        throw new EtcdLeaseInvalidError(id);
+      }
+    } finally {
+      this.renewals.delete(entry);
+    }
   }
 
   /** etcd answered a renewal of the kept lease sent at `sentAt` (monotonic ms). */
@@ -372,7 +410,9 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
    * cluster takes keep-alives and answers none until etcd cancels its streams, three election
    * timeouts after it lost its leader (about 5 s); the 15 s lease's renew deadline is 10 s.
    * etcd3 opens the stream on a member it picks at random, and one without a leader refuses it
-   * at once (`hasleader`, REQUIRE_LEADER in client.ts).
+   * at once (`hasleader`, REQUIRE_LEADER in client.ts). etcd3's own keepaliveOnce on purpose: a
+   * retry that fails marks its member failed, so the next call goes to another member (the
+   * regular renewals do not: keepAliveHalfClosed).
    */
   private nudge(): void {
     const lease = this.lease;
@@ -414,6 +454,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     this.leaseId = undefined;
     clearInterval(this.deadlineTimer);
     clearInterval(this.renewTimer);
+    for (const r of this.renewals) r.cancel();
+    this.renewals.clear();
     this.keyWatch?.close();
     this.keyWatch = undefined;
   }

@@ -154,18 +154,23 @@ test.serial("a deposed leader's write is refused by the guard", async (t) => {
   await lockB.release();
 });
 
-test.serial('real etcd: with its regular keep-alives gone unanswered, the leader lock renews on a stream of its own and holds the lease past two TTLs', async (t) => {
+test.serial('real etcd: the leader lock renews its lease by itself (half-closed keep-alives) past a TTL; with those gone unanswered, it renews on a stream of etcd3 and holds the lease past two TTLs', async (t) => {
   const keys = new KeyLayout('/ha5');
   const client = env.etcd.client();
   const lock = new EtcdLeaderLock({ client, watcher: env.etcd.watchClient(), key: keys.leader, identity: 'a', leaseSeconds: 3, requestTimeoutMs: 3000, logger: silentLogger });
   t.true(await lock.tryAcquire());
   let lost: string | undefined;
   void lock.lost().then((r) => (lost = r));
-  // The regular stream sends nothing from now on (etcd3 1.1.2's Lease writes each keep-alive
-  // through fireKeepAlive), as when it sits on a member that answers none.
-  const lease = (lock as unknown as { lease: { fireKeepAlive: () => Promise<void> } }).lease;
-  lease.fireKeepAlive = async () => undefined;
   const leaseId = (await client.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]!.lease;
+  // etcd3's own keep-alives are off: only the lock's renewals keep the 3 s lease.
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.is(lost, undefined);
+  t.true(lock.mayAct());
+  t.is((await client.kv.range({ key: Buffer.from(keys.leader) })).kvs[0]?.lease, leaseId, 'renewed in etcd past its TTL');
+  // The regular renewals get no answer from now on (each fails at its deadline), as when they
+  // go to a member that answers none: the retries on etcd3's keepaliveOnce keep it.
+  const own = lock as unknown as { keepAliveHalfClosed: (lease: unknown, attemptMs: number) => Promise<void> };
+  own.keepAliveHalfClosed = (_lease, attemptMs) => new Promise((_resolve, reject) => setTimeout(() => reject(new Error('4 DEADLINE_EXCEEDED')), attemptMs));
   await new Promise((r) => setTimeout(r, 6_000)); // two TTLs, three renew deadlines
   t.is(lost, undefined);
   t.true(lock.isHeld());

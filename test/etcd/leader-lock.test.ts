@@ -12,7 +12,10 @@ import type { EtcdWatchClient } from '../../src/etcd/watch-client.js';
 
 class FakeLease extends EventEmitter {
   readonly onceCalls: { at: number; deadline: number }[] = [];
-  constructor(private readonly answerOnce: (deadline: number, attemptMs: number) => Promise<void>) {
+  readonly streams: FakeKeepAliveStream[] = [];
+  /** The TTL etcd answers a renewal with ('0': it expired the lease). */
+  ttlAnswer = '3';
+  constructor(readonly answerOnce: (deadline: number, attemptMs: number) => Promise<void>) {
     super();
   }
   grant = async (): Promise<string> => '7';
@@ -32,6 +35,52 @@ class FakeLease extends EventEmitter {
   }
 }
 
+/** A LeaseKeepAlive stream of etcd3's lease client (the lock's regular renewals): answered as the lease's answerOnce says. */
+class FakeKeepAliveStream extends EventEmitter {
+  /** Half-closed right after the write (etcd3 resets the member's connections when a writable stream fails). */
+  endedAfterWrite = false;
+  written = false;
+  cancelled = false;
+  settled = false;
+  constructor(
+    private readonly lease: FakeLease,
+    private readonly deadline: number,
+  ) {
+    super();
+    lease.streams.push(this);
+  }
+  write(): void {
+    const at = Date.now();
+    this.written = true;
+    this.lease.onceCalls.push({ at, deadline: this.deadline });
+    this.lease.answerOnce(this.deadline, this.deadline - at).then(
+      () => this.settle(() => this.emit('data', { TTL: this.lease.ttlAnswer })),
+      (err: unknown) => this.settle(() => this.emit('error', err)),
+    );
+  }
+  end(): void {
+    if (this.written) this.endedAfterWrite = true;
+  }
+  cancel(): void {
+    this.cancelled = true;
+    this.settle(() => this.emit('error', new Error('1 CANCELLED')));
+  }
+  private settle(fn: () => void): void {
+    if (this.settled) return;
+    this.settled = true;
+    fn();
+  }
+}
+
+/** etcd3's client as the lock uses it, over `lease`; `txn` answers the campaign. */
+function fakeClient(lease: FakeLease, txn: () => Promise<unknown> = async () => ({ succeeded: true, responses: [], header: { revision: '1' } })): Etcd3 {
+  return {
+    lease: () => lease,
+    leaseClient: { leaseKeepAlive: async (o: { deadline: number }) => new FakeKeepAliveStream(lease, o.deadline) },
+    kv: { txn },
+  } as unknown as Etcd3;
+}
+
 const LEASE_S = 3; // renews every 1,000 ms; retries after 1,250 ms, 250 ms each; gives up after 2,000 ms
 const RETRY_MS = 250;
 
@@ -41,10 +90,7 @@ const answered = async (): Promise<void> => undefined;
 const unanswered = (deadline: number): Promise<void> => sleep(deadline - Date.now()).then(() => Promise.reject(new Error('4 DEADLINE_EXCEEDED')));
 
 function lockWith(lease: FakeLease): EtcdLeaderLock {
-  const client = {
-    lease: () => lease,
-    kv: { txn: async () => ({ succeeded: true, responses: [], header: { revision: '1' } }) },
-  } as unknown as Etcd3;
+  const client = fakeClient(lease);
   // The key's watch while held (watchKey): nothing happens to the key in these tests.
   const watcher = { watch: () => ({ close: () => undefined }) } as unknown as EtcdWatchClient;
   return new EtcdLeaderLock({ client, watcher, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
@@ -165,17 +211,12 @@ test("a campaign under a kept lease whose renewals went unanswered renews it fir
   const lease = new FakeLease((deadline) => (answering ? answered() : unanswered(deadline)));
   let winning = false;
   let txns = 0;
-  const client = {
-    lease: () => lease,
-    kv: {
-      txn: async () => {
-        txns++;
-        return winning
-          ? { succeeded: true, responses: [], header: { revision: '1' } }
-          : { succeeded: false, responses: [{ response_range: { kvs: [{ lease: '9', value: Buffer.from('b') }] } }], header: { revision: '1' } };
-      },
-    },
-  } as unknown as Etcd3;
+  const client = fakeClient(lease, async () => {
+    txns++;
+    return winning
+      ? { succeeded: true, responses: [], header: { revision: '1' } }
+      : { succeeded: false, responses: [{ response_range: { kvs: [{ lease: '9', value: Buffer.from('b') }] } }], header: { revision: '1' } };
+  });
   const watcher = { watch: () => ({ close: () => undefined }) } as unknown as EtcdWatchClient;
   const lock = new EtcdLeaderLock({ client, watcher, key: '/sm/leader', identity: 'a', leaseSeconds: LEASE_S, requestTimeoutMs: 5_000, logger: silentLogger });
   t.false(await lock.tryAcquire(), 'another replica holds the key: the lease is granted and kept');
@@ -184,7 +225,8 @@ test("a campaign under a kept lease whose renewals went unanswered renews it fir
   await sleep(1_500);
   winning = true;
   const before = lease.retries.length;
-  t.false(await lock.tryAcquire(), 'the renewal before the campaign is unanswered: no campaign');
+  // A failed attempt (the elector counts and says it), not a campaign lost to another replica.
+  await t.throwsAsync(lock.tryAcquire(), { message: /could not be renewed/ }, 'the renewal before the campaign is unanswered: no campaign');
   t.is(txns, 1, 'the key was not asked for');
   t.is(lease.retries.length, before + 1, 'one renewal tried first, bounded by 1/12 of the lease');
   answering = true;
@@ -197,4 +239,30 @@ test("a campaign under a kept lease whose renewals went unanswered renews it fir
   t.is(lost, undefined, 'held: counted from the renewal before the campaign, then the regular ones');
   t.true(lock.mayAct());
   await lock.release();
+});
+
+test('each regular renewal is half-closed once written, and the renewals under way are cancelled when the lock is released', async (t) => {
+  // Each renewal answered 900 ms after it was sent: at 1.5 s the one sent at 1 s is under way.
+  const lease = new FakeLease((deadline, attemptMs) => (attemptMs > RETRY_MS ? sleep(900).then(() => undefined) : unanswered(deadline)));
+  const lock = lockWith(lease);
+  t.true(await lock.tryAcquire());
+  await sleep(1_500);
+  const regular = lease.streams.filter((s) => s.written);
+  t.true(regular.length >= 1, `${regular.length} renewals sent`);
+  t.true(regular.every((s) => s.endedAfterWrite), 'half-closed: a failure then resets no connection (etcd3 resets only for a writable stream)');
+  const open = lease.streams.filter((s) => !s.settled);
+  t.true(open.length >= 1, `${open.length} under way`);
+  await lock.release();
+  t.true(open.every((s) => s.cancelled), 'cancelled at release, not left to their deadline');
+});
+
+test('a renewal etcd answers with TTL 0 (it expired the lease) loses the lock; a follower campaigns again with a new lease', async (t) => {
+  const lease = new FakeLease(answered);
+  const lock = lockWith(lease);
+  t.true(await lock.tryAcquire());
+  lease.ttlAnswer = '0';
+  const reason = await lock.lost();
+  t.regex(reason, /lease lost/);
+  t.false(lock.mayAct());
+  t.false(lock.isHeld());
 });

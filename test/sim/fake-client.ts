@@ -120,6 +120,9 @@ export class FakeEtcdConnection {
       },
       leaseClient: {
         leaseRevoke: (req: { ID: string }, opts: Deadline) => this.call(opts, () => (server.revokeLease(String(req.ID)), {})),
+        // A keep-alive stream as the leader lock uses it: one request, written and half-closed, one
+        // answer (TTL 0 for a lease etcd no longer has), or an error at the call's deadline.
+        leaseKeepAlive: async (opts: Deadline) => new FakeKeepAliveStream(this, opts),
       },
       lease: (ttlSeconds: number, opts?: Deadline & { autoKeepAlive?: boolean }) => new FakeLease(this, ttlSeconds, opts),
       get: (key: string) => {
@@ -165,6 +168,38 @@ function holds(server: FakeEtcdServer, c: ICompare): boolean {
       return actual > expected;
     default:
       return actual < expected;
+  }
+}
+
+/** One LeaseKeepAlive stream: `write({ ID })` asks once; 'data' answers ({ TTL: '0' }: the lease is gone), 'error' fails it. */
+class FakeKeepAliveStream extends EventEmitter {
+  constructor(
+    private readonly conn: FakeEtcdConnection,
+    private readonly opts: Deadline,
+  ) {
+    super();
+  }
+
+  write(req: { ID: string }): void {
+    this.conn
+      .call(this.opts, () => {
+        try {
+          return String(Math.ceil(this.conn.server.keepAlive(String(req.ID)) / 1000));
+        } catch (err) {
+          if (err instanceof EtcdLeaseInvalidError) return '0';
+          throw err;
+        }
+      })
+      .then(
+        (ttl) => this.emit('data', { ID: req.ID, TTL: ttl }),
+        (err: unknown) => this.emit('error', err),
+      );
+  }
+
+  end(): void {}
+
+  cancel(): void {
+    this.emit('error', new Error('1 CANCELLED: Cancelled on client'));
   }
 }
 
