@@ -135,7 +135,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
       // Released while the key was being taken (a stop): release() revoked this lease, or revoke
       // it now, so the key does not outlive the process by a whole lease (code review: SIGTERM
       // during a campaign left the key held for its TTL).
-      await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
+      await this.revokeGivenUp(lease);
       return false;
     }
     this.held = true;
@@ -278,7 +278,7 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     const id = await lease.grant();
     if (this.releases !== releases) {
       // Released while it was being granted (a stop): release() found no lease to revoke.
-      await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
+      await this.revokeGivenUp(lease);
       return;
     }
     this.leaseId = id;
@@ -346,6 +346,11 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     } finally {
       this.renewals.delete(entry);
     }
+  }
+
+  /** Revokes a lease given up during a campaign; one etcd does not answer is left to expire (released: nothing renews it). */
+  private async revokeGivenUp(lease: Lease): Promise<void> {
+    await lease.revoke({ deadline: this.deadline() }).catch(() => lease.release());
   }
 
   /** etcd answered a renewal of the kept lease sent at `sentAt` (monotonic ms). */
