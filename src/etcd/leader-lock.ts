@@ -57,8 +57,8 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   private firstAnswer = true;
   /** A lease given up without revoking it (etcd did not answer then); revoked before the next campaign. */
   private orphan: Lease | undefined;
-  /** A renewal on a stream of its own is under way (see nudge). */
-  private nudging = false;
+  /** When the last retry (nudge) was sent, in monotonic ms. */
+  private nudgedAt = -Infinity;
   /** Counts releases: a campaign that finds it moved was given up meanwhile (a stop) and keeps nothing. */
   private releases = 0;
   /** The watch on the leader key while it is held (see watchKey). */
@@ -74,9 +74,9 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   /**
-   * The lease is renewed every third of it (renewEvery). A renewal missing a twelfth of the lease
-   * after that is retried, each attempt bounded by another twelfth, so three attempts (each on a
-   * member etcd3 picks at random) fit before the renew deadline.
+   * The lease is renewed every third of it (renewEvery). Unrenewed a twelfth of the lease after
+   * that, it is retried, one more attempt every twelfth (each on a member etcd3 picks at random,
+   * the earlier ones still waiting), so three fit before the renew deadline.
    */
   private get nudgeAfterMs(): number {
     return (this.o.leaseSeconds * 1000 * 5) / 12;
@@ -98,7 +98,9 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
     // answers nothing) is renewed first: the key is taken only under a lease renewed well within
     // its deadline. Won under it as it was, the lock was given up at its first deadline check, the
     // elector having started and stopped leading at once (code review).
-    if (performance.now() - this.lastRenewAt > this.nudgeAfterMs && !(await this.renewOnce(lease, this.nudgeAttemptMs))) {
+    // Bounded as a regular renewal: over a slow link a round trip takes seconds (black-box probing:
+    // bounded by a twelfth of the lease, no campaign got through at a 2 s round trip).
+    if (performance.now() - this.lastRenewAt > this.nudgeAfterMs && !(await this.renewOnce(lease, this.renewDeadlineMs))) {
       // Lost (etcd said the lease expired): the next attempt campaigns with a new one. Unanswered:
       // a failed attempt, which the elector counts and says (review: returned as a lost campaign,
       // it logged "attempts answered again" while etcd was down).
@@ -290,17 +292,27 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   /**
    * Renews `lease` every third of it while it is the one kept (held or not: a follower keeps its
    * lease for its next campaign), each renewal a keep-alive of its own, bounded by the renew
-   * deadline (an answer later than that renews nothing the lock could use). Two may be under way
-   * on a slow link; each counts from its own sending.
+   * deadline (an answer later than that renews nothing the lock could use); two may be under way
+   * on a slow link, each counted from its own sending. A third of the lease from the last one
+   * sent, the grant first, not from when the grant was answered: the first call on a new
+   * connection takes several round trips (a real-etcd test over a 600 ms round trip: the grant
+   * answered 1.2 s after it was sent, the first renewal 1 s later, answered past the 2 s deadline).
    */
   private renewEvery(lease: Lease): void {
     clearInterval(this.renewTimer);
-    const timer = setInterval(() => {
+    const every = (this.o.leaseSeconds * 1000) / 3;
+    let lastSentAt = this.lastRenewAt;
+    const tick = (): void => {
       if (this.lease !== lease) return clearInterval(timer);
+      const now = performance.now();
+      if (now - lastSentAt < every) return;
+      lastSentAt = now;
       void this.renewOnce(lease, this.renewDeadlineMs);
-    }, (this.o.leaseSeconds * 1000) / 3);
+    };
+    const timer = setInterval(tick, Math.min(250, every / 8));
     timer.unref();
     this.renewTimer = timer;
+    tick();
   }
 
   /** One keep-alive of `lease` on a stream of its own, bounded by `attemptMs`; whether etcd answered it (counted from its sending). */
@@ -411,33 +423,29 @@ export class EtcdLeaderLock implements LeaderLock, WriteGuard {
   }
 
   /**
-   * One renewal more, while the regular ones go unanswered: a member cut off from its
-   * cluster takes keep-alives and answers none until etcd cancels its streams, three election
-   * timeouts after it lost its leader (about 5 s); the 15 s lease's renew deadline is 10 s.
-   * etcd3 opens the stream on a member it picks at random, and one without a leader refuses it
-   * at once (`hasleader`, REQUIRE_LEADER in client.ts). etcd3's own keepaliveOnce on purpose: a
-   * retry that fails marks its member failed, so the next call goes to another member (the
-   * regular renewals do not: keepAliveHalfClosed).
+   * One renewal more, while the regular ones go unanswered: a member cut off from its cluster
+   * takes keep-alives and answers none until etcd cancels its streams, three election timeouts
+   * after it lost its leader (about 5 s); the 15 s lease's renew deadline is 10 s. etcd3 opens
+   * each stream on a member it picks at random, and one without a leader refuses it at once
+   * (`hasleader`, REQUIRE_LEADER in client.ts). A retry every twelfth of the lease, the earlier
+   * ones left waiting (at most three at once), each until the renew deadline: over a slow link a
+   * retry bounded by a twelfth (1.25 s) never got its answer, and etcd3's keepaliveOnce, which it
+   * was, reset every connection to the member when it timed out, the regular renewal under way
+   * with them (black-box probing: leadership moved every 10–25 s at 2 and 4 s round trips).
+   * Half-closed as every renewal is (keepAliveHalfClosed).
    */
   private nudge(): void {
     const lease = this.lease;
-    if (this.nudging || !lease) return;
-    this.nudging = true;
     const startedAt = performance.now();
+    if (!lease || startedAt - this.nudgedAt < this.nudgeAttemptMs) return;
+    this.nudgedAt = startedAt;
     const unansweredMs = Math.round(startedAt - this.lastRenewAt);
-    lease
-      .keepaliveOnce({ deadline: Date.now() + this.nudgeAttemptMs })
-      .then(
-        () => {
-          if (this.lease !== lease) return;
-          // The regular renewal answered meanwhile (a slow link, not a dead stream): nothing to say
-          // (black-box probing: the line came with a negative unansweredMs in 8 of 11 cases).
-          if (this.lastRenewAt <= startedAt) this.o.logger.info('lease renewed on a new stream: the regular renewal had no answer', { key: this.o.key, unansweredMs });
-          this.renewed(startedAt);
-        },
-        (err: Error) => this.o.logger.debug('lease renewal on a new stream failed', { key: this.o.key, error: err.message }),
-      )
-      .finally(() => (this.nudging = false));
+    const attemptMs = Math.max(this.nudgeAttemptMs, this.lastRenewAt + this.renewDeadlineMs - startedAt);
+    void this.renewOnce(lease, attemptMs).then((renewed) => {
+      // Said when this retry was the renewal (the regular one had not answered meanwhile: black-box
+      // probing found the line with a negative unansweredMs in 8 of 11 cases before).
+      if (renewed && this.lastRenewAt === startedAt) this.o.logger.info('lease renewed on a new stream: the regular renewal had no answer', { key: this.o.key, unansweredMs });
+    });
   }
 
   private markLost(reason: string): void {

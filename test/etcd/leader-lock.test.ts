@@ -26,12 +26,12 @@ class FakeLease extends EventEmitter {
   };
   release = (): void => undefined;
   revoke = async (): Promise<void> => undefined;
-  /** The retries (attempts bounded by 1/12 of the lease), not the regular renewals (2/3). */
+  /** The retries (bounded by what is left to the renew deadline), not the regular renewals (by the whole 2/3 of the lease). */
   get retries(): { at: number; deadline: number }[] {
-    return this.onceCalls.filter((c) => c.deadline - c.at <= RETRY_MS);
+    return this.onceCalls.filter((c) => c.deadline - c.at < REGULAR_MS - 10);
   }
   get regular(): { at: number; deadline: number }[] {
-    return this.onceCalls.filter((c) => c.deadline - c.at > RETRY_MS);
+    return this.onceCalls.filter((c) => c.deadline - c.at >= REGULAR_MS - 10);
   }
 }
 
@@ -81,8 +81,10 @@ function fakeClient(lease: FakeLease, txn: () => Promise<unknown> = async () => 
   } as unknown as Etcd3;
 }
 
-const LEASE_S = 3; // renews every 1,000 ms; retries after 1,250 ms, 250 ms each; gives up after 2,000 ms
-const RETRY_MS = 250;
+const LEASE_S = 3; // renews every 1,000 ms; retries after 1,250 ms, one more every 250 ms; gives up after 2,000 ms
+const REGULAR_MS = 2_000; // a regular renewal's bound: the renew deadline
+/** Whether an attempt bounded by `attemptMs` is a regular renewal (or the one before a campaign), not a retry. */
+const isRegular = (attemptMs: number): boolean => attemptMs >= REGULAR_MS - 10;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const answered = async (): Promise<void> => undefined;
@@ -114,8 +116,8 @@ test('renewals answered: one every third of the lease, each bounded by the renew
   t.is(lease.onceCalls.length, after, 'no renewal once released');
 });
 
-test('regular renewals unanswered: retried after 5/12 of the lease (not before), each attempt bounded by 1/12, and the lock held past its renew deadline', async (t) => {
-  const lease = new FakeLease((deadline, attemptMs) => (attemptMs > RETRY_MS ? unanswered(deadline) : answered()));
+test('regular renewals unanswered: retried after 5/12 of the lease (not before), each attempt bounded by what is left to the renew deadline, and the lock held past it', async (t) => {
+  const lease = new FakeLease((deadline, attemptMs) => (isRegular(attemptMs) ? unanswered(deadline) : answered()));
   const lock = lockWith(lease);
   const acquiredAt = Date.now();
   t.true(await lock.tryAcquire());
@@ -126,7 +128,8 @@ test('regular renewals unanswered: retried after 5/12 of the lease (not before),
   t.truthy(first, 'retried');
   t.true(first!.at - acquiredAt >= 1_250, `first at ${first!.at - acquiredAt} ms, the threshold is 1,250 ms`);
   t.true(first!.at - acquiredAt < 1_250 + 1_000, `first at ${first!.at - acquiredAt} ms`);
-  t.true(lease.retries.every((c) => c.deadline - c.at > 240 && c.deadline - c.at <= 250), 'each attempt has 250 ms');
+  // Sent once 1,250 ms passed unrenewed: at most 750 ms left to the 2,000 ms deadline, at least a twelfth (250 ms).
+  t.true(lease.retries.every((c) => c.deadline - c.at >= 240 && c.deadline - c.at <= 760), `bounds ${lease.retries.map((c) => c.deadline - c.at).join(', ')} ms`);
   // Each answered retry restarts the count: one every 1.25–1.5 s, not one per tick.
   t.true(lease.retries.length >= 2 && lease.retries.length <= 4, `${lease.retries.length} retries`);
   t.is(lost, undefined);
@@ -142,7 +145,8 @@ test('regular renewals and retries unanswered: at most three retries, then the l
   const lostAfter = Date.now() - acquiredAt;
   t.regex(reason, /lease not renewed for \d+ ms/);
   t.true(lostAfter >= 2_000 && lostAfter < 3_000, `given up after ${lostAfter} ms`);
-  t.true(lease.retries.length >= 1 && lease.retries.length <= 3, `${lease.retries.length} retries`);
+  // One every 250 ms from 1,250 ms until the lock is given up at 2,000 ms.
+  t.true(lease.retries.length >= 1 && lease.retries.length <= 4, `${lease.retries.length} retries`);
   t.true(lease.retries.every((c) => c.at - acquiredAt >= 1_250));
   t.false(lock.mayAct());
   await sleep(500);
@@ -180,7 +184,7 @@ test('a write guard without the lock refuses with an error the controllers read 
 // (every 1 s of the 3 s lease, renew deadline 2 s) are answered `lateMs` after they were sent;
 // retries get no answer within their 250 ms.
 async function renewedLate(lateMs: number, forMs: number): Promise<{ lostAfterMs: number | undefined; mayActAtEnd: boolean }> {
-  const lease = new FakeLease((deadline, attemptMs) => (attemptMs > RETRY_MS ? sleep(lateMs).then(() => undefined) : unanswered(deadline)));
+  const lease = new FakeLease((deadline, attemptMs) => (isRegular(attemptMs) ? sleep(lateMs).then(() => undefined) : unanswered(deadline)));
   const lock = lockWith(lease);
   const acquiredAt = Date.now();
   if (!(await lock.tryAcquire())) throw new Error('not acquired');
@@ -224,11 +228,14 @@ test("a campaign under a kept lease whose renewals went unanswered renews it fir
   // Its renewals go unanswered for 1.5 s (past 5/12 of the lease); then the key is free.
   await sleep(1_500);
   winning = true;
-  const before = lease.retries.length;
+  const before = lease.onceCalls.length;
+  const startedAt = Date.now();
   // A failed attempt (the elector counts and says it), not a campaign lost to another replica.
   await t.throwsAsync(lock.tryAcquire(), { message: /could not be renewed/ }, 'the renewal before the campaign is unanswered: no campaign');
   t.is(txns, 1, 'the key was not asked for');
-  t.is(lease.retries.length, before + 1, 'one renewal tried first, bounded by 1/12 of the lease');
+  const first = lease.onceCalls.slice(before).find((c) => c.at >= startedAt);
+  t.truthy(first, 'a renewal tried first');
+  t.true(first!.deadline - first!.at >= REGULAR_MS - 10, 'bounded as a regular renewal (a slow link takes seconds)');
   answering = true;
   t.true(await lock.tryAcquire(), 'renewed, then won');
   t.is(txns, 2);
@@ -243,7 +250,7 @@ test("a campaign under a kept lease whose renewals went unanswered renews it fir
 
 test('each regular renewal is half-closed once written, and the renewals under way are cancelled when the lock is released', async (t) => {
   // Each renewal answered 900 ms after it was sent: at 1.5 s the one sent at 1 s is under way.
-  const lease = new FakeLease((deadline, attemptMs) => (attemptMs > RETRY_MS ? sleep(900).then(() => undefined) : unanswered(deadline)));
+  const lease = new FakeLease((deadline, attemptMs) => (isRegular(attemptMs) ? sleep(900).then(() => undefined) : unanswered(deadline)));
   const lock = lockWith(lease);
   t.true(await lock.tryAcquire());
   await sleep(1_500);
